@@ -1,0 +1,50 @@
+# InSpatialFs — build, test, run. Every target installs what it needs on a fresh Debian 12 (as root).
+SHELL := /bin/bash
+CONFIG ?= Release
+DOTNET ?= dotnet
+BIN := bin
+NATIVE_OUT := native/build
+
+.PHONY: all deps build native test run bench install clean help
+
+all: build
+
+help:
+	@echo "make run      mount the demo rootfs through InSpatialFs and run a container workload on it"
+	@echo "make test     build everything and run the whole test suite (prints 'N passed, N failed')"
+	@echo "make build    build; the executable lands at bin/inspatialfs"
+	@echo "make bench    whole-filesystem benchmark against native, bindfs and fuse-overlayfs"
+	@echo "make install  install binary, systemd unit and example configs"
+
+deps:
+	@scripts/ensure-deps.sh
+
+build: deps
+	@echo "==> building (dotnet $(CONFIG)) ..."
+	@$(DOTNET) build InSpatialFs.sln -c $(CONFIG) -nologo -clp:ErrorsOnly -v:q
+	@$(DOTNET) publish src/InSpatialFs.Daemon/InSpatialFs.Daemon.csproj -c $(CONFIG) -nologo -v:q -o $(BIN) --no-build >/dev/null
+	@echo "==> bin/inspatialfs ready"
+	@$(MAKE) --no-print-directory native
+
+native:
+	@mkdir -p $(NATIVE_OUT)
+	@for src in native/*.c; do \
+	  [ -e "$$src" ] || continue; \
+	  out=$(NATIVE_OUT)/$$(basename $$src .c); \
+	  if [ ! -x $$out ] || [ $$src -nt $$out ]; then gcc -O2 -Wall -Werror -o $$out $$src -lpthread || exit 1; fi; \
+	done
+
+test: build
+	@scripts/run-tests.sh $(CONFIG)
+
+run: build
+	@scripts/demo.sh
+
+bench: build
+	@scripts/bench.sh
+
+install: build
+	@scripts/install.sh
+
+clean:
+	rm -rf $(BIN) $(NATIVE_OUT) src/*/bin src/*/obj tests/*/bin tests/*/obj

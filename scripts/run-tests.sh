@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test project and prints one closing line: "N passed, N failed[, N skipped]".
+set -uo pipefail
+config=${1:-Release}
+cd "$(dirname "$0")/.."
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+status=0
+for proj in tests/*.Tests/*.csproj tests/InSpatialFs.IntegrationTests/*.csproj; do
+  [[ -e $proj ]] || continue
+  name=$(basename "$proj" .csproj)
+  echo "==> $name"
+  dotnet test "$proj" -c "$config" --no-build --nologo -v:q \
+    --logger "trx;LogFileName=$name.trx" --results-directory "$results" \
+    --blame-hang-timeout 10m 2>&1 | grep -vE '^\s*$|Microsoft \(R\)|Copyright \(C\)' || true
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+done
+
+# Sum the TRX counters: the single source of truth for the closing line.
+counter() { # sum of one TRX counter attribute over all result files
+  cat "$results"/*.trx 2>/dev/null | grep -o "<Counters [^>]*" | grep -o " $1=\"[0-9]*\"" | grep -o "[0-9]*" | awk '{s+=$1} END {print s+0}'
+}
+passed=$(counter passed)
+failed=$(( $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted) ))
+skipped=$(counter notExecuted)
+if [[ -z ${passed:-} ]]; then passed=0; failed=1; skipped=0; fi
+if (( status != 0 && failed == 0 )); then failed=1; fi   # a crashed test host counts as a failure
+if (( skipped > 0 )); then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
+(( failed == 0 ))

@@ -1,0 +1,31 @@
+using InSpatialFs.Interop;
+using InSpatialFs.Security.Events;
+
+namespace InSpatialFs.Security;
+
+/// <summary>The answer to "may this operation run?". Denials carry EACCES, EPERM or EROFS, never ENOSYS.</summary>
+public readonly record struct Verdict(Decision Decision, Errno Error, string? Reason, TimeSpan Delay)
+{
+    public static readonly Verdict Allow = new(Decision.Allow, Errno.OK, null, TimeSpan.Zero);
+    public static readonly Verdict AllowDirect = new(Decision.AllowDirect, Errno.OK, null, TimeSpan.Zero);
+
+    public static Verdict Deny(Errno error, string reason) => new(Decision.Deny, error, reason, TimeSpan.Zero);
+
+    public bool IsDenied => Decision == Decision.Deny;
+}
+
+/// <summary>
+/// What the proxy asks before and tells after every operation. <see cref="Decide"/> runs on the request
+/// path and must cost microseconds; <see cref="Record"/> never blocks.
+/// </summary>
+public interface ISecurityGate
+{
+    /// <summary>Decides on an operation described by <paramref name="access"/> (request fields filled, no result yet).</summary>
+    Verdict Decide(FsEvent access);
+
+    /// <summary>Queues the finished operation (result filled) for the analyser and sinks.</summary>
+    void Record(FsEvent completed);
+
+    /// <summary>The policy class of a namespace path (readdir hides forbidden entries).</summary>
+    PathClass Classify(string path);
+}

@@ -1,0 +1,129 @@
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+
+namespace InSpatialFs.Storage;
+
+/// <summary>The credentials of the process that made the request (from the FUSE in-header).</summary>
+public readonly record struct Caller(uint Uid, uint Gid, uint Pid);
+
+/// <summary>What an open produced: the backend's file handle and how the kernel should treat the file.</summary>
+public struct OpenResult
+{
+    public ulong Fh;
+    public FopenFlags Flags;
+    /// <summary>
+    /// Set by a DirectFS backend: the host descriptor the kernel should read and write directly
+    /// (FUSE passthrough). The proxy registers it and owns it from then on; null for proxied files.
+    /// </summary>
+    public SafeFd? PassthroughFd;
+}
+
+/// <summary>Receives directory entries; returns false when the reply buffer is full (stop, nothing lost).</summary>
+public interface IDirectoryEntrySink
+{
+    /// <param name="name">Entry name bytes (no NUL).</param>
+    /// <param name="ino">The backend's node id of the entry (0 when not known without a lookup).</param>
+    /// <param name="mode">At least the S_IFMT type bits of the entry.</param>
+    /// <param name="nextOffset">Opaque cookie meaning "the position after this entry"; never 0.</param>
+    bool TryAdd(ReadOnlySpan<byte> name, ulong ino, uint mode, long nextOffset);
+}
+
+/// <summary>
+/// One storage backend (memory, host, direct) as the proxy sees it. Nodes are named by the backend's own
+/// 64-bit ids; <see cref="RootIno"/> is the backend's root. Names are raw bytes without NUL and are never
+/// "", "." or ".." or contain '/' (the proxy checks). Every method returns an <see cref="Errno"/>; none throws
+/// for an expected failure.
+///
+/// Reference rule: every call that returns an entry (Lookup, Create, TmpFile, MkNod, MkDir, Symlink, Link)
+/// adds one kernel reference to that node; <see cref="Forget"/> drops references. A node must stay readable
+/// (GetAttr, Read, Write on open handles) while it has references or open handles, even after unlink.
+///
+/// Ownership: new nodes belong to <see cref="Caller"/> (uid, and gid unless the parent is setgid).
+/// Permission bits are checked by the kernel (default_permissions); backends do not re-check them.
+/// </summary>
+public interface IFileSystemBackend : IDisposable
+{
+    /// <summary>"memory", "host" or "direct": shown in status and mount listings.</summary>
+    string Kind { get; }
+
+    ulong RootIno { get; }
+
+    Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr);
+
+    void Forget(ulong ino, ulong count);
+
+    Errno GetAttr(ulong ino, out FuseAttr attr);
+
+    /// <summary>Applies the FATTR_* fields set in <paramref name="change"/>.Valid (FATTR_FH: use change.Fh).</summary>
+    Errno SetAttr(ulong ino, in FuseSetattrIn change, in Caller caller, out FuseAttr attr);
+
+    Errno ReadLink(ulong ino, Span<byte> buffer, out int length);
+
+    Errno Symlink(ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, in Caller caller, out FuseAttr attr);
+
+    /// <summary>Regular files, fifos, sockets and device nodes; <paramref name="mode"/> includes the S_IFMT type.</summary>
+    Errno MkNod(ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, in Caller caller, out FuseAttr attr);
+
+    Errno MkDir(ulong parent, ReadOnlySpan<byte> name, uint mode, in Caller caller, out FuseAttr attr);
+
+    Errno Unlink(ulong parent, ReadOnlySpan<byte> name);
+
+    Errno RmDir(ulong parent, ReadOnlySpan<byte> name);
+
+    /// <summary>flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE (RENAME_WHITEOUT gets EINVAL).</summary>
+    Errno Rename(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags);
+
+    Errno Link(ulong ino, ulong newParent, ReadOnlySpan<byte> newName, out FuseAttr attr);
+
+    /// <summary>flags are open(2) flags; O_TRUNC must truncate (ATOMIC_O_TRUNC is negotiated).</summary>
+    Errno Open(ulong ino, int flags, in Caller caller, out OpenResult result);
+
+    Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result);
+
+    /// <summary>O_TMPFILE: an unnamed file in <paramref name="parent"/> (nlink 0 until linked).</summary>
+    Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result);
+
+    /// <summary>Reads up to buffer.Length bytes; a short count means end of file.</summary>
+    Errno Read(ulong ino, ulong fh, long offset, Span<byte> buffer, out int bytesRead);
+
+    Errno Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten);
+
+    Errno Flush(ulong ino, ulong fh);
+
+    Errno Fsync(ulong ino, ulong fh, bool dataOnly);
+
+    Errno Release(ulong ino, ulong fh);
+
+    /// <summary>mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE; others EOPNOTSUPP.</summary>
+    Errno Fallocate(ulong ino, ulong fh, int mode, long offset, long length);
+
+    /// <summary>whence: SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE (ENXIO past the end).</summary>
+    Errno Lseek(ulong ino, ulong fh, long offset, int whence, out long result);
+
+    Errno CopyFileRange(ulong inoIn, ulong fhIn, long offsetIn, ulong inoOut, ulong fhOut, long offsetOut, long length, out long copied);
+
+    Errno StatFs(out FuseKstatfs stat);
+
+    /// <summary>flags: 0, XATTR_CREATE (EEXIST) or XATTR_REPLACE (ENODATA).</summary>
+    Errno SetXattr(ulong ino, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags);
+
+    /// <summary>An empty buffer asks for the size only; too small a buffer gives ERANGE; missing gives ENODATA.</summary>
+    Errno GetXattr(ulong ino, ReadOnlySpan<byte> name, Span<byte> buffer, out int size);
+
+    /// <summary>NUL-separated names; empty buffer asks for the size; too small gives ERANGE.</summary>
+    Errno ListXattr(ulong ino, Span<byte> buffer, out int size);
+
+    Errno RemoveXattr(ulong ino, ReadOnlySpan<byte> name);
+
+    Errno OpenDir(ulong ino, out ulong fh);
+
+    /// <summary>
+    /// Lists entries after cookie <paramref name="offset"/> (0 = from the start, including "." and "..")
+    /// until the sink is full. Cookies must stay valid across creates and deletes between calls.
+    /// </summary>
+    Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink);
+
+    Errno ReleaseDir(ulong ino, ulong fh);
+
+    Errno FsyncDir(ulong ino, ulong fh, bool dataOnly);
+}

@@ -1,0 +1,51 @@
+using System.Reflection;
+
+namespace InSpatialFs.Daemon.Tests;
+
+/// <summary>The may-reference matrix of ARCHITECTURE.md, checked on the compiled assemblies.</summary>
+public sealed class ArchitectureTests
+{
+    private static readonly Dictionary<string, string[]> Allowed = new()
+    {
+        ["InSpatialFs.Interop"] = [],
+        ["InSpatialFs.Fuse"] = ["InSpatialFs.Interop"],
+        ["InSpatialFs.Storage"] = ["InSpatialFs.Interop", "InSpatialFs.Fuse"],
+        ["InSpatialFs.Security"] = ["InSpatialFs.Interop"],
+        ["InSpatialFs.Proxy"] = ["InSpatialFs.Interop", "InSpatialFs.Fuse", "InSpatialFs.Storage", "InSpatialFs.Security"],
+    };
+
+    private static readonly string[] DaemonOnlyPackages =
+        ["System.CommandLine", "Microsoft.Extensions.Logging.Console", "Microsoft.Extensions.Hosting", "Microsoft.Extensions.Logging,"];
+
+    private static Assembly Load(string name) => Assembly.Load(new AssemblyName(name));
+
+    [TestCaseSource(nameof(Layers))]
+    public void Layer_references_only_what_the_matrix_allows(string layer)
+    {
+        string[] references = Load(layer).GetReferencedAssemblies()
+            .Select(a => a.Name!)
+            .Where(n => n.StartsWith("InSpatialFs.", StringComparison.Ordinal))
+            .ToArray();
+
+        Assert.That(references, Is.SubsetOf(Allowed[layer]), $"{layer} references a layer it may not");
+    }
+
+    [TestCaseSource(nameof(Layers))]
+    public void Only_the_daemon_references_hosting_cli_and_console_logging(string layer)
+    {
+        string[] references = Load(layer).GetReferencedAssemblies().Select(a => a.FullName).ToArray();
+        foreach (string forbidden in DaemonOnlyPackages)
+        {
+            Assert.That(references.Where(r => (r + ",").StartsWith(forbidden.TrimEnd(',') + ",", StringComparison.Ordinal)), Is.Empty,
+                $"{layer} references {forbidden.TrimEnd(',')}");
+        }
+    }
+
+    [Test]
+    public void Daemon_assembly_is_the_inspatialfs_executable()
+    {
+        Assert.That(typeof(Cli.ExitCodes).Assembly.GetName().Name, Is.EqualTo("inspatialfs"));
+    }
+
+    private static IEnumerable<string> Layers() => Allowed.Keys;
+}
