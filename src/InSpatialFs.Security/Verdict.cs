@@ -28,4 +28,12 @@ public interface ISecurityGate
 
     /// <summary>The policy class of a namespace path (readdir hides forbidden entries).</summary>
     PathClass Classify(string path);
+
+    /// <summary>Counts an open file against the open-files cap; false means refuse with EMFILE.</summary>
+    bool TryOpenFile() => true;
+
+    /// <summary>An open file counted by <see cref="TryOpenFile"/> was released.</summary>
+    void FileClosed()
+    {
+    }
 }

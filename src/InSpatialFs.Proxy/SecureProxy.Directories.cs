@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Proxy.Nodes;
+using InSpatialFs.Security.Events;
+using InSpatialFs.Storage;
+
+namespace InSpatialFs.Proxy;
+
+// Directories: open, list (with forbidden entries left out and mount points shown), release.
+public sealed partial class SecureProxy
+{
+    /// <summary>Smallest READDIRPLUS record (entry_out + dirent header + an 8-byte name).</summary>
+    private const int MinPlusRecord = 128 + 24 + 8;
+
+    public Errno OpenDir(FuseRequest request, ulong nodeId, int flags, out FuseOpenOut open)
+    {
+        open = default;
+        if (!_nodes.TryGet(nodeId, out ProxyNode node))
+        {
+            return Errno.ENOENT;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.OpenDir, _nodes.PathOf(node));
+        e.Flags = flags;
+        Errno err = Admit(request, e, _mounts[node.Mount], out _);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(node).OpenDir(node.Ino, out ulong backendFh);
+        if (err == Errno.OK)
+        {
+            open = Opened(node, new OpenResult { Fh = backendFh }, flags, e.Decision, isDirectory: true);
+        }
+
+        return Complete(e, err, started);
+    }
+
+    public Errno ReadDir(FuseRequest request, ulong nodeId, ulong fh, long offset, bool plus, ref DirentWriter writer)
+    {
+        if (!_handles.TryGet(fh, out ProxyHandle handle) || !handle.IsDirectory)
+        {
+            return Errno.EBADF;
+        }
+
+        ProxyNode dir = handle.Node;
+        IFileSystemBackend backend = BackendOf(dir);
+        string dirPath = _nodes.PathOf(dir);
+        if (offset == 0)
+        {
+            RecordListing(request, dirPath);
+        }
+
+        // Batches: list into the per-thread batch, then emit; loop while the reply has room and the backend
+        // has more, so entries filtered out by policy do not end the listing early.
+        while (true)
+        {
+            DirectoryBatch batch = DirectoryBatch.Rent(plus ? 64 : 256);
+            Errno err = backend.ReadDir(dir.Ino, handle.BackendFh, offset, batch);
+            if (err != Errno.OK)
+            {
+                return writer.IsEmpty ? err : Errno.OK;
+            }
+
+            if (batch.Count == 0)
+            {
+                break;
+            }
+
+            for (int i = 0; i < batch.Count; i++)
+            {
+                ref readonly DirectoryBatch.Entry item = ref batch.At(i);
+                ReadOnlySpan<byte> name = batch.NameAt(i);
+                if (!Emit(request, dir, dirPath, name, item, plus, ref writer))
+                {
+                    return Errno.OK; // reply full: the kernel asks again from the last cookie written
+                }
+
+                offset = item.NextOffset;
+            }
+        }
+
+        return Errno.OK;
+    }
+
+    /// <summary>Writes one entry; false when the reply is full. Forbidden entries are skipped (true).</summary>
+    private bool Emit(FuseRequest request, ProxyNode dir, string dirPath, ReadOnlySpan<byte> name, in DirectoryBatch.Entry item, bool plus, ref DirentWriter writer)
+    {
+        bool dots = name.SequenceEqual("."u8) || name.SequenceEqual(".."u8);
+        string? childPath = null;
+        if (!dots)
+        {
+            childPath = ProxyNode.Join(dirPath, Decode(name));
+            if (_gate.Classify(childPath) == PathClass.Forbidden)
+            {
+                return true;
+            }
+        }
+
+        if (!plus)
+        {
+            return writer.TryAdd(name, item.Ino == 0 ? 0 : item.Ino, item.Mode, item.NextOffset);
+        }
+
+        if (!writer.HasRoomForPlus(name.Length))
+        {
+            return false;
+        }
+
+        if (dots)
+        {
+            var dotEntry = new FuseEntryOut { Attr = new FuseAttr { Mode = LibC.S_IFDIR, Ino = item.Ino } };
+            return writer.TryAddPlus(dotEntry, name, item.NextOffset);
+        }
+
+        // READDIRPLUS counts as a LOOKUP of each entry: take the reference only once it is sure to be sent.
+        FuseEntryOut entry;
+        int mount = MountAt(childPath!);
+        if (mount >= 0)
+        {
+            IFileSystemBackend mounted = _mounts[mount].Backend;
+            if (mounted.GetAttr(mounted.RootIno, out FuseAttr rootAttr) != Errno.OK)
+            {
+                return true;
+            }
+
+            ProxyNode root = _nodes.AddLookup(mount, mounted.RootIno, dir, childPath![(childPath!.LastIndexOf('/') + 1)..], isMountRoot: true);
+            FillEntry(root, ref rootAttr, out entry);
+        }
+        else
+        {
+            if (BackendOf(dir).Lookup(dir.Ino, name, out FuseAttr attr) != Errno.OK)
+            {
+                return true; // removed since it was listed
+            }
+
+            Register(dir, dir.Mount, childPath![(childPath!.LastIndexOf('/') + 1)..], ref attr, out entry);
+        }
+
+        return writer.TryAddPlus(entry, name, item.NextOffset);
+    }
+
+    private void RecordListing(FuseRequest request, string dirPath)
+    {
+        FsEvent e = NewEvent(request, FsOp.ReadDir, dirPath);
+        e.Decision = Security.Events.Decision.Allow;
+        _gate.Record(e);
+    }
+
+    public Errno ReleaseDir(FuseRequest request, ulong nodeId, ulong fh)
+    {
+        if (!_handles.TryRemove(fh, out ProxyHandle handle))
+        {
+            return Errno.EBADF;
+        }
+
+        return BackendOf(handle.Node).ReleaseDir(handle.Node.Ino, handle.BackendFh);
+    }
+
+    public Errno FsyncDir(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly) =>
+        _handles.TryGet(fh, out ProxyHandle handle) ? BackendOf(handle.Node).FsyncDir(handle.Node.Ino, handle.BackendFh, dataOnly) : Errno.EBADF;
+}

@@ -1,0 +1,389 @@
+using System.Diagnostics;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Proxy.Nodes;
+using InSpatialFs.Security;
+using InSpatialFs.Security.Events;
+using InSpatialFs.Storage;
+
+namespace InSpatialFs.Proxy;
+
+// Name-space operations: lookup and everything that creates, links, moves or removes a name.
+public sealed partial class SecureProxy
+{
+    public Errno Lookup(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, out FuseEntryOut entry)
+    {
+        entry = default;
+        Errno err = ResolveChild(parent, name, out ProxyNode dir, out string childName, out string path);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.Lookup, path);
+        Verdict verdict = _gate.Decide(e);
+        if (verdict.IsDenied)
+        {
+            return Deny(e, verdict);
+        }
+
+        FuseAttr attr;
+        int mount = MountAt(path);
+        if (mount >= 0)
+        {
+            IFileSystemBackend backend = _mounts[mount].Backend;
+            err = backend.GetAttr(backend.RootIno, out attr);
+            if (err == Errno.OK)
+            {
+                ProxyNode root = _nodes.AddLookup(mount, backend.RootIno, dir, childName, isMountRoot: true);
+                FillEntry(root, ref attr, out entry);
+            }
+
+            return err;
+        }
+
+        err = BackendOf(dir).Lookup(dir.Ino, name, out attr);
+        if (err == Errno.OK)
+        {
+            Register(dir, dir.Mount, childName, ref attr, out entry);
+        }
+        else if (err == Errno.ENOENT)
+        {
+            // A negative entry: the kernel caches "no such name" for the entry timeout (nodeid 0).
+            entry = new FuseEntryOut { EntryValid = _entryValidSec, EntryValidNsec = _entryValidNsec };
+            return Errno.OK;
+        }
+
+        return err;
+    }
+
+    public Errno MkNod(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, uint umask, out FuseEntryOut entry)
+    {
+        entry = default;
+        Errno err = BeginCreate(request, parent, name, FsOp.MkNod, mode, out ProxyNode dir, out string childName, out FsEvent e);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(dir).MkNod(dir.Ino, name, mode, rdev, CallerOf(request), out FuseAttr attr);
+        if (err == Errno.OK)
+        {
+            Register(dir, dir.Mount, childName, ref attr, out entry);
+        }
+
+        return Complete(e, err, started);
+    }
+
+    public Errno MkDir(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, uint mode, uint umask, out FuseEntryOut entry)
+    {
+        entry = default;
+        Errno err = BeginCreate(request, parent, name, FsOp.MkDir, mode | LibC.S_IFDIR, out ProxyNode dir, out string childName, out FsEvent e);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(dir).MkDir(dir.Ino, name, mode, CallerOf(request), out FuseAttr attr);
+        if (err == Errno.OK)
+        {
+            Register(dir, dir.Mount, childName, ref attr, out entry);
+        }
+
+        return Complete(e, err, started);
+    }
+
+    public Errno Symlink(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, out FuseEntryOut entry)
+    {
+        entry = default;
+        if (target.Length == 0)
+        {
+            return Errno.ENOENT;
+        }
+
+        if (target.Length >= 4096)
+        {
+            return Errno.ENAMETOOLONG;
+        }
+
+        Errno err = ResolveChild(parent, name, out ProxyNode dir, out string childName, out string path);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.Symlink, path);
+        e.Mode = LibC.S_IFLNK | 0x1FF;
+        e.IsNew = true;
+        e.LinkTarget = Decode(target);
+        if ((err = AdmitNewName(request, e, dir, path)) != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(dir).Symlink(dir.Ino, name, target, CallerOf(request), out FuseAttr attr);
+        if (err == Errno.OK)
+        {
+            Register(dir, dir.Mount, childName, ref attr, out entry);
+        }
+
+        return Complete(e, err, started);
+    }
+
+    public Errno Link(FuseRequest request, ulong nodeId, ulong newParent, ReadOnlySpan<byte> newName, out FuseEntryOut entry)
+    {
+        entry = default;
+        if (!_nodes.TryGet(nodeId, out ProxyNode node))
+        {
+            return Errno.ENOENT;
+        }
+
+        Errno err = ResolveChild(newParent, newName, out ProxyNode dir, out string childName, out string newPath);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.Link, _nodes.PathOf(node));
+        e.Target = newPath;
+        e.IsNew = true;
+        if (node.Mount != dir.Mount || node.IsMountRoot)
+        {
+            return Errno.EXDEV;
+        }
+
+        if ((err = AdmitNewName(request, e, dir, newPath)) != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(dir).Link(node.Ino, dir.Ino, newName, out FuseAttr attr);
+        if (err == Errno.OK)
+        {
+            Register(dir, dir.Mount, childName, ref attr, out entry);
+        }
+
+        return Complete(e, err, started);
+    }
+
+    public Errno Unlink(FuseRequest request, ulong parent, ReadOnlySpan<byte> name) => Remove(request, parent, name, FsOp.Unlink);
+
+    public Errno RmDir(FuseRequest request, ulong parent, ReadOnlySpan<byte> name) => Remove(request, parent, name, FsOp.RmDir);
+
+    private Errno Remove(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, FsOp op)
+    {
+        Errno err = ResolveChild(parent, name, out ProxyNode dir, out _, out string path);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        if (MountAt(path) >= 0)
+        {
+            return Errno.EBUSY;
+        }
+
+        FsEvent e = NewEvent(request, op, path);
+        if ((err = Admit(request, e, _mounts[dir.Mount], out _)) != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        IFileSystemBackend backend = BackendOf(dir);
+        err = op == FsOp.Unlink ? backend.Unlink(dir.Ino, name) : backend.RmDir(dir.Ino, name);
+        return Complete(e, err, started);
+    }
+
+    public Errno Rename(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
+    {
+        Errno err = ResolveChild(parent, name, out ProxyNode fromDir, out string fromName, out string fromPath);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        if ((err = ResolveChild(newParent, newName, out ProxyNode toDir, out string toName, out string toPath)) != Errno.OK)
+        {
+            return err;
+        }
+
+        if ((flags & LibC.RENAME_WHITEOUT) != 0 || (flags & ~(uint)(LibC.RENAME_NOREPLACE | LibC.RENAME_EXCHANGE | LibC.RENAME_WHITEOUT)) != 0)
+        {
+            return Errno.EINVAL;
+        }
+
+        if (MountAt(fromPath) >= 0 || MountAt(toPath) >= 0)
+        {
+            return Errno.EBUSY;
+        }
+
+        if (fromDir.Mount != toDir.Mount)
+        {
+            return Errno.EXDEV;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.Rename, fromPath);
+        e.Target = toPath;
+        e.Flags = (int)flags;
+        if ((err = Admit(request, e, _mounts[fromDir.Mount], out _)) != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        IFileSystemBackend backend = BackendOf(fromDir);
+        err = backend.Rename(fromDir.Ino, name, toDir.Ino, newName, flags);
+        if (err == Errno.OK)
+        {
+            FollowMove(fromDir.Mount, toDir, toName, newName);
+            if ((flags & LibC.RENAME_EXCHANGE) != 0)
+            {
+                FollowMove(fromDir.Mount, fromDir, fromName, name);
+            }
+        }
+
+        return Complete(e, err, started);
+    }
+
+    /// <summary>After a rename, points the moved node (if the kernel knows it) at its new name.</summary>
+    private void FollowMove(int mount, ProxyNode newDir, string newName, ReadOnlySpan<byte> newNameBytes)
+    {
+        IFileSystemBackend backend = _mounts[mount].Backend;
+        if (backend.Lookup(newDir.Ino, newNameBytes, out FuseAttr attr) != Errno.OK)
+        {
+            return;
+        }
+
+        if (_nodes.TryFind(mount, attr.Ino, out ProxyNode moved))
+        {
+            _nodes.Moved(moved, newDir, newName);
+        }
+
+        backend.Forget(attr.Ino, 1);
+    }
+
+    public Errno Create(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, uint umask, out FuseEntryOut entry, out FuseOpenOut open)
+    {
+        entry = default;
+        open = default;
+        Errno err = BeginCreate(request, parent, name, FsOp.Create, mode | LibC.S_IFREG, out ProxyNode dir, out string childName, out FsEvent e);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        e.Flags = flags;
+        if (!TryCountOpen())
+        {
+            return Complete(e, Errno.EMFILE, Stopwatch.GetTimestamp());
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(dir).Create(dir.Ino, name, flags, mode, CallerOf(request), out FuseAttr attr, out OpenResult result);
+        if (err == Errno.OK)
+        {
+            Register(dir, dir.Mount, childName, ref attr, out entry);
+            _nodes.TryGet(entry.NodeId, out ProxyNode node);
+            open = Opened(node, result, flags, e.Decision, isDirectory: false);
+        }
+        else
+        {
+            UncountOpen();
+        }
+
+        return Complete(e, err, started);
+    }
+
+    public Errno TmpFile(FuseRequest request, ulong parent, int flags, uint mode, uint umask, out FuseEntryOut entry, out FuseOpenOut open)
+    {
+        entry = default;
+        open = default;
+        if (!_nodes.TryGet(parent, out ProxyNode dir))
+        {
+            return Errno.ENOENT;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.TmpFile, _nodes.PathOf(dir));
+        e.Flags = flags;
+        e.Mode = mode | LibC.S_IFREG;
+        e.IsNew = true;
+        Errno err = Admit(request, e, _mounts[dir.Mount], out _);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        if (!TryCountOpen())
+        {
+            return Complete(e, Errno.EMFILE, Stopwatch.GetTimestamp());
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(dir).TmpFile(dir.Ino, flags, mode, CallerOf(request), out FuseAttr attr, out OpenResult result);
+        if (err == Errno.OK)
+        {
+            // An unnamed file: it hangs under its directory with a name nobody can look up.
+            Register(dir, dir.Mount, "#tmpfile-" + attr.Ino, ref attr, out entry);
+            _nodes.TryGet(entry.NodeId, out ProxyNode node);
+            open = Opened(node, result, flags, e.Decision, isDirectory: false);
+        }
+        else
+        {
+            UncountOpen();
+        }
+
+        return Complete(e, err, started);
+    }
+
+    /// <summary>Validates parent and name and builds the child's namespace path.</summary>
+    private Errno ResolveChild(ulong parent, ReadOnlySpan<byte> name, out ProxyNode dir, out string childName, out string path)
+    {
+        childName = path = "";
+        if (!_nodes.TryGet(parent, out dir))
+        {
+            return Errno.ENOENT;
+        }
+
+        Errno err = CheckName(name);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        childName = Decode(name);
+        path = ProxyNode.Join(_nodes.PathOf(dir), childName);
+        return Errno.OK;
+    }
+
+    private Errno BeginCreate(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, FsOp op, uint mode, out ProxyNode dir, out string childName, out FsEvent e)
+    {
+        e = null!;
+        Errno err = ResolveChild(parent, name, out dir, out childName, out string path);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        e = NewEvent(request, op, path);
+        e.Mode = mode;
+        e.IsNew = true;
+        return AdmitNewName(request, e, dir, path);
+    }
+
+    /// <summary>A new name may not shadow a mount point; then the usual admission.</summary>
+    private Errno AdmitNewName(FuseRequest request, FsEvent e, ProxyNode dir, string path)
+    {
+        if (MountAt(path) >= 0)
+        {
+            return Errno.EEXIST;
+        }
+
+        return Admit(request, e, _mounts[dir.Mount], out _);
+    }
+}

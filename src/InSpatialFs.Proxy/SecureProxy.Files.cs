@@ -1,0 +1,349 @@
+using System.Diagnostics;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Proxy.Nodes;
+using InSpatialFs.Security;
+using InSpatialFs.Security.Events;
+using InSpatialFs.Storage;
+
+namespace InSpatialFs.Proxy;
+
+// Attributes, open files and their data.
+public sealed partial class SecureProxy
+{
+    public Errno GetAttr(FuseRequest request, ulong nodeId, ulong? fh, out FuseAttrOut attr)
+    {
+        attr = default;
+        if (!_nodes.TryGet(nodeId, out ProxyNode node))
+        {
+            return Errno.ENOENT;
+        }
+
+        Errno err = BackendOf(node).GetAttr(node.Ino, out FuseAttr a);
+        if (err == Errno.OK)
+        {
+            FillAttr(node, ref a, out attr);
+        }
+
+        return err;
+    }
+
+    public Errno SetAttr(FuseRequest request, ulong nodeId, in FuseSetattrIn change, out FuseAttrOut attr)
+    {
+        attr = default;
+        if (!_nodes.TryGet(nodeId, out ProxyNode node))
+        {
+            return Errno.ENOENT;
+        }
+
+        string path = _nodes.PathOf(node);
+        var valid = (FattrFlags)change.Valid;
+        FsOp op = (valid & FattrFlags.Mode) != 0 ? FsOp.Chmod
+            : (valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0 ? FsOp.Chown
+            : (valid & FattrFlags.Size) != 0 ? FsOp.Truncate
+            : FsOp.Utimens;
+        FsEvent e = NewEvent(request, op, path);
+        e.Mode = change.Mode;
+        e.Size = (long)change.Size;
+        e.Flags = (int)change.Valid;
+        Errno err = Admit(request, e, _mounts[node.Mount], out _);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        // chown and truncate in the same call (rare) are decided too: each part is a write-class op.
+        if (op == FsOp.Chmod && (valid & (FattrFlags.Uid | FattrFlags.Gid | FattrFlags.Size)) != 0)
+        {
+            FsEvent extra = NewEvent(request, (valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0 ? FsOp.Chown : FsOp.Truncate, path);
+            if ((err = Admit(request, extra, _mounts[node.Mount], out _)) != Errno.OK)
+            {
+                return err;
+            }
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        FuseSetattrIn backendChange = change;
+        if ((valid & FattrFlags.Fh) != 0 && _handles.TryGet(change.Fh, out ProxyHandle handle))
+        {
+            backendChange.Fh = handle.BackendFh;
+        }
+        else
+        {
+            backendChange.Valid &= ~(uint)FattrFlags.Fh;
+        }
+
+        err = BackendOf(node).SetAttr(node.Ino, backendChange, CallerOf(request), out FuseAttr a);
+        if (err == Errno.OK)
+        {
+            FillAttr(node, ref a, out attr);
+        }
+
+        return Complete(e, err, started);
+    }
+
+    public Errno ReadLink(FuseRequest request, ulong nodeId, Span<byte> buffer, out int length)
+    {
+        length = 0;
+        if (!_nodes.TryGet(nodeId, out ProxyNode node))
+        {
+            return Errno.ENOENT;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.ReadLink, _nodes.PathOf(node));
+        Errno err = Admit(request, e, _mounts[node.Mount], out _);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        return Complete(e, BackendOf(node).ReadLink(node.Ino, buffer, out length), started);
+    }
+
+    public Errno Open(FuseRequest request, ulong nodeId, int flags, out FuseOpenOut open)
+    {
+        open = default;
+        if (!_nodes.TryGet(nodeId, out ProxyNode node))
+        {
+            return Errno.ENOENT;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.Open, _nodes.PathOf(node));
+        e.Flags = flags;
+        e.IsWrite = (flags & LibC.O_ACCMODE) != LibC.O_RDONLY || (flags & LibC.O_TRUNC) != 0;
+        e.IsExec = (flags & LibC.FMODE_EXEC) != 0;
+        Errno err = Admit(request, e, _mounts[node.Mount], out _);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        if (!TryCountOpen())
+        {
+            return Complete(e, Errno.EMFILE, Stopwatch.GetTimestamp());
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out OpenResult result);
+        if (err == Errno.OK)
+        {
+            open = Opened(node, result, flags, e.Decision, isDirectory: false);
+        }
+        else
+        {
+            UncountOpen();
+        }
+
+        return Complete(e, err, started);
+    }
+
+    /// <summary>
+    /// Turns a backend open into the kernel's open_out: our own fh, and — when the mount is direct, the
+    /// policy said AllowDirect and the backend offered a host descriptor — a passthrough backing id, after
+    /// which the kernel reads and writes the host file without asking us.
+    /// </summary>
+    private FuseOpenOut Opened(ProxyNode node, OpenResult result, int flags, Decision decision, bool isDirectory)
+    {
+        var handle = new ProxyHandle(node, result.Fh, flags, isDirectory) { CountedOpen = !isDirectory };
+        FopenFlags openFlags = result.Flags;
+        SafeFd? passthroughFd = result.PassthroughFd;
+        if (passthroughFd != null)
+        {
+            if (decision == Decision.AllowDirect && _mounts[node.Mount].Direct && _passthrough != null
+                && _passthrough.Acquire(PassthroughKey(node), passthroughFd, out int backingId) == Errno.OK)
+            {
+                handle.BackingId = backingId;
+                openFlags |= FopenFlags.Passthrough;
+                openFlags &= ~FopenFlags.DirectIo;
+            }
+            else
+            {
+                passthroughFd.Dispose();
+            }
+        }
+
+        ulong fh = _handles.Add(handle);
+        return new FuseOpenOut { Fh = fh, OpenFlags = openFlags, BackingId = handle.BackingId };
+    }
+
+    private static ulong PassthroughKey(ProxyNode node) => node.NodeId;
+
+    public Errno Read(FuseRequest request, ulong nodeId, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
+    {
+        bytesRead = 0;
+        if (!_handles.TryGet(fh, out ProxyHandle handle))
+        {
+            return Errno.EBADF;
+        }
+
+        Errno err = BackendOf(handle.Node).Read(handle.Node.Ino, handle.BackendFh, offset, buffer, out bytesRead);
+        if (err == Errno.OK)
+        {
+            Interlocked.Add(ref handle.BytesRead, bytesRead);
+        }
+
+        return err;
+    }
+
+    public Errno Write(FuseRequest request, ulong nodeId, ulong fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
+    {
+        bytesWritten = 0;
+        if (!_handles.TryGet(fh, out ProxyHandle handle))
+        {
+            return Errno.EBADF;
+        }
+
+        // The handle was admitted for writing at OPEN; the first WRITE is still an event of its own
+        // (rules on overwrites key on it), later ones are only counted and reported at RELEASE.
+        if (Volatile.Read(ref handle.WriteRecorded) == 0 && Interlocked.Exchange(ref handle.WriteRecorded, 1) == 0)
+        {
+            FsEvent e = NewEvent(request, FsOp.Write, _nodes.PathOf(handle.Node));
+            e.Size = data.Length;
+            Errno denied = Admit(request, e, _mounts[handle.Node.Mount], out _);
+            if (denied != Errno.OK)
+            {
+                return denied;
+            }
+
+            long started = Stopwatch.GetTimestamp();
+            Errno first = BackendOf(handle.Node).Write(handle.Node.Ino, handle.BackendFh, offset, data, out bytesWritten);
+            Interlocked.Add(ref handle.BytesWritten, bytesWritten);
+            return Complete(e, first, started);
+        }
+
+        Errno err = BackendOf(handle.Node).Write(handle.Node.Ino, handle.BackendFh, offset, data, out bytesWritten);
+        if (err == Errno.OK)
+        {
+            Interlocked.Add(ref handle.BytesWritten, bytesWritten);
+        }
+
+        return err;
+    }
+
+    public Errno Release(FuseRequest request, ulong nodeId, ulong fh, int flags)
+    {
+        if (!_handles.TryRemove(fh, out ProxyHandle handle))
+        {
+            return Errno.EBADF;
+        }
+
+        Errno err = BackendOf(handle.Node).Release(handle.Node.Ino, handle.BackendFh);
+        if (handle.BackingId != 0)
+        {
+            _passthrough?.Release(PassthroughKey(handle.Node));
+        }
+
+        if (handle.CountedOpen)
+        {
+            UncountOpen();
+        }
+
+        FsEvent e = NewEvent(request, FsOp.Release, _nodes.PathOf(handle.Node));
+        e.Flags = handle.Flags;
+        e.IsWrite = handle.BytesWritten > 0;
+        e.Size = handle.BytesRead + handle.BytesWritten;
+        e.Result = (int)err;
+        _gate.Record(e);
+        return err;
+    }
+
+    public Errno Flush(FuseRequest request, ulong nodeId, ulong fh) =>
+        _handles.TryGet(fh, out ProxyHandle handle) ? BackendOf(handle.Node).Flush(handle.Node.Ino, handle.BackendFh) : Errno.EBADF;
+
+    public Errno Fsync(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly) =>
+        _handles.TryGet(fh, out ProxyHandle handle) ? BackendOf(handle.Node).Fsync(handle.Node.Ino, handle.BackendFh, dataOnly) : Errno.EBADF;
+
+    public Errno Fallocate(FuseRequest request, ulong nodeId, ulong fh, int mode, long offset, long length)
+    {
+        if (!_handles.TryGet(fh, out ProxyHandle handle))
+        {
+            return Errno.EBADF;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.Fallocate, _nodes.PathOf(handle.Node));
+        e.Flags = mode;
+        e.Size = length;
+        Errno err = Admit(request, e, _mounts[handle.Node.Mount], out _);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        return Complete(e, BackendOf(handle.Node).Fallocate(handle.Node.Ino, handle.BackendFh, mode, offset, length), started);
+    }
+
+    public Errno Lseek(FuseRequest request, ulong nodeId, ulong fh, long offset, int whence, out long result)
+    {
+        result = 0;
+        return _handles.TryGet(fh, out ProxyHandle handle)
+            ? BackendOf(handle.Node).Lseek(handle.Node.Ino, handle.BackendFh, offset, whence, out result)
+            : Errno.EBADF;
+    }
+
+    public Errno CopyFileRange(FuseRequest request, ulong nodeIn, ulong fhIn, long offsetIn, ulong nodeOut, ulong fhOut, long offsetOut, long length, ulong flags, out long copied)
+    {
+        copied = 0;
+        if (!_handles.TryGet(fhIn, out ProxyHandle source) || !_handles.TryGet(fhOut, out ProxyHandle destination))
+        {
+            return Errno.EBADF;
+        }
+
+        if (flags != 0)
+        {
+            return Errno.EINVAL;
+        }
+
+        if (source.Node.Mount != destination.Node.Mount)
+        {
+            return Errno.EXDEV; // the kernel falls back to read + write through both mounts
+        }
+
+        FsEvent e = NewEvent(request, FsOp.CopyFileRange, _nodes.PathOf(destination.Node));
+        e.Target = _nodes.PathOf(source.Node);
+        e.Size = length;
+        Errno err = Admit(request, e, _mounts[destination.Node.Mount], out _);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        err = BackendOf(source.Node).CopyFileRange(source.Node.Ino, source.BackendFh, offsetIn, destination.Node.Ino, destination.BackendFh, offsetOut, length, out copied);
+        e.Size = copied;
+        return Complete(e, err, started);
+    }
+
+    public Errno StatFs(FuseRequest request, ulong nodeId, out FuseKstatfs stat)
+    {
+        stat = default;
+        ProxyNode node = _nodes.TryGet(nodeId, out ProxyNode found) ? found : _nodes.Root;
+        return BackendOf(node).StatFs(out stat);
+    }
+
+    public Errno Access(FuseRequest request, ulong nodeId, int mask)
+    {
+        if (!_nodes.TryGet(nodeId, out ProxyNode node))
+        {
+            return Errno.ENOENT;
+        }
+
+        FsEvent e = NewEvent(request, FsOp.Access, _nodes.PathOf(node));
+        e.Flags = mask;
+        e.IsWrite = (mask & 2) != 0; // W_OK: answer as a write would be answered (EROFS on read-only paths)
+        Errno err = Admit(request, e, _mounts[node.Mount], out _);
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        // Mode bits are the kernel's business (default_permissions); existence is ours.
+        return BackendOf(node).GetAttr(node.Ino, out _);
+    }
+
+    private bool TryCountOpen() => _gate.TryOpenFile();
+
+    private void UncountOpen() => _gate.FileClosed();
+}

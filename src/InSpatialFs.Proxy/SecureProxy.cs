@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using System.Text;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Proxy.Nodes;
+using InSpatialFs.Security;
+using InSpatialFs.Security.Events;
+using InSpatialFs.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace InSpatialFs.Proxy;
+
+/// <summary>
+/// The secure proxy: the filesystem the FUSE server serves. For every request it maps nodeid → node →
+/// namespace path, asks the security gate for a verdict BEFORE the operation, runs it on the backend of the
+/// node's mount, and records the finished operation AFTER it. Node ids are the proxy's own (the attr.ino the
+/// kernel sees is the nodeid), so nodes of different mounts never collide.
+///
+/// Which operations become events: every decided operation except the high-volume, read-only metadata ones
+/// (getattr, statfs, flush, fsync, successful lookups) and per-call data transfer: READ and WRITE are accounted
+/// per handle — the first WRITE on a handle is an event, and RELEASE reports the bytes moved.
+/// </summary>
+public sealed partial class SecureProxy : IFuseFileSystem
+{
+    private readonly ProxyMount[] _mounts;
+    private readonly Dictionary<string, int> _mountByPath;
+    private readonly ISecurityGate _gate;
+    private readonly ProxyOptions _options;
+    private readonly ILogger _logger;
+    private readonly NodeTable _nodes;
+    private readonly HandleTable _handles = new();
+    private readonly ulong _entryValidSec, _attrValidSec;
+    private readonly uint _entryValidNsec, _attrValidNsec;
+    private FuseConnectionInfo? _connection;
+    private InSpatialFs.Storage.Direct.IPassthroughFiles? _passthrough;
+
+    public SecureProxy(IReadOnlyList<ProxyMount> mounts, ISecurityGate gate, ProxyOptions options, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(mounts);
+        _mounts = [.. mounts];
+        int root = Array.FindIndex(_mounts, m => m.Path == "/");
+        if (root < 0)
+        {
+            throw new ArgumentException("the mount list must contain a mount at /", nameof(mounts));
+        }
+
+        _mountByPath = _mounts.Select((m, i) => (m.Path, i)).ToDictionary(p => p.Path, p => p.i, StringComparer.Ordinal);
+        _gate = gate;
+        _options = options;
+        _logger = logger;
+        _nodes = new NodeTable(root, _mounts[root].Backend.RootIno);
+        (_entryValidSec, _entryValidNsec) = Split(options.EntryTimeout);
+        (_attrValidSec, _attrValidNsec) = Split(options.AttrTimeout);
+    }
+
+    /// <summary>Nodes the kernel holds (root included).</summary>
+    public int LiveNodes => _nodes.Count;
+
+    /// <summary>Open files and directories.</summary>
+    public int OpenHandles => _handles.Count;
+
+    public IReadOnlyList<ProxyMount> Mounts => _mounts;
+
+    /// <summary>What INIT negotiated (null before the kernel connected).</summary>
+    public FuseConnectionInfo? Connection => _connection;
+
+    public void Initialized(FuseConnectionInfo connection)
+    {
+        _connection = connection;
+        Log.Connected(_logger, connection.KernelMajor, connection.KernelMinor, connection.PassthroughEnabled);
+    }
+
+    /// <summary>Gives the proxy the DirectFS backing-file table once the connection allows passthrough.</summary>
+    public void UsePassthrough(InSpatialFs.Storage.Direct.IPassthroughFiles passthrough) => _passthrough = passthrough;
+
+    public void Forget(ulong nodeId, ulong lookupCount)
+    {
+        // Each kernel lookup was one backend entry call, except for mount roots, which were reached through
+        // the mount table and hold no backend reference.
+        if (_nodes.TryGet(nodeId, out ProxyNode node) && !node.IsMountRoot)
+        {
+            BackendOf(node).Forget(node.Ino, lookupCount);
+        }
+
+        _nodes.Forget(nodeId, lookupCount, out _);
+    }
+
+    // ---- shared plumbing -------------------------------------------------------------------------------
+
+    private static (ulong Seconds, uint Nanos) Split(TimeSpan t) => ((ulong)t.Ticks / TimeSpan.TicksPerSecond, (uint)(t.Ticks % TimeSpan.TicksPerSecond * 100));
+
+    private IFileSystemBackend BackendOf(ProxyNode node) => _mounts[node.Mount].Backend;
+
+    private static Caller CallerOf(FuseRequest r) => new(r.Uid, r.Gid, r.Pid);
+
+    /// <summary>Decodes and checks a name from the kernel: never empty, ".", "..", or containing '/'.</summary>
+    private static Errno CheckName(ReadOnlySpan<byte> name)
+    {
+        if (name.Length == 0 || name.IndexOf((byte)'/') >= 0 || name.SequenceEqual("."u8) || name.SequenceEqual(".."u8))
+        {
+            return Errno.EINVAL;
+        }
+
+        return name.Length > 255 ? Errno.ENAMETOOLONG : Errno.OK;
+    }
+
+    private static string Decode(ReadOnlySpan<byte> bytes) => Encoding.UTF8.GetString(bytes);
+
+    private FsEvent NewEvent(FuseRequest r, FsOp op, string path) => new()
+    {
+        TimeUnixNanos = FsEvent.NowUnixNanos(),
+        Op = op,
+        Path = path,
+        Pid = (int)r.Pid,
+        Uid = r.Uid,
+        Gid = r.Gid,
+        IsWrite = op.IsWriteClass(),
+    };
+
+    /// <summary>
+    /// The before-step: mount read-only check, then the security verdict. A throttle delay waits here
+    /// (interruptible). Returns OK to go ahead; a denial has already been recorded.
+    /// </summary>
+    private Errno Admit(FuseRequest r, FsEvent e, ProxyMount mount, out Verdict verdict)
+    {
+        if (mount.ReadOnly && e.IsWrite)
+        {
+            verdict = Verdict.Deny(Errno.EROFS, "read-only mount " + mount.Path);
+            return Deny(e, verdict);
+        }
+
+        verdict = _gate.Decide(e);
+        if (verdict.IsDenied)
+        {
+            return Deny(e, verdict);
+        }
+
+        if (verdict.Delay > TimeSpan.Zero && r.WaitForInterrupt(verdict.Delay))
+        {
+            return Errno.EINTR;
+        }
+
+        e.Decision = verdict.Decision;
+        e.Reason = verdict.Reason;
+        return Errno.OK;
+    }
+
+    private Errno Deny(FsEvent e, in Verdict verdict)
+    {
+        Errno error = verdict.Error is Errno.EACCES or Errno.EPERM or Errno.EROFS or Errno.ENOSPC or Errno.EDQUOT or Errno.EMFILE or Errno.EXDEV
+            ? verdict.Error
+            : Errno.EACCES; // never let a denial turn into ENOSYS or another errno the kernel would cache
+        e.Decision = Decision.Deny;
+        e.Reason = verdict.Reason;
+        e.Result = (int)error;
+        _gate.Record(e);
+        return error;
+    }
+
+    /// <summary>The after-step: result and latency into the event, then the event to the queue.</summary>
+    private Errno Complete(FsEvent e, Errno result, long started)
+    {
+        e.Result = (int)result;
+        e.LatencyNanos = (long)Stopwatch.GetElapsedTime(started).TotalNanoseconds;
+        _gate.Record(e);
+        return result;
+    }
+
+    private void FillEntry(ProxyNode node, ref FuseAttr attr, out FuseEntryOut entry)
+    {
+        attr.Ino = node.NodeId;
+        entry = new FuseEntryOut
+        {
+            NodeId = node.NodeId,
+            Generation = 0,
+            EntryValid = _entryValidSec,
+            EntryValidNsec = _entryValidNsec,
+            AttrValid = _attrValidSec,
+            AttrValidNsec = _attrValidNsec,
+            Attr = attr,
+        };
+    }
+
+    private void FillAttr(ProxyNode node, ref FuseAttr attr, out FuseAttrOut output)
+    {
+        attr.Ino = node.NodeId;
+        output = new FuseAttrOut { AttrValid = _attrValidSec, AttrValidNsec = _attrValidNsec, Attr = attr };
+    }
+
+    /// <summary>Registers the entry a backend call returned (one kernel reference) and fills entry_out.</summary>
+    private void Register(ProxyNode parent, int mount, string name, ref FuseAttr attr, out FuseEntryOut entry)
+    {
+        ProxyNode node = _nodes.AddLookup(mount, attr.Ino, parent, name);
+        FillEntry(node, ref attr, out entry);
+    }
+
+    /// <summary>The mount whose root sits exactly at <paramref name="path"/>, or -1.</summary>
+    private int MountAt(string path) => _mountByPath.Count > 1 && _mountByPath.TryGetValue(path, out int m) && path != "/" ? m : -1;
+}

@@ -1,0 +1,17 @@
+using InSpatialFs.Interop;
+
+namespace InSpatialFs.Storage.Direct;
+
+/// <summary>
+/// Kernel passthrough registrations, one backing id per inode, reference-counted across opens.
+/// The proxy acquires at OPEN (when the backend offers a descriptor and the policy allows DirectFS)
+/// and releases at RELEASE.
+/// </summary>
+public interface IPassthroughFiles
+{
+    /// <summary>Returns the backing id for <paramref name="key"/>, registering <paramref name="fd"/> if it has none.
+    /// The table owns <paramref name="fd"/> afterwards (closes it when not needed). An error means: serve proxied.</summary>
+    Errno Acquire(ulong key, SafeFd fd, out int backingId);
+
+    void Release(ulong key);
+}

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace InSpatialFs.TestKit.Processes;
+
+/// <summary>
+/// The real daemon (bin/inspatialfs, built by `make build`) running as a child process. Start waits until the
+/// mount is live; Dispose always leaves no mount behind (SIGTERM, then fusectl abort and lazy unmount).
+/// </summary>
+public sealed class DaemonProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private DaemonProcess(Process process, string mountPoint)
+    {
+        _process = process;
+        MountPoint = mountPoint;
+    }
+
+    public string MountPoint { get; }
+
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Everything the daemon wrote so far (stdout and stderr interleaved).</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    public static string Binary => Path.Combine(RepoRoot, "bin", "inspatialfs");
+
+    /// <summary>Why mounted tests cannot run here, or null when they can.</summary>
+    public static string? WhyCannotMount()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return "not Linux";
+        }
+
+        if (!File.Exists("/dev/fuse"))
+        {
+            return "/dev/fuse is missing";
+        }
+
+        if (Environment.UserName != "root" && Shell.Run("id -u").StdOut.Trim() != "0")
+        {
+            return "mounted tests need root";
+        }
+
+        return File.Exists(Binary) ? null : $"{Binary} is missing (run `make build`)";
+    }
+
+    /// <summary>Skips the calling test with a clear reason when mounting is impossible here.</summary>
+    public static void RequireMountable()
+    {
+        string? why = WhyCannotMount();
+        if (why != null)
+        {
+            Assert.Ignore("mounted test skipped: " + why);
+        }
+    }
+
+    /// <summary>Runs <c>inspatialfs mount ARGS MOUNTPOINT</c> and waits until the mount is live.</summary>
+    public static DaemonProcess Start(string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true)
+    {
+        Directory.CreateDirectory(mountPoint);
+        var info = new ProcessStartInfo(Binary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add("mount");
+        foreach (string a in arguments)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        if (appendMountPoint)
+        {
+            info.ArgumentList.Add(mountPoint);
+        }
+
+        var process = Process.Start(info)!;
+        var daemon = new DaemonProcess(process, mountPoint);
+        process.OutputDataReceived += (_, e) => daemon.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => daemon.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        var clock = Stopwatch.StartNew();
+        while (!Mounts.IsFuse(mountPoint))
+        {
+            if (process.HasExited || clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
+            {
+                string output = daemon.Output;
+                daemon.Dispose();
+                throw new InvalidOperationException($"inspatialfs did not mount {mountPoint} (exited: {process.HasExited}):\n{output}");
+            }
+
+            Thread.Sleep(20);
+        }
+
+        return daemon;
+    }
+
+    /// <summary>Sends SIGTERM and waits; returns the exit code (or -1 when it did not exit in time).</summary>
+    public int Stop(TimeSpan? timeout = null)
+    {
+        if (!_process.HasExited)
+        {
+            Shell.Run($"kill -TERM {_process.Id}");
+        }
+
+        if (!_process.WaitForExit(timeout ?? TimeSpan.FromSeconds(20)))
+        {
+            return -1;
+        }
+
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited && Stop(TimeSpan.FromSeconds(10)) == -1)
+            {
+                Mounts.ForceUnmount(MountPoint);
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        finally
+        {
+            if (Mounts.IsFuse(MountPoint))
+            {
+                Mounts.ForceUnmount(MountPoint);
+            }
+
+            _process.Dispose();
+        }
+    }
+
+    private void Append(string? line)
+    {
+        if (line == null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+    private static string FindRepoRoot()
+    {
+        string? dir = AppContext.BaseDirectory;
+        while (dir != null && !File.Exists(Path.Combine(dir, "InSpatialFs.sln")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        return dir ?? throw new InvalidOperationException("cannot find the repository root (InSpatialFs.sln) above " + AppContext.BaseDirectory);
+    }
+}
