@@ -1,0 +1,108 @@
+// fsmeta: metadata load for benchmarks. Runs the phases create, stat (warm), readdir, stat-cold (after
+// dropping caches when allowed), unlink over FILES files spread across DIRS directories under ROOT and prints
+// one line per phase: "<phase>\t<seconds>\t<ops/s>". Used by scripts/bench.sh against every mount in turn.
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *path) {
+    fprintf(stderr, "fsmeta: %s %s: %s\n", what, path, strerror(errno));
+    exit(1);
+}
+
+static void report(const char *phase, double seconds, long ops) {
+    printf("%s\t%.6f\t%.0f\n", phase, seconds, seconds > 0 ? ops / seconds : 0.0);
+    fflush(stdout);
+}
+
+static void drop_caches(void) {
+    sync();
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+    if (fd >= 0) {
+        if (write(fd, "3", 1) < 0) { /* not allowed: stat-cold is then warm */ }
+        close(fd);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: fsmeta ROOT [FILES=20000] [DIRS=100]\n");
+        return 2;
+    }
+    const char *root = argv[1];
+    long files = argc > 2 ? atol(argv[2]) : 20000;
+    long dirs = argc > 3 ? atol(argv[3]) : 100;
+    if (files <= 0 || dirs <= 0) {
+        fprintf(stderr, "fsmeta: FILES and DIRS must be positive\n");
+        return 2;
+    }
+    char path[4096];
+    struct stat st;
+
+    for (long d = 0; d < dirs; d++) {
+        snprintf(path, sizeof path, "%s/d%03ld", root, d);
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) die("mkdir", path);
+    }
+
+    double t = now();
+    for (long i = 0; i < files; i++) {
+        snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
+        int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd < 0) die("create", path);
+        close(fd);
+    }
+    report("create", now() - t, files);
+
+    t = now();
+    for (long i = 0; i < files; i++) {
+        snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
+        if (stat(path, &st) != 0) die("stat", path);
+    }
+    report("stat", now() - t, files);
+
+    t = now();
+    long seen = 0;
+    for (long d = 0; d < dirs; d++) {
+        snprintf(path, sizeof path, "%s/d%03ld", root, d);
+        DIR *dir = opendir(path);
+        if (!dir) die("opendir", path);
+        struct dirent *e;
+        while ((e = readdir(dir)) != NULL) seen++;
+        closedir(dir);
+    }
+    report("readdir", now() - t, seen);
+
+    drop_caches();
+    t = now();
+    for (long i = 0; i < files; i++) {
+        snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
+        if (stat(path, &st) != 0) die("stat", path);
+    }
+    report("stat-cold", now() - t, files);
+
+    t = now();
+    for (long i = 0; i < files; i++) {
+        snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
+        if (unlink(path) != 0) die("unlink", path);
+    }
+    report("unlink", now() - t, files);
+
+    for (long d = 0; d < dirs; d++) {
+        snprintf(path, sizeof path, "%s/d%03ld", root, d);
+        rmdir(path);
+    }
+    return 0;
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Whole-filesystem benchmark: the same workloads over a tmpfs backing directory through each target in turn,
+# ratios to the native directory taken in this one run. Prints a table and writes bench/results/<stamp>.tsv.
+#   targets:   native, bindfs, fuse-overlayfs, inspatialfs-memory, inspatialfs-host (proxied), inspatialfs-direct
+#   workloads: fio seq read cold/cached + seq write (1 MiB blocks, SIZE), fio rand 4k read/write with 1 and 2 jobs,
+#              metadata phases of native/build/fsmeta (FILES files in 100 dirs), tar extract + read back.
+# Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+SIZE=${SIZE:-1g}
+FILES=${FILES:-20000}
+RUNTIME=${RUNTIME:-8}
+ROUNDS=${ROUNDS:-1}
+TARGETS=${TARGETS:-"native bindfs fuse-overlayfs inspatialfs-memory inspatialfs-host inspatialfs-direct"}
+
+need=()
+for p in fio bindfs fuse-overlayfs; do command -v $p >/dev/null || need+=("$p"); done
+if ((${#need[@]})); then
+  echo "==> installing benchmark peers: ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[[ -x bin/inspatialfs && -x native/build/fsmeta ]] || { echo "bench: run 'make build' first" >&2; exit 1; }
+
+work=/tmp/inspatialfs-bench
+mkdir -p "$work"
+mountpoint -q "$work" || mount -t tmpfs -o size=8g tmpfs "$work"
+backing=$work/backing mnt=$work/mnt
+daemon_pid=
+cleanup() {
+  [[ -n $daemon_pid ]] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  mountpoint -q "$mnt" && umount -l "$mnt" || true
+}
+trap 'cleanup; umount -l "$work" 2>/dev/null || true' EXIT
+
+# A tarball of a few thousand real files, made once.
+tarball=$work/tree.tar
+[[ -f $tarball ]] || tar -C /usr/share -cf "$tarball" doc 2>/dev/null || true
+
+mount_target() { # $1 = target; leaves the directory to test in $dir
+  rm -rf "$backing" "$mnt" "$work/upper" "$work/work" "$work/lower"; mkdir -p "$backing" "$mnt"
+  case $1 in
+    native) dir=$backing ;;
+    bindfs) bindfs -o allow_other "$backing" "$mnt"; dir=$mnt ;;
+    fuse-overlayfs) mkdir -p "$work/lower" "$work/work"; fuse-overlayfs -o "lowerdir=$work/lower,upperdir=$backing,workdir=$work/work" "$mnt"; dir=$mnt ;;
+    inspatialfs-memory) bin/inspatialfs mount --memory --memory-size 6GiB --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-host) bin/inspatialfs mount --source "$backing" --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-direct) bin/inspatialfs mount --source "$backing" --direct --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
+  esac
+  if [[ $1 != native ]]; then
+    for _ in $(seq 200); do mountpoint -q "$mnt" && break; sleep 0.05; done
+    mountpoint -q "$mnt" || { echo "bench: $1 did not mount" >&2; return 1; }
+  fi
+}
+unmount_target() {
+  if [[ -n $daemon_pid ]]; then kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=; fi
+  mountpoint -q "$mnt" && umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+}
+
+fio_bw() { # prints MiB/s of a fio run (read+write)
+  fio --output-format=json "$@" 2>/dev/null | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"]; print("%.1f" % (sum(x["read"]["bw"]+x["write"]["bw"] for x in j)/1024))'
+}
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+declare -A result
+run_workloads() { # $1 = target
+  local t=$1 common="--directory=$dir --ioengine=psync --group_reporting"
+  result[$t,seq-write]=$(fio_bw --name=sw $common --rw=write --bs=1m --size=$SIZE --end_fsync=1)
+  drop; result[$t,seq-read-cold]=$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)
+  result[$t,seq-read-cached]=$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)
+  for jobs in 1 2; do
+    result[$t,rand-read-4k-j$jobs]=$(fio_bw --name=rr $common --rw=randread --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME)
+    result[$t,rand-write-4k-j$jobs]=$(fio_bw --name=rw $common --rw=randwrite --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME)
+  done
+  rm -f "$dir"/sw.* "$dir"/rr.* "$dir"/rw.*
+  mkdir -p "$dir/meta"
+  while IFS=$'\t' read -r phase secs rate; do result[$t,meta-$phase]=$rate; done < <(native/build/fsmeta "$dir/meta" "$FILES" 100)
+  if [[ -f $tarball ]]; then
+    mkdir -p "$dir/untar"; local s=$(date +%s.%N)
+    tar -C "$dir/untar" -xf "$tarball"; local m=$(date +%s.%N)
+    drop; tar -C "$dir/untar" -cf - . | wc -c >/dev/null; local e=$(date +%s.%N)
+    result[$t,untar]=$(python3 -c "print('%.2f' % (1/($m-$s)))")
+    result[$t,tar-readback]=$(python3 -c "print('%.2f' % (1/($e-$m)))")
+  fi
+}
+
+phases="seq-write seq-read-cold seq-read-cached rand-read-4k-j1 rand-read-4k-j2 rand-write-4k-j1 rand-write-4k-j2 meta-create meta-stat meta-readdir meta-stat-cold meta-unlink untar tar-readback"
+for round in $(seq "$ROUNDS"); do
+  for t in $TARGETS; do
+    echo "==> round $round: $t" >&2
+    if mount_target "$t"; then run_workloads "$t" || echo "bench: $t failed a workload" >&2; fi
+    unmount_target
+  done
+done
+
+mkdir -p bench/results
+out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).tsv
+{
+  printf "phase\tunit"; for t in $TARGETS; do printf "\t%s" "$t"; done; for t in $TARGETS; do [[ $t == native ]] || printf "\t%s/native" "$t"; done; echo
+  for p in $phases; do
+    unit="MiB/s"; [[ $p == meta-* ]] && unit="ops/s"; [[ $p == untar || $p == tar-readback ]] && unit="1/s"
+    printf "%s\t%s" "$p" "$unit"
+    for t in $TARGETS; do printf "\t%s" "${result[$t,$p]:-}"; done
+    for t in $TARGETS; do
+      [[ $t == native ]] && continue
+      n=${result[native,$p]:-}; v=${result[$t,$p]:-}
+      if [[ -n $n && -n $v ]]; then printf "\t%s" "$(python3 -c "print('%.3f' % ($v/$n if $n else 0))")"; else printf "\t"; fi
+    done
+    echo
+  done
+} | tee "$out" | column -t -s $'\t'
+echo "results: $out"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# make install: the daemon under /usr/local/lib/inspatialfs, a /usr/local/bin/inspatialfs link, the systemd
+# template unit, and example configs under /etc/inspatialfs/examples (existing configs are never overwritten).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=${PREFIX:-/usr/local}
+[[ -x bin/inspatialfs ]] || { echo "install: run 'make build' first" >&2; exit 1; }
+install -d "$prefix/lib/inspatialfs" "$prefix/bin" /etc/inspatialfs/examples /etc/systemd/system "$prefix/share/doc/inspatialfs"
+cp -a bin/. "$prefix/lib/inspatialfs/"
+ln -sfn "$prefix/lib/inspatialfs/inspatialfs" "$prefix/bin/inspatialfs"
+install -m 0644 scripts/systemd/inspatialfs@.service /etc/systemd/system/inspatialfs@.service
+for f in scripts/examples/*.yaml; do install -m 0644 "$f" /etc/inspatialfs/examples/; done
+install -m 0644 README.md "$prefix/share/doc/inspatialfs/README.md"
+command -v systemctl >/dev/null && systemctl daemon-reload 2>/dev/null || true
+echo "installed: $prefix/bin/inspatialfs, /etc/systemd/system/inspatialfs@.service, /etc/inspatialfs/examples/"
+echo "next: cp /etc/inspatialfs/examples/web-1.yaml /etc/inspatialfs/web-1.yaml && systemctl start inspatialfs@web-1"
