@@ -1,0 +1,365 @@
+using System.Text;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using static InSpatialFs.Storage.Tests.Host.HostSandbox;
+
+namespace InSpatialFs.Storage.Tests.Host;
+
+[TestFixture]
+public sealed class HostFileSystemTests
+{
+    private static readonly string[] ExpectedListing = [".", "..", "fifo", "reg", "ln"];
+    private static readonly string[] OnlyB = ["b"];
+    private HostSandbox _box = null!;
+
+    [SetUp]
+    public void SetUp() => _box = new HostSandbox();
+
+    [TearDown]
+    public void TearDown() => _box.Dispose();
+
+    [Test]
+    public void Lookup_gives_host_attributes_under_the_backends_own_node_id()
+    {
+        File.WriteAllText(_box.Src("a.txt"), "hello");
+        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("a.txt"), out FuseAttr a), Is.EqualTo(Errno.OK));
+        Assert.Multiple(() =>
+        {
+            Assert.That(a.Ino, Is.Not.EqualTo(_box.Fs.RootIno));
+            Assert.That(a.Size, Is.EqualTo(5UL));
+            Assert.That(a.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFREG));
+            Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("a.txt"), out FuseAttr again), Is.EqualTo(Errno.OK));
+            Assert.That(again.Ino, Is.EqualTo(a.Ino), "same (dev, ino) gives the same node");
+            Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("missing"), out _), Is.EqualTo(Errno.ENOENT));
+        });
+    }
+
+    [Test]
+    public void Create_write_read_and_release_round_trip_with_caller_ownership()
+    {
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Write(a.Ino, r.Fh, 0, B("payload"), out int w), Is.EqualTo(Errno.OK));
+        Assert.That(w, Is.EqualTo(7));
+        var buf = new byte[16];
+        Assert.That(_box.Fs.Read(a.Ino, r.Fh, 3, buf, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(Encoding.UTF8.GetString(buf, 0, n), Is.EqualTo("load"));
+        Assert.That(_box.Fs.Release(a.Ino, r.Fh), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.GetAttr(a.Ino, out FuseAttr st), Is.EqualTo(Errno.OK));
+        Assert.Multiple(() =>
+        {
+            Assert.That(st.Uid, Is.EqualTo(1000u));
+            Assert.That(st.Gid, Is.EqualTo(1000u));
+            Assert.That(st.Mode & 0xFFF, Is.EqualTo(0x1A4u), "exact mode despite the daemon's umask");
+            Assert.That(File.ReadAllText(_box.Src("new.txt")), Is.EqualTo("payload"));
+            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EEXIST));
+        });
+    }
+
+    [Test]
+    public void Setuid_bit_survives_the_chown_to_the_caller()
+    {
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("suid"), LibC.O_RDWR, 0x9ED, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
+        _box.Fs.Release(a.Ino, r.Fh);
+        Assert.That(_box.Fs.GetAttr(a.Ino, out FuseAttr st), Is.EqualTo(Errno.OK));
+        Assert.That(st.Mode & 0xFFF, Is.EqualTo(0x9EDu));
+    }
+
+    [Test]
+    public void Open_with_trunc_truncates_and_append_appends()
+    {
+        File.WriteAllText(_box.Src("f"), "0123456789");
+        ulong ino = _box.Lookup(_box.Fs.RootIno, "f");
+        Assert.That(_box.Fs.Open(ino, LibC.O_WRONLY | LibC.O_TRUNC, User, out OpenResult r), Is.EqualTo(Errno.OK));
+        _box.Fs.Release(ino, r.Fh);
+        Assert.That(new FileInfo(_box.Src("f")).Length, Is.Zero);
+    }
+
+    [Test]
+    public void Mkdir_mknod_symlink_readlink_and_readdir()
+    {
+        ulong root = _box.Fs.RootIno;
+        Assert.That(_box.Fs.MkDir(root, B("d"), 0x1ED, User, out FuseAttr d), Is.EqualTo(Errno.OK));
+        Assert.That(d.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFDIR));
+        Assert.That(d.Uid, Is.EqualTo(1000u));
+        Assert.That(_box.Fs.MkNod(d.Ino, B("fifo"), LibC.S_IFIFO | 0x180, 0, User, out FuseAttr f), Is.EqualTo(Errno.OK));
+        Assert.That(f.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFIFO));
+        Assert.That(_box.Fs.MkNod(d.Ino, B("reg"), LibC.S_IFREG | 0x180, 0, User, out FuseAttr reg), Is.EqualTo(Errno.OK));
+        Assert.That(reg.Uid, Is.EqualTo(1000u));
+        Assert.That(_box.Fs.Symlink(d.Ino, B("ln"), B("../../outside/secret"), User, out FuseAttr l), Is.EqualTo(Errno.OK));
+        Assert.That(l.Uid, Is.EqualTo(1000u));
+        var buf = new byte[256];
+        Assert.That(_box.Fs.ReadLink(l.Ino, buf, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(Encoding.UTF8.GetString(buf, 0, n), Is.EqualTo("../../outside/secret"), "the target is stored verbatim");
+
+        Assert.That(_box.Fs.OpenDir(d.Ino, out ulong fh), Is.EqualTo(Errno.OK));
+        var sink = new ListingSink();
+        Assert.That(_box.Fs.ReadDir(d.Ino, fh, 0, sink), Is.EqualTo(Errno.OK));
+        Assert.That(sink.Entries.Select(e => e.Name), Is.EquivalentTo(ExpectedListing));
+        Assert.That(sink.Entries.Single(e => e.Name == "ln").Mode, Is.EqualTo(LibC.S_IFLNK));
+        Assert.That(sink.Entries.Single(e => e.Name == "fifo").Ino, Is.EqualTo(f.Ino), "known nodes carry their id");
+        Assert.That(_box.Fs.ReleaseDir(d.Ino, fh), Is.EqualTo(Errno.OK));
+    }
+
+    [Test]
+    public void Readdir_cookies_resume_where_the_sink_stopped_even_after_creates()
+    {
+        for (int i = 0; i < 10; i++) File.WriteAllText(_box.Src($"f{i}"), "");
+        ulong root = _box.Fs.RootIno;
+        Assert.That(_box.Fs.OpenDir(root, out ulong fh), Is.EqualTo(Errno.OK));
+        var first = new ListingSink(5);
+        _box.Fs.ReadDir(root, fh, 0, first);
+        File.WriteAllText(_box.Src("late"), "");
+        var rest = new ListingSink();
+        _box.Fs.ReadDir(root, fh, first.Entries[^1].Next, rest);
+        var names = first.Entries.Concat(rest.Entries).Select(e => e.Name).ToList();
+        Assert.That(names, Has.Count.EqualTo(12));
+        Assert.That(names, Is.Unique);
+        _box.Fs.ReleaseDir(root, fh);
+    }
+
+    [Test]
+    public void Unlink_rmdir_rename_and_rename_flags()
+    {
+        ulong root = _box.Fs.RootIno;
+        File.WriteAllText(_box.Src("a"), "A");
+        File.WriteAllText(_box.Src("b"), "B");
+        Directory.CreateDirectory(_box.Src("dir"));
+        Assert.That(_box.Fs.Rename(root, B("a"), root, B("b"), (uint)LibC.RENAME_NOREPLACE), Is.EqualTo(Errno.EEXIST));
+        Assert.That(_box.Fs.Rename(root, B("a"), root, B("b"), (uint)LibC.RENAME_EXCHANGE), Is.EqualTo(Errno.OK));
+        Assert.That(File.ReadAllText(_box.Src("a")), Is.EqualTo("B"));
+        Assert.That(_box.Fs.Rename(root, B("a"), root, B("c"), (uint)LibC.RENAME_WHITEOUT), Is.EqualTo(Errno.EINVAL));
+        Assert.That(_box.Fs.Rename(root, B("a"), root, B("c"), 0), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Unlink(root, B("c")), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Unlink(root, B("dir")), Is.EqualTo(Errno.EISDIR));
+        Assert.That(_box.Fs.RmDir(root, B("dir")), Is.EqualTo(Errno.OK));
+        Assert.That(Directory.GetFileSystemEntries(_box.Source).Select(Path.GetFileName), Is.EqualTo(OnlyB));
+    }
+
+    [Test]
+    public void Unlinked_file_stays_readable_while_the_kernel_references_it()
+    {
+        File.WriteAllText(_box.Src("gone"), "still here");
+        ulong ino = _box.Lookup(_box.Fs.RootIno, "gone");
+        // Push the node's descriptor out of the cache so only the handle remains.
+        for (int i = 0; i < 100; i++) File.WriteAllText(_box.Src($"x{i}"), "");
+        for (int i = 0; i < 100; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        Assert.That(_box.Fs.Unlink(_box.Fs.RootIno, B("gone")), Is.EqualTo(Errno.OK));
+        for (int i = 0; i < 100; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        Assert.That(_box.Fs.GetAttr(ino, out FuseAttr a), Is.EqualTo(Errno.OK));
+        Assert.That(a.Nlink, Is.Zero);
+        Assert.That(_box.ReadAll(ino), Is.EqualTo("still here"));
+    }
+
+    [Test]
+    public void Link_makes_a_second_name_for_the_same_node()
+    {
+        File.WriteAllText(_box.Src("orig"), "data");
+        ulong ino = _box.Lookup(_box.Fs.RootIno, "orig");
+        Assert.That(_box.Fs.Link(ino, _box.Fs.RootIno, B("alias"), out FuseAttr a), Is.EqualTo(Errno.OK));
+        Assert.That(a.Ino, Is.EqualTo(ino));
+        Assert.That(a.Nlink, Is.EqualTo(2u));
+        Assert.That(File.ReadAllText(_box.Src("alias")), Is.EqualTo("data"));
+    }
+
+    [Test]
+    public void SetAttr_changes_mode_owner_size_and_times()
+    {
+        File.WriteAllText(_box.Src("s"), "0123456789");
+        ulong ino = _box.Lookup(_box.Fs.RootIno, "s");
+        var change = new FuseSetattrIn
+        {
+            Valid = (uint)(FattrFlags.Mode | FattrFlags.Uid | FattrFlags.Gid | FattrFlags.Size | FattrFlags.Atime | FattrFlags.Mtime),
+            Mode = 0x180, Uid = 1234, Gid = 4321, Size = 4, Atime = 1_000_000, AtimeNsec = 5, Mtime = 2_000_000, MtimeNsec = 7,
+        };
+        Assert.That(_box.Fs.SetAttr(ino, change, User, out FuseAttr a), Is.EqualTo(Errno.OK));
+        Assert.Multiple(() =>
+        {
+            Assert.That(a.Mode & 0xFFF, Is.EqualTo(0x180u));
+            Assert.That(a.Uid, Is.EqualTo(1234u));
+            Assert.That(a.Gid, Is.EqualTo(4321u));
+            Assert.That(a.Size, Is.EqualTo(4UL));
+            Assert.That(a.Atime, Is.EqualTo(1_000_000UL));
+            Assert.That(a.MtimeNsec, Is.EqualTo(7u));
+        });
+        Assert.That(_box.Fs.Open(ino, LibC.O_RDWR, User, out OpenResult r), Is.EqualTo(Errno.OK));
+        var viaFh = new FuseSetattrIn { Valid = (uint)(FattrFlags.Size | FattrFlags.Fh), Fh = r.Fh, Size = 1 };
+        Assert.That(_box.Fs.SetAttr(ino, viaFh, User, out a), Is.EqualTo(Errno.OK));
+        Assert.That(a.Size, Is.EqualTo(1UL));
+        _box.Fs.Release(ino, r.Fh);
+    }
+
+    [Test]
+    public void Xattrs_set_get_list_remove_with_size_probe_and_erange()
+    {
+        File.WriteAllText(_box.Src("x"), "");
+        ulong ino = _box.Lookup(_box.Fs.RootIno, "x");
+        Assert.That(_box.Fs.SetXattr(ino, B("user.k"), B("value"), 0), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.SetXattr(ino, B("user.k"), B("v"), LibC.XATTR_CREATE), Is.EqualTo(Errno.EEXIST));
+        Assert.That(_box.Fs.GetXattr(ino, B("user.k"), Span<byte>.Empty, out int size), Is.EqualTo(Errno.OK));
+        Assert.That(size, Is.EqualTo(5));
+        Assert.That(_box.Fs.GetXattr(ino, B("user.k"), new byte[2], out _), Is.EqualTo(Errno.ERANGE));
+        var buf = new byte[64];
+        Assert.That(_box.Fs.GetXattr(ino, B("user.k"), buf, out size), Is.EqualTo(Errno.OK));
+        Assert.That(Encoding.UTF8.GetString(buf, 0, size), Is.EqualTo("value"));
+        Assert.That(_box.Fs.ListXattr(ino, buf, out size), Is.EqualTo(Errno.OK));
+        Assert.That(Encoding.UTF8.GetString(buf, 0, size), Does.Contain("user.k\0"));
+        Assert.That(_box.Fs.RemoveXattr(ino, B("user.k")), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.GetXattr(ino, B("user.k"), buf, out _), Is.EqualTo(Errno.ENODATA));
+    }
+
+    [Test]
+    public void Trusted_xattr_on_a_symlink_applies_to_the_link_not_its_target()
+    {
+        File.WriteAllText(_box.Src("target"), "");
+        File.CreateSymbolicLink(_box.Src("sl"), "target");
+        ulong link = _box.Lookup(_box.Fs.RootIno, "sl");
+        ulong target = _box.Lookup(_box.Fs.RootIno, "target");
+        Assert.That(_box.Fs.SetXattr(link, B("trusted.mark"), B("L"), 0), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.GetXattr(target, B("trusted.mark"), new byte[8], out _), Is.EqualTo(Errno.ENODATA));
+        Assert.That(_box.Fs.GetXattr(link, B("trusted.mark"), new byte[8], out int n), Is.EqualTo(Errno.OK));
+        Assert.That(n, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Fallocate_lseek_fsync_and_copy_file_range_work_on_open_handles()
+    {
+        File.WriteAllText(_box.Src("src"), "abcdefgh");
+        ulong a = _box.Lookup(_box.Fs.RootIno, "src");
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("dst"), LibC.O_RDWR, 0x1A4, User, out FuseAttr d, out OpenResult dr), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Open(a, LibC.O_RDONLY, User, out OpenResult ar), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.CopyFileRange(a, ar.Fh, 2, d.Ino, dr.Fh, 0, 4, out long copied), Is.EqualTo(Errno.OK));
+        Assert.That(copied, Is.EqualTo(4));
+        Assert.That(_box.Fs.Fallocate(d.Ino, dr.Fh, 0, 0, 1 << 20), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Lseek(d.Ino, dr.Fh, 0, LibC.SEEK_END, out long end), Is.EqualTo(Errno.OK));
+        Assert.That(end, Is.EqualTo(1 << 20));
+        Assert.That(_box.Fs.Fallocate(d.Ino, dr.Fh, 0x8, 0, 1), Is.EqualTo(Errno.EOPNOTSUPP));
+        Assert.That(_box.Fs.Fsync(d.Ino, dr.Fh, dataOnly: true), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Flush(d.Ino, dr.Fh), Is.EqualTo(Errno.OK));
+        _box.Fs.Release(a, ar.Fh);
+        _box.Fs.Release(d.Ino, dr.Fh);
+        Assert.That(File.ReadAllText(_box.Src("dst"))[..4], Is.EqualTo("cdef"));
+        Assert.That(_box.Fs.Read(a, ar.Fh, 0, new byte[1], out _), Is.EqualTo(Errno.EBADF), "released handles are gone");
+    }
+
+    [Test]
+    public void TmpFile_is_unnamed_until_linked()
+    {
+        Assert.That(_box.Fs.TmpFile(_box.Fs.RootIno, LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
+        Assert.That(a.Nlink, Is.Zero);
+        Assert.That(_box.Fs.Write(a.Ino, r.Fh, 0, B("tmp"), out _), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Link(a.Ino, _box.Fs.RootIno, B("named"), out FuseAttr l), Is.EqualTo(Errno.OK));
+        Assert.That(l.Nlink, Is.EqualTo(1u));
+        _box.Fs.Release(a.Ino, r.Fh);
+        Assert.That(File.ReadAllText(_box.Src("named")), Is.EqualTo("tmp"));
+    }
+
+    [Test]
+    public void StatFs_reports_the_host_filesystem()
+    {
+        Assert.That(_box.Fs.StatFs(out FuseKstatfs s), Is.EqualTo(Errno.OK));
+        Assert.That(s.Blocks, Is.GreaterThan(0UL));
+        Assert.That(s.NameLen, Is.EqualTo(255u));
+    }
+
+    [Test]
+    public void Forget_drops_the_node_once_unreferenced()
+    {
+        File.WriteAllText(_box.Src("f"), "");
+        int before = _box.Fs.NodeCount;
+        ulong ino = _box.Lookup(_box.Fs.RootIno, "f");
+        _box.Lookup(_box.Fs.RootIno, "f");
+        _box.Fs.Forget(ino, 1);
+        Assert.That(_box.Fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK), "one reference left");
+        _box.Fs.Forget(ino, 1);
+        Assert.That(_box.Fs.NodeCount, Is.EqualTo(before));
+        Assert.That(_box.Fs.GetAttr(ino, out _), Is.EqualTo(Errno.ENOENT));
+    }
+
+    [Test]
+    public void Open_handle_cap_gives_emfile_and_frees_on_release()
+    {
+        using var box = new HostSandbox(maxHandles: 3);
+        File.WriteAllText(box.Src("f"), "");
+        ulong ino = box.Lookup(box.Fs.RootIno, "f");
+        var fhs = new List<ulong>();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out OpenResult r), Is.EqualTo(Errno.OK));
+            fhs.Add(r.Fh);
+        }
+        Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EMFILE));
+        Assert.That(box.Fs.Create(box.Fs.RootIno, B("g"), LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EMFILE));
+        box.Fs.Release(ino, fhs[0]);
+        Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out OpenResult again), Is.EqualTo(Errno.OK));
+        Assert.That(box.Fs.OpenHandleCount, Is.EqualTo(3));
+        box.Fs.Release(ino, again.Fh);
+    }
+
+    [Test]
+    public void Readonly_mount_refuses_every_write_class_operation_with_erofs()
+    {
+        File.WriteAllText(_box.Src("f"), "x");
+        using var ro = new HostSandbox(readOnly: true);
+        File.WriteAllText(ro.Src("f"), "x");
+        ulong root = ro.Fs.RootIno;
+        ulong f = ro.Lookup(root, "f");
+        Assert.Multiple(() =>
+        {
+            Assert.That(ro.Fs.Open(f, LibC.O_RDWR, User, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.Open(f, LibC.O_RDONLY | LibC.O_TRUNC, User, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.Create(root, B("n"), LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.MkDir(root, B("d"), 0x1ED, User, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.MkNod(root, B("p"), LibC.S_IFIFO | 0x1A4, 0, User, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.Symlink(root, B("s"), B("f"), User, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.Unlink(root, B("f")), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.RmDir(root, B("f")), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.Rename(root, B("f"), root, B("g"), 0), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.Link(f, root, B("h"), out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.SetAttr(f, new FuseSetattrIn { Valid = (uint)FattrFlags.Mode, Mode = 0x1FF }, User, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.SetXattr(f, B("user.a"), B("b"), 0), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.RemoveXattr(f, B("user.a")), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.TmpFile(root, LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EROFS));
+        });
+        Assert.That(ro.ReadAll(f), Is.EqualTo("x"), "reads still work");
+        Assert.That(File.ReadAllText(ro.Src("f")), Is.EqualTo("x"));
+    }
+
+    [Test]
+    public void Direct_mount_returns_a_real_descriptor_for_passthrough_and_keeps_read_as_fallback()
+    {
+        using var box = new HostSandbox(direct: true);
+        File.WriteAllText(box.Src("f"), "direct-bytes");
+        ulong ino = box.Lookup(box.Fs.RootIno, "f");
+        Assert.That(box.Fs.Kind, Is.EqualTo("direct"));
+        Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out OpenResult r), Is.EqualTo(Errno.OK));
+        Assert.That(r.PassthroughFd, Is.Not.Null);
+        using (r.PassthroughFd)
+        {
+            int flags = LibC.fcntl(r.PassthroughFd!.Fd, 3 /* F_GETFL */, 0);
+            Assert.That(flags & LibC.O_PATH, Is.Zero, "a real descriptor, not O_PATH");
+            var buf = new byte[32];
+            unsafe
+            {
+                fixed (byte* b = buf)
+                {
+                    Assert.That((int)LibC.pread(r.PassthroughFd.Fd, b, 32, 0), Is.EqualTo(12));
+                }
+            }
+        }
+        var fb = new byte[32];
+        Assert.That(box.Fs.Read(ino, r.Fh, 0, fb, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(n, Is.EqualTo(12));
+        box.Fs.Release(ino, r.Fh);
+        Assert.That(_box.Fs.Kind, Is.EqualTo("host"));
+    }
+
+    [Test]
+    public void Open_of_a_directory_or_a_fifo_is_refused()
+    {
+        Directory.CreateDirectory(_box.Src("d"));
+        ulong d = _box.Lookup(_box.Fs.RootIno, "d");
+        Assert.That(_box.Fs.MkNod(_box.Fs.RootIno, B("p"), LibC.S_IFIFO | 0x1A4, 0, User, out FuseAttr p), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Open(d, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EISDIR));
+        Assert.That(_box.Fs.Open(p.Ino, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EACCES));
+    }
+}
