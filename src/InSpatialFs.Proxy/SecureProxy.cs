@@ -7,6 +7,8 @@ using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Storage;
+using InSpatialFs.Storage.Direct;
+using InSpatialFs.Storage.Mounts;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Proxy;
@@ -23,8 +25,8 @@ namespace InSpatialFs.Proxy;
 /// </summary>
 public sealed partial class SecureProxy : IFuseFileSystem
 {
-    private readonly ProxyMount[] _mounts;
-    private readonly Dictionary<string, int> _mountByPath;
+    private readonly MountTable _table;
+    private readonly MountEntry[] _mounts;
     private readonly ISecurityGate _gate;
     private readonly ProxyOptions _options;
     private readonly ILogger _logger;
@@ -33,19 +35,14 @@ public sealed partial class SecureProxy : IFuseFileSystem
     private readonly ulong _entryValidSec, _attrValidSec;
     private readonly uint _entryValidNsec, _attrValidNsec;
     private FuseConnectionInfo? _connection;
-    private InSpatialFs.Storage.Direct.IPassthroughFiles? _passthrough;
+    private IPassthroughFiles? _passthrough;
 
-    public SecureProxy(IReadOnlyList<ProxyMount> mounts, ISecurityGate gate, ProxyOptions options, ILogger logger)
+    public SecureProxy(MountTable mounts, ISecurityGate gate, ProxyOptions options, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(mounts);
-        _mounts = [.. mounts];
-        int root = Array.FindIndex(_mounts, m => m.Path == "/");
-        if (root < 0)
-        {
-            throw new ArgumentException("the mount list must contain a mount at /", nameof(mounts));
-        }
-
-        _mountByPath = _mounts.Select((m, i) => (m.Path, i)).ToDictionary(p => p.Path, p => p.i, StringComparer.Ordinal);
+        _table = mounts;
+        _mounts = [.. mounts.Entries];
+        int root = mounts.Root.Index;
         _gate = gate;
         _options = options;
         _logger = logger;
@@ -60,19 +57,34 @@ public sealed partial class SecureProxy : IFuseFileSystem
     /// <summary>Open files and directories.</summary>
     public int OpenHandles => _handles.Count;
 
-    public IReadOnlyList<ProxyMount> Mounts => _mounts;
+    public MountTable Mounts => _table;
 
     /// <summary>What INIT negotiated (null before the kernel connected).</summary>
     public FuseConnectionInfo? Connection => _connection;
+
+    /// <summary>How DirectFS mounts move data: kernel passthrough, or through the daemon when it is unavailable.</summary>
+    public DirectMode DirectMode => _passthrough is BackingFileTable table ? table.Mode : DirectMode.Proxied;
 
     public void Initialized(FuseConnectionInfo connection)
     {
         _connection = connection;
         Log.Connected(_logger, connection.KernelMajor, connection.KernelMinor, connection.PassthroughEnabled);
-    }
+        if (!_mounts.Any(m => m.Direct))
+        {
+            return;
+        }
 
-    /// <summary>Gives the proxy the DirectFS backing-file table once the connection allows passthrough.</summary>
-    public void UsePassthrough(InSpatialFs.Storage.Direct.IPassthroughFiles passthrough) => _passthrough = passthrough;
+        if (connection.PassthroughEnabled && connection.Backing != null)
+        {
+            var table = new BackingFileTable(connection.Backing);
+            table.PassthroughUnavailable += error => Log.PassthroughRefused(_logger, error);
+            _passthrough = table;
+        }
+        else
+        {
+            Log.PassthroughNotOffered(_logger);
+        }
+    }
 
     public void Forget(ulong nodeId, ulong lookupCount)
     {
@@ -122,7 +134,7 @@ public sealed partial class SecureProxy : IFuseFileSystem
     /// The before-step: mount read-only check, then the security verdict. A throttle delay waits here
     /// (interruptible). Returns OK to go ahead; a denial has already been recorded.
     /// </summary>
-    private Errno Admit(FuseRequest r, FsEvent e, ProxyMount mount, out Verdict verdict)
+    private Errno Admit(FuseRequest r, FsEvent e, MountEntry mount, out Verdict verdict)
     {
         if (mount.ReadOnly && e.IsWrite)
         {
@@ -196,5 +208,5 @@ public sealed partial class SecureProxy : IFuseFileSystem
     }
 
     /// <summary>The mount whose root sits exactly at <paramref name="path"/>, or -1.</summary>
-    private int MountAt(string path) => _mountByPath.Count > 1 && _mountByPath.TryGetValue(path, out int m) && path != "/" ? m : -1;
+    private int MountAt(string path) => _mounts.Length > 1 && path != "/" && _table.MountAt(path) is { } m && m.Path == path ? m.Index : -1;
 }

@@ -26,7 +26,7 @@ public static class DirectModeNames
 /// <see cref="DirectMode.Proxied"/> and raises <see cref="PassthroughUnavailable"/> once.
 /// Thread-safe; one lock, held across the registration ioctl so two first opens of an inode cannot register twice.
 /// </summary>
-public sealed class BackingFileTable
+public sealed class BackingFileTable : IPassthroughFiles
 {
     private readonly IBackingRegistrar _registrar;
     private readonly Dictionary<ulong, (int Id, int Refs)> _entries = [];

@@ -1,13 +1,4 @@
-using InSpatialFs.Storage;
-
 namespace InSpatialFs.Proxy;
-
-/// <summary>One mount of the instance's namespace as the proxy serves it.</summary>
-/// <param name="Path">Absolute, normalized namespace path ("/" for the root mount).</param>
-/// <param name="Backend">The storage that serves it.</param>
-/// <param name="ReadOnly">Write-class operations get EROFS.</param>
-/// <param name="Direct">Regular files may use kernel passthrough (DirectFS) when the policy allows it.</param>
-public sealed record ProxyMount(string Path, IFileSystemBackend Backend, bool ReadOnly, bool Direct);
 
 /// <summary>Tuning of the proxy; the defaults favour the in-memory and local host case.</summary>
 public sealed record ProxyOptions
