@@ -40,10 +40,8 @@ public sealed class MemoryConcurrencyTests
                         {
                             errors.Enqueue($"write {name}");
                         }
-                        var back = new byte[payload.Length];
                         fs.Release(attr.Ino, open.Fh);
                         fs.Forget(attr.Ino, 1);
-                        _ = back;
                         break;
                     case 2:
                         var rename = fs.Rename(shared, Fs.N(name), shared, Fs.N($"f{random.Next(40)}"), 0);
