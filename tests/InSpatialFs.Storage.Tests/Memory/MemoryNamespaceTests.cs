@@ -320,6 +320,37 @@ public sealed class MemoryNamespaceTests
     }
 
     [Test]
+    public void Chown_of_a_file_drops_set_id_bits_unless_the_kernel_sends_the_mode()
+    {
+        var (file, _) = _fs.Create(_fs.RootIno, "f", mode: 0xDED); // 06755
+        var chown = Fs.Change(FattrFlags.Uid | FattrFlags.Gid);
+        chown.Uid = 5;
+        chown.Gid = 5;
+        Assert.That(_fs.SetAttr(file, chown, Fs.Root, out var attr), Is.EqualTo(Errno.OK));
+        Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0x1EDu));
+
+        var withMode = Fs.Change(FattrFlags.Uid | FattrFlags.Mode);
+        withMode.Uid = 6;
+        withMode.Mode = LibC.S_IFREG | 0xDED;
+        Assert.That(_fs.SetAttr(file, withMode, Fs.Root, out attr), Is.EqualTo(Errno.OK));
+        Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0xDEDu));
+
+        ulong dir = _fs.MkDir(_fs.RootIno, "d", 0x5ED); // 02755
+        Assert.That(_fs.SetAttr(dir, chown, Fs.Root, out attr), Is.EqualTo(Errno.OK));
+        Assert.That(attr.Mode & LibC.S_ISGID, Is.EqualTo(LibC.S_ISGID), "directories keep S_ISGID");
+    }
+
+    [Test]
+    public void Setattr_with_only_a_file_handle_changes_nothing()
+    {
+        ulong file = _fs.Touch(_fs.RootIno, "f");
+        var before = _fs.Attr(file);
+        Thread.Sleep(5);
+        Assert.That(_fs.SetAttr(file, Fs.Change(FattrFlags.Fh | FattrFlags.LockOwner), Fs.Root, out var after), Is.EqualTo(Errno.OK));
+        Assert.That((after.Ctime, after.CtimeNsec), Is.EqualTo((before.Ctime, before.CtimeNsec)));
+    }
+
+    [Test]
     public void Timestamps_follow_posix_for_write_truncate_chmod_link_and_unlink()
     {
         ulong dir = _fs.MkDir(_fs.RootIno, "d");
