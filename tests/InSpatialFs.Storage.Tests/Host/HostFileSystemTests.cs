@@ -363,3 +363,18 @@ public sealed class HostFileSystemTests
         Assert.That(_box.Fs.Open(p.Ino, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EACCES));
     }
 }
+
+[TestFixture]
+public sealed class HostKillPrivTests
+{
+    [Test]
+    public void Truncate_with_kill_suidgid_clears_setuid_and_exec_setgid()
+    {
+        using var box = new HostSandbox();
+        Assert.That(box.Fs.Create(box.Fs.RootIno, B("s"), LibC.O_RDWR, 0xDED /* 06755 */, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
+        box.Fs.Release(a.Ino, r.Fh);
+        var change = new FuseSetattrIn { Valid = (uint)(FattrFlags.Size | FattrFlags.KillSuidGid), Size = 0 };
+        Assert.That(box.Fs.SetAttr(a.Ino, change, User, out FuseAttr after), Is.EqualTo(Errno.OK));
+        Assert.That(after.Mode & 0xFFF, Is.EqualTo(0x1EDu), "06755 becomes 0755");
+    }
+}
