@@ -83,7 +83,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         _root = new HostNode(_nextNodeId++, DevOf(st), st.Ino, S_IFDIR, handle, mountId) { Lookups = 1, Pinned = _rootFd };
         _nodesById[_root.Id] = _root;
         _nodesByKey[(_root.Dev, _root.HostIno)] = _root;
-        _mountFds[mountId] = _rootFd;
+        if (handle != null && OpenMountFd(_rootFd.Fd, S_IFDIR) is { } rootMountFd) _mountFds[mountId] = rootMountFd;
         HostLog.Serving(logger, sourceDirectory, Kind, readOnly, descriptorCacheCapacity, maxOpenHandles);
     }
 
@@ -1103,10 +1103,23 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
             }
         }
         byte[]? handle = TryGetHandle(pathFd.Fd, out int mountId);
+        SafeFd? newMountFd = null;
+        if (handle != null)
+        {
+            bool knownMount;
+            lock (_nodeLock) knownMount = _mountFds.ContainsKey(mountId);
+            if (!knownMount)
+            {
+                // First node seen on another mount inside the tree (normally that mount's root directory).
+                newMountFd = OpenMountFd(pathFd.Fd, st.Mode & S_IFMT);
+                if (newMountFd == null) handle = null; // no usable mount descriptor: this node pins its own
+            }
+        }
         HostNode node;
         SafeFd? surplus = null;
         lock (_nodeLock)
         {
+            if (newMountFd != null && _mountFds.TryAdd(mountId, newMountFd)) newMountFd = null;
             if (_nodesByKey.TryGetValue(key, out HostNode? raced))
             {
                 node = raced;
@@ -1117,11 +1130,6 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
                 node = new HostNode(_nextNodeId++, key.Item1, key.Item2, st.Mode & S_IFMT, handle, mountId);
                 _nodesById[node.Id] = node;
                 _nodesByKey[key] = node;
-                if (handle != null && !_mountFds.ContainsKey(mountId))
-                {
-                    int dup = fcntl(pathFd.Fd, F_DUPFD_CLOEXEC, 0);
-                    if (dup >= 0) _mountFds[mountId] = new SafeFd(dup);
-                }
             }
             node.Lookups++;
             if (surplus == null)
@@ -1131,8 +1139,33 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
             }
         }
         surplus?.Dispose();
+        newMountFd?.Dispose();
         attr = ToAttr(st, node.Id);
         return Errno.OK;
+    }
+
+    /// <summary>
+    /// A descriptor on the mount of <paramref name="pathFd"/> for open_by_handle_at, which refuses O_PATH mount
+    /// descriptors (EBADF): the directory itself reopened O_RDONLY, or a regular file reopened O_RDONLY. Other types
+    /// (a bind-mounted device or fifo) get none; their nodes pin a descriptor instead.
+    /// </summary>
+    private SafeFd? OpenMountFd(int pathFd, uint type)
+    {
+        int fd;
+        if (type == S_IFDIR)
+        {
+            Span<byte> dotZ = [(byte)'.', 0];
+            if (OpenBeneath(pathFd, dotZ, O_RDONLY | O_DIRECTORY, 0, out fd) != Errno.OK) return null;
+        }
+        else if (type == S_IFREG)
+        {
+            if (ReopenNode(pathFd, O_RDONLY | O_NONBLOCK | O_NOCTTY, out fd) != Errno.OK) return null;
+        }
+        else
+        {
+            return null;
+        }
+        return new SafeFd(fd);
     }
 
     /// <summary>As <see cref="AdoptPathFd"/> for a descriptor we keep as an open file (it is not taken).</summary>

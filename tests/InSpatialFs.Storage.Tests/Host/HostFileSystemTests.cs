@@ -151,6 +151,24 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    public void Evicted_nodes_reopen_from_their_file_handles()
+    {
+        Directory.CreateDirectory(_box.Src("dir"));
+        File.WriteAllText(_box.Src("dir/f"), "by-handle");
+        ulong dir = _box.Lookup(_box.Fs.RootIno, "dir");
+        ulong f = _box.Lookup(dir, "f");
+        for (int i = 0; i < 200; i++) File.WriteAllText(_box.Src($"x{i}"), "");
+        for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        Assert.That(_box.Fs.CachedDescriptorCount, Is.LessThanOrEqualTo(64));
+        Assert.That(_box.Fs.GetAttr(f, out FuseAttr a), Is.EqualTo(Errno.OK));
+        Assert.That(a.Size, Is.EqualTo(9UL));
+        Assert.That(_box.ReadAll(f), Is.EqualTo("by-handle"));
+        for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        Assert.That(_box.Fs.Lookup(dir, B("f"), out FuseAttr again), Is.EqualTo(Errno.OK), "lookup under an evicted directory");
+        Assert.That(again.Ino, Is.EqualTo(f));
+    }
+
+    [Test]
     public void Link_makes_a_second_name_for_the_same_node()
     {
         File.WriteAllText(_box.Src("orig"), "data");
