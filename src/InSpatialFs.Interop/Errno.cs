@@ -41,6 +41,7 @@ public enum Errno
     ENOTEMPTY = 39,
     ELOOP = 40,
     ENODATA = 61,
+    EPROTO = 71,
     EOVERFLOW = 75,
     EBADFD = 77,
     ENOTSOCK = 88,

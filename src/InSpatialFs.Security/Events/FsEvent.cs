@@ -70,6 +70,8 @@ public sealed class FsEvent
     public uint Uid;
     /// <summary>user.gid</summary>
     public uint Gid;
+    /// <summary>fs.uid: owner of the existing node the op acts on (the link source for link); the proxy fills it for link.</summary>
+    public uint NodeUid;
     /// <summary>container.id: the instance name, or null for a host process touching the mount.</summary>
     public string? ContainerId;
     /// <summary>container.level</summary>

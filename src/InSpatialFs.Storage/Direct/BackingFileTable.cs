@@ -1,5 +1,7 @@
 using InSpatialFs.Fuse;
 using InSpatialFs.Interop;
+using InSpatialFs.Storage.Host;
+using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Storage.Direct;
 
@@ -29,14 +31,18 @@ public static class DirectModeNames
 public sealed class BackingFileTable : IPassthroughFiles
 {
     private readonly IBackingRegistrar _registrar;
+    private readonly ILogger? _logger;
     private readonly Dictionary<ulong, (int Id, int Refs)> _entries = [];
     private readonly Lock _lock = new();
     private Errno _unavailableReason;
 
-    public BackingFileTable(IBackingRegistrar registrar)
+    /// <param name="registrar">The connection's FUSE_DEV_IOC_BACKING_OPEN/CLOSE (FuseConnectionInfo.Backing).</param>
+    /// <param name="logger">If given, the fallback to proxied I/O is logged once as a warning (event 2110).</param>
+    public BackingFileTable(IBackingRegistrar registrar, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(registrar);
         _registrar = registrar;
+        _logger = logger;
     }
 
     /// <summary>Raised once, with the errno that disabled passthrough, when the table falls back to proxied I/O.</summary>
@@ -90,10 +96,14 @@ public sealed class BackingFileTable : IPassthroughFiles
             if (result is Errno.EPERM or Errno.EINVAL or Errno.ENOTTY)
             {
                 _unavailableReason = result;
-                notify = PassthroughUnavailable;
+                notify = PassthroughUnavailable ?? (_ => { });
             }
         }
-        notify?.Invoke(result);
+        if (notify != null)
+        {
+            if (_logger != null) HostLog.PassthroughUnavailable(_logger, result);
+            notify(result);
+        }
         return result;
     }
 

@@ -19,6 +19,21 @@ internal readonly struct FdLease : IDisposable
 
     public int Fd => _fd!.Fd;
 
+    /// <summary>Borrows unless the descriptor was already closed (a request racing the release of its node or handle).</summary>
+    public static bool TryBorrow(SafeFd fd, out FdLease lease)
+    {
+        try
+        {
+            lease = new FdLease(fd);
+            return true;
+        }
+        catch (ObjectDisposedException)
+        {
+            lease = default;
+            return false;
+        }
+    }
+
     public void Dispose() => _fd?.DangerousRelease();
 }
 

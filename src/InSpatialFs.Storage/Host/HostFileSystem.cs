@@ -83,7 +83,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         _root = new HostNode(_nextNodeId++, DevOf(st), st.Ino, S_IFDIR, handle, mountId) { Lookups = 1, Pinned = _rootFd };
         _nodesById[_root.Id] = _root;
         _nodesByKey[(_root.Dev, _root.HostIno)] = _root;
-        _mountFds[mountId] = _rootFd;
+        if (handle != null && OpenMountFd(_rootFd.Fd, S_IFDIR) is { } rootMountFd) _mountFds[mountId] = rootMountFd;
         HostLog.Serving(logger, sourceDirectory, Kind, readOnly, descriptorCacheCapacity, maxOpenHandles);
     }
 
@@ -180,6 +180,16 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
                 e = Truncate(node, l.Fd, change, valid);
                 if (e != Errno.OK) return e;
             }
+            if ((valid & FattrFlags.KillSuidGid) != 0 && (valid & FattrFlags.Mode) == 0 && node.Type == S_IFREG)
+            {
+                // HANDLE_KILLPRIV_V2: the daemon (root, so exempt on the host) clears set-id bits on truncate/chown.
+                e = StatFd(l.Fd, out StatX cur);
+                if (e != Errno.OK) return e;
+                uint mode = cur.Mode & 0xFFFu;
+                uint killed = mode & ~S_ISUID;
+                if ((mode & 0x8) != 0) killed &= ~S_ISGID; // sgid without group-exec is mandatory locking, kept
+                if (killed != mode && fchmodat2(l.Fd, &empty, killed, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
+            }
             if ((valid & (FattrFlags.Atime | FattrFlags.Mtime)) != 0)
             {
                 TimeSpec* ts = stackalloc TimeSpec[2];
@@ -198,8 +208,8 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
     {
         if ((valid & FattrFlags.Fh) != 0 && _files.TryGetValue(change.Fh, out HostOpenFile? file) && file.Node == node)
         {
-            using var fl = new FdLease(file.Fd);
-            return ftruncate(fl.Fd, (long)change.Size) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+            if (!FdLease.TryBorrow(file.Fd, out FdLease fl)) return Errno.EBADF;
+            using (fl) return ftruncate(fl.Fd, (long)change.Size) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
         }
         if (node.Type != S_IFREG) return node.Type == S_IFDIR ? Errno.EISDIR : Errno.EINVAL;
         Errno e = ReopenNode(pathFd, O_WRONLY, out int fd);
@@ -610,8 +620,8 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
     public Errno Read(ulong ino, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
     {
         bytesRead = 0;
-        if (!_files.TryGetValue(fh, out HostOpenFile? file)) return Errno.EBADF;
-        using var l = new FdLease(file.Fd);
+        if (!_files.TryGetValue(fh, out HostOpenFile? file) || !FdLease.TryBorrow(file.Fd, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
         fixed (byte* b = buffer)
         {
             nint n = pread(l.Fd, b, buffer.Length, offset);
@@ -625,8 +635,8 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
     {
         bytesWritten = 0;
         if (ReadOnly) return Errno.EROFS;
-        if (!_files.TryGetValue(fh, out HostOpenFile? file)) return Errno.EBADF;
-        using var l = new FdLease(file.Fd);
+        if (!_files.TryGetValue(fh, out HostOpenFile? file) || !FdLease.TryBorrow(file.Fd, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
         fixed (byte* b = data)
         {
             nint n = pwrite(l.Fd, b, data.Length, offset);
@@ -640,8 +650,8 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
 
     public Errno Fsync(ulong ino, ulong fh, bool dataOnly)
     {
-        if (!_files.TryGetValue(fh, out HostOpenFile? file)) return Errno.EBADF;
-        using var l = new FdLease(file.Fd);
+        if (!_files.TryGetValue(fh, out HostOpenFile? file) || !FdLease.TryBorrow(file.Fd, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
         int rc = dataOnly ? fdatasync(l.Fd) : fsync(l.Fd);
         return rc == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
     }
@@ -664,16 +674,16 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         if (ReadOnly) return Errno.EROFS;
         if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE && mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) && mode != FALLOC_FL_ZERO_RANGE)
             return Errno.EOPNOTSUPP;
-        if (!_files.TryGetValue(fh, out HostOpenFile? file)) return Errno.EBADF;
-        using var l = new FdLease(file.Fd);
+        if (!_files.TryGetValue(fh, out HostOpenFile? file) || !FdLease.TryBorrow(file.Fd, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
         return fallocate(l.Fd, mode, offset, length) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
     }
 
     public Errno Lseek(ulong ino, ulong fh, long offset, int whence, out long result)
     {
         result = 0;
-        if (!_files.TryGetValue(fh, out HostOpenFile? file)) return Errno.EBADF;
-        using var l = new FdLease(file.Fd);
+        if (!_files.TryGetValue(fh, out HostOpenFile? file) || !FdLease.TryBorrow(file.Fd, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
         long r = lseek(l.Fd, offset, whence);
         if (r < 0) return ErrnoExtensions.LastPInvoke();
         result = r;
@@ -685,8 +695,10 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         copied = 0;
         if (ReadOnly) return Errno.EROFS;
         if (!_files.TryGetValue(fhIn, out HostOpenFile? fin) || !_files.TryGetValue(fhOut, out HostOpenFile? fout)) return Errno.EBADF;
-        using var li = new FdLease(fin.Fd);
-        using var lo = new FdLease(fout.Fd);
+        if (!FdLease.TryBorrow(fin.Fd, out FdLease li)) return Errno.EBADF;
+        using var inLease = li;
+        if (!FdLease.TryBorrow(fout.Fd, out FdLease lo)) return Errno.EBADF;
+        using var outLease = lo;
         long oi = offsetIn, oo = offsetOut;
         nint n = copy_file_range(li.Fd, &oi, lo.Fd, &oo, (nint)Math.Min(length, int.MaxValue), 0);
         if (n < 0) return ErrnoExtensions.LastPInvoke();
@@ -869,7 +881,12 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
                         int z = nameSpan.IndexOf((byte)0);
                         if (z >= 0) nameSpan = nameSpan[..z];
                         if (!nameSpan.SequenceEqual("."u8) && !nameSpan.SequenceEqual(".."u8))
-                            entries.Add((nameSpan.ToArray(), dIno, (uint)dType << 12));
+                        {
+                            uint type = (uint)dType << 12;
+                            // DT_UNKNOWN (some filesystems): one statx of that single name beneath the directory.
+                            if (type == 0 && StatName(fd, nameSpan, out StatX est) == Errno.OK) type = est.Mode & S_IFMT;
+                            entries.Add((nameSpan.ToArray(), dIno, type));
+                        }
                         pos += recLen;
                     }
                 }
@@ -1006,6 +1023,20 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         }
     }
 
+    private static Errno StatName(int dirFd, ReadOnlySpan<byte> name, out StatX st)
+    {
+        st = default;
+        if (name.Length > NameMax) return Errno.ENAMETOOLONG;
+        Span<byte> nameZ = stackalloc byte[NameMax + 1];
+        name.CopyTo(nameZ);
+        nameZ[name.Length] = 0;
+        fixed (byte* n = nameZ)
+        fixed (StatX* p = &st)
+        {
+            return statx(dirFd, n, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, p) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+        }
+    }
+
     private static ulong DevOf(in StatX st) => ((ulong)st.DevMajor << 32) | st.DevMinor;
 
     private static FuseAttr ToAttr(in StatX st, ulong id) => new()
@@ -1072,10 +1103,23 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
             }
         }
         byte[]? handle = TryGetHandle(pathFd.Fd, out int mountId);
+        SafeFd? newMountFd = null;
+        if (handle != null)
+        {
+            bool knownMount;
+            lock (_nodeLock) knownMount = _mountFds.ContainsKey(mountId);
+            if (!knownMount)
+            {
+                // First node seen on another mount inside the tree (normally that mount's root directory).
+                newMountFd = OpenMountFd(pathFd.Fd, st.Mode & S_IFMT);
+                if (newMountFd == null) handle = null; // no usable mount descriptor: this node pins its own
+            }
+        }
         HostNode node;
         SafeFd? surplus = null;
         lock (_nodeLock)
         {
+            if (newMountFd != null && _mountFds.TryAdd(mountId, newMountFd)) newMountFd = null;
             if (_nodesByKey.TryGetValue(key, out HostNode? raced))
             {
                 node = raced;
@@ -1086,11 +1130,6 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
                 node = new HostNode(_nextNodeId++, key.Item1, key.Item2, st.Mode & S_IFMT, handle, mountId);
                 _nodesById[node.Id] = node;
                 _nodesByKey[key] = node;
-                if (handle != null && !_mountFds.ContainsKey(mountId))
-                {
-                    int dup = fcntl(pathFd.Fd, F_DUPFD_CLOEXEC, 0);
-                    if (dup >= 0) _mountFds[mountId] = new SafeFd(dup);
-                }
             }
             node.Lookups++;
             if (surplus == null)
@@ -1100,8 +1139,33 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
             }
         }
         surplus?.Dispose();
+        newMountFd?.Dispose();
         attr = ToAttr(st, node.Id);
         return Errno.OK;
+    }
+
+    /// <summary>
+    /// A descriptor on the mount of <paramref name="pathFd"/> for open_by_handle_at, which refuses O_PATH mount
+    /// descriptors (EBADF): the directory itself reopened O_RDONLY, or a regular file reopened O_RDONLY. Other types
+    /// (a bind-mounted device or fifo) get none; their nodes pin a descriptor instead.
+    /// </summary>
+    private SafeFd? OpenMountFd(int pathFd, uint type)
+    {
+        int fd;
+        if (type == S_IFDIR)
+        {
+            Span<byte> dotZ = [(byte)'.', 0];
+            if (OpenBeneath(pathFd, dotZ, O_RDONLY | O_DIRECTORY, 0, out fd) != Errno.OK) return null;
+        }
+        else if (type == S_IFREG)
+        {
+            if (ReopenNode(pathFd, O_RDONLY | O_NONBLOCK | O_NOCTTY, out fd) != Errno.OK) return null;
+        }
+        else
+        {
+            return null;
+        }
+        return new SafeFd(fd);
     }
 
     /// <summary>As <see cref="AdoptPathFd"/> for a descriptor we keep as an open file (it is not taken).</summary>
@@ -1154,11 +1218,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
     private Errno Borrow(HostNode node, out FdLease lease)
     {
         SafeFd? pinned = node.Pinned;
-        if (pinned != null)
-        {
-            lease = new FdLease(pinned);
-            return Errno.OK;
-        }
+        if (pinned != null) return FdLease.TryBorrow(pinned, out lease) ? Errno.OK : Errno.ESTALE;
         if (_cache.TryBorrow(node.Id, out lease)) return Errno.OK;
         if (node.Handle == null)
         {

@@ -36,6 +36,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     public const int MaxXattrValueLength = 65536;
 
     private const ulong RootId = 1;
+
+    /// <summary>SETATTR fields that change the inode (FATTR_FH and FATTR_LOCKOWNER only say how).</summary>
+    private const FattrFlags ChangingFields = FattrFlags.Mode | FattrFlags.Uid | FattrFlags.Gid | FattrFlags.Size
+        | FattrFlags.Atime | FattrFlags.Mtime | FattrFlags.AtimeNow | FattrFlags.MtimeNow | FattrFlags.KillSuidGid;
     private const uint BlockSize = 4096;
     private const int DirentBogoSize = 20; // what tmpfs reports per entry as a directory's size
 
@@ -203,7 +207,11 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             {
                 node.Gid = change.Gid;
             }
-            if ((valid & FattrFlags.KillSuidGid) != 0)
+            // chown(2) of a non-directory drops set-id bits even for root (the VFS adds ATTR_KILL_SUID);
+            // under HANDLE_KILLPRIV(_V2) the kernel leaves that to the filesystem. A mode sent in the
+            // same request is the kernel's own computation and wins.
+            bool chown = (valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0 && (valid & FattrFlags.Mode) == 0;
+            if ((valid & FattrFlags.KillSuidGid) != 0 || chown)
             {
                 KillSuidGid(node);
             }
@@ -223,7 +231,14 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             {
                 node.Mtime = new Timestamp((long)change.Mtime, change.MtimeNsec);
             }
-            node.Ctime = (valid & FattrFlags.Ctime) != 0 ? new Timestamp((long)change.Ctime, change.CtimeNsec) : now;
+            if ((valid & FattrFlags.Ctime) != 0)
+            {
+                node.Ctime = new Timestamp((long)change.Ctime, change.CtimeNsec);
+            }
+            else if ((valid & ChangingFields) != 0)
+            {
+                node.Ctime = now;
+            }
             FillAttr(node, out attr);
             return Errno.OK;
         }

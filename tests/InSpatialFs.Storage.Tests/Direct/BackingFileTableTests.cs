@@ -1,6 +1,7 @@
 using InSpatialFs.Fuse;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage.Direct;
+using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Storage.Tests.Direct;
 
@@ -34,6 +35,30 @@ public sealed class BackingFileTableTests
     }
 
     private static SafeFd AnyFd() => new(-1, ownsHandle: false);
+
+    private sealed class CountingLogger : ILogger
+    {
+        public List<(LogLevel Level, int EventId, string Text)> Lines { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            => Lines.Add((logLevel, eventId.Id, formatter(state, exception)));
+    }
+
+    [Test]
+    public void Fallback_prints_one_warning_line()
+    {
+        var log = new CountingLogger();
+        var table = new BackingFileTable(new FakeRegistrar { FailWith = Errno.EPERM }, log);
+        for (ulong i = 0; i < 5; i++) table.Acquire(i, AnyFd(), out _);
+        Assert.That(log.Lines, Has.Count.EqualTo(1));
+        Assert.That(log.Lines[0].Level, Is.EqualTo(LogLevel.Warning));
+        Assert.That(log.Lines[0].EventId, Is.EqualTo(2110));
+        Assert.That(log.Lines[0].Text, Does.Contain("EPERM").And.Contain("proxied"));
+    }
 
     [Test]
     public void Opens_of_one_inode_share_one_backing_id_closed_at_the_last_release()

@@ -151,6 +151,24 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    public void Evicted_nodes_reopen_from_their_file_handles()
+    {
+        Directory.CreateDirectory(_box.Src("dir"));
+        File.WriteAllText(_box.Src("dir/f"), "by-handle");
+        ulong dir = _box.Lookup(_box.Fs.RootIno, "dir");
+        ulong f = _box.Lookup(dir, "f");
+        for (int i = 0; i < 200; i++) File.WriteAllText(_box.Src($"x{i}"), "");
+        for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        Assert.That(_box.Fs.CachedDescriptorCount, Is.LessThanOrEqualTo(64));
+        Assert.That(_box.Fs.GetAttr(f, out FuseAttr a), Is.EqualTo(Errno.OK));
+        Assert.That(a.Size, Is.EqualTo(9UL));
+        Assert.That(_box.ReadAll(f), Is.EqualTo("by-handle"));
+        for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        Assert.That(_box.Fs.Lookup(dir, B("f"), out FuseAttr again), Is.EqualTo(Errno.OK), "lookup under an evicted directory");
+        Assert.That(again.Ino, Is.EqualTo(f));
+    }
+
+    [Test]
     public void Link_makes_a_second_name_for_the_same_node()
     {
         File.WriteAllText(_box.Src("orig"), "data");
@@ -361,5 +379,20 @@ public sealed class HostFileSystemTests
         Assert.That(_box.Fs.MkNod(_box.Fs.RootIno, B("p"), LibC.S_IFIFO | 0x1A4, 0, User, out FuseAttr p), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.Open(d, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EISDIR));
         Assert.That(_box.Fs.Open(p.Ino, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EACCES));
+    }
+}
+
+[TestFixture]
+public sealed class HostKillPrivTests
+{
+    [Test]
+    public void Truncate_with_kill_suidgid_clears_setuid_and_exec_setgid()
+    {
+        using var box = new HostSandbox();
+        Assert.That(box.Fs.Create(box.Fs.RootIno, B("s"), LibC.O_RDWR, 0xDED /* 06755 */, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
+        box.Fs.Release(a.Ino, r.Fh);
+        var change = new FuseSetattrIn { Valid = (uint)(FattrFlags.Size | FattrFlags.KillSuidGid), Size = 0 };
+        Assert.That(box.Fs.SetAttr(a.Ino, change, User, out FuseAttr after), Is.EqualTo(Errno.OK));
+        Assert.That(after.Mode & 0xFFF, Is.EqualTo(0x1EDu), "06755 becomes 0755");
     }
 }

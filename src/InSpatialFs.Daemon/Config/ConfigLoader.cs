@@ -1,0 +1,335 @@
+using System.Globalization;
+using InSpatialFs.Security;
+using InSpatialFs.Security.Events;
+using InSpatialFs.Storage.Mounts;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace InSpatialFs.Daemon.Config;
+
+/// <summary>
+/// Loads an instance config from YAML through YamlDotNet's representation model, so every node keeps its
+/// line:column and every refusal names file:line:column. Nothing is defaulted silently that could change what is
+/// exposed: unknown keys, missing or non-existent sources, relative or non-normalized paths, duplicate mount
+/// paths, bad sizes and bad enum values are all refused.
+/// </summary>
+public static class ConfigLoader
+{
+    private static readonly string[] TopKeys =
+        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "response", "state_dir", "container", "rules"];
+    private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory"];
+    private static readonly string[] MemoryKeys = ["size"];
+    private static readonly string[] PathsKeys = ["forbidden", "readonly", "allowed"];
+    private static readonly string[] ResourceKeys = ["memory", "disk", "inodes", "open_files", "ops_per_second", "bytes_per_second"];
+    private static readonly string[] ExecKeys = ["runtime_written"];
+    private static readonly string[] ResponseKeys = ["suspend_on"];
+    private static readonly string[] ContainerKeys = ["cgroup"];
+    private static readonly string[] RulesKeys = ["files"];
+
+    public static InstanceConfig LoadFile(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException(path, 0, 0, "cannot read the config file: " + e.Message, e);
+        }
+        return Load(text, path);
+    }
+
+    /// <param name="yaml">The document.</param>
+    /// <param name="fileName">Named in errors; relative rule files are resolved against its directory.</param>
+    public static InstanceConfig Load(string yaml, string fileName)
+    {
+        ArgumentNullException.ThrowIfNull(yaml);
+        ArgumentNullException.ThrowIfNull(fileName);
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            throw new ConfigException(fileName, (int)e.Start.Line, (int)e.Start.Column, "invalid YAML: " + e.Message, e);
+        }
+        if (stream.Documents.Count == 0) throw new ConfigException(fileName, 1, 1, "the configuration is empty");
+        if (stream.Documents.Count > 1)
+        {
+            var second = stream.Documents[1].RootNode;
+            throw new ConfigException(fileName, (int)second.Start.Line, (int)second.Start.Column, "only one YAML document is allowed");
+        }
+        return new Reader(fileName).Instance(stream.Documents[0].RootNode);
+    }
+
+    private sealed class Reader(string file)
+    {
+        public InstanceConfig Instance(YamlNode rootNode)
+        {
+            var root = Mapping(rootNode, "the configuration");
+            CheckKeys(root, "the configuration", TopKeys);
+
+            var mountpointNode = Required(root, "mountpoint", "the configuration");
+            string mountpoint = HostPath(mountpointNode, "mountpoint");
+            string name = Optional(root, "name") is { } nameNode ? InstanceName(nameNode) : DefaultName(mountpoint, mountpointNode);
+            string control = Optional(root, "control") is { } c ? HostPath(c, "control") : InstanceConfig.DefaultControl(name);
+            string stateDir = Optional(root, "state_dir") is { } s ? HostPath(s, "state_dir") : InstanceConfig.DefaultStateDir(name);
+
+            var mountsNode = Required(root, "mounts", "the configuration");
+            var mounts = Mounts(mountsNode, mountpoint);
+            if (IsAtOrBelow(control, mountpoint))
+                throw Fail(Optional(root, "control") ?? mountpointNode, $"the control directory {control} must not lie inside the mountpoint {mountpoint}");
+
+            return new InstanceConfig
+            {
+                Origin = file,
+                Name = name,
+                Mountpoint = mountpoint,
+                Control = control,
+                StateDir = stateDir,
+                Mounts = mounts,
+                Isolation = Optional(root, "isolation") is { } iso ? Isolation(iso) : IsolationLevel.Standard,
+                Paths = Optional(root, "paths") is { } p ? Paths(p) : PathsConfig.Empty,
+                Resources = Optional(root, "resources") is { } r ? Resources(r) : new ResourcesConfig(),
+                Exec = Optional(root, "exec") is { } x ? Exec(x) : new ExecConfig(),
+                Response = Optional(root, "response") is { } rs ? Response(rs) : new ResponseConfig(),
+                Container = Optional(root, "container") is { } ct ? Container(ct) : new ContainerConfig(),
+                Rules = Optional(root, "rules") is { } ru ? Rules(ru) : RulesConfig.Empty,
+            };
+        }
+
+        private string InstanceName(YamlNode node)
+        {
+            string name = Scalar(node, "name");
+            if (name.Length == 0 || name.Length > 64 || name is "." or ".." ||
+                !name.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.'))
+                throw Fail(node, $"name '{name}' must be 1-64 characters of letters, digits, '-', '_' or '.'");
+            return name;
+        }
+
+        private string DefaultName(string mountpoint, YamlNode at)
+        {
+            string baseName = mountpoint == "/" ? "" : mountpoint[(mountpoint.LastIndexOf('/') + 1)..];
+            if (baseName.Length == 0) throw Fail(at, "name is required when the mountpoint is /");
+            return baseName;
+        }
+
+        private IReadOnlyList<MountConfig> Mounts(YamlNode node, string mountpoint)
+        {
+            if (node is not YamlSequenceNode seq) throw Fail(node, "mounts must be a list of mounts");
+            var result = new List<MountConfig>();
+            var seen = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+            foreach (YamlNode item in seq)
+            {
+                var map = Mapping(item, "a mount");
+                CheckKeys(map, "a mount", MountKeys);
+                var pathNode = Required(map, "path", "a mount");
+                string path = Scalar(pathNode, "path");
+                string? problem = MountTable.ValidatePath(path);
+                if (problem != null) throw Fail(pathNode, $"mount path '{path}' {problem}");
+                if (seen.TryGetValue(path, out YamlNode? first))
+                    throw Fail(pathNode, $"mount path '{path}' is given twice (first at line {first.Start.Line})");
+                seen[path] = pathNode;
+
+                bool readOnly = Optional(map, "readonly") is { } ro && Bool(ro, "readonly");
+                bool direct = Optional(map, "direct") is { } d && Bool(d, "direct");
+                var sourceNode = Optional(map, "source");
+                var memoryNode = Optional(map, "memory");
+                if (sourceNode != null && memoryNode != null)
+                    throw Fail(memoryNode, $"mount '{path}' has both source and memory; give one");
+                if (memoryNode != null)
+                {
+                    if (direct) throw Fail(Optional(map, "direct")!, $"mount '{path}': direct applies to host sources only, not to memory");
+                    var mem = Mapping(memoryNode, "memory");
+                    CheckKeys(mem, "memory", MemoryKeys);
+                    long size = Size(Required(mem, "size", "memory"), "memory.size");
+                    result.Add(new MountConfig(path, MountSourceKind.Memory, null, readOnly, false, size));
+                    continue;
+                }
+                if (sourceNode == null) throw Fail(map, $"mount '{path}' has no source (give source: HOSTDIR or memory: {{ size: ... }})");
+                string source = HostPath(sourceNode, "source");
+                if (!Directory.Exists(source)) throw Fail(sourceNode, $"source directory {source} does not exist");
+                if (IsAtOrBelow(mountpoint, source))
+                    throw Fail(sourceNode, $"source {source} contains the mountpoint {mountpoint}: the mount would contain itself");
+                result.Add(new MountConfig(path, MountSourceKind.Host, source, readOnly, direct, null));
+            }
+            if (!seen.ContainsKey("/")) throw Fail(node, "mounts must include a mount at path '/'");
+            return result;
+        }
+
+        private PathsConfig Paths(YamlNode node)
+        {
+            var map = Mapping(node, "paths");
+            CheckKeys(map, "paths", PathsKeys);
+            return new PathsConfig(
+                Optional(map, "forbidden") is { } f ? PatternList(f, "paths.forbidden") : [],
+                Optional(map, "readonly") is { } r ? PatternList(r, "paths.readonly") : [],
+                Optional(map, "allowed") is { } a ? PatternList(a, "paths.allowed") : []);
+        }
+
+        private IReadOnlyList<string> PatternList(YamlNode node, string what)
+        {
+            var list = new List<string>();
+            foreach (YamlNode item in List(node, what))
+            {
+                string pattern = Scalar(item, what);
+                if (!pattern.StartsWith('/')) throw Fail(item, $"{what}: pattern '{pattern}' must be an absolute namespace path");
+                if (pattern.Split('/').Any(part => part is "." or ".."))
+                    throw Fail(item, $"{what}: pattern '{pattern}' must be normalized (no '.' or '..')");
+                list.Add(pattern);
+            }
+            return list;
+        }
+
+        private ResourcesConfig Resources(YamlNode node)
+        {
+            var map = Mapping(node, "resources");
+            CheckKeys(map, "resources", ResourceKeys);
+            return new ResourcesConfig
+            {
+                Memory = Optional(map, "memory") is { } m ? Size(m, "resources.memory") : null,
+                Disk = Optional(map, "disk") is { } d ? Size(d, "resources.disk") : null,
+                Inodes = Optional(map, "inodes") is { } i ? Count(i, "resources.inodes") : null,
+                OpenFiles = Optional(map, "open_files") is { } o ? Count(o, "resources.open_files") : null,
+                OpsPerSecond = Optional(map, "ops_per_second") is { } ops ? Count(ops, "resources.ops_per_second") : null,
+                BytesPerSecond = Optional(map, "bytes_per_second") is { } b ? Size(b, "resources.bytes_per_second") : null,
+            };
+        }
+
+        private ExecConfig Exec(YamlNode node)
+        {
+            var map = Mapping(node, "exec");
+            CheckKeys(map, "exec", ExecKeys);
+            return new ExecConfig
+            {
+                RuntimeWritten = Optional(map, "runtime_written") is { } rw
+                    ? Enum(rw, "exec.runtime_written", ("allow", RuntimeWrittenExec.Allow), ("alert", RuntimeWrittenExec.Alert), ("deny", RuntimeWrittenExec.Deny))
+                    : RuntimeWrittenExec.Default,
+            };
+        }
+
+        private ResponseConfig Response(YamlNode node)
+        {
+            var map = Mapping(node, "response");
+            CheckKeys(map, "response", ResponseKeys);
+            return new ResponseConfig
+            {
+                SuspendOn = Optional(map, "suspend_on") is { } s
+                    ? Enum(s, "response.suspend_on", ("info", Severity.Info), ("low", Severity.Low), ("medium", Severity.Medium),
+                        ("high", Severity.High), ("critical", Severity.Critical))
+                    : null,
+            };
+        }
+
+        private ContainerConfig Container(YamlNode node)
+        {
+            var map = Mapping(node, "container");
+            CheckKeys(map, "container", ContainerKeys);
+            return new ContainerConfig { Cgroup = Optional(map, "cgroup") is { } c ? HostPath(c, "container.cgroup") : null };
+        }
+
+        private RulesConfig Rules(YamlNode node)
+        {
+            var map = Mapping(node, "rules");
+            CheckKeys(map, "rules", RulesKeys);
+            if (Optional(map, "files") is not { } filesNode) return RulesConfig.Empty;
+            string baseDir = Path.GetDirectoryName(Path.GetFullPath(file)) ?? "/";
+            var files = new List<string>();
+            foreach (YamlNode item in List(filesNode, "rules.files"))
+            {
+                string f = Scalar(item, "rules.files");
+                if (f.Length == 0) throw Fail(item, "rules.files: an empty file name");
+                files.Add(Path.IsPathRooted(f) ? f : Path.GetFullPath(Path.Combine(baseDir, f)));
+            }
+            return new RulesConfig(files);
+        }
+
+        private IsolationLevel Isolation(YamlNode node) => Enum(node, "isolation",
+            ("standard", IsolationLevel.Standard), ("enhanced", IsolationLevel.Enhanced), ("maximum", IsolationLevel.Maximum));
+
+        // ---------------------------------------------------------------- node helpers
+
+        private ConfigException Fail(YamlNode node, string reason)
+            => new(file, (int)node.Start.Line, (int)node.Start.Column, reason);
+
+        private YamlMappingNode Mapping(YamlNode node, string what)
+            => node as YamlMappingNode ?? throw Fail(node, $"{what} must be a mapping of keys to values");
+
+        private YamlSequenceNode List(YamlNode node, string what)
+            => node as YamlSequenceNode ?? throw Fail(node, $"{what} must be a list");
+
+        private void CheckKeys(YamlMappingNode map, string where, string[] valid)
+        {
+            foreach (var (key, _) in map.Children)
+            {
+                string k = key is YamlScalarNode s ? s.Value ?? "" : "";
+                if (key is not YamlScalarNode || Array.IndexOf(valid, k) < 0)
+                    throw Fail(key, $"unknown key '{k}' in {where}; valid keys: {string.Join(", ", valid)}");
+            }
+        }
+
+        private static YamlNode? Optional(YamlMappingNode map, string key)
+        {
+            foreach (var (k, v) in map.Children)
+            {
+                if (k is YamlScalarNode s && s.Value == key) return IsNull(v) ? null : v;
+            }
+            return null;
+        }
+
+        private YamlNode Required(YamlMappingNode map, string key, string where)
+            => Optional(map, key) ?? throw Fail(map, $"{where} is missing required key '{key}'");
+
+        private static bool IsNull(YamlNode node)
+            => node is YamlScalarNode { Style: ScalarStyle.Plain, Value: null or "" or "~" or "null" };
+
+        private string Scalar(YamlNode node, string what)
+            => node is YamlScalarNode s ? s.Value ?? "" : throw Fail(node, $"{what} must be a single value");
+
+        private bool Bool(YamlNode node, string what) => Scalar(node, what) switch
+        {
+            "true" or "yes" or "on" => true,
+            "false" or "no" or "off" => false,
+            var v => throw Fail(node, $"{what}: '{v}' is not true or false"),
+        };
+
+        private long Size(YamlNode node, string what)
+        {
+            string v = Scalar(node, what);
+            if (!SizeParser.TryParse(v, out long bytes) || bytes <= 0) throw Fail(node, $"{what}: '{v}' is not {SizeParser.Help}");
+            return bytes;
+        }
+
+        private long Count(YamlNode node, string what)
+        {
+            string v = Scalar(node, what);
+            if (!long.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n <= 0)
+                throw Fail(node, $"{what}: '{v}' is not a positive whole number");
+            return n;
+        }
+
+        private T Enum<T>(YamlNode node, string what, params (string Name, T Value)[] choices)
+        {
+            string v = Scalar(node, what);
+            foreach (var (n, value) in choices)
+            {
+                if (n == v) return value;
+            }
+            throw Fail(node, $"{what}: '{v}' is not one of {string.Join(", ", choices.Select(c => c.Name))}");
+        }
+
+        private string HostPath(YamlNode node, string what)
+        {
+            string v = Scalar(node, what);
+            string? problem = MountTable.ValidatePath(v);
+            if (problem != null) throw Fail(node, $"{what} '{v}' {problem}");
+            return v;
+        }
+    }
+
+    internal static bool IsAtOrBelow(string path, string dir)
+        => dir == "/" || path == dir || path.StartsWith(dir + "/", StringComparison.Ordinal);
+}

@@ -1,0 +1,71 @@
+using InSpatialFs.Fuse.Abi;
+
+namespace InSpatialFs.Fuse;
+
+/// <summary>What the protocol server negotiates and how many reader threads it runs.</summary>
+public sealed record ProtocolServerOptions
+{
+    /// <summary>
+    /// Features requested in the INIT reply (each is kept only if the kernel offered it). INIT_EXT is added
+    /// whenever the kernel offers it. Passthrough is dropped when WritebackCache is also wanted (the kernel would
+    /// silently disable it anyway).
+    /// </summary>
+    public const FuseInitFlags DefaultWantedFlags =
+        FuseInitFlags.AsyncRead | FuseInitFlags.BigWrites | FuseInitFlags.AtomicOTrunc | FuseInitFlags.ParallelDirops
+        | FuseInitFlags.DoReaddirplus | FuseInitFlags.ReaddirplusAuto | FuseInitFlags.ExportSupport
+        | FuseInitFlags.HandleKillprivV2 | FuseInitFlags.MaxPages | FuseInitFlags.CacheSymlinks
+        | FuseInitFlags.SetxattrExt | FuseInitFlags.Passthrough;
+
+    /// <summary>2..4 depending on the CPU count.</summary>
+    public static int DefaultReaderThreads => Math.Clamp(Environment.ProcessorCount, 2, 4);
+
+    /// <summary>Dedicated OS threads blocked in read(2), each on its own cloned descriptor (1..64).</summary>
+    public int ReaderThreads { get; init; } = DefaultReaderThreads;
+
+    /// <summary>Largest WRITE payload (init_out.max_write); 1 MiB with max_pages 256.</summary>
+    public uint MaxWrite { get; init; } = 1 << 20;
+
+    /// <summary>init_out.max_pages (the kernel clamps it to /proc/sys/fs/fuse/max_pages_limit).</summary>
+    public ushort MaxPages { get; init; } = 256;
+
+    public FuseInitFlags WantedFlags { get; init; } = DefaultWantedFlags;
+
+    /// <summary>init_out.max_stack_depth when passthrough is accepted: 1, or 2 if backing files sit on overlayfs.</summary>
+    public uint MaxStackDepth { get; init; } = 1;
+
+    public ushort MaxBackground { get; init; } = 12;
+
+    public ushort CongestionThreshold { get; init; } = 9;
+
+    /// <summary>Timestamp granularity in nanoseconds (1 = full nanoseconds).</summary>
+    public uint TimeGranularity { get; init; } = 1;
+
+    internal void Validate()
+    {
+        if (ReaderThreads is < 1 or > 64)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReaderThreads), ReaderThreads, "1..64 reader threads");
+        }
+
+        if (MaxWrite is < 4096 or > 16 << 20)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxWrite), MaxWrite, "max_write must be 4 KiB..16 MiB");
+        }
+
+        if (MaxPages is 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxPages), MaxPages, "max_pages must be positive");
+        }
+
+        if (MaxStackDepth is < 1 or > 2)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxStackDepth), MaxStackDepth, "max_stack_depth is 1 or 2");
+        }
+    }
+
+    /// <summary>Read buffer per reader: the kernel refuses reads smaller than max(8192, 80 + max_write).</summary>
+    internal int RequestBufferSize => Math.Max(FuseConstants.MinReadBuffer, (int)MaxWrite + 4096);
+
+    /// <summary>Reply buffer per reader: out header plus the largest READ/READDIR body (max_pages pages or max_write).</summary>
+    internal int ReplyBufferSize => Math.Max(MaxPages * 4096, (int)MaxWrite) + 4096;
+}

@@ -1,0 +1,112 @@
+using System.Runtime.InteropServices;
+
+namespace InSpatialFs.Interop;
+
+// libc calls the FUSE layer needs: mount/umount2 for the direct (root) mount, socketpair/recvmsg for the
+// fusermount3 descriptor hand-off (SCM_RIGHTS), fcntl for FD_CLOEXEC, stat for the connection number.
+// Hand-written with LibraryImport (not Tmds.LibC) so errno is read the one way every layer reads it.
+public static unsafe partial class LibC
+{
+    public const ulong MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_NOATIME = 1024;
+    public const int MNT_FORCE = 1, MNT_DETACH = 2, UMOUNT_NOFOLLOW = 8;
+
+    public const int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_SEQPACKET = 5, SOCK_CLOEXEC = 0x80000;
+    public const int SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000;
+
+    public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
+
+    [LibraryImport(Lib)]
+    public static partial uint getegid();
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mount(string source, string target, string fstype, ulong flags, string? data);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int umount2(string target, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int socketpair(int domain, int type, int protocol, int* sv);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint recvmsg(int sockfd, MsgHdr* msg, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport(Lib, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int stat_raw(string path, byte* statBuffer);
+
+    /// <summary>st_dev of a path (stat(2) follows symlinks), or an errno.</summary>
+    public static Errno StatDevice(string path, out ulong device)
+    {
+        byte* buffer = stackalloc byte[256]; // struct stat is 144 bytes on x86_64; st_dev is the first u64
+        int rc = stat_raw(path, buffer);
+        Errno e = ErrnoExtensions.LastPInvoke();
+        device = rc == 0 ? *(ulong*)buffer : 0;
+        return rc == 0 ? Errno.OK : e;
+    }
+
+    /// <summary>glibc's gnu_dev_minor: the minor number of a dev_t.</summary>
+    public static uint DeviceMinor(ulong dev) => (uint)((dev & 0xff) | ((dev >> 12) & 0xffffff00));
+
+    /// <summary>Receives one byte plus one SCM_RIGHTS descriptor (opened with MSG_CMSG_CLOEXEC).</summary>
+    public static Errno ReceiveFd(int socket, out SafeFd fd)
+    {
+        fd = new SafeFd();
+        byte data = 0;
+        const int controlSize = 24; // CMSG_SPACE(sizeof(int)) on x86_64
+        byte* control = stackalloc byte[controlSize];
+        new Span<byte>(control, controlSize).Clear();
+        var iov = new IoVec { Base = &data, Length = 1 };
+        var msg = new MsgHdr { Iov = &iov, IovLen = 1, Control = control, ControlLen = controlSize };
+        nint n;
+        Errno e;
+        do
+        {
+            n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+            e = ErrnoExtensions.LastPInvoke();
+        }
+        while (n < 0 && e == Errno.EINTR);
+
+        if (n < 0)
+        {
+            return e;
+        }
+
+        if (n == 0 || msg.ControlLen < 20)
+        {
+            return Errno.ECONNABORTED; // the peer closed without sending a descriptor
+        }
+
+        var header = (CmsgHdr*)control;
+        if (header->Level != SOL_SOCKET || header->Type != SCM_RIGHTS || header->Len < 20)
+        {
+            return Errno.EIO;
+        }
+
+        fd = new SafeFd(*(int*)(control + 16));
+        return Errno.OK;
+    }
+}
+
+/// <summary>struct msghdr (x86_64, 56 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct MsgHdr
+{
+    public void* Name;
+    public uint NameLen;
+    public IoVec* Iov;
+    public nuint IovLen;
+    public void* Control;
+    public nuint ControlLen;
+    public int Flags;
+}
+
+/// <summary>struct cmsghdr (x86_64, 16 bytes; data follows).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct CmsgHdr
+{
+    public nuint Len;
+    public int Level;
+    public int Type;
+}

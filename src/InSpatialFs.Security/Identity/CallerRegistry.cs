@@ -1,0 +1,274 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using InSpatialFs.Interop;
+
+namespace InSpatialFs.Security.Identity;
+
+/// <summary>
+/// One caller as first seen: pinned by a pidfd on its process (thread group leader), with what /proc said
+/// while the pidfd was known to be live. Responses go through <see cref="PidFd"/>, so they reach the
+/// process that acted, never a later holder of the same pid.
+/// </summary>
+public sealed class CallerInfo : IDisposable
+{
+    internal CallerInfo(int pid, int tgid, string name, ulong startTime, CgroupPaths cgroups, string? root, bool isMember, SafeFd? pidFd)
+    {
+        Pid = pid;
+        Tgid = tgid;
+        Name = name;
+        StartTime = startTime;
+        Cgroups = cgroups;
+        Root = root;
+        IsContainerMember = isMember;
+        PidFd = pidFd;
+    }
+
+    /// <summary>The pid the kernel reported (a thread id for threaded callers).</summary>
+    public int Pid { get; }
+    /// <summary>The process (thread group) id.</summary>
+    public int Tgid { get; }
+    /// <summary>/proc/PID/comm</summary>
+    public string Name { get; }
+    /// <summary>/proc/PID/stat field 22 (clock ticks since boot): with the pid, a process identity that survives pid reuse.</summary>
+    public ulong StartTime { get; }
+    public CgroupPaths Cgroups { get; }
+    /// <summary>Where /proc/PID/root pointed, or null if unreadable.</summary>
+    public string? Root { get; }
+    public bool IsContainerMember { get; }
+    public SafeFd? PidFd { get; }
+
+    /// <summary>True once the process has exited (always false without a pidfd).</summary>
+    public bool HasExited => PidFd is { IsInvalid: false, IsClosed: false } fd && LibC.PidfdHasExited(fd);
+
+    public void Dispose() => PidFd?.Dispose();
+}
+
+/// <summary>The caller's cgroup paths: v1 freezer hierarchy and the v2 (unified) one; null when absent.</summary>
+public sealed record CgroupPaths(string? Freezer, string? Unified, IReadOnlyList<string> All)
+{
+    public static readonly CgroupPaths None = new(null, null, []);
+
+    /// <summary>Parses /proc/PID/cgroup ("ID:controllers:path" per line).</summary>
+    public static CgroupPaths Parse(string text)
+    {
+        string? freezer = null, unified = null;
+        var all = new List<string>();
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int a = line.IndexOf(':', StringComparison.Ordinal);
+            int b = a < 0 ? -1 : line.IndexOf(':', a + 1);
+            if (b < 0) continue;
+            string controllers = line[(a + 1)..b];
+            string path = line[(b + 1)..];
+            all.Add(path);
+            if (line.AsSpan(0, a) is "0" && controllers.Length == 0) unified = path;
+            else if (controllers.Split(',').Contains("freezer")) freezer = path;
+        }
+
+        return new CgroupPaths(freezer, unified, all);
+    }
+}
+
+/// <summary>
+/// Pid → <see cref="CallerInfo"/> for the request path. A hit is one dictionary read (no syscall, no
+/// allocation); a miss pins the process and reads /proc once. Pid reuse: the entry is dropped as soon as
+/// its pidfd reports exit (<see cref="Sweep"/> runs every second and on a full cache), and a pid
+/// is only recycled after the kernel's pid counter wraps (pid_max), so a sweep interval of one second
+/// leaves no window in practice; responses re-check the pidfd and start time before they act.
+/// pid 0 (kernel-initiated requests) is never a container member and is not cached.
+/// </summary>
+public sealed class CallerRegistry : IDisposable
+{
+    private readonly ConcurrentDictionary<int, CallerInfo> _cache = new();
+    private readonly string _procRoot;
+    private readonly string? _mountpoint;
+    private readonly string? _containerCgroup;
+    private readonly Timer? _sweeper;
+
+    public CallerRegistry(string? mountpoint, string? containerCgroup, int capacity = 4096, string procRoot = "/proc", bool backgroundSweep = true)
+    {
+        _mountpoint = mountpoint is null ? null : Normalize(mountpoint);
+        _containerCgroup = containerCgroup is null ? null : Normalize(containerCgroup);
+        Capacity = capacity;
+        _procRoot = procRoot;
+        if (backgroundSweep)
+        {
+            _sweeper = new Timer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        }
+    }
+
+    public int Capacity { get; }
+    public int Count => _cache.Count;
+
+    /// <summary>The caller for a request pid, pinned on first sight; null for pid 0 or a process already gone.</summary>
+    public CallerInfo? Resolve(int pid)
+    {
+        if (pid <= 0) return null;
+        if (_cache.TryGetValue(pid, out CallerInfo? c)) return c;
+        return ResolveSlow(pid);
+    }
+
+    private CallerInfo? ResolveSlow(int pid)
+    {
+        CallerInfo? fresh = Pin(pid);
+        if (fresh is null) return null;
+        if (_cache.Count >= Capacity)
+        {
+            Sweep();
+            if (_cache.Count >= Capacity)
+            {
+                // Still full of live callers: forget the oldest pins (they re-pin on their next request).
+                foreach (int k in _cache.Keys.Take(Math.Max(1, Capacity / 8)))
+                {
+                    if (_cache.TryRemove(k, out CallerInfo? old)) old.Dispose();
+                }
+            }
+        }
+
+        if (_cache.TryAdd(pid, fresh)) return fresh;
+        fresh.Dispose();
+        return _cache.TryGetValue(pid, out CallerInfo? winner) ? winner : null;
+    }
+
+    /// <summary>Reads a caller's identity without caching it (pidfd first, /proc second, pidfd liveness last).</summary>
+    public CallerInfo? Pin(int pid)
+    {
+        string dir = Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture));
+        int tgid = ReadTgid(dir) ?? pid;
+        Errno e = LibC.PidfdOpen(tgid, out SafeFd pidfd);
+        if (e != Errno.OK)
+        {
+            pidfd.Dispose();
+            return null;
+        }
+
+        try
+        {
+            string stat = File.ReadAllText(Path.Combine(dir, "stat"));
+            ulong start = ParseStartTime(stat);
+            string name = File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n');
+            CgroupPaths cg = CgroupPaths.Parse(File.ReadAllText(Path.Combine(dir, "cgroup")));
+            string? root = TryReadLink(Path.Combine(dir, "root"));
+
+            // Everything above was read while the pid could still have changed hands; the pidfd proves it did not.
+            if (LibC.PidfdHasExited(pidfd))
+            {
+                pidfd.Dispose();
+                return null;
+            }
+
+            return new CallerInfo(pid, tgid, name, start, cg, root, IsMember(root, cg), pidfd);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+        {
+            pidfd.Dispose();
+            return null;
+        }
+    }
+
+    /// <summary>Container membership: root at or below the mountpoint, or a cgroup at or below the configured one.</summary>
+    public bool IsMember(string? root, CgroupPaths cgroups)
+    {
+        if (_mountpoint is not null && _mountpoint != "/" && root is not null && IsAtOrBelow(Normalize(root), _mountpoint)) return true;
+        if (_containerCgroup is not null && _containerCgroup != "/")
+        {
+            foreach (string p in cgroups.All)
+            {
+                if (IsAtOrBelow(p, _containerCgroup)) return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Drops callers whose process has exited; returns how many.</summary>
+    public int Sweep()
+    {
+        int n = 0;
+        foreach (KeyValuePair<int, CallerInfo> kv in _cache)
+        {
+            if (kv.Value.PidFd is null || kv.Value.HasExited)
+            {
+                if (_cache.TryRemove(kv.Key, out CallerInfo? gone))
+                {
+                    gone.Dispose();
+                    n++;
+                }
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>True when <paramref name="c"/> still names a live process with the same start time (checked before any signal or freeze).</summary>
+    public bool StillSameProcess(CallerInfo c)
+    {
+        if (c.PidFd is null || c.HasExited) return false;
+        try
+        {
+            string stat = File.ReadAllText(Path.Combine(_procRoot, c.Pid.ToString(CultureInfo.InvariantCulture), "stat"));
+            return ParseStartTime(stat) == c.StartTime;
+        }
+        catch (Exception ex) when (ex is IOException or FormatException)
+        {
+            return false;
+        }
+    }
+
+    public IReadOnlyCollection<CallerInfo> Snapshot() => _cache.Values.ToList();
+
+    /// <summary>Field 22 of /proc/PID/stat; the comm field may hold spaces and parentheses, so count after the last ')'.</summary>
+    public static ulong ParseStartTime(string stat)
+    {
+        int close = stat.LastIndexOf(')');
+        if (close < 0) throw new FormatException("stat: no ')'");
+        string[] fields = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // fields[0] is field 3 (state), so field 22 is fields[19].
+        if (fields.Length < 20) throw new FormatException("stat: too few fields");
+        return ulong.Parse(fields[19], CultureInfo.InvariantCulture);
+    }
+
+    private static int? ReadTgid(string dir)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines(Path.Combine(dir, "status")))
+            {
+                if (line.StartsWith("Tgid:", StringComparison.Ordinal)
+                    && int.TryParse(line.AsSpan(5).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int t))
+                {
+                    return t;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return null;
+    }
+
+    private static string? TryReadLink(string path)
+    {
+        try
+        {
+            return new FileInfo(path).LinkTarget;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    internal static bool IsAtOrBelow(string path, string ancestor) =>
+        path == ancestor || (path.StartsWith(ancestor, StringComparison.Ordinal) && (ancestor == "/" || (path.Length > ancestor.Length && path[ancestor.Length] == '/')));
+
+    private static string Normalize(string p) => p.Length > 1 ? p.TrimEnd('/') : p;
+
+    public void Dispose()
+    {
+        _sweeper?.Dispose();
+        foreach (CallerInfo c in _cache.Values) c.Dispose();
+        _cache.Clear();
+    }
+}

@@ -1,0 +1,30 @@
+using InSpatialFs.Security.Events;
+
+namespace InSpatialFs.Security.Incidents;
+
+public enum IncidentStatus : byte
+{
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+/// <summary>A denial or detection worth an operator's attention, as stored in incidents.jsonl.</summary>
+public sealed class Incident
+{
+    public required string Id { get; init; }
+    public required DateTimeOffset Time { get; init; }
+    /// <summary>The rule name, or the policy reason ("forbidden:/etc/shadow", "privilege:setuid").</summary>
+    public required string Source { get; init; }
+    public required Severity Severity { get; init; }
+    public string? ContainerId { get; init; }
+    public int Pid { get; init; }
+    public string? ProcessName { get; init; }
+    public uint Uid { get; init; }
+    /// <summary>The rule's rendered output, or a one-line description of the denial.</summary>
+    public string? Output { get; init; }
+    public IReadOnlyList<FsEvent> Evidence { get; init; } = [];
+    /// <summary>What was done: "deny", "block-process", "suspend", "kill", "none (monitor)", plus refusals.</summary>
+    public string Response { get; set; } = "none";
+    public IncidentStatus Status { get; set; } = IncidentStatus.Open;
+}

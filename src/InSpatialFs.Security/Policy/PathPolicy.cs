@@ -1,0 +1,122 @@
+using System.Collections.Frozen;
+using InSpatialFs.Security.Events;
+
+namespace InSpatialFs.Security.Policy;
+
+/// <summary>The class of a path and the pattern (or default) that decided it; Reason is a preallocated string.</summary>
+public readonly record struct PathMatch(PathClass Class, string Reason);
+
+/// <summary>
+/// Path classes compiled once: exact paths in frozen sets, globs as <see cref="PathGlob"/> lists filtered by
+/// their literal prefix. Precedence forbidden &gt; readonly &gt; allowed &gt; the level's default:
+/// standard allows, enhanced makes everything else read-only, maximum forbids everything else except the
+/// directories leading to a listed path (read-only, so the allow-listed paths can be reached).
+/// Runtime sockets are forbidden at every level. <see cref="Match"/> allocates nothing.
+/// </summary>
+public sealed class PathPolicy
+{
+    /// <summary>Container-runtime control sockets: reaching one is a container escape.</summary>
+    public static readonly IReadOnlyList<string> RuntimeSockets =
+    [
+        "/var/run/docker.sock", "/run/docker.sock",
+        "/run/containerd/**", "/var/run/containerd/**",
+        "/run/crio/**", "/var/run/crio/**",
+        "/run/podman/**", "/var/run/podman/**",
+        "/run/*.sock", "/var/run/*.sock",
+    ];
+
+    private readonly ClassSet _forbidden;
+    private readonly ClassSet _readOnly;
+    private readonly ClassSet _allowed;
+    private readonly FrozenSet<string> _ancestors;
+    private readonly PathMatch _default;
+    private readonly PathMatch _ancestor;
+
+    public PathPolicy(IsolationLevel level, IEnumerable<string> forbidden, IEnumerable<string> readOnly, IEnumerable<string> allowed)
+    {
+        Level = level;
+        _forbidden = new ClassSet(PathClass.Forbidden, "forbidden", forbidden.Concat(RuntimeSockets).Distinct(StringComparer.Ordinal));
+        _readOnly = new ClassSet(PathClass.ReadOnly, "readonly", readOnly);
+        _allowed = new ClassSet(PathClass.Allowed, "allowed", allowed);
+        string name = FsEventJson.LevelName(level);
+        _default = level switch
+        {
+            IsolationLevel.Standard => new PathMatch(PathClass.Allowed, "default:" + name),
+            IsolationLevel.Enhanced => new PathMatch(PathClass.ReadOnly, "default:" + name),
+            _ => new PathMatch(PathClass.Forbidden, "default:" + name),
+        };
+        _ancestor = new PathMatch(PathClass.ReadOnly, "ancestor:" + name);
+
+        var ancestors = new HashSet<string>(StringComparer.Ordinal);
+        foreach (PathGlob g in _readOnly.All.Concat(_allowed.All))
+        {
+            string p = g.LiteralPrefix;
+            ancestors.Add("/");
+            for (int i = p.IndexOf('/', 1); i > 0; i = p.IndexOf('/', i + 1))
+            {
+                ancestors.Add(p[..i]);
+            }
+
+            ancestors.Add(p);
+        }
+
+        _ancestors = ancestors.ToFrozenSet(StringComparer.Ordinal);
+    }
+
+    public static PathPolicy FromOptions(SecurityOptions o) => new(o.Level, o.Forbidden, o.ReadOnly, o.Allowed);
+
+    public IsolationLevel Level { get; }
+
+    public IEnumerable<string> ForbiddenPatterns => _forbidden.All.Select(g => g.Pattern);
+    public IEnumerable<string> ReadOnlyPatterns => _readOnly.All.Select(g => g.Pattern);
+    public IEnumerable<string> AllowedPatterns => _allowed.All.Select(g => g.Pattern);
+
+    public PathClass Classify(string path) => Match(path).Class;
+
+    public PathMatch Match(string path)
+    {
+        if (_forbidden.TryMatch(path, out string? r)) return new PathMatch(PathClass.Forbidden, r);
+        if (_readOnly.TryMatch(path, out r)) return new PathMatch(PathClass.ReadOnly, r);
+        if (_allowed.TryMatch(path, out r)) return new PathMatch(PathClass.Allowed, r);
+        if (_default.Class == PathClass.Forbidden && _ancestors.Contains(path)) return _ancestor;
+        return _default;
+    }
+
+    /// <summary>One class: exact paths in a frozen map to their reason, globs in a list.</summary>
+    private sealed class ClassSet
+    {
+        private readonly FrozenDictionary<string, string> _exact;
+        private readonly PathGlob[] _globs;
+        private readonly string[] _globReasons;
+
+        public ClassSet(PathClass cls, string name, IEnumerable<string> patterns)
+        {
+            _ = cls;
+            var all = patterns.Select(PathGlob.Compile).ToList();
+            All = all;
+            _exact = all.Where(g => g.IsExact).DistinctBy(g => g.Pattern)
+                .ToFrozenDictionary(g => g.Pattern, g => $"{name}:{g.Pattern}", StringComparer.Ordinal);
+            _globs = all.Where(g => !g.IsExact).ToArray();
+            _globReasons = _globs.Select(g => $"{name}:{g.Pattern}").ToArray();
+        }
+
+        public IReadOnlyList<PathGlob> All { get; }
+
+        public bool TryMatch(string path, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? reason)
+        {
+            if (_exact.TryGetValue(path, out reason)) return true;
+            PathGlob[] globs = _globs;
+            for (int i = 0; i < globs.Length; i++)
+            {
+                if (globs[i].Matches(path))
+                {
+                    reason = _globReasons[i];
+                    return true;
+                }
+            }
+
+            reason = null;
+            return false;
+        }
+    }
+}

@@ -1,0 +1,213 @@
+using System.Text;
+using InSpatialFs.Security.Events;
+
+namespace InSpatialFs.Security.Rules;
+
+/// <summary>Stage 3b: collected rules → compiled rules (conditions, exceptions, stateful plans, outputs).</summary>
+internal sealed class RuleCompiler
+{
+    private readonly CollectedRules _collected;
+    private readonly DiagnosticBag _diagnostics;
+    private readonly ConditionCompiler _conditions;
+
+    public RuleCompiler(CollectedRules collected, DiagnosticBag diagnostics)
+    {
+        _collected = collected;
+        _diagnostics = diagnostics;
+        _conditions = new ConditionCompiler(collected, diagnostics);
+    }
+
+    internal ConditionCompiler Conditions => _conditions;
+
+    public List<CompiledRule> CompileAll()
+    {
+        var result = new List<CompiledRule>();
+        foreach (CollectedRule rule in _collected.Rules)
+        {
+            if (Compile(rule) is { } compiled)
+            {
+                result.Add(compiled);
+            }
+        }
+
+        _conditions.CheckUnused();
+        return result;
+    }
+
+    private KeyPlan? Keys(List<SourceText> fields)
+    {
+        var bound = new EventField[fields.Count];
+        for (int i = 0; i < fields.Count; i++)
+        {
+            if (!EventFields.TryGet(fields[i].Text, out bound[i]))
+            {
+                _diagnostics.Error(RuleDiagnosticCodes.UnknownField, fields[i].At, $"unknown field '{fields[i].Text}' in by");
+                return null;
+            }
+        }
+
+        return new KeyPlan(bound);
+    }
+
+    private CompiledRule? Compile(CollectedRule rule)
+    {
+        int errorsBefore = _diagnostics.Items.Count(d => d.IsError);
+        Cond? exceptions = rule.Exceptions.Count > 0 ? _conditions.CompileExceptions(rule.Exceptions) : null;
+        CompiledCondition? condition = null;
+        ThresholdPlan? threshold = null;
+        SequencePlan? sequence = null;
+        var fingerprint = new StringBuilder(rule.Name).Append('|');
+
+        if (rule.Sequence is { } seq)
+        {
+            if (rule.Threshold != null)
+            {
+                _diagnostics.Error(RuleDiagnosticCodes.BadItem, rule.At, $"rule '{rule.Name}' has both threshold and sequence");
+            }
+
+            KeyPlan? by = Keys(seq.By);
+            var names = seq.Steps.Select(s => s.Name).ToArray();
+            var steps = new CompiledCondition[seq.Steps.Count];
+            bool ok = by != null && seq.Steps.Count >= 2 && seq.MaxspanNanos > 0;
+            for (int i = 0; i < seq.Steps.Count; i++)
+            {
+                if (names.Take(i).Contains(names[i]))
+                {
+                    _diagnostics.Error(RuleDiagnosticCodes.BadItem, seq.Steps[i].Condition.At, $"step name '{names[i]}' is used twice");
+                    ok = false;
+                }
+
+                // The rule's own condition (if any) narrows every step; exceptions apply to the completing step.
+                ConditionSource stepSource = ConditionSource.From(seq.Steps[i].Condition);
+                CompiledCondition? step = _conditions.Compile(stepSource, names[..i], i == seq.Steps.Count - 1 ? exceptions : null);
+                if (step == null)
+                {
+                    ok = false;
+                    continue;
+                }
+
+                steps[i] = step;
+            }
+
+            CompiledCondition? until = seq.Until is { } u ? _conditions.Compile(ConditionSource.From(u)) : null;
+            if (seq.Until != null && until == null)
+            {
+                ok = false;
+            }
+
+            if (!ok)
+            {
+                return null;
+            }
+
+            sequence = new SequencePlan { By = by!, MaxspanNanos = seq.MaxspanNanos, StepNames = names, Steps = steps, Until = until };
+            fingerprint.Append(sequence.Describe());
+        }
+        else
+        {
+            if (rule.Condition == null)
+            {
+                _diagnostics.Error(RuleDiagnosticCodes.BadItem, rule.At, $"rule '{rule.Name}' has no condition");
+                return null;
+            }
+
+            condition = _conditions.Compile(rule.Condition, null, exceptions);
+            if (condition == null)
+            {
+                return null;
+            }
+
+            fingerprint.Append(condition.Explain());
+            if (rule.Threshold is { } t)
+            {
+                KeyPlan? by = Keys(t.By);
+                EventField? distinct = null;
+                if (t.DistinctField is { } df && !EventFields.TryGet(df.Text, out distinct))
+                {
+                    _diagnostics.Error(RuleDiagnosticCodes.UnknownField, df.At, $"unknown field '{df.Text}' in distinct");
+                    return null;
+                }
+
+                if (by == null || t.WindowNanos <= 0 || (t.CountAtLeast is null && distinct == null))
+                {
+                    return null;
+                }
+
+                threshold = new ThresholdPlan
+                {
+                    By = by,
+                    WindowNanos = t.WindowNanos,
+                    CountAtLeast = t.CountAtLeast ?? 0,
+                    DistinctField = distinct,
+                    DistinctAtLeast = t.DistinctAtLeast,
+                };
+                fingerprint.Append('|').Append(threshold.Describe());
+            }
+        }
+
+        KeyPlan? suppressBy = rule.Suppress is { By.Count: > 0 } s ? Keys(s.By)
+            : threshold?.By ?? sequence?.By ?? Keys([new SourceText("container.id", rule.At)]);
+        OutputTemplate? output = OutputTemplate.Compile(rule.Output, _diagnostics, rule.Name + " (%evt.op %fs.path by %proc.name pid %proc.pid in %container.id)");
+        if (suppressBy == null || output == null || _diagnostics.Items.Count(d => d.IsError) > errorsBefore)
+        {
+            return null;
+        }
+
+        ulong opMask = condition?.OpMask ?? sequence!.Steps.Aggregate(0UL, (m, st) => m | st.OpMask) | (sequence!.Until?.OpMask ?? 0);
+        return new CompiledRule
+        {
+            Name = rule.Name,
+            Desc = rule.Desc,
+            Severity = rule.Severity,
+            Actions = rule.Actions,
+            Mode = rule.Mode,
+            Tags = rule.Tags,
+            Enabled = rule.Enabled,
+            DefinedIn = rule.DefinedIn,
+            Condition = condition,
+            Threshold = threshold,
+            Sequence = sequence,
+            SuppressNanos = rule.Suppress?.WindowNanos ?? 0,
+            SuppressBy = suppressBy,
+            Output = output,
+            Tests = rule.Tests,
+            OpMask = opMask,
+            Fingerprint = fingerprint.ToString(),
+        };
+    }
+}
+
+/// <summary>
+/// Stage 4: the enabled rules indexed by evt.op, split into the request-path (inline) and analyser sets.
+/// A rule whose condition pins evt.op sits only in those buckets; one that does not sits in all of them.
+/// Immutable once built; the engine swaps whole sets on reload.
+/// </summary>
+public sealed class RuleSet
+{
+    internal RuleSet(List<CompiledRule> rules, CollectedRules collected, IReadOnlyList<RuleDiagnostic> diagnostics)
+    {
+        Rules = [.. rules];
+        Collected = collected;
+        Diagnostics = diagnostics;
+        Inline = new CompiledRule[FsOpNames.Count][];
+        Analysed = new CompiledRule[FsOpNames.Count][];
+        for (int op = 0; op < FsOpNames.Count; op++)
+        {
+            ulong bit = 1UL << op;
+            Inline[op] = [.. rules.Where(r => r.Enabled && r.Inline && (r.OpMask & bit) != 0)];
+            Analysed[op] = [.. rules.Where(r => r.Enabled && !r.Inline && (r.OpMask & bit) != 0)];
+        }
+    }
+
+    internal CompiledRule[] Rules { get; }
+    internal CollectedRules Collected { get; }
+    internal CompiledRule[][] Inline { get; }
+    internal CompiledRule[][] Analysed { get; }
+
+    /// <summary>Warnings of the load (a set with errors is never built).</summary>
+    public IReadOnlyList<RuleDiagnostic> Diagnostics { get; }
+
+    public int Count => Rules.Length;
+
+    internal CompiledRule? Find(string name) => Array.Find(Rules, r => r.Name == name);
+}

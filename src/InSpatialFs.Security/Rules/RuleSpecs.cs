@@ -1,0 +1,111 @@
+namespace InSpatialFs.Security.Rules;
+
+/// <summary>How an override item changes one key of an earlier item with the same name.</summary>
+internal enum OverrideMode : byte
+{
+    Append,
+    Replace,
+}
+
+/// <summary>A scalar as written, with its position.</summary>
+internal readonly record struct SourceText(string Text, SourcePosition At);
+
+internal abstract class ItemSpec
+{
+    public required string Name { get; init; }
+    public required SourcePosition At { get; init; }
+    /// <summary>Falco's <c>append: true</c>: append the listed keys to an earlier item.</summary>
+    public bool Append { get; init; }
+    /// <summary><c>override: {key: append|replace}</c>.</summary>
+    public Dictionary<string, OverrideMode> Overrides { get; init; } = [];
+    public bool IsOverride => Append || Overrides.Count > 0;
+}
+
+internal sealed class ListSpec : ItemSpec
+{
+    public List<SourceText> Items { get; set; } = [];
+}
+
+internal sealed class MacroSpec : ItemSpec
+{
+    public SourceText? Condition { get; set; }
+}
+
+internal sealed class ExceptionSpec
+{
+    public required string Name { get; init; }
+    public required SourcePosition At { get; init; }
+    public List<SourceText> Fields { get; init; } = [];
+    public List<SourceText> Comps { get; init; } = [];
+    /// <summary>One tuple per row (a single-field exception has one value per row).</summary>
+    public List<List<SourceText>> Values { get; init; } = [];
+}
+
+internal sealed class ThresholdSpec
+{
+    public List<SourceText> By { get; init; } = [];
+    public long WindowNanos { get; init; }
+    /// <summary>count: {gte: N}, or null for the distinct form.</summary>
+    public int? CountAtLeast { get; init; }
+    public SourceText? DistinctField { get; init; }
+    public int DistinctAtLeast { get; init; }
+    public required SourcePosition At { get; init; }
+}
+
+internal sealed class SequenceStepSpec
+{
+    public required string Name { get; init; }
+    public required SourceText Condition { get; init; }
+}
+
+internal sealed class SequenceSpec
+{
+    public List<SourceText> By { get; init; } = [];
+    public long MaxspanNanos { get; init; }
+    public List<SequenceStepSpec> Steps { get; init; } = [];
+    public SourceText? Until { get; init; }
+    public required SourcePosition At { get; init; }
+}
+
+internal sealed class SuppressSpec
+{
+    public long WindowNanos { get; init; }
+    /// <summary>Empty: the rule's own grouping (threshold/sequence by), else container.id.</summary>
+    public List<SourceText> By { get; init; } = [];
+}
+
+internal sealed class RuleTestSpec
+{
+    public required string Name { get; init; }
+    public required SourcePosition At { get; init; }
+    /// <summary>Events as JSON lines (YAML maps are converted at read time).</summary>
+    public List<SourceText> Events { get; init; } = [];
+    public bool ExpectMatch { get; init; }
+    public ResponseAction? ExpectActions { get; init; }
+}
+
+internal sealed class RuleSpec : ItemSpec
+{
+    public SourceText? Desc { get; set; }
+    public SourceText? Condition { get; set; }
+    public SourceText? Output { get; set; }
+    public Severity? Severity { get; set; }
+    public List<string>? Tags { get; set; }
+    public bool? Enabled { get; set; }
+    public List<ExceptionSpec>? Exceptions { get; set; }
+    public ResponseAction? Actions { get; set; }
+    public RuleMode? Mode { get; set; }
+    public List<RuleTestSpec>? Tests { get; set; }
+    public ThresholdSpec? Threshold { get; set; }
+    public SequenceSpec? Sequence { get; set; }
+    public SuppressSpec? Suppress { get; set; }
+    /// <summary>Keys present in the item as written (an override only changes those).</summary>
+    public HashSet<string> Keys { get; init; } = [];
+}
+
+/// <summary>Everything one file declared, in order.</summary>
+internal sealed class RuleFileSpec
+{
+    public required string File { get; init; }
+    public List<ItemSpec> Items { get; init; } = [];
+}
