@@ -24,7 +24,8 @@ namespace InSpatialFs.Storage.Host;
 ///   name inside the host tree is resolved, so a swapped symlink cannot redirect it. It is the one place
 ///   RESOLVE_NO_MAGICLINKS is not used (it would refuse the step, ELOOP).
 ///
-/// Lock order: _nodeLock > DescriptorCache's lock. Open file handles live in lock-free dictionaries.
+/// Lock order: _nodeLock > DescriptorCache's lock. The id-to-node map and the open-handle maps are read lock-free;
+/// _nodeLock serializes node creation, reference counts and removal.
 /// </summary>
 public sealed unsafe class HostFileSystem : IFileSystemBackend
 {
@@ -39,7 +40,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
     private readonly SafeFd _procFdDir;
     private readonly DescriptorCache _cache;
     private readonly Lock _nodeLock = new();
-    private readonly Dictionary<ulong, HostNode> _nodesById = [];
+    private readonly ConcurrentDictionary<ulong, HostNode> _nodesById = new(); // reads lock-free; writes under _nodeLock
     private readonly Dictionary<(ulong Dev, ulong Ino), HostNode> _nodesByKey = [];
     private readonly Dictionary<int, SafeFd> _mountFds = [];
     private readonly ConcurrentDictionary<ulong, HostOpenFile> _files = new();
@@ -102,10 +103,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
     public int CachedDescriptorCount => _cache.Count;
 
     /// <summary>Nodes currently known (kernel references or open handles).</summary>
-    public int NodeCount
-    {
-        get { lock (_nodeLock) { return _nodesById.Count; } }
-    }
+    public int NodeCount => _nodesById.Count;
 
     public int OpenHandleCount => Volatile.Read(ref _openHandleCount);
 
@@ -1206,13 +1204,12 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
 
     private HostNode? NodeOf(ulong id)
     {
-        lock (_nodeLock) return _nodesById.GetValueOrDefault(id);
+        return _nodesById.GetValueOrDefault(id);
     }
 
+    /// <summary>Lock-free: the per-request node lookup.</summary>
     private bool TryGetNode(ulong id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out HostNode? node)
-    {
-        lock (_nodeLock) return _nodesById.TryGetValue(id, out node);
-    }
+        => _nodesById.TryGetValue(id, out node);
 
     /// <summary>Borrows an O_PATH descriptor for a node: pinned, cached, or reopened from its file handle.</summary>
     private Errno Borrow(HostNode node, out FdLease lease)
@@ -1254,7 +1251,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
     private void DropIfUnusedLocked(HostNode node)
     {
         if (node == _root || node.Lookups > 0 || node.OpenHandles > 0) return;
-        _nodesById.Remove(node.Id);
+        _nodesById.TryRemove(node.Id, out _);
         if (_nodesByKey.TryGetValue((node.Dev, node.HostIno), out HostNode? current) && current == node)
             _nodesByKey.Remove((node.Dev, node.HostIno));
         _cache.Remove(node.Id);
