@@ -173,6 +173,27 @@ public abstract class PosixSuite
         Expect(PosixCalls.Mkdir(P(new string('n', 255)), 0x1ED), "255-byte name");
     }
 
+    [Test]
+    public void Fsync_and_fdatasync_of_files_and_directories_succeed()
+    {
+        Requires(PosixCategory.Files);
+        using (var stream = new FileStream(P("f"), FileMode.CreateNew))
+        {
+            stream.Write(Pattern(10_000, 4));
+            stream.Flush(flushToDisk: true);
+        }
+        Expect(PosixCalls.Open(Dir, LibC.O_RDONLY | LibC.O_DIRECTORY, 0, out int fd), "open directory");
+        try
+        {
+            Expect(PosixCalls.Fsync(fd), "fsync directory");
+        }
+        finally
+        {
+            PosixCalls.Close(fd);
+        }
+        Assert.That(File.ReadAllBytes(P("f")), Is.EqualTo(Pattern(10_000, 4)));
+    }
+
     // ------------------------------------------------------------------ directories
 
     [Test]
