@@ -263,6 +263,37 @@ public abstract class PosixSuite
         Assert.That(Directory.EnumerateFileSystemEntries(Dir), Is.Empty);
     }
 
+    [Test]
+    public void Entries_created_while_listing_never_duplicate_or_hide_existing_ones()
+    {
+        Requires(PosixCategory.Directories);
+        var originals = Enumerable.Range(0, 3000).Select(i => $"original-{i:D4}-{new string('x', 40)}").ToList();
+        foreach (var name in originals)
+        {
+            File.WriteAllText(P(name), "");
+        }
+        var seen = new List<string>();
+        int added = 0;
+        foreach (var path in Directory.EnumerateFiles(Dir))
+        {
+            seen.Add(Path.GetFileName(path));
+            if (seen.Count % 10 == 0 && added < 300)
+            {
+                File.WriteAllText(P($"added-{added++}"), "");
+            }
+        }
+        Assert.That(seen, Is.Unique);
+        Assert.That(seen.Where(n => n.StartsWith("original-", StringComparison.Ordinal)), Is.EquivalentTo(originals));
+    }
+
+    [Test]
+    public void Symlink_targets_of_4096_bytes_or_more_are_ENAMETOOLONG()
+    {
+        Requires(PosixCategory.Symlinks);
+        Assert.That(PosixCalls.Symlink(new string('t', 4096), P("toolong")), Is.EqualTo(Errno.ENAMETOOLONG));
+        Assert.That(PosixCalls.Lstat(P("toolong"), out _), Is.EqualTo(Errno.ENOENT));
+    }
+
     // ------------------------------------------------------------------ symlinks
 
     [Test]
