@@ -1101,6 +1101,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         }
     }
 
+    /// <remarks>The sink runs under the namespace read lock: it must not call back into this backend.</remarks>
     public Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink)
     {
         ArgumentNullException.ThrowIfNull(sink);
