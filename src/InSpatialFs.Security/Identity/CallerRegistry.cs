@@ -11,8 +11,9 @@ namespace InSpatialFs.Security.Identity;
 /// </summary>
 public sealed class CallerInfo : IDisposable
 {
-    internal CallerInfo(int pid, int tgid, string name, ulong startTime, CgroupPaths cgroups, string? root, bool isMember, SafeFd? pidFd)
+    internal CallerInfo(int pid, int tgid, string name, ulong startTime, ulong processStartTime, CgroupPaths cgroups, string? root, bool isMember, SafeFd? pidFd)
     {
+        ProcessStartTime = processStartTime;
         Pid = pid;
         Tgid = tgid;
         Name = name;
@@ -31,6 +32,8 @@ public sealed class CallerInfo : IDisposable
     public string Name { get; }
     /// <summary>/proc/PID/stat field 22 (clock ticks since boot): with the pid, a process identity that survives pid reuse.</summary>
     public ulong StartTime { get; }
+    /// <summary>Start time of the thread group leader: (Tgid, ProcessStartTime) names the process across threads.</summary>
+    public ulong ProcessStartTime { get; }
     public CgroupPaths Cgroups { get; }
     /// <summary>Where /proc/PID/root pointed, or null if unreadable.</summary>
     public string? Root { get; }
@@ -146,6 +149,8 @@ public sealed class CallerRegistry : IDisposable
         {
             string stat = File.ReadAllText(Path.Combine(dir, "stat"));
             ulong start = ParseStartTime(stat);
+            ulong processStart = tgid == pid ? start
+                : ParseStartTime(File.ReadAllText(Path.Combine(_procRoot, tgid.ToString(CultureInfo.InvariantCulture), "stat")));
             string name = File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n');
             CgroupPaths cg = CgroupPaths.Parse(File.ReadAllText(Path.Combine(dir, "cgroup")));
             string? root = TryReadLink(Path.Combine(dir, "root"));
@@ -157,7 +162,7 @@ public sealed class CallerRegistry : IDisposable
                 return null;
             }
 
-            return new CallerInfo(pid, tgid, name, start, cg, root, IsMember(root, cg), pidfd);
+            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, IsMember(root, cg), pidfd);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {

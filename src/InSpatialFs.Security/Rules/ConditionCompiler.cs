@@ -84,11 +84,10 @@ internal sealed class ConditionCompiler
                 {
                     string comp = i < ex.Comps.Count ? ex.Comps[i].Text : "=";
                     bool listOp = comp is "in" or "pmatch";
-                    Operand value = ConditionParser.ParseOperandText(row[i].Text, listOp);
-                    if (!listOp && value is ListOperand)
-                    {
-                        value = new ValueOperand(row[i].Text, true, 0);
-                    }
+                    // An exception value is a (list), a list name, or else one literal value.
+                    string text = row[i].Text;
+                    bool listSyntax = text.TrimStart().StartsWith('(') || _rules.Lists.ContainsKey(text);
+                    Operand value = listOp && listSyntax ? ConditionParser.ParseOperandText(text, true) : new ValueOperand(text, true, 0);
 
                     var cmp = new CompareCond(ex.Fields[i].Text, comp, value, 0, 0);
                     Cond? checkedCmp = Expand(cmp, ConditionSource.From(row[i]), null);

@@ -89,7 +89,8 @@ internal sealed class RuleCompiler
                 steps[i] = step;
             }
 
-            CompiledCondition? until = seq.Until is { } u ? _conditions.Compile(ConditionSource.From(u)) : null;
+            // until may use captures: it cancels the pending instances it matches (all of the key's, without captures).
+            CompiledCondition? until = seq.Until is { } u ? _conditions.Compile(ConditionSource.From(u), names) : null;
             if (seq.Until != null && until == null)
             {
                 ok = false;

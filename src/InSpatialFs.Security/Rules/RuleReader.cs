@@ -634,9 +634,13 @@ internal sealed class RuleReader
                     {
                         events.Add(Text(e, "event")!.Value);
                     }
+                    else if (e is YamlMappingNode rm && Get(rm, "repeat") is { } repeatNode)
+                    {
+                        ReadRepeat(rm, repeatNode, events);
+                    }
                     else if (e is YamlMappingNode em)
                     {
-                        events.Add(new SourceText(MapToJson(em), Pos(em)));
+                        events.Add(new SourceText(MapToJson(em, null), Pos(em)));
                     }
                     else
                     {
@@ -673,16 +677,58 @@ internal sealed class RuleReader
         return result;
     }
 
+    /// <summary>
+    /// <c>{repeat: N, every: 1ms, event: {...}}</c>: N copies of one event, "%i" in its values replaced by the
+    /// copy's index; with <c>every</c>, copy k gets evt.time = test base time + k * every.
+    /// </summary>
+    private void ReadRepeat(YamlMappingNode m, YamlNode repeatNode, List<SourceText> events)
+    {
+        int count = PositiveInt(repeatNode, "repeat") ?? 0;
+        long every = Get(m, "every") is { } ev ? Duration(ev, "every") : 0;
+        if (Get(m, "event") is not YamlMappingNode template)
+        {
+            _diagnostics.Error(RuleDiagnosticCodes.BadTestEvent, Pos(m), "repeat needs an event mapping");
+            return;
+        }
+
+        const int MaxRepeat = 1_000_000;
+        if (count > MaxRepeat)
+        {
+            _diagnostics.Error(RuleDiagnosticCodes.BadTestEvent, Pos(repeatNode), $"repeat is limited to {MaxRepeat}");
+            return;
+        }
+
+        for (int k = 0; k < count; k++)
+        {
+            string json = MapToJson(template, every > 0 ? TestBaseTime + (k * every) : null)
+                .Replace("%i", k.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+            events.Add(new SourceText(json, Pos(template)));
+        }
+    }
+
+    /// <summary>evt.time of the first test event that does not give one (later ones follow 1 ms apart).</summary>
+    internal static readonly long TestBaseTime = Events.FsEventJson.ParseTime("2026-01-01T00:00:00Z");
+
     /// <summary>A YAML map of field: value as a JSON object; plain scalars that read as numbers or booleans stay typed.</summary>
-    private static string MapToJson(YamlMappingNode m)
+    private static string MapToJson(YamlMappingNode m, long? time)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
+            if (time is { } t)
+            {
+                w.WriteString("evt.time", Events.FsEventJson.FormatTime(t));
+            }
+
             foreach ((YamlNode k, YamlNode v) in m.Children)
             {
                 string key = ((YamlScalarNode)k).Value ?? "";
+                if (time != null && key == "evt.time")
+                {
+                    continue;
+                }
+
                 string value = (v as YamlScalarNode)?.Value ?? "";
                 bool plain = v is YamlScalarNode { Style: ScalarStyle.Plain };
                 if (plain && long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long number))

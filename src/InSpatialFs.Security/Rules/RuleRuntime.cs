@@ -141,7 +141,6 @@ internal sealed class RuleRuntime
     public void ObserveSequence(SequencePlan plan, FsEvent e, int maxKeys, List<FsEvent?[]> completed)
     {
         bool starts = plan.Steps[0].Predicate(e, null);
-        bool cancels = plan.Until != null && plan.Until.Predicate(e, null);
         // Benign traffic with nothing pending costs two predicate calls, no hashing.
         if (!starts && Volatile.Read(ref _pendingInstances) == 0)
         {
@@ -154,16 +153,6 @@ internal sealed class RuleRuntime
         lock (_gate)
         {
             _sequence.TryGetValue(key, out SequenceKeyState? state);
-            if (cancels)
-            {
-                if (state != null)
-                {
-                    RemoveSequenceKey(key, state);
-                }
-
-                return;
-            }
-
             if (state != null)
             {
                 for (int i = steps - 2; i >= 0; i--)
@@ -174,7 +163,7 @@ internal sealed class RuleRuntime
                         continue;
                     }
 
-                    if (now - instance.Start > plan.MaxspanNanos)
+                    if (now - instance.Start > plan.MaxspanNanos || (plan.Until != null && plan.Until.Predicate(e, instance.Captures)))
                     {
                         SetSlot(state, i, null);
                         continue;

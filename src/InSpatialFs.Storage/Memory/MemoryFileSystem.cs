@@ -443,10 +443,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         _namespace.EnterWriteLock();
         try
         {
-            var error = GetDirectory(parent, out var oldDir);
+            var error = GetLiveDirectory(parent, out var oldDir);
             if (error == Errno.OK)
             {
-                error = GetDirectory(newParent, out var newDir);
+                error = GetLiveDirectory(newParent, out var newDir);
                 if (error == Errno.OK)
                 {
                     error = RenameLocked(oldDir, name, newDir, newName, flags);
@@ -1101,6 +1101,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         }
     }
 
+    /// <remarks>The sink runs under the namespace read lock: it must not call back into this backend.</remarks>
     public Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink)
     {
         ArgumentNullException.ThrowIfNull(sink);

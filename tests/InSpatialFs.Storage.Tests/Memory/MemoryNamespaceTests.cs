@@ -145,8 +145,10 @@ public sealed class MemoryNamespaceTests
         seen.AddRange(first.Entries.Select(e => e.Name));
         long cookie = first.Entries[^1].Next;
 
-        // Between calls: delete an entry already returned, one not yet returned, and add a new one.
+        // Between calls: delete an entry already returned (even the one whose cookie we resume from),
+        // one not yet returned, and add a new one.
         Assert.That(_fs.Unlink(dir, Fs.N("f1")), Is.EqualTo(Errno.OK));
+        Assert.That(_fs.Unlink(dir, Fs.N("f3")), Is.EqualTo(Errno.OK));
         Assert.That(_fs.Unlink(dir, Fs.N("f7")), Is.EqualTo(Errno.OK));
         _fs.Touch(dir, "late");
 
@@ -156,6 +158,25 @@ public sealed class MemoryNamespaceTests
 
         Assert.That(seen, Is.Unique);
         Assert.That(seen, Is.EquivalentTo(new[] { ".", "..", "f0", "f1", "f2", "f3", "f4", "f5", "f6", "f8", "f9", "late" }));
+        Assert.That(rest.Entries.Select(e => e.Name), Is.EqualTo(new[] { "f4", "f5", "f6", "f8", "f9", "late" }), "resumed right after the deleted cookie, in creation order");
+    }
+
+    [Test]
+    public void Lookup_of_an_existing_name_does_not_allocate()
+    {
+        ulong dir = _fs.MkDir(_fs.RootIno, "d");
+        for (int i = 0; i < 100; i++)
+        {
+            _fs.Touch(dir, $"file-{i}");
+        }
+        var name = Fs.N("file-42");
+        Assert.That(_fs.Lookup(dir, name, out _), Is.EqualTo(Errno.OK)); // warm up the lock's per-thread state
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            _fs.Lookup(dir, name, out _);
+        }
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
     }
 
     [Test]

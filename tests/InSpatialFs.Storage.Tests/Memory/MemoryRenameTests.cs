@@ -144,4 +144,14 @@ public sealed class MemoryRenameTests
         Assert.That(Rename(d, "old", d, "new"), Is.EqualTo(Errno.OK));
         Assert.That(_fs.List(d), Is.EqualTo(new[] { ".", "..", "new" }));
     }
+
+    [Test]
+    public void Renaming_into_a_removed_directory_is_ENOENT()
+    {
+        ulong gone = _fs.MkDir(_root, "gone");
+        _fs.Touch(_root, "f");
+        Assert.That(_fs.RmDir(_root, Fs.N("gone")), Is.EqualTo(Errno.OK));
+        Assert.That(Rename(_root, "f", gone, "f"), Is.EqualTo(Errno.ENOENT));
+        Assert.That(_fs.Lookup(_root, "f"), Is.EqualTo(Errno.OK));
+    }
 }

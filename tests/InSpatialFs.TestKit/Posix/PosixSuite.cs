@@ -173,6 +173,27 @@ public abstract class PosixSuite
         Expect(PosixCalls.Mkdir(P(new string('n', 255)), 0x1ED), "255-byte name");
     }
 
+    [Test]
+    public void Fsync_and_fdatasync_of_files_and_directories_succeed()
+    {
+        Requires(PosixCategory.Files);
+        using (var stream = new FileStream(P("f"), FileMode.CreateNew))
+        {
+            stream.Write(Pattern(10_000, 4));
+            stream.Flush(flushToDisk: true);
+        }
+        Expect(PosixCalls.Open(Dir, LibC.O_RDONLY | LibC.O_DIRECTORY, 0, out int fd), "open directory");
+        try
+        {
+            Expect(PosixCalls.Fsync(fd), "fsync directory");
+        }
+        finally
+        {
+            PosixCalls.Close(fd);
+        }
+        Assert.That(File.ReadAllBytes(P("f")), Is.EqualTo(Pattern(10_000, 4)));
+    }
+
     // ------------------------------------------------------------------ directories
 
     [Test]
@@ -240,6 +261,37 @@ public abstract class PosixSuite
         }
         Assert.That(seen, Has.Count.EqualTo(500));
         Assert.That(Directory.EnumerateFileSystemEntries(Dir), Is.Empty);
+    }
+
+    [Test]
+    public void Entries_created_while_listing_never_duplicate_or_hide_existing_ones()
+    {
+        Requires(PosixCategory.Directories);
+        var originals = Enumerable.Range(0, 3000).Select(i => $"original-{i:D4}-{new string('x', 40)}").ToList();
+        foreach (var name in originals)
+        {
+            File.WriteAllText(P(name), "");
+        }
+        var seen = new List<string>();
+        int added = 0;
+        foreach (var path in Directory.EnumerateFiles(Dir))
+        {
+            seen.Add(Path.GetFileName(path));
+            if (seen.Count % 10 == 0 && added < 300)
+            {
+                File.WriteAllText(P($"added-{added++}"), "");
+            }
+        }
+        Assert.That(seen, Is.Unique);
+        Assert.That(seen.Where(n => n.StartsWith("original-", StringComparison.Ordinal)), Is.EquivalentTo(originals));
+    }
+
+    [Test]
+    public void Symlink_targets_of_4096_bytes_or_more_are_ENAMETOOLONG()
+    {
+        Requires(PosixCategory.Symlinks);
+        Assert.That(PosixCalls.Symlink(new string('t', 4096), P("toolong")), Is.EqualTo(Errno.ENAMETOOLONG));
+        Assert.That(PosixCalls.Lstat(P("toolong"), out _), Is.EqualTo(Errno.ENOENT));
     }
 
     // ------------------------------------------------------------------ symlinks

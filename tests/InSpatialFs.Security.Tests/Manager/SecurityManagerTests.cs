@@ -1,0 +1,144 @@
+using InSpatialFs.Interop;
+using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Incidents;
+using InSpatialFs.Security.Policy;
+using static InSpatialFs.Security.Tests.Manager.TestEvents;
+
+namespace InSpatialFs.Security.Tests.Manager;
+
+public sealed class SecurityManagerTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void SetUp() => _dir = Directory.CreateTempSubdirectory("inspatialfs-sec-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    private static Verdict DecideAndRecord(SecurityManager sm, FsEvent e)
+    {
+        Verdict v = sm.Decide(e);
+        if (!v.IsDenied) e.Result = 0;
+        sm.Record(e);
+        return v;
+    }
+
+    private static SecurityOptions Max(string? dir = null) => Demo(IsolationLevel.Maximum, dir) with { NeverSuspend = true };
+
+    [Test]
+    public void Exec_of_a_file_written_at_run_time_is_refused_under_maximum()
+    {
+        using var sm = new SecurityManager(Max());
+        Assert.That(DecideAndRecord(sm, Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC)).IsDenied, Is.False, "not written yet");
+        DecideAndRecord(sm, Ev(FsOp.Create, "/tmp/tool", LibC.O_WRONLY, LibC.S_IFREG | 0x1ED));
+        Verdict v = sm.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC));
+        Assert.That((v.Error, v.Reason), Is.EqualTo((Errno.EPERM, PrivilegeControls.RuntimeWrittenExec)));
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/tool")).IsDenied, Is.False, "a plain read of it is fine");
+    }
+
+    [Test]
+    public void Exec_tracking_follows_renames_of_files_and_directories()
+    {
+        using var sm = new SecurityManager(Max());
+        DecideAndRecord(sm, Ev(FsOp.Write, "/tmp/build/out/a.out", size: 100));
+        DecideAndRecord(sm, Ev(FsOp.Rename, "/tmp/build", target: "/data/app"));
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/app/out/a.out", LibC.FMODE_EXEC)).Error, Is.EqualTo(Errno.EPERM));
+
+        DecideAndRecord(sm, Ev(FsOp.Rename, "/tmp/other", target: "/data/bin/sh"));
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/bin/sh", LibC.FMODE_EXEC)).Error, Is.EqualTo(Errno.EPERM), "a rename target's content was replaced");
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/bin/ls", LibC.FMODE_EXEC)).IsDenied, Is.False);
+    }
+
+    [Test]
+    public void Exec_of_runtime_written_files_is_allowed_where_the_level_allows_it()
+    {
+        using var sm = new SecurityManager(Demo(IsolationLevel.Standard));
+        DecideAndRecord(sm, Ev(FsOp.Write, "/tmp/tool", size: 1));
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC)).IsDenied, Is.False);
+        using var strict = new SecurityManager(Demo(IsolationLevel.Standard) with { RuntimeWrittenExec = RuntimeWrittenExec.Deny });
+        DecideAndRecord(strict, Ev(FsOp.Write, "/tmp/tool", size: 1));
+        Assert.That(strict.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC)).Error, Is.EqualTo(Errno.EPERM));
+    }
+
+    [Test]
+    public void Policy_denials_become_incidents_with_severity_and_are_journaled()
+    {
+        using (var sm = new SecurityManager(Max(_dir)))
+        {
+            DecideAndRecord(sm, Ev(FsOp.Open, "/etc/shadow", pid: 0, uid: 33));
+            DecideAndRecord(sm, Ev(FsOp.Write, "/usr/bin/ls", size: 3));
+            DecideAndRecord(sm, Ev(FsOp.Chmod, "/tmp/x", mode: LibC.S_IFREG | 0x9ED));
+            DecideAndRecord(sm, Ev(FsOp.Open, "/tmp/ok"));
+            Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+            IReadOnlyList<Incident> list = sm.Incidents.List();
+            Assert.That(list.Select(i => (i.Source, i.Severity)), Is.EqualTo(new[]
+            {
+                ("forbidden:/etc/shadow", Severity.High),
+                ("readonly:/usr/**", Severity.Medium),
+                (PrivilegeControls.Setuid, Severity.High),
+            }));
+            Assert.That(list[0].Uid, Is.EqualTo(33u));
+            Assert.That(list[0].Evidence.Single().Path, Is.EqualTo("/etc/shadow"));
+            SecurityCounters c = sm.Counters();
+            Assert.That((c.Decisions, c.Denials, c.EventsRecorded, c.EventsDropped, c.Incidents), Is.EqualTo((4L, 3L, 4L, 0L, 3L)));
+            Assert.That(c.PerOp["open"], Is.EqualTo(2));
+        }
+
+        string[] journal = File.ReadAllLines(Path.Combine(_dir, EventJournal.FileName));
+        Assert.That(journal, Has.Length.EqualTo(4));
+        FsEvent first = FsEventJson.Parse(journal[0]);
+        Assert.That((first.Seq, first.Decision, first.Reason, first.PolicyClass), Is.EqualTo((1UL, Decision.Deny, "forbidden:/etc/shadow", PathClass.Forbidden)));
+    }
+
+    [Test]
+    public void Repeated_identical_denials_are_one_incident()
+    {
+        using var sm = new SecurityManager(Max());
+        for (int i = 0; i < 50; i++) DecideAndRecord(sm, Ev(FsOp.Lookup, "/etc/shadow"));
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        Assert.That(sm.Incidents.Count, Is.EqualTo(1));
+        Assert.That(sm.Counters().DenialIncidentsSuppressed, Is.EqualTo(49));
+    }
+
+    [Test]
+    public void A_full_event_queue_drops_and_counts_but_never_blocks()
+    {
+        var gate = new ManualResetEventSlim();
+        using var sm = new SecurityManager(Demo(IsolationLevel.Standard) with { EventQueueCapacity = 8 });
+        using IDisposable sub = sm.Subscribe(_ => gate.Wait(TimeSpan.FromSeconds(10)));
+        for (int i = 0; i < 100; i++) sm.Record(Ev(FsOp.Read, "/tmp/x"));
+        SecurityCounters c = sm.Counters();
+        gate.Set();
+        Assert.That(c.EventsDropped, Is.GreaterThanOrEqualTo(100 - 8 - 1));
+        Assert.That(c.EventsRecorded + c.EventsDropped, Is.EqualTo(100));
+    }
+
+    [Test]
+    public void Subscribers_see_every_recorded_event_in_sequence_until_disposed()
+    {
+        using var sm = new SecurityManager(Demo(IsolationLevel.Standard));
+        var seen = new List<ulong>();
+        IDisposable sub = sm.Subscribe(e => { lock (seen) seen.Add(e.Seq); });
+        for (int i = 0; i < 10; i++) sm.Record(Ev(FsOp.Read, "/tmp/x"));
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        sub.Dispose();
+        sm.Record(Ev(FsOp.Read, "/tmp/x"));
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        lock (seen) Assert.That(seen, Is.EqualTo(Enumerable.Range(1, 10).Select(i => (ulong)i)));
+    }
+
+    [Test]
+    public void Acknowledge_and_resolve_change_status_by_id()
+    {
+        using var sm = new SecurityManager(Max(_dir));
+        DecideAndRecord(sm, Ev(FsOp.Open, "/etc/shadow"));
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        string id = sm.Incidents.List().Single().Id;
+        Assert.That(sm.Acknowledge(id), Is.True);
+        Assert.That(sm.Incidents.Get(id)!.Status, Is.EqualTo(IncidentStatus.Acknowledged));
+        Assert.That(sm.ResolveIncident(id), Is.True);
+        Assert.That(sm.Acknowledge("inc-999999"), Is.False);
+        Assert.That(sm.Incidents.List(IncidentStatus.Resolved).Single().Id, Is.EqualTo(id));
+    }
+}

@@ -1,0 +1,115 @@
+using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Policy;
+
+namespace InSpatialFs.Security.Tests.Policy;
+
+public sealed class PathGlobTests
+{
+    [TestCase("/etc/shadow", "/etc/shadow", true)]
+    [TestCase("/etc/shadow", "/etc/shadow2", false)]
+    [TestCase("/etc/shadow", "/etc", false)]
+    [TestCase("/etc/shadow", "/etc/shadow/x", false)]
+    [TestCase("/usr/**", "/usr", true)]
+    [TestCase("/usr/**", "/usr/bin/ls", true)]
+    [TestCase("/usr/**", "/usrx/bin", false)]
+    [TestCase("/usr/**", "/", false)]
+    [TestCase("/run/*.sock", "/run/docker.sock", true)]
+    [TestCase("/run/*.sock", "/run/a/docker.sock", false)]
+    [TestCase("/run/*.sock", "/run/.sock", true)]
+    [TestCase("/home/*/.ssh/**", "/home/alice/.ssh/id_rsa", true)]
+    [TestCase("/home/*/.ssh/**", "/home/alice/bob/.ssh/id_rsa", false)]
+    [TestCase("/**/.git/**", "/src/app/.git/config", true)]
+    [TestCase("/**/.git/**", "/.git", true)]
+    [TestCase("/**/.git/**", "/src/git/config", false)]
+    [TestCase("/a/**/b/*.txt", "/a/b/x.txt", true)]
+    [TestCase("/a/**/b/*.txt", "/a/x/y/b/x.txt", true)]
+    [TestCase("/a/**/b/*.txt", "/a/x/y/b/x.txtz", false)]
+    [TestCase("/lib/ld-?.so", "/lib/ld-2.so", true)]
+    [TestCase("/lib/ld-?.so", "/lib/ld-23.so", false)]
+    [TestCase("/**", "/", true)]
+    [TestCase("/**", "/anything/at/all", true)]
+    [TestCase("/", "/", true)]
+    [TestCase("/", "/a", false)]
+    [TestCase("/data/*", "/data", false)]
+    [TestCase("/data/a*b*c", "/data/aXbYc", true)]
+    [TestCase("/data/a*b*c", "/data/aXbY", false)]
+    public void Glob_matches_as_specified(string pattern, string path, bool expected)
+    {
+        Assert.That(PathGlob.Compile(pattern).Matches(path), Is.EqualTo(expected), $"{pattern} vs {path}");
+    }
+
+    [TestCase("relative/path")]
+    [TestCase("/a/../b")]
+    [TestCase("/a/**x/b")]
+    public void Invalid_patterns_are_rejected(string pattern)
+    {
+        Assert.That(() => PathGlob.Compile(pattern), Throws.TypeOf<FormatException>());
+    }
+
+    [Test]
+    public void Literal_prefix_stops_at_the_first_wildcard()
+    {
+        Assert.That(PathGlob.Compile("/usr/lib/*.so").LiteralPrefix, Is.EqualTo("/usr/lib"));
+        Assert.That(PathGlob.Compile("/etc/shadow").IsExact, Is.True);
+        Assert.That(PathGlob.Compile("/etc/*").IsExact, Is.False);
+    }
+}
+
+public sealed class PathPolicyTests
+{
+    private static PathPolicy Demo(IsolationLevel level) =>
+        new(level, ["/etc/shadow", "/root/.ssh/**"], ["/usr/**", "/data/ro/**"], ["/tmp/**", "/data/**"]);
+
+    [TestCase("/etc/shadow", PathClass.Forbidden, "forbidden:/etc/shadow")]
+    [TestCase("/root/.ssh/id_rsa", PathClass.Forbidden, "forbidden:/root/.ssh/**")]
+    [TestCase("/usr/bin/ls", PathClass.ReadOnly, "readonly:/usr/**")]
+    [TestCase("/data/ro/x", PathClass.ReadOnly, "readonly:/data/ro/**")]
+    [TestCase("/data/rw/x", PathClass.Allowed, "allowed:/data/**")]
+    [TestCase("/tmp/x", PathClass.Allowed, "allowed:/tmp/**")]
+    [TestCase("/var/run/docker.sock", PathClass.Forbidden, "forbidden:/var/run/docker.sock")]
+    [TestCase("/run/containerd/containerd.sock", PathClass.Forbidden, "forbidden:/run/containerd/**")]
+    public void Precedence_is_forbidden_then_readonly_then_allowed(string path, PathClass cls, string reason)
+    {
+        foreach (IsolationLevel level in Enum.GetValues<IsolationLevel>())
+        {
+            PathMatch m = Demo(level).Match(path);
+            Assert.That(m.Class, Is.EqualTo(cls), $"{level} {path}");
+            Assert.That(m.Reason, Is.EqualTo(reason));
+        }
+    }
+
+    [Test]
+    public void Forbidden_wins_even_inside_an_allowed_tree()
+    {
+        var p = new PathPolicy(IsolationLevel.Standard, ["/data/secret/**"], [], ["/data/**"]);
+        Assert.That(p.Classify("/data/secret/k"), Is.EqualTo(PathClass.Forbidden));
+        Assert.That(p.Classify("/data/other"), Is.EqualTo(PathClass.Allowed));
+    }
+
+    [TestCase(IsolationLevel.Standard, "/opt/app", PathClass.Allowed)]
+    [TestCase(IsolationLevel.Enhanced, "/opt/app", PathClass.ReadOnly)]
+    [TestCase(IsolationLevel.Maximum, "/opt/app", PathClass.Forbidden)]
+    [TestCase(IsolationLevel.Maximum, "/", PathClass.ReadOnly)]
+    [TestCase(IsolationLevel.Maximum, "/data", PathClass.Allowed)]
+    [TestCase(IsolationLevel.Maximum, "/etc", PathClass.Forbidden)]
+    public void Unlisted_paths_take_the_level_default(IsolationLevel level, string path, PathClass expected)
+    {
+        Assert.That(Demo(level).Classify(path), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void Maximum_keeps_directories_leading_to_listed_paths_traversable_read_only()
+    {
+        var p = new PathPolicy(IsolationLevel.Maximum, [], ["/usr/lib/*.so"], ["/srv/app/data/**"]);
+        Assert.Multiple(() =>
+        {
+            Assert.That(p.Classify("/usr"), Is.EqualTo(PathClass.ReadOnly));
+            Assert.That(p.Classify("/usr/lib"), Is.EqualTo(PathClass.ReadOnly));
+            Assert.That(p.Classify("/usr/lib/libc.so"), Is.EqualTo(PathClass.ReadOnly));
+            Assert.That(p.Classify("/usr/lib/libc.a"), Is.EqualTo(PathClass.Forbidden));
+            Assert.That(p.Classify("/srv"), Is.EqualTo(PathClass.ReadOnly));
+            Assert.That(p.Classify("/srv/app/data/x"), Is.EqualTo(PathClass.Allowed));
+            Assert.That(p.Classify("/srv/other"), Is.EqualTo(PathClass.Forbidden));
+        });
+    }
+}
