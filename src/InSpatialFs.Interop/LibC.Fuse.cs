@@ -30,9 +30,6 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint recvmsg(int sockfd, MsgHdr* msg, int flags);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int fcntl(int fd, int cmd, int arg);
-
     [LibraryImport(Lib, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int stat_raw(string path, byte* statBuffer);
 

@@ -73,9 +73,6 @@ public static unsafe partial class LibC
     public static partial long lseek(int fd, long offset, int whence);
 
     [LibraryImport(Lib, SetLastError = true)]
-    public static partial int fsync(int fd);
-
-    [LibraryImport(Lib, SetLastError = true)]
     public static partial int fdatasync(int fd);
 
     [LibraryImport(Lib, SetLastError = true)]
@@ -83,9 +80,6 @@ public static unsafe partial class LibC
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int fstatfs(int fd, StatFsBuf* buf);
-
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int fcntl(int fd, int cmd, int arg);
 
     /// <summary>openat2(2): <paramref name="path"/> is a NUL-terminated single name.</summary>
     public static int openat2(int dirfd, byte* path, OpenHow* how)

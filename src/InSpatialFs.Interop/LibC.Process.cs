@@ -18,9 +18,6 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int poll(PollFd* fds, ulong nfds, int timeoutMs);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int fsync(int fd);
-
     /// <summary>pidfd_open(2): a descriptor that refers to this process for its lifetime (never to a reused pid).</summary>
     public static Errno PidfdOpen(int pid, out SafeFd fd)
     {

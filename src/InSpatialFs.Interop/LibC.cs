@@ -59,6 +59,12 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial uint umask(uint mask);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int fsync(int fd);
+
     [LibraryImport(Lib)]
     public static partial int getpid();
 

@@ -148,19 +148,15 @@ public sealed partial class SecureProxy
     {
         var handle = new ProxyHandle(node, result.Fh, flags, isDirectory) { CountedOpen = !isDirectory };
         FopenFlags openFlags = result.Flags;
-        SafeFd? passthroughFd = result.PassthroughFd;
-        if (passthroughFd != null)
+        // The kernel keeps its own reference to a registered file, so our descriptor is closed either way.
+        using (SafeFd? passthroughFd = result.PassthroughFd)
         {
-            if (decision == Decision.AllowDirect && _mounts[node.Mount].Direct && _passthrough != null
+            if (passthroughFd != null && decision == Decision.AllowDirect && _mounts[node.Mount].Direct && _passthrough != null
                 && _passthrough.Acquire(PassthroughKey(node), passthroughFd, out int backingId) == Errno.OK)
             {
                 handle.BackingId = backingId;
                 openFlags |= FopenFlags.Passthrough;
                 openFlags &= ~FopenFlags.DirectIo;
-            }
-            else
-            {
-                passthroughFd.Dispose();
             }
         }
 

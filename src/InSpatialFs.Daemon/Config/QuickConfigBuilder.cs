@@ -36,7 +36,7 @@ public sealed record QuickOptions
 public static class QuickConfigBuilder
 {
     public const string Origin = "command line";
-    public const string DefaultMemorySize = "256MiB";
+    public const string DefaultMemorySize = "1GiB";
 
     public static InstanceConfig Build(QuickOptions options)
     {

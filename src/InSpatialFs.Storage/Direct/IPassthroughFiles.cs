@@ -10,7 +10,8 @@ namespace InSpatialFs.Storage.Direct;
 public interface IPassthroughFiles
 {
     /// <summary>Returns the backing id for <paramref name="key"/>, registering <paramref name="fd"/> if it has none.
-    /// The table owns <paramref name="fd"/> afterwards (closes it when not needed). An error means: serve proxied.</summary>
+    /// The caller keeps ownership of <paramref name="fd"/> (the kernel holds its own reference to a registered
+    /// file). An error means: serve this file proxied.</summary>
     Errno Acquire(ulong key, SafeFd fd, out int backingId);
 
     void Release(ulong key);

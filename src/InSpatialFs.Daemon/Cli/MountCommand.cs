@@ -1,0 +1,93 @@
+using System.CommandLine;
+
+namespace InSpatialFs.Daemon.Cli;
+
+/// <summary>What the operator asked for on the `mount` command line (a config file, quick-form flags, or both).</summary>
+internal sealed record MountRequest
+{
+    public string? ConfigFile { get; init; }
+    public string? MountPoint { get; init; }
+    public bool Memory { get; init; }
+    public string? MemorySize { get; init; }
+    public string? Source { get; init; }
+    public bool Direct { get; init; }
+    public bool ReadOnlySource { get; init; }
+    public IReadOnlyList<string> MemoryAt { get; init; } = [];
+    public string? Isolation { get; init; }
+    public IReadOnlyList<string> Forbid { get; init; } = [];
+    public IReadOnlyList<string> ReadOnly { get; init; } = [];
+    public IReadOnlyList<string> Allow { get; init; } = [];
+    public string? StateDir { get; init; }
+    public string? Control { get; init; }
+    public bool NoControl { get; init; }
+    public string? Name { get; init; }
+    public IReadOnlyList<string> RuleFiles { get; init; } = [];
+    public string LogLevel { get; init; } = "info";
+    public int Readers { get; init; }
+    public bool NoPassthrough { get; init; }
+    public bool AllowRelax { get; init; }
+}
+
+internal static class MountCommand
+{
+    public static Command Create()
+    {
+        var mountPoint = new Argument<string?>("MOUNTPOINT")
+        {
+            Description = "Where to mount the container filesystem (optional with --config, which may name it).",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var config = new Option<string?>("--config") { Description = "Instance config (YAML): name, mountpoint, mounts, isolation, paths, resources, rules. Flags given as well override it." };
+        var memory = new Option<bool>("--memory") { Description = "Serve an empty in-memory root (quick form)." };
+        var memorySize = new Option<string?>("--memory-size") { Description = "Size limit of the in-memory root, e.g. 512MiB, 1GiB (default 1GiB); writes beyond it get ENOSPC." };
+        var source = new Option<string?>("--source") { Description = "Serve this host directory as the root (quick form); reached only through descriptors." };
+        var direct = new Option<bool>("--direct") { Description = "DirectFS for --source: trusted files' reads and writes go straight to the host file (kernel passthrough)." };
+        var readOnlySource = new Option<bool>("--read-only") { Description = "Mount --source read-only (write-class operations get EROFS)." };
+        var memoryAt = new Option<string[]>("--memory-at") { Description = "Add an in-memory mount, PATH:SIZE (e.g. /tmp:64MiB); repeatable.", AllowMultipleArgumentsPerToken = false };
+        var isolation = new Option<string?>("--isolation") { Description = "Isolation level: standard (default), enhanced or maximum." };
+        isolation.AcceptOnlyFromAmong("standard", "enhanced", "maximum");
+        var forbid = new Option<string[]>("--forbid") { Description = "Forbidden path glob (EACCES, hidden from listings); repeatable. * stays within a component, ** crosses them." };
+        var readOnly = new Option<string[]>("--readonly") { Description = "Read-only path glob (writes get EROFS); repeatable." };
+        var allow = new Option<string[]>("--allow") { Description = "Allowed path glob; repeatable." };
+        var stateDir = new Option<string?>("--state-dir") { Description = "Where incidents.jsonl and the event journal live (default /var/lib/inspatialfs/NAME)." };
+        var control = new Option<string?>("--control") { Description = "Control directory mount (default /run/inspatialfs/NAME)." };
+        var noControl = new Option<bool>("--no-control") { Description = "Do not mount the control directory." };
+        var name = new Option<string?>("--name") { Description = "Instance name (default: the config's name, else the mountpoint's base name)." };
+        var rules = new Option<string[]>("--rules") { Description = "Extra rule file (YAML) on top of the built-in rules; repeatable." };
+        var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning, error or critical.", DefaultValueFactory = _ => "info" };
+        var readers = new Option<int>("--readers") { Description = "Kernel reader threads (default: 2 per core, at least 2)." };
+        var noPassthrough = new Option<bool>("--no-passthrough") { Description = "Never use kernel passthrough; DirectFS files are served through the daemon." };
+        var allowRelax = new Option<bool>("--allow-relax") { Description = "Allow the control command 'isolation LEVEL' to relax the level at run time." };
+
+        var command = new Command("mount", "Mount a container filesystem and serve it in the foreground until SIGTERM/SIGINT or an outside unmount.")
+        {
+            mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
+            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, allowRelax,
+        };
+        command.SetAction(parse => MountRunner.Run(new MountRequest
+        {
+            MountPoint = parse.GetValue(mountPoint),
+            ConfigFile = parse.GetValue(config),
+            Memory = parse.GetValue(memory),
+            MemorySize = parse.GetValue(memorySize),
+            Source = parse.GetValue(source),
+            Direct = parse.GetValue(direct),
+            ReadOnlySource = parse.GetValue(readOnlySource),
+            MemoryAt = parse.GetValue(memoryAt) ?? [],
+            Isolation = parse.GetValue(isolation),
+            Forbid = parse.GetValue(forbid) ?? [],
+            ReadOnly = parse.GetValue(readOnly) ?? [],
+            Allow = parse.GetValue(allow) ?? [],
+            StateDir = parse.GetValue(stateDir),
+            Control = parse.GetValue(control),
+            NoControl = parse.GetValue(noControl),
+            Name = parse.GetValue(name),
+            RuleFiles = parse.GetValue(rules) ?? [],
+            LogLevel = parse.GetValue(logLevel) ?? "info",
+            Readers = parse.GetValue(readers),
+            NoPassthrough = parse.GetValue(noPassthrough),
+            AllowRelax = parse.GetValue(allowRelax),
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,111 @@
+using InSpatialFs.Daemon.Config;
+using InSpatialFs.Daemon.Hosting;
+using InSpatialFs.Daemon.Runtime;
+using Microsoft.Extensions.Logging;
+
+namespace InSpatialFs.Daemon.Cli;
+
+/// <summary>`mount`: turns the request into a validated config, starts the instance, serves until it ends.</summary>
+internal static class MountRunner
+{
+    public static int Run(MountRequest request)
+    {
+        if (!DaemonLogging.TryParseLevel(request.LogLevel, out LogLevel level))
+        {
+            Console.Error.WriteLine($"inspatialfs: --log-level '{request.LogLevel}' is not one of trace, debug, info, warning, error, critical");
+            return ExitCodes.UsageError;
+        }
+
+        InstanceConfig config;
+        try
+        {
+            config = BuildConfig(request);
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine("inspatialfs: " + e.Message);
+            Console.Error.WriteLine("nothing was mounted.");
+            return ExitCodes.UsageError;
+        }
+
+        using ILoggerFactory logs = DaemonLogging.Create(level);
+        ILogger log = logs.CreateLogger("inspatialfs");
+        Instance instance;
+        try
+        {
+            instance = Instance.Start(config, new InstanceOptions
+            {
+                ReaderThreads = request.Readers,
+                Passthrough = !request.NoPassthrough,
+                Control = !request.NoControl,
+                AllowRelax = request.AllowRelax,
+                ExtraRuleFiles = request.RuleFiles,
+            }, logs);
+        }
+        catch (InstanceStartException e)
+        {
+            log.LogCritical("{Message}", e.Message);
+            return ExitCodes.RuntimeFailure;
+        }
+
+        using (instance)
+        {
+            return instance.WaitForExit();
+        }
+    }
+
+    /// <summary>A config file, or the quick-form flags; mount-shaping flags cannot be mixed with --config.</summary>
+    internal static InstanceConfig BuildConfig(MountRequest r)
+    {
+        if (r.ConfigFile != null)
+        {
+            string[] conflicting = [.. new (bool Given, string Flag)[]
+            {
+                (r.Memory, "--memory"), (r.MemorySize != null, "--memory-size"), (r.Source != null, "--source"), (r.Direct, "--direct"),
+                (r.ReadOnlySource, "--read-only"), (r.MemoryAt.Count > 0, "--memory-at"), (r.Forbid.Count > 0, "--forbid"),
+                (r.ReadOnly.Count > 0, "--readonly"), (r.Allow.Count > 0, "--allow"),
+            }.Where(f => f.Given).Select(f => f.Flag)];
+            if (conflicting.Length > 0)
+            {
+                throw new ConfigException(QuickConfigBuilder.Origin, 0, 0, $"{string.Join(", ", conflicting)} cannot be combined with --config (put them in the file)");
+            }
+
+            InstanceConfig fromFile = ConfigLoader.LoadFile(r.ConfigFile);
+            if (r.MountPoint != null && Path.GetFullPath(r.MountPoint) != fromFile.Mountpoint)
+            {
+                fromFile = fromFile with { Mountpoint = Path.GetFullPath(r.MountPoint) };
+            }
+
+            return fromFile with
+            {
+                Name = r.Name ?? fromFile.Name,
+                Control = r.Control ?? fromFile.Control,
+                StateDir = r.StateDir ?? fromFile.StateDir,
+                Isolation = r.Isolation != null ? Security.Events.FsEventJson.ParseLevel(r.Isolation) : fromFile.Isolation,
+            };
+        }
+
+        if (r.MountPoint == null)
+        {
+            throw new ConfigException(QuickConfigBuilder.Origin, 0, 0, "MOUNTPOINT is missing (or give --config FILE)");
+        }
+
+        return QuickConfigBuilder.Build(new QuickOptions
+        {
+            Mountpoint = r.MountPoint,
+            Source = r.Source,
+            Direct = r.Direct,
+            SourceReadOnly = r.ReadOnlySource,
+            Memory = r.Memory,
+            MemorySize = r.MemorySize,
+            MemoryAt = r.MemoryAt,
+            Name = r.Name,
+            Control = r.Control,
+            StateDir = r.StateDir,
+            Isolation = r.Isolation,
+            Forbid = r.Forbid,
+            ReadOnlyPaths = r.ReadOnly,
+            Allow = r.Allow,
+        });
+    }
+}

@@ -1,0 +1,394 @@
+using System.Runtime.InteropServices;
+using InSpatialFs.Daemon.Config;
+using InSpatialFs.Daemon.Control;
+using InSpatialFs.Daemon.Hosting;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Fuse.Transport;
+using InSpatialFs.Interop;
+using InSpatialFs.Proxy;
+using InSpatialFs.Security;
+using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Policy;
+using InSpatialFs.Security.Rules;
+using InSpatialFs.Storage;
+using InSpatialFs.Storage.Direct;
+using InSpatialFs.Storage.Host;
+using InSpatialFs.Storage.Memory;
+using InSpatialFs.Storage.Mounts;
+using Microsoft.Extensions.Logging;
+
+namespace InSpatialFs.Daemon.Runtime;
+
+/// <summary>
+/// One running InSpatialFs instance, the composition root: storage backends and mount table, the rule engine
+/// and security manager, the secure proxy, the container mount and the control mount (each with its own
+/// protocol server), signals and systemd notification. <see cref="WaitForExit"/> returns when the container
+/// mount ends (SIGTERM/SIGINT, or an unmount from outside) after everything has been unmounted and flushed.
+/// </summary>
+internal sealed class Instance : IDisposable
+{
+    private readonly InstanceConfig _config;
+    private readonly InstanceOptions _options;
+    private readonly ILogger _log;
+    private readonly List<IDisposable> _owned = [];
+    private readonly List<PosixSignalRegistration> _signals = [];
+    private readonly SystemdNotifier _notifier = new();
+    private readonly ManualResetEventSlim _stopRequested = new(false);
+    private FuseMount? _mount;
+    private ProtocolServer? _server;
+    private FuseMount? _controlMount;
+    private ProtocolServer? _controlServer;
+    private Timer? _statusTimer;
+
+    private Instance(InstanceConfig config, InstanceOptions options, ILoggerFactory logs)
+    {
+        _config = config;
+        _options = options;
+        _log = logs.CreateLogger("inspatialfs");
+        Logs = logs;
+    }
+
+    public ILoggerFactory Logs { get; }
+
+    public InstanceConfig Config => _config;
+
+    public MountTable Mounts { get; private set; } = null!;
+
+    public RuleEngine Rules { get; private set; } = null!;
+
+    public SecurityManager Security { get; private set; } = null!;
+
+    public SecureProxy Proxy { get; private set; } = null!;
+
+    public ControlPlane ControlPlane { get; private set; } = null!;
+
+    public DateTime StartedUtc { get; } = DateTime.UtcNow;
+
+    /// <summary>All rule files in load order: the config's, then --rules.</summary>
+    public IReadOnlyList<string> RuleFiles => [.. _config.Rules.Files, .. _options.ExtraRuleFiles];
+
+    public static Instance Start(InstanceConfig config, InstanceOptions options, ILoggerFactory logs)
+    {
+        var instance = new Instance(config, options, logs);
+        try
+        {
+            instance.StartCore();
+            return instance;
+        }
+        catch (Exception e) when (e is not InstanceStartException)
+        {
+            instance.Dispose();
+            throw new InstanceStartException($"cannot start instance '{config.Name}': {e.Message}", e);
+        }
+        catch
+        {
+            instance.Dispose();
+            throw;
+        }
+    }
+
+    private void StartCore()
+    {
+        // Modes arrive already masked by the kernel (no DONT_MASK); our own umask must not apply again on the host.
+        LibC.umask(0);
+        Mounts = BuildMounts();
+        Rules = LoadRules();
+        Security = new SecurityManager(BuildSecurityOptions(), Rules, Logs.CreateLogger("InSpatialFs.Security"));
+        _owned.Add(Security);
+        foreach (string warning in Security.Warnings)
+        {
+            _log.LogWarning("relaxation: {Warning}", warning);
+        }
+
+        foreach (MountEntry entry in Mounts.Entries)
+        {
+            if (entry.Backend is HostFileSystem host)
+            {
+                string mountPath = entry.Path;
+                host.EscapeRefused += (name, error) => RecordEscape(mountPath, name, error);
+            }
+        }
+
+        Proxy = new SecureProxy(Mounts, Security, new ProxyOptions { InstanceName = _config.Name }, Logs.CreateLogger("InSpatialFs.Proxy"));
+        ControlPlane = new ControlPlane(this);
+        _owned.Add(ControlPlane);
+
+        Directory.CreateDirectory(_config.Mountpoint);
+        _mount = Mount(_config.Mountpoint, "inspatialfs:" + _config.Name, allowOther: true);
+        _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough);
+
+        if (_options.Control)
+        {
+            Directory.CreateDirectory(_config.Control);
+            File.SetUnixFileMode(_config.Control, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var controlFs = new ControlFileSystem(ControlPlane, Logs.CreateLogger("InSpatialFs.Control"));
+            _controlMount = Mount(_config.Control, "inspatialfs-control:" + _config.Name, allowOther: false);
+            // events readers block a thread each; leave room for the snapshot files and commands.
+            _controlServer = Serve(_controlMount, controlFs, readers: 6, passthrough: false);
+        }
+
+        WaitUntilConnected();
+        InstallSignals();
+        string mode = Mounts.Entries.Any(m => m.Direct) ? $", direct: {Proxy.DirectMode.DisplayName()}" : "";
+        _log.LogInformation("serving {Mountpoint} ({Level} isolation{Mode}); control files in {Control}",
+            _config.Mountpoint, FsEventJson.LevelName(_config.Isolation), mode, _options.Control ? _config.Control : "(none)");
+        _notifier.Ready($"serving {_config.Mountpoint}");
+        TimeSpan period = _notifier.WatchdogInterval is TimeSpan w ? w / 2 : TimeSpan.FromSeconds(10);
+        _statusTimer = new Timer(_ => Heartbeat(), null, period, period);
+    }
+
+    /// <summary>Serves until the container mount ends; returns the process exit code.</summary>
+    public int WaitForExit()
+    {
+        bool faulted = false;
+        try
+        {
+            _server!.Completion.GetAwaiter().GetResult();
+        }
+        catch (Exception e)
+        {
+            _log.LogError(e, "the FUSE connection failed");
+            faulted = true;
+        }
+
+        _notifier.Stopping("unmounting");
+        _log.LogInformation("{Mountpoint} unmounted; shutting down", _config.Mountpoint);
+        Shutdown();
+        return faulted ? Cli.ExitCodes.RuntimeFailure : Cli.ExitCodes.Ok;
+    }
+
+    /// <summary>SIGTERM/SIGINT: unmount (lazily, so busy mounts go too); the read loops then end with ENODEV.</summary>
+    public void RequestStop()
+    {
+        if (_stopRequested.IsSet)
+        {
+            return;
+        }
+
+        _stopRequested.Set();
+        _notifier.Stopping("unmounting");
+        _server?.Stop();
+    }
+
+    /// <summary>SIGHUP and the `reload` command: re-read rule files, validate fully, swap atomically.</summary>
+    public Errno ReloadRules(out string message)
+    {
+        _notifier.Reloading();
+        RuleLoadResult result = Rules.Reload(RuleFiles);
+        _notifier.Ready($"serving {_config.Mountpoint}");
+        if (!result.Succeeded)
+        {
+            message = string.Join("; ", result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()));
+            _log.LogWarning("rules not reloaded (running rules unchanged): {Errors}", message);
+            return Errno.EINVAL;
+        }
+
+        message = $"{result.RuleSet!.Count} rules loaded";
+        _log.LogInformation("rules reloaded: {Result}", message);
+        return Errno.OK;
+    }
+
+    private FuseMount Mount(string mountpoint, string fsName, bool allowOther)
+    {
+        try
+        {
+            return FuseMount.Mount(mountpoint, new FuseMountOptions { FsName = fsName, AllowOther = allowOther }, Logs.CreateLogger("InSpatialFs.Fuse"));
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            throw new InstanceStartException($"cannot mount {mountpoint}: {e.Message}", e);
+        }
+    }
+
+    private ProtocolServer Serve(FuseMount mount, IFuseFileSystem fs, int readers, bool passthrough)
+    {
+        var options = new ProtocolServerOptions();
+        if (readers > 0)
+        {
+            options = options with { ReaderThreads = readers };
+        }
+
+        if (!passthrough)
+        {
+            options = options with { WantedFlags = options.WantedFlags & ~FuseInitFlags.Passthrough };
+        }
+
+        var server = new ProtocolServer(mount.Device, fs, options, Logs.CreateLogger("InSpatialFs.Fuse"));
+        server.Start();
+        return server;
+    }
+
+    private void WaitUntilConnected()
+    {
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while ((_server!.Connection == null || (_controlServer != null && _controlServer.Connection == null)) && DateTime.UtcNow < deadline)
+        {
+            if (_server.Completion.IsCompleted)
+            {
+                throw new InstanceStartException($"the kernel closed {_config.Mountpoint} before INIT completed");
+            }
+
+            Thread.Sleep(5);
+        }
+
+        if (_server.Connection == null)
+        {
+            throw new InstanceStartException($"the kernel did not send INIT for {_config.Mountpoint} within 10 s");
+        }
+    }
+
+    private void InstallSignals()
+    {
+        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStop));
+        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStop));
+        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true;
+            ThreadPool.QueueUserWorkItem(_ => ReloadRules(out string _));
+        }));
+    }
+
+    private void OnStop(PosixSignalContext context)
+    {
+        context.Cancel = true; // we exit on our own once unmounted
+        _log.LogInformation("{Signal}: unmounting {Mountpoint}", context.Signal, _config.Mountpoint);
+        RequestStop();
+    }
+
+    private void Heartbeat()
+    {
+        SecurityCounters c = Security.Counters();
+        _notifier.Status($"ops={c.Decisions} denials={c.Denials} incidents={c.Incidents} dropped={c.EventsDropped}{(c.Suspended ? " SUSPENDED" : "")}");
+        if (_notifier.WatchdogInterval != null)
+        {
+            _notifier.WatchdogPing();
+        }
+    }
+
+    private void Shutdown()
+    {
+        _statusTimer?.Dispose();
+        _statusTimer = null;
+        _controlServer?.Stop();
+        _controlServer?.Completion.Wait(TimeSpan.FromSeconds(5));
+        _controlMount?.Dispose();
+        _controlMount = null;
+        _mount?.Dispose();
+        _mount = null;
+        Security?.WaitIdle(TimeSpan.FromSeconds(5));
+    }
+
+    private MountTable BuildMounts()
+    {
+        var entries = new List<MountEntry>();
+        foreach (MountConfig m in _config.Mounts)
+        {
+            IFileSystemBackend backend;
+            MountKind kind;
+            if (m.Kind == MountSourceKind.Memory)
+            {
+                long size = m.MemorySize ?? 1L << 30;
+                if (_config.Resources.Memory is long cap)
+                {
+                    size = Math.Min(size, cap);
+                }
+
+                backend = new MemoryFileSystem(size, inodeLimit: _config.Resources.Inodes ?? 0);
+                kind = MountKind.Memory;
+            }
+            else
+            {
+                try
+                {
+                    backend = new HostFileSystem(m.Source!, m.ReadOnly, Logs.CreateLogger("InSpatialFs.Storage.Host"), direct: m.Direct);
+                }
+                catch (IOException e)
+                {
+                    throw new InstanceStartException($"mount {m.Path}: {e.Message}", e);
+                }
+
+                kind = m.Direct ? MountKind.Direct : MountKind.Host;
+            }
+
+            _owned.Add(backend);
+            entries.Add(new MountEntry(m.Path, backend, m.ReadOnly, m.Direct, kind));
+        }
+
+        return MountTable.Create(entries);
+    }
+
+    private RuleEngine LoadRules()
+    {
+        try
+        {
+            return RuleEngine.Create(RuleFiles);
+        }
+        catch (RuleLoadException e)
+        {
+            throw new InstanceStartException("rules do not load: " + string.Join("; ", e.Diagnostics.Select(d => d.ToString())), e);
+        }
+    }
+
+    private SecurityOptions BuildSecurityOptions() => new()
+    {
+        Level = _config.Isolation,
+        Forbidden = _config.Paths.Forbidden,
+        ReadOnly = _config.Paths.ReadOnly,
+        Allowed = _config.Paths.Allowed,
+        RuntimeWrittenExec = _config.Exec.RuntimeWritten switch
+        {
+            InSpatialFs.Daemon.Config.RuntimeWrittenExec.Deny => InSpatialFs.Security.Policy.RuntimeWrittenExec.Deny,
+            InSpatialFs.Daemon.Config.RuntimeWrittenExec.Allow or InSpatialFs.Daemon.Config.RuntimeWrittenExec.Alert => InSpatialFs.Security.Policy.RuntimeWrittenExec.Allow,
+            _ => null,
+        },
+        Resources = new ResourceLimits
+        {
+            MemoryBytes = _config.Resources.Memory,
+            DiskBytes = _config.Resources.Disk,
+            Inodes = _config.Resources.Inodes,
+            OpenFiles = _config.Resources.OpenFiles is long f ? (int)Math.Min(f, int.MaxValue) : null,
+            OpsPerSecond = _config.Resources.OpsPerSecond,
+            BytesPerSecond = _config.Resources.BytesPerSecond,
+        },
+        SuspendOn = _config.Response.SuspendOn,
+        StateDir = _config.StateDir,
+        ContainerCgroup = _config.Container.Cgroup,
+        ContainerName = _config.Name,
+        Mountpoint = _config.Mountpoint,
+    };
+
+    /// <summary>A host name the backend refused as an escape becomes a security event (evt.op = escape).</summary>
+    private void RecordEscape(string mountPath, string name, Errno error)
+    {
+        Security.Record(new FsEvent
+        {
+            TimeUnixNanos = FsEvent.NowUnixNanos(),
+            Op = FsOp.Escape,
+            Path = mountPath == "/" ? "/" + name : mountPath + "/" + name,
+            Result = (int)error,
+            Decision = Decision.Deny,
+            Reason = "host path refused by RESOLVE_BENEATH",
+            ContainerId = _config.Name,
+            Level = _config.Isolation,
+        });
+    }
+
+    public void Dispose()
+    {
+        foreach (PosixSignalRegistration s in _signals)
+        {
+            s.Dispose();
+        }
+
+        Shutdown();
+        _server?.Dispose();
+        for (int i = _owned.Count - 1; i >= 0; i--)
+        {
+            _owned[i].Dispose();
+        }
+
+        _notifier.Dispose();
+        _stopRequested.Dispose();
+    }
+}

@@ -1,0 +1,23 @@
+namespace InSpatialFs.Daemon.Runtime;
+
+/// <summary>Run-time switches of an instance that are not part of its config file.</summary>
+internal sealed record InstanceOptions
+{
+    /// <summary>Kernel reader threads of the container mount (0 = the protocol server's default).</summary>
+    public int ReaderThreads { get; init; }
+
+    /// <summary>Negotiate FUSE passthrough for DirectFS mounts.</summary>
+    public bool Passthrough { get; init; } = true;
+
+    /// <summary>Mount the control directory.</summary>
+    public bool Control { get; init; } = true;
+
+    /// <summary>The control command `isolation LEVEL` may relax the level.</summary>
+    public bool AllowRelax { get; init; }
+
+    /// <summary>Rule files given with --rules, loaded after the config's.</summary>
+    public IReadOnlyList<string> ExtraRuleFiles { get; init; } = [];
+}
+
+/// <summary>The instance could not start; the message says why and nothing stays mounted.</summary>
+internal sealed class InstanceStartException(string message, Exception? inner = null) : Exception(message, inner);
