@@ -218,4 +218,39 @@ public sealed class LiveMountTests
         Assert.That(notifier.InvalidateInode(HelloFileSystem.DirNode, -1, 0), Is.AnyOf(Errno.OK, Errno.ENOENT));
         Assert.That(notifier.InvalidateEntry(FuseConstants.RootId, "never-looked-up"u8), Is.EqualTo(Errno.ENOENT));
     }
+
+    [Test]
+    public void Backing_files_register_and_close_through_the_device_ioctls_when_passthrough_was_negotiated()
+    {
+        using var mount = TestMount.Start(new HelloFileSystem());
+        Assert.That(TestMount.Run("stat", mount.Path).ExitCode, Is.Zero); // INIT has been answered
+        FuseConnectionInfo info = mount.Server.Connection!;
+        if (!info.PassthroughEnabled)
+        {
+            Assert.Ignore("this kernel did not offer FUSE_PASSTHROUGH");
+        }
+
+        string file = Path.GetTempFileName();
+        try
+        {
+            Assert.That(LibC.OpenFd(file, LibC.O_RDONLY, 0, out SafeFd fd), Is.EqualTo(Errno.OK));
+            using (fd)
+            {
+                Assert.That(info.Backing!.Open(fd, out int id), Is.EqualTo(Errno.OK));
+                Assert.That(id, Is.GreaterThan(0));
+                Assert.That(info.Backing.Close(id), Is.EqualTo(Errno.OK));
+                Assert.That(info.Backing.Close(id), Is.EqualTo(Errno.ENOENT), "a closed id is gone");
+            }
+
+            Assert.That(LibC.OpenFd("/tmp", LibC.O_RDONLY | LibC.O_DIRECTORY, 0, out SafeFd dir), Is.EqualTo(Errno.OK));
+            using (dir)
+            {
+                Assert.That(info.Backing.Open(dir, out _), Is.EqualTo(Errno.EISDIR).Or.EqualTo(Errno.EINVAL), "directories cannot be passed through");
+            }
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }
