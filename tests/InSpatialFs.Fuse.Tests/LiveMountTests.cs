@@ -253,4 +253,17 @@ public sealed class LiveMountTests
             File.Delete(file);
         }
     }
+
+    [Test]
+    public void Four_readers_serve_parallel_processes_and_each_reply_reaches_its_caller()
+    {
+        using var mount = TestMount.Start(new HelloFileSystem(), serverOptions: new ProtocolServerOptions { ReaderThreads = 4 });
+        string hello = Path.Combine(mount.Path, "hello");
+        var results = Enumerable.Range(0, 24).AsParallel().AsOrdered().WithDegreeOfParallelism(8)
+            .Select(i => i % 2 == 0 ? TestMount.Run("cat", hello) : TestMount.Run("ls", mount.Path))
+            .ToList();
+        Assert.That(results.Select(r => r.ExitCode), Is.All.Zero);
+        Assert.That(results.Where((_, i) => i % 2 == 0).Select(r => r.Stdout), Is.All.EqualTo("hello world\n"));
+        Assert.That(results.Where((_, i) => i % 2 == 1).Select(r => r.Stdout), Is.All.EqualTo("dir\nhello\n"));
+    }
 }
