@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace InSpatialFs.Interop;
 
 // libc calls the FUSE layer needs: mount/umount2 for the direct (root) mount, socketpair/recvmsg for the
-// fusermount3 descriptor hand-off (SCM_RIGHTS), fcntl for FD_CLOEXEC, stat for the connection number.
+// fusermount3 descriptor hand-off (SCM_RIGHTS), fcntl for FD_CLOEXEC.
 // Hand-written with LibraryImport (not Tmds.LibC) so errno is read the one way every layer reads it.
 public static unsafe partial class LibC
 {
@@ -30,21 +30,6 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint recvmsg(int sockfd, MsgHdr* msg, int flags);
 
-    [LibraryImport(Lib, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int stat_raw(string path, byte* statBuffer);
-
-    /// <summary>st_dev of a path (stat(2) follows symlinks), or an errno.</summary>
-    public static Errno StatDevice(string path, out ulong device)
-    {
-        byte* buffer = stackalloc byte[256]; // struct stat is 144 bytes on x86_64; st_dev is the first u64
-        int rc = stat_raw(path, buffer);
-        Errno e = ErrnoExtensions.LastPInvoke();
-        device = rc == 0 ? *(ulong*)buffer : 0;
-        return rc == 0 ? Errno.OK : e;
-    }
-
-    /// <summary>glibc's gnu_dev_minor: the minor number of a dev_t.</summary>
-    public static uint DeviceMinor(ulong dev) => (uint)((dev & 0xff) | ((dev >> 12) & 0xffffff00));
 
     /// <summary>Receives one byte plus one SCM_RIGHTS descriptor (opened with MSG_CMSG_CLOEXEC).</summary>
     public static Errno ReceiveFd(int socket, out SafeFd fd)

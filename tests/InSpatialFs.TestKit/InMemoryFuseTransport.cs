@@ -19,6 +19,7 @@ public sealed class InMemoryFuseTransport : IFuseTransport, IDisposable
     private readonly object _gate = new(); // a Monitor: WaitForReply waits on it
     private readonly List<WrittenFrame> _replies = [];
     private readonly List<byte[]> _notifications = [];
+    private readonly ConcurrentDictionary<ulong, int> _readOn = new();
     private int _channels;
 
     /// <summary>Returned by <see cref="Backing"/>; null means the transport cannot register backing files.</summary>
@@ -33,6 +34,9 @@ public sealed class InMemoryFuseTransport : IFuseTransport, IDisposable
     public int OversizedFrames { get; private set; }
 
     public void Enqueue(byte[] frame) => _requests.Add(frame);
+
+    /// <summary>The channel that read the request with this unique (to check that replies go back on it).</summary>
+    public int? ChannelThatRead(ulong unique) => _readOn.TryGetValue(unique, out int channel) ? channel : null;
 
     public IFuseChannel OpenChannel() => new Channel(this, Interlocked.Increment(ref _channels) - 1);
 
@@ -142,6 +146,11 @@ public sealed class InMemoryFuseTransport : IFuseTransport, IDisposable
 
                 frame.CopyTo(buffer);
                 length = frame.Length;
+                if (frame.Length >= 16)
+                {
+                    owner._readOn[BitConverter.ToUInt64(frame, 8)] = index;
+                }
+
                 return Errno.OK;
             }
         }

@@ -24,10 +24,7 @@ public sealed class FuseMount : IDisposable
         Options = options;
         _logger = logger;
         _mounted = 1;
-        if (LibC.StatDevice(mountpoint, out ulong dev) == Errno.OK)
-        {
-            ConnectionId = LibC.DeviceMinor(dev);
-        }
+        ConnectionId = FindConnectionId(mountpoint);
 
         device.SetShutdown(() => Unmount(lazy: true));
     }
@@ -215,6 +212,73 @@ public sealed class FuseMount : IDisposable
             return Errno.EACCES;
         }
     }
+
+    /// <summary>
+    /// The fusectl connection number of the newest FUSE mount on <paramref name="mountpoint"/>, read from
+    /// /proc/self/mountinfo. Never stat() the mountpoint for this: before INIT is answered that blocks forever.
+    /// </summary>
+    internal static uint? FindConnectionId(string mountpoint)
+    {
+        uint? found = null;
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/mountinfo"))
+            {
+                // id parent major:minor root mountpoint options [optional fields] - fstype source superoptions
+                string[] fields = line.Split(' ');
+                int separator = Array.IndexOf(fields, "-");
+                if (fields.Length < 5 || separator < 0 || separator + 1 >= fields.Length || !fields[separator + 1].StartsWith("fuse", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                if (UnescapeMountinfo(fields[4]) != mountpoint)
+                {
+                    continue;
+                }
+
+                string[] dev = fields[2].Split(':');
+                if (dev.Length == 2 && uint.TryParse(dev[1], NumberStyles.None, CultureInfo.InvariantCulture, out uint minor))
+                {
+                    found = minor;
+                }
+            }
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+
+        return found;
+    }
+
+    /// <summary>mountinfo writes space, tab, newline and backslash as \ooo octal escapes.</summary>
+    private static string UnescapeMountinfo(string field)
+    {
+        if (!field.Contains('\\', StringComparison.Ordinal))
+        {
+            return field;
+        }
+
+        var sb = new StringBuilder(field.Length);
+        for (int i = 0; i < field.Length; i++)
+        {
+            if (field[i] == '\\' && IsOctal(field, i + 1))
+            {
+                sb.Append((char)Convert.ToInt32(field.Substring(i + 1, 3), 8));
+                i += 3;
+            }
+            else
+            {
+                sb.Append(field[i]);
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    private static bool IsOctal(string s, int at) =>
+        at + 3 <= s.Length && s[at] is >= '0' and <= '7' && s[at + 1] is >= '0' and <= '7' && s[at + 2] is >= '0' and <= '7';
 
     public void Dispose()
     {
