@@ -116,8 +116,6 @@ internal sealed class MemoryDirectory
         return _ordered.GetViewBetween(low, _ordered.Max);
     }
 
-    public IEnumerable<DirectoryEntry> All => _ordered;
-
     private sealed class CookieOrder : IComparer<DirectoryEntry>
     {
         public static readonly CookieOrder Instance = new();
