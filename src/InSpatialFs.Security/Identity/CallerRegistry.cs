@@ -40,8 +40,8 @@ public sealed class CallerInfo : IDisposable
     public bool IsContainerMember { get; }
     public SafeFd? PidFd { get; }
 
-    /// <summary>True once the process has exited (always false without a pidfd).</summary>
-    public bool HasExited => PidFd is { IsInvalid: false, IsClosed: false } fd && LibC.PidfdHasExited(fd);
+    /// <summary>True once the process has exited, or once this pin was released (a released pin must not be acted on). False without a pidfd.</summary>
+    public bool HasExited => PidFd is SafeFd fd && (fd.IsClosed || LibC.PidfdHasExited(fd));
 
     public void Dispose() => PidFd?.Dispose();
 }
