@@ -63,6 +63,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     private readonly bool _ownsCallers;
     private volatile Action<FsEvent>[] _subscribers = [];
     private volatile bool _suspended;
+    private volatile int _blockedCount;
     private SuspendHandle? _suspendHandle;
     private Task? _suspendTask;
     private long _decisions, _denials, _recorded, _dropped, _processed, _suppressed, _seq, _lastDropLog;
@@ -130,7 +131,8 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             a.ProcName = caller.Name;
             member = caller.IsContainerMember;
             if (member) a.ContainerId = _containerName;
-            if (!_blocked.IsEmpty && _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime))) return Deny(a, Errno.EPERM, BlockedReason);
+            // ConcurrentDictionary.IsEmpty takes every bucket lock; a volatile count keeps the common case lock-free.
+            if (_blockedCount != 0 && _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime))) return Deny(a, Errno.EPERM, BlockedReason);
         }
 
         if (_suspended && member) return Deny(a, Errno.EPERM, SuspendedReason);
@@ -465,7 +467,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public void Block(CallerInfo caller)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        _blocked.TryAdd((caller.Tgid, caller.ProcessStartTime), caller);
+        if (_blocked.TryAdd((caller.Tgid, caller.ProcessStartTime), caller)) _blockedCount = _blocked.Count;
     }
 
     public bool IsBlocked(CallerInfo caller) => _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime));
@@ -561,6 +563,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             _suspendTask = null;
             _suspended = false;
             _blocked.Clear();
+            _blockedCount = 0;
         }
     }
 

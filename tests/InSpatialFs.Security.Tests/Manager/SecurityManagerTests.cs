@@ -142,3 +142,34 @@ public sealed class SecurityManagerTests
         Assert.That(sm.Incidents.List(IncidentStatus.Resolved).Single().Id, Is.EqualTo(id));
     }
 }
+
+public sealed class DecideCostTests
+{
+    [Test]
+    public void The_allow_path_allocates_nothing()
+    {
+        using var sm = new SecurityManager(Demo(IsolationLevel.Enhanced) with
+        {
+            Resources = new ResourceLimits { OpsPerSecond = 1e12, BytesPerSecond = 1e15 },
+            ContainerCgroup = File.ReadAllLines("/proc/self/cgroup").Select(l => l.Split(':')).First(p => p[1] == "memory")[2],
+        });
+        FsEvent[] events =
+        [
+            Ev(FsOp.Open, "/data/www/index.html"),
+            Ev(FsOp.Write, "/tmp/upload/part", size: 4096),
+            Ev(FsOp.GetAttr, "/usr/lib/libc.so.6"),
+            Ev(FsOp.Lookup, "/opt/app/node_modules/x/index.js"),
+            Ev(FsOp.Read, "/data/app.js", size: 65536, pid: Environment.ProcessId),
+        ];
+        foreach (FsEvent e in events) sm.Decide(e); // warm: pin the caller, JIT
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++)
+        {
+            foreach (FsEvent e in events) sm.Decide(e);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(allocated, Is.Zero);
+        Assert.That(events[4].ContainerId, Is.EqualTo("web-1"), "the pinned caller went through identity and throttle");
+    }
+}
