@@ -508,9 +508,14 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
                     lock (_responseGate) _suspendHandle = h;
                     SecurityLog.Suspended(_log, $"{h} ({why})");
                 }
-                catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+                catch (Exception ex) when (ex is InvalidOperationException)
                 {
+                    // A guard refused: the container stays suspended in the daemon's eyes (its ops keep failing) until resume.
                     SecurityLog.ResponseRefused(_log, ex.Message);
+                }
+                catch (Exception ex)
+                {
+                    SecurityLog.ResponseFailed(_log, ex, "freeze");
                 }
             });
             return "suspend";

@@ -155,4 +155,18 @@ public sealed class CgroupV1FreezerTests
         sm.Resume();
         Assert.That(State(), Is.EqualTo("THAWED"));
     }
+
+    [Test]
+    public void A_kill_detection_kills_the_member_through_its_pidfd()
+    {
+        using var sm = new SecurityManager(
+            new SecurityOptions { Level = IsolationLevel.Standard, ContainerCgroup = "/" + _name },
+            new ScriptedRules("/tmp/payload", ResponseAction.Kill, RuleMode.Enforce, Severity.Medium, inline: false));
+        var e = new FsEvent { Op = FsOp.Open, Path = "/tmp/payload", Pid = _child!.Id };
+        sm.Decide(e);
+        sm.Record(e);
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(_child.WaitForExit(5000), Is.True, "SIGKILL reached the child");
+        Assert.That(sm.Incidents.List().Single().Response, Is.EqualTo("kill"));
+    }
 }
