@@ -92,6 +92,25 @@ public sealed class SecurityManagerTests
     }
 
     [Test]
+    public void Reported_incidents_are_on_disk_before_shutdown_and_a_new_manager_lists_them()
+    {
+        var sm = new SecurityManager(Max(_dir));
+        DecideAndRecord(sm, Ev(FsOp.Open, "/etc/shadow"));
+        DecideAndRecord(sm, Ev(FsOp.MkNod, "/tmp/sda", mode: LibC.S_IFBLK | 0x1B6));
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+
+        // No Dispose yet (as after kill -9): what was reported is already fsynced.
+        using (var reader = new IncidentStore(_dir))
+        {
+            Assert.That(reader.List().Select(i => i.Source), Is.EqualTo(new[] { "forbidden:/etc/shadow", PrivilegeControls.Device }));
+        }
+
+        sm.Dispose();
+        using var restarted = new SecurityManager(Max(_dir));
+        Assert.That(restarted.Incidents.Count, Is.EqualTo(2));
+    }
+
+    [Test]
     public void Repeated_identical_denials_are_one_incident()
     {
         using var sm = new SecurityManager(Max());
