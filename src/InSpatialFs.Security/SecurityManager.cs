@@ -522,6 +522,35 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         }
     }
 
+    /// <summary>
+    /// Operator suspend (control file "suspend"): freezes the configured container cgroup, else the cgroup
+    /// of a live member seen so far. Returns the response taken, or why it was refused.
+    /// </summary>
+    public string SuspendContainer(string why)
+    {
+        CallerInfo? member = Callers.Snapshot().FirstOrDefault(c => c.IsContainerMember && !c.HasExited);
+        if (member is not null) return Suspend(member, why);
+        if (Options.ContainerCgroup is not string cg || _freezer is null) return "suspend refused: no container member seen and no container cgroup configured";
+        lock (_responseGate)
+        {
+            if (_suspended) return "suspend (already suspended)";
+            try
+            {
+                SuspendHandle? h = _freezer.TryFreezeCgroup(cg, cg);
+                if (h is null) return $"suspend refused: cgroup {cg} not found";
+                _suspendHandle = h;
+                _suspended = true;
+                SecurityLog.Suspended(_log, $"{h} ({why})");
+                return "suspend";
+            }
+            catch (InvalidOperationException ex)
+            {
+                SecurityLog.ResponseRefused(_log, ex.Message);
+                return "suspend refused: " + ex.Message;
+            }
+        }
+    }
+
     private string KillCaller(CallerInfo? caller)
     {
         if (caller is null || !caller.IsContainerMember)

@@ -169,4 +169,23 @@ public sealed class CgroupV1FreezerTests
         Assert.That(_child.WaitForExit(5000), Is.True, "SIGKILL reached the child");
         Assert.That(sm.Incidents.List().Single().Response, Is.EqualTo("kill"));
     }
+
+    [Test]
+    public void An_operator_suspend_freezes_the_configured_cgroup_without_a_caller()
+    {
+        using var sm = new SecurityManager(new SecurityOptions { Level = IsolationLevel.Standard, ContainerCgroup = "/" + _name });
+        Assert.That(sm.SuspendContainer("operator"), Is.EqualTo("suspend"));
+        Assert.That(State(), Is.EqualTo("FROZEN"));
+        Assert.That(sm.Decide(new FsEvent { Op = FsOp.GetAttr, Path = "/", Pid = _child!.Id }).Error, Is.EqualTo(Errno.EPERM));
+        sm.Resume();
+        Assert.That(State(), Is.EqualTo("THAWED"));
+    }
+
+    [Test]
+    public void An_operator_suspend_of_the_root_cgroup_is_refused()
+    {
+        using var sm = new SecurityManager(new SecurityOptions { Level = IsolationLevel.Standard, ContainerCgroup = "/" });
+        Assert.That(sm.SuspendContainer("operator"), Does.StartWith("suspend refused"));
+        Assert.That(sm.IsSuspended, Is.False);
+    }
 }
