@@ -18,6 +18,18 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int poll(PollFd* fds, ulong nfds, int timeoutMs);
 
+    public const int EPOLL_CLOEXEC = 0x80000, EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2;
+    public const uint EPOLLIN = 0x1;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int epoll_create1(int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int epoll_ctl(int epfd, int op, int fd, EpollEvent* ev);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int epoll_wait(int epfd, EpollEvent* events, int maxevents, int timeoutMs);
+
     /// <summary>pidfd_open(2): a descriptor that refers to this process for its lifetime (never to a reused pid).</summary>
     public static Errno PidfdOpen(int pid, out SafeFd fd)
     {
@@ -68,4 +80,12 @@ public struct PollFd
     public int Fd;
     public short Events;
     public short Revents;
+}
+
+/// <summary>struct epoll_event: packed on x86_64 (12 bytes).</summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
+public struct EpollEvent
+{
+    public uint Events;
+    public ulong Data;
 }

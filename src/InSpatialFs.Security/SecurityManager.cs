@@ -63,6 +63,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     private readonly bool _ownsCallers;
     private volatile Action<FsEvent>[] _subscribers = [];
     private volatile bool _suspended;
+    private volatile int _blockedCount;
     private SuspendHandle? _suspendHandle;
     private Task? _suspendTask;
     private long _decisions, _denials, _recorded, _dropped, _processed, _suppressed, _seq, _lastDropLog;
@@ -130,7 +131,8 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             a.ProcName = caller.Name;
             member = caller.IsContainerMember;
             if (member) a.ContainerId = _containerName;
-            if (!_blocked.IsEmpty && _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime))) return Deny(a, Errno.EPERM, BlockedReason);
+            // ConcurrentDictionary.IsEmpty takes every bucket lock; a volatile count keeps the common case lock-free.
+            if (_blockedCount != 0 && _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime))) return Deny(a, Errno.EPERM, BlockedReason);
         }
 
         if (_suspended && member) return Deny(a, Errno.EPERM, SuspendedReason);
@@ -465,7 +467,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public void Block(CallerInfo caller)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        _blocked.TryAdd((caller.Tgid, caller.ProcessStartTime), caller);
+        if (_blocked.TryAdd((caller.Tgid, caller.ProcessStartTime), caller)) _blockedCount = _blocked.Count;
     }
 
     public bool IsBlocked(CallerInfo caller) => _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime));
@@ -506,12 +508,46 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
                     lock (_responseGate) _suspendHandle = h;
                     SecurityLog.Suspended(_log, $"{h} ({why})");
                 }
-                catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+                catch (Exception ex) when (ex is InvalidOperationException)
                 {
+                    // A guard refused: the container stays suspended in the daemon's eyes (its ops keep failing) until resume.
                     SecurityLog.ResponseRefused(_log, ex.Message);
+                }
+                catch (Exception ex)
+                {
+                    SecurityLog.ResponseFailed(_log, ex, "freeze");
                 }
             });
             return "suspend";
+        }
+    }
+
+    /// <summary>
+    /// Operator suspend (control file "suspend"): freezes the configured container cgroup, else the cgroup
+    /// of a live member seen so far. Returns the response taken, or why it was refused.
+    /// </summary>
+    public string SuspendContainer(string why)
+    {
+        CallerInfo? member = Callers.Snapshot().FirstOrDefault(c => c.IsContainerMember && !c.HasExited);
+        if (member is not null) return Suspend(member, why);
+        if (Options.ContainerCgroup is not string cg || _freezer is null) return "suspend refused: no container member seen and no container cgroup configured";
+        lock (_responseGate)
+        {
+            if (_suspended) return "suspend (already suspended)";
+            try
+            {
+                SuspendHandle? h = _freezer.TryFreezeCgroup(cg, cg);
+                if (h is null) return $"suspend refused: cgroup {cg} not found";
+                _suspendHandle = h;
+                _suspended = true;
+                SecurityLog.Suspended(_log, $"{h} ({why})");
+                return "suspend";
+            }
+            catch (InvalidOperationException ex)
+            {
+                SecurityLog.ResponseRefused(_log, ex.Message);
+                return "suspend refused: " + ex.Message;
+            }
         }
     }
 
@@ -561,6 +597,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             _suspendTask = null;
             _suspended = false;
             _blocked.Clear();
+            _blockedCount = 0;
         }
     }
 

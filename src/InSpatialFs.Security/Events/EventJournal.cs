@@ -16,6 +16,7 @@ public sealed class EventJournal : IDisposable
     private readonly int _keep;
     private FileStream _file;
     private Utf8JsonWriter _writer;
+    private long _size;
 
     public EventJournal(string stateDir, long rotateBytes, int keep)
     {
@@ -24,6 +25,7 @@ public sealed class EventJournal : IDisposable
         _rotateBytes = rotateBytes;
         _keep = Math.Max(0, keep);
         _file = Open();
+        _size = _file.Length;
         _writer = new Utf8JsonWriter(_file);
     }
 
@@ -34,9 +36,10 @@ public sealed class EventJournal : IDisposable
     {
         FsEventJson.Write(_writer, e);
         _writer.Flush();
+        _size += _writer.BytesCommitted + 1;
         _writer.Reset();
         _file.Write(NewLine);
-        if (_file.Length >= _rotateBytes) Rotate();
+        if (_size >= _rotateBytes) Rotate();
     }
 
     public void Flush() => _file.Flush();
@@ -64,6 +67,7 @@ public sealed class EventJournal : IDisposable
 
         Rotations++;
         _file = Open();
+        _size = 0;
         _writer = new Utf8JsonWriter(_file);
     }
 

@@ -40,8 +40,8 @@ public sealed class CallerInfo : IDisposable
     public bool IsContainerMember { get; }
     public SafeFd? PidFd { get; }
 
-    /// <summary>True once the process has exited (always false without a pidfd).</summary>
-    public bool HasExited => PidFd is { IsInvalid: false, IsClosed: false } fd && LibC.PidfdHasExited(fd);
+    /// <summary>True once the process has exited, or once this pin was released (a released pin must not be acted on). False without a pidfd.</summary>
+    public bool HasExited => PidFd is SafeFd fd && (fd.IsClosed || LibC.PidfdHasExited(fd));
 
     public void Dispose() => PidFd?.Dispose();
 }
@@ -74,10 +74,12 @@ public sealed record CgroupPaths(string? Freezer, string? Unified, IReadOnlyList
 
 /// <summary>
 /// Pid → <see cref="CallerInfo"/> for the request path. A hit is one dictionary read (no syscall, no
-/// allocation); a miss pins the process and reads /proc once. Pid reuse: the entry is dropped as soon as
-/// its pidfd reports exit (<see cref="Sweep"/> runs every second and on a full cache), and a pid
-/// is only recycled after the kernel's pid counter wraps (pid_max), so a sweep interval of one second
-/// leaves no window in practice; responses re-check the pidfd and start time before they act.
+/// allocation); a miss pins the process and reads /proc once. Pid reuse: every pinned pidfd is watched by
+/// an epoll thread, and the entry is dropped the moment the pidfd polls readable (the process exited).
+/// That happens before the pid can even be reaped and freed, and a freed pid is only handed out again after
+/// the kernel's cyclic allocator comes round (pid_max), so a new process is never served from an old entry.
+/// <see cref="Sweep"/> (every second, and on a full cache) is the backstop; responses re-check the pidfd
+/// and start time before they act.
 /// pid 0 (kernel-initiated requests) is never a container member and is not cached.
 /// </summary>
 public sealed class CallerRegistry : IDisposable
@@ -87,6 +89,10 @@ public sealed class CallerRegistry : IDisposable
     private readonly string? _mountpoint;
     private readonly string? _containerCgroup;
     private readonly Timer? _sweeper;
+    private readonly SafeFd _epoll;
+    private readonly bool _background;
+    private Thread? _watcher;
+    private volatile bool _disposed;
 
     public CallerRegistry(string? mountpoint, string? containerCgroup, int capacity = 4096, string procRoot = "/proc", bool backgroundSweep = true)
     {
@@ -94,10 +100,52 @@ public sealed class CallerRegistry : IDisposable
         _containerCgroup = containerCgroup is null ? null : Normalize(containerCgroup);
         Capacity = capacity;
         _procRoot = procRoot;
+        int ep = LibC.epoll_create1(LibC.EPOLL_CLOEXEC);
+        _epoll = new SafeFd(ep);
         if (backgroundSweep)
         {
             _sweeper = new Timer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+            _background = ep >= 0;
         }
+    }
+
+    /// <summary>Evicts callers as their pidfds report exit (epoll data = the cached pid).</summary>
+    private unsafe void WatchExits()
+    {
+        EpollEvent* events = stackalloc EpollEvent[64];
+        while (!_disposed)
+        {
+            int n = LibC.epoll_wait(_epoll.Fd, events, 64, 200);
+            for (int i = 0; i < n; i++)
+            {
+                int pid = (int)events[i].Data;
+                if (_cache.TryGetValue(pid, out CallerInfo? c) && c.HasExited && _cache.TryRemove(new KeyValuePair<int, CallerInfo>(pid, c)))
+                {
+                    Forget(c);
+                }
+            }
+        }
+    }
+
+    private unsafe void Watch(CallerInfo c)
+    {
+        if (_epoll.IsInvalid || c.PidFd is null) return;
+        if (_background && _watcher is null)
+        {
+            // Started with the first pinned caller, so an idle registry costs no thread.
+            var t = new Thread(WatchExits) { IsBackground = true, Name = "caller-exits" };
+            if (Interlocked.CompareExchange(ref _watcher, t, null) is null) t.Start();
+        }
+
+        var ev = new EpollEvent { Events = LibC.EPOLLIN, Data = (ulong)c.Pid };
+        LibC.epoll_ctl(_epoll.Fd, LibC.EPOLL_CTL_ADD, c.PidFd.Fd, &ev);
+    }
+
+    private unsafe void Forget(CallerInfo c)
+    {
+        // Closing the pidfd removes it from the epoll set; the explicit DEL keeps the set exact meanwhile.
+        if (!_epoll.IsInvalid && c.PidFd is { IsClosed: false } fd) LibC.epoll_ctl(_epoll.Fd, LibC.EPOLL_CTL_DEL, fd.Fd, null);
+        c.Dispose();
     }
 
     public int Capacity { get; }
@@ -123,12 +171,17 @@ public sealed class CallerRegistry : IDisposable
                 // Still full of live callers: forget the oldest pins (they re-pin on their next request).
                 foreach (int k in _cache.Keys.Take(Math.Max(1, Capacity / 8)))
                 {
-                    if (_cache.TryRemove(k, out CallerInfo? old)) old.Dispose();
+                    if (_cache.TryRemove(k, out CallerInfo? old)) Forget(old);
                 }
             }
         }
 
-        if (_cache.TryAdd(pid, fresh)) return fresh;
+        if (_cache.TryAdd(pid, fresh))
+        {
+            Watch(fresh);
+            return fresh;
+        }
+
         fresh.Dispose();
         return _cache.TryGetValue(pid, out CallerInfo? winner) ? winner : null;
     }
@@ -194,9 +247,9 @@ public sealed class CallerRegistry : IDisposable
         {
             if (kv.Value.PidFd is null || kv.Value.HasExited)
             {
-                if (_cache.TryRemove(kv.Key, out CallerInfo? gone))
+                if (_cache.TryRemove(kv))
                 {
-                    gone.Dispose();
+                    Forget(kv.Value);
                     n++;
                 }
             }
@@ -272,7 +325,10 @@ public sealed class CallerRegistry : IDisposable
 
     public void Dispose()
     {
+        _disposed = true;
         _sweeper?.Dispose();
+        _watcher?.Join(TimeSpan.FromSeconds(1));
+        _epoll.Dispose();
         foreach (CallerInfo c in _cache.Values) c.Dispose();
         _cache.Clear();
     }

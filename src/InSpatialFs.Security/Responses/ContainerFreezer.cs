@@ -44,23 +44,7 @@ public sealed class ContainerFreezer
     {
         if (!caller.IsContainerMember) throw new InvalidOperationException($"refusing to suspend for pid {caller.Pid} ({caller.Name}): not a container member");
 
-        string? v1 = configuredCgroup ?? caller.Cgroups.Freezer;
-        if (v1 is not null && Directory.Exists(Path.Combine(_v1FreezerRoot, v1.TrimStart('/'))))
-        {
-            if (Refusal(v1, v1: true) is string why) throw new InvalidOperationException(why);
-            string dir = Path.Combine(_v1FreezerRoot, v1.TrimStart('/'));
-            FreezeV1(dir);
-            return new SuspendHandle("cgroup-v1-freezer", dir, []);
-        }
-
-        string? v2 = configuredCgroup ?? caller.Cgroups.Unified;
-        if (v2 is not null && File.Exists(Path.Combine(_v2Root, v2.TrimStart('/'), "cgroup.freeze")))
-        {
-            if (Refusal(v2, v1: false) is string why) throw new InvalidOperationException(why);
-            string dir = Path.Combine(_v2Root, v2.TrimStart('/'));
-            FreezeV2(dir);
-            return new SuspendHandle("cgroup-v2-freeze", dir, []);
-        }
+        if (TryFreezeCgroup(configuredCgroup ?? caller.Cgroups.Freezer, configuredCgroup ?? caller.Cgroups.Unified) is SuspendHandle h) return h;
 
         var stopped = new List<CallerInfo>();
         int self = Environment.ProcessId;
@@ -71,6 +55,32 @@ public sealed class ContainerFreezer
         }
 
         return new SuspendHandle("sigstop", null, stopped);
+    }
+
+    /// <summary>
+    /// Freezes a cgroup by path: the v1 freezer when <paramref name="v1Path"/> exists there, else v2
+    /// cgroup.freeze for <paramref name="v2Path"/>. Null when neither hierarchy has it; throws
+    /// InvalidOperationException when a guard refuses.
+    /// </summary>
+    public SuspendHandle? TryFreezeCgroup(string? v1Path, string? v2Path)
+    {
+        if (v1Path is not null && Directory.Exists(Path.Combine(_v1FreezerRoot, v1Path.TrimStart('/'))))
+        {
+            if (Refusal(v1Path, v1: true) is string why) throw new InvalidOperationException(why);
+            string dir = Path.Combine(_v1FreezerRoot, v1Path.TrimStart('/'));
+            FreezeV1(dir);
+            return new SuspendHandle("cgroup-v1-freezer", dir, []);
+        }
+
+        if (v2Path is not null && File.Exists(Path.Combine(_v2Root, v2Path.TrimStart('/'), "cgroup.freeze")))
+        {
+            if (Refusal(v2Path, v1: false) is string why) throw new InvalidOperationException(why);
+            string dir = Path.Combine(_v2Root, v2Path.TrimStart('/'));
+            FreezeV2(dir);
+            return new SuspendHandle("cgroup-v2-freeze", dir, []);
+        }
+
+        return null;
     }
 
     public void Thaw(SuspendHandle h)

@@ -92,6 +92,25 @@ public sealed class SecurityManagerTests
     }
 
     [Test]
+    public void Reported_incidents_are_on_disk_before_shutdown_and_a_new_manager_lists_them()
+    {
+        var sm = new SecurityManager(Max(_dir));
+        DecideAndRecord(sm, Ev(FsOp.Open, "/etc/shadow"));
+        DecideAndRecord(sm, Ev(FsOp.MkNod, "/tmp/sda", mode: LibC.S_IFBLK | 0x1B6));
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+
+        // No Dispose yet (as after kill -9): what was reported is already fsynced.
+        using (var reader = new IncidentStore(_dir))
+        {
+            Assert.That(reader.List().Select(i => i.Source), Is.EqualTo(new[] { "forbidden:/etc/shadow", PrivilegeControls.Device }));
+        }
+
+        sm.Dispose();
+        using var restarted = new SecurityManager(Max(_dir));
+        Assert.That(restarted.Incidents.Count, Is.EqualTo(2));
+    }
+
+    [Test]
     public void Repeated_identical_denials_are_one_incident()
     {
         using var sm = new SecurityManager(Max());
@@ -140,5 +159,36 @@ public sealed class SecurityManagerTests
         Assert.That(sm.ResolveIncident(id), Is.True);
         Assert.That(sm.Acknowledge("inc-999999"), Is.False);
         Assert.That(sm.Incidents.List(IncidentStatus.Resolved).Single().Id, Is.EqualTo(id));
+    }
+}
+
+public sealed class DecideCostTests
+{
+    [Test]
+    public void The_allow_path_allocates_nothing()
+    {
+        using var sm = new SecurityManager(Demo(IsolationLevel.Enhanced) with
+        {
+            Resources = new ResourceLimits { OpsPerSecond = 1e12, BytesPerSecond = 1e15 },
+            ContainerCgroup = File.ReadAllLines("/proc/self/cgroup").Select(l => l.Split(':')).First(p => p[1] == "memory")[2],
+        });
+        FsEvent[] events =
+        [
+            Ev(FsOp.Open, "/data/www/index.html"),
+            Ev(FsOp.Write, "/tmp/upload/part", size: 4096),
+            Ev(FsOp.GetAttr, "/usr/lib/libc.so.6"),
+            Ev(FsOp.Lookup, "/opt/app/node_modules/x/index.js"),
+            Ev(FsOp.Read, "/data/app.js", size: 65536, pid: Environment.ProcessId),
+        ];
+        foreach (FsEvent e in events) sm.Decide(e); // warm: pin the caller, JIT
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++)
+        {
+            foreach (FsEvent e in events) sm.Decide(e);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(allocated, Is.Zero);
+        Assert.That(events[4].ContainerId, Is.EqualTo("web-1"), "the pinned caller went through identity and throttle");
     }
 }

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using InSpatialFs.Security.Identity;
+
+namespace InSpatialFs.Security.Tests.Identity;
+
+public sealed class CallerRegistryTests
+{
+    internal static Process StartSleep(string seconds = "30") =>
+        Process.Start(new ProcessStartInfo("sleep", seconds) { UseShellExecute = false })!;
+
+    private static string MyMemoryCgroup() =>
+        File.ReadAllLines("/proc/self/cgroup").Select(l => l.Split(':')).First(p => p[1] == "memory")[2];
+
+    [Test]
+    public void A_caller_is_pinned_with_name_start_time_and_cgroup()
+    {
+        using Process child = StartSleep();
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+            CallerInfo? c = reg.Resolve(child.Id);
+            Assert.That(c, Is.Not.Null);
+            Assert.That((c!.Name, c.Tgid, c.IsContainerMember), Is.EqualTo(("sleep", child.Id, false)));
+            string stat = File.ReadAllText($"/proc/{child.Id}/stat");
+            Assert.That(c.StartTime, Is.EqualTo(CallerRegistry.ParseStartTime(stat)));
+            Assert.That(c.Cgroups.All, Is.Not.Empty);
+            Assert.That(reg.Resolve(child.Id), Is.SameAs(c), "a hit is served from the cache");
+            Assert.That(reg.StillSameProcess(c), Is.True);
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+        }
+    }
+
+    [Test]
+    public void An_exited_caller_is_evicted_so_its_pid_is_never_misattributed()
+    {
+        using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+        using Process child = StartSleep();
+        int pid = child.Id;
+        CallerInfo c = reg.Resolve(pid)!;
+        child.Kill();
+        child.WaitForExit();
+        Assert.That(c.HasExited, Is.True);
+        Assert.That(reg.StillSameProcess(c), Is.False);
+        var sw = Stopwatch.StartNew();
+        while (reg.Count > 0 && sw.ElapsedMilliseconds < 2000) Thread.Sleep(5);
+        Assert.That(reg.Count, Is.Zero, "the exit watcher dropped the entry");
+        Assert.That(reg.Resolve(pid), Is.Null, "a pid with no live process resolves to nobody");
+    }
+
+    [Test]
+    public void Sweep_drops_exited_callers_without_the_background_watcher()
+    {
+        using var reg = new CallerRegistry(null, null, backgroundSweep: false);
+        using Process a = StartSleep();
+        using Process b = StartSleep();
+        reg.Resolve(a.Id);
+        reg.Resolve(b.Id);
+        a.Kill();
+        a.WaitForExit();
+        Assert.That(reg.Sweep(), Is.EqualTo(1));
+        Assert.That(reg.Snapshot().Single().Pid, Is.EqualTo(b.Id));
+        b.Kill();
+        b.WaitForExit();
+    }
+
+    [Test]
+    public void The_stat_start_time_survives_hostile_command_names()
+    {
+        string stat = "4242 (a) b) (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 10000 100 18446744073709551615";
+        Assert.That(CallerRegistry.ParseStartTime(stat), Is.EqualTo(987654UL));
+    }
+
+    [Test]
+    public void Membership_comes_from_the_configured_cgroup_or_the_root_below_the_mountpoint()
+    {
+        string mine = MyMemoryCgroup();
+        using var byCgroup = new CallerRegistry(null, mine);
+        Assert.That(byCgroup.Resolve(Environment.ProcessId)!.IsContainerMember, Is.True);
+
+        using var byRoot = new CallerRegistry("/srv/rootfs", null);
+        var cg = CgroupPaths.Parse("0::/x\n");
+        Assert.Multiple(() =>
+        {
+            Assert.That(byRoot.IsMember("/srv/rootfs", cg), Is.True);
+            Assert.That(byRoot.IsMember("/srv/rootfs/sub", cg), Is.True);
+            Assert.That(byRoot.IsMember("/srv/rootfs2", cg), Is.False);
+            Assert.That(byRoot.IsMember("/", cg), Is.False, "a host process");
+            Assert.That(byRoot.Resolve(Environment.ProcessId)!.IsContainerMember, Is.False);
+            Assert.That(byRoot.Resolve(0), Is.Null, "pid 0 is the kernel, never a member");
+        });
+    }
+
+    [Test]
+    public void Cgroup_file_parsing_finds_the_freezer_and_unified_paths()
+    {
+        CgroupPaths p = CgroupPaths.Parse("9:name=systemd:/a\n6:freezer:/ctr/web-1\n4:memory,cpu:/m\n0::/u/web-1\n");
+        Assert.That((p.Freezer, p.Unified, p.All.Count), Is.EqualTo(("/ctr/web-1", "/u/web-1", 4)));
+    }
+}
