@@ -198,13 +198,53 @@ internal sealed class RuleRuntime
                     _sequence[key] = state;
                 }
 
-                var captures = new FsEvent?[steps];
-                captures[0] = e.Clone();
-                SetSlot(state, 0, new SequenceInstance { Start = now, Captures = captures });
+                // A broad first step (every create) must not allocate per event: the replaced instance is reused.
+                SequenceInstance? reuse = state.Pending[0];
+                if (reuse != null)
+                {
+                    reuse.Start = now;
+                    CopyEvent(e, reuse.Captures[0]!);
+                }
+                else
+                {
+                    var captures = new FsEvent?[steps];
+                    captures[0] = e.Clone();
+                    SetSlot(state, 0, new SequenceInstance { Start = now, Captures = captures });
+                }
+
                 state.LastSeen = now;
                 state.ContainerId = e.ContainerId;
             }
         }
+    }
+
+    /// <summary>Copies every field of an event into an existing one (MemberwiseClone would allocate).</summary>
+    internal static void CopyEvent(FsEvent from, FsEvent to)
+    {
+        to.TimeUnixNanos = from.TimeUnixNanos;
+        to.Seq = from.Seq;
+        to.Op = from.Op;
+        to.Flags = from.Flags;
+        to.Mode = from.Mode;
+        to.Result = from.Result;
+        to.IsWrite = from.IsWrite;
+        to.IsExec = from.IsExec;
+        to.Size = from.Size;
+        to.Path = from.Path;
+        to.Target = from.Target;
+        to.LinkTarget = from.LinkTarget;
+        to.XattrName = from.XattrName;
+        to.IsNew = from.IsNew;
+        to.Pid = from.Pid;
+        to.ProcName = from.ProcName;
+        to.Uid = from.Uid;
+        to.Gid = from.Gid;
+        to.ContainerId = from.ContainerId;
+        to.Level = from.Level;
+        to.PolicyClass = from.PolicyClass;
+        to.Decision = from.Decision;
+        to.Reason = from.Reason;
+        to.LatencyNanos = from.LatencyNanos;
     }
 
     /// <summary>True when a detection for this key should be reported (not within the suppression window of the last one).</summary>
@@ -245,8 +285,7 @@ internal sealed class RuleRuntime
     {
         lock (_gate)
         {
-            int removed = RemoveWhere(_threshold, s => now - s.LastSeen >= thresholdHorizon)
-                + RemoveWhere(_suppress, s => now - s.LastSeen >= suppressHorizon);
+            int removed = RemoveWhere(_threshold, now, thresholdHorizon, null) + RemoveWhere(_suppress, now, suppressHorizon, null);
             foreach ((StateKey k, SequenceKeyState s) in _sequence)
             {
                 if (now - s.LastSeen > sequenceHorizon)
@@ -266,8 +305,7 @@ internal sealed class RuleRuntime
     {
         lock (_gate)
         {
-            int removed = RemoveWhere(_threshold, s => s.ContainerId == containerId)
-                + RemoveWhere(_suppress, s => s.ContainerId == containerId);
+            int removed = RemoveWhere(_threshold, 0, 0, containerId) + RemoveWhere(_suppress, 0, 0, containerId);
             foreach ((StateKey k, SequenceKeyState s) in _sequence)
             {
                 if (s.ContainerId == containerId)
@@ -282,13 +320,14 @@ internal sealed class RuleRuntime
         }
     }
 
-    private static int RemoveWhere<T>(Dictionary<StateKey, T> d, Func<T, bool> idle)
+    /// <summary>Removes keys idle for at least <paramref name="horizon"/>, or (with a container id) that container's keys.</summary>
+    private static int RemoveWhere<T>(Dictionary<StateKey, T> d, long now, long horizon, string? containerId)
         where T : KeyState
     {
         int removed = 0;
         foreach ((StateKey k, T s) in d)
         {
-            if (idle(s))
+            if (containerId != null ? s.ContainerId == containerId : now - s.LastSeen >= horizon)
             {
                 d.Remove(k);
                 removed++;

@@ -218,3 +218,33 @@ public sealed class StatefulRuleTests
         Assert.That(engine.GetStats().Evictions, Is.EqualTo(2));
     }
 }
+
+public sealed class SequenceCaptureCopyTests
+{
+    [Test]
+    public void Reused_capture_copies_every_field_of_the_event()
+    {
+        // Reflection is fine here: the point is to notice a field added to FsEvent but not to CopyEvent.
+        var source = new FsEvent();
+        var target = new FsEvent();
+        int i = 1;
+        foreach (System.Reflection.FieldInfo f in typeof(FsEvent).GetFields())
+        {
+            object value = f.FieldType switch
+            {
+                Type t when t == typeof(string) => "v" + i,
+                Type t when t == typeof(bool) => true,
+                Type t when t.IsEnum => Enum.ToObject(t, 1),
+                Type t => Convert.ChangeType(i, t, System.Globalization.CultureInfo.InvariantCulture),
+            };
+            f.SetValue(source, value);
+            i++;
+        }
+
+        RuleRuntime.CopyEvent(source, target);
+        foreach (System.Reflection.FieldInfo f in typeof(FsEvent).GetFields())
+        {
+            Assert.That(f.GetValue(target), Is.EqualTo(f.GetValue(source)), f.Name);
+        }
+    }
+}
