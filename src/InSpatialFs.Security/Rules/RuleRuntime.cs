@@ -18,6 +18,18 @@ internal sealed class CountKeyState : KeyState
     public int Filled;
 }
 
+/// <summary>
+/// Count form for large N: the window split into <see cref="Buckets"/> sub-windows, so a key costs a fixed
+/// 160 bytes however large N is (a ring of N times would cost 8N). Exact to one sub-window (window/20).
+/// </summary>
+internal sealed class BucketCountKeyState : KeyState
+{
+    public const int Buckets = 20;
+    public readonly long[] Counts = new long[Buckets];
+    /// <summary>Absolute index (evt.time / bucket width) of the newest bucket.</summary>
+    public long Newest = long.MinValue;
+}
+
 internal sealed class DistinctKeyState : KeyState
 {
     /// <summary>Value hash → last time seen; pruned to the window, so it never holds more than gte entries after an event.</summary>
@@ -45,6 +57,9 @@ internal sealed class SuppressKeyState : KeyState;
 /// </summary>
 internal sealed class RuleRuntime
 {
+    /// <summary>Count thresholds up to this N keep exact event times; above it, sub-window buckets.</summary>
+    internal const int ExactCountMax = 256;
+
     private readonly Lock _gate = new();
     private readonly Dictionary<StateKey, KeyState> _threshold = [];
     private readonly Dictionary<StateKey, SequenceKeyState> _sequence = [];
@@ -77,7 +92,9 @@ internal sealed class RuleRuntime
             if (!_threshold.TryGetValue(key, out KeyState? state))
             {
                 MakeRoom(_threshold, maxKeys, now, plan.WindowNanos);
-                state = plan.DistinctField == null ? new CountKeyState { Times = new long[plan.CountAtLeast] } : new DistinctKeyState();
+                state = plan.DistinctField != null ? new DistinctKeyState()
+                    : plan.CountAtLeast <= ExactCountMax ? new CountKeyState { Times = new long[plan.CountAtLeast] }
+                    : new BucketCountKeyState();
                 _threshold[key] = state;
             }
 
@@ -101,6 +118,11 @@ internal sealed class RuleRuntime
                 }
 
                 return false;
+            }
+
+            if (state is BucketCountKeyState buckets)
+            {
+                return ObserveBuckets(buckets, plan, now);
             }
 
             var distinct = (DistinctKeyState)state;
@@ -132,6 +154,47 @@ internal sealed class RuleRuntime
 
             return false;
         }
+    }
+
+    private static bool ObserveBuckets(BucketCountKeyState state, ThresholdPlan plan, long now)
+    {
+        const int n = BucketCountKeyState.Buckets;
+        long width = Math.Max(1, plan.WindowNanos / n);
+        long index = now / width;
+        long[] counts = state.Counts;
+        if (state.Newest == long.MinValue || index - state.Newest >= n)
+        {
+            Array.Clear(counts);
+            state.Newest = index;
+        }
+        else if (index > state.Newest)
+        {
+            for (long i = state.Newest + 1; i <= index; i++)
+            {
+                counts[(int)(i % n)] = 0;
+            }
+
+            state.Newest = index;
+        }
+        else if (state.Newest - index >= n)
+        {
+            return false; // older than the window: out-of-order and irrelevant
+        }
+
+        counts[(int)(index % n)]++;
+        long total = 0;
+        foreach (long c in counts)
+        {
+            total += c;
+        }
+
+        if (total >= plan.CountAtLeast)
+        {
+            Array.Clear(counts);
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>

@@ -248,3 +248,40 @@ public sealed class SequenceCaptureCopyTests
         }
     }
 }
+
+public sealed class LargeCountThresholdTests
+{
+    private const string Rule = """
+        - rule: storm
+          condition: evt.op = read
+          threshold: {by: [proc.pid], window: 1s, count: {gte: 1000}}
+        """;
+
+    private static List<string> Burst(RuleEngine engine, int count, long startNanos, long everyNanos)
+    {
+        var fired = new List<string>();
+        for (int i = 0; i < count; i++)
+        {
+            FsEvent e = RuleTestKit.Ev(FsOp.Read, "/f");
+            e.TimeUnixNanos = RuleTestKit.T0 + startNanos + (i * everyNanos);
+            fired.AddRange(RuleTestKit.Feed(engine, e));
+        }
+
+        return fired;
+    }
+
+    [Test]
+    public void Large_count_fires_within_the_window_with_bounded_state()
+    {
+        RuleEngine engine = RuleTestKit.Engine(Rule);
+        Assert.That(Burst(engine, 999, 0, 500_000), Is.Empty);
+        Assert.That(Burst(engine, 1, 999L * 500_000, 1), Is.EqualTo(new[] { "storm" }));
+    }
+
+    [Test]
+    public void Large_count_spread_beyond_the_window_does_not_fire()
+    {
+        RuleEngine engine = RuleTestKit.Engine(Rule);
+        Assert.That(Burst(engine, 3000, 0, 2_000_000), Is.Empty, "500 per second never reaches 1000 per second");
+    }
+}
