@@ -191,3 +191,32 @@ public sealed class RuleReloadAndToolingTests
         Assert.That(site.GetProperty("inline").GetBoolean(), Is.True);
     }
 }
+
+public sealed class RuleToolingFileErrorTests
+{
+    [Test]
+    public void A_missing_rules_file_is_an_R020_error()
+    {
+        var output = new StringWriter();
+        Assert.That(RuleTooling.Validate(["/nonexistent/rules.yaml"], output), Is.EqualTo(1));
+        Assert.That(output.ToString(), Does.Contain("/nonexistent/rules.yaml:0:0: error R020"));
+    }
+
+    [Test]
+    public void Replay_reports_unreadable_lines_with_their_number()
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, "{\"evt.op\": \"open\", \"fs.path\": \"/x\"}\n{\"evt.op\": \"frobnicate\"}\n");
+            var output = new StringWriter();
+            Assert.That(RuleTooling.Replay([], path, json: false, output), Is.EqualTo(1));
+            Assert.That(output.ToString(), Does.Contain($"{path}:2: field 'evt.op'"));
+            Assert.That(output.ToString(), Does.Contain("0 detection(s), 1 unreadable line(s)"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
