@@ -210,5 +210,8 @@ public sealed class RuleSet
 
     public int Count => Rules.Length;
 
+    /// <summary>Enabled rules evaluated on the request path.</summary>
+    public int InlineCount => Rules.Count(r => r.Enabled && r.Inline);
+
     internal CompiledRule? Find(string name) => Array.Find(Rules, r => r.Name == name);
 }
