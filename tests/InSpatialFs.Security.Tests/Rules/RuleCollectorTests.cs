@@ -108,3 +108,34 @@ public sealed class RuleCollectorTests
         Assert.That(Feed(engine, Ev(FsOp.Open, "/etc/shadow", proc: "cat")), Is.EqualTo(new[] { "Credential file read by unexpected process" }));
     }
 }
+
+public sealed class RuleCollectorOverrideErrorTests
+{
+    [Test]
+    public void An_override_key_without_a_mode_is_an_error()
+    {
+        const string yaml = "- rule: r\n  condition: evt.op = open\n- rule: r\n  condition: and fs.path = /x\n  severity: high\n  override: {condition: append}\n";
+        RuleDiagnostic d = RuleTestKit.Errors(yaml).Single();
+        Assert.That((d.Code, d.Line), Is.EqualTo((RuleDiagnosticCodes.BadItem, 3)));
+        Assert.That(d.Message, Does.Contain("'severity'"));
+    }
+
+    [Test]
+    public void Rule_info_lists_what_each_rule_is()
+    {
+        RuleSet set = RuleTestKit.Load("- rule: r\n  condition: evt.op = open\n  severity: warning\n  actions: [deny, log]\n  tags: [t]\n").RuleSet!;
+        RuleInfo info = set.Info.Single();
+        Assert.That(info, Is.EqualTo(info with
+        {
+            Name = "r",
+            Severity = Severity.Medium,
+            Actions = ResponseAction.Deny | ResponseAction.Log,
+            Mode = RuleMode.Enforce,
+            Enabled = true,
+            Kind = "stateless",
+            Inline = true,
+            Source = "test.yaml",
+        }));
+        Assert.That(set.Explain("r"), Is.EqualTo("evt.op = open"));
+    }
+}
