@@ -95,4 +95,36 @@ public sealed class RuleEnginePerformanceTests
         Assert.That(detections, Is.Empty);
         Assert.That(allocated, Is.Zero, $"{allocated} bytes over {events.Length - 20_000} events");
     }
+
+    [Test]
+    public void Inline_evaluation_allocates_nothing_when_nothing_objects()
+    {
+        const string site = """
+            - rule: Deny shadow reads
+              condition: evt.op = open and fs.path in (/etc/shadow, /etc/gshadow)
+              actions: [deny, alert]
+            - rule: Throttle unlink storms
+              condition: evt.op = unlink
+              actions: [deny]
+              threshold: {by: [container.id, proc.pid], window: 1s, count: {gte: 5000}}
+            """;
+        var engine = RuleEngine.Create([new RuleSource("site.yaml", site)]);
+        Assert.That(engine.RuleSet.InlineCount, Is.EqualTo(2));
+        var detections = new List<Detection>();
+        FsEvent[] events = BenignMix(50_000);
+        for (int i = 0; i < 5_000; i++)
+        {
+            engine.EvaluateInline(events[i], detections);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        int denied = 0;
+        for (int i = 5_000; i < events.Length; i++)
+        {
+            denied += engine.EvaluateInline(events[i], detections).IsDenied ? 1 : 0;
+        }
+
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        Assert.That((denied, detections.Count), Is.EqualTo((0, 0)));
+    }
 }
