@@ -88,6 +88,8 @@ internal sealed class ConditionParser
         }
     }
 
+    private static bool IsOperatorChar(char c) => c is '=' or '!' or '<' or '>' or '~' or '&' or '|' or '^';
+
     private static bool IsNameChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-';
 
     private string PeekWord()
@@ -219,11 +221,11 @@ internal sealed class ConditionParser
         }
 
         char c = _text[_pos];
-        if (c is '=' or '!' or '<' or '>')
+        if (IsOperatorChar(c))
         {
+            // Take the whole run so "~=" or "=>" is reported as one unknown operator.
             int start = _pos;
-            _pos++;
-            if (_pos < _text.Length && _text[_pos] == '=')
+            while (_pos < _text.Length && IsOperatorChar(_text[_pos]))
             {
                 _pos++;
             }

@@ -223,6 +223,7 @@ internal sealed class RuleCollector
             OverrideMode mode = replaceAll ? OverrideMode.Replace : ModeFor(r, key) ?? OverrideMode.Replace;
             if (!replaceAll && key != "enabled" && !r.Overrides.ContainsKey(key) && !r.Append)
             {
+                _diagnostics.Error(RuleDiagnosticCodes.BadItem, r.At, $"override of rule '{r.Name}' gives '{key}' without saying append or replace in override");
                 continue;
             }
 

@@ -178,6 +178,19 @@ internal sealed class RuleCompiler
     }
 }
 
+/// <summary>A rule as listings show it. Kind is stateless, threshold or sequence; Source is the defining file (builtin:NAME for embedded ones).</summary>
+public sealed record RuleInfo(
+    string Name,
+    string Desc,
+    Severity Severity,
+    ResponseAction Actions,
+    RuleMode Mode,
+    bool Enabled,
+    string Kind,
+    bool Inline,
+    string Source,
+    IReadOnlyList<string> Tags);
+
 /// <summary>
 /// Stage 4: the enabled rules indexed by evt.op, split into the request-path (inline) and analyser sets.
 /// A rule whose condition pins evt.op sits only in those buckets; one that does not sits in all of them.
@@ -209,6 +222,15 @@ public sealed class RuleSet
     public IReadOnlyList<RuleDiagnostic> Diagnostics { get; }
 
     public int Count => Rules.Length;
+
+    /// <summary>What each rule is, for the rules control file and listings.</summary>
+    public IReadOnlyList<RuleInfo> Info => [.. Rules.Select(r => new RuleInfo(r.Name, r.Desc, r.Severity, r.Actions, r.Mode, r.Enabled, r.Kind, r.Inline, r.DefinedIn, r.Tags))];
+
+    /// <summary>The condition of a rule with macros and lists expanded (null if there is no such rule).</summary>
+    public string? Explain(string rule) => Find(rule)?.Explain();
+
+    /// <summary>Enabled rules evaluated on the request path.</summary>
+    public int InlineCount => Rules.Count(r => r.Enabled && r.Inline);
 
     internal CompiledRule? Find(string name) => Array.Find(Rules, r => r.Name == name);
 }

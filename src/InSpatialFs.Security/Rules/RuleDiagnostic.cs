@@ -26,7 +26,6 @@ public static class RuleDiagnosticCodes
     public const string OverrideOfUnknown = "R015";
     public const string BadSeverity = "R016";
     public const string BadCapture = "R017";
-    public const string DuplicateTestName = "R018";
     public const string BadTestEvent = "R019";
     public const string FileNotFound = "R020";
     public const string MacroCycle = "R021";

@@ -1,5 +1,7 @@
 using InSpatialFs.Interop;
 using InSpatialFs.Security.Events;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace InSpatialFs.Security.Rules;
 
@@ -12,6 +14,9 @@ public sealed class RuleEngineOptions
     public int SweepEveryEvents { get; init; } = 65_536;
 
     public bool IncludeBuiltIns { get; init; } = true;
+
+    /// <summary>Load and reload outcomes are logged here (never per event).</summary>
+    public ILogger Logger { get; init; } = NullLogger.Instance;
 }
 
 /// <summary>One rule's line in the engine statistics.</summary>
@@ -64,7 +69,24 @@ public sealed class RuleEngine : IRuleEngine
             throw new RuleLoadException(result.Diagnostics);
         }
 
+        LogLoaded(options.Logger, result);
         return new RuleEngine(result.RuleSet, options);
+    }
+
+    private static void LogLoaded(ILogger logger, RuleLoadResult result)
+    {
+        if (!logger.IsEnabled(LogLevel.Warning))
+        {
+            return;
+        }
+
+        foreach (RuleDiagnostic d in result.Diagnostics)
+        {
+            RulesLog.LoadWarning(logger, d.ToString());
+        }
+
+        RuleSet set = result.RuleSet!;
+        RulesLog.Loaded(logger, set.Count, set.InlineCount, result.Diagnostics.Count);
     }
 
     /// <summary>An engine over an already loaded set; takes the set over and resets its state (tooling runs each test on fresh state).</summary>
@@ -88,8 +110,15 @@ public sealed class RuleEngine : IRuleEngine
             if (result.RuleSet == null)
             {
                 _failedReloads++;
+                if (_options.Logger.IsEnabled(LogLevel.Error))
+                {
+                    RulesLog.ReloadRejected(_options.Logger, result.Diagnostics.Count(d => d.IsError), result.Diagnostics.First(d => d.IsError).ToString());
+                }
+
                 return result;
             }
+
+            int kept = 0;
 
             var old = _set.Rules.ToDictionary(r => r.Name, StringComparer.Ordinal);
             foreach (CompiledRule rule in result.RuleSet.Rules)
@@ -97,11 +126,13 @@ public sealed class RuleEngine : IRuleEngine
                 if (old.TryGetValue(rule.Name, out CompiledRule? previous) && previous.Fingerprint == rule.Fingerprint)
                 {
                     rule.Runtime = previous.Runtime;
+                    kept++;
                 }
             }
 
             _set = result.RuleSet;
             _reloads++;
+            RulesLog.Reloaded(_options.Logger, result.RuleSet.Count, kept);
             return result;
         }
     }
@@ -146,7 +177,7 @@ public sealed class RuleEngine : IRuleEngine
         return verdict;
     }
 
-    /// <summary>Analyser path. Called from one thread (the event queue's consumer).</summary>
+    /// <summary>Analyser path. Called from one thread at a time (the event queue's consumer); EvaluateInline may run concurrently.</summary>
     public void Analyze(FsEvent completed, List<Detection> detections)
     {
         RuleSet set = _set;
@@ -236,7 +267,7 @@ public sealed class RuleEngine : IRuleEngine
             Interlocked.Read(ref r.Runtime.Hits), Interlocked.Read(ref r.Runtime.Suppressed), r.Runtime.KeyCount)).ToList();
         return new RuleEngineStats(
             set.Rules.Length,
-            set.Rules.Count(r => r.Enabled && r.Inline),
+            set.InlineCount,
             Interlocked.Read(ref _reloads),
             Interlocked.Read(ref _failedReloads),
             perRule.Sum(r => (long)r.Keys),

@@ -18,6 +18,18 @@ internal sealed class CountKeyState : KeyState
     public int Filled;
 }
 
+/// <summary>
+/// Count form for large N: the window split into <see cref="Buckets"/> sub-windows, so a key costs a fixed
+/// 160 bytes however large N is (a ring of N times would cost 8N). Exact to one sub-window (window/20).
+/// </summary>
+internal sealed class BucketCountKeyState : KeyState
+{
+    public const int Buckets = 20;
+    public readonly long[] Counts = new long[Buckets];
+    /// <summary>Absolute index (evt.time / bucket width) of the newest bucket.</summary>
+    public long Newest = long.MinValue;
+}
+
 internal sealed class DistinctKeyState : KeyState
 {
     /// <summary>Value hash → last time seen; pruned to the window, so it never holds more than gte entries after an event.</summary>
@@ -45,6 +57,9 @@ internal sealed class SuppressKeyState : KeyState;
 /// </summary>
 internal sealed class RuleRuntime
 {
+    /// <summary>Count thresholds up to this N keep exact event times; above it, sub-window buckets.</summary>
+    internal const int ExactCountMax = 256;
+
     private readonly Lock _gate = new();
     private readonly Dictionary<StateKey, KeyState> _threshold = [];
     private readonly Dictionary<StateKey, SequenceKeyState> _sequence = [];
@@ -77,7 +92,9 @@ internal sealed class RuleRuntime
             if (!_threshold.TryGetValue(key, out KeyState? state))
             {
                 MakeRoom(_threshold, maxKeys, now, plan.WindowNanos);
-                state = plan.DistinctField == null ? new CountKeyState { Times = new long[plan.CountAtLeast] } : new DistinctKeyState();
+                state = plan.DistinctField != null ? new DistinctKeyState()
+                    : plan.CountAtLeast <= ExactCountMax ? new CountKeyState { Times = new long[plan.CountAtLeast] }
+                    : new BucketCountKeyState();
                 _threshold[key] = state;
             }
 
@@ -101,6 +118,11 @@ internal sealed class RuleRuntime
                 }
 
                 return false;
+            }
+
+            if (state is BucketCountKeyState buckets)
+            {
+                return ObserveBuckets(buckets, plan, now);
             }
 
             var distinct = (DistinctKeyState)state;
@@ -132,6 +154,47 @@ internal sealed class RuleRuntime
 
             return false;
         }
+    }
+
+    private static bool ObserveBuckets(BucketCountKeyState state, ThresholdPlan plan, long now)
+    {
+        const int n = BucketCountKeyState.Buckets;
+        long width = Math.Max(1, plan.WindowNanos / n);
+        long index = now / width;
+        long[] counts = state.Counts;
+        if (state.Newest == long.MinValue || index - state.Newest >= n)
+        {
+            Array.Clear(counts);
+            state.Newest = index;
+        }
+        else if (index > state.Newest)
+        {
+            for (long i = state.Newest + 1; i <= index; i++)
+            {
+                counts[(int)(i % n)] = 0;
+            }
+
+            state.Newest = index;
+        }
+        else if (state.Newest - index >= n)
+        {
+            return false; // older than the window: out-of-order and irrelevant
+        }
+
+        counts[(int)(index % n)]++;
+        long total = 0;
+        foreach (long c in counts)
+        {
+            total += c;
+        }
+
+        if (total >= plan.CountAtLeast)
+        {
+            Array.Clear(counts);
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -198,13 +261,53 @@ internal sealed class RuleRuntime
                     _sequence[key] = state;
                 }
 
-                var captures = new FsEvent?[steps];
-                captures[0] = e.Clone();
-                SetSlot(state, 0, new SequenceInstance { Start = now, Captures = captures });
+                // A broad first step (every create) must not allocate per event: the replaced instance is reused.
+                SequenceInstance? reuse = state.Pending[0];
+                if (reuse != null)
+                {
+                    reuse.Start = now;
+                    CopyEvent(e, reuse.Captures[0]!);
+                }
+                else
+                {
+                    var captures = new FsEvent?[steps];
+                    captures[0] = e.Clone();
+                    SetSlot(state, 0, new SequenceInstance { Start = now, Captures = captures });
+                }
+
                 state.LastSeen = now;
                 state.ContainerId = e.ContainerId;
             }
         }
+    }
+
+    /// <summary>Copies every field of an event into an existing one (MemberwiseClone would allocate).</summary>
+    internal static void CopyEvent(FsEvent from, FsEvent to)
+    {
+        to.TimeUnixNanos = from.TimeUnixNanos;
+        to.Seq = from.Seq;
+        to.Op = from.Op;
+        to.Flags = from.Flags;
+        to.Mode = from.Mode;
+        to.Result = from.Result;
+        to.IsWrite = from.IsWrite;
+        to.IsExec = from.IsExec;
+        to.Size = from.Size;
+        to.Path = from.Path;
+        to.Target = from.Target;
+        to.LinkTarget = from.LinkTarget;
+        to.XattrName = from.XattrName;
+        to.IsNew = from.IsNew;
+        to.Pid = from.Pid;
+        to.ProcName = from.ProcName;
+        to.Uid = from.Uid;
+        to.Gid = from.Gid;
+        to.ContainerId = from.ContainerId;
+        to.Level = from.Level;
+        to.PolicyClass = from.PolicyClass;
+        to.Decision = from.Decision;
+        to.Reason = from.Reason;
+        to.LatencyNanos = from.LatencyNanos;
     }
 
     /// <summary>True when a detection for this key should be reported (not within the suppression window of the last one).</summary>
@@ -245,8 +348,7 @@ internal sealed class RuleRuntime
     {
         lock (_gate)
         {
-            int removed = RemoveWhere(_threshold, s => now - s.LastSeen >= thresholdHorizon)
-                + RemoveWhere(_suppress, s => now - s.LastSeen >= suppressHorizon);
+            int removed = RemoveWhere(_threshold, now, thresholdHorizon, null) + RemoveWhere(_suppress, now, suppressHorizon, null);
             foreach ((StateKey k, SequenceKeyState s) in _sequence)
             {
                 if (now - s.LastSeen > sequenceHorizon)
@@ -266,8 +368,7 @@ internal sealed class RuleRuntime
     {
         lock (_gate)
         {
-            int removed = RemoveWhere(_threshold, s => s.ContainerId == containerId)
-                + RemoveWhere(_suppress, s => s.ContainerId == containerId);
+            int removed = RemoveWhere(_threshold, 0, 0, containerId) + RemoveWhere(_suppress, 0, 0, containerId);
             foreach ((StateKey k, SequenceKeyState s) in _sequence)
             {
                 if (s.ContainerId == containerId)
@@ -282,13 +383,14 @@ internal sealed class RuleRuntime
         }
     }
 
-    private static int RemoveWhere<T>(Dictionary<StateKey, T> d, Func<T, bool> idle)
+    /// <summary>Removes keys idle for at least <paramref name="horizon"/>, or (with a container id) that container's keys.</summary>
+    private static int RemoveWhere<T>(Dictionary<StateKey, T> d, long now, long horizon, string? containerId)
         where T : KeyState
     {
         int removed = 0;
         foreach ((StateKey k, T s) in d)
         {
-            if (idle(s))
+            if (containerId != null ? s.ContainerId == containerId : now - s.LastSeen >= horizon)
             {
                 d.Remove(k);
                 removed++;
