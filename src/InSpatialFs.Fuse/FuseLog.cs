@@ -54,4 +54,7 @@ internal static partial class FuseLog
 
     [LoggerMessage(1029, LogLevel.Error, "IFuseFileSystem.Initialized threw; the connection is being stopped")]
     public static partial void InitializedThrew(ILogger logger, Exception exception);
+
+    [LoggerMessage(1030, LogLevel.Warning, "Could not start reader {Reader}; serving with the readers already running")]
+    public static partial void ReaderNotStarted(ILogger logger, Exception exception, int reader);
 }

@@ -181,7 +181,16 @@ public sealed partial class ProtocolServer : IDisposable
 
         for (int i = 1; i < _readers.Length && Volatile.Read(ref _stopping) == 0; i++)
         {
-            StartReader(i);
+            try
+            {
+                StartReader(i);
+            }
+            catch (IOException ex)
+            {
+                // A failed FUSE_DEV_IOC_CLONE costs parallelism, not the connection: serve with the readers we have.
+                FuseLog.ReaderNotStarted(_logger, ex, i);
+                break;
+            }
         }
 
         return true;
