@@ -151,6 +151,11 @@ public sealed partial class SecureProxy
         FsEvent e = NewEvent(request, FsOp.Link, _nodes.PathOf(node));
         e.Target = newPath;
         e.IsNew = true;
+        if (BackendOf(node).GetAttr(node.Ino, out FuseAttr existing) == Errno.OK)
+        {
+            e.NodeUid = existing.Uid; // hard links to files the caller does not own are a policy question
+            e.Mode = existing.Mode;
+        }
         if (node.Mount != dir.Mount || node.IsMountRoot)
         {
             return Errno.EXDEV;

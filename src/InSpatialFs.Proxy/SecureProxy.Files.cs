@@ -297,8 +297,8 @@ public sealed partial class SecureProxy
             return Errno.EXDEV; // the kernel falls back to read + write through both mounts
         }
 
-        FsEvent e = NewEvent(request, FsOp.CopyFileRange, _nodes.PathOf(destination.Node));
-        e.Target = _nodes.PathOf(source.Node);
+        FsEvent e = NewEvent(request, FsOp.CopyFileRange, _nodes.PathOf(source.Node));
+        e.Target = _nodes.PathOf(destination.Node); // the write side: the gate checks it as a write
         e.Size = length;
         Errno err = Admit(request, e, _mounts[destination.Node.Mount], out _);
         if (err != Errno.OK)

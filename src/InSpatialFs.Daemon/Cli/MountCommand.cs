@@ -26,6 +26,7 @@ internal sealed record MountRequest
     public int Readers { get; init; }
     public bool NoPassthrough { get; init; }
     public bool AllowRelax { get; init; }
+    public IReadOnlyList<string> Relax { get; init; } = [];
 }
 
 internal static class MountCommand
@@ -57,12 +58,18 @@ internal static class MountCommand
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning, error or critical.", DefaultValueFactory = _ => "info" };
         var readers = new Option<int>("--readers") { Description = "Kernel reader threads (default: 2 per core, at least 2)." };
         var noPassthrough = new Option<bool>("--no-passthrough") { Description = "Never use kernel passthrough; DirectFS files are served through the daemon." };
+        var relax = new Option<string[]>("--relax")
+        {
+            Description = "Explicitly relax one control of the isolation level (printed as a warning at start and shown in status): " +
+                string.Join(", ", Runtime.Relaxations.Names) + "; repeatable.",
+        };
+        relax.AcceptOnlyFromAmong([.. Runtime.Relaxations.Names]);
         var allowRelax = new Option<bool>("--allow-relax") { Description = "Allow the control command 'isolation LEVEL' to relax the level at run time." };
 
         var command = new Command("mount", "Mount a container filesystem and serve it in the foreground until SIGTERM/SIGINT or an outside unmount.")
         {
             mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
-            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, allowRelax,
+            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, relax, allowRelax,
         };
         command.SetAction(parse => MountRunner.Run(new MountRequest
         {
@@ -87,6 +94,7 @@ internal static class MountCommand
             Readers = parse.GetValue(readers),
             NoPassthrough = parse.GetValue(noPassthrough),
             AllowRelax = parse.GetValue(allowRelax),
+            Relax = parse.GetValue(relax) ?? [],
         }));
         return command;
     }

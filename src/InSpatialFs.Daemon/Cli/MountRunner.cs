@@ -40,6 +40,7 @@ internal static class MountRunner
                 Control = !request.NoControl,
                 AllowRelax = request.AllowRelax,
                 ExtraRuleFiles = request.RuleFiles,
+                Relax = request.Relax,
             }, logs);
         }
         catch (InstanceStartException e)

@@ -54,7 +54,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         switch (words)
         {
             case ["suspend"]:
-                message = security.Suspend(null, "operator: control suspend");
+                message = security.SuspendContainer("operator: control suspend");
                 return Errno.OK;
             case ["resume"]:
                 security.Resume();

@@ -330,7 +330,7 @@ internal sealed class Instance : IDisposable
         }
     }
 
-    private SecurityOptions BuildSecurityOptions() => new()
+    private SecurityOptions BuildSecurityOptions() => Relaxations.Apply(_options.Relax, new SecurityOptions
     {
         Level = _config.Isolation,
         Forbidden = _config.Paths.Forbidden,
@@ -356,7 +356,7 @@ internal sealed class Instance : IDisposable
         ContainerCgroup = _config.Container.Cgroup,
         ContainerName = _config.Name,
         Mountpoint = _config.Mountpoint,
-    };
+    });
 
     /// <summary>A host name the backend refused as an escape becomes a security event (evt.op = escape).</summary>
     private void RecordEscape(string mountPath, string name, Errno error)

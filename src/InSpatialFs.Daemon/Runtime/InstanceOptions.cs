@@ -17,6 +17,9 @@ internal sealed record InstanceOptions
 
     /// <summary>Rule files given with --rules, loaded after the config's.</summary>
     public IReadOnlyList<string> ExtraRuleFiles { get; init; } = [];
+
+    /// <summary>Controls relaxed with --relax (see <see cref="Relaxations"/>).</summary>
+    public IReadOnlyList<string> Relax { get; init; } = [];
 }
 
 /// <summary>The instance could not start; the message says why and nothing stays mounted.</summary>
