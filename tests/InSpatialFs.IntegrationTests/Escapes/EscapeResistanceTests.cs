@@ -101,13 +101,15 @@ public sealed class EscapeResistanceTests
     [Test]
     public void Directory_renamed_from_under_an_open_handle_keeps_writes_inside_the_source()
     {
-        // cwd held in a directory that another process renames away; relative writes follow the inode, inside.
-        ShellResult r = InContainer(
-            "mkdir -p /mv/a/b && cd /mv/a/b && (sleep 0.3; mv /mv/a /mv/moved) & sleep 0.6; " +
-            "echo after > ./written-after-move && cat ../../moved/b/written-after-move && cat ../../../abs-out/secret 2>&1; true");
+        // A container process holds its cwd in a directory that is renamed away while it sleeps; its relative
+        // writes follow the inode to the new place, inside the source.
+        Shell.Check($"mkdir -p '{_mount}/mv/a/b'");
+        ShellResult r = Shell.Run(
+            $"chroot '{_mount}' /bin/sh -c 'cd /mv/a/b && sleep 1 && echo after > written-after-move && cat written-after-move && cat ../../../abs-out/secret' & " +
+            $"sleep 0.4; mv '{_mount}/mv/a' '{_mount}/mv/moved'; wait", TimeSpan.FromSeconds(30));
         Assert.That(r.StdOut, Does.StartWith("after"), r.ToString());
         Assert.That(r.Both, Does.Not.Contain(Marker));
-        Assert.That(File.Exists(Path.Combine(_source, "mv", "moved", "b", "written-after-move")), Is.True);
+        Assert.That(File.ReadAllText(Path.Combine(_source, "mv", "moved", "b", "written-after-move")), Is.EqualTo("after\n"));
     }
 
     [Test]
