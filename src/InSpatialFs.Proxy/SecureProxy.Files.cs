@@ -206,6 +206,11 @@ public sealed partial class SecureProxy
             long started = Stopwatch.GetTimestamp();
             Errno first = BackendOf(handle.Node).Write(handle.Node.Ino, handle.BackendFh, offset, data, out bytesWritten);
             Interlocked.Add(ref handle.BytesWritten, bytesWritten);
+            if (first == Errno.OK)
+            {
+                KillSuidGidAfterWrite(request, handle, writeFlags);
+            }
+
             return Complete(e, first, started);
         }
 
@@ -213,9 +218,34 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             Interlocked.Add(ref handle.BytesWritten, bytesWritten);
+            KillSuidGidAfterWrite(request, handle, writeFlags);
         }
 
         return err;
+    }
+
+    /// <summary>
+    /// With HANDLE_KILLPRIV_V2 the kernel leaves clearing set-id bits on write to us and flags the writes that
+    /// must do it (an unprivileged writer): a setuid file modified by its group or others loses the bit, as on
+    /// any local filesystem, or a container could turn a root-owned setuid binary into its own.
+    /// </summary>
+    private void KillSuidGidAfterWrite(FuseRequest request, ProxyHandle handle, uint writeFlags)
+    {
+        if ((writeFlags & FuseConstants.WriteKillSuidgid) == 0)
+        {
+            return;
+        }
+
+        IFileSystemBackend backend = BackendOf(handle.Node);
+        if (backend.GetAttr(handle.Node.Ino, out FuseAttr attr) != Errno.OK || (attr.Mode & (LibC.S_ISUID | LibC.S_ISGID)) == 0)
+        {
+            return;
+        }
+
+        // As the kernel's should_remove_suid: setuid always goes, setgid only together with group execute.
+        uint kill = LibC.S_ISUID | ((attr.Mode & 0x8) != 0 ? LibC.S_ISGID : 0);
+        var change = new FuseSetattrIn { Valid = (uint)FattrFlags.Mode, Mode = attr.Mode & ~kill & 0xFFF };
+        backend.SetAttr(handle.Node.Ino, change, CallerOf(request), out _);
     }
 
     public Errno Release(FuseRequest request, ulong nodeId, ulong fh, int flags)

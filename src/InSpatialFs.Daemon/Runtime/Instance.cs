@@ -203,7 +203,10 @@ internal sealed class Instance : IDisposable
 
     private ProtocolServer Serve(FuseMount mount, IFuseFileSystem fs, int readers, bool passthrough)
     {
+        // No EXPORT_SUPPORT: nothing exports this filesystem over NFS, and without it the kernel never asks us to
+        // look up "." or "..", names the proxy refuses.
         var options = new ProtocolServerOptions();
+        options = options with { WantedFlags = options.WantedFlags & ~FuseInitFlags.ExportSupport };
         if (readers > 0)
         {
             options = options with { ReaderThreads = readers };

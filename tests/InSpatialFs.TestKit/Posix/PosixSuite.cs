@@ -740,6 +740,21 @@ public abstract class PosixSuite
     }
 
     [Test]
+    public void A_write_by_another_user_clears_the_setuid_bit()
+    {
+        Requires(PosixCategory.Permissions);
+        Requires(PosixCategory.Ownership);
+        File.WriteAllText(P("suid-tool"), "#!/bin/sh\n");
+        Expect(PosixCalls.Chmod(P("suid-tool"), 0xDFF), "chmod 06777"); // setuid, setgid, rwx for all
+        Assert.That(Lstat(P("suid-tool")).Mode & 0xC00, Is.EqualTo(0xC00u), "set-id bits set by root");
+
+        RequireOtherUserReachesDir();
+        var append = RunAsOtherUser("sh", "-c", $"echo more >> '{P("suid-tool")}'");
+        Assert.That(append.ExitCode, Is.Zero, append.Error);
+        Assert.That(Lstat(P("suid-tool")).Mode & 0xC00, Is.Zero, "a write by an unprivileged user must drop setuid and setgid (with group exec)");
+    }
+
+    [Test]
     public void Another_user_cannot_create_in_a_0755_root_directory()
     {
         Requires(PosixCategory.Permissions);
