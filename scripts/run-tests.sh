@@ -24,6 +24,13 @@ counter() { # sum of one TRX counter attribute over all result files
 passed=$(counter passed)
 failed=$(( $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted) ))
 skipped=$(counter notExecuted)
+# Name every failed test with its first message lines, from the TRX files.
+for trx in "$results"/*.trx; do
+  [[ -e $trx ]] || continue
+  awk 'match($0, /testName="[^"]*"/) { name = substr($0, RSTART + 10, RLENGTH - 11) }
+       /outcome="Failed"/ { failed = 1; print "FAILED: " name }
+       failed && /<Message>/ { sub(/.*<Message>/, "    "); sub(/<\/Message>.*/, ""); print; failed = 0 }' "$trx" | head -40
+done
 if [[ -z ${passed:-} ]]; then passed=0; failed=1; skipped=0; fi
 if (( status != 0 && failed == 0 )); then failed=1; fi   # a crashed test host counts as a failure
 if (( skipped > 0 )); then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
