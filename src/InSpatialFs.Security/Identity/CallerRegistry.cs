@@ -85,6 +85,10 @@ public sealed record CgroupPaths(string? Freezer, string? Unified, IReadOnlyList
 public sealed class CallerRegistry : IDisposable
 {
     private readonly ConcurrentDictionary<int, CallerInfo> _cache = new();
+    // Pids that opened a file for exec: their cached comm and root are stale once execve completes.
+    // Value: the TickCount64 after which the entry is trusted again (exec of a same-named binary never changes comm).
+    private readonly ConcurrentDictionary<int, long> _execPending = new();
+    private volatile int _execPendingCount;
     private readonly string _procRoot;
     private readonly string? _mountpoint;
     private readonly string? _containerCgroup;
@@ -155,8 +159,63 @@ public sealed class CallerRegistry : IDisposable
     public CallerInfo? Resolve(int pid)
     {
         if (pid <= 0) return null;
-        if (_cache.TryGetValue(pid, out CallerInfo? c)) return c;
+        if (_cache.TryGetValue(pid, out CallerInfo? c))
+        {
+            // ConcurrentDictionary.IsEmpty takes every bucket lock; a volatile count keeps the common case lock-free.
+            return _execPendingCount == 0 ? c : RefreshAfterExec(pid, c);
+        }
+
         return ResolveSlow(pid);
+    }
+
+    /// <summary>How long after an exec open (FMODE_EXEC) a cached caller is re-checked for a changed comm.</summary>
+    public static readonly TimeSpan ExecRefreshWindow = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The process <paramref name="pid"/> opened a file for exec: until its comm changes (execve completed) or
+    /// <see cref="ExecRefreshWindow"/> passes, <see cref="Resolve"/> re-reads /proc/PID/comm and re-pins on a change,
+    /// so the name and membership (runc's init pivots into the rootfs just before its exec) describe the new image.
+    /// </summary>
+    public void NoteExec(int pid)
+    {
+        if (pid <= 0 || !_cache.ContainsKey(pid)) return;
+        _execPending[pid] = Environment.TickCount64 + (long)ExecRefreshWindow.TotalMilliseconds;
+        _execPendingCount = _execPending.Count;
+    }
+
+    private CallerInfo? RefreshAfterExec(int pid, CallerInfo cached)
+    {
+        if (!_execPending.TryGetValue(pid, out long deadline)) return cached;
+        string? name = TryReadComm(pid);
+        bool changed = name is not null && name != cached.Name;
+        if (!changed && Environment.TickCount64 < deadline && name is not null) return cached;
+
+        if (_execPending.TryRemove(pid, out _)) _execPendingCount = _execPending.Count;
+        if (!changed) return cached;
+
+        CallerInfo? fresh = Pin(pid);
+        if (fresh is null) return cached;
+        if (_cache.TryUpdate(pid, fresh, cached))
+        {
+            Watch(fresh);
+            Forget(cached);
+            return fresh;
+        }
+
+        fresh.Dispose();
+        return _cache.TryGetValue(pid, out CallerInfo? winner) ? winner : null;
+    }
+
+    private string? TryReadComm(int pid)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture), "comm")).TrimEnd('\n');
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private CallerInfo? ResolveSlow(int pid)
