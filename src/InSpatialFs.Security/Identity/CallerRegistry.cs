@@ -155,6 +155,9 @@ public sealed class CallerRegistry : IDisposable
     public int Capacity { get; }
     public int Count => _cache.Count;
 
+    /// <summary>Callers marked by <see cref="NoteExec"/> whose refresh window is still open.</summary>
+    public int PendingExecs => _execPendingCount;
+
     /// <summary>The caller for a request pid, pinned on first sight; null for pid 0 or a process already gone.</summary>
     public CallerInfo? Resolve(int pid)
     {
@@ -302,6 +305,18 @@ public sealed class CallerRegistry : IDisposable
     public int Sweep()
     {
         int n = 0;
+        if (_execPendingCount != 0)
+        {
+            // Exec marks of processes that made no request after their exec (or exited) expire here.
+            long now = Environment.TickCount64;
+            foreach (KeyValuePair<int, long> kv in _execPending)
+            {
+                if (now >= kv.Value) _execPending.TryRemove(kv);
+            }
+
+            _execPendingCount = _execPending.Count;
+        }
+
         foreach (KeyValuePair<int, CallerInfo> kv in _cache)
         {
             if (kv.Value.PidFd is null || kv.Value.HasExited)

@@ -70,6 +70,29 @@ public sealed class CallerRegistryTests
     }
 
     [Test]
+    public void An_exec_mark_expires_even_when_the_process_makes_no_further_request()
+    {
+        using Process child = StartSleep();
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null, backgroundSweep: false);
+            reg.Resolve(child.Id);
+            reg.NoteExec(child.Id);
+            Assert.That(reg.PendingExecs, Is.EqualTo(1));
+            reg.Sweep();
+            Assert.That(reg.PendingExecs, Is.EqualTo(1), "not yet expired");
+            Thread.Sleep(CallerRegistry.ExecRefreshWindow + TimeSpan.FromMilliseconds(100));
+            reg.Sweep();
+            Assert.That(reg.PendingExecs, Is.Zero);
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+        }
+    }
+
+    [Test]
     public void Without_an_exec_open_a_cached_caller_is_never_re_read()
     {
         var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
