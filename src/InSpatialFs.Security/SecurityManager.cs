@@ -143,6 +143,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
         bool exec = a.Op == FsOp.Open && (a.IsExec || (a.Flags & LibC.FMODE_EXEC) != 0);
         a.IsExec |= exec;
+        if (exec && caller is not null) Callers.NoteExec(caller.Pid);
         bool write = IsWriteAccess(a);
         if (write && m.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, m.Reason);
 

@@ -44,7 +44,7 @@ public sealed class ArchitectureTests
     [Test]
     public void Daemon_assembly_is_the_inspatialfs_executable()
     {
-        Assert.That(typeof(Cli.ExitCodes).Assembly.GetName().Name, Is.EqualTo("inspatialfs"));
+        Assert.That(typeof(InSpatialFs.Daemon.Cli.ExitCodes).Assembly.GetName().Name, Is.EqualTo("inspatialfs"));
     }
 
     private static IEnumerable<string> Layers() => Allowed.Keys;

@@ -98,6 +98,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "incidents", c.Incidents);
         Line(sb, "events_recorded", c.EventsRecorded);
         Line(sb, "events_dropped", c.EventsDropped);
+        Line(sb, "events_processed", c.EventsProcessed);
         Line(sb, "blocked_processes", c.BlockedProcesses);
         Line(sb, "open_files", c.OpenFiles);
         Line(sb, "live_nodes", _instance.Proxy.LiveNodes);

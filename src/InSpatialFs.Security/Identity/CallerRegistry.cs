@@ -85,6 +85,10 @@ public sealed record CgroupPaths(string? Freezer, string? Unified, IReadOnlyList
 public sealed class CallerRegistry : IDisposable
 {
     private readonly ConcurrentDictionary<int, CallerInfo> _cache = new();
+    // Pids that opened a file for exec: their cached comm and root are stale once execve completes.
+    // Value: the TickCount64 after which the entry is trusted again (exec of a same-named binary never changes comm).
+    private readonly ConcurrentDictionary<int, long> _execPending = new();
+    private volatile int _execPendingCount;
     private readonly string _procRoot;
     private readonly string? _mountpoint;
     private readonly string? _containerCgroup;
@@ -151,12 +155,70 @@ public sealed class CallerRegistry : IDisposable
     public int Capacity { get; }
     public int Count => _cache.Count;
 
+    /// <summary>Callers marked by <see cref="NoteExec"/> whose refresh window is still open.</summary>
+    public int PendingExecs => _execPendingCount;
+
     /// <summary>The caller for a request pid, pinned on first sight; null for pid 0 or a process already gone.</summary>
     public CallerInfo? Resolve(int pid)
     {
         if (pid <= 0) return null;
-        if (_cache.TryGetValue(pid, out CallerInfo? c)) return c;
+        if (_cache.TryGetValue(pid, out CallerInfo? c))
+        {
+            // ConcurrentDictionary.IsEmpty takes every bucket lock; a volatile count keeps the common case lock-free.
+            return _execPendingCount == 0 ? c : RefreshAfterExec(pid, c);
+        }
+
         return ResolveSlow(pid);
+    }
+
+    /// <summary>How long after an exec open (FMODE_EXEC) a cached caller is re-checked for a changed comm.</summary>
+    public static readonly TimeSpan ExecRefreshWindow = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The process <paramref name="pid"/> opened a file for exec: until its comm changes (execve completed) or
+    /// <see cref="ExecRefreshWindow"/> passes, <see cref="Resolve"/> re-reads /proc/PID/comm and re-pins on a change,
+    /// so the name and membership (runc's init pivots into the rootfs just before its exec) describe the new image.
+    /// </summary>
+    public void NoteExec(int pid)
+    {
+        if (pid <= 0 || !_cache.ContainsKey(pid)) return;
+        _execPending[pid] = Environment.TickCount64 + (long)ExecRefreshWindow.TotalMilliseconds;
+        _execPendingCount = _execPending.Count;
+    }
+
+    private CallerInfo? RefreshAfterExec(int pid, CallerInfo cached)
+    {
+        if (!_execPending.TryGetValue(pid, out long deadline)) return cached;
+        string? name = TryReadComm(pid);
+        bool changed = name is not null && name != cached.Name;
+        if (!changed && Environment.TickCount64 < deadline && name is not null) return cached;
+
+        if (_execPending.TryRemove(pid, out _)) _execPendingCount = _execPending.Count;
+        if (!changed) return cached;
+
+        CallerInfo? fresh = Pin(pid);
+        if (fresh is null) return cached;
+        if (_cache.TryUpdate(pid, fresh, cached))
+        {
+            Watch(fresh);
+            Forget(cached);
+            return fresh;
+        }
+
+        fresh.Dispose();
+        return _cache.TryGetValue(pid, out CallerInfo? winner) ? winner : null;
+    }
+
+    private string? TryReadComm(int pid)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture), "comm")).TrimEnd('\n');
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private CallerInfo? ResolveSlow(int pid)
@@ -243,6 +305,18 @@ public sealed class CallerRegistry : IDisposable
     public int Sweep()
     {
         int n = 0;
+        if (_execPendingCount != 0)
+        {
+            // Exec marks of processes that made no request after their exec (or exited) expire here.
+            long now = Environment.TickCount64;
+            foreach (KeyValuePair<int, long> kv in _execPending)
+            {
+                if (now >= kv.Value) _execPending.TryRemove(kv);
+            }
+
+            _execPendingCount = _execPending.Count;
+        }
+
         foreach (KeyValuePair<int, CallerInfo> kv in _cache)
         {
             if (kv.Value.PidFd is null || kv.Value.HasExited)

@@ -302,6 +302,7 @@ internal sealed class RuleRuntime
         to.ProcName = from.ProcName;
         to.Uid = from.Uid;
         to.Gid = from.Gid;
+        to.NodeUid = from.NodeUid;
         to.ContainerId = from.ContainerId;
         to.Level = from.Level;
         to.PolicyClass = from.PolicyClass;

@@ -35,6 +35,92 @@ public sealed class CallerRegistryTests
     }
 
     [Test]
+    public void After_an_exec_open_the_caller_is_re_read_so_the_new_program_name_is_reported()
+    {
+        // sh waits for a line on stdin, then execs sleep in the same pid (like runc's init exec'ing the container process).
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add("read line; exec sleep 30");
+        using Process child = Process.Start(info)!;
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+            Assert.That(reg.Resolve(child.Id)!.Name, Is.EqualTo("sh"));
+
+            reg.NoteExec(child.Id);
+            Assert.That(reg.Resolve(child.Id)!.Name, Is.EqualTo("sh"), "before execve completes the old name stands");
+            child.StandardInput.WriteLine("go");
+            child.StandardInput.Flush();
+            var clock = Stopwatch.StartNew();
+            string name = "sh";
+            while (name == "sh" && clock.Elapsed < TimeSpan.FromSeconds(1.5))
+            {
+                name = reg.Resolve(child.Id)!.Name;
+                Thread.Sleep(5);
+            }
+
+            Assert.That(name, Is.EqualTo("sleep"));
+            Assert.That(reg.Resolve(child.Id)!.Tgid, Is.EqualTo(child.Id));
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+        }
+    }
+
+    [Test]
+    public void An_exec_mark_expires_even_when_the_process_makes_no_further_request()
+    {
+        using Process child = StartSleep();
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null, backgroundSweep: false);
+            reg.Resolve(child.Id);
+            reg.NoteExec(child.Id);
+            Assert.That(reg.PendingExecs, Is.EqualTo(1));
+            reg.Sweep();
+            Assert.That(reg.PendingExecs, Is.EqualTo(1), "not yet expired");
+            Thread.Sleep(CallerRegistry.ExecRefreshWindow + TimeSpan.FromMilliseconds(100));
+            reg.Sweep();
+            Assert.That(reg.PendingExecs, Is.Zero);
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+        }
+    }
+
+    [Test]
+    public void Without_an_exec_open_a_cached_caller_is_never_re_read()
+    {
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add("read line; exec sleep 30");
+        using Process child = Process.Start(info)!;
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+            CallerInfo first = reg.Resolve(child.Id)!;
+            child.StandardInput.WriteLine("go");
+            child.StandardInput.Flush();
+            var clock = Stopwatch.StartNew();
+            while (File.ReadAllText($"/proc/{child.Id}/comm").Trim() != "sleep" && clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                Thread.Sleep(5);
+            }
+
+            Assert.That(reg.Resolve(child.Id), Is.SameAs(first), "the hit path stays one dictionary read");
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+        }
+    }
+
+    [Test]
     public void An_exited_caller_is_evicted_so_its_pid_is_never_misattributed()
     {
         using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
