@@ -91,6 +91,7 @@ public sealed class CallerRegistry : IDisposable
     private volatile int _execPendingCount;
     private readonly string _procRoot;
     private readonly string? _mountpoint;
+    private (uint Major, uint Minor)? _mountDevice; // found once the mount exists (callers are only seen after INIT)
     private readonly string? _containerCgroup;
     private readonly Timer? _sweeper;
     private readonly SafeFd _epoll;
@@ -269,6 +270,7 @@ public sealed class CallerRegistry : IDisposable
             string name = File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n');
             CgroupPaths cg = CgroupPaths.Parse(File.ReadAllText(Path.Combine(dir, "cgroup")));
             string? root = TryReadLink(Path.Combine(dir, "root"));
+            bool rootOnMount = RootIsOnOurMount(dir);
 
             // Everything above was read while the pid could still have changed hands; the pidfd proves it did not.
             if (LibC.PidfdHasExited(pidfd))
@@ -277,13 +279,61 @@ public sealed class CallerRegistry : IDisposable
                 return null;
             }
 
-            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, IsMember(root, cg), pidfd);
+            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, rootOnMount || IsMember(root, cg), pidfd);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {
             pidfd.Dispose();
             return null;
         }
+    }
+
+    /// <summary>
+    /// True when the process's root directory lives on the container mount itself. A runc container has its own
+    /// mount namespace, so /proc/PID/root reads as "/" from here; the device of what it points to does not lie.
+    /// AT_STATX_DONT_SYNC answers from the kernel's cache: no request reaches our own FUSE mount (no deadlock).
+    /// </summary>
+    private unsafe bool RootIsOnOurMount(string procDir)
+    {
+        (uint Major, uint Minor)? mountDevice = _mountDevice ??= MountDeviceOf(_mountpoint);
+        if (mountDevice is null)
+        {
+            return false;
+        }
+
+        byte[] path = System.Text.Encoding.UTF8.GetBytes(Path.Combine(procDir, "root") + "\0");
+        StatX st;
+        fixed (byte* p = path)
+        {
+            if (LibC.statx(LibC.AT_FDCWD, p, LibC.AT_STATX_DONT_SYNC, LibC.STATX_INO, &st) != 0)
+            {
+                return false;
+            }
+        }
+
+        return st.DevMajor == mountDevice.Value.Major && st.DevMinor == mountDevice.Value.Minor;
+    }
+
+    /// <summary>The device (major, minor) of the mount at <paramref name="mountpoint"/>, from /proc/self/mountinfo.</summary>
+    internal static (uint Major, uint Minor)? MountDeviceOf(string? mountpoint)
+    {
+        if (mountpoint is null || mountpoint == "/")
+        {
+            return null;
+        }
+
+        (uint, uint)? found = null;
+        foreach (string line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            string[] f = line.Split(' ');
+            if (f.Length > 4 && f[4].Replace("\\040", " ", StringComparison.Ordinal) == mountpoint)
+            {
+                string[] dev = f[2].Split(':');
+                found = (uint.Parse(dev[0], CultureInfo.InvariantCulture), uint.Parse(dev[1], CultureInfo.InvariantCulture)); // the last one stacked wins
+            }
+        }
+
+        return found;
     }
 
     /// <summary>Container membership: root at or below the mountpoint, or a cgroup at or below the configured one.</summary>
