@@ -34,7 +34,7 @@ public sealed partial class SecureProxy
         err = BackendOf(node).OpenDir(node.Ino, out ulong backendFh);
         if (err == Errno.OK)
         {
-            open = Opened(node, new OpenResult { Fh = backendFh }, flags, e.Decision, isDirectory: true);
+            err = Opened(node, new OpenResult { Fh = backendFh }, flags, e.Decision, isDirectory: true, out open);
         }
 
         return Complete(e, err, started);

@@ -37,6 +37,12 @@ public sealed partial class SecureProxy : IFuseFileSystem
     private FuseConnectionInfo? _connection;
     private IPassthroughFiles? _passthrough;
 
+    // Guards ProxyNode.CachedOpens/PassthroughOpens with the backing-id acquire and release of DirectFS opens, so
+    // an inode's io mode and its backing id change together. Taken only at OPEN/RELEASE of direct-mount files.
+    // Lock order: _ioModeLock > BackingFileTable's lock (the backend is never called with it held, except
+    // Release of the handle just opened, which takes only the backend's own locks).
+    private readonly Lock _ioModeLock = new();
+
     public SecureProxy(MountTable mounts, ISecurityGate gate, ProxyOptions options, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(mounts);
