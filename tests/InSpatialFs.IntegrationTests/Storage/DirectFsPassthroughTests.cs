@@ -124,4 +124,34 @@ public sealed class DirectFsPassthroughTests
         m.AssertAlive();
         Assert.That(m.Stop(), Is.Zero);
     }
+    /// <summary>
+    /// An exec open is mediated (not passthrough) and lasts as long as the program runs; the kernel fails with EIO any
+    /// open whose io mode differs from the inode's, so reading a running binary, or running one that is open for
+    /// reading, must still work — the proxy keeps one io mode per inode.
+    /// </summary>
+    [Test]
+    public void A_running_direct_binary_can_be_read_and_a_binary_open_for_reading_can_run()
+    {
+        string? busybox = new[] { "/bin/busybox", "/usr/bin/busybox" }.FirstOrDefault(File.Exists);
+        if (busybox is null)
+        {
+            Assert.Ignore("busybox (busybox-static) is not installed");
+        }
+
+        using ControlledMount m = ControlledMount.Start("/var/tmp", withSource: true, "--direct");
+        File.Copy(busybox, Path.Combine(m.Source, "busybox"));
+        Shell.Check($"chmod 0755 '{m.Source}/busybox'");
+        string binary = Path.Combine(m.MountPoint, "busybox");
+        string expected = Shell.Check($"md5sum < '{busybox}'");
+
+        // Running (exec open held, mediated), then read by another process.
+        string whileRunning = Shell.Check($"'{binary}' sleep 3 & sleep 0.5; md5sum < '{binary}'; wait");
+        Assert.That(whileRunning, Is.EqualTo(expected), "a running binary reads back whole");
+
+        // Open for reading (passthrough), then executed.
+        string whileOpen = Shell.Check($"exec 3< '{binary}'; '{binary}' echo ran; md5sum <&3; exec 3<&-");
+        Assert.That(whileOpen, Is.EqualTo("ran\n" + expected));
+        m.AssertAlive();
+        Assert.That(m.Stop(), Is.Zero);
+    }
 }
