@@ -40,9 +40,10 @@ internal sealed class ControlledMount : IDisposable
         try
         {
             var mount = new ControlledMount(work, DaemonProcess.Start(Path.Combine(work, "mnt"), all));
-            // The container mount comes up first; the control mount follows it.
+            // The container mount comes up first, the control mount follows, and the daemon says "serving" (and
+            // notifies systemd) only once the kernel's INIT reached the proxy, which is when the DirectFS mode is known.
             var clock = Stopwatch.StartNew();
-            while (!Mounts.IsFuse(mount.Control) || !File.Exists(Path.Combine(mount.Control, "status")))
+            while (!Mounts.IsFuse(mount.Control) || !mount.Daemon.Output.Contains("serving ", StringComparison.Ordinal))
             {
                 if (mount.Daemon.HasExited || clock.Elapsed > TimeSpan.FromSeconds(30))
                 {
