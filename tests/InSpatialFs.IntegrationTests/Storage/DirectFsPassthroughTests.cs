@@ -50,6 +50,7 @@ public sealed class DirectFsPassthroughTests
     {
         using ControlledMount m = ControlledMount.Start("/var/tmp", withSource: true, "--direct");
         Assert.That(m.Status(), Does.Contain("direct: kernel-passthrough"));
+        Assert.That(m.Daemon.Output, Does.Contain("direct: kernel-passthrough"), "the start line names the mode in use");
 
         WriteAndReadBack(m, "big");
 
