@@ -34,11 +34,14 @@ public sealed partial class SecureProxy
         err = BackendOf(node).OpenDir(node.Ino, out ulong backendFh);
         if (err == Errno.OK)
         {
-            open = Opened(node, new OpenResult { Fh = backendFh }, flags, e.Decision, isDirectory: true);
+            err = Opened(node, new OpenResult { Fh = backendFh }, flags, e.Decision, isDirectory: true, out open);
         }
 
         return Complete(e, err, started);
     }
+
+    /// <summary>The d_ino of a plain READDIR entry whose node the kernel does not hold (libfuse's FUSE_UNKNOWN_INO).</summary>
+    internal const ulong UnknownIno = 0xFFFF_FFFF;
 
     public Errno ReadDir(FuseRequest request, ulong nodeId, ulong fh, long offset, bool plus, ref DirentWriter writer)
     {
@@ -103,7 +106,11 @@ public sealed partial class SecureProxy
 
         if (!plus)
         {
-            return writer.TryAdd(name, item.Ino == 0 ? 0 : item.Ino, item.Mode, item.NextOffset);
+            // d_ino must be what stat reports, our nodeid. An entry the kernel has not looked up has none yet, and a
+            // 0 would make glibc's readdir drop the entry (ls and find missed every not-yet-seen host file), so it
+            // gets FUSE_UNKNOWN_INO as libfuse gives; the backend's own id would clash with some nodeid.
+            ulong ino = item.Ino != 0 && _nodes.TryFind(dir.Mount, item.Ino, out ProxyNode known) ? known.NodeId : UnknownIno;
+            return writer.TryAdd(name, ino, item.Mode, item.NextOffset);
         }
 
         if (!writer.HasRoomForPlus(name.Length))

@@ -295,9 +295,10 @@ public sealed partial class SecureProxy
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            open = Opened(node, result, flags, e.Decision, isDirectory: false);
+            err = Opened(node, result, flags, e.Decision, isDirectory: false, out open);
         }
-        else
+
+        if (err != Errno.OK)
         {
             UncountOpen();
         }
@@ -336,9 +337,10 @@ public sealed partial class SecureProxy
             // An unnamed file: it hangs under its directory with a name nobody can look up.
             Register(dir, dir.Mount, "#tmpfile-" + attr.Ino, ref attr, out entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            open = Opened(node, result, flags, e.Decision, isDirectory: false);
+            err = Opened(node, result, flags, e.Decision, isDirectory: false, out open);
         }
-        else
+
+        if (err != Errno.OK)
         {
             UncountOpen();
         }

@@ -129,9 +129,10 @@ public sealed partial class SecureProxy
         err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out OpenResult result);
         if (err == Errno.OK)
         {
-            open = Opened(node, result, flags, e.Decision, isDirectory: false);
+            err = Opened(node, result, flags, e.Decision, isDirectory: false, out open);
         }
-        else
+
+        if (err != Errno.OK)
         {
             UncountOpen();
         }
@@ -143,25 +144,53 @@ public sealed partial class SecureProxy
     /// Turns a backend open into the kernel's open_out: our own fh, and — when the mount is direct, the
     /// policy said AllowDirect and the backend offered a host descriptor — a passthrough backing id, after
     /// which the kernel reads and writes the host file without asking us.
+    /// The kernel keeps one io mode per inode and fails the user's open() with EIO when an answer breaks it
+    /// (protocol reference §5): while a file is open in passthrough every further open must be passthrough too,
+    /// and while it is open through the daemon (an exec open, an O_TMPFILE, a write the level keeps mediated)
+    /// no open may be passthrough. So a node open through the daemon keeps later opens proxied, and a node in
+    /// passthrough takes later read-only opens into passthrough (their policy check is the OPEN itself); a write
+    /// that the level wants mediated cannot join and gets ETXTBSY, as writing a running executable does.
     /// </summary>
-    private FuseOpenOut Opened(ProxyNode node, OpenResult result, int flags, Decision decision, bool isDirectory)
+    private Errno Opened(ProxyNode node, OpenResult result, int flags, Decision decision, bool isDirectory, out FuseOpenOut open)
     {
+        open = default;
         var handle = new ProxyHandle(node, result.Fh, flags, isDirectory) { CountedOpen = !isDirectory };
         FopenFlags openFlags = result.Flags;
         // The kernel keeps its own reference to a registered file, so our descriptor is closed either way.
         using (SafeFd? passthroughFd = result.PassthroughFd)
         {
-            if (passthroughFd != null && decision == Decision.AllowDirect && _mounts[node.Mount].Direct && _passthrough != null
-                && _passthrough.Acquire(PassthroughKey(node), passthroughFd, out int backingId) == Errno.OK)
+            if (passthroughFd != null && _mounts[node.Mount].Direct && _passthrough != null)
             {
-                handle.BackingId = backingId;
-                openFlags |= FopenFlags.Passthrough;
-                openFlags &= ~FopenFlags.DirectIo;
+                lock (_ioModeLock)
+                {
+                    bool readOnly = (flags & LibC.O_ACCMODE) == LibC.O_RDONLY && (flags & LibC.O_TRUNC) == 0;
+                    bool wantPassthrough = node.CachedOpens == 0
+                        && (decision == Decision.AllowDirect || (node.PassthroughOpens > 0 && readOnly));
+                    if (!wantPassthrough && node.PassthroughOpens > 0)
+                    {
+                        BackendOf(node).Release(node.Ino, result.Fh);
+                        return Errno.ETXTBSY;
+                    }
+
+                    if (wantPassthrough && _passthrough.Acquire(PassthroughKey(node), passthroughFd, out int backingId) == Errno.OK)
+                    {
+                        handle.BackingId = backingId;
+                        node.PassthroughOpens++;
+                        openFlags |= FopenFlags.Passthrough;
+                        openFlags &= ~(FopenFlags.DirectIo | FopenFlags.KeepCache);
+                    }
+                    else
+                    {
+                        handle.CountedCached = true;
+                        node.CachedOpens++;
+                    }
+                }
             }
         }
 
         ulong fh = _handles.Add(handle);
-        return new FuseOpenOut { Fh = fh, OpenFlags = openFlags, BackingId = handle.BackingId };
+        open = new FuseOpenOut { Fh = fh, OpenFlags = openFlags, BackingId = handle.BackingId };
+        return Errno.OK;
     }
 
     private static ulong PassthroughKey(ProxyNode node) => node.NodeId;
@@ -256,9 +285,20 @@ public sealed partial class SecureProxy
         }
 
         Errno err = BackendOf(handle.Node).Release(handle.Node.Ino, handle.BackendFh);
-        if (handle.BackingId != 0)
+        if (handle.BackingId != 0 || handle.CountedCached)
         {
-            _passthrough?.Release(PassthroughKey(handle.Node));
+            lock (_ioModeLock)
+            {
+                if (handle.BackingId != 0)
+                {
+                    handle.Node.PassthroughOpens--;
+                    _passthrough?.Release(PassthroughKey(handle.Node));
+                }
+                else
+                {
+                    handle.Node.CachedOpens--;
+                }
+            }
         }
 
         if (handle.CountedOpen)

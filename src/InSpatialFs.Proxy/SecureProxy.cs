@@ -37,6 +37,12 @@ public sealed partial class SecureProxy : IFuseFileSystem
     private FuseConnectionInfo? _connection;
     private IPassthroughFiles? _passthrough;
 
+    // Guards ProxyNode.CachedOpens/PassthroughOpens with the backing-id acquire and release of DirectFS opens, so
+    // an inode's io mode and its backing id change together. Taken only at OPEN/RELEASE of direct-mount files.
+    // Lock order: _ioModeLock > BackingFileTable's lock (the backend is never called with it held, except
+    // Release of the handle just opened, which takes only the backend's own locks).
+    private readonly Lock _ioModeLock = new();
+
     public SecureProxy(MountTable mounts, ISecurityGate gate, ProxyOptions options, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(mounts);
@@ -60,30 +66,30 @@ public sealed partial class SecureProxy : IFuseFileSystem
     public MountTable Mounts => _table;
 
     /// <summary>What INIT negotiated (null before the kernel connected).</summary>
-    public FuseConnectionInfo? Connection => _connection;
+    public FuseConnectionInfo? Connection => Volatile.Read(ref _connection);
 
     /// <summary>How DirectFS mounts move data: kernel passthrough, or through the daemon when it is unavailable.</summary>
     public DirectMode DirectMode => _passthrough is BackingFileTable table ? table.Mode : DirectMode.Proxied;
 
     public void Initialized(FuseConnectionInfo connection)
     {
-        _connection = connection;
         Log.Connected(_logger, connection.KernelMajor, connection.KernelMinor, connection.PassthroughEnabled);
-        if (!_mounts.Any(m => m.Direct))
+        if (_mounts.Any(m => m.Direct))
         {
-            return;
+            if (connection.PassthroughEnabled && connection.Backing != null)
+            {
+                var table = new BackingFileTable(connection.Backing);
+                table.PassthroughUnavailable += error => Log.PassthroughRefused(_logger, error);
+                _passthrough = table;
+            }
+            else
+            {
+                Log.PassthroughNotOffered(_logger);
+            }
         }
 
-        if (connection.PassthroughEnabled && connection.Backing != null)
-        {
-            var table = new BackingFileTable(connection.Backing);
-            table.PassthroughUnavailable += error => Log.PassthroughRefused(_logger, error);
-            _passthrough = table;
-        }
-        else
-        {
-            Log.PassthroughNotOffered(_logger);
-        }
+        // Published last: whoever sees the connection (the daemon's start line, status) also sees the DirectFS mode.
+        Volatile.Write(ref _connection, connection);
     }
 
     public void Forget(ulong nodeId, ulong lookupCount)

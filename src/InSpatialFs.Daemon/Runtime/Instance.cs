@@ -225,7 +225,10 @@ internal sealed class Instance : IDisposable
     private void WaitUntilConnected()
     {
         DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while ((_server!.Connection == null || (_controlServer != null && _controlServer.Connection == null)) && DateTime.UtcNow < deadline)
+        // The server publishes its connection before it calls the proxy's Initialized, which is where DirectFS
+        // learns whether passthrough works; wait for both so the start line shows the mode really in use.
+        while ((_server!.Connection == null || Proxy.Connection == null || (_controlServer != null && _controlServer.Connection == null))
+               && DateTime.UtcNow < deadline)
         {
             if (_server.Completion.IsCompleted)
             {

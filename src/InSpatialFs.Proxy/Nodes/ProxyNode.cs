@@ -30,6 +30,12 @@ internal sealed class ProxyNode
     /// <summary>Kernel lookup count (guarded by the node table's lock).</summary>
     public ulong LookupCount;
 
+    /// <summary>Open files of a DirectFS node served through the daemon (guarded by the proxy's io-mode lock).</summary>
+    public int CachedOpens;
+
+    /// <summary>Open files of a DirectFS node in kernel passthrough (guarded by the proxy's io-mode lock).</summary>
+    public int PassthroughOpens;
+
     /// <summary>Where the node was last seen (hard links: the last name used). Null for the root.</summary>
     public ProxyNode? Parent { get; private set; }
 
