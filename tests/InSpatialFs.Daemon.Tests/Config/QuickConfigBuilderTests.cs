@@ -55,7 +55,7 @@ public sealed class QuickConfigBuilderTests
         var cfg = QuickConfigBuilder.Build(new QuickOptions { Mountpoint = "/srv/m", Memory = true, MemorySize = "32MiB" });
         Assert.That(cfg.Mounts.Single(), Is.EqualTo(new MountConfig("/", MountSourceKind.Memory, null, false, false, 32L << 20)));
         cfg = QuickConfigBuilder.Build(new QuickOptions { Mountpoint = "/srv/m", Memory = true });
-        Assert.That(cfg.Mounts.Single().MemorySize, Is.EqualTo(256L << 20));
+        Assert.That(cfg.Mounts.Single().MemorySize, Is.EqualTo(1L << 30)); // QuickConfigBuilder.DefaultMemorySize, 1GiB
     }
 
     [Test]
