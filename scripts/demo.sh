@@ -75,6 +75,7 @@ paths:
   forbidden: [/etc/shadow, /root/.ssh/**]
   readonly:  [/usr/**]
 response: { suspend_on: critical }
+container: { cgroup: /$container }   # runc puts the container in this cgroup (cgroupsPath below)
 CONFIG
 
 say "mounting $mnt through InSpatialFs (control files in $ctl)"
@@ -97,7 +98,8 @@ runc spec --bundle "$bundle"
 sed -i -e 's#"terminal": true#"terminal": false#' \
        -e "s#\"path\": \"rootfs\"#\"path\": \"$mnt\"#" \
        -e 's#"readonly": true#"readonly": false#' \
-       -e 's#"sh"$#"/demo/workload.sh"#' "$bundle/config.json"
+       -e 's#"sh"$#"/demo/workload.sh"#' \
+       -e "s#\"linux\": {#\"linux\": { \"cgroupsPath\": \"/$container\",#" "$bundle/config.json"
 set +e
 runc run --bundle "$bundle" "$container" 2>&1 | sed -u 's/^/   /'
 status=${PIPESTATUS[0]}
