@@ -22,6 +22,9 @@ public sealed class DemoTests
             var clock = Stopwatch.StartNew();
             ShellResult r = Shell.Run($"'{DaemonProcess.RepoRoot}/scripts/demo.sh'", TimeSpan.FromMinutes(5));
             Assert.That(r.ExitCode, Is.Zero, $"run {run}: {r}");
+            string live = r.StdOut[..r.StdOut.LastIndexOf("summary", StringComparison.Ordinal)];
+            Assert.That(live, Does.Contain("INCIDENT  inc-").And.Contain("DENY"), $"run {run}: the live view showed no incident or denial");
+            Assert.That(live, Does.Not.Contain(" getattr ").And.Not.Contain(" release "), $"run {run}: the live view shows noise");
             string summary = r.StdOut[r.StdOut.LastIndexOf("summary", StringComparison.Ordinal)..];
             Assert.That(summary, Does.Match(@"operations served\s+[1-9][0-9]*"), $"run {run}");
             Assert.That(summary, Does.Match(@"denials\s+[1-9]"), $"run {run}");
