@@ -27,6 +27,7 @@ rm -rf "$state" "$bundle"
 
 say "building the busybox rootfs in $image"
 scripts/make-rootfs.sh "$image"
+rm -rf "$image/data" "$image/tmp"/* # what the previous run's workload left
 mkdir -p "$image/data" "$image/demo" "$mnt" "$bundle"
 cat > "$image/etc/shadow" <<'SHADOW'
 root:$6$demo$notarealhash:19000:0:99999:7:::
@@ -49,10 +50,12 @@ ln -s /etc/shadow /tmp/.hidden-shadow 2>/dev/null && echo "  symlink created (de
 echo "[workload] attack: setuid chmod"
 cp /bin/busybox /tmp/rootshell && chmod u+s /tmp/rootshell 2>/dev/null && echo "  setuid set!" || echo "  setuid refused"
 echo "[workload] attack: drop and exec from /tmp"
-cp /bin/busybox /tmp/dropper && chmod +x /tmp/dropper && /tmp/dropper true 2>/dev/null && echo "  dropped binary ran (detected)" || echo "  exec refused"
+printf '#!/bin/sh\necho "  dropped payload ran"\n' > /tmp/dropper && chmod +x /tmp/dropper && /tmp/dropper || echo "  exec refused"
 echo "[workload] attack: burst of renames (ransomware-like)"
-mkdir -p /data/docs && for i in $(seq 1 40); do echo "doc $i" > /data/docs/doc$i.txt; done
-for i in $(seq 1 40); do mv /data/docs/doc$i.txt /data/docs/doc$i.txt.locked 2>/dev/null; done
+# The rule counts renames per process, so one mv moves all 120 files (a loop would fork one mv per file).
+rm -rf /data/docs /data/locked && mkdir -p /data/docs /data/locked && for i in $(seq 1 120); do echo "doc $i" > /data/docs/doc$i.txt; done
+mv /data/docs/doc*.txt /data/locked/ 2>/dev/null
+echo "  moved $(ls /data/locked | wc -l) files"
 echo "[workload] done"
 WORKLOAD
 chmod 0755 "$image/demo/workload.sh"
@@ -72,6 +75,7 @@ paths:
   forbidden: [/etc/shadow, /root/.ssh/**]
   readonly:  [/usr/**]
 response: { suspend_on: critical }
+container: { cgroup: /$container }   # runc puts the container in this cgroup (cgroupsPath below)
 CONFIG
 
 say "mounting $mnt through InSpatialFs (control files in $ctl)"
@@ -85,8 +89,8 @@ for _ in $(seq 200); do [[ -e $ctl/status ]] && mountpoint -q "$mnt" && break; s
 if ! mountpoint -q "$mnt"; then echo "inspatialfs did not mount:"; cat "$work/daemon.log"; exit 1; fi
 "$bin" ctl "$ctl" status | sed 's/^/   /'
 
-say "live events and incidents"
-"$bin" ctl "$ctl" events --follow | grep --line-buffered -vE ' (LOOKUP|GETATTR|RELEASE|OPENDIR|READDIR) ' | sed -u 's/^/   /' &
+say "live events and incidents (notable events: denials, changes, executions)"
+"$bin" ctl "$ctl" watch &
 viewer=$!
 
 say "running the container workload with runc"
@@ -94,11 +98,13 @@ runc spec --bundle "$bundle"
 sed -i -e 's#"terminal": true#"terminal": false#' \
        -e "s#\"path\": \"rootfs\"#\"path\": \"$mnt\"#" \
        -e 's#"readonly": true#"readonly": false#' \
-       -e 's#"sh"$#"/demo/workload.sh"#' "$bundle/config.json"
+       -e 's#"sh"$#"/demo/workload.sh"#' \
+       -e "s#\"linux\": {#\"linux\": { \"cgroupsPath\": \"/$container\",#" "$bundle/config.json"
 set +e
 runc run --bundle "$bundle" "$container" 2>&1 | sed -u 's/^/   /'
 status=${PIPESTATUS[0]}
 set -e
+"$bin" ctl "$ctl" status >/dev/null  # let the analysis catch up before the viewer stops
 sleep 1
 kill "$viewer" 2>/dev/null || true
 wait "$viewer" 2>/dev/null || true

@@ -25,12 +25,23 @@ internal sealed class ControlFileSystem : IFuseFileSystem
     private readonly ConcurrentDictionary<ulong, OpenControlFile> _open = new();
     private readonly DateTime _started = DateTime.UtcNow;
     private long _nextFh;
+    private int _blockedReaders;
+    private volatile bool _closing;
 
     public ControlFileSystem(IControlPlane plane, ILogger logger)
     {
         _plane = plane;
         _logger = logger;
     }
+
+    /// <summary>
+    /// Blocked `events` readers each hold a FUSE reader thread; past this many, a read at the end answers EAGAIN
+    /// instead of blocking, so followers can never starve the snapshot files and commands (the server runs more threads).
+    /// </summary>
+    public const int MaxBlockedEventReaders = 12;
+
+    /// <summary>Ends every blocked `events` read with end-of-file (shutdown: followers must not hold the mount).</summary>
+    public void Close() => _closing = true;
 
     /// <summary>How long a read of `events` at its end waits before re-checking for an interrupt.</summary>
     private static readonly TimeSpan EventPoll = TimeSpan.FromMilliseconds(250);
@@ -158,23 +169,39 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         }
 
         // Like /proc/kmsg: block at the end of the log until events arrive or the reader is interrupted.
-        while (true)
+        bytesRead = _plane.Events.Read(offset, buffer, TimeSpan.Zero);
+        if (bytesRead > 0 || open.NonBlocking || _closing)
         {
-            bytesRead = _plane.Events.Read(offset, buffer, EventPoll);
-            if (bytesRead > 0)
+            return Errno.OK; // O_NONBLOCK readers (ctl events without --follow) get end of file at the end
+        }
+
+        if (Interlocked.Increment(ref _blockedReaders) > MaxBlockedEventReaders)
+        {
+            Interlocked.Decrement(ref _blockedReaders);
+            return Errno.EAGAIN;
+        }
+
+        try
+        {
+            while (!_closing)
             {
-                return Errno.OK;
+                bytesRead = _plane.Events.Read(offset, buffer, EventPoll);
+                if (bytesRead > 0)
+                {
+                    return Errno.OK;
+                }
+
+                if (request.IsInterrupted)
+                {
+                    return Errno.EINTR;
+                }
             }
 
-            if (open.NonBlocking)
-            {
-                return Errno.OK; // O_NONBLOCK readers (ctl events without --follow) get end of file at the end
-            }
-
-            if (request.IsInterrupted)
-            {
-                return Errno.EINTR;
-            }
+            return Errno.OK;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _blockedReaders);
         }
     }
 

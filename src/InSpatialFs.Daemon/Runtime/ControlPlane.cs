@@ -55,7 +55,8 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         {
             case ["suspend"]:
                 message = security.SuspendContainer("operator: control suspend");
-                return Errno.OK;
+                // Nothing to freeze (no container seen, no cgroup configured): the writer must see it failed.
+                return message.StartsWith("suspend refused", StringComparison.Ordinal) ? Errno.EINVAL : Errno.OK;
             case ["resume"]:
                 security.Resume();
                 message = "resumed";

@@ -39,6 +39,7 @@ internal sealed class Instance : IDisposable
     private ProtocolServer? _server;
     private FuseMount? _controlMount;
     private ProtocolServer? _controlServer;
+    private ControlFileSystem? _controlFs;
     private Timer? _statusTimer;
 
     private Instance(InstanceConfig config, InstanceOptions options, ILoggerFactory logs)
@@ -122,10 +123,10 @@ internal sealed class Instance : IDisposable
         {
             Directory.CreateDirectory(_config.Control);
             File.SetUnixFileMode(_config.Control, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            var controlFs = new ControlFileSystem(ControlPlane, Logs.CreateLogger("InSpatialFs.Control"));
+            var controlFs = _controlFs = new ControlFileSystem(ControlPlane, Logs.CreateLogger("InSpatialFs.Control"));
             _controlMount = Mount(_config.Control, "inspatialfs-control:" + _config.Name, allowOther: false);
-            // events readers block a thread each; leave room for the snapshot files and commands.
-            _controlServer = Serve(_controlMount, controlFs, readers: 6, passthrough: false);
+            // events readers block a thread each (at most MaxBlockedEventReaders); leave room for the snapshot files and commands.
+            _controlServer = Serve(_controlMount, controlFs, readers: ControlFileSystem.MaxBlockedEventReaders + 4, passthrough: false);
         }
 
         WaitUntilConnected();
@@ -276,6 +277,7 @@ internal sealed class Instance : IDisposable
     {
         _statusTimer?.Dispose();
         _statusTimer = null;
+        _controlFs?.Close(); // followers (cat events, ctl events --follow) get end-of-file instead of holding the server
         _controlServer?.Stop();
         _controlServer?.Completion.Wait(TimeSpan.FromSeconds(5));
         _controlMount?.Dispose();
