@@ -160,7 +160,8 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         // Like /proc/kmsg: block at the end of the log until events arrive or the reader is interrupted.
         while (true)
         {
-            bytesRead = _plane.Events.Read(offset, buffer, EventPoll);
+            // O_NONBLOCK readers must not wait at the end: they get end of file at once.
+            bytesRead = _plane.Events.Read(offset, buffer, open.NonBlocking ? TimeSpan.Zero : EventPoll);
             if (bytesRead > 0)
             {
                 return Errno.OK;

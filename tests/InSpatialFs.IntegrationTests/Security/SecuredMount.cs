@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using InSpatialFs.Interop;
+using InSpatialFs.TestKit.Processes;
+using Microsoft.Win32.SafeHandles;
+
+namespace InSpatialFs.IntegrationTests.Security;
+
+/// <summary>
+/// A real instance (bin/inspatialfs mount --config) serving a small host tree at "/" and memory at /tmp, with
+/// the policy the security tests share:
+/// <code>
+///   /etc/hosts      no class: the level's default      /usr/bin/tool  readonly  (/usr/**), a copy of /bin/true
+///   /etc/shadow     forbidden (exact)                    /data/         allowed   (/data/**)
+///   /secret/key     forbidden (/secret/**)               /opt/          no class: the level's default
+///   /tmp            memory, allowed (/tmp/**)
+/// </code>
+/// Reads the control directory's events and incidents; always unmounts both mounts on Dispose.
+/// </summary>
+internal sealed class SecuredMount : IDisposable
+{
+    public const string Policy = """
+        paths:
+          forbidden: [/etc/shadow, /secret/**]
+          readonly: [/usr/**]
+          allowed: [/tmp/**, /data/**]
+        """;
+
+    private SecuredMount(string work, string level, string extraConfig)
+    {
+        Work = work;
+        Level = level;
+        Name = "sec-" + Path.GetFileName(work)[^8..];
+        Directory.CreateDirectory(Source);
+        File.WriteAllText(ConfigPath, $$"""
+            name: {{Name}}
+            mountpoint: {{MountPoint}}
+            control: {{ControlDirectory}}
+            state_dir: {{StateDirectory}}
+            isolation: {{level}}
+            mounts:
+              - { path: /, source: {{Source}} }
+              - { path: /tmp, memory: { size: 32MiB } }
+            {{Policy}}
+            {{extraConfig}}
+            """);
+    }
+
+    public string Work { get; }
+
+    public string Level { get; }
+
+    public string Name { get; }
+
+    public string Source => Path.Combine(Work, "source");
+
+    public string MountPoint => Path.Combine(Work, "mnt");
+
+    public string ControlDirectory => Path.Combine(Work, "control");
+
+    public string StateDirectory => Path.Combine(Work, "state");
+
+    public string ConfigPath => Path.Combine(Work, "instance.yaml");
+
+    public DaemonProcess Daemon { get; private set; } = null!;
+
+    public static string FsopTool => Path.Combine(DaemonProcess.RepoRoot, "native", "build", "fsop");
+
+    /// <summary>Builds the tree, writes the config (<paramref name="extraConfig"/> is appended) and mounts.</summary>
+    public static SecuredMount Start(string level, string extraConfig = "")
+    {
+        DaemonProcess.RequireMountable();
+        if (!File.Exists(FsopTool))
+        {
+            Assert.Fail($"{FsopTool} is missing: `make native` builds it");
+        }
+
+        string work = Path.Combine("/var/tmp", "inspatialfs-sec-" + Guid.NewGuid().ToString("N")[..8]);
+        var mount = new SecuredMount(work, level, extraConfig);
+        try
+        {
+            Shell.Check($"cd '{mount.Source}' && " +
+                "mkdir -p etc secret usr/bin data opt tmp && echo '127.0.0.1 localhost' > etc/hosts && echo 'root:*:1:0:::::' > etc/shadow && " +
+                "echo key > secret/key && cp /bin/true usr/bin/tool && chmod 0755 usr/bin/tool");
+            mount.StartDaemon();
+            return mount;
+        }
+        catch
+        {
+            mount.Dispose();
+            throw;
+        }
+    }
+
+    public void StartDaemon() => Daemon = DaemonProcess.Start(MountPoint, ["--config", ConfigPath], appendMountPoint: false);
+
+    /// <summary>kill -9 the daemon and clear away both dead mounts (nothing is flushed or unmounted by the daemon).</summary>
+    public void KillDaemon()
+    {
+        int pid = Daemon.Pid;
+        Shell.Check($"kill -KILL {pid}");
+        var clock = Stopwatch.StartNew();
+        while (!Daemon.HasExited && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(20);
+        }
+
+        Mounts.ForceUnmount(MountPoint);
+        Mounts.ForceUnmount(ControlDirectory);
+        Daemon.Dispose();
+    }
+
+    /// <summary>Runs native/build/fsop with <paramref name="arguments"/> (shell words; $M is the mountpoint) and returns its one-line outcome.</summary>
+    public string Fsop(string arguments)
+    {
+        ShellResult r = Shell.Run($"'{FsopTool}' {arguments}", TimeSpan.FromSeconds(30), environment: Environment());
+        Assert.That(r.ExitCode, Is.Zero, $"fsop {arguments}: {r}");
+        return r.StdOut.Trim();
+    }
+
+    /// <summary>Runs a shell script in the source directory with $M (mountpoint) and $S (source) set.</summary>
+    public ShellResult Sh(string script) => Shell.Run(script, TimeSpan.FromSeconds(60), Source, Environment());
+
+    public Dictionary<string, string> Environment() => new() { ["M"] = MountPoint, ["S"] = Source, ["FSOP"] = FsopTool };
+
+    /// <summary>Every event the control directory still holds (JSON lines; O_NONBLOCK so the read ends at the end of the log).</summary>
+    public List<JsonObject> Events()
+    {
+        string path = Path.Combine(ControlDirectory, "events");
+        int fd = LibC.open(path, LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_CLOEXEC, 0);
+        Errno error = ErrnoExtensions.LastPInvoke();
+        if (fd < 0)
+        {
+            throw new IOException($"open {path}: {error}");
+        }
+
+        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, bufferSize: 0);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return ParseLines(reader.ReadToEnd());
+    }
+
+    public List<JsonObject> Incidents() => ParseLines(File.ReadAllText(Path.Combine(ControlDirectory, "incidents")));
+
+    /// <summary>The status control file as key → value (repeated keys keep the last).</summary>
+    public Dictionary<string, string> Status()
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string line in File.ReadAllLines(Path.Combine(ControlDirectory, "status")))
+        {
+            int colon = line.IndexOf(':', StringComparison.Ordinal);
+            if (colon > 0)
+            {
+                d[line[..colon]] = line[(colon + 1)..].Trim();
+            }
+        }
+
+        return d;
+    }
+
+    /// <summary>Writes a command to the control file (suspend, resume, ack ID, ...).</summary>
+    public void Control(string command) => File.WriteAllText(Path.Combine(ControlDirectory, "control"), command + "\n");
+
+    /// <summary>Polls the event log until an event matches (events are recorded after the op and analysed asynchronously).</summary>
+    public JsonObject WaitForEvent(Func<JsonObject, bool> match, string what, TimeSpan? timeout = null) =>
+        Poll(Events, match, what, timeout) ?? throw new AssertionException($"no event {what} within {timeout ?? DefaultWait}; events:\n{Tail(Events())}");
+
+    public JsonObject WaitForIncident(Func<JsonObject, bool> match, string what, TimeSpan? timeout = null) =>
+        Poll(Incidents, match, what, timeout) ?? throw new AssertionException($"no incident {what} within {timeout ?? DefaultWait}; incidents:\n{Tail(Incidents())}");
+
+    private static readonly TimeSpan DefaultWait = TimeSpan.FromSeconds(10);
+
+    private static JsonObject? Poll(Func<List<JsonObject>> read, Func<JsonObject, bool> match, string what, TimeSpan? timeout)
+    {
+        _ = what;
+        var clock = Stopwatch.StartNew();
+        do
+        {
+            JsonObject? hit = read().LastOrDefault(match);
+            if (hit != null)
+            {
+                return hit;
+            }
+
+            Thread.Sleep(25);
+        }
+        while (clock.Elapsed < (timeout ?? DefaultWait));
+
+        return null;
+    }
+
+    private static string Tail(List<JsonObject> items) => string.Join("\n", items.TakeLast(15).Select(i => i.ToJsonString()));
+
+    public static string Str(JsonNode? node, string key) => node?[key]?.ToString() ?? "";
+
+    private static List<JsonObject> ParseLines(string text) =>
+        [.. text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject())];
+
+    public void Dispose()
+    {
+        Daemon?.Dispose();
+        Mounts.ForceUnmount(ControlDirectory);
+        Shell.Run($"umount -l '{ControlDirectory}' 2>/dev/null; rm -rf '{Work}'");
+    }
+}
