@@ -93,6 +93,7 @@ public sealed class CallerRegistry : IDisposable
     private readonly bool _background;
     private Thread? _watcher;
     private volatile bool _disposed;
+    private long _mountDevice;
 
     public CallerRegistry(string? mountpoint, string? containerCgroup, int capacity = 4096, string procRoot = "/proc", bool backgroundSweep = true)
     {
@@ -215,13 +216,37 @@ public sealed class CallerRegistry : IDisposable
                 return null;
             }
 
-            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, IsMember(root, cg), pidfd);
+            bool member = IsMember(root, cg) || RootIsOnMount(dir);
+            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, member, pidfd);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {
             pidfd.Dispose();
             return null;
         }
+    }
+
+    /// <summary>
+    /// The device (st_dev) of the container mount, once it is mounted. A caller whose root directory lies on that
+    /// filesystem is a member even when its mount namespace hides the mountpoint's path: after runc's pivot_root,
+    /// /proc/PID/root reads "/" from the host.
+    /// </summary>
+    public void SetMountDevice(uint major, uint minor) => Volatile.Write(ref _mountDevice, ((long)major << 32) | minor);
+
+    /// <summary>True when /proc/PID/root is a directory on the container mount (compared by st_dev, read without a FUSE round trip).</summary>
+    private unsafe bool RootIsOnMount(string procDir)
+    {
+        long device = Volatile.Read(ref _mountDevice);
+        if (device == 0) return false; // 0:0 is never a mounted filesystem's device
+        byte[] path = System.Text.Encoding.UTF8.GetBytes(Path.Combine(procDir, "root") + "\0");
+        StatX st;
+        fixed (byte* p = path)
+        {
+            // DONT_SYNC: the root may be this very FUSE mount, and a GETATTR sent from a reader thread could wait on itself.
+            if (LibC.statx(LibC.AT_FDCWD, p, LibC.AT_STATX_DONT_SYNC, LibC.STATX_INO, &st) != 0) return false;
+        }
+
+        return (((long)st.DevMajor << 32) | st.DevMinor) == device;
     }
 
     /// <summary>Container membership: root at or below the mountpoint, or a cgroup at or below the configured one.</summary>

@@ -1,9 +1,6 @@
 using System.Diagnostics;
-using System.Text;
 using System.Text.Json.Nodes;
-using InSpatialFs.Interop;
 using InSpatialFs.TestKit.Processes;
-using Microsoft.Win32.SafeHandles;
 
 namespace InSpatialFs.IntegrationTests.Security;
 
@@ -124,77 +121,19 @@ internal sealed class SecuredMount : IDisposable
 
     public Dictionary<string, string> Environment() => new() { ["M"] = MountPoint, ["S"] = Source, ["FSOP"] = FsopTool };
 
-    /// <summary>Every event the control directory still holds (JSON lines; O_NONBLOCK so the read ends at the end of the log).</summary>
-    public List<JsonObject> Events()
-    {
-        string path = Path.Combine(ControlDirectory, "events");
-        int fd = LibC.open(path, LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_CLOEXEC, 0);
-        Errno error = ErrnoExtensions.LastPInvoke();
-        if (fd < 0)
-        {
-            throw new IOException($"open {path}: {error}");
-        }
+    public List<JsonObject> Events() => ControlFiles.Events(ControlDirectory);
 
-        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, bufferSize: 0);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return ParseLines(reader.ReadToEnd());
-    }
+    public List<JsonObject> Incidents() => ControlFiles.Incidents(ControlDirectory);
 
-    public List<JsonObject> Incidents() => ParseLines(File.ReadAllText(Path.Combine(ControlDirectory, "incidents")));
+    public Dictionary<string, string> Status() => ControlFiles.Status(ControlDirectory);
 
-    /// <summary>The status control file as key → value (repeated keys keep the last).</summary>
-    public Dictionary<string, string> Status()
-    {
-        var d = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string line in File.ReadAllLines(Path.Combine(ControlDirectory, "status")))
-        {
-            int colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon > 0)
-            {
-                d[line[..colon]] = line[(colon + 1)..].Trim();
-            }
-        }
-
-        return d;
-    }
-
-    /// <summary>Writes a command to the control file (suspend, resume, ack ID, ...).</summary>
-    public void Control(string command) => File.WriteAllText(Path.Combine(ControlDirectory, "control"), command + "\n");
-
-    /// <summary>Polls the event log until an event matches (events are recorded after the op and analysed asynchronously).</summary>
     public JsonObject WaitForEvent(Func<JsonObject, bool> match, string what, TimeSpan? timeout = null) =>
-        Poll(Events, match, what, timeout) ?? throw new AssertionException($"no event {what} within {timeout ?? DefaultWait}; events:\n{Tail(Events())}");
+        ControlFiles.WaitForEvent(ControlDirectory, match, what, timeout);
 
     public JsonObject WaitForIncident(Func<JsonObject, bool> match, string what, TimeSpan? timeout = null) =>
-        Poll(Incidents, match, what, timeout) ?? throw new AssertionException($"no incident {what} within {timeout ?? DefaultWait}; incidents:\n{Tail(Incidents())}");
+        ControlFiles.WaitForIncident(ControlDirectory, match, what, timeout);
 
-    private static readonly TimeSpan DefaultWait = TimeSpan.FromSeconds(10);
-
-    private static JsonObject? Poll(Func<List<JsonObject>> read, Func<JsonObject, bool> match, string what, TimeSpan? timeout)
-    {
-        _ = what;
-        var clock = Stopwatch.StartNew();
-        do
-        {
-            JsonObject? hit = read().LastOrDefault(match);
-            if (hit != null)
-            {
-                return hit;
-            }
-
-            Thread.Sleep(25);
-        }
-        while (clock.Elapsed < (timeout ?? DefaultWait));
-
-        return null;
-    }
-
-    private static string Tail(List<JsonObject> items) => string.Join("\n", items.TakeLast(15).Select(i => i.ToJsonString()));
-
-    public static string Str(JsonNode? node, string key) => node?[key]?.ToString() ?? "";
-
-    private static List<JsonObject> ParseLines(string text) =>
-        [.. text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject())];
+    public static string Str(JsonNode? node, string key) => ControlFiles.Str(node, key);
 
     public void Dispose()
     {
