@@ -161,7 +161,9 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         while (true)
         {
             // O_NONBLOCK readers must not wait at the end: they get end of file at once.
-            bytesRead = _plane.Events.Read(offset, buffer, open.NonBlocking ? TimeSpan.Zero : EventPoll);
+            long position = offset + Volatile.Read(ref open.Skew);
+            bytesRead = _plane.Events.Read(ref position, buffer, open.NonBlocking ? TimeSpan.Zero : EventPoll);
+            Volatile.Write(ref open.Skew, position - offset);
             if (bytesRead > 0)
             {
                 return Errno.OK;
@@ -407,5 +409,8 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         public byte[] Snapshot { get; } = snapshot;
 
         public StringBuilder Pending { get; } = new();
+
+        /// <summary>events: log position minus file offset, grown when a reader that fell behind the kept window is moved forward.</summary>
+        public long Skew;
     }
 }

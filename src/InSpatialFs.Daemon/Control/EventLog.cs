@@ -61,24 +61,37 @@ internal sealed class EventLog
     }
 
     /// <summary>
-    /// Copies bytes from <paramref name="offset"/>; waits up to <paramref name="wait"/> at the end for new data.
-    /// Returns the count (0 = nothing new within the wait).
+    /// Copies bytes from log position <paramref name="position"/>; waits up to <paramref name="wait"/> at the end for
+    /// new data. A reader that fell behind the kept window is moved to the first whole line in it, and
+    /// <paramref name="position"/> says where the returned bytes start (the caller keeps that skew for its next read,
+    /// so it neither re-reads the window nor starts mid-line). Returns the count (0 = nothing new within the wait).
     /// </summary>
-    public int Read(long offset, Span<byte> destination, TimeSpan wait)
+    public int Read(ref long position, Span<byte> destination, TimeSpan wait)
     {
         lock (_gate)
         {
-            if (offset >= _end && wait > TimeSpan.Zero)
+            if (position >= _end && wait > TimeSpan.Zero)
             {
                 Monitor.Wait(_gate, wait);
             }
 
             long oldest = Math.Max(0, _end - _ring.Length);
-            if (offset < oldest)
+            if (position < oldest)
             {
-                offset = oldest;
+                position = oldest;
+                if (oldest > 0)
+                {
+                    // The byte before the window was overwritten: skip the partial line the window starts with.
+                    while (position < _end && _ring[(int)(position % _ring.Length)] != (byte)'\n')
+                    {
+                        position++;
+                    }
+
+                    position = Math.Min(position + 1, _end);
+                }
             }
 
+            long offset = position;
             int count = (int)Math.Min(destination.Length, Math.Max(0, _end - offset));
             for (int done = 0; done < count;)
             {

@@ -27,6 +27,7 @@ internal static class ContainerPolicy
         }
 
         ContainerRootfs rootfs = ContainerRootfs.Start(Maximum(suspendOn), directUsr: false);
+        WaitUntilServing(rootfs.ControlDirectory, rootfs.Daemon);
         Directory.CreateDirectory(Path.Combine(rootfs.Image, "work"));
         File.WriteAllText(Path.Combine(rootfs.Image, "etc", "secret"), "TOP-SECRET\n");
         return rootfs;

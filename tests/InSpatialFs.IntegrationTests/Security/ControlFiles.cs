@@ -57,6 +57,15 @@ internal static class ControlFiles
     public static JsonObject WaitForIncident(string control, Func<JsonObject, bool> match, string what, TimeSpan? timeout = null) =>
         Poll(() => Incidents(control), match, timeout) ?? throw new AssertionException($"no incident {what} within {timeout ?? DefaultWait}; incidents:\n{Tail(Incidents(control))}");
 
+    /// <summary>The container mount appears before the control mount: wait for the latter (its status file).</summary>
+    public static void WaitUntilServing(string control, DaemonProcess daemon)
+    {
+        if (!Eventually(() => File.Exists(Path.Combine(control, "status")) || daemon.HasExited, TimeSpan.FromSeconds(20)) || daemon.HasExited)
+        {
+            throw new InvalidOperationException($"the control directory {control} did not appear:\n{daemon.Output}");
+        }
+    }
+
     /// <summary>Polls a condition; true once it holds, false at the timeout.</summary>
     public static bool Eventually(Func<bool> condition, TimeSpan timeout)
     {

@@ -90,7 +90,12 @@ internal sealed class SecuredMount : IDisposable
         }
     }
 
-    public void StartDaemon() => Daemon = DaemonProcess.Start(MountPoint, ["--config", ConfigPath], appendMountPoint: false);
+    /// <summary>Starts bin/inspatialfs on the config and waits until both the mount and the control directory serve.</summary>
+    public void StartDaemon()
+    {
+        Daemon = DaemonProcess.Start(MountPoint, ["--config", ConfigPath], appendMountPoint: false);
+        ControlFiles.WaitUntilServing(ControlDirectory, Daemon);
+    }
 
     /// <summary>kill -9 the daemon and clear away both dead mounts (nothing is flushed or unmounted by the daemon).</summary>
     public void KillDaemon()
