@@ -162,10 +162,11 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         {
             // O_NONBLOCK readers must not wait at the end: they get end of file at once.
             long position = offset + Volatile.Read(ref open.Skew);
-            bytesRead = _plane.Events.Read(ref position, buffer, open.NonBlocking ? TimeSpan.Zero : EventPoll);
+            bytesRead = _plane.Events.Read(ref position, buffer, open.NonBlocking ? TimeSpan.Zero : EventPoll, open.AtLineStart);
             Volatile.Write(ref open.Skew, position - offset);
             if (bytesRead > 0)
             {
+                open.AtLineStart = buffer[bytesRead - 1] == (byte)'\n';
                 return Errno.OK;
             }
 
@@ -412,5 +413,8 @@ internal sealed class ControlFileSystem : IFuseFileSystem
 
         /// <summary>events: log position minus file offset, grown when a reader that fell behind the kept window is moved forward.</summary>
         public long Skew;
+
+        /// <summary>events: whether the last byte this reader got ended a line.</summary>
+        public volatile bool AtLineStart = true;
     }
 }

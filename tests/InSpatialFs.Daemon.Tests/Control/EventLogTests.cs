@@ -5,26 +5,46 @@ namespace InSpatialFs.Daemon.Tests.Control;
 
 public sealed class EventLogTests
 {
-    /// <summary>Reads the log the way the control file's reader does: kernel offsets from 0, the skew kept per open file.</summary>
-    private static string ReadAll(EventLog log, int chunk)
+    /// <summary>One reader the way the control file serves it: kernel offsets from 0, the skew and line state kept per open file.</summary>
+    private sealed class Reader(EventLog log)
     {
-        var text = new StringBuilder();
-        var buffer = new byte[chunk];
-        long offset = 0, skew = 0;
-        while (true)
+        private long _offset, _skew;
+        private bool _atLineStart = true;
+
+        public string Read(int chunk, int maxBytes = int.MaxValue)
         {
-            long position = offset + skew;
-            int n = log.Read(ref position, buffer, TimeSpan.Zero);
-            skew = position - offset;
-            if (n == 0)
+            var text = new StringBuilder();
+            var buffer = new byte[chunk];
+            while (text.Length < maxBytes)
             {
-                return text.ToString();
+                long position = _offset + _skew;
+                int n = log.Read(ref position, buffer.AsSpan(0, Math.Min(chunk, maxBytes - text.Length)), TimeSpan.Zero, _atLineStart);
+                _skew = position - _offset;
+                if (n == 0)
+                {
+                    break;
+                }
+
+                _atLineStart = buffer[n - 1] == (byte)'\n';
+                text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+                _offset += n;
             }
 
-            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
-            offset += n;
+            return text.ToString();
         }
     }
+
+    private static string ReadAll(EventLog log, int chunk) => new Reader(log).Read(chunk);
+
+    private static void AppendLines(EventLog log, int from, int count)
+    {
+        for (int i = from; i < from + count; i++)
+        {
+            log.Append(Encoding.ASCII.GetBytes($"line-{i:D2}\n"));
+        }
+    }
+
+    private static string Lines(int from, int count) => string.Concat(Enumerable.Range(from, count).Select(i => $"line-{i:D2}\n"));
 
     private static EventLog LogOfLines(int capacity, int lines)
     {
@@ -49,5 +69,21 @@ public sealed class EventLogTests
         // 20 lines of 8 bytes = 160 bytes in a 60-byte window: it starts at byte 100, inside line 12.
         string read = ReadAll(LogOfLines(60, 20), chunk: 16);
         Assert.That(read, Is.EqualTo(string.Concat(Enumerable.Range(13, 7).Select(i => $"line-{i:D2}\n"))));
+    }
+
+    [Test]
+    public void A_reader_overtaken_mid_line_gets_that_line_ended_and_then_whole_lines()
+    {
+        var log = new EventLog(60);
+        AppendLines(log, 0, 5);
+        var reader = new Reader(log);
+        Assert.That(reader.Read(chunk: 16, maxBytes: 12), Is.EqualTo("line-00\nline"));
+
+        AppendLines(log, 5, 15); // 160 bytes written: the window now starts inside line 12
+        string rest = reader.Read(chunk: 16);
+        Assert.That(rest, Is.EqualTo("\n" + Lines(13, 7)), "the cut line ends where it was cut; no stranger's tail is glued to it");
+        Assert.That(reader.Read(chunk: 16), Is.Empty);
+        AppendLines(log, 20, 1);
+        Assert.That(reader.Read(chunk: 16), Is.EqualTo(Lines(20, 1)), "and it goes on from there");
     }
 }
