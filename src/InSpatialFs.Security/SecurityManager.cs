@@ -187,11 +187,11 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         return new Verdict(decision, Errno.OK, a.Reason, delay);
     }
 
-    /// <summary>Fills level, caller, proc.name and container.id (a cache hit is one dictionary read).</summary>
-    private CallerInfo? Identify(FsEvent a)
+    /// <summary>Fills level, caller, proc.name and container.id (a cache hit is one dictionary read; <paramref name="pinNew"/> pins a caller not seen yet).</summary>
+    private CallerInfo? Identify(FsEvent a, bool pinNew = true)
     {
         a.Level = Controls.Level;
-        CallerInfo? caller = Callers.Resolve(a.Pid);
+        CallerInfo? caller = pinNew ? Callers.Resolve(a.Pid) : Callers.Cached(a.Pid);
         a.Caller = caller;
         if (caller is not null)
         {
@@ -223,8 +223,9 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     {
         ArgumentNullException.ThrowIfNull(completed);
         completed.Seq = (ulong)Interlocked.Increment(ref _seq);
-        // Events the proxy records without a decision (readdir, release) are identified here, while the caller is live.
-        if (completed.Caller is null && completed.ProcName is null) Identify(completed);
+        // Events the proxy records without a decision (readdir, release) take the caller pinned by its earlier ops;
+        // never a new pin here: a RELEASE often comes after its process exited, and its pid may name another by now.
+        if (completed.Caller is null && completed.ProcName is null) Identify(completed, pinNew: false);
         if (completed.TimeUnixNanos == 0) completed.TimeUnixNanos = FsEvent.NowUnixNanos();
         RuntimeWritten.Observe(completed);
         if (_queue.Writer.TryWrite(completed))

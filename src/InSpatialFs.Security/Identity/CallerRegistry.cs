@@ -160,6 +160,9 @@ public sealed class CallerRegistry : IDisposable
         return ResolveSlow(pid);
     }
 
+    /// <summary>The caller already pinned for <paramref name="pid"/>, without pinning anew (no syscall; null when not cached).</summary>
+    public CallerInfo? Cached(int pid) => pid > 0 && _cache.TryGetValue(pid, out CallerInfo? c) ? c : null;
+
     private CallerInfo? ResolveSlow(int pid)
     {
         CallerInfo? fresh = Pin(pid);

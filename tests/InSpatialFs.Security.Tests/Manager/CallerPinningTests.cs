@@ -49,12 +49,28 @@ public sealed class CallerPinningTests
             lock (seen) seen.Add(x);
         });
 
-        sm.Record(new FsEvent { Op = FsOp.ReadDir, Path = "/", Pid = Environment.ProcessId, Decision = Decision.Allow });
-        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        using var stranger = Process.Start(new ProcessStartInfo("sleep", "5") { UseShellExecute = false })!;
+        try
+        {
+            // OPENDIR is decided (and pins the caller); the READDIR after it is only recorded.
+            Assert.That(sm.Decide(new FsEvent { Op = FsOp.OpenDir, Path = "/", Pid = Environment.ProcessId }).IsDenied, Is.False);
+            sm.Record(new FsEvent { Op = FsOp.ReadDir, Path = "/", Pid = Environment.ProcessId, Decision = Decision.Allow });
+            sm.Record(new FsEvent { Op = FsOp.Release, Path = "/x", Pid = stranger.Id, Decision = Decision.Allow });
+            Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        }
+        finally
+        {
+            stranger.Kill();
+            stranger.WaitForExit();
+        }
 
-        FsEvent e;
-        lock (seen) e = seen.Single();
+        List<FsEvent> events;
+        lock (seen) events = [.. seen];
         string comm = File.ReadAllText($"/proc/{Environment.ProcessId}/comm").TrimEnd('\n');
-        Assert.That((e.ProcName, e.Level, e.ContainerId), Is.EqualTo((comm, IsolationLevel.Enhanced, (string?)null)));
+        FsEvent readdir = events.Single(x => x.Op == FsOp.ReadDir);
+        Assert.That((readdir.ProcName, readdir.Level, readdir.ContainerId), Is.EqualTo((comm, IsolationLevel.Enhanced, (string?)null)));
+        FsEvent release = events.Single(x => x.Op == FsOp.Release);
+        Assert.That((release.ProcName, release.Level), Is.EqualTo(((string?)null, IsolationLevel.Enhanced)),
+            "a pid never seen in a decision is not pinned when only recorded (it may have exited and been reused)");
     }
 }
