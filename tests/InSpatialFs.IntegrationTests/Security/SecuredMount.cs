@@ -116,15 +116,15 @@ internal sealed class SecuredMount : IDisposable
     /// <summary>Runs native/build/fsop with <paramref name="arguments"/> (shell words; $M is the mountpoint) and returns its one-line outcome.</summary>
     public string Fsop(string arguments)
     {
-        ShellResult r = Shell.Run($"'{FsopTool}' {arguments}", TimeSpan.FromSeconds(30), environment: Environment());
+        ShellResult r = Shell.Run($"'{FsopTool}' {arguments}", TimeSpan.FromSeconds(30), environment: ShellEnvironment());
         Assert.That(r.ExitCode, Is.Zero, $"fsop {arguments}: {r}");
         return r.StdOut.Trim();
     }
 
     /// <summary>Runs a shell script in the source directory with $M (mountpoint) and $S (source) set.</summary>
-    public ShellResult Sh(string script) => Shell.Run(script, TimeSpan.FromSeconds(60), Source, Environment());
+    public ShellResult Sh(string script) => Shell.Run(script, TimeSpan.FromSeconds(60), Source, ShellEnvironment());
 
-    public Dictionary<string, string> Environment() => new() { ["M"] = MountPoint, ["S"] = Source, ["FSOP"] = FsopTool };
+    private Dictionary<string, string> ShellEnvironment() => new() { ["M"] = MountPoint, ["S"] = Source, ["FSOP"] = FsopTool };
 
     public List<JsonObject> Events() => ControlFiles.Events(ControlDirectory);
 
