@@ -16,8 +16,7 @@ public static unsafe partial class LibC
     public const ulong RESOLVE_BENEATH = 0x08, RESOLVE_IN_ROOT = 0x10, RESOLVE_CACHED = 0x20;
 
     public const uint STATX_BASIC_STATS = 0x7ff, STATX_MNT_ID = 0x1000;
-    public const int AT_STATX_SYNC_AS_STAT = 0, AT_STATX_DONT_SYNC = 0x4000;
-    public const uint STATX_INO = 0x100;
+    public const int AT_STATX_SYNC_AS_STAT = 0;
     public const int MAX_HANDLE_SZ = 128;
     public const int F_DUPFD_CLOEXEC = 1030;
     public const long UTIME_NOW = (1L << 30) - 1, UTIME_OMIT = (1L << 30) - 2;

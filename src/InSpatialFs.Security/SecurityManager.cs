@@ -122,15 +122,11 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         FsEvent a = access;
         Interlocked.Increment(ref _decisions);
         Interlocked.Increment(ref _perOp[(int)a.Op]);
-        a.Level = Controls.Level;
-
-        CallerInfo? caller = Callers.Resolve(a.Pid);
+        CallerInfo? caller = Identify(a);
         bool member = false;
         if (caller is not null)
         {
-            a.ProcName = caller.Name;
             member = caller.IsContainerMember;
-            if (member) a.ContainerId = _containerName;
             // ConcurrentDictionary.IsEmpty takes every bucket lock; a volatile count keeps the common case lock-free.
             if (_blockedCount != 0 && _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime))) return Deny(a, Errno.EPERM, BlockedReason);
         }
@@ -192,6 +188,21 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         return new Verdict(decision, Errno.OK, a.Reason, delay);
     }
 
+    /// <summary>Fills level, caller, proc.name and container.id (a cache hit is one dictionary read; <paramref name="pinNew"/> pins a caller not seen yet).</summary>
+    private CallerInfo? Identify(FsEvent a, bool pinNew = true)
+    {
+        a.Level = Controls.Level;
+        CallerInfo? caller = pinNew ? Callers.Resolve(a.Pid) : Callers.Cached(a.Pid);
+        a.Caller = caller;
+        if (caller is not null)
+        {
+            a.ProcName = caller.Name;
+            if (caller.IsContainerMember) a.ContainerId = _containerName;
+        }
+
+        return caller;
+    }
+
     /// <summary>Write-class ops, opens for write or truncation, and copy_file_range (whose destination is fs.target when set).</summary>
     internal static bool IsWriteAccess(FsEvent a) => a.Op switch
     {
@@ -213,6 +224,9 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     {
         ArgumentNullException.ThrowIfNull(completed);
         completed.Seq = (ulong)Interlocked.Increment(ref _seq);
+        // Events the proxy records without a decision (readdir, release) take the caller pinned by its earlier ops;
+        // never a new pin here: a RELEASE often comes after its process exited, and its pid may name another by now.
+        if (completed.Caller is null && completed.ProcName is null) Identify(completed, pinNew: false);
         if (completed.TimeUnixNanos == 0) completed.TimeUnixNanos = FsEvent.NowUnixNanos();
         RuntimeWritten.Observe(completed);
         if (_queue.Writer.TryWrite(completed))
@@ -382,7 +396,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         if (_recentDenials.Count > 10_000) _recentDenials.Clear();
         _recentDenials[key] = now;
 
-        CallerInfo? caller = Callers.Resolve(e.Pid);
+        CallerInfo? caller = e.Caller;
         string response = "deny";
         if (Controls.SuspendOn is Severity on && severity >= on)
         {
@@ -422,7 +436,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
     private void HandleDetection(Detection d, FsEvent e)
     {
-        CallerInfo? caller = Callers.Resolve(e.Pid);
+        CallerInfo? caller = e.Caller;
         var taken = new List<string>();
         if (d.Mode == RuleMode.Monitor)
         {

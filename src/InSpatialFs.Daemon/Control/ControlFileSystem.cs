@@ -168,9 +168,8 @@ internal sealed class ControlFileSystem : IFuseFileSystem
             return Errno.OK;
         }
 
-        // Like /proc/kmsg: block at the end of the log until events arrive or the reader is interrupted.
-        bytesRead = _plane.Events.Read(offset, buffer, TimeSpan.Zero);
-        if (bytesRead > 0 || open.NonBlocking || _closing)
+        // Like /proc/kmsg: block at the end of the log until events arrive, the reader is interrupted or the daemon stops.
+        if (TryReadEvents(open, offset, buffer, TimeSpan.Zero, out bytesRead) || open.NonBlocking || _closing)
         {
             return Errno.OK; // O_NONBLOCK readers (ctl events without --follow) get end of file at the end
         }
@@ -185,8 +184,7 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         {
             while (!_closing)
             {
-                bytesRead = _plane.Events.Read(offset, buffer, EventPoll);
-                if (bytesRead > 0)
+                if (TryReadEvents(open, offset, buffer, EventPoll, out bytesRead))
                 {
                     return Errno.OK;
                 }
@@ -203,6 +201,24 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         {
             Interlocked.Decrement(ref _blockedReaders);
         }
+    }
+
+    /// <summary>
+    /// Reads the event log at this reader's position (its file offset plus the skew it gained when it fell behind
+    /// the kept window and was moved to the next whole line); false when nothing arrived within <paramref name="wait"/>.
+    /// </summary>
+    private bool TryReadEvents(OpenControlFile open, long offset, Span<byte> buffer, TimeSpan wait, out int bytesRead)
+    {
+        long position = offset + Volatile.Read(ref open.Skew);
+        bytesRead = _plane.Events.Read(ref position, buffer, wait, open.AtLineStart);
+        Volatile.Write(ref open.Skew, position - offset);
+        if (bytesRead == 0)
+        {
+            return false;
+        }
+
+        open.AtLineStart = buffer[bytesRead - 1] == (byte)'\n';
+        return true;
     }
 
     public Errno Write(FuseRequest request, ulong nodeId, ulong fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
@@ -433,5 +449,11 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         public byte[] Snapshot { get; } = snapshot;
 
         public StringBuilder Pending { get; } = new();
+
+        /// <summary>events: log position minus file offset, grown when a reader that fell behind the kept window is moved forward.</summary>
+        public long Skew;
+
+        /// <summary>events: whether the last byte this reader got ended a line.</summary>
+        public volatile bool AtLineStart = true;
     }
 }

@@ -61,34 +61,62 @@ internal sealed class EventLog
     }
 
     /// <summary>
-    /// Copies bytes from <paramref name="offset"/>; waits up to <paramref name="wait"/> at the end for new data.
-    /// Returns the count (0 = nothing new within the wait).
+    /// Copies bytes from log position <paramref name="position"/>; waits up to <paramref name="wait"/> at the end for
+    /// new data. A reader that fell behind the kept window is moved to the first whole line in it — after a newline
+    /// when it was mid-line (<paramref name="readerAtLineStart"/> false), so no line is glued to a stranger's tail —
+    /// and <paramref name="position"/> comes back as the log position of the first byte returned (the caller keeps
+    /// that skew for its next read, so it never re-reads the window). Returns the count (0 = nothing new within the wait).
     /// </summary>
-    public int Read(long offset, Span<byte> destination, TimeSpan wait)
+    public int Read(ref long position, Span<byte> destination, TimeSpan wait, bool readerAtLineStart = true)
     {
         lock (_gate)
         {
-            if (offset >= _end && wait > TimeSpan.Zero)
+            if (position >= _end && wait > TimeSpan.Zero)
             {
                 Monitor.Wait(_gate, wait);
             }
 
             long oldest = Math.Max(0, _end - _ring.Length);
-            if (offset < oldest)
+            if (position < oldest)
             {
-                offset = oldest;
+                position = oldest;
+                if (oldest > 0)
+                {
+                    // The byte before the window was overwritten: skip the partial line the window starts with.
+                    while (position < _end && _ring[(int)(position % _ring.Length)] != (byte)'\n')
+                    {
+                        position++;
+                    }
+
+                    position = Math.Min(position + 1, _end);
+                }
+
+                if (!readerAtLineStart && destination.Length > 1)
+                {
+                    // Ends the reader's partial line; the newline stands one byte before the data in the reader's offsets.
+                    destination[0] = (byte)'\n';
+                    int copied = Copy(position, destination[1..]);
+                    position--;
+                    return copied + 1;
+                }
             }
 
-            int count = (int)Math.Min(destination.Length, Math.Max(0, _end - offset));
-            for (int done = 0; done < count;)
-            {
-                int at = (int)((offset + done) % _ring.Length);
-                int n = Math.Min(count - done, _ring.Length - at);
-                _ring.AsSpan(at, n).CopyTo(destination.Slice(done, n));
-                done += n;
-            }
-
-            return count;
+            return Copy(position, destination);
         }
+    }
+
+    /// <summary>Copies from log position <paramref name="offset"/> (inside the window); the caller holds _gate.</summary>
+    private int Copy(long offset, Span<byte> destination)
+    {
+        int count = (int)Math.Min(destination.Length, Math.Max(0, _end - offset));
+        for (int done = 0; done < count;)
+        {
+            int at = (int)((offset + done) % _ring.Length);
+            int n = Math.Min(count - done, _ring.Length - at);
+            _ring.AsSpan(at, n).CopyTo(destination.Slice(done, n));
+            done += n;
+        }
+
+        return count;
     }
 }

@@ -117,6 +117,12 @@ internal sealed class Instance : IDisposable
 
         Directory.CreateDirectory(_config.Mountpoint);
         _mount = Mount(_config.Mountpoint, "inspatialfs:" + _config.Name, allowOther: true);
+        if (_mount.ConnectionId is uint connection)
+        {
+            // A FUSE mount's st_dev is 0:connection; callers whose root lies on it are container members.
+            Security.Callers.SetMountDevice(0, connection);
+        }
+
         _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough);
 
         if (_options.Control)

@@ -85,6 +85,12 @@ public sealed class FsEvent
     /// <summary>evt.latency_ns: time the daemon spent on the op.</summary>
     public long LatencyNanos;
 
+    /// <summary>
+    /// The caller as pinned when the op was decided (or recorded); not serialized. Incidents and responses act
+    /// on it: by the time the consumer runs, a short-lived caller may have exited and its pid may name another process.
+    /// </summary>
+    internal Identity.CallerInfo? Caller;
+
     /// <summary>fs.dir: the parent directory of <see cref="Path"/>.</summary>
     public string Dir
     {

@@ -91,13 +91,13 @@ public sealed class CallerRegistry : IDisposable
     private volatile int _execPendingCount;
     private readonly string _procRoot;
     private readonly string? _mountpoint;
-    private (uint Major, uint Minor)? _mountDevice; // found once the mount exists (callers are only seen after INIT)
     private readonly string? _containerCgroup;
     private readonly Timer? _sweeper;
     private readonly SafeFd _epoll;
     private readonly bool _background;
     private Thread? _watcher;
     private volatile bool _disposed;
+    private long _mountDevice;
 
     public CallerRegistry(string? mountpoint, string? containerCgroup, int capacity = 4096, string procRoot = "/proc", bool backgroundSweep = true)
     {
@@ -222,6 +222,9 @@ public sealed class CallerRegistry : IDisposable
         }
     }
 
+    /// <summary>The caller already pinned for <paramref name="pid"/>, without pinning anew (no syscall; null when not cached).</summary>
+    public CallerInfo? Cached(int pid) => pid > 0 && _cache.TryGetValue(pid, out CallerInfo? c) ? c : null;
+
     private CallerInfo? ResolveSlow(int pid)
     {
         CallerInfo? fresh = Pin(pid);
@@ -270,7 +273,6 @@ public sealed class CallerRegistry : IDisposable
             string name = File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n');
             CgroupPaths cg = CgroupPaths.Parse(File.ReadAllText(Path.Combine(dir, "cgroup")));
             string? root = TryReadLink(Path.Combine(dir, "root"));
-            bool rootOnMount = RootIsOnOurMount(dir);
 
             // Everything above was read while the pid could still have changed hands; the pidfd proves it did not.
             if (LibC.PidfdHasExited(pidfd))
@@ -279,7 +281,8 @@ public sealed class CallerRegistry : IDisposable
                 return null;
             }
 
-            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, rootOnMount || IsMember(root, cg), pidfd);
+            bool member = IsMember(root, cg) || RootIsOnMount(dir);
+            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, member, pidfd);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {
@@ -289,51 +292,26 @@ public sealed class CallerRegistry : IDisposable
     }
 
     /// <summary>
-    /// True when the process's root directory lives on the container mount itself. A runc container has its own
-    /// mount namespace, so /proc/PID/root reads as "/" from here; the device of what it points to does not lie.
-    /// AT_STATX_DONT_SYNC answers from the kernel's cache: no request reaches our own FUSE mount (no deadlock).
+    /// The device (st_dev) of the container mount, once it is mounted. A caller whose root directory lies on that
+    /// filesystem is a member even when its mount namespace hides the mountpoint's path: after runc's pivot_root,
+    /// /proc/PID/root reads "/" from the host.
     /// </summary>
-    private unsafe bool RootIsOnOurMount(string procDir)
-    {
-        (uint Major, uint Minor)? mountDevice = _mountDevice ??= MountDeviceOf(_mountpoint);
-        if (mountDevice is null)
-        {
-            return false;
-        }
+    public void SetMountDevice(uint major, uint minor) => Volatile.Write(ref _mountDevice, ((long)major << 32) | minor);
 
+    /// <summary>True when /proc/PID/root is a directory on the container mount (compared by st_dev, read without a FUSE round trip).</summary>
+    private unsafe bool RootIsOnMount(string procDir)
+    {
+        long device = Volatile.Read(ref _mountDevice);
+        if (device == 0) return false; // 0:0 is never a mounted filesystem's device
         byte[] path = System.Text.Encoding.UTF8.GetBytes(Path.Combine(procDir, "root") + "\0");
         StatX st;
         fixed (byte* p = path)
         {
-            if (LibC.statx(LibC.AT_FDCWD, p, LibC.AT_STATX_DONT_SYNC, LibC.STATX_INO, &st) != 0)
-            {
-                return false;
-            }
+            // DONT_SYNC: the root may be this very FUSE mount, and a GETATTR sent from a reader thread could wait on itself.
+            if (LibC.statx(LibC.AT_FDCWD, p, LibC.AT_STATX_DONT_SYNC, LibC.STATX_INO, &st) != 0) return false;
         }
 
-        return st.DevMajor == mountDevice.Value.Major && st.DevMinor == mountDevice.Value.Minor;
-    }
-
-    /// <summary>The device (major, minor) of the mount at <paramref name="mountpoint"/>, from /proc/self/mountinfo.</summary>
-    internal static (uint Major, uint Minor)? MountDeviceOf(string? mountpoint)
-    {
-        if (mountpoint is null || mountpoint == "/")
-        {
-            return null;
-        }
-
-        (uint, uint)? found = null;
-        foreach (string line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            string[] f = line.Split(' ');
-            if (f.Length > 4 && f[4].Replace("\\040", " ", StringComparison.Ordinal) == mountpoint)
-            {
-                string[] dev = f[2].Split(':');
-                found = (uint.Parse(dev[0], CultureInfo.InvariantCulture), uint.Parse(dev[1], CultureInfo.InvariantCulture)); // the last one stacked wins
-            }
-        }
-
-        return found;
+        return (((long)st.DevMajor << 32) | st.DevMinor) == device;
     }
 
     /// <summary>Container membership: root at or below the mountpoint, or a cgroup at or below the configured one.</summary>

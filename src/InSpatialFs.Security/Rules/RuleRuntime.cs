@@ -309,7 +309,7 @@ internal sealed class RuleRuntime
         to.Decision = from.Decision;
         to.Reason = from.Reason;
         to.LatencyNanos = from.LatencyNanos;
-        to.NodeUid = from.NodeUid;
+        to.Caller = from.Caller;
     }
 
     /// <summary>True when a detection for this key should be reported (not within the suppression window of the last one).</summary>
