@@ -27,8 +27,8 @@ skipped=$(counter notExecuted)
 # Name every failed test with its first message lines, from the TRX files.
 for trx in "$results"/*.trx; do
   [[ -e $trx ]] || continue
-  awk 'match($0, /testName="[^"]*"/) { name = substr($0, RSTART + 10, RLENGTH - 11) }
-       /outcome="Failed"/ { failed = 1; print "FAILED: " name }
+  awk '/<UnitTestResult / { failed = 0
+         if ($0 ~ /outcome="Failed"/ && match($0, /testName="[^"]*"/)) { print "FAILED: " substr($0, RSTART + 10, RLENGTH - 11); failed = 1 } }
        failed && /<Message>/ { sub(/.*<Message>/, "    "); sub(/<\/Message>.*/, ""); print; failed = 0 }' "$trx" | head -40
 done
 if [[ -z ${passed:-} ]]; then passed=0; failed=1; skipped=0; fi

@@ -129,7 +129,7 @@ public sealed partial class SecureProxy
         err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out OpenResult result);
         if (err == Errno.OK)
         {
-            err = Opened(node, result, flags, e.Decision, isDirectory: false, out open);
+            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
         }
 
         if (err != Errno.OK)
@@ -138,6 +138,23 @@ public sealed partial class SecureProxy
         }
 
         return Complete(e, err, started);
+    }
+
+    /// <summary>
+    /// A write through kernel passthrough runs with the daemon's credentials, so the kernel would not drop the
+    /// set-id bits of a setuid/setgid file that an unprivileged caller modifies. Such writes stay mediated, where
+    /// <see cref="KillSuidGidAfterWrite"/> drops them as a local filesystem would.
+    /// </summary>
+    private Decision DirectForWrite(ProxyNode node, FsEvent e)
+    {
+        if (e.Decision != Decision.AllowDirect || !e.IsWrite || e.Uid == 0)
+        {
+            return e.Decision;
+        }
+
+        return BackendOf(node).GetAttr(node.Ino, out FuseAttr attr) == Errno.OK && (attr.Mode & (LibC.S_ISUID | LibC.S_ISGID)) == 0
+            ? e.Decision
+            : Decision.Allow;
     }
 
     /// <summary>
