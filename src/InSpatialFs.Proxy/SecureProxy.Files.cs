@@ -224,6 +224,7 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             Interlocked.Add(ref handle.BytesRead, bytesRead);
+            HoldForRateLimit(request, FsOp.Read, bytesRead);
         }
 
         return err;
@@ -265,9 +266,20 @@ public sealed partial class SecureProxy
         {
             Interlocked.Add(ref handle.BytesWritten, bytesWritten);
             KillSuidGidAfterWrite(request, handle, writeFlags);
+            HoldForRateLimit(request, FsOp.Write, bytesWritten);
         }
 
         return err;
+    }
+
+    /// <summary>Throttling delays the reply, never fails it (an interrupt ends the wait early).</summary>
+    private void HoldForRateLimit(FuseRequest request, FsOp op, int bytes)
+    {
+        TimeSpan delay = _gate.DataDelay(request.Pid, op, bytes);
+        if (delay > TimeSpan.Zero)
+        {
+            request.WaitForInterrupt(delay);
+        }
     }
 
     /// <summary>

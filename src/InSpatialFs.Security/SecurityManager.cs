@@ -220,6 +220,21 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         return new Verdict(Decision.Deny, error, reason, TimeSpan.Zero);
     }
 
+    /// <summary>
+    /// Rate limits for READ/WRITE, which the proxy does not decide one by one (they were admitted at OPEN):
+    /// only container members are throttled, and only through an already pinned caller (no /proc reads here).
+    /// </summary>
+    public TimeSpan DataDelay(uint pid, FsOp op, long bytes)
+    {
+        if (!Resources.LimitsRates)
+        {
+            return TimeSpan.Zero;
+        }
+
+        CallerInfo? caller = Callers.Cached((int)pid);
+        return caller is { IsContainerMember: true } ? Resources.Throttle(op, bytes, Stopwatch.GetTimestamp()) : TimeSpan.Zero;
+    }
+
     public void Record(FsEvent completed)
     {
         ArgumentNullException.ThrowIfNull(completed);

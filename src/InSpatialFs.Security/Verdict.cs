@@ -32,6 +32,12 @@ public interface ISecurityGate
     /// <summary>Counts an open file against the open-files cap; false means refuse with EMFILE.</summary>
     bool TryOpenFile() => true;
 
+    /// <summary>
+    /// How long to hold the reply of a READ or WRITE that moved <paramref name="bytes"/> for caller
+    /// <paramref name="pid"/>: the operations- and bytes-per-second limits apply to data calls too.
+    /// </summary>
+    TimeSpan DataDelay(uint pid, FsOp op, long bytes) => TimeSpan.Zero;
+
     /// <summary>An open file counted by <see cref="TryOpenFile"/> was released.</summary>
     void FileClosed()
     {

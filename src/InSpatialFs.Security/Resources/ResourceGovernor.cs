@@ -30,6 +30,9 @@ public sealed class ResourceGovernor
     public long ThrottledOps => Volatile.Read(ref _throttledOps);
 
     /// <summary>The delay owed by an op: one op token, plus its bytes for read and write.</summary>
+    /// <summary>Whether an ops/s or bytes/s limit is configured at all (the data path skips everything when not).</summary>
+    public bool LimitsRates => _ops != null || _bytes != null;
+
     public TimeSpan Throttle(FsOp op, long bytes, long nowTimestamp)
     {
         TimeSpan d = TimeSpan.Zero;
