@@ -352,44 +352,12 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         }
     }
 
-    public Errno Unlink(ulong parent, ReadOnlySpan<byte> name)
-    {
-        if (name.Length > MaxNameLength)
-        {
-            return Errno.ENAMETOOLONG;
-        }
-        _namespace.EnterWriteLock();
-        try
-        {
-            var error = GetDirectory(parent, out var dir);
-            if (error != Errno.OK)
-            {
-                return error;
-            }
-            var entry = dir.Directory!.Find(name);
-            if (entry is null)
-            {
-                return Errno.ENOENT;
-            }
-            if (entry.Node.IsDirectory)
-            {
-                return Errno.EISDIR;
-            }
-            var now = Timestamp.Now();
-            dir.Directory.Remove(entry);
-            TouchDirectory(dir, now);
-            entry.Node.Nlink--;
-            entry.Node.Ctime = now;
-            FreeIfUnused(entry.Node);
-            return Errno.OK;
-        }
-        finally
-        {
-            _namespace.ExitWriteLock();
-        }
-    }
+    public Errno Unlink(ulong parent, ReadOnlySpan<byte> name) => RemoveName(parent, name, directory: false);
 
-    public Errno RmDir(ulong parent, ReadOnlySpan<byte> name)
+    public Errno RmDir(ulong parent, ReadOnlySpan<byte> name) => RemoveName(parent, name, directory: true);
+
+    /// <summary>unlink and rmdir: the same lookup and checks, then the type-specific unhooking of the node.</summary>
+    private Errno RemoveName(ulong parent, ReadOnlySpan<byte> name, bool directory)
     {
         if (name.Length > MaxNameLength)
         {
@@ -408,19 +376,28 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             {
                 return Errno.ENOENT;
             }
-            if (!entry.Node.IsDirectory)
+            if (entry.Node.IsDirectory != directory)
             {
-                return Errno.ENOTDIR;
+                return directory ? Errno.ENOTDIR : Errno.EISDIR;
             }
-            if (entry.Node.Directory!.Count != 0)
+            if (directory && entry.Node.Directory!.Count != 0)
             {
                 return Errno.ENOTEMPTY;
             }
             var now = Timestamp.Now();
             dir.Directory.Remove(entry);
-            dir.Nlink--;
             TouchDirectory(dir, now);
-            RemoveDirectoryNode(entry.Node, now);
+            if (directory)
+            {
+                dir.Nlink--;
+                RemoveDirectoryNode(entry.Node, now);
+            }
+            else
+            {
+                entry.Node.Nlink--;
+                entry.Node.Ctime = now;
+                FreeIfUnused(entry.Node);
+            }
             return Errno.OK;
         }
         finally
