@@ -73,6 +73,10 @@ public sealed partial class SecureProxy
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
         }
+        else
+        {
+            RefundInode(dir.Mount);
+        }
 
         return Complete(e, err, started);
     }
@@ -91,6 +95,10 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
+        }
+        else
+        {
+            RefundInode(dir.Mount);
         }
 
         return Complete(e, err, started);
@@ -129,6 +137,10 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
+        }
+        else
+        {
+            RefundInode(dir.Mount);
         }
 
         return Complete(e, err, started);
@@ -201,7 +213,13 @@ public sealed partial class SecureProxy
 
         long started = Stopwatch.GetTimestamp();
         IFileSystemBackend backend = BackendOf(dir);
+        (long Bytes, long Inodes) freed = FreedByRemoval(dir, name);
         err = op == FsOp.Unlink ? backend.Unlink(dir.Ino, name) : backend.RmDir(dir.Ino, name);
+        if (err == Errno.OK)
+        {
+            Refund(dir.Mount, freed);
+        }
+
         return Complete(e, err, started);
     }
 
@@ -286,6 +304,7 @@ public sealed partial class SecureProxy
         e.Flags = flags;
         if (!TryCountOpen())
         {
+            RefundInode(dir.Mount);
             return Complete(e, Errno.EMFILE, Stopwatch.GetTimestamp());
         }
 
@@ -295,7 +314,7 @@ public sealed partial class SecureProxy
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            err = Opened(node, result, flags, e.Decision, isDirectory: false, out open);
+            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
         }
 
         if (err != Errno.OK)
@@ -325,8 +344,14 @@ public sealed partial class SecureProxy
             return err;
         }
 
+        if ((err = ChargeInode(dir.Mount)) != Errno.OK)
+        {
+            return Complete(e, err, Stopwatch.GetTimestamp());
+        }
+
         if (!TryCountOpen())
         {
+            RefundInode(dir.Mount);
             return Complete(e, Errno.EMFILE, Stopwatch.GetTimestamp());
         }
 
@@ -337,7 +362,7 @@ public sealed partial class SecureProxy
             // An unnamed file: it hangs under its directory with a name nobody can look up.
             Register(dir, dir.Mount, "#tmpfile-" + attr.Ino, ref attr, out entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            err = Opened(node, result, flags, e.Decision, isDirectory: false, out open);
+            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
         }
 
         if (err != Errno.OK)
@@ -383,7 +408,10 @@ public sealed partial class SecureProxy
         return AdmitNewName(request, e, dir, path);
     }
 
-    /// <summary>A new name may not shadow a mount point; then the usual admission.</summary>
+    /// <summary>
+    /// A new name may not shadow a mount point; then the usual admission; then, for a new inode, the mount's inode
+    /// quota (the caller refunds it when the backend fails).
+    /// </summary>
     private Errno AdmitNewName(FuseRequest request, FsEvent e, ProxyNode dir, string path)
     {
         if (MountAt(path) >= 0)
@@ -391,6 +419,12 @@ public sealed partial class SecureProxy
             return Errno.EEXIST;
         }
 
-        return Admit(request, e, _mounts[dir.Mount], out _);
+        Errno err = Admit(request, e, _mounts[dir.Mount], out _);
+        if (err == Errno.OK && e.Op != FsOp.Link && (err = ChargeInode(dir.Mount)) != Errno.OK)
+        {
+            return Complete(e, err, Stopwatch.GetTimestamp());
+        }
+
+        return err;
     }
 }

@@ -63,6 +63,17 @@ public sealed partial class SecureProxy
             }
         }
 
+        long charged = 0;
+        long sizeBefore = -1;
+        if ((valid & FattrFlags.Size) != 0 && _quotas[node.Mount] is { ByteLimit: not null })
+        {
+            sizeBefore = BackendOf(node).GetAttr(node.Ino, out FuseAttr before) == Errno.OK ? (long)before.Size : -1;
+            if ((err = ChargeGrowth(node, (long)change.Size, out charged)) != Errno.OK)
+            {
+                return Complete(e, err, Stopwatch.GetTimestamp());
+            }
+        }
+
         long started = Stopwatch.GetTimestamp();
         FuseSetattrIn backendChange = change;
         if ((valid & FattrFlags.Fh) != 0 && _handles.TryGet(change.Fh, out ProxyHandle handle))
@@ -78,6 +89,14 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             FillAttr(node, ref a, out attr);
+            if (sizeBefore > (long)change.Size)
+            {
+                RefundBytes(node.Mount, sizeBefore - (long)change.Size); // a shrinking truncate frees space
+            }
+        }
+        else
+        {
+            RefundBytes(node.Mount, charged);
         }
 
         return Complete(e, err, started);
@@ -147,7 +166,17 @@ public sealed partial class SecureProxy
     /// </summary>
     private Decision DirectForWrite(ProxyNode node, FsEvent e)
     {
-        if (e.Decision != Decision.AllowDirect || !e.IsWrite || e.Uid == 0)
+        if (e.Decision != Decision.AllowDirect || !e.IsWrite)
+        {
+            return e.Decision;
+        }
+
+        if (QuotaNeedsMediatedWrites(node))
+        {
+            return Decision.Allow;
+        }
+
+        if (e.Uid == 0)
         {
             return e.Decision;
         }
@@ -237,6 +266,23 @@ public sealed partial class SecureProxy
         {
             return Errno.EBADF;
         }
+
+        Errno quota = ChargeGrowth(handle.Node, offset + data.Length, out long charged);
+        if (quota != Errno.OK)
+        {
+            return quota;
+        }
+
+        Errno result = WriteAdmitted(request, handle, offset, data, writeFlags, out bytesWritten);
+        // What was charged but not written (a failed or short write) goes back.
+        long unwritten = result == Errno.OK ? data.Length - (long)bytesWritten : data.Length;
+        RefundBytes(handle.Node.Mount, Math.Min(charged, unwritten));
+        return result;
+    }
+
+    private Errno WriteAdmitted(FuseRequest request, ProxyHandle handle, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
+    {
+        bytesWritten = 0;
 
         // The handle was admitted for writing at OPEN; the first WRITE is still an event of its own
         // (rules on overwrites key on it), later ones are only counted and reported at RELEASE.
@@ -366,8 +412,20 @@ public sealed partial class SecureProxy
             return err;
         }
 
+        long charged = 0;
+        if ((mode & LibC.FALLOC_FL_KEEP_SIZE) == 0 && (err = ChargeGrowth(handle.Node, offset + length, out charged)) != Errno.OK)
+        {
+            return Complete(e, err, Stopwatch.GetTimestamp());
+        }
+
         long started = Stopwatch.GetTimestamp();
-        return Complete(e, BackendOf(handle.Node).Fallocate(handle.Node.Ino, handle.BackendFh, mode, offset, length), started);
+        err = BackendOf(handle.Node).Fallocate(handle.Node.Ino, handle.BackendFh, mode, offset, length);
+        if (err != Errno.OK)
+        {
+            RefundBytes(handle.Node.Mount, charged);
+        }
+
+        return Complete(e, err, started);
     }
 
     public Errno Lseek(FuseRequest request, ulong nodeId, ulong fh, long offset, int whence, out long result)

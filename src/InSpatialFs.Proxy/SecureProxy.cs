@@ -6,6 +6,7 @@ using InSpatialFs.Interop;
 using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Resources;
 using InSpatialFs.Storage;
 using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Mounts;
@@ -27,6 +28,7 @@ public sealed partial class SecureProxy : IFuseFileSystem
 {
     private readonly MountTable _table;
     private readonly MountEntry[] _mounts;
+    private readonly QuotaAccount?[] _quotas;
     private readonly ISecurityGate _gate;
     private readonly ProxyOptions _options;
     private readonly ILogger _logger;
@@ -53,6 +55,8 @@ public sealed partial class SecureProxy : IFuseFileSystem
         _options = options;
         _logger = logger;
         _nodes = new NodeTable(root, _mounts[root].Backend.RootIno);
+        // Memory mounts enforce their own size and inode limits (ENOSPC); host mounts are charged here (EDQUOT).
+        _quotas = [.. _mounts.Select(m => m.Kind == MountKind.Memory ? null : gate.QuotaFor(m.Path))];
         (_entryValidSec, _entryValidNsec) = Split(options.EntryTimeout);
         (_attrValidSec, _attrValidNsec) = Split(options.AttrTimeout);
     }

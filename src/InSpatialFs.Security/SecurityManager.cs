@@ -235,6 +235,9 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         return caller is { IsContainerMember: true } ? Resources.Throttle(op, bytes, Stopwatch.GetTimestamp()) : TimeSpan.Zero;
     }
 
+    public QuotaAccount? QuotaFor(string mountPath) =>
+        Resources.Limits.DiskBytes is null && Resources.Limits.Inodes is null ? null : Resources.Account(mountPath);
+
     public void Record(FsEvent completed)
     {
         ArgumentNullException.ThrowIfNull(completed);

@@ -38,6 +38,12 @@ public interface ISecurityGate
     /// </summary>
     TimeSpan DataDelay(uint pid, FsOp op, long bytes) => TimeSpan.Zero;
 
+    /// <summary>
+    /// The disk-bytes / inode quota account of a host mount (null: no quota). It counts what the container adds to
+    /// the mount after it starts — like the writable layer of an image — so the image itself is never charged.
+    /// </summary>
+    Resources.QuotaAccount? QuotaFor(string mountPath) => null;
+
     /// <summary>An open file counted by <see cref="TryOpenFile"/> was released.</summary>
     void FileClosed()
     {

@@ -1,0 +1,59 @@
+using InSpatialFs.TestKit.Processes;
+
+namespace InSpatialFs.IntegrationTests.Security;
+
+/// <summary>
+/// resources.disk and resources.inodes on a host mount (issue 4): what the container adds beyond the quota is
+/// refused with EDQUOT and nothing is half-applied; removing data gives the quota back.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class HostQuotaTests
+{
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Growth_past_the_disk_and_inode_quota_gets_EDQUOT_and_removal_frees_it(bool direct)
+    {
+        DaemonProcess.RequireMountable();
+        string work = Path.Combine("/var/tmp", "inspatialfs-quota-" + Guid.NewGuid().ToString("N")[..8]);
+        string source = Path.Combine(work, "source"), mount = Path.Combine(work, "rootfs"), control = Path.Combine(work, "control");
+        Directory.CreateDirectory(source);
+        File.WriteAllBytes(Path.Combine(source, "existing"), new byte[4 << 20]); // the image is never charged
+        try
+        {
+            string config = Path.Combine(work, "quota.yaml");
+            File.WriteAllText(config, $$"""
+                name: quota-{{Path.GetFileName(work)[^8..]}}
+                mountpoint: {{mount}}
+                control: {{control}}
+                state_dir: {{work}}/state
+                mounts:
+                  - { path: /, source: {{source}}, direct: {{(direct ? "true" : "false")}} }
+                resources: { disk: 1MiB, inodes: 5 }
+                """);
+            using DaemonProcess daemon = DaemonProcess.Start(mount, ["--config", config], appendMountPoint: false);
+            ControlFiles.WaitUntilServing(control, daemon);
+
+            ShellResult big = Shell.Run($"head -c 2M /dev/zero > '{mount}/big'");
+            Assert.That(big.ExitCode, Is.Not.Zero);
+            Assert.That(big.StdErr, Does.Contain("quota exceeded").IgnoreCase, big.ToString());
+            Assert.That(new FileInfo(Path.Combine(source, "big")).Length, Is.LessThanOrEqualTo(1 << 20), "nothing past the quota reached the host");
+
+            ShellResult truncate = Shell.Run($"truncate -s 3M '{mount}/big'");
+            Assert.That(truncate.ExitCode, Is.Not.Zero, "growing by truncate is charged too: " + truncate);
+
+            // "big" holds one inode: four more names fit, the fifth does not.
+            string created = Shell.Run($"n=0; for i in 1 2 3 4 5 6; do touch '{mount}/n'$i 2>/dev/null && n=$((n+1)); done; echo $n").StdOut.Trim();
+            Assert.That(created, Is.EqualTo("4"));
+            Assert.That(File.Exists(Path.Combine(source, "n5")), Is.False);
+
+            Shell.Check($"rm '{mount}/big' '{mount}/n1'");
+            Shell.Check($"head -c 900K /dev/zero > '{mount}/after-free' && touch '{mount}/one-more'");
+            Assert.That(new FileInfo(Path.Combine(source, "after-free")).Length, Is.EqualTo(900 << 10));
+        }
+        finally
+        {
+            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mount}' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
+}
