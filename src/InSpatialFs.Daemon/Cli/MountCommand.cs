@@ -27,6 +27,9 @@ internal sealed record MountRequest
     public bool NoPassthrough { get; init; }
     public bool AllowRelax { get; init; }
     public IReadOnlyList<string> Relax { get; init; } = [];
+    public IReadOnlyList<string> Resources { get; init; } = [];
+    public string? ExecRuntimeWritten { get; init; }
+    public string? SuspendOn { get; init; }
 }
 
 internal static class MountCommand
@@ -64,12 +67,21 @@ internal static class MountCommand
                 string.Join(", ", Runtime.Relaxations.Names) + "; repeatable.",
         };
         relax.AcceptOnlyFromAmong([.. Runtime.Relaxations.Names]);
+        var resources = new Option<string[]>("--resource")
+        {
+            Description = "A resources: limit, KEY=VALUE with KEY one of memory, disk, inodes, open_files, ops_per_second, " +
+                "bytes_per_second (sizes like 256MiB); repeatable. The flag twin of the config's resources: block.",
+        };
+        var execRuntimeWritten = new Option<string?>("--exec-runtime-written") { Description = "exec of files written at run time: allow or deny (maximum implies deny)." };
+        execRuntimeWritten.AcceptOnlyFromAmong("allow", "deny");
+        var suspendOn = new Option<string?>("--suspend-on") { Description = "Suspend the container on detections of this severity or higher: info, low, medium, high, critical." };
+        suspendOn.AcceptOnlyFromAmong("info", "low", "medium", "high", "critical");
         var allowRelax = new Option<bool>("--allow-relax") { Description = "Allow the control command 'isolation LEVEL' to relax the level at run time." };
 
         var command = new Command("mount", "Mount a container filesystem and serve it in the foreground until SIGTERM/SIGINT or an outside unmount.")
         {
             mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
-            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, relax, allowRelax,
+            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
         };
         command.SetAction(parse => MountRunner.Run(new MountRequest
         {
@@ -95,6 +107,9 @@ internal static class MountCommand
             NoPassthrough = parse.GetValue(noPassthrough),
             AllowRelax = parse.GetValue(allowRelax),
             Relax = parse.GetValue(relax) ?? [],
+            Resources = parse.GetValue(resources) ?? [],
+            ExecRuntimeWritten = parse.GetValue(execRuntimeWritten),
+            SuspendOn = parse.GetValue(suspendOn),
         }));
         return command;
     }

@@ -64,7 +64,8 @@ internal static class MountRunner
             {
                 (r.Memory, "--memory"), (r.MemorySize != null, "--memory-size"), (r.Source != null, "--source"), (r.Direct, "--direct"),
                 (r.ReadOnlySource, "--read-only"), (r.MemoryAt.Count > 0, "--memory-at"), (r.Forbid.Count > 0, "--forbid"),
-                (r.ReadOnly.Count > 0, "--readonly"), (r.Allow.Count > 0, "--allow"),
+                (r.ReadOnly.Count > 0, "--readonly"), (r.Allow.Count > 0, "--allow"), (r.Resources.Count > 0, "--resource"),
+                (r.ExecRuntimeWritten != null, "--exec-runtime-written"), (r.SuspendOn != null, "--suspend-on"),
             }.Where(f => f.Given).Select(f => f.Flag)];
             if (conflicting.Length > 0)
             {
@@ -91,7 +92,7 @@ internal static class MountRunner
             throw new ConfigException(QuickConfigBuilder.Origin, 0, 0, "MOUNTPOINT is missing (or give --config FILE)");
         }
 
-        return QuickConfigBuilder.Build(new QuickOptions
+        return WithPolicyFlags(r, QuickConfigBuilder.Build(new QuickOptions
         {
             Mountpoint = r.MountPoint,
             Source = r.Source,
@@ -107,6 +108,49 @@ internal static class MountRunner
             Forbid = r.Forbid,
             ReadOnlyPaths = r.ReadOnly,
             Allow = r.Allow,
-        });
+        }));
+    }
+
+    /// <summary>The flag twins of resources:, exec: and response: (quick form only).</summary>
+    private static InstanceConfig WithPolicyFlags(MountRequest r, InstanceConfig config)
+    {
+        ResourcesConfig resources = config.Resources;
+        foreach (string item in r.Resources)
+        {
+            int eq = item.IndexOf('=', StringComparison.Ordinal);
+            string key = eq < 0 ? item : item[..eq];
+            string value = eq < 0 ? "" : item[(eq + 1)..];
+            long number = key is "memory" or "disk" or "bytes_per_second"
+                ? SizeParser.TryParse(value, out long bytes) ? bytes : -1
+                : long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long n) ? n : -1;
+            if (number <= 0)
+            {
+                throw new ConfigException(QuickConfigBuilder.Origin, 0, 0, $"--resource {item}: expected KEY=VALUE with a positive value");
+            }
+
+            resources = key switch
+            {
+                "memory" => resources with { Memory = number },
+                "disk" => resources with { Disk = number },
+                "inodes" => resources with { Inodes = number },
+                "open_files" => resources with { OpenFiles = number },
+                "ops_per_second" => resources with { OpsPerSecond = number },
+                "bytes_per_second" => resources with { BytesPerSecond = number },
+                _ => throw new ConfigException(QuickConfigBuilder.Origin, 0, 0,
+                    $"--resource {item}: unknown key '{key}' (memory, disk, inodes, open_files, ops_per_second, bytes_per_second)"),
+            };
+        }
+
+        return config with
+        {
+            Resources = resources,
+            Exec = r.ExecRuntimeWritten switch
+            {
+                "deny" => new ExecConfig { RuntimeWritten = Config.RuntimeWrittenExec.Deny },
+                "allow" => new ExecConfig { RuntimeWritten = Config.RuntimeWrittenExec.Allow },
+                _ => config.Exec,
+            },
+            Response = r.SuspendOn != null ? new ResponseConfig { SuspendOn = Security.Incidents.IncidentStore.ParseSeverity(r.SuspendOn) } : config.Response,
+        };
     }
 }
