@@ -41,7 +41,7 @@ internal static class MountCommand
             Description = "Where to mount the container filesystem (optional with --config, which may name it).",
             Arity = ArgumentArity.ZeroOrOne,
         };
-        var config = new Option<string?>("--config") { Description = "Instance config (YAML): name, mountpoint, mounts, isolation, paths, resources, rules. Flags given as well override it." };
+        var config = new Option<string?>("--config") { Description = "Instance config (YAML): name, mountpoint, mounts, isolation, paths, resources, rules. MOUNTPOINT, --name, --control, --state-dir and --isolation given as well override it; mount and policy flags belong in the file." };
         var memory = new Option<bool>("--memory") { Description = "Serve an empty in-memory root (quick form)." };
         var memorySize = new Option<string?>("--memory-size") { Description = "Size limit of the in-memory root, e.g. 512MiB, 1GiB (default 1GiB); writes beyond it get ENOSPC." };
         var source = new Option<string?>("--source") { Description = "Serve this host directory as the root (quick form); reached only through descriptors." };
