@@ -53,9 +53,10 @@ public sealed partial class SecureProxy
         ProxyNode dir = handle.Node;
         IFileSystemBackend backend = BackendOf(dir);
         string dirPath = _nodes.PathOf(dir);
+        var scope = new ListingScope(dirPath, _gate.MayForbidChildrenOf(dirPath), HasMountChildren(dirPath));
         if (offset == 0)
         {
-            RecordListing(request, dirPath);
+            RecordListing(request, scope.DirPath);
         }
 
         // Batches: list into the per-thread batch, then emit; loop while the reply has room and the backend
@@ -78,7 +79,7 @@ public sealed partial class SecureProxy
             {
                 ref readonly DirectoryBatch.Entry item = ref batch.At(i);
                 ReadOnlySpan<byte> name = batch.NameAt(i);
-                if (!Emit(request, dir, dirPath, name, item, plus, ref writer))
+                if (!Emit(dir, scope, name, item, plus, ref writer))
                 {
                     return Errno.OK; // reply full: the kernel asks again from the last cookie written
                 }
@@ -90,26 +91,54 @@ public sealed partial class SecureProxy
         return Errno.OK;
     }
 
-    /// <summary>Writes one entry; false when the reply is full. Forbidden entries are skipped (true).</summary>
-    private bool Emit(FuseRequest request, ProxyNode dir, string dirPath, ReadOnlySpan<byte> name, in DirectoryBatch.Entry item, bool plus, ref DirentWriter writer)
+    /// <summary>
+    /// What a listing needs to know once per READDIR rather than per entry: whether any child may be forbidden
+    /// (else entries are not classified) and whether a mount point sits directly inside (else no entry is one).
+    /// </summary>
+    private readonly record struct ListingScope(string DirPath, bool ClassifyChildren, bool HasMountChildren);
+
+    private bool HasMountChildren(string dirPath)
     {
-        bool dots = name.SequenceEqual("."u8) || name.SequenceEqual(".."u8);
-        string? childPath = null;
-        if (!dots)
+        for (int i = 0; i < _mounts.Length; i++)
         {
-            childPath = ProxyNode.Join(dirPath, Decode(name));
-            if (_gate.Classify(childPath) == PathClass.Forbidden)
+            string path = _mounts[i].Path;
+            int slash = path.LastIndexOf('/');
+            if (path != "/" && (slash <= 0 ? "/" : path[..slash]) == dirPath)
             {
                 return true;
             }
         }
 
+        return false;
+    }
+
+    /// <summary>Writes one entry; false when the reply is full. Forbidden entries are skipped (true).</summary>
+    private bool Emit(ProxyNode dir, in ListingScope scope, ReadOnlySpan<byte> name, in DirectoryBatch.Entry item, bool plus, ref DirentWriter writer)
+    {
+        bool dots = name.SequenceEqual("."u8) || name.SequenceEqual(".."u8);
+        string? childPath = null;
+        int mount = -1;
+        if (!dots && (scope.ClassifyChildren || scope.HasMountChildren))
+        {
+            childPath = ProxyNode.Join(scope.DirPath, Decode(name));
+            if (scope.ClassifyChildren && _gate.Classify(childPath) == PathClass.Forbidden)
+            {
+                return true;
+            }
+
+            mount = MountAt(childPath);
+        }
+
+        // d_ino must be what stat reports, our nodeid. "." and ".." are the directory and its parent (the root is its
+        // own parent). An entry the kernel already holds (a node for it is live) is known by its nodeid; the backend's
+        // own id would clash with some nodeid. One the kernel has not looked up has none yet, and a 0 would make
+        // glibc's readdir drop the entry (ls and find missed every not-yet-seen host file), so it gets
+        // FUSE_UNKNOWN_INO as libfuse gives.
+        ProxyNode? known = null;
+        bool isKnown = !dots && mount < 0 && item.Ino != 0 && _nodes.TryFind(dir.Mount, item.Ino, out known);
+        ulong ino = dots ? (name.Length == 1 ? dir.NodeId : (dir.Parent ?? dir).NodeId) : isKnown ? known!.NodeId : UnknownIno;
         if (!plus)
         {
-            // d_ino must be what stat reports, our nodeid. An entry the kernel has not looked up has none yet, and a
-            // 0 would make glibc's readdir drop the entry (ls and find missed every not-yet-seen host file), so it
-            // gets FUSE_UNKNOWN_INO as libfuse gives; the backend's own id would clash with some nodeid.
-            ulong ino = item.Ino != 0 && _nodes.TryFind(dir.Mount, item.Ino, out ProxyNode known) ? known.NodeId : UnknownIno;
             return writer.TryAdd(name, ino, item.Mode, item.NextOffset);
         }
 
@@ -120,13 +149,22 @@ public sealed partial class SecureProxy
 
         if (dots)
         {
-            var dotEntry = new FuseEntryOut { Attr = new FuseAttr { Mode = LibC.S_IFDIR, Ino = item.Ino } };
+            var dotEntry = new FuseEntryOut { Attr = new FuseAttr { Mode = LibC.S_IFDIR, Ino = ino } };
             return writer.TryAddPlus(dotEntry, name, item.NextOffset);
         }
 
+        if (isKnown)
+        {
+            // Listed by name only (nodeid 0): the kernel keeps its dentry and revalidates it on its own entry timeout,
+            // so re-listing a directory costs no backend lookup per entry. READDIRPLUS pays a lookup only for entries
+            // the kernel has not seen, where it saves the LOOKUP round trip a following stat would make.
+            var nameOnly = new FuseEntryOut { Attr = new FuseAttr { Mode = item.Mode, Ino = ino } };
+            return writer.TryAddPlus(nameOnly, name, item.NextOffset);
+        }
+
         // READDIRPLUS counts as a LOOKUP of each entry: take the reference only once it is sure to be sent.
+        childPath ??= ProxyNode.Join(scope.DirPath, Decode(name));
         FuseEntryOut entry;
-        int mount = MountAt(childPath!);
         if (mount >= 0)
         {
             IFileSystemBackend mounted = _mounts[mount].Backend;
@@ -135,7 +173,7 @@ public sealed partial class SecureProxy
                 return true;
             }
 
-            ProxyNode root = _nodes.AddLookup(mount, mounted.RootIno, dir, childPath![(childPath!.LastIndexOf('/') + 1)..], isMountRoot: true);
+            ProxyNode root = _nodes.AddLookup(mount, mounted.RootIno, dir, childPath[(childPath.LastIndexOf('/') + 1)..], isMountRoot: true);
             FillEntry(root, ref rootAttr, out entry);
         }
         else
@@ -145,7 +183,7 @@ public sealed partial class SecureProxy
                 return true; // removed since it was listed
             }
 
-            Register(dir, dir.Mount, childPath![(childPath!.LastIndexOf('/') + 1)..], ref attr, out entry);
+            Register(dir, dir.Mount, childPath[(childPath.LastIndexOf('/') + 1)..], ref attr, out entry);
         }
 
         return writer.TryAddPlus(entry, name, item.NextOffset);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Text.Json;
 using System.Threading.Channels;
 using InSpatialFs.Interop;
 using InSpatialFs.Security.Events;
@@ -28,6 +29,9 @@ public sealed record SecurityCounters(
     long OpenFiles,
     IReadOnlyDictionary<string, long> PerOp);
 
+/// <summary>An event subscriber: the event and its JSON line (newline included), valid only during the call.</summary>
+public delegate void EventLineHandler(FsEvent e, ReadOnlySpan<byte> jsonLine);
+
 /// <summary>
 /// The security manager: decides every operation before it runs (<see cref="Decide"/>: caller identity →
 /// blocked process → suspended container → path policy → privilege and code controls → throttle → inline
@@ -45,6 +49,13 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     private const string SuspendedReason = "response:suspended", BlockedReason = "response:block_process";
     private const int BatchSize = 512;
 
+    /// <summary>
+    /// After a wake-up the consumer waits this long before draining, so a burst is analysed and journalled as one
+    /// batch (one write) instead of one wake-up, one batch and one write per event. Bounds detection latency of
+    /// asynchronous rules; decisions and inline rules do not wait for it.
+    /// </summary>
+    private const int CoalesceMs = 1;
+
     [ThreadStatic]
     private static List<Detection>? t_inlineDetections;
 
@@ -55,13 +66,17 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     private readonly ConcurrentQueue<(Detection Detection, FsEvent Access)> _inlineDetections = new();
     private readonly ConcurrentDictionary<(int Tgid, ulong Start), CallerInfo> _blocked = new();
     private readonly Thread _consumer;
+    private readonly ConsumerWakeup _wakeup = new();
     private readonly EventJournal? _journal;
     private readonly ContainerFreezer? _freezer;
     private readonly object _responseGate = new();
     private readonly long[] _perOp = new long[FsOpNames.Count];
     private readonly Dictionary<string, long> _recentDenials = new(StringComparer.Ordinal);
     private readonly bool _ownsCallers;
-    private volatile Action<FsEvent>[] _subscribers = [];
+    private volatile EventLineHandler[] _subscribers = [];
+    // The consumer serialises each event once; the journal and every subscriber get the same bytes.
+    private readonly System.Buffers.ArrayBufferWriter<byte> _line = new(1024);
+    private readonly Utf8JsonWriter _lineWriter;
     private volatile bool _suspended;
     private volatile int _blockedCount;
     private SuspendHandle? _suspendHandle;
@@ -90,6 +105,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
         foreach (string w in Controls.Warnings) SecurityLog.Relaxation(_log, w);
 
+        _lineWriter = new Utf8JsonWriter(_line);
         _queue = Channel.CreateBounded<FsEvent>(new BoundedChannelOptions(options.EventQueueCapacity)
         {
             SingleReader = true,
@@ -115,6 +131,8 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     // ---------------------------------------------------------------- request path
 
     public PathClass Classify(string path) => Policy.Classify(path);
+
+    public bool MayForbidChildrenOf(string dirPath) => Policy.MayForbidChildrenOf(dirPath);
 
     public Verdict Decide(FsEvent access)
     {
@@ -250,6 +268,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         if (_queue.Writer.TryWrite(completed))
         {
             Interlocked.Increment(ref _recorded);
+            _wakeup.Wake();
             return;
         }
 
@@ -266,11 +285,21 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public IDisposable Subscribe(Action<FsEvent> onEvent)
     {
         ArgumentNullException.ThrowIfNull(onEvent);
+        return Subscribe((e, _) => onEvent(e));
+    }
+
+    /// <summary>
+    /// Adds an event callback that also receives the event's JSON line (with its newline), serialised once for the
+    /// journal and every subscriber; the span is valid only during the call.
+    /// </summary>
+    public IDisposable Subscribe(EventLineHandler onEvent)
+    {
+        ArgumentNullException.ThrowIfNull(onEvent);
         lock (_responseGate) _subscribers = [.. _subscribers, onEvent];
         return new Subscription(this, onEvent);
     }
 
-    private sealed class Subscription(SecurityManager owner, Action<FsEvent> action) : IDisposable
+    private sealed class Subscription(SecurityManager owner, EventLineHandler action) : IDisposable
     {
         public void Dispose()
         {
@@ -317,18 +346,9 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     {
         ChannelReader<FsEvent> reader = _queue.Reader;
         var detections = new List<Detection>();
+        Func<bool> hasWork = () => reader.Count > 0 || !_inlineDetections.IsEmpty || reader.Completion.IsCompleted;
         while (true)
         {
-            bool more;
-            try
-            {
-                more = reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult();
-            }
-            catch (OperationCanceledException)
-            {
-                more = false;
-            }
-
             int n = 0;
             while (_inlineDetections.TryDequeue(out (Detection Detection, FsEvent Access) d)) HandleDetection(d.Detection, d.Access);
             while (n < BatchSize && reader.TryRead(out FsEvent? e))
@@ -359,7 +379,22 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             }
 
             Interlocked.Add(ref _processed, n);
-            if (!more && n == 0 && _inlineDetections.IsEmpty) return;
+            if (n == BatchSize)
+            {
+                continue; // behind: drain without pausing
+            }
+
+            if (reader.Count == 0 && _inlineDetections.IsEmpty)
+            {
+                if (reader.Completion.IsCompleted)
+                {
+                    return;
+                }
+
+                _wakeup.Sleep(hasWork, Timeout.Infinite);
+            }
+
+            Thread.Sleep(CoalesceMs);
         }
     }
 
@@ -376,18 +411,35 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             RaiseDenialIncident(e, reason, sev);
         }
 
-        _journal?.Write(e);
-        foreach (Action<FsEvent> s in _subscribers)
+        EventLineHandler[] subscribers = _subscribers;
+        if (_journal is null && subscribers.Length == 0)
+        {
+            return;
+        }
+
+        ReadOnlySpan<byte> line = JsonLine(e);
+        _journal?.WriteLine(line);
+        foreach (EventLineHandler s in subscribers)
         {
             try
             {
-                s(e);
+                s(e, line);
             }
             catch (Exception ex)
             {
                 SecurityLog.ResponseFailed(_log, ex, "event subscriber");
             }
         }
+    }
+
+    private ReadOnlySpan<byte> JsonLine(FsEvent e)
+    {
+        _line.ResetWrittenCount();
+        _lineWriter.Reset(_line);
+        FsEventJson.Write(_lineWriter, e);
+        _lineWriter.Flush();
+        System.Buffers.BuffersExtensions.Write(_line, "\n"u8);
+        return _line.WrittenSpan;
     }
 
     /// <summary>Policy denials are incidents: forbidden access high, read-only writes medium, privilege refusals high. Response denials (blocked, suspended) and rule denials (their detection is the incident) are not.</summary>
@@ -450,6 +502,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         }
 
         _inlineDetections.Enqueue((d, access));
+        _wakeup.Wake();
     }
 
     private void HandleDetection(Detection d, FsEvent e)
@@ -660,7 +713,10 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public void Dispose()
     {
         _queue.Writer.TryComplete();
+        _wakeup.Wake();
         _consumer.Join(TimeSpan.FromSeconds(10));
+        _wakeup.Dispose();
+        _lineWriter.Dispose();
         _journal?.Dispose();
         Incidents.Dispose();
         if (_ownsCallers) Callers.Dispose();

@@ -29,6 +29,9 @@ public interface ISecurityGate
     /// <summary>The policy class of a namespace path (readdir hides forbidden entries).</summary>
     PathClass Classify(string path);
 
+    /// <summary>False when no direct child of <paramref name="dirPath"/> can be forbidden (listings then skip <see cref="Classify"/>).</summary>
+    bool MayForbidChildrenOf(string dirPath) => true;
+
     /// <summary>Counts an open file against the open-files cap; false means refuse with EMFILE.</summary>
     bool TryOpenFile() => true;
 

@@ -29,10 +29,10 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
 
     public EventLog Events { get; } = new();
 
-    private void OnEvent(FsEvent e)
+    private void OnEvent(FsEvent e, ReadOnlySpan<byte> jsonLine)
     {
         _latencies.Add(e.Op, e.LatencyNanos);
-        Events.Append(Encoding.UTF8.GetBytes(FsEventJson.ToJsonLine(e) + "\n"));
+        Events.Append(jsonLine);
     }
 
     public string Render(ControlFile file) => file switch

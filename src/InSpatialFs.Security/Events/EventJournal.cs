@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace InSpatialFs.Security.Events;
 
 /// <summary>
@@ -10,12 +8,10 @@ public sealed class EventJournal : IDisposable
 {
     public const string FileName = "events.jsonl";
 
-    private static readonly byte[] NewLine = [(byte)'\n'];
     private readonly string _path;
     private readonly long _rotateBytes;
     private readonly int _keep;
     private FileStream _file;
-    private Utf8JsonWriter _writer;
     private long _size;
 
     public EventJournal(string stateDir, long rotateBytes, int keep)
@@ -26,19 +22,19 @@ public sealed class EventJournal : IDisposable
         _keep = Math.Max(0, keep);
         _file = Open();
         _size = _file.Length;
-        _writer = new Utf8JsonWriter(_file);
     }
 
     public string FilePath => _path;
     public long Rotations { get; private set; }
 
-    public void Write(FsEvent e)
+    /// <summary>Serialises and appends one event (the consumer writes lines it already serialised with <see cref="WriteLine"/>).</summary>
+    public void Write(FsEvent e) => WriteLine(System.Text.Encoding.UTF8.GetBytes(FsEventJson.ToJsonLine(e) + "\n"));
+
+    /// <summary>Appends one already serialised event line (ending in a newline).</summary>
+    public void WriteLine(ReadOnlySpan<byte> line)
     {
-        FsEventJson.Write(_writer, e);
-        _writer.Flush();
-        _size += _writer.BytesCommitted + 1;
-        _writer.Reset();
-        _file.Write(NewLine);
+        _file.Write(line);
+        _size += line.Length;
         if (_size >= _rotateBytes) Rotate();
     }
 
@@ -48,7 +44,6 @@ public sealed class EventJournal : IDisposable
 
     private void Rotate()
     {
-        _writer.Dispose();
         _file.Dispose();
         if (_keep == 0)
         {
@@ -68,12 +63,10 @@ public sealed class EventJournal : IDisposable
         Rotations++;
         _file = Open();
         _size = 0;
-        _writer = new Utf8JsonWriter(_file);
     }
 
     public void Dispose()
     {
-        _writer.Dispose();
         _file.Dispose();
     }
 }

@@ -73,6 +73,29 @@ public sealed class PathPolicy
 
     public PathClass Classify(string path) => Match(path).Class;
 
+    /// <summary>
+    /// False when no entry directly inside <paramref name="dirPath"/> can be forbidden: no forbidden pattern can match
+    /// a child of it and the level does not forbid by default. A listing of such a directory needs no per-entry
+    /// classification (the common case: forbidden patterns name a handful of places).
+    /// </summary>
+    public bool MayForbidChildrenOf(string dirPath)
+    {
+        if (_default.Class == PathClass.Forbidden) return true;
+        foreach (PathGlob g in _forbidden.All)
+        {
+            string literal = g.LiteralPrefix;
+            int slash = literal.LastIndexOf('/');
+            string parent = slash <= 0 ? "/" : literal[..slash];
+            if (literal != "/" && parent == dirPath) return true; // names a child (or a glob rooted at one)
+            if (!g.IsExact && IsAtOrBelow(dirPath, literal)) return true; // a wildcard part may reach the children
+        }
+
+        return false;
+    }
+
+    private static bool IsAtOrBelow(string path, string prefix) =>
+        prefix == "/" || path == prefix || (path.StartsWith(prefix, StringComparison.Ordinal) && path.Length > prefix.Length && path[prefix.Length] == '/');
+
     public PathMatch Match(string path)
     {
         if (_forbidden.TryMatch(path, out string? r)) return new PathMatch(PathClass.Forbidden, r);

@@ -838,6 +838,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         var dir = new HostDirHandle(node);
         Errno e = Fill(dir);
         if (e != Errno.OK) return e;
+        dir.FreshFromOpen = true;
         fh = (ulong)Interlocked.Increment(ref _nextFh);
         lock (_nodeLock) node.OpenHandles++;
         _dirs[fh] = dir;
@@ -857,7 +858,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         }
         if (e != Errno.OK) return e;
         using var dirFd = new SafeFd(fd);
-        var entries = new List<(byte[], ulong, uint)>();
+        var entries = new DirListing();
         byte[] buf = System.Buffers.ArrayPool<byte>.Shared.Rent(32768);
         try
         {
@@ -883,7 +884,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
                             uint type = (uint)dType << 12;
                             // DT_UNKNOWN (some filesystems): one statx of that single name beneath the directory.
                             if (type == 0 && StatName(fd, nameSpan, out StatX est) == Errno.OK) type = est.Mode & S_IFMT;
-                            entries.Add((nameSpan.ToArray(), dIno, type));
+                            entries.Add(nameSpan, dIno, type);
                         }
                         pos += recLen;
                     }
@@ -894,7 +895,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(buf);
         }
-        dir.Entries = entries;
+        dir.Listing = entries;
         return Errno.OK;
     }
 
@@ -904,20 +905,20 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
         if (!_dirs.TryGetValue(fh, out HostDirHandle? dir)) return Errno.EBADF;
         lock (dir.Gate)
         {
-            if (offset == 0)
+            if (offset == 0 && !dir.FreshFromOpen)
             {
                 Errno e = Fill(dir); // rewinddir sees a fresh listing
                 if (e != Errno.OK) return e;
             }
+            dir.FreshFromOpen = false;
             // Cookies: 1 = after ".", 2 = after "..", 2 + i + 1 = after entry i.
             if (offset < 1 && !sink.TryAdd("."u8, dir.Node.Id, S_IFDIR, 1)) return Errno.OK;
             if (offset < 2 && !sink.TryAdd(".."u8, 0, S_IFDIR, 2)) return Errno.OK;
-            var entries = dir.Entries;
+            DirListing entries = dir.Listing;
             for (long i = Math.Max(0, offset - 2); i < entries.Count; i++)
             {
-                var (name, hostIno, type) = entries[(int)i];
-                ulong id = KnownId(dir.Node.Dev, hostIno);
-                if (!sink.TryAdd(name, id, type, i + 3)) break;
+                ulong id = KnownId(dir.Node.Dev, entries.HostInoAt((int)i));
+                if (!sink.TryAdd(entries.NameAt((int)i), id, entries.TypeAt((int)i), i + 3)) break;
             }
         }
         return Errno.OK;

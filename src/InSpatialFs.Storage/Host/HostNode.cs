@@ -36,5 +36,33 @@ internal sealed class HostDirHandle(HostNode node)
 {
     public HostNode Node { get; } = node;
     public readonly Lock Gate = new();
-    public List<(byte[] Name, ulong HostIno, uint Type)> Entries = [];
+    public DirListing Listing = new();
+
+    /// <summary>Set by OPENDIR, which took the listing: the first READDIR at offset 0 uses it instead of listing again.</summary>
+    public bool FreshFromOpen;
+}
+
+/// <summary>A directory's entries as getdents64 gave them, names packed into one buffer (two arrays per listing, not one per name).</summary>
+internal sealed class DirListing
+{
+    private byte[] _names = new byte[4096];
+    private (int Start, int Length, ulong HostIno, uint Type)[] _entries = new (int, int, ulong, uint)[64];
+    private int _used;
+
+    public int Count { get; private set; }
+
+    public void Add(ReadOnlySpan<byte> name, ulong hostIno, uint type)
+    {
+        if (_used + name.Length > _names.Length) Array.Resize(ref _names, Math.Max(_names.Length * 2, _used + name.Length));
+        if (Count == _entries.Length) Array.Resize(ref _entries, _entries.Length * 2);
+        name.CopyTo(_names.AsSpan(_used));
+        _entries[Count++] = (_used, name.Length, hostIno, type);
+        _used += name.Length;
+    }
+
+    public ReadOnlySpan<byte> NameAt(int i) => _names.AsSpan(_entries[i].Start, _entries[i].Length);
+
+    public ulong HostInoAt(int i) => _entries[i].HostIno;
+
+    public uint TypeAt(int i) => _entries[i].Type;
 }

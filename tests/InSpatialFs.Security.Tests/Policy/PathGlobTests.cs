@@ -112,4 +112,48 @@ public sealed class PathPolicyTests
             Assert.That(p.Classify("/srv/other"), Is.EqualTo(PathClass.Forbidden));
         });
     }
+
+    private static readonly string[] ListedDirectories = ["/", "/etc", "/etc/ssl", "/run", "/var/run", "/data", "/data/secret", "/data/secret/deep", "/home", "/home/u", "/home/u/.ssh", "/meta/d000", "/usr/lib"];
+    private static readonly string[] ChildNames = ["shadow", "passwd", "x.sock", "docker.sock", "k", "id_rsa", "id_rsa.pub", "f000001", "libc.so", "containerd", "secret", ".ssh", "private"];
+
+    [TestCase(IsolationLevel.Standard)]
+    [TestCase(IsolationLevel.Enhanced)]
+    [TestCase(IsolationLevel.Maximum)]
+    public void A_directory_said_to_have_no_forbidden_children_has_none(IsolationLevel level)
+    {
+        var p = new PathPolicy(level, ["/etc/shadow", "/data/secret/**", "/home/*/.ssh/id_*", "/etc/ssl/private"], ["/usr/lib/*.so"], ["/data/**"]);
+        foreach (string dir in ListedDirectories)
+        {
+            bool any = ChildNames.Any(n => p.Classify(dir == "/" ? "/" + n : dir + "/" + n) == PathClass.Forbidden);
+            if (any)
+            {
+                Assert.That(p.MayForbidChildrenOf(dir), Is.True, $"{level}: {dir} has a forbidden child");
+            }
+        }
+    }
+
+    [TestCase("/meta/d000", false)]
+    [TestCase("/meta", false)]
+    [TestCase("/usr/share/doc", false)]
+    [TestCase("/data", true)] // "/data/secret/**" forbids /data/secret itself
+    [TestCase("/home/u", true)] // below the literal part of "/home/*/...": conservatively classified
+    [TestCase("/", true)] // "/run/*.sock" (runtime sockets are always forbidden) is rooted at a child
+    [TestCase("/etc", true)]
+    [TestCase("/etc/ssl", true)]
+    [TestCase("/data/secret", true)]
+    [TestCase("/data/secret/deep", true)]
+    [TestCase("/home/u/.ssh", true)]
+    [TestCase("/run", true)]
+    public void Listings_classify_entries_only_where_a_forbidden_pattern_can_reach(string dir, bool expected)
+    {
+        var p = new PathPolicy(IsolationLevel.Standard, ["/etc/shadow", "/data/secret/**", "/home/*/.ssh/id_*", "/etc/ssl/private"], [], []);
+        Assert.That(p.MayForbidChildrenOf(dir), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void A_deny_by_default_level_classifies_every_listing()
+    {
+        var p = new PathPolicy(IsolationLevel.Maximum, [], [], ["/data/**"]);
+        Assert.That(p.MayForbidChildrenOf("/data"), Is.True);
+    }
 }
