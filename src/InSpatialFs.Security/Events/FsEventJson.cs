@@ -10,35 +10,67 @@ namespace InSpatialFs.Security.Events;
 /// </summary>
 public static class FsEventJson
 {
+    /// <summary>Property names encoded once (the consumer writes every event through here).</summary>
+    private static class K
+    {
+        public static readonly JsonEncodedText EvtTime = JsonEncodedText.Encode("evt.time");
+        public static readonly JsonEncodedText EvtSeq = JsonEncodedText.Encode("evt.seq");
+        public static readonly JsonEncodedText EvtOp = JsonEncodedText.Encode("evt.op");
+        public static readonly JsonEncodedText EvtFlags = JsonEncodedText.Encode("evt.flags");
+        public static readonly JsonEncodedText EvtMode = JsonEncodedText.Encode("evt.mode");
+        public static readonly JsonEncodedText EvtRes = JsonEncodedText.Encode("evt.res");
+        public static readonly JsonEncodedText EvtIsWrite = JsonEncodedText.Encode("evt.is_write");
+        public static readonly JsonEncodedText EvtIsExec = JsonEncodedText.Encode("evt.is_exec");
+        public static readonly JsonEncodedText EvtSize = JsonEncodedText.Encode("evt.size");
+        public static readonly JsonEncodedText EvtDecision = JsonEncodedText.Encode("evt.decision");
+        public static readonly JsonEncodedText EvtReason = JsonEncodedText.Encode("evt.reason");
+        public static readonly JsonEncodedText EvtLatencyNs = JsonEncodedText.Encode("evt.latency_ns");
+        public static readonly JsonEncodedText FsPath = JsonEncodedText.Encode("fs.path");
+        public static readonly JsonEncodedText FsDir = JsonEncodedText.Encode("fs.dir");
+        public static readonly JsonEncodedText FsName = JsonEncodedText.Encode("fs.name");
+        public static readonly JsonEncodedText FsTarget = JsonEncodedText.Encode("fs.target");
+        public static readonly JsonEncodedText FsLinkTarget = JsonEncodedText.Encode("fs.link_target");
+        public static readonly JsonEncodedText FsXattr = JsonEncodedText.Encode("fs.xattr");
+        public static readonly JsonEncodedText FsIsNew = JsonEncodedText.Encode("fs.is_new");
+        public static readonly JsonEncodedText ProcPid = JsonEncodedText.Encode("proc.pid");
+        public static readonly JsonEncodedText ProcName = JsonEncodedText.Encode("proc.name");
+        public static readonly JsonEncodedText UserUid = JsonEncodedText.Encode("user.uid");
+        public static readonly JsonEncodedText UserGid = JsonEncodedText.Encode("user.gid");
+        public static readonly JsonEncodedText ContainerId = JsonEncodedText.Encode("container.id");
+        public static readonly JsonEncodedText ContainerLevel = JsonEncodedText.Encode("container.level");
+        public static readonly JsonEncodedText PolicyClass = JsonEncodedText.Encode("policy.class");
+    }
+
     public static void Write(Utf8JsonWriter w, FsEvent e)
     {
         w.WriteStartObject();
-        w.WriteString("evt.time", FormatTime(e.TimeUnixNanos));
-        w.WriteNumber("evt.seq", e.Seq);
-        w.WriteString("evt.op", e.Op.Name());
-        w.WriteNumber("evt.flags", e.Flags);
-        w.WriteNumber("evt.mode", e.Mode);
-        w.WriteNumber("evt.res", e.Result);
-        w.WriteBoolean("evt.is_write", e.IsWrite);
-        w.WriteBoolean("evt.is_exec", e.IsExec);
-        w.WriteNumber("evt.size", e.Size);
-        w.WriteString("evt.decision", DecisionName(e.Decision));
-        if (e.Reason != null) w.WriteString("evt.reason", e.Reason);
-        w.WriteNumber("evt.latency_ns", e.LatencyNanos);
-        w.WriteString("fs.path", e.Path);
-        w.WriteString("fs.dir", e.Dir);
-        w.WriteString("fs.name", e.Name);
-        if (e.Target != null) w.WriteString("fs.target", e.Target);
-        if (e.LinkTarget != null) w.WriteString("fs.link_target", e.LinkTarget);
-        if (e.XattrName != null) w.WriteString("fs.xattr", e.XattrName);
-        w.WriteBoolean("fs.is_new", e.IsNew);
-        w.WriteNumber("proc.pid", e.Pid);
-        if (e.ProcName != null) w.WriteString("proc.name", e.ProcName);
-        w.WriteNumber("user.uid", e.Uid);
-        w.WriteNumber("user.gid", e.Gid);
-        if (e.ContainerId != null) w.WriteString("container.id", e.ContainerId);
-        w.WriteString("container.level", LevelName(e.Level));
-        w.WriteString("policy.class", ClassName(e.PolicyClass));
+        Span<char> time = stackalloc char[TimeLength];
+        w.WriteString(K.EvtTime, time[..FormatTime(e.TimeUnixNanos, time)]);
+        w.WriteNumber(K.EvtSeq, e.Seq);
+        w.WriteString(K.EvtOp, e.Op.Name());
+        w.WriteNumber(K.EvtFlags, e.Flags);
+        w.WriteNumber(K.EvtMode, e.Mode);
+        w.WriteNumber(K.EvtRes, e.Result);
+        w.WriteBoolean(K.EvtIsWrite, e.IsWrite);
+        w.WriteBoolean(K.EvtIsExec, e.IsExec);
+        w.WriteNumber(K.EvtSize, e.Size);
+        w.WriteString(K.EvtDecision, DecisionName(e.Decision));
+        if (e.Reason != null) w.WriteString(K.EvtReason, e.Reason);
+        w.WriteNumber(K.EvtLatencyNs, e.LatencyNanos);
+        w.WriteString(K.FsPath, e.Path);
+        w.WriteString(K.FsDir, e.Dir);
+        w.WriteString(K.FsName, e.Name);
+        if (e.Target != null) w.WriteString(K.FsTarget, e.Target);
+        if (e.LinkTarget != null) w.WriteString(K.FsLinkTarget, e.LinkTarget);
+        if (e.XattrName != null) w.WriteString(K.FsXattr, e.XattrName);
+        w.WriteBoolean(K.FsIsNew, e.IsNew);
+        w.WriteNumber(K.ProcPid, e.Pid);
+        if (e.ProcName != null) w.WriteString(K.ProcName, e.ProcName);
+        w.WriteNumber(K.UserUid, e.Uid);
+        w.WriteNumber(K.UserGid, e.Gid);
+        if (e.ContainerId != null) w.WriteString(K.ContainerId, e.ContainerId);
+        w.WriteString(K.ContainerLevel, LevelName(e.Level));
+        w.WriteString(K.PolicyClass, ClassName(e.PolicyClass));
         w.WriteEndObject();
     }
 
@@ -116,6 +148,16 @@ public static class FsEventJson
     /// <summary>RFC 3339 UTC with nanoseconds: 2026-11-27T12:00:00.000000001Z.</summary>
     public static string FormatTime(long unixNanos)
     {
+        Span<char> text = stackalloc char[TimeLength];
+        return new string(text[..FormatTime(unixNanos, text)]);
+    }
+
+    /// <summary>Characters of the longest <see cref="FormatTime(long)"/> result ("yyyy-MM-ddTHH:mm:ss.nnnnnnnnnZ").</summary>
+    private const int TimeLength = 30;
+
+    /// <summary>Formats into <paramref name="destination"/> (at least <see cref="TimeLength"/> chars) without allocating; returns the length.</summary>
+    private static int FormatTime(long unixNanos, Span<char> destination)
+    {
         long seconds = Math.DivRem(unixNanos, 1_000_000_000L, out long nanos);
         if (nanos < 0)
         {
@@ -124,7 +166,12 @@ public static class FsEventJson
         }
 
         DateTime t = DateTime.UnixEpoch.AddSeconds(seconds);
-        return t.ToString("yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture) + "." + nanos.ToString("D9", CultureInfo.InvariantCulture) + "Z";
+        t.TryFormat(destination, out int n, "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture);
+        destination[n++] = '.';
+        nanos.TryFormat(destination[n..], out int m, "D9", CultureInfo.InvariantCulture);
+        n += m;
+        destination[n++] = 'Z';
+        return n;
     }
 
     public static long ParseTime(string text)

@@ -13,11 +13,13 @@ public sealed class RuntimeWrittenPaths
 {
     private readonly ConcurrentDictionary<string, byte> _paths = new(StringComparer.Ordinal);
     private volatile bool _overflowed;
+    // ConcurrentDictionary.Count takes every bucket lock: on the request path the size is kept here instead.
+    private int _count;
 
     public RuntimeWrittenPaths(int capacity = 1 << 20) => Capacity = capacity;
 
     public int Capacity { get; }
-    public int Count => _paths.Count;
+    public int Count => Volatile.Read(ref _count);
     public bool Overflowed => _overflowed;
 
     public bool Contains(string path) => _overflowed || _paths.ContainsKey(path);
@@ -52,7 +54,7 @@ public sealed class RuntimeWrittenPaths
                 if ((e.Flags & Interop.LibC.RENAME_EXCHANGE) != 0) Add(e.Path);
                 break;
             case FsOp.Unlink:
-                _paths.TryRemove(e.Path, out _);
+                if (_paths.TryRemove(e.Path, out _)) Interlocked.Decrement(ref _count);
                 break;
             default:
                 break;
@@ -61,13 +63,13 @@ public sealed class RuntimeWrittenPaths
 
     private void Add(string path)
     {
-        if (_paths.Count >= Capacity)
+        if (Volatile.Read(ref _count) >= Capacity)
         {
             _overflowed = true;
             return;
         }
 
-        _paths.TryAdd(path, 0);
+        if (_paths.TryAdd(path, 0)) Interlocked.Increment(ref _count);
     }
 
     /// <summary>The destination counts as written (its content was replaced); written paths below a renamed directory move with it.</summary>
