@@ -46,13 +46,16 @@ public sealed partial class ProtocolServer
             return true;
         }
 
+        // Counted before the send so that whoever sees the reply also sees the count; taken back if it fails.
+        Volatile.Write(ref reader.SplicedReplies, reader.SplicedReplies + 1);
         Errno sent = pipes.SendReply((ISpliceChannel)reader.Channel, reader.Request.Unique, reader.ReplyBuffer, out bool nothingSent);
         if (sent == Errno.OK)
         {
-            Volatile.Write(ref reader.SplicedReplies, reader.SplicedReplies + 1);
             reader.Replied = true;
             return true;
         }
+
+        Volatile.Write(ref reader.SplicedReplies, reader.SplicedReplies - 1);
 
         if (!nothingSent)
         {
