@@ -17,7 +17,9 @@ namespace InSpatialFs.Fuse;
 /// Lock order: only <c>Reader.InFlightGate</c>, one at a time and never around a handler call or a syscall.
 /// It guards the reader's in-flight unique so an INTERRUPT can never mark the next request of that reader.
 /// Hot path: one pinned request buffer, one pinned reply buffer and one <see cref="FuseRequest"/> per reader,
-/// reused for every request; handlers are static delegates; nothing is allocated per request.
+/// reused for every request; handlers are static delegates; nothing is allocated per request. A reader that serves
+/// spliced READs (<see cref="IFuseSplicedRead"/>) also owns two pipes, made at its first such READ
+/// (ProtocolServer.Splice.cs).
 /// </remarks>
 public sealed partial class ProtocolServer : IDisposable
 {
