@@ -59,6 +59,7 @@ public sealed class DirectFallbackReadTests(string fallback)
     {
         string mode = Spliced ? "direct: spliced" : "direct: proxied";
         Assert.That(_m.Status(), Does.Contain(mode));
+        Assert.That(File.ReadAllText(Path.Combine(_m.Control, "mounts")), Does.Contain(Spliced ? "direct=spliced" : "direct=proxied"));
         string[] lines = _m.Daemon.Output.Split('\n');
         Assert.That(lines.Count(l => l.Contains("DirectFS:", StringComparison.Ordinal)), Is.EqualTo(1), "one warning line:\n" + _m.Daemon.Output);
         Assert.That(lines.Single(l => l.Contains("DirectFS:", StringComparison.Ordinal)), Does.Contain(mode));
