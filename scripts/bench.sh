@@ -2,6 +2,9 @@
 # Whole-filesystem benchmark: the same workloads over a tmpfs backing directory through each target in turn,
 # ratios to the native directory taken in this one run. Prints a table and writes bench/results/<stamp>.tsv.
 #   targets:   native, bindfs, fuse-overlayfs, inspatialfs-memory, inspatialfs-host (proxied), inspatialfs-direct
+#              and, not in the default list, the DirectFS fallbacks without passthrough: inspatialfs-direct-splice
+#              (READ by splice(2)) and inspatialfs-direct-copy (pread/pwrite), e.g.
+#              TARGETS="native inspatialfs-direct-splice inspatialfs-direct-copy" make bench
 #   workloads: fio seq read cold/cached + seq write (1 MiB blocks, SIZE), fio rand 4k read/write with 1 and 2 jobs,
 #              metadata phases of native/build/fsmeta (FILES files in 100 dirs), tar extract + read back.
 # Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (1).
@@ -46,6 +49,10 @@ mount_target() { # $1 = target; leaves the directory to test in $dir
     inspatialfs-memory) bin/inspatialfs mount --memory --memory-size 6GiB --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-host) bin/inspatialfs mount --source "$backing" --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-direct) bin/inspatialfs mount --source "$backing" --direct --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-direct-splice|inspatialfs-direct-copy)
+      bin/inspatialfs mount --source "$backing" --direct --no-passthrough --direct-fallback "${1#inspatialfs-direct-}" --log-level warning "$mnt" &
+      daemon_pid=$!; dir=$mnt ;;
+    *) echo "bench: unknown target $1" >&2; return 1 ;;
   esac
   if [[ $1 != native ]]; then
     for _ in $(seq 200); do mountpoint -q "$mnt" && break; sleep 0.05; done

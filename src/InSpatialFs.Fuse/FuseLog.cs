@@ -57,4 +57,13 @@ internal static partial class FuseLog
 
     [LoggerMessage(1030, LogLevel.Warning, "Could not start reader {Reader}; serving with the readers already running")]
     public static partial void ReaderNotStarted(ILogger logger, Exception exception, int reader);
+
+    [LoggerMessage(1040, LogLevel.Warning, "Reader {Reader}: no pipes for spliced READ replies ({Errno}); this reader copies READ data")]
+    public static partial void SplicePipesRefused(ILogger logger, int reader, Errno errno);
+
+    [LoggerMessage(1041, LogLevel.Debug, "Reader {Reader}: spliced READ replies through pipes of {Slots} pages")]
+    public static partial void SplicePipesReady(ILogger logger, int reader, int slots);
+
+    [LoggerMessage(1042, LogLevel.Warning, "Spliced reply to unique {Unique} failed before the kernel took it ({Errno}); answered by copy")]
+    public static partial void SpliceReplyFailed(ILogger logger, ulong unique, Errno errno);
 }

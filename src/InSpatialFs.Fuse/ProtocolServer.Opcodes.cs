@@ -452,6 +452,11 @@ public sealed partial class ProtocolServer
     {
         len = 0;
         FuseReadIn arg = ReadArg<FuseReadIn>(args);
+        if (s._splicedRead is { SplicedReadsWanted: true } && s.TryReadSpliced(r, in arg))
+        {
+            return Errno.OK; // answered through the pipe
+        }
+
         Span<byte> buffer = body[..(int)Math.Min(arg.Size, (uint)body.Length)];
         Errno e = s._fs.Read(r.Request, r.Request.NodeId, arg.Fh, (long)arg.Offset, buffer, out int n);
         if (e != Errno.OK)

@@ -17,7 +17,9 @@ namespace InSpatialFs.Fuse;
 /// Lock order: only <c>Reader.InFlightGate</c>, one at a time and never around a handler call or a syscall.
 /// It guards the reader's in-flight unique so an INTERRUPT can never mark the next request of that reader.
 /// Hot path: one pinned request buffer, one pinned reply buffer and one <see cref="FuseRequest"/> per reader,
-/// reused for every request; handlers are static delegates; nothing is allocated per request.
+/// reused for every request; handlers are static delegates; nothing is allocated per request. A reader that serves
+/// spliced READs (<see cref="IFuseSplicedRead"/>) also owns two pipes, made at its first such READ
+/// (ProtocolServer.Splice.cs).
 /// </remarks>
 public sealed partial class ProtocolServer : IDisposable
 {
@@ -30,6 +32,7 @@ public sealed partial class ProtocolServer : IDisposable
     private readonly ILogger _logger;
     private readonly Reader?[] _readers;
     private readonly FuseNotifier _notifier;
+    private readonly IFuseSplicedRead? _splicedRead;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile FuseConnectionInfo? _connection;
     private bool _setxattrExt;
@@ -50,12 +53,28 @@ public sealed partial class ProtocolServer : IDisposable
         _logger = logger ?? NullLogger.Instance;
         _readers = new Reader?[options.ReaderThreads];
         _notifier = new FuseNotifier(transport);
+        _splicedRead = fileSystem as IFuseSplicedRead;
     }
 
     /// <summary>What INIT negotiated; null until INIT has been answered.</summary>
     public FuseConnectionInfo? Connection => _connection;
 
     public ProtocolServerOptions Options => _options;
+
+    /// <summary>READ replies sent by splice(2) so far (<see cref="IFuseSplicedRead"/>), across readers.</summary>
+    public long SplicedReadReplies
+    {
+        get
+        {
+            long total = 0;
+            foreach (Reader? reader in _readers)
+            {
+                total += reader is null ? 0 : Volatile.Read(ref reader.SplicedReplies);
+            }
+
+            return total;
+        }
+    }
 
     /// <summary>
     /// Completes when every reader has stopped: normally after unmount (ENODEV) or <see cref="Stop"/>; faulted
@@ -149,6 +168,7 @@ public sealed partial class ProtocolServer : IDisposable
         }
         finally
         {
+            reader.Pipes?.Dispose();
             if (Interlocked.Decrement(ref _running) == 0)
             {
                 Exception? failure = Volatile.Read(ref _failure);
@@ -322,6 +342,7 @@ public sealed partial class ProtocolServer : IDisposable
         BeginRequest(reader, in header);
         Errno result;
         int bodyLength = 0;
+        reader.Replied = false;
         try
         {
             result = op.Handler(this, reader, args, reader.ReplyBuffer.AsSpan(OutHeaderSize), out bodyLength);
@@ -336,7 +357,7 @@ public sealed partial class ProtocolServer : IDisposable
             EndRequest(reader);
         }
 
-        if (op.Reply == ReplyKind.Never || (op.Reply == ReplyKind.OnlyEagain && result != Errno.EAGAIN))
+        if (reader.Replied || op.Reply == ReplyKind.Never || (op.Reply == ReplyKind.OnlyEagain && result != Errno.EAGAIN))
         {
             return;
         }
@@ -455,6 +476,18 @@ public sealed partial class ProtocolServer : IDisposable
 
         /// <summary>Guarded by <see cref="InFlightGate"/>; 0 while idle.</summary>
         public ulong InFlightUnique;
+
+        /// <summary>The handler already answered (a spliced READ): the dispatcher sends nothing.</summary>
+        public bool Replied;
+
+        /// <summary>Pipes for spliced READ replies, made at the first READ that wants them; null before or when refused.</summary>
+        public SplicePipes? Pipes;
+
+        /// <summary>Pipes could not be made (or the channel cannot splice): this reader always copies.</summary>
+        public bool SpliceRefused;
+
+        /// <summary>READ replies this reader sent through its pipes (written by the reader only).</summary>
+        public long SplicedReplies;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -8,9 +8,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "kernel connected: FUSE {Major}.{Minor}, passthrough {Passthrough}")]
     public static partial void Connected(ILogger logger, uint major, uint minor, bool passthrough);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "DirectFS: the kernel refused a passthrough registration ({Error}); direct mounts are served through the daemon (direct: proxied)")]
-    public static partial void PassthroughRefused(ILogger logger, InSpatialFs.Interop.Errno error);
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "DirectFS: the kernel refused a passthrough registration ({Error}); direct mounts are served through the daemon (direct: {Mode})")]
+    public static partial void PassthroughRefused(ILogger logger, InSpatialFs.Interop.Errno error, string mode);
 
-    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "DirectFS: the kernel did not offer FUSE passthrough; direct mounts are served through the daemon (direct: proxied)")]
-    public static partial void PassthroughNotOffered(ILogger logger);
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "DirectFS: FUSE passthrough is off (not offered by the kernel, or --no-passthrough); direct mounts are served through the daemon (direct: {Mode})")]
+    public static partial void PassthroughNotOffered(ILogger logger, string mode);
 }

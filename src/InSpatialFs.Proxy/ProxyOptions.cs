@@ -1,3 +1,5 @@
+using InSpatialFs.Storage.Direct;
+
 namespace InSpatialFs.Proxy;
 
 /// <summary>Tuning of the proxy; the defaults favour the in-memory and local host case.</summary>
@@ -11,4 +13,10 @@ public sealed record ProxyOptions
 
     /// <summary>Name of the instance; events carry it as container.id for container callers.</summary>
     public string InstanceName { get; init; } = "inspatialfs";
+
+    /// <summary>
+    /// How DirectFS files move data when kernel passthrough is unavailable: <see cref="DirectMode.Spliced"/> (READ by
+    /// splice(2), no copy through the daemon's memory) or <see cref="DirectMode.Proxied"/> (pread/pwrite copies).
+    /// </summary>
+    public DirectMode DirectFallback { get; init; } = DirectMode.Spliced;
 }

@@ -6,6 +6,7 @@ using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Storage;
+using InSpatialFs.Storage.Direct;
 
 namespace InSpatialFs.Proxy;
 
@@ -257,6 +258,32 @@ public sealed partial class SecureProxy
         }
 
         return err;
+    }
+
+    public bool SplicedReadsWanted => _spliceDirectReads;
+
+    /// <summary>
+    /// READ of a DirectFS file served through the daemon (passthrough unavailable, or an open the io-mode rules keep
+    /// mediated) with --direct-fallback splice: the backend splices from its leased descriptor into the reader's pipe.
+    /// Policy was decided at OPEN; the byte counters and the data rate limit apply as on the copy path.
+    /// </summary>
+    public bool TryReadSpliced(FuseRequest request, ulong nodeId, ulong fh, long offset, int size, ISpliceReadSink sink, out Errno result)
+    {
+        result = Errno.OK;
+        if (!_spliceDirectReads || !_handles.TryGet(fh, out ProxyHandle handle) || handle.BackingId != 0
+            || !_mounts[handle.Node.Mount].Direct || BackendOf(handle.Node) is not ISplicedReads spliced)
+        {
+            return false;
+        }
+
+        result = spliced.ReadSpliced(handle.Node.Ino, handle.BackendFh, offset, size, sink, out int bytesRead);
+        if (result == Errno.OK)
+        {
+            Interlocked.Add(ref handle.BytesRead, bytesRead);
+            HoldForRateLimit(request, FsOp.Read, bytesRead);
+        }
+
+        return true;
     }
 
     public Errno Write(FuseRequest request, ulong nodeId, ulong fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)

@@ -24,7 +24,7 @@ namespace InSpatialFs.Proxy;
 /// (getattr, statfs, flush, fsync, successful lookups) and per-call data transfer: READ and WRITE are accounted
 /// per handle — the first WRITE on a handle is an event, and RELEASE reports the bytes moved.
 /// </summary>
-public sealed partial class SecureProxy : IFuseFileSystem
+public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
 {
     private readonly MountTable _table;
     private readonly MountEntry[] _mounts;
@@ -38,6 +38,7 @@ public sealed partial class SecureProxy : IFuseFileSystem
     private readonly uint _entryValidNsec, _attrValidNsec;
     private FuseConnectionInfo? _connection;
     private IPassthroughFiles? _passthrough;
+    private readonly bool _spliceDirectReads;
 
     // Guards ProxyNode.CachedOpens/PassthroughOpens with the backing-id acquire and release of DirectFS opens, so
     // an inode's io mode and its backing id change together. Taken only at OPEN/RELEASE of direct-mount files.
@@ -52,7 +53,13 @@ public sealed partial class SecureProxy : IFuseFileSystem
         _mounts = [.. mounts.Entries];
         int root = mounts.Root.Index;
         _gate = gate;
+        if (options.DirectFallback is not (DirectMode.Spliced or DirectMode.Proxied))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.DirectFallback, "DirectFallback is Spliced or Proxied");
+        }
+
         _options = options;
+        _spliceDirectReads = options.DirectFallback == DirectMode.Spliced && _mounts.Any(m => m.Direct);
         _logger = logger;
         _nodes = new NodeTable(root, _mounts[root].Backend.RootIno);
         // Memory mounts enforce their own size and inode limits (ENOSPC); host mounts are charged here (EDQUOT).
@@ -72,8 +79,8 @@ public sealed partial class SecureProxy : IFuseFileSystem
     /// <summary>What INIT negotiated (null before the kernel connected).</summary>
     public FuseConnectionInfo? Connection => Volatile.Read(ref _connection);
 
-    /// <summary>How DirectFS mounts move data: kernel passthrough, or through the daemon when it is unavailable.</summary>
-    public DirectMode DirectMode => _passthrough is BackingFileTable table ? table.Mode : DirectMode.Proxied;
+    /// <summary>How DirectFS mounts move data: kernel passthrough, or the configured daemon fallback when it is unavailable.</summary>
+    public DirectMode DirectMode => _passthrough is BackingFileTable table ? table.Mode : _options.DirectFallback;
 
     public void Initialized(FuseConnectionInfo connection)
     {
@@ -82,13 +89,13 @@ public sealed partial class SecureProxy : IFuseFileSystem
         {
             if (connection.PassthroughEnabled && connection.Backing != null)
             {
-                var table = new BackingFileTable(connection.Backing);
-                table.PassthroughUnavailable += error => Log.PassthroughRefused(_logger, error);
+                var table = new BackingFileTable(connection.Backing, fallback: _options.DirectFallback);
+                table.PassthroughUnavailable += error => Log.PassthroughRefused(_logger, error, _options.DirectFallback.DisplayName());
                 _passthrough = table;
             }
             else
             {
-                Log.PassthroughNotOffered(_logger);
+                Log.PassthroughNotOffered(_logger, _options.DirectFallback.DisplayName());
             }
         }
 

@@ -27,6 +27,18 @@ public sealed class InMemoryFuseTransport : IFuseTransport, IDisposable
 
     public IBackingRegistrar? Backing => BackingRegistrar;
 
+    /// <summary>
+    /// What the channels' <see cref="ISpliceChannel.SpliceReply"/> answers: OK takes the reply from the pipe;
+    /// ENOENT/ENODEV take it and drop it (as the kernel does for an interrupted request or a dead connection);
+    /// any other errno refuses it whole and leaves the pipe untouched (as the kernel does for a short pipe).
+    /// </summary>
+    public Errno SpliceFailure { get; set; }
+
+    /// <summary>Replies that arrived through <see cref="ISpliceChannel.SpliceReply"/> (recorded among <see cref="Replies"/> too).</summary>
+    public int SplicedReplies => Volatile.Read(ref _splicedReplies);
+
+    private int _splicedReplies;
+
     /// <summary>How many channels the server opened (one per reader thread).</summary>
     public int ChannelCount => Volatile.Read(ref _channels);
 
@@ -118,8 +130,49 @@ public sealed class InMemoryFuseTransport : IFuseTransport, IDisposable
         }
     }
 
-    private sealed class Channel(InMemoryFuseTransport owner, int index) : IFuseChannel
+    private sealed class Channel(InMemoryFuseTransport owner, int index) : IFuseChannel, ISpliceChannel
     {
+        /// <summary>Reads the reply out of the server's pipe (a real pipe), as fuse_dev_splice_write would.</summary>
+        public unsafe Errno SpliceReply(int pipeReadFd, int length)
+        {
+            Errno failure = owner.SpliceFailure;
+            int queued = 0;
+            if (LibC.ioctl(pipeReadFd, 0x541B /* FIONREAD */, &queued) < 0 || queued < length)
+            {
+                return Errno.EINVAL; // the kernel's "the pipe holds less than len" refusal
+            }
+
+            if (failure is not (Errno.OK or Errno.ENOENT or Errno.ENODEV))
+            {
+                return failure;
+            }
+
+            byte[] bytes = new byte[length];
+            int got = 0;
+            fixed (byte* p = bytes)
+            {
+                while (got < length)
+                {
+                    nint n = LibC.read(pipeReadFd, p + got, length - got);
+                    if (n <= 0)
+                    {
+                        return Errno.EIO;
+                    }
+
+                    got += (int)n;
+                }
+            }
+
+            if (failure != Errno.OK)
+            {
+                return failure;
+            }
+
+            Interlocked.Increment(ref owner._splicedReplies);
+            owner.Record(new WrittenFrame(bytes, index));
+            return Errno.OK;
+        }
+
         public Errno Read(Span<byte> buffer, out int length)
         {
             length = 0;

@@ -25,6 +25,7 @@ internal sealed record MountRequest
     public string LogLevel { get; init; } = "info";
     public int Readers { get; init; }
     public bool NoPassthrough { get; init; }
+    public string? DirectFallback { get; init; }
     public bool AllowRelax { get; init; }
     public IReadOnlyList<string> Relax { get; init; } = [];
     public IReadOnlyList<string> Resources { get; init; } = [];
@@ -61,6 +62,13 @@ internal static class MountCommand
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning, error or critical.", DefaultValueFactory = _ => "info" };
         var readers = new Option<int>("--readers") { Description = "Kernel reader threads (default: 2 per core, at least 2)." };
         var noPassthrough = new Option<bool>("--no-passthrough") { Description = "Never use kernel passthrough; DirectFS files are served through the daemon." };
+        var directFallback = new Option<string?>("--direct-fallback")
+        {
+            Description = "How DirectFS files move data when kernel passthrough is unavailable (or --no-passthrough): splice " +
+                "(default; READ data goes host file -> pipe -> /dev/fuse with splice(2), never copied through the daemon) " +
+                "or copy (pread/pwrite through the daemon's buffers). Writes use pwrite either way.",
+        };
+        directFallback.AcceptOnlyFromAmong("splice", "copy");
         var relax = new Option<string[]>("--relax")
         {
             Description = "Explicitly relax one control of the isolation level (printed as a warning at start and shown in status): " +
@@ -81,7 +89,7 @@ internal static class MountCommand
         var command = new Command("mount", "Mount a container filesystem and serve it in the foreground until SIGTERM/SIGINT or an outside unmount.")
         {
             mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
-            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
+            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, directFallback, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
         };
         command.SetAction(parse => MountRunner.Run(new MountRequest
         {
@@ -105,6 +113,7 @@ internal static class MountCommand
             LogLevel = parse.GetValue(logLevel) ?? "info",
             Readers = parse.GetValue(readers),
             NoPassthrough = parse.GetValue(noPassthrough),
+            DirectFallback = parse.GetValue(directFallback),
             AllowRelax = parse.GetValue(allowRelax),
             Relax = parse.GetValue(relax) ?? [],
             Resources = parse.GetValue(resources) ?? [],

@@ -104,6 +104,10 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "open_files", c.OpenFiles);
         Line(sb, "live_nodes", _instance.Proxy.LiveNodes);
         Line(sb, "open_handles", _instance.Proxy.OpenHandles);
+        if (_instance.Mounts.Entries.Any(m => m.Direct))
+        {
+            Line(sb, "spliced_reads", _instance.SplicedReadReplies);
+        }
         foreach (string warning in _instance.Security.Warnings)
         {
             Line(sb, "warning", warning);

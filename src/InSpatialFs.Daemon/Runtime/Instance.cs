@@ -66,6 +66,9 @@ internal sealed class Instance : IDisposable
 
     public DateTime StartedUtc { get; } = DateTime.UtcNow;
 
+    /// <summary>READ replies of the container mount sent by splice(2) (the DirectFS fallback's data path).</summary>
+    public long SplicedReadReplies => _server?.SplicedReadReplies ?? 0;
+
     /// <summary>All rule files in load order: the config's, then --rules.</summary>
     public IReadOnlyList<string> RuleFiles => [.. _config.Rules.Files, .. _options.ExtraRuleFiles];
 
@@ -111,7 +114,7 @@ internal sealed class Instance : IDisposable
             }
         }
 
-        Proxy = new SecureProxy(Mounts, Security, new ProxyOptions { InstanceName = _config.Name }, Logs.CreateLogger("InSpatialFs.Proxy"));
+        Proxy = new SecureProxy(Mounts, Security, new ProxyOptions { InstanceName = _config.Name, DirectFallback = _options.DirectFallback }, Logs.CreateLogger("InSpatialFs.Proxy"));
         ControlPlane = new ControlPlane(this);
         _owned.Add(ControlPlane);
 

@@ -1,3 +1,5 @@
+using InSpatialFs.Storage.Direct;
+
 namespace InSpatialFs.Daemon.Runtime;
 
 /// <summary>Run-time switches of an instance that are not part of its config file.</summary>
@@ -8,6 +10,9 @@ internal sealed record InstanceOptions
 
     /// <summary>Negotiate FUSE passthrough for DirectFS mounts.</summary>
     public bool Passthrough { get; init; } = true;
+
+    /// <summary>DirectFS data path without passthrough: Spliced (--direct-fallback splice) or Proxied (copy).</summary>
+    public DirectMode DirectFallback { get; init; } = DirectMode.Spliced;
 
     /// <summary>Mount the control directory.</summary>
     public bool Control { get; init; } = true;

@@ -172,7 +172,7 @@ public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
         }
     }
 
-    private sealed class DeviceChannel(SafeFd fd, bool owns) : IFuseChannel
+    private sealed class DeviceChannel(SafeFd fd, bool owns) : IFuseChannel, ISpliceChannel
     {
         public unsafe Errno Read(Span<byte> buffer, out int length)
         {
@@ -215,6 +215,45 @@ public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
         }
 
         public Errno Write(ReadOnlySpan<byte> header, ReadOnlySpan<byte> body) => WriteGather(fd, header, body);
+
+        public unsafe Errno SpliceReply(int pipeReadFd, int length)
+        {
+            bool added = false;
+            try
+            {
+                fd.DangerousAddRef(ref added);
+                while (true)
+                {
+                    nint n = LibC.splice(pipeReadFd, null, fd.Fd, null, (nuint)length, 0);
+                    Errno e = ErrnoExtensions.LastPInvoke();
+                    if (n == length)
+                    {
+                        return Errno.OK;
+                    }
+
+                    if (n >= 0)
+                    {
+                        return Errno.EIO; // fuse_dev_splice_write takes a whole reply or fails: a partial count is a broken reply
+                    }
+
+                    if (e != Errno.EINTR)
+                    {
+                        return e;
+                    }
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                return Errno.ENODEV;
+            }
+            finally
+            {
+                if (added)
+                {
+                    fd.DangerousRelease();
+                }
+            }
+        }
 
         public void Dispose()
         {

@@ -10,22 +10,29 @@ public enum DirectMode
 {
     /// <summary>FUSE passthrough: the kernel reads and writes the backing file itself.</summary>
     KernelPassthrough,
-    /// <summary>Passthrough refused by the kernel or privileges: READ/WRITE go through the daemon (pread/pwrite).</summary>
+    /// <summary>Passthrough unavailable: READ/WRITE go through the daemon, copied with pread/pwrite (--direct-fallback copy).</summary>
     Proxied,
+    /// <summary>Passthrough unavailable: READ data moves host file → pipe → /dev/fuse by splice(2), WRITE by pwrite (--direct-fallback splice).</summary>
+    Spliced,
 }
 
 public static class DirectModeNames
 {
-    /// <summary>The name shown in status and mount listings ("kernel-passthrough", "proxied").</summary>
-    public static string DisplayName(this DirectMode mode) => mode == DirectMode.KernelPassthrough ? "kernel-passthrough" : "proxied";
+    /// <summary>The name shown in status and mount listings ("kernel-passthrough", "spliced", "proxied").</summary>
+    public static string DisplayName(this DirectMode mode) => mode switch
+    {
+        DirectMode.KernelPassthrough => "kernel-passthrough",
+        DirectMode.Spliced => "spliced",
+        _ => "proxied",
+    };
 }
 
 /// <summary>
 /// One kernel backing id per inode, shared by every passthrough open of that inode and closed at its last release
 /// (the kernel allows one backing file per inode while it is open, and closing an id right after the OPEN reply
 /// races the opener; §5 of the protocol reference). The first EPERM, EINVAL or ENOTTY from registration means
-/// passthrough is unavailable on this connection: the table remembers it, switches <see cref="Mode"/> to
-/// <see cref="DirectMode.Proxied"/> and raises <see cref="PassthroughUnavailable"/> once.
+/// passthrough is unavailable on this connection: the table remembers it, switches <see cref="Mode"/> to its
+/// fallback (<see cref="DirectMode.Proxied"/> or <see cref="DirectMode.Spliced"/>) and raises <see cref="PassthroughUnavailable"/> once.
 /// Thread-safe; one lock, held across the registration ioctl so two first opens of an inode cannot register twice.
 /// </summary>
 public sealed class BackingFileTable : IPassthroughFiles
@@ -34,15 +41,23 @@ public sealed class BackingFileTable : IPassthroughFiles
     private readonly ILogger? _logger;
     private readonly Dictionary<ulong, (int Id, int Refs)> _entries = [];
     private readonly Lock _lock = new();
+    private readonly DirectMode _fallback;
     private Errno _unavailableReason;
 
     /// <param name="registrar">The connection's FUSE_DEV_IOC_BACKING_OPEN/CLOSE (FuseConnectionInfo.Backing).</param>
     /// <param name="logger">If given, the fallback to proxied I/O is logged once as a warning (event 2110).</param>
-    public BackingFileTable(IBackingRegistrar registrar, ILogger? logger = null)
+    /// <param name="fallback">The mode reported once passthrough is off: how the daemon then moves the data.</param>
+    public BackingFileTable(IBackingRegistrar registrar, ILogger? logger = null, DirectMode fallback = DirectMode.Proxied)
     {
         ArgumentNullException.ThrowIfNull(registrar);
+        if (fallback == DirectMode.KernelPassthrough)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fallback), fallback, "the fallback is a daemon data path");
+        }
+
         _registrar = registrar;
         _logger = logger;
+        _fallback = fallback;
     }
 
     /// <summary>Raised once, with the errno that disabled passthrough, when the table falls back to proxied I/O.</summary>
@@ -50,7 +65,7 @@ public sealed class BackingFileTable : IPassthroughFiles
 
     public DirectMode Mode
     {
-        get { lock (_lock) return _unavailableReason == Errno.OK ? DirectMode.KernelPassthrough : DirectMode.Proxied; }
+        get { lock (_lock) return _unavailableReason == Errno.OK ? DirectMode.KernelPassthrough : _fallback; }
     }
 
     /// <summary>The errno that turned passthrough off, or OK.</summary>
@@ -101,7 +116,7 @@ public sealed class BackingFileTable : IPassthroughFiles
         }
         if (notify != null)
         {
-            if (_logger != null) HostLog.PassthroughUnavailable(_logger, result);
+            if (_logger != null) HostLog.PassthroughUnavailable(_logger, result, _fallback.DisplayName());
             notify(result);
         }
         return result;

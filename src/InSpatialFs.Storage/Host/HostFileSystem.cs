@@ -1,8 +1,10 @@
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
+using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
+using InSpatialFs.Storage.Direct;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;
 
@@ -27,13 +29,15 @@ namespace InSpatialFs.Storage.Host;
 /// Lock order: _nodeLock > DescriptorCache's lock. The id-to-node map and the open-handle maps are read lock-free;
 /// _nodeLock serializes node creation, reference counts and removal.
 /// </summary>
-public sealed unsafe class HostFileSystem : IFileSystemBackend
+public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
 {
     public const int DefaultDescriptorCacheCapacity = 2048;
     public const int DefaultMaxOpenHandles = 8192;
     private const ulong Resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     private const int NameMax = 255;
-    private const int OpenFlagsStripped = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | FMODE_EXEC;
+    // O_DIRECT is about the FUSE file's page cache, which the kernel already bypasses for such opens; on the host
+    // descriptor it would make every pread into the daemon's (unaligned) reply buffer fail with EINVAL.
+    private const int OpenFlagsStripped = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | FMODE_EXEC | O_DIRECT;
 
     private readonly ILogger _logger;
     private readonly SafeFd _rootFd;
@@ -627,6 +631,15 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend
             bytesRead = (int)n;
         }
         return Errno.OK;
+    }
+
+    public Errno ReadSpliced(ulong ino, ulong fh, long offset, int length, ISpliceReadSink sink, out int bytesRead)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        bytesRead = 0;
+        if (!_files.TryGetValue(fh, out HostOpenFile? file) || !FdLease.TryBorrow(file.Fd, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
+        return sink.SpliceFrom(l.Fd, offset, length, out bytesRead);
     }
 
     public Errno Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten)

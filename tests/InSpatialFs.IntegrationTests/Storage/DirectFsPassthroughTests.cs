@@ -66,7 +66,9 @@ public sealed class DirectFsPassthroughTests
         Assert.That(m.Stop(), Is.Zero);
     }
 
-    [TestCase("--direct", "--no-passthrough", TestName = "A_direct_mount_without_passthrough_falls_back_to_proxied_IO_that_still_works")]
+    [TestCase("--direct", "--no-passthrough", "--direct-fallback", "copy", TestName = "A_direct_mount_without_passthrough_falls_back_to_proxied_IO_that_still_works")]
+    [TestCase("--direct", "--no-passthrough", "--direct-fallback", "splice", TestName = "A_direct_mount_without_passthrough_falls_back_to_spliced_reads_that_still_work")]
+    [TestCase("--direct", "--no-passthrough", TestName = "A_direct_mount_without_passthrough_splices_by_default")]
     [TestCase(TestName = "A_proxied_host_mount_moves_every_byte_through_the_daemon")]
     public void Proxied_mounts_move_every_byte_through_the_daemon(params string[] arguments)
     {
@@ -74,8 +76,9 @@ public sealed class DirectFsPassthroughTests
         string status = m.Status();
         if (arguments.Contains("--direct"))
         {
-            Assert.That(status, Does.Contain("direct: proxied"));
-            Assert.That(m.Daemon.Output, Does.Contain("direct: proxied"), "the fallback is announced at start");
+            string mode = arguments.Contains("copy") ? "direct: proxied" : "direct: spliced";
+            Assert.That(status, Does.Contain(mode));
+            Assert.That(m.Daemon.Output, Does.Contain(mode), "the fallback is announced at start");
         }
         else
         {

@@ -61,6 +61,25 @@ public sealed class BackingFileTableTests
     }
 
     [Test]
+    public void A_spliced_fallback_is_the_mode_shown_once_passthrough_is_refused()
+    {
+        var log = new CountingLogger();
+        var table = new BackingFileTable(new FakeRegistrar { FailWith = Errno.EPERM }, log, DirectMode.Spliced);
+        Assert.That(table.Mode.DisplayName(), Is.EqualTo("kernel-passthrough"));
+        Assert.That(table.Acquire(1, AnyFd(), out _), Is.EqualTo(Errno.EPERM));
+        Assert.That(table.Mode, Is.EqualTo(DirectMode.Spliced));
+        Assert.That(table.Mode.DisplayName(), Is.EqualTo("spliced"));
+        Assert.That(log.Lines, Has.Count.EqualTo(1));
+        Assert.That(log.Lines[0].Text, Does.Contain("direct: spliced"));
+    }
+
+    [Test]
+    public void Kernel_passthrough_is_not_a_fallback()
+    {
+        Assert.That(() => new BackingFileTable(new FakeRegistrar(), fallback: DirectMode.KernelPassthrough), Throws.TypeOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
     public void Opens_of_one_inode_share_one_backing_id_closed_at_the_last_release()
     {
         var reg = new FakeRegistrar();

@@ -1,0 +1,101 @@
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Fuse.Transport;
+using InSpatialFs.Interop;
+
+namespace InSpatialFs.Fuse;
+
+// Spliced READ replies (IFuseSplicedRead): the file system fills the reader's data pipe from a host descriptor and
+// the reply goes header + pipe → /dev/fuse. Every path either answers the request exactly once with the length
+// really spliced, or leaves it to the copy path with the pipes drained.
+public sealed partial class ProtocolServer
+{
+    /// <summary>True when the READ was answered (or is gone); false when the copy path must serve it.</summary>
+    private bool TryReadSpliced(Reader reader, in FuseReadIn arg)
+    {
+        SplicePipes? pipes = PipesOf(reader);
+        if (pipes is null || !pipes.Fits((long)arg.Offset, arg.Size))
+        {
+            return false;
+        }
+
+        int size = (int)Math.Min(arg.Size, (uint)(reader.ReplyBuffer.Length - OutHeaderSize));
+        bool handled = _splicedRead!.TryReadSpliced(reader.Request, reader.Request.NodeId, arg.Fh, (long)arg.Offset, size, pipes, out Errno result);
+        if (!handled || result != Errno.OK)
+        {
+            // Not spliceable, or failed: whatever reached the pipe goes, and the copy path answers (with its own errno).
+            if (pipes.Length != 0)
+            {
+                pipes.Drain(reader.ReplyBuffer);
+            }
+
+            return false;
+        }
+
+        if (pipes.Length > size)
+        {
+            pipes.Drain(reader.ReplyBuffer);
+            SendError(reader, reader.Request.Unique, BadResult(reader, $"spliced READ holds {pipes.Length} bytes for a {size}-byte request"));
+            reader.Replied = true;
+            return true;
+        }
+
+        if (pipes.Length == 0)
+        {
+            SendOk(reader, reader.Request.Unique, 0); // end of file: nothing to splice
+            reader.Replied = true;
+            return true;
+        }
+
+        // Counted before the send so that whoever sees the reply also sees the count; taken back if it fails.
+        Volatile.Write(ref reader.SplicedReplies, reader.SplicedReplies + 1);
+        Errno sent = pipes.SendReply((ISpliceChannel)reader.Channel, reader.Request.Unique, reader.ReplyBuffer, out bool nothingSent);
+        if (sent == Errno.OK)
+        {
+            reader.Replied = true;
+            return true;
+        }
+
+        Volatile.Write(ref reader.SplicedReplies, reader.SplicedReplies - 1);
+
+        if (!nothingSent)
+        {
+            FuseLog.ReplyNotDelivered(_logger, reader.Request.Unique, sent); // interrupted and gone, or unmounted
+            reader.Replied = true;
+            return true;
+        }
+
+        // The kernel took nothing: the copy path answers, so the request is never left without a reply.
+        FuseLog.SpliceReplyFailed(_logger, reader.Request.Unique, sent);
+        return false;
+    }
+
+    private SplicePipes? PipesOf(Reader reader)
+    {
+        if (reader.Pipes is { } pipes)
+        {
+            return pipes;
+        }
+
+        if (reader.SpliceRefused)
+        {
+            return null;
+        }
+
+        if (reader.Channel is not ISpliceChannel)
+        {
+            reader.SpliceRefused = true;
+            return null;
+        }
+
+        Errno e = SplicePipes.TryCreate(_options.ReplyBufferSize, out pipes);
+        if (e != Errno.OK)
+        {
+            reader.SpliceRefused = true;
+            FuseLog.SplicePipesRefused(_logger, reader.Index, e);
+            return null;
+        }
+
+        FuseLog.SplicePipesReady(_logger, reader.Index, pipes!.Slots);
+        return reader.Pipes = pipes;
+    }
+}

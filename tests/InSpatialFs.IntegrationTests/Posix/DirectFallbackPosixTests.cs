@@ -1,0 +1,15 @@
+namespace InSpatialFs.IntegrationTests.Posix;
+
+/// <summary>The POSIX suite through DirectFS without passthrough, READ data spliced host file → pipe → /dev/fuse.</summary>
+[TestFixture]
+public sealed class DirectSplicedMountPosixTests : HostBackedPosixSuite
+{
+    protected override string[] BackendArguments => ["--direct", "--no-passthrough", "--direct-fallback", "splice"];
+}
+
+/// <summary>The POSIX suite through DirectFS without passthrough, READ data copied with pread.</summary>
+[TestFixture]
+public sealed class DirectCopiedMountPosixTests : HostBackedPosixSuite
+{
+    protected override string[] BackendArguments => ["--direct", "--no-passthrough", "--direct-fallback", "copy"];
+}
