@@ -7,14 +7,16 @@
 #              TARGETS="native inspatialfs-direct-splice inspatialfs-direct-copy" make bench
 #   workloads: fio seq read cold/cached + seq write (1 MiB blocks, SIZE), fio rand 4k read/write with 1 and 2 jobs,
 #              metadata phases of native/build/fsmeta (FILES files in 100 dirs), tar extract + read back.
-# Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (1).
+# Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3).
+# Each round runs every target in turn; the table gives the median of the rounds per phase (single runs on these
+# 2-core VMs vary by 20-50% between runs, and a median of interleaved rounds keeps that out of the ratios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 SIZE=${SIZE:-1g}
 FILES=${FILES:-20000}
 RUNTIME=${RUNTIME:-8}
-ROUNDS=${ROUNDS:-1}
+ROUNDS=${ROUNDS:-3}
 TARGETS=${TARGETS:-"native bindfs fuse-overlayfs inspatialfs-memory inspatialfs-host inspatialfs-direct"}
 
 need=()
@@ -69,25 +71,27 @@ fio_bw() { # prints MiB/s of a fio run (read+write)
 }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
-declare -A result
+declare -A result   # result[target,phase] = space-separated values, one per round
+record() { result[$1,$2]="${result[$1,$2]:-} $3"; }
+median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % statistics.median(v) if v else "")' $1; }
 run_workloads() { # $1 = target
   local t=$1 common="--directory=$dir --ioengine=psync --group_reporting"
-  result[$t,seq-write]=$(fio_bw --name=sw $common --rw=write --bs=1m --size=$SIZE --end_fsync=1)
-  drop; result[$t,seq-read-cold]=$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)
-  result[$t,seq-read-cached]=$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)
+  record $t seq-write "$(fio_bw --name=sw $common --rw=write --bs=1m --size=$SIZE --end_fsync=1)"
+  drop; record $t seq-read-cold "$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)"
+  record $t seq-read-cached "$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)"
   for jobs in 1 2; do
-    result[$t,rand-read-4k-j$jobs]=$(fio_bw --name=rr $common --rw=randread --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME)
-    result[$t,rand-write-4k-j$jobs]=$(fio_bw --name=rw $common --rw=randwrite --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME)
+    record $t rand-read-4k-j$jobs "$(fio_bw --name=rr $common --rw=randread --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME)"
+    record $t rand-write-4k-j$jobs "$(fio_bw --name=rw $common --rw=randwrite --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME)"
   done
   rm -f "$dir"/sw.* "$dir"/rr.* "$dir"/rw.*
   mkdir -p "$dir/meta"
-  while IFS=$'\t' read -r phase secs rate; do result[$t,meta-$phase]=$rate; done < <(native/build/fsmeta "$dir/meta" "$FILES" 100)
+  while IFS=$'\t' read -r phase secs rate; do record $t meta-$phase "$rate"; done < <(native/build/fsmeta "$dir/meta" "$FILES" 100)
   if [[ -f $tarball ]]; then
     mkdir -p "$dir/untar"; local s=$(date +%s.%N)
     tar -C "$dir/untar" -xf "$tarball"; local m=$(date +%s.%N)
     drop; tar -C "$dir/untar" -cf - . | wc -c >/dev/null; local e=$(date +%s.%N)
-    result[$t,untar]=$(python3 -c "print('%.2f' % (1/($m-$s)))")
-    result[$t,tar-readback]=$(python3 -c "print('%.2f' % (1/($e-$m)))")
+    record $t untar "$(python3 -c "print('%.2f' % (1/($m-$s)))")"
+    record $t tar-readback "$(python3 -c "print('%.2f' % (1/($e-$m)))")"
   fi
 }
 
@@ -107,10 +111,11 @@ out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).tsv
   for p in $phases; do
     unit="MiB/s"; [[ $p == meta-* ]] && unit="ops/s"; [[ $p == untar || $p == tar-readback ]] && unit="1/s"
     printf "%s\t%s" "$p" "$unit"
-    for t in $TARGETS; do printf "\t%s" "${result[$t,$p]:-}"; done
+    declare -A med=()
+    for t in $TARGETS; do med[$t]=$(median "${result[$t,$p]:-}"); printf "\t%s" "${med[$t]}"; done
     for t in $TARGETS; do
       [[ $t == native ]] && continue
-      n=${result[native,$p]:-}; v=${result[$t,$p]:-}
+      n=${med[native]:-}; v=${med[$t]:-}
       if [[ -n $n && -n $v ]]; then printf "\t%s" "$(python3 -c "print('%.3f' % ($v/$n if $n else 0))")"; else printf "\t"; fi
     done
     echo
