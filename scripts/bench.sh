@@ -96,8 +96,11 @@ run_workloads() { # $1 = target
 }
 
 phases="seq-write seq-read-cold seq-read-cached rand-read-4k-j1 rand-read-4k-j2 rand-write-4k-j1 rand-write-4k-j2 meta-create meta-stat meta-readdir meta-stat-cold meta-unlink untar tar-readback"
+targets=($TARGETS)
 for round in $(seq "$ROUNDS"); do
-  for t in $TARGETS; do
+  # The order rotates each round, so no target is always measured first or last (the machine drifts over minutes).
+  shift_by=$(( (round - 1) % ${#targets[@]} ))
+  for t in "${targets[@]:shift_by}" "${targets[@]:0:shift_by}"; do
     echo "==> round $round: $t" >&2
     if mount_target "$t"; then run_workloads "$t" || echo "bench: $t failed a workload" >&2; fi
     unmount_target
@@ -121,4 +124,5 @@ out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).tsv
     echo
   done
 } | tee "$out" | column -t -s $'\t'
-echo "results: $out"
+{ printf "phase\ttarget\tvalues per round\n"; for p in $phases; do for t in $TARGETS; do printf "%s\t%s\t%s\n" "$p" "$t" "${result[$t,$p]:-}"; done; done; } > "${out%.tsv}.rounds.tsv"
+echo "results: $out (per-round values: ${out%.tsv}.rounds.tsv)"

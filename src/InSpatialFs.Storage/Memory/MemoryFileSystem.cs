@@ -486,6 +486,9 @@ public sealed class MemoryFileSystem : IFileSystemBackend
 
     // ---------------------------------------------------------------- open files
 
+    /// <summary>Data is in memory at every WRITE and nothing is held per open but the handle: FLUSH at close() has nothing to do.</summary>
+    private const FopenFlags NoFlush = FopenFlags.NoFlush;
+
     public Errno Open(ulong ino, int flags, in Caller caller, out OpenResult result)
     {
         result = default;
@@ -520,6 +523,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
                 }
             }
             result.Fh = AddHandle(node, flags);
+            result.Flags = NoFlush;
             return Errno.OK;
         }
         finally
@@ -577,6 +581,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
                 }
             }
             result.Fh = AddHandle(node, flags);
+            result.Flags = NoFlush;
             FillAttr(node, out attr);
             return Errno.OK;
         }
@@ -607,6 +612,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             node.Linkable = (flags & LibC.O_EXCL) == 0;
             node.Lookups = 1;
             result.Fh = AddHandle(node, flags);
+            result.Flags = NoFlush;
             FillAttr(node, out attr);
             return Errno.OK;
         }
