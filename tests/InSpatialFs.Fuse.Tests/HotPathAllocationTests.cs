@@ -10,46 +10,6 @@ public sealed class HotPathAllocationTests
 {
     private const int Requests = 2000;
 
-    /// <summary>Replays INIT and then the same frames from preallocated arrays; writes go nowhere. Allocation-free itself.</summary>
-    private sealed class ReplayTransport(byte[] init, byte[][] frames) : IFuseTransport, IFuseChannel
-    {
-        private int _next = -1;
-
-        public int Replies;
-
-        public IBackingRegistrar? Backing => null;
-
-        public IFuseChannel OpenChannel() => this;
-
-        public Errno Notify(ReadOnlySpan<byte> header, ReadOnlySpan<byte> body) => Errno.OK;
-
-        public void Shutdown() => _next = int.MaxValue;
-
-        public Errno Read(Span<byte> buffer, out int length)
-        {
-            int i = _next++;
-            byte[]? frame = i < 0 ? init : i < Requests ? frames[i % frames.Length] : null;
-            length = frame?.Length ?? 0;
-            if (frame is null)
-            {
-                return Errno.ENODEV;
-            }
-
-            frame.CopyTo(buffer);
-            return Errno.OK;
-        }
-
-        public Errno Write(ReadOnlySpan<byte> header, ReadOnlySpan<byte> body)
-        {
-            Replies++;
-            return Errno.OK;
-        }
-
-        public void Dispose()
-        {
-        }
-    }
-
     /// <summary>Notes the reader thread's allocation counter at every GETATTR and every READ.</summary>
     private sealed class ProbeFileSystem : RecordingFileSystem
     {
@@ -85,7 +45,7 @@ public sealed class HotPathAllocationTests
             FakeKernel.Frame((uint)FuseOpcode.Lookup, 4, 1, FuseArgs.Empty.Name("some-name").ToArray()),
             FakeKernel.Frame((uint)FuseOpcode.Read, 6, 5, FuseArgs.Of(new FuseReadIn { Fh = 1, Size = 4096 }).ToArray()),
         ];
-        var transport = new ReplayTransport(init, frames);
+        var transport = new ReplayTransport(init, frames, Requests);
         var fs = new ProbeFileSystem();
         var server = new ProtocolServer(transport, fs, new ProtocolServerOptions { ReaderThreads = 1 });
         server.Run();
