@@ -35,6 +35,7 @@ internal sealed class Instance : IDisposable
     private readonly List<PosixSignalRegistration> _signals = [];
     private readonly SystemdNotifier _notifier = new();
     private readonly ManualResetEventSlim _stopRequested = new(false);
+    private volatile bool _serving;
     private FuseMount? _mount;
     private ProtocolServer? _server;
     private FuseMount? _controlMount;
@@ -96,6 +97,10 @@ internal sealed class Instance : IDisposable
     {
         // Modes arrive already masked by the kernel (no DONT_MASK); our own umask must not apply again on the host.
         LibC.umask(0);
+        // Signals first: a SIGTERM while starting (systemd stop right after start, or a quick Ctrl-C) must stop the
+        // instance through its own unmount, not kill the process with the default action and leave a dead mount.
+        InstallSignals();
+        _owned.Add(StateDirLock.Acquire(_config.StateDir));
         Mounts = BuildMounts();
         Rules = LoadRules();
         Security = new SecurityManager(BuildSecurityOptions(), Rules, Logs.CreateLogger("InSpatialFs.Security"));
@@ -127,6 +132,10 @@ internal sealed class Instance : IDisposable
         }
 
         _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough);
+        if (_stopRequested.IsSet)
+        {
+            _server.Stop(); // the signal came before there was a server to stop
+        }
 
         if (_options.Control)
         {
@@ -139,11 +148,17 @@ internal sealed class Instance : IDisposable
         }
 
         WaitUntilConnected();
-        InstallSignals();
+        if (_stopRequested.IsSet)
+        {
+            _log.LogInformation("stopped by a signal while starting; {Mountpoint} unmounted", _config.Mountpoint);
+            return;
+        }
+
         string mode = Mounts.Entries.Any(m => m.Direct) ? $", direct: {Proxy.DirectMode.DisplayName()}" : "";
         _log.LogInformation("serving {Mountpoint} ({Level} isolation{Mode}); control files in {Control}",
             _config.Mountpoint, FsEventJson.LevelName(_config.Isolation), mode, _options.Control ? _config.Control : "(none)");
         _notifier.Ready($"serving {_config.Mountpoint}");
+        _serving = true; // SIGHUP reloads from here on (the rules exist)
         TimeSpan period = _notifier.WatchdogInterval is TimeSpan w ? w / 2 : TimeSpan.FromSeconds(10);
         _statusTimer = new Timer(_ => Heartbeat(), null, period, period);
     }
@@ -242,6 +257,11 @@ internal sealed class Instance : IDisposable
         {
             if (_server.Completion.IsCompleted)
             {
+                if (_stopRequested.IsSet)
+                {
+                    return; // stopped while starting: WaitForExit returns at once
+                }
+
                 throw new InstanceStartException($"the kernel closed {_config.Mountpoint} before INIT completed");
             }
 
@@ -261,7 +281,10 @@ internal sealed class Instance : IDisposable
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true;
-            ThreadPool.QueueUserWorkItem(_ => ReloadRules(out string _));
+            if (_serving)
+            {
+                ThreadPool.QueueUserWorkItem(_ => ReloadRules(out string _));
+            }
         }));
     }
 

@@ -21,12 +21,56 @@ public sealed class DaemonHostingTests
     [TearDown]
     public void Cleanup()
     {
-        foreach (string m in new[] { "mnt", "control" })
+        foreach (string m in new[] { "mnt", "mnt2", "control" })
         {
             Mounts.ForceUnmount(Path.Combine(_work, m));
         }
 
         Shell.Run($"rm -rf '{_work}'");
+    }
+
+    [Test]
+    public void A_second_instance_on_the_same_state_directory_is_refused_and_mounts_nothing()
+    {
+        string state = Path.Combine(_work, "state");
+        string second = Path.Combine(_work, "mnt2");
+        Directory.CreateDirectory(second);
+        using (DaemonProcess first = DaemonProcess.Start(Path.Combine(_work, "mnt"), ["--memory", "--no-control", "--state-dir", state, "--name", "first"]))
+        {
+            ShellResult refused = Shell.Run($"timeout -s KILL 20 '{DaemonProcess.Binary}' mount --memory --no-control --state-dir '{state}' --name second '{second}'", TimeSpan.FromSeconds(30));
+            File.WriteAllText(Path.Combine(first.MountPoint, "still-served"), "yes");
+            Assert.Multiple(() =>
+            {
+                Assert.That(refused.ExitCode, Is.EqualTo(1), refused.ToString());
+                Assert.That(refused.Both, Does.Contain($"state directory {state} is in use by another instance (pid {first.Pid})"), refused.ToString());
+                Assert.That(Mounts.IsFuse(second), Is.False, "the refused instance mounted nothing");
+                Assert.That(File.ReadAllText(Path.Combine(first.MountPoint, "still-served")), Is.EqualTo("yes"), "the first instance is untouched");
+            });
+
+            // SIGKILL: the kernel drops the lock with the process, so no stale lock outlives it.
+            Shell.Check($"kill -KILL {first.Pid}");
+            Shell.Run($"for i in $(seq 100); do kill -0 {first.Pid} 2>/dev/null || break; sleep 0.05; done");
+            Mounts.ForceUnmount(first.MountPoint);
+        }
+
+        using DaemonProcess again = DaemonProcess.Start(second, ["--memory", "--no-control", "--state-dir", state, "--name", "second"]);
+        Assert.That(again.Stop(), Is.Zero, again.Output);
+    }
+
+    [Test]
+    public void Sigterm_as_soon_as_the_mount_appears_unmounts_cleanly([Values(1, 2, 3, 4, 5)] int attempt)
+    {
+        // The signal lands while the daemon is still finishing its start (INIT, control mount): it must stop through
+        // its own unmount, not die by the default action and leave a dead mount behind.
+        string mnt = Path.Combine(_work, "mnt");
+        using DaemonProcess daemon = DaemonProcess.Start(mnt, ["--memory", "--control", Path.Combine(_work, "control"), "--state-dir", Path.Combine(_work, "state"), "--name", "early-" + attempt]);
+        int code = daemon.Stop();
+        Assert.Multiple(() =>
+        {
+            Assert.That(code, Is.Zero, daemon.Output);
+            Assert.That(Mounts.IsFuse(mnt), Is.False, "no mount left behind");
+            Assert.That(Mounts.IsFuse(Path.Combine(_work, "control")), Is.False, "no control mount left behind");
+        });
     }
 
     [TestCase(true, "<6>")]
