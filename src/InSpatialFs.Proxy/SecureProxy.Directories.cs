@@ -53,7 +53,7 @@ public sealed partial class SecureProxy
         ProxyNode dir = handle.Node;
         IFileSystemBackend backend = BackendOf(dir);
         string dirPath = _nodes.PathOf(dir);
-        var scope = new ListingScope(dirPath, _gate.MayForbidChildrenOf(dirPath), HasMountChildren(dirPath));
+        var scope = new ListingScope(dirPath, _gate.MayForbidChildrenOf(dirPath), _mounts.Length > 1 && _table.HasChildMountPoints(dirPath));
         if (offset == 0)
         {
             RecordListing(request, scope.DirPath);
@@ -97,30 +97,16 @@ public sealed partial class SecureProxy
     /// </summary>
     private readonly record struct ListingScope(string DirPath, bool ClassifyChildren, bool HasMountChildren);
 
-    private bool HasMountChildren(string dirPath)
-    {
-        for (int i = 0; i < _mounts.Length; i++)
-        {
-            string path = _mounts[i].Path;
-            int slash = path.LastIndexOf('/');
-            if (path != "/" && (slash <= 0 ? "/" : path[..slash]) == dirPath)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     /// <summary>Writes one entry; false when the reply is full. Forbidden entries are skipped (true).</summary>
     private bool Emit(ProxyNode dir, in ListingScope scope, ReadOnlySpan<byte> name, in DirectoryBatch.Entry item, bool plus, ref DirentWriter writer)
     {
         bool dots = name.SequenceEqual("."u8) || name.SequenceEqual(".."u8);
-        string? childPath = null;
+        string? childName = null, childPath = null;
         int mount = -1;
         if (!dots && (scope.ClassifyChildren || scope.HasMountChildren))
         {
-            childPath = ProxyNode.Join(scope.DirPath, Decode(name));
+            childName = Decode(name);
+            childPath = ProxyNode.Join(scope.DirPath, childName);
             if (scope.ClassifyChildren && _gate.Classify(childPath) == PathClass.Forbidden)
             {
                 return true;
@@ -163,7 +149,7 @@ public sealed partial class SecureProxy
         }
 
         // READDIRPLUS counts as a LOOKUP of each entry: take the reference only once it is sure to be sent.
-        childPath ??= ProxyNode.Join(scope.DirPath, Decode(name));
+        childName ??= Decode(name);
         FuseEntryOut entry;
         if (mount >= 0)
         {
@@ -173,7 +159,7 @@ public sealed partial class SecureProxy
                 return true;
             }
 
-            ProxyNode root = _nodes.AddLookup(mount, mounted.RootIno, dir, childPath[(childPath.LastIndexOf('/') + 1)..], isMountRoot: true);
+            ProxyNode root = _nodes.AddLookup(mount, mounted.RootIno, dir, childName, isMountRoot: true);
             FillEntry(root, ref rootAttr, out entry);
         }
         else
@@ -183,7 +169,7 @@ public sealed partial class SecureProxy
                 return true; // removed since it was listed
             }
 
-            Register(dir, dir.Mount, childPath[(childPath.LastIndexOf('/') + 1)..], ref attr, out entry);
+            Register(dir, dir.Mount, childName, ref attr, out entry);
         }
 
         return writer.TryAddPlus(entry, name, item.NextOffset);

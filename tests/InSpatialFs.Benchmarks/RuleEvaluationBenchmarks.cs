@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Rules;
+using InSpatialFs.TestKit.Workloads;
 
 namespace InSpatialFs.Benchmarks;
 
@@ -37,7 +38,7 @@ public class RuleEvaluationBenchmarks
     {
         _builtIn = RuleEngine.Create(Array.Empty<RuleSource>());
         _withInline = RuleEngine.Create([new RuleSource("site.yaml", SiteRules)]);
-        _mix = BenignMix(MixSize);
+        _mix = BenignEventMix.Create(MixSize);
         _clock = _mix[^1].TimeUnixNanos;
         // Warm state (threshold keys, sequence slots) so the measurement is the steady state.
         for (int i = 0; i < 4; i++)
@@ -99,55 +100,5 @@ public class RuleEvaluationBenchmarks
     {
         FsEvent e = _mix[_next++ & (MixSize - 1)];
         return _withInline.EvaluateInline(e, _detections);
-    }
-
-    /// <summary>Same mix as the Security tests' benign workload: lookups, stats, reads, log writes, uploads, execs.</summary>
-    private static FsEvent[] BenignMix(int count)
-    {
-        (FsOp Op, string Path, bool Write, bool Exec)[] shapes =
-        [
-            (FsOp.Lookup, "/usr/lib/python3.12/json/__init__.py", false, false),
-            (FsOp.GetAttr, "/srv/app/main.py", false, false),
-            (FsOp.Open, "/srv/app/templates/index.html", false, false),
-            (FsOp.Read, "/srv/app/templates/index.html", false, false),
-            (FsOp.Release, "/srv/app/templates/index.html", false, false),
-            (FsOp.Open, "/etc/resolv.conf", false, false),
-            (FsOp.Open, "/var/log/app/access.log", true, false),
-            (FsOp.Write, "/var/log/app/access.log", true, false),
-            (FsOp.Create, "/srv/data/upload-17.tmp", true, false),
-            (FsOp.Write, "/srv/data/upload-17.tmp", true, false),
-            (FsOp.OpenDir, "/srv/app/static", false, false),
-            (FsOp.ReadDir, "/srv/app/static", false, false),
-            (FsOp.Open, "/usr/bin/python3.12", false, true),
-            (FsOp.GetXattr, "/srv/app/main.py", false, false),
-            (FsOp.Read, "/srv/app/main.py", false, false),
-        ];
-        var events = new FsEvent[count];
-        long t = FsEventJson.ParseTime("2026-11-27T12:00:00Z");
-        for (int i = 0; i < count; i++)
-        {
-            (FsOp op, string path, bool write, bool exec) = (i % 64) switch
-            {
-                10 => (FsOp.Rename, "/srv/data/upload-17.tmp", true, false),
-                42 => (FsOp.Unlink, "/srv/data/cache/old-1", true, false),
-                _ => shapes[i % shapes.Length],
-            };
-            events[i] = new FsEvent
-            {
-                Op = op,
-                Path = path,
-                Target = op == FsOp.Rename ? "/srv/data/upload-17" : null,
-                IsWrite = write,
-                IsExec = exec,
-                Mode = 0x81A4,
-                Pid = 1000 + ((i / 64) % 8),
-                ProcName = exec ? "gunicorn" : "python3",
-                ContainerId = "web-1",
-                Seq = (ulong)i + 1,
-                TimeUnixNanos = t + (i * 625_000L),
-            };
-        }
-
-        return events;
     }
 }

@@ -85,8 +85,8 @@ public sealed class PathPolicy
         {
             string literal = g.LiteralPrefix;
             int slash = literal.LastIndexOf('/');
-            string parent = slash <= 0 ? "/" : literal[..slash];
-            if (literal != "/" && parent == dirPath) return true; // names a child (or a glob rooted at one)
+            ReadOnlySpan<char> parent = slash <= 0 ? "/" : literal.AsSpan(0, slash);
+            if (literal != "/" && parent.SequenceEqual(dirPath)) return true; // names a child (or a glob rooted at one)
             if (!g.IsExact && IsAtOrBelow(dirPath, literal)) return true; // a wildcard part may reach the children
         }
 

@@ -113,11 +113,27 @@ public sealed class MountTable
     {
         foreach (MountEntry m in Entries)
         {
-            if (m.Path == "/" || m.Path == namespacePath) continue;
-            int slash = m.Path.LastIndexOf('/');
-            string parent = slash == 0 ? "/" : m.Path[..slash];
-            if (parent == namespacePath) yield return m;
+            if (IsChildMountPoint(m, namespacePath)) yield return m;
         }
+    }
+
+    /// <summary>Whether any mount point is a child name of <paramref name="namespacePath"/> (no allocation: per READDIR).</summary>
+    public bool HasChildMountPoints(string namespacePath)
+    {
+        foreach (MountEntry m in Entries)
+        {
+            if (IsChildMountPoint(m, namespacePath)) return true;
+        }
+
+        return false;
+    }
+
+    private static bool IsChildMountPoint(MountEntry m, string namespacePath)
+    {
+        if (m.Path == "/" || m.Path == namespacePath) return false;
+        int slash = m.Path.LastIndexOf('/');
+        ReadOnlySpan<char> parent = slash == 0 ? "/" : m.Path.AsSpan(0, slash);
+        return parent.SequenceEqual(namespacePath);
     }
 
     /// <summary>True when both paths are served by the same mount (rename and link across mounts get EXDEV).</summary>

@@ -1,69 +1,19 @@
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Rules;
+using InSpatialFs.TestKit.Workloads;
 
 namespace InSpatialFs.Security.Tests.Rules;
 
 /// <summary>Steady-state properties of the built-in set over a benign, realistic event mix (timing is for the benchmarks).</summary>
 public sealed class RuleEnginePerformanceTests
 {
-    /// <summary>A web container's traffic: lookups, stats, reads of code and config, writes of logs and data, a few execs.</summary>
-    internal static FsEvent[] BenignMix(int count)
-    {
-        (FsOp Op, string Path, bool Write, bool Exec)[] shapes =
-        [
-            (FsOp.Lookup, "/usr/lib/python3.12/json/__init__.py", false, false),
-            (FsOp.GetAttr, "/srv/app/main.py", false, false),
-            (FsOp.Open, "/srv/app/templates/index.html", false, false),
-            (FsOp.Read, "/srv/app/templates/index.html", false, false),
-            (FsOp.Release, "/srv/app/templates/index.html", false, false),
-            (FsOp.Open, "/etc/resolv.conf", false, false),
-            (FsOp.Open, "/var/log/app/access.log", true, false),
-            (FsOp.Write, "/var/log/app/access.log", true, false),
-            (FsOp.Create, "/srv/data/upload-17.tmp", true, false),
-            (FsOp.Write, "/srv/data/upload-17.tmp", true, false),
-            (FsOp.OpenDir, "/srv/app/static", false, false),
-            (FsOp.ReadDir, "/srv/app/static", false, false),
-            (FsOp.Open, "/usr/bin/python3.12", false, true),
-            (FsOp.GetXattr, "/srv/app/main.py", false, false),
-            (FsOp.Read, "/srv/app/main.py", false, false),
-        ];
-        var events = new FsEvent[count];
-        long t = FsEventJson.ParseTime("2026-11-27T12:00:00Z");
-        for (int i = 0; i < count; i++)
-        {
-            // Renames and deletes are rarer (3 per second per process), as in a web app handling uploads.
-            (FsOp op, string path, bool write, bool exec) = (i % 64) switch
-            {
-                10 => (FsOp.Rename, "/srv/data/upload-17.tmp", true, false),
-                42 => (FsOp.Unlink, "/srv/data/cache/old-1", true, false),
-                _ => shapes[i % shapes.Length],
-            };
-            events[i] = new FsEvent
-            {
-                Op = op,
-                Path = path,
-                Target = op == FsOp.Rename ? "/srv/data/upload-17" : null,
-                IsWrite = write,
-                IsExec = exec,
-                Mode = 0x81A4,
-                Pid = 1000 + ((i / 64) % 8),
-                ProcName = exec ? "gunicorn" : "python3",
-                ContainerId = "web-1",
-                Seq = (ulong)i + 1,
-                // 200 events per second per process: well below every threshold.
-                TimeUnixNanos = t + (i * 625_000L),
-            };
-        }
-
-        return events;
-    }
 
     [Test]
     public void Benign_mix_produces_no_detections()
     {
         var engine = RuleEngine.Create(Array.Empty<RuleSource>());
         var detections = new List<Detection>();
-        foreach (FsEvent e in BenignMix(20_000))
+        foreach (FsEvent e in BenignEventMix.Create(20_000))
         {
             Assert.That(engine.EvaluateInline(e, detections).IsDenied, Is.False);
             engine.Analyze(e, detections);
@@ -77,7 +27,7 @@ public sealed class RuleEnginePerformanceTests
     {
         var engine = RuleEngine.Create(Array.Empty<RuleSource>());
         var detections = new List<Detection>();
-        FsEvent[] events = BenignMix(200_000);
+        FsEvent[] events = BenignEventMix.Create(200_000);
         for (int i = 0; i < 20_000; i++)
         {
             engine.EvaluateInline(events[i], detections);
@@ -111,7 +61,7 @@ public sealed class RuleEnginePerformanceTests
         var engine = RuleEngine.Create([new RuleSource("site.yaml", site)]);
         Assert.That(engine.RuleSet.InlineCount, Is.EqualTo(2));
         var detections = new List<Detection>();
-        FsEvent[] events = BenignMix(50_000);
+        FsEvent[] events = BenignEventMix.Create(50_000);
         for (int i = 0; i < 5_000; i++)
         {
             engine.EvaluateInline(events[i], detections);
