@@ -22,7 +22,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
-        FsEvent e = NewEvent(request, FsOp.OpenDir, _nodes.PathOf(node));
+        FsEvent e = NewEvent(request, FsOp.OpenDir, node);
         e.Flags = flags;
         Errno err = Admit(request, e, _mounts[node.Mount], out _);
         if (err != Errno.OK)

@@ -72,6 +72,7 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
+            e.Object = IdentityOfEntry(entry);
         }
         else
         {
@@ -95,6 +96,7 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
+            e.Object = IdentityOfEntry(entry);
         }
         else
         {
@@ -137,6 +139,7 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
+            e.Object = IdentityOfEntry(entry);
         }
         else
         {
@@ -160,7 +163,7 @@ public sealed partial class SecureProxy
             return err;
         }
 
-        FsEvent e = NewEvent(request, FsOp.Link, _nodes.PathOf(node));
+        FsEvent e = NewEvent(request, FsOp.Link, node);
         e.Target = newPath;
         e.IsNew = true;
         if (BackendOf(node).GetAttr(node.Ino, out FuseAttr existing) == Errno.OK)
@@ -313,6 +316,7 @@ public sealed partial class SecureProxy
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
+            e.Object = IdentityOfEntry(entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
             err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
         }
@@ -334,7 +338,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
-        FsEvent e = NewEvent(request, FsOp.TmpFile, _nodes.PathOf(dir));
+        FsEvent e = NewEvent(request, FsOp.TmpFile, dir);
         e.Flags = flags;
         e.Mode = mode | LibC.S_IFREG;
         e.IsNew = true;
@@ -361,6 +365,7 @@ public sealed partial class SecureProxy
         {
             // An unnamed file: it hangs under its directory with a name nobody can look up.
             Register(dir, dir.Mount, "#tmpfile-" + attr.Ino, ref attr, out entry);
+            e.Object = IdentityOfEntry(entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
             err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
         }
@@ -389,7 +394,13 @@ public sealed partial class SecureProxy
         }
 
         childName = Decode(name);
-        path = ProxyNode.Join(_nodes.PathOf(dir), childName);
+        string dirPath = _nodes.PathOf(dir);
+        if (dirPath.Length + 1 + childName.Length > ProxyNode.MaxPathLength)
+        {
+            return Errno.ENAMETOOLONG; // bounds what a container can make the daemon build per request
+        }
+
+        path = ProxyNode.Join(dirPath, childName);
         return Errno.OK;
     }
 

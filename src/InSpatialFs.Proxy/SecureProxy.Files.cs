@@ -44,7 +44,7 @@ public sealed partial class SecureProxy
             : (valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0 ? FsOp.Chown
             : (valid & FattrFlags.Size) != 0 ? FsOp.Truncate
             : FsOp.Utimens;
-        FsEvent e = NewEvent(request, op, path);
+        FsEvent e = NewEvent(request, op, node);
         e.Mode = change.Mode;
         e.Size = (long)change.Size;
         e.Flags = (int)change.Valid;
@@ -111,7 +111,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
-        FsEvent e = NewEvent(request, FsOp.ReadLink, _nodes.PathOf(node));
+        FsEvent e = NewEvent(request, FsOp.ReadLink, node);
         Errno err = Admit(request, e, _mounts[node.Mount], out _);
         if (err != Errno.OK)
         {
@@ -130,7 +130,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
-        FsEvent e = NewEvent(request, FsOp.Open, _nodes.PathOf(node));
+        FsEvent e = NewEvent(request, FsOp.Open, node);
         e.Flags = flags;
         e.IsWrite = (flags & LibC.O_ACCMODE) != LibC.O_RDONLY || (flags & LibC.O_TRUNC) != 0;
         e.IsExec = (flags & LibC.FMODE_EXEC) != 0;
@@ -315,7 +315,7 @@ public sealed partial class SecureProxy
         // (rules on overwrites key on it), later ones are only counted and reported at RELEASE.
         if (Volatile.Read(ref handle.WriteRecorded) == 0 && Interlocked.Exchange(ref handle.WriteRecorded, 1) == 0)
         {
-            FsEvent e = NewEvent(request, FsOp.Write, _nodes.PathOf(handle.Node));
+            FsEvent e = NewEvent(request, FsOp.Write, handle.Node);
             e.Size = data.Length;
             Errno denied = Admit(request, e, _mounts[handle.Node.Mount], out _);
             if (denied != Errno.OK)
@@ -408,7 +408,7 @@ public sealed partial class SecureProxy
             UncountOpen();
         }
 
-        FsEvent e = NewEvent(request, FsOp.Release, _nodes.PathOf(handle.Node));
+        FsEvent e = NewEvent(request, FsOp.Release, handle.Node);
         e.Flags = handle.Flags;
         e.IsWrite = handle.BytesWritten > 0;
         e.Size = handle.BytesRead + handle.BytesWritten;
@@ -430,7 +430,7 @@ public sealed partial class SecureProxy
             return Errno.EBADF;
         }
 
-        FsEvent e = NewEvent(request, FsOp.Fallocate, _nodes.PathOf(handle.Node));
+        FsEvent e = NewEvent(request, FsOp.Fallocate, handle.Node);
         e.Flags = mode;
         e.Size = length;
         Errno err = Admit(request, e, _mounts[handle.Node.Mount], out _);
@@ -481,8 +481,9 @@ public sealed partial class SecureProxy
             return Errno.EXDEV; // the kernel falls back to read + write through both mounts
         }
 
-        FsEvent e = NewEvent(request, FsOp.CopyFileRange, _nodes.PathOf(source.Node));
+        FsEvent e = NewEvent(request, FsOp.CopyFileRange, source.Node);
         e.Target = _nodes.PathOf(destination.Node); // the write side: the gate checks it as a write
+        e.Object = IdentityOf(destination.Node); // the object this op writes
         e.Size = length;
         Errno err = Admit(request, e, _mounts[destination.Node.Mount], out _);
         if (err != Errno.OK)
@@ -510,7 +511,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
-        FsEvent e = NewEvent(request, FsOp.Access, _nodes.PathOf(node));
+        FsEvent e = NewEvent(request, FsOp.Access, node);
         e.Flags = mask;
         e.IsWrite = (mask & 2) != 0; // W_OK: answer as a write would be answered (EROFS on read-only paths)
         Errno err = Admit(request, e, _mounts[node.Mount], out _);

@@ -17,7 +17,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
-        FsEvent e = NewEvent(request, FsOp.SetXattr, _nodes.PathOf(node));
+        FsEvent e = NewEvent(request, FsOp.SetXattr, node);
         e.XattrName = Decode(name);
         e.Flags = flags;
         e.Size = value.Length;
@@ -56,7 +56,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
-        FsEvent e = NewEvent(request, FsOp.RemoveXattr, _nodes.PathOf(node));
+        FsEvent e = NewEvent(request, FsOp.RemoveXattr, node);
         e.XattrName = Decode(name);
         Errno err = Admit(request, e, _mounts[node.Mount], out _);
         if (err != Errno.OK)

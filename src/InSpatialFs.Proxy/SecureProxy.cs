@@ -1,11 +1,11 @@
 using System.Diagnostics;
-using System.Text;
 using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Policy;
 using InSpatialFs.Security.Resources;
 using InSpatialFs.Storage;
 using InSpatialFs.Storage.Direct;
@@ -134,7 +134,21 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
         return name.Length > 255 ? Errno.ENAMETOOLONG : Errno.OK;
     }
 
-    private static string Decode(ReadOnlySpan<byte> bytes) => Encoding.UTF8.GetString(bytes);
+    /// <summary>Name bytes to the proxy's string form, losslessly (invalid UTF-8 is escaped, never folded).</summary>
+    private static string Decode(ReadOnlySpan<byte> bytes) => ExactNames.Decode(bytes);
+
+    /// <summary>An event about an existing node: its namespace path and its identity (marks follow the object).</summary>
+    private FsEvent NewEvent(FuseRequest r, FsOp op, ProxyNode node)
+    {
+        FsEvent e = NewEvent(r, op, _nodes.PathOf(node));
+        e.Object = IdentityOf(node);
+        return e;
+    }
+
+    private InodeIdentity IdentityOf(ProxyNode node) => node.IdentityFrom(BackendOf(node));
+
+    /// <summary>The identity of the node an entry reply just registered.</summary>
+    private InodeIdentity IdentityOfEntry(in FuseEntryOut entry) => _nodes.TryGet(entry.NodeId, out ProxyNode node) ? IdentityOf(node) : default;
 
     private FsEvent NewEvent(FuseRequest r, FsOp op, string path) => new()
     {

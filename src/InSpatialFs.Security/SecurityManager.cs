@@ -93,7 +93,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         Controls = EffectiveControls.Resolve(options);
         Policy = PathPolicy.FromOptions(options);
         Resources = new ResourceGovernor(Controls.Resources);
-        RuntimeWritten = new RuntimeWrittenPaths();
+        RuntimeWritten = new RuntimeWrittenObjects();
         _ownsCallers = callers is null;
         Callers = callers ?? new CallerRegistry(options.Mountpoint, options.ContainerCgroup);
         _freezer = freezer ?? TryCreateFreezer();
@@ -119,7 +119,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public EffectiveControls Controls { get; }
     public PathPolicy Policy { get; }
     public ResourceGovernor Resources { get; }
-    public RuntimeWrittenPaths RuntimeWritten { get; }
+    public RuntimeWrittenObjects RuntimeWritten { get; }
     public CallerRegistry Callers { get; }
     public IncidentStore Incidents { get; }
     /// <summary>Relaxation warnings: the daemon prints them at start, the control files show them.</summary>
@@ -166,13 +166,23 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             PathMatch t = Policy.Match(target);
             if (t.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, t.Reason);
             if (t.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, t.Reason);
+            if (a.Op == FsOp.Rename)
+            {
+                // The objects below a renamed directory keep their classes; an exchange moves both ways.
+                string? exposed = Policy.RenameWouldExpose(a.Path, target)
+                    ?? ((a.Flags & LibC.RENAME_EXCHANGE) != 0 ? Policy.RenameWouldExpose(target, a.Path) : null);
+                if (exposed is not null) return Deny(a, Errno.EACCES, exposed);
+            }
         }
 
         if (PrivilegeControls.Check(Controls, a, m.Class) is string refused) return Deny(a, Errno.EPERM, refused);
 
-        if (exec && Controls.RuntimeWrittenExec == RuntimeWrittenExec.Deny && m.Class != PathClass.ReadOnly && RuntimeWritten.Contains(a.Path))
+        // Exec control follows the object (its identity), not the name it has now. The loader and interpreters read
+        // code with plain read-opens, so at the deny setting those are refused too (CodeLoaders says who they are).
+        if (Controls.RuntimeWrittenExec == RuntimeWrittenExec.Deny && a.Op == FsOp.Open && RuntimeWritten.Contains(a.Object))
         {
-            return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenExec);
+            if (exec) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenExec);
+            if (!write && CodeLoaders.IsLoaderOrInterpreter(caller?.Name)) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted);
         }
 
         TimeSpan delay = member ? Resources.Throttle(a.Op, a.Size, Stopwatch.GetTimestamp()) : TimeSpan.Zero;

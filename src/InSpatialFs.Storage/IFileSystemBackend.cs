@@ -48,6 +48,9 @@ public interface IFileSystemBackend : IDisposable
 
     ulong RootIno { get; }
 
+    /// <summary>What node <paramref name="ino"/> is, independent of its names (<see cref="InodeIdentity.IsNone"/> when unknown).</summary>
+    InodeIdentity IdentityOf(ulong ino);
+
     Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr);
 
     void Forget(ulong ino, ulong count);

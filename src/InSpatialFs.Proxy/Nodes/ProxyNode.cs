@@ -1,14 +1,33 @@
+using System.Text;
+using InSpatialFs.Interop;
+using InSpatialFs.Storage;
+
 namespace InSpatialFs.Proxy.Nodes;
 
 /// <summary>
 /// A node the kernel knows by nodeid: which mount and backend node it is, where it sits in the namespace,
 /// and how many lookups the kernel holds on it. The path is derived from the parent chain, so renaming a
 /// directory moves every descendant at once; the cached string is refreshed when a rename happened since.
+///
+/// Depth is chosen by the container (mkdir d; cd d; ... thousands of times), so nothing here recurses on it:
+/// paths are built by an iterative walk up the chain. Paths longer than <see cref="CachedPathLimit"/> are not
+/// cached (a cached path per level of a deep chain costs memory quadratic in its depth); the proxy refuses new
+/// names beyond <see cref="MaxPathLength"/>.
 /// </summary>
 internal sealed class ProxyNode
 {
-    private string? _cachedPath;
-    private long _cachedEpoch = -1;
+    /// <summary>The longest namespace path a name may get (PATH_MAX less its NUL; longer names get ENAMETOOLONG).</summary>
+    public const int MaxPathLength = 4095;
+
+    /// <summary>Paths up to this length are cached per node.</summary>
+    public const int CachedPathLimit = 1024;
+
+    // Path and epoch in one object, swapped atomically: a reader never pairs a new epoch with an old string.
+    private sealed record PathCache(string Path, long Epoch);
+
+    private PathCache? _cache;
+    private InodeIdentity _identity;
+    private volatile bool _identityKnown; // set after _identity is written: a reader never sees a torn identity
 
     public ProxyNode(ulong nodeId, int mount, ulong ino, ProxyNode? parent, string name)
     {
@@ -44,26 +63,82 @@ internal sealed class ProxyNode
     /// <summary>The node was found through a mount point: it is the root of <see cref="Mount"/>.</summary>
     public bool IsMountRoot { get; init; }
 
+    /// <summary>What the node is (asked of its backend once, then kept: a node never changes identity).</summary>
+    public InodeIdentity IdentityFrom(IFileSystemBackend backend)
+    {
+        if (_identityKnown)
+        {
+            return _identity;
+        }
+
+        InodeIdentity id = backend.IdentityOf(Ino);
+        if (!id.IsNone)
+        {
+            _identity = id;
+            _identityKnown = true;
+        }
+
+        return id;
+    }
+
     public void MoveTo(ProxyNode parent, string name)
     {
         Parent = parent;
         Name = name;
-        _cachedEpoch = -1;
+        _cache = null;
     }
 
     /// <summary>The namespace path; <paramref name="epoch"/> is the node table's rename epoch.</summary>
     public string PathAt(long epoch)
     {
-        string? cached = _cachedPath;
-        if (cached != null && Volatile.Read(ref _cachedEpoch) == epoch)
+        PathCache? cached = Volatile.Read(ref _cache);
+        if (cached != null && cached.Epoch == epoch)
         {
-            return cached;
+            return cached.Path;
         }
 
-        string path = Parent == null ? "/" : Join(Parent.PathAt(epoch), Name);
-        _cachedPath = path;
-        Volatile.Write(ref _cachedEpoch, epoch);
-        return path;
+        if (Parent == null)
+        {
+            return "/";
+        }
+
+        // Up to the nearest ancestor whose path is cached for this epoch (or the root), then down again.
+        var chain = new List<ProxyNode>();
+        string prefix = "/";
+        for (ProxyNode? n = this; n != null; n = n.Parent)
+        {
+            PathCache? c = Volatile.Read(ref n._cache);
+            if (c != null && c.Epoch == epoch)
+            {
+                prefix = c.Path;
+                break;
+            }
+
+            if (n.Parent == null)
+            {
+                break; // the root: "/"
+            }
+
+            chain.Add(n);
+        }
+
+        var sb = new StringBuilder(prefix, prefix.Length + 16 * chain.Count);
+        for (int i = chain.Count - 1; i >= 0; i--)
+        {
+            ProxyNode n = chain[i];
+            if (sb.Length > 1)
+            {
+                sb.Append('/');
+            }
+
+            sb.Append(n.Name);
+            if (sb.Length <= CachedPathLimit)
+            {
+                Volatile.Write(ref n._cache, new PathCache(sb.ToString(), epoch));
+            }
+        }
+
+        return sb.Length <= CachedPathLimit && Volatile.Read(ref _cache) is { } mine && mine.Epoch == epoch ? mine.Path : sb.ToString();
     }
 
     public static string Join(string dir, string name) => dir.Length == 1 ? "/" + name : dir + "/" + name;

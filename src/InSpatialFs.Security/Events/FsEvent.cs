@@ -54,6 +54,11 @@ public sealed class FsEvent
     public long Size;
     /// <summary>fs.path: the namespace path as the container sees it.</summary>
     public string Path = "/";
+    /// <summary>
+    /// The object the op acts on, independent of its names (for copy_file_range the one written; for creating ops the
+    /// new node). Not a rule field: marks that must follow an object through renames and links key on it.
+    /// </summary>
+    public Interop.InodeIdentity Object;
     /// <summary>fs.target: the second path (rename destination, new hard link name).</summary>
     public string? Target;
     /// <summary>fs.link_target: the contents of a symlink being created.</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using InSpatialFs.Security.Policy;
 
 namespace InSpatialFs.Security.Events;
 
@@ -41,6 +42,7 @@ public static class FsEventJson
         public static readonly JsonEncodedText PolicyClass = JsonEncodedText.Encode("policy.class");
     }
 
+    /// <summary>Names go out in display form: invalid UTF-8 bytes as the text \xNN (JSON would fold them to U+FFFD).</summary>
     public static void Write(Utf8JsonWriter w, FsEvent e)
     {
         w.WriteStartObject();
@@ -57,12 +59,12 @@ public static class FsEventJson
         w.WriteString(K.EvtDecision, DecisionName(e.Decision));
         if (e.Reason != null) w.WriteString(K.EvtReason, e.Reason);
         w.WriteNumber(K.EvtLatencyNs, e.LatencyNanos);
-        w.WriteString(K.FsPath, e.Path);
-        w.WriteString(K.FsDir, e.Dir);
-        w.WriteString(K.FsName, e.Name);
-        if (e.Target != null) w.WriteString(K.FsTarget, e.Target);
-        if (e.LinkTarget != null) w.WriteString(K.FsLinkTarget, e.LinkTarget);
-        if (e.XattrName != null) w.WriteString(K.FsXattr, e.XattrName);
+        w.WriteString(K.FsPath, ExactNames.ForDisplay(e.Path));
+        w.WriteString(K.FsDir, ExactNames.ForDisplay(e.Dir));
+        w.WriteString(K.FsName, ExactNames.ForDisplay(e.Name));
+        if (e.Target != null) w.WriteString(K.FsTarget, ExactNames.ForDisplay(e.Target));
+        if (e.LinkTarget != null) w.WriteString(K.FsLinkTarget, ExactNames.ForDisplay(e.LinkTarget));
+        if (e.XattrName != null) w.WriteString(K.FsXattr, ExactNames.ForDisplay(e.XattrName));
         w.WriteBoolean(K.FsIsNew, e.IsNew);
         w.WriteNumber(K.ProcPid, e.Pid);
         if (e.ProcName != null) w.WriteString(K.ProcName, e.ProcName);

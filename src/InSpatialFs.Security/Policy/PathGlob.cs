@@ -3,14 +3,30 @@ namespace InSpatialFs.Security.Policy;
 /// <summary>
 /// One compiled path pattern: absolute, split into components once. <c>*</c> and <c>?</c> match within a
 /// component, <c>**</c> matches zero or more whole components (so <c>/usr/**</c> also matches <c>/usr</c>).
-/// Matching walks spans of the path: no regex, no allocation.
+///
+/// Matching runs the pattern as a small automaton over the path's components: the set of pattern positions still
+/// alive is one 64-bit mask, advanced once per component. The cost is linear in the path (times the pattern's
+/// length), whatever the container names its files and however many <c>**</c> the operator wrote: there is no
+/// backtracking over components to blow up. Within one component the classic greedy wildcard match with a single
+/// backtrack point is O(component × segment). Nothing allocates.
+///
+/// The state after a directory's path (<see cref="StateAfter"/>) says which descendants the pattern can still
+/// match, independent of the directory's name: two directories whose states are equal have descendants classified
+/// alike, which is how a rename is checked for moving protected objects (<see cref="PathPolicy"/>).
 /// </summary>
 public sealed class PathGlob
 {
+    /// <summary>Most components a pattern may have (one bit each in the state mask, plus the accepting bit).</summary>
+    public const int MaxSegments = 62;
+
     private enum SegmentKind : byte { Literal, Wildcard, AnyDepth }
 
     private readonly string[] _segments;
     private readonly SegmentKind[] _kinds;
+    // _closure[i]: the positions reachable from i without consuming a component (a "**" may match none).
+    private readonly ulong[] _closure;
+    private readonly ulong _accept;
+    private readonly ulong _live; // every position that can still consume a component
 
     private PathGlob(string pattern, string[] segments, SegmentKind[] kinds, string literalPrefix)
     {
@@ -18,6 +34,14 @@ public sealed class PathGlob
         _segments = segments;
         _kinds = kinds;
         LiteralPrefix = literalPrefix;
+        int n = segments.Length;
+        _accept = 1UL << n;
+        _live = _accept - 1;
+        _closure = new ulong[n + 1];
+        for (int i = n; i >= 0; i--)
+        {
+            _closure[i] = (1UL << i) | (i < n && kinds[i] == SegmentKind.AnyDepth ? _closure[i + 1] : 0);
+        }
     }
 
     public string Pattern { get; }
@@ -37,6 +61,11 @@ public sealed class PathGlob
         }
 
         string[] parts = pattern.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length > MaxSegments)
+        {
+            throw new FormatException($"path pattern '{pattern}' has {parts.Length} components; at most {MaxSegments}");
+        }
+
         var kinds = new SegmentKind[parts.Length];
         int literalCount = -1;
         for (int i = 0; i < parts.Length; i++)
@@ -86,65 +115,60 @@ public sealed class PathGlob
             return false;
         }
 
-        ReadOnlySpan<char> rest = path.Length > 0 && path[0] == '/' ? path[1..] : path;
-        return MatchFrom(0, rest);
+        return (StateAfter(path) & _accept) != 0;
     }
 
-    private bool MatchFrom(int si, ReadOnlySpan<char> rest)
+    /// <summary>The automaton's state after every component of <paramref name="path"/> (0: nothing at or below it can match).</summary>
+    public ulong StateAfter(ReadOnlySpan<char> path)
     {
-        while (true)
+        ulong state = _closure[0];
+        ReadOnlySpan<char> rest = path.Length > 0 && path[0] == '/' ? path[1..] : path;
+        while (!rest.IsEmpty && state != 0)
         {
-            if (si == _segments.Length)
-            {
-                return rest.IsEmpty;
-            }
-
-            if (_kinds[si] == SegmentKind.AnyDepth)
-            {
-                if (si == _segments.Length - 1)
-                {
-                    return true;
-                }
-
-                if (MatchFrom(si + 1, rest))
-                {
-                    return true;
-                }
-
-                while (!rest.IsEmpty)
-                {
-                    int s = rest.IndexOf('/');
-                    rest = s < 0 ? ReadOnlySpan<char>.Empty : rest[(s + 1)..];
-                    if (MatchFrom(si + 1, rest))
-                    {
-                        return true;
-                    }
-                }
-
-                return false;
-            }
-
-            if (rest.IsEmpty)
-            {
-                return false;
-            }
-
             int slash = rest.IndexOf('/');
             ReadOnlySpan<char> component = slash < 0 ? rest : rest[..slash];
-            bool ok = _kinds[si] == SegmentKind.Literal
-                ? component.SequenceEqual(_segments[si])
-                : WildcardMatch(_segments[si], component);
-            if (!ok)
-            {
-                return false;
-            }
-
             rest = slash < 0 ? ReadOnlySpan<char>.Empty : rest[(slash + 1)..];
-            si++;
+            if (!component.IsEmpty)
+            {
+                state = Step(state, component);
+            }
         }
+
+        return state;
     }
 
-    /// <summary>Classic greedy wildcard match with one backtrack point: linear in practice, no allocation.</summary>
+    /// <summary>The part of a state that can still match something strictly below the path it was computed for.</summary>
+    public ulong BelowPart(ulong state) => state & _live;
+
+    /// <summary>True when the pattern can match some path strictly below a directory in state <paramref name="state"/>.</summary>
+    public bool CanMatchBelow(ulong state) => (state & _live) != 0;
+
+    private ulong Step(ulong state, ReadOnlySpan<char> component)
+    {
+        ulong next = 0;
+        ulong live = state & _live;
+        while (live != 0)
+        {
+            int i = System.Numerics.BitOperations.TrailingZeroCount(live);
+            live &= live - 1;
+            switch (_kinds[i])
+            {
+                case SegmentKind.AnyDepth:
+                    next |= _closure[i];
+                    break;
+                case SegmentKind.Literal:
+                    if (component.SequenceEqual(_segments[i])) next |= _closure[i + 1];
+                    break;
+                default:
+                    if (WildcardMatch(_segments[i], component)) next |= _closure[i + 1];
+                    break;
+            }
+        }
+
+        return next;
+    }
+
+    /// <summary>Classic greedy wildcard match with one backtrack point: O(text × pattern) at worst, no allocation.</summary>
     private static bool WildcardMatch(ReadOnlySpan<char> pattern, ReadOnlySpan<char> text)
     {
         int p = 0, t = 0, starP = -1, starT = 0;

@@ -96,6 +96,55 @@ public sealed class PathPolicy
     private static bool IsAtOrBelow(string path, string prefix) =>
         prefix == "/" || path == prefix || (path.StartsWith(prefix, StringComparison.Ordinal) && path.Length > prefix.Length && path[prefix.Length] == '/');
 
+    /// <summary>
+    /// A class protects the object it names under every name it can get. A rename of <paramref name="from"/> to
+    /// <paramref name="to"/> moves everything below it: refused (returns the reason) when some object below could end
+    /// up classified less strictly than it is now. Per pattern, the automaton state after each directory's path says
+    /// which descendants the pattern can still match; a protecting pattern (forbidden, read-only) must still match at
+    /// least those under the new name, and where the level does not allow by default, an allowing pattern may not
+    /// match more under the new name. Conservative: a subset check on states, not a walk of the real tree.
+    /// The object <paramref name="from"/> itself is checked by the usual source and target classes.
+    /// </summary>
+    public string? RenameWouldExpose(string from, string to)
+    {
+        if (ProtectionLost(_forbidden, from, to) is PathGlob f) return $"forbidden:{f.Pattern} (a rename would move what it protects)";
+        if (ProtectionLost(_readOnly, from, to) is PathGlob r) return $"readonly:{r.Pattern} (a rename would move what it protects)";
+        if (_default.Class == PathClass.Allowed) return null;
+        foreach (PathGlob g in _allowed.All)
+        {
+            ulong before = g.BelowPart(g.StateAfter(from)), after = g.BelowPart(g.StateAfter(to));
+            if ((after & ~before) != 0) return $"{_default.Reason} (a rename under allowed:{g.Pattern} would relax what lies below)";
+        }
+
+        if (_default.Class == PathClass.Forbidden)
+        {
+            // Directories leading to allow-listed paths are visible (read-only) at maximum; a rename may not make a
+            // hidden directory one of them.
+            string prefix = to == "/" ? "/" : to + "/";
+            foreach (string a in _ancestors)
+            {
+                if (a.Length > prefix.Length && a.StartsWith(prefix, StringComparison.Ordinal)
+                    && !_ancestors.Contains(string.Concat(from, a.AsSpan(to.Length))))
+                {
+                    return $"{_ancestor.Reason} (a rename would reveal what lies below)";
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static PathGlob? ProtectionLost(ClassSet set, string from, string to)
+    {
+        foreach (PathGlob g in set.All)
+        {
+            ulong before = g.BelowPart(g.StateAfter(from));
+            if (before != 0 && (before & ~g.BelowPart(g.StateAfter(to))) != 0) return g;
+        }
+
+        return null;
+    }
+
     public PathMatch Match(string path)
     {
         if (_forbidden.TryMatch(path, out string? r)) return new PathMatch(PathClass.Forbidden, r);

@@ -16,6 +16,7 @@ public static class PrivilegeControls
     public const string SecurityXattr = "privilege:security_xattr", XattrWrite = "privilege:xattr_write";
     public const string HardlinkOwner = "privilege:hardlink_not_owner", HardlinkClass = "privilege:hardlink_not_allowed";
     public const string SymlinkEscape = "privilege:symlink_escape", RuntimeWrittenExec = "privilege:exec_runtime_written";
+    public const string RuntimeWrittenInterpreted = "privilege:interpret_runtime_written";
 
     /// <summary>Returns the reason a control refuses the op, or null. <paramref name="sourceClass"/> is the class of fs.path (the link source for link).</summary>
     public static string? Check(EffectiveControls c, FsEvent a, PathClass sourceClass)

@@ -295,6 +295,7 @@ internal sealed class RuleRuntime
         to.Size = from.Size;
         to.Path = from.Path;
         to.Target = from.Target;
+        to.Object = from.Object;
         to.LinkTarget = from.LinkTarget;
         to.XattrName = from.XattrName;
         to.IsNew = from.IsNew;

@@ -103,6 +103,12 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
     public string Kind => Direct ? "direct" : "host";
     public ulong RootIno => _root.Id;
 
+    /// <summary>(st_dev, st_ino) and a hash of the file handle, which carries the inode generation; persistent when the
+    /// filesystem gives handles (the same file after a restart), else generation 0.</summary>
+    public InodeIdentity IdentityOf(ulong ino) => TryGetNode(ino, out HostNode? node)
+        ? new InodeIdentity(node.Dev, node.HostIno, node.Handle is byte[] h ? InodeIdentity.HashHandle(h) : 0, Persistent: node.Handle != null)
+        : default;
+
     /// <summary>Descriptors currently held by the node cache (diagnostics and tests).</summary>
     public int CachedDescriptorCount => _cache.Count;
 

@@ -53,6 +53,9 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     private long _nextHandle;
     private long _usedBytes;
     private bool _disposed;
+    // A device number no real filesystem has, one per instance, so identities of different memory mounts differ.
+    private static long s_lastDevice;
+    private readonly ulong _device = 0xFFFF_0000_0000_0000UL | (ulong)Interlocked.Increment(ref s_lastDevice);
 
     /// <param name="sizeLimit">Bytes the filesystem may use (pages, targets, xattrs, per-node overhead).</param>
     /// <param name="inodeLimit">Maximum live nodes; 0 means one per KiB of <paramref name="sizeLimit"/> (at least 1024).</param>
@@ -74,6 +77,9 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     public string Kind => "memory";
 
     public ulong RootIno => RootId;
+
+    /// <summary>Node ids are never reused within one filesystem; the device is this filesystem's own (not persistent).</summary>
+    public InodeIdentity IdentityOf(ulong ino) => new(_device, ino, 0, Persistent: false);
 
     /// <summary>Live nodes (root included). Returns to its baseline once every reference is forgotten.</summary>
     public int NodeCount

@@ -30,35 +30,71 @@ public sealed class SecurityManagerTests
     public void Exec_of_a_file_written_at_run_time_is_refused_under_maximum()
     {
         using var sm = new SecurityManager(Max());
-        Assert.That(DecideAndRecord(sm, Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC)).IsDenied, Is.False, "not written yet");
-        DecideAndRecord(sm, Ev(FsOp.Create, "/tmp/tool", LibC.O_WRONLY, LibC.S_IFREG | 0x1ED));
-        Verdict v = sm.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC));
+        Assert.That(DecideAndRecord(sm, Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC, obj: 5)).IsDenied, Is.False, "not written yet");
+        DecideAndRecord(sm, Ev(FsOp.Create, "/tmp/tool", LibC.O_WRONLY, LibC.S_IFREG | 0x1ED, obj: 5));
+        Verdict v = sm.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC, obj: 5));
         Assert.That((v.Error, v.Reason), Is.EqualTo((Errno.EPERM, PrivilegeControls.RuntimeWrittenExec)));
-        Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/tool")).IsDenied, Is.False, "a plain read of it is fine");
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/tool", obj: 5)).IsDenied, Is.False, "a plain read of it is fine");
     }
 
     [Test]
-    public void Exec_tracking_follows_renames_of_files_and_directories()
+    public void Exec_tracking_follows_the_object_through_renames_links_and_unlinks()
     {
         using var sm = new SecurityManager(Max());
-        DecideAndRecord(sm, Ev(FsOp.Write, "/tmp/build/out/a.out", size: 100));
+        DecideAndRecord(sm, Ev(FsOp.Write, "/tmp/build/out/a.out", size: 100, obj: 9));
         DecideAndRecord(sm, Ev(FsOp.Rename, "/tmp/build", target: "/data/app"));
-        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/app/out/a.out", LibC.FMODE_EXEC)).Error, Is.EqualTo(Errno.EPERM));
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/app/out/a.out", LibC.FMODE_EXEC, obj: 9)).Error, Is.EqualTo(Errno.EPERM));
+        DecideAndRecord(sm, Ev(FsOp.Link, "/data/app/out/a.out", target: "/data/f2", obj: 9));
+        DecideAndRecord(sm, Ev(FsOp.Unlink, "/data/f2", obj: 9));
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/app/out/a.out", LibC.FMODE_EXEC, obj: 9)).Error, Is.EqualTo(Errno.EPERM), "ln f f2; rm f2 keeps the mark");
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/another-name", LibC.FMODE_EXEC, obj: 9)).Error, Is.EqualTo(Errno.EPERM), "any name of it");
 
-        DecideAndRecord(sm, Ev(FsOp.Rename, "/tmp/other", target: "/data/bin/sh"));
-        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/bin/sh", LibC.FMODE_EXEC)).Error, Is.EqualTo(Errno.EPERM), "a rename target's content was replaced");
-        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/bin/ls", LibC.FMODE_EXEC)).IsDenied, Is.False);
+        DecideAndRecord(sm, Ev(FsOp.Rename, "/tmp/other", target: "/data/bin/sh", obj: 10));
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/bin/sh", LibC.FMODE_EXEC, obj: 10)).IsDenied, Is.False, "an image file renamed over a name is not written content");
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/data/bin/ls", LibC.FMODE_EXEC, obj: 11)).IsDenied, Is.False);
+    }
+
+    [Test]
+    public void Interpreters_and_the_loader_may_not_read_runtime_written_files_under_maximum()
+    {
+        using var sm = new SecurityManager(Max());
+        DecideAndRecord(sm, Ev(FsOp.Write, "/tmp/script", size: 10, obj: 21));
+        // Real processes, so the caller registry pins them and reads their comm as it does for a container.
+        using var shell = System.Diagnostics.Process.Start("sh", ["-c", "sleep 30; true"]);
+        using var reader = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("cat") { RedirectStandardInput = true })!;
+        try
+        {
+            Verdict bySh = sm.Decide(Ev(FsOp.Open, "/tmp/script", pid: shell!.Id, obj: 21));
+            Assert.That((bySh.Error, bySh.Reason), Is.EqualTo((Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted)), "sh script");
+            Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/script", pid: reader.Id, obj: 21)).IsDenied, Is.False, "positive control: cat reads it");
+            Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/other", pid: shell.Id, obj: 22)).IsDenied, Is.False, "positive control: sh reads an image file");
+        }
+        finally
+        {
+            shell!.Kill();
+            reader.Kill();
+        }
+
+        foreach (string name in new[] { "sh", "bash", "dash", "ld-linux-x86-64", "ld-musl-x86_64.", "python3.11", "perl", "node" })
+        {
+            Assert.That(CodeLoaders.IsLoaderOrInterpreter(name), Is.True, name);
+        }
+
+        foreach (string name in new[] { "cat", "cp", "sha256sum", "busybox", "shred", "lsof" })
+        {
+            Assert.That(CodeLoaders.IsLoaderOrInterpreter(name), Is.False, name);
+        }
     }
 
     [Test]
     public void Exec_of_runtime_written_files_is_allowed_where_the_level_allows_it()
     {
         using var sm = new SecurityManager(Demo(IsolationLevel.Standard));
-        DecideAndRecord(sm, Ev(FsOp.Write, "/tmp/tool", size: 1));
-        Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC)).IsDenied, Is.False);
+        DecideAndRecord(sm, Ev(FsOp.Write, "/tmp/tool", size: 1, obj: 3));
+        Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC, obj: 3)).IsDenied, Is.False);
         using var strict = new SecurityManager(Demo(IsolationLevel.Standard) with { RuntimeWrittenExec = RuntimeWrittenExec.Deny });
-        DecideAndRecord(strict, Ev(FsOp.Write, "/tmp/tool", size: 1));
-        Assert.That(strict.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC)).Error, Is.EqualTo(Errno.EPERM));
+        DecideAndRecord(strict, Ev(FsOp.Write, "/tmp/tool", size: 1, obj: 3));
+        Assert.That(strict.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC, obj: 3)).Error, Is.EqualTo(Errno.EPERM));
     }
 
     [Test]

@@ -6,6 +6,9 @@ namespace InSpatialFs.Security.Tests.Manager;
 
 internal static class TestEvents
 {
+    /// <summary>A test object identity: inode <paramref name="ino"/> on a made-up device.</summary>
+    public static InodeIdentity Obj(ulong ino) => new(0x42, ino, 7, Persistent: true);
+
     public static SecurityOptions Demo(IsolationLevel level, string? stateDir = null) => new()
     {
         Level = level,
@@ -17,7 +20,7 @@ internal static class TestEvents
     };
 
     public static FsEvent Ev(FsOp op, string path, int flags = 0, uint mode = 0, string? target = null, string? linkTarget = null,
-        string? xattr = null, int pid = 0, uint uid = 1000, uint nodeUid = 1000, long size = 0) => new()
+        string? xattr = null, int pid = 0, uint uid = 1000, uint nodeUid = 1000, long size = 0, ulong obj = 0) => new()
     {
         Op = op,
         Path = path,
@@ -30,6 +33,7 @@ internal static class TestEvents
         Uid = uid,
         NodeUid = nodeUid,
         Size = size,
+        Object = obj == 0 ? default : Obj(obj),
         IsWrite = op == FsOp.Write || (op == FsOp.Open && (flags & LibC.O_ACCMODE) != 0),
     };
 }

@@ -157,3 +157,71 @@ public sealed class PathPolicyTests
         Assert.That(p.MayForbidChildrenOf("/data"), Is.True);
     }
 }
+
+public sealed class PathGlobAutomatonTests
+{
+    [Test]
+    public void Many_double_stars_match_in_linear_time_on_deep_paths()
+    {
+        // Backtracking over components would take O(depth^stars) here; the state-set automaton is linear.
+        PathGlob g = PathGlob.Compile("/**/a/**/a/**/a/**/a/**/a/**/a/**/b");
+        string deep = "/" + string.Join('/', Enumerable.Repeat("a", 3000)) + "/c";
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.That(g.Matches(deep), Is.False);
+        }
+
+        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(2)), "20 matches of a 3000-component path");
+        Assert.That(g.Matches(deep[..^2] + "/b"), Is.True, "positive control");
+    }
+
+    [Test]
+    public void State_after_a_directory_says_what_below_it_can_match()
+    {
+        PathGlob shadow = PathGlob.Compile("/etc/shadow");
+        Assert.That(shadow.CanMatchBelow(shadow.StateAfter("/etc")), Is.True);
+        Assert.That(shadow.CanMatchBelow(shadow.StateAfter("/e2")), Is.False);
+        Assert.That(shadow.CanMatchBelow(shadow.StateAfter("/etc/shadow")), Is.False, "the file itself, nothing below");
+
+        PathGlob anywhere = PathGlob.Compile("/**/id_rsa");
+        Assert.That(anywhere.BelowPart(anywhere.StateAfter("/home/a")), Is.EqualTo(anywhere.BelowPart(anywhere.StateAfter("/x"))),
+            "a pattern that matches at any depth does not care where a directory moves");
+    }
+
+    [Test]
+    public void Patterns_with_too_many_components_are_refused()
+    {
+        Assert.That(() => PathGlob.Compile("/" + string.Join('/', Enumerable.Repeat("a", 63))), Throws.TypeOf<FormatException>());
+        Assert.That(PathGlob.Compile("/" + string.Join('/', Enumerable.Repeat("a", 62))).IsExact, Is.True);
+    }
+}
+
+public sealed class RenamePolicyTests
+{
+    private static PathPolicy Demo(IsolationLevel level) =>
+        new(level, ["/etc/shadow", "/root/.ssh/**", "/data/app/secret.key", "/**/id_rsa"], ["/etc/passwd", "/usr/**"], ["/tmp/**", "/data/**"]);
+
+    [TestCase(IsolationLevel.Standard, "/etc", "/e2", true)]
+    [TestCase(IsolationLevel.Standard, "/root", "/tmp/r", true)]
+    [TestCase(IsolationLevel.Standard, "/root/.ssh", "/root/ssh2", true)]
+    [TestCase(IsolationLevel.Enhanced, "/data/app", "/data/app2", true)]
+    [TestCase(IsolationLevel.Maximum, "/data/app", "/data/app2", true)]
+    [TestCase(IsolationLevel.Standard, "/tmp/build", "/tmp/build2", false)]
+    [TestCase(IsolationLevel.Standard, "/home/a", "/home/b", false)]
+    [TestCase(IsolationLevel.Enhanced, "/data/x", "/data/y", false)]
+    [TestCase(IsolationLevel.Standard, "/etc/apt", "/etc/apt2", false)]
+    public void A_rename_may_not_move_protected_objects_below_it_to_weaker_names(IsolationLevel level, string from, string to, bool refused)
+    {
+        string? reason = Demo(level).RenameWouldExpose(from, to);
+        Assert.That(reason is not null, Is.EqualTo(refused), $"{level} {from} -> {to}: {reason}");
+    }
+
+    [Test]
+    public void At_enhanced_a_rename_may_not_bring_read_only_contents_under_an_allowing_pattern()
+    {
+        var policy = new PathPolicy(IsolationLevel.Enhanced, [], [], ["/data/*", "/tmp/**"]);
+        Assert.That(policy.RenameWouldExpose("/data/app", "/tmp/app"), Is.Not.Null, "/data/app/file was read-only, would become writable");
+        Assert.That(policy.RenameWouldExpose("/tmp/a", "/tmp/b"), Is.Null, "positive control");
+    }
+}

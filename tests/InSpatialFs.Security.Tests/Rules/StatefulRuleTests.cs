@@ -1,3 +1,4 @@
+using InSpatialFs.Interop;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Rules;
 using static InSpatialFs.Security.Tests.Rules.RuleTestKit;
@@ -235,6 +236,7 @@ public sealed class SequenceCaptureCopyTests
                 Type t when t == typeof(string) => "v" + i,
                 Type t when t == typeof(bool) => true,
                 Type t when t.IsEnum => Enum.ToObject(t, 1),
+                Type t when t == typeof(InodeIdentity) => new InodeIdentity(1, (ulong)i, 2, Persistent: true),
                 Type t => Convert.ChangeType(i, t, System.Globalization.CultureInfo.InvariantCulture),
             };
             f.SetValue(source, value);
