@@ -42,8 +42,9 @@ public interface IFuseFileSystem
 
     Errno Link(FuseRequest request, ulong nodeId, ulong newParent, ReadOnlySpan<byte> newName, out FuseEntryOut entry);
 
-    /// <summary>flags are the open(2) flags as the kernel sends them (FMODE_EXEC 0x20 marks an exec).</summary>
-    Errno Open(FuseRequest request, ulong nodeId, int flags, out FuseOpenOut open);
+    /// <summary>flags are the open(2) flags as the kernel sends them (FMODE_EXEC 0x20 marks an exec); openFlags are
+    /// fuse_open_in.open_flags (FUSE_OPEN_KILL_SUIDGID: an O_TRUNC by a caller without CAP_FSETID).</summary>
+    Errno Open(FuseRequest request, ulong nodeId, int flags, uint openFlags, out FuseOpenOut open);
 
     /// <summary>Fill <paramref name="buffer"/> (sized to the requested length) from offset.</summary>
     Errno Read(FuseRequest request, ulong nodeId, ulong fh, long offset, Span<byte> buffer, out int bytesRead);

@@ -427,7 +427,8 @@ public sealed partial class ProtocolServer
     private static Errno Open(ProtocolServer s, Reader r, ReadOnlySpan<byte> args, Span<byte> body, out int len)
     {
         len = 0;
-        Errno e = s._fs.Open(r.Request, r.Request.NodeId, (int)ReadArg<FuseOpenIn>(args).Flags, out FuseOpenOut open);
+        FuseOpenIn input = ReadArg<FuseOpenIn>(args);
+        Errno e = s._fs.Open(r.Request, r.Request.NodeId, (int)input.Flags, input.OpenFlags, out FuseOpenOut open);
         if (e == Errno.OK)
         {
             len = Put(body, in open);

@@ -86,7 +86,20 @@ public sealed partial class SecureProxy
             backendChange.Valid &= ~(uint)FattrFlags.Fh;
         }
 
-        err = BackendOf(node).SetAttr(node.Ino, backendChange, CallerOf(request), out FuseAttr a);
+        FuseAttr a = default;
+        if ((valid & FattrFlags.Mode) != 0 && WriteKillsSetId(change.Mode) && _mounts[node.Mount].Direct)
+        {
+            // Writes through an open passthrough handle would keep the bits: no set-id chmod while one is open.
+            lock (_ioModeLock)
+            {
+                err = node.PassthroughWriters > 0 ? Errno.ETXTBSY : BackendOf(node).SetAttr(node.Ino, backendChange, CallerOf(request), out a);
+            }
+        }
+        else
+        {
+            err = BackendOf(node).SetAttr(node.Ino, backendChange, CallerOf(request), out a);
+        }
+
         if (err == Errno.OK)
         {
             FillAttr(node, ref a, out attr);
@@ -122,7 +135,7 @@ public sealed partial class SecureProxy
         return Complete(e, BackendOf(node).ReadLink(node.Ino, buffer, out length), started);
     }
 
-    public Errno Open(FuseRequest request, ulong nodeId, int flags, out FuseOpenOut open)
+    public Errno Open(FuseRequest request, ulong nodeId, int flags, uint openFlags, out FuseOpenOut open)
     {
         open = default;
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
@@ -147,6 +160,11 @@ public sealed partial class SecureProxy
 
         long started = Stopwatch.GetTimestamp();
         err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out OpenResult result);
+        if (err == Errno.OK && (openFlags & FuseConstants.OpenKillSuidgid) != 0 && (flags & LibC.O_TRUNC) != 0)
+        {
+            KillSetIdBits(node, CallerOf(request)); // the backend truncated as the daemon, which keeps the bits
+        }
+
         if (err == Errno.OK)
         {
             err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
@@ -162,8 +180,9 @@ public sealed partial class SecureProxy
 
     /// <summary>
     /// A write through kernel passthrough runs with the daemon's credentials, so the kernel would not drop the
-    /// set-id bits of a setuid/setgid file that an unprivileged caller modifies. Such writes stay mediated, where
-    /// <see cref="KillSuidGidAfterWrite"/> drops them as a local filesystem would.
+    /// set-id bits of a setuid/setgid file that a caller without CAP_FSETID modifies, container root included. Such
+    /// writes stay mediated, whoever the caller, where the kernel flags them (FUSE_WRITE_KILL_SUIDGID) and
+    /// <see cref="KillSetIdBits"/> drops the bits as a local filesystem would.
     /// </summary>
     private Decision DirectForWrite(ProxyNode node, FsEvent e)
     {
@@ -177,15 +196,13 @@ public sealed partial class SecureProxy
             return Decision.Allow;
         }
 
-        if (e.Uid == 0)
-        {
-            return e.Decision;
-        }
-
-        return BackendOf(node).GetAttr(node.Ino, out FuseAttr attr) == Errno.OK && (attr.Mode & (LibC.S_ISUID | LibC.S_ISGID)) == 0
-            ? e.Decision
-            : Decision.Allow;
+        return e.Decision; // set-id files: checked in Opened, under the io-mode lock
     }
+
+    private bool HasSetIdBits(ProxyNode node) => BackendOf(node).GetAttr(node.Ino, out FuseAttr attr) != Errno.OK || WriteKillsSetId(attr.Mode);
+
+    /// <summary>As the kernel's should_remove_suid: setuid always, setgid only together with group execute.</summary>
+    private static bool WriteKillsSetId(uint mode) => (mode & LibC.S_ISUID) != 0 || (mode & (LibC.S_ISGID | 0x8)) == (LibC.S_ISGID | 0x8);
 
     /// <summary>
     /// Turns a backend open into the kernel's open_out: our own fh, and — when the mount is direct, the
@@ -211,6 +228,11 @@ public sealed partial class SecureProxy
                 lock (_ioModeLock)
                 {
                     bool readOnly = (flags & LibC.O_ACCMODE) == LibC.O_RDONLY && (flags & LibC.O_TRUNC) == 0;
+                    if (!readOnly && decision == Decision.AllowDirect && HasSetIdBits(node))
+                    {
+                        decision = Decision.Allow; // checked under the lock a set-id chmod also takes (SetAttr)
+                    }
+
                     bool wantPassthrough = node.CachedOpens == 0
                         && (decision == Decision.AllowDirect || (node.PassthroughOpens > 0 && readOnly));
                     if (!wantPassthrough && node.PassthroughOpens > 0)
@@ -223,6 +245,12 @@ public sealed partial class SecureProxy
                     {
                         handle.BackingId = backingId;
                         node.PassthroughOpens++;
+                        if (!readOnly)
+                        {
+                            handle.CountedPassthroughWriter = true;
+                            node.PassthroughWriters++;
+                        }
+
                         openFlags |= FopenFlags.Passthrough;
                         openFlags &= ~(FopenFlags.DirectIo | FopenFlags.KeepCache);
                     }
@@ -356,27 +384,29 @@ public sealed partial class SecureProxy
     }
 
     /// <summary>
-    /// With HANDLE_KILLPRIV_V2 the kernel leaves clearing set-id bits on write to us and flags the writes that
-    /// must do it (an unprivileged writer): a setuid file modified by its group or others loses the bit, as on
-    /// any local filesystem, or a container could turn a root-owned setuid binary into its own.
+    /// With HANDLE_KILLPRIV_V2 the kernel leaves clearing set-id bits to us and flags the writes and O_TRUNC opens that
+    /// must do it (a caller without CAP_FSETID): a setuid file modified that way loses the bit, as on any local
+    /// filesystem, or a container could turn a root-owned setuid binary into its own. The backends apply
+    /// FATTR_KILL_SUIDGID with the kernel's rule (setgid only with group execute).
     /// </summary>
+    private void KillSetIdBits(ProxyNode node, in Caller caller)
+    {
+        IFileSystemBackend backend = BackendOf(node);
+        if (backend.GetAttr(node.Ino, out FuseAttr attr) != Errno.OK || (attr.Mode & (LibC.S_ISUID | LibC.S_ISGID)) == 0)
+        {
+            return;
+        }
+
+        var change = new FuseSetattrIn { Valid = (uint)FattrFlags.KillSuidGid };
+        backend.SetAttr(node.Ino, change, caller, out _);
+    }
+
     private void KillSuidGidAfterWrite(FuseRequest request, ProxyHandle handle, uint writeFlags)
     {
-        if ((writeFlags & FuseConstants.WriteKillSuidgid) == 0)
+        if ((writeFlags & FuseConstants.WriteKillSuidgid) != 0)
         {
-            return;
+            KillSetIdBits(handle.Node, CallerOf(request));
         }
-
-        IFileSystemBackend backend = BackendOf(handle.Node);
-        if (backend.GetAttr(handle.Node.Ino, out FuseAttr attr) != Errno.OK || (attr.Mode & (LibC.S_ISUID | LibC.S_ISGID)) == 0)
-        {
-            return;
-        }
-
-        // As the kernel's should_remove_suid: setuid always goes, setgid only together with group execute.
-        uint kill = LibC.S_ISUID | ((attr.Mode & 0x8) != 0 ? LibC.S_ISGID : 0);
-        var change = new FuseSetattrIn { Valid = (uint)FattrFlags.Mode, Mode = attr.Mode & ~kill & 0xFFF };
-        backend.SetAttr(handle.Node.Ino, change, CallerOf(request), out _);
     }
 
     public Errno Release(FuseRequest request, ulong nodeId, ulong fh, int flags)
@@ -394,6 +424,11 @@ public sealed partial class SecureProxy
                 if (handle.BackingId != 0)
                 {
                     handle.Node.PassthroughOpens--;
+                    if (handle.CountedPassthroughWriter)
+                    {
+                        handle.Node.PassthroughWriters--;
+                    }
+
                     _passthrough?.Release(PassthroughKey(handle.Node));
                 }
                 else

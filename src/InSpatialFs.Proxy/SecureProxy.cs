@@ -42,7 +42,8 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
 
     // Guards ProxyNode.CachedOpens/PassthroughOpens with the backing-id acquire and release of DirectFS opens, so
     // an inode's io mode and its backing id change together. Taken only at OPEN/RELEASE of direct-mount files.
-    // Lock order: _ioModeLock > BackingFileTable's lock (the backend is never called with it held, except
+    // Lock order: _ioModeLock > BackingFileTable's lock (the backend is never called with it held, except a set-id chmod
+    // (checked against open passthrough writers), the attribute read that decides a writable open, and
     // Release of the handle just opened, which takes only the backend's own locks).
     private readonly Lock _ioModeLock = new();
 

@@ -48,7 +48,7 @@ public sealed class LiveMountTests
             return Exists(nodeId) ? Errno.OK : Errno.ENOENT;
         }
 
-        public override Errno Open(FuseRequest request, ulong nodeId, int flags, out FuseOpenOut open)
+        public override Errno Open(FuseRequest request, ulong nodeId, int flags, uint openFlags, out FuseOpenOut open)
         {
             open = new FuseOpenOut { Fh = 10 };
             return (flags & LibC.O_ACCMODE) != LibC.O_RDONLY ? Errno.EROFS : nodeId == HelloNode ? Errno.OK : Errno.EISDIR;

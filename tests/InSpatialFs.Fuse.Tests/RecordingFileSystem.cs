@@ -128,7 +128,7 @@ internal class RecordingFileSystem : IFuseFileSystem
         return Errno.OK;
     }
 
-    public Errno Open(FuseRequest request, ulong nodeId, int flags, out FuseOpenOut open)
+    public Errno Open(FuseRequest request, ulong nodeId, int flags, uint openFlags, out FuseOpenOut open)
     {
         Record($"Open {nodeId} flags={flags:x}");
         open = new FuseOpenOut { Fh = OpenFh, OpenFlags = FopenFlags.KeepCache };

@@ -72,16 +72,16 @@ public sealed class DirectIoModeTests
     public void While_a_file_is_open_through_the_daemon_later_opens_are_not_passthrough()
     {
         ulong node = CreateClosedFile("busybox");
-        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY | LibC.FMODE_EXEC, out FuseOpenOut exec), Is.EqualTo(Errno.OK));
+        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY | LibC.FMODE_EXEC, 0, out FuseOpenOut exec), Is.EqualTo(Errno.OK));
         Assert.That(exec.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.None), "an exec open is mediated");
 
-        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY, out FuseOpenOut reader), Is.EqualTo(Errno.OK));
+        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY, 0, out FuseOpenOut reader), Is.EqualTo(Errno.OK));
         Assert.That(reader.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.None), "the inode is in cached mode: a passthrough answer would be EIO");
         Assert.That(reader.BackingId, Is.Zero);
 
         Assert.That(_proxy.Release(_request, node, reader.Fh, 0), Is.EqualTo(Errno.OK));
         Assert.That(_proxy.Release(_request, node, exec.Fh, 0), Is.EqualTo(Errno.OK));
-        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY, out FuseOpenOut again), Is.EqualTo(Errno.OK));
+        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY, 0, out FuseOpenOut again), Is.EqualTo(Errno.OK));
         Assert.That(again.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.Passthrough), "once the mediated opens are gone, passthrough is back");
         Assert.That(_proxy.Release(_request, node, again.Fh, 0), Is.EqualTo(Errno.OK));
         Assert.That(_registrar.Live, Is.Empty, "the last release closes the backing id");
@@ -91,10 +91,10 @@ public sealed class DirectIoModeTests
     public void While_a_file_is_in_passthrough_a_mediated_reader_joins_the_same_backing_file()
     {
         ulong node = CreateClosedFile("lib.so");
-        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY, out FuseOpenOut direct), Is.EqualTo(Errno.OK));
+        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY, 0, out FuseOpenOut direct), Is.EqualTo(Errno.OK));
         Assert.That(direct.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.Passthrough));
 
-        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY | LibC.FMODE_EXEC, out FuseOpenOut exec), Is.EqualTo(Errno.OK));
+        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY | LibC.FMODE_EXEC, 0, out FuseOpenOut exec), Is.EqualTo(Errno.OK));
         Assert.That(exec.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.Passthrough), "a plain answer would be EIO");
         Assert.That(exec.BackingId, Is.EqualTo(direct.BackingId), "one backing file per inode");
 
@@ -110,14 +110,14 @@ public sealed class DirectIoModeTests
         ulong node = CreateClosedFile("data");
         // Like the enhanced level: DirectFS read-only, writes go through the daemon.
         _gate.Decider = e => e.Op is FsOp.Open && !e.IsWrite ? Verdict.AllowDirect : Verdict.Allow;
-        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY, out FuseOpenOut reader), Is.EqualTo(Errno.OK));
+        Assert.That(_proxy.Open(_request, node, LibC.O_RDONLY, 0, out FuseOpenOut reader), Is.EqualTo(Errno.OK));
         Assert.That(reader.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.Passthrough));
 
-        Assert.That(_proxy.Open(_request, node, LibC.O_WRONLY, out _), Is.EqualTo(Errno.ETXTBSY));
+        Assert.That(_proxy.Open(_request, node, LibC.O_WRONLY, 0, out _), Is.EqualTo(Errno.ETXTBSY));
         Assert.That(_proxy.OpenHandles, Is.EqualTo(1), "the refused open leaves no handle behind");
 
         Assert.That(_proxy.Release(_request, node, reader.Fh, 0), Is.EqualTo(Errno.OK));
-        Assert.That(_proxy.Open(_request, node, LibC.O_WRONLY, out FuseOpenOut writer), Is.EqualTo(Errno.OK));
+        Assert.That(_proxy.Open(_request, node, LibC.O_WRONLY, 0, out FuseOpenOut writer), Is.EqualTo(Errno.OK));
         Assert.That(writer.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.None), "with no passthrough open the write is mediated");
         Assert.That(_proxy.Release(_request, node, writer.Fh, 0), Is.EqualTo(Errno.OK));
     }
@@ -127,7 +127,7 @@ public sealed class DirectIoModeTests
     {
         Assert.That(_proxy.TmpFile(_request, 1, LibC.O_RDWR, 0x180, 0, out FuseEntryOut tmp, out FuseOpenOut first), Is.EqualTo(Errno.OK));
         Assert.That(first.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.None));
-        Assert.That(_proxy.Open(_request, tmp.NodeId, LibC.O_RDONLY, out FuseOpenOut second), Is.EqualTo(Errno.OK));
+        Assert.That(_proxy.Open(_request, tmp.NodeId, LibC.O_RDONLY, 0, out FuseOpenOut second), Is.EqualTo(Errno.OK));
         Assert.That(second.OpenFlags & FopenFlags.Passthrough, Is.EqualTo(FopenFlags.None));
         Assert.That(_proxy.Release(_request, tmp.NodeId, second.Fh, 0), Is.EqualTo(Errno.OK));
         Assert.That(_proxy.Release(_request, tmp.NodeId, first.Fh, 0), Is.EqualTo(Errno.OK));

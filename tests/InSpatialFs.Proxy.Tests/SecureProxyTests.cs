@@ -132,7 +132,7 @@ public sealed class SecureProxyTests
         Assert.That(h.Proxy.Rename(h.Request, Root, ProxyHarness.N("a"), Root, ProxyHarness.N("z"), 0), Is.EqualTo(Errno.OK));
 
         h.Gate.Recorded.Clear();
-        Assert.That(h.Proxy.Open(h.Request, file, LibC.O_RDONLY, out FuseOpenOut open), Is.EqualTo(Errno.OK));
+        Assert.That(h.Proxy.Open(h.Request, file, LibC.O_RDONLY, 0, out FuseOpenOut open), Is.EqualTo(Errno.OK));
         h.Proxy.Release(h.Request, file, open.Fh, 0);
         Assert.That(h.Gate.Recorded.First(e => e.Op == FsOp.Open).Path, Is.EqualTo("/z/b/f"));
     }
@@ -149,7 +149,7 @@ public sealed class SecureProxyTests
         Assert.That(h.Gate.Recorded.Count(e => e.Op == FsOp.Write), Is.EqualTo(1));
         Assert.That(h.Gate.Recorded.Single(e => e.Op == FsOp.Release).Size, Is.EqualTo(150));
 
-        Assert.That(h.Proxy.Open(h.Request, file, LibC.O_RDONLY | LibC.FMODE_EXEC, out FuseOpenOut exec), Is.EqualTo(Errno.OK));
+        Assert.That(h.Proxy.Open(h.Request, file, LibC.O_RDONLY | LibC.FMODE_EXEC, 0, out FuseOpenOut exec), Is.EqualTo(Errno.OK));
         Assert.That(h.Gate.Recorded.Last(e => e.Op == FsOp.Open).IsExec, Is.True);
         h.Proxy.Release(h.Request, file, exec.Fh, 0);
     }

@@ -77,7 +77,7 @@ public sealed class SplicedReadTests
     private (ulong Node, ulong Fh) OpenFile(SecureProxy proxy, int flags = LibC.O_RDONLY)
     {
         Assert.That(proxy.Lookup(_request, 1, ProxyHarness.N("file"), out FuseEntryOut entry), Is.EqualTo(Errno.OK));
-        Assert.That(proxy.Open(_request, entry.NodeId, flags, out FuseOpenOut open), Is.EqualTo(Errno.OK));
+        Assert.That(proxy.Open(_request, entry.NodeId, flags, 0, out FuseOpenOut open), Is.EqualTo(Errno.OK));
         return (entry.NodeId, open.Fh);
     }
 

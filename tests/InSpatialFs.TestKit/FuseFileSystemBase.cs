@@ -81,7 +81,7 @@ public abstract class FuseFileSystemBase : IFuseFileSystem
         return Errno.ENOSYS;
     }
 
-    public virtual Errno Open(FuseRequest request, ulong nodeId, int flags, out FuseOpenOut open)
+    public virtual Errno Open(FuseRequest request, ulong nodeId, int flags, uint openFlags, out FuseOpenOut open)
     {
         open = default;
         return Errno.ENOSYS;

@@ -127,7 +127,7 @@ internal sealed class ControlFileSystem : IFuseFileSystem
 
     public Errno Link(FuseRequest request, ulong nodeId, ulong newParent, ReadOnlySpan<byte> newName, out FuseEntryOut entry) => Refuse(out entry);
 
-    public Errno Open(FuseRequest request, ulong nodeId, int flags, out FuseOpenOut open)
+    public Errno Open(FuseRequest request, ulong nodeId, int flags, uint openFlags, out FuseOpenOut open)
     {
         open = default;
         if (!IsNode(nodeId) || nodeId == RootId)

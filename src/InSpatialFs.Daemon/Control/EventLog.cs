@@ -105,16 +105,30 @@ internal sealed class EventLog
         }
     }
 
-    /// <summary>Copies from log position <paramref name="offset"/> (inside the window); the caller holds _gate.</summary>
+    /// <summary>
+    /// Copies from log position <paramref name="offset"/> (inside the window); the caller holds _gate. Only whole lines
+    /// when the destination cannot take everything (the log itself always ends on a line end): a reader's position
+    /// then stays at a line start, so if the window later overtakes it, no half line is ever handed out.
+    /// </summary>
     private int Copy(long offset, Span<byte> destination)
     {
-        int count = (int)Math.Min(destination.Length, Math.Max(0, _end - offset));
+        long available = Math.Max(0, _end - offset);
+        int count = (int)Math.Min(destination.Length, available);
         for (int done = 0; done < count;)
         {
             int at = (int)((offset + done) % _ring.Length);
             int n = Math.Min(count - done, _ring.Length - at);
             _ring.AsSpan(at, n).CopyTo(destination.Slice(done, n));
             done += n;
+        }
+
+        if (count < available)
+        {
+            int lastNewline = destination[..count].LastIndexOf((byte)'\n');
+            if (lastNewline >= 0)
+            {
+                count = lastNewline + 1; // a line longer than the whole buffer still goes out in pieces
+            }
         }
 
         return count;

@@ -24,6 +24,9 @@ internal sealed class ProxyHandle
     /// <summary>Kernel passthrough backing id (0 = proxied I/O).</summary>
     public int BackingId;
 
+    /// <summary>A passthrough open for writing: counted in <see cref="ProxyNode.PassthroughWriters"/>.</summary>
+    public bool CountedPassthroughWriter;
+
     /// <summary>A DirectFS file opened through the daemon: counted in <see cref="ProxyNode.CachedOpens"/>.</summary>
     public bool CountedCached;
 

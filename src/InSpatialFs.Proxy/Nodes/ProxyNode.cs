@@ -55,6 +55,9 @@ internal sealed class ProxyNode
     /// <summary>Open files of a DirectFS node in kernel passthrough (guarded by the proxy's io-mode lock).</summary>
     public int PassthroughOpens;
 
+    /// <summary>Of those, the ones open for writing (guarded by the proxy's io-mode lock).</summary>
+    public int PassthroughWriters;
+
     /// <summary>Where the node was last seen (hard links: the last name used). Null for the root.</summary>
     public ProxyNode? Parent { get; private set; }
 

@@ -523,10 +523,6 @@ public sealed class MemoryFileSystem : IFileSystemBackend
                 ResizeLocked(node, 0);
                 node.Mtime = now;
                 node.Ctime = now;
-                if (caller.Uid != 0)
-                {
-                    KillSuidGid(node); // what FUSE_OPEN_KILL_SUIDGID asks for under HANDLE_KILLPRIV_V2
-                }
             }
             result.Fh = AddHandle(node, flags);
             result.Flags = NoFlush;

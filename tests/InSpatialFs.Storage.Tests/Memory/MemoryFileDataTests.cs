@@ -159,14 +159,19 @@ public sealed class MemoryFileDataTests
     }
 
     [Test]
-    public void Open_with_O_TRUNC_empties_the_file_and_a_non_root_opener_clears_setuid()
+    public void Open_with_O_TRUNC_empties_the_file_and_kill_suidgid_then_clears_the_set_id_bits()
     {
+        // Whether an O_TRUNC clears set-id bits is the kernel's call (FUSE_OPEN_KILL_SUIDGID, acted on by the proxy for
+        // every backend); the backend truncates, and FATTR_KILL_SUIDGID clears with the kernel's rule.
         var (ino, fh) = _fs.Create(_fs.RootIno, "f", mode: 0xDED); // 06755
         _fs.WriteAt(ino, fh, 0, new byte[5000]);
         Assert.That(_fs.Open(ino, LibC.O_WRONLY | LibC.O_TRUNC, Fs.User, out _), Is.EqualTo(Errno.OK));
         var attr = _fs.Attr(ino);
         Assert.That(attr.Size, Is.Zero);
         Assert.That(attr.Blocks, Is.Zero);
+        Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0xDEDu), "the truncation alone keeps the bits");
+        var kill = new FuseSetattrIn { Valid = (uint)FattrFlags.KillSuidGid };
+        Assert.That(_fs.SetAttr(ino, kill, Fs.User, out attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0x1EDu), "suid and sgid (group-executable) cleared");
     }
 

@@ -1,0 +1,160 @@
+using System.Text.Json.Nodes;
+using InSpatialFs.IntegrationTests.Containers;
+using InSpatialFs.TestKit.Containers;
+using InSpatialFs.TestKit.Processes;
+using static InSpatialFs.IntegrationTests.Security.ControlFiles;
+
+namespace InSpatialFs.IntegrationTests.PolicyIntegrity;
+
+/// <summary>
+/// Issue 11, "Policy on objects" and "No recursion on container-controlled depth": the attacks, from inside a runc
+/// container on the mount, each next to the legitimate version of the same operation.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class RenameOfAnAncestorTests
+{
+    private ContainerRootfs _rootfs = null!;
+
+    [OneTimeSetUp]
+    public void Mount()
+    {
+        if (RuncBundle.WhyCannotRun() is string why) Assert.Ignore(why);
+        _rootfs = ContainerRootfs.Start("""
+            isolation: standard
+            paths:
+              forbidden: [/etc/shadow, /data/app/secret.key]
+              readonly: [/etc/passwd]
+            """);
+        WaitUntilServing(_rootfs.ControlDirectory, _rootfs.Daemon);
+        Directory.CreateDirectory(Path.Combine(_rootfs.Image, "data", "app"));
+        File.WriteAllText(Path.Combine(_rootfs.Image, "data", "app", "secret.key"), "KEY-MATERIAL\n");
+        File.WriteAllText(Path.Combine(_rootfs.Image, "data", "app", "config"), "ordinary\n");
+    }
+
+    [OneTimeTearDown]
+    public void Unmount() => _rootfs?.Dispose();
+
+    private ShellResult RunInContainer(string script)
+    {
+        using RuncBundle bundle = RuncBundle.Create(_rootfs.MountPoint, ["/bin/sh", "-c", script]);
+        return bundle.Run(TimeSpan.FromSeconds(120));
+    }
+
+    [Test]
+    public void Renaming_etc_to_reach_shadow_and_passwd_is_refused_and_raises_an_incident()
+    {
+        ShellResult run = RunInContainer("""
+            mv /etc /e2; echo "mv=$?"
+            cat /e2/shadow; echo "cat=$?"
+            echo x >> /e2/passwd; echo "append=$?"
+            cat /etc/shadow; echo "direct=$?"
+            mkdir /etc/conf.d && mv /etc/conf.d /etc/conf2.d; echo "sibling=$?"
+            mkdir /tmp/a && mv /tmp/a /tmp/b; echo "tmp=$?"
+            """);
+        string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Does.Contain("mv=1"), run.ToString());
+        Assert.That(lines, Does.Contain("cat=1").And.Contain("append=1"), "no /e2 exists: " + run);
+        Assert.That(lines, Does.Contain("direct=1"), "the forbidden file stays forbidden by its own name");
+        Assert.That(lines, Does.Contain("sibling=0").And.Contain("tmp=0"), "positive controls: renames that move nothing protected work");
+        Assert.That(run.StdOut + run.StdErr, Does.Not.Contain("root:*:19000"), "the shadow content never left the mount");
+        Assert.That(File.ReadAllText(Path.Combine(_rootfs.Image, "etc", "passwd")), Does.Not.Contain("\nx\n").And.StartWith("root:x:0:0"));
+        Assert.That(Directory.Exists(Path.Combine(_rootfs.Image, "etc")), Is.True);
+
+        JsonObject incident = WaitForIncident(_rootfs.ControlDirectory,
+            i => Str(i, "source")?.StartsWith("forbidden:/etc/shadow (a rename", StringComparison.Ordinal) == true, "rename of /etc");
+        Assert.That(Str(incident["evidence"]?[0], "fs.target"), Is.EqualTo("/e2"));
+        Assert.That(Str(incident, "severity"), Is.EqualTo("high"));
+    }
+
+    [Test]
+    public void Renaming_a_directory_that_holds_a_forbidden_file_is_refused_but_its_siblings_move()
+    {
+        ShellResult run = RunInContainer("""
+            mv /data/app /data/app2; echo "mv=$?"
+            cat /data/app2/secret.key; echo "read=$?"
+            mkdir -p /data/other && mv /data/other /data/other2; echo "other=$?"
+            cat /data/app/config; echo "config=$?"
+            """);
+        string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Does.Contain("mv=1").And.Contain("read=1"), run.ToString());
+        Assert.That(lines, Does.Contain("other=0").And.Contain("ordinary").And.Contain("config=0"), "positive controls: " + run);
+        Assert.That(run.StdOut, Does.Not.Contain("KEY-MATERIAL"));
+    }
+
+    [Test]
+    public void A_deep_directory_chain_is_bounded_by_ENAMETOOLONG_and_the_daemon_keeps_serving()
+    {
+        // mkdir d; cd d thousands of times used to overflow the daemon's stack on the next rename and create.
+        ShellResult run = RunInContainer("""
+            cd /tmp && i=0
+            while [ $i -lt 5000 ]; do mkdir d 2>/tmp/mkdir.err && cd d || break; i=$((i+1)); done
+            echo "depth=$i"; cat /tmp/mkdir.err
+            touch f; echo "create=$?"
+            mv f g; echo "rename=$?"
+            cd / && ls /tmp/d > /dev/null; echo "list=$?"
+            """);
+        string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        int depth = int.Parse(lines.Single(l => l.StartsWith("depth=", StringComparison.Ordinal))[6..], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(depth, Is.InRange(2000, 2100), "a namespace path is bounded near PATH_MAX: " + run);
+        Assert.That(run.StdOut, Does.Contain("File name too long"));
+        Assert.That(lines, Does.Contain("create=0").And.Contain("rename=0").And.Contain("list=0"), run.ToString());
+        Assert.That(_rootfs.Daemon.HasExited, Is.False, _rootfs.Daemon.Output);
+        Assert.That(Shell.Run($"ls '{_rootfs.MountPoint}/bin/busybox'").ExitCode, Is.Zero, "the mount serves everyone after it");
+    }
+}
+
+/// <summary>Issue 11, "Exec control by content": the bypasses of the name-based mark, under maximum isolation.</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class ExecByContentTests
+{
+    private ContainerRootfs _rootfs = null!;
+
+    [OneTimeSetUp]
+    public void Mount() => _rootfs = Security.ContainerPolicy.Start("critical");
+
+    [OneTimeTearDown]
+    public void Unmount() => _rootfs?.Dispose();
+
+    private ShellResult RunInContainer(string script)
+    {
+        using RuncBundle bundle = RuncBundle.Create(_rootfs.MountPoint, ["/bin/sh", "-c", script]);
+        return bundle.Run(TimeSpan.FromSeconds(120));
+    }
+
+    [Test]
+    public void A_written_file_stays_marked_through_links_unlinks_and_proc_self_fd()
+    {
+        ShellResult run = RunInContainer("""
+            cd /work
+            cp /bin/busybox f && chmod 0755 f
+            ln f f2 && rm f2 && ./f true; echo "link-unlink=$?"
+            cp /bin/busybox g && chmod 0755 g
+            exec 3<g; rm g; /proc/self/fd/3 true; echo "fd=$?"
+            cp /bin/busybox "$(printf 'n\200')" && chmod 0755 "$(printf 'n\200')"
+            cp /bin/busybox "$(printf 'n\377')" && rm "$(printf 'n\377')"
+            "./$(printf 'n\200')" true; echo "bytes=$?"
+            mv f moved && ./moved true; echo "renamed=$?"
+            /bin/busybox true; echo "image=$?"
+            """);
+        string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Is.SupersetOf(new[] { "link-unlink=126", "fd=126", "bytes=126", "renamed=126" }), run.ToString());
+        Assert.That(lines, Does.Contain("image=0"), "positive control: the image's binary runs");
+    }
+
+    [Test]
+    public void A_shell_may_not_run_a_script_written_at_run_time_but_cat_reads_it()
+    {
+        ShellResult run = RunInContainer("""
+            printf 'echo payload-ran\n' > /work/s.sh
+            sh /work/s.sh; echo "sh=$?"
+            cat /work/s.sh > /dev/null; echo "cat=$?"
+            """);
+        string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Does.Contain("cat=0"), "positive control: " + run);
+        Assert.That(lines, Does.Not.Contain("payload-ran"), run.ToString());
+        Assert.That(lines.Single(l => l.StartsWith("sh=", StringComparison.Ordinal)), Is.Not.EqualTo("sh=0"), run.ToString());
+        WaitForIncident(_rootfs.ControlDirectory, i => Str(i, "source") == "privilege:interpret_runtime_written", "sh reading its script");
+    }
+}
