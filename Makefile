@@ -34,7 +34,7 @@ native:
 	@for src in native/*.c; do \
 	  [ -e "$$src" ] || continue; \
 	  out=$(NATIVE_OUT)/$$(basename $$src .c); \
-	  if [ ! -x $$out ] || [ $$src -nt $$out ]; then gcc -O2 -Wall -Werror -o $$out $$src -lpthread || exit 1; fi; \
+	  if [ ! -x $$out ] || [ $$src -nt $$out ]; then gcc -O2 -Wall -Werror -static -o $$out $$src -lpthread || exit 1; fi; \
 	done
 
 test: build

@@ -14,9 +14,11 @@
  *   fsop utimens PATH             utimensat(2) to now
  *   fsop setxattr PATH NAME VALUE | removexattr PATH NAME
  *   fsop fallocate PATH LENGTH    open O_WRONLY, then fallocate(fd, 0, 0, LENGTH)
+ *   fsop fallocate-keep PATH LENGTH  the same with FALLOC_FL_KEEP_SIZE (allocates without growing the size)
  *   fsop exec PATH                fork + execve(PATH); OK when it ran and exited 0, "EXIT n" when it ran and failed
  *
  * Prints "OK" or the errno's name (EACCES, EROFS, EPERM, ...) and exits 0; 2 on usage errors.
+ * Built statically (make native), so a test can copy it into a busybox image and run it in a container.
  * Test tool only; never part of the product.
  */
 #define _GNU_SOURCE
@@ -127,11 +129,11 @@ int main(int argc, char **argv)
     if (!strcmp(op, "utimens") && n == 0) return report(utimensat(AT_FDCWD, path, NULL, 0));
     if (!strcmp(op, "setxattr") && n == 2) return report(lsetxattr(path, argv[3], argv[4], strlen(argv[4]), 0));
     if (!strcmp(op, "removexattr") && n == 1) return report(lremovexattr(path, argv[3]));
-    if (!strcmp(op, "fallocate") && n == 1) {
+    if ((!strcmp(op, "fallocate") || !strcmp(op, "fallocate-keep")) && n == 1) {
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
             return report(-1);
-        int rc = fallocate(fd, 0, 0, atoll(argv[3]));
+        int rc = fallocate(fd, strcmp(op, "fallocate") ? FALLOC_FL_KEEP_SIZE : 0, 0, atoll(argv[3]));
         int saved = errno;
         close(fd);
         errno = saved;

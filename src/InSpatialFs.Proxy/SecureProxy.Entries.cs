@@ -73,6 +73,7 @@ public sealed partial class SecureProxy
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
             e.Object = IdentityOfEntry(entry);
+            ChargedNewObject(dir.Mount, entry);
         }
         else
         {
@@ -97,6 +98,7 @@ public sealed partial class SecureProxy
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
             e.Object = IdentityOfEntry(entry);
+            ChargedNewObject(dir.Mount, entry);
         }
         else
         {
@@ -129,6 +131,7 @@ public sealed partial class SecureProxy
         e.Mode = LibC.S_IFLNK | 0x1FF;
         e.IsNew = true;
         e.LinkTarget = Decode(target);
+        e.LinkResolved = ResolveSymlinkTarget(_nodes.PathOf(dir), e.LinkTarget) ?? "/..";
         if ((err = AdmitNewName(request, e, dir, path)) != Errno.OK)
         {
             return err;
@@ -140,6 +143,7 @@ public sealed partial class SecureProxy
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
             e.Object = IdentityOfEntry(entry);
+            ChargedNewObject(dir.Mount, entry);
         }
         else
         {
@@ -216,11 +220,11 @@ public sealed partial class SecureProxy
 
         long started = Stopwatch.GetTimestamp();
         IFileSystemBackend backend = BackendOf(dir);
-        (long Bytes, long Inodes) freed = FreedByRemoval(dir, name);
+        InodeIdentity freed = ObjectFreedByRemoving(dir, name);
         err = op == FsOp.Unlink ? backend.Unlink(dir.Ino, name) : backend.RmDir(dir.Ino, name);
         if (err == Errno.OK)
         {
-            Refund(dir.Mount, freed);
+            FreedObject(dir.Mount, freed);
         }
 
         return Complete(e, err, started);
@@ -264,9 +268,12 @@ public sealed partial class SecureProxy
 
         long started = Stopwatch.GetTimestamp();
         IFileSystemBackend backend = BackendOf(fromDir);
+        InodeIdentity replaced = (flags & LibC.RENAME_EXCHANGE) == 0 ? ObjectFreedByRemoving(toDir, newName) : default;
         err = backend.Rename(fromDir.Ino, name, toDir.Ino, newName, flags);
         if (err == Errno.OK)
         {
+            FreedObject(fromDir.Mount, replaced); // the file renamed over is gone with its charge (two names of one file: none)
+
             FollowMove(fromDir.Mount, toDir, toName, newName);
             if ((flags & LibC.RENAME_EXCHANGE) != 0)
             {
@@ -305,7 +312,7 @@ public sealed partial class SecureProxy
         }
 
         e.Flags = flags;
-        if (!TryCountOpen())
+        if (!TryCountOpen(request, out bool counted))
         {
             RefundInode(dir.Mount);
             return Complete(e, Errno.EMFILE, Stopwatch.GetTimestamp());
@@ -317,13 +324,14 @@ public sealed partial class SecureProxy
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
             e.Object = IdentityOfEntry(entry);
+            ChargedNewObject(dir.Mount, entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
+            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, counted, out open);
         }
 
         if (err != Errno.OK)
         {
-            UncountOpen();
+            UncountOpen(counted);
         }
 
         return Complete(e, err, started);
@@ -353,7 +361,7 @@ public sealed partial class SecureProxy
             return Complete(e, err, Stopwatch.GetTimestamp());
         }
 
-        if (!TryCountOpen())
+        if (!TryCountOpen(request, out bool counted))
         {
             RefundInode(dir.Mount);
             return Complete(e, Errno.EMFILE, Stopwatch.GetTimestamp());
@@ -366,13 +374,14 @@ public sealed partial class SecureProxy
             // An unnamed file: it hangs under its directory with a name nobody can look up.
             Register(dir, dir.Mount, "#tmpfile-" + attr.Ino, ref attr, out entry);
             e.Object = IdentityOfEntry(entry);
+            ChargedNewObject(dir.Mount, entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
+            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, counted, out open);
         }
 
         if (err != Errno.OK)
         {
-            UncountOpen();
+            UncountOpen(counted);
         }
 
         return Complete(e, err, started);

@@ -64,15 +64,11 @@ public sealed partial class SecureProxy
             }
         }
 
-        long charged = 0;
-        long sizeBefore = -1;
-        if ((valid & FattrFlags.Size) != 0 && _quotas[node.Mount] is { ByteLimit: not null })
+        // A size change allocates no blocks (a longer file is sparse), but a shorter one frees some: settled after.
+        QuotaHold quota = default;
+        if ((valid & FattrFlags.Size) != 0 && (err = BeginGrowth(node, -1, 0, out quota)) != Errno.OK)
         {
-            sizeBefore = BackendOf(node).GetAttr(node.Ino, out FuseAttr before) == Errno.OK ? (long)before.Size : -1;
-            if ((err = ChargeGrowth(node, (long)change.Size, out charged)) != Errno.OK)
-            {
-                return Complete(e, err, Stopwatch.GetTimestamp());
-            }
+            return Complete(e, err, Stopwatch.GetTimestamp());
         }
 
         long started = Stopwatch.GetTimestamp();
@@ -100,17 +96,10 @@ public sealed partial class SecureProxy
             err = BackendOf(node).SetAttr(node.Ino, backendChange, CallerOf(request), out a);
         }
 
+        EndGrowth(node, quota);
         if (err == Errno.OK)
         {
             FillAttr(node, ref a, out attr);
-            if (sizeBefore > (long)change.Size)
-            {
-                RefundBytes(node.Mount, sizeBefore - (long)change.Size); // a shrinking truncate frees space
-            }
-        }
-        else
-        {
-            RefundBytes(node.Mount, charged);
         }
 
         return Complete(e, err, started);
@@ -124,15 +113,25 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
+        // Read first: the decision needs where the link leads (its chain, followed inside the namespace).
+        long started = Stopwatch.GetTimestamp();
+        Errno err = BackendOf(node).ReadLink(node.Ino, buffer, out length);
         FsEvent e = NewEvent(request, FsOp.ReadLink, node);
-        Errno err = Admit(request, e, _mounts[node.Mount], out _);
-        if (err != Errno.OK)
+        if (err == Errno.OK)
         {
-            return err;
+            e.LinkTarget = Decode(buffer[..length]);
+            string path = e.Path;
+            e.LinkResolved = ResolveSymlinkTarget(path[..Math.Max(1, path.LastIndexOf('/'))], e.LinkTarget) ?? "/..";
         }
 
-        long started = Stopwatch.GetTimestamp();
-        return Complete(e, BackendOf(node).ReadLink(node.Ino, buffer, out length), started);
+        Errno denied = Admit(request, e, _mounts[node.Mount], out _);
+        if (denied != Errno.OK)
+        {
+            length = 0;
+            return denied;
+        }
+
+        return Complete(e, err, started);
     }
 
     public Errno Open(FuseRequest request, ulong nodeId, int flags, uint openFlags, out FuseOpenOut open)
@@ -153,7 +152,7 @@ public sealed partial class SecureProxy
             return err;
         }
 
-        if (!TryCountOpen())
+        if (!TryCountOpen(request, out bool counted))
         {
             return Complete(e, Errno.EMFILE, Stopwatch.GetTimestamp());
         }
@@ -167,12 +166,12 @@ public sealed partial class SecureProxy
 
         if (err == Errno.OK)
         {
-            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, out open);
+            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, counted, out open);
         }
 
         if (err != Errno.OK)
         {
-            UncountOpen();
+            UncountOpen(counted);
         }
 
         return Complete(e, err, started);
@@ -215,10 +214,10 @@ public sealed partial class SecureProxy
     /// passthrough takes later read-only opens into passthrough (their policy check is the OPEN itself); a write
     /// that the level wants mediated cannot join and gets ETXTBSY, as writing a running executable does.
     /// </summary>
-    private Errno Opened(ProxyNode node, OpenResult result, int flags, Decision decision, bool isDirectory, out FuseOpenOut open)
+    private Errno Opened(ProxyNode node, OpenResult result, int flags, Decision decision, bool isDirectory, bool counted, out FuseOpenOut open)
     {
         open = default;
-        var handle = new ProxyHandle(node, result.Fh, flags, isDirectory) { CountedOpen = !isDirectory };
+        var handle = new ProxyHandle(node, result.Fh, flags, isDirectory) { CountedOpen = counted };
         FopenFlags openFlags = result.Flags;
         // The kernel keeps its own reference to a registered file, so our descriptor is closed either way.
         using (SafeFd? passthroughFd = result.PassthroughFd)
@@ -322,16 +321,14 @@ public sealed partial class SecureProxy
             return Errno.EBADF;
         }
 
-        Errno quota = ChargeGrowth(handle.Node, offset + data.Length, out long charged);
-        if (quota != Errno.OK)
+        Errno refused = BeginGrowth(handle.Node, offset + data.Length, 0, out QuotaHold quota);
+        if (refused != Errno.OK)
         {
-            return quota;
+            return refused;
         }
 
         Errno result = WriteAdmitted(request, handle, offset, data, writeFlags, out bytesWritten);
-        // What was charged but not written (a failed or short write) goes back.
-        long unwritten = result == Errno.OK ? data.Length - (long)bytesWritten : data.Length;
-        RefundBytes(handle.Node.Mount, Math.Min(charged, unwritten));
+        EndGrowth(handle.Node, quota); // a failed or short write settles at what it really allocated
         return result;
     }
 
@@ -438,9 +435,12 @@ public sealed partial class SecureProxy
             }
         }
 
-        if (handle.CountedOpen)
+        UncountOpen(handle.CountedOpen);
+
+        if (_quotas[handle.Node.Mount] is not null && !handle.IsDirectory
+            && BackendOf(handle.Node).GetAttr(handle.Node.Ino, out FuseAttr left) == Errno.OK && left.Nlink == 0)
         {
-            UncountOpen();
+            FreedObject(handle.Node.Mount, IdentityOf(handle.Node)); // an O_TMPFILE never linked, or a file unlinked while open
         }
 
         FsEvent e = NewEvent(request, FsOp.Release, handle.Node);
@@ -474,18 +474,16 @@ public sealed partial class SecureProxy
             return err;
         }
 
-        long charged = 0;
-        if ((mode & LibC.FALLOC_FL_KEEP_SIZE) == 0 && (err = ChargeGrowth(handle.Node, offset + length, out charged)) != Errno.OK)
+        // Every mode but punching a hole may allocate the whole range, KEEP_SIZE included: disk quotas count blocks.
+        long allocating = (mode & LibC.FALLOC_FL_PUNCH_HOLE) != 0 ? 0 : length;
+        if ((err = BeginGrowth(handle.Node, -1, allocating, out QuotaHold quota)) != Errno.OK)
         {
             return Complete(e, err, Stopwatch.GetTimestamp());
         }
 
         long started = Stopwatch.GetTimestamp();
         err = BackendOf(handle.Node).Fallocate(handle.Node.Ino, handle.BackendFh, mode, offset, length);
-        if (err != Errno.OK)
-        {
-            RefundBytes(handle.Node.Mount, charged);
-        }
+        EndGrowth(handle.Node, quota);
 
         return Complete(e, err, started);
     }
@@ -526,8 +524,14 @@ public sealed partial class SecureProxy
             return err;
         }
 
+        if ((err = BeginGrowth(destination.Node, offsetOut + length, 0, out QuotaHold quota)) != Errno.OK)
+        {
+            return Complete(e, err, Stopwatch.GetTimestamp());
+        }
+
         long started = Stopwatch.GetTimestamp();
         err = BackendOf(source.Node).CopyFileRange(source.Node.Ino, source.BackendFh, offsetIn, destination.Node.Ino, destination.BackendFh, offsetOut, length, out copied);
+        EndGrowth(destination.Node, quota);
         e.Size = copied;
         return Complete(e, err, started);
     }
@@ -559,7 +563,19 @@ public sealed partial class SecureProxy
         return BackendOf(node).GetAttr(node.Ino, out _);
     }
 
-    private bool TryCountOpen() => _gate.TryOpenFile();
+    /// <summary>resources.open_files: false means EMFILE; <paramref name="counted"/> says whether RELEASE must give it back.</summary>
+    private bool TryCountOpen(FuseRequest request, out bool counted)
+    {
+        OpenFileCharge charge = _gate.TryOpenFile(request.Pid);
+        counted = charge == OpenFileCharge.Counted;
+        return charge != OpenFileCharge.Refused;
+    }
 
-    private void UncountOpen() => _gate.FileClosed();
+    private void UncountOpen(bool counted)
+    {
+        if (counted)
+        {
+            _gate.FileClosed();
+        }
+    }
 }

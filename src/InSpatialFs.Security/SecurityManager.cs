@@ -92,7 +92,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         _containerName = options.ContainerName;
         Controls = EffectiveControls.Resolve(options);
         Policy = PathPolicy.FromOptions(options);
-        Resources = new ResourceGovernor(Controls.Resources);
+        Resources = new ResourceGovernor(Controls.Resources, options.StateDir);
         RuntimeWritten = new RuntimeWrittenObjects();
         _ownsCallers = callers is null;
         Callers = callers ?? new CallerRegistry(options.Mountpoint, options.ContainerCgroup);
@@ -262,6 +262,16 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         CallerInfo? caller = Callers.Cached((int)pid);
         return caller is { IsContainerMember: true } ? Resources.Throttle(op, bytes, Stopwatch.GetTimestamp()) : TimeSpan.Zero;
     }
+
+    public OpenFileCharge TryOpenFile(uint pid)
+    {
+        if (Resources.Limits.OpenFiles is null) return OpenFileCharge.NotCounted;
+        // Decide pinned the caller just before; a host process (the operator, a backup) is not held to the container's cap.
+        if (Callers.Cached((int)pid) is not { IsContainerMember: true }) return OpenFileCharge.NotCounted;
+        return Resources.TryOpenFile() == Errno.OK ? OpenFileCharge.Counted : OpenFileCharge.Refused;
+    }
+
+    public void FileClosed() => Resources.FileClosed();
 
     public QuotaAccount? QuotaFor(string mountPath) =>
         Resources.Limits.DiskBytes is null && Resources.Limits.Inodes is null ? null : Resources.Account(mountPath);
@@ -728,6 +738,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         _wakeup.Dispose();
         _lineWriter.Dispose();
         _journal?.Dispose();
+        Resources.Dispose();
         Incidents.Dispose();
         if (_ownsCallers) Callers.Dispose();
     }

@@ -16,7 +16,8 @@ public readonly record struct Verdict(Decision Decision, Errno Error, string? Re
 
 /// <summary>
 /// What the proxy asks before and tells after every operation. <see cref="Decide"/> runs on the request
-/// path and must cost microseconds; <see cref="Record"/> never blocks.
+/// path and must cost microseconds; <see cref="Record"/> never blocks. No member has a default body: an
+/// implementation that forgets one does not compile (a silent "true" once left open_files unenforced).
 /// </summary>
 public interface ISecurityGate
 {
@@ -30,25 +31,37 @@ public interface ISecurityGate
     PathClass Classify(string path);
 
     /// <summary>False when no direct child of <paramref name="dirPath"/> can be forbidden (listings then skip <see cref="Classify"/>).</summary>
-    bool MayForbidChildrenOf(string dirPath) => true;
+    bool MayForbidChildrenOf(string dirPath);
 
-    /// <summary>Counts an open file against the open-files cap; false means refuse with EMFILE.</summary>
-    bool TryOpenFile() => true;
+    /// <summary>
+    /// Counts an open file of caller <paramref name="pid"/> against the open-files cap (resources.open_files), which
+    /// applies to container members; <see cref="OpenFileCharge.Refused"/> means refuse with EMFILE.
+    /// </summary>
+    OpenFileCharge TryOpenFile(uint pid);
+
+    /// <summary>An open file counted by <see cref="TryOpenFile"/> was released.</summary>
+    void FileClosed();
 
     /// <summary>
     /// How long to hold the reply of a READ or WRITE that moved <paramref name="bytes"/> for caller
     /// <paramref name="pid"/>: the operations- and bytes-per-second limits apply to data calls too.
     /// </summary>
-    TimeSpan DataDelay(uint pid, FsOp op, long bytes) => TimeSpan.Zero;
+    TimeSpan DataDelay(uint pid, FsOp op, long bytes);
 
     /// <summary>
     /// The disk-bytes / inode quota account of a host mount (null: no quota). It counts what the container adds to
     /// the mount after it starts — like the writable layer of an image — so the image itself is never charged.
     /// </summary>
-    Resources.QuotaAccount? QuotaFor(string mountPath) => null;
+    Resources.QuotaAccount? QuotaFor(string mountPath);
+}
 
-    /// <summary>An open file counted by <see cref="TryOpenFile"/> was released.</summary>
-    void FileClosed()
-    {
-    }
+/// <summary>What <see cref="ISecurityGate.TryOpenFile"/> did with an open.</summary>
+public enum OpenFileCharge
+{
+    /// <summary>Allowed and not counted (no cap, or a caller the cap does not apply to).</summary>
+    NotCounted,
+    /// <summary>Allowed and counted: report <see cref="ISecurityGate.FileClosed"/> at release.</summary>
+    Counted,
+    /// <summary>Past the cap: EMFILE.</summary>
+    Refused,
 }

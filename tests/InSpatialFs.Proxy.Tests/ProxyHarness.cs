@@ -31,6 +31,18 @@ internal sealed class RecordingGate : ISecurityGate
     }
 
     public PathClass Classify(string path) => Classifier(path);
+
+    public bool MayForbidChildrenOf(string dirPath) => true;
+
+    public OpenFileCharge TryOpenFile(uint pid) => OpenFileCharge.NotCounted;
+
+    public void FileClosed()
+    {
+    }
+
+    public TimeSpan DataDelay(uint pid, FsOp op, long bytes) => TimeSpan.Zero;
+
+    public Security.Resources.QuotaAccount? QuotaFor(string mountPath) => null;
 }
 
 /// <summary>A proxy over memory mounts, driven by direct calls as the FUSE server would make them.</summary>

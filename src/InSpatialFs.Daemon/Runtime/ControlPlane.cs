@@ -108,6 +108,13 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         {
             Line(sb, "spliced_reads", _instance.SplicedReadReplies);
         }
+
+        foreach (Security.Resources.QuotaAccount q in _instance.Security.Resources.Accounts.OrderBy(a => a.Mount, StringComparer.Ordinal))
+        {
+            Line(sb, "quota", FormattableString.Invariant(
+                $"{q.Mount} bytes={q.Bytes}/{q.ByteLimit?.ToString(CultureInfo.InvariantCulture) ?? "none"} inodes={q.Inodes}/{q.InodeLimit?.ToString(CultureInfo.InvariantCulture) ?? "none"}"));
+        }
+
         foreach (string warning in _instance.Security.Warnings)
         {
             Line(sb, "warning", warning);

@@ -131,7 +131,7 @@ internal sealed class Instance : IDisposable
             Security.Callers.SetMountDevice(0, connection);
         }
 
-        _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough);
+        _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough, cacheSymlinks: !Security.Controls.RestrictSymlinks);
         if (_stopRequested.IsSet)
         {
             _server.Stop(); // the signal came before there was a server to stop
@@ -144,7 +144,7 @@ internal sealed class Instance : IDisposable
             var controlFs = _controlFs = new ControlFileSystem(ControlPlane, Logs.CreateLogger("InSpatialFs.Control"));
             _controlMount = Mount(_config.Control, "inspatialfs-control:" + _config.Name, allowOther: false);
             // events readers block a thread each (at most MaxBlockedEventReaders); leave room for the snapshot files and commands.
-            _controlServer = Serve(_controlMount, controlFs, readers: ControlFileSystem.MaxBlockedEventReaders + 4, passthrough: false);
+            _controlServer = Serve(_controlMount, controlFs, readers: ControlFileSystem.MaxBlockedEventReaders + 4, passthrough: false, cacheSymlinks: true);
         }
 
         WaitUntilConnected();
@@ -226,7 +226,8 @@ internal sealed class Instance : IDisposable
         }
     }
 
-    private ProtocolServer Serve(FuseMount mount, IFuseFileSystem fs, int readers, bool passthrough)
+    /// <param name="cacheSymlinks">Off where symlink controls apply: every use of a link must be read, and checked, anew.</param>
+    private ProtocolServer Serve(FuseMount mount, IFuseFileSystem fs, int readers, bool passthrough, bool cacheSymlinks)
     {
         // No EXPORT_SUPPORT: nothing exports this filesystem over NFS, and without it the kernel never asks us to
         // look up "." or "..", names the proxy refuses.
@@ -240,6 +241,11 @@ internal sealed class Instance : IDisposable
         if (!passthrough)
         {
             options = options with { WantedFlags = options.WantedFlags & ~FuseInitFlags.Passthrough };
+        }
+
+        if (!cacheSymlinks)
+        {
+            options = options with { WantedFlags = options.WantedFlags & ~FuseInitFlags.CacheSymlinks };
         }
 
         var server = new ProtocolServer(mount.Device, fs, options, Logs.CreateLogger("InSpatialFs.Fuse"));

@@ -63,6 +63,11 @@ public sealed class FsEvent
     public string? Target;
     /// <summary>fs.link_target: the contents of a symlink being created.</summary>
     public string? LinkTarget;
+    /// <summary>
+    /// Where a symlink leads, its chain followed inside the namespace (the proxy fills it for symlink and readlink):
+    /// an absolute path, or "/.." when the chain climbs above the root or is too long. Not a rule field.
+    /// </summary>
+    public string? LinkResolved;
     /// <summary>fs.xattr: the xattr name for xattr ops.</summary>
     public string? XattrName;
     /// <summary>fs.is_new: the op created the node (create, mknod, mkdir, symlink, link, tmpfile).</summary>

@@ -12,7 +12,8 @@ public static class CodeLoaders
 {
     private static readonly string[] Exact =
     [
-        "ld.so", "sh", "ash", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish",
+        // busybox run by its own name ("busybox sh f") is a shell; its applets run through links carry their own names.
+        "busybox", "ld.so", "sh", "ash", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish",
         "node", "nodejs", "awk", "gawk", "mawk", "nawk",
     ];
 

@@ -8,7 +8,8 @@ namespace InSpatialFs.Security.Policy;
 /// constant reason ("privilege:setuid", ...). Symlink rule: a target "leaves the namespace" when, resolved
 /// lexically against fs.dir, it climbs above the root with "..", or (absolute or relative) lands in /proc
 /// or /sys, whose magic links (/proc/*/root, /proc/*/cwd, /proc/*/fd) lead out of any mount namespace.
-/// Other absolute targets stay inside: the container's root is this mount.
+/// Other absolute targets stay inside: the container's root is this mount. Where the proxy resolved the chain
+/// (<see cref="FsEvent.LinkResolved"/>: links inside the namespace followed), the rule applies to where it leads.
 /// </summary>
 public static class PrivilegeControls
 {
@@ -52,7 +53,10 @@ public static class PrivilegeControls
                 if (a.NodeUid != a.Uid) return HardlinkOwner;
                 return sourceClass == PathClass.Allowed ? null : HardlinkClass;
             case FsOp.Symlink:
-                return c.RestrictSymlinks && a.LinkTarget is string t && SymlinkLeavesNamespace(a.Path, t) ? SymlinkEscape : null;
+                return c.RestrictSymlinks && a.LinkTarget is string t && SymlinkLeavesNamespace(a.Path, a.LinkResolved ?? t) ? SymlinkEscape : null;
+            case FsOp.ReadLink:
+                // Checked on use as well: a link made harmless and armed later by another link is caught here.
+                return c.RestrictSymlinks && a.LinkResolved is string r && SymlinkLeavesNamespace(a.Path, r) ? SymlinkEscape : null;
             default:
                 return null;
         }

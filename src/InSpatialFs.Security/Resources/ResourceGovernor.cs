@@ -8,19 +8,29 @@ namespace InSpatialFs.Security.Resources;
 /// <summary>
 /// Resource controls of one container: op and byte rates (delays), the open-file cap (EMFILE) and per-mount
 /// quota accounts the storage side charges (ENOSPC for the memory cap, EDQUOT for disk bytes and inodes).
-/// All counters are lock-free.
+/// All counters are lock-free. With a state directory, quota ledgers are saved every few seconds and at the end,
+/// and reloaded at start, so a restarted daemon (after a crash too, less the last seconds) charges as before.
 /// </summary>
-public sealed class ResourceGovernor
+public sealed class ResourceGovernor : IDisposable
 {
+    private static readonly TimeSpan SaveInterval = TimeSpan.FromSeconds(2);
+    private readonly string? _stateDir;
+    private readonly Timer? _saver;
     private readonly RateLimiter? _ops;
     private readonly RateLimiter? _bytes;
     private readonly ConcurrentDictionary<string, QuotaAccount> _accounts = new(StringComparer.Ordinal);
     private long _openFiles;
     private long _throttledOps;
 
-    public ResourceGovernor(ResourceLimits limits)
+    public ResourceGovernor(ResourceLimits limits, string? stateDir = null)
     {
         Limits = limits;
+        _stateDir = stateDir;
+        if (stateDir != null && (limits.DiskBytes != null || limits.Inodes != null))
+        {
+            _saver = new Timer(_ => SaveQuotas(), null, SaveInterval, SaveInterval);
+        }
+
         if (limits.OpsPerSecond is double ops) _ops = new RateLimiter(ops);
         if (limits.BytesPerSecond is double bytes) _bytes = new RateLimiter(bytes);
     }
@@ -66,64 +76,47 @@ public sealed class ResourceGovernor
     }
 
     /// <summary>The quota account of a mount (by its namespace path); memory mounts are capped by resources.memory.</summary>
-    public QuotaAccount Account(string mount, bool inMemory = false) =>
-        _accounts.GetOrAdd(mount, m => new QuotaAccount(m, inMemory ? Limits.MemoryBytes : Limits.DiskBytes, Limits.Inodes, inMemory));
+    public QuotaAccount Account(string mount, bool inMemory = false) => _accounts.GetOrAdd(mount, m =>
+    {
+        var account = new QuotaAccount(m, inMemory ? Limits.MemoryBytes : Limits.DiskBytes, Limits.Inodes, inMemory);
+        if (!inMemory && LedgerPath(m) is string path)
+        {
+            account.Load(path);
+        }
+
+        return account;
+    });
+
+    /// <summary>Where a mount's quota ledger is kept: "quota-" and the mount path with '%' and '/' escaped.</summary>
+    private string? LedgerPath(string mount) =>
+        _stateDir is null ? null : Path.Combine(_stateDir, "quota-" + mount.Replace("%", "%25", StringComparison.Ordinal).Replace("/", "%2F", StringComparison.Ordinal) + ".ledger");
+
+    /// <summary>Saves every changed ledger (the timer, and Dispose); an I/O error is kept for the next round.</summary>
+    public void SaveQuotas()
+    {
+        foreach (QuotaAccount a in _accounts.Values)
+        {
+            if (a.InMemory || LedgerPath(a.Mount) is not string path) continue;
+            try
+            {
+                a.Save(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LastSaveError = e.Message;
+            }
+        }
+    }
+
+    /// <summary>Why the last ledger save failed (null when it did not).</summary>
+    public string? LastSaveError { get; private set; }
+
+    public void Dispose()
+    {
+        _saver?.Dispose();
+        SaveQuotas();
+    }
 
     public IReadOnlyCollection<QuotaAccount> Accounts => _accounts.Values.ToList();
 }
 
-/// <summary>Bytes and inodes used by one mount. The storage side reports deltas; growth past a limit is refused whole.</summary>
-public sealed class QuotaAccount
-{
-    private long _bytes;
-    private long _inodes;
-
-    internal QuotaAccount(string mount, long? byteLimit, long? inodeLimit, bool inMemory)
-    {
-        Mount = mount;
-        ByteLimit = byteLimit;
-        InodeLimit = inodeLimit;
-        InMemory = inMemory;
-    }
-
-    public string Mount { get; }
-    public long? ByteLimit { get; }
-    public long? InodeLimit { get; }
-    public bool InMemory { get; }
-    public long Bytes => Volatile.Read(ref _bytes);
-    public long Inodes => Volatile.Read(ref _inodes);
-
-    /// <summary>Charges a delta (negative frees). Growth past a limit returns ENOSPC (memory) or EDQUOT (disk, inodes) and charges nothing.</summary>
-    public Errno TryCharge(long bytesDelta, long inodesDelta)
-    {
-        if (bytesDelta != 0)
-        {
-            long b = Interlocked.Add(ref _bytes, bytesDelta);
-            if (bytesDelta > 0 && ByteLimit is long bl && b > bl)
-            {
-                Interlocked.Add(ref _bytes, -bytesDelta);
-                return InMemory ? Errno.ENOSPC : Errno.EDQUOT;
-            }
-        }
-
-        if (inodesDelta != 0)
-        {
-            long i = Interlocked.Add(ref _inodes, inodesDelta);
-            if (inodesDelta > 0 && InodeLimit is long il && i > il)
-            {
-                Interlocked.Add(ref _inodes, -inodesDelta);
-                if (bytesDelta != 0) Interlocked.Add(ref _bytes, -bytesDelta);
-                return InMemory ? Errno.ENOSPC : Errno.EDQUOT;
-            }
-        }
-
-        return Errno.OK;
-    }
-
-    /// <summary>Sets the usage found at start (e.g. after scanning a host directory).</summary>
-    public void Reset(long bytes, long inodes)
-    {
-        Interlocked.Exchange(ref _bytes, bytes);
-        Interlocked.Exchange(ref _inodes, inodes);
-    }
-}

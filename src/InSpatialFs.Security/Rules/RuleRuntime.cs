@@ -296,6 +296,7 @@ internal sealed class RuleRuntime
         to.Path = from.Path;
         to.Target = from.Target;
         to.Object = from.Object;
+        to.LinkResolved = from.LinkResolved;
         to.LinkTarget = from.LinkTarget;
         to.XattrName = from.XattrName;
         to.IsNew = from.IsNew;

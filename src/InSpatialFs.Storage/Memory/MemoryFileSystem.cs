@@ -24,8 +24,11 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     /// <summary>1 GiB, the default size limit.</summary>
     public const long DefaultSizeLimit = 1L << 30;
 
-    /// <summary>Bytes charged for every node besides its data (inode, entry, bookkeeping).</summary>
+    /// <summary>Bytes charged for every node besides its data (inode and bookkeeping).</summary>
     public const long NodeOverheadBytes = 256;
+
+    /// <summary>Bytes charged for every directory entry besides its name: a hard link is a name, and names cost memory.</summary>
+    public const long EntryOverheadBytes = 64;
 
     /// <summary>Largest file size (8 PiB); writes, truncates and allocations beyond it get EFBIG.</summary>
     public const long MaxFileSize = 1L << 53;
@@ -392,6 +395,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             }
             var now = Timestamp.Now();
             dir.Directory.Remove(entry);
+            Release(EntryBytes(entry.Name));
             TouchDirectory(dir, now);
             if (directory)
             {
@@ -473,6 +477,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             if (dir.Directory!.Find(newName) is not null)
             {
                 return Errno.EEXIST;
+            }
+            if (!TryReserve(EntryBytes(newName)))
+            {
+                return Errno.ENOSPC;
             }
             var now = Timestamp.Now();
             dir.Directory.Add(newName, node);
@@ -1205,9 +1213,14 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         {
             return Errno.EEXIST;
         }
+        if (!TryReserve(EntryBytes(name)))
+        {
+            return Errno.ENOSPC;
+        }
         error = NewNodeLocked(dir, mode, caller, extraBytes, out node);
         if (error != Errno.OK)
         {
+            Release(EntryBytes(name));
             return error;
         }
         node.Rdev = rdev;
@@ -1314,22 +1327,25 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         }
         if (target is not null)
         {
-            var replaced = target.Node;
-            if (moving.IsDirectory)
+            if (moving.IsDirectory && (!target.Node.IsDirectory || target.Node.Directory!.Count != 0))
             {
-                if (!replaced.IsDirectory)
-                {
-                    return Errno.ENOTDIR;
-                }
-                if (replaced.Directory!.Count != 0)
-                {
-                    return Errno.ENOTEMPTY;
-                }
+                return target.Node.IsDirectory ? Errno.ENOTEMPTY : Errno.ENOTDIR;
             }
-            else if (replaced.IsDirectory)
+            if (!moving.IsDirectory && target.Node.IsDirectory)
             {
                 return Errno.EISDIR;
             }
+        }
+        // The moved entry's name changes cost; reserved before anything changes (ENOSPC leaves the tree as it was).
+        long newEntry = EntryBytes(newName), oldEntry = EntryBytes(source.Name), replacedEntry = target is null ? 0 : EntryBytes(target.Name);
+        if (newEntry > oldEntry + replacedEntry && !TryReserve(newEntry - oldEntry - replacedEntry))
+        {
+            return Errno.ENOSPC;
+        }
+        Release(oldEntry + replacedEntry - newEntry);
+        if (target is not null)
+        {
+            var replaced = target.Node;
             newDir.Directory.Remove(target);
             if (replaced.IsDirectory)
             {
@@ -1480,6 +1496,8 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         }
         return handle.Node.Content is null ? Errno.EINVAL : Errno.OK;
     }
+
+    private static long EntryBytes(ReadOnlySpan<byte> name) => EntryOverheadBytes + name.Length;
 
     private bool TryReserve(long bytes)
     {

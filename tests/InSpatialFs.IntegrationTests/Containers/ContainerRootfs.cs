@@ -31,7 +31,8 @@ internal sealed class ContainerRootfs : IDisposable
     public string StateDirectory => Path.Combine(Work, "state");
 
     /// <summary>Builds a fresh image and mounts it with the given extra config lines (isolation, paths, ...).</summary>
-    public static ContainerRootfs Start(string extraConfig = "", bool directUsr = true)
+    /// <param name="extraMounts">More `mounts:` entries, one per line, indented as list items.</param>
+    public static ContainerRootfs Start(string extraConfig = "", bool directUsr = true, string extraMounts = "")
     {
         string work = Path.Combine("/var/tmp", "inspatialfs-ct-" + Guid.NewGuid().ToString("N")[..8]);
         string image = Path.Combine(work, "image");
@@ -49,6 +50,7 @@ internal sealed class ContainerRootfs : IDisposable
               - { path: /,    source: {{image}} }
               - { path: /usr, source: {{image}}/usr, readonly: true, direct: {{(directUsr ? "true" : "false")}} }
               - { path: /tmp, memory: { size: 64MiB } }
+            {{extraMounts}}
             {{extraConfig}}
             """);
         DaemonProcess daemon = DaemonProcess.Start(mountPoint, ["--config", config], appendMountPoint: false);

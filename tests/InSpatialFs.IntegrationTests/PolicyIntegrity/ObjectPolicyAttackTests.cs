@@ -90,7 +90,8 @@ public sealed class RenameOfAnAncestorTests
             cd /tmp && i=0
             while [ $i -lt 5000 ]; do mkdir d 2>/tmp/mkdir.err && cd d || break; i=$((i+1)); done
             echo "depth=$i"; cat /tmp/mkdir.err
-            touch f; echo "create=$?"
+            touch f; echo "deepest=$?"
+            cd .. && touch f; echo "create=$?"
             mv f g; echo "rename=$?"
             cd / && ls /tmp/d > /dev/null; echo "list=$?"
             """);
@@ -98,7 +99,8 @@ public sealed class RenameOfAnAncestorTests
         int depth = int.Parse(lines.Single(l => l.StartsWith("depth=", StringComparison.Ordinal))[6..], System.Globalization.CultureInfo.InvariantCulture);
         Assert.That(depth, Is.InRange(2000, 2100), "a namespace path is bounded near PATH_MAX: " + run);
         Assert.That(run.StdOut, Does.Contain("File name too long"));
-        Assert.That(lines, Does.Contain("create=0").And.Contain("rename=0").And.Contain("list=0"), run.ToString());
+        Assert.That(lines, Does.Contain("deepest=1"), "a name past PATH_MAX is refused: " + run);
+        Assert.That(lines, Is.SupersetOf(new[] { "create=0", "rename=0", "list=0" }), "positive control one level up: " + run);
         Assert.That(_rootfs.Daemon.HasExited, Is.False, _rootfs.Daemon.Output);
         Assert.That(Shell.Run($"ls '{_rootfs.MountPoint}/bin/busybox'").ExitCode, Is.Zero, "the mount serves everyone after it");
     }
@@ -131,7 +133,9 @@ public sealed class ExecByContentTests
             cp /bin/busybox f && chmod 0755 f
             ln f f2 && rm f2 && ./f true; echo "link-unlink=$?"
             cp /bin/busybox g && chmod 0755 g
-            exec 3<g; rm g; /proc/self/fd/3 true; echo "fd=$?"
+            (exec 3<g && rm g && /proc/self/fd/3 true) 2>/dev/null; echo "fd=$?"
+            printf 'echo h-script-ran\n' > h
+            busybox sh h 2>/dev/null; echo "busybox-sh=$?"
             cp /bin/busybox "$(printf 'n\200')" && chmod 0755 "$(printf 'n\200')"
             cp /bin/busybox "$(printf 'n\377')" && rm "$(printf 'n\377')"
             "./$(printf 'n\200')" true; echo "bytes=$?"
@@ -139,7 +143,11 @@ public sealed class ExecByContentTests
             /bin/busybox true; echo "image=$?"
             """);
         string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.That(lines, Is.SupersetOf(new[] { "link-unlink=126", "fd=126", "bytes=126", "renamed=126" }), run.ToString());
+        // exec 3<g: the shell itself may not open the written file at maximum (it is an interpreter), so the
+        // /proc/self/fd step is never reached; the same object through any other name is covered by unit tests.
+        Assert.That(lines, Is.SupersetOf(new[] { "link-unlink=126", "bytes=126", "renamed=126" }), run.ToString());
+        Assert.That(lines.Single(l => l.StartsWith("fd=", StringComparison.Ordinal)), Is.Not.EqualTo("fd=0"), run.ToString());
+        Assert.That(lines, Does.Not.Contain("h-script-ran"), "busybox sh is a shell whatever its comm: " + run);
         Assert.That(lines, Does.Contain("image=0"), "positive control: the image's binary runs");
     }
 
@@ -156,5 +164,51 @@ public sealed class ExecByContentTests
         Assert.That(lines, Does.Not.Contain("payload-ran"), run.ToString());
         Assert.That(lines.Single(l => l.StartsWith("sh=", StringComparison.Ordinal)), Is.Not.EqualTo("sh=0"), run.ToString());
         WaitForIncident(_rootfs.ControlDirectory, i => Str(i, "source") == "privilege:interpret_runtime_written", "sh reading its script");
+    }
+}
+
+/// <summary>Issue 11, "Symlink targets resolved, not read": chains of links are followed inside the namespace, at creation and on use.</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class SymlinkChainTests
+{
+    private ContainerRootfs _rootfs = null!;
+
+    [OneTimeSetUp]
+    public void Mount()
+    {
+        if (RuncBundle.WhyCannotRun() is string why) Assert.Ignore(why);
+        _rootfs = ContainerRootfs.Start("""
+            isolation: enhanced
+            response: { suspend_on: critical }
+            paths:
+              allowed: [/tmp/**, /work/**]
+            """);
+        WaitUntilServing(_rootfs.ControlDirectory, _rootfs.Daemon);
+        Directory.CreateDirectory(Path.Combine(_rootfs.Image, "work"));
+    }
+
+    [OneTimeTearDown]
+    public void Unmount() => _rootfs?.Dispose();
+
+    [Test]
+    public void A_chain_through_a_link_to_the_root_is_refused_when_made_and_when_armed_later()
+    {
+        using RuncBundle bundle = RuncBundle.Create(_rootfs.MountPoint, ["/bin/sh", "-c", """
+            cd /work
+            ln -s / r; echo "root-link=$?"
+            ln -s r/proc/self/root chain; echo "chain=$?"
+            ln -s later/proc/self/root armed; echo "harmless-first=$?"
+            ln -s / later; echo "arming=$?"
+            readlink armed; echo "use=$?"
+            ln -s /etc/hostname good; echo "good=$?"
+            cat good; echo "cat=$?"
+            ln -s r/etc/hostname via-root; cat via-root; echo "via=$?"
+            """]);
+        ShellResult run = bundle.Run(TimeSpan.FromSeconds(60));
+        string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Is.SupersetOf(new[] { "root-link=0", "chain=1", "harmless-first=0", "arming=0", "use=1" }), run.ToString());
+        Assert.That(lines, Is.SupersetOf(new[] { "good=0", "inspatial", "cat=0", "via=0" }), "positive controls: links that stay inside work: " + run);
+        WaitForIncident(_rootfs.ControlDirectory, i => Str(i, "source") == "privilege:symlink_escape" && Str(i["evidence"]?[0], "evt.op") == "readlink", "the armed chain on use");
     }
 }

@@ -39,8 +39,14 @@ public sealed class HostQuotaTests
             Assert.That(big.StdErr, Does.Contain("quota exceeded").IgnoreCase, big.ToString());
             Assert.That(new FileInfo(Path.Combine(source, "big")).Length, Is.LessThanOrEqualTo(1 << 20), "nothing past the quota reached the host");
 
-            ShellResult truncate = Shell.Run($"truncate -s 3M '{mount}/big'");
-            Assert.That(truncate.ExitCode, Is.Not.Zero, "growing by truncate is charged too: " + truncate);
+            // Disk quotas count allocated blocks: a sparse size costs nothing, an allocation does (KEEP_SIZE too).
+            Shell.Check($"truncate -s 3M '{mount}/sparse'");
+            ShellResult allocate = Shell.Run($"fallocate -l 3M '{mount}/sparse'");
+            Assert.That(allocate.StdErr, Does.Contain("quota exceeded").IgnoreCase, "fallocate is charged: " + allocate);
+            ShellResult keepSize = Shell.Run($"fallocate -n -l 3M '{mount}/sparse'");
+            Assert.That(keepSize.StdErr, Does.Contain("quota exceeded").IgnoreCase, "FALLOC_FL_KEEP_SIZE is charged too: " + keepSize);
+            Assert.That(Shell.Check($"stat -c %b '{source}/sparse'").Trim(), Is.EqualTo("0"), "nothing was allocated on the host");
+            Shell.Check($"rm '{mount}/sparse'");
 
             // "big" holds one inode: four more names fit, the fifth does not.
             string created = Shell.Run($"n=0; for i in 1 2 3 4 5 6; do touch '{mount}/n'$i 2>/dev/null && n=$((n+1)); done; echo $n").StdOut.Trim();

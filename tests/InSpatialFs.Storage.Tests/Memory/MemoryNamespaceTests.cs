@@ -427,3 +427,50 @@ public sealed class MemoryNamespaceTests
 
     private static void Pause() => Thread.Sleep(5);
 }
+
+public sealed class MemoryNameChargeTests
+{
+    [Test]
+    public void Every_hard_link_costs_space_and_300000_of_them_do_not_fit_in_8_MiB()
+    {
+        using var fs = new MemoryFileSystem(sizeLimit: 8L << 20);
+        long baseline = fs.Usage.BytesUsed;
+        var (ino, fh) = fs.Create(fs.RootIno, "f");
+        fs.Release(ino, fh);
+        int made = 0;
+        Errno last = Errno.OK;
+        for (int i = 0; i < 300_000; i++)
+        {
+            last = fs.Link(ino, fs.RootIno, System.Text.Encoding.ASCII.GetBytes("link-" + i), out _);
+            if (last != Errno.OK) break;
+            made++;
+        }
+
+        Assert.That(last, Is.EqualTo(Errno.ENOSPC));
+        Assert.That(made, Is.InRange(50_000, (8 << 20) / MemoryFileSystem.EntryOverheadBytes), "names are charged, the limit holds");
+        Assert.That(fs.Usage.BytesUsed, Is.LessThanOrEqualTo(8L << 20));
+        for (int i = 0; i < made; i++)
+        {
+            Assert.That(fs.Unlink(fs.RootIno, System.Text.Encoding.ASCII.GetBytes("link-" + i)), Is.EqualTo(Errno.OK));
+        }
+
+        Assert.That(fs.Unlink(fs.RootIno, "f"u8), Is.EqualTo(Errno.OK));
+        fs.Forget(ino, 1 + (ulong)made);
+        Assert.That(fs.Usage.BytesUsed, Is.EqualTo(baseline), "every name's charge came back");
+    }
+
+    [Test]
+    public void A_rename_to_a_longer_name_on_a_full_filesystem_is_refused_whole()
+    {
+        using var fs = new MemoryFileSystem(sizeLimit: 4096);
+        var (ino, fh) = fs.Create(fs.RootIno, "a");
+        fs.Release(ino, fh);
+        int i = 0;
+        while (fs.Link(ino, fs.RootIno, System.Text.Encoding.ASCII.GetBytes("l" + i), out _) == Errno.OK) i++;
+        byte[] longName = new byte[200];
+        Array.Fill(longName, (byte)'x');
+        Assert.That(fs.Rename(fs.RootIno, "a"u8, fs.RootIno, longName, 0), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(fs.Lookup(fs.RootIno, "a"u8, out _), Is.EqualTo(Errno.OK), "nothing moved");
+        Assert.That(fs.Rename(fs.RootIno, "a"u8, fs.RootIno, "b"u8, 0), Is.EqualTo(Errno.OK), "positive control: same-length name");
+    }
+}
