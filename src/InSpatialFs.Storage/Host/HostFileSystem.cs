@@ -888,93 +888,85 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         fh = 0;
         if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
         if (node.Type != S_IFDIR) return Errno.ENOTDIR;
-        var dir = new HostDirHandle(node);
-        Errno e = Fill(dir);
-        if (e != Errno.OK) return e;
-        dir.FreshFromOpen = true;
+        if (!ReserveHandle()) return Errno.EMFILE;
+        Errno e = Borrow(node, out FdLease l);
+        int fd = -1;
+        if (e == Errno.OK)
+        {
+            using (l)
+            {
+                Span<byte> dotZ = [(byte)'.', 0];
+                e = OpenBeneath(l.Fd, dotZ, O_RDONLY | O_DIRECTORY, 0, out fd);
+            }
+        }
+        if (e != Errno.OK)
+        {
+            ReleaseHandleSlot();
+            return e;
+        }
         fh = (ulong)Interlocked.Increment(ref _nextFh);
         lock (_nodeLock) node.OpenHandles++;
-        _dirs[fh] = dir;
+        _dirs[fh] = new HostDirHandle(node, new SafeFd(fd));
         return Errno.OK;
     }
 
-    /// <summary>Takes the whole listing (getdents64 on a descriptor opened from the node) into the handle.</summary>
-    private Errno Fill(HostDirHandle dir)
+    [ThreadStatic]
+    private static byte[]? t_dirents;
+
+    /// <summary>
+    /// Streams the directory: getdents64 on the handle's own descriptor, from the kernel's cookie (d_off) the last
+    /// READDIR ended at, so an open directory costs one descriptor, not a copy of its listing (a 100,000-entry
+    /// directory open 40 times used to hold 40 copies). Cookies are the host filesystem's d_off values, which stay
+    /// valid across creates and deletes as telldir/seekdir require; offset 0 rewinds, so rewinddir sees a fresh listing.
+    /// </summary>
+    public Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink)
     {
-        Errno e = Borrow(dir.Node, out FdLease l);
-        if (e != Errno.OK) return e;
-        int fd;
-        using (l)
+        ArgumentNullException.ThrowIfNull(sink);
+        if (!_dirs.TryGetValue(fh, out HostDirHandle? dir) || !FdLease.TryBorrow(dir.Fd, out FdLease lease)) return Errno.EBADF;
+        byte[] buf = t_dirents ??= new byte[32768];
+        using (lease)
+        lock (dir.Gate)
         {
-            Span<byte> dotZ = [(byte)'.', 0];
-            e = OpenBeneath(l.Fd, dotZ, O_RDONLY | O_DIRECTORY, 0, out fd);
-        }
-        if (e != Errno.OK) return e;
-        using var dirFd = new SafeFd(fd);
-        var entries = new DirListing();
-        byte[] buf = System.Buffers.ArrayPool<byte>.Shared.Rent(32768);
-        try
-        {
+            int fd = lease.Fd;
+            if (offset != dir.Position)
+            {
+                if (lseek(fd, offset, SEEK_SET) < 0) return ErrnoExtensions.LastPInvoke();
+                dir.Position = offset;
+            }
             fixed (byte* b = buf)
             {
                 while (true)
                 {
                     nint n = getdents64(fd, b, buf.Length);
                     if (n < 0) return ErrnoExtensions.LastPInvoke();
-                    if (n == 0) break;
-                    int pos = 0;
-                    while (pos + 19 < n)
+                    if (n == 0) return Errno.OK;
+                    for (int pos = 0; pos + 19 < n;)
                     {
                         ulong dIno = *(ulong*)(b + pos);
+                        long dOff = *(long*)(b + pos + 8);
                         ushort recLen = *(ushort*)(b + pos + 16);
                         byte dType = b[pos + 18];
                         if (recLen < 20 || pos + recLen > n) return Errno.EIO;
-                        var nameSpan = new ReadOnlySpan<byte>(b + pos + 19, recLen - 19);
-                        int z = nameSpan.IndexOf((byte)0);
-                        if (z >= 0) nameSpan = nameSpan[..z];
-                        if (!nameSpan.SequenceEqual("."u8) && !nameSpan.SequenceEqual(".."u8))
-                        {
-                            uint type = (uint)dType << 12;
-                            // DT_UNKNOWN (some filesystems): one statx of that single name beneath the directory.
-                            if (type == 0 && StatName(fd, nameSpan, out StatX est) == Errno.OK) type = est.Mode & S_IFMT;
-                            entries.Add(nameSpan, dIno, type);
-                        }
+                        var name = new ReadOnlySpan<byte>(b + pos + 19, recLen - 19);
+                        int z = name.IndexOf((byte)0);
+                        if (z >= 0) name = name[..z];
                         pos += recLen;
+                        bool dot = name.SequenceEqual("."u8), dotDot = name.SequenceEqual(".."u8);
+                        uint type = (uint)dType << 12;
+                        // DT_UNKNOWN (some filesystems): one statx of that single name beneath the directory.
+                        if (type == 0 && StatName(fd, name, out StatX est) == Errno.OK) type = est.Mode & S_IFMT;
+                        ulong id = dot ? dir.Node.Id : dotDot ? 0 : KnownId(dir.Node.Dev, dIno);
+                        if (!sink.TryAdd(name, id, dot || dotDot ? S_IFDIR : type, dOff))
+                        {
+                            // The reply is full; getdents read ahead: the next READDIR seeks back to this entry's start.
+                            dir.Position = -1;
+                            return Errno.OK;
+                        }
+                        dir.Position = dOff;
                     }
                 }
             }
         }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buf);
-        }
-        dir.Listing = entries;
-        return Errno.OK;
-    }
-
-    public Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink)
-    {
-        ArgumentNullException.ThrowIfNull(sink);
-        if (!_dirs.TryGetValue(fh, out HostDirHandle? dir)) return Errno.EBADF;
-        lock (dir.Gate)
-        {
-            if (offset == 0 && !dir.FreshFromOpen)
-            {
-                Errno e = Fill(dir); // rewinddir sees a fresh listing
-                if (e != Errno.OK) return e;
-            }
-            dir.FreshFromOpen = false;
-            // Cookies: 1 = after ".", 2 = after "..", 2 + i + 1 = after entry i.
-            if (offset < 1 && !sink.TryAdd("."u8, dir.Node.Id, S_IFDIR, 1)) return Errno.OK;
-            if (offset < 2 && !sink.TryAdd(".."u8, 0, S_IFDIR, 2)) return Errno.OK;
-            DirListing entries = dir.Listing;
-            for (long i = Math.Max(0, offset - 2); i < entries.Count; i++)
-            {
-                ulong id = KnownId(dir.Node.Dev, entries.HostInoAt((int)i));
-                if (!sink.TryAdd(entries.NameAt((int)i), id, entries.TypeAt((int)i), i + 3)) break;
-            }
-        }
-        return Errno.OK;
     }
 
     private ulong KnownId(ulong dev, ulong hostIno)
@@ -985,6 +977,8 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
     public Errno ReleaseDir(ulong ino, ulong fh)
     {
         if (!_dirs.TryRemove(fh, out HostDirHandle? dir)) return Errno.EBADF;
+        dir.Fd.Dispose();
+        ReleaseHandleSlot();
         lock (_nodeLock)
         {
             dir.Node.OpenHandles--;
@@ -1317,6 +1311,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
     {
         foreach (var f in _files.Values) f.Fd.Dispose();
         _files.Clear();
+        foreach (var d in _dirs.Values) d.Fd.Dispose();
         _dirs.Clear();
         _cache.Dispose();
         lock (_nodeLock)

@@ -31,38 +31,14 @@ internal sealed class HostOpenFile(HostNode node, SafeFd fd)
     public SafeFd Fd { get; } = fd;
 }
 
-/// <summary>An open directory: a listing snapshot so that cookies (index + 1) survive creates and deletes.</summary>
-internal sealed class HostDirHandle(HostNode node)
+/// <summary>
+/// An open directory: its own O_RDONLY descriptor, read with getdents64 as READDIR asks (no copy of the listing).
+/// <see cref="Position"/> is the host cookie the descriptor stands at (-1: unknown, seek before reading).
+/// </summary>
+internal sealed class HostDirHandle(HostNode node, SafeFd fd)
 {
     public HostNode Node { get; } = node;
+    public SafeFd Fd { get; } = fd;
     public readonly Lock Gate = new();
-    public DirListing Listing = new();
-
-    /// <summary>Set by OPENDIR, which took the listing: the first READDIR at offset 0 uses it instead of listing again.</summary>
-    public bool FreshFromOpen;
-}
-
-/// <summary>A directory's entries as getdents64 gave them, names packed into one buffer (two arrays per listing, not one per name).</summary>
-internal sealed class DirListing
-{
-    private byte[] _names = new byte[4096];
-    private (int Start, int Length, ulong HostIno, uint Type)[] _entries = new (int, int, ulong, uint)[64];
-    private int _used;
-
-    public int Count { get; private set; }
-
-    public void Add(ReadOnlySpan<byte> name, ulong hostIno, uint type)
-    {
-        if (_used + name.Length > _names.Length) Array.Resize(ref _names, Math.Max(_names.Length * 2, _used + name.Length));
-        if (Count == _entries.Length) Array.Resize(ref _entries, _entries.Length * 2);
-        name.CopyTo(_names.AsSpan(_used));
-        _entries[Count++] = (_used, name.Length, hostIno, type);
-        _used += name.Length;
-    }
-
-    public ReadOnlySpan<byte> NameAt(int i) => _names.AsSpan(_entries[i].Start, _entries[i].Length);
-
-    public ulong HostInoAt(int i) => _entries[i].HostIno;
-
-    public uint TypeAt(int i) => _entries[i].Type;
+    public long Position;
 }
