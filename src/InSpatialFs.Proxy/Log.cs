@@ -13,4 +13,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "DirectFS: FUSE passthrough is off (not offered by the kernel, or --no-passthrough); direct mounts are served through the daemon (direct: {Mode})")]
     public static partial void PassthroughNotOffered(ILogger logger, string mode);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Debug, Message = "hard-link scan below protected paths stopped: {Reason}")]
+    public static partial void AliasScanStopped(ILogger logger, string reason);
 }

@@ -5,6 +5,7 @@ using InSpatialFs.Interop;
 using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Policy;
 using InSpatialFs.Storage;
 
 namespace InSpatialFs.Proxy;
@@ -25,6 +26,11 @@ public sealed partial class SecureProxy
         Verdict verdict = _gate.Decide(e);
         if (verdict.IsDenied)
         {
+            if (e.PolicyClass == PathClass.Forbidden)
+            {
+                NoteIfLinked(dir, name, path); // its other names (hard links) are forbidden too from now on
+            }
+
             return Deny(e, verdict);
         }
 
@@ -44,6 +50,20 @@ public sealed partial class SecureProxy
         }
 
         err = BackendOf(dir).Lookup(dir.Ino, name, out attr);
+        if (err == Errno.OK && IsLinkedFile(attr))
+        {
+            // A file with other names: this name's class marks the object, and a class another name gave it applies here.
+            InodeIdentity obj = BackendOf(dir).IdentityOf(attr.Ino);
+            _gate.NoteLinkedObject(obj, path);
+            e.Object = obj;
+            verdict = _gate.Decide(e);
+            if (verdict.IsDenied)
+            {
+                BackendOf(dir).Forget(attr.Ino, 1);
+                return Deny(e, verdict);
+            }
+        }
+
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);

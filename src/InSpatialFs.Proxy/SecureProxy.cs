@@ -67,6 +67,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
         _quotas = [.. _mounts.Select(m => m.Kind == MountKind.Memory ? null : gate.QuotaFor(m.Path))];
         (_entryValidSec, _entryValidNsec) = Split(options.EntryTimeout);
         (_attrValidSec, _attrValidNsec) = Split(options.AttrTimeout);
+        AliasScan = MarkProtectedAliases();
     }
 
     /// <summary>Nodes the kernel holds (root included).</summary>

@@ -134,6 +134,13 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
     public bool MayForbidChildrenOf(string dirPath) => Policy.MayForbidChildrenOf(dirPath);
 
+    /// <summary>Classes that follow multiply-linked files to their other names.</summary>
+    public ProtectedObjects ProtectedObjects { get; } = new();
+
+    public IReadOnlyList<string> ProtectedRoots => Policy.ProtectedRoots;
+
+    public void NoteLinkedObject(in InodeIdentity obj, string path) => ProtectedObjects.Mark(obj, Policy.Match(path));
+
     public Verdict Decide(FsEvent access)
     {
         ArgumentNullException.ThrowIfNull(access);
@@ -151,7 +158,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
         if (_suspended && member) return Deny(a, Errno.EPERM, SuspendedReason);
 
-        PathMatch m = Policy.Match(a.Path);
+        PathMatch m = ProtectedObjects.Apply(a.Object, Policy.Match(a.Path));
         a.PolicyClass = m.Class;
         if (m.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, m.Reason);
 

@@ -30,6 +30,15 @@ public interface ISecurityGate
     /// <summary>The policy class of a namespace path (readdir hides forbidden entries).</summary>
     PathClass Classify(string path);
 
+    /// <summary>
+    /// A regular file with more than one name was seen as <paramref name="path"/>: if that name is protected, the class
+    /// follows the object to its other names (the most restrictive wins).
+    /// </summary>
+    void NoteLinkedObject(in InodeIdentity obj, string path);
+
+    /// <summary>Where protected names can be (see <see cref="Policy.PathPolicy.ProtectedRoots"/>).</summary>
+    IReadOnlyList<string> ProtectedRoots { get; }
+
     /// <summary>False when no direct child of <paramref name="dirPath"/> can be forbidden (listings then skip <see cref="Classify"/>).</summary>
     bool MayForbidChildrenOf(string dirPath);
 

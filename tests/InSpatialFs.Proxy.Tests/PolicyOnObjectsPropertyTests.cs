@@ -40,22 +40,26 @@ public sealed class PolicyOnObjectsPropertyTests
             Allowed = ["/**"], // enhanced and maximum: everything writable unless protected, so renames are possible at all
             NeverSuspend = true,
         });
-        var proxy = new SecureProxy(table, security, new ProxyOptions(), NullLogger.Instance);
-        FuseRequest request = ProxyHarness.NewRequest(uid: 0, gid: 0, pid: 0);
-
-        // The protected objects, made in the backend directly (the image), with their class.
-        var root = new Caller(0, 0, 0);
+        // The protected objects, made in the backend directly (the image), with their class; the image also gives
+        // two of them a second, unprotected name (hard links made before the container ever ran).
         ulong etc = MkDir(memory, memory.RootIno, "etc"), ro = MkDir(memory, etc, "ro"), keys = MkDir(memory, memory.RootIno, "keys");
         ulong a = MkDir(memory, memory.RootIno, "a"), b = MkDir(memory, a, "b");
+        ulong shadow = File(memory, etc, "shadow"), passwd = File(memory, etc, "passwd");
         var protectedObjects = new Dictionary<ulong, PathClass>
         {
-            [File(memory, etc, "shadow")] = PathClass.Forbidden,
-            [File(memory, etc, "passwd")] = PathClass.ReadOnly,
+            [shadow] = PathClass.Forbidden,
+            [passwd] = PathClass.ReadOnly,
             [File(memory, ro, "conf")] = PathClass.ReadOnly,
             [File(memory, b, "secret.key")] = PathClass.Forbidden,
             [File(memory, keys, "id")] = PathClass.Forbidden,
         };
         File(memory, a, "data");
+        Assert.That(memory.Link(shadow, a, "shadow-alias"u8, out _), Is.EqualTo(Errno.OK));
+        Assert.That(memory.Link(passwd, a, "passwd-alias"u8, out _), Is.EqualTo(Errno.OK));
+
+        var proxy = new SecureProxy(table, security, new ProxyOptions(), NullLogger.Instance);
+        Assert.That(proxy.AliasScan.Wait(TimeSpan.FromSeconds(30)), Is.True, "the start-up scan of protected roots");
+        FuseRequest request = ProxyHarness.NewRequest(uid: 0, gid: 0, pid: 0);
 
         var random = new Random(seed);
         int refused = 0, done = 0;

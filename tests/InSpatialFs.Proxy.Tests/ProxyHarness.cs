@@ -34,6 +34,12 @@ internal sealed class RecordingGate : ISecurityGate
 
     public bool MayForbidChildrenOf(string dirPath) => true;
 
+    public void NoteLinkedObject(in InodeIdentity obj, string path)
+    {
+    }
+
+    public IReadOnlyList<string> ProtectedRoots => [];
+
     public OpenFileCharge TryOpenFile(uint pid) => OpenFileCharge.NotCounted;
 
     public void FileClosed()

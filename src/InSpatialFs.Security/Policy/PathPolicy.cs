@@ -74,6 +74,12 @@ public sealed class PathPolicy
     public PathClass Classify(string path) => Match(path).Class;
 
     /// <summary>
+    /// The directories (or files) below which forbidden and read-only patterns can match: their literal prefixes.
+    /// The proxy looks there at start for files with several names (<see cref="ProtectedObjects"/>).
+    /// </summary>
+    public IReadOnlyList<string> ProtectedRoots => [.. _forbidden.All.Concat(_readOnly.All).Select(g => g.LiteralPrefix).Distinct(StringComparer.Ordinal)];
+
+    /// <summary>
     /// False when no entry directly inside <paramref name="dirPath"/> can be forbidden: no forbidden pattern can match
     /// a child of it and the level does not forbid by default. A listing of such a directory needs no per-entry
     /// classification (the common case: forbidden patterns name a handful of places).
