@@ -93,7 +93,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         Controls = EffectiveControls.Resolve(options);
         Policy = PathPolicy.FromOptions(options);
         Resources = new ResourceGovernor(Controls.Resources, options.StateDir);
-        RuntimeWritten = new RuntimeWrittenObjects();
+        RuntimeWritten = new RuntimeWrittenObjects(journalPath: options.StateDir is null ? null : Path.Combine(options.StateDir, "runtime-written.marks"));
         _ownsCallers = callers is null;
         Callers = callers ?? new CallerRegistry(options.Mountpoint, options.ContainerCgroup);
         _freezer = freezer ?? TryCreateFreezer();
@@ -746,6 +746,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         _lineWriter.Dispose();
         _journal?.Dispose();
         Resources.Dispose();
+        RuntimeWritten.Dispose();
         Incidents.Dispose();
         if (_ownsCallers) Callers.Dispose();
     }

@@ -74,7 +74,7 @@ internal sealed class OpLatencies
                 sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_latency_seconds_bucket{{instance=\"{instance}\",op=\"{name}\",le=\"{le}\"}} {running}\n");
             }
 
-            sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_latency_seconds_sum{{instance=\"{instance}\",op=\"{name}\"}} {Interlocked.Read(ref _sumNanos[op]) / 1e9}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_latency_seconds_sum{{instance=\"{instance}\",op=\"{name}\"}} {Interlocked.Read(ref _sumNanos[op]) / 1e9:0.#########}\n");
             sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_latency_seconds_count{{instance=\"{instance}\",op=\"{name}\"}} {cumulative}\n");
         }
     }

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
 using InSpatialFs.Interop;
 using InSpatialFs.Security.Events;
 
@@ -10,22 +12,40 @@ namespace InSpatialFs.Security.Policy;
 /// linked in later or a /proc/self/fd re-open all reach the same mark. Fed synchronously from Record (a write
 /// followed at once by an exec is never missed), read on opens only. Bounded: past <see cref="Capacity"/> it fails
 /// closed (every file counts as runtime-written) rather than forgetting what was written.
+///
+/// With a journal path, marks of objects that keep their identity across a restart (host files) are appended to it
+/// (at most a second after the write, and at the end) and read back at start: a file written before a daemon restart
+/// is still refused after it. A crash loses at most the last second of marks.
 /// </summary>
-public sealed class RuntimeWrittenObjects
+public sealed class RuntimeWrittenObjects : IDisposable
 {
+    private static readonly TimeSpan FlushInterval = TimeSpan.FromSeconds(1);
     private readonly ConcurrentDictionary<InodeIdentity, byte> _objects = new();
+    private readonly ConcurrentQueue<InodeIdentity> _unsaved = new();
+    private readonly string? _journal;
+    private readonly Timer? _flusher;
+    private readonly Lock _flushGate = new();
     private volatile bool _overflowed;
     // ConcurrentDictionary.Count takes every bucket lock: on the request path the size is kept here instead.
     private int _count;
 
-    public RuntimeWrittenObjects(int capacity = 1 << 20) => Capacity = capacity;
+    public RuntimeWrittenObjects(int capacity = 1 << 20, string? journalPath = null)
+    {
+        Capacity = capacity;
+        _journal = journalPath;
+        if (journalPath is not null)
+        {
+            Load(journalPath);
+            _flusher = new Timer(_ => Flush(), null, FlushInterval, FlushInterval);
+        }
+    }
+
+    /// <summary>Marks read back from the journal at start.</summary>
+    public int Reloaded { get; private set; }
 
     public int Capacity { get; }
     public int Count => Volatile.Read(ref _count);
     public bool Overflowed => _overflowed;
-
-    /// <summary>Raised for each newly marked object that names the same file after a restart (the persistence hook).</summary>
-    public event Action<InodeIdentity>? Marked;
 
     public bool Contains(in InodeIdentity obj) => _overflowed || (!obj.IsNone && _objects.ContainsKey(obj));
 
@@ -66,7 +86,56 @@ public sealed class RuntimeWrittenObjects
         if (_objects.TryAdd(obj, 0))
         {
             Interlocked.Increment(ref _count);
-            if (obj.Persistent) Marked?.Invoke(obj);
+            if (obj.Persistent && _journal is not null) _unsaved.Enqueue(obj);
         }
+    }
+
+    /// <summary>Appends the marks not yet saved (the timer, and Dispose); an I/O error keeps them for the next round.</summary>
+    public void Flush()
+    {
+        if (_journal is null || _unsaved.IsEmpty) return;
+        lock (_flushGate)
+        {
+            var text = new StringBuilder();
+            var taken = new List<InodeIdentity>();
+            while (_unsaved.TryDequeue(out InodeIdentity id))
+            {
+                taken.Add(id);
+                text.Append(CultureInfo.InvariantCulture, $"{id.Device} {id.Inode} {id.Generation}\n");
+            }
+
+            try
+            {
+                var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite };
+                using var stream = new FileStream(_journal, options);
+                stream.Write(Encoding.ASCII.GetBytes(text.ToString()));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                foreach (InodeIdentity id in taken) _unsaved.Enqueue(id);
+            }
+        }
+    }
+
+    private void Load(string path)
+    {
+        if (!File.Exists(path)) return;
+        foreach (string line in File.ReadLines(path))
+        {
+            string[] f = line.Split(' ');
+            if (f.Length == 3 && ulong.TryParse(f[0], CultureInfo.InvariantCulture, out ulong dev) && ulong.TryParse(f[1], CultureInfo.InvariantCulture, out ulong ino)
+                && uint.TryParse(f[2], CultureInfo.InvariantCulture, out uint gen))
+            {
+                var id = new InodeIdentity(dev, ino, gen, Persistent: true);
+                if (_objects.TryAdd(id, 0) && Interlocked.Increment(ref _count) >= Capacity) _overflowed = true;
+                Reloaded++;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _flusher?.Dispose();
+        Flush();
     }
 }

@@ -26,7 +26,18 @@ internal sealed class ContainerRootfs : IDisposable
 
     public string ControlDirectory { get; }
 
-    public DaemonProcess Daemon { get; }
+    public DaemonProcess Daemon { get; private set; }
+
+    /// <summary>The instance's config file (restarts use it again).</summary>
+    public string ConfigPath => Path.Combine(Work, "instance.yaml");
+
+    /// <summary>Stops the daemon (SIGTERM, a clean unmount) and starts it again on the same config and state.</summary>
+    public void Restart()
+    {
+        Assert.That(Daemon.Stop(), Is.Zero, Daemon.Output);
+        Daemon.Dispose();
+        Daemon = DaemonProcess.Start(MountPoint, ["--config", ConfigPath], appendMountPoint: false);
+    }
 
     public string StateDirectory => Path.Combine(Work, "state");
 

@@ -108,6 +108,22 @@ public sealed partial class ChargeExactlyTests
     }
 
     [Test]
+    [Order(5)]
+    public void The_quota_survives_a_daemon_restart()
+    {
+        RunInContainer("dd if=/dev/zero of=/data/kept bs=1K count=500 2>/dev/null");
+        (long bytes, long inodes) before = DataCharge();
+        Assert.That(before.inodes, Is.EqualTo(1));
+        Assert.That(before.bytes, Is.InRange(500 << 10, (500 << 10) + 8192));
+        _rootfs.Restart();
+        WaitUntilServing(_rootfs.ControlDirectory, _rootfs.Daemon);
+        Assert.That(DataCharge(), Is.EqualTo(before), "the ledger was saved and read back");
+        ShellResult run = RunInContainer("dd if=/dev/zero of=/data/more bs=1M count=8 2>/dev/null; echo \"dd=$?\"; rm -f /data/more /data/kept");
+        Assert.That(run.StdOut, Does.Contain("dd=1"), "8 MiB more no longer fits: " + run);
+        Assert.That(DataCharge(), Is.EqualTo((0L, 0L)), "and deleting the file from before the restart refunds it");
+    }
+
+    [Test]
     [Order(4)]
     public void Hard_links_on_a_memory_mount_are_charged_and_hit_ENOSPC()
     {

@@ -152,6 +152,18 @@ public sealed class ExecByContentTests
     }
 
     [Test]
+    public void A_file_written_before_a_daemon_restart_is_still_refused_after_it()
+    {
+        ShellResult before = RunInContainer("cp /bin/busybox /work/kept && chmod 0755 /work/kept && /work/kept true; echo \"exec=$?\"");
+        Assert.That(before.StdOut, Does.Contain("exec=126"), before.ToString());
+        _rootfs.Restart();
+        WaitUntilServing(_rootfs.ControlDirectory, _rootfs.Daemon);
+        ShellResult after = RunInContainer("/work/kept true; echo \"exec=$?\"; /bin/busybox true; echo \"image=$?\"");
+        Assert.That(after.StdOut, Does.Contain("exec=126"), "the mark survived the restart: " + after);
+        Assert.That(after.StdOut, Does.Contain("image=0"), "positive control: " + after);
+    }
+
+    [Test]
     public void A_shell_may_not_run_a_script_written_at_run_time_but_cat_reads_it()
     {
         ShellResult run = RunInContainer("""
