@@ -72,9 +72,14 @@ public static class ConfigRules
             }
         }
 
-        if (Inside(control, mountpoint) || Inside(mountpoint, control))
+        if (Inside(control, mountpoint))
         {
-            return new(LayoutField.Control, -1, $"the control directory {control} and the mountpoint {mountpoint} must not contain one another");
+            return new(LayoutField.Control, -1, $"the control directory {control} must not lie inside the mountpoint {mountpoint}");
+        }
+
+        if (Inside(mountpoint, control))
+        {
+            return new(LayoutField.Control, -1, $"the mountpoint {mountpoint} must not lie inside the control directory {control}, which hides it");
         }
 
         if (Inside(stateDir, mountpoint))

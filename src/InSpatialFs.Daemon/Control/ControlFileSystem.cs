@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Text;
 using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
-using InSpatialFs.Daemon.Hosting;
 using InSpatialFs.Interop;
 using Microsoft.Extensions.Logging;
 
@@ -290,7 +289,7 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         int lead = line.Length - line.TrimStart().Length;
         if (!ControlCommand.TryParse(trimmed, out ControlCommand command, out int column, out string error))
         {
-            Log.ControlRefused(_logger, open.LineNumber, column + lead, TerminalText.Escape(trimmed), error);
+            Log.ControlRefused(_logger, open.LineNumber, column + lead, trimmed, error); // the log formatter escapes it
             return Errno.EINVAL;
         }
 

@@ -105,7 +105,7 @@ internal sealed class Instance : IDisposable
         PreparePaths();
         Mounts = BuildMounts();
         Rules = LoadRules();
-        Security = new SecurityManager(BuildSecurityOptions(), Rules, Logs.CreateLogger("InSpatialFs.Security"));
+        Security = new SecurityManager(BuildSecurityOptions(_config, _options.Relax), Rules, Logs.CreateLogger("InSpatialFs.Security"));
         _owned.Add(Security);
         foreach (string warning in Security.Warnings)
         {
@@ -414,21 +414,22 @@ internal sealed class Instance : IDisposable
         }
     }
 
-    private SecurityOptions BuildSecurityOptions() => Relaxations.Apply(_options.Relax, new SecurityOptions
+    /// <summary>The security profile of a config: its controls:, exec:, paths and resources, then the --relax flags.</summary>
+    internal static SecurityOptions BuildSecurityOptions(InstanceConfig config, IReadOnlyList<string> relax) => Relaxations.Apply(relax, new SecurityOptions
     {
-        Level = _config.Isolation,
-        RefuseSetuid = _config.Controls.RefuseSetuid,
-        RefuseDevices = _config.Controls.RefuseDevices,
-        RefuseFifosSockets = _config.Controls.RefuseFifosSockets,
-        RefuseSecurityXattrs = _config.Controls.RefuseSecurityXattrs,
-        RefuseAllXattrWrites = _config.Controls.RefuseAllXattrWrites,
-        RestrictHardlinks = _config.Controls.RestrictHardlinks,
-        RestrictSymlinks = _config.Controls.RestrictSymlinks,
-        AllowDirect = _config.Controls.AllowDirect,
-        Forbidden = _config.Paths.Forbidden,
-        ReadOnly = _config.Paths.ReadOnly,
-        Allowed = _config.Paths.Allowed,
-        RuntimeWrittenExec = _config.Exec.RuntimeWritten switch
+        Level = config.Isolation,
+        RefuseSetuid = config.Controls.RefuseSetuid,
+        RefuseDevices = config.Controls.RefuseDevices,
+        RefuseFifosSockets = config.Controls.RefuseFifosSockets,
+        RefuseSecurityXattrs = config.Controls.RefuseSecurityXattrs,
+        RefuseAllXattrWrites = config.Controls.RefuseAllXattrWrites,
+        RestrictHardlinks = config.Controls.RestrictHardlinks,
+        RestrictSymlinks = config.Controls.RestrictSymlinks,
+        AllowDirect = config.Controls.AllowDirect,
+        Forbidden = config.Paths.Forbidden,
+        ReadOnly = config.Paths.ReadOnly,
+        Allowed = config.Paths.Allowed,
+        RuntimeWrittenExec = config.Exec.RuntimeWritten switch
         {
             InSpatialFs.Daemon.Config.RuntimeWrittenExec.Deny => InSpatialFs.Security.Policy.RuntimeWrittenExec.Deny,
             InSpatialFs.Daemon.Config.RuntimeWrittenExec.Allow => InSpatialFs.Security.Policy.RuntimeWrittenExec.Allow,
@@ -437,18 +438,18 @@ internal sealed class Instance : IDisposable
         },
         Resources = new ResourceLimits
         {
-            MemoryBytes = _config.Resources.Memory,
-            DiskBytes = _config.Resources.Disk,
-            Inodes = _config.Resources.Inodes,
-            OpenFiles = _config.Resources.OpenFiles is long f ? (int)Math.Min(f, int.MaxValue) : null,
-            OpsPerSecond = _config.Resources.OpsPerSecond,
-            BytesPerSecond = _config.Resources.BytesPerSecond,
+            MemoryBytes = config.Resources.Memory,
+            DiskBytes = config.Resources.Disk,
+            Inodes = config.Resources.Inodes,
+            OpenFiles = config.Resources.OpenFiles is long f ? (int)Math.Min(f, int.MaxValue) : null,
+            OpsPerSecond = config.Resources.OpsPerSecond,
+            BytesPerSecond = config.Resources.BytesPerSecond,
         },
-        SuspendOn = _config.Response.SuspendOn,
-        StateDir = _config.StateDir,
-        ContainerCgroup = _config.Container.Cgroup,
-        ContainerName = _config.Name,
-        Mountpoint = _config.Mountpoint,
+        SuspendOn = config.Response.SuspendOn,
+        StateDir = config.StateDir,
+        ContainerCgroup = config.Container.Cgroup,
+        ContainerName = config.Name,
+        Mountpoint = config.Mountpoint,
     });
 
     /// <summary>A host name the backend refused as an escape becomes a security event (evt.op = escape).</summary>
