@@ -86,12 +86,15 @@ public static unsafe class TrustedPath
     /// <summary>
     /// Opens <paramref name="name"/> in a directory from <see cref="OpenDirectory"/> with O_NOFOLLOW (creating it 0600 when
     /// <paramref name="flags"/> has O_CREAT) and checks what was opened: a regular file with one link, owned by a trusted
-    /// user, not writable by group or others. O_NONBLOCK keeps a planted fifo from blocking the open.
+    /// user, not writable by group or others. O_NONBLOCK keeps a planted fifo from blocking the open; O_TRUNC is applied
+    /// only once the checks pass.
     /// </summary>
     public static SafeFileHandle OpenFile(SafeFd directory, string directoryPath, string name, int flags)
     {
         string full = System.IO.Path.Combine(directoryPath, name);
-        SafeFd fd = Open(directory.Fd, name, flags | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, full, FileMode);
+        // O_TRUNC would empty whatever the name leads to before it is checked (a hard link to another file): truncate after.
+        bool truncate = (flags & LibC.O_TRUNC) != 0;
+        SafeFd fd = Open(directory.Fd, name, (flags & ~LibC.O_TRUNC) | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, full, FileMode);
         try
         {
             StatX st = Stat(fd, full);
@@ -105,6 +108,12 @@ public static unsafe class TrustedPath
             if (st.Nlink > 1)
             {
                 throw new UnsafePathException(full, PathProblem.HardLinked, $"{full} has {st.Nlink} hard links; the daemon writes only files of its own (refused)");
+            }
+
+            if (truncate && LibC.ftruncate(fd.Fd, 0) != 0)
+            {
+                Errno e = ErrnoExtensions.LastPInvoke();
+                throw new UnsafePathException(full, PathProblem.Failed, $"cannot truncate {full}: {e}");
             }
 
             // Regular files ignore O_NONBLOCK; clear it anyway so nothing downstream sees a surprising flag.

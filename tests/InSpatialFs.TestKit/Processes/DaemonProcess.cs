@@ -72,7 +72,8 @@ public sealed class DaemonProcess : IDisposable
     }
 
     /// <summary>Runs <c>inspatialfs mount ARGS MOUNTPOINT</c> and waits until the mount is live.</summary>
-    public static DaemonProcess Start(string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true)
+    public static DaemonProcess Start(string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         Directory.CreateDirectory(mountPoint);
         var info = new ProcessStartInfo(Binary)
@@ -81,6 +82,11 @@ public sealed class DaemonProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach ((string key, string value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
         info.ArgumentList.Add("mount");
         foreach (string a in arguments)
         {
