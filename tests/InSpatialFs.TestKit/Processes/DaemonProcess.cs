@@ -73,10 +73,15 @@ public sealed class DaemonProcess : IDisposable
 
     /// <summary>Runs <c>inspatialfs mount ARGS MOUNTPOINT</c> and waits until the mount is live.</summary>
     public static DaemonProcess Start(string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true,
+        IReadOnlyDictionary<string, string>? environment = null) =>
+        StartWith(Binary, mountPoint, arguments, timeout, appendMountPoint, environment);
+
+    /// <summary>Like <see cref="Start"/>, through another program (a wrapper that sets up the daemon's environment, then execs it).</summary>
+    public static DaemonProcess StartWith(string program, string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true,
         IReadOnlyDictionary<string, string>? environment = null)
     {
         Directory.CreateDirectory(mountPoint);
-        var info = new ProcessStartInfo(Binary)
+        var info = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
