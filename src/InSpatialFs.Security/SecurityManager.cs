@@ -119,6 +119,11 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public EffectiveControls Controls { get; }
     public PathPolicy Policy { get; }
     public ResourceGovernor Resources { get; }
+
+    /// <summary>resources.open_files: counted here (the gate interface's default counts nothing, which left the cap without effect).</summary>
+    public bool TryOpenFile() => Resources.TryOpenFile() == Interop.Errno.OK;
+
+    public void FileClosed() => Resources.FileClosed();
     public RuntimeWrittenPaths RuntimeWritten { get; }
     public CallerRegistry Callers { get; }
     public IncidentStore Incidents { get; }

@@ -31,6 +31,37 @@ public static class ConfigLoader
     private static readonly string[] ContainerKeys = ["cgroup"];
     private static readonly string[] RulesKeys = ["files"];
 
+    /// <summary>
+    /// Every key the loader accepts, as dotted paths ("resources.disk", "mounts[].memory.size"); a key with sub-keys is
+    /// listed by its leaves. A test holds each of them to a test that shows its effect.
+    /// </summary>
+    public static IReadOnlyList<string> AcceptedKeys()
+    {
+        var nested = new Dictionary<string, string[]>(StringComparer.Ordinal)
+        {
+            ["mounts"] = MountKeys, ["paths"] = PathsKeys, ["resources"] = ResourceKeys, ["exec"] = ExecKeys, ["controls"] = ControlsKeys,
+            ["response"] = ResponseKeys, ["container"] = ContainerKeys, ["rules"] = RulesKeys,
+        };
+        var keys = new List<string>();
+        foreach (string top in TopKeys)
+        {
+            if (!nested.TryGetValue(top, out string[]? children))
+            {
+                keys.Add(top);
+                continue;
+            }
+
+            string prefix = top == "mounts" ? "mounts[]." : top + ".";
+            foreach (string child in children)
+            {
+                if (top == "mounts" && child == "memory") keys.AddRange(MemoryKeys.Select(k => prefix + "memory." + k));
+                else keys.Add(prefix + child);
+            }
+        }
+
+        return keys;
+    }
+
     /// <summary>Config files larger than this are refused before parsing (a config is a page, not megabytes).</summary>
     public const int MaxFileBytes = 1 << 20;
 
