@@ -11,7 +11,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "control: {Command}: {Message}")]
     public static partial void ControlExecuted(ILogger logger, string command, string message);
 
-    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "{Directory} was writable by group or others (mode {From}, left by an earlier version); tightened to {To}")]
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "{Directory} was writable by group or others (mode {From}, left by an earlier version; its content may have been altered); tightened to {To}")]
     public static partial void BaseDirectoryTightened(ILogger logger, string directory, string from, string to);
 
     [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "crash recovery: detached the dead mount of {Source} at {Path} (FUSE connection {Connection}, no process served it)")]

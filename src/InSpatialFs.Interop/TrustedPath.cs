@@ -42,10 +42,10 @@ public static unsafe class TrustedPath
     /// <summary>
     /// Opens <paramref name="path"/> (absolute) as an O_PATH directory descriptor, creating missing components 0700
     /// when <paramref name="create"/> is set. A trusted-owner component that is group/other-writable is refused unless
-    /// <paramref name="mayTighten"/> accepts its path: then its write bits for group and others are removed and
-    /// <paramref name="tightened"/> is told (old mode, new mode).
+    /// <paramref name="tightenTo"/> gives a mode for it (path, current mode): then it gets that mode and
+    /// <paramref name="tightened"/> is told (path, old mode, new mode).
     /// </summary>
-    public static SafeFd OpenDirectory(string path, bool create, Func<string, bool>? mayTighten = null, Action<string, uint, uint>? tightened = null)
+    public static SafeFd OpenDirectory(string path, bool create, Func<string, uint, uint?>? tightenTo = null, Action<string, uint, uint>? tightened = null)
     {
         if (!System.IO.Path.IsPathRooted(path))
         {
@@ -70,7 +70,7 @@ public static unsafe class TrustedPath
             {
                 next = OpenComponent(current, parts[i], walked, create);
                 StatX st = Stat(next, walked);
-                CheckDirectory(current, parts[i], walked, st, last, mayTighten, tightened);
+                CheckDirectory(current, parts[i], walked, st, last, tightenTo, tightened);
             }
             finally
             {
@@ -129,6 +129,33 @@ public static unsafe class TrustedPath
         }
     }
 
+    /// <summary>
+    /// Removes group/other write from the regular files directly in <paramref name="directory"/> that a trusted user owns
+    /// and that have one link (what an earlier version created 0666 under a zero umask); symlinks and anything else are
+    /// left for <see cref="OpenFile"/> to refuse. <paramref name="tightened"/> is told (path, old mode, new mode).
+    /// </summary>
+    public static void TightenLeftoverFiles(SafeFd directory, string directoryPath, Action<string, uint, uint> tightened)
+    {
+        foreach (string path in Directory.EnumerateFiles(directoryPath))
+        {
+            string name = System.IO.Path.GetFileName(path);
+            int fd = OpenAt(directory.Fd, name, LibC.O_RDONLY | LibC.O_NOFOLLOW | LibC.O_NONBLOCK | LibC.O_NOCTTY, 0, out _);
+            if (fd < 0)
+            {
+                continue; // a symlink (ELOOP) or gone: OpenFile refuses or creates it later
+            }
+
+            using var file = new SafeFd(fd);
+            StatX st = Stat(file, path);
+            uint mode = st.Mode & 0xFFFu;
+            if ((st.Mode & LibC.S_IFMT) == LibC.S_IFREG && st.Nlink == 1 && IsTrustedOwner(st.Uid) && (mode & GroupOrOtherWrite) != 0
+                && LibC.fchmod(file.Fd, mode & ~0x3Fu) == 0)
+            {
+                tightened(path, mode, mode & ~0x3Fu); // 0600: what the daemon creates
+            }
+        }
+    }
+
     /// <summary>A state file opened for appending (created 0600), for the incident store and the event journal.</summary>
     public static FileStream OpenAppendStream(string directoryPath, string name, int bufferSize)
     {
@@ -171,7 +198,7 @@ public static unsafe class TrustedPath
         return new SafeFd(fd);
     }
 
-    private static void CheckDirectory(SafeFd parent, string name, string full, StatX st, bool last, Func<string, bool>? mayTighten, Action<string, uint, uint>? tightened)
+    private static void CheckDirectory(SafeFd parent, string name, string full, StatX st, bool last, Func<string, uint, uint?>? tightenTo, Action<string, uint, uint>? tightened)
     {
         uint type = st.Mode & LibC.S_IFMT;
         if (type == LibC.S_IFLNK)
@@ -196,9 +223,8 @@ public static unsafe class TrustedPath
             return;
         }
 
-        if (mayTighten?.Invoke(full) == true)
+        if (tightenTo?.Invoke(full, mode) is uint tighter && (tighter & GroupOrOtherWrite) == 0)
         {
-            uint tighter = mode & ~GroupOrOtherWrite;
             SetMode(parent, name, full, tighter);
             tightened?.Invoke(full, mode, tighter);
             return;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using InSpatialFs.Fuse.Transport;
 using InSpatialFs.Interop;
 using Microsoft.Extensions.Logging;
 
@@ -135,34 +136,6 @@ internal readonly record struct MountInfoEntry(string MountPoint, uint Minor, st
 
         string[] device = fields[2].Split(':');
         uint minor = device.Length == 2 && uint.TryParse(device[1], NumberStyles.None, CultureInfo.InvariantCulture, out uint m) ? m : 0;
-        return new MountInfoEntry(Unescape(fields[4]), minor, fields[separator + 1], Unescape(fields[separator + 2]));
+        return new MountInfoEntry(FuseMount.UnescapeMountinfo(fields[4]), minor, fields[separator + 1], FuseMount.UnescapeMountinfo(fields[separator + 2]));
     }
-
-    /// <summary>mountinfo writes space, tab, newline and backslash as \ooo octal escapes.</summary>
-    private static string Unescape(string s)
-    {
-        if (!s.Contains('\\', StringComparison.Ordinal))
-        {
-            return s;
-        }
-
-        var sb = new System.Text.StringBuilder(s.Length);
-        for (int i = 0; i < s.Length; i++)
-        {
-            if (s[i] == '\\' && IsOctal(s, i + 1))
-            {
-                sb.Append((char)Convert.ToInt32(s.Substring(i + 1, 3), 8));
-                i += 3;
-            }
-            else
-            {
-                sb.Append(s[i]);
-            }
-        }
-
-        return sb.ToString();
-    }
-
-    private static bool IsOctal(string s, int at) =>
-        at + 3 <= s.Length && s[at] is >= '0' and <= '7' && s[at + 1] is >= '0' and <= '7' && s[at + 2] is >= '0' and <= '7';
 }

@@ -65,9 +65,11 @@ public sealed class DefaultBaseDirectoriesTests
             Assert.That(File.ReadAllText(Path.Combine(_work, "target-file")), Is.EqualTo("original\n"));
         });
 
-        // Positive control: with the plants gone the defaults work, owned by root, 0700 and 0600.
-        Shell.Check($"rm -f '{ControlRoot}/{_name}'");
+        // Positive control: with the plants gone the defaults work, owned by root, 0700 and 0600. What an earlier version
+        // left there itself (root's state directory 0777, its files 0666) is tightened and logged, not refused.
+        Shell.Check($"rm -f '{ControlRoot}/{_name}' && rm -rf {StateRoot}/{_name} && mkdir -m 0777 {StateRoot}/{_name} && : > {StateRoot}/{_name}/incidents.jsonl && chmod 0666 {StateRoot}/{_name}/incidents.jsonl");
         using DaemonProcess daemon = DaemonProcess.Start(Path.Combine(_work, "mnt"), ["--memory", "--name", _name]);
+        Assert.That(daemon.Output, Does.Contain($"{StateRoot}/{_name} was writable by group or others (mode 0777").And.Contain($"{StateRoot}/{_name}/incidents.jsonl was writable by group or others (mode 0666"));
         Assert.That(Shell.Run($"for i in $(seq 100); do [ -e {ControlRoot}/{_name}/status ] && break; sleep 0.1; done; cat {ControlRoot}/{_name}/status").StdOut, Does.Contain("name: " + _name));
         Assert.That(Shell.Check($"stat -c '%a %U' {StateRoot}/{_name} {StateRoot}/{_name}/instance.pid {StateRoot}/{_name}/incidents.jsonl").Split('\n', StringSplitOptions.RemoveEmptyEntries),
             Is.EqualTo(new[] { "700 root", "600 root", "600 root" }));

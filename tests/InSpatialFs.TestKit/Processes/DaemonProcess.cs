@@ -113,11 +113,12 @@ public sealed class DaemonProcess : IDisposable
         var clock = Stopwatch.StartNew();
         while (!Mounts.IsFuse(mountPoint))
         {
-            if (process.HasExited || clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
+            bool exited = process.HasExited;
+            if (exited || clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
             {
                 string output = daemon.Output;
                 daemon.Dispose();
-                throw new InvalidOperationException($"inspatialfs did not mount {mountPoint} (exited: {process.HasExited}):\n{output}");
+                throw new InvalidOperationException($"inspatialfs did not mount {mountPoint} (exited: {exited}):\n{output}");
             }
 
             Thread.Sleep(20);
