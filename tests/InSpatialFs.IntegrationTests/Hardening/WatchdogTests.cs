@@ -42,21 +42,22 @@ public sealed class WatchdogTests
         using DaemonProcess lower = DaemonProcess.Start(Path.Combine(_work, "lower"), ["--memory", "--no-control", "--name", "wd-lower-" + _work[^8..], "--state-dir", Path.Combine(_work, "state-lower")]);
         using DaemonProcess upper = DaemonProcess.Start(Path.Combine(_work, "upper"),
             ["--source", lower.MountPoint, "--no-control", "--name", "wd-upper-" + _work[^8..], "--state-dir", Path.Combine(_work, "state-upper")],
-            environment: new Dictionary<string, string> { ["NOTIFY_SOCKET"] = socketPath, ["WATCHDOG_USEC"] = "4000000" });
+            environment: new Dictionary<string, string> { ["NOTIFY_SOCKET"] = socketPath, ["WATCHDOG_USEC"] = "6000000" });
         try
         {
-            int answering = CountPings(systemd, TimeSpan.FromSeconds(7));
-            Assert.That(answering, Is.GreaterThanOrEqualTo(2), "pings every 2 s while the mount answers:\n" + upper.Output);
+            // WATCHDOG_USEC 6 s: a ping every 3 s while the last probe answer (one every 1.5 s) is younger than 3 s.
+            int answering = CountPings(systemd, TimeSpan.FromSeconds(10));
+            Assert.That(answering, Is.GreaterThanOrEqualTo(2), "pings every 3 s while the mount answers:\n" + upper.Output);
 
             Shell.Check($"kill -STOP {lower.Pid}");
-            Thread.Sleep(TimeSpan.FromSeconds(3)); // the last answer ages past half the watchdog interval
+            Thread.Sleep(TimeSpan.FromSeconds(4.5)); // the last answer ages past half the watchdog interval
             Drain(systemd); // pings sent before that were legitimate
-            int hung = CountPings(systemd, TimeSpan.FromSeconds(6));
+            int hung = CountPings(systemd, TimeSpan.FromSeconds(8));
             Assert.That(hung, Is.Zero, "no ping while the mount's requests hang");
             Assert.That(upper.Output, Does.Contain("withholding the watchdog ping"));
 
             Shell.Check($"kill -CONT {lower.Pid}");
-            int resumed = CountPings(systemd, TimeSpan.FromSeconds(7));
+            int resumed = CountPings(systemd, TimeSpan.FromSeconds(10));
             Assert.That(resumed, Is.GreaterThanOrEqualTo(1), "pings resume once the mount answers");
             Assert.That(upper.Output, Does.Contain("answers again; pings resumed"));
         }
@@ -65,8 +66,8 @@ public sealed class WatchdogTests
             Shell.Run($"kill -CONT {lower.Pid}");
         }
 
-        Assert.That(upper.Stop(), Is.Zero, upper.Output);
-        Assert.That(lower.Stop(), Is.Zero, lower.Output);
+        Assert.That(upper.Stop(), Is.Zero, "upper stop:\n" + upper.Output);
+        Assert.That(lower.Stop(), Is.Zero, "lower stop:\n" + lower.Output);
     }
 
     private static void Drain(Socket socket)
