@@ -5,7 +5,7 @@ DOTNET ?= dotnet
 BIN := bin
 NATIVE_OUT := native/build
 
-.PHONY: all deps build native test run bench install clean help
+.PHONY: all deps build native test fuzz run bench install clean help
 
 all: build
 
@@ -13,6 +13,7 @@ help:
 	@echo "make run      mount the demo rootfs through InSpatialFs and run a container workload on it"
 	@echo "make test     build everything and run the whole test suite (prints 'N passed, N failed')"
 	@echo "make build    build; the executable lands at bin/inspatialfs"
+	@echo "make fuzz     long fuzz pass of the config loader and control commands (FUZZ_ITERATIONS, FUZZ_SEED)"
 	@echo "make bench    whole-filesystem benchmark against native, bindfs and fuse-overlayfs"
 	@echo "make install  install binary, systemd unit and example configs"
 
@@ -39,6 +40,11 @@ native:
 
 test: build
 	@scripts/run-tests.sh $(CONFIG)
+
+# The fixed-seed fuzz pass runs short inside `make test`; this is the long one (1,000,000 inputs each by default).
+fuzz: build
+	@FUZZ_ITERATIONS=$${FUZZ_ITERATIONS:-1000000} $(DOTNET) test tests/InSpatialFs.Daemon.Tests/InSpatialFs.Daemon.Tests.csproj \
+	  -c $(CONFIG) --no-build --nologo -v:q --filter "FullyQualifiedName~InputFuzzTests" --logger "console;verbosity=normal"
 
 run: build
 	@scripts/demo.sh

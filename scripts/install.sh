@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${PREFIX:-/usr/local}
 [[ -x bin/inspatialfs ]] || { echo "install: run 'make build' first" >&2; exit 1; }
-install -d "$prefix/lib/inspatialfs" "$prefix/bin" /etc/inspatialfs/examples /etc/systemd/system "$prefix/share/doc/inspatialfs"
+install -d -m 0755 "$prefix/lib/inspatialfs" "$prefix/bin" /etc/inspatialfs/examples /etc/systemd/system "$prefix/share/doc/inspatialfs"
 cp -a bin/. "$prefix/lib/inspatialfs/"
 ln -sfn "$prefix/lib/inspatialfs/inspatialfs" "$prefix/bin/inspatialfs"
 install -m 0644 scripts/systemd/inspatialfs@.service /etc/systemd/system/inspatialfs@.service

@@ -5,9 +5,21 @@ namespace InSpatialFs.Daemon;
 /// <summary>Daemon log lines (event ids 5xxx).</summary>
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "control: refused '{Command}': {Reason}")]
-    public static partial void ControlRefused(ILogger logger, string command, string reason);
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "control:{Line}:{Column}: refused '{Command}': {Reason}")]
+    public static partial void ControlRefused(ILogger logger, int line, int column, string command, string reason);
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "control: {Command}: {Message}")]
     public static partial void ControlExecuted(ILogger logger, string command, string message);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "{Directory} was writable by group or others (mode {From}, left by an earlier version; its content may have been altered); tightened to {To}")]
+    public static partial void BaseDirectoryTightened(ILogger logger, string directory, string from, string to);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "crash recovery: detached the dead mount of {Source} at {Path} (FUSE connection {Connection}, no process served it)")]
+    public static partial void DeadMountDetached(ILogger logger, string path, string source, uint connection);
+
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "watchdog: {Mountpoint} has not answered a statfs probe for {Seconds} s; withholding the watchdog ping so systemd restarts the service")]
+    public static partial void WatchdogWithheld(ILogger logger, string mountpoint, long seconds);
+
+    [LoggerMessage(EventId = 5006, Level = LogLevel.Information, Message = "watchdog: {Mountpoint} answers again; pings resumed")]
+    public static partial void WatchdogResumed(ILogger logger, string mountpoint);
 }

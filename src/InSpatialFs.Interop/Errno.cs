@@ -49,6 +49,7 @@ public enum Errno
     ENOTSUP = 95,
     ECONNABORTED = 103,
     ENOTCONN = 107,
+    ETIMEDOUT = 110,
     ESTALE = 116,
     EDQUOT = 122,
 }

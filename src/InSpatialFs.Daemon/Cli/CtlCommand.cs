@@ -16,6 +16,14 @@ internal static class CtlCommand
     public static Command Create()
     {
         var name = new Argument<string>("NAME") { Description = "Instance name, or the path of its control directory." };
+        name.Validators.Add(result =>
+        {
+            string value = result.GetValueOrDefault<string>() ?? "";
+            if (!value.Contains('/', StringComparison.Ordinal) && Config.ConfigRules.NameProblem(value) is { } problem)
+            {
+                result.AddError($"NAME: {problem} (or give the control directory's path)");
+            }
+        });
         var json = new Option<bool>("--json") { Description = "Machine-readable JSON output.", Recursive = true };
         var command = new Command("ctl", "Inspect and steer a running instance through its control files.") { name, json };
 
@@ -67,9 +75,10 @@ internal static class CtlCommand
         return command;
     }
 
-    /// <summary>The control directory for NAME.</summary>
+    /// <summary>The control directory for NAME (the argument's validator holds a NAME to the instance-name rule) or a path.</summary>
     public static string Resolve(string nameOrPath) =>
-        nameOrPath.Contains('/', StringComparison.Ordinal) ? nameOrPath : Path.Combine(DefaultControlRoot, nameOrPath);
+        nameOrPath.Contains('/', StringComparison.Ordinal) ? nameOrPath
+        : Path.Combine(DefaultControlRoot, nameOrPath);
 
     private static Command Reader(string verb, string help, Argument<string> name, Option<bool> json, string file)
     {
@@ -139,6 +148,13 @@ internal static class CtlCommand
 
     private static int Send(string dir, string command)
     {
+        // Refused here exactly as the daemon would refuse it, with its position, before anything is written.
+        if (!Control.ControlCommand.TryParse(command, out _, out int column, out string error))
+        {
+            Console.Error.WriteLine($"inspatialfs ctl: command:1:{column}: {error}");
+            return ExitCodes.UsageError;
+        }
+
         string path = Path.Combine(dir, ControlFileName.Control);
         try
         {
@@ -208,7 +224,7 @@ internal static class CtlCommand
         {
             using var doc = JsonDocument.Parse(jsonLine);
             JsonElement e = doc.RootElement;
-            string Get(string k) => e.TryGetProperty(k, out JsonElement v) ? v.ToString() : "";
+            string Get(string k) => e.TryGetProperty(k, out JsonElement v) ? Hosting.TerminalText.Escape(v.ToString()) : "";
             string time = Get("evt.time");
             time = time.Length >= 23 ? time[11..23] : time;
             string decision = Get("evt.decision");
@@ -219,7 +235,7 @@ internal static class CtlCommand
         }
         catch (JsonException)
         {
-            return jsonLine;
+            return Hosting.TerminalText.Escape(jsonLine);
         }
     }
 
@@ -237,7 +253,7 @@ internal static class CtlCommand
             }
             catch (JsonException)
             {
-                sb.Append(line).Append('\n');
+                sb.Append(Hosting.TerminalText.Escape(line)).Append('\n');
             }
         }
 
@@ -247,7 +263,7 @@ internal static class CtlCommand
     /// <summary>One incident (IncidentStore.ToJsonLine) as a terminal line: id, severity, status, rule, process, response.</summary>
     internal static string HumanIncident(JsonElement e)
     {
-        string Get(string k) => e.TryGetProperty(k, out JsonElement v) ? v.ToString() : "";
+        string Get(string k) => e.TryGetProperty(k, out JsonElement v) ? Hosting.TerminalText.Escape(v.ToString()) : "";
         return FormattableString.Invariant($"{Get("id"),-10} {Get("severity"),-8} {Get("status"),-12} {Get("source"),-42} {Get("process")}:{Get("pid")}  response: {Get("response")}  {Get("output")}");
     }
 
@@ -324,7 +340,7 @@ internal static class CtlCommand
             sb.Append(FormattableString.Invariant($"\n{"COUNT",5}  {"SEVERITY",-8}  {"RULE",-42}  RESPONSE\n"));
             foreach (SummaryRow r in rows)
             {
-                sb.Append(FormattableString.Invariant($"{r.Count,5}  {r.Severity,-8}  {r.Rule,-42}  {string.Join(", ", r.Responses)}\n"));
+                sb.Append(FormattableString.Invariant($"{r.Count,5}  {r.Severity,-8}  {Hosting.TerminalText.Escape(r.Rule),-42}  {Hosting.TerminalText.Escape(string.Join(", ", r.Responses))}\n"));
             }
         }
 
@@ -363,7 +379,7 @@ internal static class CtlCommand
         {
             using var doc = JsonDocument.Parse(jsonLine);
             JsonElement e = doc.RootElement;
-            string Get(string k) => e.TryGetProperty(k, out JsonElement v) ? v.ToString() : "";
+            string Get(string k) => e.TryGetProperty(k, out JsonElement v) ? Hosting.TerminalText.Escape(v.ToString()) : "";
             return $"{Get("evt.op")} {Get("evt.decision")} by {Get("proc.name")}:{Get("proc.pid")}";
         }
         catch (JsonException)

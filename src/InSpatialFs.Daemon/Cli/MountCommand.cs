@@ -57,7 +57,7 @@ internal static class MountCommand
         var stateDir = new Option<string?>("--state-dir") { Description = "Where incidents.jsonl and the event journal live (default /var/lib/inspatialfs/NAME)." };
         var control = new Option<string?>("--control") { Description = "Control directory mount (default /run/inspatialfs/NAME)." };
         var noControl = new Option<bool>("--no-control") { Description = "Do not mount the control directory." };
-        var name = new Option<string?>("--name") { Description = "Instance name (default: the config's name, else the mountpoint's base name)." };
+        var name = new Option<string?>("--name") { Description = "Instance name, one path component: 1-64 of letters, digits, '-', '_', '.' (default: the config's name, else the mountpoint's base name). Also moves the default control and state directories." };
         var rules = new Option<string[]>("--rules") { Description = "Extra rule file (YAML) on top of the built-in rules; repeatable." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning, error or critical.", DefaultValueFactory = _ => "info" };
         var readers = new Option<int>("--readers") { Description = "Kernel reader threads (default: 2 per core, at least 2)." };
@@ -80,8 +80,8 @@ internal static class MountCommand
             Description = "A resources: limit, KEY=VALUE with KEY one of memory, disk, inodes, open_files, ops_per_second, " +
                 "bytes_per_second (sizes like 256MiB); repeatable. The flag twin of the config's resources: block.",
         };
-        var execRuntimeWritten = new Option<string?>("--exec-runtime-written") { Description = "exec of files written at run time: allow or deny (maximum implies deny)." };
-        execRuntimeWritten.AcceptOnlyFromAmong("allow", "deny");
+        var execRuntimeWritten = new Option<string?>("--exec-runtime-written") { Description = "exec of files written at run time: allow, alert (allow and raise an incident) or deny (maximum implies deny)." };
+        execRuntimeWritten.AcceptOnlyFromAmong("allow", "alert", "deny");
         var suspendOn = new Option<string?>("--suspend-on") { Description = "Suspend the container on detections of this severity or higher: info, low, medium, high, critical." };
         suspendOn.AcceptOnlyFromAmong("info", "low", "medium", "high", "critical");
         var allowRelax = new Option<bool>("--allow-relax") { Description = "Allow the control command 'isolation LEVEL' to relax the level at run time." };

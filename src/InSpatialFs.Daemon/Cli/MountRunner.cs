@@ -73,19 +73,16 @@ internal static class MountRunner
                 throw new ConfigException(QuickConfigBuilder.Origin, 0, 0, $"{string.Join(", ", conflicting)} cannot be combined with --config (put them in the file)");
             }
 
-            InstanceConfig fromFile = ConfigLoader.LoadFile(r.ConfigFile);
-            if (r.MountPoint != null && Path.GetFullPath(r.MountPoint) != fromFile.Mountpoint)
+            // The overrides are read in place of the file's values, so they pass exactly the file's checks, and an
+            // overridden name moves the default control and state directories with it.
+            return ConfigLoader.LoadFile(r.ConfigFile, new ConfigOverrides
             {
-                fromFile = fromFile with { Mountpoint = Path.GetFullPath(r.MountPoint) };
-            }
-
-            return fromFile with
-            {
-                Name = r.Name ?? fromFile.Name,
-                Control = r.Control ?? fromFile.Control,
-                StateDir = r.StateDir ?? fromFile.StateDir,
-                Isolation = r.Isolation != null ? Security.Events.FsEventJson.ParseLevel(r.Isolation) : fromFile.Isolation,
-            };
+                Name = r.Name,
+                Mountpoint = r.MountPoint != null ? Path.GetFullPath(r.MountPoint) : null,
+                Control = r.Control,
+                StateDir = r.StateDir,
+                Isolation = r.Isolation,
+            });
         }
 
         if (r.MountPoint == null)
@@ -149,6 +146,7 @@ internal static class MountRunner
             {
                 "deny" => new ExecConfig { RuntimeWritten = Config.RuntimeWrittenExec.Deny },
                 "allow" => new ExecConfig { RuntimeWritten = Config.RuntimeWrittenExec.Allow },
+                "alert" => new ExecConfig { RuntimeWritten = Config.RuntimeWrittenExec.Alert },
                 _ => config.Exec,
             },
             Response = r.SuspendOn != null ? new ResponseConfig { SuspendOn = Security.Incidents.IncidentStore.ParseSeverity(r.SuspendOn) } : config.Response,

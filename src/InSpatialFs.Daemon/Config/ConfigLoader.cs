@@ -16,37 +16,81 @@ namespace InSpatialFs.Daemon.Config;
 public static class ConfigLoader
 {
     private static readonly string[] TopKeys =
-        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "response", "state_dir", "container", "rules"];
+        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules"];
     private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory"];
     private static readonly string[] MemoryKeys = ["size"];
     private static readonly string[] PathsKeys = ["forbidden", "readonly", "allowed"];
     private static readonly string[] ResourceKeys = ["memory", "disk", "inodes", "open_files", "ops_per_second", "bytes_per_second"];
     private static readonly string[] ExecKeys = ["runtime_written"];
+    private static readonly string[] ControlsKeys =
+    [
+        "refuse_setuid", "refuse_devices", "refuse_fifos_sockets", "refuse_security_xattrs", "refuse_all_xattr_writes",
+        "restrict_hardlinks", "restrict_symlinks", "allow_direct", "exec_runtime_written",
+    ];
     private static readonly string[] ResponseKeys = ["suspend_on"];
     private static readonly string[] ContainerKeys = ["cgroup"];
     private static readonly string[] RulesKeys = ["files"];
 
-    public static InstanceConfig LoadFile(string path)
+    /// <summary>
+    /// Every key the loader accepts, as dotted paths ("resources.disk", "mounts[].memory.size"); a key with sub-keys is
+    /// listed by its leaves. A test holds each of them to a test that shows its effect.
+    /// </summary>
+    public static IReadOnlyList<string> AcceptedKeys()
+    {
+        var nested = new Dictionary<string, string[]>(StringComparer.Ordinal)
+        {
+            ["mounts"] = MountKeys, ["paths"] = PathsKeys, ["resources"] = ResourceKeys, ["exec"] = ExecKeys, ["controls"] = ControlsKeys,
+            ["response"] = ResponseKeys, ["container"] = ContainerKeys, ["rules"] = RulesKeys,
+        };
+        var keys = new List<string>();
+        foreach (string top in TopKeys)
+        {
+            if (!nested.TryGetValue(top, out string[]? children))
+            {
+                keys.Add(top);
+                continue;
+            }
+
+            string prefix = top == "mounts" ? "mounts[]." : top + ".";
+            foreach (string child in children)
+            {
+                if (top == "mounts" && child == "memory") keys.AddRange(MemoryKeys.Select(k => prefix + "memory." + k));
+                else keys.Add(prefix + child);
+            }
+        }
+
+        return keys;
+    }
+
+    /// <summary>Config files larger than this are refused before parsing (a config is a page, not megabytes).</summary>
+    public const int MaxFileBytes = 1 << 20;
+
+    public static InstanceConfig LoadFile(string path, ConfigOverrides? overrides = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         string text;
         try
         {
+            var info = new FileInfo(path);
+            if (info.Exists && info.Length > MaxFileBytes)
+                throw new ConfigException(path, 0, 0, $"the config file is {info.Length} bytes; at most {MaxFileBytes} are read");
             text = File.ReadAllText(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new ConfigException(path, 0, 0, "cannot read the config file: " + e.Message, e);
         }
-        return Load(text, path);
+        return Load(text, path, overrides);
     }
 
     /// <param name="yaml">The document.</param>
     /// <param name="fileName">Named in errors; relative rule files are resolved against its directory.</param>
-    public static InstanceConfig Load(string yaml, string fileName)
+    /// <param name="overrides">Command-line values that replace the file's; they pass the same checks.</param>
+    public static InstanceConfig Load(string yaml, string fileName, ConfigOverrides? overrides = null)
     {
         ArgumentNullException.ThrowIfNull(yaml);
         ArgumentNullException.ThrowIfNull(fileName);
+        if (yaml.Length > MaxFileBytes) throw new ConfigException(fileName, 1, 1, $"the configuration is longer than {MaxFileBytes} characters");
         var stream = new YamlStream();
         try
         {
@@ -56,33 +100,55 @@ public static class ConfigLoader
         {
             throw new ConfigException(fileName, (int)e.Start.Line, (int)e.Start.Column, "invalid YAML: " + e.Message, e);
         }
+        catch (Exception e) when (e is not ConfigException and not OutOfMemoryException)
+        {
+            // YamlDotNet reports most faults as YamlException; anything else still becomes a positioned refusal, never a crash.
+            throw new ConfigException(fileName, 1, 1, "invalid YAML: " + e.Message, e);
+        }
         if (stream.Documents.Count == 0) throw new ConfigException(fileName, 1, 1, "the configuration is empty");
         if (stream.Documents.Count > 1)
         {
             var second = stream.Documents[1].RootNode;
             throw new ConfigException(fileName, (int)second.Start.Line, (int)second.Start.Column, "only one YAML document is allowed");
         }
-        return new Reader(fileName).Instance(stream.Documents[0].RootNode);
+        return new Reader(fileName, overrides ?? ConfigOverrides.None).Instance(stream.Documents[0].RootNode);
     }
 
-    private sealed class Reader(string file)
+    private sealed class Reader(string file, ConfigOverrides flags)
     {
         public InstanceConfig Instance(YamlNode rootNode)
         {
             var root = Mapping(rootNode, "the configuration");
             CheckKeys(root, "the configuration", TopKeys);
 
-            var mountpointNode = Required(root, "mountpoint", "the configuration");
-            string mountpoint = HostPath(mountpointNode, "mountpoint");
-            string name = Optional(root, "name") is { } nameNode ? InstanceName(nameNode) : DefaultName(mountpoint, mountpointNode);
-            string control = Optional(root, "control") is { } c ? HostPath(c, "control") : InstanceConfig.DefaultControl(name);
-            string stateDir = Optional(root, "state_dir") is { } s ? HostPath(s, "state_dir") : InstanceConfig.DefaultStateDir(name);
+            var mountpointNode = flags.Mountpoint == null ? Required(root, "mountpoint", "the configuration") : Optional(root, "mountpoint");
+            string mountpoint = flags.Mountpoint != null ? FlagPath(flags.Mountpoint, "MOUNTPOINT") : HostPath(mountpointNode!, "mountpoint");
+            YamlNode? nameNode = Optional(root, "name");
+            string name = flags.Name != null ? FlagName(flags.Name)
+                : nameNode != null ? InstanceName(nameNode)
+                : DefaultName(mountpoint, flags.Mountpoint != null ? null : mountpointNode);
+            var controlNode = Optional(root, "control");
+            string control = flags.Control != null ? FlagPath(flags.Control, "--control")
+                : controlNode != null ? HostPath(controlNode, "control") : InstanceConfig.DefaultControl(name);
+            var stateNode = Optional(root, "state_dir");
+            string stateDir = flags.StateDir != null ? FlagPath(flags.StateDir, "--state-dir")
+                : stateNode != null ? HostPath(stateNode, "state_dir") : InstanceConfig.DefaultStateDir(name);
 
             var mountsNode = Required(root, "mounts", "the configuration");
-            var mounts = Mounts(mountsNode, mountpoint);
-            if (IsAtOrBelow(control, mountpoint))
-                throw Fail(Optional(root, "control") ?? mountpointNode, $"the control directory {control} must not lie inside the mountpoint {mountpoint}");
+            var (mounts, sourceNodes) = Mounts(mountsNode);
+            if (ConfigRules.FindConflict(mountpoint, control, stateDir, mounts) is { } conflict)
+            {
+                throw conflict.Field switch
+                {
+                    LayoutField.Source => Fail(sourceNodes[conflict.MountIndex], conflict.Reason),
+                    LayoutField.Control => Blame(flags.Control, "--control", controlNode ?? nameNode ?? mountpointNode ?? root, conflict.Reason),
+                    LayoutField.StateDir => Blame(flags.StateDir, "--state-dir", stateNode ?? nameNode ?? mountpointNode ?? root, conflict.Reason),
+                    _ => Blame(flags.Mountpoint, "MOUNTPOINT", mountpointNode ?? root, conflict.Reason),
+                };
+            }
 
+            var exec = Optional(root, "exec") is { } x ? Exec(x) : new ExecConfig();
+            var controls = Optional(root, "controls") is { } ctl ? Controls(ctl, exec) : new ControlsConfig();
             return new InstanceConfig
             {
                 Origin = file,
@@ -91,36 +157,62 @@ public static class ConfigLoader
                 Control = control,
                 StateDir = stateDir,
                 Mounts = mounts,
-                Isolation = Optional(root, "isolation") is { } iso ? Isolation(iso) : IsolationLevel.Standard,
+                Isolation = flags.Isolation != null ? FlagIsolation(flags.Isolation)
+                    : Optional(root, "isolation") is { } iso ? Isolation(iso) : IsolationLevel.Standard,
                 Paths = Optional(root, "paths") is { } p ? Paths(p) : PathsConfig.Empty,
                 Resources = Optional(root, "resources") is { } r ? Resources(r) : new ResourcesConfig(),
-                Exec = Optional(root, "exec") is { } x ? Exec(x) : new ExecConfig(),
+                Exec = controls.ExecRuntimeWritten is { } rw ? new ExecConfig { RuntimeWritten = rw } : exec,
+                Controls = controls,
                 Response = Optional(root, "response") is { } rs ? Response(rs) : new ResponseConfig(),
                 Container = Optional(root, "container") is { } ct ? Container(ct) : new ContainerConfig(),
                 Rules = Optional(root, "rules") is { } ru ? Rules(ru) : RulesConfig.Empty,
             };
         }
 
+        /// <summary>A refusal of a value that came from a flag names the flag; one from the file names its node.</summary>
+        private ConfigException Blame(string? flagValue, string flag, YamlNode node, string reason) =>
+            flagValue != null ? FlagFail(flag, reason) : Fail(node, reason);
+
+        private static ConfigException FlagFail(string flag, string reason) => new(QuickConfigBuilder.Origin, 0, 0, $"{flag}: {reason}");
+
+        private static string FlagPath(string value, string flag)
+        {
+            string? problem = MountTable.ValidatePath(value);
+            return problem == null ? value : throw FlagFail(flag, $"'{value}' {problem}");
+        }
+
+        private static string FlagName(string value) =>
+            ConfigRules.NameProblem(value) is { } problem ? throw FlagFail("--name", problem) : value;
+
+        private static IsolationLevel FlagIsolation(string value) => value switch
+        {
+            "standard" => IsolationLevel.Standard,
+            "enhanced" => IsolationLevel.Enhanced,
+            "maximum" => IsolationLevel.Maximum,
+            _ => throw FlagFail("--isolation", $"'{value}' is not one of standard, enhanced, maximum"),
+        };
+
         private string InstanceName(YamlNode node)
         {
             string name = Scalar(node, "name");
-            if (name.Length == 0 || name.Length > 64 || name is "." or ".." ||
-                !name.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.'))
-                throw Fail(node, $"name '{name}' must be 1-64 characters of letters, digits, '-', '_' or '.'");
-            return name;
+            return ConfigRules.NameProblem(name) is { } problem ? throw Fail(node, problem) : name;
         }
 
-        private string DefaultName(string mountpoint, YamlNode at)
+        /// <summary>The mountpoint's base name, held to the same rule as an explicit name.</summary>
+        private string DefaultName(string mountpoint, YamlNode? at)
         {
             string baseName = mountpoint == "/" ? "" : mountpoint[(mountpoint.LastIndexOf('/') + 1)..];
-            if (baseName.Length == 0) throw Fail(at, "name is required when the mountpoint is /");
-            return baseName;
+            string? problem = baseName.Length == 0 ? "name is required when the mountpoint is /"
+                : ConfigRules.NameProblem(baseName) is { } p ? $"the mountpoint's base name is used as the instance name, but {p}; give name:" : null;
+            if (problem == null) return baseName;
+            throw at != null ? Fail(at, problem) : FlagFail("MOUNTPOINT", problem.Replace("give name:", "give --name", StringComparison.Ordinal));
         }
 
-        private IReadOnlyList<MountConfig> Mounts(YamlNode node, string mountpoint)
+        private (IReadOnlyList<MountConfig> Mounts, List<YamlNode> SourceNodes) Mounts(YamlNode node)
         {
             if (node is not YamlSequenceNode seq) throw Fail(node, "mounts must be a list of mounts");
             var result = new List<MountConfig>();
+            var sourceNodes = new List<YamlNode>();
             var seen = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
             foreach (YamlNode item in seq)
             {
@@ -147,17 +239,17 @@ public static class ConfigLoader
                     CheckKeys(mem, "memory", MemoryKeys);
                     long size = Size(Required(mem, "size", "memory"), "memory.size");
                     result.Add(new MountConfig(path, MountSourceKind.Memory, null, readOnly, false, size));
+                    sourceNodes.Add(memoryNode);
                     continue;
                 }
                 if (sourceNode == null) throw Fail(map, $"mount '{path}' has no source (give source: HOSTDIR or memory: {{ size: ... }})");
                 string source = HostPath(sourceNode, "source");
                 if (!Directory.Exists(source)) throw Fail(sourceNode, $"source directory {source} does not exist");
-                if (IsAtOrBelow(mountpoint, source))
-                    throw Fail(sourceNode, $"source {source} contains the mountpoint {mountpoint}: the mount would contain itself");
                 result.Add(new MountConfig(path, MountSourceKind.Host, source, readOnly, direct, null));
+                sourceNodes.Add(sourceNode);
             }
             if (!seen.ContainsKey("/")) throw Fail(node, "mounts must include a mount at path '/'");
-            return result;
+            return (result, sourceNodes);
         }
 
         private PathsConfig Paths(YamlNode node)
@@ -205,11 +297,39 @@ public static class ConfigLoader
             CheckKeys(map, "exec", ExecKeys);
             return new ExecConfig
             {
-                RuntimeWritten = Optional(map, "runtime_written") is { } rw
-                    ? Enum(rw, "exec.runtime_written", ("allow", RuntimeWrittenExec.Allow), ("alert", RuntimeWrittenExec.Alert), ("deny", RuntimeWrittenExec.Deny))
-                    : RuntimeWrittenExec.Default,
+                RuntimeWritten = Optional(map, "runtime_written") is { } rw ? RuntimeWrittenChoice(rw, "exec.runtime_written") : RuntimeWrittenExec.Default,
             };
         }
+
+        /// <summary>`controls:` — each privilege control of the isolation levels; false relaxes (with a warning), true tightens.</summary>
+        private ControlsConfig Controls(YamlNode node, ExecConfig exec)
+        {
+            var map = Mapping(node, "controls");
+            CheckKeys(map, "controls", ControlsKeys);
+            bool? Flag(string key) => Optional(map, key) is { } v ? Bool(v, "controls." + key) : null;
+            RuntimeWrittenExec? rw = null;
+            if (Optional(map, "exec_runtime_written") is { } rwNode)
+            {
+                if (exec.RuntimeWritten != RuntimeWrittenExec.Default)
+                    throw Fail(rwNode, "controls.exec_runtime_written and exec.runtime_written are the same setting; give one");
+                rw = RuntimeWrittenChoice(rwNode, "controls.exec_runtime_written");
+            }
+            return new ControlsConfig
+            {
+                RefuseSetuid = Flag("refuse_setuid"),
+                RefuseDevices = Flag("refuse_devices"),
+                RefuseFifosSockets = Flag("refuse_fifos_sockets"),
+                RefuseSecurityXattrs = Flag("refuse_security_xattrs"),
+                RefuseAllXattrWrites = Flag("refuse_all_xattr_writes"),
+                RestrictHardlinks = Flag("restrict_hardlinks"),
+                RestrictSymlinks = Flag("restrict_symlinks"),
+                AllowDirect = Flag("allow_direct"),
+                ExecRuntimeWritten = rw,
+            };
+        }
+
+        private RuntimeWrittenExec RuntimeWrittenChoice(YamlNode node, string what) =>
+            Enum(node, what, ("allow", RuntimeWrittenExec.Allow), ("alert", RuntimeWrittenExec.Alert), ("deny", RuntimeWrittenExec.Deny));
 
         private ResponseConfig Response(YamlNode node)
         {

@@ -19,15 +19,22 @@ public sealed record InstanceConfig
     public PathsConfig Paths { get; init; } = PathsConfig.Empty;
     public ResourcesConfig Resources { get; init; } = new();
     public ExecConfig Exec { get; init; } = new();
+    public ControlsConfig Controls { get; init; } = new();
     public ResponseConfig Response { get; init; } = new();
     /// <summary>State directory (journal, incidents): `state_dir:`, default /var/lib/inspatialfs/NAME.</summary>
     public required string StateDir { get; init; }
     public ContainerConfig Container { get; init; } = new();
     public RulesConfig Rules { get; init; } = RulesConfig.Empty;
 
-    public static string DefaultControl(string name) => "/run/inspatialfs/" + name;
+    /// <summary>Base of the default state directories (systemd's StateDirectory=).</summary>
+    public const string StateRoot = "/var/lib/inspatialfs";
 
-    public static string DefaultStateDir(string name) => "/var/lib/inspatialfs/" + name;
+    /// <summary>Base of the default control directories (systemd's RuntimeDirectory=).</summary>
+    public const string ControlRoot = "/run/inspatialfs";
+
+    public static string DefaultControl(string name) => ControlRoot + "/" + name;
+
+    public static string DefaultStateDir(string name) => StateRoot + "/" + name;
 }
 
 public enum MountSourceKind
@@ -75,6 +82,25 @@ public enum RuntimeWrittenExec
 public sealed record ExecConfig
 {
     public RuntimeWrittenExec RuntimeWritten { get; init; } = RuntimeWrittenExec.Default;
+}
+
+/// <summary>
+/// `controls:` — the privilege controls of the isolation levels, one key each; null leaves the level's default. A value
+/// looser than the level's default is an explicit relaxation, reported as a warning at start and in the control files,
+/// exactly like the matching --relax flag (which is applied after these).
+/// </summary>
+public sealed record ControlsConfig
+{
+    public bool? RefuseSetuid { get; init; }
+    public bool? RefuseDevices { get; init; }
+    public bool? RefuseFifosSockets { get; init; }
+    public bool? RefuseSecurityXattrs { get; init; }
+    public bool? RefuseAllXattrWrites { get; init; }
+    public bool? RestrictHardlinks { get; init; }
+    public bool? RestrictSymlinks { get; init; }
+    public bool? AllowDirect { get; init; }
+    /// <summary>controls.exec_runtime_written (the same setting as exec.runtime_written; a file gives one of them).</summary>
+    public RuntimeWrittenExec? ExecRuntimeWritten { get; init; }
 }
 
 /// <summary>`response:` — <see cref="SuspendOn"/> null means: never suspend automatically.</summary>

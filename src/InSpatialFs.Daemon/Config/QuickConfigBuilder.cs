@@ -50,7 +50,6 @@ public static class QuickConfigBuilder
         {
             string source = HostPath(options.Source, "--source");
             if (!Directory.Exists(source)) throw Fail($"--source: directory {source} does not exist");
-            if (ConfigLoader.IsAtOrBelow(mountpoint, source)) throw Fail($"--source {source} contains the mountpoint {mountpoint}");
             mounts.Add(new MountConfig("/", MountSourceKind.Host, source, options.SourceReadOnly, options.Direct, null));
         }
         else
@@ -69,15 +68,32 @@ public static class QuickConfigBuilder
         }
 
         string name = options.Name ?? (mountpoint == "/" ? throw Fail("--name is required when the mountpoint is /") : mountpoint[(mountpoint.LastIndexOf('/') + 1)..]);
+        if (ConfigRules.NameProblem(name) is { } nameProblem)
+        {
+            throw Fail(options.Name != null ? "--name: " + nameProblem : $"MOUNTPOINT: its base name is used as the instance name, but {nameProblem}; give --name");
+        }
+
         string control = options.Control != null ? HostPath(options.Control, "--control") : InstanceConfig.DefaultControl(name);
-        if (ConfigLoader.IsAtOrBelow(control, mountpoint)) throw Fail($"--control {control} must not lie inside the mountpoint");
+        string stateDir = options.StateDir != null ? HostPath(options.StateDir, "--state-dir") : InstanceConfig.DefaultStateDir(name);
+        if (ConfigRules.FindConflict(mountpoint, control, stateDir, mounts) is { } conflict)
+        {
+            string flag = conflict.Field switch
+            {
+                LayoutField.Source => "--source",
+                LayoutField.Control => "--control",
+                LayoutField.StateDir => "--state-dir",
+                _ => "MOUNTPOINT",
+            };
+            throw Fail($"{flag}: {conflict.Reason}");
+        }
+
         return new InstanceConfig
         {
             Origin = Origin,
             Name = name,
             Mountpoint = mountpoint,
             Control = control,
-            StateDir = options.StateDir != null ? HostPath(options.StateDir, "--state-dir") : InstanceConfig.DefaultStateDir(name),
+            StateDir = stateDir,
             Mounts = mounts,
             Isolation = options.Isolation switch
             {

@@ -224,42 +224,86 @@ internal sealed class ControlFileSystem : IFuseFileSystem
     public Errno Write(FuseRequest request, ulong nodeId, ulong fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
     {
         bytesWritten = 0;
+        int writtenLength = data.Length;
         if (!_open.TryGetValue(fh, out OpenControlFile? open) || open.File != ControlFile.Control)
         {
             return Errno.EBADF;
         }
 
-        // Commands are whole lines; a write may carry several or end mid-line (the rest comes next).
+        // Commands are whole lines; a write may carry several or end mid-line (the rest comes next). At most
+        // MaxLineBytes of a line are ever buffered: a longer one fails the write with EINVAL, and the rest of that line
+        // is dropped (each further write of it fails too) until its newline.
         lock (open)
         {
-            open.Pending.Append(Encoding.UTF8.GetString(data));
-            string text = open.Pending.ToString();
-            int newline;
-            while ((newline = text.IndexOf('\n', StringComparison.Ordinal)) >= 0)
+            while (!data.IsEmpty)
             {
-                string line = text[..newline].Trim();
-                text = text[(newline + 1)..];
-                if (line.Length == 0)
+                int newline = data.IndexOf((byte)'\n');
+                ReadOnlySpan<byte> piece = newline < 0 ? data : data[..newline];
+                data = newline < 0 ? [] : data[(newline + 1)..];
+                if (open.Discarding)
                 {
-                    continue;
+                    open.Discarding = newline < 0;
+                    return Errno.EINVAL;
                 }
 
-                Errno result = _plane.Execute(line, out string message);
+                if (open.PendingLength + piece.Length > ControlCommand.MaxLineBytes)
+                {
+                    open.LineNumber++;
+                    Log.ControlRefused(_logger, open.LineNumber, 1, "(too long)", $"a command line longer than {ControlCommand.MaxLineBytes} bytes");
+                    open.PendingLength = 0;
+                    open.Discarding = newline < 0;
+                    return Errno.EINVAL;
+                }
+
+                piece.CopyTo(open.Pending.AsSpan(open.PendingLength));
+                open.PendingLength += piece.Length;
+                if (newline < 0)
+                {
+                    break; // the rest of this line comes with the next write (or at close)
+                }
+
+                Errno result = RunPendingLine(open);
                 if (result != Errno.OK)
                 {
-                    Log.ControlRefused(_logger, line, message);
-                    open.Pending.Clear();
                     return result;
                 }
-
-                Log.ControlExecuted(_logger, line, message);
             }
-
-            open.Pending.Clear().Append(text);
         }
 
-        bytesWritten = data.Length;
+        bytesWritten = writtenLength;
         return Errno.OK;
+    }
+
+    /// <summary>Parses and runs the buffered line; refusals are logged with their line:column in this open file.</summary>
+    private Errno RunPendingLine(OpenControlFile open)
+    {
+        string line = Encoding.UTF8.GetString(open.Pending, 0, open.PendingLength);
+        open.PendingLength = 0;
+        open.LineNumber++;
+        string trimmed = line.Trim();
+        if (trimmed.Length == 0)
+        {
+            return Errno.OK;
+        }
+
+        int lead = line.Length - line.TrimStart().Length;
+        if (!ControlCommand.TryParse(trimmed, out ControlCommand command, out int column, out string error))
+        {
+            Log.ControlRefused(_logger, open.LineNumber, column + lead, trimmed, error); // the log formatter escapes it
+            return Errno.EINVAL;
+        }
+
+        Errno result = _plane.Execute(command, out string message);
+        if (result != Errno.OK)
+        {
+            Log.ControlRefused(_logger, open.LineNumber, 1 + lead, command.ToString(), message);
+        }
+        else
+        {
+            Log.ControlExecuted(_logger, command.ToString(), message);
+        }
+
+        return result;
     }
 
     public Errno Flush(FuseRequest request, ulong nodeId, ulong fh)
@@ -272,20 +316,13 @@ internal sealed class ControlFileSystem : IFuseFileSystem
 
         lock (open)
         {
-            string line = open.Pending.ToString().Trim();
-            open.Pending.Clear();
-            if (line.Length == 0)
+            if (open.Discarding)
             {
-                return Errno.OK;
+                open.Discarding = false;
+                return Errno.EINVAL;
             }
 
-            Errno result = _plane.Execute(line, out string message);
-            if (result != Errno.OK)
-            {
-                Log.ControlRefused(_logger, line, message);
-            }
-
-            return result;
+            return open.PendingLength == 0 ? Errno.OK : RunPendingLine(open);
         }
     }
 
@@ -448,7 +485,16 @@ internal sealed class ControlFileSystem : IFuseFileSystem
 
         public byte[] Snapshot { get; } = snapshot;
 
-        public StringBuilder Pending { get; } = new();
+        /// <summary>control: the line being written, at most <see cref="ControlCommand.MaxLineBytes"/> (allocated for control opens only).</summary>
+        public byte[] Pending { get; } = file == ControlFile.Control ? new byte[ControlCommand.MaxLineBytes] : [];
+
+        public int PendingLength;
+
+        /// <summary>control: the current line went past the limit; its remaining bytes are dropped up to its newline.</summary>
+        public bool Discarding;
+
+        /// <summary>control: lines seen on this open (for positioned refusals).</summary>
+        public int LineNumber;
 
         /// <summary>events: log position minus file offset, grown when a reader that fell behind the kept window is moved forward.</summary>
         public long Skew;

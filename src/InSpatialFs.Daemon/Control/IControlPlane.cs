@@ -11,8 +11,8 @@ internal interface IControlPlane
     /// <summary>The live event stream behind the `events` file.</summary>
     EventLog Events { get; }
 
-    /// <summary>Runs one command line written to `control`. A refused command returns EINVAL (or EPERM) and a reason.</summary>
-    Errno Execute(string command, out string message);
+    /// <summary>Runs one parsed command written to `control`. A refused command returns EINVAL (or EPERM) and a reason.</summary>
+    Errno Execute(ControlCommand command, out string message);
 }
 
 /// <summary>The files of the control directory, in listing order.</summary>

@@ -1,11 +1,15 @@
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
 
 namespace InSpatialFs.Daemon.Hosting;
 
 /// <summary>
 /// Console logging for the daemon: journal-friendly lines with syslog priority prefixes ("&lt;6&gt;") when
 /// systemd runs us (JOURNAL_STREAM or INVOCATION_ID set), a readable single-line format otherwise.
-/// Everything goes to stderr so stdout stays for command output.
+/// Everything goes to stderr so stdout stays for command output. Every line passes <see cref="TerminalText.Escape"/>:
+/// log lines carry paths and names a container chose, which must not forge or split lines or drive a terminal.
 /// </summary>
 internal static class DaemonLogging
 {
@@ -15,25 +19,12 @@ internal static class DaemonLogging
     public static ILoggerFactory Create(LogLevel minimum) => LoggerFactory.Create(builder =>
     {
         builder.SetMinimumLevel(minimum);
-        if (UnderSystemd)
+        builder.AddConsole(o =>
         {
-            builder.AddSystemdConsole(o =>
-            {
-                o.IncludeScopes = false;
-                o.UseUtcTimestamp = true;
-            });
-        }
-        else
-        {
-            builder.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "HH:mm:ss ";
-                o.IncludeScopes = false;
-            });
-        }
-
-        builder.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            o.FormatterName = EscapingConsoleFormatter.FormatterName;
+            o.LogToStandardErrorThreshold = LogLevel.Trace;
+        });
+        builder.AddConsoleFormatter<EscapingConsoleFormatter, EscapingConsoleFormatterOptions>(o => o.Systemd = UnderSystemd);
     });
 
     public static bool TryParseLevel(string text, out LogLevel level)
@@ -51,4 +42,55 @@ internal static class DaemonLogging
         };
         return (int)level >= 0;
     }
+}
+
+internal sealed class EscapingConsoleFormatterOptions : ConsoleFormatterOptions
+{
+    /// <summary>Syslog priority prefixes for the journal instead of a timestamp and level name.</summary>
+    public bool Systemd { get; set; }
+}
+
+/// <summary>One line per entry, message and exception escaped (<see cref="TerminalText"/>): "&lt;6&gt;category[id] message"
+/// under systemd, "HH:mm:ss info: category[id] message" otherwise.</summary>
+internal sealed class EscapingConsoleFormatter(IOptionsMonitor<EscapingConsoleFormatterOptions> options) : ConsoleFormatter(FormatterName)
+{
+    public const string FormatterName = "inspatialfs";
+
+    public override void Write<TState>(in LogEntry<TState> logEntry, IExternalScopeProvider? scopeProvider, TextWriter textWriter)
+    {
+        string message = logEntry.Formatter(logEntry.State, logEntry.Exception);
+        if (logEntry.Exception != null)
+        {
+            message = message + " " + logEntry.Exception;
+        }
+
+        message = TerminalText.Escape(message);
+        if (options.CurrentValue.Systemd)
+        {
+            textWriter.Write($"<{Priority(logEntry.LogLevel)}>{logEntry.Category}[{logEntry.EventId.Id}] {message}\n");
+        }
+        else
+        {
+            textWriter.Write($"{DateTime.Now:HH:mm:ss} {LevelName(logEntry.LogLevel)}: {logEntry.Category}[{logEntry.EventId.Id}] {message}\n");
+        }
+    }
+
+    private static int Priority(LogLevel level) => level switch
+    {
+        LogLevel.Critical => 2,
+        LogLevel.Error => 3,
+        LogLevel.Warning => 4,
+        LogLevel.Information => 6,
+        _ => 7,
+    };
+
+    private static string LevelName(LogLevel level) => level switch
+    {
+        LogLevel.Trace => "trce",
+        LogLevel.Debug => "dbug",
+        LogLevel.Information => "info",
+        LogLevel.Warning => "warn",
+        LogLevel.Error => "fail",
+        _ => "crit",
+    };
 }

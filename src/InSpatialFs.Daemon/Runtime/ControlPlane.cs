@@ -47,33 +47,29 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         _ => "",
     };
 
-    public Errno Execute(string command, out string message)
+    public Errno Execute(ControlCommand command, out string message)
     {
-        string[] words = command.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         SecurityManager security = _instance.Security;
-        switch (words)
+        switch (command.Verb)
         {
-            case ["suspend"]:
+            case ControlVerb.Suspend:
                 message = security.SuspendContainer("operator: control suspend");
                 // Nothing to freeze (no container seen, no cgroup configured): the writer must see it failed.
                 return message.StartsWith("suspend refused", StringComparison.Ordinal) ? Errno.EINVAL : Errno.OK;
-            case ["resume"]:
+            case ControlVerb.Resume:
                 security.Resume();
                 message = "resumed";
                 return Errno.OK;
-            case ["reload"]:
+            case ControlVerb.Reload:
                 return _instance.ReloadRules(out message);
-            case ["ack", string id]:
-                message = security.Acknowledge(id) ? $"incident {id} acknowledged" : $"no incident {id}";
+            case ControlVerb.Ack:
+                message = security.Acknowledge(command.Argument!) ? $"incident {command.Argument} acknowledged" : $"no incident {command.Argument}";
                 return message.StartsWith("no ", StringComparison.Ordinal) ? Errno.EINVAL : Errno.OK;
-            case ["resolve", string id]:
-                message = security.ResolveIncident(id) ? $"incident {id} resolved" : $"no incident {id}";
+            case ControlVerb.Resolve:
+                message = security.ResolveIncident(command.Argument!) ? $"incident {command.Argument} resolved" : $"no incident {command.Argument}";
                 return message.StartsWith("no ", StringComparison.Ordinal) ? Errno.EINVAL : Errno.OK;
-            case ["isolation", string level]:
-                message = $"changing the isolation level of a running instance is not supported; restart with isolation: {level}";
-                return Errno.EINVAL;
             default:
-                message = $"unknown command '{command}' (suspend, resume, reload, ack ID, resolve ID, isolation LEVEL)";
+                message = $"changing the isolation level of a running instance is not supported; restart with isolation: {command.Argument}";
                 return Errno.EINVAL;
         }
     }

@@ -42,6 +42,8 @@ internal sealed class Instance : IDisposable
     private ProtocolServer? _controlServer;
     private ControlFileSystem? _controlFs;
     private Timer? _statusTimer;
+    private MountProbe? _probe;
+    private bool _watchdogWithheld;
 
     private Instance(InstanceConfig config, InstanceOptions options, ILoggerFactory logs)
     {
@@ -95,15 +97,15 @@ internal sealed class Instance : IDisposable
 
     private void StartCore()
     {
-        // Modes arrive already masked by the kernel (no DONT_MASK); our own umask must not apply again on the host.
-        LibC.umask(0);
+        // No process-wide umask(0): the daemon's own files get explicit modes (TrustedPath), and host-backend creates set
+        // a zero umask on their own thread only (LibC.EnsureThreadUmaskZero), so the unit's UMask= holds for the rest.
         // Signals first: a SIGTERM while starting (systemd stop right after start, or a quick Ctrl-C) must stop the
         // instance through its own unmount, not kill the process with the default action and leave a dead mount.
         InstallSignals();
-        _owned.Add(StateDirLock.Acquire(_config.StateDir));
+        PreparePaths();
         Mounts = BuildMounts();
         Rules = LoadRules();
-        Security = new SecurityManager(BuildSecurityOptions(), Rules, Logs.CreateLogger("InSpatialFs.Security"));
+        Security = new SecurityManager(BuildSecurityOptions(_config, _options.Relax), Rules, Logs.CreateLogger("InSpatialFs.Security"));
         _owned.Add(Security);
         foreach (string warning in Security.Warnings)
         {
@@ -123,7 +125,6 @@ internal sealed class Instance : IDisposable
         ControlPlane = new ControlPlane(this);
         _owned.Add(ControlPlane);
 
-        Directory.CreateDirectory(_config.Mountpoint);
         _mount = Mount(_config.Mountpoint, "inspatialfs:" + _config.Name, allowOther: true);
         if (_mount.ConnectionId is uint connection)
         {
@@ -139,8 +140,6 @@ internal sealed class Instance : IDisposable
 
         if (_options.Control)
         {
-            Directory.CreateDirectory(_config.Control);
-            File.SetUnixFileMode(_config.Control, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var controlFs = _controlFs = new ControlFileSystem(ControlPlane, Logs.CreateLogger("InSpatialFs.Control"));
             _controlMount = Mount(_config.Control, "inspatialfs-control:" + _config.Name, allowOther: false);
             // events readers block a thread each (at most MaxBlockedEventReaders); leave room for the snapshot files and commands.
@@ -160,6 +159,11 @@ internal sealed class Instance : IDisposable
         _notifier.Ready($"serving {_config.Mountpoint}");
         _serving = true; // SIGHUP reloads from here on (the rules exist)
         TimeSpan period = _notifier.WatchdogInterval is TimeSpan w ? w / 2 : TimeSpan.FromSeconds(10);
+        if (_notifier.WatchdogInterval is TimeSpan watchdog)
+        {
+            _probe = new MountProbe(_config.Mountpoint, watchdog / 4);
+        }
+
         _statusTimer = new Timer(_ => Heartbeat(), null, period, period);
     }
 
@@ -301,13 +305,51 @@ internal sealed class Instance : IDisposable
         RequestStop();
     }
 
+    /// <summary>
+    /// Before anything is mounted: the state directory (checked, created 0700, locked), then crash recovery and checks
+    /// of the mountpoint and the control directory. Any refusal ends the start with nothing mounted.
+    /// </summary>
+    private void PreparePaths()
+    {
+        using (SafeFd stateDir = OwnPaths.OpenStateDirectory(_config.StateDir, _log))
+        {
+            _owned.Add(StateDirLock.Acquire(stateDir, _config.StateDir));
+        }
+
+        StaleMounts.Clear(_config.Mountpoint, "inspatialfs:" + _config.Name, _log);
+        OwnPaths.PrepareMountpoint(_config.Mountpoint, _log);
+        if (_options.Control)
+        {
+            StaleMounts.Clear(_config.Control, "inspatialfs-control:" + _config.Name, _log);
+            OwnPaths.PrepareControlDirectory(_config.Control, _log);
+        }
+    }
+
     private void Heartbeat()
     {
         SecurityCounters c = Security.Counters();
         _notifier.Status($"ops={c.Decisions} denials={c.Denials} incidents={c.Incidents} dropped={c.EventsDropped}{(c.Suspended ? " SUSPENDED" : "")}");
-        if (_notifier.WatchdogInterval != null)
+        if (_notifier.WatchdogInterval is not TimeSpan watchdog || _probe == null)
         {
+            return;
+        }
+
+        // Ping only while the mount answers: a hung reader pool must lead to a restart, not be hidden by a timer thread.
+        TimeSpan silent = _probe.SinceLastAnswer;
+        if (silent < watchdog / 2)
+        {
+            if (_watchdogWithheld)
+            {
+                _watchdogWithheld = false;
+                Log.WatchdogResumed(_log, _config.Mountpoint);
+            }
+
             _notifier.WatchdogPing();
+        }
+        else if (!_watchdogWithheld)
+        {
+            _watchdogWithheld = true;
+            Log.WatchdogWithheld(_log, _config.Mountpoint, (long)silent.TotalSeconds);
         }
     }
 
@@ -315,6 +357,8 @@ internal sealed class Instance : IDisposable
     {
         _statusTimer?.Dispose();
         _statusTimer = null;
+        _probe?.Dispose();
+        _probe = null;
         _controlFs?.Close(); // followers (cat events, ctl events --follow) get end-of-file instead of holding the server
         _controlServer?.Stop();
         _controlServer?.Completion.Wait(TimeSpan.FromSeconds(5));
@@ -376,32 +420,42 @@ internal sealed class Instance : IDisposable
         }
     }
 
-    private SecurityOptions BuildSecurityOptions() => Relaxations.Apply(_options.Relax, new SecurityOptions
+    /// <summary>The security profile of a config: its controls:, exec:, paths and resources, then the --relax flags.</summary>
+    internal static SecurityOptions BuildSecurityOptions(InstanceConfig config, IReadOnlyList<string> relax) => Relaxations.Apply(relax, new SecurityOptions
     {
-        Level = _config.Isolation,
-        Forbidden = _config.Paths.Forbidden,
-        ReadOnly = _config.Paths.ReadOnly,
-        Allowed = _config.Paths.Allowed,
-        RuntimeWrittenExec = _config.Exec.RuntimeWritten switch
+        Level = config.Isolation,
+        RefuseSetuid = config.Controls.RefuseSetuid,
+        RefuseDevices = config.Controls.RefuseDevices,
+        RefuseFifosSockets = config.Controls.RefuseFifosSockets,
+        RefuseSecurityXattrs = config.Controls.RefuseSecurityXattrs,
+        RefuseAllXattrWrites = config.Controls.RefuseAllXattrWrites,
+        RestrictHardlinks = config.Controls.RestrictHardlinks,
+        RestrictSymlinks = config.Controls.RestrictSymlinks,
+        AllowDirect = config.Controls.AllowDirect,
+        Forbidden = config.Paths.Forbidden,
+        ReadOnly = config.Paths.ReadOnly,
+        Allowed = config.Paths.Allowed,
+        RuntimeWrittenExec = config.Exec.RuntimeWritten switch
         {
             InSpatialFs.Daemon.Config.RuntimeWrittenExec.Deny => InSpatialFs.Security.Policy.RuntimeWrittenExec.Deny,
-            InSpatialFs.Daemon.Config.RuntimeWrittenExec.Allow or InSpatialFs.Daemon.Config.RuntimeWrittenExec.Alert => InSpatialFs.Security.Policy.RuntimeWrittenExec.Allow,
+            InSpatialFs.Daemon.Config.RuntimeWrittenExec.Allow => InSpatialFs.Security.Policy.RuntimeWrittenExec.Allow,
+            InSpatialFs.Daemon.Config.RuntimeWrittenExec.Alert => InSpatialFs.Security.Policy.RuntimeWrittenExec.Alert,
             _ => null,
         },
         Resources = new ResourceLimits
         {
-            MemoryBytes = _config.Resources.Memory,
-            DiskBytes = _config.Resources.Disk,
-            Inodes = _config.Resources.Inodes,
-            OpenFiles = _config.Resources.OpenFiles is long f ? (int)Math.Min(f, int.MaxValue) : null,
-            OpsPerSecond = _config.Resources.OpsPerSecond,
-            BytesPerSecond = _config.Resources.BytesPerSecond,
+            MemoryBytes = config.Resources.Memory,
+            DiskBytes = config.Resources.Disk,
+            Inodes = config.Resources.Inodes,
+            OpenFiles = config.Resources.OpenFiles is long f ? (int)Math.Min(f, int.MaxValue) : null,
+            OpsPerSecond = config.Resources.OpsPerSecond,
+            BytesPerSecond = config.Resources.BytesPerSecond,
         },
-        SuspendOn = _config.Response.SuspendOn,
-        StateDir = _config.StateDir,
-        ContainerCgroup = _config.Container.Cgroup,
-        ContainerName = _config.Name,
-        Mountpoint = _config.Mountpoint,
+        SuspendOn = config.Response.SuspendOn,
+        StateDir = config.StateDir,
+        ContainerCgroup = config.Container.Cgroup,
+        ContainerName = config.Name,
+        Mountpoint = config.Mountpoint,
     });
 
     /// <summary>A host name the backend refused as an escape becomes a security event (evt.op = escape).</summary>

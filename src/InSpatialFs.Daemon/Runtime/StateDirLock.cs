@@ -1,39 +1,66 @@
+using System.Globalization;
+using System.Text;
+using InSpatialFs.Interop;
+using Microsoft.Win32.SafeHandles;
+
 namespace InSpatialFs.Daemon.Runtime;
 
 /// <summary>
-/// Holds <c>&lt;state_dir&gt;/instance.lock</c> for the life of the instance. Two instances on one state directory
-/// (the same name, or the same --state-dir) would interleave their incident and event journals and lose lines, so the
-/// second one is refused at start. .NET takes an exclusive flock(2) for a FileShare.None open on Linux; the kernel
-/// drops it when the process ends, so a daemon killed with SIGKILL leaves no stale lock behind.
+/// Holds <c>&lt;state_dir&gt;/instance.lock</c> (flock, exclusive) for the life of the instance. Two instances on one state
+/// directory (the same name, or the same --state-dir) would interleave their incident and event journals and lose lines,
+/// so the second one is refused at start with the pid from <c>instance.pid</c>. The kernel drops the lock when the
+/// process ends, so a daemon killed with SIGKILL leaves no stale lock behind. Both files are opened beneath the checked
+/// state directory without following symlinks and created 0600 (<see cref="TrustedPath"/>).
 /// </summary>
 internal sealed class StateDirLock : IDisposable
 {
     public const string LockFileName = "instance.lock";
     public const string PidFileName = "instance.pid";
 
-    private readonly FileStream _lock;
+    private readonly SafeFileHandle _lock;
 
-    private StateDirLock(FileStream held) => _lock = held;
+    private StateDirLock(SafeFileHandle held) => _lock = held;
 
-    public static StateDirLock Acquire(string stateDir)
+    /// <param name="stateDir">A directory already opened (and created) by <see cref="TrustedPath.OpenDirectory"/>.</param>
+    public static StateDirLock Acquire(SafeFd stateDir, string stateDirPath)
     {
-        Directory.CreateDirectory(stateDir);
-        string lockPath = Path.Combine(stateDir, LockFileName);
-        string pidPath = Path.Combine(stateDir, PidFileName);
-        FileStream held;
+        SafeFileHandle held = TrustedPath.OpenFile(stateDir, stateDirPath, LockFileName, LibC.O_RDWR | LibC.O_CREAT);
+        if (LibC.flock((int)held.DangerousGetHandle(), LibC.LOCK_EX | LibC.LOCK_NB) != 0)
+        {
+            Errno error = ErrnoExtensions.LastPInvoke();
+            held.Dispose();
+            if (error != Errno.EAGAIN)
+            {
+                throw new InstanceStartException($"cannot lock {Path.Combine(stateDirPath, LockFileName)}: {error}");
+            }
+
+            string holder = ReadHolder(stateDir, stateDirPath) is int pid ? $" (pid {pid})" : "";
+            throw new InstanceStartException(
+                $"state directory {stateDirPath} is in use by another instance{holder}; give this one its own --name or --state-dir");
+        }
+
+        using (SafeFileHandle pidFile = TrustedPath.OpenFile(stateDir, stateDirPath, PidFileName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC))
+        {
+            RandomAccess.Write(pidFile, Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n"), 0);
+        }
+
+        return new StateDirLock(held);
+    }
+
+    /// <summary>The pid the holder wrote, read without following symlinks and bounded (a planted file cannot flood us).</summary>
+    private static int? ReadHolder(SafeFd stateDir, string stateDirPath)
+    {
         try
         {
-            held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            using SafeFileHandle file = TrustedPath.OpenFile(stateDir, stateDirPath, PidFileName, LibC.O_RDONLY);
+            byte[] buffer = new byte[16];
+            int n = RandomAccess.Read(file, buffer, 0);
+            return int.TryParse(Encoding.ASCII.GetString(buffer, 0, n).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) ? pid : null;
         }
-        catch (IOException e)
+        catch (IOException)
         {
-            string holder = File.Exists(pidPath) ? $" (pid {File.ReadAllText(pidPath).Trim()})" : "";
-            throw new InstanceStartException(
-                $"state directory {stateDir} is in use by another instance{holder}; give this one its own --name or --state-dir", e);
+            return null;
         }
-
-        File.WriteAllText(pidPath, Environment.ProcessId + "\n");
-        return new StateDirLock(held);
     }
 
     public void Dispose() => _lock.Dispose();

@@ -253,7 +253,7 @@ public sealed class FuseMount : IDisposable
     }
 
     /// <summary>mountinfo writes space, tab, newline and backslash as \ooo octal escapes.</summary>
-    private static string UnescapeMountinfo(string field)
+    public static string UnescapeMountinfo(string field)
     {
         if (!field.Contains('\\', StringComparison.Ordinal))
         {

@@ -8,6 +8,7 @@ public sealed class EventJournal : IDisposable
 {
     public const string FileName = "events.jsonl";
 
+    private readonly string _stateDir;
     private readonly string _path;
     private readonly long _rotateBytes;
     private readonly int _keep;
@@ -16,7 +17,7 @@ public sealed class EventJournal : IDisposable
 
     public EventJournal(string stateDir, long rotateBytes, int keep)
     {
-        Directory.CreateDirectory(stateDir);
+        _stateDir = stateDir;
         _path = Path.Combine(stateDir, FileName);
         _rotateBytes = rotateBytes;
         _keep = Math.Max(0, keep);
@@ -40,7 +41,8 @@ public sealed class EventJournal : IDisposable
 
     public void Flush() => _file.Flush();
 
-    private FileStream Open() => new(_path, FileMode.Append, FileAccess.Write, FileShare.Read, 64 * 1024);
+    /// <summary>Created 0600 beneath a checked state directory, never through a symlink (rotation reopens the same way).</summary>
+    private FileStream Open() => Interop.TrustedPath.OpenAppendStream(_stateDir, FileName, 64 * 1024);
 
     private void Rotate()
     {

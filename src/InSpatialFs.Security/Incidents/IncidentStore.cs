@@ -31,10 +31,10 @@ public sealed class IncidentStore : IDisposable
     {
         _log = log ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         if (stateDir is null) return;
-        Directory.CreateDirectory(stateDir);
         FilePath = Path.Combine(stateDir, FileName);
-        if (File.Exists(FilePath)) Load(FilePath);
-        _file = new FileStream(FilePath, FileMode.Append, FileAccess.Write, FileShare.Read, 1, FileOptions.None);
+        // Created 0600 beneath a checked directory, never through a symlink; checked before it is read back.
+        _file = Interop.TrustedPath.OpenAppendStream(stateDir, FileName, bufferSize: 1);
+        if (_file.Length > 0) Load(FilePath);
     }
 
     public string? FilePath { get; }

@@ -92,9 +92,9 @@ public sealed record EffectiveControls
         }
 
         RuntimeWrittenExec exec = o.RuntimeWrittenExec ?? d.RuntimeWrittenExec;
-        if (exec == RuntimeWrittenExec.Allow && d.RuntimeWrittenExec == RuntimeWrittenExec.Deny)
+        if (exec != RuntimeWrittenExec.Deny && d.RuntimeWrittenExec == RuntimeWrittenExec.Deny)
         {
-            warnings.Add($"relaxation: exec.runtime_written=allow under isolation {level} (the level denies exec of files written at run time)");
+            warnings.Add($"relaxation: exec.runtime_written={exec.ToString().ToLowerInvariant()} under isolation {level} (the level denies exec of files written at run time)");
         }
 
         bool allowDirect = o.AllowDirect ?? d.AllowDirect;

@@ -7,6 +7,8 @@ public enum RuntimeWrittenExec : byte
 {
     Allow,
     Deny,
+    /// <summary>Allowed, and raises an incident (the incident itself is the security manager's).</summary>
+    Alert,
 }
 
 /// <summary>Resource limits of one instance (config key <c>resources:</c>); null means "not limited".</summary>

@@ -330,6 +330,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         ReadOnlySpan<byte> targetZ, out FuseAttr attr)
     {
         attr = default;
+        LibC.EnsureThreadUmaskZero(); // exact modes without a chmod; TakeOwnership still fixes them if it was refused
         Span<byte> nameZ = stackalloc byte[NameMax + 1];
         Errno e = CheckName(name, nameZ);
         if (e != Errno.OK) return e;
@@ -549,6 +550,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         if (e != Errno.OK) return e;
         if (!TryGetNode(parent, out HostNode? p)) return Errno.ENOENT;
         if (!ReserveHandle()) return Errno.EMFILE;
+        LibC.EnsureThreadUmaskZero();
         e = Borrow(p, out FdLease pl);
         if (e != Errno.OK)
         {
@@ -592,6 +594,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         if (ReadOnly) return Errno.EROFS;
         if (!TryGetNode(parent, out HostNode? p)) return Errno.ENOENT;
         if (!ReserveHandle()) return Errno.EMFILE;
+        LibC.EnsureThreadUmaskZero();
         Errno e = Borrow(p, out FdLease pl);
         int fd = -1;
         bool parentSetgid = false;

@@ -72,15 +72,26 @@ public sealed class DaemonProcess : IDisposable
     }
 
     /// <summary>Runs <c>inspatialfs mount ARGS MOUNTPOINT</c> and waits until the mount is live.</summary>
-    public static DaemonProcess Start(string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true)
+    public static DaemonProcess Start(string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true,
+        IReadOnlyDictionary<string, string>? environment = null) =>
+        StartWith(Binary, mountPoint, arguments, timeout, appendMountPoint, environment);
+
+    /// <summary>Like <see cref="Start"/>, through another program (a wrapper that sets up the daemon's environment, then execs it).</summary>
+    public static DaemonProcess StartWith(string program, string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         Directory.CreateDirectory(mountPoint);
-        var info = new ProcessStartInfo(Binary)
+        var info = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach ((string key, string value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
         info.ArgumentList.Add("mount");
         foreach (string a in arguments)
         {
@@ -102,11 +113,12 @@ public sealed class DaemonProcess : IDisposable
         var clock = Stopwatch.StartNew();
         while (!Mounts.IsFuse(mountPoint))
         {
-            if (process.HasExited || clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
+            bool exited = process.HasExited;
+            if (exited || clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
             {
                 string output = daemon.Output;
                 daemon.Dispose();
-                throw new InvalidOperationException($"inspatialfs did not mount {mountPoint} (exited: {process.HasExited}):\n{output}");
+                throw new InvalidOperationException($"inspatialfs did not mount {mountPoint} (exited: {exited}):\n{output}");
             }
 
             Thread.Sleep(20);

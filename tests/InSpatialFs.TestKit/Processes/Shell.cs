@@ -55,9 +55,9 @@ public static class Shell
     }
 
     /// <summary>Runs and asserts success, returning stdout.</summary>
-    public static string Check(string script, TimeSpan? timeout = null, string? workingDirectory = null)
+    public static string Check(string script, TimeSpan? timeout = null, string? workingDirectory = null, IDictionary<string, string>? environment = null)
     {
-        ShellResult r = Run(script, timeout, workingDirectory);
+        ShellResult r = Run(script, timeout, workingDirectory, environment);
         Assert.That(r.ExitCode, Is.Zero, $"`{script}` failed: {r}");
         return r.StdOut;
     }
