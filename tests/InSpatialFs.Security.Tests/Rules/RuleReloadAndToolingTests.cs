@@ -171,7 +171,7 @@ public sealed class RuleReloadAndToolingTests
     {
         var output = new StringWriter();
         Assert.That(RuleTooling.Explain("Namespace or mount tool executed", [], output), Is.Zero);
-        Assert.That(output.ToString(), Does.Contain("condition: evt.op = open and evt.is_exec and fs.name in (mount, umount, nsenter"));
+        Assert.That(output.ToString(), Does.Contain("condition: evt.op = open and evt.is_exec and fd.filename in (mount, umount, nsenter"));
         Assert.That(RuleTooling.Explain("no such rule", [], new StringWriter()), Is.EqualTo(1));
     }
 
