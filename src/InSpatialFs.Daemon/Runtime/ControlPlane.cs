@@ -108,6 +108,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         {
             Line(sb, "spliced_reads", _instance.SplicedReadReplies);
         }
+        Outputs.AlertOutputsFactory.StatusLines(sb, _instance.Alerts);
         foreach (string warning in _instance.Security.Warnings)
         {
             Line(sb, "warning", warning);
@@ -200,6 +201,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
             sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_total{{instance=\"{name}\",op=\"{op}\"}} {count}\n");
         }
 
+        Outputs.AlertOutputsFactory.Metrics(sb, _instance.Alerts, name);
         _latencies.WritePrometheus(sb, name);
         return sb.ToString();
     }
