@@ -36,7 +36,7 @@ internal sealed class ScalarMap
     public static ScalarMap? For(YamlScalarNode node, string value, SourceLines text)
     {
         int start = (int)node.Start.Index, end = Math.Min((int)node.End.Index, text.Length);
-        if (start < 0 || start >= end || node.Start.Line == node.End.Line && node.Style == ScalarStyle.Plain)
+        if (value.Length == 0 || start < 0 || start >= end || node.Start.Line == node.End.Line && node.Style == ScalarStyle.Plain)
         {
             return null;
         }
