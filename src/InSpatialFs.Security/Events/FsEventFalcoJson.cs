@@ -95,7 +95,6 @@ public static partial class FsEventJson
                 case "evt.arg.newpath": e.Target = v.GetString(); break;
                 case "evt.arg.target": e.LinkTarget = v.GetString(); break;
                 case "evt.is_open_write": e.IsWrite |= v.GetBoolean(); e.Flags |= v.GetBoolean() ? 1 : 0; break;
-                case "evt.is_open_exec": e.IsExec |= v.GetBoolean(); break;
                 case "thread.tid": e.Pid = v.GetInt32(); break;
                 default:
                     if (key.StartsWith("proc.", StringComparison.Ordinal) || key.StartsWith("user.", StringComparison.Ordinal)

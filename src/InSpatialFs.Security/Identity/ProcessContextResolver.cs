@@ -43,18 +43,36 @@ public sealed class ProcessContextResolver
         }
 
         string dir = Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture));
-        string? stat = ReadText(Path.Combine(dir, "stat"), 1024);
-        if (stat is null || !TryParseStat(stat, out string comm, out int ppid, out int pgid, out int sid, out long tty, out ulong start))
+        string comm;
+        int ppid, pgid, sid;
+        long tty;
+        ulong start;
+        string exe, args;
+        bool consistent;
+        for (int attempt = 0; ; attempt++)
         {
-            return null;
-        }
+            string? stat = ReadText(Path.Combine(dir, "stat"), 1024);
+            if (stat is null || !TryParseStat(stat, out comm, out ppid, out pgid, out sid, out tty, out start))
+            {
+                return null;
+            }
 
-        if (_cache.TryGetValue((pid, start, comm), out ProcessContext? known))
-        {
-            return known;
-        }
+            if (_cache.TryGetValue((pid, start, comm), out ProcessContext? known))
+            {
+                return known;
+            }
 
-        (string exe, string args) = ReadCmdline(Path.Combine(dir, "cmdline"));
+            // Caught inside execve (the new name is set before the new arguments are): read again shortly. A script
+            // run through its interpreter stays inconsistent (comm is the script, argv[0] the interpreter) and is kept.
+            (exe, args) = ReadCmdline(Path.Combine(dir, "cmdline"));
+            consistent = Consistent(comm, exe);
+            if (consistent || attempt == 2)
+            {
+                break;
+            }
+
+            Thread.Sleep(1);
+        }
         Status status = ReadStatus(Path.Combine(dir, "status"));
         var context = new ProcessContext
         {
@@ -80,12 +98,29 @@ public sealed class ProcessContextResolver
             Accounts = Accounts,
         };
 
+        if (!consistent)
+        {
+            return context; // not cached: the next process that names it as parent reads it again
+        }
+
         if (_cache.Count >= Capacity)
         {
             _cache.Clear();
         }
 
         return _cache.GetOrAdd((pid, start, comm), context);
+    }
+
+    /// <summary>argv[0]'s base name and comm (its first 15 characters) name the same program.</summary>
+    internal static bool Consistent(string comm, string argv0)
+    {
+        string name = Path.GetFileName(argv0).TrimStart('-');
+        if (name.Length == 0)
+        {
+            return false;
+        }
+
+        return name.StartsWith(comm, StringComparison.Ordinal) || comm.StartsWith(name, StringComparison.Ordinal);
     }
 
     /// <summary>Fields 2 (comm), 4 (ppid), 5 (pgrp), 6 (session), 7 (tty_nr), 22 (starttime) of /proc/PID/stat.</summary>

@@ -146,7 +146,8 @@ internal static class FieldDefinitions
         Flag("evt.is_exec", e => e.IsExec);
         Flag("evt.is_open_read", e => IsOpenOp(e.Op) && !e.IsExec && (e.Flags & OAccMode) is 0 or 2);
         Flag("evt.is_open_write", e => IsOpenOp(e.Op) && !e.IsExec && ((e.Flags & OAccMode) is 1 or 2 || e.IsWrite));
-        Flag("evt.is_open_exec", e => IsOpenOp(e.Op) && e.IsExec);
+        // Falco: a file created with an execute bit (an exec of an existing file is evt.is_exec, ours).
+        Flag("evt.is_open_exec", e => (e.Op is FsOp.Create or FsOp.TmpFile || (IsOpenOp(e.Op) && (e.Flags & OCreat) != 0)) && (e.Mode & 0x49) != 0);
         Flag("evt.is_open_create", e => e.Op is FsOp.Create or FsOp.TmpFile || (IsOpenOp(e.Op) && (e.Flags & OCreat) != 0));
         Num("evt.size", (FsEvent e, out bool p) => Has(e.Size, out p));
         Txt("evt.decision", (FsEvent e, out bool p) => Present(DecisionNames[(int)e.Decision], out p), DecisionNames);
