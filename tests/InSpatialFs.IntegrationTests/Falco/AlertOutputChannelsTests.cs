@@ -32,8 +32,16 @@ public sealed class AlertOutputChannelsTests
     private string _control = "";
     private int _httpPort, _otlpPort;
     private DaemonProcess? _daemon;
-    private SyslogReceiver? _syslog;
-    private HttpReceiver? _http, _otlp;
+
+    /// <summary>The receivers, replaced when a test "kills" and restarts them (all disposed at the end).</summary>
+    private sealed class Receivers
+    {
+        public SyslogReceiver? Syslog;
+        public HttpReceiver? Http;
+        public HttpReceiver? Otlp;
+    }
+
+    private readonly Receivers _r = new();
 
     private string SyslogPath => Path.Combine(_work, "log.sock");
 
@@ -50,9 +58,9 @@ public sealed class AlertOutputChannelsTests
         File.WriteAllText(Path.Combine(_work, "alert.yaml"), Rule);
         _httpPort = HttpReceiver.FreePort();
         _otlpPort = HttpReceiver.FreePort();
-        _syslog = new SyslogReceiver(SyslogPath);
-        _http = new HttpReceiver(_httpPort, otlp: false);
-        _otlp = new HttpReceiver(_otlpPort, otlp: true);
+        _r.Syslog = new SyslogReceiver(SyslogPath);
+        _r.Http = new HttpReceiver(_httpPort, otlp: false);
+        _r.Otlp = new HttpReceiver(_otlpPort, otlp: true);
         string config = Path.Combine(_work, "instance.yaml");
         File.WriteAllText(config, $$"""
             name: out-{{Path.GetFileName(_work)[^8..]}}
@@ -79,9 +87,9 @@ public sealed class AlertOutputChannelsTests
     public void Stop()
     {
         _daemon?.Dispose();
-        _syslog?.Dispose();
-        _http?.Dispose();
-        _otlp?.Dispose();
+        _r.Syslog?.Dispose();
+        _r.Http?.Dispose();
+        _r.Otlp?.Dispose();
         Shell.Run($"umount -l '{_control}' 2>/dev/null; rm -rf '{_work}'");
     }
 
@@ -121,10 +129,10 @@ public sealed class AlertOutputChannelsTests
     public void Every_channel_delivers_Falco_s_alert_to_its_receiver()
     {
         Trigger("a", 3);
-        WaitFor(() => _syslog!.Messages.Count >= 3 && _http!.Json.Count >= 3 && _otlp!.Otlp.Count >= 3 && File.Exists(AlertFile) && File.ReadAllLines(AlertFile).Length >= 3, "3 alerts on every channel");
+        WaitFor(() => _r.Syslog!.Messages.Count >= 3 && _r.Http!.Json.Count >= 3 && _r.Otlp!.Otlp.Count >= 3 && File.Exists(AlertFile) && File.ReadAllLines(AlertFile).Length >= 3, "3 alerts on every channel");
 
         // falcosidekick's payload: Falco's JSON output.
-        JsonElement json = _http!.Json.First(j => Mentions(j.GetProperty("output").GetString()!, "a0"));
+        JsonElement json = _r.Http!.Json.First(j => Mentions(j.GetProperty("output").GetString()!, "a0"));
         Assert.That(json.GetProperty("rule").GetString(), Is.EqualTo("Alert file opened"));
         Assert.That(json.GetProperty("priority").GetString(), Is.EqualTo("Warning"));
         Assert.That(json.GetProperty("source").GetString(), Is.EqualTo("syscall"));
@@ -138,7 +146,7 @@ public sealed class AlertOutputChannelsTests
         Assert.That(json.GetProperty("incident").GetProperty("id").GetString(), Does.StartWith("inc-"));
 
         // RFC 5424 on the syslog socket: <PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG; local3 (19) * 8 + warning (4) = 156.
-        string message = _syslog!.Messages.First(m => Mentions(m, "a0"));
+        string message = _r.Syslog!.Messages.First(m => Mentions(m, "a0"));
         Match m = Regex.Match(message, @"^<156>1 (\S+) (\S+) inspatialfs (\d+) alert - (\{.*\})$");
         Assert.That(m.Success, Is.True, message);
         Assert.That(m.Groups[2].Value, Is.EqualTo(Environment.MachineName));
@@ -146,7 +154,7 @@ public sealed class AlertOutputChannelsTests
         Assert.That(JsonDocument.Parse(m.Groups[4].Value).RootElement.GetProperty("rule").GetString(), Is.EqualTo("Alert file opened"));
 
         // OTLP/HTTP, decoded with the official proto: one log record per alert, body = Falco's output line.
-        LogRecord record = _otlp!.Otlp.SelectMany(r => r.ResourceLogs).SelectMany(r => r.ScopeLogs).SelectMany(s => s.LogRecords)
+        LogRecord record = _r.Otlp!.Otlp.SelectMany(r => r.ResourceLogs).SelectMany(r => r.ScopeLogs).SelectMany(s => s.LogRecords)
             .First(r => Mentions(r.Body.StringValue, "a0"));
         Dictionary<string, AnyValue> attrs = record.Attributes.ToDictionary(a => a.Key, a => a.Value);
         Assert.That(attrs["rule"].StringValue, Is.EqualTo("Alert file opened"));
@@ -154,22 +162,22 @@ public sealed class AlertOutputChannelsTests
         Assert.That(attrs["fd.name"].StringValue, Is.EqualTo("/alerts/a0"));
         Assert.That(attrs["proc.cmdline"].StringValue, Is.EqualTo("cat a0"));
         Assert.That(record.SeverityNumber, Is.EqualTo(SeverityNumber.Warn));
-        var service = _otlp.Otlp.First().ResourceLogs[0].Resource.Attributes.First(a => a.Key == "service.name");
+        var service = _r.Otlp.Otlp.First().ResourceLogs[0].Resource.Attributes.First(a => a.Key == "service.name");
         Assert.That(service.Value.StringValue, Is.EqualTo("inspatialfs"));
 
         // The file: one JSON line per alert.
         Assert.That(File.ReadAllLines(AlertFile).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("rule").GetString()), Has.All.EqualTo("Alert file opened"));
-        Assert.That(_http.Rejected.Concat(_otlp.Rejected), Is.Empty);
+        Assert.That(_r.Http.Rejected.Concat(_r.Otlp.Rejected), Is.Empty);
     }
 
     [Test]
     [Order(2)]
     public void Killed_receivers_cost_drops_not_service_and_delivery_resumes_when_they_return()
     {
-        int httpBefore = _http!.Json.Count, otlpBefore = _otlp!.Otlp.Count;
-        _http.Dispose();
-        _otlp.Dispose();
-        _syslog!.Dispose();
+        int httpBefore = _r.Http!.Json.Count, otlpBefore = _r.Otlp!.Otlp.Count;
+        _r.Http!.Dispose();
+        _r.Otlp!.Dispose();
+        _r.Syslog!.Dispose();
 
         // 30 alerts against dead receivers: the daemon keeps serving, each channel holds 8 (plus the one retrying).
         Trigger("dead", 30);
@@ -181,15 +189,15 @@ public sealed class AlertOutputChannelsTests
         Assert.That(status, Does.Match(@"output: http \S+ queued=8 delivered=\d+ dropped=21 failed=0 retries=\d+ retrying"));
 
         // Receivers back (same port, same socket path): the held alerts and new ones arrive.
-        _syslog = new SyslogReceiver(SyslogPath);
-        _http = new HttpReceiver(_httpPort, otlp: false);
-        _otlp = new HttpReceiver(_otlpPort, otlp: true);
+        _r.Syslog = new SyslogReceiver(SyslogPath);
+        _r.Http = new HttpReceiver(_httpPort, otlp: false);
+        _r.Otlp = new HttpReceiver(_otlpPort, otlp: true);
         Trigger("back", 2);
-        WaitFor(() => _http.Json.Any(j => Mentions(j.GetProperty("output").GetString()!, "back1")), "http delivery to resume");
-        WaitFor(() => _otlp.Otlp.SelectMany(r => r.ResourceLogs).SelectMany(r => r.ScopeLogs).SelectMany(s => s.LogRecords).Any(r => Mentions(r.Body.StringValue, "back1")), "otlp delivery to resume");
-        WaitFor(() => _syslog.Messages.Any(msg => Mentions(msg, "back1")), "syslog delivery to resume");
-        Assert.That(_http.Json.Count(j => Mentions(j.GetProperty("output").GetString()!, "dead0")), Is.EqualTo(1), "the alert in flight when the receiver died is delivered once it is back");
-        Assert.That(_http.Json.Count, Is.EqualTo(9 + 2), "the 9 held alerts, then the 2 new ones");
+        WaitFor(() => _r.Http.Json.Any(j => Mentions(j.GetProperty("output").GetString()!, "back1")), "http delivery to resume");
+        WaitFor(() => _r.Otlp.Otlp.SelectMany(r => r.ResourceLogs).SelectMany(r => r.ScopeLogs).SelectMany(s => s.LogRecords).Any(r => Mentions(r.Body.StringValue, "back1")), "otlp delivery to resume");
+        WaitFor(() => _r.Syslog.Messages.Any(msg => Mentions(msg, "back1")), "syslog delivery to resume");
+        Assert.That(_r.Http.Json.Count(j => Mentions(j.GetProperty("output").GetString()!, "dead0")), Is.EqualTo(1), "the alert in flight when the receiver died is delivered once it is back");
+        Assert.That(_r.Http.Json.Count, Is.EqualTo(9 + 2), "the 9 held alerts, then the 2 new ones");
         Assert.That(httpBefore + otlpBefore, Is.GreaterThan(0));
         Assert.That(Metrics("inspatialfs_alerts_failed_total").Values, Has.All.Zero);
     }

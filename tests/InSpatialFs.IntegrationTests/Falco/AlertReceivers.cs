@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Google.Protobuf;
 using OpenTelemetry.Proto.Collector.Logs.V1;
 
 namespace InSpatialFs.IntegrationTests.Falco;

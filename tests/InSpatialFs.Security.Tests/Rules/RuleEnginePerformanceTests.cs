@@ -77,4 +77,42 @@ public sealed class RuleEnginePerformanceTests
         Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
         Assert.That((denied, detections.Count), Is.EqualTo((0, 0)));
     }
+
+    [Test]
+    public void Built_ins_plus_Falco_s_file_rules_fire_nothing_on_the_benign_mix_and_allocate_nothing_per_event()
+    {
+        string falco = Path.Combine(TestContext.CurrentContext.TestDirectory, "Rules", "Falco", "falco_rules.yaml");
+        var engine = RuleEngine.Create([RuleSource.FromFile(falco)]);
+        Assert.That(engine.RuleSet.Rules.Count(r => r.DefinedIn == falco), Is.GreaterThanOrEqualTo(7));
+        var detections = new List<Detection>();
+        FsEvent[] events = BenignProcesses.Attach(BenignEventMix.Create(200_000));
+        for (int i = 0; i < 20_000; i++)
+        {
+            engine.EvaluateInline(events[i], detections);
+            engine.Analyze(events[i], detections);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 20_000; i < events.Length; i++)
+        {
+            engine.EvaluateInline(events[i], detections);
+            engine.Analyze(events[i], detections);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(detections.Select(d => d.Rule).Distinct(), Is.Empty);
+        Assert.That(allocated, Is.Zero, $"{allocated} bytes over {events.Length - 20_000} events");
+    }
+
+    [Test]
+    public void The_same_rules_do_fire_on_an_attack_event_of_the_same_process_positive_control()
+    {
+        string falco = Path.Combine(TestContext.CurrentContext.TestDirectory, "Rules", "Falco", "falco_rules.yaml");
+        var engine = RuleEngine.Create([RuleSource.FromFile(falco)]);
+        FsEvent e = BenignProcesses.Attach(BenignEventMix.Create(3))[2];
+        e.Path = "/etc/shadow";
+        var detections = new List<Detection>();
+        engine.Analyze(e, detections);
+        Assert.That(detections.Select(d => d.Rule), Does.Contain("Read sensitive file untrusted"));
+    }
 }
