@@ -62,11 +62,12 @@ public sealed class ProcessContextResolver
                 return known;
             }
 
-            // Caught inside execve (the new name is set before the new arguments are): read again shortly. A script
-            // run through its interpreter stays inconsistent (comm is the script, argv[0] the interpreter) and is kept.
+            // Caught inside execve (the new name is set before the new arguments are): read once more shortly. A script
+            // run through its interpreter, or a child renamed without an exec (busybox's applets), stays inconsistent
+            // and is kept as /proc shows it, uncached.
             (exe, args) = ReadCmdline(Path.Combine(dir, "cmdline"));
             consistent = Consistent(comm, exe);
-            if (consistent || attempt == 2)
+            if (consistent || attempt == 1)
             {
                 break;
             }
