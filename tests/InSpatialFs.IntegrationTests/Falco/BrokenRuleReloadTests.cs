@@ -39,14 +39,14 @@ public sealed class BrokenRuleReloadTests
         Directory.CreateDirectory(_work);
         File.WriteAllText(_rules, GoodRules);
         string config = Path.Combine(_work, "instance.yaml");
-        File.WriteAllText(config, $"""
-            name: reload-{Path.GetFileName(_work)[^8..]}
-            mountpoint: {_mount}
-            control: {_control}
-            state_dir: {_work}/state
+        File.WriteAllText(config, $$"""
+            name: reload-{{Path.GetFileName(_work)[^8..]}}
+            mountpoint: {{_mount}}
+            control: {{_control}}
+            state_dir: {{_work}}/state
             mounts:
-              - {{ path: /, memory: {{ size: 16MiB }} }}
-            rules: {{ files: [{_rules}] }}
+              - { path: /, memory: { size: 16MiB } }
+            rules: { files: [{{_rules}}] }
             """);
         _daemon = DaemonProcess.Start(_mount, ["--config", config], appendMountPoint: false);
     }
