@@ -32,13 +32,17 @@ internal sealed class OtlpAlertChannel : AlertChannel
             Headers = headers.Count == 0 ? null : string.Join(",", headers.Select(h => $"{h.Key}={h.Value}")),
         };
         _processor = new ResultProcessor(new OtlpLogExporter(options));
-        _factory = LoggerFactory.Create(builder => builder.AddOpenTelemetry(o =>
+        _factory = LoggerFactory.Create(builder =>
         {
-            o.IncludeFormattedMessage = true;
-            o.ParseStateValues = true;
-            o.SetResourceBuilder(ResourceBuilder.CreateDefault().AddService("inspatialfs", serviceInstanceId: instance));
-            o.AddProcessor(_processor);
-        }));
+            builder.AddOpenTelemetry(o =>
+            {
+                o.IncludeFormattedMessage = true;
+                o.ParseStateValues = true;
+                o.AddProcessor(_processor);
+            });
+            builder.Services.ConfigureOpenTelemetryLoggerProvider(provider =>
+                provider.SetResourceBuilder(ResourceBuilder.CreateDefault().AddService("inspatialfs", serviceInstanceId: instance)));
+        });
         _otel = _factory.CreateLogger("inspatialfs.alerts");
     }
 
@@ -82,23 +86,14 @@ internal sealed class OtlpAlertChannel : AlertChannel
 
     protected override void Close() => _factory.Dispose();
 
-    /// <summary>Exports each record as it ends, on the caller's thread, and keeps the result.</summary>
-    private sealed class ResultProcessor(BaseExporter<LogRecord> exporter) : BaseProcessor<LogRecord>
+    /// <summary>
+    /// Exports each record as it ends, on the caller's thread, and keeps the result. A simple export processor, so the
+    /// SDK hands the exporter its provider (and with it the resource: service.name).
+    /// </summary>
+    private sealed class ResultProcessor(BaseExporter<LogRecord> exporter) : SimpleLogRecordExportProcessor(exporter)
     {
         public ExportResult Last { get; set; }
 
-        public override void OnEnd(LogRecord data) => Last = exporter.Export(new Batch<LogRecord>([data], 1));
-
-        protected override bool OnShutdown(int timeoutMilliseconds) => exporter.Shutdown(timeoutMilliseconds);
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                exporter.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
+        protected override void OnExport(LogRecord data) => Last = exporter.Export(new Batch<LogRecord>([data], 1));
     }
 }

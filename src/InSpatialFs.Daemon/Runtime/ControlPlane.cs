@@ -153,6 +153,11 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
             sb.Append(CultureInfo.InvariantCulture, $"{r.Rule}\t{r.Kind}\t{(r.Inline ? "inline" : "async")}\t{(r.Enabled ? "enabled" : "disabled")}\t{r.Hits}\t{r.Suppressed}\t{r.Keys}\n");
         }
 
+        foreach (SkippedRule skipped in _instance.Rules.RuleSet.Skipped)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"# skipped: {skipped.Name}: {skipped.Reason}\n");
+        }
+
         return sb.ToString();
     }
 

@@ -125,6 +125,18 @@ public static class RuleTooling
     internal static FsEvent ParseTestEvent(string json, int index, long previousTime)
     {
         using var doc = JsonDocument.Parse(json);
+        foreach (JsonProperty p in doc.RootElement.EnumerateObject())
+        {
+            // A test event names fields: a misspelt key would silently leave the field empty and the test meaningless.
+            int bracket = p.Name.IndexOf('[', StringComparison.Ordinal);
+            string name = bracket < 0 ? p.Name : p.Name[..bracket];
+            string? arg = bracket < 0 ? null : p.Name[(bracket + 1)..].TrimEnd(']');
+            if (p.Name is not ("evt.time" or "evt.seq") && EventFields.Resolve(name, arg, out _) is FieldLookup.Unknown or FieldLookup.BadArgument)
+            {
+                throw new FormatException($"unknown field '{p.Name}'");
+            }
+        }
+
         FsEvent e = FsEventJson.Parse(doc.RootElement);
         if (!doc.RootElement.TryGetProperty("evt.time", out _))
         {

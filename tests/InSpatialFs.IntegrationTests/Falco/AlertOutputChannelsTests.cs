@@ -80,6 +80,7 @@ public sealed class AlertOutputChannelsTests
               file: { path: {{AlertFile}}, max_size: 16KiB, keep: 2 }
             """);
         _daemon = DaemonProcess.Start(_mount, ["--config", config], appendMountPoint: false);
+        WaitFor(() => File.Exists(Path.Combine(_control, "status")), "the control files");
         Directory.CreateDirectory(Path.Combine(_mount, "alerts"));
     }
 
@@ -106,12 +107,13 @@ public sealed class AlertOutputChannelsTests
         Assert.That(cat.StdOut, Does.Contain("served"), "the daemon keeps serving: " + cat);
     }
 
-    private static void WaitFor(Func<bool> condition, string what, int seconds = 30)
+    private void WaitFor(Func<bool> condition, string what, int seconds = 30)
     {
         var clock = Stopwatch.StartNew();
         while (!condition())
         {
-            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(seconds)), "timed out waiting for " + what);
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(seconds)),
+                $"timed out waiting for {what}\n--- status ---\n{(File.Exists(Path.Combine(_control, "status")) ? File.ReadAllText(Path.Combine(_control, "status")) : "")}\n--- daemon ---\n{_daemon?.Output}");
             Thread.Sleep(50);
         }
     }

@@ -49,6 +49,12 @@ public sealed class BrokenRuleReloadTests
             rules: { files: [{{_rules}}] }
             """);
         _daemon = DaemonProcess.Start(_mount, ["--config", config], appendMountPoint: false);
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(Path.Combine(_control, "status")))
+        {
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "control files did not appear:\n" + _daemon.Output);
+            Thread.Sleep(20);
+        }
     }
 
     [OneTimeTearDown]
@@ -66,11 +72,11 @@ public sealed class BrokenRuleReloadTests
         int before = MarkerIncidents();
         File.WriteAllText(Path.Combine(_mount, name), "x");
         ShellResult cat = Shell.Run($"cat '{Path.Combine(_mount, name)}'");
-        Assert.That((cat.ExitCode, cat.StdOut), Is.EqualTo((0, "x")), "the daemon serves: " + cat);
+        Assert.That((cat.ExitCode, cat.StdOut.Trim()), Is.EqualTo((0, "x")), "the daemon serves: " + cat);
         var clock = Stopwatch.StartNew();
         while (MarkerIncidents() <= before)
         {
-            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), $"the rule did not fire for {name}");
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), $"the rule did not fire for {name}:\n{_daemon!.Output}");
             Thread.Sleep(50);
         }
     }

@@ -183,3 +183,25 @@ public sealed class FalcoLoaderTests
             Has.Some.Contains("both append: true and override"));
     }
 }
+
+public sealed class RuleTestEventTests
+{
+    [Test]
+    public void A_test_event_with_a_misspelt_key_fails_the_test_instead_of_being_emptied()
+    {
+        RuleSet set = RuleTestKit.Load("""
+            - rule: r
+              condition: fd.name = /x
+              tests:
+                - name: typo
+                  events: [{evt.type: openat, fd.nmae: /x}]
+                  expect: no_match
+                - name: falco keys
+                  events: [{evt.type: openat, fd.name: /x, proc.cmdline: "cat /x", "proc.aname[2]": sshd}]
+                  expect: match
+            """).RuleSet!;
+        CompiledRule rule = set.Find("r")!;
+        Assert.That(RuleTooling.RunTest(set, rule, rule.Tests[0]), Does.Contain("unknown field 'fd.nmae'"));
+        Assert.That(RuleTooling.RunTest(set, rule, rule.Tests[1]), Is.Null);
+    }
+}
