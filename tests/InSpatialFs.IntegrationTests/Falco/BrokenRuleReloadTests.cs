@@ -89,7 +89,7 @@ public sealed class BrokenRuleReloadTests
     [Order(1)]
     public void The_rule_fires_before_anything_is_broken() => OpenMarkerAndExpectIncident("marker0");
 
-    [TestCase("- rule: Marker opened\n  condition: [unclosed\n", 2)]
+    [TestCase("- rule: Marker opened\n  condition: [unclosed\n", 3)]
     [TestCase("- list: l\n  items: [a, b\n- rule: r\n  condition: fd.name in (l)\n", 3)]
     [TestCase("- rule: r\n  condition: {a: b\n", 3)]
     [Order(2)]

@@ -1,7 +1,5 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using InSpatialFs.IntegrationTests.Containers;
 using InSpatialFs.TestKit.Containers;
 using InSpatialFs.TestKit.Processes;
@@ -164,53 +162,12 @@ public sealed class FalcoRulesInContainerTests
         Assert.That(shadow.GetProperty("priority").GetString(), Is.EqualTo("Warning"));
     }
 
-    private ShellResult RunInContainer(string script)
-    {
-        File.WriteAllText(Path.Combine(_rootfs!.Image, "script.sh"), script);
-        using RuncBundle bundle = RuncBundle.Create(_rootfs.MountPoint, ["/bin/sh", "/script.sh"], config =>
-        {
-            config["linux"]!.AsObject()["cgroupsPath"] = _cgroup;
-            var caps = new JsonArray(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
-                "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"]);
-            JsonObject capabilities = config["process"]!["capabilities"]!.AsObject();
-            foreach (string set in new[] { "bounding", "effective", "permitted" })
-            {
-                capabilities[set] = caps.DeepClone();
-            }
-        });
-        return bundle.Run(TimeSpan.FromMinutes(1));
-    }
-
-    private Dictionary<string, string> Status()
-    {
-        var status = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string line in File.ReadAllLines(Path.Combine(_rootfs!.ControlDirectory, "status")))
-        {
-            int colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon > 0 && !line.StartsWith(' '))
-            {
-                status.TryAdd(line[..colon], line[(colon + 1)..].Trim());
-            }
-        }
-
-        return status;
-    }
+    private ShellResult RunInContainer(string script) => ContainerScripts.Run(_rootfs!, _cgroup, script);
 
     private void WaitForAnalysis()
     {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            Dictionary<string, string> s = Status();
-            if (long.Parse(s["events_processed"], CultureInfo.InvariantCulture) >= long.Parse(s["events_recorded"], CultureInfo.InvariantCulture))
-            {
-                Thread.Sleep(200); // the file channel writes from its own pump
-                return;
-            }
-
-            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)), "analysis did not catch up");
-            Thread.Sleep(50);
-        }
+        ContainerScripts.WaitForAnalysis(_rootfs!.ControlDirectory);
+        Thread.Sleep(200); // the file channel writes from its own pump
     }
 
     private sealed record IncidentLine(string Source, string Output);
