@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 
 namespace InSpatialFs.Security.Identity;
 
@@ -177,21 +179,35 @@ public sealed class ProcessContextResolver
 
     private static (string, string) ReadCmdline(string path)
     {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(MaxCmdline);
         try
         {
-            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
-            Span<byte> buffer = stackalloc byte[MaxCmdline];
+            int n = ReadBytes(path, buffer.AsSpan(0, MaxCmdline));
+            return n < 0 ? ("", "") : SplitCmdline(buffer.AsSpan(0, n));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Reads up to the buffer's length from a /proc file (no FileStream: one open, a few reads); -1 when unreadable.</summary>
+    private static int ReadBytes(string path, Span<byte> buffer)
+    {
+        try
+        {
+            using SafeFileHandle handle = File.OpenHandle(path);
             int total = 0, n;
-            while (total < buffer.Length && (n = f.Read(buffer[total..])) > 0)
+            while (total < buffer.Length && (n = RandomAccess.Read(handle, buffer[total..], total)) > 0)
             {
                 total += n;
             }
 
-            return SplitCmdline(buffer[..total]);
+            return total;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return ("", "");
+            return -1;
         }
     }
 
@@ -252,21 +268,15 @@ public sealed class ProcessContextResolver
 
     private static string? ReadText(string path, int max)
     {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(max);
         try
         {
-            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
-            var buffer = new byte[max];
-            int total = 0, n;
-            while (total < max && (n = f.Read(buffer, total, max - total)) > 0)
-            {
-                total += n;
-            }
-
-            return Encoding.UTF8.GetString(buffer, 0, total);
+            int n = ReadBytes(path, buffer.AsSpan(0, max));
+            return n < 0 ? null : Encoding.UTF8.GetString(buffer, 0, n);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        finally
         {
-            return null;
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
