@@ -13,10 +13,10 @@ namespace InSpatialFs.Daemon.Config;
 /// exposed: unknown keys, missing or non-existent sources, relative or non-normalized paths, duplicate mount
 /// paths, bad sizes and bad enum values are all refused.
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     private static readonly string[] TopKeys =
-        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules"];
+        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs"];
     private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory"];
     private static readonly string[] MemoryKeys = ["size"];
     private static readonly string[] PathsKeys = ["forbidden", "readonly", "allowed"];
@@ -29,7 +29,7 @@ public static class ConfigLoader
     ];
     private static readonly string[] ResponseKeys = ["suspend_on"];
     private static readonly string[] ContainerKeys = ["cgroup"];
-    private static readonly string[] RulesKeys = ["files"];
+    private static readonly string[] RulesKeys = ["files", "builtins"];
 
     /// <summary>
     /// Every key the loader accepts, as dotted paths ("resources.disk", "mounts[].memory.size"); a key with sub-keys is
@@ -114,7 +114,7 @@ public static class ConfigLoader
         return new Reader(fileName, overrides ?? ConfigOverrides.None).Instance(stream.Documents[0].RootNode);
     }
 
-    private sealed class Reader(string file, ConfigOverrides flags)
+    private sealed partial class Reader(string file, ConfigOverrides flags)
     {
         public InstanceConfig Instance(YamlNode rootNode)
         {
@@ -166,6 +166,7 @@ public static class ConfigLoader
                 Response = Optional(root, "response") is { } rs ? Response(rs) : new ResponseConfig(),
                 Container = Optional(root, "container") is { } ct ? Container(ct) : new ContainerConfig(),
                 Rules = Optional(root, "rules") is { } ru ? Rules(ru) : RulesConfig.Empty,
+                Outputs = Optional(root, "outputs") is { } ou ? Outputs(ou) : OutputsConfig.None,
             };
         }
 
@@ -355,7 +356,8 @@ public static class ConfigLoader
         {
             var map = Mapping(node, "rules");
             CheckKeys(map, "rules", RulesKeys);
-            if (Optional(map, "files") is not { } filesNode) return RulesConfig.Empty;
+            bool builtIns = Optional(map, "builtins") is not { } b || Bool(b, "rules.builtins");
+            if (Optional(map, "files") is not { } filesNode) return RulesConfig.Empty with { BuiltIns = builtIns };
             string baseDir = Path.GetDirectoryName(Path.GetFullPath(file)) ?? "/";
             var files = new List<string>();
             foreach (YamlNode item in List(filesNode, "rules.files"))
@@ -364,7 +366,7 @@ public static class ConfigLoader
                 if (f.Length == 0) throw Fail(item, "rules.files: an empty file name");
                 files.Add(Path.IsPathRooted(f) ? f : Path.GetFullPath(Path.Combine(baseDir, f)));
             }
-            return new RulesConfig(files);
+            return new RulesConfig(files) { BuiltIns = builtIns };
         }
 
         private IsolationLevel Isolation(YamlNode node) => Enum(node, "isolation",

@@ -25,6 +25,8 @@ public sealed record InstanceConfig
     public required string StateDir { get; init; }
     public ContainerConfig Container { get; init; } = new();
     public RulesConfig Rules { get; init; } = RulesConfig.Empty;
+    /// <summary>`outputs:` — alert channels (Falco-shaped JSON to stdout, file, syslog, HTTP, OTLP).</summary>
+    public OutputsConfig Outputs { get; init; } = OutputsConfig.None;
 
     /// <summary>Base of the default state directories (systemd's StateDirectory=).</summary>
     public const string StateRoot = "/var/lib/inspatialfs";
@@ -119,4 +121,7 @@ public sealed record ContainerConfig
 public sealed record RulesConfig(IReadOnlyList<string> Files)
 {
     public static readonly RulesConfig Empty = new([]);
+
+    /// <summary>`builtins: false` loads only `files` (Falco's -r): for Falco rule files on their own.</summary>
+    public bool BuiltIns { get; init; } = true;
 }

@@ -110,6 +110,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
             Line(sb, "quota", FormattableString.Invariant(
                 $"{q.Mount} bytes={q.Bytes}/{q.ByteLimit?.ToString(CultureInfo.InvariantCulture) ?? "none"} inodes={q.Inodes}/{q.InodeLimit?.ToString(CultureInfo.InvariantCulture) ?? "none"}"));
         }
+        Outputs.AlertOutputsFactory.StatusLines(sb, _instance.Alerts);
 
         foreach (string warning in _instance.Security.Warnings)
         {
@@ -153,6 +154,11 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         foreach (RuleStats r in stats.PerRule)
         {
             sb.Append(CultureInfo.InvariantCulture, $"{r.Rule}\t{r.Kind}\t{(r.Inline ? "inline" : "async")}\t{(r.Enabled ? "enabled" : "disabled")}\t{r.Hits}\t{r.Suppressed}\t{r.Keys}\n");
+        }
+
+        foreach (SkippedRule skipped in _instance.Rules.RuleSet.Skipped)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"# skipped: {skipped.Name}: {skipped.Reason}\n");
         }
 
         return sb.ToString();
@@ -203,6 +209,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
             sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_total{{instance=\"{name}\",op=\"{op}\"}} {count}\n");
         }
 
+        Outputs.AlertOutputsFactory.Metrics(sb, _instance.Alerts, name);
         _latencies.WritePrometheus(sb, name);
         return sb.ToString();
     }

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using InSpatialFs.Daemon.Config;
 using InSpatialFs.Daemon.Control;
 using InSpatialFs.Daemon.Hosting;
+using InSpatialFs.Daemon.Outputs;
 using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Fuse.Transport;
@@ -9,6 +10,8 @@ using InSpatialFs.Interop;
 using InSpatialFs.Proxy;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Identity;
+using InSpatialFs.Security.Outputs;
 using InSpatialFs.Security.Policy;
 using InSpatialFs.Security.Rules;
 using InSpatialFs.Storage;
@@ -65,6 +68,9 @@ internal sealed class Instance : IDisposable
 
     public SecureProxy Proxy { get; private set; } = null!;
 
+    /// <summary>Alert channels of `outputs:` (none configured: no channels).</summary>
+    public AlertOutputs? Alerts { get; private set; }
+
     public ControlPlane ControlPlane { get; private set; } = null!;
 
     public DateTime StartedUtc { get; } = DateTime.UtcNow;
@@ -105,8 +111,12 @@ internal sealed class Instance : IDisposable
         PreparePaths();
         Mounts = BuildMounts();
         Rules = LoadRules();
+        Alerts = AlertOutputsFactory.Create(_config, () => Rules.RuleSet, Logs);
+        _owned.Add(Alerts); // disposed after the security manager, which may still raise incidents while it drains
         Security = new SecurityManager(BuildSecurityOptions(_config, _options.Relax), Rules, Logs.CreateLogger("InSpatialFs.Security"));
         _owned.Add(Security);
+        Security.Incidents.Added += Alerts.Publish;
+        Security.Callers.Processes.Accounts = new AccountNames((path, max) => ContainerFiles.Read(Mounts, path, max));
         foreach (string warning in Security.Warnings)
         {
             _log.LogWarning("relaxation: {Warning}", warning);
@@ -412,7 +422,7 @@ internal sealed class Instance : IDisposable
     {
         try
         {
-            return RuleEngine.Create(RuleFiles);
+            return RuleEngine.Create(RuleFiles, new RuleEngineOptions { IncludeBuiltIns = _config.Rules.BuiltIns, AppendOutput = _config.Outputs.Append });
         }
         catch (RuleLoadException e)
         {

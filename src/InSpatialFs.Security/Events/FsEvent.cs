@@ -101,6 +101,12 @@ public sealed class FsEvent
     /// </summary>
     internal Identity.CallerInfo? Caller;
 
+    /// <summary>
+    /// proc.* context (cmdline, exe, ancestors, login uid) of a replayed or test event; a live event has none here and
+    /// reaches its process's context through <see cref="Caller"/>. Serialized with the event when known.
+    /// </summary>
+    public Identity.ProcessContext? Process;
+
     /// <summary>fs.dir: the parent directory of <see cref="Path"/>.</summary>
     public string Dir
     {

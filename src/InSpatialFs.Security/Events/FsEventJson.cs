@@ -9,7 +9,7 @@ namespace InSpatialFs.Security.Events;
 /// one object per event whose keys are the rule field names; evt.time is RFC 3339 UTC with nanoseconds.
 /// Null fields are left out (a missing field makes comparisons on it false).
 /// </summary>
-public static class FsEventJson
+public static partial class FsEventJson
 {
     /// <summary>Property names encoded once (the consumer writes every event through here).</summary>
     private static class K
@@ -73,6 +73,7 @@ public static class FsEventJson
         if (e.ContainerId != null) w.WriteString(K.ContainerId, e.ContainerId);
         w.WriteString(K.ContainerLevel, LevelName(e.Level));
         w.WriteString(K.PolicyClass, ClassName(e.PolicyClass));
+        WriteFalco(w, e);
         w.WriteEndObject();
     }
 
@@ -102,6 +103,7 @@ public static class FsEventJson
         }
 
         var e = new FsEvent();
+        var falco = new FalcoKeys();
         foreach (JsonProperty p in o.EnumerateObject())
         {
             JsonElement v = p.Value;
@@ -113,10 +115,11 @@ public static class FsEventJson
                     case "evt.seq": e.Seq = v.GetUInt64(); break;
                     case "evt.op":
                         if (!FsOpNames.TryParse(v.GetString()!, out e.Op)) throw new FormatException($"unknown op '{v.GetString()}'");
+                        falco.HasOp = true; // evt.op is exact; evt.type (several operations per system call) only fills in without it
                         break;
                     case "evt.flags": e.Flags = v.GetInt32(); break;
                     case "evt.mode": e.Mode = v.GetUInt32(); break;
-                    case "evt.res": e.Result = v.GetInt32(); break;
+                    case "evt.res": e.Result = v.ValueKind == JsonValueKind.String ? ParseResult(v.GetString()!) : v.GetInt32(); break;
                     case "evt.is_write": e.IsWrite = v.GetBoolean(); break;
                     case "evt.is_exec": e.IsExec = v.GetBoolean(); break;
                     case "evt.size": e.Size = v.GetInt64(); break;
@@ -132,10 +135,12 @@ public static class FsEventJson
                     case "proc.name": e.ProcName = v.GetString(); break;
                     case "user.uid": e.Uid = v.GetUInt32(); break;
                     case "user.gid": e.Gid = v.GetUInt32(); break;
-                    case "container.id": e.ContainerId = v.GetString(); break;
+                    case "container.id" or "container.name": e.ContainerId = v.GetString() is "host" ? null : v.GetString(); break;
                     case "container.level": e.Level = ParseLevel(v.GetString()!); break;
                     case "policy.class": e.PolicyClass = ParseClass(v.GetString()!); break;
-                    default: break; // derived (fs.dir, fs.name) or foreign keys
+                    default:
+                        falco.Read(e, p.Name, v); // Falco's names, process context; derived (fs.dir, fs.name) and foreign keys are ignored
+                        break;
                 }
             }
             catch (Exception ex) when (ex is InvalidOperationException or FormatException or OverflowException)
@@ -144,6 +149,7 @@ public static class FsEventJson
             }
         }
 
+        falco.Finish(e);
         return e;
     }
 

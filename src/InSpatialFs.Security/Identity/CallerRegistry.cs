@@ -40,6 +40,9 @@ public sealed class CallerInfo : IDisposable
     public bool IsContainerMember { get; }
     public SafeFd? PidFd { get; }
 
+    /// <summary>proc.* fields of the process (read once when it was pinned); null when /proc could not be read.</summary>
+    public ProcessContext? Process { get; internal set; }
+
     /// <summary>True once the process has exited, or once this pin was released (a released pin must not be acted on). False without a pidfd.</summary>
     public bool HasExited => PidFd is SafeFd fd && (fd.IsClosed || LibC.PidfdHasExited(fd));
 
@@ -105,6 +108,7 @@ public sealed class CallerRegistry : IDisposable
         _containerCgroup = containerCgroup is null ? null : Normalize(containerCgroup);
         Capacity = capacity;
         _procRoot = procRoot;
+        Processes = new ProcessContextResolver(procRoot);
         int ep = LibC.epoll_create1(LibC.EPOLL_CLOEXEC);
         _epoll = new SafeFd(ep);
         if (backgroundSweep)
@@ -155,6 +159,9 @@ public sealed class CallerRegistry : IDisposable
 
     public int Capacity { get; }
     public int Count => _cache.Count;
+
+    /// <summary>Process context (proc.exe, proc.cmdline, ancestors...) read once per pinned process.</summary>
+    public ProcessContextResolver Processes { get; }
 
     /// <summary>Callers marked by <see cref="NoteExec"/> whose refresh window is still open.</summary>
     public int PendingExecs => _execPendingCount;
@@ -282,7 +289,7 @@ public sealed class CallerRegistry : IDisposable
             }
 
             bool member = IsMember(root, cg) || RootIsOnMount(dir);
-            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, member, pidfd);
+            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, member, pidfd) { Process = Processes.Resolve(tgid) };
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {

@@ -52,16 +52,22 @@ public sealed class IncidentStore : IDisposable
     /// <summary>Assigns an id, keeps the incident and queues its line for the next <see cref="Flush"/>.</summary>
     public Incident Add(Func<string, Incident> create)
     {
+        Incident inc;
         lock (_gate)
         {
             string id = "inc-" + _nextId++.ToString("D6", CultureInfo.InvariantCulture);
-            Incident inc = create(id);
+            inc = create(id);
             _incidents.Add(inc);
             _byId[id] = inc;
             _pending.Add(Serialize(inc));
-            return inc;
         }
+
+        Added?.Invoke(inc); // outside the lock: alert outputs format and queue it (never block)
+        return inc;
     }
+
+    /// <summary>Raised after each new incident (on the thread that added it); alert outputs subscribe here.</summary>
+    public event Action<Incident>? Added;
 
     /// <summary>Changes an incident's status (acknowledge, resolve); false for an unknown id.</summary>
     public bool SetStatus(string id, IncidentStatus status)

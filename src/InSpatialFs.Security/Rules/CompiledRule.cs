@@ -24,7 +24,7 @@ internal sealed class KeyPlan
         {
             switch (f.Type)
             {
-                case FieldType.Number: Mix(ref a, ref b, (ulong)f.Number!(e)); break;
+                case FieldType.Number: Mix(ref a, ref b, (ulong)f.Number!(e, out _)); break;
                 case FieldType.Bool: Mix(ref a, ref b, f.Bool!(e) ? 1UL : 0UL); break;
                 default:
                     ReadOnlySpan<char> s = f.Text!(e, out bool present);
@@ -63,71 +63,6 @@ internal sealed class KeyPlan
 
 internal readonly record struct StateKey(ulong A, ulong B);
 
-/// <summary>An output template with <c>%field</c> references bound at compile time.</summary>
-internal sealed class OutputTemplate
-{
-    private readonly (string Literal, EventField? Field)[] _parts;
-
-    private OutputTemplate((string, EventField?)[] parts) => _parts = parts;
-
-    public static OutputTemplate? Compile(SourceText? text, DiagnosticBag diagnostics, string fallback)
-    {
-        string s = text?.Text.Trim() ?? fallback;
-        var parts = new List<(string, EventField?)>();
-        var literal = new StringBuilder();
-        for (int i = 0; i < s.Length; i++)
-        {
-            if (s[i] != '%' || i + 1 >= s.Length || !char.IsAsciiLetter(s[i + 1]))
-            {
-                literal.Append(s[i]);
-                continue;
-            }
-
-            int end = i + 1;
-            while (end < s.Length && (char.IsAsciiLetterOrDigit(s[end]) || s[end] is '.' or '_'))
-            {
-                end++;
-            }
-
-            // "%fs.path." at the end of a sentence: drop trailing dots that are punctuation.
-            string name = s[(i + 1)..end];
-            while (!EventFields.TryGet(name, out _) && name.EndsWith('.'))
-            {
-                name = name[..^1];
-                end--;
-            }
-
-            if (!EventFields.TryGet(name, out EventField field))
-            {
-                diagnostics.Error(RuleDiagnosticCodes.UnknownField, text?.At ?? SourcePosition.None, $"unknown field '%{name}' in output");
-                return null;
-            }
-
-            parts.Add((literal.ToString(), field));
-            literal.Clear();
-            i = end - 1;
-        }
-
-        parts.Add((literal.ToString(), null));
-        return new OutputTemplate([.. parts]);
-    }
-
-    public string Format(FsEvent e)
-    {
-        var sb = new StringBuilder();
-        foreach ((string literal, EventField? field) in _parts)
-        {
-            sb.Append(literal);
-            if (field != null)
-            {
-                sb.Append(field.Format(e) ?? "<NA>");
-            }
-        }
-
-        return sb.ToString();
-    }
-}
-
 internal sealed class ThresholdPlan
 {
     public required KeyPlan By { get; init; }
@@ -162,6 +97,10 @@ internal sealed class CompiledRule
     public required string Name { get; init; }
     public required string Desc { get; init; }
     public required Severity Severity { get; init; }
+    /// <summary>Falco's priority name for alerts (Warning, Error...): as written, or mapped from our severity.</summary>
+    public required string Priority { get; init; }
+    /// <summary>Falco's source of the rule (syscall unless the file said otherwise).</summary>
+    public string Source { get; init; } = "syscall";
     public required ResponseAction Actions { get; init; }
     public required RuleMode Mode { get; init; }
     public required IReadOnlyList<string> Tags { get; init; }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Identity;
 
 namespace InSpatialFs.Security.Rules;
 
@@ -13,6 +14,12 @@ internal enum FieldType : byte
 /// <summary>Reads a text field without allocating; <paramref name="present"/> is false for a null field.</summary>
 internal delegate ReadOnlySpan<char> TextGetter(FsEvent e, out bool present);
 
+/// <summary>Reads a numeric field; <paramref name="present"/> is false when the event has no value for it.</summary>
+internal delegate long NumberGetter(FsEvent e, out bool present);
+
+/// <summary>Reads the <paramref name="index"/>-th value of a multi-valued field (<c>proc.aname</c>: every ancestor).</summary>
+internal delegate ReadOnlySpan<char> IndexedTextGetter(FsEvent e, int index, out bool present);
+
 /// <summary>
 /// One rule field: its name, type and an accessor bound once at compile time, so evaluation never looks a
 /// field up by name. Enumerated fields (evt.op, container.level, ...) read as their lower-case names.
@@ -22,53 +29,110 @@ internal sealed class EventField
     public required string Name { get; init; }
     public required FieldType Type { get; init; }
     public TextGetter? Text { get; init; }
-    public Func<FsEvent, long>? Number { get; init; }
+    public NumberGetter? Number { get; init; }
     public Func<FsEvent, bool>? Bool { get; init; }
     /// <summary>The values a text field can take, when it is an enumeration (checked at compile time).</summary>
     public IReadOnlyCollection<string>? Domain { get; init; }
+    /// <summary>Multi-valued (any-of) reading: a comparison holds when it holds for one of the values.</summary>
+    public IndexedTextGetter? Any { get; init; }
+    /// <summary>evt.type, evt.op: values name operations; comparisons compile to a test of the event's operation.</summary>
+    public Func<string, ulong>? OpsOf { get; init; }
+    /// <summary>evt.res: compared with a number it reads the legacy numeric result (0, or the errno), for old rules.</summary>
+    public NumberGetter? LegacyNumber { get; init; }
+    /// <summary>How outputs show the value, when not as the condition compares it (evt.time as Falco's time of day).</summary>
+    public Func<FsEvent, string?>? Render { get; init; }
 
-    /// <summary>The value as text for outputs and keys (allocates; not for the hot path).</summary>
+    /// <summary>The value as text for outputs and keys (allocates; not for the hot path). Null: the event has none.</summary>
     public string? Format(FsEvent e)
     {
+        if (Render != null)
+        {
+            return Render(e);
+        }
+
         switch (Type)
         {
-            case FieldType.Number: return Number!(e).ToString(CultureInfo.InvariantCulture);
+            case FieldType.Number:
+                long n = Number!(e, out bool has);
+                return has ? n.ToString(CultureInfo.InvariantCulture) : null;
             case FieldType.Bool: return Bool!(e) ? "true" : "false";
             default:
                 ReadOnlySpan<char> s = Text!(e, out bool present);
                 return present ? s.ToString() : null;
         }
     }
+
+    /// <summary>The value for Falco's output_fields: numbers stay numbers, booleans booleans, absent values are null.</summary>
+    public object? Value(FsEvent e)
+    {
+        if (Render != null)
+        {
+            return Render(e);
+        }
+
+        switch (Type)
+        {
+            case FieldType.Number:
+                long n = Number!(e, out bool has);
+                return has ? n : null;
+            case FieldType.Bool: return Bool!(e);
+            default: return Format(e);
+        }
+    }
 }
 
+/// <summary>What a field name resolves to.</summary>
+internal enum FieldLookup : byte
+{
+    Found,
+    /// <summary>Falco defines it but a filesystem cannot provide it: the rule is skipped ("needs ...").</summary>
+    Unavailable,
+    /// <summary>Nobody defines it: a load error (R003).</summary>
+    Unknown,
+    /// <summary>Known, but the argument is wrong (<c>proc.aname[x]</c>): a load error (R013).</summary>
+    BadArgument,
+}
+
+/// <summary>
+/// The field registry. Canonical names are Falco's (<c>fd.name</c>, <c>evt.type</c>, <c>proc.cmdline</c>...);
+/// the names rules used before (<c>fs.path</c>, <c>evt.op</c>...) stay as exact aliases. Definitions live in
+/// <see cref="FieldDefinitions"/>.
+/// </summary>
 internal static class EventFields
 {
-    // Mode bits from <sys/stat.h>.
-    private const uint SIfmt = 0xF000, SIsuid = 0x800, SIsgid = 0x400, SIwoth = 0x2;
-    private const int OTrunc = 0x200;
-
-    private static readonly string[] OpNames = Enumerable.Range(0, FsOpNames.Count).Select(i => ((FsOp)i).Name()).ToArray();
-    private static readonly string[] LevelNames = ["standard", "enhanced", "maximum"];
-    private static readonly string[] ClassNames = ["allowed", "readonly", "forbidden"];
-    private static readonly string[] DecisionNames = ["allow", "allow_direct", "deny", "would_deny"];
-    private static readonly string[] ModeTypeNames = ["none", "fifo", "chr", "dir", "blk", "file", "symlink", "socket"];
-
-    private static readonly Dictionary<string, EventField> Fields = Build();
+    private static readonly Dictionary<string, EventField> Fields = FieldDefinitions.Build();
+    private static readonly Dictionary<string, Func<int, EventField>> IndexedFields = FieldDefinitions.BuildIndexed();
 
     public static IReadOnlyCollection<string> Names => Fields.Keys;
 
     public static bool TryGet(string name, out EventField field) => Fields.TryGetValue(name, out field!);
 
-    private static ReadOnlySpan<char> Nullable(string? s, out bool present)
+    /// <summary>Resolves a field as written (with its argument); transformers are applied by the compiler.</summary>
+    public static FieldLookup Resolve(string name, string? arg, out EventField? field)
     {
-        present = s != null;
-        return s;
-    }
+        field = null;
+        if (arg == null)
+        {
+            if (Fields.TryGetValue(name, out field))
+            {
+                return FieldLookup.Found;
+            }
 
-    private static ReadOnlySpan<char> Present(string s, out bool present)
-    {
-        present = true;
-        return s;
+            return FalcoFieldCatalog.IsFalcoField(name) || IndexedFields.ContainsKey(name) ? FieldLookup.Unavailable : FieldLookup.Unknown;
+        }
+
+        if (IndexedFields.TryGetValue(name, out Func<int, EventField>? make))
+        {
+            if (!int.TryParse(arg, NumberStyles.None, CultureInfo.InvariantCulture, out int level) || level > ProcessContext.MaxAncestors)
+            {
+                return FieldLookup.BadArgument;
+            }
+
+            field = make(level);
+            return FieldLookup.Found;
+        }
+
+        return FalcoFieldCatalog.IsFalcoField(name) ? FieldLookup.Unavailable : FieldLookup.Unknown;
     }
 
     internal static ReadOnlySpan<char> DirOf(string path)
@@ -81,68 +145,5 @@ internal static class EventFields
     {
         int slash = path.LastIndexOf('/');
         return slash < 0 ? path : path.AsSpan(slash + 1);
-    }
-
-    private static string ModeType(uint mode) => (mode & SIfmt) switch
-    {
-        0x1000 => ModeTypeNames[1],
-        0x2000 => ModeTypeNames[2],
-        0x4000 => ModeTypeNames[3],
-        0x6000 => ModeTypeNames[4],
-        0x8000 => ModeTypeNames[5],
-        0xA000 => ModeTypeNames[6],
-        0xC000 => ModeTypeNames[7],
-        _ => ModeTypeNames[0],
-    };
-
-    private static Dictionary<string, EventField> Build()
-    {
-        var d = new Dictionary<string, EventField>(StringComparer.Ordinal);
-        void Num(string n, Func<FsEvent, long> f) => d[n] = new EventField { Name = n, Type = FieldType.Number, Number = f };
-        void Flag(string n, Func<FsEvent, bool> f) => d[n] = new EventField { Name = n, Type = FieldType.Bool, Bool = f };
-        void Txt(string n, TextGetter f, IReadOnlyCollection<string>? domain = null) =>
-            d[n] = new EventField { Name = n, Type = FieldType.Text, Text = f, Domain = domain };
-
-        Num("evt.time", e => e.TimeUnixNanos);
-        Num("evt.seq", e => (long)e.Seq);
-        Txt("evt.op", (FsEvent e, out bool p) => Present(OpNames[(int)e.Op], out p), OpNames);
-        Num("evt.flags", e => e.Flags);
-        Num("evt.mode", e => e.Mode);
-        Num("evt.res", e => e.Result);
-        Flag("evt.is_write", e => e.IsWrite);
-        Flag("evt.is_exec", e => e.IsExec);
-        Num("evt.size", e => e.Size);
-        Txt("evt.decision", (FsEvent e, out bool p) => Present(DecisionNames[(int)e.Decision], out p), DecisionNames);
-        Txt("evt.reason", (FsEvent e, out bool p) => Nullable(e.Reason, out p));
-        Num("evt.latency_ns", e => e.LatencyNanos);
-        // Derived from evt.mode and evt.flags: rules have no bit operators, so the bits that matter are fields.
-        Flag("evt.mode.setuid", e => (e.Mode & SIsuid) != 0);
-        Flag("evt.mode.setgid", e => (e.Mode & SIsgid) != 0);
-        Flag("evt.mode.other_write", e => (e.Mode & SIwoth) != 0);
-        Txt("evt.mode.type", (FsEvent e, out bool p) => Present(ModeType(e.Mode), out p), ModeTypeNames);
-        Flag("evt.is_trunc", e => e.Op == FsOp.Truncate || (e.Op is FsOp.Open or FsOp.Create && (e.Flags & OTrunc) != 0));
-        Txt("fs.path", (FsEvent e, out bool p) => Present(e.Path, out p));
-        Txt("fs.dir", (FsEvent e, out bool p) =>
-        {
-            p = true;
-            return DirOf(e.Path);
-        });
-        Txt("fs.name", (FsEvent e, out bool p) =>
-        {
-            p = true;
-            return NameOf(e.Path);
-        });
-        Txt("fs.target", (FsEvent e, out bool p) => Nullable(e.Target, out p));
-        Txt("fs.link_target", (FsEvent e, out bool p) => Nullable(e.LinkTarget, out p));
-        Txt("fs.xattr", (FsEvent e, out bool p) => Nullable(e.XattrName, out p));
-        Flag("fs.is_new", e => e.IsNew);
-        Num("proc.pid", e => e.Pid);
-        Txt("proc.name", (FsEvent e, out bool p) => Nullable(e.ProcName, out p));
-        Num("user.uid", e => e.Uid);
-        Num("user.gid", e => e.Gid);
-        Txt("container.id", (FsEvent e, out bool p) => Nullable(e.ContainerId, out p));
-        Txt("container.level", (FsEvent e, out bool p) => Present(LevelNames[(int)e.Level], out p), LevelNames);
-        Txt("policy.class", (FsEvent e, out bool p) => Present(ClassNames[(int)e.PolicyClass], out p), ClassNames);
-        return d;
     }
 }

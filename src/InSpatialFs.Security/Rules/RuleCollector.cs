@@ -32,7 +32,7 @@ internal sealed class ConditionSource
         return c;
     }
 
-    /// <summary>Position of a character of <see cref="Text"/>; exact for single-line scalars, else the scalar's start line.</summary>
+    /// <summary>File position of a character of <see cref="Text"/> (exact inside multi-line and escaped scalars too).</summary>
     public SourcePosition PositionOf(int offset)
     {
         (int start, SourceText part) = _parts[0];
@@ -45,6 +45,11 @@ internal sealed class ConditionSource
         }
 
         int within = offset - start;
+        if (part.Map != null)
+        {
+            return part.PositionOf(within);
+        }
+
         string text = part.Text;
         int line = 0, lineStart = 0;
         for (int i = 0; i < within && i < text.Length; i++)
@@ -85,6 +90,7 @@ internal sealed class CollectedRule
     public ConditionSource? Condition { get; set; }
     public SourceText? Output { get; set; }
     public Severity Severity { get; set; } = Severity.Medium;
+    public string? Priority { get; set; }
     public List<string> Tags { get; set; } = [];
     public bool Enabled { get; set; } = true;
     public List<ExceptionSpec> Exceptions { get; set; } = [];
@@ -94,6 +100,9 @@ internal sealed class CollectedRule
     public ThresholdSpec? Threshold { get; set; }
     public SequenceSpec? Sequence { get; set; }
     public SuppressSpec? Suppress { get; set; }
+    /// <summary>Falco's source (null: syscall, the default).</summary>
+    public string? Source { get; set; }
+    public bool SkipIfUnknownFilter { get; set; }
     /// <summary>The file that declared the rule (built-in resources are named builtin:...).</summary>
     public string DefinedIn => At.File;
 }
@@ -108,9 +117,11 @@ internal sealed class CollectedRules
 }
 
 /// <summary>
-/// Stage 2: merges the items of all files in order. A later item with the same name replaces an earlier
-/// one; an item with <c>append: true</c> or <c>override: {key: append|replace}</c> changes only the keys
-/// it names on the earlier item, so a site file can adjust a built-in rule without copying it.
+/// Stage 2: merges the items of all files in order, with Falco's semantics: a later item with the same name
+/// replaces an earlier one (with an R024 warning, never silently); <c>append: true</c> or
+/// <c>override: {key: append|replace}</c> changes only the keys it names on the earlier item, so a site file can
+/// adjust a built-in rule without copying it; exceptions are appended to by name; an item that only says
+/// <c>enabled:</c> toggles an earlier rule.
 /// </summary>
 internal sealed class RuleCollector
 {
@@ -138,7 +149,7 @@ internal sealed class RuleCollector
         return result;
     }
 
-    private OverrideMode? ModeFor(ItemSpec item, string key)
+    private static OverrideMode? ModeFor(ItemSpec item, string key)
     {
         if (item.Overrides.TryGetValue(key, out OverrideMode mode))
         {
@@ -148,10 +159,18 @@ internal sealed class RuleCollector
         return item.Append ? OverrideMode.Append : null;
     }
 
+    private void Redefined(string kind, string name, SourcePosition at, SourcePosition earlier) =>
+        _diagnostics.Warning(RuleDiagnosticCodes.Redefined, at, $"{kind} '{name}' redefines the one at {earlier.File}:{earlier.Line}:{earlier.Column} (the later definition wins)");
+
     private void CollectList(CollectedRules result, ListSpec l)
     {
         if (!l.IsOverride)
         {
+            if (result.Lists.TryGetValue(l.Name, out CollectedList? old))
+            {
+                Redefined("list", l.Name, l.At, old.At);
+            }
+
             result.Lists[l.Name] = new CollectedList { Name = l.Name, At = l.At, Items = [.. l.Items] };
             return;
         }
@@ -174,6 +193,11 @@ internal sealed class RuleCollector
 
         if (!m.IsOverride)
         {
+            if (result.Macros.TryGetValue(m.Name, out CollectedMacro? old))
+            {
+                Redefined("macro", m.Name, m.At, old.At);
+            }
+
             result.Macros[m.Name] = new CollectedMacro { Name = m.Name, At = m.At, Condition = ConditionSource.From(cond) };
             return;
         }
@@ -189,13 +213,19 @@ internal sealed class RuleCollector
 
     private void CollectRule(CollectedRules result, RuleSpec r)
     {
-        bool enableOnly = r.Keys.Count == 1 && r.Enabled != null;
+        bool enableOnly = RuleReader.IsEnableOnly(r);
         if (!r.IsOverride && !enableOnly)
         {
             var rule = new CollectedRule { Name = r.Name, At = r.At };
             Apply(rule, r, replaceAll: true);
             if (result.RulesByName.TryGetValue(r.Name, out CollectedRule? old))
             {
+                Redefined("rule", r.Name, r.At, old.At);
+                if (old.Source != rule.Source && old.Source != null && rule.Source != null)
+                {
+                    _diagnostics.Error(RuleDiagnosticCodes.BadItem, r.At, $"rule '{r.Name}' is redefined with a different source ({rule.Source}, was {old.Source})");
+                }
+
                 result.Rules[result.Rules.IndexOf(old)] = rule;
             }
             else
@@ -209,7 +239,9 @@ internal sealed class RuleCollector
 
         if (!result.RulesByName.TryGetValue(r.Name, out CollectedRule? existing))
         {
-            _diagnostics.Error(RuleDiagnosticCodes.OverrideOfUnknown, r.At, $"rule '{r.Name}' overrides or appends to a rule not defined before");
+            _diagnostics.Error(RuleDiagnosticCodes.OverrideOfUnknown, r.At, enableOnly
+                ? $"rule '{r.Name}' has only 'enabled' but no rule of that name is defined before"
+                : $"rule '{r.Name}' overrides or appends to a rule not defined before");
             return;
         }
 
@@ -218,10 +250,15 @@ internal sealed class RuleCollector
 
     private void Apply(CollectedRule rule, RuleSpec r, bool replaceAll)
     {
+        if (replaceAll)
+        {
+            rule.Source = r.Source;
+        }
+
         foreach (string key in r.Keys)
         {
             OverrideMode mode = replaceAll ? OverrideMode.Replace : ModeFor(r, key) ?? OverrideMode.Replace;
-            if (!replaceAll && key != "enabled" && !r.Overrides.ContainsKey(key) && !r.Append)
+            if (!replaceAll && key is not ("enabled" or "source") && !r.Overrides.ContainsKey(key) && !r.Append)
             {
                 _diagnostics.Error(RuleDiagnosticCodes.BadItem, r.At, $"override of rule '{r.Name}' gives '{key}' without saying append or replace in override");
                 continue;
@@ -237,10 +274,16 @@ internal sealed class RuleCollector
                 case "output" when r.Output is { } o:
                     rule.Output = append && rule.Output is { } prev ? new SourceText(prev.Text + " " + o.Text, prev.At) : o;
                     break;
-                case "severity" when r.Severity is { } s: rule.Severity = s; break;
+                case "severity" when r.Severity is { } s:
+                    rule.Severity = s;
+                    rule.Priority = r.Priority;
+                    break;
                 case "tags" when r.Tags != null: rule.Tags = append ? [.. rule.Tags.Union(r.Tags)] : [.. r.Tags]; break;
                 case "enabled" when r.Enabled is { } e: rule.Enabled = e; break;
-                case "exceptions" when r.Exceptions != null: rule.Exceptions = append ? [.. rule.Exceptions, .. r.Exceptions] : [.. r.Exceptions]; break;
+                case "skip-if-unknown-filter" when r.SkipIfUnknownFilter is { } skip: rule.SkipIfUnknownFilter = skip; break;
+                case "exceptions" when r.Exceptions != null:
+                    rule.Exceptions = append ? AppendExceptions(rule, r.Exceptions) : [.. r.Exceptions];
+                    break;
                 case "actions" when r.Actions is { } a: rule.Actions = append ? rule.Actions | a : a; break;
                 case "mode" when r.Mode is { } m: rule.Mode = m; break;
                 case "tests" when r.Tests != null: rule.Tests = append ? [.. rule.Tests, .. r.Tests] : [.. r.Tests]; break;
@@ -250,5 +293,46 @@ internal sealed class RuleCollector
                 default: break;
             }
         }
+    }
+
+    /// <summary>Falco's exception append: an exception of a known name gains values (and may not restate fields or comps); a new one is added whole.</summary>
+    private List<ExceptionSpec> AppendExceptions(CollectedRule rule, List<ExceptionSpec> added)
+    {
+        var result = new List<ExceptionSpec>(rule.Exceptions);
+        foreach (ExceptionSpec ex in added)
+        {
+            int i = result.FindIndex(e => e.Name == ex.Name);
+            if (i < 0)
+            {
+                if (!ex.HasFields || ex.Values.Count == 0)
+                {
+                    _diagnostics.Error(RuleDiagnosticCodes.BadValue, ex.At, $"exception '{ex.Name}' is new to rule '{rule.Name}', so it needs fields and values");
+                    continue;
+                }
+
+                result.Add(ex);
+                continue;
+            }
+
+            if (ex.HasFields || ex.HasComps)
+            {
+                _diagnostics.Error(RuleDiagnosticCodes.BadValue, ex.At, $"exception '{ex.Name}' of rule '{rule.Name}' exists: an append gives only values, not fields or comps");
+                continue;
+            }
+
+            ExceptionSpec old = result[i];
+            result[i] = new ExceptionSpec
+            {
+                Name = old.Name,
+                At = old.At,
+                Fields = old.Fields,
+                FieldsIsList = old.FieldsIsList,
+                Comps = old.Comps,
+                CompsIsList = old.CompsIsList,
+                Values = [.. old.Values, .. ex.Values],
+            };
+        }
+
+        return result;
     }
 }

@@ -3,21 +3,31 @@ using InSpatialFs.Security.Events;
 
 namespace InSpatialFs.Security.Rules;
 
-/// <summary>Stage 3b: collected rules → compiled rules (conditions, exceptions, stateful plans, outputs).</summary>
+/// <summary>A rule that is valid but cannot run here, and why ("needs fd.sport", "source k8s_audit").</summary>
+public sealed record SkippedRule(string Name, string Reason, string Source, int Line, bool Enabled);
+
+/// <summary>Stage 3b: collected rules → compiled rules (conditions, exceptions, stateful plans, outputs), or skipped ones.</summary>
 internal sealed class RuleCompiler
 {
+    /// <summary>Rule sources we serve: Falco's syscall source (the default) and our own name for it.</summary>
+    private static readonly HashSet<string> ServedSources = new(StringComparer.Ordinal) { "syscall", "inspatialfs" };
+
     private readonly CollectedRules _collected;
     private readonly DiagnosticBag _diagnostics;
     private readonly ConditionCompiler _conditions;
+    private readonly string? _appendOutput;
 
-    public RuleCompiler(CollectedRules collected, DiagnosticBag diagnostics)
+    public RuleCompiler(CollectedRules collected, DiagnosticBag diagnostics, string? appendOutput = null)
     {
         _collected = collected;
         _diagnostics = diagnostics;
         _conditions = new ConditionCompiler(collected, diagnostics);
+        _appendOutput = appendOutput;
     }
 
     internal ConditionCompiler Conditions => _conditions;
+
+    public List<SkippedRule> Skipped { get; } = [];
 
     public List<CompiledRule> CompileAll()
     {
@@ -49,10 +59,23 @@ internal sealed class RuleCompiler
         return new KeyPlan(bound);
     }
 
+    private void Skip(CollectedRule rule, string reason)
+    {
+        Skipped.Add(new SkippedRule(rule.Name, reason, rule.DefinedIn, rule.At.Line, rule.Enabled));
+        _diagnostics.Warning(RuleDiagnosticCodes.RuleSkipped, rule.At, $"rule '{rule.Name}' skipped: {reason}");
+    }
+
     private CompiledRule? Compile(CollectedRule rule)
     {
+        if (rule.Source != null && !ServedSources.Contains(rule.Source))
+        {
+            Skip(rule, $"source {rule.Source} (only syscall rules are served here)");
+            return null;
+        }
+
         int errorsBefore = _diagnostics.Items.Count(d => d.IsError);
-        Cond? exceptions = rule.Exceptions.Count > 0 ? _conditions.CompileExceptions(rule.Exceptions) : null;
+        var skip = new SkipReasons();
+        Cond? exceptions = rule.Exceptions.Count > 0 ? _conditions.CompileExceptions(rule, skip, out _) : null;
         CompiledCondition? condition = null;
         ThresholdPlan? threshold = null;
         SequencePlan? sequence = null;
@@ -77,9 +100,9 @@ internal sealed class RuleCompiler
                     ok = false;
                 }
 
-                // The rule's own condition (if any) narrows every step; exceptions apply to the completing step.
+                // Exceptions apply to the completing step.
                 ConditionSource stepSource = ConditionSource.From(seq.Steps[i].Condition);
-                CompiledCondition? step = _conditions.Compile(stepSource, names[..i], i == seq.Steps.Count - 1 ? exceptions : null);
+                CompiledCondition? step = _conditions.Compile(stepSource, skip, names[..i], i == seq.Steps.Count - 1 ? exceptions : null, rule.SkipIfUnknownFilter);
                 if (step == null)
                 {
                     ok = false;
@@ -90,10 +113,16 @@ internal sealed class RuleCompiler
             }
 
             // until may use captures: it cancels the pending instances it matches (all of the key's, without captures).
-            CompiledCondition? until = seq.Until is { } u ? _conditions.Compile(ConditionSource.From(u), names) : null;
+            CompiledCondition? until = seq.Until is { } u ? _conditions.Compile(ConditionSource.From(u), skip, names) : null;
             if (seq.Until != null && until == null)
             {
                 ok = false;
+            }
+
+            if (skip.Any)
+            {
+                Skip(rule, "needs " + string.Join(", ", skip.Fields));
+                return null;
             }
 
             if (!ok)
@@ -112,7 +141,13 @@ internal sealed class RuleCompiler
                 return null;
             }
 
-            condition = _conditions.Compile(rule.Condition, null, exceptions);
+            condition = _conditions.Compile(rule.Condition, skip, null, exceptions, rule.SkipIfUnknownFilter);
+            if (skip.Any)
+            {
+                Skip(rule, "needs " + string.Join(", ", skip.Fields));
+                return null;
+            }
+
             if (condition == null)
             {
                 return null;
@@ -148,18 +183,28 @@ internal sealed class RuleCompiler
 
         KeyPlan? suppressBy = rule.Suppress is { By.Count: > 0 } s ? Keys(s.By)
             : threshold?.By ?? sequence?.By ?? Keys([new SourceText("container.id", rule.At)]);
-        OutputTemplate? output = OutputTemplate.Compile(rule.Output, _diagnostics, rule.Name + " (%evt.op %fs.path by %proc.name pid %proc.pid in %container.id)");
+        OutputTemplate? output = OutputTemplate.Compile(rule.Output, _diagnostics, rule.Name + " (%evt.type %fd.name by %proc.name pid %proc.pid in %container.id)", _appendOutput);
         if (suppressBy == null || output == null || _diagnostics.Items.Count(d => d.IsError) > errorsBefore)
         {
             return null;
         }
 
         ulong opMask = condition?.OpMask ?? sequence!.Steps.Aggregate(0UL, (m, st) => m | st.OpMask) | (sequence!.Until?.OpMask ?? 0);
+        if (opMask == 0)
+        {
+            Skip(rule, skip.EventTypes.Count > 0
+                ? $"needs evt.type {string.Join(", ", skip.EventTypes)} (system calls a filesystem does not see)"
+                : "its condition can never match");
+            return null;
+        }
+
         return new CompiledRule
         {
             Name = rule.Name,
             Desc = rule.Desc,
             Severity = rule.Severity,
+            Priority = rule.Priority ?? RuleReader.DefaultPriority(rule.Severity),
+            Source = rule.Source ?? "syscall",
             Actions = rule.Actions,
             Mode = rule.Mode,
             Tags = rule.Tags,
@@ -198,9 +243,10 @@ public sealed record RuleInfo(
 /// </summary>
 public sealed class RuleSet
 {
-    internal RuleSet(List<CompiledRule> rules, CollectedRules collected, IReadOnlyList<RuleDiagnostic> diagnostics)
+    internal RuleSet(List<CompiledRule> rules, CollectedRules collected, IReadOnlyList<RuleDiagnostic> diagnostics, IReadOnlyList<SkippedRule>? skipped = null)
     {
         Rules = [.. rules];
+        Skipped = skipped ?? [];
         Collected = collected;
         Diagnostics = diagnostics;
         Inline = new CompiledRule[FsOpNames.Count][];
@@ -217,6 +263,9 @@ public sealed class RuleSet
     internal CollectedRules Collected { get; }
     internal CompiledRule[][] Inline { get; }
     internal CompiledRule[][] Analysed { get; }
+
+    /// <summary>Valid rules that cannot run here (Falco rules on network or k8s fields, other sources), with why.</summary>
+    public IReadOnlyList<SkippedRule> Skipped { get; }
 
     /// <summary>Warnings of the load (a set with errors is never built).</summary>
     public IReadOnlyList<RuleDiagnostic> Diagnostics { get; }

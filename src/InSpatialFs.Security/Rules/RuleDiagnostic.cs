@@ -29,6 +29,14 @@ public static class RuleDiagnosticCodes
     public const string BadTestEvent = "R019";
     public const string FileNotFound = "R020";
     public const string MacroCycle = "R021";
+    /// <summary>A condition (or list) grows past the compiler's limits once macros and lists are expanded.</summary>
+    public const string TooLarge = "R022";
+    /// <summary>Warning: a rule needs fields or events a filesystem cannot have, or is for another source; it is not loaded.</summary>
+    public const string RuleSkipped = "R023";
+    /// <summary>Warning: an item redefines an earlier one of the same name (the later one wins, as in Falco).</summary>
+    public const string Redefined = "R024";
+    /// <summary>The file requires a newer Falco engine version than the one whose semantics we implement.</summary>
+    public const string EngineVersion = "R025";
 }
 
 /// <summary>A load error or warning with its position (1-based line and column; 0 when unknown).</summary>

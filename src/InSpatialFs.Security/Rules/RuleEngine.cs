@@ -15,6 +15,9 @@ public sealed class RuleEngineOptions
 
     public bool IncludeBuiltIns { get; init; } = true;
 
+    /// <summary>Text appended to every rule's output (Falco's <c>-p</c>), e.g. " container=%container.id user=%user.name".</summary>
+    public string? AppendOutput { get; init; }
+
     /// <summary>Load and reload outcomes are logged here (never per event).</summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 }
@@ -63,7 +66,7 @@ public sealed class RuleEngine : IRuleEngine
     public static RuleEngine Create(IEnumerable<RuleSource> sources, RuleEngineOptions? options = null)
     {
         options ??= new RuleEngineOptions();
-        RuleLoadResult result = RuleLoader.Load(sources, options.IncludeBuiltIns);
+        RuleLoadResult result = RuleLoader.Load(sources, options.IncludeBuiltIns, options.AppendOutput);
         if (result.RuleSet == null)
         {
             throw new RuleLoadException(result.Diagnostics);
@@ -104,7 +107,7 @@ public sealed class RuleEngine : IRuleEngine
 
     public RuleLoadResult Reload(IEnumerable<RuleSource> sources)
     {
-        RuleLoadResult result = RuleLoader.Load(sources, _options.IncludeBuiltIns);
+        RuleLoadResult result = RuleLoader.Load(sources, _options.IncludeBuiltIns, _options.AppendOutput);
         lock (_reloadGate)
         {
             if (result.RuleSet == null)

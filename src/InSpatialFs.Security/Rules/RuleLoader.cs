@@ -37,9 +37,29 @@ public static class RuleLoader
     /// <summary>The embedded rule files, in name order.</summary>
     public static IReadOnlyList<RuleSource> BuiltInSources => BuiltIns.Value;
 
-    public static RuleLoadResult Load(IEnumerable<RuleSource> sources, bool includeBuiltIns = true)
+    /// <summary>Marks diagnostics of a load that failed inside the loader itself (a bug, never a rule author's mistake).</summary>
+    public const string InternalErrorPrefix = "internal error while loading rules: ";
+
+    /// <param name="sources">Rule files in load order (later ones override earlier ones).</param>
+    /// <param name="includeBuiltIns">Load the embedded rules first (Falco's <c>-r</c> semantics when false: only the files given).</param>
+    /// <param name="appendOutput">Text appended to every rule's output (Falco's <c>-p</c>), with its own <c>%fields</c>.</param>
+    public static RuleLoadResult Load(IEnumerable<RuleSource> sources, bool includeBuiltIns = true, string? appendOutput = null)
     {
         var diagnostics = new DiagnosticBag();
+        try
+        {
+            return LoadCore(sources, includeBuiltIns, appendOutput, diagnostics);
+        }
+        catch (Exception ex) when (ex is not (OutOfMemoryException or StackOverflowException))
+        {
+            // Every malformed input has its own positioned diagnostic; this only keeps a loader bug from taking a daemon down.
+            diagnostics.Error(RuleDiagnosticCodes.BadItem, new SourcePosition("<rules>", 1, 1), InternalErrorPrefix + ex.GetType().Name + ": " + ex.Message);
+            return new RuleLoadResult(null, diagnostics.Items);
+        }
+    }
+
+    private static RuleLoadResult LoadCore(IEnumerable<RuleSource> sources, bool includeBuiltIns, string? appendOutput, DiagnosticBag diagnostics)
+    {
         var reader = new RuleReader(diagnostics);
         var files = new List<RuleFileSpec>();
         foreach (RuleSource source in (includeBuiltIns ? BuiltInSources : []).Concat(sources))
@@ -54,7 +74,8 @@ public static class RuleLoader
         }
 
         CollectedRules collected = new RuleCollector(diagnostics).Collect(files);
-        List<CompiledRule> rules = new RuleCompiler(collected, diagnostics).CompileAll();
+        var compiler = new RuleCompiler(collected, diagnostics, appendOutput);
+        List<CompiledRule> rules = compiler.CompileAll();
         foreach (CompiledRule rule in rules)
         {
             rule.Runtime = new RuleRuntime();
@@ -62,11 +83,11 @@ public static class RuleLoader
 
         return diagnostics.HasErrors
             ? new RuleLoadResult(null, diagnostics.Items)
-            : new RuleLoadResult(new RuleSet(rules, collected, diagnostics.Items), diagnostics.Items);
+            : new RuleLoadResult(new RuleSet(rules, collected, diagnostics.Items, compiler.Skipped), diagnostics.Items);
     }
 
-    public static RuleLoadResult LoadFiles(IEnumerable<string> paths, bool includeBuiltIns = true) =>
-        Load(paths.Select(RuleSource.FromFile), includeBuiltIns);
+    public static RuleLoadResult LoadFiles(IEnumerable<string> paths, bool includeBuiltIns = true, string? appendOutput = null) =>
+        Load(paths.Select(RuleSource.FromFile), includeBuiltIns, appendOutput);
 
     private static IReadOnlyList<RuleSource> ReadBuiltIns()
     {

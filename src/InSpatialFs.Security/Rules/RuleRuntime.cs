@@ -131,7 +131,7 @@ internal sealed class RuleRuntime
                 : default;
             ulong hash = plan.DistinctField.Type == FieldType.Text
                 ? KeyPlan.HashText(value)
-                : (ulong)(plan.DistinctField.Number?.Invoke(e) ?? (plan.DistinctField.Bool!(e) ? 1 : 0));
+                : plan.DistinctField.Number is { } number ? (ulong)number(e, out _) : (plan.DistinctField.Bool!(e) ? 1UL : 0UL);
             distinct.LastSeenByValue[hash] = now;
             if (distinct.LastSeenByValue.Count < plan.DistinctAtLeast)
             {
@@ -312,6 +312,7 @@ internal sealed class RuleRuntime
         to.Reason = from.Reason;
         to.LatencyNanos = from.LatencyNanos;
         to.Caller = from.Caller;
+        to.Process = from.Process;
     }
 
     /// <summary>True when a detection for this key should be reported (not within the suppression window of the last one).</summary>

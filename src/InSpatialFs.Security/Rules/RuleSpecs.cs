@@ -7,8 +7,21 @@ internal enum OverrideMode : byte
     Replace,
 }
 
-/// <summary>A scalar as written, with its position.</summary>
-internal readonly record struct SourceText(string Text, SourcePosition At);
+/// <summary>A scalar as written, with its position (and, for multi-line or escaped scalars, where each character came from).</summary>
+internal readonly record struct SourceText(string Text, SourcePosition At, ScalarMap? Map = null)
+{
+    /// <summary>The file position of character <paramref name="offset"/> of <see cref="Text"/>.</summary>
+    public SourcePosition PositionOf(int offset)
+    {
+        if (Map != null)
+        {
+            (int line, int column) = Map.Position(offset);
+            return At with { Line = line, Column = column };
+        }
+
+        return At.Offset(offset);
+    }
+}
 
 internal abstract class ItemSpec
 {
@@ -31,14 +44,25 @@ internal sealed class MacroSpec : ItemSpec
     public SourceText? Condition { get; set; }
 }
 
+/// <summary>One value of an exception: a scalar, or a list (<c>[a, b]</c>: a tuple row, or the items of one value).</summary>
+internal sealed record ExceptionValue(SourceText? Scalar, IReadOnlyList<ExceptionValue>? Items, SourcePosition At);
+
+/// <summary>
+/// Falco's exception: <c>fields</c> and <c>comps</c> are either lists (each row of <c>values</c> is then a tuple) or
+/// single names (each value is then one item of the list the field is compared with; comps defaults to <c>in</c>).
+/// </summary>
 internal sealed class ExceptionSpec
 {
     public required string Name { get; init; }
     public required SourcePosition At { get; init; }
     public List<SourceText> Fields { get; init; } = [];
+    public bool FieldsIsList { get; init; }
+    public bool HasFields => Fields.Count > 0;
     public List<SourceText> Comps { get; init; } = [];
-    /// <summary>One tuple per row (a single-field exception has one value per row).</summary>
-    public List<List<SourceText>> Values { get; init; } = [];
+    public bool CompsIsList { get; init; }
+    public bool HasComps => Comps.Count > 0;
+    /// <summary>Rows: a tuple per row for list fields, a single value per row for a single field.</summary>
+    public List<ExceptionValue> Values { get; init; } = [];
 }
 
 internal sealed class ThresholdSpec
@@ -90,6 +114,8 @@ internal sealed class RuleSpec : ItemSpec
     public SourceText? Condition { get; set; }
     public SourceText? Output { get; set; }
     public Severity? Severity { get; set; }
+    /// <summary>Falco's priority name for the severity as written (Warning, Error, ...).</summary>
+    public string? Priority { get; set; }
     public List<string>? Tags { get; set; }
     public bool? Enabled { get; set; }
     public List<ExceptionSpec>? Exceptions { get; set; }
@@ -99,6 +125,10 @@ internal sealed class RuleSpec : ItemSpec
     public ThresholdSpec? Threshold { get; set; }
     public SequenceSpec? Sequence { get; set; }
     public SuppressSpec? Suppress { get; set; }
+    /// <summary>Falco's <c>source:</c> (syscall when absent); rules for a source we do not serve are skipped.</summary>
+    public string? Source { get; set; }
+    /// <summary>Falco's <c>skip-if-unknown-filter</c>: a field nobody knows skips the rule instead of failing the load.</summary>
+    public bool? SkipIfUnknownFilter { get; set; }
     /// <summary>Keys present in the item as written (an override only changes those).</summary>
     public HashSet<string> Keys { get; init; } = [];
 }
@@ -108,4 +138,6 @@ internal sealed class RuleFileSpec
 {
     public required string File { get; init; }
     public List<ItemSpec> Items { get; init; } = [];
+    /// <summary>The highest required_engine_version the file declared (null: none).</summary>
+    public Version? RequiredEngineVersion { get; set; }
 }

@@ -5,16 +5,20 @@ namespace InSpatialFs.Security.Rules;
 
 /// <summary>
 /// The rule author's tools behind <c>inspatialfs rules validate|test|replay|explain|list</c>. Each method
-/// writes human-readable (or JSON) text and returns a process exit code: 0 success, 1 failure.
-/// Built-in rules are always loaded first, as in the daemon, so files may override them.
+/// writes human-readable (or JSON) text and returns a process exit code: 0 success, 1 a failing test, an unreadable
+/// event line or an unknown rule, 2 rule files that do not load (every error printed as FILE:LINE:COLUMN).
+/// Built-in rules are loaded first, as in the daemon, so files may override them; <c>includeBuiltIns: false</c>
+/// loads only the files given (Falco's <c>-r</c>).
 /// </summary>
 public static class RuleTooling
 {
+    /// <summary>Exit code of a command whose rule files do not load.</summary>
+    public const int LoadFailed = 2;
 
     /// <summary>Validates <paramref name="files"/> (on top of the built-in set); prints every diagnostic with its position.</summary>
-    public static int Validate(IReadOnlyList<string> files, TextWriter output)
+    public static int Validate(IReadOnlyList<string> files, TextWriter output, bool includeBuiltIns = true)
     {
-        RuleLoadResult result = RuleLoader.LoadFiles(files);
+        RuleLoadResult result = RuleLoader.LoadFiles(files, includeBuiltIns);
         foreach (RuleDiagnostic d in result.Diagnostics)
         {
             output.WriteLine(d.ToString());
@@ -22,18 +26,20 @@ public static class RuleTooling
 
         int errors = result.Diagnostics.Count(d => d.IsError), warnings = result.Diagnostics.Count - errors;
         output.WriteLine(result.Succeeded
-            ? $"ok: {result.RuleSet!.Count} rules, {warnings} warning(s)"
+            ? $"ok: {result.RuleSet!.Count} rules{Skipped(result.RuleSet)}, {warnings} warning(s)"
             : $"failed: {errors} error(s), {warnings} warning(s)");
-        return result.Succeeded ? 0 : 1;
+        return result.Succeeded ? 0 : LoadFailed;
     }
 
+    private static string Skipped(RuleSet set) => set.Skipped.Count == 0 ? "" : $" ({set.Skipped.Count} skipped)";
+
     /// <summary>Runs the <c>tests:</c> of the rules defined in <paramref name="files"/>, or of the built-in rules when none are given.</summary>
-    public static int Test(IReadOnlyList<string> files, TextWriter output)
+    public static int Test(IReadOnlyList<string> files, TextWriter output, bool includeBuiltIns = true)
     {
-        RuleLoadResult result = RuleLoader.LoadFiles(files);
+        RuleLoadResult result = RuleLoader.LoadFiles(files, includeBuiltIns);
         if (!PrintErrors(result, output))
         {
-            return 1;
+            return LoadFailed;
         }
 
         RuleSet set = result.RuleSet!;
@@ -119,6 +125,18 @@ public static class RuleTooling
     internal static FsEvent ParseTestEvent(string json, int index, long previousTime)
     {
         using var doc = JsonDocument.Parse(json);
+        foreach (JsonProperty p in doc.RootElement.EnumerateObject())
+        {
+            // A test event names fields: a misspelt key would silently leave the field empty and the test meaningless.
+            int bracket = p.Name.IndexOf('[', StringComparison.Ordinal);
+            string name = bracket < 0 ? p.Name : p.Name[..bracket];
+            string? arg = bracket < 0 ? null : p.Name[(bracket + 1)..].TrimEnd(']');
+            if (p.Name is not ("evt.time" or "evt.seq") && EventFields.Resolve(name, arg, out _) is FieldLookup.Unknown or FieldLookup.BadArgument)
+            {
+                throw new FormatException($"unknown field '{p.Name}'");
+            }
+        }
+
         FsEvent e = FsEventJson.Parse(doc.RootElement);
         if (!doc.RootElement.TryGetProperty("evt.time", out _))
         {
@@ -134,12 +152,12 @@ public static class RuleTooling
     }
 
     /// <summary>Replays a JSON-lines journal through the rules and prints each detection (one JSON object per line with <paramref name="json"/>).</summary>
-    public static int Replay(IReadOnlyList<string> rulesFiles, string eventsJsonlPath, bool json, TextWriter output)
+    public static int Replay(IReadOnlyList<string> rulesFiles, string eventsJsonlPath, bool json, TextWriter output, bool includeBuiltIns = true)
     {
-        RuleLoadResult result = RuleLoader.LoadFiles(rulesFiles);
+        RuleLoadResult result = RuleLoader.LoadFiles(rulesFiles, includeBuiltIns);
         if (!PrintErrors(result, output))
         {
-            return 1;
+            return LoadFailed;
         }
 
         IEnumerable<string> lines;
@@ -195,18 +213,19 @@ public static class RuleTooling
     }
 
     /// <summary>Prints a rule's condition with macros and lists expanded.</summary>
-    public static int Explain(string ruleName, IReadOnlyList<string> files, TextWriter output)
+    public static int Explain(string ruleName, IReadOnlyList<string> files, TextWriter output, bool includeBuiltIns = true)
     {
-        RuleLoadResult result = RuleLoader.LoadFiles(files);
+        RuleLoadResult result = RuleLoader.LoadFiles(files, includeBuiltIns);
         if (!PrintErrors(result, output))
         {
-            return 1;
+            return LoadFailed;
         }
 
         CompiledRule? rule = result.RuleSet!.Find(ruleName);
         if (rule == null)
         {
-            output.WriteLine($"no rule named '{ruleName}'");
+            SkippedRule? skipped = result.RuleSet.Skipped.FirstOrDefault(r => r.Name == ruleName);
+            output.WriteLine(skipped != null ? $"rule '{ruleName}' is skipped: {skipped.Reason}" : $"no rule named '{ruleName}'");
             return 1;
         }
 
@@ -217,26 +236,28 @@ public static class RuleTooling
         return 0;
     }
 
-    /// <summary>Lists the built-in and loaded rules with severity, actions and mode.</summary>
-    public static int List(IReadOnlyList<string> files, bool json, TextWriter output)
+    /// <summary>Lists the built-in and loaded rules with severity, actions and mode, and the skipped ones with why.</summary>
+    public static int List(IReadOnlyList<string> files, bool json, TextWriter output, bool includeBuiltIns = true)
     {
-        RuleLoadResult result = RuleLoader.LoadFiles(files);
+        RuleLoadResult result = RuleLoader.LoadFiles(files, includeBuiltIns);
         if (!PrintErrors(result, output))
         {
-            return 1;
+            return LoadFailed;
         }
 
+        RuleSet set = result.RuleSet!;
         if (json)
         {
             using var stream = new MemoryStream();
             using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false }))
             {
                 w.WriteStartArray();
-                foreach (CompiledRule r in result.RuleSet!.Rules)
+                foreach (CompiledRule r in set.Rules)
                 {
                     w.WriteStartObject();
                     w.WriteString("rule", r.Name);
                     w.WriteString("severity", SeverityName(r.Severity));
+                    w.WriteString("priority", r.Priority);
                     WriteActions(w, r.Actions);
                     w.WriteString("mode", ModeName(r.Mode));
                     w.WriteBoolean("enabled", r.Enabled);
@@ -253,6 +274,16 @@ public static class RuleTooling
                     w.WriteEndObject();
                 }
 
+                foreach (SkippedRule r in set.Skipped)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("rule", r.Name);
+                    w.WriteString("skipped", r.Reason);
+                    w.WriteBoolean("enabled", r.Enabled);
+                    w.WriteString("source", r.Source);
+                    w.WriteEndObject();
+                }
+
                 w.WriteEndArray();
             }
 
@@ -260,9 +291,14 @@ public static class RuleTooling
             return 0;
         }
 
-        foreach (CompiledRule r in result.RuleSet!.Rules)
+        foreach (CompiledRule r in set.Rules)
         {
             output.WriteLine($"{r.Name,-48} {SeverityName(r.Severity),-8} {ModeName(r.Mode),-7} {(r.Enabled ? "enabled" : "disabled"),-8} {r.Kind,-9} [{string.Join(",", ActionNames(r.Actions))}] {r.DefinedIn}");
+        }
+
+        foreach (SkippedRule r in set.Skipped)
+        {
+            output.WriteLine($"{r.Name,-48} skipped: {r.Reason} {r.Source}:{r.Line}");
         }
 
         return 0;

@@ -94,7 +94,7 @@ public sealed class RulesCommandTests
     }
 
     [Test]
-    public void Validate_reports_file_line_and_column_of_an_unknown_field_and_exits_1()
+    public void Validate_reports_file_line_and_column_of_an_unknown_field_and_exits_2()
     {
         // Line 3 of the file; the unknown field starts at column 25 of the condition text's line.
         string broken = Write("broken.yaml", """
@@ -105,7 +105,7 @@ public sealed class RulesCommandTests
               severity: high
             """);
         ShellResult r = Rules($"validate '{broken}'");
-        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
         Assert.That(r.StdOut, Does.Match(System.Text.RegularExpressions.Regex.Escape(broken) + @":3:\d+: .*R003.*fs\.pathh"));
         Assert.That(r.StdOut, Does.Contain("failed: 1 error(s)"));
     }
@@ -201,11 +201,11 @@ public sealed class RulesCommandTests
     }
 
     [Test]
-    public void List_of_a_broken_file_exits_1()
+    public void List_of_a_broken_file_exits_2()
     {
         string broken = Write("broken.yaml", "- rule: X\n  condition: evt.op = = open\n  output: x\n  severity: high\n");
         ShellResult r = Rules($"list --rules '{broken}'");
-        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
         Assert.That(r.StdOut, Does.Contain(broken + ":2:"));
     }
 

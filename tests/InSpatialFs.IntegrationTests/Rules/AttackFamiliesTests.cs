@@ -225,63 +225,13 @@ public sealed class AttackFamiliesTests
             .Select(i => i.Container).Distinct(), Is.EqualTo(new[] { ContainerName() }), "every rule incident names the container");
     }
 
-    private ShellResult RunInContainer(string script)
-    {
-        File.WriteAllText(Path.Combine(_rootfs!.Image, "script.sh"), script);
-        using RuncBundle bundle = RuncBundle.Create(_rootfs.MountPoint, ["/bin/sh", "/script.sh"], config =>
-        {
-            JsonObject linux = config["linux"]!.AsObject();
-            linux["cgroupsPath"] = Cgroup;
-
-            // Docker's default capability set (runc spec's is smaller): mknod and chown are the container's to try.
-            var caps = new JsonArray(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
-                "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"]);
-            JsonObject capabilities = config["process"]!["capabilities"]!.AsObject();
-            foreach (string set in new[] { "bounding", "effective", "permitted" })
-            {
-                capabilities[set] = caps.DeepClone();
-            }
-        });
-        return bundle.Run(TimeSpan.FromMinutes(1));
-    }
+    private ShellResult RunInContainer(string script) => ContainerScripts.Run(_rootfs!, Cgroup, script);
 
     private string ContainerName() => Status()["name"];
 
-    private Dictionary<string, string> Status()
-    {
-        var status = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string line in File.ReadAllLines(Path.Combine(_rootfs!.ControlDirectory, "status")))
-        {
-            int colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon > 0 && !line.StartsWith(' '))
-            {
-                status.TryAdd(line[..colon], line[(colon + 1)..].Trim());
-            }
-        }
+    private Dictionary<string, string> Status() => ContainerScripts.Status(_rootfs!.ControlDirectory);
 
-        return status;
-    }
-
-    /// <summary>Waits until the analyser has processed every recorded event (analysis is asynchronous).</summary>
-    private void WaitForAnalysis()
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            Dictionary<string, string> s = Status();
-            long recorded = long.Parse(s["events_recorded"], CultureInfo.InvariantCulture);
-            long dropped = long.Parse(s["events_dropped"], CultureInfo.InvariantCulture);
-            long processed = long.Parse(s["events_processed"], CultureInfo.InvariantCulture);
-            Assert.That(dropped, Is.Zero, "no event may be dropped, or the comparison means nothing");
-            if (processed >= recorded)
-            {
-                return;
-            }
-
-            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)), $"analysis did not catch up: {processed}/{recorded}");
-            Thread.Sleep(50);
-        }
-    }
+    private void WaitForAnalysis() => ContainerScripts.WaitForAnalysis(_rootfs!.ControlDirectory);
 
     private IEnumerable<string> JournalLines(string containing) =>
         File.ReadLines(Path.Combine(_rootfs!.StateDirectory, "events.jsonl")).Where(l => l.Contains(containing, StringComparison.Ordinal));

@@ -94,11 +94,11 @@ public sealed class RuleReloadAndToolingTests
     }
 
     [Test]
-    public void Validate_prints_positioned_errors_and_returns_1()
+    public void Validate_prints_positioned_errors_and_returns_2()
     {
         string bad = Write("bad.yaml", "- rule: r\n  condition: fs.pth = /x\n");
         var output = new StringWriter();
-        Assert.That(RuleTooling.Validate([bad], output), Is.EqualTo(1));
+        Assert.That(RuleTooling.Validate([bad], output), Is.EqualTo(RuleTooling.LoadFailed));
         Assert.That(output.ToString(), Does.Contain($"{bad}:2:14: error R003: unknown field 'fs.pth'"));
         string good = Write("good.yaml", "- rule: r\n  condition: fs.path = /x\n");
         Assert.That(RuleTooling.Validate([good], new StringWriter()), Is.Zero);
@@ -171,7 +171,7 @@ public sealed class RuleReloadAndToolingTests
     {
         var output = new StringWriter();
         Assert.That(RuleTooling.Explain("Namespace or mount tool executed", [], output), Is.Zero);
-        Assert.That(output.ToString(), Does.Contain("condition: evt.op = open and evt.is_exec and fs.name in (mount, umount, nsenter"));
+        Assert.That(output.ToString(), Does.Contain("condition: evt.op = open and evt.is_exec and fd.filename in (mount, umount, nsenter"));
         Assert.That(RuleTooling.Explain("no such rule", [], new StringWriter()), Is.EqualTo(1));
     }
 
@@ -198,7 +198,7 @@ public sealed class RuleToolingFileErrorTests
     public void A_missing_rules_file_is_an_R020_error()
     {
         var output = new StringWriter();
-        Assert.That(RuleTooling.Validate(["/nonexistent/rules.yaml"], output), Is.EqualTo(1));
+        Assert.That(RuleTooling.Validate(["/nonexistent/rules.yaml"], output), Is.EqualTo(RuleTooling.LoadFailed));
         Assert.That(output.ToString(), Does.Contain("/nonexistent/rules.yaml:0:0: error R020"));
     }
 

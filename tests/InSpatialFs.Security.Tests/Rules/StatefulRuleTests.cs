@@ -237,6 +237,7 @@ public sealed class SequenceCaptureCopyTests
                 Type t when t == typeof(bool) => true,
                 Type t when t.IsEnum => Enum.ToObject(t, 1),
                 Type t when t == typeof(InodeIdentity) => new InodeIdentity(1, (ulong)i, 2, Persistent: true),
+                Type t when t == typeof(InSpatialFs.Security.Identity.ProcessContext) => new InSpatialFs.Security.Identity.ProcessContext { Pid = i },
                 Type t => Convert.ChangeType(i, t, System.Globalization.CultureInfo.InvariantCulture),
             };
             f.SetValue(source, value);

@@ -1,0 +1,294 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace InSpatialFs.Security.Identity;
+
+/// <summary>
+/// Reads <see cref="ProcessContext"/> from /proc, once per process: the result is cached by (pid, start time, comm),
+/// so every event of a process and every child that names it as parent share one object. A new comm (after execve)
+/// is a new key, so an exec'd process gets a fresh context. Each read is bounded (cmdline at 4 KiB); a process that
+/// is gone gives null rather than an error. The cache holds at most <see cref="Capacity"/> processes and is
+/// cleared when full (contexts already handed out stay valid).
+/// </summary>
+public sealed class ProcessContextResolver
+{
+    private const int MaxCmdline = 4096;
+
+    private readonly string _procRoot;
+    private readonly ConcurrentDictionary<(int Pid, ulong Start, string Comm), ProcessContext> _cache = new();
+
+    public ProcessContextResolver(string procRoot = "/proc", AccountNames? accounts = null, int capacity = 8192)
+    {
+        _procRoot = procRoot;
+        Accounts = accounts;
+        Capacity = capacity;
+    }
+
+    public int Capacity { get; }
+
+    /// <summary>The container's account names (user.name, group.name); the daemon sets it once the mounts exist.</summary>
+    public AccountNames? Accounts { get; set; }
+
+    public int Count => _cache.Count;
+
+    /// <summary>The context of process <paramref name="pid"/> with its ancestors, or null when it cannot be read.</summary>
+    public ProcessContext? Resolve(int pid) => Resolve(pid, ProcessContext.MaxAncestors);
+
+    private ProcessContext? Resolve(int pid, int ancestorsLeft)
+    {
+        if (pid <= 0)
+        {
+            return null;
+        }
+
+        string dir = Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture));
+        string comm;
+        int ppid, pgid, sid;
+        long tty;
+        ulong start;
+        string exe, args;
+        bool consistent;
+        for (int attempt = 0; ; attempt++)
+        {
+            string? stat = ReadText(Path.Combine(dir, "stat"), 1024);
+            if (stat is null || !TryParseStat(stat, out comm, out ppid, out pgid, out sid, out tty, out start))
+            {
+                return null;
+            }
+
+            if (_cache.TryGetValue((pid, start, comm), out ProcessContext? known))
+            {
+                return known;
+            }
+
+            // Caught inside execve (the new name is set before the new arguments are): read once more shortly. A script
+            // run through its interpreter, or a child renamed without an exec (busybox's applets), stays inconsistent
+            // and is kept as /proc shows it, uncached.
+            (exe, args) = ReadCmdline(Path.Combine(dir, "cmdline"));
+            consistent = Consistent(comm, exe);
+            if (consistent || attempt == 1)
+            {
+                break;
+            }
+
+            Thread.Sleep(1);
+        }
+        Status status = ReadStatus(Path.Combine(dir, "status"));
+        var context = new ProcessContext
+        {
+            Pid = pid,
+            VPid = status.VPid == 0 ? pid : status.VPid,
+            PPid = ppid,
+            Pgid = pgid,
+            Sid = sid,
+            Tty = tty,
+            StartTime = start,
+            StartUnixNanos = BootUnixNanos.Value == 0 ? 0 : BootUnixNanos.Value + (long)(start * (1_000_000_000UL / ClockTicks)),
+            CapEffective = Capabilities.Names(status.CapEff),
+            CapPermitted = Capabilities.Names(status.CapPrm),
+            CapInheritable = Capabilities.Names(status.CapInh),
+            Name = comm,
+            Exe = exe,
+            ExePath = ReadLink(Path.Combine(dir, "exe")) ?? "",
+            Args = args,
+            Cwd = ReadLink(Path.Combine(dir, "cwd")) is { } cwd ? (cwd.EndsWith('/') ? cwd : cwd + "/") : "",
+            LoginUid = ReadLoginUid(Path.Combine(dir, "loginuid")),
+            Uid = status.Uid,
+            Parent = ancestorsLeft > 0 && ppid > 0 && ppid != pid ? Resolve(ppid, ancestorsLeft - 1) : null,
+            Accounts = Accounts,
+        };
+
+        if (!consistent)
+        {
+            return context; // not cached: the next process that names it as parent reads it again
+        }
+
+        if (_cache.Count >= Capacity)
+        {
+            _cache.Clear();
+        }
+
+        return _cache.GetOrAdd((pid, start, comm), context);
+    }
+
+    /// <summary>argv[0]'s base name and comm (its first 15 characters) name the same program.</summary>
+    internal static bool Consistent(string comm, string argv0)
+    {
+        string name = Path.GetFileName(argv0).TrimStart('-');
+        if (name.Length == 0)
+        {
+            return false;
+        }
+
+        return name.StartsWith(comm, StringComparison.Ordinal) || comm.StartsWith(name, StringComparison.Ordinal);
+    }
+
+    /// <summary>Fields 2 (comm), 4 (ppid), 5 (pgrp), 6 (session), 7 (tty_nr), 22 (starttime) of /proc/PID/stat.</summary>
+    internal static bool TryParseStat(string stat, out string comm, out int ppid, out int pgid, out int sid, out long tty, out ulong start)
+    {
+        comm = "";
+        ppid = pgid = sid = 0;
+        tty = 0;
+        start = 0;
+        int open = stat.IndexOf('(', StringComparison.Ordinal), close = stat.LastIndexOf(')');
+        if (open < 0 || close < open)
+        {
+            return false;
+        }
+
+        comm = stat[(open + 1)..close];
+        string[] f = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // f[0] is field 3 (state).
+        return f.Length >= 20
+            && int.TryParse(f[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out ppid)
+            && int.TryParse(f[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out pgid)
+            && int.TryParse(f[3], NumberStyles.Integer, CultureInfo.InvariantCulture, out sid)
+            && long.TryParse(f[4], NumberStyles.Integer, CultureInfo.InvariantCulture, out tty)
+            && ulong.TryParse(f[19], NumberStyles.Integer, CultureInfo.InvariantCulture, out start);
+    }
+
+    /// <summary>argv[0] and argv[1..] joined by spaces (NULs in /proc/PID/cmdline separate the arguments).</summary>
+    internal static (string Exe, string Args) SplitCmdline(ReadOnlySpan<byte> raw)
+    {
+        while (raw.Length > 0 && raw[^1] == 0)
+        {
+            raw = raw[..^1];
+        }
+
+        int first = raw.IndexOf((byte)0);
+        string exe = Encoding.UTF8.GetString(first < 0 ? raw : raw[..first]);
+        if (first < 0)
+        {
+            return (exe, "");
+        }
+
+        byte[] rest = raw[(first + 1)..].ToArray();
+        for (int i = 0; i < rest.Length; i++)
+        {
+            if (rest[i] == 0)
+            {
+                rest[i] = (byte)' ';
+            }
+        }
+
+        return (exe, Encoding.UTF8.GetString(rest));
+    }
+
+    private static (string, string) ReadCmdline(string path)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(MaxCmdline);
+        try
+        {
+            int n = ReadBytes(path, buffer.AsSpan(0, MaxCmdline));
+            return n < 0 ? ("", "") : SplitCmdline(buffer.AsSpan(0, n));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Reads up to the buffer's length from a /proc file (no FileStream: one open, a few reads); -1 when unreadable.</summary>
+    private static int ReadBytes(string path, Span<byte> buffer)
+    {
+        try
+        {
+            using SafeFileHandle handle = File.OpenHandle(path);
+            int total = 0, n;
+            while (total < buffer.Length && (n = RandomAccess.Read(handle, buffer[total..], total)) > 0)
+            {
+                total += n;
+            }
+
+            return total;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return -1;
+        }
+    }
+
+    /// <summary>USER_HZ: /proc/PID/stat counts in clock ticks of 1/100 s on Linux.</summary>
+    private const ulong ClockTicks = 100;
+
+    /// <summary>Boot time (btime of /proc/stat) as Unix nanoseconds, read once.</summary>
+    private static readonly Lazy<long> BootUnixNanos = new(() =>
+    {
+        string? stat = ReadText("/proc/stat", 64 * 1024);
+        foreach (string line in stat?.Split('\n') ?? [])
+        {
+            if (line.StartsWith("btime ", StringComparison.Ordinal) && long.TryParse(line.AsSpan(6), NumberStyles.Integer, CultureInfo.InvariantCulture, out long btime))
+            {
+                return btime * 1_000_000_000L;
+            }
+        }
+
+        return 0;
+    });
+
+    private readonly record struct Status(int VPid, uint Uid, ulong CapEff, ulong CapPrm, ulong CapInh);
+
+    /// <summary>NSpid's last value (the pid in the innermost namespace), the effective uid and the capability sets.</summary>
+    private static Status ReadStatus(string path)
+    {
+        int vpid = 0;
+        uint uid = 0;
+        ulong eff = 0, prm = 0, inh = 0;
+        string? text = ReadText(path, 8192);
+        foreach (string line in text?.Split('\n') ?? [])
+        {
+            string[] f = line.Split((char[])['\t', ' ', ':'], StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length < 2)
+            {
+                continue;
+            }
+
+            switch (f[0])
+            {
+                case "NSpid": _ = int.TryParse(f[^1], NumberStyles.Integer, CultureInfo.InvariantCulture, out vpid); break;
+                case "Uid" when f.Length > 2: _ = uint.TryParse(f[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out uid); break;
+                case "CapEff": _ = ulong.TryParse(f[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out eff); break;
+                case "CapPrm": _ = ulong.TryParse(f[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out prm); break;
+                case "CapInh": _ = ulong.TryParse(f[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out inh); break;
+                default: break;
+            }
+        }
+
+        return new Status(vpid, uid, eff, prm, inh);
+    }
+
+    private static long ReadLoginUid(string path)
+    {
+        string? text = ReadText(path, 32)?.Trim();
+        return text != null && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v != uint.MaxValue ? v : -1;
+    }
+
+    private static string? ReadText(string path, int max)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(max);
+        try
+        {
+            int n = ReadBytes(path, buffer.AsSpan(0, max));
+            return n < 0 ? null : Encoding.UTF8.GetString(buffer, 0, n);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static string? ReadLink(string path)
+    {
+        try
+        {
+            return new FileInfo(path).LinkTarget;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+}
