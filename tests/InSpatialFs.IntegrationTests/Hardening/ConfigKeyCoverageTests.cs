@@ -48,6 +48,8 @@ public sealed class ConfigKeyCoverageTests
         ["response.suspend_on"] = ["ContainerSuspendTests.A_forbidden_read_suspends_the_container_until_it_is_resumed"],
         ["container.cgroup"] = ["AttackFamiliesTests.Each_attack_family_raises_its_rule_with_its_response_and_nothing_else_fires"],
         ["rules.files"] = [Effect],
+        ["rules.builtins"] = ["FalcoRulesInContainerTests.Attacks_fire_the_corresponding_Falco_rules_with_Falco_s_output_and_fields"],
+        ["outputs"] = ["AlertOutputChannelsTests.Every_channel_delivers_Falco_s_alert_to_its_receiver"],
     };
 
     [Test]
