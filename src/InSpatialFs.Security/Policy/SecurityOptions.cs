@@ -7,6 +7,8 @@ public enum RuntimeWrittenExec : byte
 {
     Allow,
     Deny,
+    /// <summary>Allow, and raise an incident for each exec of a runtime-written file.</summary>
+    Alert,
 }
 
 /// <summary>Resource limits of one instance (config key <c>resources:</c>); null means "not limited".</summary>
@@ -83,4 +85,9 @@ public sealed record SecurityOptions
     public int JournalKeep { get; init; } = 4;
     /// <summary>Whether to write events.jsonl at all.</summary>
     public bool JournalEvents { get; init; } = true;
+
+    /// <summary>container.init_pid and host_users: who is the container, and what host processes may do.</summary>
+    public Identity.MembershipOptions Membership { get; init; } = new();
+    /// <summary>incidents: aggregation rate limit and rotation of incidents.jsonl.</summary>
+    public Incidents.IncidentOptions Incidents { get; init; } = new();
 }
