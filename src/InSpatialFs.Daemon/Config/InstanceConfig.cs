@@ -1,5 +1,6 @@
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Identity;
 
 namespace InSpatialFs.Daemon.Config;
 
@@ -24,6 +25,8 @@ public sealed record InstanceConfig
     public required string StateDir { get; init; }
     public ContainerConfig Container { get; init; } = new();
     public RulesConfig Rules { get; init; } = RulesConfig.Empty;
+    public HostUsersConfig HostUsers { get; init; } = new();
+    public IncidentsConfig Incidents { get; init; } = new();
 
     public static string DefaultControl(string name) => "/run/inspatialfs/" + name;
 
@@ -83,10 +86,28 @@ public sealed record ResponseConfig
     public Severity? SuspendOn { get; init; }
 }
 
-/// <summary>`container:` — the cgroup whose processes are the container (in addition to the root-directory test).</summary>
+/// <summary>`container:` — what proves a process is the container: its cgroup, and the init the engine started.</summary>
 public sealed record ContainerConfig
 {
     public string? Cgroup { get; init; }
+    /// <summary>`init_pid`: the container's init (its pid namespace and descendants are the container).</summary>
+    public int? InitPid { get; init; }
+}
+
+/// <summary>`host_users:` — what host processes (not container members) may do: root (the operator) and everyone else.</summary>
+public sealed record HostUsersConfig
+{
+    public HostAccess Root { get; init; } = HostAccess.Full;
+    public HostAccess Others { get; init; } = HostAccess.NoQuotaWrites;
+}
+
+/// <summary>`incidents:` — per-source rate limit and rotation of incidents.jsonl; null takes the default.</summary>
+public sealed record IncidentsConfig
+{
+    public double? Rate { get; init; }
+    public int? MaxBurst { get; init; }
+    public long? RotateBytes { get; init; }
+    public int? Keep { get; init; }
 }
 
 /// <summary>`rules:` — custom rule files (absolute; relative names are taken from the config file's directory).</summary>

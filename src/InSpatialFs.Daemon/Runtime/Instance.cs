@@ -379,7 +379,8 @@ internal sealed class Instance : IDisposable
         RuntimeWrittenExec = _config.Exec.RuntimeWritten switch
         {
             InSpatialFs.Daemon.Config.RuntimeWrittenExec.Deny => InSpatialFs.Security.Policy.RuntimeWrittenExec.Deny,
-            InSpatialFs.Daemon.Config.RuntimeWrittenExec.Allow or InSpatialFs.Daemon.Config.RuntimeWrittenExec.Alert => InSpatialFs.Security.Policy.RuntimeWrittenExec.Allow,
+            InSpatialFs.Daemon.Config.RuntimeWrittenExec.Allow => InSpatialFs.Security.Policy.RuntimeWrittenExec.Allow,
+            InSpatialFs.Daemon.Config.RuntimeWrittenExec.Alert => InSpatialFs.Security.Policy.RuntimeWrittenExec.Alert,
             _ => null,
         },
         Resources = new ResourceLimits
@@ -396,7 +397,20 @@ internal sealed class Instance : IDisposable
         ContainerCgroup = _config.Container.Cgroup,
         ContainerName = _config.Name,
         Mountpoint = _config.Mountpoint,
+        Membership = new InSpatialFs.Security.Identity.MembershipOptions
+        {
+            InitPid = _config.Container.InitPid,
+            HostRoot = _config.HostUsers.Root,
+            HostUsers = _config.HostUsers.Others,
+        },
+        Incidents = IncidentLimits(_config.Incidents),
     });
+
+    private static InSpatialFs.Security.Incidents.IncidentOptions IncidentLimits(IncidentsConfig c)
+    {
+        var d = new InSpatialFs.Security.Incidents.IncidentOptions();
+        return d with { RatePerSecond = c.Rate ?? d.RatePerSecond, MaxBurst = c.MaxBurst ?? d.MaxBurst, RotateBytes = c.RotateBytes ?? d.RotateBytes, Keep = c.Keep ?? d.Keep };
+    }
 
     /// <summary>A host name the backend refused as an escape becomes a security event (evt.op = escape).</summary>
     private void RecordEscape(string mountPath, string name, Errno error)
