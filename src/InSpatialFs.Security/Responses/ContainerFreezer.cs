@@ -70,10 +70,12 @@ public sealed class ContainerFreezer
     {
         ArgumentNullException.ThrowIfNull(members);
         var stopped = new List<StoppedProcess>();
-        int self = Environment.ProcessId;
-        foreach (CallerInfo m in members.DistinctBy(m => m.Tgid))
+        HashSet<int> untouchable = DaemonAndAncestors();
+        // Released or exited pins first out, so a live pin of the same process is the one kept.
+        foreach (CallerInfo m in members.Where(m => !m.HasExited).DistinctBy(m => m.Tgid))
         {
-            if (!m.IsContainerMember || m.Tgid == self || m.HasExited) continue;
+            // Defence in depth behind the membership proof: never init, kernel threads, the daemon or what runs it.
+            if (!m.IsContainerMember || m.Tgid <= 2 || m.ParentPid == 2 || untouchable.Contains(m.Tgid)) continue;
             SafeFd? own = m.DuplicatePidFd();
             if (own is null) continue; // released meanwhile: the process exited
             Errno e = LibC.PidfdSendSignal(own, LibC.SIGSTOP);
@@ -90,26 +92,39 @@ public sealed class ContainerFreezer
         return new SuspendHandle(SuspendHandle.SigStop, null, stopped) { Failures = failures };
     }
 
+    /// <summary>This process and its parent chain (the shell, service manager or test runner that started the daemon).</summary>
+    private static HashSet<int> DaemonAndAncestors()
+    {
+        var pids = new HashSet<int>();
+        for (int pid = Environment.ProcessId; pid > 1 && pids.Add(pid);)
+        {
+            if (ProcFs.ReadParentAndStart("/proc", pid) is not (int parent, _)) break;
+            pid = parent;
+        }
+
+        return pids;
+    }
+
     /// <summary>
     /// Freezes a cgroup by path: the v1 freezer when <paramref name="v1Path"/> exists there, else v2 cgroup.freeze for
-    /// <paramref name="v2Path"/>. Null when neither worked (why is added to <paramref name="failures"/>); throws
-    /// InvalidOperationException when a guard refuses.
+    /// <paramref name="v2Path"/>. Null when neither worked; why (a failed write, or a guard that refused: the root
+    /// cgroup, one holding the daemon) is added to <paramref name="failures"/>.
     /// </summary>
     public SuspendHandle? TryFreezeCgroup(string? v1Path, string? v2Path, List<string>? failures = null)
     {
         failures ??= [];
         if (v1Path is not null && Directory.Exists(V1Dir(v1Path)))
         {
-            if (Refusal(v1Path, v1: true) is string why) throw new InvalidOperationException(why);
             string dir = V1Dir(v1Path);
-            if (Attempt(SuspendHandle.V1, dir, () => FreezeV1(dir), failures)) return new SuspendHandle(SuspendHandle.V1, dir, []) { Failures = failures };
+            if (Refusal(v1Path, v1: true) is string why) failures.Add($"{SuspendHandle.V1} {dir}: {why}");
+            else if (Attempt(SuspendHandle.V1, dir, () => FreezeV1(dir), failures)) return new SuspendHandle(SuspendHandle.V1, dir, []) { Failures = failures };
         }
 
         if (v2Path is not null && File.Exists(Path.Combine(V2Dir(v2Path), "cgroup.freeze")))
         {
-            if (Refusal(v2Path, v1: false) is string why) throw new InvalidOperationException(why);
             string dir = V2Dir(v2Path);
-            if (Attempt(SuspendHandle.V2, dir, () => FreezeV2(dir), failures)) return new SuspendHandle(SuspendHandle.V2, dir, []) { Failures = failures };
+            if (Refusal(v2Path, v1: false) is string why) failures.Add($"{SuspendHandle.V2} {dir}: {why}");
+            else if (Attempt(SuspendHandle.V2, dir, () => FreezeV2(dir), failures)) return new SuspendHandle(SuspendHandle.V2, dir, []) { Failures = failures };
         }
 
         return null;

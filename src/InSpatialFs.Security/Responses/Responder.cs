@@ -177,22 +177,20 @@ internal sealed class Responder(
         lock (_gate)
         {
             if (_suspended) return "suspend (already suspended)";
-            try
+            var failures = new List<string>();
+            SuspendHandle? h = freezer.TryFreezeCgroup(cg, cg, failures);
+            if (h is null)
             {
-                var failures = new List<string>();
-                SuspendHandle? h = freezer.TryFreezeCgroup(cg, cg, failures);
-                foreach (string failure in failures) onFailure("suspend", failure);
-                if (h is null) return $"suspend refused: cgroup {cg} could not be frozen";
-                _handle = h;
-                _suspended = true;
-                SecurityLog.Suspended(log, $"{h} ({why})");
-                return "suspend";
+                string failed = failures.Count == 0 ? "not found" : string.Join("; ", failures);
+                SecurityLog.ResponseRefused(log, $"suspend of cgroup {cg}: {failed}");
+                return $"suspend refused: cgroup {cg}: {failed}";
             }
-            catch (InvalidOperationException ex)
-            {
-                SecurityLog.ResponseRefused(log, ex.Message);
-                return "suspend refused: " + ex.Message;
-            }
+
+            foreach (string failure in failures) onFailure("suspend", failure);
+            _handle = h;
+            _suspended = true;
+            SecurityLog.Suspended(log, $"{h} ({why})");
+            return "suspend";
         }
     }
 
