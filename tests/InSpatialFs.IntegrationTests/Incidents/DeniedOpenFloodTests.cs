@@ -15,18 +15,9 @@ namespace InSpatialFs.IntegrationTests.Incidents;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class DeniedOpenFloodTests
+public sealed class DeniedOpenFloodTests : MembershipFixture
 {
-    private MembershipRig _rig = null!;
-
-    [OneTimeSetUp]
-    public void Mount() => _rig = MembershipRig.Start("""
-        paths:
-          forbidden: [/etc/secret]
-        """);
-
-    [OneTimeTearDown]
-    public void Unmount() => _rig?.Dispose();
+    protected override string Config => "paths:\n  forbidden: [/etc/secret]\n";
 
     private static long RssKiB(int pid) =>
         long.Parse(File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
@@ -45,13 +36,13 @@ public sealed class DeniedOpenFloodTests
     /// <summary>Runs the flood containers while a host process stats a file through the mount; samples the daemon's RSS.</summary>
     private (ShellResult[] Floods, Dictionary<string, string> Stat, long PeakRssKiB) Flood(string[] scripts)
     {
-        string stop = Path.Combine(_rig.Rootfs.Work, "stop-" + Guid.NewGuid().ToString("N")[..6]);
-        Task<ShellResult> stat = Task.Run(() => Shell.Run($"'{HostFloodops()}' stat '{_rig.MountPoint}/etc/hosts' '{stop}' 600", TimeSpan.FromMinutes(11)));
-        MembershipRig.Background[] containers = [.. scripts.Select(s => _rig.RunInBackground(s))];
+        string stop = Path.Combine(Rig.Rootfs.Work, "stop-" + Guid.NewGuid().ToString("N")[..6]);
+        Task<ShellResult> stat = Task.Run(() => Shell.Run($"'{HostFloodops()}' stat '{Rig.MountPoint}/etc/hosts' '{stop}' 600", TimeSpan.FromMinutes(11)));
+        MembershipRig.Background[] containers = [.. scripts.Select(s => Rig.RunInBackground(s))];
         long peak = 0;
         while (!containers.All(c => c.IsCompleted))
         {
-            peak = Math.Max(peak, RssKiB(_rig.Rootfs.Daemon.Pid));
+            peak = Math.Max(peak, RssKiB(Rig.Rootfs.Daemon.Pid));
             Thread.Sleep(250);
         }
 
@@ -66,7 +57,7 @@ public sealed class DeniedOpenFloodTests
     {
         Assert.That(Eventually(() =>
         {
-            Dictionary<string, string> s = _rig.Status();
+            Dictionary<string, string> s = Rig.Status();
             return MembershipRig.Number(s, "events_processed") >= MembershipRig.Number(s, "events_recorded");
         }, TimeSpan.FromSeconds(60)), Is.True, "the analyser caught up");
     }
@@ -75,8 +66,8 @@ public sealed class DeniedOpenFloodTests
     public void A_million_denied_opens_are_one_incident_with_the_count_in_bounded_memory()
     {
         const int Opens = 1_000_000;
-        Dictionary<string, string> before = _rig.Status();
-        long rssBefore = RssKiB(_rig.Rootfs.Daemon.Pid);
+        Dictionary<string, string> before = Rig.Status();
+        long rssBefore = RssKiB(Rig.Rootfs.Daemon.Pid);
         var clock = Stopwatch.StartNew();
 
         (ShellResult[] floods, Dictionary<string, string> stat, long peak) = Flood([$"/bin/floodops open /etc/secret {Opens}"]);
@@ -84,11 +75,11 @@ public sealed class DeniedOpenFloodTests
         Dictionary<string, string> flood = Fields(floods[0].StdOut);
         Assert.That(flood["eacces"], Is.EqualTo(Opens.ToString(CultureInfo.InvariantCulture)), floods[0].ToString());
         WaitAnalysed();
-        long rssAfter = RssKiB(_rig.Rootfs.Daemon.Pid);
+        long rssAfter = RssKiB(Rig.Rootfs.Daemon.Pid);
 
-        Dictionary<string, string> after = _rig.Status();
+        Dictionary<string, string> after = Rig.Status();
         Assert.That(MembershipRig.Number(after, "denials") - MembershipRig.Number(before, "denials"), Is.EqualTo(Opens), "no denial lost from the count");
-        List<JsonObject> incidents = [.. _rig.Incidents().Where(i => Str(i, "source") == "forbidden:/etc/secret")];
+        List<JsonObject> incidents = [.. Rig.Incidents().Where(i => Str(i, "source") == "forbidden:/etc/secret")];
         Assert.That(incidents, Has.Count.EqualTo(1), "one incident, not a million");
         Assert.That(Str(incidents[0], "count"), Is.EqualTo(Opens.ToString(CultureInfo.InvariantCulture)), "the incident carries every denial");
         Assert.That(Str(incidents[0], "process"), Is.EqualTo("floodops"));
@@ -111,18 +102,18 @@ public sealed class DeniedOpenFloodTests
     public void Three_flooding_processes_lose_no_denial_to_analysis()
     {
         const int Opens = 100_000;
-        Dictionary<string, string> before = _rig.Status();
-        HashSet<string> earlier = [.. _rig.Incidents().Select(i => Str(i, "id"))];
+        Dictionary<string, string> before = Rig.Status();
+        HashSet<string> earlier = [.. Rig.Incidents().Select(i => Str(i, "id"))];
         string script = $"/bin/floodops open /etc/secret {Opens} & /bin/floodops open /etc/secret {Opens} & /bin/floodops open /etc/secret {Opens} & wait";
         (ShellResult[] floods, Dictionary<string, string> stat, long peak) = Flood([script]);
         Assert.That(floods[0].ExitCode, Is.Zero, floods[0].ToString());
         Assert.That(floods[0].StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => Fields(l)["eacces"]), Is.All.EqualTo(Opens.ToString(CultureInfo.InvariantCulture)));
         WaitAnalysed();
 
-        Dictionary<string, string> after = _rig.Status();
+        Dictionary<string, string> after = Rig.Status();
         long denials = MembershipRig.Number(after, "denials") - MembershipRig.Number(before, "denials");
         Assert.That(denials, Is.EqualTo(3 * Opens));
-        List<JsonObject> incidents = [.. _rig.Incidents().Where(i => Str(i, "source") == "forbidden:/etc/secret" && !earlier.Contains(Str(i, "id")))];
+        List<JsonObject> incidents = [.. Rig.Incidents().Where(i => Str(i, "source") == "forbidden:/etc/secret" && !earlier.Contains(Str(i, "id")))];
         long counted = incidents.Sum(i => long.Parse(Str(i, "count"), CultureInfo.InvariantCulture));
         Assert.That(incidents, Has.Count.EqualTo(3), "one incident per flooding process");
         Assert.That(counted, Is.EqualTo(3 * Opens), "every denial reached analysis and its incident");

@@ -13,47 +13,35 @@ namespace InSpatialFs.IntegrationTests.Membership;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class ChrootShedTests
+public sealed class ChrootShedTests : MembershipFixture
 {
     // Run from /dev (a tmpfs, not the mount), so the process's first request to the mount comes after its chroot.
     internal const string Shed = """
         cp /bin/floodops /dev/shed && cd /etc && /dev/shed shed-open /dev/shm secret
         """;
 
-    private MembershipRig _rig = null!;
-
-    [OneTimeSetUp]
-    public void Mount() => _rig = MembershipRig.Start("""
-        response: { suspend_on: high }
-        paths:
-          forbidden: [/etc/secret]
-        """);
-
-    [OneTimeTearDown]
-    public void Unmount() => _rig?.Dispose();
-
     [TearDown]
-    public void Resume() => _rig.Ctl("resume");
+    public void Resume() => Rig.Ctl("resume");
 
     [Test]
     public void A_member_that_chroots_off_the_mount_stays_a_member_and_its_violation_suspends_the_container()
     {
-        MembershipRig.Background container = _rig.RunInBackground($"""
+        MembershipRig.Background container = Rig.RunInBackground($"""
             {Shed}
             {MembershipRig.WaitAt(1)}
             echo done
             """, MembershipRig.WithChroot);
 
         Assert.That(container.Reaches("paused", TimeSpan.FromSeconds(30)), Is.True, "the chrooted read suspends the container");
-        JsonObject incident = _rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret", "the chrooted read");
+        JsonObject incident = Rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret", "the chrooted read");
         Assert.That(incident.ContainsKey("container"), Is.True, "the chrooted process is still the container");
         Assert.That(Str(incident, "response"), Is.EqualTo("deny, suspend"));
-        Dictionary<string, string> status = _rig.Status();
+        Dictionary<string, string> status = Rig.Status();
         Assert.That(status["state"], Is.EqualTo("suspended"));
         Assert.That(status["membership"], Does.Contain("pid namespace").And.Contain("(learned)"));
 
-        Assert.That(_rig.Ctl("resume").ExitCode, Is.Zero);
-        _rig.Open(1);
+        Assert.That(Rig.Ctl("resume").ExitCode, Is.Zero);
+        Rig.Open(1);
         ShellResult run = container.Finish(TimeSpan.FromSeconds(60));
         Assert.That(run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[] { "chroot=OK open=EACCES", "done" }), run.ToString());
     }
@@ -63,24 +51,12 @@ public sealed class ChrootShedTests
 /// <summary>The same shed attempt, with the container's init reported by the engine (a fresh instance: the proof then holds for its life).</summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class ChrootShedWithReportedInitTests
+public sealed class ChrootShedWithReportedInitTests : MembershipFixture
 {
-    private MembershipRig _rig = null!;
-
-    [OneTimeSetUp]
-    public void Mount() => _rig = MembershipRig.Start("""
-        response: { suspend_on: high }
-        paths:
-          forbidden: [/etc/secret]
-        """);
-
-    [OneTimeTearDown]
-    public void Unmount() => _rig?.Dispose();
-
     [Test]
     public void With_the_init_reported_by_the_engine_a_chrooted_process_is_a_member_by_the_inits_pid_namespace()
     {
-        MembershipRig.Background container = _rig.RunInBackground($"""
+        MembershipRig.Background container = Rig.RunInBackground($"""
             {MembershipRig.WaitAt(2)}
             {ChrootShedTests.Shed}
             {MembershipRig.WaitAt(3)}
@@ -89,19 +65,19 @@ public sealed class ChrootShedWithReportedInitTests
         Assert.That(container.Reaches("running", TimeSpan.FromSeconds(30)), Is.True);
         int init = container.Bundle.Pid() ?? throw new AssertionException("no init pid");
 
-        ShellResult recorded = _rig.Ctl($"container-init {init.ToString(CultureInfo.InvariantCulture)}");
+        ShellResult recorded = Rig.Ctl($"container-init {init.ToString(CultureInfo.InvariantCulture)}");
         Assert.That(recorded.ExitCode, Is.Zero, recorded.ToString());
-        Assert.That(_rig.Status()["membership"], Does.Contain($"init {init}").And.Contain("and its descendants"));
-        ShellResult refused = _rig.Ctl("container-init 1");
+        Assert.That(Rig.Status()["membership"], Does.Contain($"init {init}").And.Contain("and its descendants"));
+        ShellResult refused = Rig.Ctl("container-init 1");
         Assert.That(refused.ExitCode, Is.Not.Zero, "a bad init is refused: " + refused);
 
-        _rig.Open(2);
+        Rig.Open(2);
         Assert.That(container.Reaches("paused", TimeSpan.FromSeconds(30)), Is.True);
-        JsonObject incident = _rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret" && Str(i, "output").Contains("secret", StringComparison.Ordinal)
+        JsonObject incident = Rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret" && Str(i, "output").Contains("secret", StringComparison.Ordinal)
             && Str(i, "response") == "deny, suspend" && i.ContainsKey("container"), "the chrooted read after container-init");
         Assert.That(Str(incident, "process"), Is.EqualTo("shed"));
-        Assert.That(_rig.Ctl("resume").ExitCode, Is.Zero);
-        _rig.Open(3);
+        Assert.That(Rig.Ctl("resume").ExitCode, Is.Zero);
+        Rig.Open(3);
         ShellResult run = container.Finish(TimeSpan.FromSeconds(60));
         Assert.That(run.StdOut, Does.Contain("chroot=OK open=EACCES").And.Contain("done"), run.ToString());
     }

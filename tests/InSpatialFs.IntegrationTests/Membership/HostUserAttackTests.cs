@@ -12,25 +12,14 @@ namespace InSpatialFs.IntegrationTests.Membership;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class HostUserAttackTests
+public sealed class HostUserAttackTests : MembershipFixture
 {
-    private MembershipRig _rig = null!;
-
-    [OneTimeSetUp]
-    public void Mount() => _rig = MembershipRig.Start("""
-        response: { suspend_on: high }
-        paths:
-          forbidden: [/etc/secret]
-        resources: { disk: 8MiB, inodes: 200 }
-        """);
-
-    [OneTimeTearDown]
-    public void Unmount() => _rig?.Dispose();
+    protected override string Config => MembershipRig.SuspendOnSecret + "\nresources: { disk: 8MiB, inodes: 200 }";
 
     [Test]
     public void Nobody_in_a_user_namespace_chrooted_onto_the_mount_is_not_the_container_and_cannot_suspend_it()
     {
-        MembershipRig.Background container = _rig.RunInBackground($"""
+        MembershipRig.Background container = Rig.RunInBackground($"""
             echo start
             {MembershipRig.WaitAt(1)}
             cat /etc/hosts > /dev/null && echo served-after-the-host-attack
@@ -38,29 +27,29 @@ public sealed class HostUserAttackTests
             {MembershipRig.WaitAt(2)}
             echo done
             """);
-        _rig.WaitForMember();
+        Rig.WaitForMember();
 
-        ShellResult attack = MembershipRig.AsNobody($"unshare -Ur chroot '{_rig.MountPoint}' /bin/cat /etc/secret");
+        ShellResult attack = MembershipRig.AsNobody($"unshare -Ur chroot '{Rig.MountPoint}' /bin/cat /etc/secret");
         Assert.That(attack.ExitCode, Is.Not.Zero, attack.ToString());
         Assert.That(attack.StdOut, Does.Not.Contain("TOP-SECRET"));
         Assert.That(attack.StdErr, Does.Contain("Permission denied"), "the policy still refuses the host user");
-        JsonObject hostIncident = _rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret" && Str(i, "process") == "cat" && !i.ContainsKey("container"), "the host user's read");
+        JsonObject hostIncident = Rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret" && Str(i, "process") == "cat" && !i.ContainsKey("container"), "the host user's read");
         Assert.That(Str(hostIncident, "response"), Is.EqualTo("deny, block-process (host process: suspend refused)"));
         Assert.That(Str(hostIncident, "uid"), Is.EqualTo("65534"));
-        Dictionary<string, string> status = _rig.Status();
+        Dictionary<string, string> status = Rig.Status();
         Assert.That(status["state"], Is.EqualTo("running"), "the real container was not suspended by a host user");
         Assert.That(container.State(), Is.EqualTo("running"));
 
         // Positive control: the real container is still served, and its own violation suspends it.
-        _rig.Open(1);
+        Rig.Open(1);
         Assert.That(container.Reaches("paused", TimeSpan.FromSeconds(30)), Is.True, "the container's own forbidden read suspends it");
-        Assert.That(_rig.Status()["state"], Is.EqualTo("suspended"));
-        JsonObject own = _rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret" && i.ContainsKey("container"), "the container's read");
+        Assert.That(Rig.Status()["state"], Is.EqualTo("suspended"));
+        JsonObject own = Rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret" && i.ContainsKey("container"), "the container's read");
         Assert.That(Str(own, "response"), Is.EqualTo("deny, suspend"));
 
-        Assert.That(_rig.Ctl("resume").ExitCode, Is.Zero);
+        Assert.That(Rig.Ctl("resume").ExitCode, Is.Zero);
         Assert.That(container.Reaches("running", TimeSpan.FromSeconds(10)), Is.True, "resume resumes");
-        _rig.Open(2);
+        Rig.Open(2);
         ShellResult run = container.Finish(TimeSpan.FromSeconds(60));
         Assert.That(run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries),
             Is.EqualTo(new[] { "start", "served-after-the-host-attack", "cat=1", "done" }), run.ToString());
@@ -70,8 +59,8 @@ public sealed class HostUserAttackTests
     [Test]
     public void Nobody_cannot_charge_the_containers_quota_through_allow_other_but_the_container_can()
     {
-        string fill = Path.Combine(_rig.MountPoint, "var", "tmp", "fill-" + Guid.NewGuid().ToString("N")[..6]);
-        long denialsBefore = MembershipRig.Number(_rig.Status(), "host_denials");
+        string fill = Path.Combine(Rig.MountPoint, "var", "tmp", "fill-" + Guid.NewGuid().ToString("N")[..6]);
+        long denialsBefore = MembershipRig.Number(Rig.Status(), "host_denials");
 
         ShellResult dd = MembershipRig.AsNobody($"dd if=/dev/zero of='{fill}' bs=64k count=64");
         Assert.That(dd.ExitCode, Is.Not.Zero, dd.ToString());
@@ -79,20 +68,20 @@ public sealed class HostUserAttackTests
         Assert.That(File.Exists(fill), Is.False, "nothing was created, nothing charged");
         ShellResult mkdir = MembershipRig.AsNobody($"mkdir '{fill}.d'");
         Assert.That(mkdir.ExitCode, Is.Not.Zero, "inodes are the container's too");
-        ShellResult read = MembershipRig.AsNobody($"cat '{_rig.MountPoint}/etc/hosts'");
+        ShellResult read = MembershipRig.AsNobody($"cat '{Rig.MountPoint}/etc/hosts'");
         Assert.That(read.ExitCode, Is.Zero, "positive control: reading charges nothing and stays allowed: " + read);
 
-        Dictionary<string, string> status = _rig.Status();
+        Dictionary<string, string> status = Rig.Status();
         Assert.That(MembershipRig.Number(status, "host_denials") - denialsBefore, Is.GreaterThanOrEqualTo(2));
         Assert.That(status["host_users"], Does.StartWith("no-quota-writes (growth writes refused"));
         Assert.That(status["host_root"], Is.EqualTo("full"));
-        JsonObject incident = _rig.Incident(i => Str(i, "source") == "host:no-quota-writes" && Str(i, "uid") == "65534", "nobody's write");
+        JsonObject incident = Rig.Incident(i => Str(i, "source") == "host:no-quota-writes" && Str(i, "uid") == "65534", "nobody's write");
         Assert.That(incident.ContainsKey("container"), Is.False);
 
         // Positive controls: the operator (root on the host) and the container itself write and are charged.
         string operatorFile = fill + ".root";
         Assert.That(Shell.Run($"dd if=/dev/zero of='{operatorFile}' bs=64k count=4 && rm '{operatorFile}'").ExitCode, Is.Zero);
-        MembershipRig.Background container = _rig.RunInBackground("""
+        MembershipRig.Background container = Rig.RunInBackground("""
             dd if=/dev/zero of=/var/tmp/mine bs=64k count=64 2>/dev/null && echo wrote-1MiB
             dd if=/dev/zero of=/var/tmp/too-much bs=1M count=16 2>&1 | grep -o 'Disk quota exceeded' | head -1
             rm -f /var/tmp/mine /var/tmp/too-much

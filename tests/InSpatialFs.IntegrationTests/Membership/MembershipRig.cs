@@ -25,6 +25,13 @@ internal sealed class MembershipRig : IDisposable
 
     public string Control => Rootfs.ControlDirectory;
 
+    /// <summary>The config most membership tests share: /etc/secret forbidden, a high-severity denial suspends.</summary>
+    public const string SuspendOnSecret = """
+        response: { suspend_on: high }
+        paths:
+          forbidden: [/etc/secret]
+        """;
+
     public static MembershipRig Start(string extraConfig)
     {
         string? why = RuncBundle.WhyCannotRun();
@@ -137,4 +144,21 @@ internal sealed class MembershipRig : IDisposable
     public JsonObject Incident(Func<JsonObject, bool> match, string what) => WaitForIncident(Control, match, what, TimeSpan.FromSeconds(20));
 
     public static Stopwatch Clock() => Stopwatch.StartNew();
+}
+
+/// <summary>
+/// A fixture around one <see cref="MembershipRig"/> instance (mounted once, always unmounted): the config is the
+/// fixture's, by default <see cref="MembershipRig.SuspendOnSecret"/>.
+/// </summary>
+public abstract class MembershipFixture
+{
+    internal MembershipRig Rig { get; private set; } = null!;
+
+    protected virtual string Config => MembershipRig.SuspendOnSecret;
+
+    [OneTimeSetUp]
+    public void Mount() => Rig = MembershipRig.Start(Config);
+
+    [OneTimeTearDown]
+    public void Unmount() => Rig?.Dispose();
 }

@@ -12,20 +12,8 @@ namespace InSpatialFs.IntegrationTests.Membership;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class SigstopSuspendTests
+public sealed class SigstopSuspendTests : MembershipFixture
 {
-    private MembershipRig _rig = null!;
-
-    [OneTimeSetUp]
-    public void Mount() => _rig = MembershipRig.Start("""
-        response: { suspend_on: high }
-        paths:
-          forbidden: [/etc/secret]
-        """);
-
-    [OneTimeTearDown]
-    public void Unmount() => _rig?.Dispose();
-
     private static char State(int pid)
     {
         string stat = File.ReadAllText($"/proc/{pid}/stat");
@@ -43,42 +31,42 @@ public sealed class SigstopSuspendTests
             {MembershipRig.WaitAt(2)}
             echo done
             """;
-        using Process chrooted = Process.Start(new ProcessStartInfo("chroot", [_rig.MountPoint, "/bin/sh", "-c", script])
+        using Process chrooted = Process.Start(new ProcessStartInfo("chroot", [Rig.MountPoint, "/bin/sh", "-c", script])
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         })!;
-        using Process worker = Process.Start(new ProcessStartInfo("chroot", [_rig.MountPoint, "/bin/sleep", "300"]) { UseShellExecute = false })!;
+        using Process worker = Process.Start(new ProcessStartInfo("chroot", [Rig.MountPoint, "/bin/sleep", "300"]) { UseShellExecute = false })!;
         int[] before = [chrooted.Id, worker.Id];
         try
         {
-            _rig.WaitForMember();
+            Rig.WaitForMember();
             Assert.That(Eventually(() => File.ReadAllText($"/proc/{worker.Id}/comm").Trim() == "sleep", TimeSpan.FromSeconds(10)), Is.True, "the worker runs in the chroot");
-            _rig.Open(1);
-            JsonObject incident = _rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret" && i.ContainsKey("container"), "the chrooted read");
+            Rig.Open(1);
+            JsonObject incident = Rig.Incident(i => Str(i, "source") == "forbidden:/etc/secret" && i.ContainsKey("container"), "the chrooted read");
             Assert.That(Str(incident, "response"), Is.EqualTo("deny, suspend"));
             Assert.That(Eventually(() => before.All(p => State(p) == 'T'), TimeSpan.FromSeconds(20)), Is.True,
                 "every member stopped, the worker that never made a request too: " + string.Join(",", before.Select(p => $"{p}:{State(p)}")));
             Assert.That(State(Environment.ProcessId), Is.Not.EqualTo('T'), "never the host (the test runner, the daemon's parent)");
-            Assert.That(State(_rig.Rootfs.Daemon.Pid), Is.Not.EqualTo('T'));
-            Assert.That(_rig.Status()["state"], Is.EqualTo("suspended"));
-            JsonObject why = _rig.Incident(i => Str(i, "source") == "response:failed", "why no cgroup was frozen");
+            Assert.That(State(Rig.Rootfs.Daemon.Pid), Is.Not.EqualTo('T'));
+            Assert.That(Rig.Status()["state"], Is.EqualTo("suspended"));
+            JsonObject why = Rig.Incident(i => Str(i, "source") == "response:failed", "why no cgroup was frozen");
             Assert.That(Str(why, "output"), Does.Contain("refusing to freeze").And.Contain("fell back to sigstop"));
 
-            ShellResult resume = _rig.Ctl("resume");
+            ShellResult resume = Rig.Ctl("resume");
             Assert.That(resume.ExitCode, Is.Zero, resume.ToString());
             Assert.That(Eventually(() => before.All(p => State(p) != 'T'), TimeSpan.FromSeconds(10)), Is.True, "resume continues every stopped process");
-            _rig.Open(2);
+            Rig.Open(2);
             Assert.That(chrooted.WaitForExit(30_000), Is.True, "the chrooted container ran to its end");
             Assert.That(chrooted.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[] { "cat=1", "done" }));
             Assert.That(worker.HasExited, Is.False, "the worker lives on, continued");
         }
         finally
         {
-            _rig.Open(1);
-            _rig.Open(2);
-            _rig.Ctl("resume");
+            Rig.Open(1);
+            Rig.Open(2);
+            Rig.Ctl("resume");
             if (!chrooted.HasExited) chrooted.Kill(entireProcessTree: true);
             if (!worker.HasExited) worker.Kill();
         }
