@@ -67,7 +67,12 @@ public sealed class MembershipProofTests
     }
 
     /// <summary>The pid of the first process below <paramref name="parent"/> whose comm is <paramref name="comm"/> (waits for it to appear).</summary>
-    private static int Descendant(int parent, string comm)
+    private static int Descendant(int parent, string comm) => Below(parent, comm, maxDepth: 10);
+
+    /// <summary>A direct child of <paramref name="parent"/> whose comm is <paramref name="comm"/> (waits for it to appear).</summary>
+    private static int Child(int parent, string comm) => Below(parent, comm, maxDepth: 1);
+
+    private static int Below(int parent, string comm, int maxDepth)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(10))
@@ -78,7 +83,7 @@ public sealed class MembershipProofTests
                 try
                 {
                     if (File.ReadAllText(Path.Combine(dir, "comm")).Trim() != comm) continue;
-                    for (int p = pid, depth = 0; p > 1 && depth < 10; depth++)
+                    for (int p = pid, depth = 0; p > 1 && depth < maxDepth; depth++)
                     {
                         string stat = File.ReadAllText($"/proc/{p}/stat");
                         p = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
@@ -163,7 +168,7 @@ public sealed class MembershipProofTests
         string jail = Jail();
         // unshare forks the container's init (pid 1 of a new pid namespace); the init starts a process chrooted elsewhere.
         Process container = Start("unshare", "--pid", "--fork", "sh", "-c", $"busybox chroot '{jail}' /busybox sleep 60 & exec sleep 60");
-        int init = Descendant(container.Id, "sleep");
+        int init = Child(container.Id, "sleep");
         int chrooted = WaitRoot(Descendant(init, "busybox"), jail);
         Process host = Start("sleep", "60");
 
@@ -184,9 +189,9 @@ public sealed class MembershipProofTests
     {
         using var reg = new CallerRegistry("/nonexistent-root", null, backgroundSweep: false);
         Process container = Start("unshare", "--pid", "--fork", "sh", "-c", "unshare --pid --fork sleep 60 & exec sleep 60");
-        int init = Descendant(container.Id, "sleep");
+        int init = Child(container.Id, "sleep");
         Assert.That(reg.RecordInit(init), Is.Null);
-        int nested = Descendant(Descendant(init, "unshare"), "sleep");
+        int nested = Child(Child(init, "unshare"), "sleep");
         CallerInfo c = reg.Resolve(nested)!;
         Assert.That(c.PidNamespace, Is.Not.EqualTo(reg.Container.PidNamespace), "a pid namespace of its own");
         Assert.That(c.Membership, Is.EqualTo(Membership.PidNamespace), "found as a descendant through NS_GET_PARENT");
