@@ -124,33 +124,8 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     /// <summary>How the current suspension was done (null when not suspended or still freezing).</summary>
     public SuspendHandle? CurrentSuspension => _responder.Current;
 
-    /// <summary>Status lines: who is treated as what (membership proofs, host users, pinned callers by class).</summary>
-    public IReadOnlyList<(string Key, string Value)> MembershipStatus()
-    {
-        MembershipOptions m = Options.Membership;
-        IReadOnlyDictionary<Membership, int> counts = Callers.CountByMembership();
-        int members = counts.Where(kv => kv.Key != Membership.Host).Sum(kv => kv.Value);
-        string growth = _containerHasQuotas ? "growth writes refused: the container has quotas" : "no quotas configured: writes allowed";
-        return
-        [
-            ("membership", Callers.Container.Describe()),
-            ("host_root", MembershipOptions.Name(m.HostRoot)),
-            ("host_users", MembershipOptions.Name(m.HostUsers) + (m.HostUsers == HostAccess.NoQuotaWrites ? $" ({growth})" : "")),
-            ("callers_members", members.ToString(System.Globalization.CultureInfo.InvariantCulture)
-                + (members == 0 ? "" : " (" + string.Join(", ", counts.Where(kv => kv.Key != Membership.Host).Select(kv => $"{Name(kv.Key)} {kv.Value}")) + ")")),
-            ("callers_host", counts.GetValueOrDefault(Membership.Host).ToString(System.Globalization.CultureInfo.InvariantCulture)),
-        ];
-    }
-
-    private static string Name(Membership m) => m switch
-    {
-        Membership.Cgroup => "cgroup",
-        Membership.PidNamespace => "pid-namespace",
-        Membership.InitAncestry => "init-ancestry",
-        Membership.MemberAncestry => "member-ancestry",
-        Membership.RootOnMount => "root-on-mount",
-        _ => "host",
-    };
+    /// <summary>Status lines: who is treated as what (membership proofs, host users, pinned callers by proof).</summary>
+    public IReadOnlyList<(string Key, string Value)> MembershipStatus() => MembershipReport.Lines(Callers, Options.Membership, _containerHasQuotas);
 
     /// <summary>Records the container's init (control command <c>container-init PID</c>); null, or why it was refused.</summary>
     public string? RecordContainerInit(int pid) => Callers.RecordInit(pid);
