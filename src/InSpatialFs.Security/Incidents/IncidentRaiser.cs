@@ -46,7 +46,7 @@ internal sealed class IncidentRaiser(IncidentStore store, Responder responder, E
     {
         if (DenialSeverity(reason, (Errno)e.Result) is not Severity severity) return;
         string response = "deny";
-        if (controls.SuspendOn is Severity on && severity >= on) response += ", " + responder.Suspend(e.Caller, reason);
+        if (controls.SuspendOn is Severity on && severity >= on) response += ", " + responder.Suspend(e.Caller, reason, e.TimeUnixNanos);
         Report(reason, severity, e, Describe(e) + $" denied ({(Errno)e.Result})", [e.Clone()], response);
     }
 
@@ -67,7 +67,7 @@ internal sealed class IncidentRaiser(IncidentStore store, Responder responder, E
             if ((a & ResponseAction.Deny) != 0) taken.Add("deny");
             bool suspend = (a & ResponseAction.Suspend) != 0 || (controls.SuspendOn is Severity on && d.Severity >= on);
             if ((a & ResponseAction.Kill) != 0) taken.Add(responder.Kill(caller));
-            if (suspend) taken.Add(responder.Suspend(caller, d.Rule));
+            if (suspend) taken.Add(responder.Suspend(caller, d.Rule, e.TimeUnixNanos));
             if ((a & ResponseAction.BlockProcess) != 0 && caller is not null)
             {
                 responder.Block(caller);

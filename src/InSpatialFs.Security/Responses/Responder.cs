@@ -29,6 +29,7 @@ internal sealed class Responder(
     private volatile int _blockedCount;
     private SuspendHandle? _handle;
     private Task? _task;
+    private long _resumedAtNanos;
 
     public bool IsSuspended => _suspended;
 
@@ -73,8 +74,11 @@ internal sealed class Responder(
     /// block-process instead. The freeze runs off the request and consumer threads (a member blocked in a FUSE
     /// request cannot freeze until it is answered). Returns the response taken, for the incident.
     /// </summary>
-    public string Suspend(CallerInfo? caller, string why)
+    /// <param name="eventTimeNanos">evt.time of what caused it (0: now). An event from before the operator's last resume
+    /// was already answered by the suspension the operator lifted: a late-analysed one must not suspend again.</param>
+    public string Suspend(CallerInfo? caller, string why, long eventTimeNanos = 0)
     {
+        if (eventTimeNanos != 0 && eventTimeNanos < Volatile.Read(ref _resumedAtNanos)) return "suspend skipped (resumed by the operator since)";
         if (caller is null || !caller.IsContainerMember)
         {
             if (caller is not null) Block(caller);
@@ -241,6 +245,7 @@ internal sealed class Responder(
             _handle = null;
             _task = null;
             _suspended = false;
+            Volatile.Write(ref _resumedAtNanos, Events.FsEvent.NowUnixNanos());
             _blocked.Clear();
             _blockedCount = 0;
         }

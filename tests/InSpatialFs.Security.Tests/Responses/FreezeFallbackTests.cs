@@ -216,6 +216,30 @@ public sealed class FreezeFallbackTests
     }
 
     [Test]
+    public void A_violation_from_before_the_operators_resume_does_not_suspend_again_and_a_new_one_does()
+    {
+        (CallerRegistry reg, Process init, int[] kids) = Container(1);
+        using CallerRegistry _ = reg;
+        using var sm = new SecurityManager(new SecurityOptions { Level = IsolationLevel.Standard, Forbidden = ["/etc/shadow"], SuspendOn = Severity.High }, callers: reg);
+        var late = new FsEvent { Op = FsOp.Lookup, Path = "/etc/shadow", Pid = kids[0], TimeUnixNanos = FsEvent.NowUnixNanos() };
+        Assert.That(sm.Decide(late).IsDenied, Is.True);
+        sm.Resume(); // the operator resumes while that denial still waits for analysis
+        sm.Record(late);
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(20)), Is.True);
+        Assert.That(sm.IsSuspended, Is.False);
+        Assert.That(sm.Incidents.List().Single().Response, Does.Contain("suspend skipped"));
+
+        var fresh = new FsEvent { Op = FsOp.Open, Path = "/etc/shadow", Pid = kids[0] };
+        Assert.That(sm.Decide(fresh).IsDenied, Is.True);
+        sm.Record(fresh);
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(20)), Is.True);
+        Assert.That(sm.IsSuspended, Is.True, "positive control: a violation after the resume suspends");
+        Assert.That(kids.Append(init.Id).Select(State), Is.All.EqualTo('T'));
+        sm.Resume();
+        Assert.That(Eventually(() => kids.Append(init.Id).All(p => State(p) != 'T')), Is.True);
+    }
+
+    [Test]
     public void A_container_cgroup_on_cgroup_v2_is_frozen_and_thawed()
     {
         Process member = Sleep(), host = Sleep();
