@@ -56,4 +56,11 @@ public interface IRuleEngine
 
     /// <summary>Asynchronous evaluation of a completed event; appends what fired to <paramref name="detections"/>.</summary>
     void Analyze(FsEvent completed, List<Detection> detections);
+
+    /// <summary>
+    /// Whether <see cref="Analyze"/> may need this event (a sequence step or a threshold it could match). Such events are
+    /// never dropped when the event queue is full. Called on the request path, but only while the queue is short of
+    /// room; must not block.
+    /// </summary>
+    bool MustSee(FsEvent e) => false;
 }

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
-using System.Threading.Channels;
 using InSpatialFs.Interop;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Identity;
@@ -27,34 +26,37 @@ public sealed record SecurityCounters(
     bool Suspended,
     int BlockedProcesses,
     long OpenFiles,
-    IReadOnlyDictionary<string, long> PerOp);
+    IReadOnlyDictionary<string, long> PerOp)
+{
+    /// <summary>Occurrences folded into an open incident of the same (source, process, path).</summary>
+    public long IncidentRepeats { get; init; }
+    /// <summary>Occurrences a source's incident rate limit kept from opening incidents.</summary>
+    public long IncidentsSuppressed { get; init; }
+    public int IncidentsOpen { get; init; }
+    /// <summary>Critical events (never dropped) whose request waited for room in the event queue.</summary>
+    public long EventsWaited { get; init; }
+    /// <summary>Operations of host processes refused by host_users.</summary>
+    public long HostDenials { get; init; }
+}
 
 /// <summary>An event subscriber: the event and its JSON line (newline included), valid only during the call.</summary>
 public delegate void EventLineHandler(FsEvent e, ReadOnlySpan<byte> jsonLine);
 
 /// <summary>
 /// The security manager: decides every operation before it runs (<see cref="Decide"/>: caller identity →
-/// blocked process → suspended container → path policy → privilege and code controls → throttle → inline
-/// rules), records it after (<see cref="Record"/>: a bounded queue that never blocks; one consumer thread
-/// feeds the rule engine's Analyze, the journal, incidents and subscribers), and takes responses
-/// (deny, block-process, suspend, kill, resume).
+/// blocked process → suspended container → host_users → path policy → privilege and code controls → throttle →
+/// inline rules), records it after (<see cref="Record"/> into the <see cref="EventPipeline"/>, whose consumer feeds
+/// the rule engine's Analyze, incidents (<see cref="IncidentRaiser"/>), the journal and subscribers), and takes
+/// responses through the <see cref="Responder"/> (deny, block-process, suspend, kill, resume).
 /// While the container is suspended its further operations fail with EPERM rather than being held:
 /// holding them would park FUSE reader threads and starve every other caller, including the operator's.
 /// Contract with the proxy: call Record for every decided op, denied ones included (denial incidents
 /// come from the recorded event); after Record the event object belongs to the manager.
-/// Lock order: _responseGate > IncidentStore._gate. Decide takes no lock.
+/// Lock order: Responder._gate > IncidentStore._gate; _subscriberGate alone. Decide takes no lock.
 /// </summary>
 public sealed class SecurityManager : ISecurityGate, IDisposable
 {
     private const string SuspendedReason = "response:suspended", BlockedReason = "response:block_process";
-    private const int BatchSize = 512;
-
-    /// <summary>
-    /// After a wake-up the consumer waits this long before draining, so a burst is analysed and journalled as one
-    /// batch (one write) instead of one wake-up, one batch and one write per event. Bounds detection latency of
-    /// asynchronous rules; decisions and inline rules do not wait for it.
-    /// </summary>
-    private const int CoalesceMs = 1;
 
     [ThreadStatic]
     private static List<Detection>? t_inlineDetections;
@@ -62,26 +64,21 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     private readonly IRuleEngine? _rules;
     private readonly ILogger _log;
     private readonly string _containerName;
-    private readonly Channel<FsEvent> _queue;
+    private readonly EventPipeline _pipeline;
+    private readonly Responder _responder;
+    private readonly IncidentRaiser _raiser;
     private readonly ConcurrentQueue<(Detection Detection, FsEvent Access)> _inlineDetections = new();
-    private readonly ConcurrentDictionary<(int Tgid, ulong Start), CallerInfo> _blocked = new();
-    private readonly Thread _consumer;
-    private readonly ConsumerWakeup _wakeup = new();
+    private readonly List<Detection> _detections = [];
     private readonly EventJournal? _journal;
-    private readonly ContainerFreezer? _freezer;
-    private readonly object _responseGate = new();
+    private readonly object _subscriberGate = new();
     private readonly long[] _perOp = new long[FsOpNames.Count];
-    private readonly Dictionary<string, long> _recentDenials = new(StringComparer.Ordinal);
     private readonly bool _ownsCallers;
+    private readonly bool _containerHasQuotas;
     private volatile EventLineHandler[] _subscribers = [];
     // The consumer serialises each event once; the journal and every subscriber get the same bytes.
     private readonly System.Buffers.ArrayBufferWriter<byte> _line = new(1024);
     private readonly Utf8JsonWriter _lineWriter;
-    private volatile bool _suspended;
-    private volatile int _blockedCount;
-    private SuspendHandle? _suspendHandle;
-    private Task? _suspendTask;
-    private long _decisions, _denials, _recorded, _dropped, _processed, _suppressed, _seq, _lastDropLog;
+    private long _decisions, _denials, _hostDenials, _seq, _lastDropLog;
 
     public SecurityManager(SecurityOptions options, IRuleEngine? rules = null, ILogger? log = null, CallerRegistry? callers = null, ContainerFreezer? freezer = null)
     {
@@ -96,23 +93,22 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         RuntimeWritten = new RuntimeWrittenObjects(journalPath: options.StateDir is null ? null : Path.Combine(options.StateDir, "runtime-written.marks"));
         _ownsCallers = callers is null;
         Callers = callers ?? new CallerRegistry(options.Mountpoint, options.ContainerCgroup);
-        _freezer = freezer ?? TryCreateFreezer();
-        Incidents = new IncidentStore(options.StateDir, _log);
+        ResourceLimits r = Controls.Resources;
+        _containerHasQuotas = r.DiskBytes is not null || r.Inodes is not null || r.MemoryBytes is not null;
+        Incidents = new IncidentStore(options.StateDir, _log, options.Incidents);
+        _responder = new Responder(Callers, freezer ?? TryCreateFreezer(), options.ContainerCgroup, _log, (what, error) => _raiser!.OnResponseFailure(what, error));
+        _raiser = new IncidentRaiser(Incidents, _responder, Controls, _log);
         if (options.StateDir is not null && options.JournalEvents)
         {
             _journal = new EventJournal(options.StateDir, options.JournalRotateBytes, options.JournalKeep);
         }
 
         foreach (string w in Controls.Warnings) SecurityLog.Relaxation(_log, w);
+        if (options.Membership.InitPid is int init && Callers.RecordInit(init) is string refused) SecurityLog.ResponseRefused(_log, refused);
 
         _lineWriter = new Utf8JsonWriter(_line);
-        _queue = Channel.CreateBounded<FsEvent>(new BoundedChannelOptions(options.EventQueueCapacity)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait, // TryWrite fails when full: counted as a drop, never waited on
-        });
-        _consumer = new Thread(ConsumeLoop) { IsBackground = true, Name = "security-events" };
-        _consumer.Start();
+        _pipeline = new EventPipeline(options.EventQueueCapacity, e => _rules?.MustSee(e) == true, Process, AfterBatch,
+            () => !_inlineDetections.IsEmpty, DrainInlineDetections, (ex, e) => SecurityLog.ConsumerFailed(_log, ex, e?.Seq ?? 0));
     }
 
     public SecurityOptions Options { get; }
@@ -124,9 +120,15 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public IncidentStore Incidents { get; }
     /// <summary>Relaxation warnings: the daemon prints them at start, the control files show them.</summary>
     public IReadOnlyList<string> Warnings => Controls.Warnings;
-    public bool IsSuspended => _suspended;
+    public bool IsSuspended => _responder.IsSuspended;
     /// <summary>How the current suspension was done (null when not suspended or still freezing).</summary>
-    public SuspendHandle? CurrentSuspension => _suspendHandle;
+    public SuspendHandle? CurrentSuspension => _responder.Current;
+
+    /// <summary>Status lines: who is treated as what (membership proofs, host users, pinned callers by proof).</summary>
+    public IReadOnlyList<(string Key, string Value)> MembershipStatus() => MembershipReport.Lines(Callers, Options.Membership, _containerHasQuotas);
+
+    /// <summary>Records the container's init (control command <c>container-init PID</c>); null, or why it was refused.</summary>
+    public string? RecordContainerInit(int pid) => Callers.RecordInit(pid);
 
     // ---------------------------------------------------------------- request path
 
@@ -148,24 +150,30 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         Interlocked.Increment(ref _decisions);
         Interlocked.Increment(ref _perOp[(int)a.Op]);
         CallerInfo? caller = Identify(a);
-        bool member = false;
-        if (caller is not null)
-        {
-            member = caller.IsContainerMember;
-            // ConcurrentDictionary.IsEmpty takes every bucket lock; a volatile count keeps the common case lock-free.
-            if (_blockedCount != 0 && _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime))) return Deny(a, Errno.EPERM, BlockedReason);
-        }
+        bool member = caller?.IsContainerMember == true;
+        if (caller is not null && _responder.IsBlocked(caller)) return Deny(a, Errno.EPERM, BlockedReason);
+        if (member && _responder.IsSuspended) return Deny(a, Errno.EPERM, SuspendedReason);
 
-        if (_suspended && member) return Deny(a, Errno.EPERM, SuspendedReason);
+        bool exec = a.Op == FsOp.Open && (a.IsExec || (a.Flags & LibC.FMODE_EXEC) != 0);
+        a.IsExec |= exec;
+        bool write = IsWriteAccess(a);
+        // pid 0 is the kernel acting for an earlier request; a pid that could not be pinned (it exited mid-request)
+        // is held to host_users, so a process cannot slip past them by exiting.
+        if (!member && a.Pid > 0)
+        {
+            HostAccess hostAccess = a.Uid == 0 ? Options.Membership.HostRoot : Options.Membership.HostUsers;
+            if (HostAccessRules.Refusal(hostAccess, a, write, _containerHasQuotas) is string hostReason)
+            {
+                Interlocked.Increment(ref _hostDenials);
+                return Deny(a, Errno.EACCES, hostReason);
+            }
+        }
 
         PathMatch m = ProtectedObjects.Apply(a.Object, Policy.Match(a.Path));
         a.PolicyClass = m.Class;
         if (m.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, m.Reason);
 
-        bool exec = a.Op == FsOp.Open && (a.IsExec || (a.Flags & LibC.FMODE_EXEC) != 0);
-        a.IsExec |= exec;
         if (exec && caller is not null) Callers.NoteExec(caller.Pid);
-        bool write = IsWriteAccess(a);
         if (write && m.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, m.Reason);
 
         if (a.Target is string target && a.Op is FsOp.Rename or FsOp.Link or FsOp.CopyFileRange)
@@ -185,11 +193,19 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         if (PrivilegeControls.Check(Controls, a, m.Class) is string refused) return Deny(a, Errno.EPERM, refused);
 
         // Exec control follows the object (its identity), not the name it has now. The loader and interpreters read
-        // code with plain read-opens, so at the deny setting those are refused too (CodeLoaders says who they are).
-        if (Controls.RuntimeWrittenExec == RuntimeWrittenExec.Deny && a.Op == FsOp.Open && RuntimeWritten.Contains(a.Object))
+        // code with plain read-opens, so at the deny setting those are refused too (CodeLoaders says who they are);
+        // at alert, an exec is allowed and the consumer raises the incident.
+        if (a.Op == FsOp.Open && Controls.RuntimeWrittenExec != RuntimeWrittenExec.Allow && RuntimeWritten.Contains(a.Object))
         {
-            if (exec) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenExec);
-            if (!write && CodeLoaders.IsLoaderOrInterpreter(caller?.Name)) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted);
+            if (Controls.RuntimeWrittenExec == RuntimeWrittenExec.Deny)
+            {
+                if (exec) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenExec);
+                if (!write && CodeLoaders.IsLoaderOrInterpreter(caller?.Name)) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted);
+            }
+            else if (exec)
+            {
+                a.Reason = IncidentRaiser.AlertRuntimeWrittenExec;
+            }
         }
 
         TimeSpan delay = member ? Resources.Throttle(a.Op, a.Size, Stopwatch.GetTimestamp()) : TimeSpan.Zero;
@@ -292,19 +308,13 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         if (completed.Caller is null && completed.ProcName is null) Identify(completed, pinNew: false);
         if (completed.TimeUnixNanos == 0) completed.TimeUnixNanos = FsEvent.NowUnixNanos();
         RuntimeWritten.Observe(completed);
-        if (_queue.Writer.TryWrite(completed))
-        {
-            Interlocked.Increment(ref _recorded);
-            _wakeup.Wake();
-            return;
-        }
+        if (_pipeline.Record(completed)) return;
 
-        long dropped = Interlocked.Increment(ref _dropped);
         long now = Environment.TickCount64;
         long last = Volatile.Read(ref _lastDropLog);
         if (now - last >= 1000 && Interlocked.CompareExchange(ref _lastDropLog, now, last) == last)
         {
-            SecurityLog.EventsDropped(_log, dropped);
+            SecurityLog.EventsDropped(_log, _pipeline.Dropped);
         }
     }
 
@@ -322,7 +332,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public IDisposable Subscribe(EventLineHandler onEvent)
     {
         ArgumentNullException.ThrowIfNull(onEvent);
-        lock (_responseGate) _subscribers = [.. _subscribers, onEvent];
+        lock (_subscriberGate) _subscribers = [.. _subscribers, onEvent];
         return new Subscription(this, onEvent);
     }
 
@@ -330,7 +340,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     {
         public void Dispose()
         {
-            lock (owner._responseGate) owner._subscribers = owner._subscribers.Where(a => a != action).ToArray();
+            lock (owner._subscriberGate) owner._subscribers = owner._subscribers.Where(a => a != action).ToArray();
         }
     }
 
@@ -345,98 +355,38 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
         return new SecurityCounters(
             Volatile.Read(ref _decisions), Volatile.Read(ref _denials), Resources.ThrottledOps,
-            Volatile.Read(ref _recorded), Volatile.Read(ref _dropped), Volatile.Read(ref _processed),
-            Incidents.Count, Volatile.Read(ref _suppressed), _suspended, _blocked.Count, Resources.OpenFiles, perOp);
-    }
-
-    /// <summary>Waits until every event recorded so far has been analysed and flushed (tests, shutdown).</summary>
-    public bool WaitIdle(TimeSpan timeout)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < timeout)
+            _pipeline.Recorded, _pipeline.Dropped, _pipeline.Processed,
+            Incidents.Total, Incidents.Repeats, _responder.IsSuspended, _responder.BlockedCount, Resources.OpenFiles, perOp)
         {
-            if (Volatile.Read(ref _processed) >= Volatile.Read(ref _recorded) && _inlineDetections.IsEmpty && _queue.Reader.Count == 0)
-            {
-                Task? t = _suspendTask;
-                if (t is null || t.IsCompleted) return true;
-            }
-
-            Thread.Sleep(2);
-        }
-
-        return false;
+            IncidentRepeats = Incidents.Repeats,
+            IncidentsSuppressed = Incidents.Suppressed,
+            IncidentsOpen = Incidents.OpenCount,
+            EventsWaited = _pipeline.Waited,
+            HostDenials = Volatile.Read(ref _hostDenials),
+        };
     }
+
+    /// <summary>Waits until every event recorded so far has been analysed and flushed, and no freeze is running (tests, shutdown).</summary>
+    public bool WaitIdle(TimeSpan timeout) => _pipeline.WaitIdle(timeout, () => !_responder.Busy);
 
     // ---------------------------------------------------------------- consumer
 
-    private void ConsumeLoop()
+    private void DrainInlineDetections()
     {
-        ChannelReader<FsEvent> reader = _queue.Reader;
-        var detections = new List<Detection>();
-        Func<bool> hasWork = () => reader.Count > 0 || !_inlineDetections.IsEmpty || reader.Completion.IsCompleted;
-        while (true)
-        {
-            int n = 0;
-            while (_inlineDetections.TryDequeue(out (Detection Detection, FsEvent Access) d)) HandleDetection(d.Detection, d.Access);
-            while (n < BatchSize && reader.TryRead(out FsEvent? e))
-            {
-                n++;
-                try
-                {
-                    Process(e, detections);
-                }
-                catch (Exception ex)
-                {
-                    SecurityLog.ConsumerFailed(_log, ex, e.Seq);
-                }
-                finally
-                {
-                    detections.Clear();
-                }
-            }
-
-            try
-            {
-                _journal?.Flush();
-                Incidents.Flush();
-            }
-            catch (IOException ex)
-            {
-                SecurityLog.ResponseFailed(_log, ex, "journal flush");
-            }
-
-            Interlocked.Add(ref _processed, n);
-            if (n == BatchSize)
-            {
-                continue; // behind: drain without pausing
-            }
-
-            if (reader.Count == 0 && _inlineDetections.IsEmpty)
-            {
-                if (reader.Completion.IsCompleted)
-                {
-                    return;
-                }
-
-                _wakeup.Sleep(hasWork, Timeout.Infinite);
-            }
-
-            Thread.Sleep(CoalesceMs);
-        }
+        while (_inlineDetections.TryDequeue(out (Detection Detection, FsEvent Access) d)) _raiser.OnDetection(d.Detection, d.Access);
     }
 
-    private void Process(FsEvent e, List<Detection> detections)
+    private void Process(FsEvent e)
     {
         if (_rules is not null)
         {
-            _rules.Analyze(e, detections);
-            foreach (Detection d in detections) HandleDetection(d, e);
+            _detections.Clear();
+            _rules.Analyze(e, _detections);
+            foreach (Detection d in _detections) _raiser.OnDetection(d, e);
         }
 
-        if (e.Decision == Decision.Deny && e.Reason is string reason && DenialSeverity(reason, (Errno)e.Result) is Severity sev)
-        {
-            RaiseDenialIncident(e, reason, sev);
-        }
+        if (e.Decision == Decision.Deny && e.Reason is string reason) _raiser.OnDenial(e, reason);
+        else if (ReferenceEquals(e.Reason, IncidentRaiser.AlertRuntimeWrittenExec)) _raiser.OnAlert(e);
 
         EventLineHandler[] subscribers = _subscribers;
         if (_journal is null && subscribers.Length == 0)
@@ -459,6 +409,20 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         }
     }
 
+    private void AfterBatch(long dropped)
+    {
+        _raiser.OnDropped(dropped);
+        try
+        {
+            _journal?.Flush();
+            Incidents.Flush();
+        }
+        catch (IOException ex)
+        {
+            SecurityLog.ResponseFailed(_log, ex, "journal flush");
+        }
+    }
+
     private ReadOnlySpan<byte> JsonLine(FsEvent e)
     {
         _line.ResetWrittenCount();
@@ -469,109 +433,18 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         return _line.WrittenSpan;
     }
 
-    /// <summary>Policy denials are incidents: forbidden access high, read-only writes medium, privilege refusals high. Response denials (blocked, suspended) and rule denials (their detection is the incident) are not.</summary>
-    internal static Severity? DenialSeverity(string reason, Errno error)
-    {
-        if (reason.StartsWith("privilege:", StringComparison.Ordinal)) return Severity.High;
-        bool policy = reason.StartsWith("forbidden:", StringComparison.Ordinal) || reason.StartsWith("readonly:", StringComparison.Ordinal)
-            || reason.StartsWith("default:", StringComparison.Ordinal) || reason.StartsWith("ancestor:", StringComparison.Ordinal);
-        if (!policy) return null;
-        return error == Errno.EROFS ? Severity.Medium : Severity.High;
-    }
-
-    private void RaiseDenialIncident(FsEvent e, string reason, Severity severity)
-    {
-        // A process retrying the same denied path is one incident per window, not thousands.
-        string key = string.Concat(e.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "|", reason, "|", e.Path);
-        long now = Environment.TickCount64;
-        if (_recentDenials.TryGetValue(key, out long at) && now - at < 10_000)
-        {
-            Interlocked.Increment(ref _suppressed);
-            return;
-        }
-
-        if (_recentDenials.Count > 10_000) _recentDenials.Clear();
-        _recentDenials[key] = now;
-
-        CallerInfo? caller = e.Caller;
-        string response = "deny";
-        if (Controls.SuspendOn is Severity on && severity >= on)
-        {
-            response += ", " + Suspend(caller, reason);
-        }
-
-        FsEvent evidence = e.Clone();
-        Incident inc = Incidents.Add(id => new Incident
-        {
-            Id = id,
-            Time = DateTimeOffset.UtcNow,
-            Source = reason,
-            Severity = severity,
-            ContainerId = e.ContainerId,
-            Pid = e.Pid,
-            ProcessName = e.ProcName,
-            Uid = e.Uid,
-            Output = $"{e.Op.Name()} {e.Path}{(e.Target is null ? "" : " -> " + e.Target)} denied ({(Errno)e.Result})",
-            Evidence = [evidence],
-            Response = response,
-        });
-        SecurityLog.IncidentRaised(_log, inc.Id, severity, reason, e.Pid, e.ProcName, inc.Output, response);
-    }
-
     private void OnInlineDetection(Detection d, FsEvent access, CallerInfo? caller)
     {
         // State that must hold for the very next request is set here; incidents and freezing happen on the consumer.
-        if (d.Mode == RuleMode.Enforce)
+        if (d.Mode == RuleMode.Enforce && caller is not null)
         {
-            if ((d.Actions & ResponseAction.BlockProcess) != 0 && caller is not null) Block(caller);
+            if ((d.Actions & ResponseAction.BlockProcess) != 0) _responder.Block(caller);
             bool suspend = (d.Actions & ResponseAction.Suspend) != 0 || (Controls.SuspendOn is Severity on && d.Severity >= on);
-            if (suspend && caller is { IsContainerMember: true }) _suspended = true;
+            if (suspend) _responder.MarkSuspended(caller);
         }
 
         _inlineDetections.Enqueue((d, access));
-        _wakeup.Wake();
-    }
-
-    private void HandleDetection(Detection d, FsEvent e)
-    {
-        CallerInfo? caller = e.Caller;
-        var taken = new List<string>();
-        if (d.Mode == RuleMode.Monitor)
-        {
-            taken.Add("none (monitor)");
-        }
-        else
-        {
-            ResponseAction a = d.Actions;
-            if ((a & ResponseAction.Deny) != 0) taken.Add("deny");
-            bool suspend = (a & ResponseAction.Suspend) != 0 || (Controls.SuspendOn is Severity on && d.Severity >= on);
-            if ((a & ResponseAction.Kill) != 0) taken.Add(KillCaller(caller));
-            if (suspend) taken.Add(Suspend(caller, d.Rule));
-            if ((a & ResponseAction.BlockProcess) != 0 && caller is not null)
-            {
-                Block(caller);
-                taken.Add("block-process");
-            }
-
-            if (taken.Count == 0) taken.Add((a & ResponseAction.Alert) != 0 ? "alert" : "log");
-        }
-
-        string response = string.Join(", ", taken);
-        Incident inc = Incidents.Add(id => new Incident
-        {
-            Id = id,
-            Time = DateTimeOffset.UtcNow,
-            Source = d.Rule,
-            Severity = d.Severity,
-            ContainerId = e.ContainerId,
-            Pid = e.Pid,
-            ProcessName = e.ProcName,
-            Uid = e.Uid,
-            Output = d.Output,
-            Evidence = d.Evidence.Select(x => x.Clone()).ToList(),
-            Response = response,
-        });
-        SecurityLog.IncidentRaised(_log, inc.Id, d.Severity, d.Rule, e.Pid, e.ProcName, d.Output, response);
+        _pipeline.Wake();
     }
 
     // ---------------------------------------------------------------- responses
@@ -580,138 +453,26 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public void Block(CallerInfo caller)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        if (_blocked.TryAdd((caller.Tgid, caller.ProcessStartTime), caller)) _blockedCount = _blocked.Count;
+        _responder.Block(caller);
     }
 
-    public bool IsBlocked(CallerInfo caller) => _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime));
-
-    /// <summary>
-    /// Suspends the container the caller belongs to. Host processes (and pid 0) are never frozen: they get a
-    /// block-process instead. Further ops from members fail at once; the freeze itself runs off the request
-    /// and consumer threads (a member blocked in a FUSE request cannot freeze until it is answered).
-    /// Returns the response taken, for the incident.
-    /// </summary>
-    public string Suspend(CallerInfo? caller, string why)
+    public bool IsBlocked(CallerInfo caller)
     {
-        if (caller is null || !caller.IsContainerMember)
-        {
-            if (caller is not null) Block(caller);
-            string refused = $"suspend refused for pid {caller?.Pid ?? 0}: not a container member";
-            SecurityLog.ResponseRefused(_log, refused);
-            return caller is null ? "suspend refused (no caller)" : "block-process (host process: suspend refused)";
-        }
-
-        lock (_responseGate)
-        {
-            if (_suspended && (_suspendTask is not null || _suspendHandle is not null)) return "suspend (already suspended)";
-            _suspended = true;
-            if (_freezer is null)
-            {
-                Block(caller);
-                return "suspend (no freezer: block-process)";
-            }
-
-            IEnumerable<CallerInfo> members = Callers.Snapshot().Where(c => c.IsContainerMember);
-            ContainerFreezer freezer = _freezer;
-            _suspendTask = Task.Run(() =>
-            {
-                try
-                {
-                    SuspendHandle h = freezer.Freeze(caller, members, Options.ContainerCgroup);
-                    lock (_responseGate) _suspendHandle = h;
-                    SecurityLog.Suspended(_log, $"{h} ({why})");
-                }
-                catch (Exception ex) when (ex is InvalidOperationException)
-                {
-                    // A guard refused: the container stays suspended in the daemon's eyes (its ops keep failing) until resume.
-                    SecurityLog.ResponseRefused(_log, ex.Message);
-                }
-                catch (Exception ex)
-                {
-                    SecurityLog.ResponseFailed(_log, ex, "freeze");
-                }
-            });
-            return "suspend";
-        }
+        ArgumentNullException.ThrowIfNull(caller);
+        return _responder.IsBlocked(caller);
     }
 
-    /// <summary>
-    /// Operator suspend (control file "suspend"): freezes the configured container cgroup, else the cgroup
-    /// of a live member seen so far. Returns the response taken, or why it was refused.
-    /// </summary>
-    public string SuspendContainer(string why)
-    {
-        CallerInfo? member = Callers.Snapshot().FirstOrDefault(c => c.IsContainerMember && !c.HasExited);
-        if (member is not null) return Suspend(member, why);
-        if (Options.ContainerCgroup is not string cg || _freezer is null) return "suspend refused: no container member seen and no container cgroup configured";
-        lock (_responseGate)
-        {
-            if (_suspended) return "suspend (already suspended)";
-            try
-            {
-                SuspendHandle? h = _freezer.TryFreezeCgroup(cg, cg);
-                if (h is null) return $"suspend refused: cgroup {cg} not found";
-                _suspendHandle = h;
-                _suspended = true;
-                SecurityLog.Suspended(_log, $"{h} ({why})");
-                return "suspend";
-            }
-            catch (InvalidOperationException ex)
-            {
-                SecurityLog.ResponseRefused(_log, ex.Message);
-                return "suspend refused: " + ex.Message;
-            }
-        }
-    }
+    /// <summary>Suspends the container the caller belongs to (host processes get a block); returns the response taken.</summary>
+    public string Suspend(CallerInfo? caller, string why) => _responder.Suspend(caller, why);
 
-    private string KillCaller(CallerInfo? caller)
-    {
-        if (caller is null || !caller.IsContainerMember)
-        {
-            if (caller is not null) Block(caller);
-            return caller is null ? "kill refused (no caller)" : "block-process (host process: kill refused)";
-        }
+    /// <summary>Operator suspend (control file "suspend"); returns the response taken, or why it was refused.</summary>
+    public string SuspendContainer(string why) => _responder.SuspendContainer(why);
 
-        if (!Callers.StillSameProcess(caller)) return "kill skipped (process gone)";
-        try
-        {
-            Errno e = ContainerFreezer.Kill(caller);
-            return e == Errno.OK ? "kill" : $"kill failed ({e})";
-        }
-        catch (InvalidOperationException ex)
-        {
-            SecurityLog.ResponseRefused(_log, ex.Message);
-            return "kill refused";
-        }
-    }
-
-    /// <summary>Thaws the container and lifts every process block.</summary>
+    /// <summary>Thaws the container (whatever the suspension froze or stopped) and lifts every process block.</summary>
     public void Resume()
     {
-        Task? pending;
-        lock (_responseGate) pending = _suspendTask;
-        pending?.Wait(TimeSpan.FromSeconds(10));
-        lock (_responseGate)
-        {
-            if (_suspendHandle is SuspendHandle h && _freezer is not null)
-            {
-                try
-                {
-                    _freezer.Thaw(h);
-                    SecurityLog.Resumed(_log, h.ToString());
-                }
-                catch (IOException ex)
-                {
-                    SecurityLog.ResponseFailed(_log, ex, "thaw");
-                }
-            }
-
-            _suspendHandle = null;
-            _suspendTask = null;
-            _suspended = false;
-            _blocked.Clear();
-            _blockedCount = 0;
-        }
+        _responder.Resume();
+        Incidents.Flush(); // a failed thaw is an incident: written now, not at the next event batch
     }
 
     public bool Acknowledge(string incidentId) => SetStatus(incidentId, IncidentStatus.Acknowledged);
@@ -739,15 +500,13 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
     public void Dispose()
     {
-        _queue.Writer.TryComplete();
-        _wakeup.Wake();
-        _consumer.Join(TimeSpan.FromSeconds(10));
-        _wakeup.Dispose();
+        _pipeline.Dispose();
         _lineWriter.Dispose();
         _journal?.Dispose();
         Resources.Dispose();
         RuntimeWritten.Dispose();
         Incidents.Dispose();
+        _responder.Dispose();
         if (_ownsCallers) Callers.Dispose();
     }
 }

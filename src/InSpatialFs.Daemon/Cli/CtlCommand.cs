@@ -68,6 +68,11 @@ internal static class CtlCommand
             command.Subcommands.Add(c);
         }
 
+        var initPid = new Argument<string>("PID") { Description = "Host pid of the container's init (runc state's pid)." };
+        var containerInit = new Command("container-init", "Record the container's init: its pid namespace and descendants are the container.") { initPid };
+        containerInit.SetAction(p => Send(Resolve(p.GetValue(name)!), "container-init " + p.GetValue(initPid)));
+        command.Subcommands.Add(containerInit);
+
         var level = new Argument<string>("LEVEL") { Description = "standard, enhanced or maximum (relaxing needs --allow-relax on mount)." };
         var isolation = new Command("isolation", "Change the isolation level at run time.") { level };
         isolation.SetAction(p => Send(Resolve(p.GetValue(name)!), "isolation " + p.GetValue(level)));

@@ -1,6 +1,7 @@
 using System.Globalization;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Identity;
 using InSpatialFs.Storage.Mounts;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -16,7 +17,7 @@ namespace InSpatialFs.Daemon.Config;
 public static partial class ConfigLoader
 {
     private static readonly string[] TopKeys =
-        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs"];
+        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs", "host_users", "incidents"];
     private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory"];
     private static readonly string[] MemoryKeys = ["size"];
     private static readonly string[] PathsKeys = ["forbidden", "readonly", "allowed"];
@@ -28,7 +29,9 @@ public static partial class ConfigLoader
         "restrict_hardlinks", "restrict_symlinks", "allow_direct", "exec_runtime_written",
     ];
     private static readonly string[] ResponseKeys = ["suspend_on"];
-    private static readonly string[] ContainerKeys = ["cgroup"];
+    private static readonly string[] ContainerKeys = ["cgroup", "init_pid"];
+    private static readonly string[] HostUsersKeys = ["root", "others"];
+    private static readonly string[] IncidentsKeys = ["rate", "max_burst", "rotate_bytes", "keep"];
     private static readonly string[] RulesKeys = ["files", "builtins"];
 
     /// <summary>
@@ -167,6 +170,8 @@ public static partial class ConfigLoader
                 Container = Optional(root, "container") is { } ct ? Container(ct) : new ContainerConfig(),
                 Rules = Optional(root, "rules") is { } ru ? Rules(ru) : RulesConfig.Empty,
                 Outputs = Optional(root, "outputs") is { } ou ? Outputs(ou) : OutputsConfig.None,
+                HostUsers = Optional(root, "host_users") is { } hu ? HostUsers(hu) : new HostUsersConfig(),
+                Incidents = Optional(root, "incidents") is { } inc ? Incidents(inc) : new IncidentsConfig(),
             };
         }
 
@@ -349,7 +354,47 @@ public static partial class ConfigLoader
         {
             var map = Mapping(node, "container");
             CheckKeys(map, "container", ContainerKeys);
-            return new ContainerConfig { Cgroup = Optional(map, "cgroup") is { } c ? HostPath(c, "container.cgroup") : null };
+            return new ContainerConfig
+            {
+                Cgroup = Optional(map, "cgroup") is { } c ? HostPath(c, "container.cgroup") : null,
+                InitPid = Optional(map, "init_pid") is { } p ? (int)Math.Min(Count(p, "container.init_pid"), int.MaxValue) : null,
+            };
+        }
+
+        private HostUsersConfig HostUsers(YamlNode node)
+        {
+            var map = Mapping(node, "host_users");
+            CheckKeys(map, "host_users", HostUsersKeys);
+            var defaults = new HostUsersConfig();
+            return new HostUsersConfig
+            {
+                Root = Optional(map, "root") is { } r ? HostAccessValue(r, "host_users.root") : defaults.Root,
+                Others = Optional(map, "others") is { } o ? HostAccessValue(o, "host_users.others") : defaults.Others,
+            };
+        }
+
+        private HostAccess HostAccessValue(YamlNode node, string what) => Enum(node, what,
+            ("full", HostAccess.Full), ("no-quota-writes", HostAccess.NoQuotaWrites), ("read-only", HostAccess.ReadOnly), ("none", HostAccess.None));
+
+        private IncidentsConfig Incidents(YamlNode node)
+        {
+            var map = Mapping(node, "incidents");
+            CheckKeys(map, "incidents", IncidentsKeys);
+            return new IncidentsConfig
+            {
+                Rate = Optional(map, "rate") is { } r ? PositiveNumber(r, "incidents.rate") : null,
+                MaxBurst = Optional(map, "max_burst") is { } b ? (int)Math.Min(Count(b, "incidents.max_burst"), int.MaxValue) : null,
+                RotateBytes = Optional(map, "rotate_bytes") is { } s ? Size(s, "incidents.rotate_bytes") : null,
+                Keep = Optional(map, "keep") is { } k ? (int)Math.Min(Count(k, "incidents.keep"), 1000) : null,
+            };
+        }
+
+        private double PositiveNumber(YamlNode node, string what)
+        {
+            string v = Scalar(node, what);
+            if (!double.TryParse(v, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n) || !(n > 0) || double.IsInfinity(n))
+                throw Fail(node, $"{what}: '{v}' is not a positive number");
+            return n;
         }
 
         private RulesConfig Rules(YamlNode node)

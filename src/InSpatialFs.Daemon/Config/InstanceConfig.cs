@@ -1,5 +1,6 @@
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Identity;
 
 namespace InSpatialFs.Daemon.Config;
 
@@ -27,6 +28,8 @@ public sealed record InstanceConfig
     public RulesConfig Rules { get; init; } = RulesConfig.Empty;
     /// <summary>`outputs:` — alert channels (Falco-shaped JSON to stdout, file, syslog, HTTP, OTLP).</summary>
     public OutputsConfig Outputs { get; init; } = OutputsConfig.None;
+    public HostUsersConfig HostUsers { get; init; } = new();
+    public IncidentsConfig Incidents { get; init; } = new();
 
     /// <summary>Base of the default state directories (systemd's StateDirectory=).</summary>
     public const string StateRoot = "/var/lib/inspatialfs";
@@ -111,10 +114,28 @@ public sealed record ResponseConfig
     public Severity? SuspendOn { get; init; }
 }
 
-/// <summary>`container:` — the cgroup whose processes are the container (in addition to the root-directory test).</summary>
+/// <summary>`container:` — what proves a process is the container: its cgroup, and the init the engine started.</summary>
 public sealed record ContainerConfig
 {
     public string? Cgroup { get; init; }
+    /// <summary>`init_pid`: the container's init (its pid namespace and descendants are the container).</summary>
+    public int? InitPid { get; init; }
+}
+
+/// <summary>`host_users:` — what host processes (not container members) may do: root (the operator) and everyone else.</summary>
+public sealed record HostUsersConfig
+{
+    public HostAccess Root { get; init; } = HostAccess.Full;
+    public HostAccess Others { get; init; } = HostAccess.NoQuotaWrites;
+}
+
+/// <summary>`incidents:` — per-source rate limit and rotation of incidents.jsonl; null takes the default.</summary>
+public sealed record IncidentsConfig
+{
+    public double? Rate { get; init; }
+    public int? MaxBurst { get; init; }
+    public long? RotateBytes { get; init; }
+    public int? Keep { get; init; }
 }
 
 /// <summary>`rules:` — custom rule files (absolute; relative names are taken from the config file's directory).</summary>

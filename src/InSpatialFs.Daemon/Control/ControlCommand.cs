@@ -9,6 +9,7 @@ internal enum ControlVerb
     Ack,
     Resolve,
     Isolation,
+    ContainerInit,
 }
 
 /// <summary>
@@ -21,7 +22,7 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
     /// <summary>The longest command line the daemon buffers; a longer one fails the write with EINVAL.</summary>
     public const int MaxLineBytes = 4096;
 
-    public const string Usage = "suspend, resume, reload, ack ID, resolve ID, isolation LEVEL";
+    public const string Usage = "suspend, resume, reload, ack ID, resolve ID, container-init PID, isolation LEVEL";
 
     private const int MaxIdLength = 64;
 
@@ -60,6 +61,7 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
             "ack" => ControlVerb.Ack,
             "resolve" => ControlVerb.Resolve,
             "isolation" => ControlVerb.Isolation,
+            "container-init" => ControlVerb.ContainerInit,
             _ => null,
         };
         if (verb is not ControlVerb v)
@@ -67,7 +69,7 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
             return Refuse(verbColumn, $"unknown command '{verbText}' ({Usage})", out column, out error);
         }
 
-        int wanted = v is ControlVerb.Ack or ControlVerb.Resolve or ControlVerb.Isolation ? 2 : 1;
+        int wanted = v is ControlVerb.Ack or ControlVerb.Resolve or ControlVerb.Isolation or ControlVerb.ContainerInit ? 2 : 1;
         if (words.Count > wanted)
         {
             return Refuse(words[wanted].Column, $"'{verbText}' takes {(wanted == 1 ? "no argument" : "one argument")}", out column, out error);
@@ -75,7 +77,7 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
 
         if (words.Count < wanted)
         {
-            return Refuse(line.Length + 1, $"'{verbText}' needs {(v == ControlVerb.Isolation ? "a LEVEL" : "an incident ID")}", out column, out error);
+            return Refuse(line.Length + 1, $"'{verbText}' needs {v switch { ControlVerb.Isolation => "a LEVEL", ControlVerb.ContainerInit => "a PID", _ => "an incident ID" }}", out column, out error);
         }
 
         string? argument = wanted == 2 ? words[1].Text : null;
@@ -84,7 +86,13 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
             return Refuse(words[1].Column, $"unknown isolation level '{argument}' (standard, enhanced, maximum)", out column, out error);
         }
 
-        if (argument != null && v != ControlVerb.Isolation &&
+        if (argument != null && v == ControlVerb.ContainerInit
+            && !(int.TryParse(argument, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid) && pid > 0))
+        {
+            return Refuse(words[1].Column, $"'{argument}' is not a process id", out column, out error);
+        }
+
+        if (argument != null && v is not (ControlVerb.Isolation or ControlVerb.ContainerInit) &&
             (argument.Length > MaxIdLength || !argument.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.')))
         {
             return Refuse(words[1].Column, $"'{argument}' is not an incident id (letters, digits, '-', '_', '.', at most {MaxIdLength})", out column, out error);
@@ -96,7 +104,11 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
         return true;
     }
 
-    public override string ToString() => Argument == null ? Verb.ToString().ToLowerInvariant() : $"{Verb.ToString().ToLowerInvariant()} {Argument}";
+    public override string ToString()
+    {
+        string verb = Verb == ControlVerb.ContainerInit ? "container-init" : Verb.ToString().ToLowerInvariant();
+        return Argument == null ? verb : $"{verb} {Argument}";
+    }
 
     private static bool Refuse(int at, string reason, out int column, out string error)
     {

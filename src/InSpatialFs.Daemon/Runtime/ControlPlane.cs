@@ -68,6 +68,10 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
             case ControlVerb.Resolve:
                 message = security.ResolveIncident(command.Argument!) ? $"incident {command.Argument} resolved" : $"no incident {command.Argument}";
                 return message.StartsWith("no ", StringComparison.Ordinal) ? Errno.EINVAL : Errno.OK;
+            case ControlVerb.ContainerInit:
+                int initPid = int.Parse(command.Argument!, CultureInfo.InvariantCulture); // the parser checked it
+                message = security.RecordContainerInit(initPid) is string refused ? refused : $"container init {initPid} recorded";
+                return message.StartsWith("container init", StringComparison.Ordinal) ? Errno.OK : Errno.EINVAL;
             default:
                 message = $"changing the isolation level of a running instance is not supported; restart with isolation: {command.Argument}";
                 return Errno.EINVAL;
@@ -93,9 +97,19 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "denials", c.Denials);
         Line(sb, "throttled", c.Throttled);
         Line(sb, "incidents", c.Incidents);
+        Line(sb, "incidents_open", c.IncidentsOpen);
+        Line(sb, "incident_repeats", c.IncidentRepeats);
+        Line(sb, "incidents_suppressed", c.IncidentsSuppressed);
         Line(sb, "events_recorded", c.EventsRecorded);
         Line(sb, "events_dropped", c.EventsDropped);
+        Line(sb, "events_waited", c.EventsWaited);
         Line(sb, "events_processed", c.EventsProcessed);
+        Line(sb, "host_denials", c.HostDenials);
+        foreach ((string key, string value) in _instance.Security.MembershipStatus())
+        {
+            Line(sb, key, value);
+        }
+
         Line(sb, "blocked_processes", c.BlockedProcesses);
         Line(sb, "open_files", c.OpenFiles);
         Line(sb, "live_nodes", _instance.Proxy.LiveNodes);
@@ -199,6 +213,10 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Counter(sb, "inspatialfs_incidents_total", "Incidents recorded.", name, c.Incidents);
         Counter(sb, "inspatialfs_events_recorded_total", "Events queued for analysis.", name, c.EventsRecorded);
         Counter(sb, "inspatialfs_events_dropped_total", "Events dropped because the queue was full.", name, c.EventsDropped);
+        Counter(sb, "inspatialfs_events_waited_total", "Events that must be analysed whose request waited for room in the queue.", name, c.EventsWaited);
+        Counter(sb, "inspatialfs_incident_repeats_total", "Occurrences folded into an open incident of the same source, process and path.", name, c.IncidentRepeats);
+        Counter(sb, "inspatialfs_incidents_suppressed_total", "Occurrences the per-source incident rate limit kept from opening incidents.", name, c.IncidentsSuppressed);
+        Counter(sb, "inspatialfs_host_denials_total", "Operations of host processes refused by host_users.", name, c.HostDenials);
         sb.Append("# HELP inspatialfs_suspended Whether the container is suspended.\n# TYPE inspatialfs_suspended gauge\n");
         sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_suspended{{instance=\"{name}\"}} {(c.Suspended ? 1 : 0)}\n");
         sb.Append("# HELP inspatialfs_live_nodes Nodes the kernel holds.\n# TYPE inspatialfs_live_nodes gauge\n");

@@ -466,7 +466,20 @@ internal sealed class Instance : IDisposable
         ContainerCgroup = config.Container.Cgroup,
         ContainerName = config.Name,
         Mountpoint = config.Mountpoint,
+        Membership = new InSpatialFs.Security.Identity.MembershipOptions
+        {
+            InitPid = config.Container.InitPid,
+            HostRoot = config.HostUsers.Root,
+            HostUsers = config.HostUsers.Others,
+        },
+        Incidents = IncidentLimits(config.Incidents),
     });
+
+    private static InSpatialFs.Security.Incidents.IncidentOptions IncidentLimits(IncidentsConfig c)
+    {
+        var d = new InSpatialFs.Security.Incidents.IncidentOptions();
+        return d with { RatePerSecond = c.Rate ?? d.RatePerSecond, MaxBurst = c.MaxBurst ?? d.MaxBurst, RotateBytes = c.RotateBytes ?? d.RotateBytes, Keep = c.Keep ?? d.Keep };
+    }
 
     /// <summary>A host name the backend refused as an escape becomes a security event (evt.op = escape).</summary>
     private void RecordEscape(string mountPath, string name, Errno error)

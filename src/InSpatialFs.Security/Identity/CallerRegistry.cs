@@ -5,77 +5,6 @@ using InSpatialFs.Interop;
 namespace InSpatialFs.Security.Identity;
 
 /// <summary>
-/// One caller as first seen: pinned by a pidfd on its process (thread group leader), with what /proc said
-/// while the pidfd was known to be live. Responses go through <see cref="PidFd"/>, so they reach the
-/// process that acted, never a later holder of the same pid.
-/// </summary>
-public sealed class CallerInfo : IDisposable
-{
-    internal CallerInfo(int pid, int tgid, string name, ulong startTime, ulong processStartTime, CgroupPaths cgroups, string? root, bool isMember, SafeFd? pidFd)
-    {
-        ProcessStartTime = processStartTime;
-        Pid = pid;
-        Tgid = tgid;
-        Name = name;
-        StartTime = startTime;
-        Cgroups = cgroups;
-        Root = root;
-        IsContainerMember = isMember;
-        PidFd = pidFd;
-    }
-
-    /// <summary>The pid the kernel reported (a thread id for threaded callers).</summary>
-    public int Pid { get; }
-    /// <summary>The process (thread group) id.</summary>
-    public int Tgid { get; }
-    /// <summary>/proc/PID/comm</summary>
-    public string Name { get; }
-    /// <summary>/proc/PID/stat field 22 (clock ticks since boot): with the pid, a process identity that survives pid reuse.</summary>
-    public ulong StartTime { get; }
-    /// <summary>Start time of the thread group leader: (Tgid, ProcessStartTime) names the process across threads.</summary>
-    public ulong ProcessStartTime { get; }
-    public CgroupPaths Cgroups { get; }
-    /// <summary>Where /proc/PID/root pointed, or null if unreadable.</summary>
-    public string? Root { get; }
-    public bool IsContainerMember { get; }
-    public SafeFd? PidFd { get; }
-
-    /// <summary>proc.* fields of the process (read once when it was pinned); null when /proc could not be read.</summary>
-    public ProcessContext? Process { get; internal set; }
-
-    /// <summary>True once the process has exited, or once this pin was released (a released pin must not be acted on). False without a pidfd.</summary>
-    public bool HasExited => PidFd is SafeFd fd && (fd.IsClosed || LibC.PidfdHasExited(fd));
-
-    public void Dispose() => PidFd?.Dispose();
-}
-
-/// <summary>The caller's cgroup paths: v1 freezer hierarchy and the v2 (unified) one; null when absent.</summary>
-public sealed record CgroupPaths(string? Freezer, string? Unified, IReadOnlyList<string> All)
-{
-    public static readonly CgroupPaths None = new(null, null, []);
-
-    /// <summary>Parses /proc/PID/cgroup ("ID:controllers:path" per line).</summary>
-    public static CgroupPaths Parse(string text)
-    {
-        string? freezer = null, unified = null;
-        var all = new List<string>();
-        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            int a = line.IndexOf(':', StringComparison.Ordinal);
-            int b = a < 0 ? -1 : line.IndexOf(':', a + 1);
-            if (b < 0) continue;
-            string controllers = line[(a + 1)..b];
-            string path = line[(b + 1)..];
-            all.Add(path);
-            if (line.AsSpan(0, a) is "0" && controllers.Length == 0) unified = path;
-            else if (controllers.Split(',').Contains("freezer")) freezer = path;
-        }
-
-        return new CgroupPaths(freezer, unified, all);
-    }
-}
-
-/// <summary>
 /// Pid → <see cref="CallerInfo"/> for the request path. A hit is one dictionary read (no syscall, no
 /// allocation); a miss pins the process and reads /proc once. Pid reuse: every pinned pidfd is watched by
 /// an epoll thread, and the entry is dropped the moment the pidfd polls readable (the process exited).
@@ -92,20 +21,21 @@ public sealed class CallerRegistry : IDisposable
     // Value: the TickCount64 after which the entry is trusted again (exec of a same-named binary never changes comm).
     private readonly ConcurrentDictionary<int, long> _execPending = new();
     private volatile int _execPendingCount;
+    // Live member processes by tgid (with their start time): the ancestry proof and sticky membership look here, so a
+    // member stays one whichever of its threads was pinned and whether or not its pin is still cached.
+    private readonly ConcurrentDictionary<int, (ulong Start, Membership Basis)> _memberProcesses = new();
     private readonly string _procRoot;
-    private readonly string? _mountpoint;
-    private readonly string? _containerCgroup;
     private readonly Timer? _sweeper;
     private readonly SafeFd _epoll;
     private readonly bool _background;
+    private readonly Func<int, ulong, bool> _isPinnedMember;
     private Thread? _watcher;
     private volatile bool _disposed;
-    private long _mountDevice;
 
     public CallerRegistry(string? mountpoint, string? containerCgroup, int capacity = 4096, string procRoot = "/proc", bool backgroundSweep = true)
     {
-        _mountpoint = mountpoint is null ? null : Normalize(mountpoint);
-        _containerCgroup = containerCgroup is null ? null : Normalize(containerCgroup);
+        Container = new ContainerIdentity(mountpoint, containerCgroup, procRoot);
+        _isPinnedMember = IsMemberProcess;
         Capacity = capacity;
         _procRoot = procRoot;
         Processes = new ProcessContextResolver(procRoot);
@@ -152,6 +82,7 @@ public sealed class CallerRegistry : IDisposable
 
     private unsafe void Forget(CallerInfo c)
     {
+        if (c.IsContainerMember && c.HasExited) _memberProcesses.TryRemove(new KeyValuePair<int, (ulong, Membership)>(c.Tgid, (c.ProcessStartTime, c.Membership)));
         // Closing the pidfd removes it from the epoll set; the explicit DEL keeps the set exact meanwhile.
         if (!_epoll.IsInvalid && c.PidFd is { IsClosed: false } fd) LibC.epoll_ctl(_epoll.Fd, LibC.EPOLL_CTL_DEL, fd.Fd, null);
         c.Dispose();
@@ -162,6 +93,9 @@ public sealed class CallerRegistry : IDisposable
 
     /// <summary>Process context (proc.exe, proc.cmdline, ancestors...) read once per pinned process.</summary>
     public ProcessContextResolver Processes { get; }
+
+    /// <summary>The proofs of membership in force (cgroup, init, learned pid namespace, fallback).</summary>
+    public ContainerIdentity Container { get; }
 
     /// <summary>Callers marked by <see cref="NoteExec"/> whose refresh window is still open.</summary>
     public int PendingExecs => _execPendingCount;
@@ -204,10 +138,12 @@ public sealed class CallerRegistry : IDisposable
         if (_execPending.TryRemove(pid, out _)) _execPendingCount = _execPending.Count;
         if (!changed) return cached;
 
-        CallerInfo? fresh = Pin(pid);
+        // The same process after execve: a member stays one whatever its new root (a chroot before the exec sheds nothing).
+        CallerInfo? fresh = Pin(pid, cached.Membership);
         if (fresh is null) return cached;
         if (_cache.TryUpdate(pid, fresh, cached))
         {
+            NoteMember(fresh);
             Watch(fresh);
             Forget(cached);
             return fresh;
@@ -241,16 +177,18 @@ public sealed class CallerRegistry : IDisposable
             Sweep();
             if (_cache.Count >= Capacity)
             {
-                // Still full of live callers: forget the oldest pins (they re-pin on their next request).
-                foreach (int k in _cache.Keys.Take(Math.Max(1, Capacity / 8)))
+                // Still full of live callers: forget some host pins (they re-pin on their next request). Members are kept:
+                // their exit is watched, and they are bounded by the container's own process limit.
+                foreach (KeyValuePair<int, CallerInfo> kv in _cache.Where(kv => !kv.Value.IsContainerMember).Take(Math.Max(1, Capacity / 8)))
                 {
-                    if (_cache.TryRemove(k, out CallerInfo? old)) Forget(old);
+                    if (_cache.TryRemove(kv)) Forget(kv.Value);
                 }
             }
         }
 
         if (_cache.TryAdd(pid, fresh))
         {
+            NoteMember(fresh);
             Watch(fresh);
             return fresh;
         }
@@ -259,11 +197,14 @@ public sealed class CallerRegistry : IDisposable
         return _cache.TryGetValue(pid, out CallerInfo? winner) ? winner : null;
     }
 
-    /// <summary>Reads a caller's identity without caching it (pidfd first, /proc second, pidfd liveness last).</summary>
-    public CallerInfo? Pin(int pid)
+    /// <summary>
+    /// Reads a caller's identity without caching it (pidfd first, /proc second, pidfd liveness last) and decides its
+    /// membership. <paramref name="inherited"/>: the membership of an earlier pin of the same process, which it keeps.
+    /// </summary>
+    public CallerInfo? Pin(int pid, Membership inherited = Membership.Host)
     {
         string dir = Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture));
-        int tgid = ReadTgid(dir) ?? pid;
+        int tgid = ProcFs.ReadTgid(dir) ?? pid;
         Errno e = LibC.PidfdOpen(tgid, out SafeFd pidfd);
         if (e != Errno.OK)
         {
@@ -274,12 +215,13 @@ public sealed class CallerRegistry : IDisposable
         try
         {
             string stat = File.ReadAllText(Path.Combine(dir, "stat"));
-            ulong start = ParseStartTime(stat);
-            ulong processStart = tgid == pid ? start
-                : ParseStartTime(File.ReadAllText(Path.Combine(_procRoot, tgid.ToString(CultureInfo.InvariantCulture), "stat")));
+            ulong start = ProcFs.ParseStartTime(stat);
+            string processStat = tgid == pid ? stat : File.ReadAllText(Path.Combine(_procRoot, tgid.ToString(CultureInfo.InvariantCulture), "stat"));
             string name = File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n');
             CgroupPaths cg = CgroupPaths.Parse(File.ReadAllText(Path.Combine(dir, "cgroup")));
-            string? root = TryReadLink(Path.Combine(dir, "root"));
+            string? root = ProcFs.TryReadLink(Path.Combine(dir, "root"));
+            var facts = new ProcessFacts(pid, tgid, start, ProcFs.ParseStartTime(processStat), ProcFs.ParseParentPid(processStat), cg, root,
+                Container.RootIsOnMount(dir, root), ProcFs.ReadNamespace(dir, "pid"), ProcFs.ReadNamespace(dir, "user"));
 
             // Everything above was read while the pid could still have changed hands; the pidfd proves it did not.
             if (LibC.PidfdHasExited(pidfd))
@@ -288,8 +230,9 @@ public sealed class CallerRegistry : IDisposable
                 return null;
             }
 
-            bool member = IsMember(root, cg) || RootIsOnMount(dir);
-            return new CallerInfo(pid, tgid, name, start, processStart, cg, root, member, pidfd) { Process = Processes.Resolve(tgid) };
+            Membership membership = Container.Classify(facts, dir, _isPinnedMember);
+            if (membership == Membership.Host) membership = inherited;
+            return new CallerInfo(facts, name, membership, pidfd) { Process = Processes.Resolve(tgid) };
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {
@@ -298,42 +241,67 @@ public sealed class CallerRegistry : IDisposable
         }
     }
 
-    /// <summary>
-    /// The device (st_dev) of the container mount, once it is mounted. A caller whose root directory lies on that
-    /// filesystem is a member even when its mount namespace hides the mountpoint's path: after runc's pivot_root,
-    /// /proc/PID/root reads "/" from the host.
-    /// </summary>
-    public void SetMountDevice(uint major, uint minor) => Volatile.Write(ref _mountDevice, ((long)major << 32) | minor);
+    /// <summary>The device (st_dev) of the container mount, once it is mounted (the root-directory fallback compares against it).</summary>
+    public void SetMountDevice(uint major, uint minor) => Container.SetMountDevice(major, minor);
 
-    /// <summary>True when /proc/PID/root is a directory on the container mount (compared by st_dev, read without a FUSE round trip).</summary>
-    private unsafe bool RootIsOnMount(string procDir)
+    /// <summary>
+    /// Records the container's init (config <c>container.init_pid</c> or control <c>container-init PID</c>) and
+    /// re-decides every cached caller under the stronger proof. Returns null, or why the init was refused.
+    /// </summary>
+    public string? RecordInit(int pid)
     {
-        long device = Volatile.Read(ref _mountDevice);
-        if (device == 0) return false; // 0:0 is never a mounted filesystem's device
-        byte[] path = System.Text.Encoding.UTF8.GetBytes(Path.Combine(procDir, "root") + "\0");
-        StatX st;
-        fixed (byte* p = path)
+        string? refused = Container.RecordInit(pid);
+        if (refused is not null) return refused;
+        _memberProcesses.Clear();
+        // Members first: a child's ancestry proof may rest on its parent's new membership.
+        foreach (CallerInfo c in _cache.Values.OrderBy(c => c.ProcessStartTime))
         {
-            // DONT_SYNC: the root may be this very FUSE mount, and a GETATTR sent from a reader thread could wait on itself.
-            if (LibC.statx(LibC.AT_FDCWD, p, LibC.AT_STATX_DONT_SYNC, LibC.STATX_INO, &st) != 0) return false;
+            if (c.HasExited) continue;
+            string dir = Path.Combine(_procRoot, c.Pid.ToString(CultureInfo.InvariantCulture));
+            var facts = new ProcessFacts(c.Pid, c.Tgid, c.StartTime, c.ProcessStartTime, c.ParentPid, c.Cgroups, c.Root, c.RootOnMount, c.PidNamespace, c.UserNamespace);
+            c.Membership = Container.Classify(facts, dir, _isPinnedMember);
+            NoteMember(c);
         }
 
-        return (((long)st.DevMajor << 32) | st.DevMinor) == device;
+        return null;
     }
 
-    /// <summary>Container membership: root at or below the mountpoint, or a cgroup at or below the configured one.</summary>
-    public bool IsMember(string? root, CgroupPaths cgroups)
+    private void NoteMember(CallerInfo c)
     {
-        if (_mountpoint is not null && _mountpoint != "/" && root is not null && IsAtOrBelow(Normalize(root), _mountpoint)) return true;
-        if (_containerCgroup is not null && _containerCgroup != "/")
+        if (c.IsContainerMember) _memberProcesses[c.Tgid] = (c.ProcessStartTime, c.Membership);
+    }
+
+    private bool IsMemberProcess(int tgid, ulong start) => _memberProcesses.TryGetValue(tgid, out var m) && m.Start == start;
+
+    /// <summary>
+    /// Every live process /proc shows that is a container member, pinned afresh (not cached; the caller disposes them):
+    /// a SIGSTOP suspension must also reach members that never touched the mount.
+    /// </summary>
+    public List<CallerInfo> ScanMembers()
+    {
+        var members = new List<CallerInfo>();
+        int self = Environment.ProcessId;
+        foreach (string dir in Directory.EnumerateDirectories(_procRoot))
         {
-            foreach (string p in cgroups.All)
-            {
-                if (IsAtOrBelow(p, _containerCgroup)) return true;
-            }
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || pid == self) continue;
+            CallerInfo? c = Pin(pid, Cached(pid) is { IsContainerMember: true } known && !known.HasExited ? known.Membership : Membership.Host);
+            if (c is { IsContainerMember: true }) members.Add(c);
+            else c?.Dispose();
         }
 
-        return false;
+        return members;
+    }
+
+    /// <summary>Pinned callers by membership (for status: who is treated as what).</summary>
+    public IReadOnlyDictionary<Membership, int> CountByMembership()
+    {
+        var counts = new Dictionary<Membership, int>();
+        foreach (CallerInfo c in _cache.Values.DistinctBy(c => (c.Tgid, c.ProcessStartTime)))
+        {
+            counts[c.Membership] = counts.GetValueOrDefault(c.Membership) + 1;
+        }
+
+        return counts;
     }
 
     /// <summary>Drops callers whose process has exited; returns how many.</summary>
@@ -364,6 +332,15 @@ public sealed class CallerRegistry : IDisposable
             }
         }
 
+        if (_memberProcesses.Count > _cache.Count)
+        {
+            // Members whose every pin left the cache: keep only those still alive with the same start time.
+            foreach (KeyValuePair<int, (ulong Start, Membership Basis)> kv in _memberProcesses)
+            {
+                if (ProcFs.ReadParentAndStart(_procRoot, kv.Key) is not (_, ulong start) || start != kv.Value.Start) _memberProcesses.TryRemove(kv);
+            }
+        }
+
         return n;
     }
 
@@ -385,52 +362,9 @@ public sealed class CallerRegistry : IDisposable
     public IReadOnlyCollection<CallerInfo> Snapshot() => _cache.Values.ToList();
 
     /// <summary>Field 22 of /proc/PID/stat; the comm field may hold spaces and parentheses, so count after the last ')'.</summary>
-    public static ulong ParseStartTime(string stat)
-    {
-        int close = stat.LastIndexOf(')');
-        if (close < 0) throw new FormatException("stat: no ')'");
-        string[] fields = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        // fields[0] is field 3 (state), so field 22 is fields[19].
-        if (fields.Length < 20) throw new FormatException("stat: too few fields");
-        return ulong.Parse(fields[19], CultureInfo.InvariantCulture);
-    }
+    public static ulong ParseStartTime(string stat) => ProcFs.ParseStartTime(stat);
 
-    private static int? ReadTgid(string dir)
-    {
-        try
-        {
-            foreach (string line in File.ReadLines(Path.Combine(dir, "status")))
-            {
-                if (line.StartsWith("Tgid:", StringComparison.Ordinal)
-                    && int.TryParse(line.AsSpan(5).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int t))
-                {
-                    return t;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-
-        return null;
-    }
-
-    private static string? TryReadLink(string path)
-    {
-        try
-        {
-            return new FileInfo(path).LinkTarget;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
-
-    internal static bool IsAtOrBelow(string path, string ancestor) =>
-        path == ancestor || (path.StartsWith(ancestor, StringComparison.Ordinal) && (ancestor == "/" || (path.Length > ancestor.Length && path[ancestor.Length] == '/')));
-
-    private static string Normalize(string p) => p.Length > 1 ? p.TrimEnd('/') : p;
+    internal static bool IsAtOrBelow(string path, string ancestor) => ContainerIdentity.IsAtOrBelow(path, ancestor);
 
     public void Dispose()
     {
@@ -440,5 +374,6 @@ public sealed class CallerRegistry : IDisposable
         _epoll.Dispose();
         foreach (CallerInfo c in _cache.Values) c.Dispose();
         _cache.Clear();
+        Container.Dispose();
     }
 }

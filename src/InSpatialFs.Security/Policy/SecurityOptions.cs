@@ -7,7 +7,7 @@ public enum RuntimeWrittenExec : byte
 {
     Allow,
     Deny,
-    /// <summary>Allowed, and raises an incident (the incident itself is the security manager's).</summary>
+    /// <summary>Allow, and raise an incident for each exec of a runtime-written file.</summary>
     Alert,
 }
 
@@ -85,4 +85,9 @@ public sealed record SecurityOptions
     public int JournalKeep { get; init; } = 4;
     /// <summary>Whether to write events.jsonl at all.</summary>
     public bool JournalEvents { get; init; } = true;
+
+    /// <summary>container.init_pid and host_users: who is the container, and what host processes may do.</summary>
+    public Identity.MembershipOptions Membership { get; init; } = new();
+    /// <summary>incidents: aggregation rate limit and rotation of incidents.jsonl.</summary>
+    public Incidents.IncidentOptions Incidents { get; init; } = new();
 }

@@ -225,6 +225,34 @@ public sealed class RuleEngine : IRuleEngine
         }
     }
 
+    /// <summary>
+    /// Whether an analysed rule may need this event: a stateless or threshold rule whose condition matches, the first
+    /// step of a sequence that matches, or any event of a later step's operation (later steps compare with captures).
+    /// The security manager asks only when its event queue is short of room, and never drops what this accepts.
+    /// </summary>
+    public bool MustSee(FsEvent e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        CompiledRule[] rules = _set.Analysed[(int)e.Op];
+        ulong bit = 1UL << (int)e.Op;
+        foreach (CompiledRule rule in rules)
+        {
+            if (rule.Sequence is not { } sequence)
+            {
+                if (rule.Condition!.Predicate(e, null)) return true;
+                continue;
+            }
+
+            if (sequence.Steps[0].Predicate(e, null)) return true;
+            for (int i = 1; i < sequence.Steps.Length; i++)
+            {
+                if ((sequence.Steps[i].OpMask & bit) != 0) return true;
+            }
+        }
+
+        return false;
+    }
+
     private void Report(CompiledRule rule, List<FsEvent> evidence, FsEvent completing, List<Detection> detections)
     {
         Interlocked.Increment(ref rule.Runtime.Hits);

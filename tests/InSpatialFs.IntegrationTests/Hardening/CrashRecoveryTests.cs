@@ -36,7 +36,7 @@ public sealed class CrashRecoveryTests
         JsonObject incident = WaitForIncident(rootfs.ControlDirectory, i => Str(i, "source").Contains("forbidden", StringComparison.Ordinal), "the container's forbidden read", TimeSpan.FromSeconds(30));
         string journal = Path.Combine(rootfs.StateDirectory, "incidents.jsonl");
         Assert.That(Eventually(() => File.ReadAllText(journal).Contains(Str(incident, "id"), StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.True, "the incident is on disk");
-        List<JsonObject> before = Incidents(rootfs.ControlDirectory);
+        List<JsonObject> before = Security.ControlFiles.Incidents(rootfs.ControlDirectory);
 
         Shell.Check($"kill -KILL {rootfs.Daemon.Pid}");
         Assert.That(Eventually(() => rootfs.Daemon.HasExited, TimeSpan.FromSeconds(10)), Is.True);
@@ -54,7 +54,7 @@ public sealed class CrashRecoveryTests
             Assert.That(again.Output, Does.Contain($"crash recovery: detached the dead mount of inspatialfs:{name} at {rootfs.MountPoint}"));
             Assert.That(again.Output, Does.Contain($"crash recovery: detached the dead mount of inspatialfs-control:{name} at {rootfs.ControlDirectory}"));
             Assert.That(File.Exists(Path.Combine(rootfs.MountPoint, "etc", "passwd")), Is.True, "the new mount serves the image");
-            List<JsonObject> after = Incidents(rootfs.ControlDirectory);
+            List<JsonObject> after = Security.ControlFiles.Incidents(rootfs.ControlDirectory);
             Assert.That(after.Take(before.Count).Select(i => (Str(i, "id"), Str(i, "source"), Str(i, "status"))),
                 Is.EqualTo(before.Select(i => (Str(i, "id"), Str(i, "source"), Str(i, "status")))), "incidents as before");
         });

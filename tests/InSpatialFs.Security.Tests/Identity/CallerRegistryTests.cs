@@ -168,13 +168,12 @@ public sealed class CallerRegistryTests
         Assert.That(byCgroup.Resolve(Environment.ProcessId)!.IsContainerMember, Is.True);
 
         using var byRoot = new CallerRegistry("/srv/rootfs", null);
-        var cg = CgroupPaths.Parse("0::/x\n");
         Assert.Multiple(() =>
         {
-            Assert.That(byRoot.IsMember("/srv/rootfs", cg), Is.True);
-            Assert.That(byRoot.IsMember("/srv/rootfs/sub", cg), Is.True);
-            Assert.That(byRoot.IsMember("/srv/rootfs2", cg), Is.False);
-            Assert.That(byRoot.IsMember("/", cg), Is.False, "a host process");
+            Assert.That(byRoot.Container.RootIsOnMount("/proc/self", "/srv/rootfs"), Is.True);
+            Assert.That(byRoot.Container.RootIsOnMount("/proc/self", "/srv/rootfs/sub"), Is.True);
+            Assert.That(byRoot.Container.RootIsOnMount("/proc/self", "/srv/rootfs2"), Is.False);
+            Assert.That(byRoot.Container.RootIsOnMount("/proc/self", "/"), Is.False, "a host process");
             Assert.That(byRoot.Resolve(Environment.ProcessId)!.IsContainerMember, Is.False);
             Assert.That(byRoot.Resolve(0), Is.Null, "pid 0 is the kernel, never a member");
         });
