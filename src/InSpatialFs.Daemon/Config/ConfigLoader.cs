@@ -18,7 +18,8 @@ public static partial class ConfigLoader
 {
     private static readonly string[] TopKeys =
         ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs", "host_users", "incidents"];
-    private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory"];
+    private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory", "overlay"];
+    private static readonly string[] OverlayKeys = ["lower", "upper", "work"];
     private static readonly string[] MemoryKeys = ["size"];
     private static readonly string[] PathsKeys = ["forbidden", "readonly", "allowed"];
     private static readonly string[] ResourceKeys = ["memory", "disk", "inodes", "open_files", "ops_per_second", "bytes_per_second"];
@@ -58,6 +59,7 @@ public static partial class ConfigLoader
             foreach (string child in children)
             {
                 if (top == "mounts" && child == "memory") keys.AddRange(MemoryKeys.Select(k => prefix + "memory." + k));
+                if (top == "mounts" && child == "overlay") keys.AddRange(OverlayKeys.Select(k => prefix + "overlay." + k));
                 else keys.Add(prefix + child);
             }
         }
@@ -248,7 +250,14 @@ public static partial class ConfigLoader
                     sourceNodes.Add(memoryNode);
                     continue;
                 }
-                if (sourceNode == null) throw Fail(map, $"mount '{path}' has no source (give source: HOSTDIR or memory: {{ size: ... }})");
+                if (Optional(map, "overlay") is { } overlayNode)
+                {
+                    if (sourceNode != null) throw Fail(overlayNode, $"mount '{path}' has both source and overlay; give one");
+                    result.Add(new MountConfig(path, MountSourceKind.Overlay, null, readOnly, direct, null, Overlay(overlayNode, path)));
+                    sourceNodes.Add(overlayNode);
+                    continue;
+                }
+                if (sourceNode == null) throw Fail(map, $"mount '{path}' has no source (give source: HOSTDIR, memory: {{ size: ... }} or overlay: {{ lower: [...], upper, work }})");
                 string source = HostPath(sourceNode, "source");
                 if (!Directory.Exists(source)) throw Fail(sourceNode, $"source directory {source} does not exist");
                 result.Add(new MountConfig(path, MountSourceKind.Host, source, readOnly, direct, null));
@@ -256,6 +265,29 @@ public static partial class ConfigLoader
             }
             if (!seen.ContainsKey("/")) throw Fail(node, "mounts must include a mount at path '/'");
             return (result, sourceNodes);
+        }
+
+        /// <summary>`overlay: { lower: [DIR, ...], upper: DIR, work: DIR }`: lower directories top first; upper and work together or neither.</summary>
+        private Storage.Overlay.OverlayLayers Overlay(YamlNode node, string path)
+        {
+            var map = Mapping(node, "overlay");
+            CheckKeys(map, "overlay", OverlayKeys);
+            YamlNode lowerNode = Required(map, "lower", "overlay");
+            if (lowerNode is not YamlSequenceNode lowers || lowers.Children.Count == 0) throw Fail(lowerNode, $"overlay of mount '{path}': lower must be a non-empty list of directories");
+            var lower = new List<string>();
+            foreach (YamlNode l in lowers.Children)
+            {
+                string dir = HostPath(l, "overlay.lower");
+                if (!Directory.Exists(dir)) throw Fail(l, $"lower directory {dir} does not exist");
+                lower.Add(dir);
+            }
+
+            string? upper = Optional(map, "upper") is { } u ? HostPath(u, "overlay.upper") : null;
+            string? work = Optional(map, "work") is { } w ? HostPath(w, "overlay.work") : null;
+            if ((upper is null) != (work is null)) throw Fail(node, $"overlay of mount '{path}': upper and work go together (work is where copies are made atomically)");
+            if (upper != null && !Directory.Exists(upper)) throw Fail(Optional(map, "upper")!, $"upper directory {upper} does not exist");
+            if (work != null && !Directory.Exists(work)) throw Fail(Optional(map, "work")!, $"work directory {work} does not exist");
+            return new Storage.Overlay.OverlayLayers(lower, upper, work);
         }
 
         private PathsConfig Paths(YamlNode node)

@@ -45,11 +45,8 @@ public static class ConfigRules
     public static LayoutConflict? FindConflict(string mountpoint, string control, string stateDir, IReadOnlyList<MountConfig> mounts)
     {
         for (int i = 0; i < mounts.Count; i++)
+        foreach (string source in mounts[i].HostDirectories)
         {
-            if (mounts[i].Source is not string source)
-            {
-                continue;
-            }
 
             if (Inside(mountpoint, source))
             {

@@ -48,13 +48,23 @@ public enum MountSourceKind
     Host,
     /// <summary>The in-memory VFS (`memory: { size }`).</summary>
     Memory,
+    /// <summary>Layers stacked as overlayfs does (`overlay: { lower, upper, work }`).</summary>
+    Overlay,
 }
 
 /// <summary>One `mounts:` entry.</summary>
 /// <param name="Path">Namespace path, absolute and normalized.</param>
 /// <param name="Source">Host directory for <see cref="MountSourceKind.Host"/>; null for memory.</param>
 /// <param name="MemorySize">Byte limit of a memory mount; null for host mounts.</param>
-public sealed record MountConfig(string Path, MountSourceKind Kind, string? Source, bool ReadOnly, bool Direct, long? MemorySize);
+/// <param name="Overlay">The layers of an overlay mount; null for the other kinds.</param>
+public sealed record MountConfig(string Path, MountSourceKind Kind, string? Source, bool ReadOnly, bool Direct, long? MemorySize,
+    InSpatialFs.Storage.Overlay.OverlayLayers? Overlay = null)
+{
+    /// <summary>Every host directory the mount serves (its source, or an overlay's layers and work directory).</summary>
+    public IEnumerable<string> HostDirectories => Overlay is { } o
+        ? [.. o.Lower, .. (o.Upper is null ? Array.Empty<string>() : [o.Upper]), .. (o.Work is null ? Array.Empty<string>() : [o.Work])]
+        : Source is null ? [] : [Source];
+}
 
 /// <summary>`paths:` — glob lists of the path classes.</summary>
 public sealed record PathsConfig(IReadOnlyList<string> Forbidden, IReadOnlyList<string> ReadOnly, IReadOnlyList<string> Allowed)

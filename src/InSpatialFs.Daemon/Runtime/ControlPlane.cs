@@ -183,7 +183,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         var sb = new StringBuilder();
         foreach ((MountEntry m, Config.MountConfig c) in _instance.Mounts.Entries.Zip(_instance.Config.Mounts))
         {
-            sb.Append(CultureInfo.InvariantCulture, $"{m.Path}\t{m.Backend.Kind}\t{c.Source ?? "memory:" + c.MemorySize}\t{(m.ReadOnly ? "ro" : "rw")}\t{(m.Direct ? "direct=" + _instance.Proxy.DirectMode.DisplayName() : "proxied")}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"{m.Path}\t{m.Backend.Kind}\t{c.Source ?? (c.Overlay is { } o ? $"overlay:lower={string.Join(':', o.Lower)},upper={o.Upper ?? "-"}" : "memory:" + c.MemorySize)}\t{(m.ReadOnly ? "ro" : "rw")}\t{(m.Direct ? "direct=" + _instance.Proxy.DirectMode.DisplayName() : "proxied")}\n");
         }
 
         return sb.ToString();

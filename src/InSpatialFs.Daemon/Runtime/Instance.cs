@@ -19,6 +19,7 @@ using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Host;
 using InSpatialFs.Storage.Memory;
 using InSpatialFs.Storage.Mounts;
+using InSpatialFs.Storage.Overlay;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Daemon.Runtime;
@@ -396,6 +397,20 @@ internal sealed class Instance : IDisposable
 
                 backend = new MemoryFileSystem(size, inodeLimit: _config.Resources.Inodes ?? 0);
                 kind = MountKind.Memory;
+            }
+            else if (m.Kind == MountSourceKind.Overlay)
+            {
+                try
+                {
+                    // DirectFS on an overlay: read-only opens of lower files and opens of upper files go to the kernel.
+                    backend = new OverlayFileSystem(m.Overlay!, Logs.CreateLogger("InSpatialFs.Storage.Overlay"), directLower: m.Direct, directUpper: m.Direct);
+                }
+                catch (IOException e)
+                {
+                    throw new InstanceStartException($"mount {m.Path}: {e.Message}", e);
+                }
+
+                kind = MountKind.Overlay;
             }
             else
             {

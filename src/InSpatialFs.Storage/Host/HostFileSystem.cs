@@ -1258,6 +1258,31 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         return _nodesById.GetValueOrDefault(id);
     }
 
+    /// <summary>
+    /// Overlay copy-up: the node reopened with real flags (no name resolved; the same magic-link step OPEN takes).
+    /// The caller owns the descriptor.
+    /// </summary>
+    internal Errno ReopenForCopy(ulong ino, int flags, out SafeFd fd)
+    {
+        fd = new SafeFd(-1);
+        if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
+        Errno e = Borrow(node, out FdLease l);
+        if (e != Errno.OK) return e;
+        using (l)
+        {
+            e = ReopenNode(l.Fd, flags, out int raw);
+            if (e == Errno.OK) fd = new SafeFd(raw);
+        }
+        return e;
+    }
+
+    /// <summary>Overlay copy-up: borrows a directory node's O_PATH descriptor (the new name is renamed in beneath it).</summary>
+    internal Errno BorrowForCopy(ulong ino, out FdLease lease)
+    {
+        lease = default;
+        return TryGetNode(ino, out HostNode? node) ? Borrow(node, out lease) : Errno.ENOENT;
+    }
+
     /// <summary>Lock-free: the per-request node lookup.</summary>
     private bool TryGetNode(ulong id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out HostNode? node)
         => _nodesById.TryGetValue(id, out node);

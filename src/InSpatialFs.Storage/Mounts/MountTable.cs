@@ -6,6 +6,7 @@ public enum MountKind
     Host,
     Direct,
     Memory,
+    Overlay,
 }
 
 /// <summary>One mount of an instance's namespace.</summary>

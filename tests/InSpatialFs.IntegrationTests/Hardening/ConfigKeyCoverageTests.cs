@@ -50,7 +50,20 @@ public sealed class ConfigKeyCoverageTests
         ["rules.files"] = [Effect],
         ["rules.builtins"] = ["FalcoRulesInContainerTests.Attacks_fire_the_corresponding_Falco_rules_with_Falco_s_output_and_fields"],
         ["outputs"] = ["AlertOutputChannelsTests.Every_channel_delivers_Falco_s_alert_to_its_receiver"],
+        ["container.init_pid"] = ["InitPidConfigTests.A_process_in_the_configured_inits_pid_namespace_is_a_member_and_a_host_process_is_not"],
+        ["host_users.root"] = [Effect],
+        ["host_users.others"] = ["HostUserAttackTests.Nobody_cannot_charge_the_containers_quota_through_allow_other_but_the_container_can"],
+        ["incidents.rate"] = [Limits],
+        ["incidents.max_burst"] = [Limits],
+        ["incidents.rotate_bytes"] = [Limits],
+        ["incidents.keep"] = [Limits],
+        ["mounts[].overlay.lower"] = [Overlay],
+        ["mounts[].overlay.upper"] = [Overlay],
+        ["mounts[].overlay.work"] = [Overlay],
     };
+
+    private const string Limits = "IncidentLimitsTests.A_source_over_its_rate_limit_is_counted_as_suppressed_and_the_file_rotates_and_survives_a_restart";
+    private const string Overlay = "OverlayFormatTests.Layers_merge_whiteouts_hide_and_opaque_directories_stop_the_merge";
 
     [Test]
     public void Every_key_the_loader_accepts_is_exercised_by_a_named_test()

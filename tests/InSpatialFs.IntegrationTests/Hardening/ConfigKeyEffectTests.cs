@@ -37,6 +37,7 @@ public sealed class ConfigKeyEffectTests
         new("resources.memory", "resources: { memory: 1MiB }", "", "sh head -c 2M /dev/zero > $M/tmp/big", "FAIL", "OK"),
         new("resources.open_files", "resources: { open_files: 3 }", Member, "sh chroot $M /data/busybox sh -c 'exec 3</data/busybox 4</data/busybox 5</data/busybox 6</data/busybox 7</data/busybox'", "FAIL", "OK"),
         new("resources.ops_per_second", "resources: { ops_per_second: 20 }", Member, "time chroot $M /data/busybox sh -c 'for i in $(/data/busybox seq 80); do [ -e /data/n$i ]; done; true'", "slow", "fast"),
+        new("host_users.root", "host_users: { root: read-only }", "", "fsop create $M/data/by-host-root 0644", "EACCES", "OK"),
         new("rules.files", "rules: { files: [{rules}] }", "", "incident Canary created: touch $M/data/canary", "incident", "none"),
     ];
 

@@ -107,13 +107,13 @@ public sealed class HostUsersAndAlertTests
         foreach ((RuntimeWrittenExec mode, bool denied, int incidents) in new[] { (RuntimeWrittenExec.Alert, false, 1), (RuntimeWrittenExec.Allow, false, 0), (RuntimeWrittenExec.Deny, true, 1) })
         {
             using var sm = new SecurityManager(Demo(IsolationLevel.Standard) with { RuntimeWrittenExec = mode });
-            FsEvent write = Ev(FsOp.Write, "/tmp/tool", size: 4);
+            FsEvent write = Ev(FsOp.Write, "/tmp/tool", size: 4, obj: 31);
             sm.Decide(write);
             sm.Record(write);
-            FsEvent exec = Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC);
+            FsEvent exec = Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC, obj: 31);
             Verdict v = sm.Decide(exec);
             sm.Record(exec);
-            FsEvent imageExec = Ev(FsOp.Open, "/bin/sh", LibC.FMODE_EXEC);
+            FsEvent imageExec = Ev(FsOp.Open, "/bin/sh", LibC.FMODE_EXEC, obj: 32);
             sm.Decide(imageExec);
             sm.Record(imageExec);
             Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);

@@ -1,0 +1,152 @@
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Storage.Host;
+using static InSpatialFs.Interop.LibC;
+
+namespace InSpatialFs.Storage.Overlay;
+
+// Copy-up: bringing a lower object (and the directories above it) into the upper layer before it changes.
+public sealed partial class OverlayFileSystem
+{
+    /// <summary>
+    /// Makes <paramref name="node"/> an upper object, copying up its missing ancestors first (top-down, iteratively: the
+    /// depth is the container's choice). EROFS for a read-only view.
+    /// </summary>
+    private Errno EnsureUpper(OverlayNode node)
+    {
+        if (!HasUpper) return Errno.EROFS;
+        if (node.Top.Layer == 0) return Errno.OK;
+        lock (_copyUp)
+        {
+            var chain = new Stack<OverlayNode>();
+            for (OverlayNode? n = node; n != null && n.Top.Layer != 0; n = n.Parent)
+            {
+                chain.Push(n);
+            }
+
+            while (chain.TryPop(out OverlayNode? n))
+            {
+                if (n.Top.Layer == 0) continue; // copied up meanwhile (a hard link's other name)
+                if (n.Parent is not OverlayNode parent || parent.Top.Layer != 0) return Errno.EIO; // the root is always in the upper layer
+                Errno e = CopyUpOne(n, parent.Top.Ino);
+                if (e != Errno.OK)
+                {
+                    OverlayLog.CopyUpFailed(_logger, OverlayFormat.Show(n.Name), e);
+                    return e;
+                }
+            }
+        }
+
+        return Errno.OK;
+    }
+
+    private Errno CopyUpOne(OverlayNode node, ulong upperParent)
+    {
+        HostFileSystem upper = _layers[0], lower = LayerOf(node.Top);
+        Errno e = lower.GetAttr(node.Top.Ino, out FuseAttr a);
+        if (e != Errno.OK) return e;
+        var owner = new Caller(a.Uid, a.Gid, 0);
+        FuseAttr made;
+        switch (a.Mode & S_IFMT)
+        {
+            case S_IFDIR:
+                e = upper.MkDir(upperParent, node.Name, a.Mode & 0xFFF, owner, out made);
+                break;
+            case S_IFREG:
+                e = CopyUp.File(lower, node.Top.Ino, upper, upperParent, node.Name, _work!);
+                if (e == Errno.OK) e = upper.Lookup(upperParent, node.Name, out made);
+                else made = default;
+                break;
+            case S_IFLNK:
+            {
+                Span<byte> target = stackalloc byte[4096];
+                e = lower.ReadLink(node.Top.Ino, target, out int length);
+                made = default;
+                if (e == Errno.OK) e = upper.Symlink(upperParent, node.Name, target[..length], owner, out made);
+                break;
+            }
+
+            default:
+                e = upper.MkNod(upperParent, node.Name, a.Mode, a.Rdev, owner, out made);
+                break;
+        }
+
+        if (e != Errno.OK) return e;
+        CopyXattrs(lower, node.Top.Ino, upper, made.Ino);
+        if ((a.Mode & S_IFMT) is not (S_IFREG or S_IFLNK))
+        {
+            // Regular files got their times on the copy before it was published; directories and nodes get them here.
+            var times = new FuseSetattrIn
+            {
+                Valid = (uint)(FattrFlags.Atime | FattrFlags.Mtime),
+                Atime = a.Atime, AtimeNsec = a.AtimeNsec, Mtime = a.Mtime, MtimeNsec = a.MtimeNsec,
+            };
+            upper.SetAttr(made.Ino, times, owner, out _);
+        }
+
+        // A copied-up directory still merges the lower one it came from, and what that merged (the node's references
+        // on them carry over).
+        LayerObject[] below = (a.Mode & S_IFMT) == S_IFDIR ? [node.Top, .. node.Below] : [];
+        Retarget(node, new LayerObject(0, made.Ino), below);
+        return Errno.OK;
+    }
+
+    /// <summary>User-visible extended attributes go with a copy (the overlay's own never do).</summary>
+    private static void CopyXattrs(HostFileSystem from, ulong fromIno, HostFileSystem to, ulong toIno)
+    {
+        if (from.ListXattr(fromIno, [], out int size) != Errno.OK || size == 0) return;
+        byte[] names = new byte[size];
+        if (from.ListXattr(fromIno, names, out size) != Errno.OK) return;
+        byte[] value = new byte[65536];
+        foreach (Range r in names.AsSpan(0, size).Split((byte)0))
+        {
+            ReadOnlySpan<byte> name = names.AsSpan(0, size)[r];
+            if (name.IsEmpty || OverlayFormat.IsPrivateXattr(name)) continue;
+            if (from.GetXattr(fromIno, name, value, out int length) == Errno.OK)
+            {
+                to.SetXattr(toIno, name, value.AsSpan(0, length), 0);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Copies up a directory and everything below it (a rename of a directory with lower parts); EXDEV past
+    /// <see cref="MaxTreeCopyUp"/> entries. Breadth first through the merged tree, without recursion.
+    /// </summary>
+    private Errno EnsureUpperTree(OverlayNode dir)
+    {
+        Errno e = EnsureUpper(dir);
+        if (e != Errno.OK) return e;
+        var pending = new Queue<OverlayNode>();
+        pending.Enqueue(dir);
+        int budget = MaxTreeCopyUp;
+        var visited = new List<OverlayNode>();
+        try
+        {
+            while (pending.TryDequeue(out OverlayNode? d))
+            {
+                foreach ((byte[] name, uint type) in MergedEntries(d))
+                {
+                    if (--budget < 0) return Errno.EXDEV;
+                    if (Resolve(d, name, out Resolved found) != Errno.OK) continue;
+                    OverlayNode child = Adopt(d, name, found);
+                    visited.Add(child);
+                    if ((e = EnsureUpper(child)) != Errno.OK) return e;
+                    if (type == S_IFDIR) pending.Enqueue(child);
+                }
+
+                // Every child now lives in the upper directory: the lower ones may not merge in again.
+                if (d.Below.Length > 0)
+                {
+                    _layers[0].SetXattr(d.Top.Ino, OverlayFormat.OpaqueXattr, "y"u8, 0);
+                }
+            }
+
+            return Errno.OK;
+        }
+        finally
+        {
+            foreach (OverlayNode child in visited) Forget(child.Id, 1);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Storage.Host;
+using static InSpatialFs.Interop.LibC;
+
+namespace InSpatialFs.Storage.Overlay;
+
+// Merged directory listings: each layer's entries top down, a name shown once (the topmost wins), whiteouts and
+// everything they hide left out, lower layers ignored below an opaque directory. A listing is taken at OPENDIR, so
+// cookies (index + 3) stay valid while the directory changes, capped at MaxMergedEntries names.
+public sealed partial class OverlayFileSystem
+{
+    public Errno OpenDir(ulong ino, out ulong fh)
+    {
+        fh = 0;
+        if (!TryNode(ino, out OverlayNode? node)) return Errno.ENOENT;
+        if (!node.IsDirectory) return Errno.ENOTDIR;
+        var handle = new OverlayHandle(node, node.Top.Layer, 0) { Listing = MergedEntries(node) };
+        fh = (ulong)Interlocked.Increment(ref _nextFh);
+        _handles[fh] = handle;
+        lock (_tree) node.OpenHandles++;
+        return Errno.OK;
+    }
+
+    public Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        if (!TryHandle(fh, out OverlayHandle? h) || h.Listing == null) return Errno.EBADF;
+        lock (h.Gate)
+        {
+            if (offset == 0) h.Listing = MergedEntries(h.Node); // rewinddir sees a fresh listing
+            if (offset < 1 && !sink.TryAdd("."u8, h.Node.Id, S_IFDIR, 1)) return Errno.OK;
+            if (offset < 2 && !sink.TryAdd(".."u8, 0, S_IFDIR, 2)) return Errno.OK;
+            for (long i = Math.Max(0, offset - 2); i < h.Listing.Count; i++)
+            {
+                (byte[] name, uint type) = h.Listing[(int)i];
+                if (!sink.TryAdd(name, 0, type, i + 3)) break;
+            }
+        }
+
+        return Errno.OK;
+    }
+
+    public Errno ReleaseDir(ulong ino, ulong fh) => Release(ino, fh);
+
+    public Errno FsyncDir(ulong ino, ulong fh, bool dataOnly) =>
+        TryHandle(fh, out OverlayHandle? h) ? (h.Node.Top.Layer == 0 ? Errno.OK : Errno.OK) : Errno.EBADF;
+
+    /// <summary>The merged entries of a directory node (without "." and "..").</summary>
+    private List<(byte[] Name, uint Type)> MergedEntries(OverlayNode dir)
+    {
+        var result = new List<(byte[], uint)>();
+        var seen = new HashSet<byte[]>(ByteNameComparer.Instance); // shown, or hidden by a whiteout above
+        foreach (LayerObject d in DirectoriesOf(dir))
+        {
+            HostFileSystem layer = LayerOf(d);
+            if (layer.OpenDir(d.Ino, out ulong fh) != Errno.OK) continue;
+            var sink = new NameSink(MaxMergedEntries);
+            layer.ReadDir(d.Ino, fh, 0, sink);
+            layer.ReleaseDir(d.Ino, fh);
+            bool xattrWhiteouts = OverlayFormat.HasXattr(layer, d.Ino, OverlayFormat.WhiteoutsMarkerXattrs, valueMustBeY: false);
+            foreach ((byte[] name, uint type) in sink.Entries)
+            {
+                if (OverlayFormat.IsAufsName(name))
+                {
+                    if (name.AsSpan().SequenceEqual(OverlayFormat.AufsOpaque)) continue;
+                    seen.Add(name[OverlayFormat.AufsPrefix.Length..]); // an aufs whiteout hides the name below
+                    continue;
+                }
+
+                if (!seen.Add(name)) continue;
+                if ((type == S_IFCHR || (xattrWhiteouts && type == S_IFREG)) && IsWhiteoutEntry(d, name)) continue;
+                if (result.Count < MaxMergedEntries) result.Add((name, type));
+            }
+        }
+
+        return result;
+    }
+
+    private bool IsWhiteoutEntry(LayerObject dir, byte[] name)
+    {
+        if (LayerOf(dir).Lookup(dir.Ino, name, out FuseAttr a) != Errno.OK) return false;
+        bool whiteout = IsWhiteout(dir, a);
+        Forget(dir.Layer, a.Ino);
+        return whiteout;
+    }
+
+    /// <summary>Collects a layer's entries (names copied, "." and ".." left out).</summary>
+    private sealed class NameSink(int limit) : IDirectoryEntrySink
+    {
+        public List<(byte[] Name, uint Type)> Entries { get; } = [];
+
+        public bool TryAdd(ReadOnlySpan<byte> name, ulong ino, uint mode, long nextOffset)
+        {
+            if (!name.SequenceEqual("."u8) && !name.SequenceEqual(".."u8)) Entries.Add((name.ToArray(), mode & S_IFMT));
+            return Entries.Count < limit;
+        }
+    }
+
+    private sealed class ByteNameComparer : IEqualityComparer<byte[]>
+    {
+        public static readonly ByteNameComparer Instance = new();
+
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] obj)
+        {
+            var h = new HashCode();
+            h.AddBytes(obj);
+            return h.ToHashCode();
+        }
+    }
+}

@@ -1,0 +1,268 @@
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Storage.Host;
+using static InSpatialFs.Interop.LibC;
+
+namespace InSpatialFs.Storage.Overlay;
+
+// Creating, removing, renaming and linking names: always in the upper layer, with whiteouts where a lower layer
+// still has the name.
+public sealed partial class OverlayFileSystem
+{
+    /// <summary>
+    /// Before a new name is made in <paramref name="dir"/>: the directory is copied up and a whiteout left at the name
+    /// (by an earlier removal) is taken away. <paramref name="wasWhiteout"/> tells a new directory to be opaque.
+    /// </summary>
+    private Errno PrepareNewName(ulong parent, ReadOnlySpan<byte> name, out OverlayNode dir, out bool wasWhiteout)
+    {
+        wasWhiteout = false;
+        if (!TryNode(parent, out dir!)) return Errno.ENOENT;
+        if (!dir.IsDirectory) return Errno.ENOTDIR;
+        if (OverlayFormat.IsAufsName(name)) return Errno.EINVAL;
+        if (Resolve(dir, name, out Resolved existing) == Errno.OK)
+        {
+            Release(existing.Top, existing.Below);
+            return Errno.EEXIST;
+        }
+
+        Errno e = EnsureUpper(dir);
+        if (e != Errno.OK) return e;
+        if (_layers[0].Lookup(dir.Top.Ino, name, out FuseAttr a) == Errno.OK)
+        {
+            wasWhiteout = OverlayFormat.IsDeviceWhiteout(a) || IsWhiteout(dir.Top, a);
+            Forget(0, a.Ino);
+            if (wasWhiteout && (e = _layers[0].Unlink(dir.Top.Ino, name)) != Errno.OK) return e;
+        }
+
+        return Errno.OK;
+    }
+
+    /// <summary>A name made in the upper layer becomes a node of the merged tree (one lookup).</summary>
+    private Errno Made(OverlayNode dir, ReadOnlySpan<byte> name, Errno e, ref FuseAttr attr)
+    {
+        if (e != Errno.OK) return e;
+        OverlayNode node = Adopt(dir, name, new Resolved(new LayerObject(0, attr.Ino), attr, []));
+        attr.Ino = node.Id;
+        return Errno.OK;
+    }
+
+    public Errno MkDir(ulong parent, ReadOnlySpan<byte> name, uint mode, in Caller caller, out FuseAttr attr)
+    {
+        attr = default;
+        Errno e = PrepareNewName(parent, name, out OverlayNode dir, out bool wasWhiteout);
+        if (e != Errno.OK) return e;
+        e = _layers[0].MkDir(dir.Top.Ino, name, mode, caller, out attr);
+        if (e == Errno.OK && (wasWhiteout || LowerHas(dir, name)))
+        {
+            // Where a lower directory of that name was removed, the new one must not show its old entries.
+            _layers[0].SetXattr(attr.Ino, OverlayFormat.OpaqueXattr, "y"u8, 0);
+        }
+
+        return Made(dir, name, e, ref attr);
+    }
+
+    public Errno MkNod(ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, in Caller caller, out FuseAttr attr)
+    {
+        attr = default;
+        Errno e = PrepareNewName(parent, name, out OverlayNode dir, out _);
+        return e != Errno.OK ? e : Made(dir, name, _layers[0].MkNod(dir.Top.Ino, name, mode, rdev, caller, out attr), ref attr);
+    }
+
+    public Errno Symlink(ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, in Caller caller, out FuseAttr attr)
+    {
+        attr = default;
+        Errno e = PrepareNewName(parent, name, out OverlayNode dir, out _);
+        return e != Errno.OK ? e : Made(dir, name, _layers[0].Symlink(dir.Top.Ino, name, target, caller, out attr), ref attr);
+    }
+
+    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    {
+        attr = default;
+        result = default;
+        Errno e = PrepareNewName(parent, name, out OverlayNode dir, out _);
+        if (e != Errno.OK) return e;
+        e = Made(dir, name, _layers[0].Create(dir.Top.Ino, name, flags, mode, caller, out attr, out OpenResult layerResult), ref attr);
+        if (e != Errno.OK) return e;
+        TryNode(attr.Ino, out OverlayNode? node);
+        result = Handle(node!, 0, layerResult);
+        return Errno.OK;
+    }
+
+    public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    {
+        attr = default;
+        result = default;
+        if (!TryNode(parent, out OverlayNode? dir)) return Errno.ENOENT;
+        Errno e = EnsureUpper(dir);
+        if (e != Errno.OK) return e;
+        e = _layers[0].TmpFile(dir.Top.Ino, flags, mode, caller, out attr, out OpenResult layerResult);
+        if (e != Errno.OK) return e;
+        OverlayNode node = Adopt(dir, "#tmpfile"u8, new Resolved(new LayerObject(0, attr.Ino), attr, []));
+        attr.Ino = node.Id;
+        result = Handle(node, 0, layerResult);
+        return Errno.OK;
+    }
+
+    public Errno Unlink(ulong parent, ReadOnlySpan<byte> name) => Remove(parent, name, directory: false);
+
+    public Errno RmDir(ulong parent, ReadOnlySpan<byte> name) => Remove(parent, name, directory: true);
+
+    /// <summary>
+    /// unlink and rmdir: the upper name goes (a directory's leftover whiteouts first), and a whiteout takes its place
+    /// when a lower layer still has the name.
+    /// </summary>
+    private Errno Remove(ulong parent, ReadOnlySpan<byte> name, bool directory)
+    {
+        if (!HasUpper) return Errno.EROFS;
+        if (!TryNode(parent, out OverlayNode? dir)) return Errno.ENOENT;
+        Errno e = Resolve(dir, name, out Resolved found);
+        if (e != Errno.OK) return e;
+        bool isDir = (found.Attr.Mode & S_IFMT) == S_IFDIR;
+        OverlayNode node = Adopt(dir, name, found);
+        try
+        {
+            if (isDir != directory) return directory ? Errno.ENOTDIR : Errno.EISDIR;
+            if (directory && MergedEntries(node).Count != 0) return Errno.ENOTEMPTY;
+            if ((e = EnsureUpper(dir)) != Errno.OK) return e;
+            bool lowerHas = LowerHas(dir, name);
+            if (node.Top.Layer == 0)
+            {
+                if (directory) RemoveWhiteoutsIn(node.Top.Ino);
+                e = directory ? _layers[0].RmDir(dir.Top.Ino, name) : _layers[0].Unlink(dir.Top.Ino, name);
+                if (e != Errno.OK) return e;
+            }
+
+            if (lowerHas)
+            {
+                e = _layers[0].MkNod(dir.Top.Ino, name, S_IFCHR, 0, Root, out FuseAttr whiteout);
+                if (e != Errno.OK) return e;
+                Forget(0, whiteout.Ino);
+            }
+
+            return Errno.OK;
+        }
+        finally
+        {
+            Forget(node.Id, 1);
+        }
+    }
+
+    /// <summary>Before an upper directory is removed: the whiteouts it holds (it is empty in the merged view).</summary>
+    private void RemoveWhiteoutsIn(ulong upperDir)
+    {
+        if (_layers[0].OpenDir(upperDir, out ulong fh) != Errno.OK) return;
+        var sink = new NameSink(int.MaxValue);
+        _layers[0].ReadDir(upperDir, fh, 0, sink);
+        _layers[0].ReleaseDir(upperDir, fh);
+        foreach ((byte[] n, uint _) in sink.Entries)
+        {
+            _layers[0].Unlink(upperDir, n);
+        }
+    }
+
+    public Errno Rename(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
+    {
+        if (!HasUpper) return Errno.EROFS;
+        if ((flags & ~(uint)(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return Errno.EINVAL;
+        if (OverlayFormat.IsAufsName(newName)) return Errno.EINVAL;
+        if (!TryNode(parent, out OverlayNode? from) || !TryNode(newParent, out OverlayNode? to)) return Errno.ENOENT;
+        Errno e = Resolve(from, name, out Resolved found);
+        if (e != Errno.OK) return e;
+        OverlayNode moving = Adopt(from, name, found);
+        OverlayNode? replaced = null;
+        try
+        {
+            if (Resolve(to, newName, out Resolved target) == Errno.OK)
+            {
+                replaced = Adopt(to, newName, target);
+                if ((flags & RENAME_NOREPLACE) != 0) return Errno.EEXIST;
+                if (replaced == moving) return Errno.OK; // two names of one file: nothing to do
+                if (replaced.IsDirectory && (flags & RENAME_EXCHANGE) == 0 && MergedEntries(replaced).Count != 0) return Errno.ENOTEMPTY;
+                if (replaced.IsDirectory != moving.IsDirectory && (flags & RENAME_EXCHANGE) == 0) return moving.IsDirectory ? Errno.ENOTDIR : Errno.EISDIR;
+            }
+            else if ((flags & RENAME_EXCHANGE) != 0)
+            {
+                return Errno.ENOENT;
+            }
+
+            // Everything that moves goes up first: a directory with lower parts with its whole tree.
+            e = moving.IsDirectory && (moving.Top.Layer != 0 || moving.Below.Length > 0) ? EnsureUpperTree(moving) : EnsureUpper(moving);
+            if (e != Errno.OK) return e;
+            if (replaced != null && (flags & RENAME_EXCHANGE) != 0)
+            {
+                e = replaced.IsDirectory && (replaced.Top.Layer != 0 || replaced.Below.Length > 0) ? EnsureUpperTree(replaced) : EnsureUpper(replaced);
+                if (e != Errno.OK) return e;
+            }
+
+            if ((e = EnsureUpper(to)) != Errno.OK) return e;
+            bool sourceLowerHas = (flags & RENAME_EXCHANGE) == 0 && LowerHas(from, name);
+            if (replaced != null && replaced.Top.Layer != 0)
+            {
+                // The name to replace exists only below: the upper layer takes the new entry directly.
+                replaced = ForgetAndNull(replaced);
+            }
+            else if (replaced == null)
+            {
+                RemoveUpperWhiteout(to, newName);
+            }
+
+            if (replaced is { IsDirectory: true } && (flags & RENAME_EXCHANGE) == 0) RemoveWhiteoutsIn(replaced.Top.Ino);
+            e = _layers[0].Rename(from.Top.Ino, name, to.Top.Ino, newName, flags);
+            if (e != Errno.OK) return e;
+            if (sourceLowerHas)
+            {
+                e = _layers[0].MkNod(from.Top.Ino, name, S_IFCHR, 0, Root, out FuseAttr whiteout);
+                if (e == Errno.OK) Forget(0, whiteout.Ino);
+            }
+
+            if (moving.IsDirectory && LowerHas(to, newName))
+            {
+                _layers[0].SetXattr(moving.Top.Ino, OverlayFormat.OpaqueXattr, "y"u8, 0);
+            }
+
+            lock (_tree)
+            {
+                moving.Parent = to;
+                moving.Name = newName.ToArray();
+            }
+
+            return e;
+        }
+        finally
+        {
+            Forget(moving.Id, 1);
+            if (replaced != null) Forget(replaced.Id, 1);
+        }
+    }
+
+    private OverlayNode? ForgetAndNull(OverlayNode node)
+    {
+        Forget(node.Id, 1);
+        return null;
+    }
+
+    private void RemoveUpperWhiteout(OverlayNode dir, ReadOnlySpan<byte> name)
+    {
+        if (_layers[0].Lookup(dir.Top.Ino, name, out FuseAttr a) != Errno.OK) return;
+        bool whiteout = IsWhiteout(dir.Top, a);
+        Forget(0, a.Ino);
+        if (whiteout) _layers[0].Unlink(dir.Top.Ino, name);
+    }
+
+    public Errno Link(ulong ino, ulong newParent, ReadOnlySpan<byte> newName, out FuseAttr attr)
+    {
+        attr = default;
+        if (!TryNode(ino, out OverlayNode? node)) return Errno.ENOENT;
+        Errno e = EnsureUpper(node);
+        if (e != Errno.OK) return e;
+        e = PrepareNewName(newParent, newName, out OverlayNode dir, out _);
+        if (e != Errno.OK) return e;
+        e = _layers[0].Link(node.Top.Ino, dir.Top.Ino, newName, out attr);
+        if (e != Errno.OK) return e;
+        // The link's layer reference is the node's: one more lookup of the same node.
+        Forget(0, attr.Ino);
+        lock (_tree) node.Lookups++;
+        attr.Ino = node.Id;
+        return Errno.OK;
+    }
+}
