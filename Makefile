@@ -27,7 +27,10 @@ build: deps
 	@# workloads do not run on tier-0 code); a RID-specific publish, so it builds the daemon's graph once more.
 	@$(DOTNET) publish src/InSpatialFs.Daemon/InSpatialFs.Daemon.csproj -c $(CONFIG) -nologo -v:q -o $(BIN) \
 	  -r linux-x64 --self-contained false -p:PublishReadyToRun=true >/dev/null
-	@echo "==> bin/inspatialfs ready"
+	@# The mount program for container engines (fuse-overlayfs's command line): needs no argument of its own.
+	@printf '#!/bin/sh\n# inspatialfs-overlay: overlay mount_program for podman, buildah and CRI-O (see README, Container engines)\nexec "$$(dirname "$$(readlink -f "$$0")")/inspatialfs" overlay-mount "$$@"\n' > $(BIN)/inspatialfs-overlay
+	@chmod 0755 $(BIN)/inspatialfs-overlay
+	@echo "==> bin/inspatialfs ready (and bin/inspatialfs-overlay, the mount program)"
 	@$(MAKE) --no-print-directory native
 
 native:

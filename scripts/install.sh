@@ -8,6 +8,7 @@ prefix=${PREFIX:-/usr/local}
 install -d -m 0755 "$prefix/lib/inspatialfs" "$prefix/bin" /etc/inspatialfs/examples /etc/systemd/system "$prefix/share/doc/inspatialfs"
 cp -a bin/. "$prefix/lib/inspatialfs/"
 ln -sfn "$prefix/lib/inspatialfs/inspatialfs" "$prefix/bin/inspatialfs"
+ln -sfn "$prefix/lib/inspatialfs/inspatialfs-overlay" "$prefix/bin/inspatialfs-overlay"
 install -m 0644 scripts/systemd/inspatialfs@.service /etc/systemd/system/inspatialfs@.service
 for f in scripts/examples/*.yaml; do install -m 0644 "$f" /etc/inspatialfs/examples/; done
 install -m 0644 README.md "$prefix/share/doc/inspatialfs/README.md"

@@ -40,5 +40,5 @@ internal static class CommandLine
     }
 
     /// <summary>Commands added by later layers (ctl, rules, oci-spec).</summary>
-    private static IEnumerable<Command> ExtraCommands() => [CtlCommand.Create(), RulesCommand.Create(), OciSpecCommand.Create()];
+    private static IEnumerable<Command> ExtraCommands() => [CtlCommand.Create(), RulesCommand.Create(), OciSpecCommand.Create(), OverlayMountCommand.Create()];
 }

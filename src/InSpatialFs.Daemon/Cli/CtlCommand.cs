@@ -77,7 +77,64 @@ internal static class CtlCommand
         var isolation = new Command("isolation", "Change the isolation level at run time.") { level };
         isolation.SetAction(p => Send(Resolve(p.GetValue(name)!), "isolation " + p.GetValue(level)));
         command.Subcommands.Add(isolation);
+
+        // `ctl list` (NAME given as "list" and no command): every running instance.
+        command.SetAction(p =>
+        {
+            if (p.GetValue(name) == "list")
+            {
+                return List(p.GetValue(json));
+            }
+
+            Console.Error.WriteLine("inspatialfs ctl: give a command after NAME (see 'inspatialfs ctl --help'), or 'inspatialfs ctl list'");
+            return ExitCodes.UsageError;
+        });
         return command;
+    }
+
+    /// <summary>
+    /// The instances whose control directory under /run/inspatialfs answers: name, state, isolation and mountpoint
+    /// (from each status file). Directories whose instance is gone are left out.
+    /// </summary>
+    private static int List(bool json)
+    {
+        var rows = new List<Dictionary<string, string>>();
+        if (Directory.Exists(DefaultControlRoot))
+        {
+            foreach (string dir in Directory.GetDirectories(DefaultControlRoot).Order(StringComparer.Ordinal))
+            {
+                string status = Path.Combine(dir, ControlFileName.Status);
+                if (!File.Exists(status)) continue;
+                try
+                {
+                    var row = new Dictionary<string, string>(StringComparer.Ordinal);
+                    foreach (string line in File.ReadAllLines(status))
+                    {
+                        int colon = line.IndexOf(':', StringComparison.Ordinal);
+                        if (colon > 0 && line[..colon] is "name" or "state" or "isolation" or "mountpoint") row[line[..colon]] = line[(colon + 1)..].Trim();
+                    }
+
+                    if (row.ContainsKey("name")) rows.Add(row);
+                }
+                catch (IOException)
+                {
+                    // a dead mount (ENOTCONN): not running
+                }
+            }
+        }
+
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(rows, ListJsonContext.Default.ListDictionaryStringString));
+            return ExitCodes.Ok;
+        }
+
+        foreach (Dictionary<string, string> r in rows)
+        {
+            Console.WriteLine($"{r["name"]}\t{r.GetValueOrDefault("state", "?")}\t{r.GetValueOrDefault("isolation", "?")}\t{Hosting.TerminalText.Escape(r.GetValueOrDefault("mountpoint", "?"))}");
+        }
+
+        return ExitCodes.Ok;
     }
 
     /// <summary>The control directory for NAME (the argument's validator holds a NAME to the instance-name rule) or a path.</summary>
@@ -495,3 +552,6 @@ internal static class ControlFileName
     public const string Incidents = "incidents";
     public const string Control = "control";
 }
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(List<Dictionary<string, string>>))]
+internal sealed partial class ListJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

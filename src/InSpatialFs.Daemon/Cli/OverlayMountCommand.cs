@@ -1,0 +1,180 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using InSpatialFs.Daemon.Config;
+using InSpatialFs.Interop;
+
+namespace InSpatialFs.Daemon.Cli;
+
+/// <summary>
+/// `overlay-mount` (installed as `inspatialfs-overlay`): fuse-overlayfs's command line, so containers/storage (podman,
+/// buildah, CRI-O) can use InSpatialFs as its overlay mount_program. `PROG -o lowerdir=L1:L2,upperdir=U,workdir=W TARGET`
+/// mounts a container's root; without upperdir it is a read-only view (diff, commit). The instance is named after the
+/// container (the directory above TARGET: .../overlay/ID/merged), takes its policy from the system profile
+/// (/etc/inspatialfs/overlay.yaml, or $INSPATIALFS_OVERLAY_CONFIG), keeps control files in /run/inspatialfs/ID and
+/// state in /var/lib/inspatialfs/ID, and serves in the background: the command returns once the mount is live, as
+/// fuse-overlayfs does, and `umount TARGET` ends the instance.
+/// </summary>
+internal static partial class OverlayMountCommand
+{
+    public const string ProfileEnvironment = "INSPATIALFS_OVERLAY_CONFIG";
+    public const string DefaultProfile = "/etc/inspatialfs/overlay.yaml";
+
+    [GeneratedRegex(@"^(name|mountpoint|mounts|control|state_dir)\s*:", RegexOptions.Multiline)]
+    private static partial Regex InstanceKey();
+
+    public static Command Create()
+    {
+        var options = new Option<string[]>("-o") { Description = "Mount options, comma-separated: lowerdir=L1:L2 (topmost first), upperdir=DIR, workdir=DIR; others (volatile, context=...) are accepted and ignored.", AllowMultipleArgumentsPerToken = false };
+        var foreground = new Option<bool>("-f", "--foreground") { Description = "Serve in the foreground instead of returning once mounted." };
+        var target = new Argument<string>("TARGET") { Description = "Where to mount the merged tree (containers/storage passes .../overlay/ID/merged)." };
+        var command = new Command("overlay-mount", "Mount program for container engines (fuse-overlayfs's command line): stacks image layers under a writable layer, served through the secure proxy.")
+        {
+            options, foreground, target,
+        };
+        command.SetAction(parse => Run(parse.GetValue(options) ?? [], parse.GetValue(foreground), parse.GetValue(target)!));
+        return command;
+    }
+
+    private static int Run(string[] optionGroups, bool foreground, string target)
+    {
+        string? lower = null, upper = null, work = null;
+        foreach (string option in optionGroups.SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+        {
+            int eq = option.IndexOf('=', StringComparison.Ordinal);
+            string key = eq < 0 ? option : option[..eq], value = eq < 0 ? "" : option[(eq + 1)..];
+            switch (key)
+            {
+                case "lowerdir": lower = value; break;
+                case "upperdir": upper = value; break;
+                case "workdir": work = value; break;
+                default:
+                    if (Environment.GetEnvironmentVariable("INSPATIALFS_DEBUG") != null) Console.Error.WriteLine($"inspatialfs-overlay: ignoring option '{option}'");
+                    break;
+            }
+        }
+
+        if (string.IsNullOrEmpty(lower)) return Usage("-o lowerdir=DIR[:DIR...] is required");
+        if ((upper == null) != (work == null)) return Usage("upperdir and workdir go together");
+        string mountpoint = Path.GetFullPath(target);
+        string id = Path.GetFileName(Path.GetDirectoryName(mountpoint.TrimEnd('/')) ?? "") ?? "";
+        // A read-only view of the same layers (podman diff) may run beside the container's own mount.
+        string name = upper == null ? "ro-" + id[..Math.Min(id.Length, 61)] : id;
+        if (ConfigRules.NameProblem(name) is string problem) return Usage($"cannot name the instance after {mountpoint}: {problem}");
+
+        string profilePath = Environment.GetEnvironmentVariable(ProfileEnvironment) ?? DefaultProfile;
+        string profile = File.Exists(profilePath) ? File.ReadAllText(profilePath) : "";
+        if (InstanceKey().Match(profile) is { Success: true } m)
+        {
+            return Usage($"{profilePath}: '{m.Groups[1].Value}' is chosen per container by the mount program; the profile holds policy only (isolation, paths, resources, rules, ...)");
+        }
+
+        string stateDir = InstanceConfig.DefaultStateDir(name);
+        string config = Compose(name, mountpoint, stateDir, lower.Split(':', StringSplitOptions.RemoveEmptyEntries), upper, work, profile);
+        string configPath;
+        try
+        {
+            using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
+            using (var file = new FileStream(TrustedPath.OpenFile(dir, stateDir, "overlay-instance.yaml", LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC), FileAccess.Write))
+            {
+                file.Write(Encoding.UTF8.GetBytes(config));
+            }
+
+            configPath = Path.Combine(stateDir, "overlay-instance.yaml");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"inspatialfs-overlay: cannot write the instance config under {stateDir}: {e.Message}");
+            return ExitCodes.RuntimeFailure;
+        }
+
+        if (foreground)
+        {
+            return MountRunner.Run(new MountRequest { ConfigFile = configPath });
+        }
+
+        return StartInBackground(configPath, mountpoint, Path.Combine(stateDir, "daemon.log"));
+    }
+
+    /// <summary>The instance config: the per-container part, then the system profile's policy.</summary>
+    private static string Compose(string name, string mountpoint, string stateDir, string[] lower, string? upper, string? work, string profile)
+    {
+        var sb = new StringBuilder();
+        sb.Append("# written by inspatialfs-overlay for one container; policy from the system profile below\n");
+        sb.Append(CultureInfo.InvariantCulture, $"name: {name}\nmountpoint: {Quote(mountpoint)}\ncontrol: {Quote(InstanceConfig.DefaultControl(name))}\nstate_dir: {Quote(stateDir)}\n");
+        sb.Append("mounts:\n  - path: /\n    direct: true\n    overlay:\n      lower: [");
+        sb.Append(string.Join(", ", lower.Select(Quote)));
+        sb.Append("]\n");
+        if (upper != null) sb.Append(CultureInfo.InvariantCulture, $"      upper: {Quote(upper)}\n      work: {Quote(work!)}\n");
+        sb.Append(profile);
+        if (profile.Length > 0 && !profile.EndsWith('\n')) sb.Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>A YAML double-quoted scalar (engine paths are plain, but nothing in them can break the document).</summary>
+    private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
+    /// <summary>
+    /// Starts `inspatialfs mount` detached (its own session, stdio to a log file, so the engine's pipes see end of file)
+    /// and waits until the mount is live or the server gave up.
+    /// </summary>
+    private static int StartInBackground(string configPath, string mountpoint, string log)
+    {
+        string self = Environment.ProcessPath ?? "inspatialfs";
+        var start = new ProcessStartInfo("/bin/sh")
+        {
+            ArgumentList = { "-c", "setsid \"$0\" mount --config \"$1\" </dev/null >>\"$2\" 2>&1 & echo $!", self, configPath, log },
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        using Process shell = Process.Start(start)!;
+        string pidText = shell.StandardOutput.ReadToEnd().Trim();
+        shell.WaitForExit();
+        if (!int.TryParse(pidText, NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+        {
+            Console.Error.WriteLine("inspatialfs-overlay: could not start the server");
+            return ExitCodes.RuntimeFailure;
+        }
+
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (IsMounted(mountpoint)) return ExitCodes.Ok;
+            if (!Directory.Exists($"/proc/{pid}"))
+            {
+                Console.Error.WriteLine($"inspatialfs-overlay: the server exited before {mountpoint} was mounted:");
+                Console.Error.Write(Tail(log));
+                return ExitCodes.RuntimeFailure;
+            }
+
+            Thread.Sleep(5);
+        }
+
+        Console.Error.WriteLine($"inspatialfs-overlay: {mountpoint} was not mounted within 30 s (server pid {pid}, log {log})");
+        return ExitCodes.RuntimeFailure;
+    }
+
+    private static bool IsMounted(string mountpoint) =>
+        File.ReadLines("/proc/self/mountinfo").Any(line => line.Split(' ') is { Length: > 9 } f && f[4] == mountpoint && line.Contains(" - fuse", StringComparison.Ordinal));
+
+    private static string Tail(string log)
+    {
+        try
+        {
+            string[] lines = File.ReadAllLines(log);
+            return string.Join('\n', lines.TakeLast(15)) + "\n";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    private static int Usage(string message)
+    {
+        Console.Error.WriteLine("inspatialfs-overlay: " + message);
+        return ExitCodes.UsageError;
+    }
+}

@@ -1,0 +1,124 @@
+using System.Text.Json.Nodes;
+using InSpatialFs.IntegrationTests.Security;
+using InSpatialFs.TestKit.Processes;
+
+namespace InSpatialFs.IntegrationTests.Overlay;
+
+/// <summary>
+/// Issue 13, end to end with the real engine: podman with InSpatialFs as its overlay mount_program (the path
+/// fuse-overlayfs takes), on a private podman storage, with images built offline (podman import of a busybox rootfs,
+/// plus a second layer made with podman commit).
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class PodmanMountProgramTests
+{
+    private string _work = "";
+    private string _profile = "";
+
+    private string Podman => $"podman --root '{_work}/storage' --runroot '{_work}/run' --storage-driver overlay " +
+        $"--storage-opt overlay.mount_program='{DaemonProcess.RepoRoot}/bin/inspatialfs-overlay' --cgroup-manager cgroupfs --events-backend file";
+
+    private const string RunFlags = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 --network none";
+
+    private ShellResult P(string args, TimeSpan? timeout = null) =>
+        Shell.Run($"INSPATIALFS_OVERLAY_CONFIG='{_profile}' {Podman} {args}", timeout ?? TimeSpan.FromMinutes(2));
+
+    private string PCheck(string args)
+    {
+        ShellResult r = P(args);
+        Assert.That(r.ExitCode, Is.Zero, $"podman {args}\n{r}");
+        return r.StdOut;
+    }
+
+    /// <summary>The instance name of a container's mount: containers/storage's id of its layer (the directory above "merged").</summary>
+    private string InstanceOf(string container) =>
+        Path.GetFileName(Path.GetDirectoryName(PCheck($"inspect -f '{{{{.GraphDriver.Data.MergedDir}}}}' {container}").Trim())!)!;
+
+    [OneTimeSetUp]
+    public void Images()
+    {
+        DaemonProcess.RequireMountable();
+        if (!Shell.Has("podman")) Assert.Ignore("podman is not installed (make deps installs it)");
+        _work = Path.Combine("/var/tmp", "isfs-podman-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(_work);
+        _profile = Path.Combine(_work, "overlay.yaml");
+        File.WriteAllText(_profile, """
+            isolation: standard
+            paths:
+              forbidden: [/etc/secret]
+            """);
+        Shell.Check($"'{DaemonProcess.RepoRoot}/scripts/make-rootfs.sh' '{_work}/rootfs' && echo classified > '{_work}/rootfs/etc/secret' && tar -C '{_work}/rootfs' -cf '{_work}/busybox.tar' .", TimeSpan.FromMinutes(3));
+        PCheck($"import '{_work}/busybox.tar' localhost/isfs-test:1");
+        // A second layer: files and a directory the workload will change.
+        PCheck($"run --name layer2 {RunFlags} localhost/isfs-test:1 sh -c 'mkdir -p /srv/app/sub && echo v1 > /srv/app/sub/config && echo keep > /srv/keep && echo bye > /srv/remove-me'");
+        PCheck("commit layer2 localhost/isfs-test:2");
+        PCheck("rm layer2");
+    }
+
+    [OneTimeTearDown]
+    public void Cleanup()
+    {
+        if (_work.Length == 0) return;
+        P("rm -af", TimeSpan.FromMinutes(2));
+        P("rmi -af", TimeSpan.FromMinutes(2));
+        Shell.Run($"umount -R '{_work}/storage/overlay' 2>/dev/null; rm -rf '{_work}'", TimeSpan.FromMinutes(2));
+    }
+
+    [Test]
+    public void Podman_diff_and_commit_see_exactly_what_the_container_changed()
+    {
+        PCheck($"run --name work1 {RunFlags} localhost/isfs-test:2 sh -c '" +
+            "cat /srv/keep > /dev/null && echo added > /srv/added && rm /srv/remove-me && mv /srv/app /srv/app-renamed && " +
+            "ln /srv/added /srv/added-link && mkfifo /srv/fifo && echo more >> /srv/keep'");
+        string[] diff = PCheck("diff work1").Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()).ToArray();
+        Assert.That(diff, Is.SupersetOf(new[] { "A /srv/added", "A /srv/added-link", "A /srv/fifo", "D /srv/remove-me", "C /srv/keep", "D /srv/app", "A /srv/app-renamed" }),
+            string.Join('\n', diff));
+        Assert.That(diff, Has.None.Contains("/etc/") .And.None.Contains("/bin/"), "nothing the workload did not touch");
+
+        PCheck("commit work1 localhost/isfs-test:3");
+        string after = PCheck($"run --rm {RunFlags} localhost/isfs-test:3 sh -c 'cat /srv/added /srv/keep; ls /srv; cat /srv/app-renamed/sub/config; [ -e /srv/remove-me ] || echo removed-stays-removed'");
+        Assert.That(after, Does.Contain("added\nkeep\nmore\n").And.Contain("removed-stays-removed").And.Contain("v1"), after);
+        Assert.That(after, Does.Not.Contain("\napp\n"), "the renamed directory is gone from its old name: " + after);
+    }
+
+    [Test]
+    public void Two_containers_of_one_image_do_not_see_each_others_writes()
+    {
+        PCheck($"run -d --name a1 {RunFlags} localhost/isfs-test:2 sh -c 'echo from-a > /srv/mine; sleep 30'");
+        PCheck($"run -d --name b1 {RunFlags} localhost/isfs-test:2 sh -c 'echo from-b > /srv/mine; sleep 30'");
+        try
+        {
+            Assert.That(ControlFiles.Eventually(() => P("exec a1 cat /srv/mine").StdOut.Contains("from-a", StringComparison.Ordinal), TimeSpan.FromSeconds(20)), Is.True);
+            Assert.That(P("exec a1 cat /srv/mine").StdOut.Trim(), Is.EqualTo("from-a"));
+            Assert.That(P("exec b1 cat /srv/mine").StdOut.Trim(), Is.EqualTo("from-b"));
+            Assert.That(P("exec a1 cat /srv/keep").StdOut.Trim(), Is.EqualTo("keep"), "positive control: both read the shared image layer");
+            string list = Shell.Check($"'{DaemonProcess.Binary}' ctl list");
+            Assert.That(list, Does.Contain(InstanceOf("a1")).And.Contain(InstanceOf("b1")), list);
+        }
+        finally
+        {
+            P("rm -f a1 b1");
+        }
+    }
+
+    [Test]
+    public void A_forbidden_path_of_the_profile_is_EACCES_in_the_container_and_an_incident_in_its_control_directory()
+    {
+        PCheck($"run -d --name sec1 {RunFlags} localhost/isfs-test:2 sh -c 'cat /etc/secret 2>&1; echo status=$?; cat /etc/hostname > /dev/null && echo hostname-ok; sleep 30'");
+        try
+        {
+            string id = InstanceOf("sec1");
+            string control = $"/run/inspatialfs/{id}";
+            JsonObject incident = ControlFiles.WaitForIncident(control, i => ControlFiles.Str(i, "source") == "forbidden:/etc/secret", "the container's read of /etc/secret", TimeSpan.FromSeconds(30));
+            Assert.That(ControlFiles.Str(incident, "container"), Is.EqualTo(id));
+            string logs = PCheck("logs sec1");
+            Assert.That(logs, Does.Contain("Permission denied").And.Contain("status=1").And.Contain("hostname-ok"), logs);
+            Assert.That(logs, Does.Not.Contain("classified"));
+        }
+        finally
+        {
+            P("rm -f sec1");
+        }
+    }
+}
