@@ -80,7 +80,15 @@ public sealed class DaemonProcess : IDisposable
     public static DaemonProcess StartWith(string program, string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true,
         IReadOnlyDictionary<string, string>? environment = null)
     {
-        Directory.CreateDirectory(mountPoint);
+        try
+        {
+            Directory.CreateDirectory(mountPoint);
+        }
+        catch (IOException) when (Mounts.IsFuse(mountPoint))
+        {
+            // A dead mount left by a killed daemon (ENOTCONN): the daemon detaches it itself at start.
+        }
+
         var info = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
