@@ -44,7 +44,8 @@ public static partial class ConfigLoader
         var nested = new Dictionary<string, string[]>(StringComparer.Ordinal)
         {
             ["mounts"] = MountKeys, ["paths"] = PathsKeys, ["resources"] = ResourceKeys, ["exec"] = ExecKeys, ["controls"] = ControlsKeys,
-            ["response"] = ResponseKeys, ["container"] = ContainerKeys, ["rules"] = RulesKeys,
+            ["response"] = ResponseKeys, ["container"] = ContainerKeys, ["rules"] = RulesKeys, ["host_users"] = HostUsersKeys,
+            ["incidents"] = IncidentsKeys,
         };
         var keys = new List<string>();
         foreach (string top in TopKeys)
@@ -59,7 +60,7 @@ public static partial class ConfigLoader
             foreach (string child in children)
             {
                 if (top == "mounts" && child == "memory") keys.AddRange(MemoryKeys.Select(k => prefix + "memory." + k));
-                if (top == "mounts" && child == "overlay") keys.AddRange(OverlayKeys.Select(k => prefix + "overlay." + k));
+                else if (top == "mounts" && child == "overlay") keys.AddRange(OverlayKeys.Select(k => prefix + "overlay." + k));
                 else keys.Add(prefix + child);
             }
         }

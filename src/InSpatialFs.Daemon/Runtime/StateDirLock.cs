@@ -19,15 +19,29 @@ internal sealed class StateDirLock : IDisposable
 
     private readonly SafeFileHandle _lock;
 
+    /// <summary>
+    /// How long a start waits for the holder to let go before refusing. An engine that unmounts a container and mounts the
+    /// same layer again at once (podman commit right after the container exits) starts the next instance while the last
+    /// one is still closing its journals; that one lets go within moments, a live duplicate never does.
+    /// </summary>
+    public static readonly TimeSpan HolderGrace = TimeSpan.FromSeconds(5);
+
     private StateDirLock(SafeFileHandle held) => _lock = held;
 
     /// <param name="stateDir">A directory already opened (and created) by <see cref="TrustedPath.OpenDirectory"/>.</param>
     public static StateDirLock Acquire(SafeFd stateDir, string stateDirPath)
     {
         SafeFileHandle held = TrustedPath.OpenFile(stateDir, stateDirPath, LockFileName, LibC.O_RDWR | LibC.O_CREAT);
-        if (LibC.flock((int)held.DangerousGetHandle(), LibC.LOCK_EX | LibC.LOCK_NB) != 0)
+        long giveUpAt = Environment.TickCount64 + (long)HolderGrace.TotalMilliseconds;
+        while (LibC.flock((int)held.DangerousGetHandle(), LibC.LOCK_EX | LibC.LOCK_NB) != 0)
         {
             Errno error = ErrnoExtensions.LastPInvoke();
+            if (error == Errno.EAGAIN && Environment.TickCount64 < giveUpAt)
+            {
+                Thread.Sleep(50);
+                continue;
+            }
+
             held.Dispose();
             if (error != Errno.EAGAIN)
             {

@@ -56,6 +56,7 @@ public sealed partial class OverlayFileSystem
                 e = CopyUp.File(lower, node.Top.Ino, upper, upperParent, node.Name, _work!);
                 if (e == Errno.OK) e = upper.Lookup(upperParent, node.Name, out made);
                 else made = default;
+                if (e == Errno.OK && a.Nlink > 1) IndexCopy(lower.IdentityOf(node.Top.Ino), made.Ino); // its other names find it
                 break;
             case S_IFLNK:
             {

@@ -88,6 +88,7 @@ public sealed partial class OverlayFileSystem
         }
 
         if (!haveTop) return Errno.ENOENT;
+        if (top.Layer != 0 && HasUpper) TryUseIndexedCopy(dir, name, ref top, ref topAttr);
         found = new Resolved(top, topAttr, [.. below]);
         return Errno.OK;
     }

@@ -41,6 +41,7 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
 
     private readonly HostFileSystem[] _layers; // [0] = upper when HasUpper, then the lowers top first
     private readonly SafeFd? _work;
+    private readonly SafeFd? _index;
     private readonly ILogger _logger;
     private readonly Lock _tree = new();
     private readonly Lock _copyUp = new();
@@ -65,7 +66,11 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
         {
             if (layers.Upper != null) backends.Add(new HostFileSystem(layers.Upper, readOnly: false, logger, direct: directUpper));
             foreach (string lower in layers.Lower) backends.Add(new HostFileSystem(lower, readOnly: true, logger, direct: directLower));
-            if (layers.Work != null) _work = OpenWork(layers.Work);
+            if (layers.Work != null)
+            {
+                _work = OpenWorkSubdirectory(layers.Work, "work");
+                _index = OpenWorkSubdirectory(layers.Work, "index");
+            }
         }
         catch
         {
@@ -111,26 +116,26 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
 
     public InodeIdentity IdentityOf(ulong ino) => TryNode(ino, out OverlayNode? n) ? _layers[n.Top.Layer].IdentityOf(n.Top.Ino) : default;
 
-    private static SafeFd OpenWork(string work)
+    private static SafeFd OpenWorkSubdirectory(string work, string subdirectory)
     {
         // The work directory is the engine's (containers/storage makes it next to the upper one); copies are built in
-        // its "work" subdirectory, as the kernel does, created 0700.
+        // its "work" subdirectory and hard-linked copies are indexed in "index", as the kernel does, created 0700.
         int dir = open(work, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
         if (dir < 0) throw new IOException($"cannot open the overlay work directory {work}: {ErrnoExtensions.LastPInvoke()}");
         using var workRoot = new SafeFd(dir);
         unsafe
         {
-            Span<byte> nameZ = [.. "work"u8, 0];
+            Span<byte> nameZ = [.. System.Text.Encoding.ASCII.GetBytes(subdirectory), 0];
             fixed (byte* n = nameZ)
             {
                 if (mkdirat(dir, n, 0x1C0) != 0 && ErrnoExtensions.LastPInvoke() != Errno.EEXIST)
                 {
-                    throw new IOException($"cannot create {work}/work: {ErrnoExtensions.LastPInvoke()}");
+                    throw new IOException($"cannot create {work}/{subdirectory}: {ErrnoExtensions.LastPInvoke()}");
                 }
 
                 var how = new OpenHow { Flags = (ulong)(uint)(O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), Resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
                 int fd = openat2(dir, n, &how);
-                if (fd < 0) throw new IOException($"cannot open {work}/work: {ErrnoExtensions.LastPInvoke()}");
+                if (fd < 0) throw new IOException($"cannot open {work}/{subdirectory}: {ErrnoExtensions.LastPInvoke()}");
                 return new SafeFd(fd);
             }
         }
@@ -157,5 +162,6 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
     {
         foreach (HostFileSystem layer in _layers) layer.Dispose();
         _work?.Dispose();
+        _index?.Dispose();
     }
 }

@@ -41,6 +41,7 @@ public sealed class OverlayFormatTests
             truncate -s 64M l2/sparse; echo end >> l2/sparse
             echo x > l2/remove-me; mkdir l2/dir-to-remove; echo y > l2/dir-to-remove/z
             mkdir -p l2/tree/a/b; echo leaf > l2/tree/a/b/leaf; echo top > l1/tree-top 2>/dev/null || true
+            mkdir -p l2/links/other; echo linked > l2/links/first; ln l2/links/first l2/links/other/second
             """);
     }
 
@@ -81,6 +82,28 @@ public sealed class OverlayFormatTests
         Assert.That(Shell.Check($"ls -A '{Mnt}/xw'").Trim(), Is.Empty, "xattr whiteout in a marked directory");
         Assert.That(File.Exists(Path.Combine(Mnt, "chardev-whiteout")), Is.False);
         Assert.That(Shell.Run($"getfattr -n trusted.overlay.opaque '{Mnt}/opaque-x'").ExitCode, Is.Not.Zero, "the overlay's own xattrs are not shown");
+    }
+
+    [Test]
+    public void Hard_links_keep_their_identity_across_copy_up_and_a_remount()
+    {
+        using (DaemonProcess daemon = Start())
+        {
+            string before = Shell.Check($"stat -c %i '{Mnt}/links/first' '{Mnt}/links/other/second'");
+            Shell.Check($"echo more >> '{Mnt}/links/first'");
+            Assert.That(File.ReadAllText(Path.Combine(Mnt, "links", "other", "second")), Is.EqualTo("linked\nmore\n"), "the other name sees the write");
+            string[] inodes = Shell.Check($"stat -c %i '{Mnt}/links/first' '{Mnt}/links/other/second'").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.That(inodes[0], Is.EqualTo(inodes[1]), "one inode, two names");
+            Assert.That(before.Split('\n', StringSplitOptions.RemoveEmptyEntries).Distinct().Count(), Is.EqualTo(1), "positive control: they were one before too");
+            Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
+        }
+
+        using DaemonProcess again = Start();
+        Assert.That(File.ReadAllText(Path.Combine(Mnt, "links", "other", "second")), Is.EqualTo("linked\nmore\n"), "after a remount the other name finds the copy");
+        Shell.Check($"echo last >> '{Mnt}/links/other/second'");
+        Assert.That(File.ReadAllText(Path.Combine(Mnt, "links", "first")), Is.EqualTo("linked\nmore\nlast\n"));
+        Assert.That(Shell.Check($"stat -c %i '{Upper}/links/first' '{Upper}/links/other/second'").Split('\n', StringSplitOptions.RemoveEmptyEntries).Distinct().Count(), Is.EqualTo(1),
+            "in the upper layer they are hard links, as the kernel's index leaves them");
     }
 
     [Test]
