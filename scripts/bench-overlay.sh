@@ -18,7 +18,7 @@ TARGETS=(kernel fuse-overlayfs inspatialfs)
 [[ -x bin/inspatialfs-overlay ]] || { echo "bench-overlay: run 'make build' first" >&2; exit 1; }
 for p in fuse-overlayfs podman runc; do command -v $p >/dev/null || { echo "bench-overlay: $p is missing (make deps)" >&2; exit 1; }; done
 
-work=/var/tmp/isfs-bench-overlay
+work=/var/tmp/isfs-bo
 rm -rf "$work"; mkdir -p "$work"
 lower=$work/lower mnt=$work/bench/merged profile=$work/overlay.yaml
 printf 'isolation: standard\npaths:\n  forbidden: [/etc/shadow]\n' > "$profile"
@@ -65,7 +65,7 @@ do_mount() { # $1 target: lower + fresh upper, mounted at $mnt
 }
 podman_cmd() { # $1 target, rest: podman arguments, on a storage of that target's own
   local t=$1; shift
-  local opts=(--root "$work/podman-$t/storage" --runroot "$work/podman-$t/run" --storage-driver overlay --cgroup-manager cgroupfs --events-backend file)
+  local opts=(--root "$work/podman-$t/storage" --runroot "/run/isfs-bo-$t" --storage-driver overlay --cgroup-manager cgroupfs --events-backend file)
   case $t in
     fuse-overlayfs) opts+=(--storage-opt overlay.mount_program=/usr/bin/fuse-overlayfs) ;;
     inspatialfs) opts+=(--storage-opt "overlay.mount_program=$root/bin/inspatialfs-overlay") ;;
