@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
@@ -5,6 +6,7 @@ using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage.Direct;
+using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;
 
@@ -34,7 +36,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
     public const int DefaultDescriptorCacheCapacity = 2048;
     public const int DefaultMaxOpenHandles = 8192;
     private const ulong Resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    private const int NameMax = 255;
+    private const int NameMax = EntryName.MaxLength;
     // O_DIRECT is about the FUSE file's page cache, which the kernel already bypasses for such opens; on the host
     // descriptor it would make every pread into the daemon's (unaligned) reply buffer fail with EINVAL.
     private const int OpenFlagsStripped = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | FMODE_EXEC | O_DIRECT;
@@ -205,29 +207,33 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         using (l)
         {
             byte empty = 0;
-            if ((valid & FattrFlags.Mode) != 0 && node.Type != S_IFLNK)
-            {
-                if (fchmodat2(l.Fd, &empty, change.Mode & 0xFFF, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
-            }
+            // chown before chmod: the host's chown drops set-id bits, and a mode sent in the same request is the
+            // kernel's own computation, which wins (keep in sync with MemoryFileSystem.SetAttr).
             if ((valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0)
             {
                 uint uid = (valid & FattrFlags.Uid) != 0 ? change.Uid : uint.MaxValue;
                 uint gid = (valid & FattrFlags.Gid) != 0 ? change.Gid : uint.MaxValue;
                 if (fchownat(l.Fd, &empty, uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return ErrnoExtensions.LastPInvoke();
             }
+            if ((valid & FattrFlags.Mode) != 0 && node.Type != S_IFLNK)
+            {
+                if (fchmodat2(l.Fd, &empty, change.Mode & 0xFFF, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
+            }
             if ((valid & FattrFlags.Size) != 0)
             {
                 e = Truncate(node, l.Fd, change, valid);
                 if (e != Errno.OK) return e;
             }
-            if ((valid & FattrFlags.KillSuidGid) != 0 && (valid & FattrFlags.Mode) == 0 && node.Type == S_IFREG)
+            if ((valid & FattrFlags.KillSuidGid) != 0 && (valid & FattrFlags.Mode) == 0 && SetIdBits.ClearedByWrite(node.Type))
             {
-                // HANDLE_KILLPRIV_V2: the daemon (root, so exempt on the host) clears set-id bits on truncate/chown.
+                // HANDLE_KILLPRIV_V2: the daemon (root, so exempt on the host) clears set-id bits on a write or truncate
+                // by a caller without CAP_FSETID. A chown needs nothing here: the host kernel drops the bits for root
+                // by the same rule (SetIdBits.ToClear), and file capabilities on every chown, truncate and write.
+                // Keep in sync with MemoryFileSystem.SetAttr.
                 e = StatFd(l.Fd, out StatX cur);
                 if (e != Errno.OK) return e;
                 uint mode = cur.Mode & 0xFFFu;
-                uint killed = mode & ~S_ISUID;
-                if ((mode & 0x8) != 0) killed &= ~S_ISGID; // sgid without group-exec is mandatory locking, kept
+                uint killed = mode & ~SetIdBits.ToClear(mode);
                 if (killed != mode && fchmodat2(l.Fd, &empty, killed, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
             }
             if ((valid & (FattrFlags.Atime | FattrFlags.Mtime)) != 0)
@@ -290,8 +296,9 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
     public Errno Symlink(ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, in Caller caller, out FuseAttr attr)
     {
         attr = default;
+        Errno bad = NodeKinds.CheckSymlinkTarget(target);
+        if (bad != Errno.OK) return bad;
         if (ReadOnly) return Errno.EROFS;
-        if (target.Length == 0 || target.Length > 4095 || target.Contains((byte)0)) return Errno.EINVAL;
         Span<byte> targetZ = stackalloc byte[target.Length + 1];
         target.CopyTo(targetZ);
         targetZ[^1] = 0;
@@ -301,16 +308,17 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
     public Errno MkNod(ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, in Caller caller, out FuseAttr attr)
     {
         attr = default;
-        if (ReadOnly) return Errno.EROFS;
         uint type = mode & S_IFMT;
+        Errno bad = NodeKinds.CheckMknodType(type);
+        if (bad != Errno.OK) return bad;
+        if (ReadOnly) return Errno.EROFS;
         if (type == S_IFREG || type == 0)
         {
             // A regular file is created with O_EXCL so the descriptor we chown is the file we made.
-            Errno e = Create(parent, name, O_WRONLY, mode & 0xFFF, caller, out attr, out OpenResult r);
+            Errno e = Create(parent, name, O_WRONLY | O_EXCL, mode & 0xFFF, caller, out attr, out OpenResult r);
             if (e == Errno.OK) Release(attr.Ino, r.Fh);
             return e;
         }
-        if (type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK) return Errno.EINVAL;
         return CreateByName(parent, name, type, mode & 0xFFF, rdev, caller, default, out attr);
     }
 
@@ -338,12 +346,12 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         e = Borrow(p, out FdLease pl);
         if (e != Errno.OK) return e;
         int fd;
-        bool parentSetgid;
+        uint parentMode;
         using (pl)
         {
             e = StatFd(pl.Fd, out StatX pst);
             if (e != Errno.OK) return e;
-            parentSetgid = (pst.Mode & S_ISGID) != 0;
+            parentMode = pst.Mode;
             int rc;
             fixed (byte* n = nameZ)
             fixed (byte* t = targetZ)
@@ -367,7 +375,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
             HostLog.CreatedNodeSwapped(_logger, Encoding.UTF8.GetString(name));
             return e != Errno.OK ? e : Errno.EACCES;
         }
-        e = TakeOwnership(fd, type, perm, caller, parentSetgid);
+        e = TakeOwnership(fd, type, perm, caller, parentMode);
         if (e != Errno.OK)
         {
             pathFd.Dispose();
@@ -378,16 +386,17 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
 
     /// <summary>Gives a node the daemon just created to the caller and sets its exact permission bits (the
     /// daemon's umask and chown's clearing of set-id bits would otherwise change them).</summary>
-    private static Errno TakeOwnership(int fd, uint type, uint perm, in Caller caller, bool parentSetgid)
+    private static Errno TakeOwnership(int fd, uint type, uint perm, in Caller caller, uint parentMode)
     {
         byte empty = 0;
-        uint gid = parentSetgid ? uint.MaxValue : caller.Gid;
+        // SetIdBits.NewNodeGid: in a setgid directory the host kernel already gave the node the directory's group
+        // (inode_init_owner, atomically with the create), which is left as it is.
+        uint gid = (parentMode & S_ISGID) != 0 ? uint.MaxValue : caller.Gid;
         if (fchownat(fd, &empty, caller.Uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return ErrnoExtensions.LastPInvoke();
         if (type == S_IFLNK) return Errno.OK;
         Errno e = StatFd(fd, out StatX st);
         if (e != Errno.OK) return e;
-        uint want = perm;
-        if (type == S_IFDIR && parentSetgid) want |= S_ISGID; // inherited, as the kernel does
+        uint want = SetIdBits.NewNodePermissions(type, perm, parentMode);
         if ((st.Mode & 0xFFFu) != want && fchmodat2(fd, &empty, want, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
         return Errno.OK;
     }
@@ -453,8 +462,9 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
 
     public Errno Rename(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
     {
+        Errno bad = RenameFlags.Check(flags); // before names and EROFS, as do_renameat2
+        if (bad != Errno.OK) return bad;
         if (ReadOnly) return Errno.EROFS;
-        if ((flags & ~(uint)(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return Errno.EINVAL;
         Span<byte> oldZ = stackalloc byte[NameMax + 1];
         Span<byte> newZ = stackalloc byte[NameMax + 1];
         Errno e = CheckName(name, oldZ);
@@ -558,11 +568,11 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
             return e;
         }
         int fd;
-        bool parentSetgid;
+        uint parentMode;
         using (pl)
         {
             e = StatFd(pl.Fd, out StatX pst);
-            parentSetgid = (pst.Mode & S_ISGID) != 0;
+            parentMode = pst.Mode;
             // Always O_EXCL: the kernel sends CREATE only for a negative entry, and O_EXCL guarantees the file we
             // chown to the caller is the one we just made, never an existing host file.
             if (e == Errno.OK) e = OpenBeneath(pl.Fd, nameZ, (flags & ~OpenFlagsStripped) | O_CREAT | O_EXCL | O_NOFOLLOW, mode & 0xFFF, out fd);
@@ -571,10 +581,12 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         if (e != Errno.OK)
         {
             ReleaseHandleSlot();
-            return e;
+            // Without O_EXCL a name that exists (a racing creator was first) is opened as open(2) would, and never
+            // chowned: it is not ours. Keep in sync with MemoryFileSystem.Create.
+            return e == Errno.EEXIST && (flags & O_EXCL) == 0 ? OpenExisting(parent, name, flags, caller, out attr, out result) : e;
         }
         var file = new SafeFd(fd);
-        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentSetgid);
+        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode);
         if (e == Errno.OK) e = AdoptOpenFd(fd, pin: false, out attr, out HostNode? node);
         else attr = default;
         if (e != Errno.OK)
@@ -587,6 +599,20 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         return RegisterOpenFile(created, file, out result);
     }
 
+    private Errno OpenExisting(ulong parent, ReadOnlySpan<byte> name, int flags, in Caller caller, out FuseAttr attr, out OpenResult result)
+    {
+        result = default;
+        Errno e = Lookup(parent, name, out attr);
+        if (e != Errno.OK) return e;
+        e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out result);
+        if (e != Errno.OK)
+        {
+            Forget(attr.Ino, 1);
+            attr = default;
+        }
+        return e;
+    }
+
     public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
     {
         attr = default;
@@ -597,13 +623,13 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         LibC.EnsureThreadUmaskZero();
         Errno e = Borrow(p, out FdLease pl);
         int fd = -1;
-        bool parentSetgid = false;
+        uint parentMode = 0;
         if (e == Errno.OK)
         {
             using (pl)
             {
                 e = StatFd(pl.Fd, out StatX pst);
-                parentSetgid = (pst.Mode & S_ISGID) != 0;
+                parentMode = pst.Mode;
                 ReadOnlySpan<byte> dot = "."u8;
                 Span<byte> dotZ = stackalloc byte[2];
                 dot.CopyTo(dotZ);
@@ -618,7 +644,7 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
             return e;
         }
         var file = new SafeFd(fd);
-        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentSetgid);
+        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode);
         // An unnamed file cannot be reopened from a handle, so its node pins a descriptor.
         if (e == Errno.OK) e = AdoptOpenFd(fd, pin: true, out attr, out _);
         if (e != Errno.OK)
@@ -726,8 +752,9 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
     public Errno Fallocate(ulong ino, ulong fh, int mode, long offset, long length)
     {
         if (ReadOnly) return Errno.EROFS;
-        if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE && mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) && mode != FALLOC_FL_ZERO_RANGE)
-            return Errno.EOPNOTSUPP;
+        // Every mode FUSE forwards goes to the host filesystem, which answers for what it lacks (tmpfs: ZERO_RANGE).
+        Errno bad = FallocateMode.Check(mode, offset, length);
+        if (bad != Errno.OK) return bad;
         if (!_files.TryGetValue(fh, out HostOpenFile? file) || !FdLease.TryBorrow(file.Fd, out FdLease lease)) return Errno.EBADF;
         using var l = lease;
         return fallocate(l.Fd, mode, offset, length) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
@@ -782,11 +809,16 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
 
     public Errno SetXattr(ulong ino, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags)
     {
-        if (ReadOnly) return Errno.EROFS;
         Span<byte> attrZ = stackalloc byte[NameMax + 1];
-        if (!XattrName(name, attrZ)) return Errno.ERANGE;
+        XattrNamespace ns = default;
+        Errno e = Posix.XattrName.CheckSetFlags(flags); // setxattr's order: flags, name, size
+        if (e == Errno.OK) e = CheckXattrName(name, attrZ, out ns);
+        if (e != Errno.OK) return e;
+        if (value.Length > Posix.XattrName.MaxValueLength) return Errno.E2BIG;
+        if (ReadOnly) return Errno.EROFS;
         if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
-        Errno e = Borrow(node, out FdLease l);
+        if ((e = Posix.XattrName.CheckNode(ns, node.Type, write: true)) != Errno.OK) return e;
+        e = Borrow(node, out FdLease l);
         if (e != Errno.OK) return e;
         using (l)
         {
@@ -807,9 +839,11 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
     {
         size = 0;
         Span<byte> attrZ = stackalloc byte[NameMax + 1];
-        if (!XattrName(name, attrZ)) return Errno.ERANGE;
+        Errno e = CheckXattrName(name, attrZ, out XattrNamespace ns);
+        if (e != Errno.OK) return e;
         if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
-        Errno e = Borrow(node, out FdLease l);
+        if ((e = Posix.XattrName.CheckNode(ns, node.Type, write: false)) != Errno.OK) return e;
+        e = Borrow(node, out FdLease l);
         if (e != Errno.OK) return e;
         using (l)
         {
@@ -828,34 +862,64 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         return Errno.OK;
     }
 
+    /// <summary>The host's list with the system.* names dropped (see <see cref="CheckXattrName"/>), so a size query
+    /// and ERANGE describe exactly what is served.</summary>
     public Errno ListXattr(ulong ino, Span<byte> buffer, out int size)
     {
         size = 0;
         if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
         Errno e = Borrow(node, out FdLease l);
         if (e != Errno.OK) return e;
-        using (l)
+        byte[]? all = null;
+        try
         {
-            Span<byte> fdName = stackalloc byte[16];
-            FdName(l.Fd, fdName);
-            fixed (byte* n = fdName)
-            fixed (byte* v = buffer)
+            using (l)
             {
-                long r = listxattrat(_procFdDir.Fd, n, 0, v, buffer.Length);
-                if (r < 0) return ErrnoExtensions.LastPInvoke();
-                size = (int)r;
+                Span<byte> fdName = stackalloc byte[16];
+                FdName(l.Fd, fdName);
+                while (true)
+                {
+                    long r;
+                    fixed (byte* n = fdName) r = listxattrat(_procFdDir.Fd, n, 0, null, 0);
+                    if (r < 0) return ErrnoExtensions.LastPInvoke();
+                    if (r == 0) return Errno.OK;
+                    all = ArrayPool<byte>.Shared.Rent((int)r);
+                    fixed (byte* n = fdName)
+                    fixed (byte* v = all)
+                    {
+                        r = listxattrat(_procFdDir.Fd, n, 0, v, all.Length);
+                    }
+                    if (r >= 0)
+                    {
+                        size = RemoveUnservedNames(all.AsSpan(0, (int)r));
+                        break;
+                    }
+                    e = ErrnoExtensions.LastPInvoke();
+                    ArrayPool<byte>.Shared.Return(all);
+                    all = null;
+                    if (e != Errno.ERANGE) return e; // ERANGE: the list grew between the calls; ask again
+                }
             }
+            if (buffer.IsEmpty) return Errno.OK;
+            if (buffer.Length < size) return Errno.ERANGE;
+            all.AsSpan(0, size).CopyTo(buffer);
+            return Errno.OK;
         }
-        return Errno.OK;
+        finally
+        {
+            if (all != null) ArrayPool<byte>.Shared.Return(all);
+        }
     }
 
     public Errno RemoveXattr(ulong ino, ReadOnlySpan<byte> name)
     {
-        if (ReadOnly) return Errno.EROFS;
         Span<byte> attrZ = stackalloc byte[NameMax + 1];
-        if (!XattrName(name, attrZ)) return Errno.ERANGE;
+        Errno e = CheckXattrName(name, attrZ, out XattrNamespace ns);
+        if (e != Errno.OK) return e;
+        if (ReadOnly) return Errno.EROFS;
         if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
-        Errno e = Borrow(node, out FdLease l);
+        if ((e = Posix.XattrName.CheckNode(ns, node.Type, write: true)) != Errno.OK) return e;
+        e = Borrow(node, out FdLease l);
         if (e != Errno.OK) return e;
         using (l)
         {
@@ -870,12 +934,38 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
         return Errno.OK;
     }
 
-    private static bool XattrName(ReadOnlySpan<byte> name, Span<byte> z)
+    /// <summary>
+    /// The core's name rules, NUL-terminated into <paramref name="z"/>; system.* is EOPNOTSUPP (no POSIX ACLs are served:
+    /// FUSE_POSIX_ACL is not negotiated, so the kernel would not enforce one the host stored). Keep in sync with
+    /// MemoryFileSystem.CheckXattrName and <see cref="RemoveUnservedNames"/>.
+    /// </summary>
+    private static Errno CheckXattrName(ReadOnlySpan<byte> name, Span<byte> z, out XattrNamespace ns)
     {
-        if (name.Length == 0 || name.Length > NameMax || name.Contains((byte)0)) return false;
+        Errno e = Posix.XattrName.Check(name, out ns);
+        if (e == Errno.OK && ns == XattrNamespace.System) e = Errno.EOPNOTSUPP;
+        if (e != Errno.OK) return e;
         name.CopyTo(z);
         z[name.Length] = 0;
-        return true;
+        return Errno.OK;
+    }
+
+    /// <summary>Drops system.* names from a NUL-separated list in place; returns the new length.</summary>
+    private static int RemoveUnservedNames(Span<byte> list)
+    {
+        int write = 0;
+        for (int read = 0; read < list.Length;)
+        {
+            int end = list[read..].IndexOf((byte)0);
+            int next = end < 0 ? list.Length : read + end + 1;
+            Span<byte> entry = list[read..next];
+            if (!entry.StartsWith("system."u8))
+            {
+                entry.CopyTo(list[write..]);
+                write += entry.Length;
+            }
+            read = next;
+        }
+        return write;
     }
 
     private static void FdName(int fd, Span<byte> dest)
@@ -1009,17 +1099,13 @@ public sealed unsafe class HostFileSystem : IFileSystemBackend, ISplicedReads
 
     // ---------------------------------------------------------------- plumbing
 
-    /// <summary>Refuses names that are empty, too long, ".", "..", or contain '/' or NUL, and NUL-terminates the rest.</summary>
+    /// <summary>Refuses what <see cref="EntryName.Check"/> refuses (reporting ".." and '/' or NUL as escapes) and
+    /// NUL-terminates the rest.</summary>
     private Errno CheckName(ReadOnlySpan<byte> name, Span<byte> nameZ)
     {
-        if (name.Length == 0) return Errno.ENOENT;
-        if (name.Length > NameMax) return Errno.ENAMETOOLONG;
-        if (name.SequenceEqual(".."u8) || name.IndexOfAny((byte)'/', (byte)0) >= 0)
-        {
-            ReportEscape(name, Errno.EXDEV);
-            return Errno.EACCES;
-        }
-        if (name.SequenceEqual("."u8)) return Errno.EINVAL;
+        if (EntryName.IsEscape(name)) ReportEscape(name[..Math.Min(name.Length, 4 * NameMax)], Errno.EXDEV);
+        Errno e = EntryName.Check(name);
+        if (e != Errno.OK) return e;
         name.CopyTo(nameZ);
         nameZ[name.Length] = 0;
         return Errno.OK;

@@ -11,6 +11,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
+using InSpatialFs.Storage.Posix;
 
 namespace InSpatialFs.Storage.Memory;
 
@@ -33,10 +34,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     /// <summary>Largest file size (8 PiB); writes, truncates and allocations beyond it get EFBIG.</summary>
     public const long MaxFileSize = 1L << 53;
 
-    public const int MaxNameLength = 255;
-    public const int MaxSymlinkLength = 4095;
-    public const int MaxXattrNameLength = 255;
-    public const int MaxXattrValueLength = 65536;
+    public const int MaxNameLength = EntryName.MaxLength;
+    public const int MaxSymlinkLength = NodeKinds.MaxSymlinkLength;
+    public const int MaxXattrNameLength = XattrName.MaxLength;
+    public const int MaxXattrValueLength = XattrName.MaxValueLength;
 
     private const ulong RootId = 1;
 
@@ -111,9 +112,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     public Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr)
     {
         attr = default;
-        if (name.Length > MaxNameLength)
+        var bad = EntryName.Check(name);
+        if (bad != Errno.OK)
         {
-            return Errno.ENAMETOOLONG;
+            return bad;
         }
         _namespace.EnterReadLock();
         try
@@ -216,13 +218,21 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             {
                 node.Gid = change.Gid;
             }
-            // chown(2) of a non-directory drops set-id bits even for root (the VFS adds ATTR_KILL_SUID);
-            // under HANDLE_KILLPRIV(_V2) the kernel leaves that to the filesystem. A mode sent in the
-            // same request is the kernel's own computation and wins.
-            bool chown = (valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0 && (valid & FattrFlags.Mode) == 0;
-            if ((valid & FattrFlags.KillSuidGid) != 0 || chown)
+            // chown(2) of a non-directory drops set-id bits even for root (the VFS adds ATTR_KILL_SUID), and a
+            // write or truncate by a caller without CAP_FSETID does (FATTR_KILL_SUIDGID); under HANDLE_KILLPRIV_V2
+            // the kernel leaves both to the filesystem. A mode sent in the same request is the kernel's own
+            // computation and wins. Keep in sync with HostFileSystem.SetAttr (the rules are SetIdBits').
+            bool chown = (valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0;
+            if ((valid & FattrFlags.Mode) == 0
+                && ((chown && SetIdBits.ClearedByChown(node.Type)) || ((valid & FattrFlags.KillSuidGid) != 0 && SetIdBits.ClearedByWrite(node.Type))))
             {
-                KillSuidGid(node);
+                node.Mode &= ~SetIdBits.ToClear(node.Mode);
+            }
+            // A chown or truncate drops file capabilities whoever asks (ATTR_KILL_PRIV), as the host kernel does
+            // for the host backend.
+            if ((chown && SetIdBits.ClearedByChown(node.Type)) || ((valid & FattrFlags.Size) != 0 && node.IsRegular))
+            {
+                DropCapabilityLocked(node);
             }
             if ((valid & FattrFlags.AtimeNow) != 0)
             {
@@ -286,13 +296,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     public Errno Symlink(ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, in Caller caller, out FuseAttr attr)
     {
         attr = default;
-        if (target.Length > MaxSymlinkLength)
+        var bad = NodeKinds.CheckSymlinkTarget(target);
+        if (bad != Errno.OK)
         {
-            return Errno.ENAMETOOLONG;
-        }
-        if (target.IsEmpty)
-        {
-            return Errno.ENOENT;
+            return bad;
         }
         _namespace.EnterWriteLock();
         try
@@ -316,13 +323,14 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     {
         attr = default;
         uint type = mode & LibC.S_IFMT;
+        var bad = NodeKinds.CheckMknodType(type);
+        if (bad != Errno.OK)
+        {
+            return bad;
+        }
         if (type == 0)
         {
             mode |= LibC.S_IFREG;
-        }
-        else if (type is not (LibC.S_IFREG or LibC.S_IFIFO or LibC.S_IFSOCK or LibC.S_IFCHR or LibC.S_IFBLK))
-        {
-            return type == LibC.S_IFDIR ? Errno.EPERM : Errno.EINVAL;
         }
         _namespace.EnterWriteLock();
         try
@@ -368,9 +376,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     /// <summary>unlink and rmdir: the same lookup and checks, then the type-specific unhooking of the node.</summary>
     private Errno RemoveName(ulong parent, ReadOnlySpan<byte> name, bool directory)
     {
-        if (name.Length > MaxNameLength)
+        var bad = EntryName.Check(name);
+        if (bad != Errno.OK)
         {
-            return Errno.ENAMETOOLONG;
+            return bad;
         }
         _namespace.EnterWriteLock();
         try
@@ -418,14 +427,18 @@ public sealed class MemoryFileSystem : IFileSystemBackend
 
     public Errno Rename(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
     {
-        const uint noReplace = LibC.RENAME_NOREPLACE, exchange = LibC.RENAME_EXCHANGE;
-        if ((flags & ~(noReplace | exchange)) != 0 || flags == (noReplace | exchange))
+        var bad = RenameFlags.Check(flags); // before any name, as do_renameat2
+        if (bad == Errno.OK)
         {
-            return Errno.EINVAL; // RENAME_WHITEOUT and unknown flags
+            bad = EntryName.Check(name);
         }
-        if (name.Length > MaxNameLength || newName.Length > MaxNameLength)
+        if (bad == Errno.OK)
         {
-            return Errno.ENAMETOOLONG;
+            bad = EntryName.Check(newName);
+        }
+        if (bad != Errno.OK)
+        {
+            return bad;
         }
         _namespace.EnterWriteLock();
         try
@@ -450,9 +463,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     public Errno Link(ulong ino, ulong newParent, ReadOnlySpan<byte> newName, out FuseAttr attr)
     {
         attr = default;
-        if (newName.Length > MaxNameLength)
+        var bad = EntryName.Check(newName);
+        if (bad != Errno.OK)
         {
-            return Errno.ENAMETOOLONG;
+            return bad;
         }
         _namespace.EnterWriteLock();
         try
@@ -529,6 +543,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             {
                 var now = Timestamp.Now();
                 ResizeLocked(node, 0);
+                DropCapabilityLocked(node);
                 node.Mtime = now;
                 node.Ctime = now;
             }
@@ -553,6 +568,11 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     {
         attr = default;
         result = default;
+        var bad = EntryName.Check(name);
+        if (bad != Errno.OK)
+        {
+            return bad;
+        }
         _namespace.EnterWriteLock();
         try
         {
@@ -561,7 +581,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             {
                 return error;
             }
-            var existing = name.Length <= MaxNameLength ? dir.Directory!.Find(name) : null;
+            var existing = dir.Directory!.Find(name);
             MemoryNode node;
             if (existing is not null)
             {
@@ -578,6 +598,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
                 if ((flags & LibC.O_TRUNC) != 0 && node.IsRegular)
                 {
                     ResizeLocked(node, 0);
+                    DropCapabilityLocked(node);
                     node.Mtime = node.Ctime = Timestamp.Now();
                 }
                 node.Lookups++;
@@ -662,7 +683,28 @@ public sealed class MemoryFileSystem : IFileSystemBackend
 
     public Errno Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten)
     {
+        var error = WriteLocked(ino, fh, offset, data, out bytesWritten, out var capable);
+        if (capable is not null)
+        {
+            // A write drops file capabilities whoever writes (file_remove_privs); rare enough to take the write lock for.
+            _namespace.EnterWriteLock();
+            try
+            {
+                DropCapabilityLocked(capable);
+            }
+            finally
+            {
+                _namespace.ExitWriteLock();
+            }
+        }
+        return error;
+    }
+
+    /// <param name="capable">Set when the written file carries security.capability, which the caller then drops.</param>
+    private Errno WriteLocked(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten, out MemoryNode? capable)
+    {
         bytesWritten = 0;
+        capable = null;
         if (offset < 0)
         {
             return Errno.EINVAL;
@@ -700,6 +742,10 @@ public sealed class MemoryFileSystem : IFileSystemBackend
                 node.Mtime = node.Ctime = Timestamp.Now();
                 bytesWritten = data.Length;
             }
+            if (node.Xattrs is not null && FindXattr(node, XattrName.Capability) >= 0)
+            {
+                capable = node;
+            }
             return Errno.OK;
         }
         finally
@@ -716,15 +762,11 @@ public sealed class MemoryFileSystem : IFileSystemBackend
 
     public Errno Fallocate(ulong ino, ulong fh, int mode, long offset, long length)
     {
-        const int keepSize = LibC.FALLOC_FL_KEEP_SIZE, punch = LibC.FALLOC_FL_PUNCH_HOLE, zero = LibC.FALLOC_FL_ZERO_RANGE;
-        bool supported = mode is 0 or keepSize or (punch | keepSize) or zero or (zero | keepSize);
-        if (!supported)
+        const int keepSize = FallocateMode.KeepSize, punch = FallocateMode.PunchHole, zero = FallocateMode.ZeroRange;
+        var bad = FallocateMode.Check(mode, offset, length); // all five modes FUSE forwards are served, as on ext4
+        if (bad != Errno.OK)
         {
-            return Errno.EOPNOTSUPP;
-        }
-        if (offset < 0 || length <= 0)
-        {
-            return Errno.EINVAL;
+            return bad;
         }
         if (offset >= MaxFileSize || length > MaxFileSize - offset)
         {
@@ -902,7 +944,12 @@ public sealed class MemoryFileSystem : IFileSystemBackend
 
     public Errno SetXattr(ulong ino, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags)
     {
-        var error = CheckXattrName(name);
+        var ns = default(XattrNamespace);
+        var error = XattrName.CheckSetFlags(flags); // setxattr's order: flags, name, size
+        if (error == Errno.OK)
+        {
+            error = CheckXattrName(name, out ns);
+        }
         if (error != Errno.OK)
         {
             return error;
@@ -911,16 +958,17 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         {
             return Errno.E2BIG;
         }
-        if ((flags & ~(LibC.XATTR_CREATE | LibC.XATTR_REPLACE)) != 0)
-        {
-            return Errno.EINVAL;
-        }
         _namespace.EnterWriteLock();
         try
         {
             if (!_nodes.TryGetValue(ino, out var node))
             {
                 return Errno.ENOENT;
+            }
+            error = XattrName.CheckNode(ns, node.Type, write: true);
+            if (error != Errno.OK)
+            {
+                return error;
             }
             int index = FindXattr(node, name);
             if (index >= 0 && (flags & LibC.XATTR_CREATE) != 0)
@@ -960,7 +1008,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     public Errno GetXattr(ulong ino, ReadOnlySpan<byte> name, Span<byte> buffer, out int size)
     {
         size = 0;
-        var error = CheckXattrName(name);
+        var error = CheckXattrName(name, out var ns);
         if (error != Errno.OK)
         {
             return error;
@@ -971,6 +1019,11 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             if (!_nodes.TryGetValue(ino, out var node))
             {
                 return Errno.ENOENT;
+            }
+            error = XattrName.CheckNode(ns, node.Type, write: false);
+            if (error != Errno.OK)
+            {
+                return error;
             }
             int index = FindXattr(node, name);
             if (index < 0)
@@ -1039,7 +1092,7 @@ public sealed class MemoryFileSystem : IFileSystemBackend
 
     public Errno RemoveXattr(ulong ino, ReadOnlySpan<byte> name)
     {
-        var error = CheckXattrName(name);
+        var error = CheckXattrName(name, out var ns);
         if (error != Errno.OK)
         {
             return error;
@@ -1051,16 +1104,17 @@ public sealed class MemoryFileSystem : IFileSystemBackend
             {
                 return Errno.ENOENT;
             }
+            error = XattrName.CheckNode(ns, node.Type, write: true);
+            if (error != Errno.OK)
+            {
+                return error;
+            }
             int index = FindXattr(node, name);
             if (index < 0)
             {
                 return Errno.ENODATA;
             }
-            long bytes = name.Length + node.Xattrs![index].Value.Length;
-            node.Xattrs.RemoveAt(index);
-            node.ChargedBytes -= bytes;
-            Release(bytes);
-            node.Ctime = Timestamp.Now();
+            RemoveXattrAtLocked(node, index);
             return Errno.OK;
         }
         finally
@@ -1200,11 +1254,12 @@ public sealed class MemoryFileSystem : IFileSystemBackend
     private Errno CreateNodeLocked(ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, in Caller caller, long extraBytes, out MemoryNode node)
     {
         node = null!;
-        if (name.Length > MaxNameLength)
+        var error = EntryName.Check(name);
+        if (error != Errno.OK)
         {
-            return Errno.ENAMETOOLONG;
+            return error;
         }
-        var error = GetLiveDirectory(parent, out var dir);
+        error = GetLiveDirectory(parent, out var dir);
         if (error != Errno.OK)
         {
             return error;
@@ -1248,15 +1303,9 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         {
             return Errno.ENOSPC;
         }
-        uint gid = caller.Gid;
-        if ((dir.Mode & LibC.S_ISGID) != 0)
-        {
-            gid = dir.Gid;
-            if ((mode & LibC.S_IFMT) == LibC.S_IFDIR)
-            {
-                mode |= LibC.S_ISGID;
-            }
-        }
+        uint type = mode & LibC.S_IFMT;
+        mode = type | SetIdBits.NewNodePermissions(type, mode, dir.Mode);
+        uint gid = SetIdBits.NewNodeGid(dir.Mode, dir.Gid, caller.Gid);
         node = new MemoryNode(++_nextId, mode, caller.Uid, gid) { ChargedBytes = charge, Nlink = 1 };
         switch (mode & LibC.S_IFMT)
         {
@@ -1438,18 +1487,24 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         Release(node.Content!.Truncate(size) * FileContent.PageSize);
     }
 
-    private static void KillSuidGid(MemoryNode node)
+    /// <summary>Namespace write lock held. Removes security.capability, as any write, truncate or chown does.</summary>
+    private void DropCapabilityLocked(MemoryNode node)
     {
-        if (node.IsDirectory)
+        int index = FindXattr(node, XattrName.Capability);
+        if (index >= 0)
         {
-            return;
+            RemoveXattrAtLocked(node, index);
         }
-        uint clear = LibC.S_ISUID;
-        if ((node.Mode & 0x8) != 0) // S_IXGRP: without it S_ISGID means mandatory locking, not set-group-id
-        {
-            clear |= LibC.S_ISGID;
-        }
-        node.Mode &= ~clear;
+    }
+
+    /// <summary>Namespace write lock held.</summary>
+    private void RemoveXattrAtLocked(MemoryNode node, int index)
+    {
+        long bytes = node.Xattrs![index].Key.Length + node.Xattrs[index].Value.Length;
+        node.Xattrs.RemoveAt(index);
+        node.ChargedBytes -= bytes;
+        Release(bytes);
+        node.Ctime = Timestamp.Now();
     }
 
     private ulong AddHandle(MemoryNode node, int flags)
@@ -1529,14 +1584,15 @@ public sealed class MemoryFileSystem : IFileSystemBackend
         }
     }
 
-    private static Errno CheckXattrName(ReadOnlySpan<byte> name)
+    /// <summary>
+    /// The core's name rules; system.* is EOPNOTSUPP because no backend serves POSIX ACLs (FUSE_POSIX_ACL is not
+    /// negotiated, so the kernel would not enforce one), as on a filesystem mounted noacl. Keep in sync with
+    /// HostFileSystem.CheckXattrName.
+    /// </summary>
+    private static Errno CheckXattrName(ReadOnlySpan<byte> name, out XattrNamespace ns)
     {
-        if (name.IsEmpty || name.Length > MaxXattrNameLength)
-        {
-            return name.IsEmpty ? Errno.EINVAL : Errno.ERANGE;
-        }
-        bool known = name.StartsWith("user."u8) || name.StartsWith("trusted."u8) || name.StartsWith("security."u8);
-        return known ? Errno.OK : Errno.EOPNOTSUPP;
+        var error = XattrName.Check(name, out ns);
+        return error == Errno.OK && ns == XattrNamespace.System ? Errno.EOPNOTSUPP : error;
     }
 
     private static int FindXattr(MemoryNode node, ReadOnlySpan<byte> name)

@@ -162,8 +162,9 @@ public sealed partial class OverlayFileSystem
 
     public Errno Rename(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
     {
+        Errno bad = Posix.RenameFlags.Check(flags); // before EROFS and the names, as do_renameat2
+        if (bad != Errno.OK) return bad;
         if (!HasUpper) return Errno.EROFS;
-        if ((flags & ~(uint)(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return Errno.EINVAL;
         if (OverlayFormat.IsAufsName(newName)) return Errno.EINVAL;
         if (!TryNode(parent, out OverlayNode? from) || !TryNode(newParent, out OverlayNode? to)) return Errno.ENOENT;
         Errno e = Resolve(from, name, out Resolved found);
