@@ -138,7 +138,8 @@ public sealed partial class MemoryFileSystem
             node.Nlink = 0;
             node.Linkable = (flags & LibC.O_EXCL) == 0;
             node.Lookups = 1;
-            result.Fh = AddHandle(node, flags);
+            // An O_TMPFILE is always open for writing (the host backend opens it O_RDWR when asked O_RDONLY).
+            result.Fh = AddHandle(node, (flags & LibC.O_ACCMODE) == LibC.O_RDONLY ? (flags & ~LibC.O_ACCMODE) | LibC.O_RDWR : flags);
             result.Flags = NoFlush;
             FillAttr(node, out attr);
             return Errno.OK;
@@ -163,6 +164,10 @@ public sealed partial class MemoryFileSystem
             if (error != Errno.OK)
             {
                 return error;
+            }
+            if ((handle.Flags & LibC.O_ACCMODE) == LibC.O_WRONLY)
+            {
+                return Errno.EBADF; // not open for reading, as read(2) says (the host backend's descriptor says it itself)
             }
             var content = handle.Node.Content!;
             lock (content)
@@ -212,6 +217,10 @@ public sealed partial class MemoryFileSystem
             if (error != Errno.OK)
             {
                 return error;
+            }
+            if ((handle.Flags & LibC.O_ACCMODE) == LibC.O_RDONLY)
+            {
+                return Errno.EBADF; // not open for writing, as write(2) says
             }
             var node = handle.Node;
             var content = node.Content!;
@@ -275,6 +284,10 @@ public sealed partial class MemoryFileSystem
             if (error != Errno.OK)
             {
                 return error;
+            }
+            if ((handle.Flags & LibC.O_ACCMODE) == LibC.O_RDONLY)
+            {
+                return Errno.EBADF; // not open for writing; checked after the mode, as vfs_fallocate
             }
             var node = handle.Node;
             var content = node.Content!;

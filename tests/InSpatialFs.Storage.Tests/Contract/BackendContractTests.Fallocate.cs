@@ -86,6 +86,33 @@ public abstract partial class BackendContractTests
         Fs.Release(ino, fh);
     }
 
+    [Test]
+    public void A_handle_does_only_what_it_was_opened_for()
+    {
+        (ulong ino, ulong fh) = Create(RootIno, "f");
+        WriteAt(ino, fh, 0, Filled(4096, 0xCC));
+        Fs.Release(ino, fh);
+
+        Assert.That(Fs.Open(ino, LibC.O_RDONLY, Root, out OpenResult ro), Is.EqualTo(Errno.OK));
+        ro.PassthroughFd?.Dispose();
+        Assert.That(Fs.Open(ino, LibC.O_WRONLY, Root, out OpenResult wo), Is.EqualTo(Errno.OK));
+        wo.PassthroughFd?.Dispose();
+        Assert.Multiple(() =>
+        {
+            Assert.That(Fs.Write(ino, ro.Fh, 0, "x"u8, out _), Is.EqualTo(Errno.EBADF), "write through a read-only handle (drift: memory wrote)");
+            Assert.That(Fs.Fallocate(ino, ro.Fh, 0, 0, 8192), Is.EqualTo(Errno.EBADF), "allocate through a read-only handle");
+            Assert.That(Fs.Fallocate(ino, ro.Fh, Punch, 0, 4096), Is.EqualTo(Errno.EOPNOTSUPP), "the mode is checked before the handle");
+            Assert.That(Fs.Read(ino, wo.Fh, 0, new byte[16], out _), Is.EqualTo(Errno.EBADF), "read through a write-only handle (drift: memory read)");
+        });
+
+        Assert.That(ReadAt(ino, ro.Fh, 0, 4096), Is.EqualTo(Filled(4096, 0xCC)), "the positive controls: each does its own");
+        WriteAt(ino, wo.Fh, 0, "y"u8.ToArray());
+        Assert.That(Fs.Fallocate(ino, wo.Fh, 0, 0, 8192), Is.EqualTo(Errno.OK));
+        Assert.That(Attr(ino).Size, Is.EqualTo(8192UL));
+        Fs.Release(ino, ro.Fh);
+        Fs.Release(ino, wo.Fh);
+    }
+
     private static byte[] Filled(int length, byte value)
     {
         var data = new byte[length];
