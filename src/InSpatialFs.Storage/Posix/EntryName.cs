@@ -9,6 +9,8 @@ namespace InSpatialFs.Storage.Posix;
 /// what in-kernel callers like overlayfs and nfsd get: EACCES for an empty name, "." or "..", or a name holding
 /// '/' or NUL; and <c>ext4_lookup</c>/<c>shmem</c>'s ENAMETOOLONG beyond NAME_MAX. Refusals of the first kind are
 /// checked first, as the kernel does before the filesystem sees the length.
+/// Kept apart on purpose: InSpatialFs.Fuse's FuseNotifier.CheckName checks names going the other way (to the kernel,
+/// FUSE_NAME_MAX); a change to either is checked against the other.
 /// </summary>
 public static class EntryName
 {

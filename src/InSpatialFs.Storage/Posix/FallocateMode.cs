@@ -56,7 +56,4 @@ public static class FallocateMode
 
     /// <summary>fuse_file_fallocate passes only KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE to the daemon.</summary>
     public static bool IsForwardedByFuse(int mode) => (mode & ~(KeepSize | PunchHole | ZeroRange)) == 0;
-
-    /// <summary>Whether the request may make the file longer (the size moves unless KEEP_SIZE or a hole punch).</summary>
-    public static bool MayExtend(int mode) => (mode & (KeepSize | PunchHole)) == 0;
 }
