@@ -56,6 +56,11 @@ internal sealed class FuseNotifier(IFuseTransport transport) : IFuseNotifier
         return Send(frame, FuseNotifyCode.Delete);
     }
 
+    /// <summary>
+    /// A name we send the kernel in a notification, which the kernel checks itself (FUSE_NAME_MAX, 1024): only what
+    /// would corrupt the frame. Kept apart from InSpatialFs.Storage.Posix.EntryName, the rule for names the kernel sends
+    /// us (NAME_MAX, 255), which this layer cannot reference; a change to either is checked against the other.
+    /// </summary>
     private static Errno CheckName(ReadOnlySpan<byte> name)
     {
         if (name.IsEmpty || name.Contains((byte)0))

@@ -7,6 +7,7 @@ using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Policy;
 using InSpatialFs.Storage;
+using InSpatialFs.Storage.Posix;
 
 namespace InSpatialFs.Proxy;
 
@@ -131,14 +132,10 @@ public sealed partial class SecureProxy
     public Errno Symlink(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, out FuseEntryOut entry)
     {
         entry = default;
-        if (target.Length == 0)
+        Errno bad = NodeKinds.CheckSymlinkTarget(target);
+        if (bad != Errno.OK)
         {
-            return Errno.ENOENT;
-        }
-
-        if (target.Length >= 4096)
-        {
-            return Errno.ENAMETOOLONG;
+            return bad;
         }
 
         Errno err = ResolveChild(parent, name, out ProxyNode dir, out string childName, out string path);
@@ -252,7 +249,13 @@ public sealed partial class SecureProxy
 
     public Errno Rename(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
     {
-        Errno err = ResolveChild(parent, name, out ProxyNode fromDir, out string fromName, out string fromPath);
+        Errno err = RenameFlags.Check(flags); // before the names, as do_renameat2; the backends apply the same rule
+        if (err != Errno.OK)
+        {
+            return err;
+        }
+
+        err = ResolveChild(parent, name, out ProxyNode fromDir, out string fromName, out string fromPath);
         if (err != Errno.OK)
         {
             return err;
@@ -261,11 +264,6 @@ public sealed partial class SecureProxy
         if ((err = ResolveChild(newParent, newName, out ProxyNode toDir, out string toName, out string toPath)) != Errno.OK)
         {
             return err;
-        }
-
-        if ((flags & LibC.RENAME_WHITEOUT) != 0 || (flags & ~(uint)(LibC.RENAME_NOREPLACE | LibC.RENAME_EXCHANGE | LibC.RENAME_WHITEOUT)) != 0)
-        {
-            return Errno.EINVAL;
         }
 
         if (MountAt(fromPath) >= 0 || MountAt(toPath) >= 0)

@@ -7,6 +7,7 @@ using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Storage;
 using InSpatialFs.Storage.Direct;
+using InSpatialFs.Storage.Posix;
 
 namespace InSpatialFs.Proxy;
 
@@ -200,8 +201,8 @@ public sealed partial class SecureProxy
 
     private bool HasSetIdBits(ProxyNode node) => BackendOf(node).GetAttr(node.Ino, out FuseAttr attr) != Errno.OK || WriteKillsSetId(attr.Mode);
 
-    /// <summary>As the kernel's should_remove_suid: setuid always, setgid only together with group execute.</summary>
-    private static bool WriteKillsSetId(uint mode) => (mode & LibC.S_ISUID) != 0 || (mode & (LibC.S_ISGID | 0x8)) == (LibC.S_ISGID | 0x8);
+    /// <summary>Whether a write by a caller without CAP_FSETID would drop bits of <paramref name="mode"/> (<see cref="SetIdBits.ToClear"/>).</summary>
+    private static bool WriteKillsSetId(uint mode) => SetIdBits.ToClear(mode) != 0;
 
     /// <summary>
     /// Turns a backend open into the kernel's open_out: our own fh, and — when the mount is direct, the
@@ -460,6 +461,12 @@ public sealed partial class SecureProxy
 
     public Errno Fallocate(FuseRequest request, ulong nodeId, ulong fh, int mode, long offset, long length)
     {
+        Errno bad = FallocateMode.Check(mode, offset, length); // the kernel checked already; the backends check again
+        if (bad != Errno.OK)
+        {
+            return bad;
+        }
+
         if (!_handles.TryGet(fh, out ProxyHandle handle))
         {
             return Errno.EBADF;
@@ -475,7 +482,7 @@ public sealed partial class SecureProxy
         }
 
         // Every mode but punching a hole may allocate the whole range, KEEP_SIZE included: disk quotas count blocks.
-        long allocating = (mode & LibC.FALLOC_FL_PUNCH_HOLE) != 0 ? 0 : length;
+        long allocating = (mode & FallocateMode.PunchHole) != 0 ? 0 : length;
         if ((err = BeginGrowth(handle.Node, -1, allocating, out QuotaHold quota)) != Errno.OK)
         {
             return Complete(e, err, Stopwatch.GetTimestamp());

@@ -10,6 +10,7 @@ using InSpatialFs.Security.Resources;
 using InSpatialFs.Storage;
 using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Mounts;
+using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Proxy;
@@ -125,16 +126,9 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
 
     private static Caller CallerOf(FuseRequest r) => new(r.Uid, r.Gid, r.Pid);
 
-    /// <summary>Decodes and checks a name from the kernel: never empty, ".", "..", or containing '/'.</summary>
-    private static Errno CheckName(ReadOnlySpan<byte> name)
-    {
-        if (name.Length == 0 || name.IndexOf((byte)'/') >= 0 || name.SequenceEqual("."u8) || name.SequenceEqual(".."u8))
-        {
-            return Errno.EINVAL;
-        }
-
-        return name.Length > 255 ? Errno.ENAMETOOLONG : Errno.OK;
-    }
+    /// <summary>Checks a name from the kernel with the backends' rule (<see cref="EntryName.Check"/>): never empty, ".",
+    /// "..", or holding '/' or NUL (EACCES), at most 255 bytes (ENAMETOOLONG).</summary>
+    private static Errno CheckName(ReadOnlySpan<byte> name) => EntryName.Check(name);
 
     /// <summary>Name bytes to the proxy's string form, losslessly (invalid UTF-8 is escaped, never folded).</summary>
     private static string Decode(ReadOnlySpan<byte> bytes) => ExactNames.Decode(bytes);

@@ -76,11 +76,12 @@ public sealed partial class OverlayFileSystem
         CopyXattrs(lower, node.Top.Ino, upper, made.Ino);
         if ((a.Mode & S_IFMT) is not (S_IFREG or S_IFLNK))
         {
-            // Regular files got their times on the copy before it was published; directories and nodes get them here.
+            // Regular files got their times on the copy before it was published; directories and nodes get them here,
+            // and their exact mode: mkdir keeps no set-id bits (SetIdBits.NewNodePermissions), a copy must.
             var times = new FuseSetattrIn
             {
-                Valid = (uint)(FattrFlags.Atime | FattrFlags.Mtime),
-                Atime = a.Atime, AtimeNsec = a.AtimeNsec, Mtime = a.Mtime, MtimeNsec = a.MtimeNsec,
+                Valid = (uint)(FattrFlags.Atime | FattrFlags.Mtime | FattrFlags.Mode),
+                Atime = a.Atime, AtimeNsec = a.AtimeNsec, Mtime = a.Mtime, MtimeNsec = a.MtimeNsec, Mode = a.Mode,
             };
             upper.SetAttr(made.Ino, times, owner, out _);
         }

@@ -80,12 +80,29 @@ public sealed partial class OverlayFileSystem
         attr = default;
         result = default;
         Errno e = PrepareNewName(parent, name, out OverlayNode dir, out _);
+        // Without O_EXCL a name that exists is opened as open(2) would (copied up by Open if written); keep in sync
+        // with HostFileSystem.Create and MemoryFileSystem.Create.
+        if (e == Errno.EEXIST && (flags & O_EXCL) == 0) return OpenExisting(parent, name, flags, caller, out attr, out result);
         if (e != Errno.OK) return e;
         e = Made(dir, name, _layers[0].Create(dir.Top.Ino, name, flags, mode, caller, out attr, out OpenResult layerResult), ref attr);
         if (e != Errno.OK) return e;
         TryNode(attr.Ino, out OverlayNode? node);
         result = Handle(node!, 0, layerResult);
         return Errno.OK;
+    }
+
+    private Errno OpenExisting(ulong parent, ReadOnlySpan<byte> name, int flags, in Caller caller, out FuseAttr attr, out OpenResult result)
+    {
+        result = default;
+        Errno e = Lookup(parent, name, out attr);
+        if (e != Errno.OK) return e;
+        e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out result);
+        if (e != Errno.OK)
+        {
+            Forget(attr.Ino, 1UL);
+            attr = default;
+        }
+        return e;
     }
 
     public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
@@ -162,8 +179,9 @@ public sealed partial class OverlayFileSystem
 
     public Errno Rename(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
     {
+        Errno bad = Posix.RenameFlags.Check(flags); // before EROFS and the names, as do_renameat2
+        if (bad != Errno.OK) return bad;
         if (!HasUpper) return Errno.EROFS;
-        if ((flags & ~(uint)(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return Errno.EINVAL;
         if (OverlayFormat.IsAufsName(newName)) return Errno.EINVAL;
         if (!TryNode(parent, out OverlayNode? from) || !TryNode(newParent, out OverlayNode? to)) return Errno.ENOENT;
         Errno e = Resolve(from, name, out Resolved found);
@@ -177,8 +195,9 @@ public sealed partial class OverlayFileSystem
                 replaced = Adopt(to, newName, target);
                 if ((flags & RENAME_NOREPLACE) != 0) return Errno.EEXIST;
                 if (replaced == moving) return Errno.OK; // two names of one file: nothing to do
-                if (replaced.IsDirectory && (flags & RENAME_EXCHANGE) == 0 && MergedEntries(replaced).Count != 0) return Errno.ENOTEMPTY;
+                // The type check first (the VFS's may_delete), then emptiness (the filesystem's), as on ext4.
                 if (replaced.IsDirectory != moving.IsDirectory && (flags & RENAME_EXCHANGE) == 0) return moving.IsDirectory ? Errno.ENOTDIR : Errno.EISDIR;
+                if (replaced.IsDirectory && (flags & RENAME_EXCHANGE) == 0 && MergedEntries(replaced).Count != 0) return Errno.ENOTEMPTY;
             }
             else if ((flags & RENAME_EXCHANGE) != 0)
             {

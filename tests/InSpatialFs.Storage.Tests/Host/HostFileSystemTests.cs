@@ -51,8 +51,17 @@ public sealed class HostFileSystemTests
             Assert.That(st.Gid, Is.EqualTo(1000u));
             Assert.That(st.Mode & 0xFFF, Is.EqualTo(0x1A4u), "exact mode despite the daemon's umask");
             Assert.That(File.ReadAllText(_box.Src("new.txt")), Is.EqualTo("payload"));
-            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EEXIST));
+            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR | LibC.O_EXCL, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EEXIST));
         });
+        // Without O_EXCL an existing name is opened (a racing creator was first), untouched and not re-owned.
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, new Caller(2000, 2000, 1), out FuseAttr again, out OpenResult r2), Is.EqualTo(Errno.OK));
+        Assert.Multiple(() =>
+        {
+            Assert.That(again.Ino, Is.EqualTo(a.Ino));
+            Assert.That(again.Uid, Is.EqualTo(1000u));
+            Assert.That(File.ReadAllText(_box.Src("new.txt")), Is.EqualTo("payload"));
+        });
+        Assert.That(_box.Fs.Release(again.Ino, r2.Fh), Is.EqualTo(Errno.OK));
     }
 
     [Test]

@@ -104,6 +104,10 @@ public sealed class MemoryNamespaceTests
         Assert.That(_fs.Attr(file).Gid, Is.EqualTo(1000u));
 
         Assert.That(_fs.MkDir(_fs.RootIno, Fs.N("shared"), 0x5FF /* 02777 */, new Caller(0, 50, 1), out var shared), Is.EqualTo(Errno.OK));
+        Assert.That(shared.Mode & LibC.S_ISGID, Is.Zero, "mkdir keeps only rwx and the sticky bit (vfs_mkdir)");
+        var setgid = Fs.Change(FattrFlags.Mode);
+        setgid.Mode = LibC.S_IFDIR | 0x5FF;
+        Assert.That(_fs.SetAttr(shared.Ino, setgid, Fs.Root, out _), Is.EqualTo(Errno.OK));
         var (inShared, _) = _fs.Create(shared.Ino, "f", caller: Fs.User);
         ulong sub = _fs.MkDir(shared.Ino, "sub", 0x1ED, Fs.User);
         Assert.That(_fs.Attr(inShared).Gid, Is.EqualTo(50u));
@@ -356,7 +360,10 @@ public sealed class MemoryNamespaceTests
         Assert.That(_fs.SetAttr(file, withMode, Fs.Root, out attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0xDEDu));
 
-        ulong dir = _fs.MkDir(_fs.RootIno, "d", 0x5ED); // 02755
+        ulong dir = _fs.MkDir(_fs.RootIno, "d", 0x1ED);
+        var setgid = Fs.Change(FattrFlags.Mode);
+        setgid.Mode = LibC.S_IFDIR | 0x5ED; // 02755
+        Assert.That(_fs.SetAttr(dir, setgid, Fs.Root, out _), Is.EqualTo(Errno.OK));
         Assert.That(_fs.SetAttr(dir, chown, Fs.Root, out attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode & LibC.S_ISGID, Is.EqualTo(LibC.S_ISGID), "directories keep S_ISGID");
     }

@@ -587,6 +587,28 @@ public abstract class PosixSuite
     }
 
     [Test]
+    public void Fallocate_zero_range_may_keep_the_size_and_invalid_requests_are_refused()
+    {
+        // Issue 12's drift: the host backend refused ZERO_RANGE|KEEP_SIZE, which ext4 (the plain directory) serves.
+        Requires(PosixCategory.Fallocate);
+        WithFile("f", fd =>
+        {
+            Expect(PosixCalls.PWrite(fd, Pattern(16384, 7), 0), "fill");
+            Expect(PosixCalls.Fallocate(fd, LibC.FALLOC_FL_ZERO_RANGE | LibC.FALLOC_FL_KEEP_SIZE, 4096, 65536), "zero range keep size");
+            Expect(PosixCalls.Fstat(fd, out var st), "fstat");
+            Assert.That(st.Size, Is.EqualTo(16384), "the size is kept");
+            var back = new byte[16384];
+            Expect(PosixCalls.PRead(fd, back, 0, out _), "read");
+            Assert.That(back[..4096], Is.EqualTo(Pattern(16384, 7)[..4096]));
+            Assert.That(back[4096..], Is.All.EqualTo((byte)0));
+
+            Assert.That(PosixCalls.Fallocate(fd, LibC.FALLOC_FL_PUNCH_HOLE, 0, 4096), Is.EqualTo(Errno.EOPNOTSUPP), "a punch must keep the size");
+            Assert.That(PosixCalls.Fallocate(fd, 0, 0, 0), Is.EqualTo(Errno.EINVAL), "an empty range");
+            Assert.That(PosixCalls.Fallocate(fd, 0x100, 0, 4096), Is.EqualTo(Errno.EOPNOTSUPP), "unknown bits");
+        });
+    }
+
+    [Test]
     public void Seek_data_and_seek_hole_find_the_written_regions()
     {
         Requires(PosixCategory.SparseSeek);

@@ -1,0 +1,359 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.Text;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Storage.Direct;
+using InSpatialFs.Storage.Posix;
+using Microsoft.Extensions.Logging;
+using static InSpatialFs.Interop.LibC;
+
+namespace InSpatialFs.Storage.Host;
+
+// Descriptor plumbing: name checks, openat2 beneath a directory, reopening through /proc/self/fd, file handles,
+// adopting descriptors as nodes, and borrowing a node's descriptor (BorrowNode, TryBorrowFile, Borrow).
+public sealed unsafe partial class HostFileSystem
+{
+    /// <summary>Refuses what <see cref="EntryName.Check"/> refuses (reporting ".." and '/' or NUL as escapes) and
+    /// NUL-terminates the rest.</summary>
+    private Errno CheckName(ReadOnlySpan<byte> name, Span<byte> nameZ)
+    {
+        if (EntryName.IsEscape(name)) ReportEscape(name[..Math.Min(name.Length, 4 * NameMax)], Errno.EXDEV);
+        Errno e = EntryName.Check(name);
+        if (e != Errno.OK) return e;
+        name.CopyTo(nameZ);
+        nameZ[name.Length] = 0;
+        return Errno.OK;
+    }
+
+    private void ReportEscape(ReadOnlySpan<byte> name, Errno errno)
+    {
+        string text = Encoding.UTF8.GetString(name);
+        HostLog.EscapeRefused(_logger, text, errno);
+        EscapeRefused?.Invoke(text, errno);
+    }
+
+    /// <summary>openat2 beneath <paramref name="dirFd"/>; EXDEV and ELOOP from the resolver are reported as escapes.</summary>
+    private Errno OpenBeneath(int dirFd, ReadOnlySpan<byte> nameZ, int flags, uint mode, out int fd)
+    {
+        var how = new OpenHow { Flags = (ulong)(uint)(flags | O_CLOEXEC), Mode = mode, Resolve = Resolve };
+        fixed (byte* n = nameZ)
+        {
+            fd = openat2(dirFd, n, &how);
+        }
+        if (fd >= 0) return Errno.OK;
+        Errno e = ErrnoExtensions.LastPInvoke();
+        if (e == Errno.EXDEV || (e == Errno.ELOOP && (flags & O_PATH) != 0))
+        {
+            ReportEscape(nameZ[..nameZ.IndexOf((byte)0)], e);
+            return Errno.EACCES;
+        }
+        return e;
+    }
+
+    /// <summary>Reopens exactly the inode of an O_PATH descriptor with real access flags (see the class comment).</summary>
+    private Errno ReopenNode(int pathFd, int flags, out int fd)
+    {
+        Span<byte> fdName = stackalloc byte[16];
+        FdName(pathFd, fdName);
+        fixed (byte* n = fdName)
+        {
+            fd = openat(_procFdDir.Fd, n, flags | O_CLOEXEC, 0);
+        }
+        return fd >= 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+    }
+
+    private static Errno StatFd(int fd, out StatX st)
+    {
+        byte empty = 0;
+        fixed (StatX* p = &st)
+        {
+            return statx(fd, &empty, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, p) == 0
+                ? Errno.OK : ErrnoExtensions.LastPInvoke();
+        }
+    }
+
+    private static Errno StatName(int dirFd, ReadOnlySpan<byte> name, out StatX st)
+    {
+        st = default;
+        if (name.Length > NameMax) return Errno.ENAMETOOLONG;
+        Span<byte> nameZ = stackalloc byte[NameMax + 1];
+        name.CopyTo(nameZ);
+        nameZ[name.Length] = 0;
+        fixed (byte* n = nameZ)
+        fixed (StatX* p = &st)
+        {
+            return statx(dirFd, n, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, p) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+        }
+    }
+
+    private static ulong DevOf(in StatX st) => ((ulong)st.DevMajor << 32) | st.DevMinor;
+
+    private static FuseAttr ToAttr(in StatX st, ulong id) => new()
+    {
+        Ino = id,
+        Size = st.Size,
+        Blocks = st.Blocks,
+        Atime = (ulong)st.Atime.Sec,
+        AtimeNsec = st.Atime.Nsec,
+        Mtime = (ulong)st.Mtime.Sec,
+        MtimeNsec = st.Mtime.Nsec,
+        Ctime = (ulong)st.Ctime.Sec,
+        CtimeNsec = st.Ctime.Nsec,
+        Mode = st.Mode,
+        Nlink = st.Nlink,
+        Uid = st.Uid,
+        Gid = st.Gid,
+        Rdev = (st.RdevMinor & 0xff) | (st.RdevMajor << 8) | ((st.RdevMinor & ~0xffu) << 12),
+        BlkSize = st.BlkSize,
+    };
+
+    private byte[]? TryGetHandle(int fd, out int mountId)
+    {
+        byte* buf = stackalloc byte[8 + MAX_HANDLE_SZ];
+        *(uint*)buf = MAX_HANDLE_SZ;
+        byte empty = 0;
+        int mid;
+        if (name_to_handle_at(fd, &empty, buf, &mid, AT_EMPTY_PATH) != 0)
+        {
+            Errno e = ErrnoExtensions.LastPInvoke();
+            if (!_handleWarningLogged)
+            {
+                _handleWarningLogged = true;
+                HostLog.HandlesUnsupported(_logger, e);
+            }
+            mountId = -1;
+            return null;
+        }
+        mountId = mid;
+        uint len = *(uint*)buf;
+        return new ReadOnlySpan<byte>(buf, 8 + (int)len).ToArray();
+    }
+
+    /// <summary>Finds or makes the node for a fresh O_PATH descriptor, adds one kernel reference, and takes the descriptor.</summary>
+    private Errno AdoptPathFd(SafeFd pathFd, out FuseAttr attr)
+    {
+        attr = default;
+        Errno e = StatFd(pathFd.Fd, out StatX st);
+        if (e != Errno.OK)
+        {
+            pathFd.Dispose();
+            return e;
+        }
+        (ulong, ulong) key = (DevOf(st), st.Ino);
+        lock (_nodeLock)
+        {
+            if (_nodesByKey.TryGetValue(key, out HostNode? known))
+            {
+                known.Lookups++;
+                attr = ToAttr(st, known.Id);
+                if (known.Pinned == null) _cache.Add(known.Id, pathFd);
+                else pathFd.Dispose();
+                return Errno.OK;
+            }
+        }
+        byte[]? handle = TryGetHandle(pathFd.Fd, out int mountId);
+        SafeFd? newMountFd = null;
+        if (handle != null)
+        {
+            bool knownMount;
+            lock (_nodeLock) knownMount = _mountFds.ContainsKey(mountId);
+            if (!knownMount)
+            {
+                // First node seen on another mount inside the tree (normally that mount's root directory).
+                newMountFd = OpenMountFd(pathFd.Fd, st.Mode & S_IFMT);
+                if (newMountFd == null) handle = null; // no usable mount descriptor: this node pins its own
+            }
+        }
+        HostNode node;
+        SafeFd? surplus = null;
+        lock (_nodeLock)
+        {
+            if (newMountFd != null && _mountFds.TryAdd(mountId, newMountFd)) newMountFd = null;
+            if (_nodesByKey.TryGetValue(key, out HostNode? raced))
+            {
+                node = raced;
+                surplus = pathFd;
+            }
+            else
+            {
+                node = new HostNode(_nextNodeId++, key.Item1, key.Item2, st.Mode & S_IFMT, handle, mountId);
+                _nodesById[node.Id] = node;
+                _nodesByKey[key] = node;
+            }
+            node.Lookups++;
+            if (surplus == null)
+            {
+                if (handle == null) node.Pinned = pathFd;
+                else _cache.Add(node.Id, pathFd);
+            }
+        }
+        surplus?.Dispose();
+        newMountFd?.Dispose();
+        attr = ToAttr(st, node.Id);
+        return Errno.OK;
+    }
+
+    /// <summary>
+    /// A descriptor on the mount of <paramref name="pathFd"/> for open_by_handle_at, which refuses O_PATH mount
+    /// descriptors (EBADF): the directory itself reopened O_RDONLY, or a regular file reopened O_RDONLY. Other types
+    /// (a bind-mounted device or fifo) get none; their nodes pin a descriptor instead.
+    /// </summary>
+    private SafeFd? OpenMountFd(int pathFd, uint type)
+    {
+        int fd;
+        if (type == S_IFDIR)
+        {
+            Span<byte> dotZ = [(byte)'.', 0];
+            if (OpenBeneath(pathFd, dotZ, O_RDONLY | O_DIRECTORY, 0, out fd) != Errno.OK) return null;
+        }
+        else if (type == S_IFREG)
+        {
+            if (ReopenNode(pathFd, O_RDONLY | O_NONBLOCK | O_NOCTTY, out fd) != Errno.OK) return null;
+        }
+        else
+        {
+            return null;
+        }
+        return new SafeFd(fd);
+    }
+
+    /// <summary>As <see cref="AdoptPathFd"/> for a descriptor we keep as an open file (it is not taken).</summary>
+    private Errno AdoptOpenFd(int openFd, bool pin, out FuseAttr attr, out HostNode? node)
+    {
+        node = null;
+        attr = default;
+        Span<byte> fdName = stackalloc byte[16];
+        FdName(openFd, fdName);
+        int pathFd;
+        fixed (byte* n = fdName)
+        {
+            pathFd = openat(_procFdDir.Fd, n, O_PATH | O_CLOEXEC, 0);
+        }
+        if (pathFd < 0) return ErrnoExtensions.LastPInvoke();
+        var fd = new SafeFd(pathFd);
+        if (pin)
+        {
+            Errno e = StatFd(pathFd, out StatX st);
+            if (e != Errno.OK)
+            {
+                fd.Dispose();
+                return e;
+            }
+            lock (_nodeLock)
+            {
+                node = new HostNode(_nextNodeId++, DevOf(st), st.Ino, S_IFREG, null, -1) { Lookups = 1, Pinned = fd };
+                _nodesById[node.Id] = node;
+                _nodesByKey[(node.Dev, node.HostIno)] = node;
+            }
+            attr = ToAttr(st, node.Id);
+            return Errno.OK;
+        }
+        Errno r = AdoptPathFd(fd, out attr);
+        if (r == Errno.OK) node = NodeOf(attr.Ino);
+        return r;
+    }
+
+    private HostNode? NodeOf(ulong id)
+    {
+        return _nodesById.GetValueOrDefault(id);
+    }
+
+    /// <summary>
+    /// Overlay copy-up: the node reopened with real flags (no name resolved; the same magic-link step OPEN takes).
+    /// The caller owns the descriptor.
+    /// </summary>
+    internal Errno ReopenForCopy(ulong ino, int flags, out SafeFd fd)
+    {
+        fd = new SafeFd(-1);
+        Errno e = BorrowNode(ino, out HostNode node, out FdLease l);
+        if (e != Errno.OK) return e;
+        using (l)
+        {
+            e = ReopenNode(l.Fd, flags, out int raw);
+            if (e == Errno.OK) fd = new SafeFd(raw);
+        }
+        return e;
+    }
+
+    /// <summary>Overlay copy-up: borrows a directory node's O_PATH descriptor (the new name is renamed in beneath it).</summary>
+    internal Errno BorrowForCopy(ulong ino, out FdLease lease) => BorrowNode(ino, out _, out lease);
+
+    /// <summary>Lock-free: the per-request node lookup.</summary>
+    private bool TryGetNode(ulong id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out HostNode? node)
+        => _nodesById.TryGetValue(id, out node);
+
+    /// <summary>
+    /// The descriptor ritual of a per-node operation in one place: ENOENT for an id we do not know, else the node and a
+    /// borrowed O_PATH descriptor for it (pinned, cached, or reopened from its file handle), which the caller disposes.
+    /// </summary>
+    private Errno BorrowNode(ulong ino, out HostNode node, out FdLease lease)
+    {
+        if (!TryGetNode(ino, out HostNode? found))
+        {
+            node = null!;
+            lease = default;
+            return Errno.ENOENT;
+        }
+        node = found;
+        return Borrow(found, out lease);
+    }
+
+    /// <summary>The same for an open file's own descriptor: false for an unknown handle or one released meanwhile (EBADF).</summary>
+    private bool TryBorrowFile(ulong fh, out FdLease lease)
+    {
+        if (_files.TryGetValue(fh, out HostOpenFile? file)) return FdLease.TryBorrow(file.Fd, out lease);
+        lease = default;
+        return false;
+    }
+
+    /// <summary>Borrows an O_PATH descriptor for a node: pinned, cached, or reopened from its file handle.</summary>
+    private Errno Borrow(HostNode node, out FdLease lease)
+    {
+        SafeFd? pinned = node.Pinned;
+        if (pinned != null) return FdLease.TryBorrow(pinned, out lease) ? Errno.OK : Errno.ESTALE;
+        if (_cache.TryBorrow(node.Id, out lease)) return Errno.OK;
+        if (node.Handle == null)
+        {
+            lease = default;
+            return Errno.ESTALE;
+        }
+        SafeFd? mountFd;
+        lock (_nodeLock) mountFd = _mountFds.GetValueOrDefault(node.MountId);
+        if (mountFd == null)
+        {
+            lease = default;
+            return Errno.ESTALE;
+        }
+        int fd;
+        using (var ml = new FdLease(mountFd))
+        {
+            fixed (byte* h = node.Handle)
+            {
+                fd = open_by_handle_at(ml.Fd, h, O_PATH | O_CLOEXEC);
+            }
+        }
+        if (fd < 0)
+        {
+            Errno e = ErrnoExtensions.LastPInvoke();
+            lease = default;
+            return e;
+        }
+        lease = _cache.AddAndBorrow(node.Id, new SafeFd(fd));
+        return Errno.OK;
+    }
+
+    /// <summary>Precondition: _nodeLock held.</summary>
+    private void DropIfUnusedLocked(HostNode node)
+    {
+        if (node == _root || node.Lookups > 0 || node.OpenHandles > 0) return;
+        _nodesById.TryRemove(node.Id, out _);
+        if (_nodesByKey.TryGetValue((node.Dev, node.HostIno), out HostNode? current) && current == node)
+            _nodesByKey.Remove((node.Dev, node.HostIno));
+        _cache.Remove(node.Id);
+        node.Pinned?.Dispose();
+        node.Pinned = null;
+    }
+}

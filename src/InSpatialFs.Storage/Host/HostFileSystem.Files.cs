@@ -1,0 +1,297 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.Text;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Storage.Direct;
+using InSpatialFs.Storage.Posix;
+using Microsoft.Extensions.Logging;
+using static InSpatialFs.Interop.LibC;
+
+namespace InSpatialFs.Storage.Host;
+
+// Open files: each holds a real descriptor reopened from the node's O_PATH one (never by name), counted against
+// MaxOpenHandles.
+public sealed unsafe partial class HostFileSystem
+{
+    public Errno Open(ulong ino, int flags, in Caller caller, out OpenResult result)
+    {
+        result = default;
+        if (ReadOnly && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0)) return Errno.EROFS;
+        if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
+        // FUSE never sends OPEN for fifos and devices; refusing them here means a confused or hostile request
+        // cannot make the daemon block on a fifo or poke a device.
+        if (node.Type == S_IFDIR) return Errno.EISDIR;
+        if (node.Type != S_IFREG) return Errno.EACCES;
+        if (!ReserveHandle()) return Errno.EMFILE;
+        Errno e = Borrow(node, out FdLease l);
+        if (e != Errno.OK)
+        {
+            ReleaseHandleSlot();
+            return e;
+        }
+        int fd;
+        using (l) e = ReopenNode(l.Fd, flags & ~OpenFlagsStripped, out fd);
+        if (e != Errno.OK)
+        {
+            ReleaseHandleSlot();
+            return e;
+        }
+        return RegisterOpenFile(node, new SafeFd(fd), out result);
+    }
+
+    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    {
+        attr = default;
+        result = default;
+        if (ReadOnly) return Errno.EROFS;
+        Span<byte> nameZ = stackalloc byte[NameMax + 1];
+        Errno e = CheckName(name, nameZ);
+        if (e != Errno.OK) return e;
+        if (!TryGetNode(parent, out HostNode? p)) return Errno.ENOENT;
+        if (!ReserveHandle()) return Errno.EMFILE;
+        LibC.EnsureThreadUmaskZero();
+        e = Borrow(p, out FdLease pl);
+        if (e != Errno.OK)
+        {
+            ReleaseHandleSlot();
+            return e;
+        }
+        int fd;
+        uint parentMode;
+        using (pl)
+        {
+            e = StatFd(pl.Fd, out StatX pst);
+            parentMode = pst.Mode;
+            // Always O_EXCL: the kernel sends CREATE only for a negative entry, and O_EXCL guarantees the file we
+            // chown to the caller is the one we just made, never an existing host file.
+            if (e == Errno.OK) e = OpenBeneath(pl.Fd, nameZ, (flags & ~OpenFlagsStripped) | O_CREAT | O_EXCL | O_NOFOLLOW, mode & 0xFFF, out fd);
+            else fd = -1;
+        }
+        if (e != Errno.OK)
+        {
+            ReleaseHandleSlot();
+            // Without O_EXCL a name that exists (a racing creator was first) is opened as open(2) would, and never
+            // chowned: it is not ours. Keep in sync with MemoryFileSystem.Create.
+            return e == Errno.EEXIST && (flags & O_EXCL) == 0 ? OpenExisting(parent, name, flags, caller, out attr, out result) : e;
+        }
+        var file = new SafeFd(fd);
+        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode);
+        if (e == Errno.OK) e = AdoptOpenFd(fd, pin: false, out attr, out HostNode? node);
+        else attr = default;
+        if (e != Errno.OK)
+        {
+            file.Dispose();
+            ReleaseHandleSlot();
+            return e;
+        }
+        HostNode created = NodeOf(attr.Ino)!;
+        return RegisterOpenFile(created, file, out result);
+    }
+
+    private Errno OpenExisting(ulong parent, ReadOnlySpan<byte> name, int flags, in Caller caller, out FuseAttr attr, out OpenResult result)
+    {
+        result = default;
+        Errno e = Lookup(parent, name, out attr);
+        if (e != Errno.OK) return e;
+        e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out result);
+        if (e != Errno.OK)
+        {
+            Forget(attr.Ino, 1);
+            attr = default;
+        }
+        return e;
+    }
+
+    public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    {
+        attr = default;
+        result = default;
+        if (ReadOnly) return Errno.EROFS;
+        if (!TryGetNode(parent, out HostNode? p)) return Errno.ENOENT;
+        if (!ReserveHandle()) return Errno.EMFILE;
+        LibC.EnsureThreadUmaskZero();
+        Errno e = Borrow(p, out FdLease pl);
+        int fd = -1;
+        uint parentMode = 0;
+        if (e == Errno.OK)
+        {
+            using (pl)
+            {
+                e = StatFd(pl.Fd, out StatX pst);
+                parentMode = pst.Mode;
+                ReadOnlySpan<byte> dot = "."u8;
+                Span<byte> dotZ = stackalloc byte[2];
+                dot.CopyTo(dotZ);
+                dotZ[1] = 0;
+                int acc = (flags & O_ACCMODE) == O_RDONLY ? O_RDWR : flags & O_ACCMODE;
+                if (e == Errno.OK) e = OpenBeneath(pl.Fd, dotZ, (flags & ~(OpenFlagsStripped | O_ACCMODE)) | acc | O_TMPFILE, mode & 0xFFF, out fd);
+            }
+        }
+        if (e != Errno.OK)
+        {
+            ReleaseHandleSlot();
+            return e;
+        }
+        var file = new SafeFd(fd);
+        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode);
+        // An unnamed file cannot be reopened from a handle, so its node pins a descriptor.
+        if (e == Errno.OK) e = AdoptOpenFd(fd, pin: true, out attr, out _);
+        if (e != Errno.OK)
+        {
+            file.Dispose();
+            ReleaseHandleSlot();
+            return e;
+        }
+        return RegisterOpenFile(NodeOf(attr.Ino)!, file, out result);
+    }
+
+    private Errno RegisterOpenFile(HostNode node, SafeFd fd, out OpenResult result)
+    {
+        result = default;
+        if (Direct)
+        {
+            int dup = fcntl(fd.Fd, F_DUPFD_CLOEXEC, 0);
+            if (dup >= 0) result.PassthroughFd = new SafeFd(dup);
+        }
+        ulong fh = (ulong)Interlocked.Increment(ref _nextFh);
+        lock (_nodeLock) node.OpenHandles++;
+        _files[fh] = new HostOpenFile(node, fd);
+        result.Fh = fh;
+        // Every WRITE reaches the host file before it is answered and the descriptor is closed at RELEASE, so a
+        // FLUSH at close() has nothing to do: the kernel is told not to send it (one round trip less per close).
+        result.Flags = FopenFlags.NoFlush;
+        return Errno.OK;
+    }
+
+    private bool ReserveHandle()
+    {
+        if (Interlocked.Increment(ref _openHandleCount) <= MaxOpenHandles) return true;
+        Interlocked.Decrement(ref _openHandleCount);
+        if (!_handleWarningLogged)
+        {
+            _handleWarningLogged = true;
+            HostLog.HandleCapReached(_logger, MaxOpenHandles);
+        }
+        return false;
+    }
+
+    private void ReleaseHandleSlot() => Interlocked.Decrement(ref _openHandleCount);
+
+    public Errno Read(ulong ino, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
+    {
+        bytesRead = 0;
+        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
+        fixed (byte* b = buffer)
+        {
+            nint n = pread(l.Fd, b, buffer.Length, offset);
+            if (n < 0) return ErrnoExtensions.LastPInvoke();
+            bytesRead = (int)n;
+        }
+        return Errno.OK;
+    }
+
+    public Errno ReadSpliced(ulong ino, ulong fh, long offset, int length, ISpliceReadSink sink, out int bytesRead)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        bytesRead = 0;
+        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
+        return sink.SpliceFrom(l.Fd, offset, length, out bytesRead);
+    }
+
+    public Errno Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten)
+    {
+        bytesWritten = 0;
+        if (ReadOnly) return Errno.EROFS;
+        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
+        fixed (byte* b = data)
+        {
+            nint n = pwrite(l.Fd, b, data.Length, offset);
+            if (n < 0) return ErrnoExtensions.LastPInvoke();
+            bytesWritten = (int)n;
+        }
+        return Errno.OK;
+    }
+
+    public Errno Flush(ulong ino, ulong fh) => _files.ContainsKey(fh) ? Errno.OK : Errno.EBADF;
+
+    public Errno Fsync(ulong ino, ulong fh, bool dataOnly)
+    {
+        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
+        int rc = dataOnly ? fdatasync(l.Fd) : fsync(l.Fd);
+        return rc == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+    }
+
+    public Errno Release(ulong ino, ulong fh)
+    {
+        if (!_files.TryRemove(fh, out HostOpenFile? file)) return Errno.EBADF;
+        file.Fd.Dispose();
+        ReleaseHandleSlot();
+        lock (_nodeLock)
+        {
+            file.Node.OpenHandles--;
+            DropIfUnusedLocked(file.Node);
+        }
+        return Errno.OK;
+    }
+
+    public Errno Fallocate(ulong ino, ulong fh, int mode, long offset, long length)
+    {
+        if (ReadOnly) return Errno.EROFS;
+        // Every mode FUSE forwards goes to the host filesystem, which answers for what it lacks (tmpfs: ZERO_RANGE).
+        Errno bad = FallocateMode.Check(mode, offset, length);
+        if (bad != Errno.OK) return bad;
+        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
+        return fallocate(l.Fd, mode, offset, length) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+    }
+
+    public Errno Lseek(ulong ino, ulong fh, long offset, int whence, out long result)
+    {
+        result = 0;
+        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
+        using var l = lease;
+        long r = lseek(l.Fd, offset, whence);
+        if (r < 0) return ErrnoExtensions.LastPInvoke();
+        result = r;
+        return Errno.OK;
+    }
+
+    public Errno CopyFileRange(ulong inoIn, ulong fhIn, long offsetIn, ulong inoOut, ulong fhOut, long offsetOut, long length, out long copied)
+    {
+        copied = 0;
+        if (ReadOnly) return Errno.EROFS;
+        if (!_files.TryGetValue(fhIn, out HostOpenFile? fin) || !_files.TryGetValue(fhOut, out HostOpenFile? fout)) return Errno.EBADF;
+        if (!FdLease.TryBorrow(fin.Fd, out FdLease li)) return Errno.EBADF;
+        using var inLease = li;
+        if (!FdLease.TryBorrow(fout.Fd, out FdLease lo)) return Errno.EBADF;
+        using var outLease = lo;
+        long oi = offsetIn, oo = offsetOut;
+        nint n = copy_file_range(li.Fd, &oi, lo.Fd, &oo, (nint)Math.Min(length, int.MaxValue), 0);
+        if (n < 0) return ErrnoExtensions.LastPInvoke();
+        copied = n;
+        return Errno.OK;
+    }
+
+    public Errno StatFs(out FuseKstatfs stat)
+    {
+        stat = default;
+        StatFsBuf buf;
+        if (fstatfs(_rootFd.Fd, &buf) != 0) return ErrnoExtensions.LastPInvoke();
+        stat.Blocks = buf.Blocks;
+        stat.Bfree = buf.Bfree;
+        stat.Bavail = buf.Bavail;
+        stat.Files = buf.Files;
+        stat.Ffree = buf.Ffree;
+        stat.Bsize = (uint)buf.Bsize;
+        stat.NameLen = (uint)buf.NameLen;
+        stat.Frsize = (uint)buf.Frsize;
+        return Errno.OK;
+    }
+}

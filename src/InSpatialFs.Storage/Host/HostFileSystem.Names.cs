@@ -1,0 +1,245 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.Text;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Storage.Direct;
+using InSpatialFs.Storage.Posix;
+using Microsoft.Extensions.Logging;
+using static InSpatialFs.Interop.LibC;
+
+namespace InSpatialFs.Storage.Host;
+
+// Creating, removing and renaming names: one *at call beneath the parent's descriptor each; new nodes are
+// checked to be the ones just made before they are given to the caller (see the class comment).
+public sealed unsafe partial class HostFileSystem
+{
+    public Errno Symlink(ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, in Caller caller, out FuseAttr attr)
+    {
+        attr = default;
+        Errno bad = NodeKinds.CheckSymlinkTarget(target);
+        if (bad != Errno.OK) return bad;
+        if (ReadOnly) return Errno.EROFS;
+        Span<byte> targetZ = stackalloc byte[target.Length + 1];
+        target.CopyTo(targetZ);
+        targetZ[^1] = 0;
+        return CreateByName(parent, name, S_IFLNK, 0, 0, caller, targetZ, out attr);
+    }
+
+    public Errno MkNod(ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, in Caller caller, out FuseAttr attr)
+    {
+        attr = default;
+        uint type = mode & S_IFMT;
+        Errno bad = NodeKinds.CheckMknodType(type);
+        if (bad != Errno.OK) return bad;
+        if (ReadOnly) return Errno.EROFS;
+        if (type == S_IFREG || type == 0)
+        {
+            // A regular file is created with O_EXCL so the descriptor we chown is the file we made.
+            Errno e = Create(parent, name, O_WRONLY | O_EXCL, mode & 0xFFF, caller, out attr, out OpenResult r);
+            if (e == Errno.OK) Release(attr.Ino, r.Fh);
+            return e;
+        }
+        return CreateByName(parent, name, type, mode & 0xFFF, rdev, caller, default, out attr);
+    }
+
+    public Errno MkDir(ulong parent, ReadOnlySpan<byte> name, uint mode, in Caller caller, out FuseAttr attr)
+    {
+        attr = default;
+        if (ReadOnly) return Errno.EROFS;
+        return CreateByName(parent, name, S_IFDIR, mode & 0xFFF, 0, caller, default, out attr);
+    }
+
+    /// <summary>
+    /// mkdirat/mknodat/symlinkat, then the new name is opened O_PATH|O_NOFOLLOW beneath the parent and chowned through
+    /// that descriptor. The object is checked to be of the type just made and still owned by the daemon, so a
+    /// name swapped in between is never handed to the caller.
+    /// </summary>
+    private Errno CreateByName(ulong parent, ReadOnlySpan<byte> name, uint type, uint perm, uint rdev, in Caller caller,
+        ReadOnlySpan<byte> targetZ, out FuseAttr attr)
+    {
+        attr = default;
+        LibC.EnsureThreadUmaskZero(); // exact modes without a chmod; TakeOwnership still fixes them if it was refused
+        Span<byte> nameZ = stackalloc byte[NameMax + 1];
+        Errno e = CheckName(name, nameZ);
+        if (e != Errno.OK) return e;
+        e = BorrowNode(parent, out HostNode p, out FdLease pl);
+        if (e != Errno.OK) return e;
+        int fd;
+        uint parentMode;
+        using (pl)
+        {
+            e = StatFd(pl.Fd, out StatX pst);
+            if (e != Errno.OK) return e;
+            parentMode = pst.Mode;
+            int rc;
+            fixed (byte* n = nameZ)
+            fixed (byte* t = targetZ)
+            {
+                rc = type switch
+                {
+                    S_IFDIR => mkdirat(pl.Fd, n, perm),
+                    S_IFLNK => symlinkat(t, pl.Fd, n),
+                    _ => mknodat(pl.Fd, n, type | perm, rdev),
+                };
+            }
+            if (rc != 0) return ErrnoExtensions.LastPInvoke();
+            e = OpenBeneath(pl.Fd, nameZ, O_PATH | O_NOFOLLOW, 0, out fd);
+            if (e != Errno.OK) return e;
+        }
+        var pathFd = new SafeFd(fd);
+        e = StatFd(fd, out StatX st);
+        if (e != Errno.OK || (st.Mode & S_IFMT) != type || st.Uid != _daemonUid)
+        {
+            pathFd.Dispose();
+            HostLog.CreatedNodeSwapped(_logger, Encoding.UTF8.GetString(name));
+            return e != Errno.OK ? e : Errno.EACCES;
+        }
+        e = TakeOwnership(fd, type, perm, caller, parentMode);
+        if (e != Errno.OK)
+        {
+            pathFd.Dispose();
+            return e;
+        }
+        return AdoptPathFd(pathFd, out attr);
+    }
+
+    /// <summary>Gives a node the daemon just created to the caller and sets its exact permission bits (the
+    /// daemon's umask and chown's clearing of set-id bits would otherwise change them).</summary>
+    private static Errno TakeOwnership(int fd, uint type, uint perm, in Caller caller, uint parentMode)
+    {
+        byte empty = 0;
+        // SetIdBits.NewNodeGid: in a setgid directory the host kernel already gave the node the directory's group
+        // (inode_init_owner, atomically with the create), which is left as it is.
+        uint gid = (parentMode & S_ISGID) != 0 ? uint.MaxValue : caller.Gid;
+        if (fchownat(fd, &empty, caller.Uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return ErrnoExtensions.LastPInvoke();
+        if (type == S_IFLNK) return Errno.OK;
+        Errno e = StatFd(fd, out StatX st);
+        if (e != Errno.OK) return e;
+        uint want = SetIdBits.NewNodePermissions(type, perm, parentMode);
+        if ((st.Mode & 0xFFFu) != want && fchmodat2(fd, &empty, want, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
+        return Errno.OK;
+    }
+
+    public Errno Unlink(ulong parent, ReadOnlySpan<byte> name) => RemoveName(parent, name, 0);
+
+    public Errno RmDir(ulong parent, ReadOnlySpan<byte> name) => RemoveName(parent, name, AT_REMOVEDIR);
+
+    private Errno RemoveName(ulong parent, ReadOnlySpan<byte> name, int flags)
+    {
+        if (ReadOnly) return Errno.EROFS;
+        Span<byte> nameZ = stackalloc byte[NameMax + 1];
+        Errno e = CheckName(name, nameZ);
+        if (e != Errno.OK) return e;
+        e = BorrowNode(parent, out HostNode p, out FdLease pl);
+        if (e != Errno.OK) return e;
+        using (pl)
+        {
+            PinIfLastName(pl.Fd, nameZ);
+            fixed (byte* n = nameZ)
+            {
+                if (unlinkat(pl.Fd, n, flags) != 0) return ErrnoExtensions.LastPInvoke();
+            }
+        }
+        return Errno.OK;
+    }
+
+    /// <summary>
+    /// Before a name that may be the last link of a node the kernel still uses is removed, pin that node's descriptor:
+    /// an unlinked inode cannot be reopened from its handle (ESTALE), yet GETATTR and READ must keep working.
+    /// </summary>
+    private void PinIfLastName(int parentFd, ReadOnlySpan<byte> nameZ)
+    {
+        StatX st;
+        fixed (byte* n = nameZ)
+        {
+            if (statx(parentFd, n, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st) != 0) return;
+        }
+        if ((st.Mode & S_IFMT) != S_IFDIR && st.Nlink > 1) return;
+        HostNode? node;
+        lock (_nodeLock)
+        {
+            if (!_nodesByKey.TryGetValue((DevOf(st), st.Ino), out node) || node.Pinned != null) return;
+        }
+        if (OpenBeneath(parentFd, nameZ, O_PATH | O_NOFOLLOW, 0, out int fd) != Errno.OK) return;
+        var pinned = new SafeFd(fd);
+        if (StatFd(fd, out StatX again) != Errno.OK || again.Ino != node.HostIno || DevOf(again) != node.Dev)
+        {
+            pinned.Dispose();
+            return;
+        }
+        lock (_nodeLock)
+        {
+            if (node.Pinned == null && _nodesById.ContainsKey(node.Id))
+            {
+                node.Pinned = pinned;
+                pinned = null!;
+            }
+        }
+        pinned?.Dispose();
+    }
+
+    public Errno Rename(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
+    {
+        Errno bad = RenameFlags.Check(flags); // before names and EROFS, as do_renameat2
+        if (bad != Errno.OK) return bad;
+        if (ReadOnly) return Errno.EROFS;
+        Span<byte> oldZ = stackalloc byte[NameMax + 1];
+        Span<byte> newZ = stackalloc byte[NameMax + 1];
+        Errno e = CheckName(name, oldZ);
+        if (e != Errno.OK) return e;
+        e = CheckName(newName, newZ);
+        if (e != Errno.OK) return e;
+        if (!TryGetNode(parent, out HostNode? p) || !TryGetNode(newParent, out HostNode? np)) return Errno.ENOENT;
+        e = Borrow(p, out FdLease pl);
+        if (e != Errno.OK) return e;
+        using (pl)
+        {
+            e = Borrow(np, out FdLease npl);
+            if (e != Errno.OK) return e;
+            using (npl)
+            {
+                if ((flags & RENAME_EXCHANGE) == 0) PinIfLastName(npl.Fd, newZ);
+                fixed (byte* o = oldZ)
+                fixed (byte* n = newZ)
+                {
+                    if (renameat2(pl.Fd, o, npl.Fd, n, flags) != 0) return ErrnoExtensions.LastPInvoke();
+                }
+            }
+        }
+        return Errno.OK;
+    }
+
+    public Errno Link(ulong ino, ulong newParent, ReadOnlySpan<byte> newName, out FuseAttr attr)
+    {
+        attr = default;
+        if (ReadOnly) return Errno.EROFS;
+        Span<byte> nameZ = stackalloc byte[NameMax + 1];
+        Errno e = CheckName(newName, nameZ);
+        if (e != Errno.OK) return e;
+        if (!TryGetNode(ino, out HostNode? node) || !TryGetNode(newParent, out HostNode? np)) return Errno.ENOENT;
+        if (node.Type == S_IFDIR) return Errno.EPERM;
+        e = Borrow(node, out FdLease l);
+        if (e != Errno.OK) return e;
+        using (l)
+        {
+            e = Borrow(np, out FdLease npl);
+            if (e != Errno.OK) return e;
+            using (npl)
+            {
+                byte empty = 0;
+                fixed (byte* n = nameZ)
+                {
+                    if (linkat(l.Fd, &empty, npl.Fd, n, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
+                }
+            }
+            e = StatFd(l.Fd, out StatX st);
+            if (e != Errno.OK) return e;
+            attr = ToAttr(st, node.Id);
+        }
+        lock (_nodeLock) node.Lookups++;
+        return Errno.OK;
+    }
+}

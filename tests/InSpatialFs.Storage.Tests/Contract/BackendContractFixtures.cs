@@ -1,0 +1,83 @@
+using InSpatialFs.Storage.Memory;
+using InSpatialFs.Storage.Overlay;
+using Microsoft.Extensions.Logging.Abstractions;
+using InSpatialFs.Storage.Tests.Host;
+
+namespace InSpatialFs.Storage.Tests.Contract;
+
+[TestFixture]
+public sealed class MemoryBackendContractTests : BackendContractTests
+{
+    protected override IFileSystemBackend CreateBackend() => new MemoryFileSystem();
+}
+
+/// <summary>The host backend over a fresh temp directory (ext4 here): no mount, no FUSE.</summary>
+[TestFixture]
+public sealed class HostBackendContractTests : BackendContractTests
+{
+    private HostSandbox? _box;
+
+    protected override IFileSystemBackend CreateBackend()
+    {
+        _box = new HostSandbox();
+        return _box.Fs;
+    }
+
+    protected override void DestroyBackend() => _box?.Dispose(); // disposes the backend again: harmless, and removes the directory
+}
+
+/// <summary>The overlay over fresh temp directories (an empty lower, an upper and a work directory): every name it makes
+/// lands in the upper host backend, so it must give the same answers.</summary>
+[TestFixture]
+public sealed class OverlayBackendContractTests : BackendContractTests
+{
+    private string? _root;
+
+    protected override IFileSystemBackend CreateBackend()
+    {
+        _root = Path.Combine(Path.GetTempPath(), "isfs-overlay-contract-" + Guid.NewGuid().ToString("N"));
+        foreach (string d in new[] { "lower", "upper", "work" }) Directory.CreateDirectory(Path.Combine(_root, d));
+        var layers = new OverlayLayers([Path.Combine(_root, "lower")], Path.Combine(_root, "upper"), Path.Combine(_root, "work"));
+        return new OverlayFileSystem(layers, NullLogger.Instance);
+    }
+
+    protected override void DestroyBackend()
+    {
+        if (_root != null) Directory.Delete(_root, recursive: true);
+    }
+}
+
+/// <summary>What the overlay adds to the contract: a copy-up keeps what mkdir alone would not.</summary>
+[TestFixture]
+public sealed class OverlayCopyUpModeTests
+{
+    [Test]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public void A_copied_up_setgid_directory_keeps_its_set_id_bits_though_mkdir_masks_them()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "isfs-overlay-copyup-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            foreach (string d in new[] { "lower/shared", "lower/plain", "upper", "work" }) Directory.CreateDirectory(Path.Combine(root, d));
+            const UnixFileMode rwxrwxrx = (UnixFileMode)0x1FD; // 0775
+            File.SetUnixFileMode(Path.Combine(root, "lower/shared"), rwxrwxrx | UnixFileMode.SetGroup);
+            File.SetUnixFileMode(Path.Combine(root, "lower/plain"), rwxrwxrx);
+            var layers = new OverlayLayers([Path.Combine(root, "lower")], Path.Combine(root, "upper"), Path.Combine(root, "work"));
+            using var fs = new OverlayFileSystem(layers, NullLogger.Instance);
+            foreach (string name in new[] { "shared", "plain" })
+            {
+                Assert.That(fs.Lookup(fs.RootIno, System.Text.Encoding.UTF8.GetBytes(name), out Fuse.Abi.FuseAttr dir), Is.EqualTo(Interop.Errno.OK));
+                Assert.That(fs.Create(dir.Ino, "f"u8, Interop.LibC.O_RDWR | Interop.LibC.O_CREAT | Interop.LibC.O_EXCL, 0x1A4, new Caller(0, 0, 1), out Fuse.Abi.FuseAttr f, out OpenResult r),
+                    Is.EqualTo(Interop.Errno.OK), "a create copies the directory up");
+                fs.Release(f.Ino, r.Fh);
+            }
+
+            Assert.That((uint)File.GetUnixFileMode(Path.Combine(root, "upper/shared")), Is.EqualTo(0x5FDu), "02775 in the upper layer");
+            Assert.That((uint)File.GetUnixFileMode(Path.Combine(root, "upper/plain")), Is.EqualTo(0x1FDu), "the positive control: 0775 stays 0775");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+using System.Text;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+
+namespace InSpatialFs.Storage.Tests.Contract;
+
+/// <summary>
+/// The backend contract (issue 12): every <see cref="IFileSystemBackend"/> gives the errno a kernel filesystem (ext4,
+/// tmpfs) gives for each bad input, and does the thing for the good one next to it. One abstract fixture, one
+/// subclass per backend (no mount, no FUSE); the rules come from Storage/Posix, and the cases where the backends
+/// used to disagree are marked "drift".
+/// </summary>
+public abstract partial class BackendContractTests
+{
+    protected static readonly Caller Root = new(0, 0, 1);
+    protected static readonly Caller User = new(1000, 1000, 2);
+    protected const ulong MissingIno = 0x7FFF_FFFF_0000;
+
+    protected IFileSystemBackend Fs { get; private set; } = null!;
+
+    protected ulong RootIno => Fs.RootIno;
+
+    protected abstract IFileSystemBackend CreateBackend();
+
+    protected virtual void DestroyBackend()
+    {
+    }
+
+    [SetUp]
+    public void SetUpBackend() => Fs = CreateBackend();
+
+    [TearDown]
+    public void TearDownBackend()
+    {
+        Fs.Dispose();
+        DestroyBackend();
+    }
+
+    protected static byte[] N(string name) => Encoding.UTF8.GetBytes(name);
+
+    protected ulong MkDir(ulong parent, string name, uint mode = 0x1ED, Caller? caller = null)
+    {
+        Assert.That(Fs.MkDir(parent, N(name), mode, caller ?? Root, out FuseAttr a), Is.EqualTo(Errno.OK), $"mkdir {name}");
+        return a.Ino;
+    }
+
+    protected (ulong Ino, ulong Fh) Create(ulong parent, string name, uint mode = 0x1A4, Caller? caller = null, int flags = LibC.O_RDWR)
+    {
+        Assert.That(Fs.Create(parent, N(name), flags | LibC.O_CREAT | LibC.O_EXCL, mode, caller ?? Root, out FuseAttr a, out OpenResult r),
+            Is.EqualTo(Errno.OK), $"create {name}");
+        r.PassthroughFd?.Dispose();
+        return (a.Ino, r.Fh);
+    }
+
+    protected ulong Touch(ulong parent, string name, uint mode = 0x1A4, Caller? caller = null)
+    {
+        (ulong ino, ulong fh) = Create(parent, name, mode, caller);
+        Assert.That(Fs.Release(ino, fh), Is.EqualTo(Errno.OK));
+        return ino;
+    }
+
+    protected ulong Fifo(ulong parent, string name, uint perm = 0x1A4)
+    {
+        Assert.That(Fs.MkNod(parent, N(name), LibC.S_IFIFO | perm, 0, Root, out FuseAttr a), Is.EqualTo(Errno.OK), $"mkfifo {name}");
+        return a.Ino;
+    }
+
+    protected ulong Symlink(ulong parent, string name, string target = "target")
+    {
+        Assert.That(Fs.Symlink(parent, N(name), N(target), Root, out FuseAttr a), Is.EqualTo(Errno.OK), $"symlink {name}");
+        return a.Ino;
+    }
+
+    protected FuseAttr Attr(ulong ino)
+    {
+        Assert.That(Fs.GetAttr(ino, out FuseAttr a), Is.EqualTo(Errno.OK));
+        return a;
+    }
+
+    protected Errno Lookup(ulong parent, string name) => Fs.Lookup(parent, N(name), out _);
+
+    protected FuseAttr Chmod(ulong ino, uint perm)
+    {
+        var change = new FuseSetattrIn { Valid = (uint)FattrFlags.Mode, Mode = (Attr(ino).Mode & LibC.S_IFMT) | perm };
+        Assert.That(Fs.SetAttr(ino, change, Root, out FuseAttr a), Is.EqualTo(Errno.OK), "chmod");
+        return a;
+    }
+
+    protected FuseAttr SetAttr(ulong ino, FattrFlags valid, uint uid = 0, uint gid = 0, ulong size = 0, uint mode = 0, ulong fh = 0)
+    {
+        var change = new FuseSetattrIn { Valid = (uint)valid, Uid = uid, Gid = gid, Size = size, Mode = mode, Fh = fh };
+        Assert.That(Fs.SetAttr(ino, change, User, out FuseAttr a), Is.EqualTo(Errno.OK), $"setattr {valid}");
+        return a;
+    }
+
+    protected byte[] ReadAt(ulong ino, ulong fh, long offset, int count)
+    {
+        var buffer = new byte[count];
+        Assert.That(Fs.Read(ino, fh, offset, buffer, out int n), Is.EqualTo(Errno.OK));
+        return buffer[..n];
+    }
+
+    protected void WriteAt(ulong ino, ulong fh, long offset, byte[] data)
+    {
+        Assert.That(Fs.Write(ino, fh, offset, data, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(n, Is.EqualTo(data.Length));
+    }
+}
