@@ -91,7 +91,7 @@ public static class ConfigSchema
         ["controls.allow_direct"] = () => Flag("Allow DirectFS mounts."),
         ["controls.exec_runtime_written"] = () => Choice("The same setting as exec.runtime_written (give one).", "allow", "alert", "deny"),
         ["response.suspend_on"] = () => Choice("Suspend the container on detections of this severity or higher.", "info", "low", "medium", "high", "critical"),
-        ["container.cgroup"] = () => AbsolutePath("The container's cgroup directory (cgroup v2), for membership and suspend."),
+        ["container.cgroup"] = () => AbsolutePath("The container's cgroup path as in /proc/PID/cgroup (runc's linux.cgroupsPath, e.g. /inspatial/web-1), for membership and suspend."),
         ["container.init_pid"] = () => Count("Host pid of the container's init."),
         ["rules.files"] = () => new JsonObject { ["type"] = "array", ["items"] = Str(), ["description"] = "Rule files (YAML); relative names are taken from the config file's directory." },
         ["rules.builtins"] = () => Flag("Load the built-in rules (false: only files, Falco's -r)."),

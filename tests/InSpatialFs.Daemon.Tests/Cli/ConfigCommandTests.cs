@@ -63,7 +63,7 @@ public sealed class ConfigCommandTests
         exec: { runtime_written: deny }
         controls: { refuse_devices: true, restrict_symlinks: true }
         response: { suspend_on: high }
-        container: { cgroup: /sys/fs/cgroup/web-1, init_pid: 4242 }
+        container: { cgroup: /inspatial/web-1, init_pid: 4242 }
         rules: { files: [extra.yaml], builtins: true }
         outputs:
           append: "container=web-1"
