@@ -66,7 +66,7 @@ internal sealed class OpLatencies
             }
         }
 
-        p.Family("inspatialfs_events_total", "counter", "Events recorded by operation (write-class operations, opens, denials and failed lookups; reads, getattr and successful lookups are counted in inspatialfs_operations_total only).");
+        p.Family("inspatialfs_events_total", "counter", "Events recorded, by operation: every denial, and completed opens, creates, directory reads, releases and changes to the tree or metadata (reads, writes, getattr and allowed lookups are not events; inspatialfs_operations_total counts them).");
         for (int op = 0; op < FsOpNames.Count; op++)
         {
             if (totals[op] > 0) p.Sample("inspatialfs_events_total", totals[op], ("op", ((FsOp)op).Name()));
