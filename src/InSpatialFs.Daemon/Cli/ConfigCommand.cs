@@ -97,15 +97,15 @@ internal static class ConfigCommand
     /// <summary>The config, then everything the daemon would only find while mounting: its rule files.</summary>
     internal static int RunValidate(string file, TextWriter output, TextWriter errors)
     {
-        InstanceConfig config;
-        try
+        (InstanceConfig? loaded, IReadOnlyList<ConfigException> refused) = ConfigLoader.ValidateFile(file);
+        if (loaded is not { } config)
         {
-            config = ConfigLoader.LoadFile(file);
-        }
-        catch (ConfigException e)
-        {
-            errors.WriteLine(e.Message);
-            errors.WriteLine($"{file}: invalid");
+            foreach (ConfigException e in refused)
+            {
+                errors.WriteLine(e.Message);
+            }
+
+            errors.WriteLine($"{file}: invalid ({refused.Count} error(s))");
             return ExitCodes.UsageError;
         }
 

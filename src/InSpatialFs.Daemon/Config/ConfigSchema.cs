@@ -184,5 +184,6 @@ public static class ConfigSchema
         return schema;
     }
 
-    public static string ToJson() => Build().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    /// <summary>Indented, and with quotes and apostrophes as written (a file for people and editors, never embedded in HTML).</summary>
+    public static string ToJson() => Build().ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n";
 }

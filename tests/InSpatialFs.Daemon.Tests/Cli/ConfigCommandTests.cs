@@ -110,6 +110,46 @@ public sealed class ConfigCommandTests
         Assert.That(r.StdErr, Does.Match($@"{_dir}/bad.yaml:3:\d+: error R\d+"));
     }
 
+    [Test]
+    public void Validate_reports_every_error_of_the_config_each_at_its_position()
+    {
+        string config = Write("c.yaml", """
+            mistake: 1
+            mountpoint: $D/mnt
+            mounts:
+              - { path: /, source: $D/root }
+              - { path: /data, source: /nonexistent }
+              - { path: /tmp, memory: { size: lots } }
+            isolation: extreme
+            resources: { disk: 1GiB, inodes: -3, bogus: 1 }
+            paths:
+              forbidden: [relative/path]
+            outputs: { retry: { max: 5 } }
+            """);
+        ShellResult r = Config($"validate '{config}'");
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
+        string[] lines = r.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines.Select(l => l.Split(": ")[0]), Is.EqualTo(new[]
+        {
+            $"{config}:1:1", $"{config}:5:28", $"{config}:6:35", $"{config}:7:12", $"{config}:8:34", $"{config}:8:38", $"{config}:10:15", $"{config}:11:26", config,
+        }), r.StdErr);
+        Assert.That(lines[^1], Is.EqualTo($"{config}: invalid (8 error(s))"));
+
+        // Positive control: the same file with the errors fixed is valid.
+        string fixedConfig = Write("fixed.yaml", "mountpoint: $D/mnt\nmounts:\n  - { path: /, source: $D/root }\n  - { path: /tmp, memory: { size: 1MiB } }\nisolation: maximum\nresources: { disk: 1GiB, inodes: 3 }\npaths:\n  forbidden: [/relative/path]\noutputs: { retry: { max: 5s } }\n");
+        Assert.That(Config($"validate '{fixedConfig}'").ExitCode, Is.Zero);
+    }
+
+    [Test]
+    public void Validate_does_not_report_what_follows_from_an_earlier_error()
+    {
+        // The only mount at / is refused; "mounts must include a mount at /" would only follow from leaving it out.
+        string config = Write("c.yaml", "mountpoint: $D/mnt\nmounts:\n  - { path: /, source: $D/absent }\nisolation: extreme\n");
+        ShellResult r = Config($"validate '{config}'");
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
+        Assert.That(r.StdErr, Does.Contain($"{config}:3:24: source directory").And.Not.Contain("must include a mount"));
+    }
+
     [TestCase("mounts: [{ path: /, source: $D/absent }]\nmountpoint: $D/mnt\n", 1, 29, "source directory")]
     [TestCase("mountpoint: $D/mnt\nmounts: [{ path: /, source: $D/root }]\nisolation: extreme\n", 3, 12, "isolation: 'extreme'")]
     [TestCase("mountpoint: $D/mnt\nmounts: [{ path: /, source: $D/root }]\nresources: { disk: lots }\n", 3, 20, "resources.disk")]
