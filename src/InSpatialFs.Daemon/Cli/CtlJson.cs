@@ -201,7 +201,7 @@ internal static partial class CtlJson
         return a;
     }
 
-    /// <summary>"op count p50_us p90_us p99_us": latencies in seconds.</summary>
+    /// <summary>"op count p50_us p90_us p99_us events": latencies in seconds (percentiles of the events of that operation).</summary>
     public static JsonArray Stats(string text)
     {
         var a = new JsonArray();
@@ -215,6 +215,7 @@ internal static partial class CtlJson
             {
                 ["op"] = f[0], ["count"] = long.Parse(f[1], CultureInfo.InvariantCulture),
                 ["p50_seconds"] = Seconds(f[2]), ["p90_seconds"] = Seconds(f[3]), ["p99_seconds"] = Seconds(f[4]),
+                ["events"] = f.Length > 5 ? long.Parse(f[5], CultureInfo.InvariantCulture) : null,
             });
         }
 

@@ -140,7 +140,7 @@ internal sealed class Instance : IDisposable
             // Bound before anything is mounted: an address in use refuses the start instead of serving without metrics.
             var metrics = new MetricsListener(listen, ControlPlane.Metrics, Logs.CreateLogger("InSpatialFs.Metrics"));
             _owned.Add(metrics);
-            _log.LogInformation("metrics at http://{Endpoint}/metrics", metrics.Endpoint);
+            Log.MetricsListening(_log, metrics.Endpoint.ToString());
         }
 
         _mount = Mount(_config.Mountpoint, "inspatialfs:" + _config.Name, allowOther: true);

@@ -87,7 +87,7 @@ internal sealed class MetricsListener : IDisposable
             }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
             {
-                _log.LogDebug("metrics request ended early: {Error}", e.Message);
+                Log.MetricsRequestFailed(_log, e.Message);
             }
         }
     }

@@ -23,6 +23,18 @@ internal sealed class OpLatencies
         Interlocked.Add(ref _sumNanos[(int)op], nanos);
     }
 
+    /// <summary>Events of this operation seen so far (the histogram's count).</summary>
+    public long Count(FsOp op)
+    {
+        long total = 0;
+        for (int b = 0; b <= Buckets; b++)
+        {
+            total += Interlocked.Read(ref _counts[(int)op, b]);
+        }
+
+        return total;
+    }
+
     /// <summary>Upper bounds (µs) of the buckets holding the 50th, 90th and 99th percentile.</summary>
     public (double P50, double P90, double P99) Percentiles(FsOp op)
     {

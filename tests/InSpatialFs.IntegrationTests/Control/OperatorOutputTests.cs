@@ -124,6 +124,9 @@ public sealed class OperatorOutputTests
         JsonElement lookup = stats.EnumerateArray().First(o => o.GetProperty("op").GetString() == "lookup");
         Assert.That(lookup.GetProperty("count").GetInt64(), Is.GreaterThan(0));
         Assert.That(lookup.GetProperty("p99_seconds").ValueKind, Is.EqualTo(JsonValueKind.Number));
+        Assert.That(lookup.GetProperty("events").GetInt64(), Is.LessThan(lookup.GetProperty("count").GetInt64()), "allowed lookups are decided, not events");
+        JsonElement create = stats.EnumerateArray().First(o => o.GetProperty("op").GetString() == "create");
+        Assert.That(create.GetProperty("events").GetInt64(), Is.EqualTo(create.GetProperty("count").GetInt64()), "every create is an event");
 
         JsonElement rules = CtlJson("rules");
         JsonElement marker = rules.GetProperty("rules").EnumerateArray().Single(r => r.GetProperty("rule").GetString() == Rule);
