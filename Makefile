@@ -5,7 +5,7 @@ DOTNET ?= dotnet
 BIN := bin
 NATIVE_OUT := native/build
 
-.PHONY: all deps build native test fuzz run bench install clean help
+.PHONY: all deps build native test fuzz run bench bench-overlay install clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make build    build; the executable lands at bin/inspatialfs"
 	@echo "make fuzz     long fuzz pass of the config loader and control commands (FUZZ_ITERATIONS, FUZZ_SEED)"
 	@echo "make bench    whole-filesystem benchmark against native, bindfs and fuse-overlayfs"
+	@echo "make bench-overlay  overlay mounts and podman runs: kernel overlayfs vs fuse-overlayfs vs inspatialfs-overlay"
 	@echo "make install  install binary, systemd unit and example configs"
 
 deps:
@@ -27,10 +28,9 @@ build: deps
 	@# workloads do not run on tier-0 code); a RID-specific publish, so it builds the daemon's graph once more.
 	@$(DOTNET) publish src/InSpatialFs.Daemon/InSpatialFs.Daemon.csproj -c $(CONFIG) -nologo -v:q -o $(BIN) \
 	  -r linux-x64 --self-contained false -p:PublishReadyToRun=true >/dev/null
-	@# The mount program for container engines (fuse-overlayfs's command line): needs no argument of its own.
-	@printf '#!/bin/sh\n# inspatialfs-overlay: overlay mount_program for podman, buildah and CRI-O (see README, Container engines)\nexec "$$(dirname "$$(readlink -f "$$0")")/inspatialfs" overlay-mount "$$@"\n' > $(BIN)/inspatialfs-overlay
-	@chmod 0755 $(BIN)/inspatialfs-overlay
-	@echo "==> bin/inspatialfs ready (and bin/inspatialfs-overlay, the mount program)"
+	@# The mount program for container engines (fuse-overlayfs's command line) and mount(8)'s helper for fuse.inspatialfs.
+	@install -m 0755 scripts/inspatialfs-overlay scripts/mount.fuse.inspatialfs $(BIN)/
+	@echo "==> bin/inspatialfs ready (and bin/inspatialfs-overlay, the mount program; bin/mount.fuse.inspatialfs for mount -t)"
 	@$(MAKE) --no-print-directory native
 
 native:
@@ -54,6 +54,10 @@ run: build
 
 bench: build
 	@scripts/bench.sh
+
+# Overlay mounts side by side: the kernel's overlayfs, fuse-overlayfs and inspatialfs-overlay (and podman on each).
+bench-overlay: build
+	@scripts/bench-overlay.sh
 
 install: build
 	@scripts/install.sh

@@ -9,8 +9,10 @@ install -d -m 0755 "$prefix/lib/inspatialfs" "$prefix/bin" /etc/inspatialfs/exam
 cp -a bin/. "$prefix/lib/inspatialfs/"
 ln -sfn "$prefix/lib/inspatialfs/inspatialfs" "$prefix/bin/inspatialfs"
 ln -sfn "$prefix/lib/inspatialfs/inspatialfs-overlay" "$prefix/bin/inspatialfs-overlay"
+# mount(8) looks for /sbin/mount.fuse.TYPE for `mount -t fuse.inspatialfs` and fstab lines of that type.
+ln -sfn "$prefix/lib/inspatialfs/mount.fuse.inspatialfs" /sbin/mount.fuse.inspatialfs
 install -m 0644 scripts/systemd/inspatialfs@.service /etc/systemd/system/inspatialfs@.service
-for f in scripts/examples/*.yaml; do install -m 0644 "$f" /etc/inspatialfs/examples/; done
+for f in scripts/examples/*.yaml scripts/examples/profiles/*.yaml; do install -m 0644 "$f" /etc/inspatialfs/examples/; done
 install -m 0644 README.md "$prefix/share/doc/inspatialfs/README.md"
 command -v systemctl >/dev/null && systemctl daemon-reload 2>/dev/null || true
 echo "installed: $prefix/bin/inspatialfs, /etc/systemd/system/inspatialfs@.service, /etc/inspatialfs/examples/"

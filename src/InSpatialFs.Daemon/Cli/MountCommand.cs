@@ -31,6 +31,10 @@ internal sealed record MountRequest
     public IReadOnlyList<string> Resources { get; init; } = [];
     public string? ExecRuntimeWritten { get; init; }
     public string? SuspendOn { get; init; }
+    /// <summary>`-o a,b=c` groups (mount(8) form), applied over the flags by <see cref="MountOptionString"/>.</summary>
+    public IReadOnlyList<string> Options { get; init; } = [];
+    /// <summary>Return once mounted and leave the server running detached (the FUSE-tool default; `mount` without it serves in the foreground).</summary>
+    public bool Background { get; init; }
 }
 
 internal static class MountCommand
@@ -85,11 +89,18 @@ internal static class MountCommand
         var suspendOn = new Option<string?>("--suspend-on") { Description = "Suspend the container on detections of this severity or higher: info, low, medium, high, critical." };
         suspendOn.AcceptOnlyFromAmong("info", "low", "medium", "high", "critical");
         var allowRelax = new Option<bool>("--allow-relax") { Description = "Reserved (accepted, no effect): the isolation level of a running instance cannot be changed; restart with the new level." };
+        var options = new Option<string[]>("-o") { Description = MountOptionString.Help, AllowMultipleArgumentsPerToken = false };
+        var background = new Option<bool>("--background", "-b")
+        {
+            Description = "Return once the mount is live and keep serving detached, logging to STATE_DIR/daemon.log (what mount(8), fstab " +
+                "and mount.fuse.inspatialfs use); config errors still print here with exit 2. Without it the server stays in the foreground.",
+        };
 
-        var command = new Command("mount", "Mount a container filesystem and serve it in the foreground until SIGTERM/SIGINT or an outside unmount.")
+        var command = new Command("mount", "Mount a container filesystem and serve it until SIGTERM/SIGINT or an outside unmount: in the foreground, or with --background return once mounted.")
         {
             mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
             stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, directFallback, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
+            options, background,
         };
         command.SetAction(parse => MountRunner.Run(new MountRequest
         {
@@ -119,6 +130,8 @@ internal static class MountCommand
             Resources = parse.GetValue(resources) ?? [],
             ExecRuntimeWritten = parse.GetValue(execRuntimeWritten),
             SuspendOn = parse.GetValue(suspendOn),
+            Options = parse.GetValue(options) ?? [],
+            Background = parse.GetValue(background),
         }));
         return command;
     }

@@ -10,22 +10,29 @@ internal static class MountRunner
 {
     public static int Run(MountRequest request)
     {
-        if (!DaemonLogging.TryParseLevel(request.LogLevel, out LogLevel level))
-        {
-            Console.Error.WriteLine($"inspatialfs: --log-level '{request.LogLevel}' is not one of trace, debug, info, warning, error, critical");
-            return ExitCodes.UsageError;
-        }
-
         InstanceConfig config;
         try
         {
-            config = BuildConfig(request);
+            config = BuildConfig(request = MountOptionString.Apply(request, request.Options));
         }
         catch (ConfigException e)
         {
             Console.Error.WriteLine("inspatialfs: " + e.Message);
             Console.Error.WriteLine("nothing was mounted.");
             return ExitCodes.UsageError;
+        }
+
+        if (!DaemonLogging.TryParseLevel(request.LogLevel, out LogLevel level))
+        {
+            Console.Error.WriteLine($"inspatialfs: --log-level '{request.LogLevel}' is not one of trace, debug, info, warning, error, critical");
+            return ExitCodes.UsageError;
+        }
+
+        if (request.Background)
+        {
+            // The same command line without --background, in its own session; it re-reads exactly what was checked here.
+            string[] args = [.. Environment.GetCommandLineArgs().Skip(1).Where(a => a is not ("--background" or "-b"))];
+            return BackgroundServer.Start("inspatialfs", args, config.Mountpoint, config.StateDir);
         }
 
         using ILoggerFactory logs = DaemonLogging.Create(level);

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -95,7 +94,7 @@ internal static partial class OverlayMountCommand
             return MountRunner.Run(new MountRequest { ConfigFile = configPath });
         }
 
-        return StartInBackground(configPath, mountpoint, Path.Combine(stateDir, "daemon.log"));
+        return BackgroundServer.Start("inspatialfs-overlay", ["mount", "--config", configPath], mountpoint, stateDir);
     }
 
     /// <summary>The instance config: the per-container part, then the system profile's policy.</summary>
@@ -115,62 +114,6 @@ internal static partial class OverlayMountCommand
 
     /// <summary>A YAML double-quoted scalar (engine paths are plain, but nothing in them can break the document).</summary>
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
-
-    /// <summary>
-    /// Starts `inspatialfs mount` detached (its own session, stdio to a log file, so the engine's pipes see end of file)
-    /// and waits until the mount is live or the server gave up.
-    /// </summary>
-    private static int StartInBackground(string configPath, string mountpoint, string log)
-    {
-        string self = Environment.ProcessPath ?? "inspatialfs";
-        var start = new ProcessStartInfo("/bin/sh")
-        {
-            ArgumentList = { "-c", "setsid \"$0\" mount --config \"$1\" </dev/null >>\"$2\" 2>&1 & echo $!", self, configPath, log },
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        using Process shell = Process.Start(start)!;
-        string pidText = shell.StandardOutput.ReadToEnd().Trim();
-        shell.WaitForExit();
-        if (!int.TryParse(pidText, NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
-        {
-            Console.Error.WriteLine("inspatialfs-overlay: could not start the server");
-            return ExitCodes.RuntimeFailure;
-        }
-
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            if (IsMounted(mountpoint)) return ExitCodes.Ok;
-            if (!Directory.Exists($"/proc/{pid}"))
-            {
-                Console.Error.WriteLine($"inspatialfs-overlay: the server exited before {mountpoint} was mounted:");
-                Console.Error.Write(Tail(log));
-                return ExitCodes.RuntimeFailure;
-            }
-
-            Thread.Sleep(5);
-        }
-
-        Console.Error.WriteLine($"inspatialfs-overlay: {mountpoint} was not mounted within 30 s (server pid {pid}, log {log})");
-        return ExitCodes.RuntimeFailure;
-    }
-
-    private static bool IsMounted(string mountpoint) =>
-        File.ReadLines("/proc/self/mountinfo").Any(line => line.Split(' ') is { Length: > 9 } f && f[4] == mountpoint && line.Contains(" - fuse", StringComparison.Ordinal));
-
-    private static string Tail(string log)
-    {
-        try
-        {
-            string[] lines = File.ReadAllLines(log);
-            return string.Join('\n', lines.TakeLast(15)) + "\n";
-        }
-        catch (IOException)
-        {
-            return "";
-        }
-    }
 
     private static int Usage(string message)
     {

@@ -1,3 +1,4 @@
+using InSpatialFs.IntegrationTests.Security;
 using InSpatialFs.TestKit.Processes;
 
 namespace InSpatialFs.IntegrationTests.Overlay;
@@ -48,7 +49,7 @@ public sealed class OverlayFormatTests
     [TearDown]
     public void Remove() => Shell.Run($"umount -l '{Mnt}' 2>/dev/null; umount -l '{_work}/control' 2>/dev/null; rm -rf '{_work}'");
 
-    private DaemonProcess Start()
+    private DaemonProcess Start(bool direct = false)
     {
         string config = Path.Combine(_work, "overlay.yaml");
         File.WriteAllText(config, $$"""
@@ -57,7 +58,7 @@ public sealed class OverlayFormatTests
             control: {{_work}}/control
             state_dir: {{_work}}/state
             mounts:
-              - { path: /, overlay: { lower: [{{L1}}, {{L2}}], upper: {{Upper}}, work: {{_work}}/work } }
+              - { path: /, direct: {{(direct ? "true" : "false")}}, overlay: { lower: [{{L1}}, {{L2}}], upper: {{Upper}}, work: {{_work}}/work } }
             controls: { refuse_devices: false }
             """);
         return DaemonProcess.Start(Mnt, ["--config", config], appendMountPoint: false);
@@ -66,6 +67,39 @@ public sealed class OverlayFormatTests
     private static string Tree(string root) =>
         Shell.Check($"cd '{root}' && find . -mindepth 1 | LC_ALL=C sort | while read -r p; do " +
             "if [ -f \"$p\" ]; then echo \"$p $(stat -c '%a %u:%g %s' \"$p\") $(sha256sum < \"$p\" | cut -c1-16)\"; else echo \"$p $(stat -c '%F %a' \"$p\")\"; fi; done");
+
+    /// <summary>The instance's events so far (ctl events --json), parsed.</summary>
+    private List<System.Text.Json.JsonElement> Events() =>
+        [.. Shell.Check($"'{DaemonProcess.Binary}' ctl '{_work}/control' events --json", TimeSpan.FromSeconds(60))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.Clone())];
+
+    [Test]
+    public void With_direct_lower_files_and_copied_up_files_move_their_bytes_by_kernel_passthrough()
+    {
+        using DaemonProcess daemon = Start(direct: true);
+        // A lower file read through the mount: kernel passthrough on the lower file (the image's binaries read natively).
+        string sparse = Shell.Check($"tail -c 4 '{Mnt}/sparse'");
+        Assert.That(sparse, Is.EqualTo("end\n"), "positive control: the lower file is served");
+        Shell.Check($"cat '{Mnt}/sparse' > /dev/null");
+        // A lower file opened for writing is copied up, and the copy is written by passthrough too.
+        Shell.Check($"echo appended >> '{Mnt}/file-to-change'");
+        Assert.That(File.ReadAllText(Path.Combine(Upper, "file-to-change")), Is.EqualTo("data\nappended\n"), "the write landed in the upper copy");
+        Assert.That(File.ReadAllText(Path.Combine(L2, "file-to-change")), Is.EqualTo("data\n"), "the lower layer is untouched");
+
+        List<System.Text.Json.JsonElement> events = [];
+        bool Released(string path) => events.Any(e => e.GetProperty("evt.op").GetString() == "release" && e.GetProperty("fs.path").GetString() == path);
+        Assert.That(ControlFiles.Eventually(() => { events = Events(); return Released("/sparse") && Released("/file-to-change"); }, TimeSpan.FromSeconds(20)), Is.True);
+        foreach (string path in new[] { "/sparse", "/file-to-change" })
+        {
+            var mine = events.Where(e => e.GetProperty("fs.path").GetString() == path).ToList();
+            Assert.That(mine.Where(e => e.GetProperty("evt.op").GetString() == "open").Select(e => e.GetProperty("evt.decision").GetString()),
+                Is.Not.Empty.And.All.EqualTo("allow_direct"), path + ": every open was decided and granted DirectFS");
+            Assert.That(mine.Where(e => e.GetProperty("evt.op").GetString() == "release").Select(e => e.GetProperty("evt.size").GetInt64()),
+                Is.All.Zero, path + ": no byte went through the daemon");
+        }
+
+        Assert.That(File.ReadAllText(Path.Combine(_work, "control", "status")), Does.Contain("kernel-passthrough"));
+    }
 
     [Test]
     public void Layers_merge_whiteouts_hide_and_opaque_directories_stop_the_merge()

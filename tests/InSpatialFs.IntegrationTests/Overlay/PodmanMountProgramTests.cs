@@ -121,4 +121,17 @@ public sealed class PodmanMountProgramTests
             P("rm -f sec1");
         }
     }
+
+    [Test]
+    public void The_example_enhanced_profile_runs_a_container_with_the_image_read_only_and_secrets_hidden()
+    {
+        string profile = Path.Combine(DaemonProcess.RepoRoot, "scripts", "examples", "profiles", "overlay.yaml");
+        ShellResult r = Shell.Run($"INSPATIALFS_OVERLAY_CONFIG='{profile}' {Podman} run --rm {RunFlags} localhost/isfs-test:2 sh -c '" +
+            "echo scratch > /tmp/x && cat /tmp/x; echo changed > /srv/keep; echo w=$?; cat /etc/shadow; echo s=$?; cat /srv/keep'",
+            TimeSpan.FromMinutes(2));
+        Assert.That(r.ExitCode, Is.Zero, "the engine could prepare the root under the profile: " + r);
+        Assert.That(r.StdOut, Does.Contain("scratch\n"), "positive control: allowed paths are writable: " + r);
+        Assert.That(r.StdOut, Does.Contain("w=1").And.Contain("s=1").And.EndWith("keep\n"), r.ToString());
+        Assert.That(r.StdErr, Does.Contain("Read-only file system").And.Contain("Permission denied"), r.ToString());
+    }
 }

@@ -1,0 +1,121 @@
+using InSpatialFs.IntegrationTests.Security;
+using InSpatialFs.TestKit.Processes;
+
+namespace InSpatialFs.IntegrationTests.Control;
+
+/// <summary>
+/// Issue 13, "the usual FUSE tool conventions": `mount -t fuse.inspatialfs`, an fstab line, `-o` options and a
+/// background start that returns once the mount is live. Driven through the real mount(8), which runs
+/// /sbin/mount.fuse.inspatialfs; the fixture points that link at the tree under test and puts back what was there.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class MountHelperTests
+{
+    private const string Helper = "/sbin/mount.fuse.inspatialfs";
+    private string? _previousTarget;
+    private string _work = "";
+
+    [OneTimeSetUp]
+    public void LinkHelper()
+    {
+        DaemonProcess.RequireMountable();
+        _previousTarget = new FileInfo(Helper).LinkTarget; // null: nothing there (make install links it)
+        Shell.Check($"ln -sfn '{DaemonProcess.RepoRoot}/bin/mount.fuse.inspatialfs' {Helper}");
+    }
+
+    [OneTimeTearDown]
+    public void RestoreHelper() =>
+        Shell.Run(_previousTarget != null ? $"ln -sfn '{_previousTarget}' {Helper}" : $"rm -f {Helper}");
+
+    [SetUp]
+    public void CreateWorkDirectory()
+    {
+        _work = Path.Combine("/var/tmp", "isfs-mnthelper-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(Path.Combine(_work, "src", "etc"));
+        Directory.CreateDirectory(Path.Combine(_work, "mnt"));
+        File.WriteAllText(Path.Combine(_work, "src", "etc", "hostname"), "box\n");
+        File.WriteAllText(Path.Combine(_work, "src", "etc", "secret"), "classified\n");
+    }
+
+    [TearDown]
+    public void Cleanup()
+    {
+        Shell.Run($"umount '{_work}/mnt' 2>/dev/null");
+        Mounts.ForceUnmount(Path.Combine(_work, "mnt"));
+        Shell.Run($"rm -rf '{_work}' /var/lib/inspatialfs/{Name} /run/inspatialfs/{Name}");
+    }
+
+    private string Name => "mh-" + Path.GetFileName(_work)[^8..];
+
+    /// <summary>The server's pid, from the instance.pid the daemon writes in its state directory.</summary>
+    private int ServerPid(string stateDir) => int.Parse(File.ReadAllText(Path.Combine(stateDir, "instance.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+    [Test]
+    public void Mount_t_with_a_config_file_returns_once_serving_applies_o_overrides_and_umount_ends_the_server()
+    {
+        string state = Path.Combine(_work, "state");
+        string config = Path.Combine(_work, "instance.yaml");
+        File.WriteAllText(config, $"""
+            name: {Name}
+            mountpoint: {_work}/mnt
+            state_dir: {state}
+            mounts:
+              - {"{"} path: /, source: {_work}/src {"}"}
+            paths:
+              forbidden: [/etc/secret]
+            """);
+
+        ShellResult mounted = Shell.Run($"timeout 60 mount -t fuse.inspatialfs '{config}' '{_work}/mnt' -o isolation=enhanced,nofail", TimeSpan.FromSeconds(90));
+        Assert.That(mounted.ExitCode, Is.Zero, mounted.ToString());
+        // Returned only once live: the very next operation is served (no wait loop here on purpose).
+        Assert.That(Mounts.IsFuse(Path.Combine(_work, "mnt")), Is.True, "mounted by the time mount(8) returned");
+        Assert.That(File.ReadAllText(Path.Combine(_work, "mnt", "etc", "hostname")), Is.EqualTo("box\n"), "positive control: served");
+        ShellResult secret = Shell.Run($"cat '{_work}/mnt/etc/secret'");
+        Assert.That(secret.ExitCode, Is.Not.Zero);
+        Assert.That(secret.StdErr, Does.Contain("Permission denied"), "the config's policy applies");
+        string status = Shell.Check($"'{DaemonProcess.Binary}' ctl {Name} status");
+        Assert.That(status, Does.Contain("isolation: enhanced"), "-o isolation= overrides the file: " + status);
+
+        int pid = ServerPid(state);
+        Assert.That(Directory.Exists($"/proc/{pid}"), Is.True, "the server runs detached after mount(8) returned");
+        Shell.Check($"umount '{_work}/mnt'");
+        Assert.That(ControlFiles.Eventually(() => !Directory.Exists($"/proc/{pid}"), TimeSpan.FromSeconds(20)), Is.True, "umount ends the server");
+        Assert.That(File.ReadAllText(Path.Combine(state, "daemon.log")), Does.Contain("unmounted"), "its log went to STATE_DIR/daemon.log");
+    }
+
+    [Test]
+    public void An_fstab_line_with_a_directory_mounts_it_read_only_and_generic_options_are_accepted()
+    {
+        string fstab = Path.Combine(_work, "fstab");
+        File.WriteAllText(fstab, $"{_work}/src  {_work}/mnt  fuse.inspatialfs  ro,nofail,_netdev,x-test.marker=1,name={Name},no_control  0 0\n");
+        ShellResult mounted = Shell.Run($"timeout 60 mount -T '{fstab}' '{_work}/mnt'", TimeSpan.FromSeconds(90));
+        Assert.That(mounted.ExitCode, Is.Zero, mounted.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(_work, "mnt", "etc", "hostname")), Is.EqualTo("box\n"), "positive control: the directory is served");
+        ShellResult write = Shell.Run($"echo x > '{_work}/mnt/etc/new'");
+        Assert.That(write.StdErr, Does.Contain("Read-only file system"), "ro from the fstab line: " + write);
+        Assert.That(File.Exists(Path.Combine(_work, "src", "etc", "new")), Is.False);
+        Assert.That(Directory.Exists($"/run/inspatialfs/{Name}") && Mounts.IsFuse($"/run/inspatialfs/{Name}"), Is.False, "no_control: no control mount");
+    }
+
+    [Test]
+    public void An_unknown_option_or_a_bad_config_is_refused_on_the_terminal_and_nothing_is_mounted()
+    {
+        ShellResult typo = Shell.Run($"timeout 60 mount -t fuse.inspatialfs '{_work}/src' '{_work}/mnt' -o isolaton=maximum", TimeSpan.FromSeconds(90));
+        Assert.That(typo.ExitCode, Is.Not.Zero);
+        Assert.That(typo.Both, Does.Contain("unknown option 'isolaton'"), typo.ToString());
+        Assert.That(Mounts.IsFuse(Path.Combine(_work, "mnt")), Is.False);
+
+        string config = Path.Combine(_work, "bad.yaml");
+        File.WriteAllText(config, $"name: {Name}\nmountpoint: {_work}/mnt\nmounts:\n  - {{ path: /, source: {_work}/src }}\nisolation: paranoid\n");
+        ShellResult bad = Shell.Run($"timeout 60 '{DaemonProcess.Binary}' mount --background --config '{config}'", TimeSpan.FromSeconds(90));
+        Assert.That(bad.ExitCode, Is.EqualTo(2), bad.ToString());
+        Assert.That(bad.StdErr, Does.Contain("bad.yaml:5:").And.Contain("nothing was mounted"), "the config error is positioned, on this terminal");
+        Assert.That(Mounts.IsFuse(Path.Combine(_work, "mnt")), Is.False);
+
+        // Positive control: the same command line with the option spelled right mounts.
+        ShellResult good = Shell.Run($"timeout 60 mount -t fuse.inspatialfs '{_work}/src' '{_work}/mnt' -o isolation=maximum,name={Name},no_control", TimeSpan.FromSeconds(90));
+        Assert.That(good.ExitCode, Is.Zero, good.ToString());
+        Assert.That(Mounts.IsFuse(Path.Combine(_work, "mnt")), Is.True);
+    }
+}
