@@ -22,4 +22,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 5006, Level = LogLevel.Information, Message = "watchdog: {Mountpoint} answers again; pings resumed")]
     public static partial void WatchdogResumed(ILogger logger, string mountpoint);
+
+    [LoggerMessage(EventId = 5010, Level = LogLevel.Information, Message = "metrics served at http://{Endpoint}/metrics")]
+    public static partial void MetricsListening(ILogger logger, string endpoint);
+
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Debug, Message = "metrics request ended early: {Error}")]
+    public static partial void MetricsRequestFailed(ILogger logger, string error);
 }

@@ -39,6 +39,6 @@ internal static class CommandLine
         return parsed.Invoke();
     }
 
-    /// <summary>Commands added by later layers (ctl, rules, oci-spec).</summary>
-    private static IEnumerable<Command> ExtraCommands() => [CtlCommand.Create(), RulesCommand.Create(), OciSpecCommand.Create(), OverlayMountCommand.Create()];
+    /// <summary>Commands added by later layers (ctl, rules, config, oci-spec, overlay-mount).</summary>
+    private static IEnumerable<Command> ExtraCommands() => [CtlCommand.Create(), RulesCommand.Create(), ConfigCommand.Create(), OciSpecCommand.Create(), OverlayMountCommand.Create()];
 }

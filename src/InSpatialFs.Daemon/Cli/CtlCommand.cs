@@ -24,28 +24,32 @@ internal static class CtlCommand
                 result.AddError($"NAME: {problem} (or give the control directory's path)");
             }
         });
-        var json = new Option<bool>("--json") { Description = "Machine-readable JSON output.", Recursive = true };
+        // `ctl list --json`; each command with data has its own --json (commands that only act have none).
+        var json = new Option<bool>("--json") { Description = "With 'ctl list': a JSON array of the running instances." };
         var command = new Command("ctl", "Inspect and steer a running instance through its control files.") { name, json };
 
-        command.Subcommands.Add(Reader("status", "State, isolation level, uptime, mounts, counters and warnings.", name, json, ControlFileName.Status));
-        command.Subcommands.Add(Reader("policy", "The effective policy (YAML).", name, json, ControlFileName.Policy));
-        command.Subcommands.Add(Reader("rules", "Loaded rules with enabled state, mode and hit counts.", name, json, ControlFileName.Rules));
-        command.Subcommands.Add(Reader("mounts", "The mount table.", name, json, ControlFileName.Mounts));
-        command.Subcommands.Add(Reader("stats", "Per-operation counts and latency percentiles.", name, json, ControlFileName.Stats));
-        command.Subcommands.Add(Reader("metrics", "Prometheus text exposition.", name, json, ControlFileName.Metrics));
-        command.Subcommands.Add(Reader("incidents", "Incidents (JSON lines with --json).", name, json, ControlFileName.Incidents));
+        command.Subcommands.Add(Reader("status", "State, isolation level, uptime, mounts, counters and warnings (--json: typed values, uptime_seconds).", name, ControlFileName.Status));
+        command.Subcommands.Add(Reader("policy", "The effective policy (YAML; --json: the same document as JSON).", name, ControlFileName.Policy));
+        command.Subcommands.Add(Reader("rules", "Loaded rules with enabled state, kind and hit counts, and the skipped ones (--json: {rules, skipped, totals}).", name, ControlFileName.Rules));
+        command.Subcommands.Add(Reader("mounts", "The mount table (--json: an array of mounts).", name, ControlFileName.Mounts));
+        command.Subcommands.Add(Reader("stats", "Per-operation counts and latency percentiles (--json: latencies in seconds).", name, ControlFileName.Stats));
+        command.Subcommands.Add(Reader("metrics", "Prometheus text exposition (--json: families with typed samples).", name, ControlFileName.Metrics));
+        command.Subcommands.Add(Reader("incidents", "Incidents (--json: one JSON array).", name, ControlFileName.Incidents));
 
-        var summary = new Command("summary", "Operations served, denials, and incidents by rule with the response taken.");
-        summary.SetAction(p => Summary(Resolve(p.GetValue(name)!), p.GetValue(json)));
+        var summaryJson = JsonOption("{operations, denials, incidents, by_rule: [{rule, severity, count, responses}]}");
+        var summary = new Command("summary", "Operations served, denials, and incidents by rule with the response taken.") { summaryJson };
+        summary.SetAction(p => Summary(Resolve(p.GetValue(name)!), p.GetValue(summaryJson)));
         command.Subcommands.Add(summary);
 
-        var watch = new Command("watch", "Live terminal view: notable events (denials, changes, executions) and new incidents, until interrupted or the instance stops.");
-        watch.SetAction(p => Watch(Resolve(p.GetValue(name)!), p.GetValue(json)));
+        var watchJson = JsonOption("the raw JSON lines of events and incidents (one document per line)");
+        var watch = new Command("watch", "Live terminal view: notable events (denials, changes, executions) and new incidents, until interrupted or the instance stops.") { watchJson };
+        watch.SetAction(p => Watch(Resolve(p.GetValue(name)!), p.GetValue(watchJson)));
         command.Subcommands.Add(watch);
 
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new events as they happen (until interrupted)." };
-        var events = new Command("events", "Recent events; with --follow, new ones as they happen.") { follow };
-        events.SetAction(p => Events(Resolve(p.GetValue(name)!), p.GetValue(follow), p.GetValue(json)));
+        var eventsJson = JsonOption("one JSON object per event per line (the journal format)");
+        var events = new Command("events", "Recent events; with --follow, new ones as they happen.") { follow, eventsJson };
+        events.SetAction(p => Events(Resolve(p.GetValue(name)!), p.GetValue(follow), p.GetValue(eventsJson)));
         command.Subcommands.Add(events);
 
         foreach ((string verb, string help) in new[]
@@ -73,10 +77,8 @@ internal static class CtlCommand
         containerInit.SetAction(p => Send(Resolve(p.GetValue(name)!), "container-init " + p.GetValue(initPid)));
         command.Subcommands.Add(containerInit);
 
-        var level = new Argument<string>("LEVEL") { Description = "standard, enhanced or maximum (relaxing needs --allow-relax on mount)." };
-        var isolation = new Command("isolation", "Change the isolation level at run time.") { level };
-        isolation.SetAction(p => Send(Resolve(p.GetValue(name)!), "isolation " + p.GetValue(level)));
-        command.Subcommands.Add(isolation);
+        // No `isolation LEVEL` command: the level of a running instance cannot be changed (the daemon refuses it with the
+        // reason); it is set at mount (isolation: or --isolation).
 
         // `ctl list` (NAME given as "list" and no command): every running instance.
         command.SetAction(p =>
@@ -142,9 +144,12 @@ internal static class CtlCommand
         nameOrPath.Contains('/', StringComparison.Ordinal) ? nameOrPath
         : Path.Combine(DefaultControlRoot, nameOrPath);
 
-    private static Command Reader(string verb, string help, Argument<string> name, Option<bool> json, string file)
+    private static Option<bool> JsonOption(string shape) => new("--json") { Description = "Machine-readable output: " + shape + "." };
+
+    private static Command Reader(string verb, string help, Argument<string> name, string file)
     {
-        var c = new Command(verb, help);
+        var json = JsonOption("one JSON document");
+        var c = new Command(verb, help) { json };
         c.SetAction(p => Print(Resolve(p.GetValue(name)!), file, p.GetValue(json)));
         return c;
     }
@@ -162,12 +167,7 @@ internal static class CtlCommand
             return ExitCodes.Ok;
         }
 
-        Console.Out.WriteLine(file switch
-        {
-            ControlFileName.Status => KeyValuesToJson(text),
-            ControlFileName.Incidents or ControlFileName.Rules => text.TrimEnd(),
-            _ => JsonSerializer.Serialize(new JsonObject { [file] = text }),
-        });
+        Console.Out.WriteLine(CtlJson.Convert(file, text).ToJsonString());
         return ExitCodes.Ok;
     }
 
@@ -217,16 +217,54 @@ internal static class CtlCommand
             return ExitCodes.UsageError;
         }
 
+        // Opened read-write: the daemon answers each command on the same open file ("ok: ..." or "refused: L:C: why"),
+        // so the reason for a refusal reaches the terminal of the one who typed it, not only the daemon's log.
         string path = Path.Combine(dir, ControlFileName.Control);
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
-            File.WriteAllText(path, command + "\n");
-            Console.Out.WriteLine($"{command}: ok");
-            return ExitCodes.Ok;
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"inspatialfs ctl: '{command}' refused: {e.Message} (the daemon log says why)");
+            Console.Error.WriteLine($"inspatialfs ctl: cannot open {path}: {e.Message}" +
+                (Directory.Exists(dir) ? "" : $" (no control directory at {dir}: is the instance running?)"));
+            return ExitCodes.RuntimeFailure;
+        }
+
+        using (handle)
+        {
+            string? writeError = null;
+            try
+            {
+                RandomAccess.Write(handle, Encoding.UTF8.GetBytes(command + "\n"), 0);
+            }
+            catch (IOException e)
+            {
+                writeError = e.Message;
+            }
+
+            string reply = "";
+            try
+            {
+                byte[] buffer = new byte[4096];
+                int n = RandomAccess.Read(handle, buffer, 0);
+                reply = Encoding.UTF8.GetString(buffer, 0, n).Trim();
+            }
+            catch (IOException)
+            {
+                // a daemon without replies: the write's result still tells success from refusal
+            }
+
+            if (writeError == null && !reply.StartsWith("refused: ", StringComparison.Ordinal))
+            {
+                string detail = reply.StartsWith("ok: ", StringComparison.Ordinal) ? reply[4..] : reply;
+                Console.Out.WriteLine(detail.Length > 0 ? $"{command}: ok ({Hosting.TerminalText.Escape(detail)})" : $"{command}: ok");
+                return ExitCodes.Ok;
+            }
+
+            string why = reply.StartsWith("refused: ", StringComparison.Ordinal) ? reply["refused: ".Length..] : writeError + " (the daemon log says why)";
+            Console.Error.WriteLine($"inspatialfs ctl: '{command}' refused: {Hosting.TerminalText.Escape(why)}");
             return ExitCodes.RuntimeFailure;
         }
     }
@@ -246,37 +284,6 @@ internal static class CtlCommand
             text = "";
             return false;
         }
-    }
-
-    /// <summary>"key: value" lines → one JSON object (repeated keys become arrays).</summary>
-    internal static string KeyValuesToJson(string text)
-    {
-        var o = new JsonObject();
-        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            int colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0)
-            {
-                continue;
-            }
-
-            string key = line[..colon].Trim();
-            string value = line[(colon + 1)..].Trim();
-            if (o[key] is JsonArray array)
-            {
-                array.Add(value);
-            }
-            else if (o[key] is JsonNode existing)
-            {
-                o[key] = new JsonArray(existing.GetValue<string>(), value);
-            }
-            else
-            {
-                o[key] = value;
-            }
-        }
-
-        return o.ToJsonString();
     }
 
     /// <summary>One event as a terminal line: time, decision, op, path, process.</summary>

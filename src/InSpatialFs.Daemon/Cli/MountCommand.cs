@@ -88,7 +88,7 @@ internal static class MountCommand
         execRuntimeWritten.AcceptOnlyFromAmong("allow", "alert", "deny");
         var suspendOn = new Option<string?>("--suspend-on") { Description = "Suspend the container on detections of this severity or higher: info, low, medium, high, critical." };
         suspendOn.AcceptOnlyFromAmong("info", "low", "medium", "high", "critical");
-        var allowRelax = new Option<bool>("--allow-relax") { Description = "Allow the control command 'isolation LEVEL' to relax the level at run time." };
+        var allowRelax = new Option<bool>("--allow-relax") { Description = "Reserved (accepted, no effect): the isolation level of a running instance cannot be changed; restart with the new level." };
         var options = new Option<string[]>("-o") { Description = MountOptionString.Help, AllowMultipleArgumentsPerToken = false };
         var background = new Option<bool>("--background", "-b")
         {

@@ -12,6 +12,7 @@ public static partial class ConfigLoader
     private static readonly string[] FileOutputKeys = ["path", "max_size", "keep"];
     private static readonly string[] SyslogKeys = ["socket", "facility"];
     private static readonly string[] HttpKeys = ["url", "timeout", "headers"];
+    private static readonly string[] OtlpKeys = ["endpoint", "timeout", "headers"];
 
     private sealed partial class Reader
     {
@@ -64,7 +65,7 @@ public static partial class ConfigLoader
         private HttpOutputConfig Http(YamlNode node, string what, string? defaultPath)
         {
             var map = Mapping(node, what);
-            CheckKeys(map, what, what.EndsWith("otlp", StringComparison.Ordinal) ? ["endpoint", "timeout", "headers"] : HttpKeys);
+            CheckKeys(map, what, what.EndsWith("otlp", StringComparison.Ordinal) ? OtlpKeys : HttpKeys);
             YamlNode urlNode = Required(map, what.EndsWith("otlp", StringComparison.Ordinal) ? "endpoint" : "url", what);
             string text = Scalar(urlNode, what + ".url");
             if (!Uri.TryCreate(text, UriKind.Absolute, out Uri? url) || url.Scheme is not ("http" or "https"))

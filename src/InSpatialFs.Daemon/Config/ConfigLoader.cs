@@ -17,7 +17,7 @@ namespace InSpatialFs.Daemon.Config;
 public static partial class ConfigLoader
 {
     private static readonly string[] TopKeys =
-        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs", "host_users", "incidents"];
+        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs", "host_users", "incidents", "metrics_listen"];
     private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory", "overlay"];
     private static readonly string[] OverlayKeys = ["lower", "upper", "work"];
     private static readonly string[] MemoryKeys = ["size"];
@@ -67,6 +67,19 @@ public static partial class ConfigLoader
 
         return keys;
     }
+
+    /// <summary>
+    /// The key tables the reader checks against, by section ("" is the top level, "mounts[]" one mount): what the JSON
+    /// Schema (<see cref="ConfigSchema"/>) and the README test are generated from, so neither can drift from the reader.
+    /// </summary>
+    internal static IReadOnlyList<(string Section, string[] Keys)> KeyTables() =>
+    [
+        ("", TopKeys), ("mounts[]", MountKeys), ("mounts[].memory", MemoryKeys), ("mounts[].overlay", OverlayKeys), ("paths", PathsKeys),
+        ("resources", ResourceKeys), ("exec", ExecKeys), ("controls", ControlsKeys), ("response", ResponseKeys), ("container", ContainerKeys),
+        ("rules", RulesKeys), ("outputs", OutputsKeys), ("outputs.retry", RetryKeys), ("outputs.file", FileOutputKeys),
+        ("outputs.syslog", SyslogKeys), ("outputs.http", HttpKeys), ("outputs.otlp", OtlpKeys), ("host_users", HostUsersKeys),
+        ("incidents", IncidentsKeys),
+    ];
 
     /// <summary>Config files larger than this are refused before parsing (a config is a page, not megabytes).</summary>
     public const int MaxFileBytes = 1 << 20;
@@ -175,6 +188,7 @@ public static partial class ConfigLoader
                 Outputs = Optional(root, "outputs") is { } ou ? Outputs(ou) : OutputsConfig.None,
                 HostUsers = Optional(root, "host_users") is { } hu ? HostUsers(hu) : new HostUsersConfig(),
                 Incidents = Optional(root, "incidents") is { } inc ? Incidents(inc) : new IncidentsConfig(),
+                MetricsListen = Optional(root, "metrics_listen") is { } ml ? MetricsListen(ml) : null,
             };
         }
 
@@ -420,6 +434,16 @@ public static partial class ConfigLoader
                 RotateBytes = Optional(map, "rotate_bytes") is { } s ? Size(s, "incidents.rotate_bytes") : null,
                 Keep = Optional(map, "keep") is { } k ? (int)Math.Min(Count(k, "incidents.keep"), 1000) : null,
             };
+        }
+
+        /// <summary>`metrics_listen: 127.0.0.1:9464`: an IP address literal and a port (no host names: nothing is resolved at start).</summary>
+        private string MetricsListen(YamlNode node)
+        {
+            string v = Scalar(node, "metrics_listen");
+            if (!System.Net.IPEndPoint.TryParse(v, out System.Net.IPEndPoint? endpoint) || endpoint.Port == 0 || !v.Contains(':', StringComparison.Ordinal)
+                || (endpoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !v.StartsWith('[')))
+                throw Fail(node, $"metrics_listen: '{v}' is not ADDRESS:PORT (e.g. 127.0.0.1:9464, [::1]:9464) with a port from 1 to 65535");
+            return endpoint.ToString();
         }
 
         private double PositiveNumber(YamlNode node, string what)

@@ -30,6 +30,8 @@ public sealed record InstanceConfig
     public OutputsConfig Outputs { get; init; } = OutputsConfig.None;
     public HostUsersConfig HostUsers { get; init; } = new();
     public IncidentsConfig Incidents { get; init; } = new();
+    /// <summary>`metrics_listen: ADDRESS:PORT` — serve the metrics over HTTP at /metrics there; null: only the control file.</summary>
+    public string? MetricsListen { get; init; }
 
     /// <summary>Base of the default state directories (systemd's StateDirectory=).</summary>
     public const string StateRoot = "/var/lib/inspatialfs";

@@ -11,7 +11,8 @@ namespace InSpatialFs.Daemon.Control;
 /// The /proc-style control directory (ARCHITECTURE.md, "Control plane"), served by the same daemon on a second
 /// FUSE mount: a fixed, root-only directory of generated files. Snapshot files are rendered at OPEN, so one
 /// open sees one consistent snapshot; all files use direct I/O, so sizes need not be known in advance.
-/// `events` is a live log (reads at its end block); `control` takes one command per written line.
+/// `events` is a live log (reads at its end block); `control` takes one command per written line, and a read of the
+/// same open file returns the reply to each (ok, or refused with the reason).
 /// The tree is fixed: anything that would change it is refused with EPERM or EACCES, never ENOSYS.
 /// </summary>
 internal sealed class ControlFileSystem : IFuseFileSystem
@@ -139,7 +140,7 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         bool writing = (flags & LibC.O_ACCMODE) != LibC.O_RDONLY;
         if (writing != (file == ControlFile.Control))
         {
-            return Errno.EACCES; // control is write-only; everything else read-only
+            return Errno.EACCES; // control is opened for writing (read-write to read its replies); everything else read-only
         }
 
         byte[] snapshot = file is ControlFile.Control or ControlFile.Events ? [] : Encoding.UTF8.GetBytes(_plane.Render(file));
@@ -155,6 +156,22 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         if (!_open.TryGetValue(fh, out OpenControlFile? open))
         {
             return Errno.EBADF;
+        }
+
+        if (open.File == ControlFile.Control)
+        {
+            // The replies to the commands written on this open file (`ctl` opens read-write: writes, then reads why).
+            lock (open)
+            {
+                byte[] reply = Encoding.UTF8.GetBytes(open.Replies.ToString());
+                if (offset < reply.Length)
+                {
+                    bytesRead = Math.Min(buffer.Length, reply.Length - (int)offset);
+                    reply.AsSpan((int)offset, bytesRead).CopyTo(buffer);
+                }
+            }
+
+            return Errno.OK;
         }
 
         if (open.File != ControlFile.Events)
@@ -250,6 +267,7 @@ internal sealed class ControlFileSystem : IFuseFileSystem
                 {
                     open.LineNumber++;
                     Log.ControlRefused(_logger, open.LineNumber, 1, "(too long)", $"a command line longer than {ControlCommand.MaxLineBytes} bytes");
+                    Reply(open, $"refused: {open.LineNumber}:1: a command line longer than {ControlCommand.MaxLineBytes} bytes");
                     open.PendingLength = 0;
                     open.Discarding = newline < 0;
                     return Errno.EINVAL;
@@ -290,6 +308,7 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         if (!ControlCommand.TryParse(trimmed, out ControlCommand command, out int column, out string error))
         {
             Log.ControlRefused(_logger, open.LineNumber, column + lead, trimmed, error); // the log formatter escapes it
+            Reply(open, $"refused: {open.LineNumber}:{column + lead}: {error}");
             return Errno.EINVAL;
         }
 
@@ -297,14 +316,28 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         if (result != Errno.OK)
         {
             Log.ControlRefused(_logger, open.LineNumber, 1 + lead, command.ToString(), message);
+            Reply(open, $"refused: {open.LineNumber}:{1 + lead}: {message}");
         }
         else
         {
             Log.ControlExecuted(_logger, command.ToString(), message);
+            Reply(open, "ok: " + message);
         }
 
         return result;
     }
+
+    /// <summary>Kept per open file and bounded: a writer that never reads cannot grow it without end.</summary>
+    private static void Reply(OpenControlFile open, string line)
+    {
+        if (open.Replies.Length < MaxReplyChars)
+        {
+            open.Replies.Append(line.ReplaceLineEndings(" ")).Append('\n');
+        }
+    }
+
+    /// <summary>The replies one open `control` file keeps (about a hundred commands' worth).</summary>
+    private const int MaxReplyChars = 16384;
 
     public Errno Flush(FuseRequest request, ulong nodeId, ulong fh)
     {
@@ -451,7 +484,7 @@ internal sealed class ControlFileSystem : IFuseFileSystem
         else
         {
             ControlFile file = FileOf(nodeId);
-            mode = LibC.S_IFREG | (file == ControlFile.Control ? 0x80u : 0x100u); // 0200 control, 0400 the rest
+            mode = LibC.S_IFREG | (file == ControlFile.Control ? 0x180u : 0x100u); // 0600 control (read: the replies), 0400 the rest
             if (file == ControlFile.Events)
             {
                 size = (ulong)_plane.Events.End;
@@ -492,6 +525,9 @@ internal sealed class ControlFileSystem : IFuseFileSystem
 
         /// <summary>control: the current line went past the limit; its remaining bytes are dropped up to its newline.</summary>
         public bool Discarding;
+
+        /// <summary>control: "ok: MESSAGE" or "refused: LINE:COLUMN: REASON" per command written on this open, read back by the writer.</summary>
+        public StringBuilder Replies { get; } = new();
 
         /// <summary>control: lines seen on this open (for positioned refusals).</summary>
         public int LineNumber;

@@ -39,8 +39,8 @@ internal static class AlertOutputsFactory
         }
     }
 
-    /// <summary>Per-channel counters in the Prometheus text format.</summary>
-    public static void Metrics(StringBuilder sb, AlertOutputs? outputs, string instance)
+    /// <summary>Per-channel counters in the Prometheus text format (label `channel`).</summary>
+    internal static void Metrics(Runtime.PrometheusText p, AlertOutputs? outputs)
     {
         IReadOnlyList<AlertChannelStatus> all = outputs?.Status() ?? [];
         if (all.Count == 0) return;
@@ -53,10 +53,10 @@ internal static class AlertOutputsFactory
             ("inspatialfs_alerts_queued", "Alerts waiting in the channel's queue.", c => c.Queued, "gauge"),
         })
         {
-            sb.Append(CultureInfo.InvariantCulture, $"# HELP {metric} {help}\n# TYPE {metric} {type}\n");
+            p.Family(metric, type, help);
             foreach (AlertChannelStatus c in all)
             {
-                sb.Append(CultureInfo.InvariantCulture, $"{metric}{{instance=\"{instance}\",channel=\"{c.Name}\"}} {value(c)}\n");
+                p.Sample(metric, value(c), ("channel", c.Name));
             }
         }
     }

@@ -137,27 +137,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
     private string MountLine(MountEntry m) =>
         $"{m.Path} {m.Backend.Kind}{(m.ReadOnly ? " ro" : " rw")}{(m.Direct ? " direct: " + _instance.Proxy.DirectMode.DisplayName() : "")}";
 
-    private string Policy()
-    {
-        var sb = new StringBuilder();
-        Config.InstanceConfig config = _instance.Config;
-        sb.Append("isolation: ").Append(FsEventJson.LevelName(config.Isolation)).Append('\n');
-        sb.Append("paths:\n");
-        List(sb, "forbidden", config.Paths.Forbidden);
-        List(sb, "readonly", config.Paths.ReadOnly);
-        List(sb, "allowed", config.Paths.Allowed);
-        sb.Append("effective: ").Append(_instance.Security.Controls.ToString()).Append('\n');
-        Config.ResourcesConfig r = config.Resources;
-        sb.Append(CultureInfo.InvariantCulture, $"resources: {{ memory: {r.Memory?.ToString(CultureInfo.InvariantCulture) ?? "none"}, disk: {r.Disk?.ToString(CultureInfo.InvariantCulture) ?? "none"}, inodes: {r.Inodes?.ToString(CultureInfo.InvariantCulture) ?? "none"}, open_files: {r.OpenFiles?.ToString(CultureInfo.InvariantCulture) ?? "none"}, ops_per_second: {r.OpsPerSecond?.ToString(CultureInfo.InvariantCulture) ?? "none"}, bytes_per_second: {r.BytesPerSecond?.ToString(CultureInfo.InvariantCulture) ?? "none"} }}\n");
-        sb.Append("response: { suspend_on: ").Append(config.Response.SuspendOn?.ToString().ToLowerInvariant() ?? "default").Append(" }\n");
-        sb.Append("warnings:\n");
-        foreach (string w in _instance.Security.Warnings)
-        {
-            sb.Append("  - \"").Append(w.Replace("\"", "'", StringComparison.Ordinal)).Append("\"\n");
-        }
-
-        return sb.ToString();
-    }
+    private string Policy() => PolicyYaml.Render(_instance.Config, _instance.Security.Controls);
 
     private string RulesText()
     {
@@ -189,47 +169,77 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         return sb.ToString();
     }
 
+    /// <summary>count: operations decided; events: those recorded as events, whose latencies the percentiles are of.</summary>
     private string Stats()
     {
         SecurityCounters c = _instance.Security.Counters();
-        var sb = new StringBuilder("# op\tcount\tp50_us\tp90_us\tp99_us\n");
+        var sb = new StringBuilder("# op\tcount\tp50_us\tp90_us\tp99_us\tevents\n");
         foreach ((string op, long count) in c.PerOp.OrderByDescending(p => p.Value))
         {
-            (double p50, double p90, double p99) = FsOpNames.TryParse(op, out FsOp parsed) ? _latencies.Percentiles(parsed) : (0, 0, 0);
-            sb.Append(CultureInfo.InvariantCulture, $"{op}\t{count}\t{p50:0.#}\t{p90:0.#}\t{p99:0.#}\n");
+            bool known = FsOpNames.TryParse(op, out FsOp parsed);
+            (double p50, double p90, double p99) = known ? _latencies.Percentiles(parsed) : (0, 0, 0);
+            sb.Append(CultureInfo.InvariantCulture, $"{op}\t{count}\t{p50:0.#}\t{p90:0.#}\t{p99:0.#}\t{(known ? _latencies.Count(parsed) : 0)}\n");
         }
 
         return sb.ToString();
     }
 
-    private string Metrics()
+    /// <summary>The Prometheus exposition (control file `metrics` and, with metrics_listen, http://ADDRESS/metrics).</summary>
+    public string Metrics()
     {
         SecurityCounters c = _instance.Security.Counters();
-        var sb = new StringBuilder();
-        string name = _instance.Config.Name;
-        Counter(sb, "inspatialfs_operations_total", "Operations decided by the secure proxy.", name, c.Decisions);
-        Counter(sb, "inspatialfs_denials_total", "Operations denied.", name, c.Denials);
-        Counter(sb, "inspatialfs_throttled_total", "Operations delayed by rate limits.", name, c.Throttled);
-        Counter(sb, "inspatialfs_incidents_total", "Incidents recorded.", name, c.Incidents);
-        Counter(sb, "inspatialfs_events_recorded_total", "Events queued for analysis.", name, c.EventsRecorded);
-        Counter(sb, "inspatialfs_events_dropped_total", "Events dropped because the queue was full.", name, c.EventsDropped);
-        Counter(sb, "inspatialfs_events_waited_total", "Events that must be analysed whose request waited for room in the queue.", name, c.EventsWaited);
-        Counter(sb, "inspatialfs_incident_repeats_total", "Occurrences folded into an open incident of the same source, process and path.", name, c.IncidentRepeats);
-        Counter(sb, "inspatialfs_incidents_suppressed_total", "Occurrences the per-source incident rate limit kept from opening incidents.", name, c.IncidentsSuppressed);
-        Counter(sb, "inspatialfs_host_denials_total", "Operations of host processes refused by host_users.", name, c.HostDenials);
-        sb.Append("# HELP inspatialfs_suspended Whether the container is suspended.\n# TYPE inspatialfs_suspended gauge\n");
-        sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_suspended{{instance=\"{name}\"}} {(c.Suspended ? 1 : 0)}\n");
-        sb.Append("# HELP inspatialfs_live_nodes Nodes the kernel holds.\n# TYPE inspatialfs_live_nodes gauge\n");
-        sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_live_nodes{{instance=\"{name}\"}} {_instance.Proxy.LiveNodes}\n");
-        sb.Append("# HELP inspatialfs_op_total Operations by type.\n# TYPE inspatialfs_op_total counter\n");
-        foreach ((string op, long count) in c.PerOp)
+        var p = new PrometheusText(new StringBuilder(), _instance.Config.Name);
+        p.Family("inspatialfs_operations_total", "counter", "Operations decided by the secure proxy, by operation (every one, events or not).");
+        foreach ((string op, long count) in c.PerOp.OrderBy(o => o.Key, StringComparer.Ordinal))
         {
-            sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_total{{instance=\"{name}\",op=\"{op}\"}} {count}\n");
+            p.Sample("inspatialfs_operations_total", count, ("op", op));
         }
 
-        Outputs.AlertOutputsFactory.Metrics(sb, _instance.Alerts, name);
-        _latencies.WritePrometheus(sb, name);
-        return sb.ToString();
+        p.Single("inspatialfs_denials_total", "counter", "Operations denied.", c.Denials);
+        p.Single("inspatialfs_throttled_total", "counter", "Operations delayed by rate limits.", c.Throttled);
+        p.Single("inspatialfs_incidents_total", "counter", "Incidents recorded.", c.Incidents);
+        p.Single("inspatialfs_incidents_open", "gauge", "Incidents neither acknowledged nor resolved.", c.IncidentsOpen);
+        p.Single("inspatialfs_events_recorded_total", "counter", "Events queued for analysis.", c.EventsRecorded);
+        p.Single("inspatialfs_events_dropped_total", "counter", "Events dropped because the queue was full.", c.EventsDropped);
+        p.Single("inspatialfs_events_waited_total", "counter", "Events that must be analysed whose request waited for room in the queue.", c.EventsWaited);
+        p.Single("inspatialfs_incident_repeats_total", "counter", "Occurrences folded into an open incident of the same source, process and path.", c.IncidentRepeats);
+        p.Single("inspatialfs_incidents_suppressed_total", "counter", "Occurrences the per-source incident rate limit kept from opening incidents.", c.IncidentsSuppressed);
+        p.Single("inspatialfs_host_denials_total", "counter", "Operations of host processes refused by host_users.", c.HostDenials);
+        p.Single("inspatialfs_suspended", "gauge", "Whether the container is suspended (1) or running (0).", c.Suspended ? 1 : 0);
+        p.Single("inspatialfs_blocked_processes", "gauge", "Processes blocked by a block-process response.", c.BlockedProcesses);
+        p.Single("inspatialfs_open_files", "gauge", "Files the container holds open.", c.OpenFiles);
+        p.Single("inspatialfs_live_nodes", "gauge", "Nodes the kernel holds.", _instance.Proxy.LiveNodes);
+        p.Single("inspatialfs_open_handles", "gauge", "Open file and directory handles.", _instance.Proxy.OpenHandles);
+
+        var quotas = _instance.Security.Resources.Accounts.OrderBy(a => a.Mount, StringComparer.Ordinal).ToList();
+        if (quotas.Count > 0)
+        {
+            p.Family("inspatialfs_quota_used_bytes", "gauge", "Bytes charged to the mount's quota.");
+            foreach (Security.Resources.QuotaAccount q in quotas) p.Sample("inspatialfs_quota_used_bytes", q.Bytes, ("mount", q.Mount));
+            p.Family("inspatialfs_quota_limit_bytes", "gauge", "The mount's byte quota (absent: unlimited).");
+            foreach (Security.Resources.QuotaAccount q in quotas.Where(q => q.ByteLimit != null)) p.Sample("inspatialfs_quota_limit_bytes", q.ByteLimit!.Value, ("mount", q.Mount));
+            p.Family("inspatialfs_quota_used_inodes", "gauge", "Inodes charged to the mount's quota.");
+            foreach (Security.Resources.QuotaAccount q in quotas) p.Sample("inspatialfs_quota_used_inodes", q.Inodes, ("mount", q.Mount));
+            p.Family("inspatialfs_quota_limit_inodes", "gauge", "The mount's inode quota (absent: unlimited).");
+            foreach (Security.Resources.QuotaAccount q in quotas.Where(q => q.InodeLimit != null)) p.Sample("inspatialfs_quota_limit_inodes", q.InodeLimit!.Value, ("mount", q.Mount));
+        }
+
+        RuleEngineStats rules = _instance.Rules.GetStats();
+        p.Family("inspatialfs_rule_hits_total", "counter", "Matches of each loaded rule.");
+        foreach (RuleStats r in rules.PerRule) p.Sample("inspatialfs_rule_hits_total", r.Hits, ("rule", r.Rule));
+        p.Family("inspatialfs_rule_suppressed_total", "counter", "Matches of each rule held back by its own rate limit or exceptions.");
+        foreach (RuleStats r in rules.PerRule) p.Sample("inspatialfs_rule_suppressed_total", r.Suppressed, ("rule", r.Rule));
+        p.Single("inspatialfs_rule_reloads_total", "counter", "Rule reloads that took effect.", rules.Reloads);
+        p.Single("inspatialfs_rule_reload_failures_total", "counter", "Rule reloads refused (the old rules stayed).", rules.FailedReloads);
+
+        Outputs.AlertOutputsFactory.Metrics(p, _instance.Alerts);
+        _latencies.WritePrometheus(p);
+
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        p.Single("process_resident_memory_bytes", "gauge", "Resident memory of the daemon.", self.WorkingSet64);
+        p.Single("process_cpu_seconds_total", "counter", "CPU time of the daemon (user and system).", self.TotalProcessorTime.TotalSeconds);
+        p.Single("process_start_time_seconds", "gauge", "Start of the instance, seconds since the Unix epoch.", (_instance.StartedUtc - DateTime.UnixEpoch).TotalSeconds);
+        return p.Builder.ToString();
     }
 
     private string Incidents()
@@ -244,12 +254,6 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
     }
 
     private static void Line(StringBuilder sb, string key, object value) => sb.Append(key).Append(": ").Append(Convert.ToString(value, CultureInfo.InvariantCulture)).Append('\n');
-
-    private static void List(StringBuilder sb, string key, IReadOnlyList<string> items) =>
-        sb.Append("  ").Append(key).Append(": [").Append(string.Join(", ", items)).Append("]\n");
-
-    private static void Counter(StringBuilder sb, string metric, string help, string instance, long value) =>
-        sb.Append(CultureInfo.InvariantCulture, $"# HELP {metric} {help}\n# TYPE {metric} counter\n{metric}{{instance=\"{instance}\"}} {value}\n");
 
     public void Dispose() => _subscription.Dispose();
 }

@@ -135,6 +135,13 @@ internal sealed class Instance : IDisposable
         Proxy = new SecureProxy(Mounts, Security, new ProxyOptions { InstanceName = _config.Name, DirectFallback = _options.DirectFallback }, Logs.CreateLogger("InSpatialFs.Proxy"));
         ControlPlane = new ControlPlane(this);
         _owned.Add(ControlPlane);
+        if (_config.MetricsListen is { } listen)
+        {
+            // Bound before anything is mounted: an address in use refuses the start instead of serving without metrics.
+            var metrics = new MetricsListener(listen, ControlPlane.Metrics, Logs.CreateLogger("InSpatialFs.Metrics"));
+            _owned.Add(metrics);
+            Log.MetricsListening(_log, metrics.Endpoint.ToString());
+        }
 
         _mount = Mount(_config.Mountpoint, "inspatialfs:" + _config.Name, allowOther: true);
         if (_mount.ConnectionId is uint connection)

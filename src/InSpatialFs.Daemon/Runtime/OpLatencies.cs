@@ -1,12 +1,13 @@
 using System.Globalization;
-using System.Text;
 using InSpatialFs.Security.Events;
 
 namespace InSpatialFs.Daemon.Runtime;
 
 /// <summary>
-/// Per-operation latency histograms with power-of-two microsecond buckets (1 µs .. ~1 s): cheap to add to from
-/// the event consumer, enough for percentiles in `stats` and a Prometheus histogram in `metrics`.
+/// Per-operation latency histograms of recorded events, with power-of-two microsecond buckets (1 µs .. ~1 s): cheap
+/// to add to from the event consumer, enough for percentiles in `stats` and a Prometheus histogram in `metrics`. The
+/// per-operation event counts are the histograms' own totals, so `inspatialfs_events_total{op}` and the histogram's
+/// `_count{op}` always agree.
 /// </summary>
 internal sealed class OpLatencies
 {
@@ -20,6 +21,18 @@ internal sealed class OpLatencies
         int bucket = Math.Min(Buckets, 64 - (int)ulong.LeadingZeroCount((ulong)(micros - 1)));
         Interlocked.Increment(ref _counts[(int)op, bucket]);
         Interlocked.Add(ref _sumNanos[(int)op], nanos);
+    }
+
+    /// <summary>Events of this operation seen so far (the histogram's count).</summary>
+    public long Count(FsOp op)
+    {
+        long total = 0;
+        for (int b = 0; b <= Buckets; b++)
+        {
+            total += Interlocked.Read(ref _counts[(int)op, b]);
+        }
+
+        return total;
     }
 
     /// <summary>Upper bounds (µs) of the buckets holding the 50th, 90th and 99th percentile.</summary>
@@ -49,18 +62,32 @@ internal sealed class OpLatencies
         return Math.Pow(2, Buckets);
     }
 
-    public void WritePrometheus(StringBuilder sb, string instance)
+    /// <summary>`inspatialfs_events_total{op}` and `inspatialfs_event_duration_seconds{op}` from one snapshot of the buckets.</summary>
+    public void WritePrometheus(PrometheusText p)
     {
-        sb.Append("# HELP inspatialfs_op_latency_seconds Time the daemon spent on an operation.\n# TYPE inspatialfs_op_latency_seconds histogram\n");
+        var snapshot = new long[FsOpNames.Count, Buckets + 1];
+        var sums = new long[FsOpNames.Count];
+        var totals = new long[FsOpNames.Count];
         for (int op = 0; op < FsOpNames.Count; op++)
         {
-            long cumulative = 0;
+            sums[op] = Interlocked.Read(ref _sumNanos[op]);
             for (int b = 0; b <= Buckets; b++)
             {
-                cumulative += Interlocked.Read(ref _counts[op, b]);
+                snapshot[op, b] = Interlocked.Read(ref _counts[op, b]);
+                totals[op] += snapshot[op, b];
             }
+        }
 
-            if (cumulative == 0)
+        p.Family("inspatialfs_events_total", "counter", "Events recorded, by operation: every denial, and completed opens, creates, directory reads, releases and changes to the tree or metadata (reads, writes, getattr and allowed lookups are not events; inspatialfs_operations_total counts them).");
+        for (int op = 0; op < FsOpNames.Count; op++)
+        {
+            if (totals[op] > 0) p.Sample("inspatialfs_events_total", totals[op], ("op", ((FsOp)op).Name()));
+        }
+
+        p.Family("inspatialfs_event_duration_seconds", "histogram", "Time the daemon spent serving the operation of a recorded event.");
+        for (int op = 0; op < FsOpNames.Count; op++)
+        {
+            if (totals[op] == 0)
             {
                 continue;
             }
@@ -69,13 +96,13 @@ internal sealed class OpLatencies
             long running = 0;
             for (int b = 0; b <= Buckets; b++)
             {
-                running += Interlocked.Read(ref _counts[op, b]);
+                running += snapshot[op, b];
                 string le = b == Buckets ? "+Inf" : (Math.Pow(2, b) / 1e6).ToString("G6", CultureInfo.InvariantCulture);
-                sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_latency_seconds_bucket{{instance=\"{instance}\",op=\"{name}\",le=\"{le}\"}} {running}\n");
+                p.Sample("inspatialfs_event_duration_seconds_bucket", running, ("op", name), ("le", le));
             }
 
-            sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_latency_seconds_sum{{instance=\"{instance}\",op=\"{name}\"}} {Interlocked.Read(ref _sumNanos[op]) / 1e9:0.#########}\n");
-            sb.Append(CultureInfo.InvariantCulture, $"inspatialfs_op_latency_seconds_count{{instance=\"{instance}\",op=\"{name}\"}} {cumulative}\n");
+            p.Sample("inspatialfs_event_duration_seconds_sum", sums[op] / 1e9, ("op", name));
+            p.Sample("inspatialfs_event_duration_seconds_count", totals[op], ("op", name));
         }
     }
 }

@@ -43,6 +43,15 @@ public enum FsOp : byte
 
 public static class FsOpNames
 {
+    /// <summary>
+    /// Operations the proxy never records as events (served without a decision, or summed into the release event:
+    /// reads and writes), so rules on them never fire.
+    /// </summary>
+    public static readonly IReadOnlyList<FsOp> NeverEvents = [FsOp.GetAttr, FsOp.Read, FsOp.Write, FsOp.StatFs, FsOp.Fsync, FsOp.GetXattr, FsOp.ListXattr];
+
+    /// <summary>Operations recorded as events only when denied (an allowed lookup or access check is not an event).</summary>
+    public static readonly IReadOnlyList<FsOp> EventsOnlyWhenDenied = [FsOp.Lookup, FsOp.Access];
+
     private static readonly string[] Names =
     [
         "lookup", "getattr", "chmod", "chown", "truncate", "utimens", "readlink", "symlink", "mknod", "mkdir",

@@ -59,6 +59,19 @@ internal sealed class RuleCompiler
         return new KeyPlan(bound);
     }
 
+    /// <summary>R026: the rule loads, but only operations that are not events (or only when denied) can match it.</summary>
+    private void WarnIfQuiet(CollectedRule rule, ulong opMask)
+    {
+        ulong never = FsOpNames.NeverEvents.Aggregate(0UL, (m, op) => m | 1UL << (int)op);
+        ulong denied = FsOpNames.EventsOnlyWhenDenied.Aggregate(0UL, (m, op) => m | 1UL << (int)op);
+        if ((opMask & ~(never | denied)) != 0) return;
+        string Names(ulong mask) => string.Join(", ", Enumerable.Range(0, FsOpNames.Count).Where(i => (mask & opMask & 1UL << i) != 0).Select(i => ((FsOp)i).Name()));
+        string reason = (opMask & denied) == 0
+            ? $"it matches only {Names(never)}, which are never events: it never fires"
+            : $"it matches only {Names(never | denied)}, which are events only when denied{((opMask & never) != 0 ? $" ({Names(never)}: never)" : "")}: it fires on denials only";
+        _diagnostics.Warning(RuleDiagnosticCodes.QuietOperations, rule.At, $"rule '{rule.Name}': {reason}");
+    }
+
     private void Skip(CollectedRule rule, string reason)
     {
         Skipped.Add(new SkippedRule(rule.Name, reason, rule.DefinedIn, rule.At.Line, rule.Enabled));
@@ -198,6 +211,7 @@ internal sealed class RuleCompiler
             return null;
         }
 
+        WarnIfQuiet(rule, opMask);
         return new CompiledRule
         {
             Name = rule.Name,

@@ -37,6 +37,8 @@ public static class RuleDiagnosticCodes
     public const string Redefined = "R024";
     /// <summary>The file requires a newer Falco engine version than the one whose semantics we implement.</summary>
     public const string EngineVersion = "R025";
+    /// <summary>Warning: a rule matches only operations that become events rarely (lookup, access: when denied) or never (read, getattr, ...).</summary>
+    public const string QuietOperations = "R026";
 }
 
 /// <summary>A load error or warning with its position (1-based line and column; 0 when unknown).</summary>

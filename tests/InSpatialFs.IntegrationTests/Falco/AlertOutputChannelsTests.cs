@@ -122,7 +122,7 @@ public sealed class AlertOutputChannelsTests
 
     private Dictionary<string, long> Metrics(string metric) =>
         File.ReadAllLines(Path.Combine(_control, "metrics"))
-            .Select(l => Regex.Match(l, "^" + metric + @"\{instance=""[^""]+"",channel=""(\w+)""\} (\d+)$"))
+            .Select(l => Regex.Match(l, "^" + metric + @"\{name=""[^""]+"",channel=""(\w+)""\} (\d+)$"))
             .Where(m => m.Success)
             .ToDictionary(m => m.Groups[1].Value, m => long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
 

@@ -40,7 +40,7 @@ public sealed class IncidentLimitsTests
         Assert.That(opened, Has.Count.EqualTo(5), "max_burst: 5");
         Assert.That(Str(opened[^1], "suppressed"), Is.EqualTo("35"), "the source's latest incident carries the count");
         string metrics = File.ReadAllText(Path.Combine(_mount.ControlDirectory, "metrics"));
-        Assert.That(metrics, Does.Contain($"inspatialfs_incidents_suppressed_total{{instance=\"{_mount.Name}\"}} 35"));
+        Assert.That(metrics, Does.Contain($"inspatialfs_incidents_suppressed_total{{name=\"{_mount.Name}\"}} 35"));
 
         // Positive control: another source is not held by this one's limit, and a repeat is folded, not suppressed.
         Assert.That(_mount.Fsop("read $M/etc/shadow"), Is.EqualTo("EACCES"));
