@@ -54,8 +54,8 @@ server_pid() { # the FUSE server behind $mnt
     inspatialfs) cat /var/lib/inspatialfs/bench/instance.pid 2>/dev/null || echo "" ;;
   esac
 }
-do_mount() { # $1 target: lower + fresh upper, mounted at $mnt
-  rm -rf "$work/upper" "$work/work"; mkdir -p "$work/upper" "$work/work" "$mnt"
+fresh_upper() { rm -rf "$work/upper" "$work/work"; mkdir -p "$work/upper" "$work/work" "$mnt"; }
+do_mount() { # $1 target: lower + the (fresh) upper, mounted at $mnt
   # inspatialfs-overlay names the instance after the directory above the mountpoint: keep it "bench".
   case $1 in
     kernel) mount -t overlay overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
@@ -93,7 +93,6 @@ for t in "${TARGETS[@]}"; do
   podman_cmd "$t" import "$work/rootfs.tar" localhost/bench:1 >/dev/null
 done
 
-mount_phase() { do_mount "$1"; }
 read_all() { find "$mnt/data" -type f -print0 | xargs -0 cat > /dev/null; }
 find_stat() { find "$mnt" -xdev -print0 | xargs -0 stat --format=%i > /dev/null; }
 copy_up() { for i in $(seq 0 999); do d=$(printf 'd%03d' $((i % 200))); echo x >> "$mnt/data/$d/$(printf 'f%05d' "$i")"; done; }
@@ -104,6 +103,7 @@ for round in $(seq "$ROUNDS"); do
   order=("${TARGETS[@]:$(( (round - 1) % 3 ))}" "${TARGETS[@]:0:$(( (round - 1) % 3 ))}")
   echo "==> round $round: ${order[*]}"
   for t in "${order[@]}"; do
+    fresh_upper
     t0=$(now); do_mount "$t"; t1=$(now); record "$t" mount "$(echo "$t1 - $t0" | bc -l)" 0
     sync; echo 3 > /proc/sys/vm/drop_caches
     phase "$t" find-stat-cold find_stat
