@@ -46,8 +46,10 @@ public static partial class ConfigLoader
 
             var removedFrom = new List<YamlNode>();
             ConfigException current = first;
-            while (errors.Count < MaxErrors && !IsAboutRoot(root, current) && Remove(root, current.Line, current.Column, removedFrom))
+            bool reread = false, stoodIn = false;
+            while (errors.Count < MaxErrors && (reread || (!IsAboutRoot(root, current) && Remove(root, current.Line, current.Column, removedFrom))))
             {
+                reread = false;
                 try
                 {
                     new Reader(path, ConfigOverrides.None).Instance(root);
@@ -55,8 +57,17 @@ public static partial class ConfigLoader
                 }
                 catch (ConfigException next)
                 {
-                    if (next.Line == 0 || removedFrom.Any(n => n.Start.Line == next.Line && n.Start.Column == next.Column)
-                        || errors.Any(e => e.Line == next.Line && e.Column == next.Column))
+                    YamlNode? from = removedFrom.FirstOrDefault(n => n.Start.Line == next.Line && n.Start.Column == next.Column);
+                    if (from is YamlSequenceNode mounts && !stoodIn && next.Reason.Contains(MissingRootMount, StringComparison.Ordinal))
+                    {
+                        // The mount at / was the refused one: a stand-in root lets the rest of the file (isolation,
+                        // paths, resources, ...) be read, so their errors are reported in the same run.
+                        mounts.Children.Add(StandInRootMount());
+                        stoodIn = reread = true;
+                        continue;
+                    }
+
+                    if (next.Line == 0 || from is not null || errors.Any(e => e.Line == next.Line && e.Column == next.Column))
                     {
                         break; // a consequence of a removal, not an error of its own
                     }
@@ -69,6 +80,13 @@ public static partial class ConfigLoader
             return (null, [.. errors.OrderBy(e => e.Line).ThenBy(e => e.Column)]);
         }
     }
+
+    private const string MissingRootMount = "mounts must include a mount at path '/'";
+
+    /// <summary>A valid in-memory root mount (never reported: it has no position in the file).</summary>
+    private static YamlMappingNode StandInRootMount() => new(
+        new YamlScalarNode("path"), new YamlScalarNode("/"),
+        new YamlScalarNode("memory"), new YamlMappingNode(new YamlScalarNode("size"), new YamlScalarNode("1MiB")));
 
     /// <summary>
     /// A block mapping starts where its first key does: a refusal there is about the whole document when it says so

@@ -278,7 +278,7 @@ public static partial class ConfigLoader
                 result.Add(new MountConfig(path, MountSourceKind.Host, source, readOnly, direct, null));
                 sourceNodes.Add(sourceNode);
             }
-            if (!seen.ContainsKey("/")) throw Fail(node, "mounts must include a mount at path '/'");
+            if (!seen.ContainsKey("/")) throw Fail(node, MissingRootMount);
             return (result, sourceNodes);
         }
 

@@ -148,6 +148,9 @@ public sealed class ConfigCommandTests
         ShellResult r = Config($"validate '{config}'");
         Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
         Assert.That(r.StdErr, Does.Contain($"{config}:3:24: source directory").And.Not.Contain("must include a mount"));
+        // ... and what comes after the refused root mount is still read in the same run.
+        Assert.That(r.StdErr, Does.Contain($"{config}:4:12: isolation: 'extreme'"), r.StdErr);
+        Assert.That(r.StdErr, Does.Contain("invalid (2 error(s))"), r.StdErr);
     }
 
     [TestCase("mounts: [{ path: /, source: $D/absent }]\nmountpoint: $D/mnt\n", 1, 29, "source directory")]
