@@ -49,7 +49,7 @@ public sealed class OverlayFormatTests
     [TearDown]
     public void Remove() => Shell.Run($"umount -l '{Mnt}' 2>/dev/null; umount -l '{_work}/control' 2>/dev/null; rm -rf '{_work}'");
 
-    private DaemonProcess Start(bool direct = false)
+    private DaemonProcess Start(bool direct = false, string extra = "")
     {
         string config = Path.Combine(_work, "overlay.yaml");
         File.WriteAllText(config, $$"""
@@ -60,6 +60,7 @@ public sealed class OverlayFormatTests
             mounts:
               - { path: /, direct: {{(direct ? "true" : "false")}}, overlay: { lower: [{{L1}}, {{L2}}], upper: {{Upper}}, work: {{_work}}/work } }
             controls: { refuse_devices: false }
+            {{extra}}
             """);
         return DaemonProcess.Start(Mnt, ["--config", config], appendMountPoint: false);
     }
@@ -99,6 +100,21 @@ public sealed class OverlayFormatTests
         }
 
         Assert.That(File.ReadAllText(Path.Combine(_work, "control", "status")), Does.Contain("kernel-passthrough"));
+    }
+
+    [Test]
+    public void A_lower_program_overwritten_through_copy_up_is_runtime_written_and_its_exec_refused()
+    {
+        Shell.Check($"mkdir -p '{L2}/app' && cp /bin/true '{L2}/app/tool' && cp /bin/true '{L2}/app/other'");
+        using DaemonProcess daemon = Start(extra: "exec: { runtime_written: deny }");
+        Assert.That(Shell.Run($"'{Mnt}/app/other'").ExitCode, Is.Zero, "positive control: an image program runs");
+        // The overwrite copies the lower file up first; the mark must land on the copy that is then executed.
+        Shell.Check($"cat /bin/echo > '{Mnt}/app/tool'");
+        ShellResult run = Shell.Run($"'{Mnt}/app/tool' hello");
+        Assert.That(run.ExitCode, Is.Not.Zero, run.ToString());
+        Assert.That(run.StdErr, Does.Contain("Operation not permitted"), run.ToString());
+        Assert.That(run.StdOut, Does.Not.Contain("hello"));
+        Assert.That(File.Exists(Path.Combine(Upper, "app", "tool")), Is.True, "the copy is in the upper layer");
     }
 
     [Test]
