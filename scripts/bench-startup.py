@@ -59,7 +59,8 @@ class Target:
         return self.proc.pid
 
     def start(self):
-        for d in (self.mnt, self.backing, f"{self.work}/lower", f"{self.work}/ovwork"):
+        # A fresh state directory too: a new instance, not one that reloads an earlier run's journals.
+        for d in (self.mnt, self.backing, f"{self.work}/lower", f"{self.work}/ovwork", f"{self.work}/state"):
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
         parent_dev = os.stat(self.work).st_dev
