@@ -12,7 +12,7 @@ targets: fuse-overlayfs bindfs inspatialfs-memory inspatialfs-host inspatialfs-o
 import os, shutil, signal, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "bin", "inspatialfs")
+BIN = os.environ.get("INSPATIALFS_BIN") or os.path.join(ROOT, "bin", "inspatialfs")
 NODES = int(os.environ.get("NODES", "100000"))
 
 

@@ -11,7 +11,8 @@
 #              threads; steadier than throughput on these VMs) and, in one extra pass with perf, its system calls per
 #              metadata operation; then start-up time, idle RSS and RSS per 100,000 live nodes (scripts/bench-startup.py).
 #              inspatialfs-memory against native is the memory mount against tmpfs (the backing is a tmpfs).
-# Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3).
+# Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3),
+#      INSPATIALFS_BIN (default bin/inspatialfs: point it at another build to compare before and after).
 # Each round runs every target in turn; the table gives the median of the rounds per phase (single runs on these
 # 2-core VMs vary by 20-50% between runs, and a median of interleaved rounds keeps that out of the ratios).
 set -euo pipefail
@@ -30,7 +31,9 @@ if ((${#need[@]})); then
   echo "==> installing benchmark peers: ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-[[ -x bin/inspatialfs && -x native/build/fsmeta ]] || { echo "bench: run 'make build' first" >&2; exit 1; }
+ifs=${INSPATIALFS_BIN:-$root/bin/inspatialfs}
+export INSPATIALFS_BIN=$ifs
+[[ -x $ifs && -x native/build/fsmeta ]] || { echo "bench: run 'make build' first" >&2; exit 1; }
 
 work=/tmp/inspatialfs-bench
 mkdir -p "$work"
@@ -48,16 +51,18 @@ tarball=$work/tree.tar
 [[ -f $tarball ]] || tar -C /usr/share -cf "$tarball" doc 2>/dev/null || true
 
 mount_target() { # $1 = target; leaves the directory to test in $dir
-  rm -rf "$backing" "$mnt" "$work/upper" "$work/work" "$work/lower"; mkdir -p "$backing" "$mnt"
+  # A fresh state directory each time: every mount is a new instance, not one that reloads earlier journals.
+  rm -rf "$backing" "$mnt" "$work/upper" "$work/work" "$work/lower" "$work/state"; mkdir -p "$backing" "$mnt"
+  local ifs_mount=("$ifs" mount --state-dir "$work/state" --log-level warning)
   case $1 in
     native) dir=$backing ;;
     bindfs) bindfs -o allow_other "$backing" "$mnt"; dir=$mnt ;;
     fuse-overlayfs) mkdir -p "$work/lower" "$work/work"; fuse-overlayfs -o "lowerdir=$work/lower,upperdir=$backing,workdir=$work/work" "$mnt"; dir=$mnt ;;
-    inspatialfs-memory) bin/inspatialfs mount --memory --memory-size 6GiB --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
-    inspatialfs-host) bin/inspatialfs mount --source "$backing" --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
-    inspatialfs-direct) bin/inspatialfs mount --source "$backing" --direct --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-memory) "${ifs_mount[@]}" --memory --memory-size 6GiB "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-host) "${ifs_mount[@]}" --source "$backing" "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-direct) "${ifs_mount[@]}" --source "$backing" --direct "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-direct-splice|inspatialfs-direct-copy)
-      bin/inspatialfs mount --source "$backing" --direct --no-passthrough --direct-fallback "${1#inspatialfs-direct-}" --log-level warning "$mnt" &
+      "${ifs_mount[@]}" --source "$backing" --direct --no-passthrough --direct-fallback "${1#inspatialfs-direct-}" "$mnt" &
       daemon_pid=$!; dir=$mnt ;;
     *) echo "bench: unknown target $1" >&2; return 1 ;;
   esac
