@@ -1,6 +1,8 @@
 // fsmeta: metadata load for benchmarks. Runs the phases create, stat (warm), readdir, stat-cold (after
 // dropping caches when allowed), unlink over FILES files spread across DIRS directories under ROOT and prints
 // one line per phase: "<phase>\t<seconds>\t<ops/s>". Used by scripts/bench.sh against every mount in turn.
+// With FSMETA_HOOK set, runs that shell command just before and just after each timed phase, with FSMETA_EVENT
+// (begin/end) and FSMETA_PHASE in its environment: bench.sh samples the file system daemon's CPU time there.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -23,7 +25,22 @@ static void die(const char *what, const char *path) {
     exit(1);
 }
 
+static void hook(const char *event, const char *phase) {
+    const char *command = getenv("FSMETA_HOOK");
+    if (!command || !*command) return;
+    setenv("FSMETA_EVENT", event, 1);
+    setenv("FSMETA_PHASE", phase, 1);
+    if (system(command) != 0) fprintf(stderr, "fsmeta: FSMETA_HOOK failed at %s %s\n", event, phase);
+}
+
+// Starts a timed phase: the hook runs first, outside the timing.
+static double begin(const char *phase) {
+    hook("begin", phase);
+    return now();
+}
+
 static void report(const char *phase, double seconds, long ops) {
+    hook("end", phase);
     printf("%s\t%.6f\t%.0f\n", phase, seconds, seconds > 0 ? ops / seconds : 0.0);
     fflush(stdout);
 }
@@ -57,7 +74,7 @@ int main(int argc, char **argv) {
         if (mkdir(path, 0755) != 0 && errno != EEXIST) die("mkdir", path);
     }
 
-    double t = now();
+    double t = begin("create");
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
         int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
@@ -66,14 +83,14 @@ int main(int argc, char **argv) {
     }
     report("create", now() - t, files);
 
-    t = now();
+    t = begin("stat");
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
         if (stat(path, &st) != 0) die("stat", path);
     }
     report("stat", now() - t, files);
 
-    t = now();
+    t = begin("readdir");
     long seen = 0;
     for (long d = 0; d < dirs; d++) {
         snprintf(path, sizeof path, "%s/d%03ld", root, d);
@@ -86,14 +103,14 @@ int main(int argc, char **argv) {
     report("readdir", now() - t, seen);
 
     drop_caches();
-    t = now();
+    t = begin("stat-cold");
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
         if (stat(path, &st) != 0) die("stat", path);
     }
     report("stat-cold", now() - t, files);
 
-    t = now();
+    t = begin("unlink");
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
         if (unlink(path) != 0) die("unlink", path);

@@ -7,7 +7,12 @@
 #              TARGETS="native inspatialfs-direct-splice inspatialfs-direct-copy" make bench
 #   workloads: fio seq read cold/cached + seq write (1 MiB blocks, SIZE), fio rand 4k read/write with 1 and 2 jobs,
 #              metadata phases of native/build/fsmeta (FILES files in 100 dirs), tar extract + read back.
-# Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3).
+#   cost:      for every FUSE target, the server's CPU-seconds per phase (utime+stime of the daemon process, all
+#              threads; steadier than throughput on these VMs) and, in one extra pass with perf, its system calls per
+#              metadata operation; then start-up time, idle RSS and RSS per 100,000 live nodes (scripts/bench-startup.py).
+#              inspatialfs-memory against native is the memory mount against tmpfs (the backing is a tmpfs).
+# Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3),
+#      INSPATIALFS_BIN (default bin/inspatialfs: point it at another build to compare before and after).
 # Each round runs every target in turn; the table gives the median of the rounds per phase (single runs on these
 # 2-core VMs vary by 20-50% between runs, and a median of interleaved rounds keeps that out of the ratios).
 set -euo pipefail
@@ -21,11 +26,14 @@ TARGETS=${TARGETS:-"native bindfs fuse-overlayfs inspatialfs-memory inspatialfs-
 
 need=()
 for p in fio bindfs fuse-overlayfs; do command -v $p >/dev/null || need+=("$p"); done
+command -v perf >/dev/null || need+=(linux-perf)
 if ((${#need[@]})); then
   echo "==> installing benchmark peers: ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-[[ -x bin/inspatialfs && -x native/build/fsmeta ]] || { echo "bench: run 'make build' first" >&2; exit 1; }
+ifs=${INSPATIALFS_BIN:-$root/bin/inspatialfs}
+export INSPATIALFS_BIN=$ifs
+[[ -x $ifs && -x native/build/fsmeta ]] || { echo "bench: run 'make build' first" >&2; exit 1; }
 
 work=/tmp/inspatialfs-bench
 mkdir -p "$work"
@@ -43,16 +51,18 @@ tarball=$work/tree.tar
 [[ -f $tarball ]] || tar -C /usr/share -cf "$tarball" doc 2>/dev/null || true
 
 mount_target() { # $1 = target; leaves the directory to test in $dir
-  rm -rf "$backing" "$mnt" "$work/upper" "$work/work" "$work/lower"; mkdir -p "$backing" "$mnt"
+  # A fresh state directory each time: every mount is a new instance, not one that reloads earlier journals.
+  rm -rf "$backing" "$mnt" "$work/upper" "$work/work" "$work/lower" "$work/state"; mkdir -p "$backing" "$mnt"
+  local ifs_mount=("$ifs" mount --state-dir "$work/state" --log-level warning)
   case $1 in
     native) dir=$backing ;;
     bindfs) bindfs -o allow_other "$backing" "$mnt"; dir=$mnt ;;
     fuse-overlayfs) mkdir -p "$work/lower" "$work/work"; fuse-overlayfs -o "lowerdir=$work/lower,upperdir=$backing,workdir=$work/work" "$mnt"; dir=$mnt ;;
-    inspatialfs-memory) bin/inspatialfs mount --memory --memory-size 6GiB --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
-    inspatialfs-host) bin/inspatialfs mount --source "$backing" --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
-    inspatialfs-direct) bin/inspatialfs mount --source "$backing" --direct --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-memory) "${ifs_mount[@]}" --memory --memory-size 6GiB "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-host) "${ifs_mount[@]}" --source "$backing" "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-direct) "${ifs_mount[@]}" --source "$backing" --direct "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-direct-splice|inspatialfs-direct-copy)
-      bin/inspatialfs mount --source "$backing" --direct --no-passthrough --direct-fallback "${1#inspatialfs-direct-}" --log-level warning "$mnt" &
+      "${ifs_mount[@]}" --source "$backing" --direct --no-passthrough --direct-fallback "${1#inspatialfs-direct-}" "$mnt" &
       daemon_pid=$!; dir=$mnt ;;
     *) echo "bench: unknown target $1" >&2; return 1 ;;
   esac
@@ -60,6 +70,18 @@ mount_target() { # $1 = target; leaves the directory to test in $dir
     for _ in $(seq 200); do mountpoint -q "$mnt" && break; sleep 0.05; done
     mountpoint -q "$mnt" || { echo "bench: $1 did not mount" >&2; return 1; }
   fi
+}
+server_pid() { # the pid of the process serving target $1 (empty for native)
+  case $1 in
+    native) ;;
+    bindfs|fuse-overlayfs) pgrep -n -x "$1" ;;
+    *) echo "$daemon_pid" ;;
+  esac
+}
+cpu_seconds() { # utime+stime of process $1 in seconds (0 without a process)
+  [[ -n $1 && -r /proc/$1/stat ]] || { echo 0; return; }
+  # Fields after the ")" that closes the command name: utime and stime are the 12th and 13th.
+  python3 -c 'import os,sys; f=open("/proc/%s/stat" % sys.argv[1]).read().rsplit(")",1)[1].split(); print((int(f[11])+int(f[12]))/os.sysconf("SC_CLK_TCK"))' "$1"
 }
 unmount_target() {
   if [[ -n $daemon_pid ]]; then kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=; fi
@@ -71,28 +93,58 @@ fio_bw() { # prints MiB/s of a fio run (read+write)
 }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
-declare -A result   # result[target,phase] = space-separated values, one per round
+declare -A result   # result[target,phase] = space-separated values, one per round ("cpu:PHASE": server CPU-seconds)
 record() { result[$1,$2]="${result[$1,$2]:-} $3"; }
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % statistics.median(v) if v else "")' $1; }
+timed() { # $1 = target, $2 = phase, rest = a command printing the phase's figure; records figure and server CPU
+  local t=$1 p=$2; shift 2
+  local pid; pid=$(server_pid "$t"); local c0; c0=$(cpu_seconds "$pid")
+  local v; v=$("$@")
+  record "$t" "$p" "$v"
+  [[ -n $pid ]] && record "$t" "cpu:$p" "$(python3 -c "print('%.2f' % ($(cpu_seconds "$pid") - $c0))")"
+  return 0
+}
 run_workloads() { # $1 = target
   local t=$1 common="--directory=$dir --ioengine=psync --group_reporting"
-  record $t seq-write "$(fio_bw --name=sw $common --rw=write --bs=1m --size=$SIZE --end_fsync=1)"
-  drop; record $t seq-read-cold "$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)"
-  record $t seq-read-cached "$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)"
+  timed $t seq-write fio_bw --name=sw $common --rw=write --bs=1m --size=$SIZE --end_fsync=1
+  drop; timed $t seq-read-cold fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE
+  timed $t seq-read-cached fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE
   for jobs in 1 2; do
-    record $t rand-read-4k-j$jobs "$(fio_bw --name=rr $common --rw=randread --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME)"
-    record $t rand-write-4k-j$jobs "$(fio_bw --name=rw $common --rw=randwrite --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME)"
+    timed $t rand-read-4k-j$jobs fio_bw --name=rr $common --rw=randread --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME
+    timed $t rand-write-4k-j$jobs fio_bw --name=rw $common --rw=randwrite --bs=4k --size=256m --numjobs=$jobs --time_based --runtime=$RUNTIME
   done
   rm -f "$dir"/sw.* "$dir"/rr.* "$dir"/rw.*
   mkdir -p "$dir/meta"
-  while IFS=$'\t' read -r phase secs rate; do record $t meta-$phase "$rate"; done < <(native/build/fsmeta "$dir/meta" "$FILES" 100)
+  # fsmeta runs the hook just before and after each timed phase: the server's CPU time is sampled there.
+  local pid; pid=$(server_pid "$t"); local marks=$work/cpu-marks; : > "$marks"
+  local hook=""; [[ -n $pid ]] && hook="printf '%s %s ' \"\$FSMETA_EVENT\" \"\$FSMETA_PHASE\" >> $marks; cut -d')' -f2 /proc/$pid/stat | awk '{print (\$12+\$13)/$(getconf CLK_TCK)}' >> $marks"
+  while IFS=$'\t' read -r phase secs rate; do record $t meta-$phase "$rate"; done < <(FSMETA_HOOK=$hook native/build/fsmeta "$dir/meta" "$FILES" 100)
+  # marks: "begin PHASE CPU" / "end PHASE CPU" lines, in order.
+  while read -r event phase cpu; do
+    if [[ $event == begin ]]; then c0=$cpu; else record $t "cpu:meta-$phase" "$(python3 -c "print('%.2f' % ($cpu - $c0))")"; fi
+  done < "$marks"
   if [[ -f $tarball ]]; then
-    mkdir -p "$dir/untar"; local s=$(date +%s.%N)
-    tar -C "$dir/untar" -xf "$tarball"; local m=$(date +%s.%N)
-    drop; tar -C "$dir/untar" -cf - . | wc -c >/dev/null; local e=$(date +%s.%N)
-    record $t untar "$(python3 -c "print('%.2f' % (1/($m-$s)))")"
-    record $t tar-readback "$(python3 -c "print('%.2f' % (1/($e-$m)))")"
+    mkdir -p "$dir/untar"
+    timed $t untar bash -c 's=$(date +%s.%N); tar -C "$0" -xf "$1"; python3 -c "import time; print(\"%.2f\" % (1/(time.time()-$s)))"' "$dir/untar" "$tarball"
+    drop
+    timed $t tar-readback bash -c 's=$(date +%s.%N); tar -C "$0" -cf - . | wc -c >/dev/null; python3 -c "import time; print(\"%.2f\" % (1/(time.time()-$s)))"' "$dir/untar"
   fi
+}
+
+# System calls the server makes per metadata operation: one fsmeta run per FUSE target under `perf stat` counting
+# the raw_syscalls:sys_enter tracepoint of the server process (counting in the kernel; separate from the timed rounds).
+declare -A syscalls  # syscalls[target] = calls per operation over create+stat+readdir+stat-cold+unlink
+count_syscalls() { # $1 = target (mounted)
+  local t=$1 pid; pid=$(server_pid "$t"); [[ -n $pid ]] || return 0
+  mkdir -p "$dir/sys"
+  perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$work/perf.out" 2>/dev/null & local perf_pid=$!
+  sleep 0.5
+  native/build/fsmeta "$dir/sys" 5000 50 >/dev/null
+  kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+  local n; n=$(awk -F, '/raw_syscalls/ {print $1}' "$work/perf.out" 2>/dev/null)
+  # 5 phases over 5000 files (readdir counts entries, about the same).
+  [[ $n =~ ^[0-9]+$ ]] && syscalls[$t]=$(python3 -c "print('%.1f' % ($n / 25000))")
+  return 0
 }
 
 phases="seq-write seq-read-cold seq-read-cached rand-read-4k-j1 rand-read-4k-j2 rand-write-4k-j1 rand-write-4k-j2 meta-create meta-stat meta-readdir meta-stat-cold meta-unlink untar tar-readback"
@@ -106,6 +158,17 @@ for round in $(seq "$ROUNDS"); do
     unmount_target
   done
 done
+
+if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+  for t in "${targets[@]}"; do
+    [[ $t == native ]] && continue
+    echo "==> system calls per operation: $t" >&2
+    if mount_target "$t"; then count_syscalls "$t"; fi
+    unmount_target
+  done
+else
+  echo "bench: perf cannot count raw_syscalls here; no system-call column" >&2
+fi
 
 mkdir -p bench/results
 out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).tsv
@@ -124,5 +187,23 @@ out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).tsv
     echo
   done
 } | tee "$out" | column -t -s $'\t'
-{ printf "phase\ttarget\tvalues per round\n"; for p in $phases; do for t in $TARGETS; do printf "%s\t%s\t%s\n" "$p" "$t" "${result[$t,$p]:-}"; done; done; } > "${out%.tsv}.rounds.tsv"
-echo "results: $out (per-round values: ${out%.tsv}.rounds.tsv)"
+
+# The servers' CPU-seconds per phase (median of the rounds; the workload is the same for every target).
+{
+  echo
+  printf "server CPU-seconds\tphase"; for t in $TARGETS; do [[ $t == native ]] || printf "\t%s" "$t"; done; echo
+  for p in $phases; do
+    printf "cpu\t%s" "$p"
+    for t in $TARGETS; do [[ $t == native ]] || printf "\t%s" "$(median "${result[$t,cpu:$p]:-}")"; done
+    echo
+  done
+  printf "syscalls/op\tmetadata"; for t in $TARGETS; do [[ $t == native ]] || printf "\t%s" "${syscalls[$t]:-}"; done; echo
+} | tee -a "$out" | column -t -s $'\t'
+
+# Per-instance cost: start-up, idle RSS, RSS per 100,000 live nodes, against the C peers.
+echo "==> start-up and memory per instance" >&2
+echo
+python3 scripts/bench-startup.py "$work" "$ROUNDS" | tee -a "$out" | column -t -s $'\t'
+
+{ printf "phase\ttarget\tvalues per round\n"; for p in $phases; do for t in $TARGETS; do printf "%s\t%s\t%s\t%s\n" "$p" "$t" "${result[$t,$p]:-}" "${result[$t,cpu:$p]:-}"; done; done; } > "${out%.tsv}.rounds.tsv"
+echo "results: $out (per-round values, then CPU-seconds: ${out%.tsv}.rounds.tsv)"

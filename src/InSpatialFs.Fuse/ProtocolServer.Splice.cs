@@ -25,7 +25,7 @@ public sealed partial class ProtocolServer
             // Not spliceable, or failed: whatever reached the pipe goes, and the copy path answers (with its own errno).
             if (pipes.Length != 0)
             {
-                pipes.Drain(reader.ReplyBuffer);
+                pipes.Drain(reader.ReplyBuffer.Span);
             }
 
             return false;
@@ -33,7 +33,7 @@ public sealed partial class ProtocolServer
 
         if (pipes.Length > size)
         {
-            pipes.Drain(reader.ReplyBuffer);
+            pipes.Drain(reader.ReplyBuffer.Span);
             SendError(reader, reader.Request.Unique, BadResult(reader, $"spliced READ holds {pipes.Length} bytes for a {size}-byte request"));
             reader.Replied = true;
             return true;
@@ -48,7 +48,7 @@ public sealed partial class ProtocolServer
 
         // Counted before the send so that whoever sees the reply also sees the count; taken back if it fails.
         Volatile.Write(ref reader.SplicedReplies, reader.SplicedReplies + 1);
-        Errno sent = pipes.SendReply((ISpliceChannel)reader.Channel, reader.Request.Unique, reader.ReplyBuffer, out bool nothingSent);
+        Errno sent = pipes.SendReply((ISpliceChannel)reader.Channel, reader.Request.Unique, reader.ReplyBuffer.Span, out bool nothingSent);
         if (sent == Errno.OK)
         {
             reader.Replied = true;

@@ -38,6 +38,9 @@ public sealed partial class ProtocolServer : IDisposable
     private bool _setxattrExt;
     private int _started;
     private int _running;
+    /// <summary>Readers made so far (they are started on demand, see <see cref="ServeLoop"/>), and how many are inside a handler.</summary>
+    private int _readersMade;
+    private int _busy;
     private int _stopping;
     private Exception? _failure;
 
@@ -90,6 +93,7 @@ public sealed partial class ProtocolServer : IDisposable
             return;
         }
 
+        _readersMade = 1;
         StartReader(0);
     }
 
@@ -169,6 +173,8 @@ public sealed partial class ProtocolServer : IDisposable
         finally
         {
             reader.Pipes?.Dispose();
+            reader.RequestBuffer.Dispose();
+            reader.ReplyBuffer.Dispose();
             if (Interlocked.Decrement(ref _running) == 0)
             {
                 Exception? failure = Volatile.Read(ref _failure);
@@ -184,7 +190,10 @@ public sealed partial class ProtocolServer : IDisposable
         }
     }
 
-    /// <summary>Calls Initialized and starts readers 1..N-1. False if the connection is being stopped.</summary>
+    /// <summary>Readers started at INIT; the rest (up to ReaderThreads) start when every reader is busy.</summary>
+    private const int InitialReaders = 2;
+
+    /// <summary>Calls Initialized and starts the initial readers. False if the connection is being stopped.</summary>
     private bool AfterInit()
     {
         try
@@ -199,21 +208,35 @@ public sealed partial class ProtocolServer : IDisposable
             return false;
         }
 
-        for (int i = 1; i < _readers.Length && Volatile.Read(ref _stopping) == 0; i++)
+        while (Volatile.Read(ref _readersMade) < Math.Min(InitialReaders, _readers.Length) && StartAnotherReader())
         {
-            try
-            {
-                StartReader(i);
-            }
-            catch (IOException ex)
-            {
-                // A failed FUSE_DEV_IOC_CLONE costs parallelism, not the connection: serve with the readers we have.
-                FuseLog.ReaderNotStarted(_logger, ex, i);
-                break;
-            }
         }
 
         return true;
+    }
+
+    /// <summary>Starts the next reader unless all are made or the connection is stopping; false if none was started.</summary>
+    private bool StartAnotherReader()
+    {
+        int index = Interlocked.Increment(ref _readersMade) - 1;
+        if (index >= _readers.Length || Volatile.Read(ref _stopping) != 0)
+        {
+            Interlocked.Decrement(ref _readersMade);
+            return false;
+        }
+
+        try
+        {
+            StartReader(index);
+            return true;
+        }
+        catch (IOException ex)
+        {
+            // A failed FUSE_DEV_IOC_CLONE costs parallelism, not the connection: serve with the readers we have
+            // (the count stays claimed, so a failing clone is not retried on every request).
+            FuseLog.ReaderNotStarted(_logger, ex, index);
+            return false;
+        }
     }
 
     /// <summary>Reader 0 before INIT: answers frames until INIT succeeded (a major &gt; 7 INIT is answered and waited past).</summary>
@@ -236,6 +259,11 @@ public sealed partial class ProtocolServer : IDisposable
         return Errno.OK;
     }
 
+    /// <summary>
+    /// Reads and answers requests until the connection ends. A reader that takes a request while every other reader is
+    /// busy starts one more (up to ReaderThreads), so one always waits in read(2) even when handlers block (an events
+    /// reader of the control mount holds its thread), and an idle mount keeps two threads instead of sixteen.
+    /// </summary>
     private void ServeLoop(Reader reader)
     {
         while (true)
@@ -248,7 +276,20 @@ public sealed partial class ProtocolServer : IDisposable
 
             if (length >= 0)
             {
-                Dispatch(reader, length);
+                int made = Volatile.Read(ref _readersMade);
+                if (Interlocked.Increment(ref _busy) >= made && made < _readers.Length)
+                {
+                    StartAnotherReader();
+                }
+
+                try
+                {
+                    Dispatch(reader, length);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _busy);
+                }
             }
         }
     }
@@ -256,7 +297,7 @@ public sealed partial class ProtocolServer : IDisposable
     /// <summary>OK with length ≥ 0 for a frame, OK with -1 for "try again", otherwise the errno that ends the reader.</summary>
     private Errno ReadFrame(Reader reader, out int length)
     {
-        Errno e = reader.Channel.Read(reader.RequestBuffer, out length);
+        Errno e = reader.Channel.Read(reader.RequestBuffer.Span, out length);
         switch (e)
         {
             case Errno.OK:
@@ -283,7 +324,7 @@ public sealed partial class ProtocolServer : IDisposable
     /// <summary>Parses one frame with checked lengths, calls its handler and answers (or not, per the opcode).</summary>
     private void Dispatch(Reader reader, int length)
     {
-        ReadOnlySpan<byte> frame = reader.RequestBuffer.AsSpan(0, length);
+        ReadOnlySpan<byte> frame = reader.RequestBuffer.Span[..length];
         if (length < InHeaderSize)
         {
             // Too short to trust even the unique: nothing to answer.
@@ -345,7 +386,7 @@ public sealed partial class ProtocolServer : IDisposable
         reader.Replied = false;
         try
         {
-            result = op.Handler(this, reader, args, reader.ReplyBuffer.AsSpan(OutHeaderSize), out bodyLength);
+            result = op.Handler(this, reader, args, reader.ReplyBuffer.Span[OutHeaderSize..], out bodyLength);
         }
         catch (Exception ex)
         {
@@ -419,7 +460,7 @@ public sealed partial class ProtocolServer : IDisposable
 
     private void SendOk(Reader reader, ulong unique, int bodyLength)
     {
-        Span<byte> buffer = reader.ReplyBuffer;
+        Span<byte> buffer = reader.ReplyBuffer.Span;
         var header = new FuseOutHeader { Len = (uint)(OutHeaderSize + bodyLength), Error = 0, Unique = unique };
         MemoryMarshal.Write(buffer, in header);
         Send(reader, unique, buffer[..OutHeaderSize], buffer.Slice(OutHeaderSize, bodyLength));
@@ -433,7 +474,7 @@ public sealed partial class ProtocolServer : IDisposable
             code = (int)Errno.EIO; // the kernel rejects anything outside (-512, 0)
         }
 
-        Span<byte> buffer = reader.ReplyBuffer;
+        Span<byte> buffer = reader.ReplyBuffer.Span;
         var header = new FuseOutHeader { Len = OutHeaderSize, Error = -code, Unique = unique };
         MemoryMarshal.Write(buffer, in header);
         Send(reader, unique, buffer[..OutHeaderSize], default);
@@ -464,13 +505,13 @@ public sealed partial class ProtocolServer : IDisposable
         return Errno.EIO;
     }
 
-    /// <summary>One reader thread's state. Buffers are pinned (POH) and reused for every request.</summary>
+    /// <summary>One reader thread's state. Buffers are native (see <see cref="NativeBuffer"/>) and reused for every request.</summary>
     private sealed class Reader(int index, IFuseChannel channel, ProtocolServerOptions options)
     {
         public readonly int Index = index;
         public readonly IFuseChannel Channel = channel;
-        public readonly byte[] RequestBuffer = GC.AllocateUninitializedArray<byte>(options.RequestBufferSize, pinned: true);
-        public readonly byte[] ReplyBuffer = GC.AllocateUninitializedArray<byte>(options.ReplyBufferSize, pinned: true);
+        public readonly NativeBuffer RequestBuffer = new(options.RequestBufferSize);
+        public readonly NativeBuffer ReplyBuffer = new(options.ReplyBufferSize);
         public readonly FuseRequest Request = new();
         public readonly Lock InFlightGate = new();
 

@@ -305,7 +305,7 @@ public sealed class DispatchTests
             Assert.That(reply.Channel, Is.EqualTo(kernel.Transport.ChannelThatRead(u)), $"unique {u}");
         }
 
-        Assert.That(() => kernel.Transport.ChannelCount, Is.EqualTo(3).After(5000).MilliSeconds.PollEvery(20).MilliSeconds);
+        Assert.That(kernel.Transport.ChannelCount, Is.InRange(2, 3), "two readers from INIT, a third only when both were busy");
     }
 
     private static List<(string Name, long Next)> Dirents(byte[] body, bool plus)

@@ -395,7 +395,7 @@ internal static class CtlCommand
             var byRule = new JsonArray();
             foreach (SummaryRow r in rows)
             {
-                byRule.Add(new JsonObject { ["rule"] = r.Rule, ["severity"] = r.Severity, ["count"] = r.Count, ["responses"] = new JsonArray(r.Responses.Select(x => (JsonNode?)x).ToArray()) });
+                byRule.Add((JsonNode)new JsonObject { ["rule"] = r.Rule, ["severity"] = r.Severity, ["count"] = r.Count, ["responses"] = new JsonArray(r.Responses.Select(x => (JsonNode?)x).ToArray()) });
             }
 
             Console.Out.WriteLine(new JsonObject { ["operations"] = ops, ["denials"] = denials, ["incidents"] = total, ["by_rule"] = byRule }.ToJsonString());

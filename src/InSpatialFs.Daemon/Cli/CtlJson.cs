@@ -47,16 +47,16 @@ internal static partial class CtlJson
                     o["uptime_seconds"] = long.Parse(value.TrimEnd('s'), CultureInfo.InvariantCulture);
                     break;
                 case "mount":
-                    Array("mounts").Add(StatusMount(value));
+                    Array("mounts").Add((JsonNode)StatusMount(value));
                     break;
                 case "quota":
-                    Array("quotas").Add(Quota(value));
+                    Array("quotas").Add((JsonNode)Quota(value));
                     break;
                 case "output":
-                    Array("outputs").Add(Output(value));
+                    Array("outputs").Add((JsonNode)Output(value));
                     break;
                 case "warning":
-                    Array("warnings").Add(value);
+                    Array("warnings").Add((JsonNode?)JsonValue.Create(value));
                     break;
                 default:
                     o[key] = Typed(value);
@@ -162,13 +162,13 @@ internal static partial class CtlJson
             {
                 string rest = line["# skipped: ".Length..];
                 int sep = rest.LastIndexOf(": ", StringComparison.Ordinal);
-                skipped.Add(new JsonObject { ["rule"] = sep < 0 ? rest : rest[..sep], ["reason"] = sep < 0 ? "" : rest[(sep + 2)..] });
+                skipped.Add((JsonNode)new JsonObject { ["rule"] = sep < 0 ? rest : rest[..sep], ["reason"] = sep < 0 ? "" : rest[(sep + 2)..] });
             }
             else if (!line.StartsWith('#'))
             {
                 string[] f = line.Split('\t');
                 if (f.Length < 7) continue;
-                rules.Add(new JsonObject
+                rules.Add((JsonNode)new JsonObject
                 {
                     ["rule"] = f[0], ["kind"] = f[1], ["inline"] = f[2] == "inline", ["enabled"] = f[3] == "enabled",
                     ["hits"] = long.Parse(f[4], CultureInfo.InvariantCulture), ["suppressed"] = long.Parse(f[5], CultureInfo.InvariantCulture),
@@ -190,7 +190,7 @@ internal static partial class CtlJson
         {
             string[] f = line.Split('\t');
             if (f.Length < 5) continue;
-            a.Add(new JsonObject
+            a.Add((JsonNode)new JsonObject
             {
                 ["path"] = f[0], ["kind"] = f[1], ["source"] = f[2], ["readonly"] = f[3] == "ro",
                 ["direct"] = f[4].StartsWith("direct=", StringComparison.Ordinal),
@@ -211,7 +211,7 @@ internal static partial class CtlJson
             string[] f = line.Split('\t');
             if (f.Length < 5) continue;
             double Seconds(string us) => double.Parse(us, CultureInfo.InvariantCulture) / 1e6;
-            a.Add(new JsonObject
+            a.Add((JsonNode)new JsonObject
             {
                 ["op"] = f[0], ["count"] = long.Parse(f[1], CultureInfo.InvariantCulture),
                 ["p50_seconds"] = Seconds(f[2]), ["p90_seconds"] = Seconds(f[3]), ["p99_seconds"] = Seconds(f[4]),
@@ -266,7 +266,7 @@ internal static partial class CtlJson
 
             string v = m.Groups["value"].Value;
             double value = v switch { "+Inf" => double.PositiveInfinity, "-Inf" => double.NegativeInfinity, _ => double.Parse(v, CultureInfo.InvariantCulture) };
-            ((JsonArray)Family(byName.ContainsKey(family) ? family : name)["samples"]!).Add(new JsonObject
+            ((JsonArray)Family(byName.ContainsKey(family) ? family : name)["samples"]!).Add((JsonNode)new JsonObject
             {
                 ["name"] = name, ["labels"] = labels,
                 // JSON has no infinity: +Inf (only ever a bucket bound's count, never a value here) is written as a string.
@@ -274,7 +274,7 @@ internal static partial class CtlJson
             });
         }
 
-        return [.. families];
+        return [.. families.Select(f => (JsonNode?)f)];
     }
 
     /// <summary>incidents.jsonl lines as one array.</summary>

@@ -52,7 +52,7 @@ public static class OciSpecFragment
         var namespaces = new JsonArray();
         foreach (string ns in new[] { "pid", "network", "ipc", "uts", "mount", "cgroup" })
         {
-            namespaces.Add(new JsonObject { ["type"] = ns });
+            namespaces.Add((JsonNode)new JsonObject { ["type"] = ns });
         }
 
         var linuxResources = new JsonObject();

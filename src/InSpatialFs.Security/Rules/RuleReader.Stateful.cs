@@ -212,7 +212,7 @@ internal sealed partial class RuleReader
             }
 
             string name = Get(m, "name") is { } nn ? Scalar(nn, "test name") ?? $"test {index}" : $"test {index}";
-            var events = new List<SourceText>();
+            var events = new TestEventList();
             if (Get(m, "events") is YamlSequenceNode evs)
             {
                 foreach (YamlNode e in evs)
@@ -227,7 +227,7 @@ internal sealed partial class RuleReader
                     }
                     else if (e is YamlMappingNode em)
                     {
-                        events.Add(new SourceText(MapToJson(em, null), Pos(em)));
+                        events.Add(new SourceText(MapToJson(em, skipTime: false), Pos(em)));
                     }
                     else
                     {
@@ -268,7 +268,7 @@ internal sealed partial class RuleReader
     /// <c>{repeat: N, every: 1ms, event: {...}}</c>: N copies of one event, "%i" in its values replaced by the
     /// copy's index; with <c>every</c>, copy k gets evt.time = test base time + k * every.
     /// </summary>
-    private void ReadRepeat(YamlMappingNode m, YamlNode repeatNode, List<SourceText> events)
+    private void ReadRepeat(YamlMappingNode m, YamlNode repeatNode, TestEventList events)
     {
         int count = PositiveInt(repeatNode, "repeat") ?? 0;
         long every = Get(m, "every") is { } ev ? Duration(ev, "every") : 0;
@@ -285,33 +285,25 @@ internal sealed partial class RuleReader
             return;
         }
 
-        for (int k = 0; k < count; k++)
-        {
-            string json = MapToJson(template, every > 0 ? TestBaseTime + (k * every) : null)
-                .Replace("%i", k.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
-            events.Add(new SourceText(json, Pos(template)));
-        }
+        // Rendered once without evt.time; TestEventList makes copy k (its index and time) when a test reads it.
+        events.AddRepeat(new SourceText(MapToJson(template, skipTime: every > 0), Pos(template)), count, TestBaseTime, every);
     }
 
     /// <summary>evt.time of the first test event that does not give one (later ones follow 1 ms apart).</summary>
     internal static readonly long TestBaseTime = Events.FsEventJson.ParseTime("2026-01-01T00:00:00Z");
 
-    /// <summary>A YAML map of field: value as a JSON object; plain scalars that read as numbers or booleans stay typed.</summary>
-    private static string MapToJson(YamlMappingNode m, long? time)
+    /// <summary>A YAML map of field: value as a JSON object; plain scalars that read as numbers or booleans stay typed.
+    /// <paramref name="skipTime"/>: leave evt.time out (a timed repeat sets each copy's own).</summary>
+    private static string MapToJson(YamlMappingNode m, bool skipTime)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
-            if (time is { } t)
-            {
-                w.WriteString("evt.time", Events.FsEventJson.FormatTime(t));
-            }
-
             foreach ((YamlNode k, YamlNode v) in m.Children)
             {
                 string key = ((YamlScalarNode)k).Value ?? "";
-                if (time != null && key == "evt.time")
+                if (skipTime && key == "evt.time")
                 {
                     continue;
                 }

@@ -102,8 +102,8 @@ internal sealed class RuleTestSpec
 {
     public required string Name { get; init; }
     public required SourcePosition At { get; init; }
-    /// <summary>Events as JSON lines (YAML maps are converted at read time).</summary>
-    public List<SourceText> Events { get; init; } = [];
+    /// <summary>Events as JSON lines (YAML maps are converted at read time, repeats when a test reads them).</summary>
+    public TestEventList Events { get; init; } = new();
     public bool ExpectMatch { get; init; }
     public ResponseAction? ExpectActions { get; init; }
 }

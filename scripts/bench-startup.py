@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Per-instance cost of each file system server, side by side in one run (part of `make bench`).
+
+For every target: the time from exec until the mount answers (a stat of the mountpoint returns with the new
+device: the kernel holds that stat until the server has answered INIT), the server's RSS after one idle second,
+and its RSS growth per 100,000 live nodes (files created and then looked up, so the kernel holds a reference to
+each and the server must keep it). Rounds rotate the order; the table gives medians.
+
+usage: bench-startup.py WORKDIR [ROUNDS] [TARGETS...]
+targets: fuse-overlayfs bindfs inspatialfs-memory inspatialfs-host inspatialfs-overlay
+"""
+import os, shutil, signal, statistics, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("INSPATIALFS_BIN") or os.path.join(ROOT, "bin", "inspatialfs")
+NODES = int(os.environ.get("NODES", "100000"))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def newest_pid(name, full=False):
+    out = subprocess.run(["pgrep", "-n", "-f" if full else "-x", name], capture_output=True, text=True).stdout.strip()
+    return int(out) if out else None
+
+
+class Target:
+    def __init__(self, name, work):
+        self.name, self.work = name, work
+        self.mnt = os.path.join(work, "mnt")
+        self.backing = os.path.join(work, "backing")
+        self.proc = None
+
+    def command(self):
+        w, n = self.work, self.name
+        if n == "fuse-overlayfs":
+            return ["fuse-overlayfs", "-o", f"lowerdir={w}/lower,upperdir={self.backing},workdir={w}/ovwork", self.mnt]
+        if n == "bindfs":
+            return ["bindfs", "-o", "allow_other", self.backing, self.mnt]
+        if n == "inspatialfs-memory":
+            return [BIN, "mount", "--memory", "--memory-size", "1GiB", "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
+        if n == "inspatialfs-host":
+            return [BIN, "mount", "--source", self.backing, "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
+        if n == "inspatialfs-overlay":
+            return [BIN, "overlay-mount", "-o", f"lowerdir={w}/lower,upperdir={self.backing},workdir={w}/ovwork", self.mnt]
+        raise SystemExit(f"bench-startup: unknown target {n}")
+
+    def server_pid(self):
+        if self.name in ("fuse-overlayfs", "bindfs"):
+            return newest_pid(self.name)
+        if self.name == "inspatialfs-overlay":
+            # overlay-mount returns once mounted; the server it started runs the instance file it wrote.
+            return newest_pid("inspatialfs mount --config .*/overlay-instance.yaml", full=True)
+        return self.proc.pid
+
+    def start(self):
+        # A fresh state directory too: a new instance, not one that reloads an earlier run's journals.
+        for d in (self.mnt, self.backing, f"{self.work}/lower", f"{self.work}/ovwork", f"{self.work}/state"):
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+        parent_dev = os.stat(self.work).st_dev
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = t0 + 20
+        while time.monotonic() < deadline:
+            try:
+                if os.stat(self.mnt).st_dev != parent_dev:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.0005)
+        else:
+            raise RuntimeError(f"{self.name} did not mount")
+        return time.monotonic() - t0
+
+    def stop(self):
+        subprocess.run(["umount", self.mnt], stderr=subprocess.DEVNULL)
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        subprocess.run(["umount", "-l", self.mnt], stderr=subprocess.DEVNULL)
+
+
+def live_nodes_growth(t, pid):
+    """RSS growth (MiB) per 100,000 files created and then stat'ed (each one a node the kernel holds)."""
+    before = rss_kib(pid)
+    dirs = 100
+    for d in range(dirs):
+        os.mkdir(os.path.join(t.mnt, f"d{d:03d}"))
+    for i in range(NODES):
+        fd = os.open(os.path.join(t.mnt, f"d{i % dirs:03d}", f"f{i:06d}"), os.O_CREAT | os.O_WRONLY, 0o644)
+        os.close(fd)
+    for i in range(NODES):
+        os.stat(os.path.join(t.mnt, f"d{i % dirs:03d}", f"f{i:06d}"))
+    after = rss_kib(pid)
+    return (after - before) / 1024 * (100000 / NODES)
+
+
+def main():
+    work = sys.argv[1]
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    names = sys.argv[3:] or ["fuse-overlayfs", "bindfs", "inspatialfs-memory", "inspatialfs-host", "inspatialfs-overlay"]
+    names = [n for n in names if not n.startswith(("fuse-", "bindfs")) or shutil.which(n.split()[0])]
+    start, idle, per_nodes = {}, {}, {}
+    for r in range(rounds):
+        shift = r % len(names)
+        for n in names[shift:] + names[:shift]:
+            t = Target(n, os.path.join(work, "startup"))
+            os.makedirs(t.work, exist_ok=True)
+            try:
+                start.setdefault(n, []).append(t.start() * 1000)
+                time.sleep(1.0)
+                pid = t.server_pid()
+                idle.setdefault(n, []).append(rss_kib(pid) / 1024)
+                if r == 0:  # the growth figure is steady; once is enough
+                    per_nodes[n] = live_nodes_growth(t, pid)
+            finally:
+                t.stop()
+    print("target\tstart_ms\tidle_rss_mib\trss_mib_per_100k_nodes")
+    for n in names:
+        if n in start:
+            print(f"{n}\t{statistics.median(start[n]):.1f}\t{statistics.median(idle[n]):.1f}\t{per_nodes.get(n, float('nan')):.1f}")
+
+
+if __name__ == "__main__":
+    main()
