@@ -38,14 +38,16 @@ public sealed partial class MemoryFileSystem
             if (truncate && node.IsRegular)
             {
                 var now = Timestamp.Now();
-                ResizeLocked(node, 0);
+                var resized = ResizeLocked(node, 0);
+                if (resized != Errno.OK)
+                {
+                    return resized;
+                }
                 DropCapabilityLocked(node);
                 node.Mtime = now;
                 node.Ctime = now;
             }
-            result.Fh = AddHandle(node, flags);
-            result.Flags = NoFlush;
-            return Errno.OK;
+            return AddHandle(node, flags, ref result);
         }
         finally
         {
@@ -93,7 +95,11 @@ public sealed partial class MemoryFileSystem
                 }
                 if ((flags & LibC.O_TRUNC) != 0 && node.IsRegular)
                 {
-                    ResizeLocked(node, 0);
+                    var resized = ResizeLocked(node, 0);
+                    if (resized != Errno.OK)
+                    {
+                        return resized;
+                    }
                     DropCapabilityLocked(node);
                     node.Mtime = node.Ctime = Timestamp.Now();
                 }
@@ -107,8 +113,11 @@ public sealed partial class MemoryFileSystem
                     return error;
                 }
             }
-            result.Fh = AddHandle(node, flags);
-            result.Flags = NoFlush;
+            error = AddHandle(node, flags, ref result);
+            if (error != Errno.OK)
+            {
+                return error;
+            }
             FillAttr(node, out attr);
             return Errno.OK;
         }
@@ -139,8 +148,13 @@ public sealed partial class MemoryFileSystem
             node.Linkable = (flags & LibC.O_EXCL) == 0;
             node.Lookups = 1;
             // An O_TMPFILE is always open for writing (the host backend opens it O_RDWR when asked O_RDONLY).
-            result.Fh = AddHandle(node, (flags & LibC.O_ACCMODE) == LibC.O_RDONLY ? (flags & ~LibC.O_ACCMODE) | LibC.O_RDWR : flags);
-            result.Flags = NoFlush;
+            error = AddHandle(node, (flags & LibC.O_ACCMODE) == LibC.O_RDONLY ? (flags & ~LibC.O_ACCMODE) | LibC.O_RDWR : flags, ref result);
+            if (error != Errno.OK)
+            {
+                node.Lookups = 0; // the kernel never hears of it
+                FreeIfUnused(node);
+                return error;
+            }
             FillAttr(node, out attr);
             return Errno.OK;
         }
@@ -168,6 +182,10 @@ public sealed partial class MemoryFileSystem
             if ((handle.Flags & LibC.O_ACCMODE) == LibC.O_WRONLY)
             {
                 return Errno.EBADF; // not open for reading, as read(2) says (the host backend's descriptor says it itself)
+            }
+            if (handle.Node.Data is { } data)
+            {
+                return KernelRead(data, offset, buffer, out bytesRead);
             }
             var content = handle.Node.Content!;
             lock (content)
@@ -223,6 +241,15 @@ public sealed partial class MemoryFileSystem
                 return Errno.EBADF; // not open for writing, as write(2) says
             }
             var node = handle.Node;
+            if (node.Data is { } file)
+            {
+                error = KernelWrite(file, (handle.Flags & LibC.O_APPEND) != 0, offset, data, out bytesWritten);
+                if (error == Errno.OK && bytesWritten > 0 && node.Xattrs is not null && FindXattr(node, XattrName.Capability) >= 0)
+                {
+                    capable = node;
+                }
+                return error;
+            }
             var content = node.Content!;
             lock (content)
             {
@@ -290,6 +317,16 @@ public sealed partial class MemoryFileSystem
                 return Errno.EBADF; // not open for writing; checked after the mode, as vfs_fallocate
             }
             var node = handle.Node;
+            if (node.Data is { } file)
+            {
+                // The kernel refuses what does not fit (ENOSPC); the times move as with managed pages.
+                error = KernelFallocate(file, mode, offset, length);
+                if (error == Errno.OK && ((mode != 0 && mode != keepSize) || file.Size == offset + length))
+                {
+                    TouchKernelData(file);
+                }
+                return error;
+            }
             var content = node.Content!;
             lock (content)
             {
@@ -346,6 +383,10 @@ public sealed partial class MemoryFileSystem
             if (error != Errno.OK)
             {
                 return error;
+            }
+            if (handle.Node.Data is { } file)
+            {
+                return KernelSeek(file, offset, whence, out result);
             }
             var content = handle.Node.Content!;
             lock (content)
@@ -439,12 +480,27 @@ public sealed partial class MemoryFileSystem
         public int Flags { get; } = flags;
     }
 
-    private ulong AddHandle(MemoryNode node, int flags)
+    /// <summary>
+    /// Namespace lock held. Registers a handle; a file in kernel memory gets its descriptor opened (one per open
+    /// node, shared by its handles) and a duplicate offered for passthrough, which the proxy uses where policy allows.
+    /// </summary>
+    private Errno AddHandle(MemoryNode node, int flags, ref OpenResult result)
     {
+        if (node.Data is { } data)
+        {
+            var error = data.Acquire();
+            if (error != Errno.OK)
+            {
+                return error;
+            }
+            result.PassthroughFd = OfferPassthrough ? data.DuplicateForPassthrough() : null;
+        }
         ulong fh = (ulong)Interlocked.Increment(ref _nextHandle);
         Interlocked.Increment(ref node.OpenCount);
         _handles[fh] = new OpenHandle(node, flags);
-        return fh;
+        result.Fh = fh;
+        result.Flags = NoFlush;
+        return Errno.OK;
     }
 
     private Errno ReleaseHandle(ulong ino, ulong fh)
@@ -458,6 +514,7 @@ public sealed partial class MemoryFileSystem
             }
             _handles.TryRemove(fh, out _);
             handle.Node.OpenCount--;
+            handle.Node.Data?.ReleaseDescriptor();
             FreeIfUnused(handle.Node);
             return Errno.OK;
         }
@@ -481,6 +538,6 @@ public sealed partial class MemoryFileSystem
         {
             return Errno.EISDIR;
         }
-        return handle.Node.Content is null ? Errno.EINVAL : Errno.OK;
+        return handle.Node.Content is null && handle.Node.Data is null ? Errno.EINVAL : Errno.OK;
     }
 }
