@@ -103,6 +103,7 @@ public sealed class MemoryKernelDataMountTests(string mode) : MemoryMountFixture
             .Where(f => f.Length > 9 && Array.IndexOf(f, "-") is int dash && dash > 0 && f[dash + 1] == "tmpfs")
             .Select(f => f[4].Replace("\\040", " ", StringComparison.Ordinal))
             .Where(Directory.Exists)
+            .Distinct(StringComparer.Ordinal)
             .ToArray();
         Assert.That(tmpfsMounts, Is.Not.Empty);
         string planted = Path.Combine(tmpfsMounts.Contains("/dev/shm") ? "/dev/shm" : tmpfsMounts[0], "planted-" + Guid.NewGuid().ToString("N")[..8]);
