@@ -230,7 +230,7 @@ public sealed partial class SecureProxy
                 lock (_ioModeLock)
                 {
                     bool readOnly = (flags & LibC.O_ACCMODE) == LibC.O_RDONLY && (flags & LibC.O_TRUNC) == 0;
-                    if (!readOnly && decision == Decision.AllowDirect && (HasSetIdBits(node) || HasMemoryCapability(node)))
+                    if (!readOnly && decision == Decision.AllowDirect && HasSetIdBits(node))
                     {
                         decision = Decision.Allow; // checked under the lock a set-id chmod also takes (SetAttr)
                     }
@@ -279,14 +279,6 @@ public sealed partial class SecureProxy
     /// </summary>
     private static bool OffersPassthrough(MountEntry mount)
         => mount.Direct || (mount.Kind == MountKind.Memory && mount.Backend is MemoryFileSystem { KernelData: true });
-
-    /// <summary>
-    /// A memory file with file capabilities keeps its writes mediated: the memory backend drops security.capability on a
-    /// write (as the kernel does on a host file), which a write straight to the data file would skip.
-    /// </summary>
-    private bool HasMemoryCapability(ProxyNode node)
-        => _mounts[node.Mount].Kind == MountKind.Memory
-            && BackendOf(node).GetXattr(node.Ino, "security.capability"u8, [], out _) == Errno.OK;
 
     public Errno Read(FuseRequest request, ulong nodeId, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
     {
