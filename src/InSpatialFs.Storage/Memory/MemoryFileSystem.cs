@@ -6,6 +6,11 @@
 //   namespace write lock needs no FileData lock (every FileData holder also holds the read lock).
 // Space (_usedBytes) is reserved with a lock-free compare-and-swap before anything is applied, so a
 // request that would pass the limit fails with ENOSPC and changes nothing.
+// File data: by default each regular file's bytes are one file in a private detached tmpfs (DataVolume, KernelFile)
+// whose size= is the limit, so the kernel refuses data past it (ENOSPC, a short write first as on tmpfs), frees pages
+// on unlink, and can serve the file by FUSE passthrough. _usedBytes then counts nodes, names, targets and xattrs,
+// and reservations for them also count the data the kernel holds. Where the kernel refuses the private tmpfs, data
+// stays in managed pages (FileContent) charged to _usedBytes as before.
 // Access times are not updated by read or readdir (like a noatime mount); utimensat still sets them.
 using System.Buffers;
 using System.Collections.Concurrent;
