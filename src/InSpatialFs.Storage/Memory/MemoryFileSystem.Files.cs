@@ -441,6 +441,10 @@ public sealed partial class MemoryFileSystem
         {
             return Errno.EINVAL; // overlapping ranges of one file, as copy_file_range(2) specifies
         }
+        if (TryKernelCopy(inoIn, fhIn, offsetIn, inoOut, fhOut, offsetOut, length, out copied, out var copyError))
+        {
+            return copyError;
+        }
         // Chunks go through Read and Write, each taking its own FileData lock, so two files are never
         // locked at once and no order between FileData locks is needed.
         const int chunkSize = 128 * 1024;

@@ -202,6 +202,82 @@ public sealed unsafe partial class MemoryFileSystem
         _volume!.SetTimes(file.Id, times);
     }
 
+    /// <summary>
+    /// copy_file_range between two files in kernel memory: the kernel moves the pages, no daemon buffer in between.
+    /// False when it does not apply (a file in managed pages, a handle the chunked path must refuse, an append-only
+    /// destination, a range past the size limit, or a kernel that cannot copy these two files): the caller copies
+    /// in chunks, which also gives the errors.
+    /// </summary>
+    private bool TryKernelCopy(ulong inoIn, ulong fhIn, long offsetIn, ulong inoOut, ulong fhOut, long offsetOut, long length, out long copied, out Errno error)
+    {
+        copied = 0;
+        error = Errno.OK;
+        if (_volume is null || offsetOut >= MaxFileSize || length > MaxFileSize - offsetOut)
+        {
+            return false;
+        }
+        MemoryNode target;
+        _namespace.EnterReadLock();
+        try
+        {
+            if (GetFileHandle(inoIn, fhIn, out var input) != Errno.OK || GetFileHandle(inoOut, fhOut, out var output) != Errno.OK
+                || input.Node.Data is not { } source || output.Node.Data is not { } destination
+                || (input.Flags & LibC.O_ACCMODE) == LibC.O_WRONLY || (output.Flags & LibC.O_ACCMODE) == LibC.O_RDONLY
+                || (output.Flags & LibC.O_APPEND) != 0)
+            {
+                return false;
+            }
+            target = output.Node;
+            long inPos = offsetIn, outPos = offsetOut;
+            while (copied < length)
+            {
+                nint n = LibC.copy_file_range(source.Descriptor, &inPos, destination.Descriptor, &outPos, (nint)Math.Min(length - copied, 1L << 30), 0);
+                if (n < 0)
+                {
+                    var failed = ErrnoExtensions.LastPInvoke();
+                    if (failed == Errno.EINTR)
+                    {
+                        continue;
+                    }
+                    if (copied > 0)
+                    {
+                        break;
+                    }
+                    if (failed is Errno.EXDEV or Errno.EOPNOTSUPP or Errno.EINVAL)
+                    {
+                        return false;
+                    }
+                    error = failed; // ENOSPC and the like, as a write would answer
+                    return true;
+                }
+                if (n == 0)
+                {
+                    break;
+                }
+                copied += n;
+            }
+            if (copied == 0 || target.Xattrs is null || FindXattr(target, XattrName.Capability) < 0)
+            {
+                return true;
+            }
+        }
+        finally
+        {
+            _namespace.ExitReadLock();
+        }
+        // The copy wrote into a file with capabilities: dropped as a write drops them.
+        _namespace.EnterWriteLock();
+        try
+        {
+            DropCapabilityLocked(target);
+        }
+        finally
+        {
+            _namespace.ExitWriteLock();
+        }
+        return true;
+    }
+
     /// <summary>Sets the data file's mtime (and so ctime) to now.</summary>
     private void TouchKernelData(KernelFile file)
     {

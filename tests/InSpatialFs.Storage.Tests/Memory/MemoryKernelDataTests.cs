@@ -117,6 +117,28 @@ public sealed class MemoryKernelDataTests
     }
 
     [Test]
+    public void Copy_file_range_between_files_in_kernel_memory_copies_the_bytes_and_keeps_the_refusals()
+    {
+        using var fs = new MemoryFileSystem(sizeLimit: 16 << 20);
+        var (src, srcFh) = fs.Create(fs.RootIno, "src");
+        var (dst, dstFh) = fs.Create(fs.RootIno, "dst");
+        byte[] data = new byte[3 << 20];
+        new Random(14).NextBytes(data);
+        fs.WriteAt(src, srcFh, 0, data);
+
+        Assert.That(fs.CopyFileRange(src, srcFh, 4096, dst, dstFh, 0, 2 << 20, out long copied), Is.EqualTo(Errno.OK));
+        Assert.That(copied, Is.EqualTo(2L << 20));
+        Assert.That(fs.ReadAt(dst, dstFh, 0, 2 << 20), Is.EqualTo(data.AsSpan(4096, 2 << 20).ToArray()));
+        Assert.That(fs.CopyFileRange(src, srcFh, (3 << 20) - 10, dst, dstFh, 0, 100, out copied), Is.EqualTo(Errno.OK));
+        Assert.That(copied, Is.EqualTo(10), "stops at the end of the source");
+
+        // A destination open read-only is refused as by a write (the chunked path answers it).
+        Assert.That(fs.Open(dst, LibC.O_RDONLY, Fs.Root, out var readOnly), Is.EqualTo(Errno.OK));
+        Assert.That(fs.CopyFileRange(src, srcFh, 0, dst, readOnly.Fh, 0, 100, out copied), Is.EqualTo(Errno.EBADF));
+        Assert.That(copied, Is.Zero);
+    }
+
+    [Test]
     public void The_data_volume_is_attached_nowhere()
     {
         using var fs = new MemoryFileSystem(sizeLimit: 1 << 20);
