@@ -7,6 +7,8 @@ using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Storage;
 using InSpatialFs.Storage.Direct;
+using InSpatialFs.Storage.Memory;
+using InSpatialFs.Storage.Mounts;
 using InSpatialFs.Storage.Posix;
 
 namespace InSpatialFs.Proxy;
@@ -84,7 +86,7 @@ public sealed partial class SecureProxy
         }
 
         FuseAttr a = default;
-        if ((valid & FattrFlags.Mode) != 0 && WriteKillsSetId(change.Mode) && _mounts[node.Mount].Direct)
+        if ((valid & FattrFlags.Mode) != 0 && WriteKillsSetId(change.Mode) && OffersPassthrough(_mounts[node.Mount]))
         {
             // Writes through an open passthrough handle would keep the bits: no set-id chmod while one is open.
             lock (_ioModeLock)
@@ -223,7 +225,7 @@ public sealed partial class SecureProxy
         // The kernel keeps its own reference to a registered file, so our descriptor is closed either way.
         using (SafeFd? passthroughFd = result.PassthroughFd)
         {
-            if (passthroughFd != null && _mounts[node.Mount].Direct && _passthrough != null)
+            if (passthroughFd != null && OffersPassthrough(_mounts[node.Mount]) && _passthrough != null)
             {
                 lock (_ioModeLock)
                 {
@@ -269,6 +271,14 @@ public sealed partial class SecureProxy
     }
 
     private static ulong PassthroughKey(ProxyNode node) => node.NodeId;
+
+    /// <summary>
+    /// Mounts whose files may be served by kernel passthrough: DirectFS mounts, and memory mounts whose file data is a
+    /// file in the backend's private tmpfs (the kernel then enforces the size as ENOSPC, so nothing is lost by not
+    /// seeing the writes; a mount with a byte quota still keeps writes mediated, see DirectForWrite).
+    /// </summary>
+    private static bool OffersPassthrough(MountEntry mount)
+        => mount.Direct || (mount.Kind == MountKind.Memory && mount.Backend is MemoryFileSystem { KernelData: true });
 
     public Errno Read(FuseRequest request, ulong nodeId, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
     {

@@ -88,13 +88,20 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
     public void Initialized(FuseConnectionInfo connection)
     {
         Log.Connected(_logger, connection.KernelMajor, connection.KernelMinor, connection.PassthroughEnabled);
-        if (_mounts.Any(m => m.Direct))
+        if (_mounts.Any(OffersPassthrough))
         {
             if (connection.PassthroughEnabled && connection.Backing != null)
             {
                 var table = new BackingFileTable(connection.Backing, fallback: _options.DirectFallback);
                 table.PassthroughUnavailable += error => Log.PassthroughRefused(_logger, error, _options.DirectFallback.DisplayName());
                 _passthrough = table;
+                foreach (MountEntry m in _mounts)
+                {
+                    if (m.Backend is Storage.Memory.MemoryFileSystem memory)
+                    {
+                        memory.OfferPassthrough = true; // its opens now come with a descriptor for the kernel
+                    }
+                }
             }
             else
             {

@@ -1,6 +1,7 @@
 namespace InSpatialFs.Storage.Memory;
 
 /// <summary>
+/// The fallback store (file data normally lives in kernel memory, see <see cref="DataVolume"/>).
 /// The bytes of one regular file as a sparse map of 4 KiB pages: a page exists only where data was
 /// written or space allocated, so a write at 2^40 costs one page and holes read as zeros. The ordered
 /// page index set answers SEEK_DATA/SEEK_HOLE without scanning the file.

@@ -24,7 +24,9 @@ public sealed partial class MemoryFileSystem
             {
                 return Errno.ENOTDIR;
             }
-            fh = AddHandle(node, LibC.O_RDONLY | LibC.O_DIRECTORY);
+            OpenResult opened = default;
+            AddHandle(node, LibC.O_RDONLY | LibC.O_DIRECTORY, ref opened); // a directory has no data file: cannot fail
+            fh = opened.Fh;
             return Errno.OK;
         }
         finally

@@ -38,14 +38,16 @@ public sealed partial class MemoryFileSystem
             if (truncate && node.IsRegular)
             {
                 var now = Timestamp.Now();
-                ResizeLocked(node, 0);
+                var resized = ResizeLocked(node, 0);
+                if (resized != Errno.OK)
+                {
+                    return resized;
+                }
                 DropCapabilityLocked(node);
                 node.Mtime = now;
                 node.Ctime = now;
             }
-            result.Fh = AddHandle(node, flags);
-            result.Flags = NoFlush;
-            return Errno.OK;
+            return AddHandle(node, flags, ref result);
         }
         finally
         {
@@ -93,7 +95,11 @@ public sealed partial class MemoryFileSystem
                 }
                 if ((flags & LibC.O_TRUNC) != 0 && node.IsRegular)
                 {
-                    ResizeLocked(node, 0);
+                    var resized = ResizeLocked(node, 0);
+                    if (resized != Errno.OK)
+                    {
+                        return resized;
+                    }
                     DropCapabilityLocked(node);
                     node.Mtime = node.Ctime = Timestamp.Now();
                 }
@@ -107,8 +113,11 @@ public sealed partial class MemoryFileSystem
                     return error;
                 }
             }
-            result.Fh = AddHandle(node, flags);
-            result.Flags = NoFlush;
+            error = AddHandle(node, flags, ref result);
+            if (error != Errno.OK)
+            {
+                return error;
+            }
             FillAttr(node, out attr);
             return Errno.OK;
         }
@@ -139,8 +148,13 @@ public sealed partial class MemoryFileSystem
             node.Linkable = (flags & LibC.O_EXCL) == 0;
             node.Lookups = 1;
             // An O_TMPFILE is always open for writing (the host backend opens it O_RDWR when asked O_RDONLY).
-            result.Fh = AddHandle(node, (flags & LibC.O_ACCMODE) == LibC.O_RDONLY ? (flags & ~LibC.O_ACCMODE) | LibC.O_RDWR : flags);
-            result.Flags = NoFlush;
+            error = AddHandle(node, (flags & LibC.O_ACCMODE) == LibC.O_RDONLY ? (flags & ~LibC.O_ACCMODE) | LibC.O_RDWR : flags, ref result);
+            if (error != Errno.OK)
+            {
+                node.Lookups = 0; // the kernel never hears of it
+                FreeIfUnused(node);
+                return error;
+            }
             FillAttr(node, out attr);
             return Errno.OK;
         }
@@ -168,6 +182,10 @@ public sealed partial class MemoryFileSystem
             if ((handle.Flags & LibC.O_ACCMODE) == LibC.O_WRONLY)
             {
                 return Errno.EBADF; // not open for reading, as read(2) says (the host backend's descriptor says it itself)
+            }
+            if (handle.Node.Data is { } data)
+            {
+                return KernelRead(data, offset, buffer, out bytesRead);
             }
             var content = handle.Node.Content!;
             lock (content)
@@ -223,6 +241,15 @@ public sealed partial class MemoryFileSystem
                 return Errno.EBADF; // not open for writing, as write(2) says
             }
             var node = handle.Node;
+            if (node.Data is { } file)
+            {
+                error = KernelWrite(file, (handle.Flags & LibC.O_APPEND) != 0, offset, data, out bytesWritten);
+                if (error == Errno.OK && bytesWritten > 0 && node.Xattrs is not null && FindXattr(node, XattrName.Capability) >= 0)
+                {
+                    capable = node;
+                }
+                return error;
+            }
             var content = node.Content!;
             lock (content)
             {
@@ -290,6 +317,16 @@ public sealed partial class MemoryFileSystem
                 return Errno.EBADF; // not open for writing; checked after the mode, as vfs_fallocate
             }
             var node = handle.Node;
+            if (node.Data is { } file)
+            {
+                // The kernel refuses what does not fit (ENOSPC); the times move as with managed pages.
+                error = KernelFallocate(file, mode, offset, length);
+                if (error == Errno.OK && ((mode != 0 && mode != keepSize) || file.Size == offset + length))
+                {
+                    TouchKernelData(file);
+                }
+                return error;
+            }
             var content = node.Content!;
             lock (content)
             {
@@ -347,6 +384,10 @@ public sealed partial class MemoryFileSystem
             {
                 return error;
             }
+            if (handle.Node.Data is { } file)
+            {
+                return KernelSeek(file, offset, whence, out result);
+            }
             var content = handle.Node.Content!;
             lock (content)
             {
@@ -400,6 +441,10 @@ public sealed partial class MemoryFileSystem
         {
             return Errno.EINVAL; // overlapping ranges of one file, as copy_file_range(2) specifies
         }
+        if (TryKernelCopy(inoIn, fhIn, offsetIn, inoOut, fhOut, offsetOut, length, out copied, out var copyError))
+        {
+            return copyError;
+        }
         // Chunks go through Read and Write, each taking its own FileData lock, so two files are never
         // locked at once and no order between FileData locks is needed.
         const int chunkSize = 128 * 1024;
@@ -431,56 +476,5 @@ public sealed partial class MemoryFileSystem
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
-    }
-
-    private sealed class OpenHandle(MemoryNode node, int flags)
-    {
-        public MemoryNode Node { get; } = node;
-        public int Flags { get; } = flags;
-    }
-
-    private ulong AddHandle(MemoryNode node, int flags)
-    {
-        ulong fh = (ulong)Interlocked.Increment(ref _nextHandle);
-        Interlocked.Increment(ref node.OpenCount);
-        _handles[fh] = new OpenHandle(node, flags);
-        return fh;
-    }
-
-    private Errno ReleaseHandle(ulong ino, ulong fh)
-    {
-        _namespace.EnterWriteLock();
-        try
-        {
-            if (!_handles.TryGetValue(fh, out var handle) || handle.Node.Id != ino)
-            {
-                return Errno.EBADF;
-            }
-            _handles.TryRemove(fh, out _);
-            handle.Node.OpenCount--;
-            FreeIfUnused(handle.Node);
-            return Errno.OK;
-        }
-        finally
-        {
-            _namespace.ExitWriteLock();
-        }
-    }
-
-    private Errno CheckHandle(ulong ino, ulong fh)
-        => _handles.TryGetValue(fh, out var handle) && handle.Node.Id == ino ? Errno.OK : Errno.EBADF;
-
-    /// <summary>Namespace lock held. A handle of a regular file (EISDIR for directories).</summary>
-    private Errno GetFileHandle(ulong ino, ulong fh, out OpenHandle handle)
-    {
-        if (!_handles.TryGetValue(fh, out handle!) || handle.Node.Id != ino)
-        {
-            return Errno.EBADF;
-        }
-        if (handle.Node.IsDirectory)
-        {
-            return Errno.EISDIR;
-        }
-        return handle.Node.Content is null ? Errno.EINVAL : Errno.OK;
     }
 }

@@ -300,6 +300,16 @@ public sealed partial class MemoryFileSystem
             return Errno.ENOSPC;
         }
         uint type = mode & LibC.S_IFMT;
+        KernelFile? data = null;
+        if (type == LibC.S_IFREG)
+        {
+            var error = NewKernelFile(_nextId + 1, out data);
+            if (error != Errno.OK)
+            {
+                Release(charge);
+                return error;
+            }
+        }
         mode = type | SetIdBits.NewNodePermissions(type, mode, dir.Mode);
         uint gid = SetIdBits.NewNodeGid(dir.Mode, dir.Gid, caller.Gid);
         node = new MemoryNode(++_nextId, mode, caller.Uid, gid) { ChargedBytes = charge, Nlink = 1 };
@@ -310,7 +320,8 @@ public sealed partial class MemoryFileSystem
                 node.Nlink = 2;
                 break;
             case LibC.S_IFREG:
-                node.Content = new FileContent();
+                node.Data = data;
+                node.Content = data is null ? new FileContent() : null;
                 break;
         }
         _nodes.Add(node.Id, node);

@@ -13,7 +13,7 @@ public sealed partial class MemoryFileSystem
     public Errno StatFs(out FuseKstatfs stat)
     {
         stat = default;
-        long used = Interlocked.Read(ref _usedBytes);
+        long used = Interlocked.Read(ref _usedBytes) + KernelBytes;
         long nodes = NodeCount;
         stat.Bsize = BlockSize;
         stat.Frsize = BlockSize;
@@ -43,15 +43,25 @@ public sealed partial class MemoryFileSystem
             bytes += (long)node.Content.PageCount * FileContent.PageSize;
             node.Content.Clear();
         }
+        if (node.Data is not null)
+        {
+            node.Data.CloseDescriptor();
+            _volume!.Remove(node.Id); // its pages go back to the kernel now (or when a passthrough open closes)
+        }
         node.Xattrs = null;
         node.SymlinkTarget = null;
         Release(bytes);
     }
 
     /// <summary>Namespace write lock held. Sets a regular file's size, charging or releasing pages.</summary>
-    private void ResizeLocked(MemoryNode node, long size)
+    private Errno ResizeLocked(MemoryNode node, long size)
     {
+        if (node.Data is { } data)
+        {
+            return KernelTruncate(data, size);
+        }
         Release(node.Content!.Truncate(size) * FileContent.PageSize);
+        return Errno.OK;
     }
 
     private static long EntryBytes(ReadOnlySpan<byte> name) => EntryOverheadBytes + name.Length;
@@ -63,9 +73,11 @@ public sealed partial class MemoryFileSystem
             return true;
         }
         long current = Interlocked.Read(ref _usedBytes);
+        // Names, nodes and xattrs share the limit with the file data the kernel holds (read once per reservation).
+        long data = KernelBytes;
         while (true)
         {
-            if (bytes > _sizeLimit - current)
+            if (bytes > _sizeLimit - current - data)
             {
                 return false;
             }

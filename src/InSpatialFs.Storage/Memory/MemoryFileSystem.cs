@@ -6,6 +6,11 @@
 //   namespace write lock needs no FileData lock (every FileData holder also holds the read lock).
 // Space (_usedBytes) is reserved with a lock-free compare-and-swap before anything is applied, so a
 // request that would pass the limit fails with ENOSPC and changes nothing.
+// File data: by default each regular file's bytes are one file in a private detached tmpfs (DataVolume, KernelFile)
+// whose size= is the limit, so the kernel refuses data past it (ENOSPC, a short write first as on tmpfs), frees pages
+// on unlink, and can serve the file by FUSE passthrough. _usedBytes then counts nodes, names, targets and xattrs,
+// and reservations for them also count the data the kernel holds. Where the kernel refuses the private tmpfs, data
+// stays in managed pages (FileContent) charged to _usedBytes as before.
 // Access times are not updated by read or readdir (like a noatime mount); utimensat still sets them.
 using System.Buffers;
 using System.Collections.Concurrent;
@@ -53,6 +58,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
     private readonly MemoryNode _root;
     private readonly long _sizeLimit;
     private readonly long _inodeLimit;
+    private readonly DataVolume? _volume;
     private ulong _nextId = RootId;
     private long _nextHandle;
     private long _usedBytes;
@@ -66,7 +72,9 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
     /// <param name="rootUid">Owner of the root directory.</param>
     /// <param name="rootGid">Group of the root directory.</param>
     /// <param name="rootMode">Permission bits of the root directory (e.g. 0755, or 01777 for a /tmp).</param>
-    public MemoryFileSystem(long sizeLimit = DefaultSizeLimit, long inodeLimit = 0, uint rootUid = 0, uint rootGid = 0, uint rootMode = 0x1ED /* 0755 */)
+    /// <param name="kernelData">Keep file data in a private detached tmpfs (see <see cref="DataVolume"/>) when the
+    /// kernel allows it; false, or a kernel that refuses, keeps it in managed pages.</param>
+    public MemoryFileSystem(long sizeLimit = DefaultSizeLimit, long inodeLimit = 0, uint rootUid = 0, uint rootGid = 0, uint rootMode = 0x1ED /* 0755 */, bool kernelData = true)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(sizeLimit, NodeOverheadBytes);
         ArgumentOutOfRangeException.ThrowIfNegative(inodeLimit);
@@ -76,6 +84,11 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
         _root.Directory = new MemoryDirectory(_root);
         _nodes.Add(RootId, _root);
         _usedBytes = NodeOverheadBytes;
+        if (kernelData)
+        {
+            _volume = DataVolume.TryCreate(sizeLimit, _inodeLimit, out var error);
+            KernelDataError = error;
+        }
     }
 
     public string Kind => "memory";
@@ -105,7 +118,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
     /// <summary>Open file and directory handles.</summary>
     public int OpenHandleCount => _handles.Count;
 
-    public MemoryUsage Usage => new(Interlocked.Read(ref _usedBytes), _sizeLimit, NodeCount, _inodeLimit);
+    public MemoryUsage Usage => new(Interlocked.Read(ref _usedBytes) + KernelBytes, _sizeLimit, NodeCount, _inodeLimit);
 
     // ---------------------------------------------------------------- names and attributes
 
@@ -203,7 +216,11 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
                 {
                     return Errno.EFBIG;
                 }
-                ResizeLocked(node, (long)change.Size);
+                var resized = ResizeLocked(node, (long)change.Size);
+                if (resized != Errno.OK)
+                {
+                    return resized;
+                }
                 node.Mtime = now;
             }
             if ((valid & FattrFlags.Mode) != 0)
@@ -258,6 +275,8 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
             {
                 node.Ctime = now;
             }
+            // The data file keeps atime and mtime of a file in kernel memory (writes through passthrough move them).
+            SetKernelTimes(node, (valid & (FattrFlags.Atime | FattrFlags.AtimeNow)) != 0, (valid & (FattrFlags.Mtime | FattrFlags.MtimeNow)) != 0);
             FillAttr(node, out attr);
             return Errno.OK;
         }
@@ -305,6 +324,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
             foreach (var node in _nodes.Values)
             {
                 node.Content?.Clear();
+                node.Data?.CloseDescriptor();
                 node.Xattrs = null;
             }
             _nodes.Clear();
@@ -315,6 +335,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
             _namespace.ExitWriteLock();
         }
         _namespace.Dispose();
+        _volume?.Dispose(); // the detached tmpfs goes with its last descriptor, and its pages with it
     }
 
     /// <summary>Namespace lock held (either mode); takes the FileData lock of regular files.</summary>
@@ -336,6 +357,11 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
                 attr.Blocks = (ulong)content.PageCount * (FileContent.PageSize / 512);
                 SetTimes(node, ref attr);
             }
+            return;
+        }
+        if (node.Data is { } data)
+        {
+            FillKernelAttr(node, data, ref attr);
             return;
         }
         if (node.Directory is { } dir)

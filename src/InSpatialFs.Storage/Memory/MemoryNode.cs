@@ -41,7 +41,11 @@ internal sealed class MemoryNode
     /// <summary>Bytes charged to the size limit for this node besides its pages (overhead, target, xattrs).</summary>
     public long ChargedBytes;
 
+    /// <summary>A regular file's data in managed pages (when the private tmpfs is unavailable).</summary>
     public FileContent? Content;
+
+    /// <summary>A regular file's data in the private tmpfs; exactly one of this and <see cref="Content"/> is set for regular files.</summary>
+    public KernelFile? Data;
     public MemoryDirectory? Directory;
     public byte[]? SymlinkTarget;
     public List<KeyValuePair<byte[], byte[]>>? Xattrs;

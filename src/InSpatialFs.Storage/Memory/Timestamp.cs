@@ -8,4 +8,6 @@ internal readonly record struct Timestamp(long Seconds, uint Nanoseconds)
         long ticks = DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks;
         return new Timestamp(ticks / TimeSpan.TicksPerSecond, (uint)(ticks % TimeSpan.TicksPerSecond * 100));
     }
+
+    public bool IsAfter(Timestamp other) => Seconds != other.Seconds ? Seconds > other.Seconds : Nanoseconds > other.Nanoseconds;
 }
