@@ -34,7 +34,7 @@ public sealed partial class SecureProxy
         err = BackendOf(node).OpenDir(node.Ino, out ulong backendFh);
         if (err == Errno.OK)
         {
-            err = Opened(node, new OpenResult { Fh = backendFh }, flags, e.Decision, isDirectory: true, counted: false, out open);
+            err = Opened(node, new OpenResult { Fh = backendFh, Flags = DirectoryCacheFlags(node) }, flags, e.Decision, isDirectory: true, counted: false, out open);
         }
 
         return Complete(e, err, started);

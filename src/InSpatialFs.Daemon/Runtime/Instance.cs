@@ -32,7 +32,7 @@ namespace InSpatialFs.Daemon.Runtime;
 /// </summary>
 internal sealed class Instance : IDisposable
 {
-    private readonly InstanceConfig _config;
+    private InstanceConfig _config; // `paths:` replaced by a reload; the rest is fixed for the instance's life
     private readonly InstanceOptions _options;
     private readonly ILogger _log;
     private readonly List<IDisposable> _owned = [];
@@ -132,7 +132,16 @@ internal sealed class Instance : IDisposable
             }
         }
 
-        Proxy = new SecureProxy(Mounts, Security, new ProxyOptions { InstanceName = _config.Name, DirectFallback = _options.DirectFallback }, Logs.CreateLogger("InSpatialFs.Proxy"));
+        var proxyOptions = new ProxyOptions { InstanceName = _config.Name, DirectFallback = _options.DirectFallback };
+        if (_options.CacheTimeout is TimeSpan cacheTimeout)
+        {
+            proxyOptions = proxyOptions with { CacheTimeout = cacheTimeout };
+        }
+
+        Proxy = new SecureProxy(Mounts, Security, proxyOptions, Logs.CreateLogger("InSpatialFs.Proxy"));
+        // A blocked process or a suspended container must not be answered from the kernel's caches: drop them (queued,
+        // never waited for: this is raised on the reader thread that took the response).
+        Security.CachedAnswersChanged += why => Proxy.InvalidateKernelCaches(why, TimeSpan.Zero);
         ControlPlane = new ControlPlane(this);
         _owned.Add(ControlPlane);
         if (_config.MetricsListen is { } listen)
@@ -218,22 +227,57 @@ internal sealed class Instance : IDisposable
         _server?.Stop();
     }
 
-    /// <summary>SIGHUP and the `reload` command: re-read rule files, validate fully, swap atomically.</summary>
+    /// <summary>
+    /// SIGHUP and the `reload` command: re-read the config file's `paths:` (when started from one) and the rule files,
+    /// validate both fully, swap them in, then drop what the kernel cached before returning, so nothing the new policy
+    /// refuses is still answered from a cache. A file that does not load changes nothing.
+    /// </summary>
     public Errno ReloadRules(out string message)
     {
         _notifier.Reloading();
-        RuleLoadResult result = Rules.Reload(RuleFiles);
-        _notifier.Ready($"serving {_config.Mountpoint}");
-        if (!result.Succeeded)
+        try
         {
-            message = string.Join("; ", result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()));
-            _log.LogWarning("rules not reloaded (running rules unchanged): {Errors}", message);
-            return Errno.EINVAL;
-        }
+            PathsConfig? paths = null;
+            if (_options.ReloadConfig is { } reread)
+            {
+                try
+                {
+                    paths = reread().Paths;
+                }
+                catch (Exception e) when (e is ConfigException or IOException or UnauthorizedAccessException)
+                {
+                    message = "config not reloaded (running policy unchanged): " + e.Message;
+                    _log.LogWarning("{Message}", message);
+                    return Errno.EINVAL;
+                }
+            }
 
-        message = $"{result.RuleSet!.Count} rules loaded";
-        _log.LogInformation("rules reloaded: {Result}", message);
-        return Errno.OK;
+            RuleLoadResult result = Rules.Reload(RuleFiles);
+            if (!result.Succeeded)
+            {
+                message = string.Join("; ", result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()));
+                _log.LogWarning("rules not reloaded (running rules unchanged): {Errors}", message);
+                return Errno.EINVAL;
+            }
+
+            if (paths != null)
+            {
+                Security.ReplacePaths(paths.Forbidden, paths.ReadOnly, paths.Allowed);
+                _config = _config with { Paths = paths };
+            }
+
+            // The new policy may refuse what the kernel has cached (names, attributes, listings, file data): drop it all
+            // before the command returns.
+            bool dropped = Proxy.InvalidateKernelCaches("policy reloaded", TimeSpan.FromSeconds(30));
+            message = $"{result.RuleSet!.Count} rules loaded" + (paths != null ? ", paths reloaded" : "")
+                + (dropped ? "; kernel caches dropped" : "; kernel caches still being dropped (30 s passed)");
+            _log.LogInformation("policy reloaded: {Result}", message);
+            return Errno.OK;
+        }
+        finally
+        {
+            _notifier.Ready($"serving {_config.Mountpoint}");
+        }
     }
 
     private FuseMount Mount(string mountpoint, string fsName, bool allowOther)

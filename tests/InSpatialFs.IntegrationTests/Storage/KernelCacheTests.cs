@@ -1,0 +1,173 @@
+using System.Globalization;
+using InSpatialFs.TestKit.Processes;
+
+namespace InSpatialFs.IntegrationTests.Storage;
+
+/// <summary>
+/// Issue 14, kernel caches: on a read-only mount the kernel keeps names, attributes and listings for long (warm `stat`
+/// and `find` send no LOOKUP or GETATTR, even after the 1 s timeout of writable mounts has passed), and a policy reload
+/// drops them all before `reload` returns, so a path the new rules refuse is refused at once, never answered from a
+/// stale cache. Counted through `status` (kernel_lookups, kernel_getattrs), driven with coreutils and findutils.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class KernelCacheTests
+{
+    private const int Files = 40;
+
+    private const string HarmlessRules = """
+        - rule: Nothing here
+          condition: fs.path = /no/such/path
+          severity: low
+          actions: [deny]
+        """;
+
+    private const string SecretRules = """
+        - rule: Secret refused
+          condition: fs.path startswith /d/secret
+          severity: low
+          actions: [deny]
+        """;
+
+    private string _rules = "";
+
+    private ControlledMount StartReadOnly()
+    {
+        _rules = Path.Combine("/var/tmp", "inspatialfs-kc-rules-" + Guid.NewGuid().ToString("N")[..8] + ".yaml");
+        File.WriteAllText(_rules, HarmlessRules);
+        ControlledMount m = ControlledMount.Start("/var/tmp", withSource: true, "--read-only", "--rules", _rules);
+        Shell.Check($"cd '{m.Source}' && mkdir -p d/sub && for i in $(seq 1 {Files}); do echo $i > d/sub/f$i; done && echo top-secret > d/secret.txt && echo open > d/open.txt");
+        return m;
+    }
+
+    [TearDown]
+    public void RemoveRules()
+    {
+        if (_rules.Length > 0)
+        {
+            File.Delete(_rules);
+        }
+    }
+
+    private static (long Lookups, long GetAttrs) Requests(ControlledMount m) => (m.StatusValue("kernel_lookups"), m.StatusValue("kernel_getattrs"));
+
+    private static void Reload(ControlledMount m)
+    {
+        ShellResult r = Shell.Run($"'{DaemonProcess.Binary}' ctl '{m.Control}' reload", TimeSpan.FromSeconds(60));
+        Assert.That(r.ExitCode, Is.Zero, "ctl reload: " + r);
+        Assert.That(r.Both, Does.Contain("kernel caches dropped"), "reload waits for the cache drop: " + r);
+    }
+
+    [Test]
+    public void Warm_stat_and_find_on_a_read_only_mount_send_no_lookup_or_getattr_past_the_short_timeout()
+    {
+        using ControlledMount m = StartReadOnly();
+        string files = string.Join(' ', Enumerable.Range(1, Files).Select(i => $"'{m.MountPoint}/d/sub/f{i}'"));
+
+        (long lookups0, long getattrs0) = Requests(m);
+        Assert.That(Shell.Check($"stat -c %s {files} | wc -l").Trim(), Is.EqualTo(Files.ToString(CultureInfo.InvariantCulture)));
+        (long lookups1, long getattrs1) = Requests(m);
+        Assert.That(lookups1 - lookups0, Is.GreaterThanOrEqualTo(Files), "positive control: a cold stat of each file reaches the daemon");
+
+        Thread.Sleep(1500); // past the 1 s timeout every other mount gets
+        Assert.That(Shell.Check($"stat -c %s {files} | wc -l").Trim(), Is.EqualTo(Files.ToString(CultureInfo.InvariantCulture)));
+        Assert.That(Requests(m), Is.EqualTo((lookups1, getattrs1)), "a warm stat is answered by the kernel alone");
+
+        // find: the first walk lists and looks up; a warm one (past 1 s) sends no LOOKUP or GETATTR, only OPENDIR.
+        string count = Shell.Check($"find '{m.MountPoint}' -printf '%s %p\\n' | wc -l").Trim();
+        Assert.That(count, Is.EqualTo((Files + 5).ToString(CultureInfo.InvariantCulture)), "root, d, d/sub, secret, open and the files");
+        (long lookups2, long getattrs2) = Requests(m);
+        Thread.Sleep(1500);
+        Assert.That(Shell.Check($"find '{m.MountPoint}' -printf '%s %p\\n' | wc -l").Trim(), Is.EqualTo(count));
+        Assert.That(Requests(m), Is.EqualTo((lookups2, getattrs2)), "a warm find is answered from cached entries, attributes and listings");
+        TestContext.Out.WriteLine($"cold stat: {lookups1 - lookups0} lookups, {getattrs1 - getattrs0} getattrs; warm stat and find: none");
+    }
+
+    [Test]
+    public void A_reload_that_forbids_a_cached_file_refuses_its_next_stat_and_cat_at_once()
+    {
+        using ControlledMount m = StartReadOnly();
+        string secret = Path.Combine(m.MountPoint, "d", "secret.txt");
+
+        // Positive control: readable, and cached (a second stat does not reach the daemon).
+        Assert.That(Shell.Check($"cat '{secret}'").Trim(), Is.EqualTo("top-secret"));
+        Shell.Check($"stat '{secret}'");
+        (long, long) before = Requests(m);
+        Shell.Check($"stat '{secret}' && cat '{secret}'");
+        Assert.That(Requests(m), Is.EqualTo(before), "the kernel answers the stat from its cache");
+
+        File.WriteAllText(_rules, SecretRules);
+        Reload(m);
+
+        // At once, not after the hour-long timeout: the cached name is gone, so the kernel asks, and the rule refuses.
+        ShellResult stat = Shell.Run($"stat '{secret}'");
+        ShellResult cat = Shell.Run($"cat '{secret}'");
+        ShellResult ls = Shell.Run($"ls -l '{secret}'");
+        Assert.That(stat.ExitCode, Is.Not.Zero, "stat after the reload: " + stat);
+        Assert.That(stat.StdErr, Does.Contain("Operation not permitted"));
+        Assert.That(cat.ExitCode, Is.Not.Zero, "cat after the reload: " + cat);
+        Assert.That(cat.StdOut, Does.Not.Contain("top-secret"));
+        Assert.That(ls.ExitCode, Is.Not.Zero, "ls after the reload: " + ls);
+
+        // The neighbour the rules do not name still reads (the drop refused nothing else).
+        Assert.That(Shell.Check($"cat '{Path.Combine(m.MountPoint, "d", "open.txt")}'").Trim(), Is.EqualTo("open"));
+    }
+
+    [Test]
+    public void A_cached_listing_is_used_until_a_reload_of_the_config_paths_drops_it_and_forbidden_names_vanish_at_once()
+    {
+        string work = Path.Combine("/var/tmp", "inspatialfs-kc-" + Guid.NewGuid().ToString("N")[..8]);
+        string source = Path.Combine(work, "source"), mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl");
+        string config = Path.Combine(work, "instance.yaml");
+        Shell.Check($"mkdir -p '{source}/d/secret-dir' && echo x > '{source}/d/secret-dir/inside' && echo h > '{source}/d/hidden.txt' && echo o > '{source}/d/open.txt'");
+        string Config(string forbidden) => $$"""
+            name: kc-{{Path.GetFileName(work)[^8..]}}
+            mountpoint: {{mnt}}
+            control: {{control}}
+            state_dir: {{work}}/state
+            mounts:
+              - { path: /, source: {{source}}, readonly: true }
+            paths:
+              forbidden: [{{forbidden}}]
+            """;
+        File.WriteAllText(config, Config("/nothing/here"));
+        DaemonProcess? daemon = null;
+        try
+        {
+            daemon = DaemonProcess.Start(mnt, ["--config", config], appendMountPoint: false);
+            Security.ControlFiles.WaitUntilServing(control, daemon);
+            string d = Path.Combine(mnt, "d");
+
+            Assert.That(Shell.Check($"ls '{d}'").Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[] { "hidden.txt", "open.txt", "secret-dir" }),
+                "positive control: every name lists before the reload");
+            Assert.That(Shell.Check($"ls '{d}/secret-dir'").Trim(), Is.EqualTo("inside"));
+
+            // The host adds a name behind the read-only mount: the cached listing (FOPEN_CACHE_DIR) does not show it, past
+            // the 1 s of writable mounts. This is the cache a reload must drop, and the documented limit of read-only
+            // mounts (the host's changes wait for the timeout or a reload).
+            File.WriteAllText(Path.Combine(source, "d", "late"), "late\n");
+            Thread.Sleep(1500);
+            Assert.That(Shell.Check($"ls '{d}'"), Does.Not.Contain("late"), "the listing comes from the kernel's cache");
+
+            File.WriteAllText(config, Config("/d/hidden.txt, /d/secret-dir, /d/secret-dir/**"));
+            ShellResult reload = Shell.Run($"'{DaemonProcess.Binary}' ctl '{control}' reload", TimeSpan.FromSeconds(60));
+            Assert.That(reload.ExitCode, Is.Zero, "ctl reload: " + reload);
+            Assert.That(reload.Both, Does.Contain("paths reloaded").And.Contain("kernel caches dropped"));
+
+            Assert.That(Shell.Check($"ls '{d}'").Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[] { "late", "open.txt" }),
+                "the listing is asked again at once: the new name shows, the forbidden ones are gone");
+            ShellResult ls = Shell.Run($"ls '{d}/secret-dir'");
+            Assert.That(ls.ExitCode, Is.Not.Zero, "ls of the now forbidden directory: " + ls);
+            Assert.That(ls.StdOut, Does.Not.Contain("inside"));
+            ShellResult stat = Shell.Run($"stat '{d}/hidden.txt'");
+            Assert.That(stat.ExitCode, Is.Not.Zero, "stat of the now forbidden file: " + stat);
+            Assert.That(stat.StdErr, Does.Contain("Permission denied"));
+            Assert.That(Shell.Check($"cat '{d}/open.txt'").Trim(), Is.EqualTo("o"), "what the new paths do not name still reads");
+        }
+        finally
+        {
+            daemon?.Dispose();
+            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
+}
