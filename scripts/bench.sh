@@ -7,6 +7,10 @@
 #              TARGETS="native inspatialfs-direct-splice inspatialfs-direct-copy" make bench
 #   workloads: fio seq read cold/cached + seq write (1 MiB blocks, SIZE), fio rand 4k read/write with 1 and 2 jobs,
 #              metadata phases of native/build/fsmeta (FILES files in 100 dirs), tar extract + read back.
+#   read-only: inspatialfs-ro (--read-only: long kernel caches) and inspatialfs-ro-1s (the same with --cache-timeout 1)
+#              run only the warm-stat and warm-find phases, over a tree of RO_FILES files made in the backing before
+#              mounting; every other target runs those two phases too, on the same tree made through it, e.g.
+#              TARGETS="native inspatialfs-ro inspatialfs-ro-1s inspatialfs-host" make bench
 # Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3).
 # Each round runs every target in turn; the table gives the median of the rounds per phase (single runs on these
 # 2-core VMs vary by 20-50% between runs, and a median of interleaved rounds keeps that out of the ratios).
@@ -51,6 +55,10 @@ mount_target() { # $1 = target; leaves the directory to test in $dir
     inspatialfs-memory) bin/inspatialfs mount --memory --memory-size 6GiB --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-host) bin/inspatialfs mount --source "$backing" --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-direct) bin/inspatialfs mount --source "$backing" --direct --log-level warning "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-ro|inspatialfs-ro-1s)
+      ro_tree "$backing"
+      bin/inspatialfs mount --source "$backing" --read-only $([[ $1 == inspatialfs-ro-1s ]] && echo --cache-timeout 1) --log-level warning "$mnt" &
+      daemon_pid=$!; dir=$mnt ;;
     inspatialfs-direct-splice|inspatialfs-direct-copy)
       bin/inspatialfs mount --source "$backing" --direct --no-passthrough --direct-fallback "${1#inspatialfs-direct-}" --log-level warning "$mnt" &
       daemon_pid=$!; dir=$mnt ;;
@@ -74,8 +82,38 @@ drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 declare -A result   # result[target,phase] = space-separated values, one per round
 record() { result[$1,$2]="${result[$1,$2]:-} $3"; }
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % statistics.median(v) if v else "")' $1; }
+# Warm metadata (issue 14, kernel caches): RO_FILES files in 20 dirs; a first pass warms the caches, then, past the 1 s
+# timeout of writable mounts, a timed pass: stat of every file (ops/s) and find -printf %s over the tree (entries/s).
+RO_FILES=${RO_FILES:-4000}
+ro_tree() { # $1 = where
+  mkdir -p "$1/rotree"
+  python3 - "$1/rotree" "$RO_FILES" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "d%02d" % (i % 20)); os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%d" % i), "w") as f: f.write("x")
+PY
+}
+warm_phases() { # $1 = target; the tree is in $dir/rotree
+  local t=$1
+  record $t warm-stat "$(python3 - "$dir/rotree" <<'PY'
+import os, sys, time
+paths = [os.path.join(r, f) for r, _, fs in os.walk(sys.argv[1]) for f in fs]
+for p in paths: os.stat(p)
+time.sleep(1.5)
+s = time.perf_counter()
+for p in paths: os.stat(p)
+print("%.0f" % (len(paths) / (time.perf_counter() - s)))
+PY
+)"
+  find "$dir/rotree" -printf '%s\n' > /dev/null; sleep 1.5
+  local s=$(date +%s.%N) n=$(find "$dir/rotree" -printf '%s\n' | wc -l) e=$(date +%s.%N)
+  record $t warm-find "$(python3 -c "print('%.0f' % ($n/($e-$s)))")"
+}
 run_workloads() { # $1 = target
   local t=$1 common="--directory=$dir --ioengine=psync --group_reporting"
+  if [[ $t == inspatialfs-ro* ]]; then warm_phases "$t"; return; fi
   record $t seq-write "$(fio_bw --name=sw $common --rw=write --bs=1m --size=$SIZE --end_fsync=1)"
   drop; record $t seq-read-cold "$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)"
   record $t seq-read-cached "$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)"
@@ -93,9 +131,10 @@ run_workloads() { # $1 = target
     record $t untar "$(python3 -c "print('%.2f' % (1/($m-$s)))")"
     record $t tar-readback "$(python3 -c "print('%.2f' % (1/($e-$m)))")"
   fi
+  ro_tree "$dir"; warm_phases "$t"
 }
 
-phases="seq-write seq-read-cold seq-read-cached rand-read-4k-j1 rand-read-4k-j2 rand-write-4k-j1 rand-write-4k-j2 meta-create meta-stat meta-readdir meta-stat-cold meta-unlink untar tar-readback"
+phases="seq-write seq-read-cold seq-read-cached rand-read-4k-j1 rand-read-4k-j2 rand-write-4k-j1 rand-write-4k-j2 meta-create meta-stat meta-readdir meta-stat-cold meta-unlink untar tar-readback warm-stat warm-find"
 targets=($TARGETS)
 for round in $(seq "$ROUNDS"); do
   # The order rotates each round, so no target is always measured first or last (the machine drifts over minutes).
@@ -112,7 +151,7 @@ out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).tsv
 {
   printf "phase\tunit"; for t in $TARGETS; do printf "\t%s" "$t"; done; for t in $TARGETS; do [[ $t == native ]] || printf "\t%s/native" "$t"; done; echo
   for p in $phases; do
-    unit="MiB/s"; [[ $p == meta-* ]] && unit="ops/s"; [[ $p == untar || $p == tar-readback ]] && unit="1/s"
+    unit="MiB/s"; [[ $p == meta-* || $p == warm-* ]] && unit="ops/s"; [[ $p == untar || $p == tar-readback ]] && unit="1/s"
     printf "%s\t%s" "$p" "$unit"
     declare -A med=()
     for t in $TARGETS; do med[$t]=$(median "${result[$t,$p]:-}"); printf "\t%s" "${med[$t]}"; done

@@ -25,13 +25,16 @@ public sealed partial class SecureProxy
     // gets timeouts of zero, so an answer of the old policy is not cached past the pass that should have dropped it.
     private long _cacheGeneration;
 
-    private long _lookupRequests, _getAttrRequests;
+    private long _lookupRequests, _getAttrRequests, _readDirRequests;
 
     /// <summary>LOOKUP requests served (a warm cache sends none).</summary>
     public long LookupRequests => Interlocked.Read(ref _lookupRequests);
 
     /// <summary>GETATTR requests served (a warm cache sends none).</summary>
     public long GetAttrRequests => Interlocked.Read(ref _getAttrRequests);
+
+    /// <summary>READDIR and READDIRPLUS requests served (a listing cached with FOPEN_CACHE_DIR sends none).</summary>
+    public long ReadDirRequests => Interlocked.Read(ref _readDirRequests);
 
     /// <summary>What invalidation passes did so far.</summary>
     public InvalidationStats Invalidations => _invalidator.Stats;

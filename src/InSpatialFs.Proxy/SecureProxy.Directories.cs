@@ -45,6 +45,7 @@ public sealed partial class SecureProxy
 
     public Errno ReadDir(FuseRequest request, ulong nodeId, ulong fh, long offset, bool plus, ref DirentWriter writer)
     {
+        Interlocked.Increment(ref _readDirRequests);
         if (!_handles.TryGet(fh, out ProxyHandle handle) || !handle.IsDirectory)
         {
             return Errno.EBADF;
