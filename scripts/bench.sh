@@ -11,6 +11,7 @@
 #              run only the warm-stat and warm-find phases, over a tree of RO_FILES files made in the backing before
 #              mounting; every other target runs those two phases too, on the same tree made through it, e.g.
 #              TARGETS="native inspatialfs-ro inspatialfs-ro-1s inspatialfs-host" make bench
+#              (ONLY_WARM=1: every target runs only those two phases)
 # Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3).
 # Each round runs every target in turn; the table gives the median of the rounds per phase (single runs on these
 # 2-core VMs vary by 20-50% between runs, and a median of interleaved rounds keeps that out of the ratios).
@@ -114,6 +115,7 @@ PY
 run_workloads() { # $1 = target
   local t=$1 common="--directory=$dir --ioengine=psync --group_reporting"
   if [[ $t == inspatialfs-ro* ]]; then warm_phases "$t"; return; fi
+  if [[ ${ONLY_WARM:-} == 1 ]]; then ro_tree "$dir"; warm_phases "$t"; return; fi
   record $t seq-write "$(fio_bw --name=sw $common --rw=write --bs=1m --size=$SIZE --end_fsync=1)"
   drop; record $t seq-read-cold "$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)"
   record $t seq-read-cached "$(fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE)"
