@@ -138,6 +138,14 @@ internal sealed class Instance : IDisposable
             proxyOptions = proxyOptions with { CacheTimeout = cacheTimeout };
         }
 
+        // host_users/host_root `none` refuse lookups to host processes, but the kernel's caches are shared by every caller:
+        // a name the container looked up would answer a host process's stat without asking. No long caching then.
+        MembershipOptions membership = Security.Options.Membership;
+        if (membership.HostRoot == HostAccess.None || membership.HostUsers == HostAccess.None)
+        {
+            proxyOptions = proxyOptions with { CacheTimeout = TimeSpan.Zero };
+        }
+
         Proxy = new SecureProxy(Mounts, Security, proxyOptions, Logs.CreateLogger("InSpatialFs.Proxy"));
         // A blocked process or a suspended container must not be answered from the kernel's caches: drop them (queued,
         // never waited for: this is raised on the reader thread that took the response).

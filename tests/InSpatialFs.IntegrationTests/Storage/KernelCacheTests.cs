@@ -182,4 +182,55 @@ public sealed class KernelCacheTests
             Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
         }
     }
+
+    [Test]
+    public void An_image_layer_file_is_cached_long_until_a_write_through_the_mount_copies_it_up()
+    {
+        string work = Path.Combine("/var/tmp", "inspatialfs-kco-" + Guid.NewGuid().ToString("N")[..8]);
+        string mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl"), config = Path.Combine(work, "instance.yaml");
+        Shell.Check($"mkdir -p '{work}/lower/d' '{work}/upper' '{work}/work' && echo image > '{work}/lower/d/img.txt' && chmod 0755 '{work}' '{work}/lower' '{work}/upper'");
+        File.WriteAllText(config, $$"""
+            name: kco-{{Path.GetFileName(work)[^8..]}}
+            mountpoint: {{mnt}}
+            control: {{control}}
+            state_dir: {{work}}/state
+            mounts:
+              - { path: /, overlay: { lower: [{{work}}/lower], upper: {{work}}/upper, work: {{work}}/work } }
+            """);
+        DaemonProcess? daemon = null;
+        try
+        {
+            daemon = DaemonProcess.Start(mnt, ["--config", config], appendMountPoint: false);
+            Security.ControlFiles.WaitUntilServing(control, daemon);
+            string img = Path.Combine(mnt, "d", "img.txt");
+            (long, long) Counts() => (ControlledStatus(control, "kernel_lookups"), ControlledStatus(control, "kernel_getattrs"));
+
+            (long lookups0, _) = Counts();
+            Assert.That(Shell.Check($"stat -c %s '{img}'").Trim(), Is.EqualTo("6"));
+            (long lookups1, long getattrs1) = Counts();
+            Assert.That(lookups1, Is.GreaterThan(lookups0), "positive control: the cold stat reaches the daemon");
+            Thread.Sleep(1500);
+            Assert.That(Shell.Check($"stat -c %s '{img}'").Trim(), Is.EqualTo("6"));
+            (long lookups2, long getattrs2) = Counts();
+            Assert.That(lookups2, Is.EqualTo(lookups1), "d and img.txt, only in the image layer, are not looked up again past 1 s");
+            Assert.That(getattrs2 - getattrs1, Is.LessThanOrEqualTo(1), "at most the root's attributes (it has an upper part: 1 s), which the walk checks");
+
+            // A write through the mount copies it up; the kernel saw the write, so nothing it answers is stale.
+            Shell.Check($"echo changed-and-longer > '{img}'");
+            Assert.That(Shell.Check($"stat -c %s '{img}'").Trim(), Is.EqualTo("19"));
+            Assert.That(Shell.Check($"cat '{img}'").Trim(), Is.EqualTo("changed-and-longer"));
+            Assert.That(File.ReadAllText(Path.Combine(work, "upper", "d", "img.txt")), Is.EqualTo("changed-and-longer\n"), "copied up");
+
+            // Copied up, it is an upper file like any writable one: the 1 s timeout again.
+            (long, long) afterWrite = Counts();
+            Thread.Sleep(1500);
+            Shell.Check($"stat -c %s '{img}'");
+            Assert.That(Counts(), Is.Not.EqualTo(afterWrite), "the copied-up file is asked again after 1 s");
+        }
+        finally
+        {
+            daemon?.Dispose();
+            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
 }
