@@ -30,7 +30,7 @@ namespace InSpatialFs.Daemon.Runtime;
 /// protocol server), signals and systemd notification. <see cref="WaitForExit"/> returns when the container
 /// mount ends (SIGTERM/SIGINT, or an unmount from outside) after everything has been unmounted and flushed.
 /// </summary>
-internal sealed class Instance : IDisposable
+internal sealed partial class Instance : IDisposable
 {
     private InstanceConfig _config; // `paths:` replaced by a reload; the rest is fixed for the instance's life
     private readonly InstanceOptions _options;
@@ -132,21 +132,7 @@ internal sealed class Instance : IDisposable
             }
         }
 
-        var proxyOptions = new ProxyOptions { InstanceName = _config.Name, DirectFallback = _options.DirectFallback };
-        if (_options.CacheTimeout is TimeSpan cacheTimeout)
-        {
-            proxyOptions = proxyOptions with { CacheTimeout = cacheTimeout };
-        }
-
-        // host_users/host_root `none` refuse lookups to host processes, but the kernel's caches are shared by every caller:
-        // a name the container looked up would answer a host process's stat without asking. No long caching then.
-        MembershipOptions membership = Security.Options.Membership;
-        if (membership.HostRoot == HostAccess.None || membership.HostUsers == HostAccess.None)
-        {
-            proxyOptions = proxyOptions with { CacheTimeout = TimeSpan.Zero };
-        }
-
-        Proxy = new SecureProxy(Mounts, Security, proxyOptions, Logs.CreateLogger("InSpatialFs.Proxy"));
+        Proxy = new SecureProxy(Mounts, Security, ProxyOptionsFor(), Logs.CreateLogger("InSpatialFs.Proxy"));
         // A blocked process or a suspended container must not be answered from the kernel's caches: drop them (queued,
         // never waited for: this is raised on the reader thread that took the response).
         Security.CachedAnswersChanged += why => Proxy.InvalidateKernelCaches(why, TimeSpan.Zero);
@@ -233,59 +219,6 @@ internal sealed class Instance : IDisposable
         _stopRequested.Set();
         _notifier.Stopping("unmounting");
         _server?.Stop();
-    }
-
-    /// <summary>
-    /// SIGHUP and the `reload` command: re-read the config file's `paths:` (when started from one) and the rule files,
-    /// validate both fully, swap them in, then drop what the kernel cached before returning, so nothing the new policy
-    /// refuses is still answered from a cache. A file that does not load changes nothing.
-    /// </summary>
-    public Errno ReloadRules(out string message)
-    {
-        _notifier.Reloading();
-        try
-        {
-            PathsConfig? paths = null;
-            if (_options.ReloadConfig is { } reread)
-            {
-                try
-                {
-                    paths = reread().Paths;
-                }
-                catch (Exception e) when (e is ConfigException or IOException or UnauthorizedAccessException)
-                {
-                    message = "config not reloaded (running policy unchanged): " + e.Message;
-                    _log.LogWarning("{Message}", message);
-                    return Errno.EINVAL;
-                }
-            }
-
-            RuleLoadResult result = Rules.Reload(RuleFiles);
-            if (!result.Succeeded)
-            {
-                message = string.Join("; ", result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()));
-                _log.LogWarning("rules not reloaded (running rules unchanged): {Errors}", message);
-                return Errno.EINVAL;
-            }
-
-            if (paths != null)
-            {
-                Security.ReplacePaths(paths.Forbidden, paths.ReadOnly, paths.Allowed);
-                _config = _config with { Paths = paths };
-            }
-
-            // The new policy may refuse what the kernel has cached (names, attributes, listings, file data): drop it all
-            // before the command returns.
-            bool dropped = Proxy.InvalidateKernelCaches("policy reloaded", TimeSpan.FromSeconds(30));
-            message = $"{result.RuleSet!.Count} rules loaded" + (paths != null ? ", paths reloaded" : "")
-                + (dropped ? "; kernel caches dropped" : "; kernel caches still being dropped (30 s passed)");
-            _log.LogInformation("policy reloaded: {Result}", message);
-            return Errno.OK;
-        }
-        finally
-        {
-            _notifier.Ready($"serving {_config.Mountpoint}");
-        }
     }
 
     private FuseMount Mount(string mountpoint, string fsName, bool allowOther)
