@@ -11,6 +11,11 @@
 #              threads; steadier than throughput on these VMs) and, in one extra pass with perf, its system calls per
 #              metadata operation; then start-up time, idle RSS and RSS per 100,000 live nodes (scripts/bench-startup.py).
 #              inspatialfs-memory against native is the memory mount against tmpfs (the backing is a tmpfs).
+#   read-only: inspatialfs-ro (--read-only: long kernel caches) and inspatialfs-ro-1s (the same with --cache-timeout 1)
+#              run only the warm-stat and warm-find phases, over a tree of RO_FILES files made in the backing before
+#              mounting; every other target runs those two phases too, on the same tree made through it, e.g.
+#              TARGETS="native inspatialfs-ro inspatialfs-ro-1s inspatialfs-host" make bench
+#              (ONLY_WARM=1: every target runs only those two phases)
 # Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3),
 #      INSPATIALFS_BIN (default bin/inspatialfs: point it at another build to compare before and after).
 # Each round runs every target in turn; the table gives the median of the rounds per phase (single runs on these
@@ -61,6 +66,10 @@ mount_target() { # $1 = target; leaves the directory to test in $dir
     inspatialfs-memory) "${ifs_mount[@]}" --memory --memory-size 6GiB "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-host) "${ifs_mount[@]}" --source "$backing" "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-direct) "${ifs_mount[@]}" --source "$backing" --direct "$mnt" & daemon_pid=$!; dir=$mnt ;;
+    inspatialfs-ro|inspatialfs-ro-1s)
+      ro_tree "$backing"
+      "${ifs_mount[@]}" --source "$backing" --read-only $([[ $1 == inspatialfs-ro-1s ]] && echo --cache-timeout 1) "$mnt" &
+      daemon_pid=$!; dir=$mnt ;;
     inspatialfs-direct-splice|inspatialfs-direct-copy)
       "${ifs_mount[@]}" --source "$backing" --direct --no-passthrough --direct-fallback "${1#inspatialfs-direct-}" "$mnt" &
       daemon_pid=$!; dir=$mnt ;;
@@ -104,8 +113,39 @@ timed() { # $1 = target, $2 = phase, rest = a command printing the phase's figur
   [[ -n $pid ]] && record "$t" "cpu:$p" "$(python3 -c "print('%.2f' % ($(cpu_seconds "$pid") - $c0))")"
   return 0
 }
+# Warm metadata (issue 14, kernel caches): RO_FILES files in 20 dirs; a first pass warms the caches, then, past the 1 s
+# timeout of writable mounts, a timed pass: stat of every file (ops/s) and find -printf %s over the tree (entries/s).
+RO_FILES=${RO_FILES:-4000}
+ro_tree() { # $1 = where
+  mkdir -p "$1/rotree"
+  python3 - "$1/rotree" "$RO_FILES" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "d%02d" % (i % 20)); os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%d" % i), "w") as f: f.write("x")
+PY
+}
+warm_phases() { # $1 = target; the tree is in $dir/rotree
+  local t=$1
+  record $t warm-stat "$(python3 - "$dir/rotree" <<'PY'
+import os, sys, time
+paths = [os.path.join(r, f) for r, _, fs in os.walk(sys.argv[1]) for f in fs]
+for p in paths: os.stat(p)
+time.sleep(1.5)
+s = time.perf_counter()
+for p in paths: os.stat(p)
+print("%.0f" % (len(paths) / (time.perf_counter() - s)))
+PY
+)"
+  find "$dir/rotree" -printf '%s\n' > /dev/null; sleep 1.5
+  local s=$(date +%s.%N) n=$(find "$dir/rotree" -printf '%s\n' | wc -l) e=$(date +%s.%N)
+  record $t warm-find "$(python3 -c "print('%.0f' % ($n/($e-$s)))")"
+}
 run_workloads() { # $1 = target
   local t=$1 common="--directory=$dir --ioengine=psync --group_reporting"
+  if [[ $t == inspatialfs-ro* ]]; then warm_phases "$t"; return; fi
+  if [[ ${ONLY_WARM:-} == 1 ]]; then ro_tree "$dir"; warm_phases "$t"; return; fi
   timed $t seq-write fio_bw --name=sw $common --rw=write --bs=1m --size=$SIZE --end_fsync=1
   drop; timed $t seq-read-cold fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE
   timed $t seq-read-cached fio_bw --name=sw $common --rw=read --bs=1m --size=$SIZE
@@ -129,6 +169,7 @@ run_workloads() { # $1 = target
     drop
     timed $t tar-readback bash -c 's=$(date +%s.%N); tar -C "$0" -cf - . | wc -c >/dev/null; python3 -c "import time; print(\"%.2f\" % (1/(time.time()-$s)))"' "$dir/untar"
   fi
+  ro_tree "$dir"; warm_phases "$t"
 }
 
 # System calls the server makes per metadata operation: one fsmeta run per FUSE target under `perf stat` counting
@@ -139,7 +180,7 @@ count_syscalls() { # $1 = target (mounted)
   mkdir -p "$dir/sys"
   perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$work/perf.out" 2>/dev/null & local perf_pid=$!
   sleep 0.5
-  native/build/fsmeta "$dir/sys" 5000 50 >/dev/null
+  native/build/fsmeta "$dir/sys" 5000 50 >/dev/null || echo "bench: fsmeta failed on $t (no system-call figure)" >&2
   kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
   local n; n=$(awk -F, '/raw_syscalls/ {print $1}' "$work/perf.out" 2>/dev/null)
   # 5 phases over 5000 files (readdir counts entries, about the same).
@@ -147,7 +188,7 @@ count_syscalls() { # $1 = target (mounted)
   return 0
 }
 
-phases="seq-write seq-read-cold seq-read-cached rand-read-4k-j1 rand-read-4k-j2 rand-write-4k-j1 rand-write-4k-j2 meta-create meta-stat meta-readdir meta-stat-cold meta-unlink untar tar-readback"
+phases="seq-write seq-read-cold seq-read-cached rand-read-4k-j1 rand-read-4k-j2 rand-write-4k-j1 rand-write-4k-j2 meta-create meta-stat meta-readdir meta-stat-cold meta-unlink untar tar-readback warm-stat warm-find"
 targets=($TARGETS)
 for round in $(seq "$ROUNDS"); do
   # The order rotates each round, so no target is always measured first or last (the machine drifts over minutes).
@@ -161,7 +202,7 @@ done
 
 if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
   for t in "${targets[@]}"; do
-    [[ $t == native ]] && continue
+    [[ $t == native || $t == inspatialfs-ro* ]] && continue
     echo "==> system calls per operation: $t" >&2
     if mount_target "$t"; then count_syscalls "$t"; fi
     unmount_target
@@ -175,7 +216,7 @@ out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).tsv
 {
   printf "phase\tunit"; for t in $TARGETS; do printf "\t%s" "$t"; done; for t in $TARGETS; do [[ $t == native ]] || printf "\t%s/native" "$t"; done; echo
   for p in $phases; do
-    unit="MiB/s"; [[ $p == meta-* ]] && unit="ops/s"; [[ $p == untar || $p == tar-readback ]] && unit="1/s"
+    unit="MiB/s"; [[ $p == meta-* || $p == warm-* ]] && unit="ops/s"; [[ $p == untar || $p == tar-readback ]] && unit="1/s"
     printf "%s\t%s" "$p" "$unit"
     declare -A med=()
     for t in $TARGETS; do med[$t]=$(median "${result[$t,$p]:-}"); printf "\t%s" "${med[$t]}"; done

@@ -56,6 +56,14 @@ internal sealed class FuseNotifier(IFuseTransport transport) : IFuseNotifier
         return Send(frame, FuseNotifyCode.Delete);
     }
 
+    public Errno IncrementEpoch()
+    {
+        // No body: the kernel bumps its connection epoch, and every dentry looked up before (including lookups still
+        // in flight, which sampled the old epoch when they were sent) is revalidated on its next use.
+        Span<byte> frame = stackalloc byte[HeaderSize];
+        return Send(frame, FuseNotifyCode.IncEpoch);
+    }
+
     /// <summary>
     /// A name we send the kernel in a notification, which the kernel checks itself (FUSE_NAME_MAX, 1024): only what
     /// would corrupt the frame. Kept apart from InSpatialFs.Storage.Posix.EntryName, the rule for names the kernel sends

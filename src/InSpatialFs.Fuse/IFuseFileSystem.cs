@@ -133,4 +133,10 @@ public interface IFuseNotifier
     Errno InvalidateEntry(ulong parent, ReadOnlySpan<byte> name);
 
     Errno Delete(ulong parent, ulong child, ReadOnlySpan<byte> name);
+
+    /// <summary>
+    /// NOTIFY_INC_EPOCH (7.44, kernel 6.16): every cached dentry of the connection, and every lookup still in flight,
+    /// is revalidated on its next use. Older kernels refuse the code (EINVAL); callers then rely on INVAL_ENTRY alone.
+    /// </summary>
+    Errno IncrementEpoch();
 }

@@ -16,4 +16,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Debug, Message = "hard-link scan below protected paths stopped: {Reason}")]
     public static partial void AliasScanStopped(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "kernel caches invalidated ({Why}): {Entries} cached names and {Nodes} cached nodes dropped of {Known} known, epoch {Epoch}")]
+    public static partial void CachesInvalidated(ILogger logger, string why, long entries, long nodes, int known, string epoch);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Error, Message = "kernel cache invalidation failed; cached answers may outlive the change until their timeout")]
+    public static partial void InvalidationFailed(ILogger logger, Exception error);
 }

@@ -34,7 +34,7 @@ public sealed partial class SecureProxy
         err = BackendOf(node).OpenDir(node.Ino, out ulong backendFh);
         if (err == Errno.OK)
         {
-            err = Opened(node, new OpenResult { Fh = backendFh }, flags, e.Decision, isDirectory: true, counted: false, out open);
+            err = Opened(node, new OpenResult { Fh = backendFh, Flags = DirectoryCacheFlags(node) }, flags, e.Decision, isDirectory: true, counted: false, out open);
         }
 
         return Complete(e, err, started);
@@ -45,6 +45,7 @@ public sealed partial class SecureProxy
 
     public Errno ReadDir(FuseRequest request, ulong nodeId, ulong fh, long offset, bool plus, ref DirentWriter writer)
     {
+        Interlocked.Increment(ref _readDirRequests);
         if (!_handles.TryGet(fh, out ProxyHandle handle) || !handle.IsDirectory)
         {
             return Errno.EBADF;

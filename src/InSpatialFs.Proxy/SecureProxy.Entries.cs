@@ -17,6 +17,8 @@ public sealed partial class SecureProxy
     public Errno Lookup(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, out FuseEntryOut entry)
     {
         entry = default;
+        Interlocked.Increment(ref _lookupRequests);
+        long generation = CacheGeneration; // before the decision: see ExpireIfInvalidatedSince
         Errno err = ResolveChild(parent, name, out ProxyNode dir, out string childName, out string path);
         if (err != Errno.OK)
         {
@@ -44,7 +46,9 @@ public sealed partial class SecureProxy
             if (err == Errno.OK)
             {
                 ProxyNode root = _nodes.AddLookup(mount, backend.RootIno, dir, childName, isMountRoot: true);
+                root.ReadOnlyClass = e.PolicyClass == PathClass.ReadOnly;
                 FillEntry(root, ref attr, out entry);
+                ExpireIfInvalidatedSince(generation, ref entry);
             }
 
             return err;
@@ -67,12 +71,18 @@ public sealed partial class SecureProxy
 
         if (err == Errno.OK)
         {
-            Register(dir, dir.Mount, childName, ref attr, out entry);
+            ProxyNode node = _nodes.AddLookup(dir.Mount, attr.Ino, dir, childName);
+            node.ReadOnlyClass = e.PolicyClass == PathClass.ReadOnly; // before the reply's timeouts are chosen
+            FillEntry(node, ref attr, out entry);
+            ExpireIfInvalidatedSince(generation, ref entry);
         }
         else if (err == Errno.ENOENT)
         {
-            // A negative entry: the kernel caches "no such name" for the entry timeout (nodeid 0).
-            entry = new FuseEntryOut { EntryValid = _entryValidSec, EntryValidNsec = _entryValidNsec };
+            // A negative entry: the kernel caches "no such name" for the entry timeout (nodeid 0), for long where the
+            // directory can only change through this mount (a create here replaces the negative entry).
+            (ulong sec, uint nsec) = EntryTimeoutFor(dir);
+            entry = new FuseEntryOut { EntryValid = sec, EntryValidNsec = nsec };
+            ExpireIfInvalidatedSince(generation, ref entry);
             return Errno.OK;
         }
 

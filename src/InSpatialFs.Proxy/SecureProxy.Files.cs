@@ -19,6 +19,7 @@ public sealed partial class SecureProxy
     public Errno GetAttr(FuseRequest request, ulong nodeId, ulong? fh, out FuseAttrOut attr)
     {
         attr = default;
+        Interlocked.Increment(ref _getAttrRequests);
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
             return Errno.ENOENT;
@@ -169,6 +170,7 @@ public sealed partial class SecureProxy
 
         if (err == Errno.OK)
         {
+            KeepCacheIfFixed(node, flags, ref result);
             err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, counted, out open);
         }
 

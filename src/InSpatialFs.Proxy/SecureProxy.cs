@@ -68,6 +68,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
         _quotas = [.. _mounts.Select(m => m.Kind == MountKind.Memory ? null : gate.QuotaFor(m.Path))];
         (_entryValidSec, _entryValidNsec) = Split(options.EntryTimeout);
         (_attrValidSec, _attrValidNsec) = Split(options.AttrTimeout);
+        InitCaching(options);
         AliasScan = MarkProtectedAliases();
     }
 
@@ -216,14 +217,16 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
     private void FillEntry(ProxyNode node, ref FuseAttr attr, out FuseEntryOut entry)
     {
         attr.Ino = node.NodeId;
+        (ulong entrySec, uint entryNsec) = EntryTimeoutFor(node);
+        (ulong attrSec, uint attrNsec) = AttrTimeoutFor(node);
         entry = new FuseEntryOut
         {
             NodeId = node.NodeId,
             Generation = 0,
-            EntryValid = _entryValidSec,
-            EntryValidNsec = _entryValidNsec,
-            AttrValid = _attrValidSec,
-            AttrValidNsec = _attrValidNsec,
+            EntryValid = entrySec,
+            EntryValidNsec = entryNsec,
+            AttrValid = attrSec,
+            AttrValidNsec = attrNsec,
             Attr = attr,
         };
     }
@@ -231,7 +234,8 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
     private void FillAttr(ProxyNode node, ref FuseAttr attr, out FuseAttrOut output)
     {
         attr.Ino = node.NodeId;
-        output = new FuseAttrOut { AttrValid = _attrValidSec, AttrValidNsec = _attrValidNsec, Attr = attr };
+        (ulong attrSec, uint attrNsec) = AttrTimeoutFor(node);
+        output = new FuseAttrOut { AttrValid = attrSec, AttrValidNsec = attrNsec, Attr = attr };
     }
 
     /// <summary>Registers the entry a backend call returned (one kernel reference) and fills entry_out.</summary>

@@ -88,7 +88,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         _log = log ?? NullLogger.Instance;
         _containerName = options.ContainerName;
         Controls = EffectiveControls.Resolve(options);
-        Policy = PathPolicy.FromOptions(options);
+        _policy = PathPolicy.FromOptions(options);
         Resources = new ResourceGovernor(Controls.Resources, options.StateDir);
         RuntimeWritten = new RuntimeWrittenObjects(journalPath: options.StateDir is null ? null : Path.Combine(options.StateDir, "runtime-written.marks"));
         _ownsCallers = callers is null;
@@ -97,6 +97,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         _containerHasQuotas = r.DiskBytes is not null || r.Inodes is not null || r.MemoryBytes is not null;
         Incidents = new IncidentStore(options.StateDir, _log, options.Incidents);
         _responder = new Responder(Callers, freezer ?? TryCreateFreezer(), options.ContainerCgroup, _log, (what, error) => _raiser!.OnResponseFailure(what, error));
+        _responder.AnswersChanged = why => CachedAnswersChanged?.Invoke(why);
         _raiser = new IncidentRaiser(Incidents, _responder, Controls, _log);
         if (options.StateDir is not null && options.JournalEvents)
         {
@@ -111,9 +112,19 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             () => !_inlineDetections.IsEmpty, DrainInlineDetections, (ex, e) => SecurityLog.ConsumerFailed(_log, ex, e?.Seq ?? 0));
     }
 
-    public SecurityOptions Options { get; }
+    /// <summary>
+    /// Raised when an answer the proxy gave may no longer hold for someone (a process blocked, the container suspended),
+    /// so whatever the kernel cached of it must go. May be raised on a FUSE reader thread: handlers must not block.
+    /// </summary>
+    public event Action<string>? CachedAnswersChanged;
+
+    public SecurityOptions Options { get; private set; }
     public EffectiveControls Controls { get; }
-    public PathPolicy Policy { get; }
+
+    // Swapped whole by ReplacePaths (a reload): a decision reads it once and sees the old classes or the new ones.
+    private volatile PathPolicy _policy;
+
+    public PathPolicy Policy => _policy;
     public ResourceGovernor Resources { get; }
     public RuntimeWrittenObjects RuntimeWritten { get; }
     public CallerRegistry Callers { get; }
@@ -143,6 +154,18 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
     public void NoteLinkedObject(in InodeIdentity obj, string path) => ProtectedObjects.Mark(obj, Policy.Match(path));
 
+    /// <summary>
+    /// A reload's new path classes (`paths:`), compiled, then swapped in at once. The isolation level and the controls
+    /// stay (a restart changes those). Objects already marked through a hard link keep the class they were marked with.
+    /// Whoever calls this must then drop what the kernel cached (the proxy's InvalidateKernelCaches).
+    /// </summary>
+    public void ReplacePaths(IReadOnlyList<string> forbidden, IReadOnlyList<string> readOnly, IReadOnlyList<string> allowed)
+    {
+        SecurityOptions next = Options with { Forbidden = forbidden, ReadOnly = readOnly, Allowed = allowed };
+        _policy = PathPolicy.FromOptions(next);
+        Options = next;
+    }
+
     public Verdict Decide(FsEvent access)
     {
         ArgumentNullException.ThrowIfNull(access);
@@ -169,7 +192,8 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             }
         }
 
-        PathMatch m = ProtectedObjects.Apply(a.Object, Policy.Match(a.Path));
+        PathPolicy policy = _policy; // one policy per decision, even across a reload
+        PathMatch m = ProtectedObjects.Apply(a.Object, policy.Match(a.Path));
         a.PolicyClass = m.Class;
         if (m.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, m.Reason);
 
@@ -178,14 +202,14 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
         if (a.Target is string target && a.Op is FsOp.Rename or FsOp.Link or FsOp.CopyFileRange)
         {
-            PathMatch t = Policy.Match(target);
+            PathMatch t = policy.Match(target);
             if (t.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, t.Reason);
             if (t.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, t.Reason);
             if (a.Op == FsOp.Rename)
             {
                 // The objects below a renamed directory keep their classes; an exchange moves both ways.
-                string? exposed = Policy.RenameWouldExpose(a.Path, target)
-                    ?? ((a.Flags & LibC.RENAME_EXCHANGE) != 0 ? Policy.RenameWouldExpose(target, a.Path) : null);
+                string? exposed = policy.RenameWouldExpose(a.Path, target)
+                    ?? ((a.Flags & LibC.RENAME_EXCHANGE) != 0 ? policy.RenameWouldExpose(target, a.Path) : null);
                 if (exposed is not null) return Deny(a, Errno.EACCES, exposed);
             }
         }

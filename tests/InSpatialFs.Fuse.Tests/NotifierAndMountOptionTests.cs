@@ -54,6 +54,19 @@ public sealed class NotifierAndMountOptionTests
     }
 
     [Test]
+    public void IncrementEpoch_is_the_header_alone_with_code_8()
+    {
+        (FakeKernel kernel, IFuseNotifier notifier) = Connected();
+        using (kernel)
+        {
+            Assert.That(notifier.IncrementEpoch(), Is.EqualTo(Errno.OK));
+            byte[] frame = kernel.Transport.Notifications.Single();
+            FuseOutHeader header = BinaryPrimitivesRead<FuseOutHeader>(frame);
+            Assert.That((frame.Length, header.Len, header.Error, header.Unique), Is.EqualTo((16, 16u, 8, 0UL)));
+        }
+    }
+
+    [Test]
     public void Bad_names_are_refused_before_anything_is_written()
     {
         (FakeKernel kernel, IFuseNotifier notifier) = Connected();

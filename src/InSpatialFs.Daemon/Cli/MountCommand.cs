@@ -26,6 +26,8 @@ internal sealed record MountRequest
     public int Readers { get; init; }
     public bool NoPassthrough { get; init; }
     public string? DirectFallback { get; init; }
+    /// <summary>--cache-timeout: seconds the kernel may keep answers of read-only nodes (null: the proxy's default, an hour).</summary>
+    public int? CacheTimeout { get; init; }
     public bool AllowRelax { get; init; }
     public IReadOnlyList<string> Relax { get; init; } = [];
     public IReadOnlyList<string> Resources { get; init; } = [];
@@ -73,6 +75,18 @@ internal static class MountCommand
                 "or copy (pread/pwrite through the daemon's buffers). Writes use pwrite either way.",
         };
         directFallback.AcceptOnlyFromAmong("splice", "copy");
+        var cacheTimeout = new Option<int?>("--cache-timeout")
+        {
+            Description = "Seconds the kernel may cache names, attributes, file data and listings of read-only mounts, read-only image " +
+                "layers and read-only policy paths (default 3600; a reload drops them at once). 1 or less: the 1 s of every other node.",
+        };
+        cacheTimeout.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is < 0)
+            {
+                r.AddError("--cache-timeout: seconds, 0 or more");
+            }
+        });
         var relax = new Option<string[]>("--relax")
         {
             Description = "Explicitly relax one control of the isolation level (printed as a warning at start and shown in status): " +
@@ -99,7 +113,7 @@ internal static class MountCommand
         var command = new Command("mount", "Mount a container filesystem and serve it until SIGTERM/SIGINT or an outside unmount: in the foreground, or with --background return once mounted.")
         {
             mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
-            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, directFallback, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
+            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, directFallback, cacheTimeout, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
             options, background,
         };
         command.SetAction(parse => MountRunner.Run(new MountRequest
@@ -125,6 +139,7 @@ internal static class MountCommand
             Readers = parse.GetValue(readers),
             NoPassthrough = parse.GetValue(noPassthrough),
             DirectFallback = parse.GetValue(directFallback),
+            CacheTimeout = parse.GetValue(cacheTimeout),
             AllowRelax = parse.GetValue(allowRelax),
             Relax = parse.GetValue(relax) ?? [],
             Resources = parse.GetValue(resources) ?? [],

@@ -49,6 +49,8 @@ internal static class MountRunner
                 AllowRelax = request.AllowRelax,
                 ExtraRuleFiles = request.RuleFiles,
                 Relax = request.Relax,
+                CacheTimeout = request.CacheTimeout is int seconds ? TimeSpan.FromSeconds(seconds) : null,
+                ReloadConfig = request.ConfigFile != null ? () => BuildConfig(request) : null,
             }, logs);
         }
         catch (InstanceStartException e)

@@ -114,6 +114,12 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "open_files", c.OpenFiles);
         Line(sb, "live_nodes", _instance.Proxy.LiveNodes);
         Line(sb, "open_handles", _instance.Proxy.OpenHandles);
+        // What reached the daemon rather than the kernel's caches, and what the last cache drop found cached.
+        Line(sb, "kernel_lookups", _instance.Proxy.LookupRequests);
+        Line(sb, "kernel_getattrs", _instance.Proxy.GetAttrRequests);
+        Line(sb, "kernel_readdirs", _instance.Proxy.ReadDirRequests);
+        InSpatialFs.Proxy.Nodes.InvalidationStats inval = _instance.Proxy.Invalidations;
+        Line(sb, "cache_invalidations", FormattableString.Invariant($"{inval.Passes} last_entries={inval.EntriesDropped} last_nodes={inval.NodesDropped} epoch={(inval.EpochSupported ? "yes" : "no")}"));
         if (_instance.Mounts.Entries.Any(m => m.Direct))
         {
             Line(sb, "spliced_reads", _instance.SplicedReadReplies);

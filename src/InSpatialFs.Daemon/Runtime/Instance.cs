@@ -30,9 +30,9 @@ namespace InSpatialFs.Daemon.Runtime;
 /// protocol server), signals and systemd notification. <see cref="WaitForExit"/> returns when the container
 /// mount ends (SIGTERM/SIGINT, or an unmount from outside) after everything has been unmounted and flushed.
 /// </summary>
-internal sealed class Instance : IDisposable
+internal sealed partial class Instance : IDisposable
 {
-    private readonly InstanceConfig _config;
+    private InstanceConfig _config; // `paths:` replaced by a reload; the rest is fixed for the instance's life
     private readonly InstanceOptions _options;
     private readonly ILogger _log;
     private readonly List<IDisposable> _owned = [];
@@ -132,7 +132,10 @@ internal sealed class Instance : IDisposable
             }
         }
 
-        Proxy = new SecureProxy(Mounts, Security, new ProxyOptions { InstanceName = _config.Name, DirectFallback = _options.DirectFallback }, Logs.CreateLogger("InSpatialFs.Proxy"));
+        Proxy = new SecureProxy(Mounts, Security, ProxyOptionsFor(), Logs.CreateLogger("InSpatialFs.Proxy"));
+        // A blocked process or a suspended container must not be answered from the kernel's caches: drop them (queued,
+        // never waited for: this is raised on the reader thread that took the response).
+        Security.CachedAnswersChanged += why => Proxy.InvalidateKernelCaches(why, TimeSpan.Zero);
         ControlPlane = new ControlPlane(this);
         _owned.Add(ControlPlane);
         if (_config.MetricsListen is { } listen)
@@ -219,24 +222,6 @@ internal sealed class Instance : IDisposable
         _stopRequested.Set();
         _notifier.Stopping("unmounting");
         _server?.Stop();
-    }
-
-    /// <summary>SIGHUP and the `reload` command: re-read rule files, validate fully, swap atomically.</summary>
-    public Errno ReloadRules(out string message)
-    {
-        _notifier.Reloading();
-        RuleLoadResult result = Rules.Reload(RuleFiles);
-        _notifier.Ready($"serving {_config.Mountpoint}");
-        if (!result.Succeeded)
-        {
-            message = string.Join("; ", result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()));
-            _log.LogWarning("rules not reloaded (running rules unchanged): {Errors}", message);
-            return Errno.EINVAL;
-        }
-
-        message = $"{result.RuleSet!.Count} rules loaded";
-        _log.LogInformation("rules reloaded: {Result}", message);
-        return Errno.OK;
     }
 
     private FuseMount Mount(string mountpoint, string fsName, bool allowOther)

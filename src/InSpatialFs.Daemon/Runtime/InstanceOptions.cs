@@ -14,6 +14,12 @@ internal sealed record InstanceOptions
     /// <summary>DirectFS data path without passthrough: Spliced (--direct-fallback splice) or Proxied (copy).</summary>
     public DirectMode DirectFallback { get; init; } = DirectMode.Spliced;
 
+    /// <summary>--cache-timeout: how long the kernel may cache read-only nodes (null: the proxy's default).</summary>
+    public TimeSpan? CacheTimeout { get; init; }
+
+    /// <summary>Re-reads the config file at a reload (null: started from flags, only the rule files reload).</summary>
+    public Func<Config.InstanceConfig>? ReloadConfig { get; init; }
+
     /// <summary>Mount the control directory.</summary>
     public bool Control { get; init; } = true;
 

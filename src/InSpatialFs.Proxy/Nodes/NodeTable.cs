@@ -33,6 +33,9 @@ internal sealed class NodeTable
 
     public long RenameEpoch => Volatile.Read(ref _renameEpoch);
 
+    /// <summary>The nodes the kernel holds now (a moment's copy: nodes may come and go while it is used).</summary>
+    public ProxyNode[] Snapshot() => [.. _byId.Values];
+
     public bool TryGet(ulong nodeId, out ProxyNode node) => _byId.TryGetValue(nodeId, out node!);
 
     public string PathOf(ProxyNode node) => node.PathAt(RenameEpoch);

@@ -58,6 +58,12 @@ internal sealed class ProxyNode
     /// <summary>Of those, the ones open for writing (guarded by the proxy's io-mode lock).</summary>
     public int PassthroughWriters;
 
+    /// <summary>
+    /// The last LOOKUP found the node in a read-only policy class: writes through this mount are refused, so the kernel
+    /// may cache it for long. Rewritten at each lookup; a policy reload invalidates the kernel's copy.
+    /// </summary>
+    public volatile bool ReadOnlyClass;
+
     /// <summary>Where the node was last seen (hard links: the last name used). Null for the root.</summary>
     public ProxyNode? Parent { get; private set; }
 

@@ -44,19 +44,33 @@ internal sealed class Responder(
 
     public int BlockedCount => _blocked.Count;
 
+    /// <summary>
+    /// Called (on the thread taking the response, which may be a FUSE reader: it must not block) when a process is newly
+    /// blocked or the container newly marked suspended: answers the kernel may have cached for them are now wrong.
+    /// </summary>
+    public Action<string>? AnswersChanged { get; set; }
+
     /// <summary>Lock-free on the request path: a volatile count first, the dictionary only when something is blocked.</summary>
     public bool IsBlocked(CallerInfo caller) => _blockedCount != 0 && _blocked.ContainsKey((caller.Tgid, caller.ProcessStartTime));
 
     /// <summary>Blocks a process: every further op from it fails with EPERM until <see cref="Resume"/>.</summary>
     public void Block(CallerInfo caller)
     {
-        if (_blocked.TryAdd((caller.Tgid, caller.ProcessStartTime), caller)) _blockedCount = _blocked.Count;
+        if (_blocked.TryAdd((caller.Tgid, caller.ProcessStartTime), caller))
+        {
+            _blockedCount = _blocked.Count;
+            AnswersChanged?.Invoke("process " + caller.Tgid + " blocked");
+        }
     }
 
     /// <summary>Marks the container suspended before the freeze runs (an inline detection: the very next request must fail).</summary>
     public void MarkSuspended(CallerInfo caller)
     {
-        if (caller.IsContainerMember) _suspended = true;
+        if (caller.IsContainerMember && !_suspended)
+        {
+            _suspended = true;
+            AnswersChanged?.Invoke("container suspended");
+        }
     }
 
     /// <summary>True while a freeze started by <see cref="Suspend"/> is still running.</summary>

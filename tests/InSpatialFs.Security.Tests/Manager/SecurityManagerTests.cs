@@ -27,6 +27,22 @@ public sealed class SecurityManagerTests
     private static SecurityOptions Max(string? dir = null) => Demo(IsolationLevel.Maximum, dir) with { NeverSuspend = true };
 
     [Test]
+    public void Replaced_paths_decide_the_very_next_operation_and_show_in_the_options()
+    {
+        using var sm = new SecurityManager(Demo(IsolationLevel.Standard, null) with { NeverSuspend = true });
+        Assert.That(sm.Decide(Ev(FsOp.Lookup, "/opt/newly/secret")).IsDenied, Is.False, "positive control: allowed before");
+        Assert.That(sm.MayForbidChildrenOf("/opt/newly"), Is.False);
+
+        sm.ReplacePaths(["/opt/newly/**"], ["/srv/**"], []);
+        Verdict v = sm.Decide(Ev(FsOp.Lookup, "/opt/newly/secret"));
+        Assert.That((v.IsDenied, v.Error), Is.EqualTo((true, Errno.EACCES)));
+        Assert.That(sm.Decide(Ev(FsOp.Unlink, "/srv/file")).Error, Is.EqualTo(Errno.EROFS));
+        Assert.That(sm.MayForbidChildrenOf("/opt/newly"), Is.True, "listings filter the new forbidden children");
+        Assert.That(sm.Options.Forbidden, Is.EqualTo(new[] { "/opt/newly/**" }));
+        Assert.That(sm.Decide(Ev(FsOp.Lookup, "/etc/hostname")).IsDenied, Is.False, "what the new paths do not name stays allowed");
+    }
+
+    [Test]
     public void Exec_of_a_file_written_at_run_time_is_refused_under_maximum()
     {
         using var sm = new SecurityManager(Max());
