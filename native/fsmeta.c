@@ -1,6 +1,8 @@
 // fsmeta: metadata load for benchmarks. Runs the phases create, stat (warm), readdir, stat-cold (after
 // dropping caches when allowed), unlink over FILES files spread across DIRS directories under ROOT and prints
 // one line per phase: "<phase>\t<seconds>\t<ops/s>". Used by scripts/bench.sh against every mount in turn.
+// With FSMETA_HOOK set, runs `$FSMETA_HOOK begin|end PHASE` (sh -c) right before and after each phase's work, so
+// scripts/bench-cpu.sh can sample the daemon's CPU time per phase outside the timed region.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +28,14 @@ static void die(const char *what, const char *path) {
 static void report(const char *phase, double seconds, long ops) {
     printf("%s\t%.6f\t%.0f\n", phase, seconds, seconds > 0 ? ops / seconds : 0.0);
     fflush(stdout);
+}
+
+static void hook(const char *when, const char *phase) {
+    const char *cmd = getenv("FSMETA_HOOK");
+    if (!cmd || !*cmd) return;
+    char line[4096];
+    snprintf(line, sizeof line, "%s %s %s", cmd, when, phase);
+    if (system(line) != 0) fprintf(stderr, "fsmeta: hook failed: %s\n", line);
 }
 
 static void drop_caches(void) {
@@ -57,6 +67,7 @@ int main(int argc, char **argv) {
         if (mkdir(path, 0755) != 0 && errno != EEXIST) die("mkdir", path);
     }
 
+    hook("begin", "create");
     double t = now();
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
@@ -65,14 +76,18 @@ int main(int argc, char **argv) {
         close(fd);
     }
     report("create", now() - t, files);
+    hook("end", "create");
 
+    hook("begin", "stat");
     t = now();
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
         if (stat(path, &st) != 0) die("stat", path);
     }
     report("stat", now() - t, files);
+    hook("end", "stat");
 
+    hook("begin", "readdir");
     t = now();
     long seen = 0;
     for (long d = 0; d < dirs; d++) {
@@ -84,21 +99,26 @@ int main(int argc, char **argv) {
         closedir(dir);
     }
     report("readdir", now() - t, seen);
+    hook("end", "readdir");
 
     drop_caches();
+    hook("begin", "stat-cold");
     t = now();
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
         if (stat(path, &st) != 0) die("stat", path);
     }
     report("stat-cold", now() - t, files);
+    hook("end", "stat-cold");
 
+    hook("begin", "unlink");
     t = now();
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/d%03ld/f%06ld", root, i % dirs, i);
         if (unlink(path) != 0) die("unlink", path);
     }
     report("unlink", now() - t, files);
+    hook("end", "unlink");
 
     for (long d = 0; d < dirs; d++) {
         snprintf(path, sizeof path, "%s/d%03ld", root, d);
