@@ -67,8 +67,19 @@ mount_target() { # $1 = target; every daemon runs in the foreground so $daemon_p
   for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
   mountpoint -q "$mnt" || { echo "bench-cpu: $1 did not mount" >&2; return 1; }
 }
+# CPU ticks and context switches per thread name of the daemon (where its time goes: request threads, event
+# consumer, JIT, GC), appended to $threads_out for every round.
+thread_breakdown() {
+  for task in /proc/$daemon_pid/task/*; do
+    read -r stat < "$task/stat" || continue
+    set -- $(echo "${stat##*) }")
+    printf "%s|%s|%s|%s\n" "$(cat "$task/comm")" "${12}" "${13}" "$(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "$task/status")"
+  done | sed 's/-[0-9]*|/|/' | awk -F'|' -v t="$1" '{ u[$1] += $2; s[$1] += $3; c[$1] += $4 }
+    END { for (k in u) if (u[k] + s[k] > 0) printf "%s\t%s\tutime=%d\tstime=%d\tctxsw=%d\n", t, k, u[k], s[k], c[k] }' | sort -t$'\t' -k3 >> "$threads_out"
+}
 unmount_target() {
   if [[ -n $daemon_pid ]]; then
+    [[ $t == inspatialfs-* && -n ${threads_out:-} ]] && thread_breakdown "$t"
     if [[ $t == inspatialfs-* ]]; then kill -TERM "$daemon_pid"; else umount "$mnt" 2>/dev/null || umount -l "$mnt"; fi
     wait "$daemon_pid" 2>/dev/null || true; daemon_pid=
   fi
@@ -76,29 +87,39 @@ unmount_target() {
 }
 
 # The sampler fsmeta calls around each phase (FSMETA_HOOK):
-#   "<begin|end> <phase> <cpu ticks> <epoch seconds> <context switches of the live threads>".
+#   "<begin|end> <phase> <cpu ticks> <epoch seconds> <context switches of the live threads> <FUSE requests>".
+# FUSE requests come from our daemon's status file (fuse_requests), read outside the CPU sample; 0 for the peers.
 samples=$work/samples
 cat > "$work/hook" <<'EOF'
 #!/bin/sh
+requests() { [ -n "$CTL" ] && awk '/^fuse_requests:/ { print $2 }' "$CTL/status" || echo 0; }
+[ "$1" = begin ] && r=$(requests)
 read -r stat < /proc/$DAEMON/stat
-set -- "$1" "$2" $(echo "${stat##*) }")
 switches=$(cat /proc/$DAEMON/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }')
-echo "$1 $2 $(( ${14} + ${15} )) $(date +%s.%N) $switches" >> "$SAMPLES"
+when=$1 phase=$2
+set -- $(echo "${stat##*) }")
+ticks=$(( ${12} + ${13} ))
+[ "$when" = end ] && r=$(requests)
+echo "$when $phase $ticks $(date +%s.%N) $switches ${r:-0}" >> "$SAMPLES"
 EOF
 chmod +x "$work/hook"
-sample() { DAEMON=$daemon_pid SAMPLES=$samples "$work/hook" "$1" "$2"; }
+ctl_of() { [[ $t == inspatialfs-* ]] && echo "$work/ctl"; }
+sample() { DAEMON=$daemon_pid SAMPLES=$samples CTL=$(ctl_of) "$work/hook" "$1" "$2"; }
 
 run_workload() { # $1 = files; writes $samples
   : > "$samples"
   mkdir -p "$mnt/meta"
-  DAEMON=$daemon_pid SAMPLES=$samples FSMETA_HOOK="$work/hook" native/build/fsmeta "$mnt/meta" "$1" 100 > "$work/fsmeta.out"
+  DAEMON=$daemon_pid SAMPLES=$samples CTL=$(ctl_of) FSMETA_HOOK="$work/hook" native/build/fsmeta "$mnt/meta" "$1" 100 > "$work/fsmeta.out"
   if [[ -f $tarball ]]; then
     mkdir -p "$mnt/untar"
     sample begin untar; tar -C "$mnt/untar" -xf "$tarball"; sample end untar
   fi
 }
 
-declare -A cpu rate ctx   # [target,phase] = space-separated values, one per round
+mkdir -p "$OUT"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+threads_out=$OUT/cpu-$stamp.threads
+declare -A cpu rate ctx req   # [target,phase] = space-separated values, one per round
 phases="create stat readdir stat-cold unlink untar"
 ticks=$(getconf CLK_TCK)
 targets=($TARGETS)
@@ -110,15 +131,18 @@ for round in $(seq "$ROUNDS"); do
     mount_target "$t" || continue
     run_workload "$FILES"
     while read -r phase secs r; do rate[$t,$phase]="${rate[$t,$phase]:-} $r"; done < "$work/fsmeta.out"
-    while read -r phase secs switches; do
+    while read -r phase secs switches requests; do
       cpu[$t,$phase]="${cpu[$t,$phase]:-} $secs"; ctx[$t,$phase]="${ctx[$t,$phase]:-} $switches"
+      req[$t,$phase]="${req[$t,$phase]:-} $requests"
     done < <(python3 - "$samples" "$ticks" <<'EOF'
 import sys
 begin = {}
 for line in open(sys.argv[1]):
-    when, phase, ticks, at, switches = line.split()
-    if when == "begin": begin[phase] = (int(ticks), int(switches))
-    else: print(phase, "%.2f" % ((int(ticks) - begin[phase][0]) / int(sys.argv[2])), int(switches) - begin[phase][1])
+    when, phase, ticks, at, switches, requests = line.split()
+    if when == "begin": begin[phase] = (int(ticks), int(switches), int(requests))
+    else:
+        b = begin[phase]
+        print(phase, "%.2f" % ((int(ticks) - b[0]) / int(sys.argv[2])), int(switches) - b[1], int(requests) - b[2])
 EOF
 )
     unmount_target
@@ -129,28 +153,29 @@ stat_of() { # $1 = min|median, values...
   local how=$1; shift
   python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[2:]]; print(("%.2f" % (min(v) if sys.argv[1]=="min" else statistics.median(v))) if v else "")' "$how" "$@"
 }
-mkdir -p "$OUT"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=$OUT/cpu-$stamp.tsv
 echo "# daemon CPU-seconds per phase (utime+stime of all threads; best of $ROUNDS interleaved rounds, all rounds in"
-echo "# $out.rounds), the daemon's context switches (median) and the wall-clock rate (median, reference only);"
+echo "# $out.rounds), the daemon's context switches (median), FUSE requests (our daemon's counter; the strace pass"
+echo "# counts them for every target) and the wall-clock rate (median, reference only);"
 echo "# FILES=$FILES, tmpfs backing, $(nproc) cores shared with other work"
 {
-  printf "phase"; for t in "${targets[@]}"; do printf "\t%s cpu-s\tctxsw\tops/s" "$t"; done; echo
+  printf "phase"; for t in "${targets[@]}"; do printf "\t%s cpu-s\tctxsw\trequests\tops/s" "$t"; done; echo
   declare -A sum=()
   for p in $phases; do
     printf "%s" "$p"
     for t in "${targets[@]}"; do
       c=$(stat_of min ${cpu[$t,$p]:-}); sum[$t]=$(python3 -c "print('%.2f' % (${sum[$t]:-0} + ${c:-0}))")
-      r=$(stat_of median ${rate[$t,$p]:-}); printf "\t%s\t%s\t%s" "$c" "$(stat_of median ${ctx[$t,$p]:-} | cut -d. -f1)" "${r:--}"
+      r=$(stat_of median ${rate[$t,$p]:-}); n=$(stat_of median ${req[$t,$p]:-} | cut -d. -f1); [[ $n == 0 ]] && n=-
+      printf "\t%s\t%s\t%s\t%s" "$c" "$(stat_of median ${ctx[$t,$p]:-} | cut -d. -f1)" "$n" "${r:--}"
     done
     echo
   done
-  printf "total"; for t in "${targets[@]}"; do printf "\t%s\t\t" "${sum[$t]}"; done; echo
+  printf "total"; for t in "${targets[@]}"; do printf "\t%s\t\t\t" "${sum[$t]}"; done; echo
 } | tee "$out" | column -t -s $'\t'
 for t in "${targets[@]}"; do for p in $phases; do printf "%s\t%s\tcpu-s:%s\tctxsw:%s\n" "$t" "$p" "${cpu[$t,$p]:-}" "${ctx[$t,$p]:-}"; done; done > "$out.rounds"
 
-[[ $STRACE == 1 ]] || exit 0
+[[ $STRACE == 1 ]] || { echo "results: $out (per-thread CPU ticks of our daemon, per round: $threads_out)"; exit 0; }
+threads_out=  # the strace pass's thread times are the tracer's doing
 
 # Second pass: syscalls per FUSE request under strace (slower, so fewer files; counts, not times, are kept).
 straceout=$OUT/cpu-$stamp.syscalls.tsv
@@ -168,4 +193,4 @@ for t in "${targets[@]}"; do
   unmount_target
 done
 column -t -s $'\t' "$straceout"
-echo "results: $out $straceout"
+echo "results: $out $straceout (per-thread CPU ticks of our daemon, per round: $threads_out)"
