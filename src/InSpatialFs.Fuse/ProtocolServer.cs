@@ -334,6 +334,7 @@ public sealed partial class ProtocolServer : IDisposable
 
         FuseInHeader header = MemoryMarshal.Read<FuseInHeader>(frame);
         ref readonly OpEntry op = ref Entry(header.Opcode);
+        reader.Requests[Math.Min(header.Opcode, (uint)OpTable.Length)]++;
         Errno malformed = Errno.OK;
         string? reason = null;
         ReadOnlySpan<byte> args = default;
@@ -529,6 +530,9 @@ public sealed partial class ProtocolServer : IDisposable
 
         /// <summary>READ replies this reader sent through its pipes (written by the reader only).</summary>
         public long SplicedReplies;
+
+        /// <summary>Requests this reader read, per opcode (written by the reader only; see <see cref="RequestCounts"/>).</summary>
+        public readonly long[] Requests = new long[OpTable.Length + 1];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

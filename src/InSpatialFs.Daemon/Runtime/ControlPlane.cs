@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using InSpatialFs.Daemon.Control;
+using InSpatialFs.Fuse;
 using InSpatialFs.Interop;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
@@ -112,6 +113,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
 
         Line(sb, "blocked_processes", c.BlockedProcesses);
         Line(sb, "open_files", c.OpenFiles);
+        Line(sb, "fuse_requests", _instance.FuseRequests.Sum());
         Line(sb, "live_nodes", _instance.Proxy.LiveNodes);
         Line(sb, "open_handles", _instance.Proxy.OpenHandles);
         // What reached the daemon rather than the kernel's caches, and what the last cache drop found cached.
@@ -240,6 +242,13 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
 
         Outputs.AlertOutputsFactory.Metrics(p, _instance.Alerts);
         _latencies.WritePrometheus(p);
+
+        long[] requests = _instance.FuseRequests;
+        p.Family("inspatialfs_fuse_requests_total", "counter", "FUSE requests the kernel sent for the container mount, per opcode.");
+        for (int slot = 0; slot < requests.Length; slot++)
+        {
+            if (requests[slot] != 0) p.Sample("inspatialfs_fuse_requests_total", requests[slot], ("op", ProtocolServer.RequestCountName(slot)));
+        }
 
         using var self = System.Diagnostics.Process.GetCurrentProcess();
         p.Single("process_resident_memory_bytes", "gauge", "Resident memory of the daemon.", self.WorkingSet64);

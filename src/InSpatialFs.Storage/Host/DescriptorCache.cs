@@ -116,6 +116,22 @@ internal sealed class DescriptorCache : IDisposable
     /// <summary>Adds without borrowing (takes ownership of <paramref name="fd"/>).</summary>
     public void Add(ulong id, SafeFd fd) => AddAndBorrow(id, fd).Dispose();
 
+    /// <summary>Removes the entry of <paramref name="id"/> and hands its descriptor to the caller (who disposes it).</summary>
+    public bool TryTake(ulong id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SafeFd? fd)
+    {
+        lock (_lock)
+        {
+            if (_map.Remove(id, out var entry))
+            {
+                _order.Remove(entry);
+                fd = entry.Value.Fd;
+                return true;
+            }
+        }
+        fd = null;
+        return false;
+    }
+
     public void Remove(ulong id)
     {
         SafeFd? removed = null;

@@ -133,14 +133,26 @@ public sealed unsafe partial class HostFileSystem
     }
 
     /// <summary>Finds or makes the node for a fresh O_PATH descriptor, adds one kernel reference, and takes the descriptor.</summary>
-    private Errno AdoptPathFd(SafeFd pathFd, out FuseAttr attr)
+    private Errno AdoptPathFd(SafeFd pathFd, out FuseAttr attr) => AdoptPathFd(pathFd, null, out attr);
+
+    /// <summary>As above; <paramref name="current"/>, when not null, is a statx of this very inode taken after its last
+    /// change by us (a create's ownership step), which saves the statx here.</summary>
+    private Errno AdoptPathFd(SafeFd pathFd, StatX* current, out FuseAttr attr)
     {
         attr = default;
-        Errno e = StatFd(pathFd.Fd, out StatX st);
-        if (e != Errno.OK)
+        StatX st;
+        if (current != null)
         {
-            pathFd.Dispose();
-            return e;
+            st = *current;
+        }
+        else
+        {
+            Errno e = StatFd(pathFd.Fd, out st);
+            if (e != Errno.OK)
+            {
+                pathFd.Dispose();
+                return e;
+            }
         }
         (ulong, ulong) key = (DevOf(st), st.Ino);
         lock (_nodeLock)
@@ -221,7 +233,7 @@ public sealed unsafe partial class HostFileSystem
     }
 
     /// <summary>As <see cref="AdoptPathFd"/> for a descriptor we keep as an open file (it is not taken).</summary>
-    private Errno AdoptOpenFd(int openFd, bool pin, out FuseAttr attr, out HostNode? node)
+    private Errno AdoptOpenFd(int openFd, bool pin, StatX* known, out FuseAttr attr, out HostNode? node)
     {
         node = null;
         attr = default;
@@ -251,7 +263,7 @@ public sealed unsafe partial class HostFileSystem
             attr = ToAttr(st, node.Id);
             return Errno.OK;
         }
-        Errno r = AdoptPathFd(fd, out attr);
+        Errno r = AdoptPathFd(fd, known, out attr);
         if (r == Errno.OK) node = NodeOf(attr.Ino);
         return r;
     }

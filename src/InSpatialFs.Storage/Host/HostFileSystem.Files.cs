@@ -78,8 +78,8 @@ public sealed unsafe partial class HostFileSystem
             return e == Errno.EEXIST && (flags & O_EXCL) == 0 ? OpenExisting(parent, name, flags, caller, out attr, out result) : e;
         }
         var file = new SafeFd(fd);
-        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode);
-        if (e == Errno.OK) e = AdoptOpenFd(fd, pin: false, out attr, out HostNode? node);
+        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out StatX owned, out bool ownedCurrent);
+        if (e == Errno.OK) e = AdoptOpenFd(fd, pin: false, ownedCurrent ? &owned : null, out attr, out HostNode? node);
         else attr = default;
         if (e != Errno.OK)
         {
@@ -136,9 +136,9 @@ public sealed unsafe partial class HostFileSystem
             return e;
         }
         var file = new SafeFd(fd);
-        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode);
+        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out _, out _);
         // An unnamed file cannot be reopened from a handle, so its node pins a descriptor.
-        if (e == Errno.OK) e = AdoptOpenFd(fd, pin: true, out attr, out _);
+        if (e == Errno.OK) e = AdoptOpenFd(fd, pin: true, null, out attr, out _);
         if (e != Errno.OK)
         {
             file.Dispose();

@@ -97,29 +97,37 @@ public sealed unsafe partial class HostFileSystem
             HostLog.CreatedNodeSwapped(_logger, Encoding.UTF8.GetString(name));
             return e != Errno.OK ? e : Errno.EACCES;
         }
-        e = TakeOwnership(fd, type, perm, caller, parentMode);
+        e = TakeOwnership(fd, type, perm, caller, parentMode, out StatX owned, out bool ownedCurrent);
         if (e != Errno.OK)
         {
             pathFd.Dispose();
             return e;
         }
-        return AdoptPathFd(pathFd, out attr);
+        return AdoptPathFd(pathFd, ownedCurrent ? &owned : null, out attr);
     }
 
     /// <summary>Gives a node the daemon just created to the caller and sets its exact permission bits (the
     /// daemon's umask and chown's clearing of set-id bits would otherwise change them).</summary>
-    private static Errno TakeOwnership(int fd, uint type, uint perm, in Caller caller, uint parentMode)
+    /// <param name="current">The node's attributes after the ownership step, when <paramref name="isCurrent"/>: no chmod
+    /// followed the statx, so the caller can answer from it instead of a statx of its own.</param>
+    private static Errno TakeOwnership(int fd, uint type, uint perm, in Caller caller, uint parentMode, out StatX current, out bool isCurrent)
     {
+        current = default;
+        isCurrent = false;
         byte empty = 0;
         // SetIdBits.NewNodeGid: in a setgid directory the host kernel already gave the node the directory's group
         // (inode_init_owner, atomically with the create), which is left as it is.
         uint gid = (parentMode & S_ISGID) != 0 ? uint.MaxValue : caller.Gid;
         if (fchownat(fd, &empty, caller.Uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return ErrnoExtensions.LastPInvoke();
         if (type == S_IFLNK) return Errno.OK;
-        Errno e = StatFd(fd, out StatX st);
+        Errno e = StatFd(fd, out current);
         if (e != Errno.OK) return e;
         uint want = SetIdBits.NewNodePermissions(type, perm, parentMode);
-        if ((st.Mode & 0xFFFu) != want && fchmodat2(fd, &empty, want, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
+        if ((current.Mode & 0xFFFu) != want)
+        {
+            return fchmodat2(fd, &empty, want, AT_EMPTY_PATH) != 0 ? ErrnoExtensions.LastPInvoke() : Errno.OK;
+        }
+        isCurrent = true;
         return Errno.OK;
     }
 
@@ -162,6 +170,21 @@ public sealed unsafe partial class HostFileSystem
         lock (_nodeLock)
         {
             if (!_nodesByKey.TryGetValue((DevOf(st), st.Ino), out node) || node.Pinned != null) return;
+        }
+        // A cached descriptor of the node is already this inode (checked when it was adopted or reopened from the
+        // handle): pinning it saves reopening the name and checking the result.
+        if (_cache.TryTake(node.Id, out SafeFd? cached))
+        {
+            lock (_nodeLock)
+            {
+                if (node.Pinned == null && _nodesById.ContainsKey(node.Id))
+                {
+                    node.Pinned = cached;
+                    cached = null;
+                }
+            }
+            cached?.Dispose();
+            return;
         }
         if (OpenBeneath(parentFd, nameZ, O_PATH | O_NOFOLLOW, 0, out int fd) != Errno.OK) return;
         var pinned = new SafeFd(fd);

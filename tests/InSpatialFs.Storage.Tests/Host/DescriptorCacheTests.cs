@@ -61,4 +61,29 @@ public sealed class DescriptorCacheTests
         Assert.That(cache.Count, Is.Zero);
         Assert.That(first.IsClosed, Is.True);
     }
+
+    [Test]
+    public void Take_hands_the_descriptor_over_open_and_leaves_the_cache_without_it()
+    {
+        using var cache = new DescriptorCache(4);
+        var a = OpenPath();
+        int raw = a.Fd;
+        cache.Add(1, a);
+        cache.Add(2, OpenPath());
+        Assert.That(cache.TryTake(1, out SafeFd? taken), Is.True);
+        Assert.Multiple(() =>
+        {
+            Assert.That(taken!.Fd, Is.EqualTo(raw));
+            Assert.That(IsOpen(raw), Is.True, "the taker owns it now, open");
+            Assert.That(cache.Count, Is.EqualTo(1));
+            Assert.That(cache.TryBorrow(1, out _), Is.False);
+            Assert.That(cache.TryTake(1, out _), Is.False, "taken once");
+            Assert.That(cache.TryBorrow(2, out FdLease other), Is.True, "the other entry stays");
+            other.Dispose();
+        });
+        cache.Dispose();
+        Assert.That(IsOpen(raw), Is.True, "disposing the cache does not close a taken descriptor");
+        taken!.Dispose();
+        Assert.That(IsOpen(raw), Is.False);
+    }
 }

@@ -160,6 +160,53 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    public void Unlinking_a_cached_node_pins_its_cached_descriptor_and_the_file_stays_readable()
+    {
+        File.WriteAllText(_box.Src("gone"), "still here");
+        File.WriteAllText(_box.Src("kept"), "other");
+        ulong ino = _box.Lookup(_box.Fs.RootIno, "gone");
+        _box.Lookup(_box.Fs.RootIno, "kept");
+        int cached = _box.Fs.CachedDescriptorCount;
+        Assert.That(_box.Fs.Unlink(_box.Fs.RootIno, B("gone")), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.CachedDescriptorCount, Is.EqualTo(cached - 1), "the cached descriptor moved to the node, none was reopened");
+        // Evict everything else: only the pin can still reach the unlinked inode (its handle is stale now).
+        for (int i = 0; i < 200; i++) File.WriteAllText(_box.Src($"x{i}"), "");
+        for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        Assert.That(_box.Fs.GetAttr(ino, out FuseAttr a), Is.EqualTo(Errno.OK));
+        Assert.That(a.Nlink, Is.Zero);
+        Assert.That(_box.ReadAll(ino), Is.EqualTo("still here"));
+        Assert.That(_box.Fs.Unlink(_box.Fs.RootIno, B("kept")), Is.EqualTo(Errno.OK), "positive control: a plain unlink");
+        Assert.That(File.Exists(_box.Src("kept")), Is.False);
+    }
+
+    [Test]
+    public void Create_and_mkdir_replies_carry_the_attributes_a_fresh_getattr_reads()
+    {
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("f"), LibC.O_RDWR, 0x1A4, User, out FuseAttr created, out OpenResult r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.GetAttr(created.Ino, out FuseAttr fresh), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.MkDir(_box.Fs.RootIno, B("d"), 0x1ED, User, out FuseAttr made), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.GetAttr(made.Ino, out FuseAttr freshDir), Is.EqualTo(Errno.OK));
+        // A mode the umask-free create cannot give directly (set-id bits chown clears) takes the chmod path.
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("s"), LibC.O_RDWR, 0x9ED /* 04755 */, User, out FuseAttr setuid, out OpenResult rs), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.GetAttr(setuid.Ino, out FuseAttr freshSetuid), Is.EqualTo(Errno.OK));
+        Assert.Multiple(() =>
+        {
+            foreach ((FuseAttr reply, FuseAttr now) in new[] { (created, fresh), (made, freshDir), (setuid, freshSetuid) })
+            {
+                Assert.That((reply.Uid, reply.Gid), Is.EqualTo((1000u, 1000u)), "owned by the caller");
+                Assert.That(reply.Mode, Is.EqualTo(now.Mode));
+                Assert.That((reply.Uid, reply.Gid, reply.Nlink, reply.Size), Is.EqualTo((now.Uid, now.Gid, now.Nlink, now.Size)));
+                Assert.That((reply.Ctime, reply.CtimeNsec), Is.EqualTo((now.Ctime, now.CtimeNsec)), "ctime after the chown, not before it");
+            }
+            Assert.That(created.Mode & 0xFFF, Is.EqualTo(0x1A4u));
+            Assert.That(made.Mode & 0xFFF, Is.EqualTo(0x1EDu));
+            Assert.That(setuid.Mode & 0xFFF, Is.EqualTo(0x9EDu), "set-uid bit restored after the chown cleared it");
+        });
+        Assert.That(_box.Fs.Release(created.Ino, r.Fh), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Release(setuid.Ino, rs.Fh), Is.EqualTo(Errno.OK));
+    }
+
+    [Test]
     public void Evicted_nodes_reopen_from_their_file_handles()
     {
         Directory.CreateDirectory(_box.Src("dir"));
