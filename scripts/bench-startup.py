@@ -9,7 +9,7 @@ each and the server must keep it). Rounds rotate the order; the table gives medi
 usage: bench-startup.py WORKDIR [ROUNDS] [TARGETS...]
 targets: fuse-overlayfs bindfs inspatialfs-memory inspatialfs-host inspatialfs-overlay
 """
-import os, shutil, signal, statistics, subprocess, sys, time
+import glob, os, shutil, signal, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("INSPATIALFS_BIN") or os.path.join(ROOT, "bin", "inspatialfs")
@@ -63,6 +63,13 @@ class Target:
         for d in (self.mnt, self.backing, f"{self.work}/lower", f"{self.work}/ovwork", f"{self.work}/state"):
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
+        if self.name == "inspatialfs-overlay":
+            # overlay-mount keeps its state under /var/lib/inspatialfs/NAME: drop an earlier round's (its
+            # runtime-written marks would be reloaded, and a restart is not what this measures).
+            for conf in glob.glob("/var/lib/inspatialfs/*/overlay-instance.yaml"):
+                with open(conf) as f:
+                    if f'mountpoint: "{self.mnt}"' in f.read():
+                        shutil.rmtree(os.path.dirname(conf), ignore_errors=True)
         parent_dev = os.stat(self.work).st_dev
         t0 = time.monotonic()
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
