@@ -27,15 +27,6 @@ internal sealed class EventPipeline : IDisposable
     /// </summary>
     private const int CoalesceMs = 1;
 
-    /// <summary>
-    /// While events keep coming, the consumer polls every LingerMs instead of being woken per event (see
-    /// <see cref="ConsumerWakeup.Linger"/>); after LingerRounds empty polls it sleeps until the next event. Routine
-    /// events wait about as long as the old per-wake coalescing made them (one poll, ~1 ms); urgent ones
-    /// (<see cref="IsUrgent"/>) wake it at once. A 4 ms poll made the tail of a burst reach the `events` file later, and
-    /// a reader started right after the burst then raced the ring's window more often (EventThroughputTests).
-    /// </summary>
-    private const int LingerMs = 1, LingerRounds = 50;
-
     private const int SetIdBits = 0xC00; // S_ISUID | S_ISGID
 
     private readonly ConcurrentQueue<FsEvent> _queue = new();
@@ -90,10 +81,6 @@ internal sealed class EventPipeline : IDisposable
         || (e.Op is FsOp.Chmod or FsOp.Create or FsOp.MkNod or FsOp.MkDir or FsOp.TmpFile && (e.Mode & SetIdBits) != 0)
         || _mustSee(e);
 
-    /// <summary>Events the consumer should see now rather than at its next poll: what a response may follow.</summary>
-    private static bool IsUrgent(FsEvent e) =>
-        e.Decision is Decision.Deny or Decision.WouldDeny || e.IsExec || e.Reason is not null || e.Op == FsOp.Escape;
-
     /// <summary>Queues an event; false when it was a routine event dropped for lack of room (counted).</summary>
     public bool Record(FsEvent e)
     {
@@ -112,7 +99,7 @@ internal sealed class EventPipeline : IDisposable
 
         _queue.Enqueue(e);
         Interlocked.Increment(ref _recorded);
-        _wakeup.Wake(urgent: n > BatchSize || IsUrgent(e));
+        _wakeup.Wake();
         return true;
     }
 
@@ -165,7 +152,6 @@ internal sealed class EventPipeline : IDisposable
     private void ConsumeLoop()
     {
         Func<bool> hasWork = () => !_queue.IsEmpty || _hasSideWork() || _completed;
-        int idlePolls = LingerRounds; // starts asleep
         while (true)
         {
             Guarded(_drainSideWork);
@@ -200,25 +186,16 @@ internal sealed class EventPipeline : IDisposable
                 continue; // behind: drain without pausing
             }
 
-            bool empty = _queue.IsEmpty && !_hasSideWork();
-            if (empty && _completed)
+            if (_queue.IsEmpty && !_hasSideWork())
             {
-                return;
-            }
+                if (_completed)
+                {
+                    return;
+                }
 
-            idlePolls = n > 0 ? 0 : idlePolls + 1;
-            if (idlePolls <= LingerRounds && !_completed)
-            {
-                _wakeup.Linger(LingerMs);
-                continue;
-            }
-
-            if (empty)
-            {
                 _wakeup.Sleep(hasWork, Timeout.Infinite);
             }
 
-            idlePolls = 0;
             Thread.Sleep(CoalesceMs);
         }
     }
