@@ -276,8 +276,11 @@ public sealed partial class ProtocolServer : IDisposable
 
             if (length >= 0)
             {
+                // Only while readers can still be added: at the limit (at once on a mount with the default two readers)
+                // a request costs no shared-counter update.
                 int made = Volatile.Read(ref _readersMade);
-                if (Interlocked.Increment(ref _busy) >= made && made < _readers.Length)
+                bool counted = made < _readers.Length;
+                if (counted && Interlocked.Increment(ref _busy) >= made)
                 {
                     StartAnotherReader();
                 }
@@ -288,7 +291,10 @@ public sealed partial class ProtocolServer : IDisposable
                 }
                 finally
                 {
-                    Interlocked.Decrement(ref _busy);
+                    if (counted)
+                    {
+                        Interlocked.Decrement(ref _busy);
+                    }
                 }
             }
         }
