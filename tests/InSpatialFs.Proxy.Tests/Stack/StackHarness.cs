@@ -279,7 +279,11 @@ internal sealed class StackHarness : IDisposable
             FuseReply created = Ok(seeder.Create(dir, parts[^1], LibC.O_RDWR, 0x1A4));
             ulong node = created.At<FuseEntryOut>(0).NodeId;
             ulong fh = created.At<FuseOpenOut>(128).Fh;
-            Ok(seeder.Write(node, fh, 0, bytes));
+            if (bytes.Length > 0)
+            {
+                Ok(seeder.Write(node, fh, 0, bytes));
+            }
+
             Ok(seeder.Release(node, fh));
             held.Add(node);
             foreach (ulong n in held)
