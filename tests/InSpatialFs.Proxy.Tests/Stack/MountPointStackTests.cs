@@ -72,6 +72,32 @@ public sealed class MountPointStackTests(Backend backend)
     }
 
     [Test]
+    public void A_mount_point_that_is_a_directory_of_the_parent_mount_is_listed_as_the_mounted_root()
+    {
+        var hidden = new Dictionary<string, byte[]> { ["data/nested/under-the-mount"] = B("hidden by the mount") };
+        using var h = new StackHarness(new StackOptions { Mounts = [new("/", backend, Seed: hidden), new("/data/nested", backend)] });
+        FrameSender k = h.Fuse;
+        ulong data = k.NodeOf(Root, "data");
+        ListedEntry nested = k.List(data, plus: true).Single(e => e.Name == "nested");
+        Assert.That(nested.Entry.NodeId, Is.Not.Zero, "READDIRPLUS hands out the mount point");
+        Assert.That(k.Lookup(data, "nested").As<FuseEntryOut>().NodeId, Is.EqualTo(nested.Entry.NodeId), "the same node a LOOKUP finds");
+        Assert.That(k.ListNames(nested.Entry.NodeId, plus: false), Is.EquivalentTo(new[] { ".", ".." }), "it is the nested mount's root, not the parent's directory");
+        Assert.That(k.ListNames(data, plus: false), Does.Contain("nested"));
+    }
+
+    [Test]
+    [Ignore("proxy bug (stack report): a mount point with no directory in its parent mount is reached by LOOKUP but left "
+        + "out of READDIR(PLUS); MountTable.ChildMountPoints was written for these listings and nothing calls it")]
+    public void A_mount_point_without_a_directory_in_the_parent_mount_is_listed_too()
+    {
+        using var h = new StackHarness(new StackOptions { Mounts = [new("/", backend), new("/mnt", backend)] });
+        FrameSender k = h.Fuse;
+        Assert.That(k.NodeOf(Root, "mnt"), Is.Not.Zero, "LOOKUP reaches it");
+        Assert.That(k.ListNames(Root, plus: false), Does.Contain("mnt"));
+        Assert.That(k.ListNames(Root, plus: true), Does.Contain("mnt"));
+    }
+
+    [Test]
     public void Rename_and_link_across_mounts_are_EXDEV_and_within_a_mount_they_work()
     {
         using var h = NestedStack();
