@@ -36,10 +36,10 @@ public sealed class HostQuotaStackTests(Backend backend)
         Assert.That(k.MkDir(Root, "e").Error, Is.EqualTo(Errno.EDQUOT));
         Assert.That(k.Symlink(Root, "m", "a").Error, Is.EqualTo(Errno.EDQUOT));
         Assert.That(k.Lookup(Root, "b").As<FuseEntryOut>().NodeId, Is.Zero, "a refused create leaves no name");
-        Assert.That(h.Security!.QuotaFor("/")!.Inodes, Is.EqualTo(3));
+        Assert.That(h.QuotaUsage("/").Inodes, Is.EqualTo(3));
 
         Assert.That(k.Unlink(Root, "a").Error, Is.EqualTo(Errno.OK));
-        Assert.That(h.Security.QuotaFor("/")!.Inodes, Is.EqualTo(2), "the unlinked file's inode is given back");
+        Assert.That(h.QuotaUsage("/").Inodes, Is.EqualTo(2), "the unlinked file's inode is given back");
         Assert.That(k.Create(Root, "b").Error, Is.EqualTo(Errno.OK), "and the next create fits");
         Assert.That(k.RmDir(Root, "d").Error, Is.EqualTo(Errno.OK));
         Assert.That(k.MkDir(Root, "e").Error, Is.EqualTo(Errno.OK), "an rmdir frees one too");
@@ -56,7 +56,7 @@ public sealed class HostQuotaStackTests(Backend backend)
         FrameSender k = h.Fuse;
         (ulong first, ulong firstFh, _) = k.NewFile(Root, "first", new byte[96 * Kib]);
         Assert.That(k.Release(first, firstFh).Error, Is.EqualTo(Errno.OK));
-        long charged = h.Security!.QuotaFor("/")!.Bytes;
+        long charged = h.QuotaUsage("/").Bytes;
         Assert.That(charged, Is.InRange(96L * Kib, 128L * Kib), "the written blocks are charged");
 
         (ulong second, ulong fh, _) = k.NewFile(Root, "second");
@@ -65,7 +65,7 @@ public sealed class HostQuotaStackTests(Backend backend)
         Assert.That(k.Write(second, fh, 0, new byte[16 * Kib]).Error, Is.EqualTo(Errno.OK), "what still fits is written");
 
         Assert.That(k.Unlink(Root, "first").Error, Is.EqualTo(Errno.OK));
-        Assert.That(h.Security.QuotaFor("/")!.Bytes, Is.LessThan(charged), "the unlinked file's blocks are given back");
+        Assert.That(h.QuotaUsage("/").Bytes, Is.LessThan(charged), "the unlinked file's blocks are given back");
         Assert.That(k.Write(second, fh, 16 * Kib, new byte[64 * Kib]).Error, Is.EqualTo(Errno.OK), "and the write that was refused now fits");
         Assert.That(k.Release(second, fh).Error, Is.EqualTo(Errno.OK));
     }

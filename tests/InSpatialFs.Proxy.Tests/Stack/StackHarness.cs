@@ -5,6 +5,7 @@ using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Identity;
 using InSpatialFs.Security.Policy;
+using InSpatialFs.Security.Resources;
 using InSpatialFs.Storage;
 using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Host;
@@ -190,6 +191,13 @@ internal sealed class StackHarness : IDisposable
         {
             return [.. _recordingGate.Recorded];
         }
+    }
+
+    /// <summary>What the quota of a host or overlay mount has charged (a real manager with resources.disk or inodes).</summary>
+    public (long Bytes, long Inodes) QuotaUsage(string mountPath)
+    {
+        QuotaAccount account = _manager!.QuotaFor(mountPath)!;
+        return (account.Bytes, account.Inodes);
     }
 
     /// <summary>A reload of `paths:` (forbidden / read-only / allowed), as SIGHUP does; only with a real manager.</summary>
