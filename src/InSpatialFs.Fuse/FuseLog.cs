@@ -19,6 +19,10 @@ internal static partial class FuseLog
         "FUSE INIT: kernel {KernelMajor}.{KernelMinor} offered 0x{Offered:x}; answered 7.{Minor} with 0x{Reply:x}, max_write {MaxWrite}, passthrough {Passthrough}")]
     public static partial void Initialized(ILogger logger, uint kernelMajor, uint kernelMinor, ulong offered, uint minor, ulong reply, uint maxWrite, bool passthrough);
 
+    [LoggerMessage(1043, LogLevel.Information,
+        "FUSE connection adopted from an earlier server (7.{Minor} as negotiated then, no INIT); unanswered requests resent: {Resend}")]
+    public static partial void Adopted(ILogger logger, uint minor, Errno resend);
+
     [LoggerMessage(1011, LogLevel.Warning, "FUSE INIT refused: kernel protocol {Major}.{Minor} ({Reason})")]
     public static partial void InitRefused(ILogger logger, uint major, uint minor, string reason);
 

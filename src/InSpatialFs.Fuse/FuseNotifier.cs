@@ -65,6 +65,16 @@ internal sealed class FuseNotifier(IFuseTransport transport) : IFuseNotifier
     }
 
     /// <summary>
+    /// NOTIFY_RESEND (7.40): every request read from any descriptor of the connection and not answered goes back to the
+    /// input queue with bit 63 of its unique set, so a server that adopted the connection from a dead one answers it.
+    /// </summary>
+    internal Errno Resend()
+    {
+        Span<byte> frame = stackalloc byte[HeaderSize];
+        return Send(frame, FuseNotifyCode.Resend);
+    }
+
+    /// <summary>
     /// A name we send the kernel in a notification, which the kernel checks itself (FUSE_NAME_MAX, 1024): only what
     /// would corrupt the frame. Kept apart from InSpatialFs.Storage.Posix.EntryName, the rule for names the kernel sends
     /// us (NAME_MAX, 255), which this layer cannot reference; a change to either is checked against the other.

@@ -123,7 +123,23 @@ public sealed class FuseConnectionInfo
     public IBackingRegistrar? Backing { get; init; }
     /// <summary>Sends invalidation notifications to the kernel for this connection.</summary>
     public IFuseNotifier? Notifier { get; init; }
+
+    /// <summary>True when this server adopted the connection from an earlier server (no INIT was seen).</summary>
+    public bool Adopted { get; init; }
+
+    /// <summary>The kernel resends requests a dead server read but did not answer (FUSE_HAS_RESEND, 7.40).</summary>
+    public bool CanResend => (KernelFlags & (ulong)FuseInitFlags.HasResend) != 0;
+
+    /// <summary>What a later server needs to adopt this connection (<see cref="ProtocolServerOptions.Adopt"/>).</summary>
+    public FuseSessionParameters Parameters => new(KernelMajor, KernelMinor, NegotiatedMinor, KernelFlags, ReplyFlags, MaxWrite, MaxReadahead);
 }
+
+/// <summary>
+/// The outcome of INIT, which the kernel sends once per connection: kept so that a server started later on the same
+/// connection (after a crash or for an upgrade) serves with exactly what was negotiated.
+/// </summary>
+public readonly record struct FuseSessionParameters(
+    uint KernelMajor, uint KernelMinor, uint NegotiatedMinor, ulong KernelFlags, ulong ReplyFlags, uint MaxWrite, uint MaxReadahead);
 
 /// <summary>Daemon-to-kernel notifications (unique = 0). Never call while holding a lock a handler needs.</summary>
 public interface IFuseNotifier

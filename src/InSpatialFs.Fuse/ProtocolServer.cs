@@ -54,6 +54,11 @@ public sealed partial class ProtocolServer : IDisposable
         _fs = fileSystem;
         _options = options;
         _logger = logger ?? NullLogger.Instance;
+        if (options.Adopt is { } adopted && adopted.MaxWrite > options.MaxWrite)
+        {
+            throw new ArgumentException($"the adopted connection negotiated max_write {adopted.MaxWrite}, more than this server's buffers hold ({options.MaxWrite})", nameof(options));
+        }
+
         _readers = new Reader?[options.ReaderThreads];
         _notifier = new FuseNotifier(transport);
         _splicedRead = fileSystem as IFuseSplicedRead;
@@ -150,10 +155,17 @@ public sealed partial class ProtocolServer : IDisposable
         try
         {
             Errno end = Errno.OK;
-            if (reader.Index == 0)
+            if (reader.Index == 0 && _options.Adopt is { } adopted)
+            {
+                if (!AfterInit(Adopt(adopted)))
+                {
+                    return;
+                }
+            }
+            else if (reader.Index == 0)
             {
                 end = ServeUntilInitialized(reader);
-                if (end == Errno.OK && !AfterInit())
+                if (end == Errno.OK && !AfterInit(_connection!))
                 {
                     return;
                 }
@@ -194,11 +206,11 @@ public sealed partial class ProtocolServer : IDisposable
     private const int InitialReaders = 2;
 
     /// <summary>Calls Initialized and starts the initial readers. False if the connection is being stopped.</summary>
-    private bool AfterInit()
+    private bool AfterInit(FuseConnectionInfo connection)
     {
         try
         {
-            _fs.Initialized(_connection!);
+            _fs.Initialized(connection);
         }
         catch (Exception ex)
         {
@@ -212,7 +224,37 @@ public sealed partial class ProtocolServer : IDisposable
         {
         }
 
+        if (connection.Adopted)
+        {
+            // Only now: the file system knows the connection and readers wait in read(2) for what comes back.
+            Errno resend = connection.CanResend ? _notifier.Resend() : Errno.EOPNOTSUPP;
+            FuseLog.Adopted(_logger, connection.NegotiatedMinor, resend);
+        }
+
         return true;
+    }
+
+    /// <summary>Takes the parameters an earlier server negotiated on this connection as this server's own (no INIT comes).</summary>
+    private FuseConnectionInfo Adopt(FuseSessionParameters p)
+    {
+        bool passthrough = (p.ReplyFlags & (ulong)FuseInitFlags.Passthrough) != 0;
+        _setxattrExt = (p.ReplyFlags & (ulong)FuseInitFlags.SetxattrExt) != 0;
+        var connection = new FuseConnectionInfo
+        {
+            KernelMajor = p.KernelMajor,
+            KernelMinor = p.KernelMinor,
+            NegotiatedMinor = p.NegotiatedMinor,
+            KernelFlags = p.KernelFlags,
+            ReplyFlags = p.ReplyFlags,
+            MaxWrite = p.MaxWrite,
+            MaxReadahead = p.MaxReadahead,
+            PassthroughEnabled = passthrough,
+            Backing = passthrough ? _transport.Backing : null,
+            Notifier = _notifier,
+            Adopted = true,
+        };
+        _connection = connection;
+        return connection;
     }
 
     /// <summary>Starts the next reader unless all are made or the connection is stopping; false if none was started.</summary>

@@ -40,6 +40,13 @@ public sealed record ProtocolServerOptions
     /// <summary>Timestamp granularity in nanoseconds (1 = full nanoseconds).</summary>
     public uint TimeGranularity { get; init; } = 1;
 
+    /// <summary>
+    /// Set when this server adopts a connection another server negotiated (a restart or upgrade underneath a live
+    /// mount): no INIT comes, the server takes these parameters as negotiated and, once its readers run, asks the
+    /// kernel to resend every request the previous server read but did not answer (NOTIFY_RESEND).
+    /// </summary>
+    public FuseSessionParameters? Adopt { get; init; }
+
     internal void Validate()
     {
         if (ReaderThreads is < 1 or > 64)

@@ -45,6 +45,7 @@ public enum Errno
     EOVERFLOW = 75,
     EBADFD = 77,
     ENOTSOCK = 88,
+    EMSGSIZE = 90,
     EOPNOTSUPP = 95,
     ENOTSUP = 95,
     ECONNABORTED = 103,

@@ -30,43 +30,24 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint recvmsg(int sockfd, MsgHdr* msg, int flags);
 
-
-    /// <summary>Receives one byte plus one SCM_RIGHTS descriptor (opened with MSG_CMSG_CLOEXEC).</summary>
+    /// <summary>Receives one message with exactly one SCM_RIGHTS descriptor (opened with MSG_CMSG_CLOEXEC), as fusermount3 sends it.</summary>
     public static Errno ReceiveFd(int socket, out SafeFd fd)
     {
         fd = new SafeFd();
-        byte data = 0;
-        const int controlSize = 24; // CMSG_SPACE(sizeof(int)) on x86_64
-        byte* control = stackalloc byte[controlSize];
-        new Span<byte>(control, controlSize).Clear();
-        var iov = new IoVec { Base = &data, Length = 1 };
-        var msg = new MsgHdr { Iov = &iov, IovLen = 1, Control = control, ControlLen = controlSize };
-        nint n;
-        Errno e;
-        do
-        {
-            n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
-            e = ErrnoExtensions.LastPInvoke();
-        }
-        while (n < 0 && e == Errno.EINTR);
-
-        if (n < 0)
+        Span<byte> data = stackalloc byte[1];
+        Errno e = ReceiveFds(socket, data, 1, out _, out SafeFd[] fds);
+        if (e != Errno.OK)
         {
             return e;
         }
 
-        if (n == 0 || msg.ControlLen < 20)
+        if (fds.Length != 1)
         {
-            return Errno.ECONNABORTED; // the peer closed without sending a descriptor
+            Array.ForEach(fds, f => f.Dispose());
+            return Errno.ECONNABORTED; // the peer closed (or wrote) without sending a descriptor
         }
 
-        var header = (CmsgHdr*)control;
-        if (header->Level != SOL_SOCKET || header->Type != SCM_RIGHTS || header->Len < 20)
-        {
-            return Errno.EIO;
-        }
-
-        fd = new SafeFd(*(int*)(control + 16));
+        fd = fds[0];
         return Errno.OK;
     }
 }

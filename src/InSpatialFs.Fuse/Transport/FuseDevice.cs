@@ -67,6 +67,56 @@ public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
         }
     }
 
+    /// <summary>
+    /// Close-on-exec duplicates of the session descriptor and of every clone handed out so far, session first: what a
+    /// keeper holds so that the connection outlives this process. The kernel ends the requests a descriptor has read and
+    /// not answered when its last copy closes, so every clone must be held until a later server has sent NOTIFY_RESEND.
+    /// </summary>
+    public IReadOnlyList<SafeFd> DuplicateDescriptors()
+    {
+        lock (_channelsGate)
+        {
+            var copies = new List<SafeFd>(_channels.Count + 1);
+            try
+            {
+                copies.Add(Duplicate(_session));
+                foreach (DeviceChannel channel in _channels)
+                {
+                    if (!ReferenceEquals(channel.Descriptor, _session))
+                    {
+                        copies.Add(Duplicate(channel.Descriptor));
+                    }
+                }
+
+                return copies;
+            }
+            catch
+            {
+                copies.ForEach(c => c.Dispose());
+                throw;
+            }
+        }
+    }
+
+    private static SafeFd Duplicate(SafeFd fd)
+    {
+        bool added = false;
+        try
+        {
+            fd.DangerousAddRef(ref added);
+            int copy = LibC.fcntl(fd.Fd, LibC.F_DUPFD_CLOEXEC, 3);
+            Errno e = ErrnoExtensions.LastPInvoke();
+            return copy >= 0 ? new SafeFd(copy) : throw new IOException($"cannot duplicate a /dev/fuse descriptor: {e}");
+        }
+        finally
+        {
+            if (added)
+            {
+                fd.DangerousRelease();
+            }
+        }
+    }
+
     public unsafe Errno Notify(ReadOnlySpan<byte> header, ReadOnlySpan<byte> body) => DeviceChannel.WriteGather(_session, header, body);
 
     public void Shutdown() => _shutdown?.Invoke();
@@ -174,6 +224,8 @@ public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
 
     private sealed class DeviceChannel(SafeFd fd, bool owns) : IFuseChannel, ISpliceChannel
     {
+        public SafeFd Descriptor => fd;
+
         public unsafe Errno Read(Span<byte> buffer, out int length)
         {
             length = 0;

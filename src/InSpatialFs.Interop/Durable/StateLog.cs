@@ -1,0 +1,303 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Microsoft.Win32.SafeHandles;
+
+namespace InSpatialFs.Interop.Durable;
+
+/// <summary>Called once per intact record during replay, in the order they were appended.</summary>
+public delegate void StateRecordHandler(ushort type, ReadOnlySpan<byte> payload);
+
+/// <summary>
+/// An append-only log of typed records that a process killed at any instant (SIGKILL, OOM) leaves readable: each record
+/// goes to the file in one write(2), and replay stops at the first record that is torn or damaged, so a record is either
+/// read exactly as appended or not at all — never misread. What the next server needs to adopt a live FUSE connection
+/// (nodes, handles, backing ids) is kept this way.
+///
+/// Process death loses nothing that write(2) returned for: the data is in the page cache. A host crash is out of scope
+/// (the FUSE connection does not survive one either), so appends do not fsync.
+///
+/// The file holds a header and then records with sequence numbers 1, 2, 3, ... (<see cref="StateLogFormat"/>); on open
+/// a torn tail is cut off before anything is appended after it. <see cref="Rewrite"/> replaces the whole log with a
+/// compact set of records (a new file renamed over the old one), so the log grows with live state, not with history.
+/// Not thread-safe by itself beyond <see cref="Append"/>, which serialises writers with a lock.
+/// </summary>
+public sealed class StateLog : IDisposable
+{
+    private readonly SafeFd _directory;
+    private readonly string _directoryPath;
+    private readonly string _name;
+    private readonly Lock _lock = new();
+    private SafeFileHandle _file;
+    private long _length;
+    private ulong _nextSequence;
+
+    private StateLog(SafeFd directory, string directoryPath, string name, SafeFileHandle file, long length, ulong nextSequence)
+    {
+        _directory = directory;
+        _directoryPath = directoryPath;
+        _name = name;
+        _file = file;
+        _length = length;
+        _nextSequence = nextSequence;
+    }
+
+    /// <summary>Bytes in the log (header included).</summary>
+    public long Length => Volatile.Read(ref _length);
+
+    /// <summary>Records in the log.</summary>
+    public long RecordCount => (long)Volatile.Read(ref _nextSequence) - 1;
+
+    /// <summary>Bytes of a torn or damaged tail cut off when the log was opened (0: the log was whole).</summary>
+    public long DiscardedTailBytes { get; private init; }
+
+    /// <summary>
+    /// Opens (creating, 0600) <paramref name="name"/> in the daemon's state directory <paramref name="directoryPath"/>
+    /// (reached through <see cref="TrustedPath"/>: no symlinks, trusted owner), hands every intact record to
+    /// <paramref name="replay"/>, and cuts off a torn tail. A file that is not a state log (wrong magic or version) is
+    /// refused with <see cref="InvalidDataException"/> and left as it is.
+    /// </summary>
+    public static StateLog Open(string directoryPath, string name, StateRecordHandler replay)
+    {
+        ArgumentNullException.ThrowIfNull(replay);
+        SafeFd directory = TrustedPath.OpenDirectory(directoryPath, create: true);
+        SafeFileHandle? file = null;
+        try
+        {
+            file = TrustedPath.OpenFile(directory, directoryPath, name, LibC.O_RDWR | LibC.O_CREAT);
+            long size = RandomAccess.GetLength(file);
+            long intact;
+            ulong next;
+            if (size < StateLogFormat.HeaderSize)
+            {
+                // New, or torn while its header was written: nothing in it can be a record.
+                WriteHeader(file);
+                intact = StateLogFormat.HeaderSize;
+                next = 1;
+            }
+            else
+            {
+                byte[] content = new byte[size];
+                RandomAccess.Read(file, content, 0);
+                if (!StateLogFormat.IsHeader(content))
+                {
+                    throw new InvalidDataException($"{Path.Combine(directoryPath, name)} is not an InSpatialFs state log (bad header); left untouched");
+                }
+
+                intact = StateLogFormat.Replay(content, replay, out next);
+            }
+
+            if (intact < size)
+            {
+                RandomAccess.SetLength(file, intact);
+            }
+
+            var log = new StateLog(directory, directoryPath, name, file, intact, next)
+            {
+                DiscardedTailBytes = Math.Max(0, size - intact),
+            };
+            return log;
+        }
+        catch
+        {
+            file?.Dispose();
+            directory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Appends one record with one write(2). Throws <see cref="IOException"/> when the write fails (disk full).</summary>
+    public void Append(ushort type, ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length > StateLogFormat.MaxPayload)
+        {
+            throw new ArgumentOutOfRangeException(nameof(payload), payload.Length, $"a state record holds at most {StateLogFormat.MaxPayload} bytes");
+        }
+
+        int size = StateLogFormat.RecordSize(payload.Length);
+        byte[] rented = ArrayPool<byte>.Shared.Rent(size);
+        try
+        {
+            lock (_lock)
+            {
+                StateLogFormat.WriteRecord(rented.AsSpan(0, size), _nextSequence, type, payload);
+                RandomAccess.Write(_file, rented.AsSpan(0, size), _length);
+                _length += size;
+                _nextSequence++;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// Replaces the log with <paramref name="records"/> (the live state, as its owner sees it now): written to a new
+    /// file that is renamed over the old one, so a kill during the rewrite leaves either the old log or the new one.
+    /// </summary>
+    public void Rewrite(IEnumerable<(ushort Type, byte[] Payload)> records)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        string temporary = _name + ".new";
+        lock (_lock)
+        {
+            SafeFileHandle next = TrustedPath.OpenFile(_directory, _directoryPath, temporary, LibC.O_RDWR | LibC.O_CREAT | LibC.O_TRUNC);
+            try
+            {
+                WriteHeader(next);
+                long length = StateLogFormat.HeaderSize;
+                ulong sequence = 1;
+                var buffer = new ArrayBufferWriter<byte>();
+                foreach ((ushort type, byte[] payload) in records)
+                {
+                    int size = StateLogFormat.RecordSize(payload.Length);
+                    StateLogFormat.WriteRecord(buffer.GetSpan(size)[..size], sequence++, type, payload);
+                    buffer.Advance(size);
+                    if (buffer.WrittenCount >= 1 << 20)
+                    {
+                        RandomAccess.Write(next, buffer.WrittenSpan, length);
+                        length += buffer.WrittenCount;
+                        buffer.Clear();
+                    }
+                }
+
+                RandomAccess.Write(next, buffer.WrittenSpan, length);
+                length += buffer.WrittenCount;
+                RenameOver(temporary);
+                _file.Dispose();
+                _file = next;
+                _length = length;
+                _nextSequence = sequence;
+            }
+            catch
+            {
+                next.Dispose();
+                throw;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _file.Dispose();
+        _directory.Dispose();
+    }
+
+    private static void WriteHeader(SafeFileHandle file)
+    {
+        Span<byte> header = stackalloc byte[StateLogFormat.HeaderSize];
+        StateLogFormat.WriteHeader(header);
+        RandomAccess.Write(file, header, 0);
+    }
+
+    private unsafe void RenameOver(string temporary)
+    {
+        byte[] from = System.Text.Encoding.UTF8.GetBytes(temporary + "\0");
+        byte[] to = System.Text.Encoding.UTF8.GetBytes(_name + "\0");
+        fixed (byte* f = from)
+        fixed (byte* t = to)
+        {
+            if (LibC.renameat2(_directory.Fd, f, _directory.Fd, t, 0) != 0)
+            {
+                Errno error = ErrnoExtensions.LastPInvoke();
+                throw new IOException($"cannot replace {Path.Combine(_directoryPath, _name)}: {error}");
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The byte layout of a <see cref="StateLog"/>, little-endian:
+/// header (16 bytes) = magic "ISFSSLOG", u32 version (1), u32 CRC-32C of the first 12 bytes;
+/// record = u32 payload length, u16 type, u16 zero, u64 sequence, payload, u32 CRC-32C of everything before it in the
+/// record. A record is accepted only when its length fits what is left of the file, its padding is zero, its sequence
+/// is the next expected one and its CRC matches: a tail cut at any byte, or any one changed byte, ends the replay at
+/// that record.
+/// </summary>
+public static class StateLogFormat
+{
+    public const int HeaderSize = 16;
+    public const int RecordOverhead = 20;
+    public const int MaxPayload = 1 << 20;
+    private const uint Version = 1;
+    private static ReadOnlySpan<byte> Magic => "ISFSSLOG"u8;
+
+    public static int RecordSize(int payloadLength) => RecordOverhead + payloadLength;
+
+    public static void WriteHeader(Span<byte> header)
+    {
+        Magic.CopyTo(header);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], Version);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[12..], Crc32C(header[..12]));
+    }
+
+    public static bool IsHeader(ReadOnlySpan<byte> content) =>
+        content.Length >= HeaderSize
+        && content[..8].SequenceEqual(Magic)
+        && BinaryPrimitives.ReadUInt32LittleEndian(content[8..]) == Version
+        && BinaryPrimitives.ReadUInt32LittleEndian(content[12..]) == Crc32C(content[..12]);
+
+    public static void WriteRecord(Span<byte> destination, ulong sequence, ushort type, ReadOnlySpan<byte> payload)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)payload.Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[4..], type);
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[6..], 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], sequence);
+        payload.CopyTo(destination[16..]);
+        int end = 16 + payload.Length;
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[end..], Crc32C(destination[..end]));
+    }
+
+    /// <summary>
+    /// Hands every intact record of <paramref name="content"/> (a whole log, header included) to
+    /// <paramref name="handler"/> and returns the length of the intact prefix; <paramref name="nextSequence"/> is the
+    /// sequence the next record must carry.
+    /// </summary>
+    public static long Replay(ReadOnlySpan<byte> content, StateRecordHandler handler, out ulong nextSequence)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        nextSequence = 1;
+        int offset = HeaderSize;
+        while (content.Length - offset >= RecordOverhead)
+        {
+            ReadOnlySpan<byte> rest = content[offset..];
+            uint length = BinaryPrimitives.ReadUInt32LittleEndian(rest);
+            if (length > MaxPayload || length > (uint)(rest.Length - RecordOverhead))
+            {
+                break;
+            }
+
+            int end = 16 + (int)length;
+            if (BinaryPrimitives.ReadUInt16LittleEndian(rest[6..]) != 0
+                || BinaryPrimitives.ReadUInt64LittleEndian(rest[8..]) != nextSequence
+                || BinaryPrimitives.ReadUInt32LittleEndian(rest[end..]) != Crc32C(rest[..end]))
+            {
+                break;
+            }
+
+            handler(BinaryPrimitives.ReadUInt16LittleEndian(rest[4..]), rest.Slice(16, (int)length));
+            nextSequence++;
+            offset += end + 4;
+        }
+
+        return offset;
+    }
+
+    /// <summary>CRC-32C (Castagnoli), hardware-assisted where the CPU has it; detects every 1- to 3-bit error and burst up to 32 bits.</summary>
+    public static uint Crc32C(ReadOnlySpan<byte> data)
+    {
+        uint crc = ~0u;
+        while (data.Length >= 8)
+        {
+            crc = System.Numerics.BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
+            data = data[8..];
+        }
+
+        foreach (byte b in data)
+        {
+            crc = System.Numerics.BitOperations.Crc32C(crc, b);
+        }
+
+        return ~crc;
+    }
+}

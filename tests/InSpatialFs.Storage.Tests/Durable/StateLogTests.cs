@@ -1,0 +1,224 @@
+using System.Text;
+using InSpatialFs.Interop.Durable;
+
+namespace InSpatialFs.Storage.Tests.Durable;
+
+/// <summary>
+/// The state log a restarted server adopts a live connection from: whatever a kill leaves of the file, replay gives
+/// exactly a prefix of what was appended — a torn or damaged record is detected and ignored, never misread.
+/// </summary>
+[TestFixture]
+public sealed class StateLogTests
+{
+    private string _dir = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = Path.Combine(Path.GetTempPath(), "isfs-statelog-" + Guid.NewGuid().ToString("N"));
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    private static readonly (ushort Type, byte[] Payload)[] Sample = BuildSample();
+
+    private static (ushort, byte[])[] BuildSample()
+    {
+        var rng = new Random(20261203);
+        int[] sizes = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 100, 255, 256, 1000, 4, 0, 2, 33, 500];
+        return sizes.Select((size, i) =>
+        {
+            byte[] payload = new byte[size];
+            rng.NextBytes(payload);
+            return ((ushort)(i % 5 + 1), payload);
+        }).ToArray();
+    }
+
+    private List<(ushort Type, byte[] Payload)> OpenAndReplay(out long discarded, Action<StateLog>? then = null)
+    {
+        var seen = new List<(ushort, byte[])>();
+        using StateLog log = StateLog.Open(_dir, "state.log", (type, payload) => seen.Add((type, payload.ToArray())));
+        discarded = log.DiscardedTailBytes;
+        then?.Invoke(log);
+        return seen;
+    }
+
+    private byte[] WriteSampleLog()
+    {
+        OpenAndReplay(out _, log =>
+        {
+            foreach ((ushort type, byte[] payload) in Sample)
+            {
+                log.Append(type, payload);
+            }
+        });
+        return File.ReadAllBytes(Path.Combine(_dir, "state.log"));
+    }
+
+    /// <summary>The end offset of each sample record in the file (the header is 16 bytes).</summary>
+    private static long[] RecordEnds()
+    {
+        long end = StateLogFormat.HeaderSize;
+        return Sample.Select(r => end += StateLogFormat.RecordSize(r.Payload.Length)).ToArray();
+    }
+
+    private static void AssertPrefix(IReadOnlyList<(ushort Type, byte[] Payload)> replayed, int expectedCount, string context)
+    {
+        Assert.That(replayed, Has.Count.EqualTo(expectedCount), context);
+        for (int i = 0; i < replayed.Count; i++)
+        {
+            Assert.That(replayed[i].Type, Is.EqualTo(Sample[i].Type), $"{context}: type of record {i}");
+            Assert.That(replayed[i].Payload, Is.EqualTo(Sample[i].Payload), $"{context}: payload of record {i}");
+        }
+    }
+
+    [Test]
+    public void Records_appended_are_replayed_in_order_after_reopen()
+    {
+        byte[] file = WriteSampleLog();
+        Assert.That(file, Has.Length.EqualTo(RecordEnds()[^1]));
+
+        var replayed = OpenAndReplay(out long discarded);
+
+        AssertPrefix(replayed, Sample.Length, "whole log");
+        Assert.That(discarded, Is.Zero);
+    }
+
+    [Test]
+    public void Truncation_at_every_byte_offset_replays_exactly_the_wholeRecords_before_it_and_the_log_continues()
+    {
+        byte[] whole = WriteSampleLog();
+        long[] ends = RecordEnds();
+        string path = Path.Combine(_dir, "state.log");
+        byte[] next = Encoding.UTF8.GetBytes("appended after the cut");
+
+        for (int cut = 0; cut <= whole.Length; cut++)
+        {
+            File.WriteAllBytes(path, whole[..cut]);
+            int wholeRecords = ends.Count(e => e <= cut);
+            long intact = cut < StateLogFormat.HeaderSize ? StateLogFormat.HeaderSize : wholeRecords == 0 ? StateLogFormat.HeaderSize : ends[wholeRecords - 1];
+
+            var replayed = OpenAndReplay(out long discarded, log => log.Append(9, next));
+
+            AssertPrefix(replayed, wholeRecords, $"cut at {cut}");
+            Assert.That(discarded, Is.EqualTo(cut < StateLogFormat.HeaderSize ? 0 : cut - intact), $"cut at {cut}: discarded tail");
+
+            // What was appended after the cut follows the intact prefix (the torn tail was cut off, not written after).
+            var again = OpenAndReplay(out long discardedAgain);
+            Assert.That(again, Has.Count.EqualTo(wholeRecords + 1), $"cut at {cut}: reopened after an append");
+            Assert.That(again[^1].Type, Is.EqualTo((ushort)9));
+            Assert.That(again[^1].Payload, Is.EqualTo(next));
+            Assert.That(discardedAgain, Is.Zero);
+        }
+    }
+
+    [Test]
+    public void A_changed_byte_anywhere_in_a_record_ends_the_replay_before_that_record_never_misreads_it()
+    {
+        byte[] whole = WriteSampleLog();
+        long[] ends = RecordEnds();
+        int misreads = 0;
+        for (int at = StateLogFormat.HeaderSize; at < whole.Length; at++)
+        {
+            foreach (byte flip in new byte[] { 0x01, 0x80, 0xFF })
+            {
+                byte[] damaged = (byte[])whole.Clone();
+                damaged[at] ^= flip;
+                var replayed = new List<(ushort, byte[])>();
+                StateLogFormat.Replay(damaged, (type, payload) => replayed.Add((type, payload.ToArray())), out _);
+                int damagedRecord = ends.Count(e => e <= at);
+                AssertPrefix(replayed, damagedRecord, $"byte {at} ^ 0x{flip:X2}");
+                misreads += replayed.Count > damagedRecord ? 1 : 0;
+            }
+        }
+
+        Assert.That(misreads, Is.Zero);
+    }
+
+    [Test]
+    public void A_damaged_header_is_refused_and_the_file_left_as_it_was()
+    {
+        WriteSampleLog();
+        string path = Path.Combine(_dir, "state.log");
+        byte[] before = File.ReadAllBytes(path);
+        byte[] damaged = (byte[])before.Clone();
+        damaged[3] ^= 0x20;
+        File.WriteAllBytes(path, damaged);
+
+        Assert.That(() => OpenAndReplay(out _), Throws.TypeOf<InvalidDataException>().With.Message.Contains("not an InSpatialFs state log"));
+        Assert.That(File.ReadAllBytes(path), Is.EqualTo(damaged), "refused, not repaired or truncated");
+
+        // Control: the undamaged file opens.
+        File.WriteAllBytes(path, before);
+        AssertPrefix(OpenAndReplay(out _), Sample.Length, "undamaged");
+    }
+
+    [Test]
+    public void Rewrite_replaces_history_with_live_state_and_appends_continue_after_it()
+    {
+        WriteSampleLog();
+        long before = new FileInfo(Path.Combine(_dir, "state.log")).Length;
+        OpenAndReplay(out _, log =>
+        {
+            log.Rewrite(Sample.Take(2));
+            Assert.That(log.RecordCount, Is.EqualTo(2));
+            log.Append(Sample[2].Type, Sample[2].Payload);
+        });
+
+        AssertPrefix(OpenAndReplay(out _), 3, "after rewrite");
+        Assert.That(new FileInfo(Path.Combine(_dir, "state.log")).Length, Is.LessThan(before));
+        Assert.That(File.Exists(Path.Combine(_dir, "state.log.new")), Is.False, "the new file was renamed over the old one");
+    }
+
+    [Test]
+    public void A_rewrite_killed_before_its_rename_leaves_the_old_log_in_force()
+    {
+        WriteSampleLog();
+        File.WriteAllBytes(Path.Combine(_dir, "state.log.new"), [1, 2, 3]); // what a kill mid-rewrite leaves
+
+        AssertPrefix(OpenAndReplay(out _), Sample.Length, "old log");
+        OpenAndReplay(out _, log => log.Rewrite(Sample.Take(1))); // the next rewrite overwrites the leftover
+        AssertPrefix(OpenAndReplay(out _), 1, "after the next rewrite");
+    }
+
+    [Test]
+    public void Concurrent_appends_are_wholeRecords_with_consecutive_sequences()
+    {
+        const int Threads = 4, PerThread = 500;
+        OpenAndReplay(out _, log =>
+        {
+            Parallel.For(0, Threads, t =>
+            {
+                for (int i = 0; i < PerThread; i++)
+                {
+                    log.Append((ushort)(t + 1), BitConverter.GetBytes(i));
+                }
+            });
+        });
+
+        var replayed = OpenAndReplay(out long discarded);
+        Assert.That(replayed, Has.Count.EqualTo(Threads * PerThread));
+        Assert.That(discarded, Is.Zero);
+        for (ushort t = 1; t <= Threads; t++)
+        {
+            int[] values = replayed.Where(r => r.Type == t).Select(r => BitConverter.ToInt32(r.Payload)).ToArray();
+            Assert.That(values, Is.EqualTo(Enumerable.Range(0, PerThread)), $"thread {t}'s records in its own order");
+        }
+    }
+
+    [Test]
+    public void The_log_file_is_private_to_its_owner()
+    {
+        WriteSampleLog();
+        UnixFileMode mode = File.GetUnixFileMode(Path.Combine(_dir, "state.log"));
+        Assert.That(mode, Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
+        Assert.That(File.GetUnixFileMode(_dir), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute));
+    }
+}
