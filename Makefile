@@ -29,8 +29,10 @@ build: deps
 	@echo "==> compiling bin/inspatialfs ahead of time (NativeAOT) ..."
 	@$(DOTNET) publish src/InSpatialFs.Daemon/InSpatialFs.Daemon.csproj -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly -o $(BIN) \
 	  -r linux-x64 >/dev/null
-	@# The mount program for container engines (fuse-overlayfs's command line) and mount(8)'s helper for fuse.inspatialfs.
-	@install -m 0755 scripts/inspatialfs-overlay scripts/mount.fuse.inspatialfs $(BIN)/
+	@# The mount program for container engines (fuse-overlayfs's command line: the daemon answers to this link's name,
+	@# no script in front) and mount(8)'s helper for fuse.inspatialfs.
+	@ln -sfn inspatialfs $(BIN)/inspatialfs-overlay
+	@install -m 0755 scripts/mount.fuse.inspatialfs $(BIN)/
 	@echo "==> bin/inspatialfs ready (and bin/inspatialfs-overlay, the mount program; bin/mount.fuse.inspatialfs for mount -t)"
 	@$(MAKE) --no-print-directory native
 

@@ -1,29 +1,34 @@
-using System.Diagnostics;
-using System.Globalization;
+using InSpatialFs.Daemon.Hosting;
 using InSpatialFs.Interop;
+using Microsoft.Win32.SafeHandles;
 
 namespace InSpatialFs.Daemon.Cli;
 
 /// <summary>
-/// The FUSE-tool convention of returning once the mount is ready: starts `inspatialfs ARGS` detached (its own session,
-/// stdin from /dev/null, stdout and stderr appended to a log in the instance's state directory, so a caller's pipes see
-/// end of file) and waits until MOUNTPOINT is a FUSE mount or the server gave up. Used by `mount --background` (and so
-/// by mount(8)'s fuse.inspatialfs helper and fstab lines) and by the overlay mount program.
+/// The FUSE-tool convention of returning once the mount is ready: starts `inspatialfs ARGS` detached (posix_spawn into
+/// its own session, stdin from /dev/null, stdout and stderr appended to a log in the instance's state directory, so a
+/// caller's pipes see end of file) and waits until the server says it serves (<see cref="ReadinessPipe"/>) or exits.
+/// Used by `mount --background` (and so by mount(8)'s fuse.inspatialfs helper and fstab lines) and by the overlay mount
+/// program, where every millisecond here delays the container's start: no shell, no setsid(1), no polling.
 /// </summary>
 internal static class BackgroundServer
 {
     public static readonly TimeSpan ReadyWithin = TimeSpan.FromSeconds(30);
 
+    /// <summary>Variables a detached server must not inherit: the caller's systemd notification and socket-activation state.</summary>
+    private static readonly string[] NotInherited = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", ReadinessPipe.Variable];
+
     /// <returns>0 once mounted; 1 with the server's last log lines on stderr when it exited or never mounted.</returns>
-    public static int Start(string who, IReadOnlyList<string> serverArgs, string mountpoint, string stateDir)
+    public static unsafe int Start(string who, IReadOnlyList<string> serverArgs, string mountpoint, string stateDir)
     {
-        // The log is created beneath the checked state directory without following symlinks (0600, root's own), so the
-        // shell's append below opens the file we made, not a link someone planted.
+        // The log is created beneath the checked state directory without following symlinks (0600, root's own).
         const string LogName = "daemon.log";
+        string log = Path.Combine(stateDir, LogName);
+        SafeFileHandle logFile;
         try
         {
             using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
-            TrustedPath.OpenFile(dir, stateDir, LogName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND).Dispose();
+            logFile = TrustedPath.OpenFile(dir, stateDir, LogName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -32,41 +37,93 @@ internal static class BackgroundServer
         }
 
         // mountinfo shows the resolved path; resolve before the mount exists (afterwards it would ask the new server).
-        mountpoint = LibC.RealPath(mountpoint) ?? mountpoint;
-        string log = Path.Combine(stateDir, LogName);
-        long logStart = new FileInfo(log).Length;
-        var start = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, UseShellExecute = false };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add("log=$1; shift; setsid \"$@\" </dev/null >>\"$log\" 2>&1 & echo $!");
-        start.ArgumentList.Add("sh");
-        start.ArgumentList.Add(log);
-        start.ArgumentList.Add(Environment.ProcessPath ?? "inspatialfs");
-        foreach (string arg in serverArgs) start.ArgumentList.Add(arg);
-        using Process shell = Process.Start(start)!;
-        string pidText = shell.StandardOutput.ReadToEnd().Trim();
-        shell.WaitForExit();
-        if (!int.TryParse(pidText, NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+        string resolved = LibC.RealPath(mountpoint) ?? mountpoint;
+        using (logFile)
         {
-            Console.Error.WriteLine($"{who}: could not start the server");
-            return ExitCodes.RuntimeFailure;
-        }
-
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < ReadyWithin)
-        {
-            if (IsFuseMount(mountpoint) && Directory.Exists($"/proc/{pid}")) return ExitCodes.Ok;
-            if (!Directory.Exists($"/proc/{pid}"))
+            long logStart = RandomAccess.GetLength(logFile);
+            if (LibC.OpenFd("/dev/null", LibC.O_RDONLY, 0, out SafeFd devNull) != Errno.OK)
             {
-                Console.Error.WriteLine($"{who}: the server exited before {mountpoint} was mounted:");
-                Console.Error.Write(Tail(log, logStart));
+                Console.Error.WriteLine($"{who}: cannot open /dev/null");
                 return ExitCodes.RuntimeFailure;
             }
 
-            Thread.Sleep(5);
-        }
+            int* ends = stackalloc int[2];
+            if (LibC.pipe2(ends, LibC.O_CLOEXEC) != 0)
+            {
+                Console.Error.WriteLine($"{who}: cannot make the readiness pipe: {ErrnoExtensions.LastPInvoke()}");
+                devNull.Dispose();
+                return ExitCodes.RuntimeFailure;
+            }
 
-        Console.Error.WriteLine($"{who}: {mountpoint} was not mounted within {ReadyWithin.TotalSeconds:0} s (server pid {pid}, log {log})");
-        return ExitCodes.RuntimeFailure;
+            using var readyRead = new SafeFd(ends[0]);
+            int pid;
+            using (devNull)
+            using (var readyWrite = new SafeFd(ends[1]))
+            {
+                const int ReadyFdInChild = 3;
+                string program = Environment.ProcessPath ?? "/proc/self/exe";
+                string[] argv = [program, .. serverArgs];
+                string[] environment = [.. Environment.GetEnvironmentVariables().Keys.Cast<string>()
+                    .Where(k => !NotInherited.Contains(k))
+                    .Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}"),
+                    $"{ReadinessPipe.Variable}={ReadyFdInChild}"];
+                int logFd = (int)logFile.DangerousGetHandle();
+                Errno spawned = LibC.SpawnDetached(program, argv, environment, [devNull.Fd, logFd, logFd, readyWrite.Fd], out pid);
+                if (spawned != Errno.OK)
+                {
+                    Console.Error.WriteLine($"{who}: could not start the server ({program}): {spawned}");
+                    return ExitCodes.RuntimeFailure;
+                }
+            }
+
+            // Our copy of the write end is closed: end of file on the pipe now means the server is gone (or closed it unready).
+            switch (WaitForReady(readyRead, ReadyWithin))
+            {
+                case true when IsFuseMount(resolved):
+                    return ExitCodes.Ok;
+                case true:
+                    Console.Error.WriteLine($"{who}: the server (pid {pid}) reported ready but {mountpoint} is not a FUSE mount; log {log}");
+                    return ExitCodes.RuntimeFailure;
+                case false:
+                    Console.Error.WriteLine($"{who}: the server exited before {mountpoint} was mounted:");
+                    Console.Error.Write(Tail(log, logStart));
+                    return ExitCodes.RuntimeFailure;
+                case null:
+                    Console.Error.WriteLine($"{who}: {mountpoint} was not mounted within {ReadyWithin.TotalSeconds:0} s (server pid {pid}, log {log})");
+                    return ExitCodes.RuntimeFailure;
+            }
+        }
+    }
+
+    /// <summary>True: the ready byte came. False: end of file first (the server exited or closed the pipe). Null: timed out.</summary>
+    private static unsafe bool? WaitForReady(SafeFd readEnd, TimeSpan within)
+    {
+        long deadline = Environment.TickCount64 + (long)within.TotalMilliseconds;
+        while (true)
+        {
+            var poll = new PollFd { Fd = readEnd.Fd, Events = LibC.POLLIN };
+            int timeout = (int)Math.Max(0, deadline - Environment.TickCount64);
+            int n = LibC.poll(&poll, 1, timeout);
+            Errno e = ErrnoExtensions.LastPInvoke();
+            if (n < 0 && e == Errno.EINTR)
+            {
+                continue;
+            }
+
+            if (n <= 0)
+            {
+                return null;
+            }
+
+            byte got;
+            nint read = LibC.read(readEnd.Fd, &got, 1);
+            if (read < 0 && ErrnoExtensions.LastPInvoke() == Errno.EINTR)
+            {
+                continue;
+            }
+
+            return read == 1 && got == ReadinessPipe.ReadyByte;
+        }
     }
 
     public static bool IsFuseMount(string mountpoint) =>

@@ -184,6 +184,7 @@ internal sealed partial class Instance : IDisposable
         _log.LogInformation("serving {Mountpoint} ({Level} isolation{Mode}); control files in {Control}",
             _config.Mountpoint, FsEventJson.LevelName(_config.Isolation), mode, _options.Control ? _config.Control : "(none)");
         _notifier.Ready($"serving {_config.Mountpoint}");
+        ReadinessPipe.SignalReady();
         _serving = true; // SIGHUP reloads from here on (the rules exist)
         TimeSpan period = _notifier.WatchdogInterval is TimeSpan w ? w / 2 : TimeSpan.FromSeconds(10);
         if (_notifier.WatchdogInterval is TimeSpan watchdog)

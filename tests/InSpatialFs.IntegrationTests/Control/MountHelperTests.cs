@@ -118,4 +118,32 @@ public sealed class MountHelperTests
         Assert.That(good.ExitCode, Is.Zero, good.ToString());
         Assert.That(Mounts.IsFuse(Path.Combine(_work, "mnt")), Is.True);
     }
+
+    [Test]
+    public void A_background_start_returns_when_served_and_the_server_is_detached_with_nothing_of_its_starter()
+    {
+        string state = Path.Combine(_work, "state");
+        // A starter that itself runs under systemd: the detached server must not report to the starter's manager.
+        string notify = Path.Combine(_work, "notify.sock");
+        using var manager = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
+        manager.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(notify));
+
+        ShellResult started = Shell.Run(
+            $"NOTIFY_SOCKET='{notify}' timeout 60 '{DaemonProcess.Binary}' mount --background --name {Name} --state-dir '{state}' --source '{_work}/src' '{_work}/mnt' </dev/null",
+            TimeSpan.FromSeconds(90));
+        Assert.That(started.ExitCode, Is.Zero, started.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(_work, "mnt", "etc", "hostname")), Is.EqualTo("box\n"), "served the moment the starter returned");
+
+        int pid = ServerPid(state);
+        string[] stat = File.ReadAllText($"/proc/{pid}/stat").Split(' ');
+        Assert.That(stat[5], Is.EqualTo(pid.ToString(System.Globalization.CultureInfo.InvariantCulture)), "the server leads its own session");
+        Assert.That(new FileInfo($"/proc/{pid}/fd/0").LinkTarget, Is.EqualTo("/dev/null"));
+        Assert.That(new FileInfo($"/proc/{pid}/fd/1").LinkTarget, Is.EqualTo(Path.Combine(state, "daemon.log")));
+        Assert.That(File.Exists($"/proc/{pid}/fd/3") && new FileInfo($"/proc/{pid}/fd/3").LinkTarget!.StartsWith("pipe:", StringComparison.Ordinal), Is.False,
+            "the readiness pipe is closed once used");
+        string environment = File.ReadAllText($"/proc/{pid}/environ");
+        Assert.That(environment, Does.Contain("PATH="), "positive control: the environment is readable");
+        Assert.That(environment, Does.Not.Contain("NOTIFY_SOCKET="));
+        Assert.That(manager.Available, Is.Zero, "nothing reached the starter's notification socket");
+    }
 }
