@@ -1,0 +1,273 @@
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Fuse.Transport;
+using InSpatialFs.Interop;
+
+namespace InSpatialFs.Fuse;
+
+// Reader threads: how they start (on demand, two at INIT), read frames, and how reader 0 gets the connection going —
+// by answering INIT, or by adopting a connection an earlier server negotiated (no INIT, then NOTIFY_RESEND).
+public sealed partial class ProtocolServer
+{
+    private void StartReader(int index)
+    {
+        IFuseChannel channel = _transport.OpenChannel();
+        var reader = new Reader(index, channel, _options);
+        Volatile.Write(ref _readers[index], reader);
+        Interlocked.Increment(ref _running);
+        var thread = new Thread(ReaderMain, maxStackSize: 1 << 20)
+        {
+            IsBackground = true,
+            Name = $"fuse-reader-{index}",
+        };
+        thread.Start(reader);
+    }
+
+    private void ReaderMain(object? state)
+    {
+        var reader = (Reader)state!;
+        try
+        {
+            Errno end = Errno.OK;
+            if (reader.Index == 0 && _options.Adopt is { } adopted)
+            {
+                if (!AfterInit(Adopt(adopted)))
+                {
+                    return;
+                }
+            }
+            else if (reader.Index == 0)
+            {
+                end = ServeUntilInitialized(reader);
+                if (end == Errno.OK && !AfterInit(_connection!))
+                {
+                    return;
+                }
+            }
+
+            if (end == Errno.OK)
+            {
+                ServeLoop(reader);
+            }
+        }
+        catch (Exception ex)
+        {
+            FuseLog.ReaderCrashed(_logger, ex, reader.Index);
+            Interlocked.CompareExchange(ref _failure, ex, null);
+            Stop();
+        }
+        finally
+        {
+            reader.Pipes?.Dispose();
+            reader.RequestBuffer.Dispose();
+            reader.ReplyBuffer.Dispose();
+            if (Interlocked.Decrement(ref _running) == 0)
+            {
+                Exception? failure = Volatile.Read(ref _failure);
+                if (failure is null)
+                {
+                    _completion.TrySetResult();
+                }
+                else
+                {
+                    _completion.TrySetException(failure);
+                }
+            }
+        }
+    }
+
+    /// <summary>Readers started at INIT; the rest (up to ReaderThreads) start when every reader is busy.</summary>
+    private const int InitialReaders = 2;
+
+    /// <summary>Calls Initialized and starts the initial readers. False if the connection is being stopped.</summary>
+    private bool AfterInit(FuseConnectionInfo connection)
+    {
+        try
+        {
+            _fs.Initialized(connection);
+        }
+        catch (Exception ex)
+        {
+            FuseLog.InitializedThrew(_logger, ex);
+            Interlocked.CompareExchange(ref _failure, ex, null);
+            Stop();
+            return false;
+        }
+
+        while (Volatile.Read(ref _readersMade) < Math.Min(InitialReaders, _readers.Length) && StartAnotherReader())
+        {
+        }
+
+        if (connection.Adopted)
+        {
+            // Only now: the file system knows the connection and readers wait in read(2) for what comes back.
+            Errno resend = connection.CanResend ? _notifier.Resend() : Errno.EOPNOTSUPP;
+            FuseLog.Adopted(_logger, connection.NegotiatedMinor, resend);
+        }
+
+        return true;
+    }
+
+    /// <summary>Takes the parameters an earlier server negotiated on this connection as this server's own (no INIT comes).</summary>
+    private FuseConnectionInfo Adopt(FuseSessionParameters p)
+    {
+        bool passthrough = (p.ReplyFlags & (ulong)FuseInitFlags.Passthrough) != 0;
+        _setxattrExt = (p.ReplyFlags & (ulong)FuseInitFlags.SetxattrExt) != 0;
+        var connection = new FuseConnectionInfo
+        {
+            KernelMajor = p.KernelMajor,
+            KernelMinor = p.KernelMinor,
+            NegotiatedMinor = p.NegotiatedMinor,
+            KernelFlags = p.KernelFlags,
+            ReplyFlags = p.ReplyFlags,
+            MaxWrite = p.MaxWrite,
+            MaxReadahead = p.MaxReadahead,
+            PassthroughEnabled = passthrough,
+            Backing = passthrough ? _transport.Backing : null,
+            Notifier = _notifier,
+            Adopted = true,
+        };
+        _connection = connection;
+        return connection;
+    }
+
+    /// <summary>Starts the next reader unless all are made or the connection is stopping; false if none was started.</summary>
+    private bool StartAnotherReader()
+    {
+        int index = Interlocked.Increment(ref _readersMade) - 1;
+        if (index >= _readers.Length || Volatile.Read(ref _stopping) != 0)
+        {
+            Interlocked.Decrement(ref _readersMade);
+            return false;
+        }
+
+        try
+        {
+            StartReader(index);
+            return true;
+        }
+        catch (IOException ex)
+        {
+            // A failed FUSE_DEV_IOC_CLONE costs parallelism, not the connection: serve with the readers we have
+            // (the count stays claimed, so a failing clone is not retried on every request).
+            FuseLog.ReaderNotStarted(_logger, ex, index);
+            return false;
+        }
+    }
+
+    /// <summary>Reader 0 before INIT: answers frames until INIT succeeded (a major &gt; 7 INIT is answered and waited past).</summary>
+    private Errno ServeUntilInitialized(Reader reader)
+    {
+        while (_connection is null)
+        {
+            Errno e = ReadFrame(reader, out int length);
+            if (e != Errno.OK)
+            {
+                return e;
+            }
+
+            if (length >= 0)
+            {
+                Dispatch(reader, length);
+            }
+        }
+
+        return Errno.OK;
+    }
+
+    /// <summary>
+    /// Reads and answers requests until the connection ends. A reader that takes a request while every other reader is
+    /// busy starts one more (up to ReaderThreads), so one always waits in read(2) even when handlers block (an events
+    /// reader of the control mount holds its thread), and an idle mount keeps two threads instead of sixteen.
+    /// </summary>
+    private void ServeLoop(Reader reader)
+    {
+        while (true)
+        {
+            Errno e = ReadFrame(reader, out int length);
+            if (e != Errno.OK)
+            {
+                return;
+            }
+
+            if (length >= 0)
+            {
+                // Only while readers can still be added: at the limit (at once on a mount with the default two readers)
+                // a request costs no shared-counter update.
+                int made = Volatile.Read(ref _readersMade);
+                bool counted = made < _readers.Length;
+                if (counted && Interlocked.Increment(ref _busy) >= made)
+                {
+                    StartAnotherReader();
+                }
+
+                try
+                {
+                    Dispatch(reader, length);
+                }
+                finally
+                {
+                    if (counted)
+                    {
+                        Interlocked.Decrement(ref _busy);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>OK with length ≥ 0 for a frame, OK with -1 for "try again", otherwise the errno that ends the reader.</summary>
+    private Errno ReadFrame(Reader reader, out int length)
+    {
+        Errno e = reader.Channel.Read(reader.RequestBuffer.Span, out length);
+        switch (e)
+        {
+            case Errno.OK:
+                return Errno.OK;
+            case Errno.EINTR or Errno.EAGAIN or Errno.ENOENT:
+                // ENOENT: the request we were about to get was interrupted and dropped by the kernel.
+                length = -1;
+                return Errno.OK;
+            case Errno.ENODEV or Errno.ECONNABORTED:
+                FuseLog.ReaderStopped(_logger, reader.Index, e);
+                return e;
+            default:
+                if (Volatile.Read(ref _stopping) == 0)
+                {
+                    FuseLog.ReadFailed(_logger, reader.Index, e);
+                    Interlocked.CompareExchange(ref _failure, new IOException($"reading the FUSE device failed: {e}"), null);
+                    Stop();
+                }
+
+                return e;
+        }
+    }
+
+    /// <summary>One reader thread's state. Buffers are native (see <see cref="NativeBuffer"/>) and reused for every request.</summary>
+    private sealed class Reader(int index, IFuseChannel channel, ProtocolServerOptions options)
+    {
+        public readonly int Index = index;
+        public readonly IFuseChannel Channel = channel;
+        public readonly NativeBuffer RequestBuffer = new(options.RequestBufferSize);
+        public readonly NativeBuffer ReplyBuffer = new(options.ReplyBufferSize);
+        public readonly FuseRequest Request = new();
+        public readonly Lock InFlightGate = new();
+
+        /// <summary>Guarded by <see cref="InFlightGate"/>; 0 while idle.</summary>
+        public ulong InFlightUnique;
+
+        /// <summary>The handler already answered (a spliced READ): the dispatcher sends nothing.</summary>
+        public bool Replied;
+
+        /// <summary>Pipes for spliced READ replies, made at the first READ that wants them; null before or when refused.</summary>
+        public SplicePipes? Pipes;
+
+        /// <summary>Pipes could not be made (or the channel cannot splice): this reader always copies.</summary>
+        public bool SpliceRefused;
+
+        /// <summary>READ replies this reader sent through its pipes (written by the reader only).</summary>
+        public long SplicedReplies;
+
+        /// <summary>Requests this reader read, per opcode (written by the reader only; see <see cref="RequestCounts"/>).</summary>
+        public readonly long[] Requests = new long[OpTable.Length + 1];
+    }
+}
