@@ -16,8 +16,11 @@
 #              mounting; every other target runs those two phases too, on the same tree made through it, e.g.
 #              TARGETS="native inspatialfs-ro inspatialfs-ro-1s inspatialfs-host" make bench
 #              (ONLY_WARM=1: every target runs only those two phases)
+#   before/after: a target with the suffix @before runs the same target with the build in INSPATIALFS_BIN_BEFORE,
+#              in the same rounds (rotated with the rest), e.g. to compare a change with the last release:
+#              INSPATIALFS_BIN_BEFORE=/tmp/old/inspatialfs TARGETS="native inspatialfs-host inspatialfs-host@before" make bench
 # Env: SIZE (default 1g), FILES (20000), RUNTIME (seconds per random test, 8), TARGETS (space list), ROUNDS (3),
-#      INSPATIALFS_BIN (default bin/inspatialfs: point it at another build to compare before and after).
+#      INSPATIALFS_BIN (default bin/inspatialfs), INSPATIALFS_BIN_BEFORE (for @before targets).
 # Each round runs every target in turn; the table gives the median of the rounds per phase (single runs on these
 # 2-core VMs vary by 20-50% between runs, and a median of interleaved rounds keeps that out of the ratios).
 set -euo pipefail
@@ -58,8 +61,12 @@ tarball=$work/tree.tar
 mount_target() { # $1 = target; leaves the directory to test in $dir
   # A fresh state directory each time: every mount is a new instance, not one that reloads earlier journals.
   rm -rf "$backing" "$mnt" "$work/upper" "$work/work" "$work/lower" "$work/state"; mkdir -p "$backing" "$mnt"
-  local ifs_mount=("$ifs" mount --state-dir "$work/state" --log-level warning)
-  case $1 in
+  local bin=$ifs
+  if [[ $1 == *@before ]]; then
+    bin=${INSPATIALFS_BIN_BEFORE:?"bench: $1 needs INSPATIALFS_BIN_BEFORE (the build to compare with)"}
+  fi
+  local ifs_mount=("$bin" mount --state-dir "$work/state" --log-level warning)
+  case ${1%@before} in
     native) dir=$backing ;;
     bindfs) bindfs -o allow_other "$backing" "$mnt"; dir=$mnt ;;
     fuse-overlayfs) mkdir -p "$work/lower" "$work/work"; fuse-overlayfs -o "lowerdir=$work/lower,upperdir=$backing,workdir=$work/work" "$mnt"; dir=$mnt ;;
@@ -68,7 +75,7 @@ mount_target() { # $1 = target; leaves the directory to test in $dir
     inspatialfs-direct) "${ifs_mount[@]}" --source "$backing" --direct "$mnt" & daemon_pid=$!; dir=$mnt ;;
     inspatialfs-ro|inspatialfs-ro-1s)
       ro_tree "$backing"
-      "${ifs_mount[@]}" --source "$backing" --read-only $([[ $1 == inspatialfs-ro-1s ]] && echo --cache-timeout 1) "$mnt" &
+      "${ifs_mount[@]}" --source "$backing" --read-only $([[ ${1%@before} == inspatialfs-ro-1s ]] && echo --cache-timeout 1) "$mnt" &
       daemon_pid=$!; dir=$mnt ;;
     inspatialfs-direct-splice|inspatialfs-direct-copy)
       "${ifs_mount[@]}" --source "$backing" --direct --no-passthrough --direct-fallback "${1#inspatialfs-direct-}" "$mnt" &
