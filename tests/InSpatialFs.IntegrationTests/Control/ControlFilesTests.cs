@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Control;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed partial class ControlFilesTests
 {
     private string _work = "";

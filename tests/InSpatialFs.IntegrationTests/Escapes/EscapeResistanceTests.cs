@@ -9,6 +9,7 @@ namespace InSpatialFs.IntegrationTests.Escapes;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class EscapeResistanceTests
 {
     private const string Marker = "HOST-SECRET-7f3a";

@@ -58,6 +58,7 @@ public sealed class FreezerGuardTests
 
 /// <summary>A real cgroup v1 freezer: a sleep child in a fresh freezer cgroup is suspended and resumed.</summary>
 [NonParallelizable]
+[Category("Mount")]
 public sealed class CgroupV1FreezerTests
 {
     private const string FreezerRoot = "/sys/fs/cgroup/freezer";

@@ -110,7 +110,7 @@ public sealed class FalcoLoaderTests
         Assert.That(r.Succeeded, Is.True);
         Assert.That(r.RuleSet!.Skipped.Single().Reason, Is.EqualTo("needs fd.sip, fd.sport"));
         var list = new StringWriter();
-        string file = Path.Combine(TestContext.CurrentContext.WorkDirectory, $"net-{Guid.NewGuid():N}.yaml");
+        string file = Path.Combine(Path.GetTempPath(), $"net-{Guid.NewGuid():N}.yaml");
         File.WriteAllText(file, "- rule: net\n  condition: fd.sport = 22\n");
         try
         {
