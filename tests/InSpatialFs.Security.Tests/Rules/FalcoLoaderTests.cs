@@ -91,6 +91,8 @@ public sealed class FalcoLoaderTests
     {
         Assert.That(Fires(Set("- rule: edit\n  enabled: false\n"), Ev(FsOp.Open, "/f", proc: "vi")), Is.False);
         Assert.That(Fires(Set("- rule: edit\n  enabled: false\n  override: {enabled: replace}\n"), Ev(FsOp.Open, "/f", proc: "vi")), Is.False);
+        Assert.That(Fires(Set("- rule: edit\n  enabled: true\n"), Ev(FsOp.Open, "/f", proc: "vi")), Is.True,
+            "the control: the same event fires the rule when it stays enabled");
     }
 
     [Test]
