@@ -84,7 +84,8 @@ internal static class BackgroundServer
         {
             using var stream = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             stream.Seek(Math.Min(from, stream.Length), SeekOrigin.Begin);
-            string[] lines = new StreamReader(stream).ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            using var reader = new StreamReader(stream);
+            string[] lines = reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
             return string.Join('\n', lines.TakeLast(15)) + "\n";
         }
         catch (IOException)
