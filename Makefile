@@ -5,13 +5,14 @@ DOTNET ?= dotnet
 BIN := bin
 NATIVE_OUT := native/build
 
-.PHONY: all deps build native test fuzz run bench bench-overlay install clean help
+.PHONY: all deps build native test test-unprivileged fuzz run bench bench-overlay install clean help
 
 all: build
 
 help:
 	@echo "make run      mount the demo rootfs through InSpatialFs and run a container workload on it"
 	@echo "make test     build everything and run the whole test suite (prints 'N passed, N failed')"
+	@echo "make test-unprivileged  the tests outside the Mount category, as an unprivileged user (nobody when run as root)"
 	@echo "make build    build; the executable lands at bin/inspatialfs"
 	@echo "make fuzz     long fuzz pass of the config loader and control commands (FUZZ_ITERATIONS, FUZZ_SEED)"
 	@echo "make bench    whole-filesystem benchmark against native, bindfs and fuse-overlayfs"
@@ -46,6 +47,11 @@ native:
 
 test: build
 	@scripts/run-tests.sh $(CONFIG)
+
+# No root, no mount, no bin/: only the assemblies are built, and the tests run as nobody (or the calling user).
+test-unprivileged:
+	@$(DOTNET) build InSpatialFs.sln -c $(CONFIG) -nologo -clp:ErrorsOnly -v:q
+	@scripts/test-unprivileged.sh $(CONFIG)
 
 # The fixed-seed fuzz pass runs short inside `make test`; this is the long one (1,000,000 inputs each by default).
 fuzz: build

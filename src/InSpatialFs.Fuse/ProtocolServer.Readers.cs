@@ -11,7 +11,9 @@ public sealed partial class ProtocolServer
     private void StartReader(int index)
     {
         IFuseChannel channel = _transport.OpenChannel();
+#pragma warning disable CA2000 // the reader belongs to the thread started below, which disposes it as it ends (ReaderMain)
         var reader = new Reader(index, channel, _options);
+#pragma warning restore CA2000
         Volatile.Write(ref _readers[index], reader);
         Interlocked.Increment(ref _running);
         var thread = new Thread(ReaderMain, maxStackSize: 1 << 20)
@@ -57,9 +59,7 @@ public sealed partial class ProtocolServer
         }
         finally
         {
-            reader.Pipes?.Dispose();
-            reader.RequestBuffer.Dispose();
-            reader.ReplyBuffer.Dispose();
+            reader.Dispose();
             if (Interlocked.Decrement(ref _running) == 0)
             {
                 Exception? failure = Volatile.Read(ref _failure);
@@ -243,7 +243,7 @@ public sealed partial class ProtocolServer
     }
 
     /// <summary>One reader thread's state. Buffers are native (see <see cref="NativeBuffer"/>) and reused for every request.</summary>
-    private sealed class Reader(int index, IFuseChannel channel, ProtocolServerOptions options)
+    private sealed class Reader(int index, IFuseChannel channel, ProtocolServerOptions options) : IDisposable
     {
         public readonly int Index = index;
         public readonly IFuseChannel Channel = channel;
@@ -269,5 +269,16 @@ public sealed partial class ProtocolServer
 
         /// <summary>Requests this reader read, per opcode (written by the reader only; see <see cref="RequestCounts"/>).</summary>
         public readonly long[] Requests = new long[OpTable.Length + 1];
+
+        /// <summary>
+        /// Frees what the reader made: its pipes and native buffers (its thread calls this as it ends). The channel is
+        /// the transport's (it closes its channels), the request may still be interrupted by another reader.
+        /// </summary>
+        public void Dispose()
+        {
+            Pipes?.Dispose();
+            RequestBuffer.Dispose();
+            ReplyBuffer.Dispose();
+        }
     }
 }

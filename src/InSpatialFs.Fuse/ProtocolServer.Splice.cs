@@ -12,7 +12,9 @@ public sealed partial class ProtocolServer
     /// <summary>True when the READ was answered (or is gone); false when the copy path must serve it.</summary>
     private bool TryReadSpliced(Reader reader, in FuseReadIn arg)
     {
+#pragma warning disable CA2000 // borrowed: the pipes are the reader's, disposed with it
         SplicePipes? pipes = PipesOf(reader);
+#pragma warning restore CA2000
         if (pipes is null || !pipes.Fits((long)arg.Offset, arg.Size))
         {
             return false;
@@ -87,7 +89,9 @@ public sealed partial class ProtocolServer
             return null;
         }
 
+#pragma warning disable CA2000 // kept as reader.Pipes below and disposed with the reader
         Errno e = SplicePipes.TryCreate(_options.ReplyBufferSize, out pipes);
+#pragma warning restore CA2000
         if (e != Errno.OK)
         {
             reader.SpliceRefused = true;

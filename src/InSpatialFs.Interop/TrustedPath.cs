@@ -94,39 +94,33 @@ public static unsafe class TrustedPath
         string full = System.IO.Path.Combine(directoryPath, name);
         // O_TRUNC would empty whatever the name leads to before it is checked (a hard link to another file): truncate after.
         bool truncate = (flags & LibC.O_TRUNC) != 0;
-        SafeFd fd = Open(directory.Fd, name, (flags & ~LibC.O_TRUNC) | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, full, FileMode);
-        try
+        // On success the descriptor moves into the returned handle (SetHandleAsInvalid makes this Dispose a no-op);
+        // on any refusal it is closed here.
+        using SafeFd fd = Open(directory.Fd, name, (flags & ~LibC.O_TRUNC) | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, full, FileMode);
+        StatX st = Stat(fd, full);
+        uint type = st.Mode & LibC.S_IFMT;
+        if (type != LibC.S_IFREG)
         {
-            StatX st = Stat(fd, full);
-            uint type = st.Mode & LibC.S_IFMT;
-            if (type != LibC.S_IFREG)
-            {
-                throw new UnsafePathException(full, PathProblem.NotRegularFile, $"{full} is not a regular file (refused)");
-            }
-
-            CheckOwnerAndMode(full, st, "file");
-            if (st.Nlink > 1)
-            {
-                throw new UnsafePathException(full, PathProblem.HardLinked, $"{full} has {st.Nlink} hard links; the daemon writes only files of its own (refused)");
-            }
-
-            if (truncate && LibC.ftruncate(fd.Fd, 0) != 0)
-            {
-                Errno e = ErrnoExtensions.LastPInvoke();
-                throw new UnsafePathException(full, PathProblem.Failed, $"cannot truncate {full}: {e}");
-            }
-
-            // Regular files ignore O_NONBLOCK; clear it anyway so nothing downstream sees a surprising flag.
-            _ = LibC.fcntl(fd.Fd, 4 /* F_SETFL */, flags & LibC.O_APPEND);
-            var handle = new SafeFileHandle(fd.DangerousGetHandle(), ownsHandle: true);
-            fd.SetHandleAsInvalid();
-            return handle;
+            throw new UnsafePathException(full, PathProblem.NotRegularFile, $"{full} is not a regular file (refused)");
         }
-        catch
+
+        CheckOwnerAndMode(full, st, "file");
+        if (st.Nlink > 1)
         {
-            fd.Dispose();
-            throw;
+            throw new UnsafePathException(full, PathProblem.HardLinked, $"{full} has {st.Nlink} hard links; the daemon writes only files of its own (refused)");
         }
+
+        if (truncate && LibC.ftruncate(fd.Fd, 0) != 0)
+        {
+            Errno e = ErrnoExtensions.LastPInvoke();
+            throw new UnsafePathException(full, PathProblem.Failed, $"cannot truncate {full}: {e}");
+        }
+
+        // Regular files ignore O_NONBLOCK; clear it anyway so nothing downstream sees a surprising flag.
+        _ = LibC.fcntl(fd.Fd, 4 /* F_SETFL */, flags & LibC.O_APPEND);
+        var handle = new SafeFileHandle(fd.DangerousGetHandle(), ownsHandle: true);
+        fd.SetHandleAsInvalid();
+        return handle;
     }
 
     /// <summary>
@@ -160,10 +154,20 @@ public static unsafe class TrustedPath
     public static FileStream OpenAppendStream(string directoryPath, string name, int bufferSize)
     {
         using SafeFd dir = OpenDirectory(directoryPath, create: true);
+#pragma warning disable CA2000 // the handle moves into the returned stream; the catch below closes it on every failure
         SafeFileHandle file = OpenFile(dir, directoryPath, name, LibC.O_WRONLY | LibC.O_APPEND | LibC.O_CREAT);
-        var stream = new FileStream(file, FileAccess.Write, bufferSize);
-        stream.Seek(0, SeekOrigin.End); // O_APPEND writes at the end anyway; keep Position truthful
-        return stream;
+#pragma warning restore CA2000
+        try
+        {
+            var stream = new FileStream(file, FileAccess.Write, bufferSize);
+            stream.Seek(0, SeekOrigin.End); // O_APPEND writes at the end anyway; keep Position truthful
+            return stream;
+        }
+        catch
+        {
+            file.Dispose(); // the stream never took it (or failed on it): the descriptor is ours to close
+            throw;
+        }
     }
 
     /// <summary>A trusted user owns the daemon's files: root, or the user the daemon runs as.</summary>

@@ -290,6 +290,7 @@ public sealed class DispatchTests
             FuseOpcode.CopyFileRange64, FuseOpcode.TmpFile,
         ];
         Assert.That(required.Where(op => !ProtocolServer.DescribeOpcode((uint)op).Handled), Is.Empty);
+        Assert.That(ProtocolServer.DescribeOpcode(9999).Handled, Is.False, "the control: an opcode no kernel sends has no handler");
         Assert.That(new[] { FuseOpcode.Forget, FuseOpcode.BatchForget, FuseOpcode.NotifyReply }.All(op => ProtocolServer.DescribeOpcode((uint)op).NeverReplied));
     }
 

@@ -8,6 +8,7 @@ namespace InSpatialFs.Fuse.Tests;
 
 /// <summary>The real kernel: a tiny read-only file system mounted on /dev/fuse and used by ordinary programs.</summary>
 [NonParallelizable]
+[Category("Mount")]
 public sealed class LiveMountTests
 {
     /// <summary>"/" with a file "hello" and an empty directory "dir"; everything read-only.</summary>

@@ -32,6 +32,7 @@ internal sealed class FakeBackingRegistrar : IBackingRegistrar
 /// answer for one inode keeps to the mode it is in.
 /// </summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class DirectIoModeTests
 {
     private string _source = "";

@@ -24,74 +24,78 @@ internal static class BackgroundServer
         // The log is created beneath the checked state directory without following symlinks (0600, root's own).
         const string LogName = "daemon.log";
         string log = Path.Combine(stateDir, LogName);
-        SafeFileHandle logFile;
-        try
+        using SafeFileHandle? logFile = OpenLog(who, stateDir, LogName);
+        using SafeFd? devNull = LibC.OpenFd("/dev/null", LibC.O_RDONLY, 0, out SafeFd opened) == Errno.OK ? opened : null;
+        if (logFile is null || devNull is null)
         {
-            using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
-            logFile = TrustedPath.OpenFile(dir, stateDir, LogName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"{who}: cannot prepare the log under {stateDir}: {e.Message}");
+            if (devNull is null)
+            {
+                Console.Error.WriteLine($"{who}: cannot open /dev/null");
+            }
+
             return ExitCodes.RuntimeFailure;
         }
 
         // mountinfo shows the resolved path; resolve before the mount exists (afterwards it would ask the new server).
         string resolved = LibC.RealPath(mountpoint) ?? mountpoint;
-        using (logFile)
+        long logStart = RandomAccess.GetLength(logFile);
+        int* ends = stackalloc int[2];
+        if (LibC.pipe2(ends, LibC.O_CLOEXEC) != 0)
         {
-            long logStart = RandomAccess.GetLength(logFile);
-            if (LibC.OpenFd("/dev/null", LibC.O_RDONLY, 0, out SafeFd devNull) != Errno.OK)
+            Console.Error.WriteLine($"{who}: cannot make the readiness pipe: {ErrnoExtensions.LastPInvoke()}");
+            return ExitCodes.RuntimeFailure;
+        }
+
+        using var readyRead = new SafeFd(ends[0]);
+        int pid;
+        using (var readyWrite = new SafeFd(ends[1]))
+        {
+            const int ReadyFdInChild = 3;
+            string program = Environment.ProcessPath ?? "/proc/self/exe";
+            string[] argv = [program, .. serverArgs];
+            string[] environment = [.. Environment.GetEnvironmentVariables().Keys.Cast<string>()
+                .Where(k => !NotInherited.Contains(k))
+                .Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}"),
+                $"{ReadinessPipe.Variable}={ReadyFdInChild}"];
+            int logFd = (int)logFile.DangerousGetHandle();
+            Errno spawned = LibC.SpawnDetached(program, argv, environment, [devNull.Fd, logFd, logFd, readyWrite.Fd], out pid);
+            if (spawned != Errno.OK)
             {
-                Console.Error.WriteLine($"{who}: cannot open /dev/null");
+                Console.Error.WriteLine($"{who}: could not start the server ({program}): {spawned}");
                 return ExitCodes.RuntimeFailure;
             }
+        }
 
-            int* ends = stackalloc int[2];
-            if (LibC.pipe2(ends, LibC.O_CLOEXEC) != 0)
-            {
-                Console.Error.WriteLine($"{who}: cannot make the readiness pipe: {ErrnoExtensions.LastPInvoke()}");
-                devNull.Dispose();
+        // Our copy of the write end is closed: end of file on the pipe now means the server is gone (or closed it unready).
+        switch (WaitForReady(readyRead, ReadyWithin))
+        {
+            case true when IsFuseMount(resolved):
+                return ExitCodes.Ok;
+            case true:
+                Console.Error.WriteLine($"{who}: the server (pid {pid}) reported ready but {mountpoint} is not a FUSE mount; log {log}");
                 return ExitCodes.RuntimeFailure;
-            }
+            case false:
+                Console.Error.WriteLine($"{who}: the server exited before {mountpoint} was mounted:");
+                Console.Error.Write(Tail(log, logStart));
+                return ExitCodes.RuntimeFailure;
+            case null:
+                Console.Error.WriteLine($"{who}: {mountpoint} was not mounted within {ReadyWithin.TotalSeconds:0} s (server pid {pid}, log {log})");
+                return ExitCodes.RuntimeFailure;
+        }
+    }
 
-            using var readyRead = new SafeFd(ends[0]);
-            int pid;
-            using (devNull)
-            using (var readyWrite = new SafeFd(ends[1]))
-            {
-                const int ReadyFdInChild = 3;
-                string program = Environment.ProcessPath ?? "/proc/self/exe";
-                string[] argv = [program, .. serverArgs];
-                string[] environment = [.. Environment.GetEnvironmentVariables().Keys.Cast<string>()
-                    .Where(k => !NotInherited.Contains(k))
-                    .Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}"),
-                    $"{ReadinessPipe.Variable}={ReadyFdInChild}"];
-                int logFd = (int)logFile.DangerousGetHandle();
-                Errno spawned = LibC.SpawnDetached(program, argv, environment, [devNull.Fd, logFd, logFd, readyWrite.Fd], out pid);
-                if (spawned != Errno.OK)
-                {
-                    Console.Error.WriteLine($"{who}: could not start the server ({program}): {spawned}");
-                    return ExitCodes.RuntimeFailure;
-                }
-            }
-
-            // Our copy of the write end is closed: end of file on the pipe now means the server is gone (or closed it unready).
-            switch (WaitForReady(readyRead, ReadyWithin))
-            {
-                case true when IsFuseMount(resolved):
-                    return ExitCodes.Ok;
-                case true:
-                    Console.Error.WriteLine($"{who}: the server (pid {pid}) reported ready but {mountpoint} is not a FUSE mount; log {log}");
-                    return ExitCodes.RuntimeFailure;
-                case false:
-                    Console.Error.WriteLine($"{who}: the server exited before {mountpoint} was mounted:");
-                    Console.Error.Write(Tail(log, logStart));
-                    return ExitCodes.RuntimeFailure;
-                case null:
-                    Console.Error.WriteLine($"{who}: {mountpoint} was not mounted within {ReadyWithin.TotalSeconds:0} s (server pid {pid}, log {log})");
-                    return ExitCodes.RuntimeFailure;
-            }
+    /// <summary>The server's log, created beneath the checked state directory (0600, no symlinks followed); null after saying why not.</summary>
+    private static SafeFileHandle? OpenLog(string who, string stateDir, string name)
+    {
+        try
+        {
+            using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
+            return TrustedPath.OpenFile(dir, stateDir, name, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"{who}: cannot prepare the log under {stateDir}: {e.Message}");
+            return null;
         }
     }
 
@@ -141,7 +145,8 @@ internal static class BackgroundServer
         {
             using var stream = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             stream.Seek(Math.Min(from, stream.Length), SeekOrigin.Begin);
-            string[] lines = new StreamReader(stream).ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            using var reader = new StreamReader(stream);
+            string[] lines = reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
             return string.Join('\n', lines.TakeLast(15)) + "\n";
         }
         catch (IOException)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Reflection;
 
 namespace InSpatialFs.Daemon.Cli;
 
@@ -24,6 +25,11 @@ internal static class CommandLine
             root.Subcommands.Add(extra);
         }
 
+        foreach (VersionOption version in root.Options.OfType<VersionOption>())
+        {
+            version.Action = new PrintVersion();
+        }
+
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -37,6 +43,21 @@ internal static class CommandLine
         }
 
         return parsed.Invoke();
+    }
+
+    /// <summary>
+    /// `--version`: the version and, on a second line, the source stamp of the tree this binary was built from (the test
+    /// kit compares it with the tree under test).
+    /// </summary>
+    private sealed class PrintVersion : System.CommandLine.Invocation.SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            string version = typeof(PrintVersion).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+            parseResult.InvocationConfiguration.Output.WriteLine(version);
+            parseResult.InvocationConfiguration.Output.WriteLine("sources " + SourceStamp.Value);
+            return ExitCodes.Ok;
+        }
     }
 
     /// <summary>Commands added by later layers (ctl, rules, config, oci-spec, overlay-mount).</summary>

@@ -205,7 +205,18 @@ internal static class CtlCommand
             throw new IOException($"open: {error}");
         }
 
-        return new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, bufferSize: 0);
+#pragma warning disable CA2000 // the stream owns the handle; the catch closes it if the stream cannot be made
+        var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+#pragma warning restore CA2000
+        try
+        {
+            return new FileStream(handle, FileAccess.Read, bufferSize: 0);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
     }
 
     private static int Send(string dir, string command)
@@ -223,7 +234,9 @@ internal static class CtlCommand
         Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
+#pragma warning disable CA2000 // disposed by the using (handle) below; the catch returns before anything was opened
             handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+#pragma warning restore CA2000
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

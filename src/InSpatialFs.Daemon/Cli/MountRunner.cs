@@ -40,6 +40,7 @@ internal static class MountRunner
         Instance instance;
         try
         {
+#pragma warning disable CA2000 // disposed by the using (instance) below; a failed start throws and owns nothing
             instance = Instance.Start(config, new InstanceOptions
             {
                 ReaderThreads = request.Readers,
@@ -52,6 +53,7 @@ internal static class MountRunner
                 CacheTimeout = request.CacheTimeout is int seconds ? TimeSpan.FromSeconds(seconds) : null,
                 ReloadConfig = request.ConfigFile != null ? () => BuildConfig(request) : null,
             }, logs);
+#pragma warning restore CA2000
         }
         catch (InstanceStartException e)
         {

@@ -76,7 +76,9 @@ internal static partial class OverlayMountCommand
         try
         {
             using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
-            using (var file = new FileStream(TrustedPath.OpenFile(dir, stateDir, "overlay-instance.yaml", LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC), FileAccess.Write))
+            // The handle has its own using: closed even if the stream around it cannot be made (a second close is a no-op).
+            using (Microsoft.Win32.SafeHandles.SafeFileHandle handle = TrustedPath.OpenFile(dir, stateDir, "overlay-instance.yaml", LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC))
+            using (var file = new FileStream(handle, FileAccess.Write))
             {
                 file.Write(Encoding.UTF8.GetBytes(config));
             }

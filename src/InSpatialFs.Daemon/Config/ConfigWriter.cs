@@ -58,7 +58,7 @@ public static class ConfigWriter
             ("rotate_bytes", Number(c.Incidents.RotateBytes)), ("keep", Number(c.Incidents.Keep))]);
         if (c.MetricsListen is { } listen) root.Add("metrics_listen", Quoted(listen));
 
-        var writer = new StringWriter(CultureInfo.InvariantCulture);
+        using var writer = new StringWriter(CultureInfo.InvariantCulture);
         writer.Write("# The effective configuration of '" + c.Name.Replace("\n", " ", StringComparison.Ordinal) + "' (defaults and overrides applied); `inspatialfs config validate` accepts it.\n");
         new YamlStream(new YamlDocument(root)).Save(writer, assignAnchors: false);
         string text = writer.ToString();

@@ -27,7 +27,9 @@ internal static class DaemonLogging
         var consoleOptions = new ConsoleLoggerOptions { FormatterName = EscapingConsoleFormatter.FormatterName, LogToStandardErrorThreshold = LogLevel.Trace };
         var factory = new LoggerFactory([], new LoggerFilterOptions { MinLevel = minimum });
         // AddProvider (not the constructor's list): the factory then disposes the provider, which flushes its queue.
+#pragma warning disable CA2000 // AddProvider hands the provider to the factory, which disposes it (see above)
         factory.AddProvider(new ConsoleLoggerProvider(new FixedOptions<ConsoleLoggerOptions>(consoleOptions), [formatter]));
+#pragma warning restore CA2000
         return factory;
     }
 

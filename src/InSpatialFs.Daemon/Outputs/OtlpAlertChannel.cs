@@ -31,7 +31,9 @@ internal sealed class OtlpAlertChannel : AlertChannel
             TimeoutMilliseconds = (int)Math.Clamp(timeout.TotalMilliseconds, 100, 60_000),
             Headers = headers.Count == 0 ? null : string.Join(",", headers.Select(h => $"{h.Key}={h.Value}")),
         };
+#pragma warning disable CA2000 // the processor owns the exporter and the logger provider built below owns the processor: _factory.Dispose frees both
         _processor = new ResultProcessor(new OtlpLogExporter(options));
+#pragma warning restore CA2000
         _factory = LoggerFactory.Create(builder =>
         {
             builder.AddOpenTelemetry(o =>

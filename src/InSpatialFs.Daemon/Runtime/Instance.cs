@@ -409,7 +409,9 @@ internal sealed partial class Instance : IDisposable
                 try
                 {
                     // DirectFS on an overlay: read-only opens of lower files and opens of upper files go to the kernel.
+#pragma warning disable CA2000 // added to _owned below, disposed with the instance; a failed constructor owns nothing
                     backend = new OverlayFileSystem(m.Overlay!, Logs.CreateLogger("InSpatialFs.Storage.Overlay"), directLower: m.Direct, directUpper: m.Direct);
+#pragma warning restore CA2000
                 }
                 catch (IOException e)
                 {
@@ -422,7 +424,9 @@ internal sealed partial class Instance : IDisposable
             {
                 try
                 {
+#pragma warning disable CA2000 // added to _owned below, disposed with the instance; a failed constructor owns nothing
                     backend = new HostFileSystem(m.Source!, m.ReadOnly, Logs.CreateLogger("InSpatialFs.Storage.Host"), direct: m.Direct);
+#pragma warning restore CA2000
                 }
                 catch (IOException e)
                 {

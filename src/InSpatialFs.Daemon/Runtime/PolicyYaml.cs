@@ -44,7 +44,7 @@ internal static class PolicyYaml
             },
             { "warnings", new YamlSequenceNode(c.Warnings.Select(Q)) },
         };
-        var writer = new StringWriter(CultureInfo.InvariantCulture);
+        using var writer = new StringWriter(CultureInfo.InvariantCulture);
         writer.Write("# Effective policy: the isolation level's defaults with the config and --relax applied.\n");
         new YamlStream(new YamlDocument(root)).Save(writer, assignAnchors: false);
         string text = writer.ToString();

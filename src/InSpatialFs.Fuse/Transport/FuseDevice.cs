@@ -53,9 +53,12 @@ public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
             }
             else
             {
+#pragma warning disable CA2000 // disposed on failure below; on success the channel owns it (owns: true), the device its channels
                 Errno e = Clone(out SafeFd clone);
+#pragma warning restore CA2000
                 if (e != Errno.OK)
                 {
+                    clone.Dispose();
                     throw new IOException($"FUSE_DEV_IOC_CLONE failed: {e}");
                 }
 

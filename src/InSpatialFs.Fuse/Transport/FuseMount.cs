@@ -341,16 +341,25 @@ public sealed class FuseMount : IDisposable
 
         using Process process = Process.Start(start) ?? throw new IOException("could not start fusermount3");
         theirs.Dispose(); // only the child holds it now, so EOF on ours means fusermount3 is gone
+#pragma warning disable CA2000 // the returned device owns it; the catch below closes it on every failure
         Errno e = LibC.ReceiveFd(ours.Fd, out SafeFd fd);
-        string stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        if (e != Errno.OK || process.ExitCode != 0)
+#pragma warning restore CA2000
+        try
         {
-            fd.Dispose();
-            throw new IOException($"fusermount3 failed (exit {process.ExitCode}, {e}): {stderr.Trim()}");
-        }
+            string stderr = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            if (e != Errno.OK || process.ExitCode != 0)
+            {
+                throw new IOException($"fusermount3 failed (exit {process.ExitCode}, {e}): {stderr.Trim()}");
+            }
 
-        return new FuseDevice(fd);
+            return new FuseDevice(fd);
+        }
+        catch
+        {
+            fd.Dispose(); // whatever failed (fusermount3, reading its stderr, the device), the received descriptor goes
+            throw;
+        }
     }
 
     private static int RunFusermount(string path, string[] args)

@@ -38,6 +38,8 @@ internal sealed unsafe class SplicePipes : ISpliceReadSink, IDisposable
     public static Errno TryCreate(int wantedBytes, out SplicePipes? pipes)
     {
         pipes = null;
+        // Each pair is closed here when the other fails, else moved into the SplicePipes that owns all four.
+#pragma warning disable CA2000
         Errno e = OpenPipe(wantedBytes, out SafeFd? dataRead, out SafeFd? dataWrite, out int dataSlots);
         if (e != Errno.OK)
         {
@@ -45,6 +47,7 @@ internal sealed unsafe class SplicePipes : ISpliceReadSink, IDisposable
         }
 
         e = OpenPipe(wantedBytes, out SafeFd? replyRead, out SafeFd? replyWrite, out int replySlots);
+#pragma warning restore CA2000
         if (e != Errno.OK)
         {
             dataRead!.Dispose();

@@ -9,6 +9,7 @@ namespace InSpatialFs.Daemon.Tests.Cli;
 /// <summary>`inspatialfs config validate|print|schema` run as the built binary (issue 17): a config checked without mounting.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class ConfigCommandTests
 {
     private string _dir = "";

@@ -11,6 +11,7 @@ namespace InSpatialFs.Daemon.Tests.Cli;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed partial class ReadmeCoverageTests
 {
     private static string Readme => File.ReadAllText(Path.Combine(DaemonProcess.RepoRoot, "README.md"));

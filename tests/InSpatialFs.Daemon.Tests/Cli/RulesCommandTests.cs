@@ -6,6 +6,7 @@ namespace InSpatialFs.Daemon.Tests.Cli;
 /// <summary>`inspatialfs rules ...` run as the built binary (bin/inspatialfs), the way a rule author uses it.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class RulesCommandTests
 {
     private string _dir = "";

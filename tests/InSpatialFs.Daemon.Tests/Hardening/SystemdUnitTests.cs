@@ -15,6 +15,7 @@ public sealed class SystemdUnitTests
     private static string UnitPath => Path.Combine(DaemonProcess.RepoRoot, "scripts", "systemd", "inspatialfs@.service");
 
     [Test]
+    [Category("Mount")]
     public void The_unit_passes_systemd_analyze_verify_and_a_broken_copy_does_not()
     {
         if (!Shell.Has("systemd-analyze"))

@@ -6,6 +6,7 @@ namespace InSpatialFs.IntegrationTests.Containers;
 /// <summary>A real container (runc + busybox) whose root filesystem is InSpatialFs (issue 3).</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class RuncContainerTests
 {
     [OneTimeSetUp]

@@ -12,6 +12,7 @@ namespace InSpatialFs.IntegrationTests.Containers;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class RuncWalkthroughTests
 {
     private string _work = "";

@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Control;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed partial class ControlFilesTests
 {
     private string _work = "";
@@ -82,6 +83,9 @@ public sealed partial class ControlFilesTests
         Assert.That(list.ExitCode, Is.Not.Zero, list.ToString());
         Assert.That(read.ExitCode, Is.Not.Zero, read.ToString());
         Assert.That(read.StdOut, Does.Not.Contain("state:"));
+        ShellResult control = Shell.Run("setpriv --reuid=1000 --regid=1000 --clear-groups id -u");
+        Assert.That(control.StdOut.Trim(), Is.EqualTo("1000"), "the control: setpriv runs the same user: " + control);
+        Assert.That(File.ReadAllText(Path.Combine(_control, "status")), Does.Contain("state:"), "the control: root reads the status");
     }
 
     [GeneratedRegex(@"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*=""[^""]*""(,[a-zA-Z_][a-zA-Z0-9_]*=""[^""]*"")*\})? -?([0-9.e+-]+|\+Inf|NaN)$")]

@@ -6,6 +6,7 @@ namespace InSpatialFs.IntegrationTests.Control;
 /// <summary>How the daemon behaves as a service (issue 6, "systemd"): journal-friendly logging and SIGHUP reload.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class DaemonHostingTests
 {
     private string _work = "";

@@ -10,6 +10,7 @@ namespace InSpatialFs.IntegrationTests.Control;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class MountHelperTests
 {
     private const string Helper = "/sbin/mount.fuse.inspatialfs";

@@ -14,6 +14,7 @@ namespace InSpatialFs.IntegrationTests.Control;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class OperatorOutputTests
 {
     private const string Rule = "Marker created";

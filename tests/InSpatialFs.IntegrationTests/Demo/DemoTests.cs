@@ -6,6 +6,7 @@ namespace InSpatialFs.IntegrationTests.Demo;
 /// <summary>`make run`'s main job (scripts/demo.sh) run as a user would, twice; its summary names every attack.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class DemoTests
 {
     [Test]

@@ -9,6 +9,7 @@ namespace InSpatialFs.IntegrationTests.Escapes;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class EscapeResistanceTests
 {
     private const string Marker = "HOST-SECRET-7f3a";
@@ -60,8 +61,9 @@ public sealed class EscapeResistanceTests
     [TestCase("/magic/outside/secret")]
     public void Symlinks_and_dotdot_chains_never_reach_outside_the_source(string path)
     {
-        ShellResult r = InContainer($"cat {path} 2>&1; ls {path} 2>&1; true");
+        ShellResult r = InContainer($"cat {path} 2>&1; ls {path} 2>&1; cat /etc/shadow");
         Assert.That(r.Both, Does.Not.Contain(Marker), $"read {path} escaped: {r}");
+        Assert.That(r.StdOut, Does.EndWith("root:*:1:0:99999:7:::\n"), $"the control: the same shell reads the image's /etc/shadow: {r}");
     }
 
     [Test]
@@ -75,17 +77,20 @@ public sealed class EscapeResistanceTests
     [Test]
     public void Writes_through_outward_symlinks_land_inside_or_fail()
     {
-        InContainer("echo overwritten > /abs-out/secret 2>/dev/null; echo x > /rel-out/new 2>/dev/null; echo y > /chain-out/new2 2>/dev/null; true");
+        ShellResult r = InContainer("echo overwritten > /abs-out/secret 2>/dev/null; echo x > /rel-out/new 2>/dev/null; echo y > /chain-out/new2 2>/dev/null; " +
+            "echo z > /written-inside");
         Assert.That(File.ReadAllText(Path.Combine(_outside, "secret")), Is.EqualTo(Marker + "\n"));
         Assert.That(File.Exists(Path.Combine(_outside, "new")), Is.False);
         Assert.That(File.Exists(Path.Combine(_outside, "new2")), Is.False);
+        Assert.That(File.ReadAllText(Path.Combine(_source, "written-inside")), Is.EqualTo("z\n"), $"the control: the same shell's plain write lands in the source: {r}");
     }
 
     [Test]
     public void Hard_link_attempts_onto_outside_files_fail()
     {
-        ShellResult r = InContainer("ln /abs-out/secret /stolen 2>&1; ln /chain-out/secret /stolen2 2>&1; cat /stolen /stolen2 2>&1; true");
+        ShellResult r = InContainer("ln /abs-out/secret /stolen 2>&1; ln /chain-out/secret /stolen2 2>&1; cat /stolen /stolen2 2>&1; cat /etc/shadow");
         Assert.That(r.Both, Does.Not.Contain(Marker), r.ToString());
+        Assert.That(r.StdOut, Does.EndWith("root:*:1:0:99999:7:::\n"), $"the control: the same shell reads the image's /etc/shadow: {r}");
         Assert.That(Shell.Run($"stat -c %h '{_outside}/secret'").StdOut.Trim(), Is.EqualTo("1"), "no new link to the outside file");
     }
 
@@ -94,8 +99,9 @@ public sealed class EscapeResistanceTests
     {
         // The daemon reopens nodes through its own /proc/self/fd; a container name like that must not reach it.
         Shell.Check($"mkdir -p '{_source}/proc-trick' && ln -sf /proc/self/fd/0 '{_source}/proc-trick/fd0' && ln -sf /proc/1/root '{_source}/proc-trick/init-root'");
-        ShellResult r = InContainer("cat /proc-trick/init-root/var/tmp/*/outside/secret 2>&1; ls /proc-trick/init-root/ 2>&1; true");
+        ShellResult r = InContainer("cat /proc-trick/init-root/var/tmp/*/outside/secret 2>&1; ls /proc-trick/init-root/ 2>&1; cat /etc/shadow");
         Assert.That(r.Both, Does.Not.Contain(Marker), r.ToString());
+        Assert.That(r.StdOut, Does.EndWith("root:*:1:0:99999:7:::\n"), $"the control: the same shell reads the image's /etc/shadow: {r}");
     }
 
     [Test]
@@ -125,11 +131,13 @@ public sealed class EscapeResistanceTests
         Shell.Check($"rm -f '{_source}/race/evil' && ln -s '{_outside}' '{_source}/race/evil'");
         ShellResult race = Shell.Run(
             $"'{racer}' '{_source}/race/dir' '{_source}/race/evil' 4 & racer=$!; " +
-            $"leaks=0; reads=0; end=$((SECONDS+4)); while [ $SECONDS -lt $end ]; do " +
+            $"leaks=0; reads=0; inside=0; end=$((SECONDS+4)); while [ $SECONDS -lt $end ]; do " +
             $"  out=$(chroot '{_mount}' /bin/cat /race/dir/secret 2>/dev/null); reads=$((reads+1)); " +
-            $"  case \"$out\" in *{Marker}*) leaks=$((leaks+1));; esac; done; wait $racer; echo \"reads=$reads leaks=$leaks\"",
+            $"  case \"$out\" in *{Marker}*) leaks=$((leaks+1));; inside) inside=$((inside+1));; esac; done; wait $racer; " +
+            $"echo \"reads=$reads leaks=$leaks\"; [ $inside -gt 0 ] && echo read-inside",
             TimeSpan.FromSeconds(60));
         Assert.That(race.StdOut, Does.Contain("leaks=0"), race.ToString());
         Assert.That(race.StdOut, Does.Not.Contain("reads=0"));
+        Assert.That(race.StdOut, Does.Contain("read-inside"), $"the control: some reads got the inside file while the racer ran: {race}");
     }
 }

@@ -16,6 +16,7 @@ namespace InSpatialFs.IntegrationTests.Falco;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class AlertOutputChannelsTests
 {
     private const string Rule = """

@@ -12,6 +12,7 @@ namespace InSpatialFs.IntegrationTests.Falco;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class BrokenRuleReloadTests
 {
     private const string GoodRules = """

@@ -16,6 +16,7 @@ namespace InSpatialFs.IntegrationTests.Falco;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class FalcoRulesInContainerTests
 {
     private static readonly string FalcoDir = Path.Combine(DaemonProcess.RepoRoot, "tests", "InSpatialFs.Security.Tests", "Rules", "Falco");

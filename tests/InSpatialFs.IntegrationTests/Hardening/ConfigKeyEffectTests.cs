@@ -19,6 +19,7 @@ public sealed record KeyRow(string Key, string Yaml, string Setup, string Op, st
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class ConfigKeyEffectTests
 {
     private const string Member = "cp /bin/busybox data/busybox"; // a container member is a process whose root is the mount: chroot $M /data/busybox ...

@@ -14,6 +14,7 @@ namespace InSpatialFs.IntegrationTests.Hardening;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class CrashRecoveryTests
 {
     [OneTimeSetUp]

@@ -8,6 +8,7 @@ namespace InSpatialFs.IntegrationTests.Hardening;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class DaemonInputsTests
 {
     private string _work = "";

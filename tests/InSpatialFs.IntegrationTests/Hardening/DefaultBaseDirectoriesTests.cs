@@ -10,6 +10,7 @@ namespace InSpatialFs.IntegrationTests.Hardening;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class DefaultBaseDirectoriesTests
 {
     private const string StateRoot = "/var/lib/inspatialfs";

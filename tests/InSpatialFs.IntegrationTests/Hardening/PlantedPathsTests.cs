@@ -12,6 +12,7 @@ namespace InSpatialFs.IntegrationTests.Hardening;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class PlantedPathsTests
 {
     private const string AsNobody = "setpriv --reuid nobody --regid nogroup --clear-groups";

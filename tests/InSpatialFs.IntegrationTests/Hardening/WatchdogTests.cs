@@ -13,6 +13,7 @@ namespace InSpatialFs.IntegrationTests.Hardening;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class WatchdogTests
 {
     private string _work = "";

@@ -15,6 +15,7 @@ namespace InSpatialFs.IntegrationTests.Incidents;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class DeniedOpenFloodTests : MembershipFixture
 {
     protected override string Config => "paths:\n  forbidden: [/etc/secret]\n";

@@ -13,6 +13,7 @@ namespace InSpatialFs.IntegrationTests.Incidents;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class IncidentLimitsTests
 {
     private SecuredMount _mount = null!;
@@ -74,6 +75,7 @@ public sealed class IncidentLimitsTests
 /// <summary>Issue 10: `exec.runtime_written: alert` was accepted and behaved as allow. It now allows the exec and raises an incident.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class RuntimeWrittenAlertTests
 {
     private SecuredMount _mount = null!;

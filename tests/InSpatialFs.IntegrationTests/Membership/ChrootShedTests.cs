@@ -13,6 +13,7 @@ namespace InSpatialFs.IntegrationTests.Membership;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class ChrootShedTests : MembershipFixture
 {
     // Run from /dev (a tmpfs, not the mount), so the process's first request to the mount comes after its chroot.
@@ -51,6 +52,7 @@ public sealed class ChrootShedTests : MembershipFixture
 /// <summary>The same shed attempt, with the container's init reported by the engine (a fresh instance: the proof then holds for its life).</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class ChrootShedWithReportedInitTests : MembershipFixture
 {
     [Test]

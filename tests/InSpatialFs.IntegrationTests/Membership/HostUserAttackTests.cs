@@ -12,6 +12,7 @@ namespace InSpatialFs.IntegrationTests.Membership;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class HostUserAttackTests : MembershipFixture
 {
     protected override string Config => MembershipRig.SuspendOnSecret + "\nresources: { disk: 8MiB, inodes: 200 }";

@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Membership;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class InitPidConfigTests
 {
     [Test]

@@ -12,6 +12,7 @@ namespace InSpatialFs.IntegrationTests.Membership;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class SigstopSuspendTests : MembershipFixture
 {
     private static char State(int pid)

@@ -12,6 +12,7 @@ namespace InSpatialFs.IntegrationTests.Memory;
 [TestFixture("passthrough")]
 [TestFixture("no-passthrough")]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class MemoryKernelDataMountTests(string mode) : MemoryMountFixture
 {
     private const long SizeLimitMiB = 320;
@@ -137,6 +138,7 @@ public sealed class MemoryKernelDataMountTests(string mode) : MemoryMountFixture
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class MemoryKernelDataCapabilityTests : MemoryMountFixture
 {
     protected override string[] MountArguments => ["--memory", "--memory-size", "64MiB", "--relax", "xattrs"];

@@ -5,6 +5,7 @@ namespace InSpatialFs.IntegrationTests.Memory;
 /// <summary>Real programs on the mounted in-memory filesystem (issue 2, "Real programs on the mount").</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class RealProgramsOnMemoryMountTests : MemoryMountFixture
 {
     [Test]

@@ -10,6 +10,7 @@ namespace InSpatialFs.IntegrationTests.Overlay;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class OverlayFormatTests
 {
     private string _work = "";

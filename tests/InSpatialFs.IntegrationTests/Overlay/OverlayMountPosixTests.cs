@@ -8,6 +8,7 @@ namespace InSpatialFs.IntegrationTests.Overlay;
 /// every change it makes goes through copy-up of that directory and lands in the upper layer, next to lower entries.
 /// </summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class OverlayMountPosixTests : PosixSuite
 {
     private DaemonProcess? _daemon;

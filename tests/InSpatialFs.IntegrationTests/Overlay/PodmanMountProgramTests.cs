@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Overlay;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class PodmanMountProgramTests
 {
     private string _work = "";

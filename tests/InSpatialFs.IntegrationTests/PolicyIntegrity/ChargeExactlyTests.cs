@@ -13,6 +13,7 @@ namespace InSpatialFs.IntegrationTests.PolicyIntegrity;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed partial class ChargeExactlyTests
 {
     private ContainerRootfs _rootfs = null!;

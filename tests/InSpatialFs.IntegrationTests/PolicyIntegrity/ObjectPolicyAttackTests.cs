@@ -12,6 +12,7 @@ namespace InSpatialFs.IntegrationTests.PolicyIntegrity;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class RenameOfAnAncestorTests
 {
     private ContainerRootfs _rootfs = null!;
@@ -109,6 +110,7 @@ public sealed class RenameOfAnAncestorTests
 /// <summary>Issue 11, "Exec control by content": the bypasses of the name-based mark, under maximum isolation.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class ExecByContentTests
 {
     private ContainerRootfs _rootfs = null!;
@@ -182,6 +184,7 @@ public sealed class ExecByContentTests
 /// <summary>Issue 11, "Symlink targets resolved, not read": chains of links are followed inside the namespace, at creation and on use.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class SymlinkChainTests
 {
     private ContainerRootfs _rootfs = null!;

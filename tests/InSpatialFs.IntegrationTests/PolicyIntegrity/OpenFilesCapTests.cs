@@ -8,6 +8,7 @@ namespace InSpatialFs.IntegrationTests.PolicyIntegrity;
 /// <summary>Issue 10, "Every accepted setting has its effect": resources.open_files gives container callers EMFILE past the cap.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class OpenFilesCapTests
 {
     [Test]

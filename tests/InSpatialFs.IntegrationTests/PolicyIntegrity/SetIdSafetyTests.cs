@@ -12,6 +12,7 @@ namespace InSpatialFs.IntegrationTests.PolicyIntegrity;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class SetIdSafetyTests
 {
     private ContainerRootfs _rootfs = null!;

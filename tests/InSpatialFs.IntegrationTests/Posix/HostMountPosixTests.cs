@@ -65,6 +65,7 @@ public abstract class HostBackedPosixSuite : PosixSuite
 
 /// <summary>The POSIX suite through the proxied host backend.</summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class HostMountPosixTests : HostBackedPosixSuite
 {
     protected override string[] BackendArguments => [];
@@ -72,6 +73,7 @@ public sealed class HostMountPosixTests : HostBackedPosixSuite
 
 /// <summary>The POSIX suite through DirectFS: file data goes through kernel passthrough, metadata through the daemon.</summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class DirectMountPosixTests : HostBackedPosixSuite
 {
     protected override string[] BackendArguments => ["--direct"];

@@ -5,6 +5,7 @@ namespace InSpatialFs.IntegrationTests.Posix;
 
 /// <summary>The POSIX suite against the mounted in-memory filesystem (the plain directory is the control).</summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class MemoryMountPosixTests : PosixSuite
 {
     private DaemonProcess? _daemon;

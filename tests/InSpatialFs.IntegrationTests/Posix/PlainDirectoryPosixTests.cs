@@ -7,6 +7,7 @@ namespace InSpatialFs.IntegrationTests.Posix;
 /// behaviour the mounted filesystems must reproduce.
 /// </summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class PlainDirectoryPosixTests : PosixSuite
 {
     private string _root = "";

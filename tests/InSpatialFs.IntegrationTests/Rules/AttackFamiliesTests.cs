@@ -38,6 +38,7 @@ namespace InSpatialFs.IntegrationTests.Rules;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class AttackFamiliesTests
 {
     private const string Cgroup = "/inspatialfs-rules-e2e";

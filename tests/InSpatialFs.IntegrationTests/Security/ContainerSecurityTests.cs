@@ -42,6 +42,7 @@ internal static class ContainerPolicy
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class MaximumIsolationContainerTests
 {
     private ContainerRootfs _rootfs = null!;
@@ -127,6 +128,7 @@ public sealed class MaximumIsolationContainerTests
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class ContainerSuspendTests
 {
     private ContainerRootfs _rootfs = null!;

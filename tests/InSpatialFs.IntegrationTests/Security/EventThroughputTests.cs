@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Security;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class EventThroughputTests
 {
     private const int Rounds = 20;

@@ -8,6 +8,7 @@ namespace InSpatialFs.IntegrationTests.Security;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class HostQuotaTests
 {
     [TestCase(false)]

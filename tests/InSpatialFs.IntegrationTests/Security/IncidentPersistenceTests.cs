@@ -9,6 +9,7 @@ namespace InSpatialFs.IntegrationTests.Security;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class IncidentPersistenceTests
 {
     [Test]

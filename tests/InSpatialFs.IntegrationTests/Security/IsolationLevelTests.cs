@@ -33,6 +33,7 @@ public sealed record IsolationRow(string Name, string Setup, string Op, string E
 [TestFixture("enhanced")]
 [TestFixture("maximum")]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class IsolationLevelTests(string level)
 {
     private const string Ok = "OK";

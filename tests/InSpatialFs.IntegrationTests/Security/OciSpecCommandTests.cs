@@ -6,6 +6,7 @@ namespace InSpatialFs.IntegrationTests.Security;
 /// <summary>`bin/inspatialfs oci-spec`: the fragment for a level, shaped by a config's level and resources. (Runc accepting the merged config is in MaximumIsolationContainerTests.)</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class OciSpecCommandTests
 {
     private string _dir = "";

@@ -10,6 +10,7 @@ namespace InSpatialFs.IntegrationTests.Security;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class RateLimitTests
 {
     private const int FileMiB = 12;

@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Storage;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed partial class DirectFallbackRateLimitTests
 {
     private const int FileMiB = 24;

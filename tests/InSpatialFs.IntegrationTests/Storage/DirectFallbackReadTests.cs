@@ -15,6 +15,7 @@ namespace InSpatialFs.IntegrationTests.Storage;
 [TestFixture("splice")]
 [TestFixture("copy")]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class DirectFallbackReadTests(string fallback)
 {
     private const int BigSize = 64 << 20;

@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Storage;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class DirectFsPassthroughTests
 {
     private const int Size = 64 << 20;

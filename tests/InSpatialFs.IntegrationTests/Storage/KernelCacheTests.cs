@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Storage;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class KernelCacheTests
 {
     private const int Files = 40;

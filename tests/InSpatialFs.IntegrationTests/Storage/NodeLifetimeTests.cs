@@ -11,6 +11,7 @@ namespace InSpatialFs.IntegrationTests.Storage;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class NodeLifetimeTests
 {
     /// <summary>The root, plus the odd node a concurrent kernel path may still hold for a moment.</summary>

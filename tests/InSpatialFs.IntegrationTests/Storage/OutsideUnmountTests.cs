@@ -9,6 +9,7 @@ namespace InSpatialFs.IntegrationTests.Storage;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class OutsideUnmountTests
 {
     [TestCase("umount '{0}'", false, TestName = "Umount_from_another_process_ends_a_memory_mount_with_exit_0")]

@@ -10,6 +10,7 @@ namespace InSpatialFs.IntegrationTests.Storage;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class StressLoadTests
 {
     [Test]

@@ -138,6 +138,7 @@ public sealed class MembershipProofTests
     }
 
     [Test]
+    [Category("Mount")]
     public void A_host_process_in_its_own_user_namespace_is_never_a_member_even_with_its_root_on_the_mount()
     {
         using CallerRegistry reg = OnRootDevice();
@@ -161,6 +162,7 @@ public sealed class MembershipProofTests
     }
 
     [Test]
+    [Category("Mount")]
     public void A_process_in_the_inits_pid_namespace_is_a_member_wherever_its_root_is()
     {
         using var reg = new CallerRegistry("/nonexistent-root", null, backgroundSweep: false);
@@ -185,6 +187,7 @@ public sealed class MembershipProofTests
     }
 
     [Test]
+    [Category("Mount")]
     public void A_nested_pid_namespace_of_the_container_is_still_the_container()
     {
         using var reg = new CallerRegistry("/nonexistent-root", null, backgroundSweep: false);
@@ -216,6 +219,7 @@ public sealed class MembershipProofTests
     }
 
     [Test]
+    [Category("Mount")]
     public void A_member_that_chroots_elsewhere_keeps_membership_for_itself_and_its_children()
     {
         using CallerRegistry reg = OnRootDevice();

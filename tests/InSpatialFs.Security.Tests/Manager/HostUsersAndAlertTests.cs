@@ -99,6 +99,9 @@ public sealed class HostUsersAndAlertTests
         using var sm = new SecurityManager(Options(quotas: true, others: HostAccess.None), callers: reg);
         Assert.That(Decide(sm, FsOp.Create, "/var/tmp/f", uid: 1000).IsDenied, Is.False);
         reg.Dispose();
+        using var withoutProof = new SecurityManager(Options(quotas: true, others: HostAccess.None));
+        Assert.That(Decide(withoutProof, FsOp.Create, "/var/tmp/f", uid: 1000).Reason, Is.EqualTo("host:none"),
+            "the control: the same request from a caller not proven a member is a host user's and refused");
     }
 
     [Test]

@@ -52,6 +52,7 @@ public sealed class OciSpecFragmentTests
 
 /// <summary>The merged spec runs a busybox container under runc: the fragment is accepted and enforced.</summary>
 [NonParallelizable]
+[Category("Mount")]
 public sealed class OciSpecUnderRuncTests
 {
     private string _bundle = "";

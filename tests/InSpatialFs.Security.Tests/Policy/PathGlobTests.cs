@@ -44,6 +44,7 @@ public sealed class PathGlobTests
     public void Invalid_patterns_are_rejected(string pattern)
     {
         Assert.That(() => PathGlob.Compile(pattern), Throws.TypeOf<FormatException>());
+        Assert.That(() => PathGlob.Compile("/a/b"), Throws.Nothing, "the control: a valid pattern compiles");
     }
 
     [Test]

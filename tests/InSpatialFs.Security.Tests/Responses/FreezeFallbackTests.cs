@@ -240,6 +240,7 @@ public sealed class FreezeFallbackTests
     }
 
     [Test]
+    [Category("Mount")]
     public void A_container_cgroup_on_cgroup_v2_is_frozen_and_thawed()
     {
         Process member = Sleep(), host = Sleep();
@@ -261,6 +262,7 @@ public sealed class FreezeFallbackTests
     }
 
     [Test]
+    [Category("Mount")]
     public void A_v1_freezer_that_fails_falls_back_to_v2_and_the_failure_is_an_incident_and_a_log_line()
     {
         Process member = Sleep();

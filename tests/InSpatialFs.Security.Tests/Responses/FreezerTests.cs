@@ -30,6 +30,8 @@ public sealed class FreezerGuardTests
     public void A_container_cgroup_beside_the_daemon_may_be_frozen(string cgroup)
     {
         Assert.That(new ContainerFreezer(self: Daemon).Refusal(cgroup, v1: true), Is.Null);
+        Assert.That(new ContainerFreezer(self: Daemon).Refusal("/system/daemon", v1: true), Does.Contain("contains the daemon"),
+            "the control: the daemon's own cgroup is refused by the same guard");
     }
 
     [Test]
@@ -58,6 +60,7 @@ public sealed class FreezerGuardTests
 
 /// <summary>A real cgroup v1 freezer: a sleep child in a fresh freezer cgroup is suspended and resumed.</summary>
 [NonParallelizable]
+[Category("Mount")]
 public sealed class CgroupV1FreezerTests
 {
     private const string FreezerRoot = "/sys/fs/cgroup/freezer";

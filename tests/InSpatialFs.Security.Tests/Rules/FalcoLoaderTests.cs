@@ -91,6 +91,8 @@ public sealed class FalcoLoaderTests
     {
         Assert.That(Fires(Set("- rule: edit\n  enabled: false\n"), Ev(FsOp.Open, "/f", proc: "vi")), Is.False);
         Assert.That(Fires(Set("- rule: edit\n  enabled: false\n  override: {enabled: replace}\n"), Ev(FsOp.Open, "/f", proc: "vi")), Is.False);
+        Assert.That(Fires(Set("- rule: edit\n  enabled: true\n"), Ev(FsOp.Open, "/f", proc: "vi")), Is.True,
+            "the control: the same event fires the rule when it stays enabled");
     }
 
     [Test]
@@ -110,7 +112,7 @@ public sealed class FalcoLoaderTests
         Assert.That(r.Succeeded, Is.True);
         Assert.That(r.RuleSet!.Skipped.Single().Reason, Is.EqualTo("needs fd.sip, fd.sport"));
         var list = new StringWriter();
-        string file = Path.Combine(TestContext.CurrentContext.WorkDirectory, $"net-{Guid.NewGuid():N}.yaml");
+        string file = Path.Combine(Path.GetTempPath(), $"net-{Guid.NewGuid():N}.yaml");
         File.WriteAllText(file, "- rule: net\n  condition: fd.sport = 22\n");
         try
         {

@@ -88,6 +88,8 @@ public sealed class RuleCollectorTests
     {
         RuleSet set = LoadPair("- rule: edit\n  enabled: false\n");
         Assert.That(Fires(set, Ev(FsOp.Open, "/f", proc: "vi")), Is.False);
+        Assert.That(Fires(LoadPair("- rule: edit\n  enabled: true\n"), Ev(FsOp.Open, "/f", proc: "vi")), Is.True,
+            "the control: the same event fires the rule when it stays enabled");
     }
 
     [Test]

@@ -20,6 +20,7 @@ public sealed class RuleEnginePerformanceTests
         }
 
         Assert.That(detections.Select(d => d.Rule).Distinct(), Is.Empty);
+        Assert.That(engine.RuleSet.Count, Is.GreaterThanOrEqualTo(20), "the control: the built-in rules were loaded and evaluated");
     }
 
     [Test]

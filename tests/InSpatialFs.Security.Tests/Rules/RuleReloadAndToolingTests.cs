@@ -46,6 +46,8 @@ public sealed class RuleReloadAndToolingTests
         Feed(engine, Ev(FsOp.Unlink, "/a", 0), Ev(FsOp.Unlink, "/b", 1));
         engine.Reload([new RuleSource("test.yaml", Threshold.Replace("window: 10s", "window: 20s", StringComparison.Ordinal))]);
         Assert.That(Feed(engine, Ev(FsOp.Unlink, "/c", 2)), Is.Empty);
+        Assert.That(Feed(engine, Ev(FsOp.Unlink, "/d", 3), Ev(FsOp.Unlink, "/e", 4)), Is.EqualTo(new[] { "burst" }),
+            "the control: the reloaded rule counts from zero and fires at its third event");
     }
 
     [Test]

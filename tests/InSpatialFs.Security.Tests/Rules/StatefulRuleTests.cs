@@ -118,6 +118,8 @@ public sealed class StatefulRuleTests
     {
         RuleEngine engine = Engine(SequenceRule);
         Assert.That(Feed(engine, Ev(FsOp.Create, "/tmp/p", 0), Exec("/tmp/p", 61)), Is.Empty);
+        Assert.That(Feed(Engine(SequenceRule), Ev(FsOp.Create, "/tmp/p", 0), Exec("/tmp/p", 59)), Is.EqualTo(new[] { "dropexec" }),
+            "the control: the same steps inside the maxspan fire");
     }
 
     [Test]
@@ -125,6 +127,8 @@ public sealed class StatefulRuleTests
     {
         RuleEngine engine = Engine(SequenceRule);
         Assert.That(Feed(engine, Ev(FsOp.Create, "/tmp/p", 0), Ev(FsOp.Unlink, "/tmp/p", 1), Exec("/tmp/p", 2)), Is.Empty);
+        Assert.That(Feed(Engine(SequenceRule), Ev(FsOp.Create, "/tmp/p", 0), Ev(FsOp.Unlink, "/tmp/other", 1), Exec("/tmp/p", 2)),
+            Is.EqualTo(new[] { "dropexec" }), "the control: an unlink of another path cancels nothing");
     }
 
     [Test]
@@ -286,5 +290,7 @@ public sealed class LargeCountThresholdTests
     {
         RuleEngine engine = RuleTestKit.Engine(Rule);
         Assert.That(Burst(engine, 3000, 0, 2_000_000), Is.Empty, "500 per second never reaches 1000 per second");
+        Assert.That(Burst(RuleTestKit.Engine(Rule), 1000, 0, 500_000), Is.EqualTo(new[] { "storm" }),
+            "the control: the same count at 2000 per second fires");
     }
 }

@@ -13,6 +13,7 @@ public sealed class MemoryBackendContractTests : BackendContractTests
 
 /// <summary>The host backend over a fresh temp directory (ext4 here): no mount, no FUSE.</summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class HostBackendContractTests : BackendContractTests
 {
     private HostSandbox? _box;
@@ -29,6 +30,7 @@ public sealed class HostBackendContractTests : BackendContractTests
 /// <summary>The overlay over fresh temp directories (an empty lower, an upper and a work directory): every name it makes
 /// lands in the upper host backend, so it must give the same answers.</summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class OverlayBackendContractTests : BackendContractTests
 {
     private string? _root;
@@ -49,6 +51,7 @@ public sealed class OverlayBackendContractTests : BackendContractTests
 
 /// <summary>What the overlay adds to the contract: a copy-up keeps what mkdir alone would not.</summary>
 [TestFixture]
+[Category("Mount")]
 public sealed class OverlayCopyUpModeTests
 {
     [Test]

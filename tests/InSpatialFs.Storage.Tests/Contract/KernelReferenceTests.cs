@@ -93,6 +93,7 @@ public sealed class KernelReferenceTests
     [TestCase("user.ok")]
     [TestCase("trusted.ok")]
     [TestCase("user.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    [Category("Mount")]
     public void The_kernel_gives_the_cores_errno_for_an_xattr_name(string name)
     {
         string path = P("f");
@@ -120,6 +121,7 @@ public sealed class KernelReferenceTests
     }
 
     [Test]
+    [Category("Mount")]
     public void The_kernel_masks_mkdir_and_passes_on_a_setgid_directory_as_the_core_does()
     {
         Assert.That(PosixCalls.Mkdir(P("all"), 0xFFF), Is.EqualTo(Errno.OK));
@@ -140,6 +142,7 @@ public sealed class KernelReferenceTests
     [TestCase(0x9EDu, LibC.S_IFREG)] // 04755
     [TestCase(0xDFFu, LibC.S_IFIFO)]
     [TestCase(0xDFFu, LibC.S_IFDIR)]
+    [Category("Mount")]
     public void A_root_chown_drops_the_bits_the_core_says(uint perm, uint type)
     {
         string path = P("n");

@@ -72,6 +72,7 @@ public sealed class HostEscapeTests
 
     [Test]
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    [Category("Mount")]
     public void Setattr_on_a_link_to_outside_changes_the_link_not_the_target()
     {
         string secret = Path.Combine(_box.Outside, "secret");

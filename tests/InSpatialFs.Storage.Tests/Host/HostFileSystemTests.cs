@@ -35,6 +35,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Create_write_read_and_release_round_trip_with_caller_ownership()
     {
         Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
@@ -65,6 +66,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Setuid_bit_survives_the_chown_to_the_caller()
     {
         Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("suid"), LibC.O_RDWR, 0x9ED, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
@@ -84,6 +86,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Mkdir_mknod_symlink_readlink_and_readdir()
     {
         ulong root = _box.Fs.RootIno;
@@ -180,6 +183,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Create_and_mkdir_replies_carry_the_attributes_a_fresh_getattr_reads()
     {
         Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("f"), LibC.O_RDWR, 0x1A4, User, out FuseAttr created, out OpenResult r), Is.EqualTo(Errno.OK));
@@ -207,6 +211,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Evicted_nodes_reopen_from_their_file_handles()
     {
         Directory.CreateDirectory(_box.Src("dir"));
@@ -236,6 +241,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void SetAttr_changes_mode_owner_size_and_times()
     {
         File.WriteAllText(_box.Src("s"), "0123456789");
@@ -282,6 +288,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Trusted_xattr_on_a_symlink_applies_to_the_link_not_its_target()
     {
         File.WriteAllText(_box.Src("target"), "");
@@ -295,6 +302,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Fallocate_lseek_fsync_and_copy_file_range_work_on_open_handles()
     {
         File.WriteAllText(_box.Src("src"), "abcdefgh");
@@ -316,6 +324,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void TmpFile_is_unnamed_until_linked()
     {
         Assert.That(_box.Fs.TmpFile(_box.Fs.RootIno, LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
@@ -428,6 +437,7 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Open_of_a_directory_or_a_fifo_is_refused()
     {
         Directory.CreateDirectory(_box.Src("d"));
@@ -439,6 +449,7 @@ public sealed class HostFileSystemTests
 }
 
 [TestFixture]
+[Category("Mount")]
 public sealed class HostKillPrivTests
 {
     [Test]

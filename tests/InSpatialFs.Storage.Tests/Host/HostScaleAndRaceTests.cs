@@ -11,6 +11,7 @@ namespace InSpatialFs.Storage.Tests.Host;
 public sealed class HostScaleAndRaceTests
 {
     [Test]
+    [Category("Mount")]
     public void Walking_100000_files_without_forgets_keeps_the_descriptor_count_bounded()
     {
         const int Dirs = 100, PerDir = 1000, Cache = 512;

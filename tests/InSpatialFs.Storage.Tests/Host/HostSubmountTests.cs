@@ -8,6 +8,7 @@ namespace InSpatialFs.Storage.Tests.Host;
 /// <summary>A filesystem mounted inside the source: its nodes reopen from handles through a descriptor on that mount.</summary>
 [TestFixture]
 [NonParallelizable]
+[Category("Mount")]
 public sealed class HostSubmountTests
 {
     private HostSandbox _box = null!;

@@ -14,6 +14,7 @@ namespace InSpatialFs.Storage.Tests.Memory;
 public sealed class MemoryKernelDataTests
 {
     [Test]
+    [Category("Mount")]
     public void Data_lives_in_kernel_memory_when_the_kernel_allows_it_and_in_managed_pages_when_asked()
     {
         using var kernel = new MemoryFileSystem(sizeLimit: 1 << 20);
@@ -31,6 +32,7 @@ public sealed class MemoryKernelDataTests
     }
 
     [Test]
+    [Category("Mount")]
     public void Writes_beyond_the_size_limit_stop_there_with_ENOSPC_and_the_space_comes_back()
     {
         using var fs = new MemoryFileSystem(sizeLimit: 64 * 1024);
@@ -139,6 +141,7 @@ public sealed class MemoryKernelDataTests
     }
 
     [Test]
+    [Category("Mount")]
     public void The_data_volume_is_attached_nowhere()
     {
         using var fs = new MemoryFileSystem(sizeLimit: 1 << 20);

@@ -4,8 +4,9 @@ using System.Text;
 namespace InSpatialFs.TestKit.Processes;
 
 /// <summary>
-/// The real daemon (bin/inspatialfs, built by `make build`) running as a child process. Start waits until the
-/// mount is live; Dispose always leaves no mount behind (SIGTERM, then fusectl abort and lazy unmount).
+/// The real daemon (bin/inspatialfs, built by `make build` from this tree: <see cref="Binary"/> refuses another) running
+/// as a child process. Start waits until the mount is live; Dispose always leaves no mount behind (SIGTERM, then fusectl
+/// abort and lazy unmount).
 /// </summary>
 public sealed class DaemonProcess : IDisposable
 {
@@ -38,7 +39,19 @@ public sealed class DaemonProcess : IDisposable
 
     public static string RepoRoot { get; } = FindRepoRoot();
 
-    public static string Binary => Path.Combine(RepoRoot, "bin", "inspatialfs");
+    /// <summary>
+    /// bin/inspatialfs, checked to be built from this tree's sources (see <see cref="DaemonBinary"/>): a stale one throws
+    /// here, so every test that runs the daemon fails with "run make build" instead of testing old code.
+    /// </summary>
+    public static string Binary
+    {
+        get
+        {
+            string binary = Path.Combine(RepoRoot, "bin", "inspatialfs");
+            DaemonBinary.EnsureCurrent(binary);
+            return binary;
+        }
+    }
 
     /// <summary>Why mounted tests cannot run here, or null when they can.</summary>
     public static string? WhyCannotMount()
@@ -80,6 +93,7 @@ public sealed class DaemonProcess : IDisposable
     public static DaemonProcess StartWith(string program, string mountPoint, IEnumerable<string> arguments, TimeSpan? timeout = null, bool appendMountPoint = true,
         IReadOnlyDictionary<string, string>? environment = null)
     {
+        _ = Binary; // a wrapper execs bin/inspatialfs too: refuse a stale one before it starts
         try
         {
             Directory.CreateDirectory(mountPoint);
