@@ -56,8 +56,6 @@ public delegate void EventLineHandler(FsEvent e, ReadOnlySpan<byte> jsonLine);
 /// </summary>
 public sealed class SecurityManager : ISecurityGate, IDisposable
 {
-    private const string SuspendedReason = "response:suspended", BlockedReason = "response:block_process";
-
     [ThreadStatic]
     private static List<Detection>? t_inlineDetections;
 
@@ -174,8 +172,8 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         Interlocked.Increment(ref _perOp[(int)a.Op]);
         CallerInfo? caller = Identify(a);
         bool member = caller?.IsContainerMember == true;
-        if (caller is not null && _responder.IsBlocked(caller)) return Deny(a, Errno.EPERM, BlockedReason);
-        if (member && _responder.IsSuspended) return Deny(a, Errno.EPERM, SuspendedReason);
+        if (caller is not null && _responder.IsBlocked(caller)) return Deny(a, Errno.EPERM, VerdictReason.ProcessBlocked, null);
+        if (member && _responder.IsSuspended) return Deny(a, Errno.EPERM, VerdictReason.Suspended, null);
 
         bool exec = a.Op == FsOp.Open && (a.IsExec || (a.Flags & LibC.FMODE_EXEC) != 0);
         a.IsExec |= exec;
@@ -185,36 +183,36 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         if (!member && a.Pid > 0)
         {
             HostAccess hostAccess = a.Uid == 0 ? Options.Membership.HostRoot : Options.Membership.HostUsers;
-            if (HostAccessRules.Refusal(hostAccess, a, write, _containerHasQuotas) is string hostReason)
+            if (HostAccessRules.Refusal(hostAccess, a, write, _containerHasQuotas) is VerdictReason hostReason)
             {
                 Interlocked.Increment(ref _hostDenials);
-                return Deny(a, Errno.EACCES, hostReason);
+                return Deny(a, Errno.EACCES, hostReason, null);
             }
         }
 
         PathPolicy policy = _policy; // one policy per decision, even across a reload
         PathMatch m = ProtectedObjects.Apply(a.Object, policy.Match(a.Path));
         a.PolicyClass = m.Class;
-        if (m.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, m.Reason);
+        if (m.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, m.Why, m.Class);
 
         if (exec && caller is not null) Callers.NoteExec(caller.Pid);
-        if (write && m.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, m.Reason);
+        if (write && m.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, m.Why, m.Class);
 
         if (a.Target is string target && a.Op is FsOp.Rename or FsOp.Link or FsOp.CopyFileRange)
         {
             PathMatch t = policy.Match(target);
-            if (t.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, t.Reason);
-            if (t.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, t.Reason);
+            if (t.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, t.Why, m.Class);
+            if (t.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, t.Why, m.Class);
             if (a.Op == FsOp.Rename)
             {
                 // The objects below a renamed directory keep their classes; an exchange moves both ways.
-                string? exposed = policy.RenameWouldExpose(a.Path, target)
+                VerdictReason? exposed = policy.RenameWouldExpose(a.Path, target)
                     ?? ((a.Flags & LibC.RENAME_EXCHANGE) != 0 ? policy.RenameWouldExpose(target, a.Path) : null);
-                if (exposed is not null) return Deny(a, Errno.EACCES, exposed);
+                if (exposed is VerdictReason x) return Deny(a, Errno.EACCES, x, m.Class);
             }
         }
 
-        if (PrivilegeControls.Check(Controls, a, m.Class) is string refused) return Deny(a, Errno.EPERM, refused);
+        if (PrivilegeControls.Check(Controls, a, m.Class) is VerdictReason refused) return Deny(a, Errno.EPERM, refused, m.Class);
 
         // Exec control follows the object (its identity), not the name it has now. The loader and interpreters read
         // code with plain read-opens, so at the deny setting those are refused too (CodeLoaders says who they are);
@@ -223,12 +221,12 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         {
             if (Controls.RuntimeWrittenExec == RuntimeWrittenExec.Deny)
             {
-                if (exec) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenExec);
-                if (!write && CodeLoaders.IsLoaderOrInterpreter(caller?.Name)) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted);
+                if (exec) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenExec, m.Class);
+                if (!write && CodeLoaders.IsLoaderOrInterpreter(caller?.Name)) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted, m.Class);
             }
             else if (exec)
             {
-                a.Reason = IncidentRaiser.AlertRuntimeWrittenExec;
+                a.Why = VerdictReason.ExecAlert;
             }
         }
 
@@ -245,11 +243,11 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
                 found.Clear();
             }
 
-            if (rv.IsDenied) return Deny(a, rv.Error == Errno.OK ? Errno.EPERM : rv.Error, rv.Reason ?? "rule");
+            if (rv.IsDenied) return Deny(a, rv.Error == Errno.OK ? Errno.EPERM : rv.Error, rv.Why.IsNone ? VerdictReason.Rule("rule") : rv.Why, m.Class);
             if (rv.Decision == Decision.WouldDeny)
             {
                 decision = Decision.WouldDeny;
-                a.Reason = rv.Reason;
+                a.Why = rv.Why;
             }
         }
 
@@ -260,7 +258,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         }
 
         a.Decision = decision;
-        return new Verdict(decision, Errno.OK, a.Reason, delay);
+        return new Verdict(decision, Errno.OK, m.Class, a.Why, delay, exec);
     }
 
     /// <summary>Fills level, caller, proc.name and container.id (a cache hit is one dictionary read; <paramref name="pinNew"/> pins a caller not seen yet).</summary>
@@ -286,13 +284,13 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         _ => a.Op.IsWriteClass(),
     };
 
-    private Verdict Deny(FsEvent a, Errno error, string reason)
+    private Verdict Deny(FsEvent a, Errno error, VerdictReason reason, PathClass? cls)
     {
         Interlocked.Increment(ref _denials);
         a.Decision = Decision.Deny;
-        a.Reason = reason;
+        a.Why = reason;
         a.Result = (int)error;
-        return new Verdict(Decision.Deny, error, reason, TimeSpan.Zero);
+        return Verdict.Deny(error, reason, cls) with { IsExec = a.IsExec };
     }
 
     /// <summary>
@@ -409,8 +407,8 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             foreach (Detection d in _detections) _raiser.OnDetection(d, e);
         }
 
-        if (e.Decision == Decision.Deny && e.Reason is string reason) _raiser.OnDenial(e, reason);
-        else if (ReferenceEquals(e.Reason, IncidentRaiser.AlertRuntimeWrittenExec)) _raiser.OnAlert(e);
+        if (e.Decision == Decision.Deny) _raiser.OnDenial(e);
+        else if (e.Why.Kind == ReasonKind.ExecAlert) _raiser.OnAlert(e);
 
         EventLineHandler[] subscribers = _subscribers;
         if (_journal is null && subscribers.Length == 0)
