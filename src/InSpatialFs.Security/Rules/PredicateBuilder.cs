@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Matching;
 
 namespace InSpatialFs.Security.Rules;
 
@@ -222,7 +223,7 @@ internal static class PredicateBuilder
 
             case CmpOp.Glob or CmpOp.IGlob:
                 {
-                    Glob glob = Glob.Compile(v, ignoreCase: op == CmpOp.IGlob);
+                    Glob glob = Glob.Compile(v, GlobDialect.Fnmatch, ignoreCase: op == CmpOp.IGlob);
                     return s => glob.IsMatch(s);
                 }
 
