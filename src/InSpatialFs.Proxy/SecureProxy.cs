@@ -173,7 +173,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
     {
         if (mount.ReadOnly && e.IsWrite)
         {
-            verdict = Verdict.Deny(Errno.EROFS, "read-only mount " + mount.Path);
+            verdict = Verdict.Deny(Errno.EROFS, VerdictReason.ReadOnlyMount(mount.Path));
             return Deny(e, verdict);
         }
 
@@ -189,7 +189,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
         }
 
         e.Decision = verdict.Decision;
-        e.Reason = verdict.Reason;
+        e.Why = verdict.Why;
         return Errno.OK;
     }
 
@@ -199,7 +199,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
             ? verdict.Error
             : Errno.EACCES; // never let a denial turn into ENOSYS or another errno the kernel would cache
         e.Decision = Decision.Deny;
-        e.Reason = verdict.Reason;
+        e.Why = verdict.Why;
         e.Result = (int)error;
         _gate.Record(e);
         return error;

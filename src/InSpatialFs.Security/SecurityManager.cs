@@ -1,7 +1,5 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Text.Json;
 using InSpatialFs.Interop;
+using InSpatialFs.Security.Decisions;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Identity;
 using InSpatialFs.Security.Incidents;
@@ -13,103 +11,63 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace InSpatialFs.Security;
 
-/// <summary>Counters for status and metrics (a consistent-enough snapshot; each value is read atomically).</summary>
-public sealed record SecurityCounters(
-    long Decisions,
-    long Denials,
-    long Throttled,
-    long EventsRecorded,
-    long EventsDropped,
-    long EventsProcessed,
-    long Incidents,
-    long DenialIncidentsSuppressed,
-    bool Suspended,
-    int BlockedProcesses,
-    long OpenFiles,
-    IReadOnlyDictionary<string, long> PerOp)
-{
-    /// <summary>Occurrences folded into an open incident of the same (source, process, path).</summary>
-    public long IncidentRepeats { get; init; }
-    /// <summary>Occurrences a source's incident rate limit kept from opening incidents.</summary>
-    public long IncidentsSuppressed { get; init; }
-    public int IncidentsOpen { get; init; }
-    /// <summary>Critical events (never dropped) whose request waited for room in the event queue.</summary>
-    public long EventsWaited { get; init; }
-    /// <summary>Operations of host processes refused by host_users.</summary>
-    public long HostDenials { get; init; }
-}
-
 /// <summary>An event subscriber: the event and its JSON line (newline included), valid only during the call.</summary>
 public delegate void EventLineHandler(FsEvent e, ReadOnlySpan<byte> jsonLine);
 
 /// <summary>
-/// The security manager: decides every operation before it runs (<see cref="Decide"/>: caller identity →
-/// blocked process → suspended container → host_users → path policy → privilege and code controls → throttle →
-/// inline rules), records it after (<see cref="Record"/> into the <see cref="EventPipeline"/>, whose consumer feeds
-/// the rule engine's Analyze, incidents (<see cref="IncidentRaiser"/>), the journal and subscribers), and takes
-/// responses through the <see cref="Responder"/> (deny, block-process, suspend, kill, resume).
-/// While the container is suspended its further operations fail with EPERM rather than being held:
-/// holding them would park FUSE reader threads and starve every other caller, including the operator's.
+/// The security manager: a façade over the pieces, split along Falco's seams so each has one reason to change:
+/// <list type="bullet">
+/// <item>decision (<see cref="AccessDecider"/>): decides every operation before it runs and returns a typed <see cref="Verdict"/>;</item>
+/// <item>event pipeline (<see cref="EventPipeline"/>): <see cref="Record"/> queues the finished operation for the one consumer thread;</item>
+/// <item>analysis and incidents (<see cref="EventAnalysis"/>, <see cref="IncidentRaiser"/>, <see cref="IncidentStore"/>):
+/// the rule engine's Analyze, and what becomes an incident;</item>
+/// <item>sinks (<see cref="EventSinks"/>): the journal and subscribers, each event serialised once;</item>
+/// <item>responder (<see cref="Responder"/>): deny, block-process, suspend, kill, resume;</item>
+/// <item>counters (<see cref="DecisionCounters"/>, <see cref="Counters"/>) and reload (<see cref="ReplacePaths"/>).</item>
+/// </list>
 /// Contract with the proxy: call Record for every decided op, denied ones included (denial incidents
 /// come from the recorded event); after Record the event object belongs to the manager.
-/// Lock order: Responder._gate > IncidentStore._gate; _subscriberGate alone. Decide takes no lock.
+/// Lock order: Responder._gate &gt; IncidentStore._gate; the sinks' subscriber lock alone. Decide takes no lock.
 /// </summary>
 public sealed class SecurityManager : ISecurityGate, IDisposable
 {
-    private const string SuspendedReason = "response:suspended", BlockedReason = "response:block_process";
-
-    [ThreadStatic]
-    private static List<Detection>? t_inlineDetections;
-
-    private readonly IRuleEngine? _rules;
     private readonly ILogger _log;
-    private readonly string _containerName;
+    private readonly AccessDecider _decider;
+    private readonly DecisionCounters _counters = new();
     private readonly EventPipeline _pipeline;
+    private readonly EventAnalysis _analysis;
+    private readonly EventSinks _sinks;
     private readonly Responder _responder;
     private readonly IncidentRaiser _raiser;
-    private readonly ConcurrentQueue<(Detection Detection, FsEvent Access)> _inlineDetections = new();
-    private readonly List<Detection> _detections = [];
-    private readonly EventJournal? _journal;
-    private readonly object _subscriberGate = new();
-    private readonly long[] _perOp = new long[FsOpNames.Count];
     private readonly bool _ownsCallers;
-    private readonly bool _containerHasQuotas;
-    private volatile EventLineHandler[] _subscribers = [];
-    // The consumer serialises each event once; the journal and every subscriber get the same bytes.
-    private readonly System.Buffers.ArrayBufferWriter<byte> _line = new(1024);
-    private readonly Utf8JsonWriter _lineWriter;
-    private long _decisions, _denials, _hostDenials, _seq, _lastDropLog;
+    private long _seq, _lastDropLog;
 
     public SecurityManager(SecurityOptions options, IRuleEngine? rules = null, ILogger? log = null, CallerRegistry? callers = null, ContainerFreezer? freezer = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options;
-        _rules = rules;
         _log = log ?? NullLogger.Instance;
-        _containerName = options.ContainerName;
-        Controls = EffectiveControls.Resolve(options);
-        _policy = PathPolicy.FromOptions(options);
-        Resources = new ResourceGovernor(Controls.Resources, options.StateDir);
-        RuntimeWritten = new RuntimeWrittenObjects(journalPath: options.StateDir is null ? null : Path.Combine(options.StateDir, "runtime-written.marks"));
+        EffectiveControls controls = EffectiveControls.Resolve(options);
+        var resources = new ResourceGovernor(controls.Resources, options.StateDir);
+        var runtimeWritten = new RuntimeWrittenObjects(journalPath: options.StateDir is null ? null : Path.Combine(options.StateDir, "runtime-written.marks"));
         _ownsCallers = callers is null;
-        Callers = callers ?? new CallerRegistry(options.Mountpoint, options.ContainerCgroup);
-        ResourceLimits r = Controls.Resources;
-        _containerHasQuotas = r.DiskBytes is not null || r.Inodes is not null || r.MemoryBytes is not null;
+        callers ??= new CallerRegistry(options.Mountpoint, options.ContainerCgroup);
         Incidents = new IncidentStore(options.StateDir, _log, options.Incidents);
-        _responder = new Responder(Callers, freezer ?? TryCreateFreezer(), options.ContainerCgroup, _log, (what, error) => _raiser!.OnResponseFailure(what, error));
+        _responder = new Responder(callers, freezer ?? TryCreateFreezer(), options.ContainerCgroup, _log, (what, error) => _raiser!.OnResponseFailure(what, error));
         _responder.AnswersChanged = why => CachedAnswersChanged?.Invoke(why);
-        _raiser = new IncidentRaiser(Incidents, _responder, Controls, _log);
-        if (options.StateDir is not null && options.JournalEvents)
-        {
-            _journal = new EventJournal(options.StateDir, options.JournalRotateBytes, options.JournalKeep);
-        }
+        _raiser = new IncidentRaiser(Incidents, _responder, controls, _log);
+        _analysis = new EventAnalysis(rules, _raiser, _responder, controls);
+        _decider = new AccessDecider(options, controls, rules, callers, _responder, resources, runtimeWritten, _counters, _analysis.OnInlineDetection);
+        _sinks = new EventSinks(options.StateDir is not null && options.JournalEvents
+            ? new EventJournal(options.StateDir, options.JournalRotateBytes, options.JournalKeep)
+            : null, _log);
 
-        foreach (string w in Controls.Warnings) SecurityLog.Relaxation(_log, w);
-        if (options.Membership.InitPid is int init && Callers.RecordInit(init) is string refused) SecurityLog.ResponseRefused(_log, refused);
+        foreach (string w in controls.Warnings) SecurityLog.Relaxation(_log, w);
+        if (options.Membership.InitPid is int init && callers.RecordInit(init) is string refused) SecurityLog.ResponseRefused(_log, refused);
 
-        _lineWriter = new Utf8JsonWriter(_line);
-        _pipeline = new EventPipeline(options.EventQueueCapacity, e => _rules?.MustSee(e) == true, Process, AfterBatch,
-            () => !_inlineDetections.IsEmpty, DrainInlineDetections, (ex, e) => SecurityLog.ConsumerFailed(_log, ex, e?.Seq ?? 0));
+        _pipeline = new EventPipeline(options.EventQueueCapacity, e => rules?.MustSee(e) == true, Process, AfterBatch,
+            () => _analysis.HasInlineDetections, _analysis.DrainInlineDetections, (ex, e) => SecurityLog.ConsumerFailed(_log, ex, e?.Seq ?? 0));
+        _analysis.Wake = _pipeline.Wake;
     }
 
     /// <summary>
@@ -119,15 +77,11 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public event Action<string>? CachedAnswersChanged;
 
     public SecurityOptions Options { get; private set; }
-    public EffectiveControls Controls { get; }
-
-    // Swapped whole by ReplacePaths (a reload): a decision reads it once and sees the old classes or the new ones.
-    private volatile PathPolicy _policy;
-
-    public PathPolicy Policy => _policy;
-    public ResourceGovernor Resources { get; }
-    public RuntimeWrittenObjects RuntimeWritten { get; }
-    public CallerRegistry Callers { get; }
+    public EffectiveControls Controls => _decider.Controls;
+    public PathPolicy Policy => _decider.Policy;
+    public ResourceGovernor Resources => _decider.Resources;
+    public RuntimeWrittenObjects RuntimeWritten => _decider.RuntimeWritten;
+    public CallerRegistry Callers => _decider.Callers;
     public IncidentStore Incidents { get; }
     /// <summary>Relaxation warnings: the daemon prints them at start, the control files show them.</summary>
     public IReadOnlyList<string> Warnings => Controls.Warnings;
@@ -136,187 +90,33 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public SuspendHandle? CurrentSuspension => _responder.Current;
 
     /// <summary>Status lines: who is treated as what (membership proofs, host users, pinned callers by proof).</summary>
-    public IReadOnlyList<(string Key, string Value)> MembershipStatus() => MembershipReport.Lines(Callers, Options.Membership, _containerHasQuotas);
+    public IReadOnlyList<(string Key, string Value)> MembershipStatus() => MembershipReport.Lines(Callers, Options.Membership, _decider.ContainerHasQuotas);
 
     /// <summary>Records the container's init (control command <c>container-init PID</c>); null, or why it was refused.</summary>
     public string? RecordContainerInit(int pid) => Callers.RecordInit(pid);
 
-    // ---------------------------------------------------------------- request path
+    // ---------------------------------------------------------------- request path (ISecurityGate)
 
     public PathClass Classify(string path) => Policy.Classify(path);
 
     public bool MayForbidChildrenOf(string dirPath) => Policy.MayForbidChildrenOf(dirPath);
 
     /// <summary>Classes that follow multiply-linked files to their other names.</summary>
-    public ProtectedObjects ProtectedObjects { get; } = new();
+    public ProtectedObjects ProtectedObjects => _decider.ProtectedObjects;
 
     public IReadOnlyList<string> ProtectedRoots => Policy.ProtectedRoots;
 
     public void NoteLinkedObject(in InodeIdentity obj, string path) => ProtectedObjects.Mark(obj, Policy.Match(path));
 
-    /// <summary>
-    /// A reload's new path classes (`paths:`), compiled, then swapped in at once. The isolation level and the controls
-    /// stay (a restart changes those). Objects already marked through a hard link keep the class they were marked with.
-    /// Whoever calls this must then drop what the kernel cached (the proxy's InvalidateKernelCaches).
-    /// </summary>
-    public void ReplacePaths(IReadOnlyList<string> forbidden, IReadOnlyList<string> readOnly, IReadOnlyList<string> allowed)
-    {
-        SecurityOptions next = Options with { Forbidden = forbidden, ReadOnly = readOnly, Allowed = allowed };
-        _policy = PathPolicy.FromOptions(next);
-        Options = next;
-    }
-
     public Verdict Decide(FsEvent access)
     {
         ArgumentNullException.ThrowIfNull(access);
-        FsEvent a = access;
-        Interlocked.Increment(ref _decisions);
-        Interlocked.Increment(ref _perOp[(int)a.Op]);
-        CallerInfo? caller = Identify(a);
-        bool member = caller?.IsContainerMember == true;
-        if (caller is not null && _responder.IsBlocked(caller)) return Deny(a, Errno.EPERM, BlockedReason);
-        if (member && _responder.IsSuspended) return Deny(a, Errno.EPERM, SuspendedReason);
-
-        bool exec = a.Op == FsOp.Open && (a.IsExec || (a.Flags & LibC.FMODE_EXEC) != 0);
-        a.IsExec |= exec;
-        bool write = IsWriteAccess(a);
-        // pid 0 is the kernel acting for an earlier request; a pid that could not be pinned (it exited mid-request)
-        // is held to host_users, so a process cannot slip past them by exiting.
-        if (!member && a.Pid > 0)
-        {
-            HostAccess hostAccess = a.Uid == 0 ? Options.Membership.HostRoot : Options.Membership.HostUsers;
-            if (HostAccessRules.Refusal(hostAccess, a, write, _containerHasQuotas) is string hostReason)
-            {
-                Interlocked.Increment(ref _hostDenials);
-                return Deny(a, Errno.EACCES, hostReason);
-            }
-        }
-
-        PathPolicy policy = _policy; // one policy per decision, even across a reload
-        PathMatch m = ProtectedObjects.Apply(a.Object, policy.Match(a.Path));
-        a.PolicyClass = m.Class;
-        if (m.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, m.Reason);
-
-        if (exec && caller is not null) Callers.NoteExec(caller.Pid);
-        if (write && m.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, m.Reason);
-
-        if (a.Target is string target && a.Op is FsOp.Rename or FsOp.Link or FsOp.CopyFileRange)
-        {
-            PathMatch t = policy.Match(target);
-            if (t.Class == PathClass.Forbidden) return Deny(a, Errno.EACCES, t.Reason);
-            if (t.Class == PathClass.ReadOnly) return Deny(a, Errno.EROFS, t.Reason);
-            if (a.Op == FsOp.Rename)
-            {
-                // The objects below a renamed directory keep their classes; an exchange moves both ways.
-                string? exposed = policy.RenameWouldExpose(a.Path, target)
-                    ?? ((a.Flags & LibC.RENAME_EXCHANGE) != 0 ? policy.RenameWouldExpose(target, a.Path) : null);
-                if (exposed is not null) return Deny(a, Errno.EACCES, exposed);
-            }
-        }
-
-        if (PrivilegeControls.Check(Controls, a, m.Class) is string refused) return Deny(a, Errno.EPERM, refused);
-
-        // Exec control follows the object (its identity), not the name it has now. The loader and interpreters read
-        // code with plain read-opens, so at the deny setting those are refused too (CodeLoaders says who they are);
-        // at alert, an exec is allowed and the consumer raises the incident.
-        if (a.Op == FsOp.Open && Controls.RuntimeWrittenExec != RuntimeWrittenExec.Allow && RuntimeWritten.Contains(a.Object))
-        {
-            if (Controls.RuntimeWrittenExec == RuntimeWrittenExec.Deny)
-            {
-                if (exec) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenExec);
-                if (!write && CodeLoaders.IsLoaderOrInterpreter(caller?.Name)) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted);
-            }
-            else if (exec)
-            {
-                a.Reason = IncidentRaiser.AlertRuntimeWrittenExec;
-            }
-        }
-
-        TimeSpan delay = member ? Resources.Throttle(a.Op, a.Size, Stopwatch.GetTimestamp()) : TimeSpan.Zero;
-
-        Decision decision = Decision.Allow;
-        if (_rules is not null)
-        {
-            List<Detection> found = t_inlineDetections ??= new List<Detection>(4);
-            Verdict rv = _rules.EvaluateInline(a, found);
-            if (found.Count > 0)
-            {
-                foreach (Detection d in found) OnInlineDetection(d, a, caller);
-                found.Clear();
-            }
-
-            if (rv.IsDenied) return Deny(a, rv.Error == Errno.OK ? Errno.EPERM : rv.Error, rv.Reason ?? "rule");
-            if (rv.Decision == Decision.WouldDeny)
-            {
-                decision = Decision.WouldDeny;
-                a.Reason = rv.Reason;
-            }
-        }
-
-        if (decision == Decision.Allow && a.Op is FsOp.Open or FsOp.Create && Controls.AllowDirect && !exec
-            && (Controls.Level == IsolationLevel.Standard || !write))
-        {
-            decision = Decision.AllowDirect;
-        }
-
-        a.Decision = decision;
-        return new Verdict(decision, Errno.OK, a.Reason, delay);
+        return _decider.Decide(access);
     }
 
-    /// <summary>Fills level, caller, proc.name and container.id (a cache hit is one dictionary read; <paramref name="pinNew"/> pins a caller not seen yet).</summary>
-    private CallerInfo? Identify(FsEvent a, bool pinNew = true)
-    {
-        a.Level = Controls.Level;
-        CallerInfo? caller = pinNew ? Callers.Resolve(a.Pid) : Callers.Cached(a.Pid);
-        a.Caller = caller;
-        if (caller is not null)
-        {
-            a.ProcName = caller.Name;
-            if (caller.IsContainerMember) a.ContainerId = _containerName;
-        }
+    public TimeSpan DataDelay(uint pid, FsOp op, long bytes) => _decider.DataDelay(pid, op, bytes);
 
-        return caller;
-    }
-
-    /// <summary>Write-class ops, opens for write or truncation, and copy_file_range (whose destination is fs.target when set).</summary>
-    internal static bool IsWriteAccess(FsEvent a) => a.Op switch
-    {
-        FsOp.Open => a.IsWrite || (a.Flags & (LibC.O_ACCMODE | LibC.O_TRUNC)) != 0,
-        FsOp.CopyFileRange => a.Target is null,
-        _ => a.Op.IsWriteClass(),
-    };
-
-    private Verdict Deny(FsEvent a, Errno error, string reason)
-    {
-        Interlocked.Increment(ref _denials);
-        a.Decision = Decision.Deny;
-        a.Reason = reason;
-        a.Result = (int)error;
-        return new Verdict(Decision.Deny, error, reason, TimeSpan.Zero);
-    }
-
-    /// <summary>
-    /// Rate limits for READ/WRITE, which the proxy does not decide one by one (they were admitted at OPEN):
-    /// only container members are throttled, and only through an already pinned caller (no /proc reads here).
-    /// </summary>
-    public TimeSpan DataDelay(uint pid, FsOp op, long bytes)
-    {
-        if (!Resources.LimitsRates)
-        {
-            return TimeSpan.Zero;
-        }
-
-        CallerInfo? caller = Callers.Cached((int)pid);
-        return caller is { IsContainerMember: true } ? Resources.Throttle(op, bytes, Stopwatch.GetTimestamp()) : TimeSpan.Zero;
-    }
-
-    public OpenFileCharge TryOpenFile(uint pid)
-    {
-        if (Resources.Limits.OpenFiles is null) return OpenFileCharge.NotCounted;
-        // Decide pinned the caller just before; a host process (the operator, a backup) is not held to the container's cap.
-        if (Callers.Cached((int)pid) is not { IsContainerMember: true }) return OpenFileCharge.NotCounted;
-        return Resources.TryOpenFile() == Errno.OK ? OpenFileCharge.Counted : OpenFileCharge.Refused;
-    }
+    public OpenFileCharge TryOpenFile(uint pid) => _decider.TryOpenFile(pid);
 
     public void FileClosed() => Resources.FileClosed();
 
@@ -329,7 +129,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         completed.Seq = (ulong)Interlocked.Increment(ref _seq);
         // Events the proxy records without a decision (readdir, release) take the caller pinned by its earlier ops;
         // never a new pin here: a RELEASE often comes after its process exited, and its pid may name another by now.
-        if (completed.Caller is null && completed.ProcName is null) Identify(completed, pinNew: false);
+        if (completed.Caller is null && completed.ProcName is null) _decider.Identify(completed, pinNew: false);
         if (completed.TimeUnixNanos == 0) completed.TimeUnixNanos = FsEvent.NowUnixNanos();
         RuntimeWritten.Observe(completed);
         if (_pipeline.Record(completed)) return;
@@ -342,6 +142,22 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         }
     }
 
+    // ---------------------------------------------------------------- reload
+
+    /// <summary>
+    /// A reload's new path classes (`paths:`), compiled, then swapped in at once. The isolation level and the controls
+    /// stay (a restart changes those). Objects already marked through a hard link keep the class they were marked with.
+    /// Whoever calls this must then drop what the kernel cached (the proxy's InvalidateKernelCaches).
+    /// </summary>
+    public void ReplacePaths(IReadOnlyList<string> forbidden, IReadOnlyList<string> readOnly, IReadOnlyList<string> allowed)
+    {
+        SecurityOptions next = Options with { Forbidden = forbidden, ReadOnly = readOnly, Allowed = allowed };
+        _decider.ReplacePolicy(PathPolicy.FromOptions(next));
+        Options = next;
+    }
+
+    // ---------------------------------------------------------------- sinks and counters
+
     /// <summary>Adds an event callback, run on the consumer thread after analysis; dispose the result to remove it.</summary>
     public IDisposable Subscribe(Action<FsEvent> onEvent)
     {
@@ -353,92 +169,37 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     /// Adds an event callback that also receives the event's JSON line (with its newline), serialised once for the
     /// journal and every subscriber; the span is valid only during the call.
     /// </summary>
-    public IDisposable Subscribe(EventLineHandler onEvent)
-    {
-        ArgumentNullException.ThrowIfNull(onEvent);
-        lock (_subscriberGate) _subscribers = [.. _subscribers, onEvent];
-        return new Subscription(this, onEvent);
-    }
+    public IDisposable Subscribe(EventLineHandler onEvent) => _sinks.Subscribe(onEvent);
 
-    private sealed class Subscription(SecurityManager owner, EventLineHandler action) : IDisposable
-    {
-        public void Dispose()
-        {
-            lock (owner._subscriberGate) owner._subscribers = owner._subscribers.Where(a => a != action).ToArray();
-        }
-    }
-
-    public SecurityCounters Counters()
-    {
-        var perOp = new Dictionary<string, long>(FsOpNames.Count);
-        for (int i = 0; i < _perOp.Length; i++)
-        {
-            long n = Volatile.Read(ref _perOp[i]);
-            if (n != 0) perOp[((FsOp)i).Name()] = n;
-        }
-
-        return new SecurityCounters(
-            Volatile.Read(ref _decisions), Volatile.Read(ref _denials), Resources.ThrottledOps,
+    public SecurityCounters Counters() =>
+        new(_counters.Decisions, _counters.Denials, Resources.ThrottledOps,
             _pipeline.Recorded, _pipeline.Dropped, _pipeline.Processed,
-            Incidents.Total, Incidents.Repeats, _responder.IsSuspended, _responder.BlockedCount, Resources.OpenFiles, perOp)
+            Incidents.Total, Incidents.Repeats, _responder.IsSuspended, _responder.BlockedCount, Resources.OpenFiles, _counters.PerOp())
         {
             IncidentRepeats = Incidents.Repeats,
             IncidentsSuppressed = Incidents.Suppressed,
             IncidentsOpen = Incidents.OpenCount,
             EventsWaited = _pipeline.Waited,
-            HostDenials = Volatile.Read(ref _hostDenials),
+            HostDenials = _counters.HostDenials,
         };
-    }
 
     /// <summary>Waits until every event recorded so far has been analysed and flushed, and no freeze is running (tests, shutdown).</summary>
     public bool WaitIdle(TimeSpan timeout) => _pipeline.WaitIdle(timeout, () => !_responder.Busy);
 
-    // ---------------------------------------------------------------- consumer
-
-    private void DrainInlineDetections()
-    {
-        while (_inlineDetections.TryDequeue(out (Detection Detection, FsEvent Access) d)) _raiser.OnDetection(d.Detection, d.Access);
-    }
+    // ---------------------------------------------------------------- consumer thread
 
     private void Process(FsEvent e)
     {
-        if (_rules is not null)
-        {
-            _detections.Clear();
-            _rules.Analyze(e, _detections);
-            foreach (Detection d in _detections) _raiser.OnDetection(d, e);
-        }
-
-        if (e.Decision == Decision.Deny && e.Reason is string reason) _raiser.OnDenial(e, reason);
-        else if (ReferenceEquals(e.Reason, IncidentRaiser.AlertRuntimeWrittenExec)) _raiser.OnAlert(e);
-
-        EventLineHandler[] subscribers = _subscribers;
-        if (_journal is null && subscribers.Length == 0)
-        {
-            return;
-        }
-
-        ReadOnlySpan<byte> line = JsonLine(e);
-        _journal?.WriteLine(line);
-        foreach (EventLineHandler s in subscribers)
-        {
-            try
-            {
-                s(e, line);
-            }
-            catch (Exception ex)
-            {
-                SecurityLog.ResponseFailed(_log, ex, "event subscriber");
-            }
-        }
+        _analysis.Analyze(e);
+        _sinks.Publish(e);
     }
 
     private void AfterBatch(long dropped)
     {
-        _raiser.OnDropped(dropped);
+        _analysis.AfterBatch(dropped);
         try
         {
-            _journal?.Flush();
+            _sinks.Flush();
             Incidents.Flush();
         }
         catch (IOException ex)
@@ -447,31 +208,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         }
     }
 
-    private ReadOnlySpan<byte> JsonLine(FsEvent e)
-    {
-        _line.ResetWrittenCount();
-        _lineWriter.Reset(_line);
-        FsEventJson.Write(_lineWriter, e);
-        _lineWriter.Flush();
-        System.Buffers.BuffersExtensions.Write(_line, "\n"u8);
-        return _line.WrittenSpan;
-    }
-
-    private void OnInlineDetection(Detection d, FsEvent access, CallerInfo? caller)
-    {
-        // State that must hold for the very next request is set here; incidents and freezing happen on the consumer.
-        if (d.Mode == RuleMode.Enforce && caller is not null)
-        {
-            if ((d.Actions & ResponseAction.BlockProcess) != 0) _responder.Block(caller);
-            bool suspend = (d.Actions & ResponseAction.Suspend) != 0 || (Controls.SuspendOn is Severity on && d.Severity >= on);
-            if (suspend) _responder.MarkSuspended(caller);
-        }
-
-        _inlineDetections.Enqueue((d, access));
-        _pipeline.Wake();
-    }
-
-    // ---------------------------------------------------------------- responses
+    // ---------------------------------------------------------------- responses and incidents (operator commands)
 
     /// <summary>Blocks a process: every further op from it fails with EPERM until <see cref="Resume"/>.</summary>
     public void Block(CallerInfo caller)
@@ -525,8 +262,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     public void Dispose()
     {
         _pipeline.Dispose();
-        _lineWriter.Dispose();
-        _journal?.Dispose();
+        _sinks.Dispose();
         Resources.Dispose();
         RuntimeWritten.Dispose();
         Incidents.Dispose();

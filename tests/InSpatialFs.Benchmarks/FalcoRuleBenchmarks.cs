@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Identity;
+using InSpatialFs.Security.Matching;
 using InSpatialFs.Security.Rules;
 using InSpatialFs.TestKit.Workloads;
 
@@ -45,7 +46,7 @@ public class FalcoRuleBenchmarks
             throw new InvalidOperationException("the benign mix fired " + _detections[0].Rule);
         }
 
-        _adversarial = Glob.Compile("/data/**a**a**a**a**a**b");
+        _adversarial = Glob.Compile("/data/**a**a**a**a**a**b", GlobDialect.Fnmatch);
         _path106 = "/data/" + new string('a', 100);
         _path4k = "/data/" + new string('a', 4090);
         _cmdlineRule = _engine.RuleSet.Rules.First(r => r.Name == "Read sensitive file untrusted").Condition!.Predicate;

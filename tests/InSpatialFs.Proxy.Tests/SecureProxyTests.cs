@@ -43,11 +43,11 @@ public sealed class SecureProxyTests
     {
         var h = new ProxyHarness(("/", false));
         h.Create(Root, "secret");
-        h.Gate.Decider = e => e.Path == "/secret" ? Verdict.Deny(Errno.EACCES, "forbidden path /secret") : Verdict.Allow;
+        h.Gate.Decider = e => e.Path == "/secret" ? Verdict.Deny(Errno.EACCES, new VerdictReason(ReasonKind.ForbiddenPath, "/secret")) : Verdict.Allow;
         Assert.That(h.Lookup(Root, "secret", out _), Is.EqualTo(Errno.EACCES));
         FsEvent denied = h.Gate.Recorded.Single(e => e.Op == FsOp.Lookup);
         Assert.That(denied.Decision, Is.EqualTo(Decision.Deny));
-        Assert.That(denied.Reason, Is.EqualTo("forbidden path /secret"));
+        Assert.That((denied.Why.Kind, denied.Reason), Is.EqualTo((ReasonKind.ForbiddenPath, "forbidden:/secret")));
         Assert.That(denied.Result, Is.EqualTo((int)Errno.EACCES));
         Assert.That(denied.Pid, Is.EqualTo(4242));
     }
@@ -56,7 +56,7 @@ public sealed class SecureProxyTests
     public void A_denial_never_reaches_the_kernel_as_ENOSYS()
     {
         var h = new ProxyHarness(("/", false));
-        h.Gate.Decider = _ => Verdict.Deny(Errno.ENOSYS, "misconfigured");
+        h.Gate.Decider = _ => Verdict.Deny(Errno.ENOSYS, VerdictReason.Rule("misconfigured"));
         Assert.That(h.Proxy.MkDir(h.Request, Root, ProxyHarness.N("d"), 0x1ED, 0, out _), Is.EqualTo(Errno.EACCES));
     }
 

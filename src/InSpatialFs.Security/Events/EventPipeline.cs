@@ -77,7 +77,7 @@ internal sealed class EventPipeline : IDisposable
 
     /// <summary>True for events analysis must see: never dropped.</summary>
     public bool IsCritical(FsEvent e) =>
-        e.Decision is Decision.Deny or Decision.WouldDeny || e.IsExec || e.Reason is not null || e.Op == FsOp.Escape
+        e.Decision is Decision.Deny or Decision.WouldDeny || e.IsExec || !e.Why.IsNone || e.Op == FsOp.Escape
         || (e.Op is FsOp.Chmod or FsOp.Create or FsOp.MkNod or FsOp.MkDir or FsOp.TmpFile && (e.Mode & SetIdBits) != 0)
         || _mustSee(e);
 

@@ -90,8 +90,33 @@ public sealed class FsEvent
     public PathClass PolicyClass;
     /// <summary>evt.decision</summary>
     public Decision Decision;
-    /// <summary>evt.reason: why it was denied (policy rule or detection rule name), else null.</summary>
-    public string? Reason;
+    /// <summary>Why it was decided so (typed; what incidents and responses go by). Setting it resets the rendered text.</summary>
+    public VerdictReason Why
+    {
+        get => _why;
+        set
+        {
+            _why = value;
+            _reasonText = null;
+        }
+    }
+
+    /// <summary>
+    /// evt.reason: <see cref="Why"/> rendered (once, where it is shown: the consumer's JSON line, rules, incidents), else
+    /// null. Set only where an event is read back from text (its kind is then <see cref="ReasonKind.Recorded"/>).
+    /// </summary>
+    public string? Reason
+    {
+        get => _reasonText ??= _why.Text;
+        set
+        {
+            _why = VerdictReason.FromText(value);
+            _reasonText = value;
+        }
+    }
+
+    private VerdictReason _why;
+    private string? _reasonText;
     /// <summary>evt.latency_ns: time the daemon spent on the op.</summary>
     public long LatencyNanos;
 

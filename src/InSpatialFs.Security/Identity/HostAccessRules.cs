@@ -6,17 +6,17 @@ namespace InSpatialFs.Security.Identity;
 /// What <c>host_users</c> refuses a host process (a non-member reaching the mount, e.g. through allow_other). Root on
 /// the host is the operator (<see cref="MembershipOptions.HostRoot"/>, default full); every other uid gets
 /// <see cref="MembershipOptions.HostUsers"/> (default: nothing the container's quotas would be charged for).
-/// Refusals are EACCES with a <c>host:</c> reason, an event and an incident.
+/// Refusals are EACCES with a <see cref="ReasonKind.HostUsers"/> reason (shown "host:…"), an event and an incident.
 /// </summary>
 internal static class HostAccessRules
 {
-    public const string ReasonPrefix = "host:";
-    private const string RefusedAll = "host:none", RefusedWrite = "host:read-only", RefusedGrowth = "host:no-quota-writes";
+    private static readonly VerdictReason RefusedAll = new(ReasonKind.HostUsers, "none"),
+        RefusedWrite = new(ReasonKind.HostUsers, "read-only"), RefusedGrowth = new(ReasonKind.HostUsers, "no-quota-writes");
 
     /// <summary>The refusal reason for this access, or null when <paramref name="access"/> allows it.</summary>
     /// <param name="write">The access writes (write-class op, or an open for write or truncation).</param>
     /// <param name="containerHasQuotas">The container has a disk, inode or memory limit its growth would be charged to.</param>
-    public static string? Refusal(HostAccess access, FsEvent a, bool write, bool containerHasQuotas) => access switch
+    public static VerdictReason? Refusal(HostAccess access, FsEvent a, bool write, bool containerHasQuotas) => access switch
     {
         HostAccess.None => RefusedAll,
         HostAccess.ReadOnly when write => RefusedWrite,

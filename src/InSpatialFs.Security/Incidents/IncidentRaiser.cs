@@ -16,7 +16,8 @@ namespace InSpatialFs.Security.Incidents;
 /// </summary>
 internal sealed class IncidentRaiser(IncidentStore store, Responder responder, EffectiveControls controls, ILogger log)
 {
-    public const string AlertRuntimeWrittenExec = "alert:exec_runtime_written";
+    /// <summary>The source of runtime-written exec alerts (the text of <see cref="VerdictReason.ExecAlert"/>).</summary>
+    public static readonly string AlertRuntimeWrittenExec = VerdictReason.ExecAlert.Text!;
     public const string ResponseFailed = "response:failed";
     public const string EventsDropped = "events:dropped";
 
@@ -32,19 +33,19 @@ internal sealed class IncidentRaiser(IncidentStore store, Responder responder, E
     /// refused by host_users medium. Response denials (blocked, suspended) and rule denials (their detection is the
     /// incident) are not.
     /// </summary>
-    internal static Severity? DenialSeverity(string reason, Errno error)
+    internal static Severity? DenialSeverity(VerdictReason reason, Errno error) => reason.Kind switch
     {
-        if (reason.StartsWith("privilege:", StringComparison.Ordinal)) return Severity.High;
-        if (reason.StartsWith(HostAccessRules.ReasonPrefix, StringComparison.Ordinal)) return Severity.Medium;
-        bool policy = reason.StartsWith("forbidden:", StringComparison.Ordinal) || reason.StartsWith("readonly:", StringComparison.Ordinal)
-            || reason.StartsWith("default:", StringComparison.Ordinal) || reason.StartsWith("ancestor:", StringComparison.Ordinal);
-        if (!policy) return null;
-        return error == Errno.EROFS ? Severity.Medium : Severity.High;
-    }
+        ReasonKind.Privilege or ReasonKind.ExecDenied => Severity.High,
+        ReasonKind.HostUsers => Severity.Medium,
+        _ when reason.IsPathPolicy => error == Errno.EROFS ? Severity.Medium : Severity.High,
+        _ => null,
+    };
 
-    public void OnDenial(FsEvent e, string reason)
+    /// <summary>A denied event: an incident (and the suspend_on response) when its reason is one of the policy's own.</summary>
+    public void OnDenial(FsEvent e)
     {
-        if (DenialSeverity(reason, (Errno)e.Result) is not Severity severity) return;
+        if (DenialSeverity(e.Why, (Errno)e.Result) is not Severity severity) return;
+        string reason = e.Reason!;
         string response = "deny";
         if (controls.SuspendOn is Severity on && severity >= on) response += ", " + responder.Suspend(e.Caller, reason, e.TimeUnixNanos);
         Report(reason, severity, e, Describe(e) + $" denied ({(Errno)e.Result})", [e.Clone()], response);

@@ -1,14 +1,17 @@
+using InSpatialFs.Security.Matching;
+
 namespace InSpatialFs.Security.Policy;
 
 /// <summary>
-/// One compiled path pattern: absolute, split into components once. <c>*</c> and <c>?</c> match within a
-/// component, <c>**</c> matches zero or more whole components (so <c>/usr/**</c> also matches <c>/usr</c>).
+/// One compiled path-policy pattern: absolute, split into components once. <c>*</c> and <c>?</c> match within a
+/// component (the one glob matcher, <see cref="Glob"/>, in its <see cref="GlobDialect.PathComponent"/> dialect: they
+/// never cross '/', and '[' and '\' are ordinary characters), <c>**</c> matches zero or more whole components (so
+/// <c>/usr/**</c> also matches <c>/usr</c>).
 ///
 /// Matching runs the pattern as a small automaton over the path's components: the set of pattern positions still
 /// alive is one 64-bit mask, advanced once per component. The cost is linear in the path (times the pattern's
 /// length), whatever the container names its files and however many <c>**</c> the operator wrote: there is no
-/// backtracking over components to blow up. Within one component the classic greedy wildcard match with a single
-/// backtrack point is O(component × segment). Nothing allocates.
+/// backtracking over components to blow up. Within one component the glob is O(component × segment). Nothing allocates.
 ///
 /// The state after a directory's path (<see cref="StateAfter"/>) says which descendants the pattern can still
 /// match, independent of the directory's name: two directories whose states are equal have descendants classified
@@ -23,6 +26,8 @@ public sealed class PathGlob
 
     private readonly string[] _segments;
     private readonly SegmentKind[] _kinds;
+    // The compiled glob of each wildcard segment (null for literal and "**" segments).
+    private readonly Glob?[] _globs;
     // _closure[i]: the positions reachable from i without consuming a component (a "**" may match none).
     private readonly ulong[] _closure;
     private readonly ulong _accept;
@@ -33,6 +38,12 @@ public sealed class PathGlob
         Pattern = pattern;
         _segments = segments;
         _kinds = kinds;
+        _globs = new Glob?[segments.Length];
+        for (int i = 0; i < segments.Length; i++)
+        {
+            if (kinds[i] == SegmentKind.Wildcard) _globs[i] = Glob.Compile(segments[i], GlobDialect.PathComponent);
+        }
+
         LiteralPrefix = literalPrefix;
         int n = segments.Length;
         _accept = 1UL << n;
@@ -160,47 +171,12 @@ public sealed class PathGlob
                     if (component.SequenceEqual(_segments[i])) next |= _closure[i + 1];
                     break;
                 default:
-                    if (WildcardMatch(_segments[i], component)) next |= _closure[i + 1];
+                    if (_globs[i]!.IsMatch(component)) next |= _closure[i + 1];
                     break;
             }
         }
 
         return next;
-    }
-
-    /// <summary>Classic greedy wildcard match with one backtrack point: O(text × pattern) at worst, no allocation.</summary>
-    private static bool WildcardMatch(ReadOnlySpan<char> pattern, ReadOnlySpan<char> text)
-    {
-        int p = 0, t = 0, starP = -1, starT = 0;
-        while (t < text.Length)
-        {
-            if (p < pattern.Length && (pattern[p] == '?' || pattern[p] == text[t]))
-            {
-                p++;
-                t++;
-            }
-            else if (p < pattern.Length && pattern[p] == '*')
-            {
-                starP = p++;
-                starT = t;
-            }
-            else if (starP >= 0)
-            {
-                p = starP + 1;
-                t = ++starT;
-            }
-            else
-            {
-                return false;
-            }
-        }
-
-        while (p < pattern.Length && pattern[p] == '*')
-        {
-            p++;
-        }
-
-        return p == pattern.Length;
     }
 
     public override string ToString() => Pattern;

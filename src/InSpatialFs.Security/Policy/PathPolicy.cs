@@ -3,8 +3,12 @@ using InSpatialFs.Security.Events;
 
 namespace InSpatialFs.Security.Policy;
 
-/// <summary>The class of a path and the pattern (or default) that decided it; Reason is a preallocated string.</summary>
-public readonly record struct PathMatch(PathClass Class, string Reason);
+/// <summary>The class of a path and the pattern (or the level's default) that decided it, as a typed reason.</summary>
+public readonly record struct PathMatch(PathClass Class, VerdictReason Why)
+{
+    /// <summary>The reason's text ("forbidden:/etc/shadow", "default:maximum").</summary>
+    public string Reason => Why.Text!;
+}
 
 /// <summary>
 /// Path classes compiled once: exact paths in frozen sets, globs as <see cref="PathGlob"/> lists filtered by
@@ -35,17 +39,17 @@ public sealed class PathPolicy
     public PathPolicy(IsolationLevel level, IEnumerable<string> forbidden, IEnumerable<string> readOnly, IEnumerable<string> allowed)
     {
         Level = level;
-        _forbidden = new ClassSet(PathClass.Forbidden, "forbidden", forbidden.Concat(RuntimeSockets).Distinct(StringComparer.Ordinal));
-        _readOnly = new ClassSet(PathClass.ReadOnly, "readonly", readOnly);
-        _allowed = new ClassSet(PathClass.Allowed, "allowed", allowed);
-        string name = FsEventJson.LevelName(level);
+        _forbidden = new ClassSet(ReasonKind.ForbiddenPath, forbidden.Concat(RuntimeSockets).Distinct(StringComparer.Ordinal));
+        _readOnly = new ClassSet(ReasonKind.ReadOnlyPath, readOnly);
+        _allowed = new ClassSet(ReasonKind.AllowedPath, allowed);
+        var byLevel = new VerdictReason(ReasonKind.IsolationLevel, FsEventJson.LevelName(level));
         _default = level switch
         {
-            IsolationLevel.Standard => new PathMatch(PathClass.Allowed, "default:" + name),
-            IsolationLevel.Enhanced => new PathMatch(PathClass.ReadOnly, "default:" + name),
-            _ => new PathMatch(PathClass.Forbidden, "default:" + name),
+            IsolationLevel.Standard => new PathMatch(PathClass.Allowed, byLevel),
+            IsolationLevel.Enhanced => new PathMatch(PathClass.ReadOnly, byLevel),
+            _ => new PathMatch(PathClass.Forbidden, byLevel),
         };
-        _ancestor = new PathMatch(PathClass.ReadOnly, "ancestor:" + name);
+        _ancestor = new PathMatch(PathClass.ReadOnly, byLevel with { Kind = ReasonKind.LevelAncestor });
 
         var ancestors = new HashSet<string>(StringComparer.Ordinal);
         foreach (PathGlob g in _readOnly.All.Concat(_allowed.All))
@@ -104,22 +108,22 @@ public sealed class PathPolicy
 
     /// <summary>
     /// A class protects the object it names under every name it can get. A rename of <paramref name="from"/> to
-    /// <paramref name="to"/> moves everything below it: refused (returns the reason) when some object below could end
+    /// <paramref name="to"/> moves everything below it: refused (returns a <see cref="ReasonKind.RenameExposes"/> reason) when some object below could end
     /// up classified less strictly than it is now. Per pattern, the automaton state after each directory's path says
     /// which descendants the pattern can still match; a protecting pattern (forbidden, read-only) must still match at
     /// least those under the new name, and where the level does not allow by default, an allowing pattern may not
     /// match more under the new name. Conservative: a subset check on states, not a walk of the real tree.
     /// The object <paramref name="from"/> itself is checked by the usual source and target classes.
     /// </summary>
-    public string? RenameWouldExpose(string from, string to)
+    public VerdictReason? RenameWouldExpose(string from, string to)
     {
-        if (ProtectionLost(_forbidden, from, to) is PathGlob f) return $"forbidden:{f.Pattern} (a rename would move what it protects)";
-        if (ProtectionLost(_readOnly, from, to) is PathGlob r) return $"readonly:{r.Pattern} (a rename would move what it protects)";
+        if (ProtectionLost(_forbidden, from, to) is PathGlob f) return Exposes($"forbidden:{f.Pattern} (a rename would move what it protects)");
+        if (ProtectionLost(_readOnly, from, to) is PathGlob r) return Exposes($"readonly:{r.Pattern} (a rename would move what it protects)");
         if (_default.Class == PathClass.Allowed) return null;
         foreach (PathGlob g in _allowed.All)
         {
             ulong before = g.BelowPart(g.StateAfter(from)), after = g.BelowPart(g.StateAfter(to));
-            if ((after & ~before) != 0) return $"{_default.Reason} (a rename under allowed:{g.Pattern} would relax what lies below)";
+            if ((after & ~before) != 0) return Exposes($"{_default.Reason} (a rename under allowed:{g.Pattern} would relax what lies below)");
         }
 
         if (_default.Class == PathClass.Forbidden)
@@ -132,13 +136,15 @@ public sealed class PathPolicy
                 if (a.Length > prefix.Length && a.StartsWith(prefix, StringComparison.Ordinal)
                     && !_ancestors.Contains(string.Concat(from, a.AsSpan(to.Length))))
                 {
-                    return $"{_ancestor.Reason} (a rename would reveal what lies below)";
+                    return Exposes($"{_ancestor.Reason} (a rename would reveal what lies below)");
                 }
             }
         }
 
         return null;
     }
+
+    private static VerdictReason Exposes(string explanation) => new(ReasonKind.RenameExposes, explanation);
 
     private static PathGlob? ProtectionLost(ClassSet set, string from, string to)
     {
@@ -153,7 +159,7 @@ public sealed class PathPolicy
 
     public PathMatch Match(string path)
     {
-        if (_forbidden.TryMatch(path, out string? r)) return new PathMatch(PathClass.Forbidden, r);
+        if (_forbidden.TryMatch(path, out VerdictReason r)) return new PathMatch(PathClass.Forbidden, r);
         if (_readOnly.TryMatch(path, out r)) return new PathMatch(PathClass.ReadOnly, r);
         if (_allowed.TryMatch(path, out r)) return new PathMatch(PathClass.Allowed, r);
         if (_default.Class == PathClass.Forbidden && _ancestors.Contains(path)) return _ancestor;
@@ -163,24 +169,23 @@ public sealed class PathPolicy
     /// <summary>One class: exact paths in a frozen map to their reason, globs in a list.</summary>
     private sealed class ClassSet
     {
-        private readonly FrozenDictionary<string, string> _exact;
+        private readonly FrozenDictionary<string, VerdictReason> _exact;
         private readonly PathGlob[] _globs;
-        private readonly string[] _globReasons;
+        private readonly VerdictReason[] _globReasons;
 
-        public ClassSet(PathClass cls, string name, IEnumerable<string> patterns)
+        public ClassSet(ReasonKind kind, IEnumerable<string> patterns)
         {
-            _ = cls;
             var all = patterns.Select(PathGlob.Compile).ToList();
             All = all;
             _exact = all.Where(g => g.IsExact).DistinctBy(g => g.Pattern)
-                .ToFrozenDictionary(g => g.Pattern, g => $"{name}:{g.Pattern}", StringComparer.Ordinal);
+                .ToFrozenDictionary(g => g.Pattern, g => new VerdictReason(kind, g.Pattern), StringComparer.Ordinal);
             _globs = all.Where(g => !g.IsExact).ToArray();
-            _globReasons = _globs.Select(g => $"{name}:{g.Pattern}").ToArray();
+            _globReasons = _globs.Select(g => new VerdictReason(kind, g.Pattern)).ToArray();
         }
 
         public IReadOnlyList<PathGlob> All { get; }
 
-        public bool TryMatch(string path, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? reason)
+        public bool TryMatch(string path, out VerdictReason reason)
         {
             if (_exact.TryGetValue(path, out reason)) return true;
             PathGlob[] globs = _globs;
@@ -193,7 +198,7 @@ public sealed class PathPolicy
                 }
             }
 
-            reason = null;
+            reason = default;
             return false;
         }
     }

@@ -5,7 +5,7 @@ namespace InSpatialFs.Security.Policy;
 
 /// <summary>
 /// The privilege and code controls decided from the request fields alone. Each refusal is EPERM with a
-/// constant reason ("privilege:setuid", ...). Symlink rule: a target "leaves the namespace" when, resolved
+/// constant typed reason (<see cref="ReasonKind.Privilege"/>, shown as "privilege:setuid", ...). Symlink rule: a target "leaves the namespace" when, resolved
 /// lexically against fs.dir, it climbs above the root with "..", or (absolute or relative) lands in /proc
 /// or /sys, whose magic links (/proc/*/root, /proc/*/cwd, /proc/*/fd) lead out of any mount namespace.
 /// Other absolute targets stay inside: the container's root is this mount. Where the proxy resolved the chain
@@ -13,14 +13,19 @@ namespace InSpatialFs.Security.Policy;
 /// </summary>
 public static class PrivilegeControls
 {
-    public const string Setuid = "privilege:setuid", Device = "privilege:device_node", FifoSocket = "privilege:fifo_socket";
-    public const string SecurityXattr = "privilege:security_xattr", XattrWrite = "privilege:xattr_write";
-    public const string HardlinkOwner = "privilege:hardlink_not_owner", HardlinkClass = "privilege:hardlink_not_allowed";
-    public const string SymlinkEscape = "privilege:symlink_escape", RuntimeWrittenExec = "privilege:exec_runtime_written";
-    public const string RuntimeWrittenInterpreted = "privilege:interpret_runtime_written";
+    public static readonly VerdictReason Setuid = Control("setuid"), Device = Control("device_node"), FifoSocket = Control("fifo_socket");
+    public static readonly VerdictReason SecurityXattr = Control("security_xattr"), XattrWrite = Control("xattr_write");
+    public static readonly VerdictReason HardlinkOwner = Control("hardlink_not_owner"), HardlinkClass = Control("hardlink_not_allowed");
+    public static readonly VerdictReason SymlinkEscape = Control("symlink_escape");
+
+    /// <summary>exec.runtime_written: deny, for an exec and for a loader's or interpreter's read of such code.</summary>
+    public static readonly VerdictReason RuntimeWrittenExec = new(ReasonKind.ExecDenied, "exec_runtime_written"),
+        RuntimeWrittenInterpreted = new(ReasonKind.ExecDenied, "interpret_runtime_written");
+
+    private static VerdictReason Control(string name) => new(ReasonKind.Privilege, name);
 
     /// <summary>Returns the reason a control refuses the op, or null. <paramref name="sourceClass"/> is the class of fs.path (the link source for link).</summary>
-    public static string? Check(EffectiveControls c, FsEvent a, PathClass sourceClass)
+    public static VerdictReason? Check(EffectiveControls c, FsEvent a, PathClass sourceClass)
     {
         switch (a.Op)
         {

@@ -76,13 +76,24 @@ internal static class CmpOps
         CmpOp.EndsWith => "endswith",
         CmpOp.Glob => "glob",
         CmpOp.IGlob => "iglob",
-        _ => "regex",
+        CmpOp.Regex => "regex",
+        _ => throw new ArgumentOutOfRangeException(nameof(op), op, "not an operator"),
     };
 
     /// <summary>Operators whose right-hand side is a list: <c>(a, b)</c> or a list name.</summary>
     public static bool TakesList(this CmpOp op) => op is CmpOp.In or CmpOp.Intersects or CmpOp.Pmatch;
 
     public static bool IsOrdering(this CmpOp op) => op is CmpOp.Lt or CmpOp.Le or CmpOp.Gt or CmpOp.Ge;
+
+    /// <summary>
+    /// Operators that can compare a field with another field (<c>val()</c>, a sequence's <c>$step.field</c>): on text
+    /// equality and the substring tests, on numbers (and booleans, as 0/1) equality and ordering. The others need a
+    /// compiled literal (a glob, a regex, hex bytes, a list) and are a load error there, never a comparison that is
+    /// silently false.
+    /// </summary>
+    public static bool ComparesTwoFields(this CmpOp op, bool text) => text
+        ? op is CmpOp.Eq or CmpOp.Ne or CmpOp.Contains or CmpOp.IContains or CmpOp.StartsWith or CmpOp.EndsWith
+        : op is CmpOp.Eq or CmpOp.Ne || op.IsOrdering();
 
     /// <summary>Operators that only make sense on text.</summary>
     public static bool IsTextOnly(this CmpOp op) => op is CmpOp.Contains or CmpOp.IContains or CmpOp.BContains

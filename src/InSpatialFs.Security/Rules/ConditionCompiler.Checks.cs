@@ -46,6 +46,12 @@ internal sealed partial class ConditionCompiler
                     return null;
                 }
 
+                if (rhs != null && !op.ComparesTwoFields(field.Type == FieldType.Text))
+                {
+                    Error(RuleDiagnosticCodes.BadOperator, ctx, cmp.OpAt, $"operator '{op.Name()}' cannot compare two fields ('{cmp.Field.Text} {op.Name()} {other.Field.Text}')");
+                    return null;
+                }
+
                 return cmp;
             default:
                 break;
@@ -97,6 +103,12 @@ internal sealed partial class ConditionCompiler
         if (capField != null && (capField.Type != field.Type || cmp.Op is CmpOp.In or CmpOp.Intersects or CmpOp.Pmatch or CmpOp.Glob or CmpOp.IGlob or CmpOp.Regex))
         {
             Error(RuleDiagnosticCodes.BadOperator, ctx, cmp.OpAt, $"'{cmp.Field.Text} {cmp.Op.Name()} ${cap.Step}.{cap.Field.Text}' compares unlike values");
+            return null;
+        }
+
+        if (capField != null && !cmp.Op.ComparesTwoFields(field.Type == FieldType.Text))
+        {
+            Error(RuleDiagnosticCodes.BadOperator, ctx, cmp.OpAt, $"operator '{cmp.Op.Name()}' cannot compare two fields ('{cmp.Field.Text} {cmp.Op.Name()} ${cap.Step}.{cap.Field.Text}')");
             return null;
         }
 

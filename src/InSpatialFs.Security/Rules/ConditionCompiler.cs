@@ -323,7 +323,8 @@ internal sealed partial class ConditionCompiler
                 }
 
             default:
-                return null;
+                // A node the parser made and the checker does not know: a bug here, not a rule to drop without a word.
+                throw new InvalidOperationException("unexpected condition node " + c.GetType().Name);
         }
     }
 
@@ -379,7 +380,7 @@ internal sealed partial class ConditionCompiler
 
                 return true;
             default:
-                return false;
+                throw new InvalidOperationException("unexpected field expression " + expr.GetType().Name);
         }
     }
 

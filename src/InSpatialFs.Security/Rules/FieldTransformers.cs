@@ -18,6 +18,12 @@ internal static class FieldTransformers
     public static EventField? Apply(string transformer, EventField inner, out string? error)
     {
         error = null;
+        if (transformer is not ("tolower" or "toupper" or "b64" or "basename" or "len"))
+        {
+            error = $"unknown transformer '{transformer}' (tolower, toupper, b64, basename, len)";
+            return null;
+        }
+
         if (inner.Type != FieldType.Text)
         {
             error = $"{transformer}() applies to text fields, and {inner.Name} is a {inner.Type.ToString().ToLowerInvariant()}";
@@ -56,7 +62,7 @@ internal static class FieldTransformers
         {
             "tolower" => (FsEvent e, out bool p) => Case(get(e, out p), buffer, upper: false),
             "toupper" => (FsEvent e, out bool p) => Case(get(e, out p), buffer, upper: true),
-            _ => (FsEvent e, out bool p) =>
+            _ => (FsEvent e, out bool p) => // b64
             {
                 ReadOnlySpan<char> decoded = Base64(get(e, out bool has), buffer, has, out bool ok);
                 p = ok;

@@ -1,3 +1,5 @@
+using InSpatialFs.Security.Matching;
+
 namespace InSpatialFs.Security.Rules;
 
 /// <summary>
@@ -14,7 +16,7 @@ internal sealed class PathPrefixSet
     {
         _prefixes = prefixes
             .Select(p => p.Split('/', StringSplitOptions.RemoveEmptyEntries)
-                .Select(c => (c, c.AsSpan().IndexOfAny("?*[") >= 0 ? Glob.Compile(c) : null))
+                .Select(c => (c, c.AsSpan().IndexOfAny("?*[") >= 0 ? Glob.Compile(c, GlobDialect.Fnmatch) : null))
                 .ToArray())
             .ToArray();
     }

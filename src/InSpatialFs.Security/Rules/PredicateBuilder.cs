@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Matching;
 
 namespace InSpatialFs.Security.Rules;
 
@@ -157,8 +158,12 @@ internal static class PredicateBuilder
         };
     }
 
-    private static EventPredicate BoolCompare(Func<FsEvent, bool> get, CmpOp op, bool want) =>
-        op == CmpOp.Ne ? (e, _) => get(e) != want : (e, _) => get(e) == want;
+    private static EventPredicate BoolCompare(Func<FsEvent, bool> get, CmpOp op, bool want) => op switch
+    {
+        CmpOp.Eq => (e, _) => get(e) == want,
+        CmpOp.Ne => (e, _) => get(e) != want,
+        _ => throw new InvalidOperationException($"operator {op.Name()} on a boolean"),
+    };
 
     private static EventPredicate Number(NumberGetter get, CmpOp op, string[] values)
     {
@@ -172,7 +177,8 @@ internal static class PredicateBuilder
             CmpOp.Lt => (e, _) => get(e, out bool p) < v && p,
             CmpOp.Le => (e, _) => get(e, out bool p) <= v && p,
             CmpOp.Gt => (e, _) => get(e, out bool p) > v && p,
-            _ => (e, _) => get(e, out bool p) >= v && p,
+            CmpOp.Ge => (e, _) => get(e, out bool p) >= v && p,
+            _ => throw new InvalidOperationException($"operator {op.Name()} on a number"),
         };
     }
 
@@ -222,7 +228,7 @@ internal static class PredicateBuilder
 
             case CmpOp.Glob or CmpOp.IGlob:
                 {
-                    Glob glob = Glob.Compile(v, ignoreCase: op == CmpOp.IGlob);
+                    Glob glob = Glob.Compile(v, GlobDialect.Fnmatch, ignoreCase: op == CmpOp.IGlob);
                     return s => glob.IsMatch(s);
                 }
 
@@ -293,6 +299,11 @@ internal static class PredicateBuilder
     /// <summary>Compares with a field of a captured event (<paramref name="stepIndex"/> ≥ 0) or of the same event (-1, val()).</summary>
     private static EventPredicate Capture(EventField field, CmpOp op, EventField other, int stepIndex)
     {
+        if (!op.ComparesTwoFields(field.Type == FieldType.Text))
+        {
+            throw new InvalidOperationException($"operator {op.Name()} between two fields"); // refused at load (R004)
+        }
+
         if (field.Type == FieldType.Text)
         {
             TextGetter get = field.Text!, getOther = other.Text!;
@@ -311,6 +322,16 @@ internal static class PredicateBuilder
         }
 
         NumberGetter num = NumberOf(field), numOther = NumberOf(other);
+        Func<long, long, bool> compare = op switch
+        {
+            CmpOp.Eq => static (a, b) => a == b,
+            CmpOp.Ne => static (a, b) => a != b,
+            CmpOp.Lt => static (a, b) => a < b,
+            CmpOp.Le => static (a, b) => a <= b,
+            CmpOp.Gt => static (a, b) => a > b,
+            CmpOp.Ge => static (a, b) => a >= b,
+            _ => throw new InvalidOperationException($"operator {op.Name()} between two numbers"),
+        };
         return (e, k) =>
         {
             FsEvent? source = stepIndex < 0 ? e : k?[stepIndex];
@@ -320,15 +341,7 @@ internal static class PredicateBuilder
             }
 
             long a = num(e, out bool p), b = numOther(source, out bool q);
-            return p && q && op switch
-            {
-                CmpOp.Eq => a == b,
-                CmpOp.Ne => a != b,
-                CmpOp.Lt => a < b,
-                CmpOp.Le => a <= b,
-                CmpOp.Gt => a > b,
-                _ => a >= b,
-            };
+            return p && q && compare(a, b);
         };
     }
 
@@ -355,7 +368,7 @@ internal static class PredicateBuilder
         CmpOp.IContains => s.Contains(v, StringComparison.OrdinalIgnoreCase),
         CmpOp.StartsWith => s.StartsWith(v, StringComparison.Ordinal),
         CmpOp.EndsWith => s.EndsWith(v, StringComparison.Ordinal),
-        _ => false,
+        _ => throw new InvalidOperationException($"operator {op.Name()} between two fields"), // Capture refused it at build
     };
 
     private static int IndexOf(IReadOnlyList<string> steps, string name)

@@ -163,12 +163,12 @@ public sealed class RuleEngine : IRuleEngine
                 // A deny holds even while the detection is suppressed: suppression quiets reports, not enforcement.
                 if (!verdict.IsDenied)
                 {
-                    verdict = Verdict.Deny(Errno.EACCES, rule.Name);
+                    verdict = Verdict.Deny(Errno.EACCES, VerdictReason.Rule(rule.Name));
                 }
             }
             else if (verdict.Decision == Decision.Allow)
             {
-                verdict = new Verdict(Decision.WouldDeny, Errno.OK, rule.Name, TimeSpan.Zero);
+                verdict = Verdict.WouldDeny(VerdictReason.Rule(rule.Name));
             }
 
             if (rule.Runtime.ShouldReport(rule.SuppressNanos, rule.SuppressBy, access, _options.MaxKeysPerRule))

@@ -309,7 +309,7 @@ internal sealed class RuleRuntime
         to.Level = from.Level;
         to.PolicyClass = from.PolicyClass;
         to.Decision = from.Decision;
-        to.Reason = from.Reason;
+        to.Why = from.Why;
         to.LatencyNanos = from.LatencyNanos;
         to.Caller = from.Caller;
         to.Process = from.Process;

@@ -49,7 +49,7 @@ public sealed class SecurityManagerTests
         Assert.That(DecideAndRecord(sm, Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC, obj: 5)).IsDenied, Is.False, "not written yet");
         DecideAndRecord(sm, Ev(FsOp.Create, "/tmp/tool", LibC.O_WRONLY, LibC.S_IFREG | 0x1ED, obj: 5));
         Verdict v = sm.Decide(Ev(FsOp.Open, "/tmp/tool", LibC.FMODE_EXEC, obj: 5));
-        Assert.That((v.Error, v.Reason), Is.EqualTo((Errno.EPERM, PrivilegeControls.RuntimeWrittenExec)));
+        Assert.That((v.Error, v.Reason), Is.EqualTo((Errno.EPERM, PrivilegeControls.RuntimeWrittenExec.Text)));
         Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/tool", obj: 5)).IsDenied, Is.False, "a plain read of it is fine");
     }
 
@@ -81,7 +81,7 @@ public sealed class SecurityManagerTests
         try
         {
             Verdict bySh = sm.Decide(Ev(FsOp.Open, "/tmp/script", pid: shell!.Id, obj: 21));
-            Assert.That((bySh.Error, bySh.Reason), Is.EqualTo((Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted)), "sh script");
+            Assert.That((bySh.Error, bySh.Reason), Is.EqualTo((Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted.Text)), "sh script");
             Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/script", pid: reader.Id, obj: 21)).IsDenied, Is.False, "positive control: cat reads it");
             Assert.That(sm.Decide(Ev(FsOp.Open, "/tmp/other", pid: shell.Id, obj: 22)).IsDenied, Is.False, "positive control: sh reads an image file");
         }
@@ -128,7 +128,7 @@ public sealed class SecurityManagerTests
             {
                 ("forbidden:/etc/shadow", Severity.High),
                 ("readonly:/usr/**", Severity.Medium),
-                (PrivilegeControls.Setuid, Severity.High),
+                (PrivilegeControls.Setuid.Text, Severity.High),
             }));
             Assert.That(list[0].Uid, Is.EqualTo(33u));
             Assert.That(list[0].Evidence.Single().Path, Is.EqualTo("/etc/shadow"));
@@ -154,7 +154,7 @@ public sealed class SecurityManagerTests
         // No Dispose yet (as after kill -9): what was reported is already fsynced.
         using (var reader = new IncidentStore(_dir))
         {
-            Assert.That(reader.List().Select(i => i.Source), Is.EqualTo(new[] { "forbidden:/etc/shadow", PrivilegeControls.Device }));
+            Assert.That(reader.List().Select(i => i.Source), Is.EqualTo(new[] { "forbidden:/etc/shadow", PrivilegeControls.Device.Text }));
         }
 
         sm.Dispose();

@@ -40,7 +40,7 @@ public sealed class UnblindableAnalysisTests
     {
         FsEvent e = Ev(FsOp.Lookup, path);
         e.Decision = Decision.Deny;
-        e.Reason = "forbidden:" + path;
+        e.Why = new VerdictReason(ReasonKind.ForbiddenPath, path); // a policy denial, as Decide types it
         e.Result = (int)Errno.EACCES;
         return e;
     }

@@ -214,7 +214,8 @@ public sealed class RenamePolicyTests
     [TestCase(IsolationLevel.Standard, "/etc/apt", "/etc/apt2", false)]
     public void A_rename_may_not_move_protected_objects_below_it_to_weaker_names(IsolationLevel level, string from, string to, bool refused)
     {
-        string? reason = Demo(level).RenameWouldExpose(from, to);
+        VerdictReason? reason = Demo(level).RenameWouldExpose(from, to);
+        if (reason is VerdictReason r) Assert.That(r.Kind, Is.EqualTo(ReasonKind.RenameExposes));
         Assert.That(reason is not null, Is.EqualTo(refused), $"{level} {from} -> {to}: {reason}");
     }
 

@@ -6,7 +6,8 @@ using InSpatialFs.Security.Policy;
 namespace InSpatialFs.Security.Tests.Responses;
 
 /// <summary>A rule engine stand-in: fires a configured detection when an event's path matches.</summary>
-internal sealed class ScriptedRules(string path, ResponseAction actions, RuleMode mode, Severity severity, bool inline) : IRuleEngine
+/// <remarks><paramref name="ruleName"/> is the verdict's reason (the detection is always "inline-rule").</remarks>
+internal sealed class ScriptedRules(string path, ResponseAction actions, RuleMode mode, Severity severity, bool inline, string ruleName = "rule:inline-rule") : IRuleEngine
 {
     public Verdict EvaluateInline(FsEvent access, List<Detection> detections)
     {
@@ -14,8 +15,8 @@ internal sealed class ScriptedRules(string path, ResponseAction actions, RuleMod
         detections.Add(new Detection("inline-rule", severity, actions, mode, "inline hit", [access]));
         if ((actions & ResponseAction.Deny) == 0) return Verdict.Allow;
         return mode == RuleMode.Monitor
-            ? new Verdict(Decision.WouldDeny, Errno.OK, "rule:inline-rule", TimeSpan.Zero)
-            : Verdict.Deny(Errno.EPERM, "rule:inline-rule");
+            ? Verdict.WouldDeny(VerdictReason.Rule(ruleName))
+            : Verdict.Deny(Errno.EPERM, VerdictReason.Rule(ruleName));
     }
 
     public void Analyze(FsEvent completed, List<Detection> detections)

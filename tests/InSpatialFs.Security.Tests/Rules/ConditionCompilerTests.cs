@@ -1,4 +1,5 @@
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Matching;
 using InSpatialFs.Security.Rules;
 using static InSpatialFs.Security.Tests.Rules.RuleTestKit;
 
@@ -191,7 +192,7 @@ public sealed class ConditionCompilerTests
     [TestCase("/etc/d.conf", "/etc/[!a-c].conf", true)]
     [TestCase("/etc/a.conf", "/etc/[!a-c].conf", false)]
     public void Glob_matches_as_fnmatch_does(string path, string pattern, bool expected) =>
-        Assert.That(Glob.IsMatch(pattern, path), Is.EqualTo(expected));
+        Assert.That(Glob.Compile(pattern, GlobDialect.Fnmatch).IsMatch(path), Is.EqualTo(expected));
 
     [Test]
     public void Output_template_substitutes_fields()

@@ -1,11 +1,34 @@
-namespace InSpatialFs.Security.Rules;
+namespace InSpatialFs.Security.Matching;
 
 /// <summary>
-/// Falco's <c>glob</c> / <c>iglob</c>: fnmatch(3) without flags, so <c>*</c> matches any run of characters
-/// including '/', <c>?</c> one character, <c>[abc]</c> / <c>[a-z]</c> / <c>[!a]</c> / <c>[^a]</c> a class, and
-/// <c>\c</c> the character c. The pattern is compiled once; matching simulates the pattern's automaton over the
-/// text (a set of live pattern positions per character), so it costs O(text × pattern) with no backtracking:
-/// <c>**a**a**a**b</c> against a long path takes microseconds, not seconds. Nothing is allocated per match.
+/// The two glob dialects the product speaks. They differ only in what <see cref="Glob.Compile"/> is told here;
+/// the matching is the same code.
+/// </summary>
+internal enum GlobDialect : byte
+{
+    /// <summary>
+    /// Falco's <c>glob</c> / <c>iglob</c> rule operators (and the components of <c>pmatch</c> prefixes): fnmatch(3)
+    /// without flags. <c>*</c> matches any run of characters <b>including '/'</b>, <c>?</c> any one character,
+    /// <c>[abc]</c> / <c>[a-z]</c> / <c>[!a]</c> / <c>[^a]</c> a class, <c>\c</c> the character c. <c>**</c> is two
+    /// stars, i.e. one.
+    /// </summary>
+    Fnmatch,
+
+    /// <summary>
+    /// One component of a path-policy pattern (<c>paths:</c> forbidden / read_only / allowed, see
+    /// <see cref="Policy.PathGlob"/>): <c>*</c> matches any run of characters and <c>?</c> any one character, but
+    /// <b>neither matches '/'</b>; <c>[</c> and <c>\</c> are ordinary characters (no classes, no escapes: policy
+    /// patterns never had them). <c>**</c> as a whole component, "any number of directories", is the path pattern's
+    /// business (<see cref="Policy.PathGlob"/>), which splits the path into components and matches each one here.
+    /// </summary>
+    PathComponent,
+}
+
+/// <summary>
+/// The one glob matcher, for rules and for path policy alike (<see cref="GlobDialect"/> says how they differ).
+/// The pattern is compiled once; matching simulates the pattern's automaton over the text (a set of live pattern
+/// positions per character), so it costs O(text × pattern) with no backtracking: <c>**a**a**a**b</c> against a long
+/// path takes microseconds, not seconds. Nothing is allocated per match.
 /// </summary>
 internal sealed class Glob
 {
@@ -24,18 +47,25 @@ internal sealed class Glob
 
     private readonly Token[] _tokens;
     private readonly bool _ignoreCase;
+    /// <summary>Whether <c>*</c> and <c>?</c> match '/' (<see cref="GlobDialect.Fnmatch"/>).</summary>
+    private readonly bool _wildcardsCrossSlash;
     /// <summary>The pattern without wildcards (compared for equality), else null.</summary>
     private readonly string? _literal;
 
-    private Glob(Token[] tokens, bool ignoreCase, string? literal)
+    private Glob(Token[] tokens, bool ignoreCase, bool wildcardsCrossSlash, string? literal)
     {
         _tokens = tokens;
         _ignoreCase = ignoreCase;
+        _wildcardsCrossSlash = wildcardsCrossSlash;
         _literal = literal;
     }
 
-    public static Glob Compile(string pattern, bool ignoreCase = false)
+    /// <param name="pattern">The pattern, in <paramref name="dialect"/>.</param>
+    /// <param name="dialect">Which glob this is (rules or path policy); see <see cref="GlobDialect"/>.</param>
+    /// <param name="ignoreCase">Case-insensitive (Falco's <c>iglob</c>), by invariant lower-casing.</param>
+    public static Glob Compile(string pattern, GlobDialect dialect, bool ignoreCase = false)
     {
+        bool fnmatch = dialect == GlobDialect.Fnmatch;
         var tokens = new List<Token>(pattern.Length);
         bool wild = false;
         for (int i = 0; i < pattern.Length; i++)
@@ -55,10 +85,10 @@ internal sealed class Glob
                     wild = true;
                     tokens.Add(new Token(Kind.Any, '\0', null, false));
                     break;
-                case '\\' when i + 1 < pattern.Length:
+                case '\\' when fnmatch && i + 1 < pattern.Length:
                     tokens.Add(new Token(Kind.Literal, Fold(pattern[++i], ignoreCase), null, false));
                     break;
-                case '[' when ClassEnd(pattern, i) is int end and > 0:
+                case '[' when fnmatch && ClassEnd(pattern, i) is int end and > 0:
                     {
                         wild = true;
                         int start = i + 1;
@@ -81,7 +111,7 @@ internal sealed class Glob
         }
 
         string? literal = wild ? null : new string(tokens.Select(t => t.C).ToArray());
-        return new Glob([.. tokens], ignoreCase, literal);
+        return new Glob([.. tokens], ignoreCase, fnmatch, literal);
     }
 
     /// <summary>Index of the ']' closing a class opened at <paramref name="open"/>, or -1 ('[' is then a literal).</summary>
@@ -111,9 +141,6 @@ internal sealed class Glob
 
     private static char Fold(char c, bool ignoreCase) => ignoreCase ? char.ToLowerInvariant(c) : c;
 
-    /// <summary>One-shot match (compiles the pattern; rules compile once and call <see cref="IsMatch(ReadOnlySpan{char})"/>).</summary>
-    public static bool IsMatch(string pattern, ReadOnlySpan<char> text) => Compile(pattern).IsMatch(text);
-
     public bool IsMatch(ReadOnlySpan<char> text)
     {
         if (_literal != null)
@@ -127,7 +154,7 @@ internal sealed class Glob
     private bool Accepts(Token t, char c) => t.Kind switch
     {
         Kind.Literal => t.C == c,
-        Kind.Any => true,
+        Kind.Any => _wildcardsCrossSlash || c != '/',
         Kind.Class => ClassMatches(t.Class!, c) != t.Negate,
         _ => false,
     };
@@ -164,7 +191,7 @@ internal sealed class Glob
                 Token t = _tokens[i];
                 if (t.Kind == Kind.Star)
                 {
-                    next |= 1UL << i;
+                    if (_wildcardsCrossSlash || c != '/') next |= 1UL << i;
                 }
                 else if (Accepts(t, c))
                 {
@@ -205,7 +232,7 @@ internal sealed class Glob
                 Token t = _tokens[i];
                 if (t.Kind == Kind.Star)
                 {
-                    next[i] = any = true;
+                    if (_wildcardsCrossSlash || c != '/') next[i] = any = true;
                 }
                 else if (Accepts(t, c))
                 {

@@ -1,0 +1,58 @@
+using System.Text;
+using InSpatialFs.Security.Events;
+using static InSpatialFs.Security.Tests.Manager.TestEvents;
+
+namespace InSpatialFs.Security.Tests.Manager;
+
+/// <summary>The sinks behind the manager: one serialisation per event for journal and subscribers, failures kept apart.</summary>
+public sealed class EventSinksTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void SetUp() => _dir = Directory.CreateTempSubdirectory("inspatialfs-sinks-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    [Test]
+    public void A_failing_subscriber_does_not_keep_the_event_from_the_journal_or_the_other_subscribers()
+    {
+        var lines = new List<string>();
+        using (var sm = new SecurityManager(Demo(IsolationLevel.Standard, _dir) with { NeverSuspend = true }))
+        {
+            using IDisposable failing = sm.Subscribe((_, _) => throw new InvalidOperationException("a broken output"));
+            using IDisposable good = sm.Subscribe((e, line) => lines.Add(Encoding.UTF8.GetString(line)));
+            FsEvent denied = Ev(FsOp.Open, "/etc/shadow");
+            sm.Decide(denied);
+            sm.Record(denied);
+            FsEvent allowed = Ev(FsOp.Open, "/tmp/x");
+            sm.Decide(allowed);
+            sm.Record(allowed);
+            Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        }
+
+        Assert.That(lines, Has.Count.EqualTo(2), "the good subscriber got both events");
+        Assert.That(lines.All(l => l.EndsWith('\n')), Is.True);
+        string[] journal = File.ReadAllLines(Path.Combine(_dir, EventJournal.FileName));
+        Assert.That(journal, Is.EqualTo(lines.Select(l => l.TrimEnd('\n')).ToArray()), "journal and subscriber see the same bytes");
+        FsEvent first = FsEventJson.Parse(journal[0]);
+        Assert.That((first.Path, first.Decision, first.Reason), Is.EqualTo(("/etc/shadow", Decision.Deny, "forbidden:/etc/shadow")));
+        Assert.That(FsEventJson.Parse(journal[1]).Reason, Is.Null, "an allow has no evt.reason");
+    }
+
+    [Test]
+    public void A_removed_subscriber_gets_nothing_more()
+    {
+        int seen = 0, control = 0;
+        using var sm = new SecurityManager(Demo(IsolationLevel.Standard) with { NeverSuspend = true });
+        using IDisposable stays = sm.Subscribe(_ => control++);
+        IDisposable leaves = sm.Subscribe(_ => seen++);
+        sm.Record(Ev(FsOp.GetAttr, "/tmp/a"));
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        leaves.Dispose();
+        sm.Record(Ev(FsOp.GetAttr, "/tmp/b"));
+        Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(5)), Is.True);
+        Assert.That((seen, control), Is.EqualTo((1, 2)));
+    }
+}
