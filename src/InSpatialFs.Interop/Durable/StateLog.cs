@@ -141,7 +141,10 @@ public sealed class StateLog : IDisposable
         string temporary = _name + ".new";
         lock (_lock)
         {
-            SafeFileHandle next = TrustedPath.OpenFile(_directory, _directoryPath, temporary, LibC.O_RDWR | LibC.O_CREAT | LibC.O_TRUNC);
+            // A leftover of a rewrite killed before its rename is ours to discard, whatever it became: removed by name in the
+            // trusted directory (never followed), then created afresh with O_EXCL.
+            RemoveEntry(temporary);
+            SafeFileHandle next = TrustedPath.OpenFile(_directory, _directoryPath, temporary, LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL);
             try
             {
                 WriteHeader(next);
@@ -188,6 +191,18 @@ public sealed class StateLog : IDisposable
         Span<byte> header = stackalloc byte[StateLogFormat.HeaderSize];
         StateLogFormat.WriteHeader(header);
         RandomAccess.Write(file, header, 0);
+    }
+
+    private unsafe void RemoveEntry(string name)
+    {
+        byte[] path = System.Text.Encoding.UTF8.GetBytes(name + "\0");
+        fixed (byte* p = path)
+        {
+            if (LibC.unlinkat(_directory.Fd, p, 0) != 0 && ErrnoExtensions.LastPInvoke() is Errno error and not Errno.ENOENT)
+            {
+                throw new IOException($"cannot remove the leftover {Path.Combine(_directoryPath, name)}: {error}");
+            }
+        }
     }
 
     private unsafe void RenameOver(string temporary)

@@ -181,7 +181,9 @@ public sealed class StateLogTests
     public void A_rewrite_killed_before_its_rename_leaves_the_old_log_in_force()
     {
         WriteSampleLog();
-        File.WriteAllBytes(Path.Combine(_dir, "state.log.new"), [1, 2, 3]); // what a kill mid-rewrite leaves
+        string leftover = Path.Combine(_dir, "state.log.new");
+        File.WriteAllBytes(leftover, [1, 2, 3]); // what a kill mid-rewrite leaves (here even with a careless mode)
+        File.SetUnixFileMode(leftover, (UnixFileMode)0x1B6); // 0666
 
         AssertPrefix(OpenAndReplay(out _), Sample.Length, "old log");
         OpenAndReplay(out _, log => log.Rewrite(Sample.Take(1))); // the next rewrite overwrites the leftover
