@@ -45,6 +45,8 @@ public sealed class SystemdTests
         Assert.That(notifier.Enabled, Is.False);
         Assert.That(notifier.WatchdogInterval, Is.Null, "WATCHDOG_PID names another process");
         Assert.DoesNotThrow(() => notifier.Ready("x"));
+        using var ours = new SystemdNotifier(notifySocket: "", watchdogUsec: "1000000", watchdogPid: Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.That(ours.WatchdogInterval, Is.EqualTo(TimeSpan.FromSeconds(1)), "the control: the same watchdog naming this process is taken");
     }
 
     [Test]
