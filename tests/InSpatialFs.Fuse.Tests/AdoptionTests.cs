@@ -12,6 +12,7 @@ namespace InSpatialFs.Fuse.Tests;
 /// requests the old one had read are resent to the new one (NOTIFY_RESEND, 7.40) — the callers never see an error.
 /// </summary>
 [NonParallelizable]
+[Category("Mount")]
 public sealed class AdoptionTests
 {
     /// <summary>"/" holding every name that starts with "file"; lookups of names starting with "held" block while <see cref="Hold"/> is set.</summary>
