@@ -139,7 +139,9 @@ public sealed class CallerRegistry : IDisposable
         if (!changed) return cached;
 
         // The same process after execve: a member stays one whatever its new root (a chroot before the exec sheds nothing).
+#pragma warning disable CA2000 // the pin goes into the cache (which disposes it when forgotten) or is disposed below when another won
         CallerInfo? fresh = Pin(pid, cached.Membership);
+#pragma warning restore CA2000
         if (fresh is null) return cached;
         if (_cache.TryUpdate(pid, fresh, cached))
         {
@@ -170,7 +172,9 @@ public sealed class CallerRegistry : IDisposable
 
     private CallerInfo? ResolveSlow(int pid)
     {
+#pragma warning disable CA2000 // the pin goes into the cache (which disposes it when forgotten) or is disposed below when another won
         CallerInfo? fresh = Pin(pid);
+#pragma warning restore CA2000
         if (fresh is null) return null;
         if (_cache.Count >= Capacity)
         {

@@ -82,7 +82,9 @@ public sealed class ContainerIdentity : IDisposable
     {
         if (pid <= 1) return $"container-init {pid}: not a container init";
         if (pid == Environment.ProcessId) return "container-init: that is the daemon";
+#pragma warning disable CA2000 // disposed on each refusal below; on success the record owns it (and the replaced record's is disposed)
         Errno e = LibC.PidfdOpen(pid, out SafeFd pidfd);
+#pragma warning restore CA2000
         if (e != Errno.OK)
         {
             pidfd.Dispose();

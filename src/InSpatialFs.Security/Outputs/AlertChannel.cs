@@ -177,6 +177,18 @@ public abstract class AlertChannel : IDisposable
     /// <summary>Stops taking alerts, gives the queue up to two seconds to drain, then stops the pump.</summary>
     public void Dispose()
     {
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The drain and stop of <see cref="Dispose()"/>; subclasses release their own resources in <see cref="Close"/>.</summary>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (!disposing)
+        {
+            return;
+        }
+
         _queue.Writer.TryComplete();
         if (!_pump.Wait(TimeSpan.FromSeconds(2)))
         {
@@ -193,7 +205,6 @@ public abstract class AlertChannel : IDisposable
 
         Close();
         _stop.Dispose();
-        GC.SuppressFinalize(this);
     }
 
     /// <summary>Releases what the channel holds (files, sockets, clients) after the pump stopped.</summary>

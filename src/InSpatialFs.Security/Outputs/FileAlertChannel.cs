@@ -35,7 +35,18 @@ public sealed class FileAlertChannel : AlertChannel
             throw new IOException($"cannot open {_path}: {e}");
         }
 
-        return new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, 1);
+#pragma warning disable CA2000 // the stream owns it from here; closed below if the stream could not be made
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+#pragma warning restore CA2000
+        try
+        {
+            return new FileStream(handle, FileAccess.Write, 1);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
     }
 
     protected override Task SendAsync(Alert alert, CancellationToken cancel)

@@ -76,7 +76,9 @@ public sealed class ContainerFreezer
         {
             // Defence in depth behind the membership proof: never init, kernel threads, the daemon or what runs it.
             if (!m.IsContainerMember || m.Tgid <= 2 || m.ParentPid == 2 || untouchable.Contains(m.Tgid)) continue;
+#pragma warning disable CA2000 // kept in the stopped list (thawed and disposed by it) or disposed right below
             SafeFd? own = m.DuplicatePidFd();
+#pragma warning restore CA2000
             if (own is null) continue; // released meanwhile: the process exited
             Errno e = LibC.PidfdSendSignal(own, LibC.SIGSTOP);
             if (e == Errno.OK)

@@ -181,14 +181,23 @@ internal sealed class Responder(
     {
         CallerInfo? member = callers.Snapshot().FirstOrDefault(c => c.IsContainerMember && !c.HasExited);
         if (member is not null) return Suspend(member, why);
-        if (callers.Container.Init is { } init && callers.Pin(init.Pid) is { IsContainerMember: true } pinned)
+#pragma warning disable CA2000 // disposed on every path below (after the freeze task when one runs)
+        if (callers.Container.Init is { } init && callers.Pin(init.Pid) is { } pinned)
+#pragma warning restore CA2000
         {
-            // The pin only serves this suspension: the freeze duplicates any pidfd it keeps.
-            string taken = Suspend(pinned, why);
-            Task? t = Volatile.Read(ref _task);
-            if (t is null) pinned.Dispose();
-            else t.ContinueWith(_ => pinned.Dispose(), TaskScheduler.Default);
-            return taken;
+            if (!pinned.IsContainerMember)
+            {
+                pinned.Dispose(); // recorded, but not proven a member (now): not ours to suspend
+            }
+            else
+            {
+                // The pin only serves this suspension: the freeze duplicates any pidfd it keeps.
+                string taken = Suspend(pinned, why);
+                Task? t = Volatile.Read(ref _task);
+                if (t is null) pinned.Dispose();
+                else t.ContinueWith(_ => pinned.Dispose(), TaskScheduler.Default);
+                return taken;
+            }
         }
 
         if (configuredCgroup is not string cg || freezer is null) return "suspend refused: no container member seen, no container cgroup or init configured";

@@ -57,7 +57,9 @@ internal static class FieldTransformers
             };
         }
 
+#pragma warning disable CA2000 // lives as long as the compiled rule that captures it; its per-thread arrays are plain memory the GC reclaims
         var buffer = new ThreadLocal<char[]>(() => new char[256]);
+#pragma warning restore CA2000
         TextGetter transform = transformer switch
         {
             "tolower" => (FsEvent e, out bool p) => Case(get(e, out p), buffer, upper: false),
