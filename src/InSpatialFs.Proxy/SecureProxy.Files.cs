@@ -76,16 +76,7 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        FuseSetattrIn backendChange = change;
-        if ((valid & FattrFlags.Fh) != 0 && _handles.TryGet(change.Fh, out ProxyHandle handle))
-        {
-            backendChange.Fh = handle.BackendFh;
-        }
-        else
-        {
-            backendChange.Valid &= ~(uint)FattrFlags.Fh;
-        }
-
+        AttrChange backendChange = ToAttrChange(change, (valid & FattrFlags.Fh) != 0 && _handles.TryGet(change.Fh, out ProxyHandle handle) ? handle.File : null);
         FuseAttr a = default;
         if ((valid & FattrFlags.Mode) != 0 && WriteKillsSetId(change.Mode) && OffersPassthrough(_mounts[node.Mount]))
         {
@@ -107,6 +98,26 @@ public sealed partial class SecureProxy
         }
 
         return Complete(e, err, started);
+    }
+
+    /// <summary>The wire SETATTR as the typed change set backends take (FATTR_LOCKOWNER only says who asked: dropped).</summary>
+    private static AttrChange ToAttrChange(in FuseSetattrIn change, IOpenFile? file)
+    {
+        var valid = (FattrFlags)change.Valid;
+        return new AttrChange
+        {
+            Mode = (valid & FattrFlags.Mode) != 0 ? change.Mode : null,
+            Uid = (valid & FattrFlags.Uid) != 0 ? change.Uid : null,
+            Gid = (valid & FattrFlags.Gid) != 0 ? change.Gid : null,
+            Size = (valid & FattrFlags.Size) != 0 ? change.Size : null,
+            Atime = (valid & FattrFlags.AtimeNow) != 0 ? TimeChange.AtNow
+                : (valid & FattrFlags.Atime) != 0 ? new TimeChange((long)change.Atime, change.AtimeNsec) : null,
+            Mtime = (valid & FattrFlags.MtimeNow) != 0 ? TimeChange.AtNow
+                : (valid & FattrFlags.Mtime) != 0 ? new TimeChange((long)change.Mtime, change.MtimeNsec) : null,
+            Ctime = (valid & FattrFlags.Ctime) != 0 ? new TimeChange((long)change.Ctime, change.CtimeNsec) : null,
+            KillSetId = (valid & FattrFlags.KillSuidGid) != 0,
+            File = file,
+        };
     }
 
     public Errno ReadLink(FuseRequest request, ulong nodeId, Span<byte> buffer, out int length)
@@ -162,7 +173,7 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out OpenResult result);
+        err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out IOpenFile file);
         if (err == Errno.OK && (openFlags & FuseConstants.OpenKillSuidgid) != 0 && (flags & LibC.O_TRUNC) != 0)
         {
             KillSetIdBits(node, CallerOf(request)); // the backend truncated as the daemon, which keeps the bits
@@ -170,8 +181,7 @@ public sealed partial class SecureProxy
 
         if (err == Errno.OK)
         {
-            KeepCacheIfFixed(node, flags, ref result);
-            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, counted, out open);
+            err = Opened(node, file, KeepCacheIfFixed(node, flags, file.OpenFlags), flags, DirectForWrite(node, e), counted, out open);
         }
 
         if (err != Errno.OK)
@@ -219,15 +229,15 @@ public sealed partial class SecureProxy
     /// passthrough takes later read-only opens into passthrough (their policy check is the OPEN itself); a write
     /// that the level wants mediated cannot join and gets ETXTBSY, as writing a running executable does.
     /// </summary>
-    private Errno Opened(ProxyNode node, OpenResult result, int flags, Decision decision, bool isDirectory, bool counted, out FuseOpenOut open)
+    private Errno Opened(ProxyNode node, IOpenFile file, FopenFlags openFlags, int flags, Decision decision, bool counted, out FuseOpenOut open)
     {
         open = default;
-        var handle = new ProxyHandle(node, result.Fh, flags, isDirectory) { CountedOpen = counted };
-        FopenFlags openFlags = result.Flags;
+        var handle = new ProxyHandle(node, file, flags) { CountedOpen = counted };
         // The kernel keeps its own reference to a registered file, so our descriptor is closed either way.
-        using (SafeFd? passthroughFd = result.PassthroughFd)
+        bool mayPassthrough = OffersPassthrough(_mounts[node.Mount]) && _passthrough != null;
+        using (SafeFd? passthroughFd = mayPassthrough ? file.DuplicatePassthroughFd() : null)
         {
-            if (passthroughFd != null && OffersPassthrough(_mounts[node.Mount]) && _passthrough != null)
+            if (passthroughFd != null)
             {
                 lock (_ioModeLock)
                 {
@@ -241,11 +251,11 @@ public sealed partial class SecureProxy
                         && (decision == Decision.AllowDirect || (node.PassthroughOpens > 0 && readOnly));
                     if (!wantPassthrough && node.PassthroughOpens > 0)
                     {
-                        BackendOf(node).Release(node.Ino, result.Fh);
+                        file.Release();
                         return Errno.ETXTBSY;
                     }
 
-                    if (wantPassthrough && _passthrough.Acquire(PassthroughKey(node), passthroughFd, out int backingId) == Errno.OK)
+                    if (wantPassthrough && _passthrough!.Acquire(PassthroughKey(node), passthroughFd, out int backingId) == Errno.OK)
                     {
                         handle.BackingId = backingId;
                         node.PassthroughOpens++;
@@ -285,12 +295,12 @@ public sealed partial class SecureProxy
     public Errno Read(FuseRequest request, ulong nodeId, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
     {
         bytesRead = 0;
-        if (!_handles.TryGet(fh, out ProxyHandle handle))
+        if (!_handles.TryGet(fh, out ProxyHandle handle) || handle.File is not { } file)
         {
             return Errno.EBADF;
         }
 
-        Errno err = BackendOf(handle.Node).Read(handle.Node.Ino, handle.BackendFh, offset, buffer, out bytesRead);
+        Errno err = file.Read(offset, buffer, out bytesRead);
         if (err == Errno.OK)
         {
             Interlocked.Add(ref handle.BytesRead, bytesRead);
@@ -311,12 +321,12 @@ public sealed partial class SecureProxy
     {
         result = Errno.OK;
         if (!_spliceDirectReads || !_handles.TryGet(fh, out ProxyHandle handle) || handle.BackingId != 0
-            || !_mounts[handle.Node.Mount].Direct || BackendOf(handle.Node) is not ISplicedReads spliced)
+            || !_mounts[handle.Node.Mount].Direct || handle.File is not ISplicedReads spliced)
         {
             return false;
         }
 
-        result = spliced.ReadSpliced(handle.Node.Ino, handle.BackendFh, offset, size, sink, out int bytesRead);
+        result = spliced.ReadSpliced(offset, size, sink, out int bytesRead);
         if (result == Errno.OK)
         {
             Interlocked.Add(ref handle.BytesRead, bytesRead);
@@ -329,7 +339,7 @@ public sealed partial class SecureProxy
     public Errno Write(FuseRequest request, ulong nodeId, ulong fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
     {
         bytesWritten = 0;
-        if (!_handles.TryGet(fh, out ProxyHandle handle))
+        if (!_handles.TryGet(fh, out ProxyHandle handle) || handle.File is not { } file)
         {
             return Errno.EBADF;
         }
@@ -340,12 +350,12 @@ public sealed partial class SecureProxy
             return refused;
         }
 
-        Errno result = WriteAdmitted(request, handle, offset, data, writeFlags, out bytesWritten);
+        Errno result = WriteAdmitted(request, handle, file, offset, data, writeFlags, out bytesWritten);
         EndGrowth(handle.Node, quota); // a failed or short write settles at what it really allocated
         return result;
     }
 
-    private Errno WriteAdmitted(FuseRequest request, ProxyHandle handle, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
+    private Errno WriteAdmitted(FuseRequest request, ProxyHandle handle, IOpenFile file, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
     {
         bytesWritten = 0;
 
@@ -362,7 +372,7 @@ public sealed partial class SecureProxy
             }
 
             long started = Stopwatch.GetTimestamp();
-            Errno first = BackendOf(handle.Node).Write(handle.Node.Ino, handle.BackendFh, offset, data, out bytesWritten);
+            Errno first = file.Write(offset, data, out bytesWritten);
             Interlocked.Add(ref handle.BytesWritten, bytesWritten);
             if (first == Errno.OK)
             {
@@ -372,7 +382,7 @@ public sealed partial class SecureProxy
             return Complete(e, first, started);
         }
 
-        Errno err = BackendOf(handle.Node).Write(handle.Node.Ino, handle.BackendFh, offset, data, out bytesWritten);
+        Errno err = file.Write(offset, data, out bytesWritten);
         if (err == Errno.OK)
         {
             Interlocked.Add(ref handle.BytesWritten, bytesWritten);
@@ -407,8 +417,7 @@ public sealed partial class SecureProxy
             return;
         }
 
-        var change = new FuseSetattrIn { Valid = (uint)FattrFlags.KillSuidGid };
-        backend.SetAttr(node.Ino, change, caller, out _);
+        backend.SetAttr(node.Ino, new AttrChange { KillSetId = true }, caller, out _);
     }
 
     private void KillSuidGidAfterWrite(FuseRequest request, ProxyHandle handle, uint writeFlags)
@@ -421,12 +430,12 @@ public sealed partial class SecureProxy
 
     public Errno Release(FuseRequest request, ulong nodeId, ulong fh, int flags)
     {
-        if (!_handles.TryRemove(fh, out ProxyHandle handle))
+        if (!_handles.TryGet(fh, out ProxyHandle handle) || handle.File is not { } file || !_handles.TryRemove(fh, out _))
         {
             return Errno.EBADF;
         }
 
-        Errno err = BackendOf(handle.Node).Release(handle.Node.Ino, handle.BackendFh);
+        Errno err = file.Release();
         if (handle.BackingId != 0 || handle.CountedCached)
         {
             lock (_ioModeLock)
@@ -466,10 +475,10 @@ public sealed partial class SecureProxy
     }
 
     public Errno Flush(FuseRequest request, ulong nodeId, ulong fh) =>
-        _handles.TryGet(fh, out ProxyHandle handle) ? BackendOf(handle.Node).Flush(handle.Node.Ino, handle.BackendFh) : Errno.EBADF;
+        _handles.TryGet(fh, out ProxyHandle handle) && handle.File is { } file ? file.Flush() : Errno.EBADF;
 
     public Errno Fsync(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly) =>
-        _handles.TryGet(fh, out ProxyHandle handle) ? BackendOf(handle.Node).Fsync(handle.Node.Ino, handle.BackendFh, dataOnly) : Errno.EBADF;
+        _handles.TryGet(fh, out ProxyHandle handle) && handle.File is { } file ? file.Fsync(dataOnly) : Errno.EBADF;
 
     public Errno Fallocate(FuseRequest request, ulong nodeId, ulong fh, int mode, long offset, long length)
     {
@@ -479,7 +488,7 @@ public sealed partial class SecureProxy
             return bad;
         }
 
-        if (!_handles.TryGet(fh, out ProxyHandle handle))
+        if (!_handles.TryGet(fh, out ProxyHandle handle) || handle.File is not { } file)
         {
             return Errno.EBADF;
         }
@@ -501,7 +510,7 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        err = BackendOf(handle.Node).Fallocate(handle.Node.Ino, handle.BackendFh, mode, offset, length);
+        err = file.Fallocate(mode, offset, length);
         EndGrowth(handle.Node, quota);
 
         return Complete(e, err, started);
@@ -510,15 +519,16 @@ public sealed partial class SecureProxy
     public Errno Lseek(FuseRequest request, ulong nodeId, ulong fh, long offset, int whence, out long result)
     {
         result = 0;
-        return _handles.TryGet(fh, out ProxyHandle handle)
-            ? BackendOf(handle.Node).Lseek(handle.Node.Ino, handle.BackendFh, offset, whence, out result)
+        return _handles.TryGet(fh, out ProxyHandle handle) && handle.File is { } file
+            ? file.Lseek(offset, whence, out result)
             : Errno.EBADF;
     }
 
     public Errno CopyFileRange(FuseRequest request, ulong nodeIn, ulong fhIn, long offsetIn, ulong nodeOut, ulong fhOut, long offsetOut, long length, ulong flags, out long copied)
     {
         copied = 0;
-        if (!_handles.TryGet(fhIn, out ProxyHandle source) || !_handles.TryGet(fhOut, out ProxyHandle destination))
+        if (!_handles.TryGet(fhIn, out ProxyHandle source) || !_handles.TryGet(fhOut, out ProxyHandle destination)
+            || source.File is not { } input || destination.File is not { } output)
         {
             return Errno.EBADF;
         }
@@ -549,7 +559,7 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        err = BackendOf(source.Node).CopyFileRange(source.Node.Ino, source.BackendFh, offsetIn, destination.Node.Ino, destination.BackendFh, offsetOut, length, out copied);
+        err = BackendOf(source.Node).CopyFileRange(input, offsetIn, output, offsetOut, length, out copied);
         EndGrowth(destination.Node, quota);
         e.Size = copied;
         return Complete(e, err, started);

@@ -313,14 +313,6 @@ public sealed unsafe partial class HostFileSystem
         return Borrow(found, out lease);
     }
 
-    /// <summary>The same for an open file's own descriptor: false for an unknown handle or one released meanwhile (EBADF).</summary>
-    private bool TryBorrowFile(ulong fh, out FdLease lease)
-    {
-        if (_files.TryGetValue(fh, out HostOpenFile? file)) return FdLease.TryBorrow(file.Fd, out lease);
-        lease = default;
-        return false;
-    }
-
     /// <summary>Borrows an O_PATH descriptor for a node: pinned, cached, or reopened from its file handle.</summary>
     private Errno Borrow(HostNode node, out FdLease lease)
     {

@@ -38,8 +38,8 @@ public sealed unsafe partial class HostFileSystem
         if (type == S_IFREG || type == 0)
         {
             // A regular file is created with O_EXCL so the descriptor we chown is the file we made.
-            Errno e = Create(parent, name, O_WRONLY | O_EXCL, mode & 0xFFF, caller, out attr, out OpenResult r);
-            if (e == Errno.OK) Release(attr.Ino, r.Fh);
+            Errno e = Create(parent, name, O_WRONLY | O_EXCL, mode & 0xFFF, caller, out attr, out IOpenFile made);
+            if (e == Errno.OK) made.Release();
             return e;
         }
         return CreateByName(parent, name, type, mode & 0xFFF, rdev, caller, default, out attr);
