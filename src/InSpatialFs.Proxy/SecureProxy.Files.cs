@@ -314,11 +314,12 @@ public sealed partial class SecureProxy
 
     /// <summary>
     /// READ of a DirectFS file served through the daemon (passthrough unavailable, or an open the io-mode rules keep
-    /// mediated) with --direct-fallback splice: the backend splices from its leased descriptor into the reader's pipe.
-    /// Policy was decided at OPEN; the byte counters and the data rate limit apply as on the copy path.
+    /// mediated) with --direct-fallback splice: the answer names the open file's descriptor, leased until the
+    /// protocol server has spliced from it. Policy was decided at OPEN; the bytes count in <see cref="ReadSpliced"/>.
     /// </summary>
-    public bool TryReadSpliced(FuseRequest request, ulong nodeId, ulong fh, long offset, int size, ISpliceReadSink sink, out Errno result)
+    public bool TryReadSpliced(FuseRequest request, ulong nodeId, ulong fh, long offset, int size, out SplicedReadSource source, out Errno result)
     {
+        source = default;
         result = Errno.OK;
         if (!_spliceDirectReads || !_handles.TryGet(fh, out ProxyHandle handle) || handle.BackingId != 0
             || !_mounts[handle.Node.Mount].Direct || handle.File is not ISplicedReads spliced)
@@ -326,14 +327,27 @@ public sealed partial class SecureProxy
             return false;
         }
 
-        result = spliced.ReadSpliced(offset, size, sink, out int bytesRead);
-        if (result == Errno.OK)
+        if (offset < 0)
         {
-            Interlocked.Add(ref handle.BytesRead, bytesRead);
-            HoldForRateLimit(request, FsOp.Read, bytesRead);
+            result = Errno.EINVAL;
+        }
+        else if (!SplicedReadSource.TryLease(spliced.SpliceDescriptor, offset, size, out source))
+        {
+            result = Errno.EBADF; // released meanwhile
         }
 
         return true;
+    }
+
+    /// <summary>The byte counters and the data rate limit of a spliced READ, as on the copy path.</summary>
+    public void ReadSpliced(FuseRequest request, ulong fh, int bytes)
+    {
+        if (_handles.TryGet(fh, out ProxyHandle handle))
+        {
+            Interlocked.Add(ref handle.BytesRead, bytes);
+        }
+
+        HoldForRateLimit(request, FsOp.Read, bytes);
     }
 
     public Errno Write(FuseRequest request, ulong nodeId, ulong fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)

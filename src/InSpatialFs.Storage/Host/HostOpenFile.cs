@@ -1,4 +1,3 @@
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage.Direct;
@@ -38,14 +37,7 @@ internal sealed unsafe class HostOpenFile(HostFileSystem fs, HostNode node, Safe
         return Errno.OK;
     }
 
-    public Errno ReadSpliced(long offset, int length, ISpliceReadSink sink, out int bytesRead)
-    {
-        ArgumentNullException.ThrowIfNull(sink);
-        bytesRead = 0;
-        if (!FdLease.TryBorrow(Fd, out FdLease lease)) return Errno.EBADF;
-        using var l = lease;
-        return sink.SpliceFrom(l.Fd, offset, length, out bytesRead);
-    }
+    public SafeFd SpliceDescriptor => Fd;
 
     public Errno Write(long offset, ReadOnlySpan<byte> data, out int bytesWritten)
     {

@@ -1,4 +1,3 @@
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage.Direct;
@@ -33,11 +32,10 @@ internal sealed class OverlayOpenFile : IOpenFile, ISplicedReads
 
     public Errno Read(long offset, Span<byte> buffer, out int bytesRead) => Inner.Read(offset, buffer, out bytesRead);
 
-    public Errno ReadSpliced(long offset, int length, ISpliceReadSink sink, out int bytesRead)
-    {
-        bytesRead = 0;
-        return Inner is ISplicedReads spliced ? spliced.ReadSpliced(offset, length, sink, out bytesRead) : Errno.EINVAL;
-    }
+    /// <summary>The layer file's descriptor; a layer file without one (never the case for host layers) is closed.</summary>
+    public SafeFd SpliceDescriptor => Inner is ISplicedReads spliced ? spliced.SpliceDescriptor : Closed;
+
+    private static readonly SafeFd Closed = new();
 
     public Errno Write(long offset, ReadOnlySpan<byte> data, out int bytesWritten) => Inner.Write(offset, data, out bytesWritten);
 
