@@ -3,7 +3,7 @@ using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
-using InSpatialFs.Storage.Direct;
+using InSpatialFs.Proxy.Direct;
 using InSpatialFs.Storage.Host;
 using InSpatialFs.Storage.Mounts;
 using Microsoft.Extensions.Logging.Abstractions;

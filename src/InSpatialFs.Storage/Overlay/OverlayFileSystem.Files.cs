@@ -1,8 +1,6 @@
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage.Host;
-using InSpatialFs.Storage.Direct;
 using static InSpatialFs.Interop.LibC;
 
 namespace InSpatialFs.Storage.Overlay;
