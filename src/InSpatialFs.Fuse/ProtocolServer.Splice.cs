@@ -4,9 +4,9 @@ using InSpatialFs.Interop;
 
 namespace InSpatialFs.Fuse;
 
-// Spliced READ replies (IFuseSplicedRead): the file system fills the reader's data pipe from a host descriptor and
-// the reply goes header + pipe → /dev/fuse. Every path either answers the request exactly once with the length
-// really spliced, or leaves it to the copy path with the pipes drained.
+// Spliced READ replies (IFuseSplicedRead): the file system names a leased descriptor range, the server splices it
+// into the reader's data pipe and the reply goes header + pipe → /dev/fuse. Every path either answers the request
+// exactly once with the length really spliced, or leaves it to the copy path with the pipes drained.
 public sealed partial class ProtocolServer
 {
     /// <summary>True when the READ was answered (or is gone); false when the copy path must serve it.</summary>
@@ -21,10 +21,33 @@ public sealed partial class ProtocolServer
         }
 
         int size = (int)Math.Min(arg.Size, (uint)(reader.ReplyBuffer.Length - OutHeaderSize));
-        bool handled = _splicedRead!.TryReadSpliced(reader.Request, reader.Request.NodeId, arg.Fh, (long)arg.Offset, size, pipes, out Errno result);
-        if (!handled || result != Errno.OK)
+        if (!_splicedRead!.TryReadSpliced(reader.Request, reader.Request.NodeId, arg.Fh, (long)arg.Offset, size, out SplicedReadSource source, out Errno result)
+            || result != Errno.OK)
         {
-            // Not spliceable, or failed: whatever reached the pipe goes, and the copy path answers (with its own errno).
+            return false; // not spliceable, or refused: the copy path answers (with its own errno)
+        }
+
+        if (source.Length > size || source.Offset < 0)
+        {
+            source.Release();
+            SendError(reader, reader.Request.Unique, BadResult(reader, $"spliced READ names {source.Length} bytes for a {size}-byte request"));
+            reader.Replied = true;
+            return true;
+        }
+
+        Errno spliced;
+        try
+        {
+            spliced = pipes.SpliceFrom(source.Fd, source.Offset, source.Length, out _);
+        }
+        finally
+        {
+            source.Release();
+        }
+
+        if (spliced != Errno.OK)
+        {
+            // Failed midway: whatever reached the pipe goes, and the copy path answers (with its own errno).
             if (pipes.Length != 0)
             {
                 pipes.Drain(reader.ReplyBuffer.Span);
@@ -33,6 +56,7 @@ public sealed partial class ProtocolServer
             return false;
         }
 
+        _splicedRead.ReadSpliced(reader.Request, arg.Fh, pipes.Length);
         if (pipes.Length > size)
         {
             pipes.Drain(reader.ReplyBuffer.Span);

@@ -14,6 +14,10 @@ internal static partial class Log
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "DirectFS: FUSE passthrough is off (not offered by the kernel, or --no-passthrough); direct mounts are served through the daemon (direct: {Mode})")]
     public static partial void PassthroughNotOffered(ILogger logger, string mode);
 
+    // 2110: the id this line had while the backing-id table lived in storage; log readers match on it.
+    [LoggerMessage(EventId = 2110, Level = LogLevel.Warning, Message = "DirectFS: kernel passthrough unavailable ({Errno}); direct files are served through the daemon (direct: {Mode})")]
+    public static partial void PassthroughUnavailable(ILogger logger, InSpatialFs.Interop.Errno errno, string mode);
+
     [LoggerMessage(EventId = 3004, Level = LogLevel.Debug, Message = "hard-link scan below protected paths stopped: {Reason}")]
     public static partial void AliasScanStopped(ILogger logger, string reason);
 

@@ -103,10 +103,10 @@ public sealed partial class SecureProxy
     private static List<string> ChildNames(IFileSystemBackend backend, ulong dir, int limit)
     {
         var names = new NameCollector(limit);
-        if (backend.OpenDir(dir, out ulong fh) == Errno.OK)
+        if (backend.OpenDir(dir, out IOpenDirectory listing) == Errno.OK)
         {
-            backend.ReadDir(dir, fh, 0, names);
-            backend.ReleaseDir(dir, fh);
+            listing.ReadDir(0, names);
+            listing.Release();
         }
 
         return names.Names;

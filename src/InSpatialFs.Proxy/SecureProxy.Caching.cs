@@ -98,12 +98,14 @@ public sealed partial class SecureProxy
     /// FOPEN_KEEP_CACHE for read-only opens of long-cached files: their data can only change by a write the kernel
     /// sees, so the page cache survives close and reopen. (Opened drops it again where passthrough serves the file.)
     /// </summary>
-    private void KeepCacheIfFixed(ProxyNode node, int flags, ref OpenResult result)
+    private FopenFlags KeepCacheIfFixed(ProxyNode node, int flags, FopenFlags openFlags)
     {
-        if ((flags & LibC.O_ACCMODE) == LibC.O_RDONLY && (flags & LibC.O_TRUNC) == 0 && (result.Flags & FopenFlags.DirectIo) == 0 && LongCached(node))
+        if ((flags & LibC.O_ACCMODE) == LibC.O_RDONLY && (flags & LibC.O_TRUNC) == 0 && (openFlags & FopenFlags.DirectIo) == 0 && LongCached(node))
         {
-            result.Flags |= FopenFlags.KeepCache;
+            openFlags |= FopenFlags.KeepCache;
         }
+
+        return openFlags;
     }
 
     /// <summary>FOPEN_CACHE_DIR (the kernel keeps the listing) and KEEP_CACHE (an opendir does not drop it) for long-cached directories.</summary>

@@ -31,10 +31,10 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        err = BackendOf(node).OpenDir(node.Ino, out ulong backendFh);
+        err = BackendOf(node).OpenDir(node.Ino, out IOpenDirectory directory);
         if (err == Errno.OK)
         {
-            err = Opened(node, new OpenResult { Fh = backendFh, Flags = DirectoryCacheFlags(node) }, flags, e.Decision, isDirectory: true, counted: false, out open);
+            open = new FuseOpenOut { Fh = _handles.Add(new ProxyHandle(node, directory, flags)), OpenFlags = DirectoryCacheFlags(node) };
         }
 
         return Complete(e, err, started);
@@ -46,7 +46,7 @@ public sealed partial class SecureProxy
     public Errno ReadDir(FuseRequest request, ulong nodeId, ulong fh, long offset, bool plus, ref DirentWriter writer)
     {
         Interlocked.Increment(ref _readDirRequests);
-        if (!_handles.TryGet(fh, out ProxyHandle handle) || !handle.IsDirectory)
+        if (!_handles.TryGet(fh, out ProxyHandle handle) || handle.Directory is not { } directory)
         {
             return Errno.EBADF;
         }
@@ -65,7 +65,7 @@ public sealed partial class SecureProxy
         while (true)
         {
             DirectoryBatch batch = DirectoryBatch.Rent(plus ? 64 : 256);
-            Errno err = backend.ReadDir(dir.Ino, handle.BackendFh, offset, batch);
+            Errno err = directory.ReadDir(offset, batch);
             if (err != Errno.OK)
             {
                 return writer.IsEmpty ? err : Errno.OK;
@@ -185,14 +185,14 @@ public sealed partial class SecureProxy
 
     public Errno ReleaseDir(FuseRequest request, ulong nodeId, ulong fh)
     {
-        if (!_handles.TryRemove(fh, out ProxyHandle handle))
+        if (!_handles.TryGet(fh, out ProxyHandle handle) || handle.Directory is not { } directory || !_handles.TryRemove(fh, out _))
         {
             return Errno.EBADF;
         }
 
-        return BackendOf(handle.Node).ReleaseDir(handle.Node.Ino, handle.BackendFh);
+        return directory.Release();
     }
 
     public Errno FsyncDir(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly) =>
-        _handles.TryGet(fh, out ProxyHandle handle) ? BackendOf(handle.Node).FsyncDir(handle.Node.Ino, handle.BackendFh, dataOnly) : Errno.EBADF;
+        _handles.TryGet(fh, out ProxyHandle handle) && handle.Directory is { } directory ? directory.FsyncDir(dataOnly) : Errno.EBADF;
 }

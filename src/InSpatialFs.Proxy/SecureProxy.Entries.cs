@@ -347,14 +347,14 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        err = BackendOf(dir).Create(dir.Ino, name, flags, mode, CallerOf(request), out FuseAttr attr, out OpenResult result);
+        err = BackendOf(dir).Create(dir.Ino, name, flags, mode, CallerOf(request), out FuseAttr attr, out IOpenFile file);
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
             e.Object = IdentityOfEntry(entry);
             ChargedNewObject(dir.Mount, entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, counted, out open);
+            err = Opened(node, file, file.OpenFlags, flags, DirectForWrite(node, e), counted, out open);
         }
 
         if (err != Errno.OK)
@@ -396,7 +396,7 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        err = BackendOf(dir).TmpFile(dir.Ino, flags, mode, CallerOf(request), out FuseAttr attr, out OpenResult result);
+        err = BackendOf(dir).TmpFile(dir.Ino, flags, mode, CallerOf(request), out FuseAttr attr, out IOpenFile file);
         if (err == Errno.OK)
         {
             // An unnamed file: it hangs under its directory with a name nobody can look up.
@@ -404,7 +404,7 @@ public sealed partial class SecureProxy
             e.Object = IdentityOfEntry(entry);
             ChargedNewObject(dir.Mount, entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, counted, out open);
+            err = Opened(node, file, file.OpenFlags, flags, DirectForWrite(node, e), counted, out open);
         }
 
         if (err != Errno.OK)

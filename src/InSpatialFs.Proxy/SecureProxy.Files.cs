@@ -13,7 +13,7 @@ using InSpatialFs.Storage.Posix;
 
 namespace InSpatialFs.Proxy;
 
-// Attributes, open files and their data.
+// Attributes, opening and releasing files (their data: SecureProxy.Data.cs).
 public sealed partial class SecureProxy
 {
     public Errno GetAttr(FuseRequest request, ulong nodeId, ulong? fh, out FuseAttrOut attr)
@@ -76,16 +76,7 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        FuseSetattrIn backendChange = change;
-        if ((valid & FattrFlags.Fh) != 0 && _handles.TryGet(change.Fh, out ProxyHandle handle))
-        {
-            backendChange.Fh = handle.BackendFh;
-        }
-        else
-        {
-            backendChange.Valid &= ~(uint)FattrFlags.Fh;
-        }
-
+        AttrChange backendChange = ToAttrChange(change, (valid & FattrFlags.Fh) != 0 && _handles.TryGet(change.Fh, out ProxyHandle handle) ? handle.File : null);
         FuseAttr a = default;
         if ((valid & FattrFlags.Mode) != 0 && WriteKillsSetId(change.Mode) && OffersPassthrough(_mounts[node.Mount]))
         {
@@ -107,6 +98,26 @@ public sealed partial class SecureProxy
         }
 
         return Complete(e, err, started);
+    }
+
+    /// <summary>The wire SETATTR as the typed change set backends take (FATTR_LOCKOWNER only says who asked: dropped).</summary>
+    private static AttrChange ToAttrChange(in FuseSetattrIn change, IOpenFile? file)
+    {
+        var valid = (FattrFlags)change.Valid;
+        return new AttrChange
+        {
+            Mode = (valid & FattrFlags.Mode) != 0 ? change.Mode : null,
+            Uid = (valid & FattrFlags.Uid) != 0 ? change.Uid : null,
+            Gid = (valid & FattrFlags.Gid) != 0 ? change.Gid : null,
+            Size = (valid & FattrFlags.Size) != 0 ? change.Size : null,
+            Atime = (valid & FattrFlags.AtimeNow) != 0 ? TimeChange.AtNow
+                : (valid & FattrFlags.Atime) != 0 ? new TimeChange((long)change.Atime, change.AtimeNsec) : null,
+            Mtime = (valid & FattrFlags.MtimeNow) != 0 ? TimeChange.AtNow
+                : (valid & FattrFlags.Mtime) != 0 ? new TimeChange((long)change.Mtime, change.MtimeNsec) : null,
+            Ctime = (valid & FattrFlags.Ctime) != 0 ? new TimeChange((long)change.Ctime, change.CtimeNsec) : null,
+            KillSetId = (valid & FattrFlags.KillSuidGid) != 0,
+            File = file,
+        };
     }
 
     public Errno ReadLink(FuseRequest request, ulong nodeId, Span<byte> buffer, out int length)
@@ -162,7 +173,7 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out OpenResult result);
+        err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out IOpenFile file);
         if (err == Errno.OK && (openFlags & FuseConstants.OpenKillSuidgid) != 0 && (flags & LibC.O_TRUNC) != 0)
         {
             KillSetIdBits(node, CallerOf(request)); // the backend truncated as the daemon, which keeps the bits
@@ -170,8 +181,7 @@ public sealed partial class SecureProxy
 
         if (err == Errno.OK)
         {
-            KeepCacheIfFixed(node, flags, ref result);
-            err = Opened(node, result, flags, DirectForWrite(node, e), isDirectory: false, counted, out open);
+            err = Opened(node, file, KeepCacheIfFixed(node, flags, file.OpenFlags), flags, DirectForWrite(node, e), counted, out open);
         }
 
         if (err != Errno.OK)
@@ -219,15 +229,15 @@ public sealed partial class SecureProxy
     /// passthrough takes later read-only opens into passthrough (their policy check is the OPEN itself); a write
     /// that the level wants mediated cannot join and gets ETXTBSY, as writing a running executable does.
     /// </summary>
-    private Errno Opened(ProxyNode node, OpenResult result, int flags, Decision decision, bool isDirectory, bool counted, out FuseOpenOut open)
+    private Errno Opened(ProxyNode node, IOpenFile file, FopenFlags openFlags, int flags, Decision decision, bool counted, out FuseOpenOut open)
     {
         open = default;
-        var handle = new ProxyHandle(node, result.Fh, flags, isDirectory) { CountedOpen = counted };
-        FopenFlags openFlags = result.Flags;
+        var handle = new ProxyHandle(node, file, flags) { CountedOpen = counted };
         // The kernel keeps its own reference to a registered file, so our descriptor is closed either way.
-        using (SafeFd? passthroughFd = result.PassthroughFd)
+        bool mayPassthrough = OffersPassthrough(_mounts[node.Mount]) && _passthrough != null;
+        using (SafeFd? passthroughFd = mayPassthrough ? file.DuplicatePassthroughFd() : null)
         {
-            if (passthroughFd != null && OffersPassthrough(_mounts[node.Mount]) && _passthrough != null)
+            if (passthroughFd != null)
             {
                 lock (_ioModeLock)
                 {
@@ -241,11 +251,11 @@ public sealed partial class SecureProxy
                         && (decision == Decision.AllowDirect || (node.PassthroughOpens > 0 && readOnly));
                     if (!wantPassthrough && node.PassthroughOpens > 0)
                     {
-                        BackendOf(node).Release(node.Ino, result.Fh);
+                        file.Release();
                         return Errno.ETXTBSY;
                     }
 
-                    if (wantPassthrough && _passthrough.Acquire(PassthroughKey(node), passthroughFd, out int backingId) == Errno.OK)
+                    if (wantPassthrough && _passthrough!.Acquire(PassthroughKey(node), passthroughFd, out int backingId) == Errno.OK)
                     {
                         handle.BackingId = backingId;
                         node.PassthroughOpens++;
@@ -282,151 +292,14 @@ public sealed partial class SecureProxy
     private static bool OffersPassthrough(MountEntry mount)
         => mount.Direct || (mount.Kind == MountKind.Memory && mount.Backend is MemoryFileSystem { KernelData: true });
 
-    public Errno Read(FuseRequest request, ulong nodeId, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
-    {
-        bytesRead = 0;
-        if (!_handles.TryGet(fh, out ProxyHandle handle))
-        {
-            return Errno.EBADF;
-        }
-
-        Errno err = BackendOf(handle.Node).Read(handle.Node.Ino, handle.BackendFh, offset, buffer, out bytesRead);
-        if (err == Errno.OK)
-        {
-            Interlocked.Add(ref handle.BytesRead, bytesRead);
-            HoldForRateLimit(request, FsOp.Read, bytesRead);
-        }
-
-        return err;
-    }
-
-    public bool SplicedReadsWanted => _spliceDirectReads;
-
-    /// <summary>
-    /// READ of a DirectFS file served through the daemon (passthrough unavailable, or an open the io-mode rules keep
-    /// mediated) with --direct-fallback splice: the backend splices from its leased descriptor into the reader's pipe.
-    /// Policy was decided at OPEN; the byte counters and the data rate limit apply as on the copy path.
-    /// </summary>
-    public bool TryReadSpliced(FuseRequest request, ulong nodeId, ulong fh, long offset, int size, ISpliceReadSink sink, out Errno result)
-    {
-        result = Errno.OK;
-        if (!_spliceDirectReads || !_handles.TryGet(fh, out ProxyHandle handle) || handle.BackingId != 0
-            || !_mounts[handle.Node.Mount].Direct || BackendOf(handle.Node) is not ISplicedReads spliced)
-        {
-            return false;
-        }
-
-        result = spliced.ReadSpliced(handle.Node.Ino, handle.BackendFh, offset, size, sink, out int bytesRead);
-        if (result == Errno.OK)
-        {
-            Interlocked.Add(ref handle.BytesRead, bytesRead);
-            HoldForRateLimit(request, FsOp.Read, bytesRead);
-        }
-
-        return true;
-    }
-
-    public Errno Write(FuseRequest request, ulong nodeId, ulong fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
-    {
-        bytesWritten = 0;
-        if (!_handles.TryGet(fh, out ProxyHandle handle))
-        {
-            return Errno.EBADF;
-        }
-
-        Errno refused = BeginGrowth(handle.Node, offset + data.Length, 0, out QuotaHold quota);
-        if (refused != Errno.OK)
-        {
-            return refused;
-        }
-
-        Errno result = WriteAdmitted(request, handle, offset, data, writeFlags, out bytesWritten);
-        EndGrowth(handle.Node, quota); // a failed or short write settles at what it really allocated
-        return result;
-    }
-
-    private Errno WriteAdmitted(FuseRequest request, ProxyHandle handle, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)
-    {
-        bytesWritten = 0;
-
-        // The handle was admitted for writing at OPEN; the first WRITE is still an event of its own
-        // (rules on overwrites key on it), later ones are only counted and reported at RELEASE.
-        if (Volatile.Read(ref handle.WriteRecorded) == 0 && Interlocked.Exchange(ref handle.WriteRecorded, 1) == 0)
-        {
-            FsEvent e = NewEvent(request, FsOp.Write, handle.Node);
-            e.Size = data.Length;
-            Errno denied = Admit(request, e, _mounts[handle.Node.Mount], out _);
-            if (denied != Errno.OK)
-            {
-                return denied;
-            }
-
-            long started = Stopwatch.GetTimestamp();
-            Errno first = BackendOf(handle.Node).Write(handle.Node.Ino, handle.BackendFh, offset, data, out bytesWritten);
-            Interlocked.Add(ref handle.BytesWritten, bytesWritten);
-            if (first == Errno.OK)
-            {
-                KillSuidGidAfterWrite(request, handle, writeFlags);
-            }
-
-            return Complete(e, first, started);
-        }
-
-        Errno err = BackendOf(handle.Node).Write(handle.Node.Ino, handle.BackendFh, offset, data, out bytesWritten);
-        if (err == Errno.OK)
-        {
-            Interlocked.Add(ref handle.BytesWritten, bytesWritten);
-            KillSuidGidAfterWrite(request, handle, writeFlags);
-            HoldForRateLimit(request, FsOp.Write, bytesWritten);
-        }
-
-        return err;
-    }
-
-    /// <summary>Throttling delays the reply, never fails it (an interrupt ends the wait early).</summary>
-    private void HoldForRateLimit(FuseRequest request, FsOp op, int bytes)
-    {
-        TimeSpan delay = _gate.DataDelay(request.Pid, op, bytes);
-        if (delay > TimeSpan.Zero)
-        {
-            request.WaitForInterrupt(delay);
-        }
-    }
-
-    /// <summary>
-    /// With HANDLE_KILLPRIV_V2 the kernel leaves clearing set-id bits to us and flags the writes and O_TRUNC opens that
-    /// must do it (a caller without CAP_FSETID): a setuid file modified that way loses the bit, as on any local
-    /// filesystem, or a container could turn a root-owned setuid binary into its own. The backends apply
-    /// FATTR_KILL_SUIDGID with the kernel's rule (setgid only with group execute).
-    /// </summary>
-    private void KillSetIdBits(ProxyNode node, in Caller caller)
-    {
-        IFileSystemBackend backend = BackendOf(node);
-        if (backend.GetAttr(node.Ino, out FuseAttr attr) != Errno.OK || (attr.Mode & (LibC.S_ISUID | LibC.S_ISGID)) == 0)
-        {
-            return;
-        }
-
-        var change = new FuseSetattrIn { Valid = (uint)FattrFlags.KillSuidGid };
-        backend.SetAttr(node.Ino, change, caller, out _);
-    }
-
-    private void KillSuidGidAfterWrite(FuseRequest request, ProxyHandle handle, uint writeFlags)
-    {
-        if ((writeFlags & FuseConstants.WriteKillSuidgid) != 0)
-        {
-            KillSetIdBits(handle.Node, CallerOf(request));
-        }
-    }
-
     public Errno Release(FuseRequest request, ulong nodeId, ulong fh, int flags)
     {
-        if (!_handles.TryRemove(fh, out ProxyHandle handle))
+        if (!_handles.TryGet(fh, out ProxyHandle handle) || handle.File is not { } file || !_handles.TryRemove(fh, out _))
         {
             return Errno.EBADF;
         }
 
-        Errno err = BackendOf(handle.Node).Release(handle.Node.Ino, handle.BackendFh);
+        Errno err = file.Release();
         if (handle.BackingId != 0 || handle.CountedCached)
         {
             lock (_ioModeLock)
@@ -463,96 +336,6 @@ public sealed partial class SecureProxy
         e.Result = (int)err;
         _gate.Record(e);
         return err;
-    }
-
-    public Errno Flush(FuseRequest request, ulong nodeId, ulong fh) =>
-        _handles.TryGet(fh, out ProxyHandle handle) ? BackendOf(handle.Node).Flush(handle.Node.Ino, handle.BackendFh) : Errno.EBADF;
-
-    public Errno Fsync(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly) =>
-        _handles.TryGet(fh, out ProxyHandle handle) ? BackendOf(handle.Node).Fsync(handle.Node.Ino, handle.BackendFh, dataOnly) : Errno.EBADF;
-
-    public Errno Fallocate(FuseRequest request, ulong nodeId, ulong fh, int mode, long offset, long length)
-    {
-        Errno bad = FallocateMode.Check(mode, offset, length); // the kernel checked already; the backends check again
-        if (bad != Errno.OK)
-        {
-            return bad;
-        }
-
-        if (!_handles.TryGet(fh, out ProxyHandle handle))
-        {
-            return Errno.EBADF;
-        }
-
-        FsEvent e = NewEvent(request, FsOp.Fallocate, handle.Node);
-        e.Flags = mode;
-        e.Size = length;
-        Errno err = Admit(request, e, _mounts[handle.Node.Mount], out _);
-        if (err != Errno.OK)
-        {
-            return err;
-        }
-
-        // Every mode but punching a hole may allocate the whole range, KEEP_SIZE included: disk quotas count blocks.
-        long allocating = (mode & FallocateMode.PunchHole) != 0 ? 0 : length;
-        if ((err = BeginGrowth(handle.Node, -1, allocating, out QuotaHold quota)) != Errno.OK)
-        {
-            return Complete(e, err, Stopwatch.GetTimestamp());
-        }
-
-        long started = Stopwatch.GetTimestamp();
-        err = BackendOf(handle.Node).Fallocate(handle.Node.Ino, handle.BackendFh, mode, offset, length);
-        EndGrowth(handle.Node, quota);
-
-        return Complete(e, err, started);
-    }
-
-    public Errno Lseek(FuseRequest request, ulong nodeId, ulong fh, long offset, int whence, out long result)
-    {
-        result = 0;
-        return _handles.TryGet(fh, out ProxyHandle handle)
-            ? BackendOf(handle.Node).Lseek(handle.Node.Ino, handle.BackendFh, offset, whence, out result)
-            : Errno.EBADF;
-    }
-
-    public Errno CopyFileRange(FuseRequest request, ulong nodeIn, ulong fhIn, long offsetIn, ulong nodeOut, ulong fhOut, long offsetOut, long length, ulong flags, out long copied)
-    {
-        copied = 0;
-        if (!_handles.TryGet(fhIn, out ProxyHandle source) || !_handles.TryGet(fhOut, out ProxyHandle destination))
-        {
-            return Errno.EBADF;
-        }
-
-        if (flags != 0)
-        {
-            return Errno.EINVAL;
-        }
-
-        if (source.Node.Mount != destination.Node.Mount)
-        {
-            return Errno.EXDEV; // the kernel falls back to read + write through both mounts
-        }
-
-        FsEvent e = NewEvent(request, FsOp.CopyFileRange, source.Node);
-        e.Target = _nodes.PathOf(destination.Node); // the write side: the gate checks it as a write
-        e.Object = IdentityOf(destination.Node); // the object this op writes
-        e.Size = length;
-        Errno err = Admit(request, e, _mounts[destination.Node.Mount], out _);
-        if (err != Errno.OK)
-        {
-            return err;
-        }
-
-        if ((err = BeginGrowth(destination.Node, offsetOut + length, 0, out QuotaHold quota)) != Errno.OK)
-        {
-            return Complete(e, err, Stopwatch.GetTimestamp());
-        }
-
-        long started = Stopwatch.GetTimestamp();
-        err = BackendOf(source.Node).CopyFileRange(source.Node.Ino, source.BackendFh, offsetIn, destination.Node.Ino, destination.BackendFh, offsetOut, length, out copied);
-        EndGrowth(destination.Node, quota);
-        e.Size = copied;
-        return Complete(e, err, started);
     }
 
     public Errno StatFs(FuseRequest request, ulong nodeId, out FuseKstatfs stat)

@@ -8,7 +8,7 @@ using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Policy;
 using InSpatialFs.Security.Resources;
 using InSpatialFs.Storage;
-using InSpatialFs.Storage.Direct;
+using InSpatialFs.Proxy.Direct;
 using InSpatialFs.Storage.Mounts;
 using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;

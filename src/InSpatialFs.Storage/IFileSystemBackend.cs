@@ -6,18 +6,6 @@ namespace InSpatialFs.Storage;
 /// <summary>The credentials of the process that made the request (from the FUSE in-header).</summary>
 public readonly record struct Caller(uint Uid, uint Gid, uint Pid);
 
-/// <summary>What an open produced: the backend's file handle and how the kernel should treat the file.</summary>
-public struct OpenResult
-{
-    public ulong Fh;
-    public FopenFlags Flags;
-    /// <summary>
-    /// Set by a DirectFS backend: the host descriptor the kernel should read and write directly
-    /// (FUSE passthrough). The proxy registers it and owns it from then on; null for proxied files.
-    /// </summary>
-    public SafeFd? PassthroughFd;
-}
-
 /// <summary>Receives directory entries; returns false when the reply buffer is full (stop, nothing lost).</summary>
 public interface IDirectoryEntrySink
 {
@@ -36,7 +24,7 @@ public interface IDirectoryEntrySink
 ///
 /// Reference rule: every call that returns an entry (Lookup, Create, TmpFile, MkNod, MkDir, Symlink, Link)
 /// adds one kernel reference to that node; <see cref="Forget"/> drops references. A node must stay readable
-/// (GetAttr, Read, Write on open handles) while it has references or open handles, even after unlink.
+/// (GetAttr, and Read and Write through its open files) while it has references or open files, even after unlink.
 ///
 /// Ownership: new nodes belong to <see cref="Caller"/> (uid, and gid unless the parent is setgid).
 /// Permission bits are checked by the kernel (default_permissions); backends do not re-check them.
@@ -57,8 +45,8 @@ public interface IFileSystemBackend : IDisposable
 
     Errno GetAttr(ulong ino, out FuseAttr attr);
 
-    /// <summary>Applies the FATTR_* fields set in <paramref name="change"/>.Valid (FATTR_FH: use change.Fh).</summary>
-    Errno SetAttr(ulong ino, in FuseSetattrIn change, in Caller caller, out FuseAttr attr);
+    /// <summary>Applies the changes set in <paramref name="change"/> (a truncate through change.File when given).</summary>
+    Errno SetAttr(ulong ino, in AttrChange change, in Caller caller, out FuseAttr attr);
 
     Errno ReadLink(ulong ino, Span<byte> buffer, out int length);
 
@@ -79,31 +67,15 @@ public interface IFileSystemBackend : IDisposable
     Errno Link(ulong ino, ulong newParent, ReadOnlySpan<byte> newName, out FuseAttr attr);
 
     /// <summary>flags are open(2) flags; O_TRUNC must truncate (ATOMIC_O_TRUNC is negotiated).</summary>
-    Errno Open(ulong ino, int flags, in Caller caller, out OpenResult result);
+    Errno Open(ulong ino, int flags, in Caller caller, out IOpenFile file);
 
-    Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result);
+    Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file);
 
     /// <summary>O_TMPFILE: an unnamed file in <paramref name="parent"/> (nlink 0 until linked).</summary>
-    Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result);
+    Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file);
 
-    /// <summary>Reads up to buffer.Length bytes; a short count means end of file.</summary>
-    Errno Read(ulong ino, ulong fh, long offset, Span<byte> buffer, out int bytesRead);
-
-    Errno Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten);
-
-    Errno Flush(ulong ino, ulong fh);
-
-    Errno Fsync(ulong ino, ulong fh, bool dataOnly);
-
-    Errno Release(ulong ino, ulong fh);
-
-    /// <summary>mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE; others EOPNOTSUPP.</summary>
-    Errno Fallocate(ulong ino, ulong fh, int mode, long offset, long length);
-
-    /// <summary>whence: SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE (ENXIO past the end).</summary>
-    Errno Lseek(ulong ino, ulong fh, long offset, int whence, out long result);
-
-    Errno CopyFileRange(ulong inoIn, ulong fhIn, long offsetIn, ulong inoOut, ulong fhOut, long offsetOut, long length, out long copied);
+    /// <summary>Both files are this backend's open files (EXDEV otherwise: the kernel then copies through READ and WRITE).</summary>
+    Errno CopyFileRange(IOpenFile input, long offsetIn, IOpenFile output, long offsetOut, long length, out long copied);
 
     Errno StatFs(out FuseKstatfs stat);
 
@@ -118,15 +90,5 @@ public interface IFileSystemBackend : IDisposable
 
     Errno RemoveXattr(ulong ino, ReadOnlySpan<byte> name);
 
-    Errno OpenDir(ulong ino, out ulong fh);
-
-    /// <summary>
-    /// Lists entries after cookie <paramref name="offset"/> (0 = from the start, including "." and "..")
-    /// until the sink is full. Cookies must stay valid across creates and deletes between calls.
-    /// </summary>
-    Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink);
-
-    Errno ReleaseDir(ulong ino, ulong fh);
-
-    Errno FsyncDir(ulong ino, ulong fh, bool dataOnly);
+    Errno OpenDir(ulong ino, out IOpenDirectory directory);
 }

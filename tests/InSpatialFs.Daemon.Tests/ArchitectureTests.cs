@@ -1,4 +1,6 @@
 using System.Reflection;
+using System.Reflection.Metadata;
+using System.Reflection.PortableExecutable;
 
 namespace InSpatialFs.Daemon.Tests;
 
@@ -43,6 +45,44 @@ public sealed class ArchitectureTests
         Assert.That(daemon.Where(r => Names(r, "System.CommandLine")), Is.Not.Empty, "the control: the same match finds the daemon's System.CommandLine");
 
         static bool Names(string reference, string package) => (reference + ",").StartsWith(package.TrimEnd(',') + ",", StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Storage may reference the Fuse assembly only for its ABI (attributes, open flags, statfs): the request path runs
+    /// Fuse → Proxy → Storage and never back up, so no server type (connection, pipes, requests) may appear in storage.
+    /// Checked on every type reference in Storage's metadata, nested types by their outermost type.
+    /// </summary>
+    [Test]
+    public void Storage_uses_only_the_abi_types_of_fuse()
+    {
+        List<string> fuseTypes = TypesReferencedFrom("InSpatialFs.Storage", "InSpatialFs.Fuse");
+        Assert.That(fuseTypes, Does.Contain("InSpatialFs.Fuse.Abi.FuseAttr"), "the positive control: storage answers with FUSE attributes");
+        Assert.That(fuseTypes.Where(t => !t.StartsWith("InSpatialFs.Fuse.Abi.", StringComparison.Ordinal)), Is.Empty,
+            "storage references a Fuse type outside InSpatialFs.Fuse.Abi");
+    }
+
+    /// <summary>Full names of the types <paramref name="layer"/> references in assembly <paramref name="target"/>.</summary>
+    private static List<string> TypesReferencedFrom(string layer, string target)
+    {
+        using var pe = new PEReader(File.OpenRead(Load(layer).Location));
+        MetadataReader md = pe.GetMetadataReader();
+        var names = new List<string>();
+        foreach (TypeReferenceHandle handle in md.TypeReferences)
+        {
+            TypeReference type = md.GetTypeReference(handle);
+            while (type.ResolutionScope.Kind == HandleKind.TypeReference)
+            {
+                type = md.GetTypeReference((TypeReferenceHandle)type.ResolutionScope); // a nested type: its outermost one
+            }
+
+            if (type.ResolutionScope.Kind == HandleKind.AssemblyReference
+                && md.GetString(md.GetAssemblyReference((AssemblyReferenceHandle)type.ResolutionScope).Name) == target)
+            {
+                names.Add(md.GetString(type.Namespace) + "." + md.GetString(type.Name));
+            }
+        }
+
+        return names;
     }
 
     [Test]

@@ -23,11 +23,15 @@ public sealed class SplicedReadAllocationTests
         {
         }
 
-        public bool TryReadSpliced(FuseRequest request, ulong nodeId, ulong fh, long offset, int size, ISpliceReadSink sink, out Errno result)
+        public bool TryReadSpliced(FuseRequest request, ulong nodeId, ulong fh, long offset, int size, out SplicedReadSource source, out Errno result)
         {
             Allocated[_calls++] = GC.GetAllocatedBytesForCurrentThread();
-            result = sink.SpliceFrom(file.Fd, offset, size, out _);
+            result = SplicedReadSource.TryLease(file, offset, size, out source) ? Errno.OK : Errno.EBADF;
             return true;
+        }
+
+        public void ReadSpliced(FuseRequest request, ulong fh, int bytes)
+        {
         }
     }
 

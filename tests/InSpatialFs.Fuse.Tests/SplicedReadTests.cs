@@ -99,14 +99,24 @@ public sealed class SplicedReadTests
     }
 
     [Test]
-    public void A_splice_that_fails_midway_is_drained_and_answered_by_the_copy_path_and_the_next_reply_is_clean()
+    public void A_source_the_splice_cannot_read_is_answered_by_the_copy_path_and_the_next_reply_is_clean()
     {
-        _fs.FailAfterSplicing = Errno.EIO;
+        _fs.NameUnreadableSource = true; // a write-only descriptor: splice(2) refuses it
         AssertHoldsFileBytes(Read(0, 65536), 0, 65536);
         Assert.That(_fs.CopyReads, Is.EqualTo(1), "answered by copy");
-        _fs.FailAfterSplicing = Errno.OK;
+        _fs.NameUnreadableSource = false;
         AssertHoldsFileBytes(Read(65536, 65536), 65536, 65536);
         Assert.That(_kernel.Transport.SplicedReplies, Is.EqualTo(1), "no stale byte of the failed attempt leaked into this reply");
+        Assert.That(_fs.SplicedBytes, Is.EqualTo(65536), "only the bytes really spliced were reported");
+    }
+
+    [Test]
+    public void A_read_the_file_system_refuses_is_answered_by_the_copy_path()
+    {
+        _fs.Refuse = Errno.EIO;
+        AssertHoldsFileBytes(Read(0, 4096), 0, 4096);
+        Assert.That((_fs.SpliceCalls, _fs.CopyReads), Is.EqualTo((1, 1)));
+        Assert.That(_kernel.Transport.SplicedReplies, Is.Zero);
     }
 
     [Test]
@@ -163,44 +173,52 @@ public sealed class SplicedReadTests
     /// <summary>A one-file file system over a real host descriptor: READ by splice, or by pread when asked to copy.</summary>
     private sealed class SplicingFileSystem(string path) : FuseFileSystemBase, IFuseSplicedRead, IDisposable
     {
-        private readonly SafeFd _fd = Open(path);
+        private readonly SafeFd _fd = Open(path, LibC.O_RDONLY);
+        private readonly SafeFd _writeOnly = Open(path, LibC.O_WRONLY);
 
         public bool Wanted { get; set; } = true;
 
         public bool Decline { get; set; }
 
-        /// <summary>Splice the data, then report this errno (OK: succeed).</summary>
-        public Errno FailAfterSplicing { get; set; }
+        /// <summary>Answer with this errno instead of a source (OK: name the file).</summary>
+        public Errno Refuse { get; set; }
+
+        /// <summary>Name a descriptor splice(2) cannot read from.</summary>
+        public bool NameUnreadableSource { get; set; }
 
         public int CopyReads { get; private set; }
 
         public int SpliceCalls { get; private set; }
 
+        public long SplicedBytes { get; private set; }
+
         public bool SplicedReadsWanted => Wanted;
 
-        private static SafeFd Open(string path)
+        private static SafeFd Open(string path, int flags)
         {
-            Assert.That(LibC.OpenFd(path, LibC.O_RDONLY, 0, out SafeFd fd), Is.EqualTo(Errno.OK));
+            Assert.That(LibC.OpenFd(path, flags, 0, out SafeFd fd), Is.EqualTo(Errno.OK));
             return fd;
         }
 
-        public bool TryReadSpliced(FuseRequest request, ulong nodeId, ulong fh, long offset, int size, ISpliceReadSink sink, out Errno result)
+        public bool TryReadSpliced(FuseRequest request, ulong nodeId, ulong fh, long offset, int size, out SplicedReadSource source, out Errno result)
         {
             SpliceCalls++;
-            result = Errno.OK;
+            source = default;
+            result = Refuse;
             if (Decline)
             {
                 return false;
             }
 
-            result = sink.SpliceFrom(_fd.Fd, offset, size, out _);
-            if (result == Errno.OK && FailAfterSplicing != Errno.OK)
+            if (result == Errno.OK && !SplicedReadSource.TryLease(NameUnreadableSource ? _writeOnly : _fd, offset, size, out source))
             {
-                result = FailAfterSplicing;
+                result = Errno.EBADF;
             }
 
             return true;
         }
+
+        public void ReadSpliced(FuseRequest request, ulong fh, int bytes) => SplicedBytes += bytes;
 
         public override Errno Read(FuseRequest request, ulong nodeId, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
         {
@@ -209,6 +227,10 @@ public sealed class SplicedReadTests
             return Errno.OK;
         }
 
-        public void Dispose() => _fd.Dispose();
+        public void Dispose()
+        {
+            _fd.Dispose();
+            _writeOnly.Dispose();
+        }
     }
 }

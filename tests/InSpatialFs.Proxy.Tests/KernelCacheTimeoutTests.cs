@@ -17,8 +17,8 @@ public sealed class KernelCacheTimeoutTests
     {
         var h = new ProxyHarness(("/", false), ("/ro", true));
         Storage.Memory.MemoryFileSystem ro = h.Backends[1];
-        Assert.That(ro.Create(ro.RootIno, ProxyHarness.N("f"), LibC.O_RDWR, 0x1A4, default(Caller), out FuseAttr made, out OpenResult made2), Is.EqualTo(Errno.OK));
-        ro.Release(made.Ino, made2.Fh);
+        Assert.That(ro.Create(ro.RootIno, ProxyHarness.N("f"), LibC.O_RDWR, 0x1A4, default(Caller), out FuseAttr made, out IOpenFile made2), Is.EqualTo(Errno.OK));
+        made2.Release();
         ro.Forget(made.Ino, 1);
 
         Assert.That(h.Lookup(Root, "ro", out FuseEntryOut roRoot), Is.EqualTo(Errno.OK));

@@ -109,9 +109,9 @@ public sealed class PolicyOnObjectsPropertyTests
 
     private static ulong File(MemoryFileSystem fs, ulong parent, string name)
     {
-        Assert.That(fs.Create(parent, Encoding.UTF8.GetBytes(name), LibC.O_RDWR, 0x1A4, new Caller(0, 0, 0), out FuseAttr attr, out OpenResult open), Is.EqualTo(Errno.OK));
-        fs.Write(attr.Ino, open.Fh, 0, "secret content"u8, out _);
-        fs.Release(attr.Ino, open.Fh);
+        Assert.That(fs.Create(parent, Encoding.UTF8.GetBytes(name), LibC.O_RDWR, 0x1A4, new Caller(0, 0, 0), out FuseAttr attr, out IOpenFile open), Is.EqualTo(Errno.OK));
+        open.Write(0, "secret content"u8, out _);
+        open.Release();
         return attr.Ino;
     }
 
@@ -158,9 +158,9 @@ public sealed class PolicyOnObjectsPropertyTests
     private static List<(string Name, ulong Ino, uint Mode)> Children(MemoryFileSystem fs, ulong dir)
     {
         var sink = new Collect();
-        Assert.That(fs.OpenDir(dir, out ulong fh), Is.EqualTo(Errno.OK));
-        fs.ReadDir(dir, fh, 0, sink);
-        fs.ReleaseDir(dir, fh);
+        Assert.That(fs.OpenDir(dir, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
+        fh.ReadDir(0, sink);
+        fh.Release();
         var children = new List<(string, ulong, uint)>();
         foreach ((string name, uint mode) in sink.Entries)
         {

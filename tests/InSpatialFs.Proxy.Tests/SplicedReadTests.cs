@@ -3,7 +3,7 @@ using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
-using InSpatialFs.Storage.Direct;
+using InSpatialFs.Proxy.Direct;
 using InSpatialFs.Storage.Host;
 using InSpatialFs.Storage.Mounts;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -24,30 +24,23 @@ public sealed class SplicedReadTests
     private readonly RecordingGate _gate = new();
     private readonly FuseRequest _request = ProxyHarness.NewRequest(uid: 0, gid: 0, pid: 4242);
 
-    /// <summary>Stands in for the reader's pipe: pread from the descriptor the backend leases.</summary>
-    private sealed unsafe class CopyingSink : ISpliceReadSink
+    /// <summary>
+    /// Stands in for the protocol server: reads the leased range with pread (where the server would splice it), ends
+    /// the lease and reports the bytes moved.
+    /// </summary>
+    private unsafe byte[] Splice(SecureProxy proxy, ulong fh, SplicedReadSource source)
     {
-        public List<byte> Bytes { get; } = [];
-
-        public int Length => Bytes.Count;
-
-        public Errno SpliceFrom(int fd, long offset, int length, out int moved)
+        byte[] buffer = new byte[source.Length];
+        nint n;
+        fixed (byte* p = buffer)
         {
-            byte[] buffer = new byte[length];
-            fixed (byte* p = buffer)
-            {
-                nint n = LibC.pread(fd, p, length, offset);
-                Errno e = ErrnoExtensions.LastPInvoke();
-                moved = (int)Math.Max(n, 0);
-                if (n < 0)
-                {
-                    return e;
-                }
-            }
-
-            Bytes.AddRange(buffer.AsSpan(0, moved));
-            return Errno.OK;
+            n = LibC.pread(source.Fd, p, buffer.Length, source.Offset);
         }
+
+        source.Release();
+        Assert.That((long)n, Is.GreaterThanOrEqualTo(0L), "the leased descriptor is readable");
+        proxy.ReadSpliced(_request, fh, (int)n);
+        return buffer[..(int)n];
     }
 
     [SetUp]
@@ -88,10 +81,10 @@ public sealed class SplicedReadTests
         Assert.That(proxy.SplicedReadsWanted, Is.True);
         Assert.That(proxy.DirectMode.DisplayName(), Is.EqualTo("spliced"));
         (ulong node, ulong fh) = OpenFile(proxy);
-        var sink = new CopyingSink();
-        Assert.That(proxy.TryReadSpliced(_request, node, fh, 9000, 4096, sink, out Errno result), Is.True);
+        Assert.That(proxy.TryReadSpliced(_request, node, fh, 9000, 4096, out SplicedReadSource source, out Errno result), Is.True);
         Assert.That(result, Is.EqualTo(Errno.OK));
-        Assert.That(sink.Bytes, Is.EqualTo(Content[9000..]), "up to end of file");
+        Assert.That((source.Offset, source.Length), Is.EqualTo((9000L, 4096)), "the range asked for, leased");
+        Assert.That(Splice(proxy, fh, source), Is.EqualTo(Content[9000..]), "up to end of file");
 
         Assert.That(proxy.Release(_request, node, fh, 0), Is.EqualTo(Errno.OK));
         FsEvent release = _gate.Recorded.Last(e => e.Op == FsOp.Release);
@@ -99,10 +92,22 @@ public sealed class SplicedReadTests
     }
 
     [Test]
+    public void A_released_handle_is_no_longer_offered_for_splicing()
+    {
+        SecureProxy proxy = Proxy(DirectMode.Spliced);
+        (ulong node, ulong fh) = OpenFile(proxy);
+        Assert.That(proxy.TryReadSpliced(_request, node, fh, 0, 16, out SplicedReadSource source, out Errno result), Is.True);
+        Assert.That(result, Is.EqualTo(Errno.OK), "the positive control");
+        source.Release();
+        Assert.That(proxy.Release(_request, node, fh, 0), Is.EqualTo(Errno.OK));
+        Assert.That(proxy.TryReadSpliced(_request, node, fh, 0, 16, out _, out _), Is.False, "the handle is gone");
+    }
+
+    [Test]
     public void A_handle_that_is_not_open_gets_the_copy_path_which_answers_EBADF()
     {
         SecureProxy proxy = Proxy(DirectMode.Spliced);
-        Assert.That(proxy.TryReadSpliced(_request, 1, 999, 0, 4096, new CopyingSink(), out _), Is.False);
+        Assert.That(proxy.TryReadSpliced(_request, 1, 999, 0, 4096, out _, out _), Is.False);
         Assert.That(proxy.Read(_request, 1, 999, 0, new byte[16], out _), Is.EqualTo(Errno.EBADF));
     }
 
@@ -113,9 +118,8 @@ public sealed class SplicedReadTests
         Assert.That(proxy.SplicedReadsWanted, Is.False);
         Assert.That(proxy.DirectMode.DisplayName(), Is.EqualTo("proxied"));
         (ulong node, ulong fh) = OpenFile(proxy);
-        var sink = new CopyingSink();
-        Assert.That(proxy.TryReadSpliced(_request, node, fh, 0, 4096, sink, out _), Is.False);
-        Assert.That(sink.Length, Is.Zero);
+        Assert.That(proxy.TryReadSpliced(_request, node, fh, 0, 4096, out SplicedReadSource source, out _), Is.False);
+        Assert.That(source.Fd, Is.EqualTo(-1), "nothing leased");
         Assert.That(proxy.Release(_request, node, fh, 0), Is.EqualTo(Errno.OK));
     }
 
@@ -125,7 +129,7 @@ public sealed class SplicedReadTests
         SecureProxy proxy = Proxy(DirectMode.Spliced, direct: false);
         Assert.That(proxy.SplicedReadsWanted, Is.False, "no pipes are made for a proxy without direct mounts");
         (ulong node, ulong fh) = OpenFile(proxy);
-        Assert.That(proxy.TryReadSpliced(_request, node, fh, 0, 4096, new CopyingSink(), out _), Is.False);
+        Assert.That(proxy.TryReadSpliced(_request, node, fh, 0, 4096, out _, out _), Is.False);
         Assert.That(proxy.Release(_request, node, fh, 0), Is.EqualTo(Errno.OK));
     }
 
@@ -135,14 +139,13 @@ public sealed class SplicedReadTests
         SecureProxy proxy = Proxy(DirectMode.Spliced, registrar: new FakeBackingRegistrar());
         Assert.That(proxy.DirectMode.DisplayName(), Is.EqualTo("kernel-passthrough"));
         (ulong node, ulong passthrough) = OpenFile(proxy);
-        Assert.That(proxy.TryReadSpliced(_request, node, passthrough, 0, 4096, new CopyingSink(), out _), Is.False);
+        Assert.That(proxy.TryReadSpliced(_request, node, passthrough, 0, 4096, out _, out _), Is.False);
         Assert.That(proxy.Release(_request, node, passthrough, 0), Is.EqualTo(Errno.OK));
 
         (_, ulong exec) = OpenFile(proxy, LibC.O_RDONLY | LibC.FMODE_EXEC);
-        var sink = new CopyingSink();
-        Assert.That(proxy.TryReadSpliced(_request, node, exec, 0, 4096, sink, out Errno result), Is.True);
-        Assert.That((result, sink.Bytes.Count), Is.EqualTo((Errno.OK, 4096)));
-        Assert.That(sink.Bytes, Is.EqualTo(Content[..4096]));
+        Assert.That(proxy.TryReadSpliced(_request, node, exec, 0, 4096, out SplicedReadSource source, out Errno result), Is.True);
+        Assert.That(result, Is.EqualTo(Errno.OK));
+        Assert.That(Splice(proxy, exec, source), Is.EqualTo(Content[..4096]));
         Assert.That(proxy.Release(_request, node, exec, 0), Is.EqualTo(Errno.OK));
     }
 

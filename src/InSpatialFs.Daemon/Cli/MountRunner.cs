@@ -45,7 +45,7 @@ internal static class MountRunner
             {
                 ReaderThreads = request.Readers,
                 Passthrough = !request.NoPassthrough,
-                DirectFallback = request.DirectFallback == "copy" ? Storage.Direct.DirectMode.Proxied : Storage.Direct.DirectMode.Spliced,
+                DirectFallback = request.DirectFallback == "copy" ? InSpatialFs.Proxy.Direct.DirectMode.Proxied : InSpatialFs.Proxy.Direct.DirectMode.Spliced,
                 Control = !request.NoControl,
                 AllowRelax = request.AllowRelax,
                 ExtraRuleFiles = request.RuleFiles,

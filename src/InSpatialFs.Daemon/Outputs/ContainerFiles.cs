@@ -43,7 +43,7 @@ internal static class ContainerFiles
                 return null;
             }
 
-            if (backend.Open(ino, LibC.O_RDONLY, new Caller(0, 0, 0), out OpenResult opened) != Errno.OK)
+            if (backend.Open(ino, LibC.O_RDONLY, new Caller(0, 0, 0), out IOpenFile opened) != Errno.OK)
             {
                 return null;
             }
@@ -52,7 +52,7 @@ internal static class ContainerFiles
             {
                 byte[] buffer = new byte[Math.Min(maxBytes, (int)Math.Min(attr.Size, int.MaxValue))];
                 int total = 0;
-                while (total < buffer.Length && backend.Read(ino, opened.Fh, total, buffer.AsSpan(total), out int n) == Errno.OK && n > 0)
+                while (total < buffer.Length && opened.Read(total, buffer.AsSpan(total), out int n) == Errno.OK && n > 0)
                 {
                     total += n;
                 }
@@ -61,8 +61,7 @@ internal static class ContainerFiles
             }
             finally
             {
-                backend.Release(ino, opened.Fh);
-                opened.PassthroughFd?.Dispose();
+                opened.Release();
             }
         }
         finally

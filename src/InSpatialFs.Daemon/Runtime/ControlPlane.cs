@@ -7,7 +7,7 @@ using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Incidents;
 using InSpatialFs.Security.Rules;
-using InSpatialFs.Storage.Direct;
+using InSpatialFs.Proxy.Direct;
 using InSpatialFs.Storage.Mounts;
 
 namespace InSpatialFs.Daemon.Runtime;

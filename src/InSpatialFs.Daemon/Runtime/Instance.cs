@@ -15,7 +15,7 @@ using InSpatialFs.Security.Outputs;
 using InSpatialFs.Security.Policy;
 using InSpatialFs.Security.Rules;
 using InSpatialFs.Storage;
-using InSpatialFs.Storage.Direct;
+using InSpatialFs.Proxy.Direct;
 using InSpatialFs.Storage.Host;
 using InSpatialFs.Storage.Memory;
 using InSpatialFs.Storage.Mounts;

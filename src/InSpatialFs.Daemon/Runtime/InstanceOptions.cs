@@ -1,4 +1,4 @@
-using InSpatialFs.Storage.Direct;
+using InSpatialFs.Proxy.Direct;
 
 namespace InSpatialFs.Daemon.Runtime;
 

@@ -14,7 +14,7 @@ namespace InSpatialFs.Fuse.Transport;
 /// pages it spans plus the header's slot fit (<see cref="Fits"/>); bigger requests take the copy path.
 /// Not thread-safe: owned by one reader.
 /// </summary>
-internal sealed unsafe class SplicePipes : ISpliceReadSink, IDisposable
+internal sealed unsafe class SplicePipes : IDisposable
 {
     private const int OutHeaderSize = 16;
     private static readonly int PageSize = Environment.SystemPageSize;
@@ -100,6 +100,11 @@ internal sealed unsafe class SplicePipes : ISpliceReadSink, IDisposable
     /// <summary>Whether a READ of <paramref name="size"/> bytes at <paramref name="offset"/> fits beside the out header.</summary>
     public bool Fits(long offset, uint size) => offset >= 0 && PagesSpanned(offset, size) + 1 <= Slots;
 
+    /// <summary>
+    /// Moves exactly <paramref name="length"/> bytes of <paramref name="fd"/> from <paramref name="offset"/> into the
+    /// data pipe, fewer only at end of file (<paramref name="moved"/> says how many). The caller keeps
+    /// <paramref name="fd"/> open for the call. An error leaves whatever moved in the pipe; the caller drains it.
+    /// </summary>
     public Errno SpliceFrom(int fd, long offset, int length, out int moved)
     {
         moved = 0;

@@ -1,25 +1,36 @@
 using System.Collections.Concurrent;
+using InSpatialFs.Storage;
 
 namespace InSpatialFs.Proxy.Nodes;
 
 /// <summary>An open file or directory as the proxy tracks it between OPEN and RELEASE.</summary>
 internal sealed class ProxyHandle
 {
-    public ProxyHandle(ProxyNode node, ulong backendFh, int flags, bool isDirectory)
+    public ProxyHandle(ProxyNode node, IOpenFile file, int flags)
     {
         Node = node;
-        BackendFh = backendFh;
+        File = file;
         Flags = flags;
-        IsDirectory = isDirectory;
+    }
+
+    public ProxyHandle(ProxyNode node, IOpenDirectory directory, int flags)
+    {
+        Node = node;
+        Directory = directory;
+        Flags = flags;
     }
 
     public ProxyNode Node { get; }
 
-    public ulong BackendFh { get; }
+    /// <summary>The backend's open file (null for a directory): every file call goes straight to it.</summary>
+    public IOpenFile? File { get; }
+
+    /// <summary>The backend's open directory (null for a file).</summary>
+    public IOpenDirectory? Directory { get; }
 
     public int Flags { get; }
 
-    public bool IsDirectory { get; }
+    public bool IsDirectory => Directory != null;
 
     /// <summary>Kernel passthrough backing id (0 = proxied I/O).</summary>
     public int BackingId;
@@ -42,7 +53,7 @@ internal sealed class ProxyHandle
     public bool CountedOpen;
 }
 
-/// <summary>fh → handle. The kernel echoes our fh on every READ/WRITE/RELEASE, so lookups are lock-free.</summary>
+/// <summary>fh → handle: the proxy's own file handles (the kernel echoes them on every READ/WRITE/RELEASE), looked up lock-free.</summary>
 internal sealed class HandleTable
 {
     private readonly ConcurrentDictionary<ulong, ProxyHandle> _handles = new();

@@ -1,18 +1,14 @@
-using InSpatialFs.Fuse;
 using InSpatialFs.Interop;
 
 namespace InSpatialFs.Storage.Direct;
 
 /// <summary>
-/// Optional for a backend whose open files are host descriptors: READ by splice(2) into the FUSE reader's pipe
-/// (the DirectFS fallback when kernel passthrough is unavailable). The backend keeps the descriptor leased for the
-/// call, so a concurrent RELEASE cannot close it under the splice.
+/// Optional for an open file that is a host descriptor: its READs may be served by splice(2) (the DirectFS fallback
+/// when kernel passthrough is unavailable). The file only names its descriptor; the proxy leases it into a value the
+/// protocol server splices from, so storage never sees the server's pipe.
 /// </summary>
 public interface ISplicedReads
 {
-    /// <summary>
-    /// Moves up to <paramref name="length"/> bytes of open file <paramref name="fh"/> from <paramref name="offset"/>
-    /// into <paramref name="sink"/> (short only at end of file). <paramref name="bytesRead"/> is what this call added.
-    /// </summary>
-    Errno ReadSpliced(ulong ino, ulong fh, long offset, int length, ISpliceReadSink sink, out int bytesRead);
+    /// <summary>The open file's own descriptor (closed once the file is released: a lease on it then fails).</summary>
+    SafeFd SpliceDescriptor { get; }
 }

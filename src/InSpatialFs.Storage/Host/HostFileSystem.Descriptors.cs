@@ -2,10 +2,8 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
-using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;
@@ -311,14 +309,6 @@ public sealed unsafe partial class HostFileSystem
         }
         node = found;
         return Borrow(found, out lease);
-    }
-
-    /// <summary>The same for an open file's own descriptor: false for an unknown handle or one released meanwhile (EBADF).</summary>
-    private bool TryBorrowFile(ulong fh, out FdLease lease)
-    {
-        if (_files.TryGetValue(fh, out HostOpenFile? file)) return FdLease.TryBorrow(file.Fd, out lease);
-        lease = default;
-        return false;
     }
 
     /// <summary>Borrows an O_PATH descriptor for a node: pinned, cached, or reopened from its file handle.</summary>

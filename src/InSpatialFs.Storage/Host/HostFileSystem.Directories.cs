@@ -2,10 +2,8 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
-using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;
@@ -15,9 +13,9 @@ namespace InSpatialFs.Storage.Host;
 // Directory handles and streaming READDIR.
 public sealed unsafe partial class HostFileSystem
 {
-    public Errno OpenDir(ulong ino, out ulong fh)
+    public Errno OpenDir(ulong ino, out IOpenDirectory directory)
     {
-        fh = 0;
+        directory = null!;
         if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
         if (node.Type != S_IFDIR) return Errno.ENOTDIR;
         if (!ReserveHandle()) return Errno.EMFILE;
@@ -36,9 +34,10 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             return e;
         }
-        fh = (ulong)Interlocked.Increment(ref _nextFh);
+        var open = new HostOpenDirectory(this, node, new SafeFd(fd));
         lock (_nodeLock) node.OpenHandles++;
-        _dirs[fh] = new HostDirHandle(node, new SafeFd(fd));
+        _dirs[open] = 0;
+        directory = open;
         return Errno.OK;
     }
 
@@ -51,10 +50,10 @@ public sealed unsafe partial class HostFileSystem
     /// directory open 40 times used to hold 40 copies). Cookies are the host filesystem's d_off values, which stay
     /// valid across creates and deletes as telldir/seekdir require; offset 0 rewinds, so rewinddir sees a fresh listing.
     /// </summary>
-    public Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink)
+    internal Errno ReadDir(HostOpenDirectory dir, long offset, IDirectoryEntrySink sink)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        if (!_dirs.TryGetValue(fh, out HostDirHandle? dir) || !FdLease.TryBorrow(dir.Fd, out FdLease lease)) return Errno.EBADF;
+        if (!FdLease.TryBorrow(dir.Fd, out FdLease lease)) return Errno.EBADF;
         byte[] buf = t_dirents ??= new byte[32768];
         using (lease)
         lock (dir.Gate)
@@ -106,9 +105,9 @@ public sealed unsafe partial class HostFileSystem
         lock (_nodeLock) return _nodesByKey.TryGetValue((dev, hostIno), out HostNode? n) ? n.Id : 0;
     }
 
-    public Errno ReleaseDir(ulong ino, ulong fh)
+    internal Errno ReleaseDir(HostOpenDirectory dir)
     {
-        if (!_dirs.TryRemove(fh, out HostDirHandle? dir)) return Errno.EBADF;
+        if (!_dirs.TryRemove(dir, out _)) return Errno.EBADF;
         dir.Fd.Dispose();
         ReleaseHandleSlot();
         lock (_nodeLock)
@@ -119,9 +118,9 @@ public sealed unsafe partial class HostFileSystem
         return Errno.OK;
     }
 
-    public Errno FsyncDir(ulong ino, ulong fh, bool dataOnly)
+    internal Errno FsyncDir(HostOpenDirectory dir, bool dataOnly)
     {
-        if (!_dirs.TryGetValue(fh, out HostDirHandle? dir)) return Errno.EBADF;
+        if (!_dirs.ContainsKey(dir)) return Errno.EBADF;
         Errno e = Borrow(dir.Node, out FdLease l);
         if (e != Errno.OK) return e;
         int fd;

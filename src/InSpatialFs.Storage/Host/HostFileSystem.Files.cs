@@ -2,10 +2,8 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
-using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;
@@ -16,9 +14,9 @@ namespace InSpatialFs.Storage.Host;
 // MaxOpenHandles.
 public sealed unsafe partial class HostFileSystem
 {
-    public Errno Open(ulong ino, int flags, in Caller caller, out OpenResult result)
+    public Errno Open(ulong ino, int flags, in Caller caller, out IOpenFile file)
     {
-        result = default;
+        file = null!;
         if (ReadOnly && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0)) return Errno.EROFS;
         if (!TryGetNode(ino, out HostNode? node)) return Errno.ENOENT;
         // FUSE never sends OPEN for fifos and devices; refusing them here means a confused or hostile request
@@ -39,13 +37,13 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             return e;
         }
-        return RegisterOpenFile(node, new SafeFd(fd), out result);
+        return RegisterOpenFile(node, new SafeFd(fd), out file);
     }
 
-    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
     {
         attr = default;
-        result = default;
+        file = null!;
         if (ReadOnly) return Errno.EROFS;
         Span<byte> nameZ = stackalloc byte[NameMax + 1];
         Errno e = CheckName(name, nameZ);
@@ -75,28 +73,27 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             // Without O_EXCL a name that exists (a racing creator was first) is opened as open(2) would, and never
             // chowned: it is not ours. Keep in sync with MemoryFileSystem.Create.
-            return e == Errno.EEXIST && (flags & O_EXCL) == 0 ? OpenExisting(parent, name, flags, caller, out attr, out result) : e;
+            return e == Errno.EEXIST && (flags & O_EXCL) == 0 ? OpenExisting(parent, name, flags, caller, out attr, out file) : e;
         }
-        var file = new SafeFd(fd);
+        var created = new SafeFd(fd);
         e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out StatX owned, out bool ownedCurrent);
         if (e == Errno.OK) e = AdoptOpenFd(fd, pin: false, ownedCurrent ? &owned : null, out attr, out HostNode? node);
         else attr = default;
         if (e != Errno.OK)
         {
-            file.Dispose();
+            created.Dispose();
             ReleaseHandleSlot();
             return e;
         }
-        HostNode created = NodeOf(attr.Ino)!;
-        return RegisterOpenFile(created, file, out result);
+        return RegisterOpenFile(NodeOf(attr.Ino)!, created, out file);
     }
 
-    private Errno OpenExisting(ulong parent, ReadOnlySpan<byte> name, int flags, in Caller caller, out FuseAttr attr, out OpenResult result)
+    private Errno OpenExisting(ulong parent, ReadOnlySpan<byte> name, int flags, in Caller caller, out FuseAttr attr, out IOpenFile file)
     {
-        result = default;
+        file = null!;
         Errno e = Lookup(parent, name, out attr);
         if (e != Errno.OK) return e;
-        e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out result);
+        e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out file);
         if (e != Errno.OK)
         {
             Forget(attr.Ino, 1);
@@ -105,10 +102,10 @@ public sealed unsafe partial class HostFileSystem
         return e;
     }
 
-    public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
     {
         attr = default;
-        result = default;
+        file = null!;
         if (ReadOnly) return Errno.EROFS;
         if (!TryGetNode(parent, out HostNode? p)) return Errno.ENOENT;
         if (!ReserveHandle()) return Errno.EMFILE;
@@ -135,34 +132,25 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             return e;
         }
-        var file = new SafeFd(fd);
+        var unnamed = new SafeFd(fd);
         e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out _, out _);
         // An unnamed file cannot be reopened from a handle, so its node pins a descriptor.
         if (e == Errno.OK) e = AdoptOpenFd(fd, pin: true, null, out attr, out _);
         if (e != Errno.OK)
         {
-            file.Dispose();
+            unnamed.Dispose();
             ReleaseHandleSlot();
             return e;
         }
-        return RegisterOpenFile(NodeOf(attr.Ino)!, file, out result);
+        return RegisterOpenFile(NodeOf(attr.Ino)!, unnamed, out file);
     }
 
-    private Errno RegisterOpenFile(HostNode node, SafeFd fd, out OpenResult result)
+    private Errno RegisterOpenFile(HostNode node, SafeFd fd, out IOpenFile file)
     {
-        result = default;
-        if (Direct)
-        {
-            int dup = fcntl(fd.Fd, F_DUPFD_CLOEXEC, 0);
-            if (dup >= 0) result.PassthroughFd = new SafeFd(dup);
-        }
-        ulong fh = (ulong)Interlocked.Increment(ref _nextFh);
+        var open = new HostOpenFile(this, node, fd);
         lock (_nodeLock) node.OpenHandles++;
-        _files[fh] = new HostOpenFile(node, fd);
-        result.Fh = fh;
-        // Every WRITE reaches the host file before it is answered and the descriptor is closed at RELEASE, so a
-        // FLUSH at close() has nothing to do: the kernel is told not to send it (one round trip less per close).
-        result.Flags = FopenFlags.NoFlush;
+        _files[open] = 0;
+        file = open;
         return Errno.OK;
     }
 
@@ -180,57 +168,10 @@ public sealed unsafe partial class HostFileSystem
 
     private void ReleaseHandleSlot() => Interlocked.Decrement(ref _openHandleCount);
 
-    public Errno Read(ulong ino, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
+    /// <summary>Closes an open file's descriptor and gives back its slot; the node may go if nothing else holds it.</summary>
+    internal bool ReleaseFile(HostOpenFile file)
     {
-        bytesRead = 0;
-        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
-        using var l = lease;
-        fixed (byte* b = buffer)
-        {
-            nint n = pread(l.Fd, b, buffer.Length, offset);
-            if (n < 0) return ErrnoExtensions.LastPInvoke();
-            bytesRead = (int)n;
-        }
-        return Errno.OK;
-    }
-
-    public Errno ReadSpliced(ulong ino, ulong fh, long offset, int length, ISpliceReadSink sink, out int bytesRead)
-    {
-        ArgumentNullException.ThrowIfNull(sink);
-        bytesRead = 0;
-        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
-        using var l = lease;
-        return sink.SpliceFrom(l.Fd, offset, length, out bytesRead);
-    }
-
-    public Errno Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten)
-    {
-        bytesWritten = 0;
-        if (ReadOnly) return Errno.EROFS;
-        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
-        using var l = lease;
-        fixed (byte* b = data)
-        {
-            nint n = pwrite(l.Fd, b, data.Length, offset);
-            if (n < 0) return ErrnoExtensions.LastPInvoke();
-            bytesWritten = (int)n;
-        }
-        return Errno.OK;
-    }
-
-    public Errno Flush(ulong ino, ulong fh) => _files.ContainsKey(fh) ? Errno.OK : Errno.EBADF;
-
-    public Errno Fsync(ulong ino, ulong fh, bool dataOnly)
-    {
-        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
-        using var l = lease;
-        int rc = dataOnly ? fdatasync(l.Fd) : fsync(l.Fd);
-        return rc == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
-    }
-
-    public Errno Release(ulong ino, ulong fh)
-    {
-        if (!_files.TryRemove(fh, out HostOpenFile? file)) return Errno.EBADF;
+        if (!_files.TryRemove(file, out _)) return false;
         file.Fd.Dispose();
         ReleaseHandleSlot();
         lock (_nodeLock)
@@ -238,36 +179,15 @@ public sealed unsafe partial class HostFileSystem
             file.Node.OpenHandles--;
             DropIfUnusedLocked(file.Node);
         }
-        return Errno.OK;
+        return true;
     }
 
-    public Errno Fallocate(ulong ino, ulong fh, int mode, long offset, long length)
-    {
-        if (ReadOnly) return Errno.EROFS;
-        // Every mode FUSE forwards goes to the host filesystem, which answers for what it lacks (tmpfs: ZERO_RANGE).
-        Errno bad = FallocateMode.Check(mode, offset, length);
-        if (bad != Errno.OK) return bad;
-        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
-        using var l = lease;
-        return fallocate(l.Fd, mode, offset, length) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
-    }
-
-    public Errno Lseek(ulong ino, ulong fh, long offset, int whence, out long result)
-    {
-        result = 0;
-        if (!TryBorrowFile(fh, out FdLease lease)) return Errno.EBADF;
-        using var l = lease;
-        long r = lseek(l.Fd, offset, whence);
-        if (r < 0) return ErrnoExtensions.LastPInvoke();
-        result = r;
-        return Errno.OK;
-    }
-
-    public Errno CopyFileRange(ulong inoIn, ulong fhIn, long offsetIn, ulong inoOut, ulong fhOut, long offsetOut, long length, out long copied)
+    public Errno CopyFileRange(IOpenFile input, long offsetIn, IOpenFile output, long offsetOut, long length, out long copied)
     {
         copied = 0;
         if (ReadOnly) return Errno.EROFS;
-        if (!_files.TryGetValue(fhIn, out HostOpenFile? fin) || !_files.TryGetValue(fhOut, out HostOpenFile? fout)) return Errno.EBADF;
+        if (input is not HostOpenFile fin || output is not HostOpenFile fout) return Errno.EXDEV;
+        // Two layers of one overlay are two host backends: copy_file_range(2) between them is still one host call.
         if (!FdLease.TryBorrow(fin.Fd, out FdLease li)) return Errno.EBADF;
         using var inLease = li;
         if (!FdLease.TryBorrow(fout.Fd, out FdLease lo)) return Errno.EBADF;

@@ -2,10 +2,8 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
-using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;
@@ -38,8 +36,8 @@ public sealed unsafe partial class HostFileSystem
         if (type == S_IFREG || type == 0)
         {
             // A regular file is created with O_EXCL so the descriptor we chown is the file we made.
-            Errno e = Create(parent, name, O_WRONLY | O_EXCL, mode & 0xFFF, caller, out attr, out OpenResult r);
-            if (e == Errno.OK) Release(attr.Ino, r.Fh);
+            Errno e = Create(parent, name, O_WRONLY | O_EXCL, mode & 0xFFF, caller, out attr, out IOpenFile made);
+            if (e == Errno.OK) made.Release();
             return e;
         }
         return CreateByName(parent, name, type, mode & 0xFFF, rdev, caller, default, out attr);

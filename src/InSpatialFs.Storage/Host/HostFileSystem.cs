@@ -2,10 +2,8 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
-using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;
@@ -31,7 +29,7 @@ namespace InSpatialFs.Storage.Host;
 /// Lock order: _nodeLock > DescriptorCache's lock. The id-to-node map and the open-handle maps are read lock-free;
 /// _nodeLock serializes node creation, reference counts and removal.
 /// </summary>
-public sealed unsafe partial class HostFileSystem : IFileSystemBackend, ISplicedReads
+public sealed unsafe partial class HostFileSystem : IFileSystemBackend
 {
     public const int DefaultDescriptorCacheCapacity = 2048;
     public const int DefaultMaxOpenHandles = 8192;
@@ -49,12 +47,12 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend, ISpliced
     private readonly ConcurrentDictionary<ulong, HostNode> _nodesById = new(); // reads lock-free; writes under _nodeLock
     private readonly Dictionary<(ulong Dev, ulong Ino), HostNode> _nodesByKey = [];
     private readonly Dictionary<int, SafeFd> _mountFds = [];
-    private readonly ConcurrentDictionary<ulong, HostOpenFile> _files = new();
-    private readonly ConcurrentDictionary<ulong, HostDirHandle> _dirs = new();
+    // Open files and directories, closed at Dispose if the kernel never released them (an aborted mount).
+    private readonly ConcurrentDictionary<HostOpenFile, byte> _files = new();
+    private readonly ConcurrentDictionary<HostOpenDirectory, byte> _dirs = new();
     private readonly uint _daemonUid = geteuid();
     private readonly HostNode _root;
     private ulong _nextNodeId = 1;
-    private long _nextFh;
     private int _openHandleCount;
     private bool _handleWarningLogged;
 
@@ -194,11 +192,10 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend, ISpliced
         return Errno.OK;
     }
 
-    public Errno SetAttr(ulong ino, in FuseSetattrIn change, in Caller caller, out FuseAttr attr)
+    public Errno SetAttr(ulong ino, in AttrChange change, in Caller caller, out FuseAttr attr)
     {
         attr = default;
         if (ReadOnly) return Errno.EROFS;
-        var valid = (FattrFlags)change.Valid;
         Errno e = BorrowNode(ino, out HostNode node, out FdLease l);
         if (e != Errno.OK) return e;
         using (l)
@@ -206,22 +203,22 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend, ISpliced
             byte empty = 0;
             // chown before chmod: the host's chown drops set-id bits, and a mode sent in the same request is the
             // kernel's own computation, which wins (keep in sync with MemoryFileSystem.SetAttr).
-            if ((valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0)
+            if (change.ChangesOwner)
             {
-                uint uid = (valid & FattrFlags.Uid) != 0 ? change.Uid : uint.MaxValue;
-                uint gid = (valid & FattrFlags.Gid) != 0 ? change.Gid : uint.MaxValue;
+                uint uid = change.Uid ?? uint.MaxValue;
+                uint gid = change.Gid ?? uint.MaxValue;
                 if (fchownat(l.Fd, &empty, uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return ErrnoExtensions.LastPInvoke();
             }
-            if ((valid & FattrFlags.Mode) != 0 && node.Type != S_IFLNK)
+            if (change.Mode is uint mode && node.Type != S_IFLNK)
             {
-                if (fchmodat2(l.Fd, &empty, change.Mode & 0xFFF, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
+                if (fchmodat2(l.Fd, &empty, mode & 0xFFF, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
             }
-            if ((valid & FattrFlags.Size) != 0)
+            if (change.Size is ulong size)
             {
-                e = Truncate(node, l.Fd, change, valid);
+                e = Truncate(node, l.Fd, (long)size, change.File);
                 if (e != Errno.OK) return e;
             }
-            if ((valid & FattrFlags.KillSuidGid) != 0 && (valid & FattrFlags.Mode) == 0 && SetIdBits.ClearedByWrite(node.Type))
+            if (change.KillSetId && change.Mode is null && SetIdBits.ClearedByWrite(node.Type))
             {
                 // HANDLE_KILLPRIV_V2: the daemon (root, so exempt on the host) clears set-id bits on a write or truncate
                 // by a caller without CAP_FSETID. A chown needs nothing here: the host kernel drops the bits for root
@@ -229,15 +226,15 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend, ISpliced
                 // Keep in sync with MemoryFileSystem.SetAttr.
                 e = StatFd(l.Fd, out StatX cur);
                 if (e != Errno.OK) return e;
-                uint mode = cur.Mode & 0xFFFu;
-                uint killed = mode & ~SetIdBits.ToClear(mode);
-                if (killed != mode && fchmodat2(l.Fd, &empty, killed, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
+                uint current = cur.Mode & 0xFFFu;
+                uint killed = current & ~SetIdBits.ToClear(current);
+                if (killed != current && fchmodat2(l.Fd, &empty, killed, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
             }
-            if ((valid & (FattrFlags.Atime | FattrFlags.Mtime)) != 0)
+            if (change.Atime.HasValue || change.Mtime.HasValue)
             {
                 TimeSpec* ts = stackalloc TimeSpec[2];
-                ts[0] = TimeOf((valid & FattrFlags.Atime) != 0, (valid & FattrFlags.AtimeNow) != 0, change.Atime, change.AtimeNsec);
-                ts[1] = TimeOf((valid & FattrFlags.Mtime) != 0, (valid & FattrFlags.MtimeNow) != 0, change.Mtime, change.MtimeNsec);
+                ts[0] = TimeOf(change.Atime);
+                ts[1] = TimeOf(change.Mtime);
                 if (utimensat_raw(l.Fd, &empty, ts, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
             }
             e = StatFd(l.Fd, out StatX st);
@@ -247,26 +244,27 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend, ISpliced
         return Errno.OK;
     }
 
-    private Errno Truncate(HostNode node, int pathFd, in FuseSetattrIn change, FattrFlags valid)
+    /// <summary>Through the open file the kernel named when it is one of this node's, else through a fresh writable descriptor.</summary>
+    private Errno Truncate(HostNode node, int pathFd, long size, IOpenFile? through)
     {
-        if ((valid & FattrFlags.Fh) != 0 && _files.TryGetValue(change.Fh, out HostOpenFile? file) && file.Node == node)
+        if (through is HostOpenFile file && file.Node == node)
         {
             if (!FdLease.TryBorrow(file.Fd, out FdLease fl)) return Errno.EBADF;
-            using (fl) return ftruncate(fl.Fd, (long)change.Size) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+            using (fl) return ftruncate(fl.Fd, size) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
         }
         if (node.Type != S_IFREG) return node.Type == S_IFDIR ? Errno.EISDIR : Errno.EINVAL;
         Errno e = ReopenNode(pathFd, O_WRONLY, out int fd);
         if (e != Errno.OK) return e;
         using var writable = new SafeFd(fd);
-        return ftruncate(fd, (long)change.Size) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+        return ftruncate(fd, size) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
     }
 
-    private static TimeSpec TimeOf(bool set, bool now, ulong sec, uint nsec)
+    private static TimeSpec TimeOf(TimeChange? change) => change switch
     {
-        if (!set) return new TimeSpec { Sec = 0, Nsec = UTIME_OMIT };
-        if (now) return new TimeSpec { Sec = 0, Nsec = UTIME_NOW };
-        return new TimeSpec { Sec = (long)sec, Nsec = nsec };
-    }
+        null => new TimeSpec { Sec = 0, Nsec = UTIME_OMIT },
+        { Now: true } => new TimeSpec { Sec = 0, Nsec = UTIME_NOW },
+        { } t => new TimeSpec { Sec = t.Seconds, Nsec = t.Nanoseconds },
+    };
 
     public Errno ReadLink(ulong ino, Span<byte> buffer, out int length)
     {
@@ -290,9 +288,9 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend, ISpliced
 
     public void Dispose()
     {
-        foreach (var f in _files.Values) f.Fd.Dispose();
+        foreach (var f in _files.Keys) f.Fd.Dispose();
         _files.Clear();
-        foreach (var d in _dirs.Values) d.Fd.Dispose();
+        foreach (var d in _dirs.Keys) d.Fd.Dispose();
         _dirs.Clear();
         _cache.Dispose();
         lock (_nodeLock)

@@ -20,7 +20,4 @@ internal static partial class HostLog
 
     [LoggerMessage(EventId = 2104, Level = LogLevel.Warning, Message = "Created node {Name} changed identity before it could be chowned; left as root")]
     public static partial void CreatedNodeSwapped(ILogger logger, string name);
-
-    [LoggerMessage(EventId = 2110, Level = LogLevel.Warning, Message = "DirectFS: kernel passthrough unavailable ({Errno}); direct files are served through the daemon (direct: {Mode})")]
-    public static partial void PassthroughUnavailable(ILogger logger, Errno errno, string mode);
 }

@@ -23,22 +23,3 @@ internal sealed class HostNode(ulong id, ulong dev, ulong ino, uint type, byte[]
     public int OpenHandles;
     public SafeFd? Pinned;
 }
-
-/// <summary>An open file: a real descriptor held for the life of the FUSE file handle.</summary>
-internal sealed class HostOpenFile(HostNode node, SafeFd fd)
-{
-    public HostNode Node { get; } = node;
-    public SafeFd Fd { get; } = fd;
-}
-
-/// <summary>
-/// An open directory: its own O_RDONLY descriptor, read with getdents64 as READDIR asks (no copy of the listing).
-/// <see cref="Position"/> is the host cookie the descriptor stands at (-1: unknown, seek before reading).
-/// </summary>
-internal sealed class HostDirHandle(HostNode node, SafeFd fd)
-{
-    public HostNode Node { get; } = node;
-    public SafeFd Fd { get; } = fd;
-    public readonly Lock Gate = new();
-    public long Position;
-}

@@ -10,9 +10,9 @@ namespace InSpatialFs.Storage.Memory;
 // Locks: the order and what each guards are in the header of MemoryFileSystem.cs; preconditions are on each method.
 public sealed partial class MemoryFileSystem
 {
-    public Errno OpenDir(ulong ino, out ulong fh)
+    public Errno OpenDir(ulong ino, out IOpenDirectory directory)
     {
-        fh = 0;
+        directory = null!;
         _namespace.EnterReadLock();
         try
         {
@@ -24,9 +24,9 @@ public sealed partial class MemoryFileSystem
             {
                 return Errno.ENOTDIR;
             }
-            OpenResult opened = default;
-            AddHandle(node, LibC.O_RDONLY | LibC.O_DIRECTORY, ref opened); // a directory has no data file: cannot fail
-            fh = opened.Fh;
+            Interlocked.Increment(ref node.OpenCount); // a directory has no data file: nothing else to open
+            Interlocked.Increment(ref _openHandles);
+            directory = new OpenDirectory(this, node);
             return Errno.OK;
         }
         finally
@@ -36,7 +36,7 @@ public sealed partial class MemoryFileSystem
     }
 
     /// <remarks>The sink runs under the namespace read lock: it must not call back into this backend.</remarks>
-    public Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink)
+    private Errno ReadDir(OpenDirectory open, long offset, IDirectoryEntrySink sink)
     {
         ArgumentNullException.ThrowIfNull(sink);
         if (offset < 0)
@@ -46,14 +46,11 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterReadLock();
         try
         {
-            if (!_nodes.TryGetValue(ino, out var node))
+            if (open.Released)
             {
-                return Errno.ENOENT;
+                return Errno.EBADF;
             }
-            if (!node.IsDirectory)
-            {
-                return Errno.ENOTDIR;
-            }
+            var node = open.Node;
             var dir = node.Directory!;
             if (offset < 1 && !sink.TryAdd("."u8, node.Id, LibC.S_IFDIR, 1))
             {
@@ -81,8 +78,4 @@ public sealed partial class MemoryFileSystem
             _namespace.ExitReadLock();
         }
     }
-
-    public Errno ReleaseDir(ulong ino, ulong fh) => ReleaseHandle(ino, fh);
-
-    public Errno FsyncDir(ulong ino, ulong fh, bool dataOnly) => CheckHandle(ino, fh);
 }

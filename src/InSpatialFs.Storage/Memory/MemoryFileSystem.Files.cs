@@ -13,9 +13,9 @@ public sealed partial class MemoryFileSystem
     /// <summary>Data is in memory at every WRITE and nothing is held per open but the handle: FLUSH at close() has nothing to do.</summary>
     private const FopenFlags NoFlush = FopenFlags.NoFlush;
 
-    public Errno Open(ulong ino, int flags, in Caller caller, out OpenResult result)
+    public Errno Open(ulong ino, int flags, in Caller caller, out IOpenFile file)
     {
-        result = default;
+        file = null!;
         bool truncate = (flags & LibC.O_TRUNC) != 0 && (flags & LibC.O_ACCMODE) != LibC.O_RDONLY;
         if (truncate)
         {
@@ -47,7 +47,7 @@ public sealed partial class MemoryFileSystem
                 node.Mtime = now;
                 node.Ctime = now;
             }
-            return AddHandle(node, flags, ref result);
+            return AddHandle(node, flags, out file);
         }
         finally
         {
@@ -62,10 +62,10 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
     {
         attr = default;
-        result = default;
+        file = null!;
         var bad = EntryName.Check(name);
         if (bad != Errno.OK)
         {
@@ -113,7 +113,7 @@ public sealed partial class MemoryFileSystem
                     return error;
                 }
             }
-            error = AddHandle(node, flags, ref result);
+            error = AddHandle(node, flags, out file);
             if (error != Errno.OK)
             {
                 return error;
@@ -127,10 +127,10 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
     {
         attr = default;
-        result = default;
+        file = null!;
         _namespace.EnterWriteLock();
         try
         {
@@ -148,7 +148,7 @@ public sealed partial class MemoryFileSystem
             node.Linkable = (flags & LibC.O_EXCL) == 0;
             node.Lookups = 1;
             // An O_TMPFILE is always open for writing (the host backend opens it O_RDWR when asked O_RDONLY).
-            error = AddHandle(node, (flags & LibC.O_ACCMODE) == LibC.O_RDONLY ? (flags & ~LibC.O_ACCMODE) | LibC.O_RDWR : flags, ref result);
+            error = AddHandle(node, (flags & LibC.O_ACCMODE) == LibC.O_RDONLY ? (flags & ~LibC.O_ACCMODE) | LibC.O_RDWR : flags, out file);
             if (error != Errno.OK)
             {
                 node.Lookups = 0; // the kernel never hears of it
@@ -164,7 +164,7 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    public Errno Read(ulong ino, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
+    private Errno Read(OpenFile open, long offset, Span<byte> buffer, out int bytesRead)
     {
         bytesRead = 0;
         if (offset < 0)
@@ -174,7 +174,7 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterReadLock();
         try
         {
-            var error = GetFileHandle(ino, fh, out var handle);
+            var error = GetFileHandle(open, out var handle);
             if (error != Errno.OK)
             {
                 return error;
@@ -200,9 +200,9 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    public Errno Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten)
+    private Errno Write(OpenFile open, long offset, ReadOnlySpan<byte> data, out int bytesWritten)
     {
-        var error = WriteLocked(ino, fh, offset, data, out bytesWritten, out var capable);
+        var error = WriteLocked(open, offset, data, out bytesWritten, out var capable);
         if (capable is not null)
         {
             // A write drops file capabilities whoever writes (file_remove_privs); rare enough to take the write lock for.
@@ -220,7 +220,7 @@ public sealed partial class MemoryFileSystem
     }
 
     /// <param name="capable">Set when the written file carries security.capability, which the caller then drops.</param>
-    private Errno WriteLocked(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten, out MemoryNode? capable)
+    private Errno WriteLocked(OpenFile open, long offset, ReadOnlySpan<byte> data, out int bytesWritten, out MemoryNode? capable)
     {
         bytesWritten = 0;
         capable = null;
@@ -231,7 +231,7 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterReadLock();
         try
         {
-            var error = GetFileHandle(ino, fh, out var handle);
+            var error = GetFileHandle(open, out var handle);
             if (error != Errno.OK)
             {
                 return error;
@@ -286,13 +286,7 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    public Errno Flush(ulong ino, ulong fh) => CheckHandle(ino, fh);
-
-    public Errno Fsync(ulong ino, ulong fh, bool dataOnly) => CheckHandle(ino, fh);
-
-    public Errno Release(ulong ino, ulong fh) => ReleaseHandle(ino, fh);
-
-    public Errno Fallocate(ulong ino, ulong fh, int mode, long offset, long length)
+    private Errno Fallocate(OpenFile open, int mode, long offset, long length)
     {
         const int keepSize = FallocateMode.KeepSize, punch = FallocateMode.PunchHole, zero = FallocateMode.ZeroRange;
         var bad = FallocateMode.Check(mode, offset, length); // all five modes FUSE forwards are served, as on ext4
@@ -307,7 +301,7 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterReadLock();
         try
         {
-            var error = GetFileHandle(ino, fh, out var handle);
+            var error = GetFileHandle(open, out var handle);
             if (error != Errno.OK)
             {
                 return error;
@@ -373,13 +367,13 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    public Errno Lseek(ulong ino, ulong fh, long offset, int whence, out long result)
+    private Errno Lseek(OpenFile open, long offset, int whence, out long result)
     {
         result = 0;
         _namespace.EnterReadLock();
         try
         {
-            var error = GetFileHandle(ino, fh, out var handle);
+            var error = GetFileHandle(open, out var handle);
             if (error != Errno.OK)
             {
                 return error;
@@ -430,18 +424,22 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    public Errno CopyFileRange(ulong inoIn, ulong fhIn, long offsetIn, ulong inoOut, ulong fhOut, long offsetOut, long length, out long copied)
+    public Errno CopyFileRange(IOpenFile input, long offsetIn, IOpenFile output, long offsetOut, long length, out long copied)
     {
         copied = 0;
         if (offsetIn < 0 || offsetOut < 0 || length < 0)
         {
             return Errno.EINVAL;
         }
-        if (inoIn == inoOut && offsetIn < offsetOut + length && offsetOut < offsetIn + length)
+        if (input is not OpenFile inFile || output is not OpenFile outFile || !ReferenceEquals(inFile.Fs, this) || !ReferenceEquals(outFile.Fs, this))
+        {
+            return Errno.EXDEV; // another backend's files: the kernel copies through READ and WRITE
+        }
+        if (inFile.Node == outFile.Node && offsetIn < offsetOut + length && offsetOut < offsetIn + length)
         {
             return Errno.EINVAL; // overlapping ranges of one file, as copy_file_range(2) specifies
         }
-        if (TryKernelCopy(inoIn, fhIn, offsetIn, inoOut, fhOut, offsetOut, length, out copied, out var copyError))
+        if (TryKernelCopy(inFile, offsetIn, outFile, offsetOut, length, out copied, out var copyError))
         {
             return copyError;
         }
@@ -454,12 +452,12 @@ public sealed partial class MemoryFileSystem
             while (copied < length)
             {
                 int want = (int)Math.Min(chunkSize, length - copied);
-                var error = Read(inoIn, fhIn, offsetIn + copied, buffer.AsSpan(0, want), out int got);
+                var error = Read(inFile, offsetIn + copied, buffer.AsSpan(0, want), out int got);
                 if (error != Errno.OK || got == 0)
                 {
                     return copied > 0 ? Errno.OK : error;
                 }
-                error = Write(inoOut, fhOut, offsetOut + copied, buffer.AsSpan(0, got), out int put);
+                error = Write(outFile, offsetOut + copied, buffer.AsSpan(0, got), out int put);
                 if (error != Errno.OK)
                 {
                     return copied > 0 ? Errno.OK : error;

@@ -3,22 +3,55 @@ using InSpatialFs.Interop;
 
 namespace InSpatialFs.Storage.Memory;
 
-// Open handles: registration (with the data file's descriptor for files in kernel memory), release and lookup.
+// Open handles: the objects Open, Create, TmpFile and OpenDir return, their registration (with the data file's
+// descriptor for files in kernel memory) and release.
 // Locks: the order and what each guards are in the header of MemoryFileSystem.cs; preconditions are on each method.
 public sealed partial class MemoryFileSystem
 {
-    private sealed class OpenHandle(MemoryNode node, int flags)
+    /// <summary>An open node. <see cref="Released"/> is written under the namespace write lock and read under the read lock.</summary>
+    private abstract class OpenHandle(MemoryFileSystem fs, MemoryNode node, int flags)
     {
+        public MemoryFileSystem Fs { get; } = fs;
         public MemoryNode Node { get; } = node;
         public int Flags { get; } = flags;
+        public bool Released;
+
+        public Errno Release() => Fs.ReleaseHandle(this);
+    }
+
+    private sealed class OpenFile(MemoryFileSystem fs, MemoryNode node, int flags) : OpenHandle(fs, node, flags), IOpenFile
+    {
+        public FopenFlags OpenFlags => NoFlush;
+
+        public Errno Read(long offset, Span<byte> buffer, out int bytesRead) => Fs.Read(this, offset, buffer, out bytesRead);
+
+        public Errno Write(long offset, ReadOnlySpan<byte> data, out int bytesWritten) => Fs.Write(this, offset, data, out bytesWritten);
+
+        public Errno Flush() => Fs.CheckHandle(this);
+
+        public Errno Fsync(bool dataOnly) => Fs.CheckHandle(this);
+
+        public Errno Fallocate(int mode, long offset, long length) => Fs.Fallocate(this, mode, offset, length);
+
+        public Errno Lseek(long offset, int whence, out long result) => Fs.Lseek(this, offset, whence, out result);
+
+        public SafeFd? DuplicatePassthroughFd() => Fs.OfferPassthrough ? Node.Data?.DuplicateForPassthrough() : null;
+    }
+
+    private sealed class OpenDirectory(MemoryFileSystem fs, MemoryNode node) : OpenHandle(fs, node, LibC.O_RDONLY | LibC.O_DIRECTORY), IOpenDirectory
+    {
+        public Errno ReadDir(long offset, IDirectoryEntrySink sink) => Fs.ReadDir(this, offset, sink);
+
+        public Errno FsyncDir(bool dataOnly) => Fs.CheckHandle(this);
     }
 
     /// <summary>
-    /// Namespace lock held. Registers a handle; a file in kernel memory gets its descriptor opened (one per open
-    /// node, shared by its handles) and a duplicate offered for passthrough, which the proxy uses where policy allows.
+    /// Namespace lock held. Counts an open of <paramref name="node"/>; a file in kernel memory gets its descriptor
+    /// opened (one per open node, shared by its handles).
     /// </summary>
-    private Errno AddHandle(MemoryNode node, int flags, ref OpenResult result)
+    private Errno AddHandle(MemoryNode node, int flags, out IOpenFile file)
     {
+        file = null!;
         if (node.Data is { } data)
         {
             var error = data.Acquire();
@@ -26,26 +59,24 @@ public sealed partial class MemoryFileSystem
             {
                 return error;
             }
-            result.PassthroughFd = OfferPassthrough ? data.DuplicateForPassthrough() : null;
         }
-        ulong fh = (ulong)Interlocked.Increment(ref _nextHandle);
         Interlocked.Increment(ref node.OpenCount);
-        _handles[fh] = new OpenHandle(node, flags);
-        result.Fh = fh;
-        result.Flags = NoFlush;
+        Interlocked.Increment(ref _openHandles);
+        file = new OpenFile(this, node, flags);
         return Errno.OK;
     }
 
-    private Errno ReleaseHandle(ulong ino, ulong fh)
+    private Errno ReleaseHandle(OpenHandle handle)
     {
         _namespace.EnterWriteLock();
         try
         {
-            if (!_handles.TryGetValue(fh, out var handle) || handle.Node.Id != ino)
+            if (handle.Released)
             {
                 return Errno.EBADF;
             }
-            _handles.TryRemove(fh, out _);
+            handle.Released = true;
+            Interlocked.Decrement(ref _openHandles);
             handle.Node.OpenCount--;
             handle.Node.Data?.ReleaseDescriptor();
             FreeIfUnused(handle.Node);
@@ -57,16 +88,29 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    private Errno CheckHandle(ulong ino, ulong fh)
-        => _handles.TryGetValue(fh, out var handle) && handle.Node.Id == ino ? Errno.OK : Errno.EBADF;
-
-    /// <summary>Namespace lock held. A handle of a regular file (EISDIR for directories).</summary>
-    private Errno GetFileHandle(ulong ino, ulong fh, out OpenHandle handle)
+    /// <summary>A handle of this backend that is still open (EBADF otherwise).</summary>
+    private Errno CheckHandle(OpenHandle handle)
     {
-        if (!_handles.TryGetValue(fh, out handle!) || handle.Node.Id != ino)
+        _namespace.EnterReadLock();
+        try
         {
+            return handle.Released ? Errno.EBADF : Errno.OK;
+        }
+        finally
+        {
+            _namespace.ExitReadLock();
+        }
+    }
+
+    /// <summary>Namespace lock held. An open regular file of this backend (EBADF for another backend's or a released one).</summary>
+    private Errno GetFileHandle(IOpenFile file, out OpenFile handle)
+    {
+        if (file is not OpenFile mine || !ReferenceEquals(mine.Fs, this) || mine.Released)
+        {
+            handle = null!;
             return Errno.EBADF;
         }
+        handle = mine;
         if (handle.Node.IsDirectory)
         {
             return Errno.EISDIR;

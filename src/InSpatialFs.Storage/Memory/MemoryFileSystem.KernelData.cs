@@ -15,7 +15,7 @@ public sealed unsafe partial class MemoryFileSystem
 
     /// <summary>
     /// Set by the proxy once the kernel accepted FUSE passthrough: opens of files in kernel memory then offer a
-    /// duplicate of their descriptor (<see cref="OpenResult.PassthroughFd"/>), which the proxy owns and closes.
+    /// duplicate of their descriptor (<see cref="IOpenFile.DuplicatePassthroughFd"/>), which the proxy owns and closes.
     /// Without it nothing is duplicated and every read and write comes through the daemon.
     /// </summary>
     public bool OfferPassthrough
@@ -208,7 +208,7 @@ public sealed unsafe partial class MemoryFileSystem
     /// destination, a range past the size limit, or a kernel that cannot copy these two files): the caller copies
     /// in chunks, which also gives the errors.
     /// </summary>
-    private bool TryKernelCopy(ulong inoIn, ulong fhIn, long offsetIn, ulong inoOut, ulong fhOut, long offsetOut, long length, out long copied, out Errno error)
+    private bool TryKernelCopy(OpenFile inFile, long offsetIn, OpenFile outFile, long offsetOut, long length, out long copied, out Errno error)
     {
         copied = 0;
         error = Errno.OK;
@@ -220,7 +220,7 @@ public sealed unsafe partial class MemoryFileSystem
         _namespace.EnterReadLock();
         try
         {
-            if (GetFileHandle(inoIn, fhIn, out var input) != Errno.OK || GetFileHandle(inoOut, fhOut, out var output) != Errno.OK
+            if (GetFileHandle(inFile, out var input) != Errno.OK || GetFileHandle(outFile, out var output) != Errno.OK
                 || input.Node.Data is not { } source || output.Node.Data is not { } destination
                 || (input.Flags & LibC.O_ACCMODE) == LibC.O_WRONLY || (output.Flags & LibC.O_ACCMODE) == LibC.O_RDONLY
                 || (output.Flags & LibC.O_APPEND) != 0)

@@ -46,21 +46,17 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
 
     private const ulong RootId = 1;
 
-    /// <summary>SETATTR fields that change the inode (FATTR_FH and FATTR_LOCKOWNER only say how).</summary>
-    private const FattrFlags ChangingFields = FattrFlags.Mode | FattrFlags.Uid | FattrFlags.Gid | FattrFlags.Size
-        | FattrFlags.Atime | FattrFlags.Mtime | FattrFlags.AtimeNow | FattrFlags.MtimeNow | FattrFlags.KillSuidGid;
     private const uint BlockSize = 4096;
     private const int DirentBogoSize = 20; // what tmpfs reports per entry as a directory's size
 
     private readonly ReaderWriterLockSlim _namespace = new(LockRecursionPolicy.NoRecursion);
     private readonly Dictionary<ulong, MemoryNode> _nodes = [];
-    private readonly ConcurrentDictionary<ulong, OpenHandle> _handles = new();
+    private int _openHandles;
     private readonly MemoryNode _root;
     private readonly long _sizeLimit;
     private readonly long _inodeLimit;
     private readonly DataVolume? _volume;
     private ulong _nextId = RootId;
-    private long _nextHandle;
     private long _usedBytes;
     private bool _disposed;
     // A device number no real filesystem has, one per instance, so identities of different memory mounts differ.
@@ -116,7 +112,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
     }
 
     /// <summary>Open file and directory handles.</summary>
-    public int OpenHandleCount => _handles.Count;
+    public int OpenHandleCount => Volatile.Read(ref _openHandles);
 
     public MemoryUsage Usage => new(Interlocked.Read(ref _usedBytes) + KernelBytes, _sizeLimit, NodeCount, _inodeLimit);
 
@@ -190,10 +186,9 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
         }
     }
 
-    public Errno SetAttr(ulong ino, in FuseSetattrIn change, in Caller caller, out FuseAttr attr)
+    public Errno SetAttr(ulong ino, in AttrChange change, in Caller caller, out FuseAttr attr)
     {
         attr = default;
-        var valid = (FattrFlags)change.Valid;
         _namespace.EnterWriteLock();
         try
         {
@@ -202,7 +197,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
                 return Errno.ENOENT;
             }
             var now = Timestamp.Now();
-            if ((valid & FattrFlags.Size) != 0)
+            if (change.Size is ulong size)
             {
                 if (node.IsDirectory)
                 {
@@ -212,71 +207,63 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
                 {
                     return Errno.EINVAL;
                 }
-                if (change.Size > MaxFileSize)
+                if (size > MaxFileSize)
                 {
                     return Errno.EFBIG;
                 }
-                var resized = ResizeLocked(node, (long)change.Size);
+                var resized = ResizeLocked(node, (long)size);
                 if (resized != Errno.OK)
                 {
                     return resized;
                 }
                 node.Mtime = now;
             }
-            if ((valid & FattrFlags.Mode) != 0)
+            if (change.Mode is uint mode)
             {
-                node.Mode = node.Type | (change.Mode & 0xFFF);
+                node.Mode = node.Type | (mode & 0xFFF);
             }
-            if ((valid & FattrFlags.Uid) != 0)
+            if (change.Uid is uint uid)
             {
-                node.Uid = change.Uid;
+                node.Uid = uid;
             }
-            if ((valid & FattrFlags.Gid) != 0)
+            if (change.Gid is uint gid)
             {
-                node.Gid = change.Gid;
+                node.Gid = gid;
             }
             // chown(2) of a non-directory drops set-id bits even for root (the VFS adds ATTR_KILL_SUID), and a
             // write or truncate by a caller without CAP_FSETID does (FATTR_KILL_SUIDGID); under HANDLE_KILLPRIV_V2
             // the kernel leaves both to the filesystem. A mode sent in the same request is the kernel's own
             // computation and wins. Keep in sync with HostFileSystem.SetAttr (the rules are SetIdBits').
-            bool chown = (valid & (FattrFlags.Uid | FattrFlags.Gid)) != 0;
-            if ((valid & FattrFlags.Mode) == 0
-                && ((chown && SetIdBits.ClearedByChown(node.Type)) || ((valid & FattrFlags.KillSuidGid) != 0 && SetIdBits.ClearedByWrite(node.Type))))
+            bool chown = change.ChangesOwner;
+            if (change.Mode is null
+                && ((chown && SetIdBits.ClearedByChown(node.Type)) || (change.KillSetId && SetIdBits.ClearedByWrite(node.Type))))
             {
                 node.Mode &= ~SetIdBits.ToClear(node.Mode);
             }
             // A chown or truncate drops file capabilities whoever asks (ATTR_KILL_PRIV), as the host kernel does
             // for the host backend.
-            if ((chown && SetIdBits.ClearedByChown(node.Type)) || ((valid & FattrFlags.Size) != 0 && node.IsRegular))
+            if ((chown && SetIdBits.ClearedByChown(node.Type)) || (change.Size.HasValue && node.IsRegular))
             {
                 DropCapabilityLocked(node);
             }
-            if ((valid & FattrFlags.AtimeNow) != 0)
+            if (change.Atime is TimeChange atime)
             {
-                node.Atime = now;
+                node.Atime = atime.Now ? now : new Timestamp(atime.Seconds, atime.Nanoseconds);
             }
-            else if ((valid & FattrFlags.Atime) != 0)
+            if (change.Mtime is TimeChange mtime)
             {
-                node.Atime = new Timestamp((long)change.Atime, change.AtimeNsec);
+                node.Mtime = mtime.Now ? now : new Timestamp(mtime.Seconds, mtime.Nanoseconds);
             }
-            if ((valid & FattrFlags.MtimeNow) != 0)
+            if (change.Ctime is TimeChange ctime)
             {
-                node.Mtime = now;
+                node.Ctime = ctime.Now ? now : new Timestamp(ctime.Seconds, ctime.Nanoseconds);
             }
-            else if ((valid & FattrFlags.Mtime) != 0)
-            {
-                node.Mtime = new Timestamp((long)change.Mtime, change.MtimeNsec);
-            }
-            if ((valid & FattrFlags.Ctime) != 0)
-            {
-                node.Ctime = new Timestamp((long)change.Ctime, change.CtimeNsec);
-            }
-            else if ((valid & ChangingFields) != 0)
+            else if (change.ChangesInode)
             {
                 node.Ctime = now;
             }
             // The data file keeps atime and mtime of a file in kernel memory (writes through passthrough move them).
-            SetKernelTimes(node, (valid & (FattrFlags.Atime | FattrFlags.AtimeNow)) != 0, (valid & (FattrFlags.Mtime | FattrFlags.MtimeNow)) != 0);
+            SetKernelTimes(node, change.Atime.HasValue, change.Mtime.HasValue);
             FillAttr(node, out attr);
             return Errno.OK;
         }
@@ -320,7 +307,6 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
         _namespace.EnterWriteLock();
         try
         {
-            _handles.Clear();
             foreach (var node in _nodes.Values)
             {
                 node.Content?.Clear();

@@ -78,10 +78,9 @@ public sealed partial class OverlayFileSystem
         {
             // Regular files got their times on the copy before it was published; directories and nodes get them here,
             // and their exact mode: mkdir keeps no set-id bits (SetIdBits.NewNodePermissions), a copy must.
-            var times = new FuseSetattrIn
+            var times = new AttrChange
             {
-                Valid = (uint)(FattrFlags.Atime | FattrFlags.Mtime | FattrFlags.Mode),
-                Atime = a.Atime, AtimeNsec = a.AtimeNsec, Mtime = a.Mtime, MtimeNsec = a.MtimeNsec, Mode = a.Mode,
+                Atime = new TimeChange((long)a.Atime, a.AtimeNsec), Mtime = new TimeChange((long)a.Mtime, a.MtimeNsec), Mode = a.Mode,
             };
             upper.SetAttr(made.Ino, times, owner, out _);
         }

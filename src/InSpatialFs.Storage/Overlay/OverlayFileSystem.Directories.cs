@@ -10,22 +10,19 @@ namespace InSpatialFs.Storage.Overlay;
 // cookies (index + 3) stay valid while the directory changes, capped at MaxMergedEntries names.
 public sealed partial class OverlayFileSystem
 {
-    public Errno OpenDir(ulong ino, out ulong fh)
+    public Errno OpenDir(ulong ino, out IOpenDirectory directory)
     {
-        fh = 0;
+        directory = null!;
         if (!TryNode(ino, out OverlayNode? node)) return Errno.ENOENT;
         if (!node.IsDirectory) return Errno.ENOTDIR;
-        var handle = new OverlayHandle(node, node.Top.Layer, 0) { Listing = MergedEntries(node) };
-        fh = (ulong)Interlocked.Increment(ref _nextFh);
-        _handles[fh] = handle;
-        lock (_tree) node.OpenHandles++;
+        directory = new OverlayOpenDirectory(this, node, MergedEntries(node));
         return Errno.OK;
     }
 
-    public Errno ReadDir(ulong ino, ulong fh, long offset, IDirectoryEntrySink sink)
+    internal Errno ReadDir(OverlayOpenDirectory h, long offset, IDirectoryEntrySink sink)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        if (!TryHandle(fh, out OverlayHandle? h) || h.Listing == null) return Errno.EBADF;
+        if (h.Released) return Errno.EBADF;
         lock (h.Gate)
         {
             if (offset == 0) h.Listing = MergedEntries(h.Node); // rewinddir sees a fresh listing
@@ -41,11 +38,6 @@ public sealed partial class OverlayFileSystem
         return Errno.OK;
     }
 
-    public Errno ReleaseDir(ulong ino, ulong fh) => Release(ino, fh);
-
-    public Errno FsyncDir(ulong ino, ulong fh, bool dataOnly) =>
-        TryHandle(fh, out OverlayHandle? h) ? (h.Node.Top.Layer == 0 ? Errno.OK : Errno.OK) : Errno.EBADF;
-
     /// <summary>The merged entries of a directory node (without "." and "..").</summary>
     private List<(byte[] Name, uint Type)> MergedEntries(OverlayNode dir)
     {
@@ -54,10 +46,10 @@ public sealed partial class OverlayFileSystem
         foreach (LayerObject d in DirectoriesOf(dir))
         {
             HostFileSystem layer = LayerOf(d);
-            if (layer.OpenDir(d.Ino, out ulong fh) != Errno.OK) continue;
+            if (layer.OpenDir(d.Ino, out IOpenDirectory listing) != Errno.OK) continue;
             var sink = new NameSink(MaxMergedEntries);
-            layer.ReadDir(d.Ino, fh, 0, sink);
-            layer.ReleaseDir(d.Ino, fh);
+            listing.ReadDir(0, sink);
+            listing.Release();
             bool xattrWhiteouts = OverlayFormat.HasXattr(layer, d.Ino, OverlayFormat.WhiteoutsMarkerXattrs, valueMustBeY: false);
             foreach ((byte[] name, uint type) in sink.Entries)
             {

@@ -1,14 +1,12 @@
-using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage.Host;
-using InSpatialFs.Storage.Direct;
 using static InSpatialFs.Interop.LibC;
 
 namespace InSpatialFs.Storage.Overlay;
 
 // Attributes, open files, data and extended attributes: read from the answering layer, written after a copy-up.
-public sealed partial class OverlayFileSystem : ISplicedReads
+public sealed partial class OverlayFileSystem
 {
     public Errno GetAttr(ulong ino, out FuseAttr attr)
     {
@@ -19,19 +17,14 @@ public sealed partial class OverlayFileSystem : ISplicedReads
         return e;
     }
 
-    public Errno SetAttr(ulong ino, in FuseSetattrIn change, in Caller caller, out FuseAttr attr)
+    public Errno SetAttr(ulong ino, in AttrChange change, in Caller caller, out FuseAttr attr)
     {
         attr = default;
         if (!TryNode(ino, out OverlayNode? node)) return Errno.ENOENT;
         Errno e = EnsureUpper(node);
         if (e != Errno.OK) return e;
-        FuseSetattrIn layerChange = change;
-        if ((((FattrFlags)change.Valid) & FattrFlags.Fh) != 0)
-        {
-            if (_handles.TryGetValue(change.Fh, out OverlayHandle? h) && h.Layer == 0) layerChange.Fh = h.LayerFh;
-            else layerChange.Valid &= ~(uint)FattrFlags.Fh; // a handle opened before the copy-up: truncate by node
-        }
-
+        // A file opened before the copy-up is a lower layer's: the upper copy is truncated by node instead.
+        AttrChange layerChange = change with { File = change.File is OverlayOpenFile { Layer: 0 } open ? open.Inner : null };
         e = _layers[0].SetAttr(node.Top.Ino, layerChange, caller, out attr);
         attr.Ino = node.Id;
         return e;
@@ -43,9 +36,9 @@ public sealed partial class OverlayFileSystem : ISplicedReads
         return TryNode(ino, out OverlayNode? node) ? LayerOf(node.Top).ReadLink(node.Top.Ino, buffer, out length) : Errno.ENOENT;
     }
 
-    public Errno Open(ulong ino, int flags, in Caller caller, out OpenResult result)
+    public Errno Open(ulong ino, int flags, in Caller caller, out IOpenFile file)
     {
-        result = default;
+        file = null!;
         if (!TryNode(ino, out OverlayNode? node)) return Errno.ENOENT;
         bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
         if (writes)
@@ -55,73 +48,33 @@ public sealed partial class OverlayFileSystem : ISplicedReads
         }
 
         LayerObject top = node.Top;
-        Errno e = LayerOf(top).Open(top.Ino, flags, caller, out OpenResult layerResult);
+        Errno e = LayerOf(top).Open(top.Ino, flags, caller, out IOpenFile layerFile);
         if (e != Errno.OK) return e;
-        result = Handle(node, top.Layer, layerResult);
+        file = new OverlayOpenFile(this, node, top.Layer, layerFile);
         return Errno.OK;
     }
 
-    /// <summary>Wraps a layer's open file: our own fh (the layer's may clash across layers), the layer's flags and passthrough descriptor.</summary>
-    private OpenResult Handle(OverlayNode node, int layer, in OpenResult layerResult)
+    /// <summary>Counts an open of <paramref name="node"/>: it stays while open, though its names go.</summary>
+    internal void Opened(OverlayNode node)
     {
-        ulong fh = (ulong)Interlocked.Increment(ref _nextFh);
-        _handles[fh] = new OverlayHandle(node, layer, layerResult.Fh);
         lock (_tree) node.OpenHandles++;
-        return new OpenResult { Fh = fh, Flags = layerResult.Flags, PassthroughFd = layerResult.PassthroughFd };
     }
 
-    private bool TryHandle(ulong fh, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out OverlayHandle? handle) => _handles.TryGetValue(fh, out handle);
-
-    public Errno Read(ulong ino, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
+    internal void Closed(OverlayNode node)
     {
-        bytesRead = 0;
-        return TryHandle(fh, out OverlayHandle? h) ? _layers[h.Layer].Read(0, h.LayerFh, offset, buffer, out bytesRead) : Errno.EBADF;
-    }
-
-    public Errno ReadSpliced(ulong ino, ulong fh, long offset, int length, ISpliceReadSink sink, out int bytesRead)
-    {
-        bytesRead = 0;
-        return TryHandle(fh, out OverlayHandle? h) ? _layers[h.Layer].ReadSpliced(0, h.LayerFh, offset, length, sink, out bytesRead) : Errno.EBADF;
-    }
-
-    public Errno Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data, out int bytesWritten)
-    {
-        bytesWritten = 0;
-        return TryHandle(fh, out OverlayHandle? h) ? _layers[h.Layer].Write(0, h.LayerFh, offset, data, out bytesWritten) : Errno.EBADF;
-    }
-
-    public Errno Flush(ulong ino, ulong fh) => TryHandle(fh, out OverlayHandle? h) ? _layers[h.Layer].Flush(0, h.LayerFh) : Errno.EBADF;
-
-    public Errno Fsync(ulong ino, ulong fh, bool dataOnly) => TryHandle(fh, out OverlayHandle? h) ? _layers[h.Layer].Fsync(0, h.LayerFh, dataOnly) : Errno.EBADF;
-
-    public Errno Release(ulong ino, ulong fh)
-    {
-        if (!_handles.TryRemove(fh, out OverlayHandle? h)) return Errno.EBADF;
-        Errno e = h.Listing == null ? _layers[h.Layer].Release(0, h.LayerFh) : Errno.OK;
         lock (_tree)
         {
-            h.Node.OpenHandles--;
-            DropIfUnusedLocked(h.Node);
+            node.OpenHandles--;
+            DropIfUnusedLocked(node);
         }
-
-        return e;
     }
 
-    public Errno Fallocate(ulong ino, ulong fh, int mode, long offset, long length) =>
-        TryHandle(fh, out OverlayHandle? h) ? _layers[h.Layer].Fallocate(0, h.LayerFh, mode, offset, length) : Errno.EBADF;
-
-    public Errno Lseek(ulong ino, ulong fh, long offset, int whence, out long result)
-    {
-        result = 0;
-        return TryHandle(fh, out OverlayHandle? h) ? _layers[h.Layer].Lseek(0, h.LayerFh, offset, whence, out result) : Errno.EBADF;
-    }
-
-    public Errno CopyFileRange(ulong inoIn, ulong fhIn, long offsetIn, ulong inoOut, ulong fhOut, long offsetOut, long length, out long copied)
+    public Errno CopyFileRange(IOpenFile input, long offsetIn, IOpenFile output, long offsetOut, long length, out long copied)
     {
         copied = 0;
-        if (!TryHandle(fhIn, out OverlayHandle? a) || !TryHandle(fhOut, out OverlayHandle? b)) return Errno.EBADF;
+        if (input is not OverlayOpenFile a || output is not OverlayOpenFile b) return Errno.EXDEV;
         // Across layers the kernel falls back to read and write through the mount.
-        return a.Layer != b.Layer ? Errno.EXDEV : _layers[a.Layer].CopyFileRange(0, a.LayerFh, offsetIn, 0, b.LayerFh, offsetOut, length, out copied);
+        return a.Layer != b.Layer ? Errno.EXDEV : _layers[a.Layer].CopyFileRange(a.Inner, offsetIn, b.Inner, offsetOut, length, out copied);
     }
 
     public Errno StatFs(out FuseKstatfs stat) => _layers[0].StatFs(out stat);

@@ -75,28 +75,28 @@ public sealed partial class OverlayFileSystem
         return e != Errno.OK ? e : Made(dir, name, _layers[0].Symlink(dir.Top.Ino, name, target, caller, out attr), ref attr);
     }
 
-    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
     {
         attr = default;
-        result = default;
+        file = null!;
         Errno e = PrepareNewName(parent, name, out OverlayNode dir, out _);
         // Without O_EXCL a name that exists is opened as open(2) would (copied up by Open if written); keep in sync
         // with HostFileSystem.Create and MemoryFileSystem.Create.
-        if (e == Errno.EEXIST && (flags & O_EXCL) == 0) return OpenExisting(parent, name, flags, caller, out attr, out result);
+        if (e == Errno.EEXIST && (flags & O_EXCL) == 0) return OpenExisting(parent, name, flags, caller, out attr, out file);
         if (e != Errno.OK) return e;
-        e = Made(dir, name, _layers[0].Create(dir.Top.Ino, name, flags, mode, caller, out attr, out OpenResult layerResult), ref attr);
+        e = Made(dir, name, _layers[0].Create(dir.Top.Ino, name, flags, mode, caller, out attr, out IOpenFile layerFile), ref attr);
         if (e != Errno.OK) return e;
         TryNode(attr.Ino, out OverlayNode? node);
-        result = Handle(node!, 0, layerResult);
+        file = new OverlayOpenFile(this, node!, 0, layerFile);
         return Errno.OK;
     }
 
-    private Errno OpenExisting(ulong parent, ReadOnlySpan<byte> name, int flags, in Caller caller, out FuseAttr attr, out OpenResult result)
+    private Errno OpenExisting(ulong parent, ReadOnlySpan<byte> name, int flags, in Caller caller, out FuseAttr attr, out IOpenFile file)
     {
-        result = default;
+        file = null!;
         Errno e = Lookup(parent, name, out attr);
         if (e != Errno.OK) return e;
-        e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out result);
+        e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out file);
         if (e != Errno.OK)
         {
             Forget(attr.Ino, 1UL);
@@ -105,18 +105,18 @@ public sealed partial class OverlayFileSystem
         return e;
     }
 
-    public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out OpenResult result)
+    public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
     {
         attr = default;
-        result = default;
+        file = null!;
         if (!TryNode(parent, out OverlayNode? dir)) return Errno.ENOENT;
         Errno e = EnsureUpper(dir);
         if (e != Errno.OK) return e;
-        e = _layers[0].TmpFile(dir.Top.Ino, flags, mode, caller, out attr, out OpenResult layerResult);
+        e = _layers[0].TmpFile(dir.Top.Ino, flags, mode, caller, out attr, out IOpenFile layerFile);
         if (e != Errno.OK) return e;
         OverlayNode node = Adopt(dir, "#tmpfile"u8, new Resolved(new LayerObject(0, attr.Ino), attr, []));
         attr.Ino = node.Id;
-        result = Handle(node, 0, layerResult);
+        file = new OverlayOpenFile(this, node, 0, layerFile);
         return Errno.OK;
     }
 
@@ -167,10 +167,10 @@ public sealed partial class OverlayFileSystem
     /// <summary>Before an upper directory is removed: the whiteouts it holds (it is empty in the merged view).</summary>
     private void RemoveWhiteoutsIn(ulong upperDir)
     {
-        if (_layers[0].OpenDir(upperDir, out ulong fh) != Errno.OK) return;
+        if (_layers[0].OpenDir(upperDir, out IOpenDirectory listing) != Errno.OK) return;
         var sink = new NameSink(int.MaxValue);
-        _layers[0].ReadDir(upperDir, fh, 0, sink);
-        _layers[0].ReleaseDir(upperDir, fh);
+        listing.ReadDir(0, sink);
+        listing.Release();
         foreach ((byte[] n, uint _) in sink.Entries)
         {
             _layers[0].Unlink(upperDir, n);

@@ -47,11 +47,9 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
     private readonly Lock _copyUp = new();
     private readonly Dictionary<ulong, OverlayNode> _nodes = [];
     private readonly Dictionary<LayerObject, OverlayNode> _byTop = [];
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, OverlayHandle> _handles = new();
     private readonly OverlayNode _root;
     private static readonly Caller Root = new(0, 0, 0);
     private ulong _nextId = 1;
-    private long _nextFh;
 
     public OverlayFileSystem(OverlayLayers layers, ILogger logger, bool directLower = false, bool directUpper = false)
     {

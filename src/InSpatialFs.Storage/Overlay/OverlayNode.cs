@@ -31,18 +31,3 @@ internal sealed class OverlayNode(ulong id, uint type, LayerObject top, LayerObj
 
     public bool IsDirectory => Type == Interop.LibC.S_IFDIR;
 }
-
-/// <summary>An open file or directory of the merged tree: the layer's handle, or a merged listing.</summary>
-internal sealed class OverlayHandle(OverlayNode node, int layer, ulong layerFh)
-{
-    public OverlayNode Node { get; } = node;
-
-    public int Layer { get; } = layer;
-
-    public ulong LayerFh { get; } = layerFh;
-
-    /// <summary>For directories: the merged entries, taken at OPENDIR (cookies are index + 3).</summary>
-    public List<(byte[] Name, uint Type)>? Listing;
-
-    public readonly Lock Gate = new();
-}

@@ -70,9 +70,9 @@ public sealed class OverlayCopyUpModeTests
             foreach (string name in new[] { "shared", "plain" })
             {
                 Assert.That(fs.Lookup(fs.RootIno, System.Text.Encoding.UTF8.GetBytes(name), out Fuse.Abi.FuseAttr dir), Is.EqualTo(Interop.Errno.OK));
-                Assert.That(fs.Create(dir.Ino, "f"u8, Interop.LibC.O_RDWR | Interop.LibC.O_CREAT | Interop.LibC.O_EXCL, 0x1A4, new Caller(0, 0, 1), out Fuse.Abi.FuseAttr f, out OpenResult r),
+                Assert.That(fs.Create(dir.Ino, "f"u8, Interop.LibC.O_RDWR | Interop.LibC.O_CREAT | Interop.LibC.O_EXCL, 0x1A4, new Caller(0, 0, 1), out Fuse.Abi.FuseAttr f, out IOpenFile r),
                     Is.EqualTo(Interop.Errno.OK), "a create copies the directory up");
-                fs.Release(f.Ino, r.Fh);
+                r.Release();
             }
 
             Assert.That((uint)File.GetUnixFileMode(Path.Combine(root, "upper/shared")), Is.EqualTo(0x5FDu), "02775 in the upper layer");

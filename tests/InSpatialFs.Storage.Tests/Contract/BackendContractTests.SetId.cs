@@ -25,10 +25,10 @@ public abstract partial class BackendContractTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(SetAttr(both, FattrFlags.KillSuidGid).Mode & 0xFFF, Is.EqualTo(0x1EDu), "06755 -> 0755");
-            Assert.That(SetAttr(sgidNoExec, FattrFlags.KillSuidGid).Mode & 0xFFF, Is.EqualTo(0x5E5u), "06745 -> 02745: mandatory locking stays");
-            Assert.That(SetAttr(fifo, FattrFlags.KillSuidGid).Mode & 0xFFF, Is.EqualTo(0xDFFu), "only regular files (drift: memory cleared a fifo)");
-            Assert.That(SetAttr(kept, FattrFlags.Atime | FattrFlags.AtimeNow).Mode & 0xFFF, Is.EqualTo(0xDEDu), "the positive control: no kill, no change");
+            Assert.That(SetAttr(both, new() { KillSetId = true }).Mode & 0xFFF, Is.EqualTo(0x1EDu), "06755 -> 0755");
+            Assert.That(SetAttr(sgidNoExec, new() { KillSetId = true }).Mode & 0xFFF, Is.EqualTo(0x5E5u), "06745 -> 02745: mandatory locking stays");
+            Assert.That(SetAttr(fifo, new() { KillSetId = true }).Mode & 0xFFF, Is.EqualTo(0xDFFu), "only regular files (drift: memory cleared a fifo)");
+            Assert.That(SetAttr(kept, new() { Atime = TimeChange.AtNow }).Mode & 0xFFF, Is.EqualTo(0xDEDu), "the positive control: no kill, no change");
         });
     }
 
@@ -45,10 +45,10 @@ public abstract partial class BackendContractTests
         Chmod(dir, 0xDFF);
         Assert.Multiple(() =>
         {
-            Assert.That(SetAttr(file, FattrFlags.Uid, uid: 5).Mode & 0xFFF, Is.EqualTo(0x1EDu), "06755 -> 0755");
-            Assert.That(SetAttr(sgidNoExec, FattrFlags.Gid, gid: 5).Mode & 0xFFF, Is.EqualTo(0x5E5u), "06745 -> 02745");
-            Assert.That(SetAttr(fifo, FattrFlags.Uid, uid: 5).Mode & 0xFFF, Is.EqualTo(0x1FFu), "every type but directories");
-            Assert.That(SetAttr(dir, FattrFlags.Uid | FattrFlags.Gid, uid: 5, gid: 5).Mode & 0xFFF, Is.EqualTo(0xDFFu), "the positive control: a directory keeps its bits");
+            Assert.That(SetAttr(file, new() { Uid = 5 }).Mode & 0xFFF, Is.EqualTo(0x1EDu), "06755 -> 0755");
+            Assert.That(SetAttr(sgidNoExec, new() { Gid = 5 }).Mode & 0xFFF, Is.EqualTo(0x5E5u), "06745 -> 02745");
+            Assert.That(SetAttr(fifo, new() { Uid = 5 }).Mode & 0xFFF, Is.EqualTo(0x1FFu), "every type but directories");
+            Assert.That(SetAttr(dir, new() { Uid = 5, Gid = 5 }).Mode & 0xFFF, Is.EqualTo(0xDFFu), "the positive control: a directory keeps its bits");
         });
         Assert.That(Attr(file).Uid, Is.EqualTo(5u));
     }
@@ -57,7 +57,7 @@ public abstract partial class BackendContractTests
     public void A_mode_sent_with_the_chown_is_the_kernels_own_and_wins()
     {
         ulong file = Touch(RootIno, "f");
-        FuseAttr a = SetAttr(file, FattrFlags.Uid | FattrFlags.Mode, uid: 6, mode: LibC.S_IFREG | 0xDED);
+        FuseAttr a = SetAttr(file, new() { Uid = 6, Mode = LibC.S_IFREG | 0xDED });
         Assert.That(a.Mode & 0xFFF, Is.EqualTo(0xDEDu), "drift: the host chowned after the chmod and lost S_ISUID");
         Assert.That(a.Uid, Is.EqualTo(6u));
     }
@@ -65,25 +65,25 @@ public abstract partial class BackendContractTests
     [Test]
     public void A_write_truncate_or_chown_drops_file_capabilities()
     {
-        (ulong ino, ulong fh) = Create(RootIno, "f");
+        (ulong ino, IOpenFile fh) = Create(RootIno, "f");
         WriteAt(ino, fh, 0, "payload"u8.ToArray());
         var value = new byte[64];
 
         Assert.That(Fs.SetXattr(ino, N("security.capability"), CapNetRaw, 0), Is.EqualTo(Errno.OK));
         Assert.That(Fs.GetXattr(ino, N("security.capability"), value, out _), Is.EqualTo(Errno.OK), "the positive control");
-        Assert.That(Fs.SetAttr(ino, new FuseSetattrIn { Valid = (uint)(FattrFlags.Atime | FattrFlags.AtimeNow) }, Root, out _), Is.EqualTo(Errno.OK));
+        Assert.That(Fs.SetAttr(ino, new AttrChange { Atime = TimeChange.AtNow }, Root, out _), Is.EqualTo(Errno.OK));
         Assert.That(Fs.GetXattr(ino, N("security.capability"), value, out _), Is.EqualTo(Errno.OK), "a touch keeps it");
         WriteAt(ino, fh, 0, "x"u8.ToArray());
         Assert.That(Fs.GetXattr(ino, N("security.capability"), value, out _), Is.EqualTo(Errno.ENODATA), "a write drops it (drift: memory kept it)");
 
         Assert.That(Fs.SetXattr(ino, N("security.capability"), CapNetRaw, 0), Is.EqualTo(Errno.OK));
-        SetAttr(ino, FattrFlags.Size, size: 3);
+        SetAttr(ino, new() { Size = 3 });
         Assert.That(Fs.GetXattr(ino, N("security.capability"), value, out _), Is.EqualTo(Errno.ENODATA), "a truncate drops it");
 
         Assert.That(Fs.SetXattr(ino, N("security.capability"), CapNetRaw, 0), Is.EqualTo(Errno.OK));
-        SetAttr(ino, FattrFlags.Uid, uid: 7);
+        SetAttr(ino, new() { Uid = 7 });
         Assert.That(Fs.GetXattr(ino, N("security.capability"), value, out _), Is.EqualTo(Errno.ENODATA), "a chown drops it");
-        Fs.Release(ino, fh);
+        fh.Release();
     }
 
     [Test]
@@ -91,15 +91,14 @@ public abstract partial class BackendContractTests
     {
         ulong plain = MkDir(RootIno, "plain", 0x1FF);
         ulong shared = MkDir(RootIno, "shared", 0x1FF);
-        SetAttr(shared, FattrFlags.Gid, gid: 55);
+        SetAttr(shared, new() { Gid = 55 });
         Chmod(shared, SetGid | 0x1FF);
 
         ulong file = Touch(shared, "f", 0x1ED, User);
         ulong sub = MkDir(shared, "sub", 0x1ED, User);
         Assert.That(Fs.MkNod(shared, N("p"), LibC.S_IFIFO | 0x1A4, 0, User, out FuseAttr fifo), Is.EqualTo(Errno.OK));
         Assert.That(Fs.Symlink(shared, N("l"), N("t"), User, out FuseAttr link), Is.EqualTo(Errno.OK));
-        Assert.That(Fs.TmpFile(shared, LibC.O_RDWR, 0x1A4, User, out FuseAttr tmp, out OpenResult tmpOpen), Is.EqualTo(Errno.OK));
-        tmpOpen.PassthroughFd?.Dispose();
+        Assert.That(Fs.TmpFile(shared, LibC.O_RDWR, 0x1A4, User, out FuseAttr tmp, out IOpenFile tmpOpen), Is.EqualTo(Errno.OK));
         Assert.Multiple(() =>
         {
             Assert.That(Attr(file).Gid, Is.EqualTo(55u), "file");
@@ -111,7 +110,7 @@ public abstract partial class BackendContractTests
             Assert.That(link.Gid, Is.EqualTo(55u), "symlink");
             Assert.That(tmp.Gid, Is.EqualTo(55u), "O_TMPFILE");
         });
-        Fs.Release(tmp.Ino, tmpOpen.Fh);
+        tmpOpen.Release();
 
         ulong mine = Touch(plain, "f", 0x1A4, User);
         ulong mineDir = MkDir(plain, "d", 0x1ED, User);

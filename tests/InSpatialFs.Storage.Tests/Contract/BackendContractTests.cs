@@ -44,18 +44,17 @@ public abstract partial class BackendContractTests
         return a.Ino;
     }
 
-    protected (ulong Ino, ulong Fh) Create(ulong parent, string name, uint mode = 0x1A4, Caller? caller = null, int flags = LibC.O_RDWR)
+    protected (ulong Ino, IOpenFile Fh) Create(ulong parent, string name, uint mode = 0x1A4, Caller? caller = null, int flags = LibC.O_RDWR)
     {
-        Assert.That(Fs.Create(parent, N(name), flags | LibC.O_CREAT | LibC.O_EXCL, mode, caller ?? Root, out FuseAttr a, out OpenResult r),
+        Assert.That(Fs.Create(parent, N(name), flags | LibC.O_CREAT | LibC.O_EXCL, mode, caller ?? Root, out FuseAttr a, out IOpenFile r),
             Is.EqualTo(Errno.OK), $"create {name}");
-        r.PassthroughFd?.Dispose();
-        return (a.Ino, r.Fh);
+        return (a.Ino, r);
     }
 
     protected ulong Touch(ulong parent, string name, uint mode = 0x1A4, Caller? caller = null)
     {
-        (ulong ino, ulong fh) = Create(parent, name, mode, caller);
-        Assert.That(Fs.Release(ino, fh), Is.EqualTo(Errno.OK));
+        (ulong ino, IOpenFile fh) = Create(parent, name, mode, caller);
+        Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
         return ino;
     }
 
@@ -81,28 +80,27 @@ public abstract partial class BackendContractTests
 
     protected FuseAttr Chmod(ulong ino, uint perm)
     {
-        var change = new FuseSetattrIn { Valid = (uint)FattrFlags.Mode, Mode = (Attr(ino).Mode & LibC.S_IFMT) | perm };
+        var change = new AttrChange { Mode = (Attr(ino).Mode & LibC.S_IFMT) | perm };
         Assert.That(Fs.SetAttr(ino, change, Root, out FuseAttr a), Is.EqualTo(Errno.OK), "chmod");
         return a;
     }
 
-    protected FuseAttr SetAttr(ulong ino, FattrFlags valid, uint uid = 0, uint gid = 0, ulong size = 0, uint mode = 0, ulong fh = 0)
+    protected FuseAttr SetAttr(ulong ino, AttrChange change)
     {
-        var change = new FuseSetattrIn { Valid = (uint)valid, Uid = uid, Gid = gid, Size = size, Mode = mode, Fh = fh };
-        Assert.That(Fs.SetAttr(ino, change, User, out FuseAttr a), Is.EqualTo(Errno.OK), $"setattr {valid}");
+        Assert.That(Fs.SetAttr(ino, change, User, out FuseAttr a), Is.EqualTo(Errno.OK), $"setattr {change}");
         return a;
     }
 
-    protected byte[] ReadAt(ulong ino, ulong fh, long offset, int count)
+    protected byte[] ReadAt(ulong ino, IOpenFile fh, long offset, int count)
     {
         var buffer = new byte[count];
-        Assert.That(Fs.Read(ino, fh, offset, buffer, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Read(offset, buffer, out int n), Is.EqualTo(Errno.OK));
         return buffer[..n];
     }
 
-    protected void WriteAt(ulong ino, ulong fh, long offset, byte[] data)
+    protected void WriteAt(ulong ino, IOpenFile fh, long offset, byte[] data)
     {
-        Assert.That(Fs.Write(ino, fh, offset, data, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Write(offset, data, out int n), Is.EqualTo(Errno.OK));
         Assert.That(n, Is.EqualTo(data.Length));
     }
 }

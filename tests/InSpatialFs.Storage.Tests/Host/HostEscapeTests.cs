@@ -79,10 +79,10 @@ public sealed class HostEscapeTests
         File.CreateSymbolicLink(_box.Src("s"), secret);
         var before = File.GetUnixFileMode(secret);
         ulong link = _box.Lookup(_box.Fs.RootIno, "s");
-        var chown = new FuseSetattrIn { Valid = (uint)(FattrFlags.Uid | FattrFlags.Gid | FattrFlags.Mtime), Uid = 4242, Gid = 4242, Mtime = 12345 };
+        var chown = new AttrChange { Uid = 4242, Gid = 4242, Mtime = new TimeChange(12345, 0) };
         Assert.That(_box.Fs.SetAttr(link, chown, User, out FuseAttr a), Is.EqualTo(Errno.OK));
         Assert.That(a.Uid, Is.EqualTo(4242u));
-        Assert.That(_box.Fs.SetAttr(link, new FuseSetattrIn { Valid = (uint)FattrFlags.Size, Size = 0 }, User, out _), Is.Not.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.SetAttr(link, new AttrChange { Size = 0 }, User, out _), Is.Not.EqualTo(Errno.OK));
         var outside = new FileInfo(secret);
         Assert.Multiple(() =>
         {
@@ -133,7 +133,7 @@ public sealed class HostEscapeTests
         File.WriteAllText(_box.Src("a/b/file"), "INSIDE");
         ulong b = _box.Walk("a/b");
         ulong file = _box.Lookup(b, "file");
-        Assert.That(_box.Fs.Open(file, LibC.O_RDONLY, User, out OpenResult open), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Open(file, LibC.O_RDONLY, User, out IOpenFile open), Is.EqualTo(Errno.OK));
         // Rename the directory away and put a symlink to outside in its place.
         Directory.CreateDirectory(_box.Src("z"));
         Assert.That(_box.Fs.Rename(_box.Fs.RootIno, B("a"), _box.Walk("z"), B("moved"), 0), Is.EqualTo(Errno.OK));
@@ -141,9 +141,9 @@ public sealed class HostEscapeTests
         Directory.CreateDirectory(Path.Combine(_box.Outside, "b"));
         File.WriteAllText(Path.Combine(_box.Outside, "b", "file"), "OUTSIDE");
         var buf = new byte[32];
-        Assert.That(_box.Fs.Read(file, open.Fh, 0, buf, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(open.Read(0, buf, out int n), Is.EqualTo(Errno.OK));
         Assert.That(Encoding.UTF8.GetString(buf, 0, n), Is.EqualTo("INSIDE"), "open handle");
-        _box.Fs.Release(file, open.Fh);
+        open.Release();
         Assert.That(_box.ReadAll(file), Is.EqualTo("INSIDE"), "reopen of the node is by inode, not by path");
         Assert.That(_box.Fs.Lookup(b, B("file"), out FuseAttr again), Is.EqualTo(Errno.OK));
         Assert.That(again.Ino, Is.EqualTo(file), "lookups under the node use its descriptor");

@@ -38,13 +38,13 @@ public sealed class HostFileSystemTests
     [Category("Mount")]
     public void Create_write_read_and_release_round_trip_with_caller_ownership()
     {
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
-        Assert.That(_box.Fs.Write(a.Ino, r.Fh, 0, B("payload"), out int w), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(r.Write(0, B("payload"), out int w), Is.EqualTo(Errno.OK));
         Assert.That(w, Is.EqualTo(7));
         var buf = new byte[16];
-        Assert.That(_box.Fs.Read(a.Ino, r.Fh, 3, buf, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(r.Read(3, buf, out int n), Is.EqualTo(Errno.OK));
         Assert.That(Encoding.UTF8.GetString(buf, 0, n), Is.EqualTo("load"));
-        Assert.That(_box.Fs.Release(a.Ino, r.Fh), Is.EqualTo(Errno.OK));
+        Assert.That(r.Release(), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.GetAttr(a.Ino, out FuseAttr st), Is.EqualTo(Errno.OK));
         Assert.Multiple(() =>
         {
@@ -55,22 +55,22 @@ public sealed class HostFileSystemTests
             Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR | LibC.O_EXCL, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EEXIST));
         });
         // Without O_EXCL an existing name is opened (a racing creator was first), untouched and not re-owned.
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, new Caller(2000, 2000, 1), out FuseAttr again, out OpenResult r2), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, new Caller(2000, 2000, 1), out FuseAttr again, out IOpenFile r2), Is.EqualTo(Errno.OK));
         Assert.Multiple(() =>
         {
             Assert.That(again.Ino, Is.EqualTo(a.Ino));
             Assert.That(again.Uid, Is.EqualTo(1000u));
             Assert.That(File.ReadAllText(_box.Src("new.txt")), Is.EqualTo("payload"));
         });
-        Assert.That(_box.Fs.Release(again.Ino, r2.Fh), Is.EqualTo(Errno.OK));
+        Assert.That(r2.Release(), Is.EqualTo(Errno.OK));
     }
 
     [Test]
     [Category("Mount")]
     public void Setuid_bit_survives_the_chown_to_the_caller()
     {
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("suid"), LibC.O_RDWR, 0x9ED, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
-        _box.Fs.Release(a.Ino, r.Fh);
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("suid"), LibC.O_RDWR, 0x9ED, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        r.Release();
         Assert.That(_box.Fs.GetAttr(a.Ino, out FuseAttr st), Is.EqualTo(Errno.OK));
         Assert.That(st.Mode & 0xFFF, Is.EqualTo(0x9EDu));
     }
@@ -80,8 +80,8 @@ public sealed class HostFileSystemTests
     {
         File.WriteAllText(_box.Src("f"), "0123456789");
         ulong ino = _box.Lookup(_box.Fs.RootIno, "f");
-        Assert.That(_box.Fs.Open(ino, LibC.O_WRONLY | LibC.O_TRUNC, User, out OpenResult r), Is.EqualTo(Errno.OK));
-        _box.Fs.Release(ino, r.Fh);
+        Assert.That(_box.Fs.Open(ino, LibC.O_WRONLY | LibC.O_TRUNC, User, out IOpenFile r), Is.EqualTo(Errno.OK));
+        r.Release();
         Assert.That(new FileInfo(_box.Src("f")).Length, Is.Zero);
     }
 
@@ -103,13 +103,13 @@ public sealed class HostFileSystemTests
         Assert.That(_box.Fs.ReadLink(l.Ino, buf, out int n), Is.EqualTo(Errno.OK));
         Assert.That(Encoding.UTF8.GetString(buf, 0, n), Is.EqualTo("../../outside/secret"), "the target is stored verbatim");
 
-        Assert.That(_box.Fs.OpenDir(d.Ino, out ulong fh), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.OpenDir(d.Ino, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
         var sink = new ListingSink();
-        Assert.That(_box.Fs.ReadDir(d.Ino, fh, 0, sink), Is.EqualTo(Errno.OK));
+        Assert.That(fh.ReadDir(0, sink), Is.EqualTo(Errno.OK));
         Assert.That(sink.Entries.Select(e => e.Name), Is.EquivalentTo(ExpectedListing));
         Assert.That(sink.Entries.Single(e => e.Name == "ln").Mode, Is.EqualTo(LibC.S_IFLNK));
         Assert.That(sink.Entries.Single(e => e.Name == "fifo").Ino, Is.EqualTo(f.Ino), "known nodes carry their id");
-        Assert.That(_box.Fs.ReleaseDir(d.Ino, fh), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
     }
 
     [Test]
@@ -117,16 +117,16 @@ public sealed class HostFileSystemTests
     {
         for (int i = 0; i < 10; i++) File.WriteAllText(_box.Src($"f{i}"), "");
         ulong root = _box.Fs.RootIno;
-        Assert.That(_box.Fs.OpenDir(root, out ulong fh), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.OpenDir(root, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
         var first = new ListingSink(5);
-        _box.Fs.ReadDir(root, fh, 0, first);
+        fh.ReadDir(0, first);
         File.WriteAllText(_box.Src("late"), "");
         var rest = new ListingSink();
-        _box.Fs.ReadDir(root, fh, first.Entries[^1].Next, rest);
+        fh.ReadDir(first.Entries[^1].Next, rest);
         var names = first.Entries.Concat(rest.Entries).Select(e => e.Name).ToList();
         Assert.That(names, Has.Count.EqualTo(12));
         Assert.That(names, Is.Unique);
-        _box.Fs.ReleaseDir(root, fh);
+        fh.Release();
     }
 
     [Test]
@@ -186,12 +186,12 @@ public sealed class HostFileSystemTests
     [Category("Mount")]
     public void Create_and_mkdir_replies_carry_the_attributes_a_fresh_getattr_reads()
     {
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("f"), LibC.O_RDWR, 0x1A4, User, out FuseAttr created, out OpenResult r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("f"), LibC.O_RDWR, 0x1A4, User, out FuseAttr created, out IOpenFile r), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.GetAttr(created.Ino, out FuseAttr fresh), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.MkDir(_box.Fs.RootIno, B("d"), 0x1ED, User, out FuseAttr made), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.GetAttr(made.Ino, out FuseAttr freshDir), Is.EqualTo(Errno.OK));
         // A mode the umask-free create cannot give directly (set-id bits chown clears) takes the chmod path.
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("s"), LibC.O_RDWR, 0x9ED /* 04755 */, User, out FuseAttr setuid, out OpenResult rs), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("s"), LibC.O_RDWR, 0x9ED /* 04755 */, User, out FuseAttr setuid, out IOpenFile rs), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.GetAttr(setuid.Ino, out FuseAttr freshSetuid), Is.EqualTo(Errno.OK));
         Assert.Multiple(() =>
         {
@@ -206,8 +206,8 @@ public sealed class HostFileSystemTests
             Assert.That(made.Mode & 0xFFF, Is.EqualTo(0x1EDu));
             Assert.That(setuid.Mode & 0xFFF, Is.EqualTo(0x9EDu), "set-uid bit restored after the chown cleared it");
         });
-        Assert.That(_box.Fs.Release(created.Ino, r.Fh), Is.EqualTo(Errno.OK));
-        Assert.That(_box.Fs.Release(setuid.Ino, rs.Fh), Is.EqualTo(Errno.OK));
+        Assert.That(r.Release(), Is.EqualTo(Errno.OK));
+        Assert.That(rs.Release(), Is.EqualTo(Errno.OK));
     }
 
     [Test]
@@ -246,10 +246,9 @@ public sealed class HostFileSystemTests
     {
         File.WriteAllText(_box.Src("s"), "0123456789");
         ulong ino = _box.Lookup(_box.Fs.RootIno, "s");
-        var change = new FuseSetattrIn
+        var change = new AttrChange
         {
-            Valid = (uint)(FattrFlags.Mode | FattrFlags.Uid | FattrFlags.Gid | FattrFlags.Size | FattrFlags.Atime | FattrFlags.Mtime),
-            Mode = 0x180, Uid = 1234, Gid = 4321, Size = 4, Atime = 1_000_000, AtimeNsec = 5, Mtime = 2_000_000, MtimeNsec = 7,
+            Mode = 0x180, Uid = 1234, Gid = 4321, Size = 4, Atime = new TimeChange(1_000_000, 5), Mtime = new TimeChange(2_000_000, 7),
         };
         Assert.That(_box.Fs.SetAttr(ino, change, User, out FuseAttr a), Is.EqualTo(Errno.OK));
         Assert.Multiple(() =>
@@ -261,11 +260,11 @@ public sealed class HostFileSystemTests
             Assert.That(a.Atime, Is.EqualTo(1_000_000UL));
             Assert.That(a.MtimeNsec, Is.EqualTo(7u));
         });
-        Assert.That(_box.Fs.Open(ino, LibC.O_RDWR, User, out OpenResult r), Is.EqualTo(Errno.OK));
-        var viaFh = new FuseSetattrIn { Valid = (uint)(FattrFlags.Size | FattrFlags.Fh), Fh = r.Fh, Size = 1 };
+        Assert.That(_box.Fs.Open(ino, LibC.O_RDWR, User, out IOpenFile r), Is.EqualTo(Errno.OK));
+        var viaFh = new AttrChange { File = r, Size = 1 };
         Assert.That(_box.Fs.SetAttr(ino, viaFh, User, out a), Is.EqualTo(Errno.OK));
         Assert.That(a.Size, Is.EqualTo(1UL));
-        _box.Fs.Release(ino, r.Fh);
+        r.Release();
     }
 
     [Test]
@@ -307,32 +306,32 @@ public sealed class HostFileSystemTests
     {
         File.WriteAllText(_box.Src("src"), "abcdefgh");
         ulong a = _box.Lookup(_box.Fs.RootIno, "src");
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("dst"), LibC.O_RDWR, 0x1A4, User, out FuseAttr d, out OpenResult dr), Is.EqualTo(Errno.OK));
-        Assert.That(_box.Fs.Open(a, LibC.O_RDONLY, User, out OpenResult ar), Is.EqualTo(Errno.OK));
-        Assert.That(_box.Fs.CopyFileRange(a, ar.Fh, 2, d.Ino, dr.Fh, 0, 4, out long copied), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("dst"), LibC.O_RDWR, 0x1A4, User, out FuseAttr d, out IOpenFile dr), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Open(a, LibC.O_RDONLY, User, out IOpenFile ar), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.CopyFileRange(ar, 2, dr, 0, 4, out long copied), Is.EqualTo(Errno.OK));
         Assert.That(copied, Is.EqualTo(4));
-        Assert.That(_box.Fs.Fallocate(d.Ino, dr.Fh, 0, 0, 1 << 20), Is.EqualTo(Errno.OK));
-        Assert.That(_box.Fs.Lseek(d.Ino, dr.Fh, 0, LibC.SEEK_END, out long end), Is.EqualTo(Errno.OK));
+        Assert.That(dr.Fallocate(0, 0, 1 << 20), Is.EqualTo(Errno.OK));
+        Assert.That(dr.Lseek(0, LibC.SEEK_END, out long end), Is.EqualTo(Errno.OK));
         Assert.That(end, Is.EqualTo(1 << 20));
-        Assert.That(_box.Fs.Fallocate(d.Ino, dr.Fh, 0x8, 0, 1), Is.EqualTo(Errno.EOPNOTSUPP));
-        Assert.That(_box.Fs.Fsync(d.Ino, dr.Fh, dataOnly: true), Is.EqualTo(Errno.OK));
-        Assert.That(_box.Fs.Flush(d.Ino, dr.Fh), Is.EqualTo(Errno.OK));
-        _box.Fs.Release(a, ar.Fh);
-        _box.Fs.Release(d.Ino, dr.Fh);
+        Assert.That(dr.Fallocate(0x8, 0, 1), Is.EqualTo(Errno.EOPNOTSUPP));
+        Assert.That(dr.Fsync(dataOnly: true), Is.EqualTo(Errno.OK));
+        Assert.That(dr.Flush(), Is.EqualTo(Errno.OK));
+        ar.Release();
+        dr.Release();
         Assert.That(File.ReadAllText(_box.Src("dst"))[..4], Is.EqualTo("cdef"));
-        Assert.That(_box.Fs.Read(a, ar.Fh, 0, new byte[1], out _), Is.EqualTo(Errno.EBADF), "released handles are gone");
+        Assert.That(ar.Read(0, new byte[1], out _), Is.EqualTo(Errno.EBADF), "released handles are gone");
     }
 
     [Test]
     [Category("Mount")]
     public void TmpFile_is_unnamed_until_linked()
     {
-        Assert.That(_box.Fs.TmpFile(_box.Fs.RootIno, LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.TmpFile(_box.Fs.RootIno, LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
         Assert.That(a.Nlink, Is.Zero);
-        Assert.That(_box.Fs.Write(a.Ino, r.Fh, 0, B("tmp"), out _), Is.EqualTo(Errno.OK));
+        Assert.That(r.Write(0, B("tmp"), out _), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.Link(a.Ino, _box.Fs.RootIno, B("named"), out FuseAttr l), Is.EqualTo(Errno.OK));
         Assert.That(l.Nlink, Is.EqualTo(1u));
-        _box.Fs.Release(a.Ino, r.Fh);
+        r.Release();
         Assert.That(File.ReadAllText(_box.Src("named")), Is.EqualTo("tmp"));
     }
 
@@ -364,18 +363,18 @@ public sealed class HostFileSystemTests
         using var box = new HostSandbox(maxHandles: 3);
         File.WriteAllText(box.Src("f"), "");
         ulong ino = box.Lookup(box.Fs.RootIno, "f");
-        var fhs = new List<ulong>();
+        var fhs = new List<IOpenFile>();
         for (int i = 0; i < 3; i++)
         {
-            Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out OpenResult r), Is.EqualTo(Errno.OK));
-            fhs.Add(r.Fh);
+            Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out IOpenFile r), Is.EqualTo(Errno.OK));
+            fhs.Add(r);
         }
         Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EMFILE));
         Assert.That(box.Fs.Create(box.Fs.RootIno, B("g"), LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EMFILE));
-        box.Fs.Release(ino, fhs[0]);
-        Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out OpenResult again), Is.EqualTo(Errno.OK));
+        fhs[0].Release();
+        Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out IOpenFile again), Is.EqualTo(Errno.OK));
         Assert.That(box.Fs.OpenHandleCount, Is.EqualTo(3));
-        box.Fs.Release(ino, again.Fh);
+        again.Release();
     }
 
     [Test]
@@ -398,7 +397,7 @@ public sealed class HostFileSystemTests
             Assert.That(ro.Fs.RmDir(root, B("f")), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.Rename(root, B("f"), root, B("g"), 0), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.Link(f, root, B("h"), out _), Is.EqualTo(Errno.EROFS));
-            Assert.That(ro.Fs.SetAttr(f, new FuseSetattrIn { Valid = (uint)FattrFlags.Mode, Mode = 0x1FF }, User, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.SetAttr(f, new AttrChange { Mode = 0x1FF }, User, out _), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.SetXattr(f, B("user.a"), B("b"), 0), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.RemoveXattr(f, B("user.a")), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.TmpFile(root, LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EROFS));
@@ -414,25 +413,26 @@ public sealed class HostFileSystemTests
         File.WriteAllText(box.Src("f"), "direct-bytes");
         ulong ino = box.Lookup(box.Fs.RootIno, "f");
         Assert.That(box.Fs.Kind, Is.EqualTo("direct"));
-        Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out OpenResult r), Is.EqualTo(Errno.OK));
-        Assert.That(r.PassthroughFd, Is.Not.Null);
-        using (r.PassthroughFd)
+        Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out IOpenFile r), Is.EqualTo(Errno.OK));
+        SafeFd? passthrough = r.DuplicatePassthroughFd();
+        Assert.That(passthrough, Is.Not.Null);
+        using (passthrough)
         {
-            int flags = LibC.fcntl(r.PassthroughFd!.Fd, 3 /* F_GETFL */, 0);
+            int flags = LibC.fcntl(passthrough!.Fd, 3 /* F_GETFL */, 0);
             Assert.That(flags & LibC.O_PATH, Is.Zero, "a real descriptor, not O_PATH");
             var buf = new byte[32];
             unsafe
             {
                 fixed (byte* b = buf)
                 {
-                    Assert.That((int)LibC.pread(r.PassthroughFd.Fd, b, 32, 0), Is.EqualTo(12));
+                    Assert.That((int)LibC.pread(passthrough.Fd, b, 32, 0), Is.EqualTo(12));
                 }
             }
         }
         var fb = new byte[32];
-        Assert.That(box.Fs.Read(ino, r.Fh, 0, fb, out int n), Is.EqualTo(Errno.OK));
+        Assert.That(r.Read(0, fb, out int n), Is.EqualTo(Errno.OK));
         Assert.That(n, Is.EqualTo(12));
-        box.Fs.Release(ino, r.Fh);
+        r.Release();
         Assert.That(_box.Fs.Kind, Is.EqualTo("host"));
     }
 
@@ -456,9 +456,9 @@ public sealed class HostKillPrivTests
     public void Truncate_with_kill_suidgid_clears_setuid_and_exec_setgid()
     {
         using var box = new HostSandbox();
-        Assert.That(box.Fs.Create(box.Fs.RootIno, B("s"), LibC.O_RDWR, 0xDED /* 06755 */, User, out FuseAttr a, out OpenResult r), Is.EqualTo(Errno.OK));
-        box.Fs.Release(a.Ino, r.Fh);
-        var change = new FuseSetattrIn { Valid = (uint)(FattrFlags.Size | FattrFlags.KillSuidGid), Size = 0 };
+        Assert.That(box.Fs.Create(box.Fs.RootIno, B("s"), LibC.O_RDWR, 0xDED /* 06755 */, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        r.Release();
+        var change = new AttrChange { Size = 0, KillSetId = true };
         Assert.That(box.Fs.SetAttr(a.Ino, change, User, out FuseAttr after), Is.EqualTo(Errno.OK));
         Assert.That(after.Mode & 0xFFF, Is.EqualTo(0x1EDu), "06755 becomes 0755");
     }

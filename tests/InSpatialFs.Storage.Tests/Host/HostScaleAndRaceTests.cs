@@ -26,17 +26,17 @@ public sealed class HostScaleAndRaceTests
         int maxSeen = baseline;
         long files = 0;
         ulong root = box.Fs.RootIno;
-        Assert.That(box.Fs.OpenDir(root, out ulong rootFh), Is.EqualTo(Errno.OK));
+        Assert.That(box.Fs.OpenDir(root, out IOpenDirectory rootFh), Is.EqualTo(Errno.OK));
         var top = new ListingSink();
-        box.Fs.ReadDir(root, rootFh, 0, top);
-        box.Fs.ReleaseDir(root, rootFh);
+        rootFh.ReadDir(0, top);
+        rootFh.Release();
         foreach (var dirEntry in top.Entries.Where(e => e.Name.StartsWith('d')))
         {
             Assert.That(box.Fs.Lookup(root, B(dirEntry.Name), out FuseAttr dir), Is.EqualTo(Errno.OK));
-            Assert.That(box.Fs.OpenDir(dir.Ino, out ulong fh), Is.EqualTo(Errno.OK));
+            Assert.That(box.Fs.OpenDir(dir.Ino, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
             var listing = new ListingSink();
-            box.Fs.ReadDir(dir.Ino, fh, 0, listing);
-            box.Fs.ReleaseDir(dir.Ino, fh);
+            fh.ReadDir(0, listing);
+            fh.Release();
             foreach (var e in listing.Entries.Where(e => e.Name.StartsWith('f')))
             {
                 Assert.That(box.Fs.Lookup(dir.Ino, B(e.Name), out FuseAttr fa), Is.EqualTo(Errno.OK));
@@ -104,12 +104,12 @@ public sealed class HostScaleAndRaceTests
             }
             if (box.Fs.Lookup(sw.Ino, B("secret"), out FuseAttr secret) == Errno.OK)
             {
-                if (box.Fs.Open(secret.Ino, LibC.O_RDONLY, User, out OpenResult r) == Errno.OK)
+                if (box.Fs.Open(secret.Ino, LibC.O_RDONLY, User, out IOpenFile r) == Errno.OK)
                 {
-                    Assert.That(box.Fs.Read(secret.Ino, r.Fh, 0, buf, out int n), Is.EqualTo(Errno.OK));
+                    Assert.That(r.Read(0, buf, out int n), Is.EqualTo(Errno.OK));
                     Assert.That(Encoding.UTF8.GetString(buf, 0, n), Is.EqualTo("INSIDE"));
                     insideReads++;
-                    box.Fs.Release(secret.Ino, r.Fh);
+                    r.Release();
                 }
                 box.Fs.Forget(secret.Ino, 1);
             }

@@ -50,10 +50,10 @@ internal sealed class HostSandbox : IDisposable
 
     public string ReadAll(ulong ino)
     {
-        Assert.That(Fs.Open(ino, LibC.O_RDONLY, User, out OpenResult r), Is.EqualTo(Errno.OK));
+        Assert.That(Fs.Open(ino, LibC.O_RDONLY, User, out IOpenFile r), Is.EqualTo(Errno.OK));
         var buf = new byte[4096];
-        Assert.That(Fs.Read(ino, r.Fh, 0, buf, out int n), Is.EqualTo(Errno.OK));
-        Fs.Release(ino, r.Fh);
+        Assert.That(r.Read(0, buf, out int n), Is.EqualTo(Errno.OK));
+        r.Release();
         return Encoding.UTF8.GetString(buf, 0, n);
     }
 

@@ -36,11 +36,11 @@ public sealed class MemoryConcurrencyTests
                             }
                             break;
                         }
-                        if (fs.Write(attr.Ino, open.Fh, random.Next(1 << 20), payload, out int written) != Errno.OK || written != payload.Length)
+                        if (open.Write(random.Next(1 << 20), payload, out int written) != Errno.OK || written != payload.Length)
                         {
                             errors.Enqueue($"write {name}");
                         }
-                        fs.Release(attr.Ino, open.Fh);
+                        open.Release();
                         fs.Forget(attr.Ino, 1);
                         break;
                     case 2:
@@ -64,7 +64,9 @@ public sealed class MemoryConcurrencyTests
                         }
                         fs.RmDir(shared, Fs.N("d" + name));
                         var sink = new CollectingSink();
-                        fs.ReadDir(shared, 0, 0, sink);
+                        fs.OpenDir(shared, out IOpenDirectory listing); // the directory lives through the test
+                        listing.ReadDir(0, sink);
+                        listing.Release();
                         if (sink.Entries.Select(e => e.Name).Distinct().Count() != sink.Entries.Count)
                         {
                             errors.Enqueue("duplicate names in listing");
@@ -111,7 +113,7 @@ public sealed class MemoryConcurrencyTests
             var page = Enumerable.Repeat((byte)(worker + 1), 4096).ToArray();
             for (int i = 0; i < 200; i++)
             {
-                Assert.That(fs.Write(ino, fh, ((i * 8) + worker) * 4096L, page, out _), Is.EqualTo(Errno.OK));
+                Assert.That(fh.Write(((i * 8) + worker) * 4096L, page, out _), Is.EqualTo(Errno.OK));
             }
         });
         Assert.That(fs.Attr(ino).Size, Is.EqualTo(1600UL * 4096));

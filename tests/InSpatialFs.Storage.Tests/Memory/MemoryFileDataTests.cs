@@ -55,8 +55,8 @@ public sealed class MemoryFileDataTests
             Assert.That(Seek(ino, fh, 0, LibC.SEEK_HOLE), Is.EqualTo(0L));
             Assert.That(Seek(ino, fh, 3 * 4096, LibC.SEEK_HOLE), Is.EqualTo(4 * 4096L));
             Assert.That(Seek(ino, fh, 10 * 4096, LibC.SEEK_HOLE), Is.EqualTo(10 * 4096L + 11), "end of file is a hole");
-            Assert.That(_fs.Lseek(ino, fh, 10 * 4096 + 11, LibC.SEEK_DATA, out _), Is.EqualTo(Errno.ENXIO));
-            Assert.That(_fs.Lseek(ino, fh, 10 * 4096 + 11, LibC.SEEK_HOLE, out _), Is.EqualTo(Errno.ENXIO));
+            Assert.That(fh.Lseek(10 * 4096 + 11, LibC.SEEK_DATA, out _), Is.EqualTo(Errno.ENXIO));
+            Assert.That(fh.Lseek(10 * 4096 + 11, LibC.SEEK_HOLE, out _), Is.EqualTo(Errno.ENXIO));
             Assert.That(Seek(ino, fh, 5, LibC.SEEK_END), Is.EqualTo(10 * 4096L + 16));
         });
     }
@@ -65,10 +65,9 @@ public sealed class MemoryFileDataTests
     public void Seek_data_in_a_file_that_is_all_hole_gives_ENXIO()
     {
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
-        var change = Fs.Change(FattrFlags.Size);
-        change.Size = 1 << 20;
+        var change = new AttrChange { Size = 1 << 20 };
         Assert.That(_fs.SetAttr(ino, change, Fs.Root, out _), Is.EqualTo(Errno.OK));
-        Assert.That(_fs.Lseek(ino, fh, 0, LibC.SEEK_DATA, out _), Is.EqualTo(Errno.ENXIO));
+        Assert.That(fh.Lseek(0, LibC.SEEK_DATA, out _), Is.EqualTo(Errno.ENXIO));
         Assert.That(Seek(ino, fh, 100, LibC.SEEK_HOLE), Is.EqualTo(100L));
     }
 
@@ -89,10 +88,9 @@ public sealed class MemoryFileDataTests
     public void Truncate_beyond_the_maximum_file_size_is_EFBIG_and_writes_there_too()
     {
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
-        var change = Fs.Change(FattrFlags.Size);
-        change.Size = (ulong)MemoryFileSystem.MaxFileSize + 1;
+        var change = new AttrChange { Size = (ulong)MemoryFileSystem.MaxFileSize + 1 };
         Assert.That(_fs.SetAttr(ino, change, Fs.Root, out _), Is.EqualTo(Errno.EFBIG));
-        Assert.That(_fs.Write(ino, fh, MemoryFileSystem.MaxFileSize - 1, "ab"u8, out _), Is.EqualTo(Errno.EFBIG));
+        Assert.That(fh.Write(MemoryFileSystem.MaxFileSize - 1, "ab"u8, out _), Is.EqualTo(Errno.EFBIG));
         Assert.That(_fs.Attr(ino).Size, Is.Zero);
     }
 
@@ -100,9 +98,9 @@ public sealed class MemoryFileDataTests
     public void Fallocate_allocates_pages_and_extends_size_unless_keep_size()
     {
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
-        Assert.That(_fs.Fallocate(ino, fh, 0, 0, 8192), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Fallocate(0, 0, 8192), Is.EqualTo(Errno.OK));
         Assert.That(_fs.Attr(ino).Size, Is.EqualTo(8192UL));
-        Assert.That(_fs.Fallocate(ino, fh, LibC.FALLOC_FL_KEEP_SIZE, 8192, 8192), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Fallocate(LibC.FALLOC_FL_KEEP_SIZE, 8192, 8192), Is.EqualTo(Errno.OK));
         var attr = _fs.Attr(ino);
         Assert.That(attr.Size, Is.EqualTo(8192UL));
         Assert.That(attr.Blocks, Is.EqualTo(32UL));
@@ -115,7 +113,7 @@ public sealed class MemoryFileDataTests
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
         _fs.WriteAt(ino, fh, 0, Enumerable.Repeat((byte)7, 4 * 4096).ToArray());
         long before = _fs.Usage.BytesUsed;
-        Assert.That(_fs.Fallocate(ino, fh, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, 100, 2 * 4096), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Fallocate(LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, 100, 2 * 4096), Is.EqualTo(Errno.OK));
 
         Assert.That(_fs.Attr(ino).Size, Is.EqualTo(4 * 4096UL));
         Assert.That(before - _fs.Usage.BytesUsed, Is.EqualTo(4096), "only page 1 lies wholly inside the hole");
@@ -131,7 +129,7 @@ public sealed class MemoryFileDataTests
     {
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
         _fs.WriteAt(ino, fh, 0, Enumerable.Repeat((byte)9, 4096).ToArray());
-        Assert.That(_fs.Fallocate(ino, fh, LibC.FALLOC_FL_ZERO_RANGE, 10, 8192), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Fallocate(LibC.FALLOC_FL_ZERO_RANGE, 10, 8192), Is.EqualTo(Errno.OK));
         Assert.That(_fs.Attr(ino).Size, Is.EqualTo(8202UL));
         var data = _fs.ReadAt(ino, fh, 0, 8202);
         Assert.That(data[..10], Is.All.EqualTo((byte)9));
@@ -145,7 +143,7 @@ public sealed class MemoryFileDataTests
     public void Unsupported_fallocate_modes_are_EOPNOTSUPP(int mode)
     {
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
-        Assert.That(_fs.Fallocate(ino, fh, mode, 0, 4096), Is.EqualTo(Errno.EOPNOTSUPP));
+        Assert.That(fh.Fallocate(mode, 0, 4096), Is.EqualTo(Errno.EOPNOTSUPP));
     }
 
     [Test]
@@ -154,7 +152,7 @@ public sealed class MemoryFileDataTests
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
         _fs.WriteAt(ino, fh, 0, "abc"u8.ToArray());
         Assert.That(_fs.Open(ino, LibC.O_WRONLY | LibC.O_APPEND, Fs.Root, out var open), Is.EqualTo(Errno.OK));
-        _fs.WriteAt(ino, open.Fh, 0, "de"u8.ToArray());
+        _fs.WriteAt(ino, open, 0, "de"u8.ToArray());
         Assert.That(_fs.ReadAt(ino, fh, 0, 10), Is.EqualTo("abcde"u8.ToArray()));
     }
 
@@ -170,7 +168,7 @@ public sealed class MemoryFileDataTests
         Assert.That(attr.Size, Is.Zero);
         Assert.That(attr.Blocks, Is.Zero);
         Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0xDEDu), "the truncation alone keeps the bits");
-        var kill = new FuseSetattrIn { Valid = (uint)FattrFlags.KillSuidGid };
+        var kill = new AttrChange { KillSetId = true };
         Assert.That(_fs.SetAttr(ino, kill, Fs.User, out attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0x1EDu), "suid and sgid (group-executable) cleared");
     }
@@ -182,31 +180,33 @@ public sealed class MemoryFileDataTests
         var (dst, fhOut) = _fs.Create(_fs.RootIno, "dst");
         var payload = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 31)).ToArray();
         _fs.WriteAt(src, fhIn, 0, payload);
-        Assert.That(_fs.CopyFileRange(src, fhIn, 1000, dst, fhOut, 5, 1_000_000, out long copied), Is.EqualTo(Errno.OK));
+        Assert.That(_fs.CopyFileRange(fhIn, 1000, fhOut, 5, 1_000_000, out long copied), Is.EqualTo(Errno.OK));
         Assert.That(copied, Is.EqualTo(299_000));
         Assert.That(_fs.ReadAt(dst, fhOut, 5, 299_000), Is.EqualTo(payload[1000..]));
-        Assert.That(_fs.CopyFileRange(src, fhIn, 0, src, fhIn, 100, 200, out _), Is.EqualTo(Errno.EINVAL), "overlap in one file");
+        Assert.That(_fs.CopyFileRange(fhIn, 0, fhIn, 100, 200, out _), Is.EqualTo(Errno.EINVAL), "overlap in one file");
     }
 
     [Test]
-    public void Read_and_write_on_a_directory_handle_or_unknown_handle_fail()
+    public void Read_and_write_on_a_directory_handle_or_released_handle_fail()
     {
-        Assert.That(_fs.OpenDir(_fs.RootIno, out ulong dirFh), Is.EqualTo(Errno.OK));
-        Assert.That(_fs.Read(_fs.RootIno, dirFh, 0, new byte[4], out _), Is.EqualTo(Errno.EISDIR));
-        var (ino, _) = _fs.Create(_fs.RootIno, "f");
-        Assert.That(_fs.Write(ino, 999_999, 0, "x"u8, out _), Is.EqualTo(Errno.EBADF));
+        Assert.That(_fs.Open(_fs.RootIno, LibC.O_RDONLY, Fs.Root, out IOpenFile dirFile), Is.EqualTo(Errno.OK));
+        Assert.That(dirFile.Read(0, new byte[4], out _), Is.EqualTo(Errno.EISDIR));
+        Assert.That(dirFile.Release(), Is.EqualTo(Errno.OK));
+        var (_, released) = _fs.Create(_fs.RootIno, "f");
+        Assert.That(released.Write(0, "x"u8, out _), Is.EqualTo(Errno.OK), "the positive control");
+        Assert.That(released.Release(), Is.EqualTo(Errno.OK));
+        Assert.That(released.Write(0, "x"u8, out _), Is.EqualTo(Errno.EBADF));
     }
 
-    private long Seek(ulong ino, ulong fh, long offset, int whence)
+    private long Seek(ulong ino, IOpenFile fh, long offset, int whence)
     {
-        Assert.That(_fs.Lseek(ino, fh, offset, whence, out long result), Is.EqualTo(Errno.OK), $"lseek {offset} {whence}");
+        Assert.That(fh.Lseek(offset, whence, out long result), Is.EqualTo(Errno.OK), $"lseek {offset} {whence}");
         return result;
     }
 
     private void SetSize(ulong ino, ulong size)
     {
-        var change = Fs.Change(FattrFlags.Size);
-        change.Size = size;
+        var change = new AttrChange { Size = size };
         Assert.That(_fs.SetAttr(ino, change, Fs.Root, out var attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Size, Is.EqualTo(size));
     }

@@ -39,8 +39,7 @@ public sealed class MemoryFileModelTests
                     what = $"write {offset}+{length}";
                     break;
                 case 2:
-                    var change = Fs.Change(FattrFlags.Size);
-                    change.Size = (ulong)offset;
+                    var change = new AttrChange { Size = (ulong)offset };
                     Assert.That(fs.SetAttr(ino, change, Fs.Root, out _), Is.EqualTo(Errno.OK));
                     if (offset < size)
                     {
@@ -50,12 +49,12 @@ public sealed class MemoryFileModelTests
                     what = $"truncate {offset}";
                     break;
                 case 3:
-                    Assert.That(fs.Fallocate(ino, fh, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length), Is.EqualTo(Errno.OK));
+                    Assert.That(fh.Fallocate(LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length), Is.EqualTo(Errno.OK));
                     Array.Clear(model, (int)offset, length);
                     what = $"punch {offset}+{length}";
                     break;
                 default:
-                    Assert.That(fs.Fallocate(ino, fh, LibC.FALLOC_FL_ZERO_RANGE, offset, length), Is.EqualTo(Errno.OK));
+                    Assert.That(fh.Fallocate(LibC.FALLOC_FL_ZERO_RANGE, offset, length), Is.EqualTo(Errno.OK));
                     Array.Clear(model, (int)offset, length);
                     size = Math.Max(size, offset + length);
                     what = $"zero {offset}+{length}";
@@ -74,7 +73,7 @@ public sealed class MemoryFileModelTests
     }
 
     /// <summary>SEEK_DATA/SEEK_HOLE may report zeros as data, but never data as a hole.</summary>
-    private static void CheckSeekAgreesWithContent(MemoryFileSystem fs, ulong ino, ulong fh, long size)
+    private static void CheckSeekAgreesWithContent(MemoryFileSystem fs, ulong ino, IOpenFile fh, long size)
     {
         if (size == 0)
         {
@@ -84,9 +83,9 @@ public sealed class MemoryFileModelTests
         long position = 0;
         while (position < size)
         {
-            Assert.That(fs.Lseek(ino, fh, position, LibC.SEEK_HOLE, out long hole), Is.EqualTo(Errno.OK));
+            Assert.That(fh.Lseek(position, LibC.SEEK_HOLE, out long hole), Is.EqualTo(Errno.OK));
             Assert.That(hole, Is.InRange(position, size));
-            var result = fs.Lseek(ino, fh, hole, LibC.SEEK_DATA, out long data);
+            var result = fh.Lseek(hole, LibC.SEEK_DATA, out long data);
             long holeEnd = result == Errno.ENXIO ? size : data;
             Assert.That(result, Is.EqualTo(Errno.OK).Or.EqualTo(Errno.ENXIO));
             Assert.That(content.AsSpan((int)hole, (int)(holeEnd - hole)).ContainsAnyExcept((byte)0), Is.False, $"hole [{hole},{holeEnd}) holds data");

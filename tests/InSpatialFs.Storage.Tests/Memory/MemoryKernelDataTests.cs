@@ -41,11 +41,11 @@ public sealed class MemoryKernelDataTests
         fs.WriteAt(ino, fh, 0, Enumerable.Repeat((byte)1, 8192).ToArray());
 
         // As on tmpfs: a write fills what fits (a short count) and the next one gets ENOSPC.
-        Assert.That(fs.Write(ino, fh, 8192, Enumerable.Repeat((byte)2, 128 * 1024).ToArray(), out int written), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Write(8192, Enumerable.Repeat((byte)2, 128 * 1024).ToArray(), out int written), Is.EqualTo(Errno.OK));
         Assert.That(written, Is.InRange(4096, (64 * 1024) - 8192));
-        Assert.That(fs.Write(ino, fh, 8192 + written, new byte[4096], out int more), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(fh.Write(8192 + written, new byte[4096], out int more), Is.EqualTo(Errno.ENOSPC));
         Assert.That(more, Is.Zero);
-        Assert.That(fs.Fallocate(ino, fh, 0, 0, 1 << 20), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(fh.Fallocate(0, 0, 1 << 20), Is.EqualTo(Errno.ENOSPC));
         Assert.That(fs.SetXattr(ino, Fs.N("user.big"), new byte[65536], 0), Is.EqualTo(Errno.ENOSPC));
         Assert.That(fs.Attr(ino).Size, Is.EqualTo((ulong)(8192 + written)));
         Assert.That(fs.ReadAt(ino, fh, 0, 8192), Is.All.EqualTo((byte)1));
@@ -54,10 +54,10 @@ public sealed class MemoryKernelDataTests
         Assert.That(full.Bfree, Is.LessThanOrEqualTo(1UL));
 
         // Truncating gives the pages back to the kernel: the same write now fits.
-        Assert.That(fs.SetAttr(ino, Fs.Change(FattrFlags.Size) with { Size = 0 }, Fs.Root, out _), Is.EqualTo(Errno.OK));
+        Assert.That(fs.SetAttr(ino, new AttrChange { Size = 0 }, Fs.Root, out _), Is.EqualTo(Errno.OK));
         fs.StatFs(out var emptied);
         Assert.That(emptied.Bfree, Is.GreaterThanOrEqualTo(14UL));
-        Assert.That(fs.Write(ino, fh, 0, new byte[32 * 1024], out written), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Write(0, new byte[32 * 1024], out written), Is.EqualTo(Errno.OK));
         Assert.That(written, Is.EqualTo(32 * 1024));
     }
 
@@ -71,7 +71,7 @@ public sealed class MemoryKernelDataTests
         Assert.That(fs.Usage.BytesUsed - baseline, Is.InRange(4L << 20, (4L << 20) + 4096));
         Assert.That(fs.Unlink(fs.RootIno, Fs.N("big")), Is.EqualTo(Errno.OK));
         Assert.That(fs.Usage.BytesUsed - baseline, Is.GreaterThanOrEqualTo(4L << 20), "still open and referenced");
-        Assert.That(fs.Release(ino, fh), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
         fs.Forget(ino, 1);
         Assert.That(fs.Usage.BytesUsed, Is.EqualTo(baseline));
     }
@@ -82,20 +82,20 @@ public sealed class MemoryKernelDataTests
         using var fs = new MemoryFileSystem(sizeLimit: 16 << 20);
         var (ino, fh) = fs.Create(fs.RootIno, "sparse");
         fs.WriteAt(ino, fh, 1 << 20, Enumerable.Repeat((byte)7, 4096).ToArray());
-        Assert.That(fs.Lseek(ino, fh, 0, LibC.SEEK_DATA, out long data), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Lseek(0, LibC.SEEK_DATA, out long data), Is.EqualTo(Errno.OK));
         Assert.That(data, Is.EqualTo(1 << 20));
-        Assert.That(fs.Lseek(ino, fh, 1 << 20, LibC.SEEK_HOLE, out long hole), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Lseek(1 << 20, LibC.SEEK_HOLE, out long hole), Is.EqualTo(Errno.OK));
         Assert.That(hole, Is.EqualTo((1 << 20) + 4096));
-        Assert.That(fs.Lseek(ino, fh, (1 << 20) + 4096, LibC.SEEK_DATA, out _), Is.EqualTo(Errno.ENXIO));
+        Assert.That(fh.Lseek((1 << 20) + 4096, LibC.SEEK_DATA, out _), Is.EqualTo(Errno.ENXIO));
 
         // tmpfs has no FALLOC_FL_ZERO_RANGE of its own: the backend zeroes and keeps the range allocated.
-        Assert.That(fs.Fallocate(ino, fh, LibC.FALLOC_FL_ZERO_RANGE, 1 << 20, 4096), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Fallocate(LibC.FALLOC_FL_ZERO_RANGE, 1 << 20, 4096), Is.EqualTo(Errno.OK));
         Assert.That(fs.ReadAt(ino, fh, 1 << 20, 4096), Is.All.EqualTo((byte)0));
         // Still allocated (tmpfs, like ext4's unwritten extents, may report such a range as a hole to SEEK_DATA).
         Assert.That(fs.Attr(ino).Blocks, Is.EqualTo(8UL), "the zeroed range keeps its page");
-        Assert.That(fs.Fallocate(ino, fh, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, 1 << 20, 4096), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Fallocate(LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, 1 << 20, 4096), Is.EqualTo(Errno.OK));
         Assert.That(fs.Attr(ino).Blocks, Is.Zero);
-        Assert.That(fs.Lseek(ino, fh, 0, LibC.SEEK_DATA, out _), Is.EqualTo(Errno.ENXIO));
+        Assert.That(fh.Lseek(0, LibC.SEEK_DATA, out _), Is.EqualTo(Errno.ENXIO));
         Assert.That(fs.Attr(ino).Size, Is.EqualTo((ulong)((1 << 20) + 4096)));
     }
 
@@ -108,14 +108,14 @@ public sealed class MemoryKernelDataTests
         Assert.That(fs.Link(ino, fs.RootIno, Fs.N("b"), out var linked), Is.EqualTo(Errno.OK));
         Assert.That(linked.Ino, Is.EqualTo(ino));
         Assert.That(fs.Open(ino, LibC.O_RDONLY, Fs.Root, out var other), Is.EqualTo(Errno.OK));
-        Assert.That(fs.ReadAt(ino, other.Fh, 0, 6), Is.EqualTo("shared"u8.ToArray()));
+        Assert.That(fs.ReadAt(ino, other, 0, 6), Is.EqualTo("shared"u8.ToArray()));
 
-        var change = Fs.Change(FattrFlags.Mtime | FattrFlags.Atime) with { Mtime = 1_000_000, MtimeNsec = 5, Atime = 2_000_000 };
+        var change = new AttrChange { Mtime = new TimeChange(1_000_000, 5), Atime = new TimeChange(2_000_000, 0) };
         Assert.That(fs.SetAttr(ino, change, Fs.Root, out var set), Is.EqualTo(Errno.OK));
         Assert.That((set.Mtime, set.MtimeNsec, set.Atime), Is.EqualTo((1_000_000UL, 5u, 2_000_000UL)));
         fs.WriteAt(ino, fh, 0, "S"u8.ToArray());
         Assert.That(fs.Attr(ino).Mtime, Is.GreaterThan(1_000_000UL), "a write moves mtime again");
-        Assert.That(Encoding.ASCII.GetString(fs.ReadAt(ino, other.Fh, 0, 6)), Is.EqualTo("Shared"));
+        Assert.That(Encoding.ASCII.GetString(fs.ReadAt(ino, other, 0, 6)), Is.EqualTo("Shared"));
     }
 
     [Test]
@@ -128,15 +128,15 @@ public sealed class MemoryKernelDataTests
         new Random(14).NextBytes(data);
         fs.WriteAt(src, srcFh, 0, data);
 
-        Assert.That(fs.CopyFileRange(src, srcFh, 4096, dst, dstFh, 0, 2 << 20, out long copied), Is.EqualTo(Errno.OK));
+        Assert.That(fs.CopyFileRange(srcFh, 4096, dstFh, 0, 2 << 20, out long copied), Is.EqualTo(Errno.OK));
         Assert.That(copied, Is.EqualTo(2L << 20));
         Assert.That(fs.ReadAt(dst, dstFh, 0, 2 << 20), Is.EqualTo(data.AsSpan(4096, 2 << 20).ToArray()));
-        Assert.That(fs.CopyFileRange(src, srcFh, (3 << 20) - 10, dst, dstFh, 0, 100, out copied), Is.EqualTo(Errno.OK));
+        Assert.That(fs.CopyFileRange(srcFh, (3 << 20) - 10, dstFh, 0, 100, out copied), Is.EqualTo(Errno.OK));
         Assert.That(copied, Is.EqualTo(10), "stops at the end of the source");
 
         // A destination open read-only is refused as by a write (the chunked path answers it).
         Assert.That(fs.Open(dst, LibC.O_RDONLY, Fs.Root, out var readOnly), Is.EqualTo(Errno.OK));
-        Assert.That(fs.CopyFileRange(src, srcFh, 0, dst, readOnly.Fh, 0, 100, out copied), Is.EqualTo(Errno.EBADF));
+        Assert.That(fs.CopyFileRange(srcFh, 0, readOnly, 0, 100, out copied), Is.EqualTo(Errno.EBADF));
         Assert.That(copied, Is.Zero);
     }
 

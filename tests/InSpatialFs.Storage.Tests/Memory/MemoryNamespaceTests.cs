@@ -105,8 +105,7 @@ public sealed class MemoryNamespaceTests
 
         Assert.That(_fs.MkDir(_fs.RootIno, Fs.N("shared"), 0x5FF /* 02777 */, new Caller(0, 50, 1), out var shared), Is.EqualTo(Errno.OK));
         Assert.That(shared.Mode & LibC.S_ISGID, Is.Zero, "mkdir keeps only rwx and the sticky bit (vfs_mkdir)");
-        var setgid = Fs.Change(FattrFlags.Mode);
-        setgid.Mode = LibC.S_IFDIR | 0x5FF;
+        var setgid = new AttrChange { Mode = LibC.S_IFDIR | 0x5FF };
         Assert.That(_fs.SetAttr(shared.Ino, setgid, Fs.Root, out _), Is.EqualTo(Errno.OK));
         var (inShared, _) = _fs.Create(shared.Ino, "f", caller: Fs.User);
         ulong sub = _fs.MkDir(shared.Ino, "sub", 0x1ED, Fs.User);
@@ -123,9 +122,9 @@ public sealed class MemoryNamespaceTests
         ulong dir = _fs.MkDir(_fs.RootIno, "d");
         _fs.Touch(dir, "a");
         _fs.MkDir(dir, "b");
-        Assert.That(_fs.OpenDir(dir, out ulong fh), Is.EqualTo(Errno.OK));
+        Assert.That(_fs.OpenDir(dir, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
         var sink = new CollectingSink();
-        Assert.That(_fs.ReadDir(dir, fh, 0, sink), Is.EqualTo(Errno.OK));
+        Assert.That(fh.ReadDir(0, sink), Is.EqualTo(Errno.OK));
         Assert.That(sink.Entries.Select(e => e.Name), Is.EqualTo(new[] { ".", "..", "a", "b" }));
         Assert.That(sink.Entries[0].Ino, Is.EqualTo(dir));
         Assert.That(sink.Entries[1].Ino, Is.EqualTo(_fs.RootIno));
@@ -142,10 +141,10 @@ public sealed class MemoryNamespaceTests
         {
             _fs.Touch(dir, $"f{i}");
         }
-        Assert.That(_fs.OpenDir(dir, out ulong fh), Is.EqualTo(Errno.OK));
+        Assert.That(_fs.OpenDir(dir, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
         var seen = new List<string>();
         var first = new CollectingSink(6);
-        _fs.ReadDir(dir, fh, 0, first);
+        fh.ReadDir(0, first);
         seen.AddRange(first.Entries.Select(e => e.Name));
         long cookie = first.Entries[^1].Next;
 
@@ -157,7 +156,7 @@ public sealed class MemoryNamespaceTests
         _fs.Touch(dir, "late");
 
         var rest = new CollectingSink();
-        _fs.ReadDir(dir, fh, cookie, rest);
+        fh.ReadDir(cookie, rest);
         seen.AddRange(rest.Entries.Select(e => e.Name));
 
         Assert.That(seen, Is.Unique);
@@ -210,10 +209,10 @@ public sealed class MemoryNamespaceTests
         fs.WriteAt(ino, fh, 0, Enumerable.Repeat((byte)1, 8192).ToArray());
         long used = fs.Usage.BytesUsed;
 
-        Assert.That(fs.Write(ino, fh, 4096, new byte[128 * 1024], out int written), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(fh.Write(4096, new byte[128 * 1024], out int written), Is.EqualTo(Errno.ENOSPC));
         Assert.That(written, Is.Zero);
-        Assert.That(fs.Fallocate(ino, fh, 0, 0, 1 << 20), Is.EqualTo(Errno.ENOSPC));
-        Assert.That(fs.Fallocate(ino, fh, 0, 0, 1L << 40), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(fh.Fallocate(0, 0, 1 << 20), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(fh.Fallocate(0, 0, 1L << 40), Is.EqualTo(Errno.ENOSPC));
         Assert.That(fs.SetXattr(ino, Fs.N("user.big"), new byte[65536], 0), Is.EqualTo(Errno.ENOSPC));
 
         Assert.That(fs.Usage.BytesUsed, Is.EqualTo(used));
@@ -246,7 +245,7 @@ public sealed class MemoryNamespaceTests
         Assert.That(_fs.Attr(ino).Nlink, Is.Zero);
         _fs.WriteAt(ino, fh, 10, "!"u8.ToArray());
 
-        Assert.That(_fs.Release(ino, fh), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
         Assert.That(_fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK), "the kernel still holds a reference");
         _fs.Forget(ino, 1);
         Assert.That(_fs.GetAttr(ino, out _), Is.EqualTo(Errno.ENOENT));
@@ -267,15 +266,15 @@ public sealed class MemoryNamespaceTests
     public void Removed_directory_still_open_lists_only_dots_and_refuses_creates()
     {
         ulong dir = _fs.MkDir(_fs.RootIno, "d");
-        Assert.That(_fs.OpenDir(dir, out ulong fh), Is.EqualTo(Errno.OK));
+        Assert.That(_fs.OpenDir(dir, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
         Assert.That(_fs.RmDir(_fs.RootIno, Fs.N("d")), Is.EqualTo(Errno.OK));
         Assert.That(_fs.Attr(dir).Nlink, Is.Zero);
         Assert.That(_fs.Create(dir, Fs.N("x"), LibC.O_CREAT | LibC.O_RDWR, 0x1A4, Fs.Root, out _, out _), Is.EqualTo(Errno.ENOENT));
         var sink = new CollectingSink();
-        Assert.That(_fs.ReadDir(dir, fh, 0, sink), Is.EqualTo(Errno.OK));
+        Assert.That(fh.ReadDir(0, sink), Is.EqualTo(Errno.OK));
         Assert.That(sink.Entries.Select(e => e.Name), Is.EqualTo(new[] { ".", ".." }));
         int count = _fs.NodeCount;
-        _fs.ReleaseDir(dir, fh);
+        fh.Release();
         _fs.Forget(dir, 1);
         Assert.That(_fs.NodeCount, Is.EqualTo(count - 1));
     }
@@ -288,7 +287,7 @@ public sealed class MemoryNamespaceTests
         Assert.That(attr.Nlink, Is.Zero);
         Assert.That(attr.Uid, Is.EqualTo(1000u));
         Assert.That(_fs.List(dir), Is.EqualTo(new[] { ".", ".." }));
-        _fs.WriteAt(attr.Ino, open.Fh, 0, "data"u8.ToArray());
+        _fs.WriteAt(attr.Ino, open, 0, "data"u8.ToArray());
 
         Assert.That(_fs.Link(attr.Ino, dir, Fs.N("named"), out var linked), Is.EqualTo(Errno.OK));
         Assert.That(linked.Nlink, Is.EqualTo(1u));
@@ -303,7 +302,7 @@ public sealed class MemoryNamespaceTests
         int baseline = _fs.NodeCount;
         Assert.That(_fs.TmpFile(_fs.RootIno, LibC.O_RDWR | LibC.O_EXCL, 0x180, Fs.Root, out var attr, out var open), Is.EqualTo(Errno.OK));
         Assert.That(_fs.Link(attr.Ino, _fs.RootIno, Fs.N("named"), out _), Is.EqualTo(Errno.ENOENT));
-        _fs.Release(attr.Ino, open.Fh);
+        open.Release();
         _fs.Forget(attr.Ino, 1);
         Assert.That(_fs.NodeCount, Is.EqualTo(baseline));
     }
@@ -312,14 +311,10 @@ public sealed class MemoryNamespaceTests
     public void Setattr_applies_mode_owner_times_and_ctime_follows()
     {
         ulong file = _fs.Touch(_fs.RootIno, "f");
-        var change = Fs.Change(FattrFlags.Mode | FattrFlags.Uid | FattrFlags.Gid | FattrFlags.Atime | FattrFlags.Mtime);
-        change.Mode = LibC.S_IFREG | 0x1C0;
-        change.Uid = 7;
-        change.Gid = 8;
-        change.Atime = 1000;
-        change.AtimeNsec = 5;
-        change.Mtime = 2000;
-        change.MtimeNsec = 6;
+        var change = new AttrChange
+        {
+            Mode = LibC.S_IFREG | 0x1C0, Uid = 7, Gid = 8, Atime = new TimeChange(1000, 5), Mtime = new TimeChange(2000, 6),
+        };
         Assert.That(_fs.SetAttr(file, change, Fs.Root, out var attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode, Is.EqualTo(LibC.S_IFREG | 0x1C0));
         Assert.That((attr.Uid, attr.Gid), Is.EqualTo((7u, 8u)));
@@ -327,7 +322,7 @@ public sealed class MemoryNamespaceTests
         Assert.That((attr.Mtime, attr.MtimeNsec), Is.EqualTo((2000UL, 6u)));
         Assert.That(attr.Ctime, Is.GreaterThan(1_700_000_000UL), "ctime is now, not the given times");
 
-        var now = Fs.Change(FattrFlags.AtimeNow | FattrFlags.MtimeNow);
+        var now = new AttrChange { Atime = TimeChange.AtNow, Mtime = TimeChange.AtNow };
         Assert.That(_fs.SetAttr(file, now, Fs.Root, out attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Atime, Is.GreaterThan(1_700_000_000UL));
         Assert.That(attr.Mtime, Is.GreaterThan(1_700_000_000UL));
@@ -338,8 +333,7 @@ public sealed class MemoryNamespaceTests
     {
         var (file, _) = _fs.Create(_fs.RootIno, "f", mode: 0xDED); // 06755
         var (noGroupExec, _) = _fs.Create(_fs.RootIno, "g", mode: 0xDE4); // 06744: sgid without g+x
-        var change = Fs.Change(FattrFlags.Uid | FattrFlags.KillSuidGid);
-        change.Uid = 1000;
+        var change = new AttrChange { Uid = 1000, KillSetId = true };
         Assert.That(_fs.SetAttr(file, change, Fs.User, out var attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0x1EDu));
         Assert.That(_fs.SetAttr(noGroupExec, change, Fs.User, out attr), Is.EqualTo(Errno.OK));
@@ -350,21 +344,16 @@ public sealed class MemoryNamespaceTests
     public void Chown_of_a_file_drops_set_id_bits_unless_the_kernel_sends_the_mode()
     {
         var (file, _) = _fs.Create(_fs.RootIno, "f", mode: 0xDED); // 06755
-        var chown = Fs.Change(FattrFlags.Uid | FattrFlags.Gid);
-        chown.Uid = 5;
-        chown.Gid = 5;
+        var chown = new AttrChange { Uid = 5, Gid = 5 };
         Assert.That(_fs.SetAttr(file, chown, Fs.Root, out var attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0x1EDu));
 
-        var withMode = Fs.Change(FattrFlags.Uid | FattrFlags.Mode);
-        withMode.Uid = 6;
-        withMode.Mode = LibC.S_IFREG | 0xDED;
+        var withMode = new AttrChange { Uid = 6, Mode = LibC.S_IFREG | 0xDED };
         Assert.That(_fs.SetAttr(file, withMode, Fs.Root, out attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode & 0xFFF, Is.EqualTo(0xDEDu));
 
         ulong dir = _fs.MkDir(_fs.RootIno, "d", 0x1ED);
-        var setgid = Fs.Change(FattrFlags.Mode);
-        setgid.Mode = LibC.S_IFDIR | 0x5ED; // 02755
+        var setgid = new AttrChange { Mode = LibC.S_IFDIR | 0x5ED }; // 02755
         Assert.That(_fs.SetAttr(dir, setgid, Fs.Root, out _), Is.EqualTo(Errno.OK));
         Assert.That(_fs.SetAttr(dir, chown, Fs.Root, out attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Mode & LibC.S_ISGID, Is.EqualTo(LibC.S_ISGID), "directories keep S_ISGID");
@@ -373,10 +362,11 @@ public sealed class MemoryNamespaceTests
     [Test]
     public void Setattr_with_only_a_file_handle_changes_nothing()
     {
-        ulong file = _fs.Touch(_fs.RootIno, "f");
+        var (file, fh) = _fs.Create(_fs.RootIno, "f");
         var before = _fs.Attr(file);
         Thread.Sleep(5);
-        Assert.That(_fs.SetAttr(file, Fs.Change(FattrFlags.Fh | FattrFlags.LockOwner), Fs.Root, out var after), Is.EqualTo(Errno.OK));
+        Assert.That(_fs.SetAttr(file, new AttrChange { File = fh }, Fs.Root, out var after), Is.EqualTo(Errno.OK));
+        fh.Release();
         Assert.That((after.Ctime, after.CtimeNsec), Is.EqualTo((before.Ctime, before.CtimeNsec)));
     }
 
@@ -395,8 +385,7 @@ public sealed class MemoryNamespaceTests
         Assert.That(Time(written.Ctime, written.CtimeNsec), Is.GreaterThan(Time(created.Ctime, created.CtimeNsec)), "write moves ctime");
 
         Pause();
-        var chmod = Fs.Change(FattrFlags.Mode);
-        chmod.Mode = 0x180;
+        var chmod = new AttrChange { Mode = 0x180 };
         _fs.SetAttr(file, chmod, Fs.Root, out var changed);
         Assert.That(Time(changed.Mtime, changed.MtimeNsec), Is.EqualTo(Time(written.Mtime, written.MtimeNsec)), "chmod leaves mtime");
         Assert.That(Time(changed.Ctime, changed.CtimeNsec), Is.GreaterThan(Time(written.Ctime, written.CtimeNsec)), "chmod moves ctime");
@@ -413,7 +402,7 @@ public sealed class MemoryNamespaceTests
         Assert.That(Time(unlinked.Ctime, unlinked.CtimeNsec), Is.GreaterThan(Time(linked.Ctime, linked.CtimeNsec)), "unlink moves ctime");
 
         Pause();
-        var truncate = Fs.Change(FattrFlags.Size);
+        var truncate = new AttrChange { Size = 0 };
         _fs.SetAttr(file, truncate, Fs.Root, out var truncated);
         Assert.That(Time(truncated.Mtime, truncated.MtimeNsec), Is.GreaterThan(Time(unlinked.Mtime, unlinked.MtimeNsec)), "truncate moves mtime");
     }
@@ -424,7 +413,7 @@ public sealed class MemoryNamespaceTests
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
         _fs.Lookup(_fs.RootIno, "f");
         _fs.Lookup(_fs.RootIno, "f");
-        _fs.Release(ino, fh);
+        fh.Release();
         _fs.Unlink(_fs.RootIno, Fs.N("f"));
         _fs.Forget(ino, 2);
         Assert.That(_fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK), "create's reference remains");
@@ -445,7 +434,7 @@ public sealed class MemoryNameChargeTests
         using var fs = new MemoryFileSystem(sizeLimit: 8L << 20);
         long baseline = fs.Usage.BytesUsed;
         var (ino, fh) = fs.Create(fs.RootIno, "f");
-        fs.Release(ino, fh);
+        fh.Release();
         int made = 0;
         Errno last = Errno.OK;
         for (int i = 0; i < 300_000; i++)
@@ -473,7 +462,7 @@ public sealed class MemoryNameChargeTests
     {
         using var fs = new MemoryFileSystem(sizeLimit: 4096);
         var (ino, fh) = fs.Create(fs.RootIno, "a");
-        fs.Release(ino, fh);
+        fh.Release();
         int i = 0;
         while (fs.Link(ino, fs.RootIno, System.Text.Encoding.ASCII.GetBytes("l" + i), out _) == Errno.OK) i++;
         byte[] longName = new byte[200];

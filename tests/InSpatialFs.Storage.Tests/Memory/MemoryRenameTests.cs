@@ -48,8 +48,8 @@ public sealed class MemoryRenameTests
         Assert.That(_fs.Attr(dst).Nlink, Is.EqualTo(3u));
         Assert.That(_fs.Attr(empty).Nlink, Is.Zero);
         var entries = new CollectingSink();
-        _fs.OpenDir(moving, out ulong fh);
-        _fs.ReadDir(moving, fh, 0, entries);
+        _fs.OpenDir(moving, out IOpenDirectory fh);
+        fh.ReadDir(0, entries);
         Assert.That(entries.Entries[1].Ino, Is.EqualTo(dst), "\"..\" follows the move");
     }
 

@@ -35,16 +35,16 @@ internal static class Fs
         return attr.Ino;
     }
 
-    public static (ulong Ino, ulong Fh) Create(this MemoryFileSystem fs, ulong parent, string name, uint mode = 0x1A4, Caller? caller = null, int flags = LibC.O_RDWR)
+    public static (ulong Ino, IOpenFile Fh) Create(this MemoryFileSystem fs, ulong parent, string name, uint mode = 0x1A4, Caller? caller = null, int flags = LibC.O_RDWR)
     {
         Assert.That(fs.Create(parent, N(name), flags | LibC.O_CREAT, mode, caller ?? Root, out var attr, out var open), Is.EqualTo(Errno.OK), $"create {name}");
-        return (attr.Ino, open.Fh);
+        return (attr.Ino, open);
     }
 
     public static ulong Touch(this MemoryFileSystem fs, ulong parent, string name)
     {
         var (ino, fh) = fs.Create(parent, name);
-        Assert.That(fs.Release(ino, fh), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
         return ino;
     }
 
@@ -58,27 +58,26 @@ internal static class Fs
 
     public static Errno Lookup(this MemoryFileSystem fs, ulong parent, string name) => fs.Lookup(parent, N(name), out _);
 
-    public static void WriteAt(this MemoryFileSystem fs, ulong ino, ulong fh, long offset, byte[] data)
+    public static void WriteAt(this MemoryFileSystem fs, ulong ino, IOpenFile fh, long offset, byte[] data)
     {
-        Assert.That(fs.Write(ino, fh, offset, data, out int written), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Write(offset, data, out int written), Is.EqualTo(Errno.OK));
         Assert.That(written, Is.EqualTo(data.Length));
     }
 
-    public static byte[] ReadAt(this MemoryFileSystem fs, ulong ino, ulong fh, long offset, int count)
+    public static byte[] ReadAt(this MemoryFileSystem fs, ulong ino, IOpenFile fh, long offset, int count)
     {
         var buffer = new byte[count];
-        Assert.That(fs.Read(ino, fh, offset, buffer, out int read), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Read(offset, buffer, out int read), Is.EqualTo(Errno.OK));
         return buffer[..read];
     }
 
     public static List<string> List(this MemoryFileSystem fs, ulong dir)
     {
-        Assert.That(fs.OpenDir(dir, out ulong fh), Is.EqualTo(Errno.OK));
+        Assert.That(fs.OpenDir(dir, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
         var sink = new CollectingSink();
-        Assert.That(fs.ReadDir(dir, fh, 0, sink), Is.EqualTo(Errno.OK));
-        Assert.That(fs.ReleaseDir(dir, fh), Is.EqualTo(Errno.OK));
+        Assert.That(fh.ReadDir(0, sink), Is.EqualTo(Errno.OK));
+        Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
         return sink.Entries.ConvertAll(e => e.Name);
     }
 
-    public static FuseSetattrIn Change(FattrFlags valid) => new() { Valid = (uint)valid };
 }

@@ -1,6 +1,6 @@
 using InSpatialFs.Interop;
 
-namespace InSpatialFs.Storage.Direct;
+namespace InSpatialFs.Proxy.Direct;
 
 /// <summary>
 /// Kernel passthrough registrations, one backing id per inode, reference-counted across opens.

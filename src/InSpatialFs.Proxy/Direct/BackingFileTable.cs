@@ -1,9 +1,8 @@
 using InSpatialFs.Fuse;
 using InSpatialFs.Interop;
-using InSpatialFs.Storage.Host;
 using Microsoft.Extensions.Logging;
 
-namespace InSpatialFs.Storage.Direct;
+namespace InSpatialFs.Proxy.Direct;
 
 /// <summary>How DirectFS files move their data.</summary>
 public enum DirectMode
@@ -116,7 +115,7 @@ public sealed class BackingFileTable : IPassthroughFiles
         }
         if (notify != null)
         {
-            if (_logger != null) HostLog.PassthroughUnavailable(_logger, result, _fallback.DisplayName());
+            if (_logger != null) Log.PassthroughUnavailable(_logger, result, _fallback.DisplayName());
             notify(result);
         }
         return result;

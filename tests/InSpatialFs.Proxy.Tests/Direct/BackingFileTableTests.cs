@@ -1,9 +1,9 @@
 using InSpatialFs.Fuse;
 using InSpatialFs.Interop;
-using InSpatialFs.Storage.Direct;
+using InSpatialFs.Proxy.Direct;
 using Microsoft.Extensions.Logging;
 
-namespace InSpatialFs.Storage.Tests.Direct;
+namespace InSpatialFs.Proxy.Tests.Direct;
 
 [TestFixture]
 public sealed class BackingFileTableTests
