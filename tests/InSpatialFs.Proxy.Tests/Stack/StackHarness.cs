@@ -7,7 +7,7 @@ using InSpatialFs.Security.Identity;
 using InSpatialFs.Security.Policy;
 using InSpatialFs.Security.Resources;
 using InSpatialFs.Storage;
-using InSpatialFs.Storage.Direct;
+using InSpatialFs.Proxy.Direct;
 using InSpatialFs.Storage.Host;
 using InSpatialFs.Storage.Memory;
 using InSpatialFs.Storage.Mounts;
