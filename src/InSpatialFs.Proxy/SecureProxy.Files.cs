@@ -277,6 +277,7 @@ public sealed partial class SecureProxy
             }
         }
 
+        Interlocked.Increment(ref node.OpenFiles);
         ulong fh = _handles.Add(handle);
         open = new FuseOpenOut { Fh = fh, OpenFlags = openFlags, BackingId = handle.BackingId };
         return Errno.OK;
@@ -323,10 +324,12 @@ public sealed partial class SecureProxy
 
         UncountOpen(handle.CountedOpen);
 
-        if (_quotas[handle.Node.Mount] is not null && !handle.IsDirectory
+        int stillOpen = handle.IsDirectory ? 1 : Interlocked.Decrement(ref handle.Node.OpenFiles);
+        if (_quotas[handle.Node.Mount] is not null && stillOpen == 0
             && BackendOf(handle.Node).GetAttr(handle.Node.Ino, out FuseAttr left) == Errno.OK && left.Nlink == 0)
         {
-            FreedObject(handle.Node.Mount, IdentityOf(handle.Node)); // an O_TMPFILE never linked, or a file unlinked while open
+            // The last open file of an O_TMPFILE never linked, or of a file unlinked while open: its blocks go now.
+            FreedObject(handle.Node.Mount, IdentityOf(handle.Node));
         }
 
         FsEvent e = NewEvent(request, FsOp.Release, handle.Node);

@@ -103,6 +103,11 @@ public sealed partial class SecureProxy
         InodeIdentity id = backend.IdentityOf(attr.Ino);
         backend.Forget(attr.Ino, 1);
         bool directory = (attr.Mode & LibC.S_IFMT) == LibC.S_IFDIR;
+        if (!directory && _nodes.TryFind(dir.Mount, attr.Ino, out ProxyNode open) && Volatile.Read(ref open.OpenFiles) > 0)
+        {
+            return default; // still open: its blocks stay allocated, so its charge stays until its last release (Release)
+        }
+
         return directory || attr.Nlink <= 1 ? id : default;
     }
 

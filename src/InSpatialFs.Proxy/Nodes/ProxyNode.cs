@@ -49,6 +49,12 @@ internal sealed class ProxyNode
     /// <summary>Kernel lookup count (guarded by the node table's lock).</summary>
     public ulong LookupCount;
 
+    /// <summary>
+    /// Open files (not directories) of the node, whatever their io mode (Interlocked): a quota keeps the charge of a file
+    /// unlinked while open until the last of them is released, because its blocks stay allocated until then.
+    /// </summary>
+    public int OpenFiles;
+
     /// <summary>Open files of a DirectFS node served through the daemon (guarded by the proxy's io-mode lock).</summary>
     public int CachedOpens;
 
