@@ -87,7 +87,11 @@ public sealed partial class SecureProxy
         Errno refused = BeginGrowth(handle.Node, offset + data.Length, 0, out QuotaHold quota);
         if (refused != Errno.OK)
         {
-            return refused;
+            // Not a policy decision but a refusal the container met all the same: recorded like any failed operation.
+            FsEvent e = NewEvent(request, FsOp.Write, handle.Node);
+            e.Size = data.Length;
+            e.Decision = Decision.Allow;
+            return Complete(e, refused, Stopwatch.GetTimestamp());
         }
 
         Errno result = WriteAdmitted(request, handle, file, offset, data, writeFlags, out bytesWritten);

@@ -68,6 +68,10 @@ public sealed class HostQuotaStackTests(Backend backend)
         Assert.That(h.QuotaUsage("/").Bytes, Is.LessThan(charged), "the unlinked file's blocks are given back");
         Assert.That(k.Write(second, fh, 16 * Kib, new byte[64 * Kib]).Error, Is.EqualTo(Errno.OK), "and the write that was refused now fits");
         Assert.That(k.Release(second, fh).Error, Is.EqualTo(Errno.OK));
+
+        FsEvent[] writes = [.. h.Events().Where(e => e.Op == FsOp.Write && e.Path == "/second")];
+        Assert.That(writes.Select(e => e.Result), Does.Contain((int)Errno.EDQUOT), "the refused write is an event with its errno");
+        Assert.That(writes.Select(e => e.Result), Does.Contain(0), "control: the first admitted write is one too");
     }
 
     [Test]
