@@ -39,6 +39,9 @@ public sealed partial class SecureProxy
     /// <summary>What invalidation passes did so far.</summary>
     public InvalidationStats Invalidations => _invalidator.Stats;
 
+    /// <summary>Stops the invalidation thread (after the servers stopped: nothing is invalidated on a gone connection).</summary>
+    public void Dispose() => _invalidator.Dispose();
+
     private void InitCaching(ProxyOptions options)
     {
         TimeSpan entry = options.CacheTimeout > options.EntryTimeout ? options.CacheTimeout : options.EntryTimeout;

@@ -25,7 +25,7 @@ namespace InSpatialFs.Proxy;
 /// (getattr, statfs, flush, fsync, successful lookups) and per-call data transfer: READ and WRITE are accounted
 /// per handle — the first WRITE on a handle is an event, and RELEASE reports the bytes moved.
 /// </summary>
-public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead
+public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDisposable
 {
     private readonly MountTable _table;
     private readonly MountEntry[] _mounts;

@@ -57,6 +57,7 @@ public sealed class DirectIoModeTests
     [TearDown]
     public void Cleanup()
     {
+        _proxy.Dispose();
         _host.Dispose();
         Directory.Delete(_source, recursive: true);
     }

@@ -38,6 +38,7 @@ public sealed class PlainReadDirInodeTests
     [TearDown]
     public void Cleanup()
     {
+        _proxy.Dispose();
         _host.Dispose();
         Directory.Delete(_source, recursive: true);
     }

@@ -136,6 +136,7 @@ internal sealed partial class Instance : IDisposable
         }
 
         Proxy = new SecureProxy(Mounts, Security, ProxyOptionsFor(), Logs.CreateLogger("InSpatialFs.Proxy"));
+        _owned.Add(Proxy); // its invalidation thread stops once the servers have
         // A blocked process or a suspended container must not be answered from the kernel's caches: drop them (queued,
         // never waited for: this is raised on the reader thread that took the response).
         Security.CachedAnswersChanged += why => Proxy.InvalidateKernelCaches(why, TimeSpan.Zero);

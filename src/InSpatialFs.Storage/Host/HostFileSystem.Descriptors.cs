@@ -243,7 +243,9 @@ public sealed unsafe partial class HostFileSystem
             pathFd = openat(_procFdDir.Fd, n, O_PATH | O_CLOEXEC, 0);
         }
         if (pathFd < 0) return ErrnoExtensions.LastPInvoke();
+#pragma warning disable CA2000 // disposed on each failure below; on success the node or the caller owns it
         var fd = new SafeFd(pathFd);
+#pragma warning restore CA2000
         if (pin)
         {
             Errno e = StatFd(pathFd, out StatX st);
@@ -343,7 +345,9 @@ public sealed unsafe partial class HostFileSystem
             lease = default;
             return e;
         }
+#pragma warning disable CA2000 // the descriptor cache owns it from here
         lease = _cache.AddAndBorrow(node.Id, new SafeFd(fd));
+#pragma warning restore CA2000
         return Errno.OK;
     }
 

@@ -34,7 +34,9 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             return e;
         }
+#pragma warning disable CA2000 // the open directory owns the descriptor; the proxy releases the directory
         var open = new HostOpenDirectory(this, node, new SafeFd(fd));
+#pragma warning restore CA2000
         lock (_nodeLock) node.OpenHandles++;
         _dirs[open] = 0;
         directory = open;

@@ -37,7 +37,9 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             return e;
         }
+#pragma warning disable CA2000 // the open file owns the descriptor from here
         return RegisterOpenFile(node, new SafeFd(fd), out file);
+#pragma warning restore CA2000
     }
 
     public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
@@ -75,7 +77,9 @@ public sealed unsafe partial class HostFileSystem
             // chowned: it is not ours. Keep in sync with MemoryFileSystem.Create.
             return e == Errno.EEXIST && (flags & O_EXCL) == 0 ? OpenExisting(parent, name, flags, caller, out attr, out file) : e;
         }
+#pragma warning disable CA2000 // disposed on each failure below; on success the open file owns it
         var created = new SafeFd(fd);
+#pragma warning restore CA2000
         e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out StatX owned, out bool ownedCurrent);
         if (e == Errno.OK) e = AdoptOpenFd(fd, pin: false, ownedCurrent ? &owned : null, out attr, out HostNode? node);
         else attr = default;
@@ -132,7 +136,9 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             return e;
         }
+#pragma warning disable CA2000 // disposed on each failure below; on success the open file owns it
         var unnamed = new SafeFd(fd);
+#pragma warning restore CA2000
         e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out _, out _);
         // An unnamed file cannot be reopened from a handle, so its node pins a descriptor.
         if (e == Errno.OK) e = AdoptOpenFd(fd, pin: true, null, out attr, out _);

@@ -87,7 +87,9 @@ public sealed unsafe partial class HostFileSystem
             e = OpenBeneath(pl.Fd, nameZ, O_PATH | O_NOFOLLOW, 0, out fd);
             if (e != Errno.OK) return e;
         }
+#pragma warning disable CA2000 // disposed on each failure below; on success the node owns it
         var pathFd = new SafeFd(fd);
+#pragma warning restore CA2000
         e = StatFd(fd, out StatX st);
         if (e != Errno.OK || (st.Mode & S_IFMT) != type || st.Uid != _daemonUid)
         {

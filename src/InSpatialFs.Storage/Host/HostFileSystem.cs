@@ -88,7 +88,9 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
         _root = new HostNode(_nextNodeId++, DevOf(st), st.Ino, S_IFDIR, handle, mountId) { Lookups = 1, Pinned = _rootFd };
         _nodesById[_root.Id] = _root;
         _nodesByKey[(_root.Dev, _root.HostIno)] = _root;
+#pragma warning disable CA2000 // kept in the mount table (disposed with the file system)
         if (handle != null && OpenMountFd(_rootFd.Fd, S_IFDIR) is { } rootMountFd) _mountFds[mountId] = rootMountFd;
+#pragma warning restore CA2000
         HostLog.Serving(logger, sourceDirectory, Kind, readOnly, descriptorCacheCapacity, maxOpenHandles);
     }
 
@@ -149,7 +151,9 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
             e = OpenBeneath(pl.Fd, nameZ, O_PATH | O_NOFOLLOW, 0, out fd);
         }
         if (e != Errno.OK) return e;
+#pragma warning disable CA2000 // AdoptPathFd takes ownership (the node keeps it or it is disposed there)
         return AdoptPathFd(new SafeFd(fd), out attr);
+#pragma warning restore CA2000
     }
 
     /// <summary>Counts a lookup of an already known node by the key in <paramref name="st"/>; false if none is known.</summary>
