@@ -244,9 +244,15 @@ public sealed partial class MemoryFileSystem
             if (node.Data is { } file)
             {
                 error = KernelWrite(file, (handle.Flags & LibC.O_APPEND) != 0, offset, data, out bytesWritten);
-                if (error == Errno.OK && bytesWritten > 0 && node.Xattrs is not null && FindXattr(node, XattrName.Capability) >= 0)
+                if (error == Errno.OK && bytesWritten > 0)
                 {
-                    capable = node;
+                    // The data file's ctime comes from the kernel's coarse clock and may trail the node's own (taken
+                    // precisely at create or chmod): stat shows the later of the two, so the write moves the node's too.
+                    node.Ctime = Timestamp.Now();
+                    if (node.Xattrs is not null && FindXattr(node, XattrName.Capability) >= 0)
+                    {
+                        capable = node;
+                    }
                 }
                 return error;
             }
