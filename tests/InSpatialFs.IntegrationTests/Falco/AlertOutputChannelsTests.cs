@@ -177,6 +177,11 @@ public sealed class AlertOutputChannelsTests
     [Order(2)]
     public void Killed_receivers_cost_drops_not_service_and_delivery_resumes_when_they_return()
     {
+        // Alerts of the earlier cases still queued or retrying would reach the new receivers below and spoil their
+        // exact counts (a clean-clone CI run under load saw it): every channel drains first.
+        string statusFile = Path.Combine(_control, "status");
+        WaitFor(() => File.ReadAllLines(statusFile).Where(l => l.StartsWith("output: ", StringComparison.Ordinal)).All(l => l.Contains(" queued=0 ", StringComparison.Ordinal)),
+            "the earlier alerts to be delivered");
         int httpBefore = _r.Http!.Json.Count, otlpBefore = _r.Otlp!.Otlp.Count;
         _r.Http!.Dispose();
         _r.Otlp!.Dispose();
