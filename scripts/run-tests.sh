@@ -8,7 +8,9 @@ filter_args=()
 [[ -n $filter ]] && filter_args=(--filter "$filter")
 cd "$(dirname "$0")/.."
 results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+# INSPATIALFS_TEST_RESULTS=DIR keeps the TRX files (every failure's whole message and output) for a later look.
+keep=${INSPATIALFS_TEST_RESULTS:-}
+trap '[[ -n $keep ]] && mkdir -p "$keep" && cp "$results"/*.trx "$keep"/ 2>/dev/null; rm -rf "$results"' EXIT
 
 status=0
 for proj in tests/*.Tests/*.csproj tests/InSpatialFs.IntegrationTests/*.csproj; do
@@ -28,12 +30,14 @@ counter() { # sum of one TRX counter attribute over all result files
 passed=$(counter passed)
 failed=$(( $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted) ))
 skipped=$(counter notExecuted)
-# Name every failed test with its first message lines, from the TRX files.
+# Name every failed test with its message (up to 30 lines each: a timeout's message carries the daemon's status and
+# output, the only trace CI keeps), from the TRX files.
 for trx in "$results"/*.trx; do
   [[ -e $trx ]] || continue
-  awk '/<UnitTestResult / { failed = 0
+  awk '/<UnitTestResult / { failed = 0; lines = 0
          if ($0 ~ /outcome="Failed"/ && match($0, /testName="[^"]*"/)) { print "FAILED: " substr($0, RSTART + 10, RLENGTH - 11); failed = 1 } }
-       failed && /<Message>/ { sub(/.*<Message>/, "    "); sub(/<\/Message>.*/, ""); print; failed = 0 }' "$trx" | head -40
+       failed == 1 && /<Message>/ { failed = 2; sub(/.*<Message>/, "") }
+       failed == 2 { done = sub(/<\/Message>.*/, ""); if (++lines <= 30) print "    " $0; if (done) failed = 0 }' "$trx" | head -200
 done
 if [[ -z ${passed:-} ]]; then passed=0; failed=1; skipped=0; fi
 if (( status != 0 && failed == 0 )); then failed=1; fi   # a crashed test host counts as a failure
