@@ -76,8 +76,8 @@ public sealed class AlertOutputChannelsTests
               queue: 8
               retry: { initial: 50ms, max: 200ms, give_up: 1m }
               syslog: { socket: {{SyslogPath}}, facility: local3 }
-              http: { url: "http://127.0.0.1:{{_httpPort}}/", timeout: 2s }
-              otlp: { endpoint: "http://127.0.0.1:{{_otlpPort}}", timeout: 2s }
+              http: { url: "http://127.0.0.1:{{_httpPort}}/", timeout: 15s }
+              otlp: { endpoint: "http://127.0.0.1:{{_otlpPort}}", timeout: 15s }
               file: { path: {{AlertFile}}, max_size: 16KiB, keep: 2 }
             """);
         _daemon = DaemonProcess.Start(_mount, ["--config", config], appendMountPoint: false);
@@ -114,10 +114,14 @@ public sealed class AlertOutputChannelsTests
         while (!condition())
         {
             Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(seconds)),
-                $"timed out waiting for {what}\n--- status ---\n{(File.Exists(Path.Combine(_control, "status")) ? File.ReadAllText(Path.Combine(_control, "status")) : "")}\n--- daemon ---\n{_daemon?.Output}");
+                $"timed out waiting for {what}\n--- receivers ---\n{ReceiverCounts()}\n--- status ---\n{(File.Exists(Path.Combine(_control, "status")) ? File.ReadAllText(Path.Combine(_control, "status")) : "")}\n--- daemon ---\n{_daemon?.Output}");
             Thread.Sleep(50);
         }
     }
+
+    private string ReceiverCounts() =>
+        $"syslog={_r.Syslog?.Messages.Count} http={_r.Http?.Json.Count} (aborted {_r.Http?.Aborted.Count}, rejected {_r.Http?.Rejected.Count}) "
+        + $"otlp={_r.Otlp?.Otlp.Count} (aborted {_r.Otlp?.Aborted.Count}, rejected {_r.Otlp?.Rejected.Count})";
 
     private static bool Mentions(string text, string file) => text.Contains("file=/alerts/" + file + " ", StringComparison.Ordinal);
 

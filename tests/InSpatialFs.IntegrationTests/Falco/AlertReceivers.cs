@@ -90,6 +90,9 @@ internal sealed class HttpReceiver : IDisposable
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
+    /// <summary>Requests the client gave up on mid-way (its timeout under load): not a protocol fault, but visible.</summary>
+    public ConcurrentQueue<string> Aborted { get; } = new();
+
     private async Task Serve()
     {
         while (_listener.IsListening)
@@ -104,6 +107,17 @@ internal sealed class HttpReceiver : IDisposable
                 return;
             }
 
+            // Each request on its own task, and nothing a client does may end the loop: a client that times out and
+            // drops its connection under load (a slow CI machine) used to fault this loop with an IOException, and every
+            // later export then timed out against a receiver that no longer answered.
+            _ = Task.Run(() => HandleAsync(ctx));
+        }
+    }
+
+    private async Task HandleAsync(HttpListenerContext ctx)
+    {
+        try
+        {
             using var body = new MemoryStream();
             await ctx.Request.InputStream.CopyToAsync(body);
             string type = ctx.Request.ContentType ?? "";
@@ -124,6 +138,7 @@ internal sealed class HttpReceiver : IDisposable
                         Otlp.Enqueue(ExportLogsServiceRequest.Parser.ParseFrom(body.ToArray()));
                         byte[] reply = new ExportLogsServiceResponse().ToByteArray();
                         ctx.Response.ContentType = "application/x-protobuf";
+                        ctx.Response.ContentLength64 = reply.Length;
                         await ctx.Response.OutputStream.WriteAsync(reply);
                     }
                 }
@@ -143,6 +158,10 @@ internal sealed class HttpReceiver : IDisposable
             }
 
             ctx.Response.Close();
+        }
+        catch (Exception ex) when (ex is IOException or HttpListenerException or ObjectDisposedException or InvalidOperationException)
+        {
+            Aborted.Enqueue(ex.GetType().Name + ": " + ex.Message);
         }
     }
 
