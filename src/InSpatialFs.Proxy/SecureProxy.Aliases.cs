@@ -29,8 +29,6 @@ public sealed partial class SecureProxy
         {
             _gate.NoteLinkedObject(BackendOf(dir).IdentityOf(attr.Ino), path);
         }
-
-        BackendOf(dir).Forget(attr.Ino, 1);
     }
 
     /// <summary>
@@ -72,7 +70,7 @@ public sealed partial class SecureProxy
                 continue;
             }
 
-            // Each queued node holds one backend reference (none for a mount root), dropped once it is visited.
+            // Each queued node is held in its backend (a mount root needs no hold) until it is visited.
             var pending = new Queue<(string Path, IFileSystemBackend Backend, ulong Ino, FuseAttr Attr)>();
             pending.Enqueue((root, backend, ino, attr));
             while (pending.TryDequeue(out var item))
@@ -86,7 +84,7 @@ public sealed partial class SecureProxy
                     foreach (string child in ChildNames(item.Backend, item.Ino, budget))
                     {
                         string path = item.Path == "/" ? "/" + child : item.Path + "/" + child;
-                        if (--budget < 0 || MountAt(path) >= 0 || item.Backend.Lookup(item.Ino, ExactNames.Encode(child), out FuseAttr childAttr) != Errno.OK)
+                        if (--budget < 0 || MountAt(path) >= 0 || LookupHeld(item.Backend, item.Ino, ExactNames.Encode(child), out FuseAttr childAttr) != Errno.OK)
                         {
                             continue;
                         }
@@ -95,7 +93,7 @@ public sealed partial class SecureProxy
                     }
                 }
 
-                ForgetWalked(item.Backend, item.Ino);
+                ReleaseHeld(item.Backend, item.Ino);
             }
         }
     }

@@ -160,17 +160,18 @@ public sealed partial class SecureProxy
                 return true;
             }
 
-            ProxyNode root = _nodes.AddLookup(mount, mounted.RootIno, dir, childName, isMountRoot: true);
+            ProxyNode root = _nodes.AddLookup(mount, mounted.RootIno, dir, childName, isMountRoot: true)!;
             FillEntry(root, ref rootAttr, out entry);
         }
         else
         {
-            if (BackendOf(dir).Lookup(dir.Ino, name, out FuseAttr attr) != Errno.OK)
+            if (BackendOf(dir).Lookup(dir.Ino, name, out FuseAttr attr) != Errno.OK
+                || _nodes.AddLookup(dir.Mount, attr.Ino, dir, childName) is not { } node)
             {
                 return true; // removed since it was listed
             }
 
-            Register(dir, dir.Mount, childName, ref attr, out entry);
+            FillEntry(node, ref attr, out entry);
         }
 
         return writer.TryAddPlus(entry, name, item.NextOffset);

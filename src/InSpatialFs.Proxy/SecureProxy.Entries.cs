@@ -45,7 +45,7 @@ public sealed partial class SecureProxy
             err = backend.GetAttr(backend.RootIno, out attr);
             if (err == Errno.OK)
             {
-                ProxyNode root = _nodes.AddLookup(mount, backend.RootIno, dir, childName, isMountRoot: true);
+                ProxyNode root = _nodes.AddLookup(mount, backend.RootIno, dir, childName, isMountRoot: true)!;
                 root.ReadOnlyClass = e.PolicyClass == PathClass.ReadOnly;
                 FillEntry(root, ref attr, out entry);
                 ExpireIfInvalidatedSince(generation, ref entry);
@@ -54,24 +54,39 @@ public sealed partial class SecureProxy
             return err;
         }
 
-        err = BackendOf(dir).Lookup(dir.Ino, name, out attr);
-        if (err == Errno.OK && IsLinkedFile(attr))
+        ProxyNode? node = null;
+        for (int attempt = 1; ; attempt++)
         {
-            // A file with other names: this name's class marks the object, and a class another name gave it applies here.
-            InodeIdentity obj = BackendOf(dir).IdentityOf(attr.Ino);
-            _gate.NoteLinkedObject(obj, path);
-            e.Object = obj;
-            verdict = _gate.Decide(e);
-            if (verdict.IsDenied)
+            err = BackendOf(dir).Lookup(dir.Ino, name, out attr);
+            if (err == Errno.OK && IsLinkedFile(attr))
             {
-                BackendOf(dir).Forget(attr.Ino, 1);
-                return Deny(e, verdict);
+                // A file with other names: this name's class marks the object, and a class another name gave it applies here.
+                InodeIdentity obj = BackendOf(dir).IdentityOf(attr.Ino);
+                _gate.NoteLinkedObject(obj, path);
+                e.Object = obj;
+                verdict = _gate.Decide(e);
+                if (verdict.IsDenied)
+                {
+                    return Deny(e, verdict);
+                }
+            }
+
+            // The backend may drop a node nobody holds between its lookup and our retain (an unlink, or its aging
+            // queue): then the name is asked again, and answers ENOENT or the node now there.
+            if (err != Errno.OK || (node = _nodes.AddLookup(dir.Mount, attr.Ino, dir, childName)) != null)
+            {
+                break;
+            }
+
+            if (attempt == MaxLookupAttempts)
+            {
+                err = Errno.ESTALE; // the VFS retries the walk once with revalidation
+                break;
             }
         }
 
-        if (err == Errno.OK)
+        if (node != null)
         {
-            ProxyNode node = _nodes.AddLookup(dir.Mount, attr.Ino, dir, childName);
             node.ReadOnlyClass = e.PolicyClass == PathClass.ReadOnly; // before the reply's timeouts are chosen
             FillEntry(node, ref attr, out entry);
             ExpireIfInvalidatedSince(generation, ref entry);
@@ -88,6 +103,9 @@ public sealed partial class SecureProxy
 
         return err;
     }
+
+    /// <summary>Lookups of one name before ESTALE when its node is dropped each time before it is retained.</summary>
+    private const int MaxLookupAttempts = 4;
 
     public Errno MkNod(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, uint umask, out FuseEntryOut entry)
     {
@@ -325,8 +343,6 @@ public sealed partial class SecureProxy
         {
             _nodes.Moved(moved, newDir, newName);
         }
-
-        backend.Forget(attr.Ino, 1);
     }
 
     public Errno Create(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, uint umask, out FuseEntryOut entry, out FuseOpenOut open)

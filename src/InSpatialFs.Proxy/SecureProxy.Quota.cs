@@ -101,7 +101,6 @@ public sealed partial class SecureProxy
         }
 
         InodeIdentity id = backend.IdentityOf(attr.Ino);
-        backend.Forget(attr.Ino, 1);
         bool directory = (attr.Mode & LibC.S_IFMT) == LibC.S_IFDIR;
         if (!directory && _nodes.TryFind(dir.Mount, attr.Ino, out ProxyNode open) && Volatile.Read(ref open.OpenFiles) > 0)
         {

@@ -97,7 +97,7 @@ public sealed partial class SecureProxy
         }
         finally
         {
-            ForgetWalked(backend, ino);
+            ReleaseHeld(backend, ino);
         }
     }
 
@@ -108,14 +108,14 @@ public sealed partial class SecureProxy
             return false;
         }
 
-        ForgetWalked(backend, ino);
+        ReleaseHeld(backend, ino);
         return true;
     }
 
     /// <summary>
     /// Looks a namespace path up from the root through the mount table and the backends, one component at a time,
-    /// without following links. On success the caller owns one backend reference on <paramref name="ino"/> (none for
-    /// a mount root) and gives it back with <see cref="ForgetWalked"/>.
+    /// without following links. On success the caller holds <paramref name="ino"/> in its backend (no hold for a mount
+    /// root) and gives it back with <see cref="ReleaseHeld"/>; each step holds its directory while it looks up the next.
     /// </summary>
     private bool TryWalk(List<string> components, out IFileSystemBackend backend, out ulong ino, out FuseAttr attr)
     {
@@ -129,14 +129,14 @@ public sealed partial class SecureProxy
             int mount = MountAt(path);
             if (mount >= 0)
             {
-                ForgetWalked(backend, ino);
+                ReleaseHeld(backend, ino);
                 backend = _mounts[mount].Backend;
                 ino = backend.RootIno;
                 continue;
             }
 
-            Errno err = backend.Lookup(ino, ExactNames.Encode(components[i]), out attr);
-            ForgetWalked(backend, ino);
+            Errno err = LookupHeld(backend, ino, ExactNames.Encode(components[i]), out attr);
+            ReleaseHeld(backend, ino);
             if (err != Errno.OK)
             {
                 return false;
@@ -145,7 +145,7 @@ public sealed partial class SecureProxy
             ino = attr.Ino;
             if (i < components.Count - 1 && (attr.Mode & LibC.S_IFMT) != LibC.S_IFDIR)
             {
-                ForgetWalked(backend, ino);
+                ReleaseHeld(backend, ino);
                 return false; // a link or a file in the middle: the caller resolves up to here
             }
         }
@@ -155,15 +155,37 @@ public sealed partial class SecureProxy
 
     private static bool ReleaseAndFail(IFileSystemBackend backend, ulong ino)
     {
-        ForgetWalked(backend, ino);
+        ReleaseHeld(backend, ino);
         return false;
     }
 
-    private static void ForgetWalked(IFileSystemBackend backend, ulong ino)
+    /// <summary>
+    /// A lookup whose node the caller keeps past the call (a walk, a scan queue): the node is retained in its backend,
+    /// and looked up again if the backend dropped it in between (as <see cref="Lookup"/> does).
+    /// </summary>
+    private static Errno LookupHeld(IFileSystemBackend backend, ulong dir, ReadOnlySpan<byte> name, out FuseAttr attr)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            Errno err = backend.Lookup(dir, name, out attr);
+            if (err != Errno.OK || backend.Retain(attr.Ino))
+            {
+                return err;
+            }
+
+            if (attempt == MaxLookupAttempts)
+            {
+                return Errno.ESTALE;
+            }
+        }
+    }
+
+    /// <summary>Gives back a node held by <see cref="LookupHeld"/> (a backend's root is never held).</summary>
+    private static void ReleaseHeld(IFileSystemBackend backend, ulong ino)
     {
         if (ino != backend.RootIno)
         {
-            backend.Forget(ino, 1);
+            backend.Release(ino);
         }
     }
 }

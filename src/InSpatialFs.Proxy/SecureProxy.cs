@@ -63,7 +63,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
         _options = options;
         _spliceDirectReads = options.DirectFallback == DirectMode.Spliced && _mounts.Any(m => m.Direct);
         _logger = logger;
-        _nodes = new NodeTable(root, _mounts[root].Backend.RootIno);
+        _nodes = new NodeTable([.. _mounts.Select(m => m.Backend)], root, _mounts[root].Backend.RootIno);
         // Memory mounts enforce their own size and inode limits (ENOSPC); host mounts are charged here (EDQUOT).
         _quotas = [.. _mounts.Select(m => m.Kind == MountKind.Memory ? null : gate.QuotaFor(m.Path))];
         (_entryValidSec, _entryValidNsec) = Split(options.EntryTimeout);
@@ -114,17 +114,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
         Volatile.Write(ref _connection, connection);
     }
 
-    public void Forget(ulong nodeId, ulong lookupCount)
-    {
-        // Each kernel lookup was one backend entry call, except for mount roots, which were reached through
-        // the mount table and hold no backend reference.
-        if (_nodes.TryGet(nodeId, out ProxyNode node) && !node.IsMountRoot)
-        {
-            BackendOf(node).Forget(node.Ino, lookupCount);
-        }
-
-        _nodes.Forget(nodeId, lookupCount, out _);
-    }
+    public void Forget(ulong nodeId, ulong lookupCount) => _nodes.Forget(nodeId, lookupCount, out _); // the backend hears of the last one
 
     // ---- shared plumbing -------------------------------------------------------------------------------
 
@@ -238,10 +228,10 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
         output = new FuseAttrOut { AttrValid = attrSec, AttrValidNsec = attrNsec, Attr = attr };
     }
 
-    /// <summary>Registers the entry a backend call returned (one kernel reference) and fills entry_out.</summary>
+    /// <summary>Registers the entry a creating backend call returned (one kernel reference) and fills entry_out.</summary>
     private void Register(ProxyNode parent, int mount, string name, ref FuseAttr attr, out FuseEntryOut entry)
     {
-        ProxyNode node = _nodes.AddLookup(mount, attr.Ino, parent, name);
+        ProxyNode node = _nodes.AddEntry(mount, attr.Ino, parent, name);
         FillEntry(node, ref attr, out entry);
     }
 

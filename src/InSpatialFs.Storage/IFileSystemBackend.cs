@@ -22,9 +22,12 @@ public interface IDirectoryEntrySink
 /// "", "." or ".." or contain '/' (the proxy checks). Every method returns an <see cref="Errno"/>; none throws
 /// for an expected failure.
 ///
-/// Reference rule: every call that returns an entry (Lookup, Create, TmpFile, MkNod, MkDir, Symlink, Link)
-/// adds one kernel reference to that node; <see cref="Forget"/> drops references. A node must stay readable
-/// (GetAttr, and Read and Write through its open files) while it has references or open files, even after unlink.
+/// Node lifetime: the backend counts no kernel references. Calls that return an entry (Lookup, Create, TmpFile,
+/// MkNod, MkDir, Symlink, Link) have no reference side effect; whoever keeps a node id past the call (the proxy's node
+/// table, once per node it hands to the kernel) says so with <see cref="Retain"/> and gives it back with
+/// <see cref="Release"/> when the node is really gone. A node must stay readable (GetAttr, and Read and Write through
+/// its open files) while it is retained or has open files, even after unlink; a node neither retained nor open may be
+/// dropped at any time (an unlinked one at once, one still named when the backend chooses), and its id is never reused.
 ///
 /// Ownership: new nodes belong to <see cref="Caller"/> (uid, and gid unless the parent is setgid).
 /// Permission bits are checked by the kernel (default_permissions); backends do not re-check them.
@@ -41,7 +44,14 @@ public interface IFileSystemBackend : IDisposable
 
     Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr);
 
-    void Forget(ulong ino, ulong count);
+    /// <summary>
+    /// One more holder keeps node <paramref name="ino"/> alive. False when the backend has dropped it since the call
+    /// that returned it (unlinked, or aged out while nobody held it): a lookup asks again.
+    /// </summary>
+    bool Retain(ulong ino);
+
+    /// <summary>A holder gives its <see cref="Retain"/> back; with no holder and no open file the node may go.</summary>
+    void Release(ulong ino);
 
     Errno GetAttr(ulong ino, out FuseAttr attr);
 

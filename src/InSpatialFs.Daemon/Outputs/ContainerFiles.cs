@@ -21,55 +21,44 @@ internal static class ContainerFiles
     {
         MountResolution where = mounts.Resolve(path);
         IFileSystemBackend backend = where.Mount.Backend;
-        var looked = new List<ulong>();
+        // A best-effort read: the walk holds nothing (a node dropped under it ends the read with null).
+        ulong ino = backend.RootIno;
+        FuseAttr attr = default;
+        foreach (string part in where.RelativePath.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (backend.Lookup(ino, Encoding.UTF8.GetBytes(part), out FuseAttr found) != Errno.OK)
+            {
+                return null;
+            }
+
+            ino = found.Ino;
+            attr = found;
+        }
+
+        if ((attr.Mode & SIfmt) != SIfreg)
+        {
+            return null;
+        }
+
+        if (backend.Open(ino, LibC.O_RDONLY, new Caller(0, 0, 0), out IOpenFile opened) != Errno.OK)
+        {
+            return null;
+        }
+
         try
         {
-            ulong ino = backend.RootIno;
-            FuseAttr attr = default;
-            foreach (string part in where.RelativePath.Split('/', StringSplitOptions.RemoveEmptyEntries))
+            byte[] buffer = new byte[Math.Min(maxBytes, (int)Math.Min(attr.Size, int.MaxValue))];
+            int total = 0;
+            while (total < buffer.Length && opened.Read(total, buffer.AsSpan(total), out int n) == Errno.OK && n > 0)
             {
-                if (backend.Lookup(ino, Encoding.UTF8.GetBytes(part), out FuseAttr found) != Errno.OK)
-                {
-                    return null;
-                }
-
-                ino = found.Ino;
-                looked.Add(ino);
-                attr = found;
+                total += n;
             }
 
-            if ((attr.Mode & SIfmt) != SIfreg)
-            {
-                return null;
-            }
-
-            if (backend.Open(ino, LibC.O_RDONLY, new Caller(0, 0, 0), out IOpenFile opened) != Errno.OK)
-            {
-                return null;
-            }
-
-            try
-            {
-                byte[] buffer = new byte[Math.Min(maxBytes, (int)Math.Min(attr.Size, int.MaxValue))];
-                int total = 0;
-                while (total < buffer.Length && opened.Read(total, buffer.AsSpan(total), out int n) == Errno.OK && n > 0)
-                {
-                    total += n;
-                }
-
-                return Encoding.UTF8.GetString(buffer, 0, total);
-            }
-            finally
-            {
-                opened.Release();
-            }
+            return Encoding.UTF8.GetString(buffer, 0, total);
         }
         finally
         {
-            foreach (ulong ino in looked)
-            {
-                backend.Forget(ino, 1);
-            }
+            opened.Release();
         }
     }
 }

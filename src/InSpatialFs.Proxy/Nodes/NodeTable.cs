@@ -1,13 +1,16 @@
 using System.Collections.Concurrent;
+using InSpatialFs.Storage;
 
 namespace InSpatialFs.Proxy.Nodes;
 
 /// <summary>
-/// nodeid ⇄ node, with kernel lookup counts. Reads (every request) are lock-free through a concurrent
-/// dictionary; count transitions (LOOKUP adds, FORGET drops) take one lock so a node is never dropped while
-/// a lookup is handing it out. Node ids are never reused, so generation numbers stay 0.
+/// nodeid ⇄ node, with the kernel's lookup counts: the only ledger of them. A backend is told only when a node enters
+/// the table (<see cref="IFileSystemBackend.Retain"/>, once) and when it leaves it (<see cref="IFileSystemBackend.Release"/>,
+/// once); mount roots are neither (a backend's root never goes). Reads (every request) are lock-free through a concurrent
+/// dictionary; count transitions (LOOKUP adds, FORGET drops) take one lock, and the backend is told under it, so a
+/// release and a retain of the same node never cross. Node ids are never reused, so generation numbers stay 0.
 ///
-/// Lock order: NodeTable._gate > backend locks (the table never calls a backend while holding the lock).
+/// Lock order: NodeTable._gate > backend locks (backends never call the proxy).
 /// </summary>
 internal sealed class NodeTable
 {
@@ -15,12 +18,14 @@ internal sealed class NodeTable
 
     private readonly ConcurrentDictionary<ulong, ProxyNode> _byId = new();
     private readonly Dictionary<(int Mount, ulong Ino), ProxyNode> _byBackendNode = [];
+    private readonly IFileSystemBackend[] _backends; // by mount index
     private readonly Lock _gate = new();
     private ulong _nextId = RootNodeId + 1;
     private long _renameEpoch;
 
-    public NodeTable(int rootMount, ulong rootIno)
+    public NodeTable(IFileSystemBackend[] backends, int rootMount, ulong rootIno)
     {
+        _backends = backends;
         Root = new ProxyNode(RootNodeId, rootMount, rootIno, parent: null, name: "") { IsMountRoot = true, LookupCount = 1 };
         _byId[RootNodeId] = Root;
         _byBackendNode[(rootMount, rootIno)] = Root;
@@ -42,9 +47,20 @@ internal sealed class NodeTable
 
     /// <summary>
     /// Records one kernel lookup of backend node (mount, ino) reached as <paramref name="name"/> in
-    /// <paramref name="parent"/>, returning the node (existing or new).
+    /// <paramref name="parent"/>, returning the node (existing or new). A node new to the table is retained in its
+    /// backend; null when the backend dropped it since the lookup returned it (look it up again).
     /// </summary>
-    public ProxyNode AddLookup(int mount, ulong ino, ProxyNode parent, string name, bool isMountRoot = false)
+    public ProxyNode? AddLookup(int mount, ulong ino, ProxyNode parent, string name, bool isMountRoot = false) =>
+        Add(mount, ino, parent, name, isMountRoot, keepIfGone: false);
+
+    /// <summary>
+    /// As <see cref="AddLookup"/> for the entry of a node just made (mkdir, create, link...): the kernel gets it even when
+    /// a concurrent removal already dropped it in the backend; its later requests then fail there as on a deleted inode.
+    /// </summary>
+    public ProxyNode AddEntry(int mount, ulong ino, ProxyNode parent, string name) =>
+        Add(mount, ino, parent, name, isMountRoot: false, keepIfGone: true)!;
+
+    private ProxyNode? Add(int mount, ulong ino, ProxyNode parent, string name, bool isMountRoot, bool keepIfGone)
     {
         lock (_gate)
         {
@@ -59,6 +75,11 @@ internal sealed class NodeTable
                 }
 
                 return node;
+            }
+
+            if (!isMountRoot && !_backends[mount].Retain(ino) && !keepIfGone)
+            {
+                return null;
             }
 
             node = new ProxyNode(_nextId++, mount, ino, parent, name) { LookupCount = 1, IsMountRoot = isMountRoot };
@@ -93,6 +114,11 @@ internal sealed class NodeTable
 
             _byId.TryRemove(nodeId, out _);
             _byBackendNode.Remove((node.Mount, node.Ino));
+            if (!node.IsMountRoot)
+            {
+                _backends[node.Mount].Release(node.Ino);
+            }
+
             return true;
         }
     }

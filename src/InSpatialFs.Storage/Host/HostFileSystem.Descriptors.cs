@@ -157,7 +157,7 @@ public sealed unsafe partial class HostFileSystem
         {
             if (_nodesByKey.TryGetValue(key, out HostNode? known))
             {
-                known.Lookups++;
+                EntryReturnedLocked(known);
                 attr = ToAttr(st, known.Id);
                 if (known.Pinned == null) _cache.Add(known.Id, pathFd);
                 else pathFd.Dispose();
@@ -193,7 +193,7 @@ public sealed unsafe partial class HostFileSystem
                 _nodesById[node.Id] = node;
                 _nodesByKey[key] = node;
             }
-            node.Lookups++;
+            EntryReturnedLocked(node);
             if (surplus == null)
             {
                 if (handle == null) node.Pinned = pathFd;
@@ -256,9 +256,10 @@ public sealed unsafe partial class HostFileSystem
             }
             lock (_nodeLock)
             {
-                node = new HostNode(_nextNodeId++, DevOf(st), st.Ino, S_IFREG, null, -1) { Lookups = 1, Pinned = fd };
+                node = new HostNode(_nextNodeId++, DevOf(st), st.Ino, S_IFREG, null, -1) { Pinned = fd };
                 _nodesById[node.Id] = node;
                 _nodesByKey[(node.Dev, node.HostIno)] = node;
+                EntryReturnedLocked(node);
             }
             attr = ToAttr(st, node.Id);
             return Errno.OK;
@@ -354,7 +355,7 @@ public sealed unsafe partial class HostFileSystem
     /// <summary>Precondition: _nodeLock held.</summary>
     private void DropIfUnusedLocked(HostNode node)
     {
-        if (node == _root || node.Lookups > 0 || node.OpenHandles > 0) return;
+        if (node == _root || node.Holds > 0 || node.OpenHandles > 0) return;
         _nodesById.TryRemove(node.Id, out _);
         if (_nodesByKey.TryGetValue((node.Dev, node.HostIno), out HostNode? current) && current == node)
             _nodesByKey.Remove((node.Dev, node.HostIno));

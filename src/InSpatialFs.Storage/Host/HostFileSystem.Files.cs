@@ -100,7 +100,7 @@ public sealed unsafe partial class HostFileSystem
         e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out file);
         if (e != Errno.OK)
         {
-            Forget(attr.Ino, 1);
+            GiveBackEntry(attr.Ino);
             attr = default;
         }
         return e;

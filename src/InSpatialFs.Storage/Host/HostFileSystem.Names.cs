@@ -262,7 +262,7 @@ public sealed unsafe partial class HostFileSystem
             if (e != Errno.OK) return e;
             attr = ToAttr(st, node.Id);
         }
-        lock (_nodeLock) node.Lookups++;
+        lock (_nodeLock) EntryReturnedLocked(node);
         return Errno.OK;
     }
 }

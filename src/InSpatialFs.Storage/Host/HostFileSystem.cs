@@ -26,13 +26,21 @@ namespace InSpatialFs.Storage.Host;
 ///   name inside the host tree is resolved, so a swapped symlink cannot redirect it. It is the one place
 ///   RESOLVE_NO_MAGICLINKS is not used (it would refuse the step, ELOOP).
 ///
+/// Node lifetime: a node lives while it is held (Retain) or open. Lookups and the other calls that return an entry
+/// take no hold, so a node nobody retains (a name the proxy only peeked at, an entry it refused) waits in an aging
+/// queue and is dropped once <see cref="UnheldNodeLimit"/> newer unheld nodes are queued behind it. An overlay's layers
+/// are built with holdEntries: each entry returned comes with one hold, given back with <see cref="Release"/>.
+///
 /// Lock order: _nodeLock > DescriptorCache's lock. The id-to-node map and the open-handle maps are read lock-free;
-/// _nodeLock serializes node creation, reference counts and removal.
+/// _nodeLock serializes node creation, holds and removal.
 /// </summary>
 public sealed unsafe partial class HostFileSystem : IFileSystemBackend
 {
     public const int DefaultDescriptorCacheCapacity = 2048;
     public const int DefaultMaxOpenHandles = 8192;
+
+    /// <summary>Unheld, closed nodes kept before the oldest is dropped (each costs a node and maybe a cached descriptor).</summary>
+    public const int UnheldNodeLimit = 1024;
     private const ulong Resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     private const int NameMax = EntryName.MaxLength;
     // O_DIRECT is about the FUSE file's page cache, which the kernel already bypasses for such opens; on the host
@@ -52,6 +60,8 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
     private readonly ConcurrentDictionary<HostOpenDirectory, byte> _dirs = new();
     private readonly uint _daemonUid = geteuid();
     private readonly HostNode _root;
+    private readonly bool _holdEntries;
+    private readonly Queue<HostNode> _aging = new(); // under _nodeLock
     private ulong _nextNodeId = 1;
     private int _openHandleCount;
     private bool _handleWarningLogged;
@@ -61,8 +71,10 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
     /// <param name="descriptorCacheCapacity">Most O_PATH descriptors kept open for nodes at once.</param>
     /// <param name="maxOpenHandles">Most open files at once (each holds a real descriptor); beyond it EMFILE.</param>
     /// <param name="direct">DirectFS: opens of regular files also return a descriptor for kernel passthrough.</param>
+    /// <param name="holdEntries">An overlay layer: every entry returned comes with one hold (see the class comment).</param>
     public HostFileSystem(string sourceDirectory, bool readOnly, ILogger logger,
-        int descriptorCacheCapacity = DefaultDescriptorCacheCapacity, int maxOpenHandles = DefaultMaxOpenHandles, bool direct = false)
+        int descriptorCacheCapacity = DefaultDescriptorCacheCapacity, int maxOpenHandles = DefaultMaxOpenHandles, bool direct = false,
+        bool holdEntries = false)
     {
         ArgumentNullException.ThrowIfNull(sourceDirectory);
         ArgumentNullException.ThrowIfNull(logger);
@@ -70,6 +82,7 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
         SourceDirectory = sourceDirectory;
         ReadOnly = readOnly;
         Direct = direct;
+        _holdEntries = holdEntries;
         MaxOpenHandles = maxOpenHandles;
         _logger = logger;
         _cache = new DescriptorCache(descriptorCacheCapacity);
@@ -85,7 +98,7 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
         e = StatFd(_rootFd.Fd, out StatX st);
         if (e != Errno.OK) throw new IOException($"cannot stat host source {sourceDirectory}: {e}");
         byte[]? handle = TryGetHandle(_rootFd.Fd, out int mountId);
-        _root = new HostNode(_nextNodeId++, DevOf(st), st.Ino, S_IFDIR, handle, mountId) { Lookups = 1, Pinned = _rootFd };
+        _root = new HostNode(_nextNodeId++, DevOf(st), st.Ino, S_IFDIR, handle, mountId) { Holds = 1, Pinned = _rootFd };
         _nodesById[_root.Id] = _root;
         _nodesByKey[(_root.Dev, _root.HostIno)] = _root;
 #pragma warning disable CA2000 // kept in the mount table (disposed with the file system)
@@ -114,7 +127,7 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
     /// <summary>Descriptors currently held by the node cache (diagnostics and tests).</summary>
     public int CachedDescriptorCount => _cache.Count;
 
-    /// <summary>Nodes currently known (kernel references or open handles).</summary>
+    /// <summary>Nodes currently known (held, open, or unheld and waiting in the aging queue).</summary>
     public int NodeCount => _nodesById.Count;
 
     public int OpenHandleCount => Volatile.Read(ref _openHandleCount);
@@ -156,14 +169,14 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
 #pragma warning restore CA2000
     }
 
-    /// <summary>Counts a lookup of an already known node by the key in <paramref name="st"/>; false if none is known.</summary>
+    /// <summary>Answers a lookup of an already known node by the key in <paramref name="st"/>; false if none is known.</summary>
     private bool TryLookupKnown(in StatX st, out FuseAttr attr)
     {
         lock (_nodeLock)
         {
             if (_nodesByKey.TryGetValue((DevOf(st), st.Ino), out HostNode? known))
             {
-                known.Lookups++;
+                EntryReturnedLocked(known);
                 attr = ToAttr(st, known.Id);
                 return true;
             }
@@ -172,14 +185,51 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
         return false;
     }
 
-    public void Forget(ulong ino, ulong count)
+    public bool Retain(ulong ino)
     {
         lock (_nodeLock)
         {
-            if (!_nodesById.TryGetValue(ino, out HostNode? node)) return;
-            node.Lookups -= (long)Math.Min(count, long.MaxValue);
+            if (!_nodesById.TryGetValue(ino, out HostNode? node)) return false;
+            node.Holds++;
+            return true;
+        }
+    }
+
+    public void Release(ulong ino)
+    {
+        lock (_nodeLock)
+        {
+            if (!_nodesById.TryGetValue(ino, out HostNode? node) || node.Holds == 0) return;
+            node.Holds--;
             DropIfUnusedLocked(node);
         }
+    }
+
+    /// <summary>Precondition: _nodeLock held. An entry of <paramref name="node"/> goes back to the caller: with holdEntries
+    /// it carries a hold, else an unheld closed node joins the aging queue.</summary>
+    private void EntryReturnedLocked(HostNode node)
+    {
+        if (_holdEntries)
+        {
+            node.Holds++;
+            return;
+        }
+
+        if (node.Holds > 0 || node.OpenHandles > 0 || node.Aging || node == _root) return;
+        node.Aging = true;
+        _aging.Enqueue(node);
+        while (_aging.Count > UnheldNodeLimit)
+        {
+            HostNode oldest = _aging.Dequeue();
+            oldest.Aging = false;
+            DropIfUnusedLocked(oldest);
+        }
+    }
+
+    /// <summary>As <see cref="Release"/> for an entry this backend returned to itself and no longer keeps.</summary>
+    private void GiveBackEntry(ulong ino)
+    {
+        if (_holdEntries) Release(ino);
     }
 
     public Errno GetAttr(ulong ino, out FuseAttr attr)

@@ -19,7 +19,10 @@ internal sealed class HostNode(ulong id, ulong dev, ulong ino, uint type, byte[]
     /// <summary>struct file_handle bytes (header included), or null when the filesystem cannot export handles.</summary>
     public byte[]? Handle { get; } = handle;
     public int MountId { get; } = mountId;
-    public long Lookups;
+    /// <summary>Holders of the node id (Retain/Release): the proxy's node table, or an overlay's layer objects.</summary>
+    public long Holds;
+    /// <summary>Queued to be dropped if still unheld and closed when its turn comes (see HostFileSystem.AgeLocked).</summary>
+    public bool Aging;
     public int OpenHandles;
     public SafeFd? Pinned;
 }

@@ -103,7 +103,6 @@ public sealed partial class MemoryFileSystem
                     DropCapabilityLocked(node);
                     node.Mtime = node.Ctime = Timestamp.Now();
                 }
-                node.Lookups++;
             }
             else
             {
@@ -146,12 +145,10 @@ public sealed partial class MemoryFileSystem
             }
             node.Nlink = 0;
             node.Linkable = (flags & LibC.O_EXCL) == 0;
-            node.Lookups = 1;
             // An O_TMPFILE is always open for writing (the host backend opens it O_RDWR when asked O_RDONLY).
             error = AddHandle(node, (flags & LibC.O_ACCMODE) == LibC.O_RDONLY ? (flags & ~LibC.O_ACCMODE) | LibC.O_RDWR : flags, out file);
             if (error != Errno.OK)
             {
-                node.Lookups = 0; // the kernel never hears of it
                 FreeIfUnused(node);
                 return error;
             }

@@ -219,7 +219,6 @@ public sealed partial class MemoryFileSystem
             node.Nlink++;
             node.Linkable = false;
             node.Ctime = now;
-            node.Lookups++;
             FillAttr(node, out attr);
             return Errno.OK;
         }
@@ -246,7 +245,7 @@ public sealed partial class MemoryFileSystem
         return error == Errno.OK && dir.Nlink == 0 ? Errno.ENOENT : error;
     }
 
-    /// <summary>Namespace write lock held. Creates a named node with one kernel reference.</summary>
+    /// <summary>Namespace write lock held. Creates a named node (no holder yet: see <see cref="Retain"/>).</summary>
     private Errno CreateNodeLocked(ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, in Caller caller, long extraBytes, out MemoryNode node)
     {
         node = null!;
@@ -275,7 +274,6 @@ public sealed partial class MemoryFileSystem
             return error;
         }
         node.Rdev = rdev;
-        node.Lookups = 1;
         var now = node.Ctime;
         dir.Directory.Add(name, node);
         if (node.IsDirectory)

@@ -26,10 +26,10 @@ public sealed partial class MemoryFileSystem
         return Errno.OK;
     }
 
-    /// <summary>Namespace write lock held. Drops a node with no name, no kernel reference and no handle.</summary>
+    /// <summary>Namespace write lock held. Drops a node with no name, no holder and no handle.</summary>
     private void FreeIfUnused(MemoryNode node)
     {
-        if (node == _root || node.Nlink != 0 || node.Lookups != 0 || node.OpenCount != 0)
+        if (node == _root || node.Nlink != 0 || node.Holds != 0 || node.OpenCount != 0)
         {
             return;
         }

@@ -23,7 +23,7 @@ namespace InSpatialFs.Storage.Memory;
 /// <summary>
 /// An in-memory POSIX filesystem: sparse regular files, directories, symlinks, hard links, fifos, sockets,
 /// device nodes, xattrs (user., trusted., security.), O_TMPFILE, and a size and inode limit reported
-/// by statfs. Nodes live until they have no name, no kernel reference and no open handle.
+/// by statfs. Nodes live until they have no name, no holder (Retain) and no open handle.
 /// </summary>
 public sealed partial class MemoryFileSystem : IFileSystemBackend
 {
@@ -139,7 +139,6 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
             {
                 return Errno.ENOENT;
             }
-            Interlocked.Increment(ref entry.Node.Lookups);
             FillAttr(entry.Node, out attr);
             return Errno.OK;
         }
@@ -149,16 +148,35 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
         }
     }
 
-    public void Forget(ulong ino, ulong count)
+    public bool Retain(ulong ino)
+    {
+        // The read lock suffices: nodes are freed only under the write lock.
+        _namespace.EnterReadLock();
+        try
+        {
+            if (!_nodes.TryGetValue(ino, out var node))
+            {
+                return false;
+            }
+            Interlocked.Increment(ref node.Holds);
+            return true;
+        }
+        finally
+        {
+            _namespace.ExitReadLock();
+        }
+    }
+
+    public void Release(ulong ino)
     {
         _namespace.EnterWriteLock();
         try
         {
-            if (ino == RootId || !_nodes.TryGetValue(ino, out var node))
+            if (ino == RootId || !_nodes.TryGetValue(ino, out var node) || node.Holds == 0)
             {
                 return;
             }
-            node.Lookups = (ulong)node.Lookups <= count ? 0 : node.Lookups - (long)count;
+            node.Holds--;
             FreeIfUnused(node);
         }
         finally

@@ -5,8 +5,8 @@ namespace InSpatialFs.Storage.Memory;
 /// <summary>
 /// One inode of the memory filesystem. Metadata fields change only under the namespace write lock;
 /// <see cref="Content"/>, its size and the data timestamps (mtime/ctime on write) change under the
-/// namespace read lock plus the content's monitor. <see cref="Lookups"/> and <see cref="OpenCount"/>
-/// are changed with Interlocked because lookups and opens run under the read lock.
+/// namespace read lock plus the content's monitor. <see cref="Holds"/> and <see cref="OpenCount"/>
+/// are changed with Interlocked because retains and opens run under the read lock.
 /// </summary>
 internal sealed class MemoryNode
 {
@@ -29,7 +29,8 @@ internal sealed class MemoryNode
     public uint Gid;
     public uint Rdev;
     public uint Nlink;
-    public long Lookups;
+    /// <summary>Holders of the node id (<see cref="MemoryFileSystem.Retain"/>): the proxy's node table, once per node.</summary>
+    public long Holds;
     public int OpenCount;
     public Timestamp Atime;
     public Timestamp Mtime;

@@ -130,7 +130,7 @@ public sealed partial class OverlayFileSystem
                 {
                     if (--budget < 0) return Errno.EXDEV;
                     if (Resolve(d, name, out Resolved found) != Errno.OK) continue;
-                    OverlayNode child = Adopt(d, name, found);
+                    OverlayNode child = Adopt(d, name, found, hold: true);
                     visited.Add(child);
                     if ((e = EnsureUpper(child)) != Errno.OK) return e;
                     if (type == S_IFDIR) pending.Enqueue(child);
@@ -147,7 +147,7 @@ public sealed partial class OverlayFileSystem
         }
         finally
         {
-            foreach (OverlayNode child in visited) Forget(child.Id, 1);
+            foreach (OverlayNode child in visited) Release(child.Id);
         }
     }
 }

@@ -73,7 +73,7 @@ public sealed partial class OverlayFileSystem
     {
         if (LayerOf(dir).Lookup(dir.Ino, name, out FuseAttr a) != Errno.OK) return false;
         bool whiteout = IsWhiteout(dir, a);
-        Forget(dir.Layer, a.Ino);
+        ReleaseLayer(dir.Layer, a.Ino);
         return whiteout;
     }
 

@@ -14,6 +14,7 @@ public sealed partial class OverlayFileSystem
         if (!TryNode(ino, out OverlayNode? node)) return Errno.ENOENT;
         Errno e = LayerOf(node.Top).GetAttr(node.Top.Ino, out attr);
         attr.Ino = node.Id;
+        if (node.Removed) attr.Nlink = 0;
         return e;
     }
 

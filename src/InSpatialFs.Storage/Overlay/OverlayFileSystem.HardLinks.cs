@@ -56,7 +56,7 @@ public sealed partial class OverlayFileSystem
         }
 
         if (_layers[0].Lookup(dir.Top.Ino, name, out FuseAttr upper) != Errno.OK) return false;
-        Forget(top.Layer, top.Ino);
+        ReleaseLayer(top.Layer, top.Ino);
         (top, attr) = (new LayerObject(0, upper.Ino), upper);
         return true;
     }

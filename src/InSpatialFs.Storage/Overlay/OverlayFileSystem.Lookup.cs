@@ -65,7 +65,7 @@ public sealed partial class OverlayFileSystem
             var here = new LayerObject(d.Layer, a.Ino);
             if (IsWhiteout(d, a))
             {
-                Forget(d.Layer, a.Ino);
+                ReleaseLayer(d.Layer, a.Ino);
                 break;
             }
 
@@ -79,7 +79,7 @@ public sealed partial class OverlayFileSystem
 
             if (!isDir)
             {
-                Forget(d.Layer, a.Ino); // a file under a directory of the same name: hidden
+                ReleaseLayer(d.Layer, a.Ino); // a file under a directory of the same name: hidden
                 break;
             }
 
@@ -105,51 +105,83 @@ public sealed partial class OverlayFileSystem
     private bool HasAufsWhiteout(LayerObject dir, ReadOnlySpan<byte> name)
     {
         if (name.Length + OverlayFormat.AufsPrefix.Length > 255) return false;
-        return LayerOf(dir).Lookup(dir.Ino, OverlayFormat.AufsWhiteoutName(name), out FuseAttr a) == Errno.OK && Forget(dir.Layer, a.Ino);
+        return LayerOf(dir).Lookup(dir.Ino, OverlayFormat.AufsWhiteoutName(name), out FuseAttr a) == Errno.OK && ReleaseLayer(dir.Layer, a.Ino);
     }
 
     private void Release(LayerObject? top, IEnumerable<LayerObject> below)
     {
-        if (top is LayerObject t) Forget(t.Layer, t.Ino);
-        foreach (LayerObject b in below) Forget(b.Layer, b.Ino);
+        if (top is LayerObject t) ReleaseLayer(t.Layer, t.Ino);
+        foreach (LayerObject b in below) ReleaseLayer(b.Layer, b.Ino);
     }
 
-    /// <summary>Turns a resolution into a node with one more lookup (an existing node keeps its own layer references).</summary>
-    private OverlayNode Adopt(OverlayNode parent, ReadOnlySpan<byte> name, in Resolved found)
+    /// <summary>
+    /// Turns a resolution into a node (an existing node keeps its own layer references). <paramref name="hold"/>: the
+    /// overlay itself keeps the node through a multi-step operation and gives it back with <see cref="Release"/>; an
+    /// entry returned to the proxy is not held (the proxy retains it), and an unheld node joins the aging queue.
+    /// </summary>
+    private OverlayNode Adopt(OverlayNode parent, ReadOnlySpan<byte> name, in Resolved found, bool hold = false)
     {
         lock (_tree)
         {
-            if (_byTop.TryGetValue(found.Top, out OverlayNode? known))
+            if (_byTop.TryGetValue(found.Top, out OverlayNode? node))
             {
-                known.Lookups++;
-                known.Parent = parent;
-                known.Name = name.ToArray();
+                node.Parent = parent;
+                node.Name = name.ToArray();
+                node.Removed = false;
                 Release(found.Top, found.Below);
-                return known;
+            }
+            else
+            {
+                node = new OverlayNode(_nextId++, found.Attr.Mode & S_IFMT, found.Top, found.Below, parent, name.ToArray());
+                _nodes[node.Id] = node;
+                _byTop[node.Top] = node;
             }
 
-            var node = new OverlayNode(_nextId++, found.Attr.Mode & S_IFMT, found.Top, found.Below, parent, name.ToArray()) { Lookups = 1 };
-            _nodes[node.Id] = node;
-            _byTop[node.Top] = node;
+            if (hold) node.Holds++;
+            else AgeLocked(node);
             return node;
         }
     }
 
-    public void Forget(ulong ino, ulong count)
+    public bool Retain(ulong ino)
     {
         lock (_tree)
         {
-            if (!_nodes.TryGetValue(ino, out OverlayNode? node) || node == _root) return;
-            node.Lookups -= (long)Math.Min(count, long.MaxValue);
+            if (!_nodes.TryGetValue(ino, out OverlayNode? node)) return false;
+            node.Holds++;
+            return true;
+        }
+    }
+
+    public void Release(ulong ino)
+    {
+        lock (_tree)
+        {
+            if (!_nodes.TryGetValue(ino, out OverlayNode? node) || node == _root || node.Holds == 0) return;
+            node.Holds--;
             DropIfUnusedLocked(node);
+        }
+    }
+
+    /// <summary>Precondition: _tree held. An unheld closed node waits here until <see cref="HostFileSystem.UnheldNodeLimit"/>
+    /// newer ones are queued, then goes if still unheld and closed (its layer objects with it).</summary>
+    private void AgeLocked(OverlayNode node)
+    {
+        if (node.Holds > 0 || node.OpenHandles > 0 || node.Aging || node == _root) return;
+        node.Aging = true;
+        _aging.Enqueue(node);
+        while (_aging.Count > HostFileSystem.UnheldNodeLimit)
+        {
+            OverlayNode oldest = _aging.Dequeue();
+            oldest.Aging = false;
+            DropIfUnusedLocked(oldest);
         }
     }
 
     /// <summary>Precondition: _tree held.</summary>
     private void DropIfUnusedLocked(OverlayNode node)
     {
-        if (node == _root || node.Lookups > 0 || node.OpenHandles > 0) return;
-        _nodes.Remove(node.Id);
+        if (node == _root || node.Holds > 0 || node.OpenHandles > 0 || !_nodes.Remove(node.Id)) return;
         if (_byTop.TryGetValue(node.Top, out OverlayNode? current) && current == node) _byTop.Remove(node.Top);
         Release(node.Top, node.Below);
     }
@@ -165,10 +197,10 @@ public sealed partial class OverlayFileSystem
             node.Top = upper;
             node.Below = below;
             _byTop[upper] = node;
-            if (!below.Contains(old)) Forget(old.Layer, old.Ino);
+            if (!below.Contains(old)) ReleaseLayer(old.Layer, old.Ino);
             foreach (LayerObject b in oldBelow)
             {
-                if (!below.Contains(b)) Forget(b.Layer, b.Ino);
+                if (!below.Contains(b)) ReleaseLayer(b.Layer, b.Ino);
             }
         }
     }
@@ -182,7 +214,7 @@ public sealed partial class OverlayFileSystem
             if (LayerOf(d).Lookup(d.Ino, name, out FuseAttr a) == Errno.OK)
             {
                 bool whiteout = IsWhiteout(d, a);
-                Forget(d.Layer, a.Ino);
+                ReleaseLayer(d.Layer, a.Ino);
                 return !whiteout;
             }
 

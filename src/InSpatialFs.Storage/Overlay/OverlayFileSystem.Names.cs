@@ -30,14 +30,14 @@ public sealed partial class OverlayFileSystem
         if (_layers[0].Lookup(dir.Top.Ino, name, out FuseAttr a) == Errno.OK)
         {
             wasWhiteout = OverlayFormat.IsDeviceWhiteout(a) || IsWhiteout(dir.Top, a);
-            Forget(0, a.Ino);
+            ReleaseLayer(0, a.Ino);
             if (wasWhiteout && (e = _layers[0].Unlink(dir.Top.Ino, name)) != Errno.OK) return e;
         }
 
         return Errno.OK;
     }
 
-    /// <summary>A name made in the upper layer becomes a node of the merged tree (one lookup).</summary>
+    /// <summary>A name made in the upper layer becomes a node of the merged tree.</summary>
     private Errno Made(OverlayNode dir, ReadOnlySpan<byte> name, Errno e, ref FuseAttr attr)
     {
         if (e != Errno.OK) return e;
@@ -97,11 +97,7 @@ public sealed partial class OverlayFileSystem
         Errno e = Lookup(parent, name, out attr);
         if (e != Errno.OK) return e;
         e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out file);
-        if (e != Errno.OK)
-        {
-            Forget(attr.Ino, 1UL);
-            attr = default;
-        }
+        if (e != Errno.OK) attr = default;
         return e;
     }
 
@@ -135,7 +131,7 @@ public sealed partial class OverlayFileSystem
         Errno e = Resolve(dir, name, out Resolved found);
         if (e != Errno.OK) return e;
         bool isDir = (found.Attr.Mode & S_IFMT) == S_IFDIR;
-        OverlayNode node = Adopt(dir, name, found);
+        OverlayNode node = Adopt(dir, name, found, hold: true);
         try
         {
             if (isDir != directory) return directory ? Errno.ENOTDIR : Errno.EISDIR;
@@ -153,14 +149,15 @@ public sealed partial class OverlayFileSystem
             {
                 e = _layers[0].MkNod(dir.Top.Ino, name, S_IFCHR, 0, Root, out FuseAttr whiteout);
                 if (e != Errno.OK) return e;
-                Forget(0, whiteout.Ino);
+                ReleaseLayer(0, whiteout.Ino);
+                lock (_tree) node.Removed = node.Top.Layer != 0; // an upper object's own nlink already went to 0
             }
 
             return Errno.OK;
         }
         finally
         {
-            Forget(node.Id, 1);
+            Release(node.Id);
         }
     }
 
@@ -186,13 +183,13 @@ public sealed partial class OverlayFileSystem
         if (!TryNode(parent, out OverlayNode? from) || !TryNode(newParent, out OverlayNode? to)) return Errno.ENOENT;
         Errno e = Resolve(from, name, out Resolved found);
         if (e != Errno.OK) return e;
-        OverlayNode moving = Adopt(from, name, found);
+        OverlayNode moving = Adopt(from, name, found, hold: true);
         OverlayNode? replaced = null;
         try
         {
             if (Resolve(to, newName, out Resolved target) == Errno.OK)
             {
-                replaced = Adopt(to, newName, target);
+                replaced = Adopt(to, newName, target, hold: true);
                 if ((flags & RENAME_NOREPLACE) != 0) return Errno.EEXIST;
                 if (replaced == moving) return Errno.OK; // two names of one file: nothing to do
                 // The type check first (the VFS's may_delete), then emptiness (the filesystem's), as on ext4.
@@ -218,7 +215,7 @@ public sealed partial class OverlayFileSystem
             if (replaced != null && replaced.Top.Layer != 0)
             {
                 // The name to replace exists only below: the upper layer takes the new entry directly.
-                replaced = ForgetAndNull(replaced);
+                replaced = ReleaseAndNull(replaced);
             }
             else if (replaced == null)
             {
@@ -231,7 +228,7 @@ public sealed partial class OverlayFileSystem
             if (sourceLowerHas)
             {
                 e = _layers[0].MkNod(from.Top.Ino, name, S_IFCHR, 0, Root, out FuseAttr whiteout);
-                if (e == Errno.OK) Forget(0, whiteout.Ino);
+                if (e == Errno.OK) ReleaseLayer(0, whiteout.Ino);
             }
 
             if (moving.IsDirectory && LowerHas(to, newName))
@@ -249,14 +246,14 @@ public sealed partial class OverlayFileSystem
         }
         finally
         {
-            Forget(moving.Id, 1);
-            if (replaced != null) Forget(replaced.Id, 1);
+            Release(moving.Id);
+            if (replaced != null) Release(replaced.Id);
         }
     }
 
-    private OverlayNode? ForgetAndNull(OverlayNode node)
+    private OverlayNode? ReleaseAndNull(OverlayNode node)
     {
-        Forget(node.Id, 1);
+        Release(node.Id);
         return null;
     }
 
@@ -264,7 +261,7 @@ public sealed partial class OverlayFileSystem
     {
         if (_layers[0].Lookup(dir.Top.Ino, name, out FuseAttr a) != Errno.OK) return;
         bool whiteout = IsWhiteout(dir.Top, a);
-        Forget(0, a.Ino);
+        ReleaseLayer(0, a.Ino);
         if (whiteout) _layers[0].Unlink(dir.Top.Ino, name);
     }
 
@@ -278,9 +275,8 @@ public sealed partial class OverlayFileSystem
         if (e != Errno.OK) return e;
         e = _layers[0].Link(node.Top.Ino, dir.Top.Ino, newName, out attr);
         if (e != Errno.OK) return e;
-        // The link's layer reference is the node's: one more lookup of the same node.
-        Forget(0, attr.Ino);
-        lock (_tree) node.Lookups++;
+        // The node already holds its layer object: the link's hold goes back.
+        ReleaseLayer(0, attr.Ino);
         attr.Ino = node.Id;
         return Errno.OK;
     }

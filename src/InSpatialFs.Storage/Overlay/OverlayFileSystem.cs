@@ -47,6 +47,7 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
     private readonly Lock _copyUp = new();
     private readonly Dictionary<ulong, OverlayNode> _nodes = [];
     private readonly Dictionary<LayerObject, OverlayNode> _byTop = [];
+    private readonly Queue<OverlayNode> _aging = new(); // unheld closed nodes, oldest first (under _tree)
     private readonly OverlayNode _root;
     private static readonly Caller Root = new(0, 0, 0);
     private ulong _nextId = 1;
@@ -62,8 +63,8 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
         var backends = new List<HostFileSystem>();
         try
         {
-            if (layers.Upper != null) backends.Add(new HostFileSystem(layers.Upper, readOnly: false, logger, direct: directUpper));
-            foreach (string lower in layers.Lower) backends.Add(new HostFileSystem(lower, readOnly: true, logger, direct: directLower));
+            if (layers.Upper != null) backends.Add(new HostFileSystem(layers.Upper, readOnly: false, logger, direct: directUpper, holdEntries: true));
+            foreach (string lower in layers.Lower) backends.Add(new HostFileSystem(lower, readOnly: true, logger, direct: directLower, holdEntries: true));
             if (layers.Work != null)
             {
                 _work = OpenWorkSubdirectory(layers.Work, "work");
@@ -90,7 +91,7 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
             below.Add(new LayerObject(i, _layers[i].RootIno));
         }
 
-        _root = new OverlayNode(_nextId++, S_IFDIR, new LayerObject(0, _layers[0].RootIno), [.. below], parent: null, name: []) { Lookups = 1 };
+        _root = new OverlayNode(_nextId++, S_IFDIR, new LayerObject(0, _layers[0].RootIno), [.. below], parent: null, name: []) { Holds = 1 };
         _nodes[_root.Id] = _root;
         _byTop[_root.Top] = _root;
     }
@@ -103,7 +104,7 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
 
     public ulong RootIno => _root.Id;
 
-    /// <summary>Nodes of the merged tree currently referenced.</summary>
+    /// <summary>Nodes of the merged tree currently known (held, open, or waiting in the aging queue).</summary>
     public int NodeCount
     {
         get
@@ -148,11 +149,12 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
 
     private bool IsOpaque(LayerObject dir) =>
         OverlayFormat.HasXattr(LayerOf(dir), dir.Ino, OverlayFormat.OpaqueXattrs, valueMustBeY: true)
-        || (LayerOf(dir).Lookup(dir.Ino, OverlayFormat.AufsOpaque, out FuseAttr a) == Errno.OK && Forget(dir.Layer, a.Ino));
+        || (LayerOf(dir).Lookup(dir.Ino, OverlayFormat.AufsOpaque, out FuseAttr a) == Errno.OK && ReleaseLayer(dir.Layer, a.Ino));
 
-    private bool Forget(int layer, ulong ino)
+    /// <summary>Gives back the hold a layer entry came with (the layers are built with holdEntries); true, for use in conditions.</summary>
+    private bool ReleaseLayer(int layer, ulong ino)
     {
-        _layers[layer].Forget(ino, 1);
+        _layers[layer].Release(ino);
         return true;
     }
 

@@ -6,8 +6,8 @@ internal readonly record struct LayerObject(int Layer, ulong Ino);
 /// <summary>
 /// A node of the merged tree. <see cref="Top"/> is the object that answers for it (attributes, data, link target):
 /// the topmost layer that has the name. A directory also merges <see cref="Below"/>: the same-named directories of
-/// the lower layers, top to bottom, down to the first opaque one. The node holds one lookup reference on each of
-/// those layer objects, given back when the node is dropped. Fields change under the file system's tree lock.
+/// the lower layers, top to bottom, down to the first opaque one. The node holds each of those layer objects (one
+/// hold in the layer's backend), given back when the node is dropped. Fields change under the file system's tree lock.
 /// </summary>
 internal sealed class OverlayNode(ulong id, uint type, LayerObject top, LayerObject[] below, OverlayNode? parent, byte[] name)
 {
@@ -25,9 +25,17 @@ internal sealed class OverlayNode(ulong id, uint type, LayerObject top, LayerObj
 
     public byte[] Name { get; set; } = name;
 
-    public long Lookups;
+    /// <summary>Holders: the proxy's node table (Retain), and the overlay itself during a multi-step operation.</summary>
+    public long Holds;
+
+    /// <summary>Queued to be dropped if still unheld and closed when its turn comes.</summary>
+    public bool Aging;
 
     public int OpenHandles;
+
+    /// <summary>Its last name was removed while it answers from a lower layer (whose object keeps its links): report
+    /// nlink 0 as the kernel's overlayfs does, until a name resolves to it again (a lower hard link).</summary>
+    public bool Removed;
 
     public bool IsDirectory => Type == Interop.LibC.S_IFDIR;
 }

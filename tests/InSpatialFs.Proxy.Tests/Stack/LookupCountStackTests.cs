@@ -42,6 +42,36 @@ public sealed class LookupCountStackTests(Backend backend)
         Assert.That(k.Attr(again).Size, Is.EqualTo(4UL), "the file itself is untouched");
     }
 
+    /// <summary>Nodes the mount's backend keeps (held, open, or aging): it holds what the proxy holds, no count of its own.</summary>
+    private static int BackendNodes(StackHarness h) => h.Table.Entries[0].Backend switch
+    {
+        Storage.Memory.MemoryFileSystem m => m.NodeCount,
+        Storage.Host.HostFileSystem host => host.NodeCount,
+        Storage.Overlay.OverlayFileSystem o => o.NodeCount,
+        var other => throw new InvalidOperationException(other.Kind),
+    };
+
+    [Test]
+    public void The_backend_keeps_an_unlinked_node_exactly_as_long_as_the_kernel_holds_it()
+    {
+        using var h = Stack(new Dictionary<string, byte[]> { ["f"] = B("data") });
+        FrameSender k = h.Fuse;
+        ulong node = k.NodeOf(Root, "f");
+        Assert.That(k.NodeOf(Root, "f"), Is.EqualTo(node));
+        int held = BackendNodes(h);
+        Assert.That(k.Unlink(Root, "f").Error, Is.EqualTo(Errno.OK));
+        FuseAttr attr = k.Attr(node);
+        Assert.That((attr.Nlink, attr.Size), Is.EqualTo((0u, 4UL)), "no name and no open file: the kernel's two lookups keep it");
+        Assert.That(BackendNodes(h), Is.EqualTo(held), "still in the backend");
+
+        k.Forget(node, 1);
+        Assert.That(k.Attr(node).Nlink, Is.Zero, "one lookup left");
+        k.Forget(node, 1);
+        k.Call(FuseOpcode.StatFs, Root); // the FORGET above is processed (one reader, in order)
+        Assert.That(k.GetAttr(node).Error, Is.EqualTo(Errno.ENOENT));
+        Assert.That(BackendNodes(h), Is.EqualTo(held - 1), "the last FORGET released it in the backend too");
+    }
+
     [Test]
     public void A_batch_forget_gives_back_the_counts_of_several_nodes_at_once()
     {

@@ -38,17 +38,50 @@ public abstract partial class BackendContractTests
 
     protected static byte[] N(string name) => Encoding.UTF8.GetBytes(name);
 
+    /// <summary>Holds a node the test keeps using, as the proxy's node table holds every node the kernel gets.</summary>
+    protected ulong Held(ulong ino)
+    {
+        Assert.That(Fs.Retain(ino), Is.True, $"retain {ino}");
+        return ino;
+    }
+
+    [Test]
+    public void A_held_node_outlives_its_last_name_until_released_and_a_dropped_one_is_not_retained()
+    {
+        ulong ino = Touch(RootIno, "f"); // held
+        Assert.That(Fs.Unlink(RootIno, N("f")), Is.EqualTo(Errno.OK));
+        Assert.That(Attr(ino).Nlink, Is.Zero, "held: still readable with no name left");
+        Fs.Release(ino);
+        Assert.That(Fs.GetAttr(ino, out _), Is.Not.EqualTo(Errno.OK), "released, closed and nameless: gone");
+        Assert.That(Fs.Retain(ino), Is.False, "a dropped node cannot be retained");
+        Assert.That(Fs.Retain(MissingIno), Is.False);
+        Fs.Release(MissingIno); // unknown ids are ignored
+        Fs.Release(ino);
+    }
+
+    [Test]
+    public void Two_holders_keep_an_unlinked_node_until_both_release()
+    {
+        ulong ino = Touch(RootIno, "f");
+        Held(ino);
+        Assert.That(Fs.Unlink(RootIno, N("f")), Is.EqualTo(Errno.OK));
+        Fs.Release(ino);
+        Assert.That(Attr(ino).Nlink, Is.Zero, "one holder left");
+        Fs.Release(ino);
+        Assert.That(Fs.GetAttr(ino, out _), Is.Not.EqualTo(Errno.OK));
+    }
+
     protected ulong MkDir(ulong parent, string name, uint mode = 0x1ED, Caller? caller = null)
     {
         Assert.That(Fs.MkDir(parent, N(name), mode, caller ?? Root, out FuseAttr a), Is.EqualTo(Errno.OK), $"mkdir {name}");
-        return a.Ino;
+        return Held(a.Ino);
     }
 
     protected (ulong Ino, IOpenFile Fh) Create(ulong parent, string name, uint mode = 0x1A4, Caller? caller = null, int flags = LibC.O_RDWR)
     {
         Assert.That(Fs.Create(parent, N(name), flags | LibC.O_CREAT | LibC.O_EXCL, mode, caller ?? Root, out FuseAttr a, out IOpenFile r),
             Is.EqualTo(Errno.OK), $"create {name}");
-        return (a.Ino, r);
+        return (Held(a.Ino), r);
     }
 
     protected ulong Touch(ulong parent, string name, uint mode = 0x1A4, Caller? caller = null)
@@ -61,13 +94,13 @@ public abstract partial class BackendContractTests
     protected ulong Fifo(ulong parent, string name, uint perm = 0x1A4)
     {
         Assert.That(Fs.MkNod(parent, N(name), LibC.S_IFIFO | perm, 0, Root, out FuseAttr a), Is.EqualTo(Errno.OK), $"mkfifo {name}");
-        return a.Ino;
+        return Held(a.Ino);
     }
 
     protected ulong Symlink(ulong parent, string name, string target = "target")
     {
         Assert.That(Fs.Symlink(parent, N(name), N(target), Root, out FuseAttr a), Is.EqualTo(Errno.OK), $"symlink {name}");
-        return a.Ino;
+        return Held(a.Ino);
     }
 
     protected FuseAttr Attr(ulong ino)

@@ -39,6 +39,7 @@ public sealed class HostFileSystemTests
     public void Create_write_read_and_release_round_trip_with_caller_ownership()
     {
         Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Retain(a.Ino), Is.True); // held past its release, as the proxy holds what the kernel has
         Assert.That(r.Write(0, B("payload"), out int w), Is.EqualTo(Errno.OK));
         Assert.That(w, Is.EqualTo(7));
         var buf = new byte[16];
@@ -70,6 +71,7 @@ public sealed class HostFileSystemTests
     public void Setuid_bit_survives_the_chown_to_the_caller()
     {
         Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("suid"), LibC.O_RDWR, 0x9ED, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Retain(a.Ino), Is.True);
         r.Release();
         Assert.That(_box.Fs.GetAttr(a.Ino, out FuseAttr st), Is.EqualTo(Errno.OK));
         Assert.That(st.Mode & 0xFFF, Is.EqualTo(0x9EDu));
@@ -344,17 +346,40 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
-    public void Forget_drops_the_node_once_unreferenced()
+    public void Release_drops_the_node_once_no_holder_is_left()
     {
         File.WriteAllText(_box.Src("f"), "");
         int before = _box.Fs.NodeCount;
         ulong ino = _box.Lookup(_box.Fs.RootIno, "f");
-        _box.Lookup(_box.Fs.RootIno, "f");
-        _box.Fs.Forget(ino, 1);
-        Assert.That(_box.Fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK), "one reference left");
-        _box.Fs.Forget(ino, 1);
+        Assert.That(_box.Fs.Retain(ino), Is.True, "a second holder");
+        _box.Fs.Release(ino);
+        Assert.That(_box.Fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK), "one holder left");
+        _box.Fs.Release(ino);
         Assert.That(_box.Fs.NodeCount, Is.EqualTo(before));
         Assert.That(_box.Fs.GetAttr(ino, out _), Is.EqualTo(Errno.ENOENT));
+        Assert.That(_box.Fs.Retain(ino), Is.False, "a dropped node is not retained: the proxy looks the name up again");
+    }
+
+    [Test]
+    public void Names_only_looked_at_age_out_and_held_nodes_stay()
+    {
+        const int Names = Storage.Host.HostFileSystem.UnheldNodeLimit + 500;
+        for (int i = 0; i < Names; i++) File.WriteAllText(_box.Src($"n{i:D4}"), "");
+        ulong held = _box.Lookup(_box.Fs.RootIno, "n0000"); // the test's hold, as the proxy's
+        int before = _box.Fs.NodeCount;
+        var first = new List<ulong>();
+        for (int i = 1; i < Names; i++)
+        {
+            Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B($"n{i:D4}"), out FuseAttr a), Is.EqualTo(Errno.OK));
+            if (i <= 10) first.Add(a.Ino);
+        }
+
+        Assert.That(_box.Fs.NodeCount - before, Is.InRange(Storage.Host.HostFileSystem.UnheldNodeLimit - 1, Storage.Host.HostFileSystem.UnheldNodeLimit),
+            "peeks cost at most the aging queue, not a node each");
+        Assert.That(first.Select(_box.Fs.Retain), Is.All.False, "the oldest unheld nodes went");
+        Assert.That(_box.Fs.GetAttr(held, out _), Is.EqualTo(Errno.OK), "the held one stayed");
+        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("n0001"), out FuseAttr again), Is.EqualTo(Errno.OK), "a dropped node's name still resolves");
+        Assert.That(again.Ino, Is.Not.EqualTo(first[0]), "as a new node: ids are never reused");
     }
 
     [Test]
@@ -457,6 +482,7 @@ public sealed class HostKillPrivTests
     {
         using var box = new HostSandbox();
         Assert.That(box.Fs.Create(box.Fs.RootIno, B("s"), LibC.O_RDWR, 0xDED /* 06755 */, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(box.Fs.Retain(a.Ino), Is.True);
         r.Release();
         var change = new AttrChange { Size = 0, KillSetId = true };
         Assert.That(box.Fs.SetAttr(a.Ino, change, User, out FuseAttr after), Is.EqualTo(Errno.OK));

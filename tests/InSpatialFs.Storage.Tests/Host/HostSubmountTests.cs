@@ -39,6 +39,7 @@ public sealed class HostSubmountTests
         File.WriteAllText(Path.Combine(_mountpoint, "inner"), "on-tmpfs");
         ulong sub = _box.Lookup(_box.Fs.RootIno, "sub");
         Assert.That(_box.Fs.Lookup(sub, B("inner"), out FuseAttr inner), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Retain(inner.Ino), Is.True); // held through the evictions, as the kernel would
         for (int i = 0; i < 20; i++) File.WriteAllText(_box.Src($"e{i}"), "");
         for (int i = 0; i < 20; i++) _box.Lookup(_box.Fs.RootIno, $"e{i}"); // evict everything
         Assert.That(_box.Fs.CachedDescriptorCount, Is.LessThanOrEqualTo(4));

@@ -33,10 +33,12 @@ internal sealed class HostSandbox : IDisposable
 
     public static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
 
+    /// <summary>A lookup whose node the test then holds, as the proxy's node table would (given back with Release).</summary>
     public ulong Lookup(ulong parent, string name)
     {
         Errno e = Fs.Lookup(parent, B(name), out FuseAttr a);
         Assert.That(e, Is.EqualTo(Errno.OK), $"lookup {name}");
+        Assert.That(Fs.Retain(a.Ino), Is.True, $"retain {name}");
         return a.Ino;
     }
 

@@ -237,6 +237,7 @@ public sealed class MemoryNamespaceTests
         int baseline = _fs.NodeCount;
         long usedBaseline = _fs.Usage.BytesUsed;
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
+        Assert.That(_fs.Retain(ino), Is.True); // the kernel's reference, through the proxy
         _fs.WriteAt(ino, fh, 0, "still here"u8.ToArray());
         Assert.That(_fs.Unlink(_fs.RootIno, Fs.N("f")), Is.EqualTo(Errno.OK));
 
@@ -247,17 +248,18 @@ public sealed class MemoryNamespaceTests
 
         Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
         Assert.That(_fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK), "the kernel still holds a reference");
-        _fs.Forget(ino, 1);
+        _fs.Release(ino);
         Assert.That(_fs.GetAttr(ino, out _), Is.EqualTo(Errno.ENOENT));
         Assert.That(_fs.NodeCount, Is.EqualTo(baseline));
         Assert.That(_fs.Usage.BytesUsed, Is.EqualTo(usedBaseline));
     }
 
     [Test]
-    public void Forget_of_a_named_node_keeps_it()
+    public void Release_of_a_named_node_keeps_it()
     {
         ulong file = _fs.Touch(_fs.RootIno, "f");
-        _fs.Forget(file, 1);
+        Assert.That(_fs.Retain(file), Is.True);
+        _fs.Release(file);
         Assert.That(_fs.Lookup(_fs.RootIno, "f", out var attr), Is.EqualTo(Errno.OK));
         Assert.That(attr.Ino, Is.EqualTo(file));
     }
@@ -266,6 +268,7 @@ public sealed class MemoryNamespaceTests
     public void Removed_directory_still_open_lists_only_dots_and_refuses_creates()
     {
         ulong dir = _fs.MkDir(_fs.RootIno, "d");
+        Assert.That(_fs.Retain(dir), Is.True);
         Assert.That(_fs.OpenDir(dir, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
         Assert.That(_fs.RmDir(_fs.RootIno, Fs.N("d")), Is.EqualTo(Errno.OK));
         Assert.That(_fs.Attr(dir).Nlink, Is.Zero);
@@ -275,7 +278,8 @@ public sealed class MemoryNamespaceTests
         Assert.That(sink.Entries.Select(e => e.Name), Is.EqualTo(new[] { ".", ".." }));
         int count = _fs.NodeCount;
         fh.Release();
-        _fs.Forget(dir, 1);
+        Assert.That(_fs.NodeCount, Is.EqualTo(count), "held");
+        _fs.Release(dir);
         Assert.That(_fs.NodeCount, Is.EqualTo(count - 1));
     }
 
@@ -303,8 +307,7 @@ public sealed class MemoryNamespaceTests
         Assert.That(_fs.TmpFile(_fs.RootIno, LibC.O_RDWR | LibC.O_EXCL, 0x180, Fs.Root, out var attr, out var open), Is.EqualTo(Errno.OK));
         Assert.That(_fs.Link(attr.Ino, _fs.RootIno, Fs.N("named"), out _), Is.EqualTo(Errno.ENOENT));
         open.Release();
-        _fs.Forget(attr.Ino, 1);
-        Assert.That(_fs.NodeCount, Is.EqualTo(baseline));
+        Assert.That(_fs.NodeCount, Is.EqualTo(baseline), "neither open nor held");
     }
 
     [Test]
@@ -408,17 +411,25 @@ public sealed class MemoryNamespaceTests
     }
 
     [Test]
-    public void Lookup_adds_a_reference_that_forget_drops()
+    public void Lookups_hold_nothing_and_an_unlinked_node_lives_exactly_while_held()
     {
         var (ino, fh) = _fs.Create(_fs.RootIno, "f");
         _fs.Lookup(_fs.RootIno, "f");
-        _fs.Lookup(_fs.RootIno, "f");
+        Assert.That(_fs.Retain(ino), Is.True);
+        Assert.That(_fs.Retain(ino), Is.True);
         fh.Release();
         _fs.Unlink(_fs.RootIno, Fs.N("f"));
-        _fs.Forget(ino, 2);
-        Assert.That(_fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK), "create's reference remains");
-        _fs.Forget(ino, 1);
+        _fs.Release(ino);
+        Assert.That(_fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK), "one holder remains");
+        _fs.Release(ino);
         Assert.That(_fs.GetAttr(ino, out _), Is.EqualTo(Errno.ENOENT));
+        Assert.That(_fs.Retain(ino), Is.False, "a dropped node cannot be retained: the proxy looks the name up again");
+
+        var (unheld, fh2) = _fs.Create(_fs.RootIno, "g");
+        fh2.Release();
+        _fs.Lookup(_fs.RootIno, "g");
+        _fs.Unlink(_fs.RootIno, Fs.N("g"));
+        Assert.That(_fs.GetAttr(unheld, out _), Is.EqualTo(Errno.ENOENT), "lookups took no reference: unlinked, closed and unheld, it goes at once");
     }
 
     private static decimal Time(ulong seconds, uint nanoseconds) => seconds + (nanoseconds / 1_000_000_000m);
@@ -453,7 +464,6 @@ public sealed class MemoryNameChargeTests
         }
 
         Assert.That(fs.Unlink(fs.RootIno, "f"u8), Is.EqualTo(Errno.OK));
-        fs.Forget(ino, 1 + (ulong)made);
         Assert.That(fs.Usage.BytesUsed, Is.EqualTo(baseline), "every name's charge came back");
     }
 
