@@ -85,6 +85,11 @@ public sealed partial class SecureProxy
             }
         }
 
+        if (err == BackendResult.EscapeRefused)
+        {
+            return RecordEscape(e);
+        }
+
         if (node != null)
         {
             node.ReadOnlyClass = e.PolicyClass == PathClass.ReadOnly; // before the reply's timeouts are chosen

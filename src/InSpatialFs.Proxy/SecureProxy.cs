@@ -198,10 +198,36 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
     /// <summary>The after-step: result and latency into the event, then the event to the queue.</summary>
     private Errno Complete(FsEvent e, Errno result, long started)
     {
+        if (result == BackendResult.EscapeRefused)
+        {
+            result = RecordEscape(e);
+        }
+
         e.Result = (int)result;
         e.LatencyNanos = (long)Stopwatch.GetElapsedTime(started).TotalNanoseconds;
         _gate.Record(e);
         return result;
+    }
+
+    /// <summary>
+    /// A backend refused a host name as leaving its tree (<see cref="BackendResult.EscapeRefused"/>): one escape event for
+    /// the operation's caller and full path (what rules and incidents see as evt.op = escape), and EACCES for the kernel.
+    /// </summary>
+    private Errno RecordEscape(FsEvent op)
+    {
+        _gate.Record(new FsEvent
+        {
+            TimeUnixNanos = FsEvent.NowUnixNanos(),
+            Op = FsOp.Escape,
+            Path = op.Path,
+            Pid = op.Pid,
+            Uid = op.Uid,
+            Gid = op.Gid,
+            Result = (int)Errno.EACCES,
+            Decision = Decision.Deny,
+            Why = VerdictReason.HostEscape,
+        });
+        return Errno.EACCES;
     }
 
     private void FillEntry(ProxyNode node, ref FuseAttr attr, out FuseEntryOut entry)

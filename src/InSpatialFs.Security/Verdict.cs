@@ -38,6 +38,8 @@ public enum ReasonKind : byte
     ReadOnlyMount,
     /// <summary>A reason known only as text (read back from an event line): the detail is the text, not interpreted.</summary>
     Recorded,
+    /// <summary>A host backend refused a name that would leave its tree (evt.op = escape). Text <c>host path refused by RESOLVE_BENEATH</c>.</summary>
+    HostEscape,
 }
 
 /// <summary>
@@ -50,6 +52,7 @@ public readonly record struct VerdictReason(ReasonKind Kind, string? Detail = nu
     public static readonly VerdictReason Suspended = new(ReasonKind.Suspended);
     public static readonly VerdictReason ProcessBlocked = new(ReasonKind.ProcessBlocked);
     public static readonly VerdictReason ExecAlert = new(ReasonKind.ExecAlert);
+    public static readonly VerdictReason HostEscape = new(ReasonKind.HostEscape);
 
     public static VerdictReason Rule(string name) => new(ReasonKind.Rule, name);
 
@@ -79,6 +82,7 @@ public readonly record struct VerdictReason(ReasonKind Kind, string? Detail = nu
         ReasonKind.Suspended => "response:suspended",
         ReasonKind.ProcessBlocked => "response:block_process",
         ReasonKind.ReadOnlyMount => "read-only mount " + Detail,
+        ReasonKind.HostEscape => "host path refused by RESOLVE_BENEATH",
         _ => Detail, // RenameExposes, Rule, Recorded: the detail is the text
     };
 

@@ -146,20 +146,4 @@ internal sealed partial class Instance
         var d = new InSpatialFs.Security.Incidents.IncidentOptions();
         return d with { RatePerSecond = c.Rate ?? d.RatePerSecond, MaxBurst = c.MaxBurst ?? d.MaxBurst, RotateBytes = c.RotateBytes ?? d.RotateBytes, Keep = c.Keep ?? d.Keep };
     }
-
-    /// <summary>A host name the backend refused as an escape becomes a security event (evt.op = escape).</summary>
-    private void RecordEscape(string mountPath, string name, Errno error)
-    {
-        Security.Record(new FsEvent
-        {
-            TimeUnixNanos = FsEvent.NowUnixNanos(),
-            Op = FsOp.Escape,
-            Path = mountPath == "/" ? "/" + name : mountPath + "/" + name,
-            Result = (int)error,
-            Decision = Decision.Deny,
-            Reason = "host path refused by RESOLVE_BENEATH",
-            ContainerId = _config.Name,
-            Level = _config.Isolation,
-        });
-    }
 }

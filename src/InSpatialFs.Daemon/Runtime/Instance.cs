@@ -126,15 +126,6 @@ internal sealed partial class Instance : IDisposable
             _log.LogWarning("relaxation: {Warning}", warning);
         }
 
-        foreach (MountEntry entry in Mounts.Entries)
-        {
-            if (entry.Backend is HostFileSystem host)
-            {
-                string mountPath = entry.Path;
-                host.EscapeRefused += (name, error) => RecordEscape(mountPath, name, error);
-            }
-        }
-
         Proxy = new SecureProxy(Mounts, Security, ProxyOptionsFor(), Logs.CreateLogger("InSpatialFs.Proxy"));
         _owned.Add(Proxy); // its invalidation thread stops once the servers have
         // A blocked process or a suspended container must not be answered from the kernel's caches: drop them (queued,

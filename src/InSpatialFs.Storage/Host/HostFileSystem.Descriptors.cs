@@ -14,11 +14,11 @@ namespace InSpatialFs.Storage.Host;
 // adopting descriptors as nodes, and borrowing a node's descriptor (BorrowNode, TryBorrowFile, Borrow).
 public sealed unsafe partial class HostFileSystem
 {
-    /// <summary>Refuses what <see cref="EntryName.Check"/> refuses (reporting ".." and '/' or NUL as escapes) and
-    /// NUL-terminates the rest.</summary>
+    /// <summary>Refuses what <see cref="EntryName.Check"/> refuses (".." and '/' as <see cref="BackendResult.EscapeRefused"/>)
+    /// and NUL-terminates the rest.</summary>
     private Errno CheckName(ReadOnlySpan<byte> name, Span<byte> nameZ)
     {
-        if (EntryName.IsEscape(name)) ReportEscape(name[..Math.Min(name.Length, 4 * NameMax)], Errno.EXDEV);
+        if (EntryName.IsEscape(name)) return RefuseEscape(name[..Math.Min(name.Length, 4 * NameMax)], Errno.EXDEV);
         Errno e = EntryName.Check(name);
         if (e != Errno.OK) return e;
         name.CopyTo(nameZ);
@@ -26,14 +26,14 @@ public sealed unsafe partial class HostFileSystem
         return Errno.OK;
     }
 
-    private void ReportEscape(ReadOnlySpan<byte> name, Errno errno)
+    /// <summary>Logs the refused name (the host side's record) and returns the result the proxy turns into an event.</summary>
+    private Errno RefuseEscape(ReadOnlySpan<byte> name, Errno cause)
     {
-        string text = Encoding.UTF8.GetString(name);
-        HostLog.EscapeRefused(_logger, text, errno);
-        EscapeRefused?.Invoke(text, errno);
+        HostLog.EscapeRefused(_logger, Encoding.UTF8.GetString(name), cause);
+        return BackendResult.EscapeRefused;
     }
 
-    /// <summary>openat2 beneath <paramref name="dirFd"/>; EXDEV and ELOOP from the resolver are reported as escapes.</summary>
+    /// <summary>openat2 beneath <paramref name="dirFd"/>; EXDEV and ELOOP from the resolver are <see cref="BackendResult.EscapeRefused"/>.</summary>
     private Errno OpenBeneath(int dirFd, ReadOnlySpan<byte> nameZ, int flags, uint mode, out int fd)
     {
         var how = new OpenHow { Flags = (ulong)(uint)(flags | O_CLOEXEC), Mode = mode, Resolve = Resolve };
@@ -45,8 +45,7 @@ public sealed unsafe partial class HostFileSystem
         Errno e = ErrnoExtensions.LastPInvoke();
         if (e == Errno.EXDEV || (e == Errno.ELOOP && (flags & O_PATH) != 0))
         {
-            ReportEscape(nameZ[..nameZ.IndexOf((byte)0)], e);
-            return Errno.EACCES;
+            return RefuseEscape(nameZ[..nameZ.IndexOf((byte)0)], e);
         }
         return e;
     }

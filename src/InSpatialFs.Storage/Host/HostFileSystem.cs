@@ -107,9 +107,6 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
         HostLog.Serving(logger, sourceDirectory, Kind, readOnly, descriptorCacheCapacity, maxOpenHandles);
     }
 
-    /// <summary>Raised when a host name is refused as an escape (a "..", a '/' in a name, or openat2 EXDEV/ELOOP).
-    /// The caller still receives EACCES; the proxy turns this into a security event.</summary>
-    public event Action<string, Errno>? EscapeRefused;
 
     public string SourceDirectory { get; }
     public bool ReadOnly { get; }

@@ -18,14 +18,12 @@ internal sealed class HostSandbox : IDisposable
         Directory.CreateDirectory(Source);
         File.WriteAllText(Path.Combine(Outside, "secret"), "OUTSIDE-SECRET");
         Fs = new HostFileSystem(Source, readOnly, NullLogger.Instance, cache, maxHandles, direct);
-        Fs.EscapeRefused += (name, errno) => { lock (Escapes) Escapes.Add((name, errno)); };
     }
 
     public string Root { get; }
     public string Outside { get; }
     public string Source { get; }
     public HostFileSystem Fs { get; private set; }
-    public List<(string Name, Errno Errno)> Escapes { get; } = [];
 
     public static readonly Caller User = new(1000, 1000, 4242);
 
