@@ -267,6 +267,9 @@ public sealed partial class ProtocolServer
         /// <summary>READ replies this reader sent through its pipes (written by the reader only).</summary>
         public long SplicedReplies;
 
+        /// <summary>READs of a splicing file system answered by copy because they did not fit this reader's pipes.</summary>
+        public long UnfitReads;
+
         /// <summary>Requests this reader read, per opcode (written by the reader only; see <see cref="RequestCounts"/>).</summary>
         public readonly long[] Requests = new long[OpTable.Length + 1];
 

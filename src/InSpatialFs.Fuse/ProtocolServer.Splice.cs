@@ -17,6 +17,9 @@ public sealed partial class ProtocolServer
 #pragma warning restore CA2000
         if (pipes is null || !pipes.Fits((long)arg.Offset, arg.Size))
         {
+            // Bigger than the pipes (1 MiB at most), or the kernel gave this reader small or no pipes: without
+            // CAP_SYS_RESOURCE a user past fs.pipe-user-pages-soft gets one-page pipes. Counted, so status says why.
+            Volatile.Write(ref reader.UnfitReads, reader.UnfitReads + 1);
             return false;
         }
 

@@ -84,6 +84,21 @@ public sealed partial class ProtocolServer : IDisposable
         }
     }
 
+    /// <summary>READs a splicing file system had answered by copy because they did not fit the reader's pipes.</summary>
+    public long UnfitSplicedReads
+    {
+        get
+        {
+            long total = 0;
+            foreach (Reader? reader in _readers)
+            {
+                total += reader is null ? 0 : Volatile.Read(ref reader.UnfitReads);
+            }
+
+            return total;
+        }
+    }
+
     /// <summary>
     /// Completes when every reader has stopped: normally after unmount (ENODEV) or <see cref="Stop"/>; faulted
     /// if a reader met an unexpected device error.

@@ -125,6 +125,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         if (_instance.Mounts.Entries.Any(m => m.Direct))
         {
             Line(sb, "spliced_reads", _instance.SplicedReadReplies);
+            Line(sb, "spliced_reads_unfit", _instance.UnfitSplicedReads);
         }
 
         foreach (Security.Resources.QuotaAccount q in _instance.Security.Resources.Accounts.OrderBy(a => a.Mount, StringComparer.Ordinal))

@@ -79,6 +79,9 @@ internal sealed partial class Instance : IDisposable
     /// <summary>READ replies of the container mount sent by splice(2) (the DirectFS fallback's data path).</summary>
     public long SplicedReadReplies => _server?.SplicedReadReplies ?? 0;
 
+    /// <summary>READs of a spliced DirectFS mount copied because they did not fit the readers' pipes.</summary>
+    public long UnfitSplicedReads => _server?.UnfitSplicedReads ?? 0;
+
     /// <summary>FUSE requests of the container mount per opcode slot (see <see cref="ProtocolServer.RequestCounts"/>).</summary>
     public long[] FuseRequests => _server?.RequestCounts() ?? [];
 

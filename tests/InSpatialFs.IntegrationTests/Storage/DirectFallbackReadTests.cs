@@ -53,6 +53,8 @@ public sealed class DirectFallbackReadTests(string fallback)
 
     private long SplicedReads => _m.StatusValue("spliced_reads");
 
+    private long UnfitReads => _m.StatusValue("spliced_reads_unfit");
+
     private static string Sha(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
 
     [Test]
@@ -75,12 +77,17 @@ public sealed class DirectFallbackReadTests(string fallback)
     [TestCase("bs=777777 iflag=direct")] // unaligned request sizes and offsets
     public void A_64_MiB_random_file_reads_back_exactly_with_dd(string ddArguments)
     {
-        long before = SplicedReads;
+        long before = SplicedReads, unfitBefore = UnfitReads;
         string sha = Shell.Check($"dd if='{OnMount("big")}' {ddArguments} status=none | sha256sum").Split(' ')[0];
         Assert.That(sha, Is.EqualTo(Sha(_big)));
         if (Spliced && ddArguments is "bs=4k iflag=direct" or "bs=128k iflag=direct" or "bs=1020k iflag=direct")
         {
-            Assert.That(SplicedReads - before, Is.GreaterThanOrEqualTo(BigSize / (1020 << 10)), "the reads were spliced");
+            // Each read is spliced, or copied because the kernel gave its reader smaller pipes than it fits (a user
+            // past fs.pipe-user-pages-soft without CAP_SYS_RESOURCE gets one-page pipes: a loaded CI machine saw it).
+            long spliced = SplicedReads - before, unfit = UnfitReads - unfitBefore;
+            TestContext.Out.WriteLine($"spliced {spliced}, copied for small pipes {unfit}");
+            Assert.That(spliced + unfit, Is.GreaterThanOrEqualTo(BigSize / (1020 << 10)), "every read spliced or counted as not fitting");
+            Assert.That(spliced, Is.Positive, "the splice path served reads");
         }
         else if (!Spliced)
         {
