@@ -81,6 +81,10 @@ public sealed unsafe partial class HostFileSystem
         var created = new SafeFd(fd);
 #pragma warning restore CA2000
         e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out StatX owned, out bool ownedCurrent);
+        if (e != Errno.OK && StatFd(fd, out StatX made) == Errno.OK)
+        {
+            RemoveUnowned(parent, nameZ[..(name.Length + 1)], made, S_IFREG);
+        }
         if (e == Errno.OK) e = AdoptOpenFd(fd, pin: false, ownedCurrent ? &owned : null, out attr, out HostNode? node);
         else attr = default;
         if (e != Errno.OK)

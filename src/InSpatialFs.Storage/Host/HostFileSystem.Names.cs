@@ -101,9 +101,28 @@ public sealed unsafe partial class HostFileSystem
         if (e != Errno.OK)
         {
             pathFd.Dispose();
+            RemoveUnowned(parent, nameZ, st, type);
             return e;
         }
         return AdoptPathFd(pathFd, ownedCurrent ? &owned : null, out attr);
+    }
+
+    /// <summary>
+    /// A node made for a caller it could not be given to (an unprivileged server may not chown to another user): its
+    /// name goes again, if it still names that node, so a failed call leaves nothing behind.
+    /// </summary>
+    private void RemoveUnowned(ulong parent, ReadOnlySpan<byte> nameZ, in StatX made, uint type)
+    {
+        if (BorrowNode(parent, out _, out FdLease pl) != Errno.OK) return;
+        using (pl)
+        {
+            StatX now;
+            fixed (byte* n = nameZ)
+            {
+                if (statx(pl.Fd, n, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &now) != 0 || now.Ino != made.Ino || DevOf(now) != DevOf(made)) return;
+                unlinkat(pl.Fd, n, type == S_IFDIR ? AT_REMOVEDIR : 0);
+            }
+        }
     }
 
     /// <summary>Gives a node the daemon just created to the caller and sets its exact permission bits (the

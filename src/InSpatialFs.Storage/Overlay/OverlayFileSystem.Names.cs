@@ -147,7 +147,7 @@ public sealed partial class OverlayFileSystem
 
             if (lowerHas)
             {
-                e = _layers[0].MkNod(dir.Top.Ino, name, S_IFCHR, 0, Root, out FuseAttr whiteout);
+                e = _layers[0].MkNod(dir.Top.Ino, name, S_IFCHR, 0, Server, out FuseAttr whiteout);
                 if (e != Errno.OK) return e;
                 ReleaseLayer(0, whiteout.Ino);
                 lock (_tree) node.Removed = node.Top.Layer != 0; // an upper object's own nlink already went to 0
@@ -227,7 +227,7 @@ public sealed partial class OverlayFileSystem
             if (e != Errno.OK) return e;
             if (sourceLowerHas)
             {
-                e = _layers[0].MkNod(from.Top.Ino, name, S_IFCHR, 0, Root, out FuseAttr whiteout);
+                e = _layers[0].MkNod(from.Top.Ino, name, S_IFCHR, 0, Server, out FuseAttr whiteout);
                 if (e == Errno.OK) ReleaseLayer(0, whiteout.Ino);
             }
 

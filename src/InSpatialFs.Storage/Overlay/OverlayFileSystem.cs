@@ -49,7 +49,9 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
     private readonly Dictionary<LayerObject, OverlayNode> _byTop = [];
     private readonly Queue<OverlayNode> _aging = new(); // unheld closed nodes, oldest first (under _tree)
     private readonly OverlayNode _root;
-    private static readonly Caller Root = new(0, 0, 0);
+    // Whiteouts belong to whoever serves the overlay, as the kernel makes them with the mounter's credentials: an
+    // unprivileged server (rootless) may not give a node to uid 0, and the whiteout would be made but answered EPERM.
+    private static readonly Caller Server = new(geteuid(), getegid(), 0);
     private ulong _nextId = 1;
 
     public OverlayFileSystem(OverlayLayers layers, ILogger logger, bool directLower = false, bool directUpper = false)
