@@ -70,33 +70,20 @@ public sealed partial class ProtocolServer : IDisposable
     public ProtocolServerOptions Options => _options;
 
     /// <summary>READ replies sent by splice(2) so far (<see cref="IFuseSplicedRead"/>), across readers.</summary>
-    public long SplicedReadReplies
-    {
-        get
-        {
-            long total = 0;
-            foreach (Reader? reader in _readers)
-            {
-                total += reader is null ? 0 : Volatile.Read(ref reader.SplicedReplies);
-            }
-
-            return total;
-        }
-    }
+    public long SplicedReadReplies => SumOverReaders(static r => Volatile.Read(ref r.SplicedReplies));
 
     /// <summary>READs a splicing file system had answered by copy because they did not fit the reader's pipes.</summary>
-    public long UnfitSplicedReads
-    {
-        get
-        {
-            long total = 0;
-            foreach (Reader? reader in _readers)
-            {
-                total += reader is null ? 0 : Volatile.Read(ref reader.UnfitReads);
-            }
+    public long UnfitSplicedReads => SumOverReaders(static r => Volatile.Read(ref r.UnfitReads));
 
-            return total;
+    private long SumOverReaders(Func<Reader, long> counter)
+    {
+        long total = 0;
+        foreach (Reader? reader in _readers)
+        {
+            total += reader is null ? 0 : counter(reader);
         }
+
+        return total;
     }
 
     /// <summary>

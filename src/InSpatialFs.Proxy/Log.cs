@@ -24,6 +24,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "kernel caches invalidated ({Why}): {Entries} cached names and {Nodes} cached nodes dropped of {Known} known, epoch {Epoch}")]
     public static partial void CachesInvalidated(ILogger logger, string why, long entries, long nodes, int known, string epoch);
 
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "mount point {Path} has no directory in its parent mount and none could be made ({Error}): it is reached by name but not listed")]
+    public static partial void MountPointUnlisted(ILogger logger, string path, InSpatialFs.Interop.Errno error);
+
     [LoggerMessage(EventId = 3006, Level = LogLevel.Error, Message = "kernel cache invalidation failed; cached answers may outlive the change until their timeout")]
     public static partial void InvalidationFailed(ILogger logger, Exception error);
 }

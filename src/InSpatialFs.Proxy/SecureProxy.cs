@@ -64,6 +64,11 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
         _spliceDirectReads = options.DirectFallback == DirectMode.Spliced && _mounts.Any(m => m.Direct);
         _logger = logger;
         _nodes = new NodeTable([.. _mounts.Select(m => m.Backend)], root, _mounts[root].Backend.RootIno);
+        foreach ((string path, Errno error) in MountPointDirectories.Ensure(mounts))
+        {
+            Log.MountPointUnlisted(logger, path, error);
+        }
+
         // Memory mounts enforce their own size and inode limits (ENOSPC); host mounts are charged here (EDQUOT).
         _quotas = [.. _mounts.Select(m => m.Kind == MountKind.Memory ? null : gate.QuotaFor(m.Path))];
         (_entryValidSec, _entryValidNsec) = Split(options.EntryTimeout);

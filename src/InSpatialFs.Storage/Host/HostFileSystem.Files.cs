@@ -101,7 +101,15 @@ public sealed unsafe partial class HostFileSystem
         file = null!;
         Errno e = Lookup(parent, name, out attr);
         if (e != Errno.OK) return e;
+        // Held through the open (an unheld node may age out between the two calls); with holdEntries the lookup's
+        // hold does that and stays with the entry.
+        if (!_holdEntries && !Retain(attr.Ino))
+        {
+            attr = default;
+            return Errno.ENOENT;
+        }
         e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out file);
+        if (!_holdEntries) Release(attr.Ino); // an open file keeps the node from here; a failed open lets it go
         if (e != Errno.OK)
         {
             GiveBackEntry(attr.Ino);

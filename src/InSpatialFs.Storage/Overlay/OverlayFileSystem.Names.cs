@@ -96,7 +96,14 @@ public sealed partial class OverlayFileSystem
         file = null!;
         Errno e = Lookup(parent, name, out attr);
         if (e != Errno.OK) return e;
+        if (!Retain(attr.Ino)) // held through the open: an unheld node may age out between the two calls
+        {
+            attr = default;
+            return Errno.ENOENT;
+        }
+
         e = (attr.Mode & S_IFMT) == S_IFDIR ? Errno.EISDIR : Open(attr.Ino, flags & ~(O_CREAT | O_EXCL), caller, out file);
+        Release(attr.Ino); // an open file keeps the node from here; a failed open lets it go
         if (e != Errno.OK) attr = default;
         return e;
     }
