@@ -70,4 +70,7 @@ internal static partial class FuseLog
 
     [LoggerMessage(1042, LogLevel.Warning, "Spliced reply to unique {Unique} failed before the kernel took it ({Errno}); answered by copy")]
     public static partial void SpliceReplyFailed(ILogger logger, ulong unique, Errno errno);
+
+    [LoggerMessage(1044, LogLevel.Warning, "Reader {Reader}: splicing READ data failed ({Errno}), {Count} time(s) so far; answered by copy")]
+    public static partial void SpliceDataFailed(ILogger logger, int reader, Errno errno, long count);
 }

@@ -270,6 +270,9 @@ public sealed partial class ProtocolServer
         /// <summary>READs of a splicing file system answered by copy because they did not fit this reader's pipes.</summary>
         public long UnfitReads;
 
+        /// <summary>READs answered by copy because splicing their data or their reply failed (logged with the errno).</summary>
+        public long FailedSplices;
+
         /// <summary>Requests this reader read, per opcode (written by the reader only; see <see cref="RequestCounts"/>).</summary>
         public readonly long[] Requests = new long[OpTable.Length + 1];
 

@@ -56,6 +56,13 @@ public sealed partial class ProtocolServer
                 pipes.Drain(reader.ReplyBuffer.Span);
             }
 
+            long failures = reader.FailedSplices + 1;
+            Volatile.Write(ref reader.FailedSplices, failures);
+            if (System.Numerics.BitOperations.IsPow2(failures))
+            {
+                FuseLog.SpliceDataFailed(_logger, reader.Index, spliced, failures); // the 1st, 2nd, 4th...: no flood
+            }
+
             return false;
         }
 
@@ -94,6 +101,7 @@ public sealed partial class ProtocolServer
         }
 
         // The kernel took nothing: the copy path answers, so the request is never left without a reply.
+        Volatile.Write(ref reader.FailedSplices, reader.FailedSplices + 1);
         FuseLog.SpliceReplyFailed(_logger, reader.Request.Unique, sent);
         return false;
     }

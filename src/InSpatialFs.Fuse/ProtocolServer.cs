@@ -75,6 +75,9 @@ public sealed partial class ProtocolServer : IDisposable
     /// <summary>READs a splicing file system had answered by copy because they did not fit the reader's pipes.</summary>
     public long UnfitSplicedReads => SumOverReaders(static r => Volatile.Read(ref r.UnfitReads));
 
+    /// <summary>READs answered by copy because splicing their data or reply failed.</summary>
+    public long FailedSplicedReads => SumOverReaders(static r => Volatile.Read(ref r.FailedSplices));
+
     private long SumOverReaders(Func<Reader, long> counter)
     {
         long total = 0;

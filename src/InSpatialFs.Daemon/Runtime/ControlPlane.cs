@@ -126,6 +126,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         {
             Line(sb, "spliced_reads", _instance.SplicedReadReplies);
             Line(sb, "spliced_reads_unfit", _instance.UnfitSplicedReads);
+            Line(sb, "spliced_reads_failed", _instance.FailedSplicedReads);
         }
 
         foreach (Security.Resources.QuotaAccount q in _instance.Security.Resources.Accounts.OrderBy(a => a.Mount, StringComparer.Ordinal))

@@ -82,6 +82,9 @@ internal sealed partial class Instance : IDisposable
     /// <summary>READs of a spliced DirectFS mount copied because they did not fit the readers' pipes.</summary>
     public long UnfitSplicedReads => _server?.UnfitSplicedReads ?? 0;
 
+    /// <summary>READs of a spliced DirectFS mount copied because splicing failed (the log says why).</summary>
+    public long FailedSplicedReads => _server?.FailedSplicedReads ?? 0;
+
     /// <summary>FUSE requests of the container mount per opcode slot (see <see cref="ProtocolServer.RequestCounts"/>).</summary>
     public long[] FuseRequests => _server?.RequestCounts() ?? [];
 
