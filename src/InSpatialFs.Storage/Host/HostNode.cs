@@ -21,7 +21,7 @@ internal sealed class HostNode(ulong id, ulong dev, ulong ino, uint type, byte[]
     public int MountId { get; } = mountId;
     /// <summary>Holders of the node id (Retain/Release): the proxy's node table, or an overlay's layer objects.</summary>
     public long Holds;
-    /// <summary>Queued to be dropped if still unheld and closed when its turn comes (see HostFileSystem.AgeLocked).</summary>
+    /// <summary>Queued to be dropped if still unheld and closed when its turn comes (see HostFileSystem.EntryReturnedLocked).</summary>
     public bool Aging;
     public int OpenHandles;
     public SafeFd? Pinned;

@@ -169,15 +169,30 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
 
     public void Release(ulong ino)
     {
-        _namespace.EnterWriteLock();
+        // Under the read lock: the proxy releases on every last FORGET (under its node-table lock), and a node that
+        // still has a name or an open file needs no more. Retains and releases never race (both come from that lock).
+        _namespace.EnterReadLock();
         try
         {
-            if (ino == RootId || !_nodes.TryGetValue(ino, out var node) || node.Holds == 0)
+            if (ino == RootId || !_nodes.TryGetValue(ino, out var node) || Volatile.Read(ref node.Holds) == 0
+                || Interlocked.Decrement(ref node.Holds) != 0 || node.Nlink != 0 || Volatile.Read(ref node.OpenCount) != 0)
             {
                 return;
             }
-            node.Holds--;
-            FreeIfUnused(node);
+        }
+        finally
+        {
+            _namespace.ExitReadLock();
+        }
+
+        // The last holder of a nameless, closed node: it goes (FreeIfUnused checks all of that again, now exclusively).
+        _namespace.EnterWriteLock();
+        try
+        {
+            if (_nodes.TryGetValue(ino, out var node))
+            {
+                FreeIfUnused(node);
+            }
         }
         finally
         {
