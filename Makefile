@@ -5,7 +5,7 @@ DOTNET ?= dotnet
 BIN := bin
 NATIVE_OUT := native/build
 
-.PHONY: all deps build native test test-unprivileged fuzz run bench bench-overlay install clean help
+.PHONY: all deps build native keeper test test-unprivileged fuzz run bench bench-overlay install clean help
 
 all: build
 
@@ -36,6 +36,7 @@ build: deps
 	@install -m 0755 scripts/mount.fuse.inspatialfs $(BIN)/
 	@echo "==> bin/inspatialfs ready (and bin/inspatialfs-overlay, the mount program; bin/mount.fuse.inspatialfs for mount -t)"
 	@$(MAKE) --no-print-directory native
+	@$(MAKE) --no-print-directory keeper
 
 native:
 	@mkdir -p $(NATIVE_OUT)
@@ -44,6 +45,14 @@ native:
 	  out=$(NATIVE_OUT)/$$(basename $$src .c); \
 	  if [ ! -x $$out ] || [ $$src -nt $$out ]; then gcc -O2 -Wall -Werror -static -o $$out $$src -lpthread || exit 1; fi; \
 	done
+
+# The keeper holds the server's /dev/fuse descriptors across crashes and upgrades (native/keeper/inspatialfs-keeper.c).
+keeper: $(BIN)/inspatialfs-keeper
+	@:
+
+$(BIN)/inspatialfs-keeper: native/keeper/inspatialfs-keeper.c
+	@mkdir -p $(BIN)
+	@gcc -O2 -Wall -Wextra -Werror -static -o $@ $<
 
 test: build
 	@scripts/run-tests.sh $(CONFIG)

@@ -102,6 +102,7 @@ public sealed partial class ProtocolServer
             // Only now: the file system knows the connection and readers wait in read(2) for what comes back.
             Errno resend = connection.CanResend ? _notifier.Resend() : Errno.EOPNOTSUPP;
             FuseLog.Adopted(_logger, connection.NegotiatedMinor, resend);
+            Volatile.Write(ref _resendResult, (int)resend);
         }
 
         return true;
@@ -272,6 +273,9 @@ public sealed partial class ProtocolServer
 
         /// <summary>READs answered by copy because splicing their data or their reply failed (logged with the errno).</summary>
         public long FailedSplices;
+
+        /// <summary>Requests that came back marked as resent (bit 63 of unique): read by an earlier server, unanswered.</summary>
+        public long ResentRequests;
 
         /// <summary>Requests this reader read, per opcode (written by the reader only; see <see cref="RequestCounts"/>).</summary>
         public readonly long[] Requests = new long[OpTable.Length + 1];

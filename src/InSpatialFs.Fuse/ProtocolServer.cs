@@ -78,6 +78,34 @@ public sealed partial class ProtocolServer : IDisposable
     /// <summary>READs answered by copy because splicing their data or reply failed.</summary>
     public long FailedSplicedReads => SumOverReaders(static r => Volatile.Read(ref r.FailedSplices));
 
+    /// <summary>Requests an earlier server read and did not answer, resent by the kernel to this one (an adopted connection).</summary>
+    public long ResentRequests => SumOverReaders(static r => Volatile.Read(ref r.ResentRequests));
+
+    private int _resendResult = -1;
+
+    /// <summary>
+    /// An adopted connection: the result of NOTIFY_RESEND once sent (from then on nothing the earlier server read waits on
+    /// its descriptors); null before, and always for a connection this server initialised.
+    /// </summary>
+    public Errno? ResendResult => Volatile.Read(ref _resendResult) is int r and >= 0 ? (Errno)r : null;
+
+    /// <summary>No reader is inside a handler now (a moment's answer: a reader may take a request right after).</summary>
+    public bool HandlersIdle
+    {
+        get
+        {
+            foreach (Reader? reader in _readers)
+            {
+                if (reader is not null && Volatile.Read(ref reader.InFlightUnique) != 0)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+    }
+
     private long SumOverReaders(Func<Reader, long> counter)
     {
         long total = 0;
@@ -235,6 +263,11 @@ public sealed partial class ProtocolServer : IDisposable
 
     private static void BeginRequest(Reader reader, in FuseInHeader header)
     {
+        if ((header.Unique & FuseConstants.UniqueResend) != 0)
+        {
+            reader.ResentRequests++;
+        }
+
         lock (reader.InFlightGate)
         {
             reader.Request.Reset(header.Unique, header.Opcode, header.NodeId, header.Uid, header.Gid, header.Pid);

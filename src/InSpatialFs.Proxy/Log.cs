@@ -29,4 +29,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3006, Level = LogLevel.Error, Message = "kernel cache invalidation failed; cached answers may outlive the change until their timeout")]
     public static partial void InvalidationFailed(ILogger logger, Exception error);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "the restart journal cannot be written ({Error}): a restart of the server from now on may not find the files the kernel holds")]
+    public static partial void JournalFailed(ILogger logger, string error);
 }

@@ -100,6 +100,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
             {
                 var table = new BackingFileTable(connection.Backing, fallback: _options.DirectFallback);
                 table.PassthroughUnavailable += error => Log.PassthroughRefused(_logger, error, _options.DirectFallback.DisplayName());
+                AdoptRestoredBacking(table);
                 _passthrough = table;
                 foreach (MountEntry m in _mounts)
                 {

@@ -77,6 +77,13 @@ internal static partial class CtlCommand
         containerInit.SetAction(p => Send(Resolve(p.GetValue(name)!), "container-init " + p.GetValue(initPid)));
         command.Subcommands.Add(containerInit);
 
+        var binary = new Argument<string?>("BINARY") { Description = "Absolute path of the new inspatialfs (root's, writable by nobody else); default: the binary the keeper started.", Arity = ArgumentArity.ZeroOrOne };
+        var upgrade = new Command("upgrade",
+            "Hand the live mount to a new server (this binary or BINARY) without unmounting: this server finishes the requests in hand and exits; " +
+            "requests that arrive meanwhile wait in the kernel and are answered by the new one. Needs the keeper (inspatialfs mount) or systemd's descriptor store.") { binary };
+        upgrade.SetAction(p => Send(Resolve(p.GetValue(name)!), p.GetValue(binary) is string b ? "upgrade " + Path.GetFullPath(b) : "upgrade"));
+        command.Subcommands.Add(upgrade);
+
         // No `isolation LEVEL` command: the level of a running instance cannot be changed (the daemon refuses it with the
         // reason); it is set at mount (isolation: or --isolation).
 

@@ -20,6 +20,7 @@ internal sealed record MountRequest
     public string? StateDir { get; init; }
     public string? Control { get; init; }
     public bool NoControl { get; init; }
+    public bool NoKeeper { get; init; }
     public string? Name { get; init; }
     public IReadOnlyList<string> RuleFiles { get; init; } = [];
     public string LogLevel { get; init; } = "info";
@@ -63,6 +64,7 @@ internal static class MountCommand
         var stateDir = new Option<string?>("--state-dir") { Description = "Where incidents.jsonl and the event journal live (default /var/lib/inspatialfs/NAME)." };
         var control = new Option<string?>("--control") { Description = "Control directory mount (default /run/inspatialfs/NAME)." };
         var noControl = new Option<bool>("--no-control") { Description = "Do not mount the control directory." };
+        var noKeeper = new Option<bool>("--no-keeper") { Description = "Serve without inspatialfs-keeper: the mount then dies with the server (without it a crashed or upgraded server is restarted underneath the live mount; host and DirectFS mounts only)." };
         var name = new Option<string?>("--name") { Description = "Instance name, one path component: 1-64 of letters, digits, '-', '_', '.' (default: the config's name, else the mountpoint's base name). Also moves the default control and state directories." };
         var rules = new Option<string[]>("--rules") { Description = "Extra rule file (YAML) on top of the built-in rules; repeatable." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning, error or critical.", DefaultValueFactory = _ => "info" };
@@ -113,7 +115,7 @@ internal static class MountCommand
         var command = new Command("mount", "Mount a container filesystem and serve it until SIGTERM/SIGINT or an outside unmount: in the foreground, or with --background return once mounted.")
         {
             mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
-            stateDir, control, noControl, name, rules, logLevel, readers, noPassthrough, directFallback, cacheTimeout, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
+            stateDir, control, noControl, noKeeper, name, rules, logLevel, readers, noPassthrough, directFallback, cacheTimeout, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
             options, background,
         };
         command.SetAction(parse => MountRunner.Run(new MountRequest
@@ -133,6 +135,7 @@ internal static class MountCommand
             StateDir = parse.GetValue(stateDir),
             Control = parse.GetValue(control),
             NoControl = parse.GetValue(noControl),
+            NoKeeper = parse.GetValue(noKeeper),
             Name = parse.GetValue(name),
             RuleFiles = parse.GetValue(rules) ?? [],
             LogLevel = parse.GetValue(logLevel) ?? "info",

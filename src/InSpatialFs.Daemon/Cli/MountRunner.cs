@@ -1,6 +1,7 @@
 using InSpatialFs.Daemon.Config;
 using InSpatialFs.Daemon.Hosting;
 using InSpatialFs.Daemon.Runtime;
+using InSpatialFs.Interop;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Daemon.Cli;
@@ -11,6 +12,12 @@ internal static class MountRunner
     public static int Run(MountRequest request)
     {
         InstanceConfig config;
+        if (DescriptorStore.HandsOverLiveMount())
+        {
+            ConfigRules.LiveMountpoints = [.. File.ReadLines("/proc/self/mountinfo").Select(MountInfoEntry.Parse)
+                .Where(m => m is { } e && e.Source.StartsWith("inspatialfs:", StringComparison.Ordinal)).Select(m => m!.Value.MountPoint)];
+        }
+
         try
         {
             config = BuildConfig(request = MountOptionString.Apply(request, request.Options));
@@ -33,6 +40,13 @@ internal static class MountRunner
             // The same command line without --background, in its own session; it re-reads exactly what was checked here.
             string[] args = [.. Environment.GetCommandLineArgs().Skip(1).Where(a => a is not ("--background" or "-b"))];
             return BackgroundServer.Start("inspatialfs", args, config.Mountpoint, config.StateDir);
+        }
+
+        if (!request.NoKeeper && KeeperLaunch.Unkept(config, out string keeper) is null)
+        {
+            // Returns only when the keeper could not be started: then serve as before, without restarts.
+            Errno failed = KeeperLaunch.Become(keeper);
+            Console.Error.WriteLine($"inspatialfs: cannot start {keeper} ({failed}); serving without it: the mount ends with this server");
         }
 
         using ILoggerFactory logs = DaemonLogging.Create(level);

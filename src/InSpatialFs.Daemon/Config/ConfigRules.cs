@@ -96,11 +96,27 @@ public static class ConfigRules
     internal static bool Inside(string path, string dir) =>
         ConfigLoader.IsAtOrBelow(path, dir) || ConfigLoader.IsAtOrBelow(Resolve(path), Resolve(dir));
 
+    /// <summary>
+    /// Container mounts that may be waiting for this very process (a restarted server adopting its live connection, before
+    /// it serves): nothing at or below them is looked at while resolving (a stat there would wait for this process); such
+    /// a path is taken as written below the mount's parent.
+    /// </summary>
+    internal static IReadOnlyList<string> LiveMountpoints { get; set; } = [];
+
     /// <summary>realpath of the longest existing prefix, with the rest appended as written.</summary>
     internal static string Resolve(string path)
     {
         string existing = path;
         string rest = "";
+        foreach (string live in LiveMountpoints)
+        {
+            if (ConfigLoader.IsAtOrBelow(path, live) && live.LastIndexOf('/') is int cut and > 0)
+            {
+                existing = live[..cut];
+                rest = path[cut..];
+                break;
+            }
+        }
         while (true)
         {
             if (LibC.RealPath(existing) is string real)

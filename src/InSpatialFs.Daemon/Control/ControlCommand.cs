@@ -10,6 +10,7 @@ internal enum ControlVerb
     Resolve,
     Isolation,
     ContainerInit,
+    Upgrade,
 }
 
 /// <summary>
@@ -22,7 +23,7 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
     /// <summary>The longest command line the daemon buffers; a longer one fails the write with EINVAL.</summary>
     public const int MaxLineBytes = 4096;
 
-    public const string Usage = "suspend, resume, reload, ack ID, resolve ID, container-init PID, isolation LEVEL";
+    public const string Usage = "suspend, resume, reload, ack ID, resolve ID, container-init PID, isolation LEVEL, upgrade [BINARY]";
 
     private const int MaxIdLength = 64;
 
@@ -62,6 +63,7 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
             "resolve" => ControlVerb.Resolve,
             "isolation" => ControlVerb.Isolation,
             "container-init" => ControlVerb.ContainerInit,
+            "upgrade" => ControlVerb.Upgrade,
             _ => null,
         };
         if (verb is not ControlVerb v)
@@ -70,6 +72,15 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
         }
 
         int wanted = v is ControlVerb.Ack or ControlVerb.Resolve or ControlVerb.Isolation or ControlVerb.ContainerInit ? 2 : 1;
+        if (v == ControlVerb.Upgrade)
+        {
+            wanted = Math.Min(words.Count, 2); // the binary is optional
+            if (wanted == 2 && (words[1].Text[0] != '/' || words[1].Text.Contains("/../", StringComparison.Ordinal) || words[1].Text.EndsWith("/..", StringComparison.Ordinal)))
+            {
+                return Refuse(words[1].Column, $"'{words[1].Text}' is not an absolute path of a binary", out column, out error);
+            }
+        }
+
         if (words.Count > wanted)
         {
             return Refuse(words[wanted].Column, $"'{verbText}' takes {(wanted == 1 ? "no argument" : "one argument")}", out column, out error);
@@ -92,7 +103,7 @@ internal readonly record struct ControlCommand(ControlVerb Verb, string? Argumen
             return Refuse(words[1].Column, $"'{argument}' is not a process id", out column, out error);
         }
 
-        if (argument != null && v is not (ControlVerb.Isolation or ControlVerb.ContainerInit) &&
+        if (argument != null && v is not (ControlVerb.Isolation or ControlVerb.ContainerInit or ControlVerb.Upgrade) &&
             (argument.Length > MaxIdLength || !argument.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.')))
         {
             return Refuse(words[1].Column, $"'{argument}' is not an incident id (letters, digits, '-', '_', '.', at most {MaxIdLength})", out column, out error);

@@ -63,6 +63,8 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
                 return Errno.OK;
             case ControlVerb.Reload:
                 return _instance.ReloadRules(out message);
+            case ControlVerb.Upgrade:
+                return _instance.HandOver(command.Argument, out message);
             case ControlVerb.Ack:
                 message = security.Acknowledge(command.Argument!) ? $"incident {command.Argument} acknowledged" : $"no incident {command.Argument}";
                 return message.StartsWith("no ", StringComparison.Ordinal) ? Errno.EINVAL : Errno.OK;
@@ -89,6 +91,11 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "isolation", FsEventJson.LevelName(_instance.Config.Isolation));
         Line(sb, "mountpoint", _instance.Config.Mountpoint);
         Line(sb, "uptime", $"{(long)uptime.TotalSeconds}s");
+        Line(sb, "restart_mode", _instance.RestartMode);
+        Line(sb, "restarts", _instance.Restarts);
+        Line(sb, "last_handover_ms", _instance.LastHandover is TimeSpan h ? ((long)h.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) : "none");
+        Line(sb, "requests_resent", _instance.ResentRequests);
+        Line(sb, "journal_bytes", _instance.JournalBytes);
         foreach (MountEntry m in _instance.Mounts.Entries)
         {
             Line(sb, "mount", MountLine(m));

@@ -118,7 +118,8 @@ internal sealed partial class Instance : IDisposable
         // Signals first: a SIGTERM while starting (systemd stop right after start, or a quick Ctrl-C) must stop the
         // instance through its own unmount, not kill the process with the default action and leave a dead mount.
         InstallSignals();
-        PreparePaths();
+        bool adopting = TakeStore();
+        PreparePaths(adopting);
         Mounts = BuildMounts();
         Rules = LoadRules();
         Alerts = AlertOutputsFactory.Create(_config, () => Rules.RuleSet, Logs);
@@ -147,14 +148,18 @@ internal sealed partial class Instance : IDisposable
             Log.MetricsListening(_log, metrics.Endpoint.ToString());
         }
 
-        _mount = Mount(_config.Mountpoint, "inspatialfs:" + _config.Name, allowOther: true);
+        FuseSessionParameters? adopt = OpenJournal(adopting);
+        _mount = adopt != null
+            ? FuseMount.Adopt(_config.Mountpoint, _inheritedSession!, new FuseMountOptions { FsName = "inspatialfs:" + _config.Name, AllowOther = true }, Logs.CreateLogger("InSpatialFs.Fuse"))
+            : Mount(_config.Mountpoint, "inspatialfs:" + _config.Name, allowOther: true);
+        StoreClonesOf(_mount.Device);
         if (_mount.ConnectionId is uint connection)
         {
             // A FUSE mount's st_dev is 0:connection; callers whose root lies on it are container members.
             Security.Callers.SetMountDevice(0, connection);
         }
 
-        _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough, cacheSymlinks: !Security.Controls.RestrictSymlinks);
+        _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough, cacheSymlinks: !Security.Controls.RestrictSymlinks, adopt: adopt);
         if (_stopRequested.IsSet)
         {
             _server.Stop(); // the signal came before there was a server to stop
@@ -177,6 +182,8 @@ internal sealed partial class Instance : IDisposable
             _log.LogInformation("stopped by a signal while starting; {Mountpoint} unmounted", _config.Mountpoint);
             return;
         }
+
+        AfterConnected(adopt != null);
 
         string mode = Mounts.Entries.Any(m => m.Direct) ? $", direct: {Proxy.DirectMode.DisplayName()}" : "";
         _log.LogInformation("serving {Mountpoint} ({Level} isolation{Mode}); control files in {Control}",
@@ -241,7 +248,8 @@ internal sealed partial class Instance : IDisposable
     /// <param name="cacheSymlinks">Off where symlink controls apply: every use of a link must be read, and checked, anew.</param>
     private const uint ControlMaxWrite = 64 * 1024;
 
-    private ProtocolServer Serve(FuseMount mount, IFuseFileSystem fs, int readers, bool passthrough, bool cacheSymlinks, uint? maxWrite = null)
+    private ProtocolServer Serve(FuseMount mount, IFuseFileSystem fs, int readers, bool passthrough, bool cacheSymlinks, uint? maxWrite = null,
+        FuseSessionParameters? adopt = null)
     {
         // No EXPORT_SUPPORT: nothing exports this filesystem over NFS, and without it the kernel never asks us to
         // look up "." or "..", names the proxy refuses.
@@ -265,6 +273,11 @@ internal sealed partial class Instance : IDisposable
         if (!cacheSymlinks)
         {
             options = options with { WantedFlags = options.WantedFlags & ~FuseInitFlags.CacheSymlinks };
+        }
+
+        if (adopt is { } negotiated)
+        {
+            options = options with { Adopt = negotiated };
         }
 
         var server = new ProtocolServer(mount.Device, fs, options, Logs.CreateLogger("InSpatialFs.Fuse"));
@@ -324,15 +337,19 @@ internal sealed partial class Instance : IDisposable
     /// Before anything is mounted: the state directory (checked, created 0700, locked), then crash recovery and checks
     /// of the mountpoint and the control directory. Any refusal ends the start with nothing mounted.
     /// </summary>
-    private void PreparePaths()
+    private void PreparePaths(bool adopting)
     {
         using (SafeFd stateDir = OwnPaths.OpenStateDirectory(_config.StateDir, _log))
         {
             _owned.Add(StateDirLock.Acquire(stateDir, _config.StateDir));
         }
 
-        StaleMounts.Clear(_config.Mountpoint, "inspatialfs:" + _config.Name, _log);
-        OwnPaths.PrepareMountpoint(_config.Mountpoint, _log);
+        if (!adopting) // an adopted mount is live, not stale: its connection is what this server takes over
+        {
+            StaleMounts.Clear(_config.Mountpoint, "inspatialfs:" + _config.Name, _log);
+            OwnPaths.PrepareMountpoint(_config.Mountpoint, _log);
+        }
+
         if (_options.Control)
         {
             StaleMounts.Clear(_config.Control, "inspatialfs-control:" + _config.Name, _log);

@@ -69,14 +69,17 @@ internal static class StaleMounts
 
             try
             {
-                foreach (string fd in Directory.EnumerateFileSystemEntries(Path.Combine(procDir, "fd")))
+                // fdinfo's entries are plain files: listing fd/ (symlinks) lets the enumerator stat their targets, and a target
+                // on a FUSE mount whose server is this process (a restart adopting it) would wait for us forever.
+                foreach (string entry in Directory.EnumerateFiles(Path.Combine(procDir, "fdinfo")))
                 {
-                    if (new FileInfo(fd).LinkTarget != "/dev/fuse")
+                    string fd = Path.Combine(procDir, "fd", Path.GetFileName(entry));
+                    if (new FileInfo(fd).LinkTarget != "/dev/fuse") // readlink(2) only
                     {
                         continue;
                     }
 
-                    string info = File.ReadAllText(Path.Combine(procDir, "fdinfo", Path.GetFileName(fd)));
+                    string info = File.ReadAllText(entry);
                     if (info.Split('\n').Any(line => line == wanted))
                     {
                         return pid;

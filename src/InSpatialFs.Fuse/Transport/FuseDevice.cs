@@ -38,6 +38,12 @@ public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
     /// <summary>Opens /dev/fuse (O_RDWR|O_CLOEXEC) for a new connection, before mount.</summary>
     public static Errno OpenDevice(out SafeFd fd) => LibC.OpenFd(DevicePath, LibC.O_RDWR, 0, out fd);
 
+    /// <summary>
+    /// Called with each clone as it is opened, before any request is read from it: a keeper of the connection must hold
+    /// every descriptor a request may be read from (<see cref="DuplicateDescriptors"/>). The clone stays the device's.
+    /// </summary>
+    public Action<SafeFd>? CloneOpened { get; set; }
+
     /// <summary>What <see cref="Shutdown"/> does (set by the mount: unmount lazily).</summary>
     internal void SetShutdown(Action shutdown) => _shutdown = shutdown;
 
@@ -63,6 +69,7 @@ public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
                 }
 
                 channel = new DeviceChannel(clone, owns: true);
+                CloneOpened?.Invoke(clone);
             }
 
             _channels.Add(channel);

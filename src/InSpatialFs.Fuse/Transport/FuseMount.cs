@@ -142,6 +142,23 @@ public sealed class FuseMount : IDisposable
         return string.Join(',', o);
     }
 
+    /// <summary>
+    /// Takes over a mount whose connection an earlier server made (a restart under a keeper): <paramref name="session"/>
+    /// is that connection's /dev/fuse session descriptor. Nothing is mounted; no INIT comes (see ProtocolServerOptions.Adopt).
+    /// </summary>
+    public static FuseMount Adopt(string mountpoint, SafeFd session, FuseMountOptions? options = null, ILogger? logger = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(mountpoint);
+        options ??= new FuseMountOptions();
+        return new FuseMount(Path.GetFullPath(mountpoint), new FuseDevice(session), viaFusermount: false, options, logger ?? NullLogger.Instance);
+    }
+
+    /// <summary>
+    /// This server hands the mount to the next one (an upgrade): it is not unmounted when this object is disposed; the
+    /// keeper's copies of the descriptors keep the connection.
+    /// </summary>
+    public void HandOver() => Volatile.Write(ref _mounted, 0);
+
     /// <summary>Unmounts (lazily by default). Returns OK, or the errno of umount2 / the exit of fusermount3 -u.</summary>
     public Errno Unmount(bool lazy = true)
     {

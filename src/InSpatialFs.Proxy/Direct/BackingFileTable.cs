@@ -121,6 +121,18 @@ public sealed class BackingFileTable : IPassthroughFiles
         return result;
     }
 
+    /// <summary>
+    /// Takes over backing id <paramref name="backingId"/>, which an earlier server registered for inode <paramref name="key"/>
+    /// and the kernel still uses for <paramref name="opens"/> open files (a restart): the last of their releases closes it.
+    /// </summary>
+    public void Adopt(ulong key, int backingId, int opens)
+    {
+        lock (_lock)
+        {
+            _entries[key] = _entries.TryGetValue(key, out var entry) ? (entry.Id, entry.Refs + opens) : (backingId, opens);
+        }
+    }
+
     /// <summary>Counts one passthrough release of inode <paramref name="key"/>; the last one closes the backing id.</summary>
     public void Release(ulong key)
     {

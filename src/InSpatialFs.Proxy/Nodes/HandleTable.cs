@@ -58,17 +58,50 @@ internal sealed class HandleTable
 {
     private readonly ConcurrentDictionary<ulong, ProxyHandle> _handles = new();
     private long _next;
+    private SessionJournal? _journal;
 
     public int Count => _handles.Count;
+
+    /// <summary>The handles now (a moment's copy).</summary>
+    public (ulong Fh, ProxyHandle Handle)[] Snapshot() => [.. _handles.Select(p => (p.Key, p.Value))];
+
+    /// <summary>From now on opens and releases are logged before the reply (set once, before serving).</summary>
+    public void Journal(SessionJournal journal) => _journal = journal;
 
     public ulong Add(ProxyHandle handle)
     {
         ulong fh = (ulong)Interlocked.Increment(ref _next);
         _handles[fh] = handle;
+        _journal?.Opened(fh, handle);
         return fh;
+    }
+
+    /// <summary>A handle an earlier server gave the kernel (a restart): same fh; new ones are numbered above it.</summary>
+    public void Restore(ulong fh, ProxyHandle handle)
+    {
+        _handles[fh] = handle;
+        ReserveThrough(fh);
+    }
+
+    public void ReserveThrough(ulong fh)
+    {
+        long floor = (long)fh;
+        long seen;
+        while ((seen = Volatile.Read(ref _next)) < floor && Interlocked.CompareExchange(ref _next, floor, seen) != seen)
+        {
+        }
     }
 
     public bool TryGet(ulong fh, out ProxyHandle handle) => _handles.TryGetValue(fh, out handle!);
 
-    public bool TryRemove(ulong fh, out ProxyHandle handle) => _handles.TryRemove(fh, out handle!);
+    public bool TryRemove(ulong fh, out ProxyHandle handle)
+    {
+        if (!_handles.TryRemove(fh, out handle!))
+        {
+            return false;
+        }
+
+        _journal?.Released(fh);
+        return true;
+    }
 }

@@ -22,6 +22,7 @@ internal sealed class NodeTable
     private readonly Lock _gate = new();
     private ulong _nextId = RootNodeId + 1;
     private long _renameEpoch;
+    private SessionJournal? _journal;
 
     public NodeTable(IFileSystemBackend[] backends, int rootMount, ulong rootIno)
     {
@@ -32,6 +33,21 @@ internal sealed class NodeTable
     }
 
     public ProxyNode Root { get; }
+
+    /// <summary>
+    /// From now on every node entering, moving and leaving is logged before the caller replies (a restart's state).
+    /// Set once, before serving; the journal's first rewrite is made from the table as it is then.
+    /// </summary>
+    public void Journal(SessionJournal journal, Func<ProxyNode, Interop.InodeIdentity> identity)
+    {
+        lock (_gate)
+        {
+            _identity = identity;
+            _journal = journal;
+        }
+    }
+
+    private Func<ProxyNode, Interop.InodeIdentity> _identity = static _ => default;
 
     /// <summary>Nodes the kernel currently holds (root included): the leak check after find + drop_caches.</summary>
     public int Count => _byId.Count;
@@ -72,6 +88,7 @@ internal sealed class NodeTable
                     // A hard link or a rename we did not see (host changes): follow the newest name.
                     node.MoveTo(parent, name);
                     _renameEpoch++;
+                    _journal?.Moved(node);
                 }
 
                 return node;
@@ -85,6 +102,7 @@ internal sealed class NodeTable
             node = new ProxyNode(_nextId++, mount, ino, parent, name) { LookupCount = 1, IsMountRoot = isMountRoot };
             _byBackendNode[(mount, ino)] = node;
             _byId[node.NodeId] = node;
+            _journal?.Entered(node, _identity(node));
             return node;
         }
     }
@@ -106,10 +124,26 @@ internal sealed class NodeTable
             }
 
             forgotten = node;
-            node.LookupCount = count >= node.LookupCount ? 0 : node.LookupCount - count;
-            if (node.LookupCount != 0)
+            if (node.Restored)
             {
-                return false;
+                // The kernel's count from before the restart is unknown; it forgets an inode with its whole count, so a
+                // FORGET of more than the lookups answered since the restart is the last one. (A FORGET of fewer is the
+                // kernel undoing a reply it could not use, and the node stays.)
+                if (count <= node.LookupCount)
+                {
+                    node.LookupCount -= count;
+                    return false;
+                }
+
+                node.LookupCount = 0;
+            }
+            else
+            {
+                node.LookupCount = count >= node.LookupCount ? 0 : node.LookupCount - count;
+                if (node.LookupCount != 0)
+                {
+                    return false;
+                }
             }
 
             _byId.TryRemove(nodeId, out _);
@@ -119,6 +153,7 @@ internal sealed class NodeTable
                 _backends[node.Mount].Release(node.Ino);
             }
 
+            _journal?.Left(nodeId);
             return true;
         }
     }
@@ -130,6 +165,39 @@ internal sealed class NodeTable
         {
             node.MoveTo(newParent, newName);
             _renameEpoch++;
+            _journal?.Moved(node);
+        }
+    }
+
+    /// <summary>
+    /// Puts back a node a previous server handed to the kernel (a restart): same node id, found again in its backend as
+    /// (mount, ino), which is retained as for a new node. The kernel's lookup count is not known (see <see cref="Forget"/>).
+    /// False when the backend node is in the table already under another id (two journaled ids for one object).
+    /// </summary>
+    public bool Restore(ulong nodeId, int mount, ulong ino, ProxyNode parent, string name, bool isMountRoot, out ProxyNode node)
+    {
+        lock (_gate)
+        {
+            if (_byBackendNode.ContainsKey((mount, ino)) || _byId.ContainsKey(nodeId) || (!isMountRoot && !_backends[mount].Retain(ino)))
+            {
+                node = null!;
+                return false;
+            }
+
+            node = new ProxyNode(nodeId, mount, ino, parent, name) { LookupCount = 0, IsMountRoot = isMountRoot, Restored = true };
+            _byBackendNode[(mount, ino)] = node;
+            _byId[nodeId] = node;
+            _nextId = Math.Max(_nextId, nodeId + 1);
+            return true;
+        }
+    }
+
+    /// <summary>Node ids up to <paramref name="highest"/> were handed out by an earlier server: new ones start above.</summary>
+    public void ReserveIdsThrough(ulong highest)
+    {
+        lock (_gate)
+        {
+            _nextId = Math.Max(_nextId, highest + 1);
         }
     }
 

@@ -75,6 +75,12 @@ internal sealed class ProxyNode
 
     public string Name { get; private set; }
 
+    /// <summary>
+    /// Put back from a previous server's journal: <see cref="LookupCount"/> counts only the lookups since, and the
+    /// kernel's own count is higher (see <see cref="NodeTable.Forget"/>).
+    /// </summary>
+    public bool Restored { get; init; }
+
     /// <summary>The node was found through a mount point: it is the root of <see cref="Mount"/>.</summary>
     public bool IsMountRoot { get; init; }
 

@@ -1,0 +1,44 @@
+using InSpatialFs.Daemon.Config;
+using InSpatialFs.Interop;
+
+namespace InSpatialFs.Daemon.Hosting;
+
+/// <summary>
+/// `inspatialfs mount` in front of a server that may die: the process becomes inspatialfs-keeper (exec, same pid, so a
+/// shell's job control, a container engine's wait and mount --background's readiness see no difference), which starts
+/// the server and keeps the connection's descriptors across its restarts (<see cref="DescriptorStore"/>).
+/// </summary>
+internal static class KeeperLaunch
+{
+    public const string KeeperName = "inspatialfs-keeper";
+
+    /// <summary>
+    /// Why this mount runs without a keeper, or null when it should get one: not under one already (or under systemd,
+    /// which keeps the descriptors itself or not at all), the keeper installed next to this binary, and only mounts a new
+    /// server can find again (host directories; memory and overlay nodes live only in the server).
+    /// </summary>
+    public static string? Unkept(InstanceConfig config, out string keeper)
+    {
+        keeper = Path.Combine(Path.GetDirectoryName(Environment.ProcessPath) ?? "/", KeeperName);
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NOTIFY_SOCKET")))
+        {
+            return "under a service manager";
+        }
+
+        if (config.Mounts.FirstOrDefault(m => m.Kind != MountSourceKind.Host) is { } other)
+        {
+            return $"the {other.Kind.ToString().ToLowerInvariant()} mount at {other.Path} cannot be rebuilt by a new server";
+        }
+
+        return File.Exists(keeper) ? null : $"{keeper} is not installed";
+    }
+
+    /// <summary>Replaces this process with the keeper running this same command line; returns only if exec failed.</summary>
+    public static Errno Become(string keeper)
+    {
+        string self = Environment.ProcessPath ?? "/proc/self/exe";
+        string[] argv = [keeper, "--", self, .. Environment.GetCommandLineArgs().Skip(1)];
+        string[] environment = [.. Environment.GetEnvironmentVariables().Keys.Cast<string>().Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}")];
+        return LibC.Execute(keeper, argv, environment);
+    }
+}

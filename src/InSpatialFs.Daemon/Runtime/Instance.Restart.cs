@@ -1,0 +1,285 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using InSpatialFs.Daemon.Hosting;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Transport;
+using InSpatialFs.Interop;
+using InSpatialFs.Proxy;
+using Microsoft.Extensions.Logging;
+
+namespace InSpatialFs.Daemon.Runtime;
+
+/// <summary>
+/// The container mount outlives its server. With a descriptor store (systemd's, or inspatialfs-keeper's), this server
+/// stores the connection's /dev/fuse descriptors as it opens them and journals its node and handle tables before each
+/// reply; a server started after it died (or handed over) adopts the connection without a new INIT, rebuilds the tables,
+/// asks the kernel to resend what was read but not answered (NOTIFY_RESEND) and serves on. The control mount is not
+/// carried over: it is mounted anew, like at any start.
+/// </summary>
+internal sealed partial class Instance
+{
+    /// <summary>The exit code that asks the keeper (or the unit's RestartForceExitStatus=) to start the next server.</summary>
+    public const int HandOverExitCode = 75;
+
+    private const ushort SessionRecord = SecureProxy.FirstOwnerRecord; // the container connection's INIT outcome
+    private const int SessionRecordSize = 4 * 3 + 8 * 2 + 4 * 2;
+
+    private DescriptorStore? _store;
+    private SafeFd? _inheritedSession;
+    private volatile bool _storingClones;
+    private int _handingOver;
+
+    /// <summary>Servers before this one on the same mount (restarts after a crash and handovers).</summary>
+    public int Restarts => _store?.Restarts ?? 0;
+
+    /// <summary>From the previous server's end to this one serving (null for a fresh mount).</summary>
+    public TimeSpan? LastHandover { get; private set; }
+
+    /// <summary>Requests the previous server read and did not answer, resent to this one.</summary>
+    public long ResentRequests => _server?.ResentRequests ?? 0;
+
+    /// <summary>What the state of the last start was: "fresh", or what was found again of the previous server's.</summary>
+    public RestartReport? Restored { get; private set; }
+
+    /// <summary>How this instance survives its server: "keeper", "systemd", or "off (why)".</summary>
+    public string RestartMode { get; private set; } = "off";
+
+    public long JournalBytes => Proxy?.JournalBytes ?? 0;
+
+    /// <summary>The store, and whether a previous server's live connection is handed to this one (its session descriptor).</summary>
+    private bool TakeStore()
+    {
+        _store = DescriptorStore.FromEnvironment();
+        if (_store == null)
+        {
+            RestartMode = "off (no keeper and no descriptor store: the mount ends with this server)";
+            return false;
+        }
+
+        _owned.Add(_store);
+        _inheritedSession = _store.Take(DescriptorStore.SessionName);
+        return _inheritedSession != null;
+    }
+
+    /// <summary>Once the proxy exists: the journal (restored from when adopting), or why this instance cannot restart.</summary>
+    private FuseSessionParameters? OpenJournal(bool adopting)
+    {
+        if (_store == null)
+        {
+            return null;
+        }
+
+        if (Proxy.RestartRefusal() is string refusal)
+        {
+            if (adopting)
+            {
+                throw new InstanceStartException($"cannot take over the live mount {_config.Mountpoint}: {refusal}");
+            }
+
+            RestartMode = $"off ({refusal})";
+            _log.LogWarning("restarts under the live mount are off: {Reason}", refusal);
+            _store.Dispose();
+            _owned.Remove(_store);
+            _store = null;
+            return null;
+        }
+
+        RestartMode = Environment.GetEnvironmentVariable("INSPATIALFS_KEEPER_PID") != null ? "keeper" : "systemd";
+        RestartReport report = Proxy.OpenJournal(_config.StateDir, restore: adopting);
+        if (!adopting)
+        {
+            return null;
+        }
+
+        Restored = report;
+        (ushort _, byte[] payload) = report.OwnerRecords.LastOrDefault(r => r.Type == SessionRecord);
+        if (payload is not { Length: >= SessionRecordSize })
+        {
+            throw new InstanceStartException($"cannot take over the live mount {_config.Mountpoint}: the journal in {_config.StateDir} has no connection parameters");
+        }
+
+        _storingClones = true; // the connection is live: every descriptor a request may be read from is stored at once
+        return Decode(payload);
+    }
+
+    /// <summary>Clones are stored as they are opened, before they read (a crash may come between any two requests).</summary>
+    private void StoreClonesOf(FuseDevice device)
+    {
+        if (_store is not { } store)
+        {
+            return;
+        }
+
+        string name = DescriptorStore.ClonePrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        device.CloneOpened = clone =>
+        {
+            if (_storingClones && !store.Store(name, clone))
+            {
+                _log.LogError("the descriptor store refused a FUSE clone: requests read from it are lost if this server dies");
+            }
+        };
+    }
+
+    /// <summary>
+    /// After INIT (or the adoption): a fresh connection's parameters are journaled, then its descriptors stored; an adopted
+    /// one's old clones are dropped once the kernel has moved their unanswered requests back to the queue.
+    /// </summary>
+    private void AfterConnected(bool adopting)
+    {
+        if (_store is not { } store || _mount is null || _server?.Connection is not { } connection)
+        {
+            return;
+        }
+
+        if (!adopting)
+        {
+            Proxy.JournalOwnerRecord(SessionRecord, Encode(connection.Parameters));
+            _storingClones = true;
+            IReadOnlyList<SafeFd> copies = _mount.Device.DuplicateDescriptors();
+            string clones = DescriptorStore.ClonePrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            for (int i = 0; i < copies.Count; i++)
+            {
+                using SafeFd copy = copies[i];
+                if (!store.Store(i == 0 ? DescriptorStore.SessionName : clones, copy))
+                {
+                    _log.LogError("the descriptor store refused the FUSE descriptors: the mount ends with this server");
+                }
+            }
+
+            return;
+        }
+
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (_server.ResendResult is null && !_server.Completion.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(1);
+        }
+
+        foreach (string old in store.Inherited.Select(d => d.Name).Where(n => n.StartsWith(DescriptorStore.ClonePrefix, StringComparison.Ordinal)).Distinct())
+        {
+            store.Remove(old);
+        }
+
+        store.CloseInherited();
+        LastHandover = store.Handover;
+        RestartReport r = Restored!;
+        _log.LogInformation(
+            "took over the live mount {Mountpoint} (server {Restart}): {Nodes} nodes and {Handles} open files found again, {StaleNodes} nodes and {StaleHandles} files not; resend {Resend}; {Handover} ms since the previous server ended",
+            _config.Mountpoint, store.Restarts + 1, r.Nodes, r.Handles, r.StaleNodes, r.StaleHandles, _server.ResendResult, (long)(LastHandover?.TotalMilliseconds ?? -1));
+    }
+
+    /// <summary>
+    /// `upgrade [BINARY]`: the next server (this binary, or <paramref name="binary"/>) takes over the live mount. This one
+    /// finishes the requests in hand and leaves without unmounting; requests arriving meanwhile wait in the kernel's queue
+    /// (or are resent) for the next one.
+    /// </summary>
+    public Errno HandOver(string? binary, out string message)
+    {
+        if (_store is not { } store)
+        {
+            message = $"upgrade needs the mount to be kept (restart mode: {RestartMode})";
+            return Errno.EPERM;
+        }
+
+        if (binary != null && !IsTrustedExecutable(binary, out string why))
+        {
+            message = $"upgrade refused: {binary} {why}";
+            return Errno.EINVAL;
+        }
+
+        if (Interlocked.Exchange(ref _handingOver, 1) != 0)
+        {
+            message = "an upgrade is already under way";
+            return Errno.EINVAL;
+        }
+
+        if (binary != null)
+        {
+            store.ExecNext(binary);
+        }
+
+        message = $"handing over to {binary ?? "the same binary"}";
+        var thread = new Thread(HandOverNow) { IsBackground = true, Name = "handover" };
+        thread.Start();
+        return Errno.OK;
+    }
+
+    private void HandOverNow()
+    {
+        // Let the control write that asked for this be answered first, then the container's requests in hand.
+        WaitUntil(() => _controlServer?.HandlersIdle != false, TimeSpan.FromMilliseconds(100));
+        _log.LogInformation("handing {Mountpoint} over to the next server", _config.Mountpoint);
+        Security.WaitIdle(TimeSpan.FromSeconds(2)); // events, incidents and alerts of this server are out
+        WaitUntil(() => _server?.HandlersIdle != false, TimeSpan.FromSeconds(2));
+        LibC.ExitImmediately(HandOverExitCode); // no unmount, no flush of what the next server owns now
+    }
+
+    private static void WaitUntil(Func<bool> done, TimeSpan limit)
+    {
+        long end = Stopwatch.GetTimestamp() + (long)(limit.TotalSeconds * Stopwatch.Frequency);
+        while (!done() && Stopwatch.GetTimestamp() < end)
+        {
+            Thread.Sleep(1);
+        }
+    }
+
+    /// <summary>The binary an upgrade runs as root: absolute, a regular file, executable, root's or ours, writable by nobody else.</summary>
+    private static bool IsTrustedExecutable(string path, out string why)
+    {
+        why = "";
+        if (!Path.IsPathFullyQualified(path))
+        {
+            why = "is not an absolute path";
+            return false;
+        }
+
+        if (!StatNoFollow(path, out StatX st) || (st.Mode & LibC.S_IFMT) != LibC.S_IFREG)
+        {
+            why = "is not a regular file";
+            return false;
+        }
+
+        if (st.Uid != 0 && st.Uid != LibC.geteuid())
+        {
+            why = "belongs to another user";
+            return false;
+        }
+
+        if ((st.Mode & 0x12) != 0 || (st.Mode & 0x40) == 0)
+        {
+            why = (st.Mode & 0x12) != 0 ? "is writable by group or others" : "is not executable";
+            return false;
+        }
+
+        return true;
+    }
+
+    private static unsafe bool StatNoFollow(string path, out StatX st)
+    {
+        st = default;
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+        fixed (StatX* s = &st)
+        {
+            return LibC.statx(-100 /* AT_FDCWD */, p, LibC.AT_SYMLINK_NOFOLLOW, LibC.STATX_BASIC_STATS, s) == 0;
+        }
+    }
+
+    private static byte[] Encode(FuseSessionParameters p)
+    {
+        byte[] b = new byte[SessionRecordSize];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, p.KernelMajor);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(4), p.KernelMinor);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(8), p.NegotiatedMinor);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(12), p.KernelFlags);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(20), p.ReplyFlags);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(28), p.MaxWrite);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(32), p.MaxReadahead);
+        return b;
+    }
+
+    private static FuseSessionParameters Decode(ReadOnlySpan<byte> b) => new(
+        BinaryPrimitives.ReadUInt32LittleEndian(b), BinaryPrimitives.ReadUInt32LittleEndian(b[4..]), BinaryPrimitives.ReadUInt32LittleEndian(b[8..]),
+        BinaryPrimitives.ReadUInt64LittleEndian(b[12..]), BinaryPrimitives.ReadUInt64LittleEndian(b[20..]),
+        BinaryPrimitives.ReadUInt32LittleEndian(b[28..]), BinaryPrimitives.ReadUInt32LittleEndian(b[32..]));
+}

@@ -1,0 +1,292 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using InSpatialFs.Interop;
+using InSpatialFs.Interop.Durable;
+
+namespace InSpatialFs.Proxy.Nodes;
+
+/// <summary>
+/// What the kernel refers to, kept in a <see cref="StateLog"/> before each reply, so that a server started after this one
+/// died (kill -9, OOM) or handed over (upgrade) can take over the live FUSE connection: the node ids the kernel holds
+/// (with where each sits in the namespace and which object it is), and the file handles it holds (with what they open).
+///
+/// Lookup counts are not logged: the kernel sends FORGET with its whole count when it drops an inode, so a restored node
+/// leaves at its first FORGET that covers more than the lookups counted since the restore (<see cref="NodeTable"/>).
+///
+/// The journal also keeps a mirror of the live records, so the log is rewritten from it (compacted) once it has grown to
+/// several times the live state: the log's size follows what the kernel holds, not the history of the container.
+/// One lock serialises appends, the mirror and rewrites; every call is one write(2) to the page cache.
+/// </summary>
+internal sealed class SessionJournal : IDisposable
+{
+    internal const ushort NodeEntered = 1, NodeMoved = 2, NodeLeft = 3, HandleOpened = 4, HandleReleased = 5;
+
+    /// <summary>Record types from here on belong to the journal's owner (the daemon's session parameters).</summary>
+    public const ushort FirstOwnerType = 100;
+
+    private const int NodeFixed = 8 + 8 + 4 + 1 + 8 + 8 + 4; // id, parent, mount, flags, device, inode, generation
+    private const int HandleSize = 8 + 8 + 4 + 1 + 4;        // fh, node, flags, is-directory, backing id
+
+    private readonly StateLog _log;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<ulong, byte[]> _nodes = [];
+    private readonly Dictionary<ulong, byte[]> _handles = [];
+    private readonly List<(ushort Type, byte[] Payload)> _ownerRecords;
+    private long _appendedSinceRewrite;
+    private bool _failed;
+
+    public SessionJournal(StateLog log, IEnumerable<(ushort Type, byte[] Payload)> ownerRecords)
+    {
+        _log = log;
+        _ownerRecords = [.. ownerRecords];
+    }
+
+    /// <summary>Raised once when an append fails (disk full): from then on a restart may not find what the kernel holds.</summary>
+    public event Action<Exception>? Failed;
+
+    public long Length => _log.Length;
+
+    /// <summary>Replaces the log with <paramref name="nodes"/> and <paramref name="handles"/> (the proxy's tables at the start).</summary>
+    public void Start(IEnumerable<ProxyNode> nodes, IEnumerable<(ulong Fh, ProxyHandle Handle)> handles, Func<ProxyNode, InodeIdentity> identity)
+    {
+        lock (_lock)
+        {
+            foreach (ProxyNode node in nodes)
+            {
+                if (node.NodeId != NodeTable.RootNodeId)
+                {
+                    _nodes[node.NodeId] = EncodeNode(node, identity(node));
+                }
+            }
+
+            foreach ((ulong fh, ProxyHandle handle) in handles)
+            {
+                _handles[fh] = EncodeHandle(fh, handle);
+            }
+
+            RewriteLocked();
+        }
+    }
+
+    /// <summary>Sets the owner's record of <paramref name="type"/> (kept across rewrites) and appends it.</summary>
+    public void SetOwnerRecord(ushort type, byte[] payload)
+    {
+        lock (_lock)
+        {
+            _ownerRecords.RemoveAll(r => r.Type == type);
+            _ownerRecords.Add((type, payload));
+            AppendLocked(type, payload);
+        }
+    }
+
+    public void Entered(ProxyNode node, InodeIdentity identity)
+    {
+        byte[] record = EncodeNode(node, identity);
+        lock (_lock)
+        {
+            _nodes[node.NodeId] = record;
+            AppendLocked(NodeEntered, record);
+        }
+    }
+
+    public void Moved(ProxyNode node)
+    {
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(node.NodeId, out byte[]? entered))
+            {
+                return;
+            }
+
+            // The mirror keeps one NodeEntered per node, brought up to date; the log gets the move.
+            byte[] name = ExactNameBytes(node.Name);
+            byte[] updated = new byte[NodeFixed + name.Length];
+            entered.AsSpan(0, NodeFixed).CopyTo(updated);
+            BinaryPrimitives.WriteUInt64LittleEndian(updated.AsSpan(8), node.Parent?.NodeId ?? 0);
+            name.CopyTo(updated.AsSpan(NodeFixed));
+            _nodes[node.NodeId] = updated;
+            Span<byte> move = stackalloc byte[16 + name.Length];
+            BinaryPrimitives.WriteUInt64LittleEndian(move, node.NodeId);
+            BinaryPrimitives.WriteUInt64LittleEndian(move[8..], node.Parent?.NodeId ?? 0);
+            name.CopyTo(move[16..]);
+            AppendLocked(NodeMoved, move);
+        }
+    }
+
+    public void Left(ulong nodeId)
+    {
+        Span<byte> record = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(record, nodeId);
+        lock (_lock)
+        {
+            if (_nodes.Remove(nodeId))
+            {
+                AppendLocked(NodeLeft, record);
+            }
+        }
+    }
+
+    public void Opened(ulong fh, ProxyHandle handle)
+    {
+        byte[] record = EncodeHandle(fh, handle);
+        lock (_lock)
+        {
+            _handles[fh] = record;
+            AppendLocked(HandleOpened, record);
+        }
+    }
+
+    public void Released(ulong fh)
+    {
+        Span<byte> record = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(record, fh);
+        lock (_lock)
+        {
+            if (_handles.Remove(fh))
+            {
+                AppendLocked(HandleReleased, record);
+            }
+        }
+    }
+
+    private void AppendLocked(ushort type, ReadOnlySpan<byte> payload)
+    {
+        if (_failed)
+        {
+            return;
+        }
+
+        try
+        {
+            _log.Append(type, payload);
+            // Compact once the history is several times the live state (and never for a few records).
+            if (++_appendedSinceRewrite > 4096 + 2L * (_nodes.Count + _handles.Count))
+            {
+                RewriteLocked();
+            }
+        }
+        catch (IOException e)
+        {
+            _failed = true;
+            Failed?.Invoke(e);
+        }
+    }
+
+    private void RewriteLocked()
+    {
+        var records = new List<(ushort, byte[])>(_ownerRecords.Count + _nodes.Count + _handles.Count);
+        records.AddRange(_ownerRecords);
+        records.AddRange(_nodes.Values.Select(n => (NodeEntered, n)));
+        records.AddRange(_handles.Values.Select(h => (HandleOpened, h)));
+        _log.Rewrite(records);
+        _appendedSinceRewrite = 0;
+    }
+
+    private static byte[] EncodeNode(ProxyNode node, InodeIdentity identity)
+    {
+        byte[] name = ExactNameBytes(node.Name);
+        byte[] record = new byte[NodeFixed + name.Length];
+        Span<byte> s = record;
+        BinaryPrimitives.WriteUInt64LittleEndian(s, node.NodeId);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[8..], node.Parent?.NodeId ?? 0);
+        BinaryPrimitives.WriteInt32LittleEndian(s[16..], node.Mount);
+        s[20] = (byte)(node.IsMountRoot ? 1 : 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[21..], identity.Device);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[29..], identity.Inode);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[37..], identity.Generation);
+        name.CopyTo(s[NodeFixed..]);
+        return record;
+    }
+
+    private static byte[] EncodeHandle(ulong fh, ProxyHandle handle)
+    {
+        byte[] record = new byte[HandleSize];
+        Span<byte> s = record;
+        BinaryPrimitives.WriteUInt64LittleEndian(s, fh);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[8..], handle.Node.NodeId);
+        BinaryPrimitives.WriteInt32LittleEndian(s[16..], handle.Flags);
+        s[20] = (byte)(handle.IsDirectory ? 1 : 0);
+        BinaryPrimitives.WriteInt32LittleEndian(s[21..], handle.BackingId);
+        return record;
+    }
+
+    /// <summary>Names are kept as the proxy's strings (UTF-16, lossless: <see cref="Security.Policy.ExactNames"/>).</summary>
+    private static byte[] ExactNameBytes(string name) => MemoryMarshal.AsBytes(name.AsSpan()).ToArray();
+
+    public void Dispose() => _log.Dispose();
+
+    // ---- replay ---------------------------------------------------------------------------------------
+
+    /// <summary>A node as the log last described it.</summary>
+    internal readonly record struct NodeRecord(ulong NodeId, ulong ParentId, int Mount, bool IsMountRoot, InodeIdentity Identity, string Name);
+
+    /// <summary>An open handle as the log describes it.</summary>
+    internal readonly record struct HandleRecord(ulong Fh, ulong NodeId, int Flags, bool IsDirectory, int BackingId);
+
+    /// <summary>
+    /// Folds a log's records into the live state they describe. Records the journal does not know (owner types) go to
+    /// <paramref name="owner"/>; a record too short for its type is an error in the log's writer, reported, not guessed at.
+    /// </summary>
+    internal sealed class Replayed
+    {
+        public Dictionary<ulong, NodeRecord> Nodes { get; } = [];
+
+        public Dictionary<ulong, HandleRecord> Handles { get; } = [];
+
+        public ulong HighestNodeId { get; private set; }
+
+        public ulong HighestFh { get; private set; }
+
+        public int Malformed { get; private set; }
+
+        public void Apply(ushort type, ReadOnlySpan<byte> p)
+        {
+            switch (type)
+            {
+                case NodeEntered when p.Length >= NodeFixed:
+                    {
+                        ulong id = BinaryPrimitives.ReadUInt64LittleEndian(p);
+                        Nodes[id] = new NodeRecord(id, BinaryPrimitives.ReadUInt64LittleEndian(p[8..]), BinaryPrimitives.ReadInt32LittleEndian(p[16..]), p[20] == 1,
+                            new InodeIdentity(BinaryPrimitives.ReadUInt64LittleEndian(p[21..]), BinaryPrimitives.ReadUInt64LittleEndian(p[29..]),
+                                BinaryPrimitives.ReadUInt32LittleEndian(p[37..]), Persistent: true),
+                            NameOf(p[NodeFixed..]));
+                        HighestNodeId = Math.Max(HighestNodeId, id);
+                        break;
+                    }
+
+                case NodeMoved when p.Length >= 16:
+                    {
+                        ulong id = BinaryPrimitives.ReadUInt64LittleEndian(p);
+                        if (Nodes.TryGetValue(id, out NodeRecord n))
+                        {
+                            Nodes[id] = n with { ParentId = BinaryPrimitives.ReadUInt64LittleEndian(p[8..]), Name = NameOf(p[16..]) };
+                        }
+
+                        break;
+                    }
+
+                case NodeLeft when p.Length >= 8:
+                    Nodes.Remove(BinaryPrimitives.ReadUInt64LittleEndian(p));
+                    break;
+                case HandleOpened when p.Length >= HandleSize:
+                    {
+                        ulong fh = BinaryPrimitives.ReadUInt64LittleEndian(p);
+                        Handles[fh] = new HandleRecord(fh, BinaryPrimitives.ReadUInt64LittleEndian(p[8..]), BinaryPrimitives.ReadInt32LittleEndian(p[16..]),
+                            p[20] == 1, BinaryPrimitives.ReadInt32LittleEndian(p[21..]));
+                        HighestFh = Math.Max(HighestFh, fh);
+                        break;
+                    }
+
+                case HandleReleased when p.Length >= 8:
+                    Handles.Remove(BinaryPrimitives.ReadUInt64LittleEndian(p));
+                    break;
+                case NodeEntered or NodeMoved or NodeLeft or HandleOpened or HandleReleased:
+                    Malformed++;
+                    break;
+            }
+        }
+
+        private static string NameOf(ReadOnlySpan<byte> bytes) =>
+            bytes.Length % 2 == 0 ? new string(MemoryMarshal.Cast<byte, char>(bytes)) : "";
+    }
+}

@@ -1,0 +1,291 @@
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Interop.Durable;
+using InSpatialFs.Proxy.Direct;
+using InSpatialFs.Proxy.Nodes;
+using InSpatialFs.Security.Policy;
+using InSpatialFs.Storage;
+using InSpatialFs.Storage.Mounts;
+
+namespace InSpatialFs.Proxy;
+
+/// <summary>What a server found of its predecessor's state when it took over a live connection.</summary>
+public sealed record RestartReport
+{
+    /// <summary>Node ids found again (same object at the same name).</summary>
+    public int Nodes { get; init; }
+
+    /// <summary>Node ids whose object could not be found again: the kernel's requests on them get ENOENT.</summary>
+    public int StaleNodes { get; init; }
+
+    public int Handles { get; init; }
+
+    /// <summary>Handles whose file could not be opened again (an unlinked file): their I/O gets ESTALE.</summary>
+    public int StaleHandles { get; init; }
+
+    /// <summary>Records of the journal's owner (type ≥ <see cref="SecureProxy.FirstOwnerRecord"/>), in log order.</summary>
+    public IReadOnlyList<(ushort Type, byte[] Payload)> OwnerRecords { get; init; } = [];
+
+    /// <summary>Bytes of a torn tail cut off the log (a write the dead server did not finish: its request is resent).</summary>
+    public long DiscardedTailBytes { get; init; }
+}
+
+/// <summary>
+/// Restart underneath a live mount: the proxy's node and handle tables are journaled before each reply
+/// (<see cref="SessionJournal"/>), and a new server rebuilds them from that journal before it serves the connection
+/// it adopts. Node ids are found again by name under their parents and accepted only when the object there is the one
+/// journaled (device, inode, file-handle hash): a name the host changed meanwhile never lends an old id to another file.
+/// Handles are reopened (without O_CREAT, O_EXCL, O_TRUNC: the create and the truncation already happened). Only host
+/// mounts can be found again this way; <see cref="RestartRefusal"/> says why an instance cannot restart.
+/// </summary>
+public sealed partial class SecureProxy
+{
+    /// <summary>The journal's file in the state directory.</summary>
+    public const string JournalFile = "session.log";
+
+    /// <summary>Record types from here on are the daemon's (the connection's INIT parameters).</summary>
+    public const ushort FirstOwnerRecord = SessionJournal.FirstOwnerType;
+
+    private SessionJournal? _journal;
+    private readonly Dictionary<ulong, (int BackingId, int Opens)> _restoredBacking = [];
+
+    /// <summary>Null when every mount can be found again after a restart; else why not (memory contents, overlay layers).</summary>
+    public string? RestartRefusal()
+    {
+        MountEntry? other = _mounts.FirstOrDefault(m => m.Kind is not (MountKind.Host or MountKind.Direct));
+        return other == null ? null
+            : $"the {other.Kind.ToString().ToLowerInvariant()} mount at {other.Path} cannot be rebuilt by a new server (its nodes live only in this process)";
+    }
+
+    /// <summary>Bytes in the journal now (status).</summary>
+    public long JournalBytes => _journal?.Length ?? 0;
+
+    /// <summary>
+    /// Opens the journal in <paramref name="stateDirectory"/>; with <paramref name="restore"/> first rebuilds the tables
+    /// from it (an adopted connection), else starts it empty. From then on every node and handle the kernel gets is
+    /// journaled before the reply. Call once, before serving.
+    /// </summary>
+    public RestartReport OpenJournal(string stateDirectory, bool restore)
+    {
+        var replayed = new SessionJournal.Replayed();
+        var owner = new List<(ushort, byte[])>();
+        StateLog log = StateLog.Open(stateDirectory, JournalFile, (type, payload) =>
+        {
+            if (type >= FirstOwnerRecord)
+            {
+                owner.Add((type, payload.ToArray()));
+            }
+            else if (restore)
+            {
+                replayed.Apply(type, payload);
+            }
+        });
+        RestartReport report = restore ? Restore(replayed) : new RestartReport();
+        var journal = new SessionJournal(log, restore ? owner : []);
+        journal.Failed += e => Log.JournalFailed(_logger, e.Message);
+        journal.Start(_nodes.Snapshot(), _handles.Snapshot(), IdentityOf);
+        _nodes.Journal(journal, IdentityOf);
+        _handles.Journal(journal);
+        _journal = journal;
+        return report with { OwnerRecords = owner, DiscardedTailBytes = log.DiscardedTailBytes };
+    }
+
+    /// <summary>Adds the daemon's own records (kept across compactions), e.g. the INIT parameters once negotiated.</summary>
+    public void JournalOwnerRecord(ushort type, byte[] payload)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(type, FirstOwnerRecord);
+        _journal?.SetOwnerRecord(type, payload);
+    }
+
+    private RestartReport Restore(SessionJournal.Replayed journal)
+    {
+        var found = new Dictionary<ulong, ProxyNode?> { [NodeTable.RootNodeId] = _nodes.Root };
+        foreach (ulong id in journal.Nodes.Keys)
+        {
+            Resolve(id, journal, found);
+        }
+
+        _nodes.ReserveIdsThrough(journal.HighestNodeId);
+        int nodes = found.Count(p => p.Value != null) - 1;
+        int handles = 0, staleHandles = 0;
+        foreach (SessionJournal.HandleRecord h in journal.Handles.Values)
+        {
+            if (RestoreHandle(h))
+            {
+                handles++;
+            }
+            else
+            {
+                staleHandles++;
+            }
+        }
+
+        _handles.ReserveThrough(journal.HighestFh);
+        return new RestartReport { Nodes = nodes, StaleNodes = journal.Nodes.Count - nodes, Handles = handles, StaleHandles = staleHandles };
+    }
+
+    /// <summary>
+    /// Finds journaled node <paramref name="id"/> again, and its ancestors first. Iterative (a container chooses the depth):
+    /// walks up to the nearest ancestor already settled, then down, one backend lookup per level.
+    /// </summary>
+    private ProxyNode? Resolve(ulong id, SessionJournal.Replayed journal, Dictionary<ulong, ProxyNode?> found)
+    {
+        var chain = new List<SessionJournal.NodeRecord>();
+        ulong at = id;
+        ProxyNode? parent = null;
+        while (true)
+        {
+            if (found.TryGetValue(at, out parent))
+            {
+                break;
+            }
+
+            if (!journal.Nodes.TryGetValue(at, out SessionJournal.NodeRecord record) || chain.Count > journal.Nodes.Count)
+            {
+                parent = null; // an ancestor the journal does not have (or a cycle it cannot hold): nothing below is found
+                break;
+            }
+
+            chain.Add(record);
+            at = record.ParentId;
+        }
+
+        for (int i = chain.Count - 1; i >= 0; i--)
+        {
+            SessionJournal.NodeRecord r = chain[i];
+            ProxyNode? node = parent == null ? null : Refind(parent, r);
+            found[r.NodeId] = node;
+            parent = node;
+        }
+
+        return parent;
+    }
+
+    private ProxyNode? Refind(ProxyNode parent, SessionJournal.NodeRecord r)
+    {
+        if (r.Mount < 0 || r.Mount >= _mounts.Length)
+        {
+            return null;
+        }
+
+        IFileSystemBackend backend = _mounts[r.Mount].Backend;
+        ulong ino;
+        if (r.IsMountRoot)
+        {
+            ino = backend.RootIno;
+        }
+        else
+        {
+            if (r.Mount != parent.Mount || CheckName(ExactNames.Encode(r.Name)) != Errno.OK
+                || backend.Lookup(parent.Ino, ExactNames.Encode(r.Name), out FuseAttr attr) != Errno.OK)
+            {
+                return null;
+            }
+
+            InodeIdentity now = backend.IdentityOf(attr.Ino);
+            if (now.Device != r.Identity.Device || now.Inode != r.Identity.Inode || now.Generation != r.Identity.Generation)
+            {
+                return null; // another file has the name now
+            }
+
+            ino = attr.Ino;
+        }
+
+        return _nodes.Restore(r.NodeId, r.Mount, ino, parent, r.Name, r.IsMountRoot, out ProxyNode node) ? node : null;
+    }
+
+    private bool RestoreHandle(SessionJournal.HandleRecord h)
+    {
+        if (!_nodes.TryGet(h.NodeId, out ProxyNode node))
+        {
+            return false; // its RELEASE gets EBADF, which the kernel ignores
+        }
+
+        IFileSystemBackend backend = BackendOf(node);
+        if (h.IsDirectory)
+        {
+            if (backend.OpenDir(node.Ino, out IOpenDirectory directory) != Errno.OK)
+            {
+                return false;
+            }
+
+            _handles.Restore(h.Fh, new ProxyHandle(node, directory, h.Flags));
+            return true;
+        }
+
+        // The create, the exclusivity check and the truncation happened when the file was first opened.
+        int flags = h.Flags & ~(LibC.O_CREAT | LibC.O_EXCL | LibC.O_TRUNC);
+        bool reopened = backend.Open(node.Ino, flags, new Caller(0, 0, 0), out IOpenFile file) == Errno.OK;
+        var handle = new ProxyHandle(node, reopened ? file : StaleOpenFile.Instance, h.Flags);
+        if (h.BackingId > 0)
+        {
+            // The kernel still has the backing file: its reads and writes never come here. Count the open so that the
+            // last RELEASE closes the backing id and later opens of the node join passthrough.
+            handle.BackingId = h.BackingId;
+            node.PassthroughOpens++;
+            if ((h.Flags & LibC.O_ACCMODE) != LibC.O_RDONLY)
+            {
+                handle.CountedPassthroughWriter = true;
+                node.PassthroughWriters++;
+            }
+
+            _restoredBacking[PassthroughKey(node)] = (h.BackingId, _restoredBacking.TryGetValue(PassthroughKey(node), out var seen) ? seen.Opens + 1 : 1);
+        }
+        else if (OffersPassthrough(_mounts[node.Mount]))
+        {
+            handle.CountedCached = true;
+            node.CachedOpens++;
+        }
+
+        Interlocked.Increment(ref node.OpenFiles);
+        _handles.Restore(h.Fh, handle);
+        return reopened;
+    }
+
+    /// <summary>The backing ids the kernel still holds for restored passthrough opens (seeded into the new table).</summary>
+    private void AdoptRestoredBacking(BackingFileTable table)
+    {
+        foreach ((ulong key, (int id, int opens)) in _restoredBacking)
+        {
+            table.Adopt(key, id, opens);
+        }
+
+        _restoredBacking.Clear();
+    }
+
+    /// <summary>A handle whose file a restarted server could not open again (its last name went while it was open).</summary>
+    private sealed class StaleOpenFile : IOpenFile
+    {
+        public static readonly StaleOpenFile Instance = new();
+
+        public FopenFlags OpenFlags => FopenFlags.None;
+
+        public Errno Read(long offset, Span<byte> buffer, out int bytesRead)
+        {
+            bytesRead = 0;
+            return Errno.ESTALE;
+        }
+
+        public Errno Write(long offset, ReadOnlySpan<byte> data, out int bytesWritten)
+        {
+            bytesWritten = 0;
+            return Errno.ESTALE;
+        }
+
+        public Errno Flush() => Errno.OK; // close(2) of such a file succeeds, as it would have
+
+        public Errno Fsync(bool dataOnly) => Errno.ESTALE;
+
+        public Errno Fallocate(int mode, long offset, long length) => Errno.ESTALE;
+
+        public Errno Lseek(long offset, int whence, out long result)
+        {
+            result = 0;
+            return Errno.ESTALE;
+        }
+
+        public SafeFd? DuplicatePassthroughFd() => null;
+
+        public Errno Release() => Errno.OK;
+    }
+}
