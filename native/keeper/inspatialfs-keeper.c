@@ -53,8 +53,8 @@ static char program[PATH_MAX];  // what the next start executes
 static char **child_argv;       // PROGRAM ARGS... (slot 0 is replaced by `program` in the child)
 static pid_t child;             // the current server, 0 when none
 static int child_ready, child_stopping, stop_requested;
-static unsigned long restarts, max_restarts = 20, window_s = 60;
-static uint64_t *restart_times;  // ring of the last max_restarts restart times
+static unsigned long restarts, crashes, max_restarts = 20, window_s = 60;
+static uint64_t *restart_times;  // ring of the last max_restarts crash restart times
 static uint64_t handover_since;
 
 static void say(const char *fmt, ...) {
@@ -280,15 +280,19 @@ static void child_exited(int status) {
         store_clear();
         exit(code);
     }
-    // Budget: more than max_restarts restarts within window_s means a loop, not a crash. The ring holds the
-    // times of the last max_restarts restarts; if the oldest of them is inside the window, this one is one too many.
-    if (max_restarts == 0 || (restarts >= max_restarts && died - restart_times[restarts % max_restarts] < window_s * 1000000000ull)) {
-        say("server pid %d %s; giving up after %lu restarts within %lu s; closing %d stored descriptors",
-            (int)pid, how, max_restarts, window_s, nstored);
-        store_clear();
-        exit(1);
+    // Budget: more than max_restarts crash restarts within window_s means a loop, not a crash. The ring holds the
+    // times of the last max_restarts of them; if the oldest is inside the window, this one is one too many. Planned
+    // handovers (exit 75, an upgrade) do not count: a new server that fails before READY=1 already ends the loop.
+    if (signaled || code != EXIT_HANDOVER) {
+        if (max_restarts == 0 || (crashes >= max_restarts && died - restart_times[crashes % max_restarts] < window_s * 1000000000ull)) {
+            say("server pid %d %s; giving up after %lu restarts within %lu s; closing %d stored descriptors",
+                (int)pid, how, max_restarts, window_s, nstored);
+            store_clear();
+            exit(1);
+        }
+        restart_times[crashes % max_restarts] = died;
+        crashes++;
     }
-    restart_times[restarts % max_restarts] = died;
     handover_since = died;
     restarts++;
     say("server pid %d %s; restart %lu with %d stored descriptors", (int)pid, how, restarts, nstored);

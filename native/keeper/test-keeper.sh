@@ -190,6 +190,12 @@ check "keeper exits 1 (got $rc)" test $rc -eq 1
 check "four starts (1 + 3 restarts)" test "$(starts)" -eq 4
 check "gives up" grep -q 'giving up after 3 restarts within 60 s' "$tmp/err"
 
+echo "== planned handovers (exit 75) do not count towards the crash budget"
+reset
+run 'ready,exit:75|ready,exit:75|ready,exit:75|ready,exit:75|stopping,exit:0' --max-restarts 2 --restart-window 60; rc=$?
+check "keeper exits 0 after 4 handovers with a budget of 2 (got $rc)" test $rc -eq 0
+check "five starts" test "$(starts)" -eq 5
+
 echo "== X_INSPATIALFS_EXEC switches the program for the next start"
 reset
 cat >"$tmp/next-server" <<EOF

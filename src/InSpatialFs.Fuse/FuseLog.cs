@@ -71,6 +71,12 @@ internal static partial class FuseLog
     [LoggerMessage(1042, LogLevel.Warning, "Spliced reply to unique {Unique} failed before the kernel took it ({Errno}); answered by copy")]
     public static partial void SpliceReplyFailed(ILogger logger, ulong unique, Errno errno);
 
+    [LoggerMessage(1045, LogLevel.Information, "Resent request {Opcode} (unique {Unique}, node {NodeId}): read by an earlier server, not answered by it")]
+    public static partial void ResentRequest(ILogger logger, string opcode, ulong unique, ulong nodeId);
+
+    [LoggerMessage(1046, LogLevel.Information, "Resent request {Opcode} (unique {Unique}) answered: {Result}")]
+    public static partial void ResentAnswered(ILogger logger, string opcode, ulong unique, Errno result);
+
     [LoggerMessage(1044, LogLevel.Warning, "Reader {Reader}: splicing READ data failed ({Errno}), {Count} time(s) so far; answered by copy")]
     public static partial void SpliceDataFailed(ILogger logger, int reader, Errno errno, long count);
 }

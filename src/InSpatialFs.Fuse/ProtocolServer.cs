@@ -228,6 +228,11 @@ public sealed partial class ProtocolServer : IDisposable
             return;
         }
 
+        if ((header.Unique & FuseConstants.UniqueResend) != 0)
+        {
+            FuseLog.ResentRequest(_logger, op.Name, header.Unique & ~FuseConstants.UniqueResend, header.NodeId); // rare: one per request a dead server held
+        }
+
         BeginRequest(reader, in header);
         Errno result;
         int bodyLength = 0;
@@ -244,6 +249,11 @@ public sealed partial class ProtocolServer : IDisposable
         finally
         {
             EndRequest(reader);
+        }
+
+        if ((header.Unique & FuseConstants.UniqueResend) != 0)
+        {
+            FuseLog.ResentAnswered(_logger, op.Name, header.Unique & ~FuseConstants.UniqueResend, result);
         }
 
         if (reader.Replied || op.Reply == ReplyKind.Never || (op.Reply == ReplyKind.OnlyEagain && result != Errno.EAGAIN))

@@ -32,4 +32,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "the restart journal cannot be written ({Error}): a restart of the server from now on may not find the files the kernel holds")]
     public static partial void JournalFailed(ILogger logger, string error);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Information, Message = "a resent request the previous server had begun is answered as carried out: {Why}")]
+    public static partial void ReplayedApplied(ILogger logger, string why);
 }

@@ -115,6 +115,7 @@ public sealed partial class SecureProxy
     public Errno MkNod(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, uint umask, out FuseEntryOut entry)
     {
         entry = default;
+
         Errno err = BeginCreate(request, parent, name, FsOp.MkNod, mode, out ProxyNode dir, out string childName, out FsEvent e);
         if (err != Errno.OK)
         {
@@ -122,7 +123,9 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
+        bool resumed = NoteIntent(request);
         err = BackendOf(dir).MkNod(dir.Ino, name, mode, rdev, CallerOf(request), out FuseAttr attr);
+        err = ResumedCreate(resumed, err, dir, name, ref attr);
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
@@ -140,6 +143,7 @@ public sealed partial class SecureProxy
     public Errno MkDir(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, uint mode, uint umask, out FuseEntryOut entry)
     {
         entry = default;
+
         Errno err = BeginCreate(request, parent, name, FsOp.MkDir, mode | LibC.S_IFDIR, out ProxyNode dir, out string childName, out FsEvent e);
         if (err != Errno.OK)
         {
@@ -147,7 +151,9 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
+        bool resumed = NoteIntent(request);
         err = BackendOf(dir).MkDir(dir.Ino, name, mode, CallerOf(request), out FuseAttr attr);
+        err = ResumedCreate(resumed, err, dir, name, ref attr);
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
@@ -165,6 +171,7 @@ public sealed partial class SecureProxy
     public Errno Symlink(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, out FuseEntryOut entry)
     {
         entry = default;
+
         Errno bad = NodeKinds.CheckSymlinkTarget(target);
         if (bad != Errno.OK)
         {
@@ -188,7 +195,9 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
+        bool resumed = NoteIntent(request);
         err = BackendOf(dir).Symlink(dir.Ino, name, target, CallerOf(request), out FuseAttr attr);
+        err = ResumedCreate(resumed, err, dir, name, ref attr);
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
@@ -206,6 +215,7 @@ public sealed partial class SecureProxy
     public Errno Link(FuseRequest request, ulong nodeId, ulong newParent, ReadOnlySpan<byte> newName, out FuseEntryOut entry)
     {
         entry = default;
+
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
             return Errno.ENOENT;
@@ -236,7 +246,9 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
+        bool resumed = NoteIntent(request);
         err = BackendOf(dir).Link(node.Ino, dir.Ino, newName, out FuseAttr attr);
+        err = ResumedCreate(resumed, err, dir, newName, ref attr);
         if (err == Errno.OK)
         {
             Register(dir, dir.Mount, childName, ref attr, out entry);
@@ -271,7 +283,9 @@ public sealed partial class SecureProxy
         long started = Stopwatch.GetTimestamp();
         IFileSystemBackend backend = BackendOf(dir);
         InodeIdentity freed = ObjectFreedByRemoving(dir, name);
+        bool resumed = NoteIntent(request);
         err = op == FsOp.Unlink ? backend.Unlink(dir.Ino, name) : backend.RmDir(dir.Ino, name);
+        err = ResumedRemoval(resumed, err);
         if (err == Errno.OK)
         {
             FreedObject(dir.Mount, freed);
@@ -320,7 +334,9 @@ public sealed partial class SecureProxy
         long started = Stopwatch.GetTimestamp();
         IFileSystemBackend backend = BackendOf(fromDir);
         InodeIdentity replaced = (flags & LibC.RENAME_EXCHANGE) == 0 ? ObjectFreedByRemoving(toDir, newName) : default;
+        bool resumed = NoteIntent(request);
         err = backend.Rename(fromDir.Ino, name, toDir.Ino, newName, flags);
+        err = ResumedRemoval(resumed, err);
         if (err == Errno.OK)
         {
             FreedObject(fromDir.Mount, replaced); // the file renamed over is gone with its charge (two names of one file: none)

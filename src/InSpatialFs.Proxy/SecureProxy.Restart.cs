@@ -1,3 +1,4 @@
+using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Interop.Durable;
@@ -23,6 +24,12 @@ public sealed record RestartReport
     /// <summary>Handles whose file could not be opened again (an unlinked file): their I/O gets ESTALE.</summary>
     public int StaleHandles { get; init; }
 
+    /// <summary>Tree changes the previous server had begun, of which a resent one is answered as carried out.</summary>
+    public int BegunChanges { get; init; }
+
+    /// <summary>The newest of them (the request's unique), for the log.</summary>
+    public ulong LastBegun { get; init; }
+
     /// <summary>Records of the journal's owner (type ≥ <see cref="SecureProxy.FirstOwnerRecord"/>), in log order.</summary>
     public IReadOnlyList<(ushort Type, byte[] Payload)> OwnerRecords { get; init; } = [];
 
@@ -47,6 +54,7 @@ public sealed partial class SecureProxy
     public const ushort FirstOwnerRecord = SessionJournal.FirstOwnerType;
 
     private SessionJournal? _journal;
+    private Dictionary<ulong, ulong> _applied = []; // from the previous server's journal; read-only once serving
     private readonly Dictionary<ulong, (int BackingId, int Opens)> _restoredBacking = [];
 
     /// <summary>Null when every mount can be found again after a restart; else why not (memory contents, overlay layers).</summary>
@@ -106,6 +114,7 @@ public sealed partial class SecureProxy
         }
 
         _nodes.ReserveIdsThrough(journal.HighestNodeId);
+        _applied = journal.Applied;
         int nodes = found.Count(p => p.Value != null) - 1;
         int handles = 0, staleHandles = 0;
         foreach (SessionJournal.HandleRecord h in journal.Handles.Values)
@@ -121,7 +130,11 @@ public sealed partial class SecureProxy
         }
 
         _handles.ReserveThrough(journal.HighestFh);
-        return new RestartReport { Nodes = nodes, StaleNodes = journal.Nodes.Count - nodes, Handles = handles, StaleHandles = staleHandles };
+        return new RestartReport
+        {
+            Nodes = nodes, StaleNodes = journal.Nodes.Count - nodes, Handles = handles, StaleHandles = staleHandles,
+            BegunChanges = _applied.Count, LastBegun = _applied.Count == 0 ? 0 : _applied.Keys.Max(),
+        };
     }
 
     /// <summary>
@@ -240,6 +253,46 @@ public sealed partial class SecureProxy
         Interlocked.Increment(ref node.OpenFiles);
         _handles.Restore(h.Fh, handle);
         return reopened;
+    }
+
+    /// <summary>
+    /// Journals, before a request changes the tree (create, link, remove, rename), that it is about to: a server that
+    /// takes over after this one died before the reply knows the resent request may already be carried out. True when
+    /// <paramref name="request"/> is such a resent request (the previous server journaled it).
+    /// </summary>
+    private bool NoteIntent(FuseRequest request)
+    {
+        ulong unique = request.Unique & ~FuseConstants.UniqueResend;
+        _journal?.Applied(unique, 0);
+        return (request.Unique & FuseConstants.UniqueResend) != 0 && _applied.ContainsKey(unique);
+    }
+
+    /// <summary>
+    /// A resumed removal or rename that finds its source gone was carried out by the previous server (it died between
+    /// the change and the reply): success, as the first attempt answered. Any other result stands.
+    /// </summary>
+    private Errno ResumedRemoval(bool resumed, Errno result)
+    {
+        if (!resumed || result != Errno.ENOENT)
+        {
+            return result;
+        }
+
+        Log.ReplayedApplied(_logger, "its source is gone");
+        return Errno.OK;
+    }
+
+    /// <summary>A resumed create that finds its name taken: the previous server made it; the entry is the node there now.</summary>
+    private Errno ResumedCreate(bool resumed, Errno result, ProxyNode dir, ReadOnlySpan<byte> name, ref FuseAttr attr)
+    {
+        if (!resumed || result != Errno.EEXIST || BackendOf(dir).Lookup(dir.Ino, name, out FuseAttr made) != Errno.OK)
+        {
+            return result;
+        }
+
+        Log.ReplayedApplied(_logger, "its name exists");
+        attr = made;
+        return Errno.OK;
     }
 
     /// <summary>The backing ids the kernel still holds for restored passthrough opens (seeded into the new table).</summary>

@@ -227,6 +227,10 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         p.Single("inspatialfs_open_files", "gauge", "Files the container holds open.", c.OpenFiles);
         p.Single("inspatialfs_live_nodes", "gauge", "Nodes the kernel holds.", _instance.Proxy.LiveNodes);
         p.Single("inspatialfs_open_handles", "gauge", "Open file and directory handles.", _instance.Proxy.OpenHandles);
+        p.Single("inspatialfs_server_restarts_total", "counter", "Servers before this one on the same live mount (restarts after a crash and upgrades).", _instance.Restarts);
+        p.Single("inspatialfs_last_handover_seconds", "gauge", "From the previous server's end to this one serving (0 for a fresh mount).",
+            _instance.LastHandover?.TotalSeconds ?? 0);
+        p.Single("inspatialfs_requests_resent_total", "counter", "Requests the previous server read and did not answer, resent to this one.", _instance.ResentRequests);
 
         var quotas = _instance.Security.Resources.Accounts.OrderBy(a => a.Mount, StringComparer.Ordinal).ToList();
         if (quotas.Count > 0)

@@ -52,7 +52,6 @@ internal sealed partial class Instance
         _store = DescriptorStore.FromEnvironment();
         if (_store == null)
         {
-            RestartMode = "off (no keeper and no descriptor store: the mount ends with this server)";
             return false;
         }
 
@@ -66,6 +65,7 @@ internal sealed partial class Instance
     {
         if (_store == null)
         {
+            RestartMode = Proxy.RestartRefusal() is string why ? $"off ({why})" : "off (no keeper and no descriptor store: the mount ends with this server)";
             return null;
         }
 
@@ -164,8 +164,8 @@ internal sealed partial class Instance
         LastHandover = store.Handover;
         RestartReport r = Restored!;
         _log.LogInformation(
-            "took over the live mount {Mountpoint} (server {Restart}): {Nodes} nodes and {Handles} open files found again, {StaleNodes} nodes and {StaleHandles} files not; resend {Resend}; {Handover} ms since the previous server ended",
-            _config.Mountpoint, store.Restarts + 1, r.Nodes, r.Handles, r.StaleNodes, r.StaleHandles, _server.ResendResult, (long)(LastHandover?.TotalMilliseconds ?? -1));
+            "took over the live mount {Mountpoint} (server {Restart}): {Nodes} nodes and {Handles} open files found again, {StaleNodes} nodes and {StaleHandles} files not; {Begun} tree changes begun (last {LastBegun}); resend {Resend}; {Handover} ms since the previous server ended",
+            _config.Mountpoint, store.Restarts + 1, r.Nodes, r.Handles, r.StaleNodes, r.StaleHandles, r.BegunChanges, r.LastBegun, _server.ResendResult, (long)(LastHandover?.TotalMilliseconds ?? -1));
     }
 
     /// <summary>

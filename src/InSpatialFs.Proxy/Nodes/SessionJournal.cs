@@ -19,7 +19,10 @@ namespace InSpatialFs.Proxy.Nodes;
 /// </summary>
 internal sealed class SessionJournal : IDisposable
 {
-    internal const ushort NodeEntered = 1, NodeMoved = 2, NodeLeft = 3, HandleOpened = 4, HandleReleased = 5;
+    internal const ushort NodeEntered = 1, NodeMoved = 2, NodeLeft = 3, HandleOpened = 4, HandleReleased = 5, RequestApplied = 6;
+
+    /// <summary>Carried-out requests kept across rewrites: only ones in flight when a server dies matter.</summary>
+    private const int AppliedKept = 256;
 
     /// <summary>Record types from here on belong to the journal's owner (the daemon's session parameters).</summary>
     public const ushort FirstOwnerType = 100;
@@ -32,6 +35,7 @@ internal sealed class SessionJournal : IDisposable
     private readonly Dictionary<ulong, byte[]> _nodes = [];
     private readonly Dictionary<ulong, byte[]> _handles = [];
     private readonly List<(ushort Type, byte[] Payload)> _ownerRecords;
+    private readonly Queue<byte[]> _applied = new();
     private long _appendedSinceRewrite;
     private bool _failed;
 
@@ -126,6 +130,27 @@ internal sealed class SessionJournal : IDisposable
         }
     }
 
+    /// <summary>
+    /// Request <paramref name="unique"/> is about to change the tree (a create, remove or rename): a server that takes
+    /// over after this one died before the reply treats the resent request as possibly carried out already.
+    /// </summary>
+    public void Applied(ulong unique, ulong nodeId)
+    {
+        byte[] record = new byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(record, unique);
+        BinaryPrimitives.WriteUInt64LittleEndian(record.AsSpan(8), nodeId);
+        lock (_lock)
+        {
+            if (_applied.Count == AppliedKept)
+            {
+                _applied.Dequeue();
+            }
+
+            _applied.Enqueue(record);
+            AppendLocked(RequestApplied, record);
+        }
+    }
+
     public void Opened(ulong fh, ProxyHandle handle)
     {
         byte[] record = EncodeHandle(fh, handle);
@@ -178,6 +203,7 @@ internal sealed class SessionJournal : IDisposable
         records.AddRange(_ownerRecords);
         records.AddRange(_nodes.Values.Select(n => (NodeEntered, n)));
         records.AddRange(_handles.Values.Select(h => (HandleOpened, h)));
+        records.AddRange(_applied.Select(a => (RequestApplied, a)));
         _log.Rewrite(records);
         _appendedSinceRewrite = 0;
     }
@@ -233,6 +259,9 @@ internal sealed class SessionJournal : IDisposable
 
         public Dictionary<ulong, HandleRecord> Handles { get; } = [];
 
+        /// <summary>Requests begun: their changes may be carried out (unique without the resend bit → 0, reserved).</summary>
+        public Dictionary<ulong, ulong> Applied { get; } = [];
+
         public ulong HighestNodeId { get; private set; }
 
         public ulong HighestFh { get; private set; }
@@ -277,10 +306,13 @@ internal sealed class SessionJournal : IDisposable
                         break;
                     }
 
+                case RequestApplied when p.Length >= 16:
+                    Applied[BinaryPrimitives.ReadUInt64LittleEndian(p)] = BinaryPrimitives.ReadUInt64LittleEndian(p[8..]);
+                    break;
                 case HandleReleased when p.Length >= 8:
                     Handles.Remove(BinaryPrimitives.ReadUInt64LittleEndian(p));
                     break;
-                case NodeEntered or NodeMoved or NodeLeft or HandleOpened or HandleReleased:
+                case NodeEntered or NodeMoved or NodeLeft or HandleOpened or HandleReleased or RequestApplied:
                     Malformed++;
                     break;
             }

@@ -105,7 +105,7 @@ public sealed class InputFuzzTests
     public void Mutated_control_lines_get_a_command_or_a_positioned_reason()
     {
         var random = new Random(Seed);
-        string[] seeds = ["suspend", "resume", "reload", "ack inc-000001", "resolve inc-000002", "isolation maximum", "  ack\tinc-7  "];
+        string[] seeds = ["suspend", "resume", "reload", "ack inc-000001", "resolve inc-000002", "isolation maximum", "  ack\tinc-7  ", "upgrade", "upgrade /usr/local/lib/inspatialfs/inspatialfs"];
         int accepted = 0, refused = 0;
         int iterations = Iterations(50_000);
         for (int i = 0; i < iterations; i++)
@@ -142,6 +142,9 @@ public sealed class InputFuzzTests
     [TestCase("isolation relaxed", 11, "unknown isolation level 'relaxed'")]
     [TestCase("ack inc-1\u001b[2J", 10, "control character")]
     [TestCase("ack ../../etc", 5, "is not an incident id")]
+    [TestCase("upgrade bin/inspatialfs", 9, "is not an absolute path")]
+    [TestCase("upgrade /usr/../tmp/x", 9, "is not an absolute path")]
+    [TestCase("upgrade /a /b", 12, "takes one argument")]
     public void Malformed_commands_name_the_column(string line, int column, string reason)
     {
         Assert.That(ControlCommand.TryParse(line, out _, out int at, out string error), Is.False);

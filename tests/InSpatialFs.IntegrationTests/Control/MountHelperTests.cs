@@ -137,14 +137,20 @@ public sealed class MountHelperTests
 
         int pid = ServerPid(state);
         string[] stat = File.ReadAllText($"/proc/{pid}/stat").Split(' ');
-        Assert.That(stat[5], Is.EqualTo(pid.ToString(System.Globalization.CultureInfo.InvariantCulture)), "the server leads its own session");
+        // A host mount is kept: the starter's child became inspatialfs-keeper, which leads the new session and starts the
+        // server in it (see Restart/LiveRestartTests).
+        string keeper = stat[3];
+        Assert.That(File.ReadAllText($"/proc/{keeper}/comm").Trim(), Is.EqualTo("inspatialfs-kee"), "the server's parent is the keeper");
+        Assert.That(stat[5], Is.EqualTo(keeper), "the keeper leads the server's own session");
+        Assert.That(File.ReadAllText($"/proc/{keeper}/stat").Split(' ')[5], Is.EqualTo(keeper));
         Assert.That(new FileInfo($"/proc/{pid}/fd/0").LinkTarget, Is.EqualTo("/dev/null"));
         Assert.That(new FileInfo($"/proc/{pid}/fd/1").LinkTarget, Is.EqualTo(Path.Combine(state, "daemon.log")));
         Assert.That(File.Exists($"/proc/{pid}/fd/3") && new FileInfo($"/proc/{pid}/fd/3").LinkTarget!.StartsWith("pipe:", StringComparison.Ordinal), Is.False,
             "the readiness pipe is closed once used");
         string environment = File.ReadAllText($"/proc/{pid}/environ");
         Assert.That(environment, Does.Contain("PATH="), "positive control: the environment is readable");
-        Assert.That(environment, Does.Not.Contain("NOTIFY_SOCKET="));
+        Assert.That(environment, Does.Not.Contain($"NOTIFY_SOCKET={notify}"), "not the starter's manager");
+        Assert.That(environment, Does.Contain("NOTIFY_SOCKET=@inspatialfs-keeper-"), "but its keeper");
         Assert.That(manager.Available, Is.Zero, "nothing reached the starter's notification socket");
     }
 }

@@ -1,0 +1,242 @@
+using System.Diagnostics;
+using System.Globalization;
+using InSpatialFs.TestKit.Containers;
+using InSpatialFs.TestKit.Processes;
+
+namespace InSpatialFs.IntegrationTests.Restart;
+
+/// <summary>
+/// Issue 16: the container's filesystem outlives its server. A runc container runs a loop on a kept mount (the root from
+/// a host image, /data a writable DirectFS mount): write+fsync+read-back with checksums, rename, unlink, listings and exec
+/// of binaries, each result in the loop's own log. The server is killed with SIGKILL at random moments 20 times and
+/// upgraded in place 5 times underneath it; the keeper restarts it, the new server adopts the connection and answers
+/// what was resent. Every operation must succeed, every checksum verify, and the container exit 0.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[Category("Mount")]
+public sealed class LiveRestartTests
+{
+    private const int Kills = 20;
+    private const int Upgrades = 5;
+
+    // One iteration per line of output per operation ("<iteration> <op> <rc>"); FAIL lines for a wrong checksum. The loop
+    // runs until /work/stop appears (the test writes it through the host image) and prints its totals.
+    private const string Loop = """
+        #!/bin/sh
+        i=0; fails=0; verified=0
+        mkdir -p /work /data/loop
+        op() { name=$1; shift; "$@"; rc=$?; echo "$i $name $rc"; [ $rc -eq 0 ] || fails=$((fails+1)); return $rc; }
+        while [ ! -e /work/stop ]; do
+          i=$((i+1))
+          for d in /work /data/loop; do
+            op write dd if=/dev/urandom of=$d/t.$i bs=4096 count=8 conv=fsync 2>/dev/null
+            a=$(md5sum < $d/t.$i); op read test -n "$a"
+            op rename mv $d/t.$i $d/f.$i
+            b=$(md5sum < $d/f.$i)
+            if [ "$a" = "$b" ] && [ -n "$a" ]; then verified=$((verified+1)); else echo "FAIL checksum $d/f.$i"; fails=$((fails+1)); fi
+            op list ls $d > /dev/null
+            if [ $i -gt 2 ]; then op unlink rm $d/f.$((i-2)); fi
+          done
+          op exec /bin/true
+          op exec-sh /bin/sh -c 'cat /etc/passwd > /dev/null'
+        done
+        echo "iterations=$i verified=$verified fails=$fails"
+        exit $fails
+        """;
+
+    [OneTimeSetUp]
+    public void Require()
+    {
+        DaemonProcess.RequireMountable();
+        if (RuncBundle.WhyCannotRun() is string why)
+        {
+            Assert.Ignore(why);
+        }
+
+        if (!File.Exists(Path.Combine(Path.GetDirectoryName(DaemonProcess.Binary)!, "inspatialfs-keeper")))
+        {
+            Assert.Fail("bin/inspatialfs-keeper is missing: run make build");
+        }
+    }
+
+    [Test]
+    public void A_container_loop_survives_20_kills_and_5_upgrades_of_its_server_with_every_operation_and_checksum_intact()
+    {
+        string work = Path.Combine("/var/tmp", "inspatialfs-rs-" + Guid.NewGuid().ToString("N")[..8]);
+        string image = Path.Combine(work, "image"), data = Path.Combine(work, "data"), mountPoint = Path.Combine(work, "rootfs");
+        string control = Path.Combine(work, "control");
+        Directory.CreateDirectory(data);
+        try
+        {
+            Shell.Check($"'{DaemonProcess.RepoRoot}/scripts/make-rootfs.sh' '{image}'", TimeSpan.FromMinutes(3));
+            Directory.CreateDirectory(Path.Combine(image, "work"));
+            Directory.CreateDirectory(Path.Combine(image, "data"));
+            File.WriteAllText(Path.Combine(image, "loop.sh"), Loop.Replace("\r", "", StringComparison.Ordinal) + "\n");
+            string config = Path.Combine(work, "instance.yaml");
+            File.WriteAllText(config, $"""
+                name: rs-{Path.GetFileName(work)[^8..]}
+                mountpoint: {mountPoint}
+                control: {control}
+                state_dir: {work}/state
+                mounts:
+                  - {"{"} path: /,     source: {image} {"}"}
+                  - {"{"} path: /usr,  source: {image}/usr, readonly: true, direct: true {"}"}
+                  - {"{"} path: /data, source: {data}, direct: true {"}"}
+                """);
+            using DaemonProcess keeper = DaemonProcess.Start(mountPoint, ["--config", config], appendMountPoint: false);
+            string status = Path.Combine(control, "status");
+            Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
+
+            using RuncBundle bundle = RuncBundle.Create(mountPoint, ["/bin/sh", "/loop.sh"]);
+            Task<ShellResult> container = Task.Run(() => bundle.Run(TimeSpan.FromMinutes(10)));
+            Assert.That(Eventually(() => File.Exists(Path.Combine(data, "loop", "f.3")), TimeSpan.FromSeconds(60)), Is.True, "the loop runs");
+
+            int seed = Environment.TickCount;
+            var random = new Random(seed);
+            TestContext.Out.WriteLine($"seed {seed}");
+            var crashStalls = new List<long>();
+            for (int k = 1; k <= Kills; k++)
+            {
+                Thread.Sleep(random.Next(150, 900));
+                int server = ServerOf(keeper.Pid);
+                Shell.Check($"kill -KILL {server}");
+                crashStalls.Add(WaitForServer(status, k, container, keeper));
+            }
+
+            var upgradeStalls = new List<long>();
+            for (int u = 1; u <= Upgrades; u++)
+            {
+                Thread.Sleep(random.Next(300, 900));
+                File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+                upgradeStalls.Add(WaitForServer(status, Kills + u, container, keeper));
+            }
+
+            Thread.Sleep(1000);
+            File.WriteAllText(Path.Combine(image, "work", "stop"), "");
+            Assert.That(container.Wait(TimeSpan.FromMinutes(3)), Is.True, "the loop ends once asked");
+            ShellResult run = container.Result;
+            string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            string[] failed = [.. lines.Where(l => l.StartsWith("FAIL", StringComparison.Ordinal)
+                || (System.Text.RegularExpressions.Regex.Match(l, @"^\d+ [a-z-]+ (\d+)$") is { Success: true } m && m.Groups[1].Value != "0"))];
+            Assert.That(lines.Count(l => l.EndsWith(" 0", StringComparison.Ordinal)), Is.GreaterThan(100), "positive control: results were logged");
+            string totals = lines.LastOrDefault(l => l.StartsWith("iterations=", StringComparison.Ordinal)) ?? "(no totals)";
+            TestContext.Out.WriteLine($"loop: {totals}; {lines.Length} result lines");
+            TestContext.Out.WriteLine($"stall per restart after kill -9 (ms, server's view): median {Median(crashStalls)}, max {crashStalls.Max()}");
+            TestContext.Out.WriteLine($"stall per upgrade (ms): median {Median(upgradeStalls)}, max {upgradeStalls.Max()}");
+            string[] resent = [.. keeper.Output.Split('\n').Where(l => l.Contains("not answered by it", StringComparison.Ordinal))];
+            TestContext.Out.WriteLine($"requests resent to the servers: {resent.Length} ({string.Join(", ", resent.Select(l => l.Split("Resent request ")[1].Split(' ')[0]).GroupBy(o => o).Select(g => $"{g.Count()} {g.Key}"))}); " +
+                $"answered as carried out by the previous server: {keeper.Output.Split('\n').Count(l => l.Contains("answered as carried out", StringComparison.Ordinal))}");
+            // The one documented non-idempotent case seen here: a removal the dead server carried out, resent and answered
+            // ENOENT by the next one (README, "Restarts under the live mount"). Each is reported; anything else fails.
+            string[] notIdempotent = [.. keeper.Output.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"Resent request (UNLINK|RMDIR|RENAME) \(unique \d+\) answered: ENOENT"))];
+            string[] unexplained = [.. failed.Where(l => !System.Text.RegularExpressions.Regex.IsMatch(l, @"^\d+ (unlink|rename) 1$"))];
+            int removalsFailed = failed.Length - unexplained.Length;
+            foreach (string l in notIdempotent)
+            {
+                TestContext.Out.WriteLine($"non-idempotent case seen: {l[(l.IndexOf("Resent", StringComparison.Ordinal))..]}");
+            }
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(unexplained, Is.Empty, "every operation of the loop succeeded:\n" + string.Join('\n', failed.Take(20)) + "\n" + keeper.Output[^Math.Min(keeper.Output.Length, 4000)..]);
+                Assert.That(removalsFailed, Is.LessThanOrEqualTo(notIdempotent.Length), "a failed removal is only ever a resent one the dead server had carried out:\n" + string.Join('\n', failed));
+                Assert.That(run.ExitCode, Is.EqualTo(removalsFailed), totals + run.StdErr);
+                Assert.That(totals, Does.Match(@"iterations=\d+ verified=(\d+) fails=" + removalsFailed));
+                Assert.That(int.Parse(Field(status, "restarts"), CultureInfo.InvariantCulture), Is.EqualTo(Kills + Upgrades));
+            });
+            Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
+        }
+        finally
+        {
+            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mountPoint}' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
+
+    [Test]
+    public void A_memory_mount_is_not_kept_and_says_why()
+    {
+        string work = Path.Combine("/var/tmp", "inspatialfs-rm-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            using DaemonProcess daemon = DaemonProcess.Start(Path.Combine(work, "mnt"), ["--memory", "--name", "rm-" + Path.GetFileName(work)[^8..],
+                "--control", Path.Combine(work, "ctl"), "--state-dir", Path.Combine(work, "state")]);
+            string mode = Field(Path.Combine(work, "ctl", "status"), "restart_mode");
+            Assert.That(mode, Does.StartWith("off (").And.Contain("memory mount at /"), "a memory mount's contents live only in the server");
+            Assert.That(Shell.Run($"pgrep -P {daemon.Pid}").StdOut.Trim(), Is.Empty, "no keeper: the daemon is the server itself");
+            File.WriteAllText(Path.Combine(work, "mnt", "x"), "x");
+            ShellResult upgrade = Shell.Run($"echo upgrade > '{work}/ctl/control'");
+            Assert.That(upgrade.ExitCode, Is.Not.Zero, "an upgrade is refused where it cannot keep the mount");
+            Assert.That(File.ReadAllText(Path.Combine(work, "mnt", "x")), Is.EqualTo("x"), "and nothing happened to it");
+        }
+        finally
+        {
+            Shell.Run($"rm -rf '{work}'");
+        }
+    }
+
+    /// <summary>Waits until the status says restart <paramref name="restart"/> serves; returns its handover (ms, as the server measured it).</summary>
+    private static long WaitForServer(string status, int restart, Task<ShellResult> container, DaemonProcess keeper)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            if (container.IsCompleted)
+            {
+                string output = container.Result.StdOut;
+                Assert.Fail($"the container ended (exit {container.Result.ExitCode}) before server {restart + 1} served:\n{output[^Math.Min(output.Length, 3000)..]}\n{container.Result.StdErr}\ndaemon:\n{keeper.Output[^Math.Min(keeper.Output.Length, 6000)..]}");
+            }
+
+            try
+            {
+                // The handover is known once the new server has taken over (a moment after its control files appear).
+                if (Field(status, "restarts") == restart.ToString(CultureInfo.InvariantCulture)
+                    && long.TryParse(Field(status, "last_handover_ms"), CultureInfo.InvariantCulture, out long handover))
+                {
+                    return handover;
+                }
+            }
+            catch (IOException)
+            {
+                // the control mount is made anew by each server
+            }
+
+            Thread.Sleep(10);
+        }
+
+        Assert.Fail($"server {restart + 1} did not serve within 20 s");
+        return -1;
+    }
+
+    private static int ServerOf(int keeper)
+    {
+        string child = Shell.Run($"pgrep -P {keeper}").StdOut.Trim();
+        Assert.That(int.TryParse(child.Split('\n')[0], CultureInfo.InvariantCulture, out int pid), Is.True, $"the keeper {keeper} has a server: '{child}'");
+        return pid;
+    }
+
+    private static string Field(string statusFile, string key) =>
+        File.ReadAllLines(statusFile).Select(l => l.Split(": ", 2)).FirstOrDefault(p => p[0] == key) is [_, string v] ? v : "";
+
+    private static long Median(List<long> values)
+    {
+        long[] sorted = [.. values.Order()];
+        return sorted[sorted.Length / 2];
+    }
+
+    private static bool Eventually(Func<bool> condition, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > timeout)
+            {
+                return false;
+            }
+
+            Thread.Sleep(50);
+        }
+
+        return true;
+    }
+}
