@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using InSpatialFs.TestKit.Containers;
 using InSpatialFs.TestKit.Processes;
+using static InSpatialFs.IntegrationTests.Security.ControlFiles;
 
 namespace InSpatialFs.IntegrationTests.Restart;
 
@@ -222,21 +223,5 @@ public sealed class LiveRestartTests
     {
         long[] sorted = [.. values.Order()];
         return sorted[sorted.Length / 2];
-    }
-
-    private static bool Eventually(Func<bool> condition, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (clock.Elapsed > timeout)
-            {
-                return false;
-            }
-
-            Thread.Sleep(50);
-        }
-
-        return true;
     }
 }

@@ -117,12 +117,13 @@ public sealed class SessionJournalTests
         byte[] whole = File.ReadAllBytes(Path.Combine(_dir, "session.log"));
         Assert.That(whole.Length, Is.EqualTo(length));
         string cutDir = Path.Combine(_dir, "cut");
-        Directory.CreateDirectory(cutDir);
+        Directory.CreateDirectory(cutDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute); // the state log refuses a directory others can write
         var seen = new HashSet<int>();
         for (int cut = 0; cut <= whole.Length; cut++)
         {
             string file = Path.Combine(cutDir, "session.log");
             File.WriteAllBytes(file, whole[..cut]);
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite); // as the daemon makes it, whatever the umask
             string got = Describe(Replay(file));
             int index = expected.IndexOf(got);
             Assert.That(index, Is.GreaterThanOrEqualTo(0), $"cut at byte {cut} of {whole.Length}: replayed a state no prefix of the operations had: {got}");
