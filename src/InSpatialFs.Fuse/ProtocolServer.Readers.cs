@@ -93,16 +93,18 @@ public sealed partial class ProtocolServer
             return false;
         }
 
-        while (Volatile.Read(ref _readersMade) < Math.Min(InitialReaders, _readers.Length) && StartAnotherReader())
-        {
-        }
-
         if (connection.Adopted)
         {
-            // Only now: the file system knows the connection and readers wait in read(2) for what comes back.
+            // Before any reader of this server reads: NOTIFY_RESEND requeues what is being processed on EVERY descriptor of
+            // the connection, ours included, so a request this server had read fresh and was carrying out would come back
+            // as a resend and run twice (a second unlink answering ENOENT). The requeued requests wait in the queue.
             Errno resend = connection.CanResend ? _notifier.Resend() : Errno.EOPNOTSUPP;
             FuseLog.Adopted(_logger, connection.NegotiatedMinor, resend);
             Volatile.Write(ref _resendResult, (int)resend);
+        }
+
+        while (Volatile.Read(ref _readersMade) < Math.Min(InitialReaders, _readers.Length) && StartAnotherReader())
+        {
         }
 
         return true;

@@ -86,6 +86,7 @@ public sealed class LiveRestartTests
                   - {"{"} path: /data, source: {data}, direct: true {"}"}
                 """);
             using DaemonProcess keeper = DaemonProcess.Start(mountPoint, ["--config", config], appendMountPoint: false);
+            WaitUntilServing(control, keeper);
             string status = Path.Combine(control, "status");
             Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
 
@@ -162,6 +163,7 @@ public sealed class LiveRestartTests
         {
             using DaemonProcess daemon = DaemonProcess.Start(Path.Combine(work, "mnt"), ["--memory", "--name", "rm-" + Path.GetFileName(work)[^8..],
                 "--control", Path.Combine(work, "ctl"), "--state-dir", Path.Combine(work, "state")]);
+            WaitUntilServing(Path.Combine(work, "ctl"), daemon);
             string mode = Field(Path.Combine(work, "ctl", "status"), "restart_mode");
             Assert.That(mode, Does.StartWith("off (").And.Contain("memory mount at /"), "a memory mount's contents live only in the server");
             Assert.That(Shell.Run($"pgrep -P {daemon.Pid}").StdOut.Trim(), Is.Empty, "no keeper: the daemon is the server itself");
