@@ -156,6 +156,54 @@ public sealed class LiveRestartTests
     }
 
     [Test]
+    public void A_name_the_host_changed_while_no_server_ran_never_lends_the_old_node_id_to_the_new_file()
+    {
+        string work = Path.Combine("/var/tmp", "inspatialfs-ri-" + Guid.NewGuid().ToString("N")[..8]);
+        string source = Path.Combine(work, "src"), mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl");
+        Directory.CreateDirectory(Path.Combine(source, "d"));
+        Directory.CreateDirectory(Path.Combine(source, "same"));
+        File.WriteAllText(Path.Combine(source, "d", "old-marker"), "old");
+        File.WriteAllText(Path.Combine(source, "same", "kept-marker"), "kept");
+        try
+        {
+            using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "ri-" + Path.GetFileName(work)[^8..],
+                "--control", control, "--state-dir", Path.Combine(work, "state")]);
+            WaitUntilServing(control, keeper);
+            // Two shells hold node ids of the kernel through their working directories.
+            using var replaced = System.Diagnostics.Process.Start("/bin/sh", ["-c", $"cd '{mnt}/d' && exec sleep 60"]);
+            using var kept = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh", ["-c", $"cd '{mnt}/same' && read line && ls"])
+            {
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+            })!;
+            Thread.Sleep(300);
+
+            // No server while the host swaps the directory for another one of the same name.
+            Shell.Check($"kill -STOP {keeper.Pid}");
+            Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+            Shell.Check($"mv '{source}/d' '{source}/d-old' && mkdir '{source}/d' && echo new > '{source}/d/new-marker'");
+            Shell.Check($"kill -CONT {keeper.Pid}");
+            Assert.That(Eventually(() => RestartsNow(Path.Combine(control, "status")) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+
+            kept.StandardInput.WriteLine("go");
+            Assert.That(kept.StandardOutput.ReadToEnd().Trim(), Is.EqualTo("kept-marker"), "positive control: an unchanged directory keeps its node id");
+            ShellResult oldCwd = Shell.Run($"ls /proc/{replaced.Id}/cwd/ 2>&1");
+            Assert.Multiple(() =>
+            {
+                Assert.That(oldCwd.StdOut, Does.Not.Contain("new-marker"), "the old node id does not reach the directory now at that name");
+                Assert.That(Eventually(() => File.Exists(Path.Combine(mnt, "d", "new-marker")), TimeSpan.FromSeconds(5)), Is.True,
+                    "a fresh lookup finds the new directory (once the kernel's cached entry for the name, 1 s, is revalidated)");
+                Assert.That(keeper.Output, Does.Contain("1 nodes and 0 files not"), "the swapped directory is the one node not found again");
+            });
+            replaced.Kill();
+        }
+        finally
+        {
+            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
+
+    [Test]
     public void A_memory_mount_is_not_kept_and_says_why()
     {
         string work = Path.Combine("/var/tmp", "inspatialfs-rm-" + Guid.NewGuid().ToString("N")[..8]);
@@ -216,6 +264,19 @@ public sealed class LiveRestartTests
         string child = Shell.Run($"pgrep -P {keeper}").StdOut.Trim();
         Assert.That(int.TryParse(child.Split('\n')[0], CultureInfo.InvariantCulture, out int pid), Is.True, $"the keeper {keeper} has a server: '{child}'");
         return pid;
+    }
+
+    /// <summary>The status's restart count, or "" while the control mount is being made anew.</summary>
+    private static string RestartsNow(string statusFile)
+    {
+        try
+        {
+            return Field(statusFile, "restarts");
+        }
+        catch (IOException)
+        {
+            return "";
+        }
     }
 
     private static string Field(string statusFile, string key) =>
