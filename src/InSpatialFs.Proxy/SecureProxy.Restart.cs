@@ -90,6 +90,11 @@ public sealed partial class SecureProxy
         });
         RestartReport report = restore ? Restore(replayed) : new RestartReport();
         var journal = new SessionJournal(log, restore ? owner : []);
+        if (restore)
+        {
+            journal.Reserve(replayed.HighestNodeId, replayed.HighestFh);
+        }
+
         journal.Failed += e => Log.JournalFailed(_logger, e.Message);
         journal.Start(_nodes.Snapshot(), _handles.Snapshot(), IdentityOf);
         _nodes.Journal(journal, IdentityOf);

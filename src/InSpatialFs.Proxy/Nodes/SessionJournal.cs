@@ -19,7 +19,7 @@ namespace InSpatialFs.Proxy.Nodes;
 /// </summary>
 internal sealed class SessionJournal : IDisposable
 {
-    internal const ushort NodeEntered = 1, NodeMoved = 2, NodeLeft = 3, HandleOpened = 4, HandleReleased = 5, RequestApplied = 6;
+    internal const ushort NodeEntered = 1, NodeMoved = 2, NodeLeft = 3, HandleOpened = 4, HandleReleased = 5, RequestApplied = 6, IdFloor = 7;
 
     /// <summary>Carried-out requests kept across rewrites: only ones in flight when a server dies matter.</summary>
     private const int AppliedKept = 256;
@@ -37,6 +37,7 @@ internal sealed class SessionJournal : IDisposable
     private readonly List<(ushort Type, byte[] Payload)> _ownerRecords;
     private readonly Queue<byte[]> _applied = new();
     private long _appendedSinceRewrite;
+    private ulong _highestNode, _highestFh; // ever handed out: a rewrite keeps them, so a successor never reuses one
     private bool _failed;
 
     public SessionJournal(StateLog log, IEnumerable<(ushort Type, byte[] Payload)> ownerRecords)
@@ -50,6 +51,16 @@ internal sealed class SessionJournal : IDisposable
 
     public long Length => _log.Length;
 
+    /// <summary>Ids an earlier server handed out (its replayed floor): never used again, and kept by every rewrite.</summary>
+    public void Reserve(ulong highestNode, ulong highestFh)
+    {
+        lock (_lock)
+        {
+            _highestNode = Math.Max(_highestNode, highestNode);
+            _highestFh = Math.Max(_highestFh, highestFh);
+        }
+    }
+
     /// <summary>Replaces the log with <paramref name="nodes"/> and <paramref name="handles"/> (the proxy's tables at the start).</summary>
     public void Start(IEnumerable<ProxyNode> nodes, IEnumerable<(ulong Fh, ProxyHandle Handle)> handles, Func<ProxyNode, InodeIdentity> identity)
     {
@@ -60,12 +71,14 @@ internal sealed class SessionJournal : IDisposable
                 if (node.NodeId != NodeTable.RootNodeId)
                 {
                     _nodes[node.NodeId] = EncodeNode(node, identity(node));
+                    _highestNode = Math.Max(_highestNode, node.NodeId);
                 }
             }
 
             foreach ((ulong fh, ProxyHandle handle) in handles)
             {
                 _handles[fh] = EncodeHandle(fh, handle);
+                _highestFh = Math.Max(_highestFh, fh);
             }
 
             RewriteLocked();
@@ -88,6 +101,7 @@ internal sealed class SessionJournal : IDisposable
         byte[] record = EncodeNode(node, identity);
         lock (_lock)
         {
+            _highestNode = Math.Max(_highestNode, node.NodeId);
             _nodes[node.NodeId] = record;
             AppendLocked(NodeEntered, record);
         }
@@ -156,6 +170,7 @@ internal sealed class SessionJournal : IDisposable
         byte[] record = EncodeHandle(fh, handle);
         lock (_lock)
         {
+            _highestFh = Math.Max(_highestFh, fh);
             _handles[fh] = record;
             AppendLocked(HandleOpened, record);
         }
@@ -201,6 +216,12 @@ internal sealed class SessionJournal : IDisposable
     {
         var records = new List<(ushort, byte[])>(_ownerRecords.Count + _nodes.Count + _handles.Count);
         records.AddRange(_ownerRecords);
+        // A released fh may come back in a resent RELEASE (the dead server carried it out, the reply was lost): it must
+        // not name a new server's handle. So the highest ids ever used survive the compaction that drops their records.
+        byte[] floor = new byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(floor, _highestNode);
+        BinaryPrimitives.WriteUInt64LittleEndian(floor.AsSpan(8), _highestFh);
+        records.Add((IdFloor, floor));
         records.AddRange(_nodes.Values.Select(n => (NodeEntered, n)));
         records.AddRange(_handles.Values.Select(h => (HandleOpened, h)));
         records.AddRange(_applied.Select(a => (RequestApplied, a)));
@@ -309,10 +330,14 @@ internal sealed class SessionJournal : IDisposable
                 case RequestApplied when p.Length >= 16:
                     Applied[BinaryPrimitives.ReadUInt64LittleEndian(p)] = BinaryPrimitives.ReadUInt64LittleEndian(p[8..]);
                     break;
+                case IdFloor when p.Length >= 16:
+                    HighestNodeId = Math.Max(HighestNodeId, BinaryPrimitives.ReadUInt64LittleEndian(p));
+                    HighestFh = Math.Max(HighestFh, BinaryPrimitives.ReadUInt64LittleEndian(p[8..]));
+                    break;
                 case HandleReleased when p.Length >= 8:
                     Handles.Remove(BinaryPrimitives.ReadUInt64LittleEndian(p));
                     break;
-                case NodeEntered or NodeMoved or NodeLeft or HandleOpened or HandleReleased or RequestApplied:
+                case NodeEntered or NodeMoved or NodeLeft or HandleOpened or HandleReleased or RequestApplied or IdFloor:
                     Malformed++;
                     break;
             }

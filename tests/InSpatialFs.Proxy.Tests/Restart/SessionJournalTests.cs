@@ -174,6 +174,7 @@ public sealed class SessionJournalTests
         Assert.Multiple(() =>
         {
             Assert.That(replayed.Nodes.Keys, Is.EquivalentTo(new ulong[] { 2 }), "only the live node");
+            Assert.That(replayed.HighestNodeId, Is.EqualTo(30_009), "but no id ever handed out is handed out again");
             Assert.That(owner.Single(), Is.EqualTo(new byte[] { 1, 2, 3 }), "the owner's record survives every rewrite");
             Assert.That(peak, Is.LessThan(2_000_000), "60,000 records of churn never grew the log past a few thousand records");
         });
