@@ -153,12 +153,6 @@ public sealed class FuseMount : IDisposable
         return new FuseMount(Path.GetFullPath(mountpoint), new FuseDevice(session), viaFusermount: false, options, logger ?? NullLogger.Instance);
     }
 
-    /// <summary>
-    /// This server hands the mount to the next one (an upgrade): it is not unmounted when this object is disposed; the
-    /// keeper's copies of the descriptors keep the connection.
-    /// </summary>
-    public void HandOver() => Volatile.Write(ref _mounted, 0);
-
     /// <summary>Unmounts (lazily by default). Returns OK, or the errno of umount2 / the exit of fusermount3 -u.</summary>
     public Errno Unmount(bool lazy = true)
     {

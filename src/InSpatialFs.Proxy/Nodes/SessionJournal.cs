@@ -147,6 +147,7 @@ internal sealed class SessionJournal : IDisposable
     /// <summary>
     /// Request <paramref name="unique"/> is about to change the tree (a create, remove or rename): a server that takes
     /// over after this one died before the reply treats the resent request as possibly carried out already.
+    /// <paramref name="nodeId"/> is reserved (0): the successor needs only the unique.
     /// </summary>
     public void Applied(ulong unique, ulong nodeId)
     {
