@@ -2,6 +2,7 @@ using InSpatialFs.Interop;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Incidents;
 using InSpatialFs.Security.Policy;
+using InSpatialFs.TestKit.Runtime;
 using static InSpatialFs.Security.Tests.Manager.TestEvents;
 
 namespace InSpatialFs.Security.Tests.Manager;
@@ -233,13 +234,13 @@ public sealed class DecideCostTests
             Ev(FsOp.Read, "/data/app.js", size: 65536, pid: Environment.ProcessId),
         ];
         foreach (FsEvent e in events) sm.Decide(e); // warm: pin the caller, JIT
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10_000; i++)
+        long allocated = SteadyAllocation.LeastBytesPerRound(() =>
         {
-            foreach (FsEvent e in events) sm.Decide(e);
-        }
-
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            for (int i = 0; i < 10_000; i++)
+            {
+                foreach (FsEvent e in events) sm.Decide(e);
+            }
+        });
         Assert.That(allocated, Is.Zero);
         Assert.That(events[4].ContainerId, Is.EqualTo("web-1"), "the pinned caller went through identity and throttle");
     }
