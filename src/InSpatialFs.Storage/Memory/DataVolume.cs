@@ -24,6 +24,74 @@ internal sealed unsafe class DataVolume : IDisposable
         SizeLimit = sizeLimit;
     }
 
+    /// <summary>
+    /// A volume an earlier server created, from the descriptor the keeper held for it (<see cref="DuplicateRoot"/>): its
+    /// files are the data of the nodes the earlier server's journal names. Takes ownership of <paramref name="root"/>.
+    /// </summary>
+    public static DataVolume Adopt(SafeFd root, long sizeLimit) => new(root, sizeLimit);
+
+    /// <summary>A new descriptor of the volume's root, for the keeper to hold (the volume lives while any is open).</summary>
+    public SafeFd? DuplicateRoot()
+    {
+        int dup = LibC.fcntl(_root.Fd, LibC.F_DUPFD_CLOEXEC, 0);
+        return dup >= 0 ? new SafeFd(dup) : null;
+    }
+
+    /// <summary>
+    /// Removes every data file whose node <paramref name="keep"/> does not claim (files of nodes created or freed by a
+    /// server that died before its journal said so); the number removed.
+    /// </summary>
+    public int RemoveUnclaimed(Func<ulong, bool> keep)
+    {
+        var how = new OpenHow
+        {
+            Flags = (ulong)(LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC),
+            Resolve = LibC.RESOLVE_BENEATH | LibC.RESOLVE_NO_SYMLINKS | LibC.RESOLVE_NO_MAGICLINKS | LibC.RESOLVE_NO_XDEV,
+        };
+        int dir;
+        fixed (byte* dot = ".\0"u8)
+        {
+            dir = LibC.openat2(_root.Fd, dot, &how);
+        }
+        if (dir < 0)
+        {
+            return 0;
+        }
+        var unclaimed = new List<ulong>();
+        try
+        {
+            byte[] buffer = new byte[32 * 1024];
+            fixed (byte* b = buffer)
+            {
+                nint n;
+                while ((n = LibC.getdents64(dir, b, buffer.Length)) > 0)
+                {
+                    for (int pos = 0; pos + 19 < n;)
+                    {
+                        ushort recordLength = *(ushort*)(b + pos + 16);
+                        var name = new ReadOnlySpan<byte>(b + pos + 19, recordLength - 19);
+                        int end = name.IndexOf((byte)0);
+                        name = end >= 0 ? name[..end] : name;
+                        if (name.Length == NameLength && ulong.TryParse(name, System.Globalization.NumberStyles.AllowHexSpecifier, null, out ulong id) && !keep(id))
+                        {
+                            unclaimed.Add(id);
+                        }
+                        pos += recordLength;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            LibC.close(dir);
+        }
+        foreach (ulong id in unclaimed)
+        {
+            Remove(id);
+        }
+        return unclaimed.Count;
+    }
+
     /// <summary>The size= the kernel enforces (bytes).</summary>
     public long SizeLimit { get; }
 

@@ -46,6 +46,7 @@ public sealed partial class MemoryFileSystem
                 DropCapabilityLocked(node);
                 node.Mtime = now;
                 node.Ctime = now;
+                Dirty(node);
             }
             return AddHandle(node, flags, out file);
         }
@@ -53,7 +54,7 @@ public sealed partial class MemoryFileSystem
         {
             if (truncate)
             {
-                _namespace.ExitWriteLock();
+                EndWrite();
             }
             else
             {
@@ -102,6 +103,7 @@ public sealed partial class MemoryFileSystem
                     }
                     DropCapabilityLocked(node);
                     node.Mtime = node.Ctime = Timestamp.Now();
+                    Dirty(node);
                 }
             }
             else
@@ -122,7 +124,7 @@ public sealed partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -157,7 +159,7 @@ public sealed partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -210,7 +212,7 @@ public sealed partial class MemoryFileSystem
             }
             finally
             {
-                _namespace.ExitWriteLock();
+                EndWrite();
             }
         }
         return error;

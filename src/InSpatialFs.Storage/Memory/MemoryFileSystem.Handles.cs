@@ -84,7 +84,7 @@ public sealed partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 

@@ -27,7 +27,7 @@ public sealed unsafe partial class MemoryFileSystem
     private bool _offerPassthrough;
 
     /// <summary>Why file data is in managed pages although kernel memory was asked for (OK otherwise).</summary>
-    public Errno KernelDataError { get; }
+    public Errno KernelDataError { get; private set; }
 
     /// <summary>Bytes of file data held by the kernel (0 when data is in managed pages).</summary>
     private long KernelBytes => _volume?.UsedBytes ?? 0;
@@ -273,7 +273,7 @@ public sealed unsafe partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
         return true;
     }

@@ -32,7 +32,7 @@ public sealed partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -62,7 +62,7 @@ public sealed partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -82,7 +82,7 @@ public sealed partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -121,6 +121,7 @@ public sealed partial class MemoryFileSystem
             }
             var now = Timestamp.Now();
             dir.Directory.Remove(entry);
+            JournalEntryGone(dir, entry.Name);
             Release(EntryBytes(entry.Name));
             TouchDirectory(dir, now);
             if (directory)
@@ -132,13 +133,14 @@ public sealed partial class MemoryFileSystem
             {
                 entry.Node.Nlink--;
                 entry.Node.Ctime = now;
+                Dirty(entry.Node);
                 FreeIfUnused(entry.Node);
             }
             return Errno.OK;
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -173,7 +175,7 @@ public sealed partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -214,17 +216,18 @@ public sealed partial class MemoryFileSystem
                 return Errno.ENOSPC;
             }
             var now = Timestamp.Now();
-            dir.Directory.Add(newName, node);
+            JournalEntry(dir, dir.Directory.Add(newName, node));
             TouchDirectory(dir, now);
             node.Nlink++;
             node.Linkable = false;
             node.Ctime = now;
+            Dirty(node);
             FillAttr(node, out attr);
             return Errno.OK;
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -275,7 +278,8 @@ public sealed partial class MemoryFileSystem
         }
         node.Rdev = rdev;
         var now = node.Ctime;
-        dir.Directory.Add(name, node);
+        JournalEntry(dir, dir.Directory.Add(name, node));
+        Dirty(node);
         if (node.IsDirectory)
         {
             dir.Nlink++;
@@ -360,6 +364,10 @@ public sealed partial class MemoryFileSystem
                 MoveDirectoryLink(other, newDir, oldDir);
             }
             moving.Ctime = other.Ctime = now;
+            JournalEntry(oldDir, source);
+            JournalEntry(newDir, target);
+            Dirty(moving);
+            Dirty(other);
             TouchDirectory(oldDir, now);
             TouchDirectory(newDir, now);
             return Errno.OK;
@@ -401,6 +409,7 @@ public sealed partial class MemoryFileSystem
         {
             var replaced = target.Node;
             newDir.Directory.Remove(target);
+            JournalEntryGone(newDir, target.Name);
             if (replaced.IsDirectory)
             {
                 newDir.Nlink--;
@@ -410,16 +419,19 @@ public sealed partial class MemoryFileSystem
             {
                 replaced.Nlink--;
                 replaced.Ctime = now;
+                Dirty(replaced);
                 FreeIfUnused(replaced);
             }
         }
         oldDir.Directory.Remove(source);
-        newDir.Directory.Add(newName, moving);
+        JournalEntryGone(oldDir, source.Name);
+        JournalEntry(newDir, newDir.Directory.Add(newName, moving));
         if (oldDir != newDir)
         {
             MoveDirectoryLink(moving, oldDir, newDir);
         }
         moving.Ctime = now;
+        Dirty(moving);
         TouchDirectory(oldDir, now);
         TouchDirectory(newDir, now);
         return Errno.OK;
@@ -455,12 +467,14 @@ public sealed partial class MemoryFileSystem
     {
         node.Nlink = 0;
         node.Ctime = now;
+        Dirty(node);
         FreeIfUnused(node);
     }
 
-    private static void TouchDirectory(MemoryNode dir, Timestamp now)
+    private void TouchDirectory(MemoryNode dir, Timestamp now)
     {
         dir.Mtime = now;
         dir.Ctime = now;
+        Dirty(dir);
     }
 }

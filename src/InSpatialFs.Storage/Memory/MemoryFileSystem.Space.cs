@@ -46,8 +46,9 @@ public sealed partial class MemoryFileSystem
         if (node.Data is not null)
         {
             node.Data.CloseDescriptor();
-            _volume!.Remove(node.Id); // its pages go back to the kernel now (or when a passthrough open closes)
+            ForgetData(node.Id); // its pages go back to the kernel now (or when a passthrough open closes)
         }
+        JournalGone(node);
         node.Xattrs = null;
         node.SymlinkTarget = null;
         Release(bytes);

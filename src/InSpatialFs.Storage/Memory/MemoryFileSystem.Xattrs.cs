@@ -65,11 +65,12 @@ public sealed partial class MemoryFileSystem
                 (node.Xattrs ??= []).Add(entry);
             }
             node.Ctime = Timestamp.Now();
+            Dirty(node);
             return Errno.OK;
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -187,7 +188,7 @@ public sealed partial class MemoryFileSystem
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -237,5 +238,6 @@ public sealed partial class MemoryFileSystem
         node.ChargedBytes -= bytes;
         Release(bytes);
         node.Ctime = Timestamp.Now();
+        Dirty(node);
     }
 }

@@ -55,13 +55,14 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
     private readonly MemoryNode _root;
     private readonly long _sizeLimit;
     private readonly long _inodeLimit;
-    private readonly DataVolume? _volume;
+    private DataVolume? _volume;
     private ulong _nextId = RootId;
     private long _usedBytes;
     private bool _disposed;
     // A device number no real filesystem has, one per instance, so identities of different memory mounts differ.
     private static long s_lastDevice;
-    private readonly ulong _device = 0xFFFF_0000_0000_0000UL | (ulong)Interlocked.Increment(ref s_lastDevice);
+    // A kept filesystem's successor takes the device over from the journal, so the proxy finds its nodes again.
+    private ulong _device = 0xFFFF_0000_0000_0000UL | (ulong)Interlocked.Increment(ref s_lastDevice);
 
     /// <param name="sizeLimit">Bytes the filesystem may use (pages, targets, xattrs, per-node overhead).</param>
     /// <param name="inodeLimit">Maximum live nodes; 0 means one per KiB of <paramref name="sizeLimit"/> (at least 1024).</param>
@@ -196,7 +197,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -297,12 +298,13 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
             }
             // The data file keeps atime and mtime of a file in kernel memory (writes through passthrough move them).
             SetKernelTimes(node, change.Atime.HasValue, change.Mtime.HasValue);
+            Dirty(node);
             FillAttr(node, out attr);
             return Errno.OK;
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
     }
 
@@ -337,6 +339,8 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
             return;
         }
         _disposed = true;
+        _journal?.Dispose(); // a stop is not a change of the tree: the journal stays as the last request left it
+        _journal = null;
         _namespace.EnterWriteLock();
         try
         {
@@ -351,7 +355,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
         }
         finally
         {
-            _namespace.ExitWriteLock();
+            EndWrite();
         }
         _namespace.Dispose();
         _volume?.Dispose(); // the detached tmpfs goes with its last descriptor, and its pages with it

@@ -104,6 +104,15 @@ internal sealed class MemoryDirectory
         return entry;
     }
 
+    /// <summary>An entry as a journal recorded it (a restart): its cookie stays, so readdir offsets the kernel holds stay valid.</summary>
+    public void AddRestored(byte[] name, MemoryNode node, long cookie)
+    {
+        var entry = new DirectoryEntry(name, node, cookie);
+        _byName.Add(entry.Name, entry);
+        _ordered.Add(entry);
+        _nextCookie = Math.Max(_nextCookie, cookie + 1);
+    }
+
     public void Remove(DirectoryEntry entry)
     {
         _byName.Remove(entry.Name);
