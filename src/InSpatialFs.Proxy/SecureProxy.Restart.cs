@@ -6,6 +6,7 @@ using InSpatialFs.Proxy.Direct;
 using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Security.Policy;
 using InSpatialFs.Storage;
+using InSpatialFs.Storage.Memory;
 using InSpatialFs.Storage.Mounts;
 
 namespace InSpatialFs.Proxy;
@@ -60,9 +61,20 @@ public sealed partial class SecureProxy
     /// <summary>Null when every mount can be found again after a restart; else why not (memory contents, overlay layers).</summary>
     public string? RestartRefusal()
     {
-        MountEntry? other = _mounts.FirstOrDefault(m => m.Kind is not (MountKind.Host or MountKind.Direct));
-        return other == null ? null
-            : $"the {other.Kind.ToString().ToLowerInvariant()} mount at {other.Path} cannot be rebuilt by a new server (its nodes live only in this process)";
+        foreach (MountEntry m in _mounts)
+        {
+            if (m.Backend is MemoryFileSystem memory && memory.KeepRefusal is string why)
+            {
+                return $"the memory mount at {m.Path} cannot be kept: {why}";
+            }
+
+            if (m.Kind is not (MountKind.Host or MountKind.Direct or MountKind.Memory))
+            {
+                return $"the {m.Kind.ToString().ToLowerInvariant()} mount at {m.Path} cannot be rebuilt by a new server (its nodes live only in this process)";
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Bytes in the journal now (status).</summary>

@@ -15,7 +15,9 @@ internal static class KeeperLaunch
     /// <summary>
     /// Why this mount runs without a keeper, or null when it should get one: not under one already (or under systemd,
     /// which keeps the descriptors itself or not at all), the keeper installed next to this binary, and only mounts a new
-    /// server can find again (host directories; memory and overlay nodes live only in the server).
+    /// server can find again (host directories, and memory mounts through their journal and kept tmpfs; overlay nodes live
+    /// only in the server). A memory mount whose data the kernel will not put in a private tmpfs is refused later, by
+    /// the server, which then says so in `status` and runs on without restarts.
     /// </summary>
     public static string? Unkept(InstanceConfig config, out string keeper)
     {
@@ -25,7 +27,7 @@ internal static class KeeperLaunch
             return "under a service manager";
         }
 
-        if (config.Mounts.FirstOrDefault(m => m.Kind != MountSourceKind.Host) is { } other)
+        if (config.Mounts.FirstOrDefault(m => m.Kind is not (MountSourceKind.Host or MountSourceKind.Memory)) is { } other)
         {
             return $"the {other.Kind.ToString().ToLowerInvariant()} mount at {other.Path} cannot be rebuilt by a new server";
         }

@@ -27,7 +27,7 @@ namespace InSpatialFs.Daemon.Runtime;
 // What an instance is made of, built from its config: the mount table and backends, the rule engine, the security options.
 internal sealed partial class Instance
 {
-    private MountTable BuildMounts()
+    private MountTable BuildMounts(bool adopting)
     {
         var entries = new List<MountEntry>();
         foreach (MountConfig m in _config.Mounts)
@@ -42,7 +42,7 @@ internal sealed partial class Instance
                     size = Math.Min(size, cap);
                 }
 
-                backend = new MemoryFileSystem(size, inodeLimit: _config.Resources.Inodes ?? 0);
+                backend = adopting ? AdoptMemory(m, size) : new MemoryFileSystem(size, inodeLimit: _config.Resources.Inodes ?? 0);
                 kind = MountKind.Memory;
             }
             else if (m.Kind == MountSourceKind.Overlay)

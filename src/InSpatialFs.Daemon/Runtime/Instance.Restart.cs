@@ -4,7 +4,10 @@ using InSpatialFs.Daemon.Hosting;
 using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Transport;
 using InSpatialFs.Interop;
+using InSpatialFs.Daemon.Config;
 using InSpatialFs.Proxy;
+using InSpatialFs.Storage.Mounts;
+using InSpatialFs.Storage.Memory;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Daemon.Runtime;
@@ -44,7 +47,8 @@ internal sealed partial class Instance
     /// <summary>How this instance survives its server: "keeper", "systemd", or "off (why)".</summary>
     public string RestartMode { get; private set; } = "off";
 
-    public long JournalBytes => Proxy?.JournalBytes ?? 0;
+    /// <summary>Bytes of the restart journals: the proxy's node and handle tables plus each kept memory mount's tree.</summary>
+    public long JournalBytes => (Proxy?.JournalBytes ?? 0) + (Mounts?.Entries.Sum(m => (m.Backend as MemoryFileSystem)?.JournalBytes ?? 0) ?? 0);
 
     /// <summary>The store, and whether a previous server's live connection is handed to this one (its session descriptor).</summary>
     private bool TakeStore()
@@ -85,6 +89,11 @@ internal sealed partial class Instance
         }
 
         RestartMode = Environment.GetEnvironmentVariable("INSPATIALFS_KEEPER_PID") != null ? "keeper" : "systemd";
+        if (!adopting)
+        {
+            KeepMemoryMounts(_store);
+        }
+
         RestartReport report = Proxy.OpenJournal(_config.StateDir, restore: adopting);
         if (!adopting)
         {
@@ -100,6 +109,59 @@ internal sealed partial class Instance
 
         _storingClones = true; // the connection is live: every descriptor a request may be read from is stored at once
         return Decode(payload);
+    }
+
+    /// <summary>
+    /// The descriptor-store name of the private tmpfs of the memory mount at <paramref name="path"/>, and its journal's
+    /// file name: from a hash of the path (store names are short ASCII), so they stay the same for the same config.
+    /// </summary>
+    private static (string Volume, string Journal) MemoryKeepNames(string path)
+    {
+        string key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(path)))[..16];
+        return ($"memory-data.{key}", $"memory-{key}.log");
+    }
+
+    /// <summary>
+    /// A fresh start with a store: each memory mount's metadata is journaled from now on and its private tmpfs is stored,
+    /// so that the next server finds the contents (a container's /tmp is data, not cache).
+    /// </summary>
+    private void KeepMemoryMounts(DescriptorStore store)
+    {
+        foreach (MountEntry mount in Mounts.Entries)
+        {
+            if (mount.Backend is not MemoryFileSystem memory)
+            {
+                continue;
+            }
+
+            (string volume, string journal) = MemoryKeepNames(mount.Path);
+            memory.StartJournal(_config.StateDir, journal, e => _log.LogError("the journal of the memory mount {Path} failed ({Error}): a restart may lose its recent changes", mount.Path, e.Message));
+            using SafeFd? data = memory.DuplicateDataVolume();
+            if (data == null || !store.Store(volume, data))
+            {
+                throw new InstanceStartException($"the descriptor store refused the data of the memory mount {mount.Path}");
+            }
+        }
+    }
+
+    /// <summary>The memory mount <paramref name="mount"/> as the previous server left it: its tmpfs from the store, its tree from the journal.</summary>
+    private MemoryFileSystem AdoptMemory(MountConfig mount, long size)
+    {
+        (string volume, string journal) = MemoryKeepNames(mount.Path);
+        SafeFd? data = _store!.Take(volume)
+            ?? throw new InstanceStartException($"cannot take over the live mount {_config.Mountpoint}: the data of the memory mount {mount.Path} was not handed over");
+        try
+        {
+            MemoryFileSystem memory = MemoryFileSystem.Adopt(data, _config.StateDir, journal, size, _config.Resources.Inodes ?? 0, out MemoryRestoreReport report,
+                e => _log.LogError("the journal of the memory mount {Path} failed ({Error}): a restart may lose its recent changes", mount.Path, e.Message));
+            _log.LogInformation("memory mount {Path} taken over: {Nodes} nodes; {Dropped} without a name dropped, {Removed} data files no node claimed removed, {Recreated} missing data files recreated empty",
+                mount.Path, report.Nodes, report.DroppedNodes, report.RemovedDataFiles, report.RecreatedDataFiles);
+            return memory;
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InstanceStartException($"cannot take over the live mount {_config.Mountpoint}: memory mount {mount.Path}: {e.Message}", e);
+        }
     }
 
     /// <summary>Clones are stored as they are opened, before they read (a crash may come between any two requests).</summary>

@@ -120,7 +120,7 @@ internal sealed partial class Instance : IDisposable
         InstallSignals();
         bool adopting = TakeStore();
         PreparePaths(adopting);
-        Mounts = BuildMounts();
+        Mounts = BuildMounts(adopting);
         Rules = LoadRules();
         Alerts = AlertOutputsFactory.Create(_config, () => Rules.RuleSet, Logs);
         _owned.Add(Alerts); // disposed after the security manager, which may still raise incidents while it drains

@@ -8,8 +8,9 @@ namespace InSpatialFs.IntegrationTests.Restart;
 
 /// <summary>
 /// Issue 16: the container's filesystem outlives its server. A runc container runs a loop on a kept mount (the root from
-/// a host image, /data a writable DirectFS mount): write+fsync+read-back with checksums, rename, unlink, listings and exec
-/// of binaries, each result in the loop's own log. The server is killed with SIGKILL at random moments 20 times and
+/// a host image, /data a writable DirectFS mount, /scratch a memory mount): write+fsync+read-back with checksums, rename,
+/// unlink, listings and exec of binaries, each result in the loop's own log; files written before the first kill are
+/// checked again at the end. The server is killed with SIGKILL at random moments 20 times and
 /// upgraded in place 5 times underneath it; the keeper restarts it, the new server adopts the connection and answers
 /// what was resent. Every operation must succeed, every checksum verify, and the container exit 0.
 /// </summary>
@@ -26,11 +27,15 @@ public sealed class LiveRestartTests
     private const string Loop = """
         #!/bin/sh
         i=0; fails=0; verified=0
-        mkdir -p /work /data/loop
+        mkdir -p /work /data/loop /scratch/loop
         op() { name=$1; shift; "$@"; rc=$?; echo "$i $name $rc"; [ $rc -eq 0 ] || fails=$((fails+1)); return $rc; }
+        for d in /work /data/loop /scratch/loop; do
+          dd if=/dev/urandom of=$d/kept bs=65536 count=16 2>/dev/null; md5sum < $d/kept > $d/kept.md5
+        done
+        touch /scratch/ready
         while [ ! -e /work/stop ]; do
           i=$((i+1))
-          for d in /work /data/loop; do
+          for d in /work /data/loop /scratch/loop; do
             op write dd if=/dev/urandom of=$d/t.$i bs=4096 count=8 conv=fsync 2>/dev/null
             a=$(md5sum < $d/t.$i); op read test -n "$a"
             op rename mv $d/t.$i $d/f.$i
@@ -42,6 +47,10 @@ public sealed class LiveRestartTests
           op exec /bin/true
           op exec-sh /bin/sh -c 'cat /etc/passwd > /dev/null'
         done
+        for d in /work /data/loop /scratch/loop; do
+          if [ "$(md5sum < $d/kept)" = "$(cat $d/kept.md5)" ]; then verified=$((verified+1)); else echo "FAIL kept $d/kept"; fails=$((fails+1)); fi
+        done
+        echo "memory: $(ls /scratch/loop | wc -l) files"
         echo "iterations=$i verified=$verified fails=$fails"
         exit $fails
         """;
@@ -73,6 +82,7 @@ public sealed class LiveRestartTests
             Shell.Check($"'{DaemonProcess.RepoRoot}/scripts/make-rootfs.sh' '{image}'", TimeSpan.FromMinutes(3));
             Directory.CreateDirectory(Path.Combine(image, "work"));
             Directory.CreateDirectory(Path.Combine(image, "data"));
+            Directory.CreateDirectory(Path.Combine(image, "scratch"));
             File.WriteAllText(Path.Combine(image, "loop.sh"), Loop.Replace("\r", "", StringComparison.Ordinal) + "\n");
             string config = Path.Combine(work, "instance.yaml");
             File.WriteAllText(config, $"""
@@ -84,6 +94,7 @@ public sealed class LiveRestartTests
                   - {"{"} path: /,     source: {image} {"}"}
                   - {"{"} path: /usr,  source: {image}/usr, readonly: true, direct: true {"}"}
                   - {"{"} path: /data, source: {data}, direct: true {"}"}
+                  - {"{"} path: /scratch, memory: {"{"} size: 256MiB {"}"} {"}"}
                 """);
             using DaemonProcess keeper = DaemonProcess.Start(mountPoint, ["--config", config], appendMountPoint: false);
             WaitUntilServing(control, keeper);
@@ -204,16 +215,72 @@ public sealed class LiveRestartTests
     }
 
     [Test]
-    public void A_memory_mount_is_not_kept_and_says_why()
+    public void A_memory_mount_keeps_its_contents_through_kills_and_an_upgrade()
     {
-        string work = Path.Combine("/var/tmp", "inspatialfs-rm-" + Guid.NewGuid().ToString("N")[..8]);
+        string work = Path.Combine("/var/tmp", "inspatialfs-rk-" + Guid.NewGuid().ToString("N")[..8]);
+        string mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl"), status = Path.Combine(control, "status");
         try
         {
-            using DaemonProcess daemon = DaemonProcess.Start(Path.Combine(work, "mnt"), ["--memory", "--name", "rm-" + Path.GetFileName(work)[^8..],
-                "--control", Path.Combine(work, "ctl"), "--state-dir", Path.Combine(work, "state")]);
+            using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--memory", "--name", "rk-" + Path.GetFileName(work)[^8..],
+                "--control", control, "--state-dir", Path.Combine(work, "state")]);
+            WaitUntilServing(control, keeper);
+            Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
+            // Everything a memory mount keeps: data (a sparse file too), hard links, symlinks, fifos, modes, owners, times, xattrs.
+            Shell.Check($"""
+                cd '{mnt}' && mkdir -p a/b && head -c 3000000 /dev/urandom > a/b/data && ln a/b/data hard && ln -s a/b/data sym
+                mkfifo a/fifo && chmod 1777 a && chown 1234:5678 a/b/data && touch -d '2001-02-03 04:05:06' a/b
+                truncate -s 1G sparse && echo tail >> sparse && setfattr -n user.k -v v a/b/data
+                """);
+            string Snapshot() => Shell.Check($"cd '{mnt}' && find . -printf '%p %m %u:%g %n %s %T@ %l\n' | sort && md5sum a/b/data hard && tail -c 5 sparse && getfattr -n user.k --only-values a/b/data");
+            string before = Snapshot();
+            using var holder = Process.Start("/bin/sh", ["-c", $"cd '{mnt}/a/b' && exec sleep 60"]);
+            for (int k = 1; k <= 3; k++)
+            {
+                Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+                Assert.That(Eventually(() => RestartsNow(status) == k.ToString(CultureInfo.InvariantCulture), TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+                Assert.That(Snapshot(), Is.EqualTo(before), $"after kill {k}");
+                Shell.Check($"echo {k} > '{mnt}/a/after-{k}' && mv '{mnt}/a/after-{k}' '{mnt}/a/b/kept-{k}'");
+                before = Snapshot(); // the next server must find these changes too
+            }
+
+            File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+            Assert.That(Eventually(() => RestartsNow(status) == "4", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+            Assert.That(Snapshot(), Is.EqualTo(before), "after the upgrade");
+            Assert.That(Shell.Run($"ls /proc/{holder.Id}/cwd/").StdOut.Trim().Split('\n'), Is.EqualTo(new[] { "data", "kept-1", "kept-2", "kept-3" }), "a process's cwd in the mount kept its node");
+            Assert.That(keeper.Output, Does.Contain("memory mount / taken over"));
+            holder.Kill();
+            Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
+        }
+        finally
+        {
+            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
+
+    [Test]
+    public void An_overlay_mount_is_not_kept_and_says_why()
+    {
+        string work = Path.Combine("/var/tmp", "inspatialfs-rm-" + Guid.NewGuid().ToString("N")[..8]);
+        foreach (string d in new[] { "lower", "upper", "ow" })
+        {
+            Directory.CreateDirectory(Path.Combine(work, d));
+        }
+
+        try
+        {
+            string config = Path.Combine(work, "instance.yaml");
+            File.WriteAllText(config, $$"""
+                name: rm-{{Path.GetFileName(work)[^8..]}}
+                mountpoint: {{work}}/mnt
+                control: {{work}}/ctl
+                state_dir: {{work}}/state
+                mounts:
+                  - { path: /, overlay: { lower: [{{work}}/lower], upper: {{work}}/upper, work: {{work}}/ow } }
+                """);
+            using DaemonProcess daemon = DaemonProcess.Start(Path.Combine(work, "mnt"), ["--config", config], appendMountPoint: false);
             WaitUntilServing(Path.Combine(work, "ctl"), daemon);
             string mode = Field(Path.Combine(work, "ctl", "status"), "restart_mode");
-            Assert.That(mode, Does.StartWith("off (").And.Contain("memory mount at /"), "a memory mount's contents live only in the server");
+            Assert.That(mode, Does.StartWith("off (").And.Contain("overlay mount at /"), "an overlay's nodes live only in the server");
             Assert.That(Shell.Run($"pgrep -P {daemon.Pid}").StdOut.Trim(), Is.Empty, "no keeper: the daemon is the server itself");
             File.WriteAllText(Path.Combine(work, "mnt", "x"), "x");
             ShellResult upgrade = Shell.Run($"echo upgrade > '{work}/ctl/control'");
@@ -222,7 +289,7 @@ public sealed class LiveRestartTests
         }
         finally
         {
-            Shell.Run($"rm -rf '{work}'");
+            Shell.Run($"umount -l '{work}/ctl' 2>/dev/null; umount -l '{work}/mnt' 2>/dev/null; rm -rf '{work}'");
         }
     }
 
