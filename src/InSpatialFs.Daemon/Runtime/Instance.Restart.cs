@@ -273,6 +273,7 @@ internal sealed partial class Instance
         _log.LogInformation("handing {Mountpoint} over to the next server", _config.Mountpoint);
         Security.WaitIdle(TimeSpan.FromSeconds(2)); // events, incidents and alerts of this server are out
         WaitUntil(() => _server?.HandlersIdle != false, TimeSpan.FromSeconds(2));
+        Security.Resources.SaveQuotas(); // the next server starts from this ledger exactly (after a crash: its last save, ≤ 2 s old)
         LibC.ExitImmediately(HandOverExitCode); // no unmount, no flush of what the next server owns now
     }
 

@@ -258,6 +258,56 @@ public sealed class LiveRestartTests
     }
 
     [Test]
+    public void Quota_charges_carry_over_to_the_next_server_after_an_upgrade_and_a_kill()
+    {
+        string work = Path.Combine("/var/tmp", "inspatialfs-rq-" + Guid.NewGuid().ToString("N")[..8]);
+        string source = Path.Combine(work, "src"), mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl"), status = Path.Combine(control, "status");
+        Directory.CreateDirectory(source);
+        try
+        {
+            string config = Path.Combine(work, "instance.yaml");
+            File.WriteAllText(config, $$"""
+                name: rq-{{Path.GetFileName(work)[^8..]}}
+                mountpoint: {{mnt}}
+                control: {{control}}
+                state_dir: {{work}}/state
+                mounts:
+                  - { path: /, source: {{source}} }
+                resources: { disk: 1MiB, inodes: 10 }
+                """);
+            using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--config", config], appendMountPoint: false);
+            WaitUntilServing(control, keeper);
+            Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
+            Shell.Check($"head -c 700000 /dev/zero > '{mnt}/a'");
+            string charged = Field(status, "quota");
+            Assert.That(charged, Does.Contain("bytes=7").And.Contain("inodes=1/10"), "the positive control: the write was charged");
+
+            // An upgrade right after the write: the ledger goes with the handover, not on the 2-second timer.
+            File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+            Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+            Assert.That(Field(status, "quota"), Is.EqualTo(charged), "the next server starts from the same charges");
+            ShellResult over = Shell.Run($"head -c 700000 /dev/zero > '{mnt}/b'");
+            Assert.That(over.ExitCode, Is.Not.Zero, "1 MiB holds one 700 kB file, not two: " + over.StdErr);
+            Assert.That(over.StdErr, Does.Contain("quota"), "EDQUOT");
+            Shell.Run($"rm -f '{mnt}/b'");
+            charged = Field(status, "quota");
+
+            // A kill after the ledger's periodic save: the same.
+            Thread.Sleep(2500);
+            Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+            Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+            Assert.That(Field(status, "quota"), Is.EqualTo(charged), "the next server starts from the saved charges");
+            Shell.Check($"rm '{mnt}/a'");
+            Assert.That(Field(status, "quota"), Does.Contain("bytes=0/").And.Contain("inodes=0/10"), "and gives back what the first server charged");
+            Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
+        }
+        finally
+        {
+            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
+
+    [Test]
     public void An_overlay_mount_is_not_kept_and_says_why()
     {
         string work = Path.Combine("/var/tmp", "inspatialfs-rm-" + Guid.NewGuid().ToString("N")[..8]);
