@@ -15,7 +15,7 @@ internal static class MountRunner
         if (DescriptorStore.HandsOverLiveMount())
         {
             ConfigRules.LiveMountpoints = [.. File.ReadLines("/proc/self/mountinfo").Select(MountInfoEntry.Parse)
-                .Where(m => m is { } e && e.Source.StartsWith("inspatialfs:", StringComparison.Ordinal)).Select(m => m!.Value.MountPoint)];
+                .Where(m => m is { } e && (e.Source.StartsWith("inspatialfs:", StringComparison.Ordinal) || e.Source.StartsWith("inspatialfs-control:", StringComparison.Ordinal))).Select(m => m!.Value.MountPoint)];
         }
 
         try

@@ -32,10 +32,32 @@ internal sealed partial class ControlFileSystem
         return Errno.OK;
     }
 
+    /// <summary>
+    /// The open file <paramref name="fh"/>; a handle a predecessor opened (the control mount was handed over) is taken on
+    /// here as if opened now: a snapshot file renders this server's snapshot, `control` starts with no replies. An
+    /// `events` reader's position was the dead server's log: it gets EBADF and opens the file again.
+    /// </summary>
+    private bool TryGetOpen(ulong nodeId, ulong fh, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out OpenControlFile? open)
+    {
+        if (_open.TryGetValue(fh, out open))
+        {
+            return true;
+        }
+
+        if (fh == 0 || fh >= (ulong)FirstFh || !IsNode(nodeId) || nodeId == RootId || FileOf(nodeId) == ControlFile.Events)
+        {
+            return false;
+        }
+
+        ControlFile file = FileOf(nodeId);
+        open = _open.GetOrAdd(fh, _ => new OpenControlFile(file, file == ControlFile.Control ? [] : Encoding.UTF8.GetBytes(_plane.Render(file)), NonBlocking: false));
+        return open.File == file;
+    }
+
     public Errno Read(FuseRequest request, ulong nodeId, ulong fh, long offset, Span<byte> buffer, out int bytesRead)
     {
         bytesRead = 0;
-        if (!_open.TryGetValue(fh, out OpenControlFile? open))
+        if (!TryGetOpen(nodeId, fh, out OpenControlFile? open))
         {
             return Errno.EBADF;
         }
@@ -124,7 +146,7 @@ internal sealed partial class ControlFileSystem
     {
         bytesWritten = 0;
         int writtenLength = data.Length;
-        if (!_open.TryGetValue(fh, out OpenControlFile? open) || open.File != ControlFile.Control)
+        if (!TryGetOpen(nodeId, fh, out OpenControlFile? open) || open.File != ControlFile.Control)
         {
             return Errno.EBADF;
         }

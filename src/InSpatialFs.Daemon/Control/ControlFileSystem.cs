@@ -25,7 +25,10 @@ internal sealed partial class ControlFileSystem : IFuseFileSystem
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<ulong, OpenControlFile> _open = new();
     private readonly DateTime _started = DateTime.UtcNow;
-    private long _nextFh;
+    // Handles start at this server's start on CLOCK_MONOTONIC (ns): a predecessor that handed the live control mount over
+    // opened fewer files than nanoseconds passed, so none of its handles, which the kernel may still send, is reused.
+    private long _nextFh = FirstFh;
+    private static readonly long FirstFh = (long)(System.Diagnostics.Stopwatch.GetTimestamp() * (1_000_000_000.0 / System.Diagnostics.Stopwatch.Frequency));
     private int _blockedReaders;
     private volatile bool _closing;
 

@@ -16,8 +16,9 @@ namespace InSpatialFs.Daemon.Runtime;
 /// The container mount outlives its server. With a descriptor store (systemd's, or inspatialfs-keeper's), this server
 /// stores the connection's /dev/fuse descriptors as it opens them and journals its node and handle tables before each
 /// reply; a server started after it died (or handed over) adopts the connection without a new INIT, rebuilds the tables,
-/// asks the kernel to resend what was read but not answered (NOTIFY_RESEND) and serves on. The control mount is not
-/// carried over: it is mounted anew, like at any start.
+/// asks the kernel to resend what was read but not answered (NOTIFY_RESEND) and serves on. The control mount is kept the
+/// same way; its tree is fixed (the same node ids in every server), so only its INIT parameters are journaled, and its
+/// open files are not carried over (their reads answer EBADF: open them again).
 /// </summary>
 internal sealed partial class Instance
 {
@@ -25,10 +26,16 @@ internal sealed partial class Instance
     public const int HandOverExitCode = 75;
 
     private const ushort SessionRecord = SecureProxy.FirstOwnerRecord; // the container connection's INIT outcome
+    private const ushort ControlSessionRecord = SecureProxy.FirstOwnerRecord + 1; // the control connection's
+
+    /// <summary>The control connection's session descriptor and its clones in the store.</summary>
+    private const string ControlSessionName = "control", ControlClonePrefix = "control-clone.";
     private const int SessionRecordSize = 4 * 3 + 8 * 2 + 4 * 2;
 
     private DescriptorStore? _store;
     private SafeFd? _inheritedSession;
+    private SafeFd? _inheritedControl;
+    private FuseSessionParameters? _adoptControl;
     private volatile bool _storingClones;
     private int _handingOver;
 
@@ -61,6 +68,7 @@ internal sealed partial class Instance
 
         _owned.Add(_store);
         _inheritedSession = _store.Take(DescriptorStore.SessionName);
+        _inheritedControl = _inheritedSession != null && _options.Control ? _store.Take(ControlSessionName) : null;
         return _inheritedSession != null;
     }
 
@@ -105,6 +113,12 @@ internal sealed partial class Instance
         if (payload is not { Length: >= SessionRecordSize })
         {
             throw new InstanceStartException($"cannot take over the live mount {_config.Mountpoint}: the journal in {_config.StateDir} has no connection parameters");
+        }
+
+        (ushort _, byte[] control) = report.OwnerRecords.LastOrDefault(r => r.Type == ControlSessionRecord);
+        if (_inheritedControl != null && control is { Length: >= SessionRecordSize })
+        {
+            _adoptControl = Decode(control);
         }
 
         _storingClones = true; // the connection is live: every descriptor a request may be read from is stored at once
@@ -164,15 +178,39 @@ internal sealed partial class Instance
         }
     }
 
+    /// <summary>
+    /// The control mount: the predecessor's live connection when it handed one over (with its parameters), else a new
+    /// mount (a stale one at the path detached first).
+    /// </summary>
+    private FuseMount MountControl()
+    {
+        string fsName = "inspatialfs-control:" + _config.Name;
+        if (_adoptControl != null)
+        {
+            return FuseMount.Adopt(_config.Control, _inheritedControl!, new FuseMountOptions { FsName = fsName, AllowOther = false }, Logs.CreateLogger("InSpatialFs.Fuse"));
+        }
+
+        if (_inheritedControl != null)
+        {
+            // Handed over without its parameters (a predecessor that did not keep it): mounted anew over the dead one.
+            _inheritedControl.Dispose();
+            _inheritedControl = null;
+            StaleMounts.Clear(_config.Control, fsName, _log);
+            OwnPaths.PrepareControlDirectory(_config.Control, _log);
+        }
+
+        return Mount(_config.Control, fsName, allowOther: false);
+    }
+
     /// <summary>Clones are stored as they are opened, before they read (a crash may come between any two requests).</summary>
-    private void StoreClonesOf(FuseDevice device)
+    private void StoreClonesOf(FuseDevice device, string prefix = DescriptorStore.ClonePrefix)
     {
         if (_store is not { } store)
         {
             return;
         }
 
-        string name = DescriptorStore.ClonePrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string name = prefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         device.CloneOpened = clone =>
         {
             if (_storingClones && !store.Store(name, clone))
@@ -197,27 +235,36 @@ internal sealed partial class Instance
         {
             Proxy.JournalOwnerRecord(SessionRecord, Encode(connection.Parameters));
             _storingClones = true;
-            IReadOnlyList<SafeFd> copies = _mount.Device.DuplicateDescriptors();
-            string clones = DescriptorStore.ClonePrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            for (int i = 0; i < copies.Count; i++)
-            {
-                using SafeFd copy = copies[i];
-                if (!store.Store(i == 0 ? DescriptorStore.SessionName : clones, copy))
-                {
-                    _log.LogError("the descriptor store refused the FUSE descriptors: the mount ends with this server");
-                }
-            }
+            StoreDescriptors(store, _mount, DescriptorStore.SessionName, DescriptorStore.ClonePrefix);
+        }
 
+        if (_controlMount != null && _controlServer?.Connection is { } control)
+        {
+            if (_adoptControl == null)
+            {
+                // A control mount made by this server (a fresh start, or a predecessor that did not keep one): kept from now on.
+                Proxy.JournalOwnerRecord(ControlSessionRecord, Encode(control.Parameters));
+                store.Remove(ControlSessionName); // a dead predecessor's, if any
+                StoreDescriptors(store, _controlMount, ControlSessionName, ControlClonePrefix);
+            }
+        }
+
+        if (!adopting)
+        {
             return;
         }
 
         DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        while (_server.ResendResult is null && !_server.Completion.IsCompleted && DateTime.UtcNow < deadline)
+        while (((_server.ResendResult is null && !_server.Completion.IsCompleted) || (_adoptControl != null && _controlServer?.ResendResult is null))
+               && DateTime.UtcNow < deadline)
         {
             Thread.Sleep(1);
         }
 
-        foreach (string old in store.Inherited.Select(d => d.Name).Where(n => n.StartsWith(DescriptorStore.ClonePrefix, StringComparison.Ordinal)).Distinct())
+        string ownControlClones = ControlClonePrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (string old in store.Inherited.Select(d => d.Name)
+                     .Where(n => n.StartsWith(DescriptorStore.ClonePrefix, StringComparison.Ordinal) || (n.StartsWith(ControlClonePrefix, StringComparison.Ordinal) && n != ownControlClones))
+                     .Distinct())
         {
             store.Remove(old);
         }
@@ -228,6 +275,21 @@ internal sealed partial class Instance
         _log.LogInformation(
             "took over the live mount {Mountpoint} (server {Restart}): {Nodes} nodes and {Handles} open files found again, {StaleNodes} nodes and {StaleHandles} files not; {Begun} tree changes begun (last {LastBegun}); resend {Resend}; {Handover} ms since the previous server ended",
             _config.Mountpoint, store.Restarts + 1, r.Nodes, r.Handles, r.StaleNodes, r.StaleHandles, r.BegunChanges, r.LastBegun, _server.ResendResult, (long)(LastHandover?.TotalMilliseconds ?? -1));
+    }
+
+    /// <summary>Stores the session descriptor of <paramref name="mount"/> and its clones (this server's, under one name).</summary>
+    private void StoreDescriptors(DescriptorStore store, FuseMount mount, string session, string clonePrefix)
+    {
+        IReadOnlyList<SafeFd> copies = mount.Device.DuplicateDescriptors();
+        string clones = clonePrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        for (int i = 0; i < copies.Count; i++)
+        {
+            using SafeFd copy = copies[i];
+            if (!store.Store(i == 0 ? session : clones, copy))
+            {
+                _log.LogError("the descriptor store refused the FUSE descriptors of {Mountpoint}: that mount ends with this server", mount.Mountpoint);
+            }
+        }
     }
 
     /// <summary>

@@ -168,12 +168,13 @@ internal sealed partial class Instance : IDisposable
         if (_options.Control)
         {
             var controlFs = _controlFs = new ControlFileSystem(ControlPlane, Logs.CreateLogger("InSpatialFs.Control"));
-            _controlMount = Mount(_config.Control, "inspatialfs-control:" + _config.Name, allowOther: false);
+            _controlMount = MountControl();
+            StoreClonesOf(_controlMount.Device, ControlClonePrefix);
             // events readers block a thread each (at most MaxBlockedEventReaders); leave room for the snapshot files and commands.
             // Control files carry command lines of at most 4 KiB and text snapshots: 64 KiB requests (not the container
             // mount's 1 MiB) keep 16 readers' buffers at 2 MiB instead of 32 MiB of address space and GC budget.
             _controlServer = Serve(_controlMount, controlFs, readers: ControlFileSystem.MaxBlockedEventReaders + 4, passthrough: false, cacheSymlinks: true,
-                maxWrite: ControlMaxWrite);
+                maxWrite: ControlMaxWrite, adopt: _adoptControl);
         }
 
         WaitUntilConnected();
@@ -350,7 +351,7 @@ internal sealed partial class Instance : IDisposable
             OwnPaths.PrepareMountpoint(_config.Mountpoint, _log);
         }
 
-        if (_options.Control)
+        if (_options.Control && _inheritedControl == null) // a handed-over control mount is live too
         {
             StaleMounts.Clear(_config.Control, "inspatialfs-control:" + _config.Name, _log);
             OwnPaths.PrepareControlDirectory(_config.Control, _log);

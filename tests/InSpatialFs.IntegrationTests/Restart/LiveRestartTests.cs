@@ -308,6 +308,50 @@ public sealed class LiveRestartTests
     }
 
     [Test]
+    public void The_control_mount_is_kept_too_and_a_status_read_in_the_gap_is_answered_by_the_next_server()
+    {
+        string work = Path.Combine("/var/tmp", "inspatialfs-rc-" + Guid.NewGuid().ToString("N")[..8]);
+        string source = Path.Combine(work, "src"), mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl"), status = Path.Combine(control, "status");
+        Directory.CreateDirectory(source);
+        try
+        {
+            using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "rc-" + Path.GetFileName(work)[^8..],
+                "--control", control, "--state-dir", Path.Combine(work, "state")]);
+            WaitUntilServing(control, keeper);
+            string MountIdOf(string path) => File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).First(f => f[4] == path)[0];
+            string before = MountIdOf(control);
+            using var follower = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", $"exec cat '{control}/events' > /dev/null 2>'{work}/follower.err'"]))!;
+            Thread.Sleep(300);
+
+            // The server stops mid-flight; a status read issued now waits in the kernel, then the server is killed.
+            int server = ServerOf(keeper.Pid);
+            Shell.Check($"kill -STOP {server}");
+            Task<ShellResult> read = Task.Run(() => Shell.Run($"cat '{status}'"));
+            Thread.Sleep(300);
+            Assert.That(read.IsCompleted, Is.False, "the read waits for a server");
+            Shell.Check($"kill -KILL {server}");
+            Assert.That(read.Wait(TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+            Assert.Multiple(() =>
+            {
+                Assert.That(read.Result.ExitCode, Is.Zero, read.Result.StdErr);
+                Assert.That(read.Result.StdOut, Does.Contain("restarts: 1"), "answered by the next server");
+                Assert.That(MountIdOf(control), Is.EqualTo(before), "the same control mount, not a new one");
+                Assert.That(follower.WaitForExit(10_000), Is.True, "an events follower of the dead server ends");
+                Assert.That(File.ReadAllText(Path.Combine(work, "follower.err")), Does.Contain("Bad file descriptor"), "with EBADF: its open file was the dead server's");
+            });
+            File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+            Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+            Assert.That(MountIdOf(control), Is.EqualTo(before), "an upgrade keeps it as well");
+            Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
+            Assert.That(File.ReadAllText("/proc/self/mountinfo"), Does.Not.Contain(" " + control + " "), "a stop unmounts it");
+        }
+        finally
+        {
+            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
+
+    [Test]
     public void An_overlay_mount_is_not_kept_and_says_why()
     {
         string work = Path.Combine("/var/tmp", "inspatialfs-rm-" + Guid.NewGuid().ToString("N")[..8]);
