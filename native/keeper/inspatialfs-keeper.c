@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -123,6 +124,11 @@ static _Noreturn void exec_child(void) {
     sigset_t none;
     for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);  // fails for SIGKILL/SIGSTOP and libc-internal ones: fine
     if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) child_fail("sigprocmask");
+    // The server goes with its keeper (kill -9 of `inspatialfs mount` ends the instance, as without a keeper): an orphan
+    // would serve on with nobody to restart it, holding the state directory. Kept across exec; checked for a keeper that
+    // died before the prctl.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail("prctl(PR_SET_PDEATHSIG)");
+    if (getppid() != keeper_pid) _exit(1);
     static const char *const inherited[] = {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "FDSTORE",
         "WATCHDOG_USEC", "WATCHDOG_PID", "INSPATIALFS_HANDOVER_SINCE", NULL};  // meant for the keeper, not for us
     for (int i = 0; inherited[i]; i++) if (unsetenv(inherited[i]) != 0) child_fail("unsetenv");

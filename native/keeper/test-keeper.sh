@@ -196,6 +196,17 @@ run 'ready,exit:75|ready,exit:75|ready,exit:75|ready,exit:75|stopping,exit:0' --
 check "keeper exits 0 after 4 handovers with a budget of 2 (got $rc)" test $rc -eq 0
 check "five starts" test "$(starts)" -eq 5
 
+echo "== the server dies with its keeper (SIGKILL of the keeper leaves no orphan serving on)"
+reset
+KEEPER_TEST_PLAN='up,sleep:30' "$keeper" -- "$tmp/child.py" 2>"$tmp/err" &
+kpid=$!
+wait_file "$tmp/up"; check "the server started" test -e "$tmp/up"
+spid=$(pgrep -P "$kpid")
+check "the server is the keeper's child" test -n "$spid"
+kill -KILL "$kpid"; wait "$kpid" 2>/dev/null
+for _ in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.02; done
+check "the server went with it" bash -c "! kill -0 '$spid' 2>/dev/null"
+
 echo "== X_INSPATIALFS_EXEC switches the program for the next start"
 reset
 cat >"$tmp/next-server" <<EOF

@@ -69,6 +69,9 @@ public static unsafe partial class LibC
     public static partial int getpid();
 
     [LibraryImport(Lib)]
+    public static partial int getppid();
+
+    [LibraryImport(Lib)]
     public static partial uint geteuid();
 
     /// <summary>Opens a path as an owned descriptor with O_CLOEXEC added.</summary>

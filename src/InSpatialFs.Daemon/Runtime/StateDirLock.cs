@@ -8,7 +8,7 @@ namespace InSpatialFs.Daemon.Runtime;
 /// <summary>
 /// Holds <c>&lt;state_dir&gt;/instance.lock</c> (flock, exclusive) for the life of the instance. Two instances on one state
 /// directory (the same name, or the same --state-dir) would interleave their incident and event journals and lose lines,
-/// so the second one is refused at start with the pid from <c>instance.pid</c>. The kernel drops the lock when the
+/// so the second one is refused at start with the pid from <c>instance.pid</c> (the keeper's, under one). The kernel drops the lock when the
 /// process ends, so a daemon killed with SIGKILL leaves no stale lock behind. Both files are opened beneath the checked
 /// state directory without following symlinks and created 0600 (<see cref="TrustedPath"/>).
 /// </summary>
@@ -55,11 +55,19 @@ internal sealed class StateDirLock : IDisposable
 
         using (SafeFileHandle pidFile = TrustedPath.OpenFile(stateDir, stateDirPath, PidFileName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC))
         {
-            RandomAccess.Write(pidFile, Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n"), 0);
+            RandomAccess.Write(pidFile, Encoding.ASCII.GetBytes(InstancePid().ToString(CultureInfo.InvariantCulture) + "\n"), 0);
         }
 
         return new StateDirLock(held);
     }
+
+    /// <summary>
+    /// The process an operator stops to stop this instance: the keeper this server runs under (the `inspatialfs mount`
+    /// process, which outlives the server's restarts), else this process. The variable is believed only from the parent.
+    /// </summary>
+    private static int InstancePid() =>
+        int.TryParse(Environment.GetEnvironmentVariable("INSPATIALFS_KEEPER_PID"), NumberStyles.None, CultureInfo.InvariantCulture, out int keeper)
+        && keeper == LibC.getppid() ? keeper : Environment.ProcessId;
 
     /// <summary>The pid the holder wrote, read without following symlinks and bounded (a planted file cannot flood us).</summary>
     private static int? ReadHolder(SafeFd stateDir, string stateDirPath)

@@ -49,8 +49,8 @@ public sealed class MountHelperTests
 
     private string Name => "mh-" + Path.GetFileName(_work)[^8..];
 
-    /// <summary>The server's pid, from the instance.pid the daemon writes in its state directory.</summary>
-    private int ServerPid(string stateDir) => int.Parse(File.ReadAllText(Path.Combine(stateDir, "instance.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>The instance's pid (its keeper's, when kept), from the instance.pid the daemon writes in its state directory.</summary>
+    private int InstancePid(string stateDir) => int.Parse(File.ReadAllText(Path.Combine(stateDir, "instance.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
 
     [Test]
     public void Mount_t_with_a_config_file_returns_once_serving_applies_o_overrides_and_umount_ends_the_server()
@@ -78,7 +78,7 @@ public sealed class MountHelperTests
         string status = Shell.Check($"'{DaemonProcess.Binary}' ctl {Name} status");
         Assert.That(status, Does.Contain("isolation: enhanced"), "-o isolation= overrides the file: " + status);
 
-        int pid = ServerPid(state);
+        int pid = InstancePid(state);
         Assert.That(Directory.Exists($"/proc/{pid}"), Is.True, "the server runs detached after mount(8) returned");
         Shell.Check($"umount '{_work}/mnt'");
         Assert.That(ControlFiles.Eventually(() => !Directory.Exists($"/proc/{pid}"), TimeSpan.FromSeconds(20)), Is.True, "umount ends the server");
@@ -135,12 +135,13 @@ public sealed class MountHelperTests
         Assert.That(started.ExitCode, Is.Zero, started.ToString());
         Assert.That(File.ReadAllText(Path.Combine(_work, "mnt", "etc", "hostname")), Is.EqualTo("box\n"), "served the moment the starter returned");
 
-        int pid = ServerPid(state);
-        string[] stat = File.ReadAllText($"/proc/{pid}/stat").Split(' ');
         // A host mount is kept: the starter's child became inspatialfs-keeper, which leads the new session and starts the
-        // server in it (see Restart/LiveRestartTests).
-        string keeper = stat[3];
-        Assert.That(File.ReadAllText($"/proc/{keeper}/comm").Trim(), Is.EqualTo("inspatialfs-kee"), "the server's parent is the keeper");
+        // server in it (see Restart/LiveRestartTests). instance.pid names the keeper: the process to stop.
+        string keeper = InstancePid(state).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(File.ReadAllText($"/proc/{keeper}/comm").Trim(), Is.EqualTo("inspatialfs-kee"), "instance.pid names the keeper");
+        int pid = int.Parse(Shell.Check($"pgrep -P {keeper}").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        string[] stat = File.ReadAllText($"/proc/{pid}/stat").Split(' ');
+        Assert.That(stat[3], Is.EqualTo(keeper), "the server's parent is the keeper");
         Assert.That(stat[5], Is.EqualTo(keeper), "the keeper leads the server's own session");
         Assert.That(File.ReadAllText($"/proc/{keeper}/stat").Split(' ')[5], Is.EqualTo(keeper));
         Assert.That(new FileInfo($"/proc/{pid}/fd/0").LinkTarget, Is.EqualTo("/dev/null"));
