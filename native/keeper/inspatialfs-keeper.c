@@ -40,7 +40,8 @@ static const char usage_text[] =
     "When the server dies (by a signal, or non-zero after READY=1) or exits 75 (handover), the keeper starts it\n"
     "again with the descriptors (LISTEN_FDS, LISTEN_FDNAMES), so the mount survives. It stops after STOPPING=1,\n"
     "after SIGTERM/SIGINT (forwarded to the server), or after more than N restarts within SECONDS\n"
-    "(default 20 in 60). X_INSPATIALFS_EXEC=/path switches the program for the next start.\n";
+    "(default 20 in 60). SIGHUP and SIGUSR2 are forwarded to the server as they are.\n"
+    "X_INSPATIALFS_EXEC=/path switches the program for the next start.\n";
 
 struct stored { int fd; char name[256]; };
 static struct stored store[STORE_MAX];
@@ -385,7 +386,7 @@ int main(int argc, char **argv) {
     sigset_t mask;
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || signal(SIGCHLD, SIG_DFL) == SIG_ERR) die("signal");
     if (sigemptyset(&mask) || sigaddset(&mask, SIGTERM) || sigaddset(&mask, SIGINT) || sigaddset(&mask, SIGHUP) ||
-        sigaddset(&mask, SIGCHLD) || sigprocmask(SIG_BLOCK, &mask, NULL) != 0) die("sigprocmask");
+        sigaddset(&mask, SIGUSR2) || sigaddset(&mask, SIGCHLD) || sigprocmask(SIG_BLOCK, &mask, NULL) != 0) die("sigprocmask");
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0) die("signalfd");
 

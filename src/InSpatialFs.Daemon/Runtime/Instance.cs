@@ -325,7 +325,21 @@ internal sealed partial class Instance : IDisposable
                 ThreadPool.QueueUserWorkItem(_ => ReloadRules(out string _));
             }
         }));
+        // SIGUSR2: `ctl upgrade` with the same binary, for service managers and scripts that speak signals (the keeper
+        // forwards it; under systemd: systemctl kill -s USR2 --kill-whom=main inspatialfs@NAME).
+        _signals.Add(PosixSignalRegistration.Create((PosixSignal)UpgradeSignal, context =>
+        {
+            context.Cancel = true;
+            if (_serving)
+            {
+                Errno result = HandOver(null, out string message);
+                _log.Log(result == Errno.OK ? LogLevel.Information : LogLevel.Warning, "SIGUSR2: {Message}", message);
+            }
+        }));
     }
+
+    /// <summary>SIGUSR2 on Linux: asks for an upgrade in place.</summary>
+    private const int UpgradeSignal = 12;
 
     private void OnStop(PosixSignalContext context)
     {

@@ -157,7 +157,7 @@ public sealed class AlertOutputChannelsTests
         Match m = Regex.Match(message, @"^<156>1 (\S+) (\S+) inspatialfs (\d+) alert - (\{.*\})$");
         Assert.That(m.Success, Is.True, message);
         Assert.That(m.Groups[2].Value, Is.EqualTo(Environment.MachineName));
-        Assert.That(int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture), Is.EqualTo(_daemon!.Pid));
+        Assert.That(int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture), Is.EqualTo(_daemon!.ServerPid), "PROCID: the server that sent it");
         Assert.That(JsonDocument.Parse(m.Groups[4].Value).RootElement.GetProperty("rule").GetString(), Is.EqualTo("Alert file opened"));
 
         // OTLP/HTTP, decoded with the official proto: one log record per alert, body = Falco's output line.

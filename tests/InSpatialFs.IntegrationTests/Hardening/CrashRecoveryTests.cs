@@ -32,10 +32,11 @@ public sealed class CrashRecoveryTests
     {
         using ContainerRootfs rootfs = ContainerRootfs.Start("paths: { forbidden: [/etc/shadow] }");
         string config = Path.Combine(rootfs.Work, "instance.yaml");
-        // The shell's own binary is read whole first: after the kill every page fault on a file of the dead mount is
-        // SIGBUS, and the error path of a failed redirect runs for the first time then (a clean-clone CI run under load
-        // lost the container that way); from the page cache the faults need no server.
-        using RuncBundle bundle = RuncBundle.Create(rootfs.MountPoint, ["/bin/sh", "-c", "cat /bin/sh /bin/busybox > /dev/null 2>&1; cat /etc/shadow; while :; do date > /tmp/alive; sleep 0.2; done"]);
+        // The loop runs from a copy of busybox in the container's /dev (runc's tmpfs, exec allowed): after the kill every
+        // page fault on a file of the dead mount is SIGBUS, and pages of the mount's binaries can be evicted under load
+        // (clean-clone CI runs lost the container that way, twice); the copy's pages need no server.
+        using RuncBundle bundle = RuncBundle.Create(rootfs.MountPoint, ["/bin/sh", "-c",
+            "cp /bin/busybox /dev/busybox && exec /dev/busybox sh -c '/dev/busybox cat /etc/shadow; while :; do /dev/busybox date > /tmp/alive; /dev/busybox sleep 0.2; done'"]);
         Assert.That(bundle.RunDetached().ExitCode, Is.Zero, bundle.Output);
         JsonObject incident = WaitForIncident(rootfs.ControlDirectory, i => Str(i, "source").Contains("forbidden", StringComparison.Ordinal), "the container's forbidden read", TimeSpan.FromSeconds(30));
         string journal = Path.Combine(rootfs.StateDirectory, "incidents.jsonl");

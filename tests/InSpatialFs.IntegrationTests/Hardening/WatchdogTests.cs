@@ -44,27 +44,28 @@ public sealed class WatchdogTests
         using DaemonProcess upper = DaemonProcess.Start(Path.Combine(_work, "upper"),
             ["--source", lower.MountPoint, "--no-control", "--name", "wd-upper-" + _work[^8..], "--state-dir", Path.Combine(_work, "state-upper")],
             environment: new Dictionary<string, string> { ["NOTIFY_SOCKET"] = socketPath, ["WATCHDOG_USEC"] = "6000000" });
+        int lowerServer = lower.ServerPid; // the lower mount is kept: its keeper's child serves it
         try
         {
             // WATCHDOG_USEC 6 s: a ping every 3 s while the last probe answer (one every 1.5 s) is younger than 3 s.
             int answering = CountPings(systemd, TimeSpan.FromSeconds(10));
             Assert.That(answering, Is.GreaterThanOrEqualTo(2), "pings every 3 s while the mount answers:\n" + upper.Output);
 
-            Shell.Check($"kill -STOP {lower.Pid}");
+            Shell.Check($"kill -STOP {lowerServer}");
             Thread.Sleep(TimeSpan.FromSeconds(4.5)); // the last answer ages past half the watchdog interval
             Drain(systemd); // pings sent before that were legitimate
             int hung = CountPings(systemd, TimeSpan.FromSeconds(8));
             Assert.That(hung, Is.Zero, "no ping while the mount's requests hang");
             Assert.That(upper.Output, Does.Contain("withholding the watchdog ping"));
 
-            Shell.Check($"kill -CONT {lower.Pid}");
+            Shell.Check($"kill -CONT {lowerServer}");
             int resumed = CountPings(systemd, TimeSpan.FromSeconds(10));
             Assert.That(resumed, Is.GreaterThanOrEqualTo(1), "pings resume once the mount answers");
             Assert.That(upper.Output, Does.Contain("answers again; pings resumed"));
         }
         finally
         {
-            Shell.Run($"kill -CONT {lower.Pid}");
+            Shell.Run($"kill -CONT {lowerServer}");
         }
 
         Assert.That(upper.Stop(), Is.Zero, "upper stop:\n" + upper.Output);

@@ -243,7 +243,7 @@ public sealed class LiveRestartTests
                 before = Snapshot(); // the next server must find these changes too
             }
 
-            File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+            Shell.Check($"kill -USR2 {keeper.Pid}"); // the documented signal: the keeper forwards it, the server hands over
             Assert.That(Eventually(() => RestartsNow(status) == "4", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
             Assert.That(Snapshot(), Is.EqualTo(before), "after the upgrade");
             Assert.That(Shell.Run($"ls /proc/{holder.Id}/cwd/").StdOut.Trim().Split('\n'), Is.EqualTo(new[] { "data", "kept-1", "kept-2", "kept-3" }), "a process's cwd in the mount kept its node");

@@ -23,6 +23,25 @@ public sealed class DaemonProcess : IDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>
+    /// The process serving the mount: under inspatialfs-keeper (kept mounts) the keeper's child, else the daemon itself.
+    /// Signals meant to hang or crash the server (SIGSTOP, SIGKILL) go here; <see cref="Pid"/> is the instance's.
+    /// </summary>
+    public int ServerPid
+    {
+        get
+        {
+            string comm = File.ReadAllText($"/proc/{Pid}/comm").Trim();
+            if (comm != "inspatialfs-kee")
+            {
+                return Pid;
+            }
+
+            string children = File.ReadAllText($"/proc/{Pid}/task/{Pid}/children").Trim();
+            return int.Parse(children.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     public bool HasExited => _process.HasExited;
 
     /// <summary>Everything the daemon wrote so far (stdout and stderr interleaved).</summary>
