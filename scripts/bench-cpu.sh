@@ -40,7 +40,7 @@ work=/tmp/inspatialfs-bench-cpu
 mkdir -p "$work"
 mountpoint -q "$work" || mount -t tmpfs -o size=4g tmpfs "$work"
 backing=$work/backing mnt=$work/mnt
-daemon_pid= tracer_pid=
+daemon_pid= server_pid= tracer_pid=
 cleanup() {
   [[ -n $tracer_pid ]] && kill -INT "$tracer_pid" 2>/dev/null || true
   [[ -n $daemon_pid ]] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
@@ -67,11 +67,16 @@ mount_target() { # $1 = target; every daemon runs in the foreground so $daemon_p
   esac
   for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
   mountpoint -q "$mnt" || { echo "bench-cpu: $1 did not mount" >&2; return 1; }
+  # `inspatialfs mount` of a kept mount becomes inspatialfs-keeper (same pid); the server, whose CPU is measured, is
+  # its child. Signals still go to $daemon_pid (the keeper forwards SIGTERM).
+  server_pid=$daemon_pid
+  [[ $(cat "/proc/$daemon_pid/comm" 2>/dev/null) == inspatialfs-kee ]] && server_pid=$(awk '{ print $1 }' "/proc/$daemon_pid/task/$daemon_pid/children")
+  return 0
 }
 # CPU ticks and context switches per thread name of the daemon (where its time goes: request threads, event
 # consumer, JIT, GC), appended to $threads_out for every round.
 thread_breakdown() {
-  for task in /proc/$daemon_pid/task/*; do
+  for task in /proc/$server_pid/task/*; do
     read -r stat < "$task/stat" || continue
     set -- $(echo "${stat##*) }")
     printf "%s|%s|%s|%s\n" "$(cat "$task/comm")" "${12}" "${13}" "$(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "$task/status")"
@@ -105,12 +110,12 @@ echo "$when $phase $ticks $(date +%s.%N) $switches ${r:-0}" >> "$SAMPLES"
 EOF
 chmod +x "$work/hook"
 ctl_of() { [[ $t == inspatialfs-* ]] && echo "$work/ctl"; }
-sample() { DAEMON=$daemon_pid SAMPLES=$samples CTL=$(ctl_of) "$work/hook" "$1" "$2"; }
+sample() { DAEMON=$server_pid SAMPLES=$samples CTL=$(ctl_of) "$work/hook" "$1" "$2"; }
 
 run_workload() { # $1 = files; writes $samples
   : > "$samples"
   mkdir -p "$mnt/meta"
-  DAEMON=$daemon_pid SAMPLES=$samples CTL=$(ctl_of) FSMETA_HOOK="$work/hook \"\$FSMETA_EVENT\" \"\$FSMETA_PHASE\"" native/build/fsmeta "$mnt/meta" "$1" 100 > "$work/fsmeta.out"
+  DAEMON=$server_pid SAMPLES=$samples CTL=$(ctl_of) FSMETA_HOOK="$work/hook \"\$FSMETA_EVENT\" \"\$FSMETA_PHASE\"" native/build/fsmeta "$mnt/meta" "$1" 100 > "$work/fsmeta.out"
   if [[ -f $tarball ]]; then
     mkdir -p "$mnt/untar"
     # A failed extraction is reported, not fatal: on a shared machine another program's drop_caches can make the
@@ -188,7 +193,7 @@ straceout=$OUT/cpu-$stamp.syscalls.tsv
 for t in "${targets[@]}"; do
   echo "==> strace pass: $t ($STRACE_FILES files)" >&2
   mount_target "$t" || continue
-  strace -f -y -ttt -qq -s 8 -xx -o "$work/strace.out" -p "$daemon_pid" 2>/dev/null & tracer_pid=$!
+  strace -f -y -ttt -qq -s 8 -xx -o "$work/strace.out" -p "$server_pid" 2>/dev/null & tracer_pid=$!
   sleep 1
   run_workload "$STRACE_FILES"
   sleep 0.5

@@ -56,7 +56,22 @@ class Target:
         if self.name == "inspatialfs-overlay":
             # overlay-mount returns once mounted; the server it started runs the instance file it wrote.
             return newest_pid("inspatialfs mount --config .*/overlay-instance.yaml", full=True)
+        if self.keeper_pid():
+            # A kept mount: `inspatialfs mount` became inspatialfs-keeper (same pid), and its child is the server.
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                children = f.read().split()
+            return int(children[0]) if children else self.proc.pid
         return self.proc.pid
+
+    def keeper_pid(self):
+        """The keeper holding this instance's descriptors, or None (its RSS is part of the instance's cost)."""
+        if self.proc is None or self.name not in ("inspatialfs-memory", "inspatialfs-host"):
+            return None
+        try:
+            with open(f"/proc/{self.proc.pid}/comm") as f:
+                return self.proc.pid if f.read().strip() == "inspatialfs-kee" else None
+        except OSError:
+            return None
 
     def start(self):
         # A fresh state directory too: a new instance, not one that reloads an earlier run's journals.
@@ -126,7 +141,8 @@ def main():
                 start.setdefault(n, []).append(t.start() * 1000)
                 time.sleep(1.0)
                 pid = t.server_pid()
-                idle.setdefault(n, []).append(rss_kib(pid) / 1024)
+                keeper = t.keeper_pid()
+                idle.setdefault(n, []).append((rss_kib(pid) + (rss_kib(keeper) if keeper else 0)) / 1024)
                 if r == 0:  # the growth figure is steady; once is enough
                     per_nodes[n] = live_nodes_growth(t, pid)
             finally:

@@ -91,8 +91,13 @@ server_pid() { # the pid of the process serving target $1 (empty for native)
   case $1 in
     native) ;;
     bindfs|fuse-overlayfs) pgrep -n -x "$1" ;;
-    *) echo "$daemon_pid" ;;
+    *) kept_server "$daemon_pid" ;;
   esac
+}
+kept_server() { # `inspatialfs mount` of a kept mount becomes inspatialfs-keeper (same pid): its child serves
+  local p=$1
+  [[ $(cat "/proc/$p/comm" 2>/dev/null) == inspatialfs-kee ]] && p=$(awk '{ print $1 }' "/proc/$p/task/$p/children")
+  echo "$p"
 }
 cpu_seconds() { # utime+stime of process $1 in seconds (0 without a process)
   [[ -n $1 && -r /proc/$1/stat ]] || { echo 0; return; }

@@ -84,10 +84,11 @@ internal sealed class MemoryJournal : IDisposable
 
         try
         {
+            // Counted even while failed: the owner's next rewrite (a whole snapshot) is what recovers from a failure.
+            _appendedSinceRewrite++;
             if (!HasFailed)
             {
                 _log.Append(BatchRecord, _batch.WrittenSpan);
-                _appendedSinceRewrite++;
             }
         }
         catch (IOException e)
