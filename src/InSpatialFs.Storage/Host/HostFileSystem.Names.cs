@@ -125,6 +125,9 @@ public sealed unsafe partial class HostFileSystem
         }
     }
 
+    /// <summary>The ids the kernel gives a node this process creates (the daemon never changes its fsuid/fsgid).</summary>
+    private static readonly uint CreatorUid = geteuid(), CreatorGid = getegid();
+
     /// <summary>Gives a node the daemon just created to the caller and sets its exact permission bits (the
     /// daemon's umask and chown's clearing of set-id bits would otherwise change them).</summary>
     /// <param name="current">The node's attributes after the ownership step, when <paramref name="isCurrent"/>: no chmod
@@ -137,7 +140,10 @@ public sealed unsafe partial class HostFileSystem
         // SetIdBits.NewNodeGid: in a setgid directory the host kernel already gave the node the directory's group
         // (inode_init_owner, atomically with the create), which is left as it is.
         uint gid = (parentMode & S_ISGID) != 0 ? uint.MaxValue : caller.Gid;
-        if (fchownat(fd, &empty, caller.Uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return ErrnoExtensions.LastPInvoke();
+        // The kernel made the node with the daemon's own ids: a caller with the same ones (a container's root, usually)
+        // owns it already, and the syscall is saved (the permission bits are checked below either way).
+        bool owned = caller.Uid == CreatorUid && (gid == uint.MaxValue || gid == CreatorGid);
+        if (!owned && fchownat(fd, &empty, caller.Uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return ErrnoExtensions.LastPInvoke();
         if (type == S_IFLNK) return Errno.OK;
         Errno e = StatFd(fd, out current);
         if (e != Errno.OK) return e;
