@@ -169,186 +169,156 @@ public sealed class LiveRestartTests
     [Test]
     public void A_name_the_host_changed_while_no_server_ran_never_lends_the_old_node_id_to_the_new_file()
     {
-        string work = Path.Combine("/var/tmp", "inspatialfs-ri-" + Guid.NewGuid().ToString("N")[..8]);
-        string source = Path.Combine(work, "src"), mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl");
+        using var rig = new Rig("ri");
+        (string work, string source, string mnt, string control, string status) = rig;
         Directory.CreateDirectory(Path.Combine(source, "d"));
         Directory.CreateDirectory(Path.Combine(source, "same"));
         File.WriteAllText(Path.Combine(source, "d", "old-marker"), "old");
         File.WriteAllText(Path.Combine(source, "same", "kept-marker"), "kept");
-        try
+        using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "ri-" + Path.GetFileName(work)[^8..],
+            "--control", control, "--state-dir", Path.Combine(work, "state")]);
+        WaitUntilServing(control, keeper);
+        // Two shells hold node ids of the kernel through their working directories.
+        using var replaced = System.Diagnostics.Process.Start("/bin/sh", ["-c", $"cd '{mnt}/d' && exec sleep 60"]);
+        using var kept = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh", ["-c", $"cd '{mnt}/same' && read line && ls"])
         {
-            using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "ri-" + Path.GetFileName(work)[^8..],
-                "--control", control, "--state-dir", Path.Combine(work, "state")]);
-            WaitUntilServing(control, keeper);
-            // Two shells hold node ids of the kernel through their working directories.
-            using var replaced = System.Diagnostics.Process.Start("/bin/sh", ["-c", $"cd '{mnt}/d' && exec sleep 60"]);
-            using var kept = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh", ["-c", $"cd '{mnt}/same' && read line && ls"])
-            {
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-            })!;
-            Thread.Sleep(300);
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+        })!;
+        Thread.Sleep(300);
 
-            // No server while the host swaps the directory for another one of the same name.
-            Shell.Check($"kill -STOP {keeper.Pid}");
-            Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
-            Shell.Check($"mv '{source}/d' '{source}/d-old' && mkdir '{source}/d' && echo new > '{source}/d/new-marker'");
-            Shell.Check($"kill -CONT {keeper.Pid}");
-            Assert.That(Eventually(() => RestartsNow(Path.Combine(control, "status")) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        // No server while the host swaps the directory for another one of the same name.
+        Shell.Check($"kill -STOP {keeper.Pid}");
+        Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+        Shell.Check($"mv '{source}/d' '{source}/d-old' && mkdir '{source}/d' && echo new > '{source}/d/new-marker'");
+        Shell.Check($"kill -CONT {keeper.Pid}");
+        Assert.That(Eventually(() => RestartsNow(Path.Combine(control, "status")) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
 
-            kept.StandardInput.WriteLine("go");
-            Assert.That(kept.StandardOutput.ReadToEnd().Trim(), Is.EqualTo("kept-marker"), "positive control: an unchanged directory keeps its node id");
-            ShellResult oldCwd = Shell.Run($"ls /proc/{replaced.Id}/cwd/ 2>&1");
-            Assert.Multiple(() =>
-            {
-                Assert.That(oldCwd.StdOut, Does.Not.Contain("new-marker"), "the old node id does not reach the directory now at that name");
-                Assert.That(Eventually(() => File.Exists(Path.Combine(mnt, "d", "new-marker")), TimeSpan.FromSeconds(5)), Is.True,
-                    "a fresh lookup finds the new directory (once the kernel's cached entry for the name, 1 s, is revalidated)");
-                Assert.That(keeper.Output, Does.Contain("1 nodes and 0 files not"), "the swapped directory is the one node not found again");
-            });
-            replaced.Kill();
-        }
-        finally
+        kept.StandardInput.WriteLine("go");
+        Assert.That(kept.StandardOutput.ReadToEnd().Trim(), Is.EqualTo("kept-marker"), "positive control: an unchanged directory keeps its node id");
+        ShellResult oldCwd = Shell.Run($"ls /proc/{replaced.Id}/cwd/ 2>&1");
+        Assert.Multiple(() =>
         {
-            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
-        }
+            Assert.That(oldCwd.StdOut, Does.Not.Contain("new-marker"), "the old node id does not reach the directory now at that name");
+            Assert.That(Eventually(() => File.Exists(Path.Combine(mnt, "d", "new-marker")), TimeSpan.FromSeconds(5)), Is.True,
+                "a fresh lookup finds the new directory (once the kernel's cached entry for the name, 1 s, is revalidated)");
+            Assert.That(keeper.Output, Does.Contain("1 nodes and 0 files not"), "the swapped directory is the one node not found again");
+        });
+        replaced.Kill();
     }
 
     [Test]
     public void A_memory_mount_keeps_its_contents_through_kills_and_an_upgrade()
     {
-        string work = Path.Combine("/var/tmp", "inspatialfs-rk-" + Guid.NewGuid().ToString("N")[..8]);
-        string mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl"), status = Path.Combine(control, "status");
-        try
+        using var rig = new Rig("rk");
+        (string work, string source, string mnt, string control, string status) = rig;
+        using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--memory", "--name", "rk-" + Path.GetFileName(work)[^8..],
+            "--control", control, "--state-dir", Path.Combine(work, "state")]);
+        WaitUntilServing(control, keeper);
+        Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
+        // Everything a memory mount keeps: data (a sparse file too), hard links, symlinks, fifos, modes, owners, times, xattrs.
+        Shell.Check($"""
+            cd '{mnt}' && mkdir -p a/b && head -c 3000000 /dev/urandom > a/b/data && ln a/b/data hard && ln -s a/b/data sym
+            mkfifo a/fifo && chmod 1777 a && chown 1234:5678 a/b/data && touch -d '2001-02-03 04:05:06' a/b
+            truncate -s 1G sparse && echo tail >> sparse && setfattr -n user.k -v v a/b/data
+            """);
+        string Snapshot() => Shell.Check($"cd '{mnt}' && find . -printf '%p %m %u:%g %n %s %T@ %l\n' | sort && md5sum a/b/data hard && tail -c 5 sparse && getfattr -n user.k --only-values a/b/data");
+        string before = Snapshot();
+        using var holder = Process.Start("/bin/sh", ["-c", $"cd '{mnt}/a/b' && exec sleep 60"]);
+        for (int k = 1; k <= 3; k++)
         {
-            using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--memory", "--name", "rk-" + Path.GetFileName(work)[^8..],
-                "--control", control, "--state-dir", Path.Combine(work, "state")]);
-            WaitUntilServing(control, keeper);
-            Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
-            // Everything a memory mount keeps: data (a sparse file too), hard links, symlinks, fifos, modes, owners, times, xattrs.
-            Shell.Check($"""
-                cd '{mnt}' && mkdir -p a/b && head -c 3000000 /dev/urandom > a/b/data && ln a/b/data hard && ln -s a/b/data sym
-                mkfifo a/fifo && chmod 1777 a && chown 1234:5678 a/b/data && touch -d '2001-02-03 04:05:06' a/b
-                truncate -s 1G sparse && echo tail >> sparse && setfattr -n user.k -v v a/b/data
-                """);
-            string Snapshot() => Shell.Check($"cd '{mnt}' && find . -printf '%p %m %u:%g %n %s %T@ %l\n' | sort && md5sum a/b/data hard && tail -c 5 sparse && getfattr -n user.k --only-values a/b/data");
-            string before = Snapshot();
-            using var holder = Process.Start("/bin/sh", ["-c", $"cd '{mnt}/a/b' && exec sleep 60"]);
-            for (int k = 1; k <= 3; k++)
-            {
-                Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
-                Assert.That(Eventually(() => RestartsNow(status) == k.ToString(CultureInfo.InvariantCulture), TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
-                Assert.That(Snapshot(), Is.EqualTo(before), $"after kill {k}");
-                Shell.Check($"echo {k} > '{mnt}/a/after-{k}' && mv '{mnt}/a/after-{k}' '{mnt}/a/b/kept-{k}'");
-                before = Snapshot(); // the next server must find these changes too
-            }
+            Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+            Assert.That(Eventually(() => RestartsNow(status) == k.ToString(CultureInfo.InvariantCulture), TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+            Assert.That(Snapshot(), Is.EqualTo(before), $"after kill {k}");
+            Shell.Check($"echo {k} > '{mnt}/a/after-{k}' && mv '{mnt}/a/after-{k}' '{mnt}/a/b/kept-{k}'");
+            before = Snapshot(); // the next server must find these changes too
+        }
 
-            Shell.Check($"kill -USR2 {keeper.Pid}"); // the documented signal: the keeper forwards it, the server hands over
-            Assert.That(Eventually(() => RestartsNow(status) == "4", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
-            Assert.That(Snapshot(), Is.EqualTo(before), "after the upgrade");
-            Assert.That(Shell.Run($"ls /proc/{holder.Id}/cwd/").StdOut.Trim().Split('\n'), Is.EqualTo(new[] { "data", "kept-1", "kept-2", "kept-3" }), "a process's cwd in the mount kept its node");
-            Assert.That(keeper.Output, Does.Contain("memory mount / taken over"));
-            holder.Kill();
-            Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
-        }
-        finally
-        {
-            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
-        }
+        Shell.Check($"kill -USR2 {keeper.Pid}"); // the documented signal: the keeper forwards it, the server hands over
+        Assert.That(Eventually(() => RestartsNow(status) == "4", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(Snapshot(), Is.EqualTo(before), "after the upgrade");
+        Assert.That(Shell.Run($"ls /proc/{holder.Id}/cwd/").StdOut.Trim().Split('\n'), Is.EqualTo(new[] { "data", "kept-1", "kept-2", "kept-3" }), "a process's cwd in the mount kept its node");
+        Assert.That(keeper.Output, Does.Contain("memory mount / taken over"));
+        holder.Kill();
+        Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
     }
 
     [Test]
     public void Quota_charges_carry_over_to_the_next_server_after_an_upgrade_and_a_kill()
     {
-        string work = Path.Combine("/var/tmp", "inspatialfs-rq-" + Guid.NewGuid().ToString("N")[..8]);
-        string source = Path.Combine(work, "src"), mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl"), status = Path.Combine(control, "status");
-        Directory.CreateDirectory(source);
-        try
-        {
-            string config = Path.Combine(work, "instance.yaml");
-            File.WriteAllText(config, $$"""
-                name: rq-{{Path.GetFileName(work)[^8..]}}
-                mountpoint: {{mnt}}
-                control: {{control}}
-                state_dir: {{work}}/state
-                mounts:
-                  - { path: /, source: {{source}} }
-                resources: { disk: 1MiB, inodes: 10 }
-                """);
-            using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--config", config], appendMountPoint: false);
-            WaitUntilServing(control, keeper);
-            Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
-            Shell.Check($"head -c 700000 /dev/zero > '{mnt}/a'");
-            string charged = Field(status, "quota");
-            Assert.That(charged, Does.Contain("bytes=7").And.Contain("inodes=1/10"), "the positive control: the write was charged");
+        using var rig = new Rig("rq");
+        (string work, string source, string mnt, string control, string status) = rig;
+        string config = Path.Combine(work, "instance.yaml");
+        File.WriteAllText(config, $$"""
+            name: rq-{{Path.GetFileName(work)[^8..]}}
+            mountpoint: {{mnt}}
+            control: {{control}}
+            state_dir: {{work}}/state
+            mounts:
+              - { path: /, source: {{source}} }
+            resources: { disk: 1MiB, inodes: 10 }
+            """);
+        using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--config", config], appendMountPoint: false);
+        WaitUntilServing(control, keeper);
+        Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
+        Shell.Check($"head -c 700000 /dev/zero > '{mnt}/a'");
+        string charged = Field(status, "quota");
+        Assert.That(charged, Does.Contain("bytes=7").And.Contain("inodes=1/10"), "the positive control: the write was charged");
 
-            // An upgrade right after the write: the ledger goes with the handover, not on the 2-second timer.
-            File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
-            Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
-            Assert.That(Field(status, "quota"), Is.EqualTo(charged), "the next server starts from the same charges");
-            ShellResult over = Shell.Run($"head -c 700000 /dev/zero > '{mnt}/b'");
-            Assert.That(over.ExitCode, Is.Not.Zero, "1 MiB holds one 700 kB file, not two: " + over.StdErr);
-            Assert.That(over.StdErr, Does.Contain("quota"), "EDQUOT");
-            Shell.Run($"rm -f '{mnt}/b'");
-            charged = Field(status, "quota");
+        // An upgrade right after the write: the ledger goes with the handover, not on the 2-second timer.
+        File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+        Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(Field(status, "quota"), Is.EqualTo(charged), "the next server starts from the same charges");
+        ShellResult over = Shell.Run($"head -c 700000 /dev/zero > '{mnt}/b'");
+        Assert.That(over.ExitCode, Is.Not.Zero, "1 MiB holds one 700 kB file, not two: " + over.StdErr);
+        Assert.That(over.StdErr, Does.Contain("quota"), "EDQUOT");
+        Shell.Run($"rm -f '{mnt}/b'");
+        charged = Field(status, "quota");
 
-            // A kill after the ledger's periodic save: the same.
-            Thread.Sleep(2500);
-            Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
-            Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
-            Assert.That(Field(status, "quota"), Is.EqualTo(charged), "the next server starts from the saved charges");
-            Shell.Check($"rm '{mnt}/a'");
-            Assert.That(Field(status, "quota"), Does.Contain("bytes=0/").And.Contain("inodes=0/10"), "and gives back what the first server charged");
-            Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
-        }
-        finally
-        {
-            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
-        }
+        // A kill after the ledger's periodic save: the same.
+        Thread.Sleep(2500);
+        Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+        Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(Field(status, "quota"), Is.EqualTo(charged), "the next server starts from the saved charges");
+        Shell.Check($"rm '{mnt}/a'");
+        Assert.That(Field(status, "quota"), Does.Contain("bytes=0/").And.Contain("inodes=0/10"), "and gives back what the first server charged");
+        Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
     }
 
     [Test]
     public void The_control_mount_is_kept_too_and_a_status_read_in_the_gap_is_answered_by_the_next_server()
     {
-        string work = Path.Combine("/var/tmp", "inspatialfs-rc-" + Guid.NewGuid().ToString("N")[..8]);
-        string source = Path.Combine(work, "src"), mnt = Path.Combine(work, "mnt"), control = Path.Combine(work, "ctl"), status = Path.Combine(control, "status");
-        Directory.CreateDirectory(source);
-        try
-        {
-            using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "rc-" + Path.GetFileName(work)[^8..],
-                "--control", control, "--state-dir", Path.Combine(work, "state")]);
-            WaitUntilServing(control, keeper);
-            string MountIdOf(string path) => File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).First(f => f[4] == path)[0];
-            string before = MountIdOf(control);
-            using var follower = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", $"exec cat '{control}/events' > /dev/null 2>'{work}/follower.err'"]))!;
-            Thread.Sleep(300);
+        using var rig = new Rig("rc");
+        (string work, string source, string mnt, string control, string status) = rig;
+        using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "rc-" + Path.GetFileName(work)[^8..],
+            "--control", control, "--state-dir", Path.Combine(work, "state")]);
+        WaitUntilServing(control, keeper);
+        string MountIdOf(string path) => File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).First(f => f[4] == path)[0];
+        string before = MountIdOf(control);
+        using var follower = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", $"exec cat '{control}/events' > /dev/null 2>'{work}/follower.err'"]))!;
+        Thread.Sleep(300);
 
-            // The server stops mid-flight; a status read issued now waits in the kernel, then the server is killed.
-            int server = ServerOf(keeper.Pid);
-            Shell.Check($"kill -STOP {server}");
-            Task<ShellResult> read = Task.Run(() => Shell.Run($"cat '{status}'"));
-            Thread.Sleep(300);
-            Assert.That(read.IsCompleted, Is.False, "the read waits for a server");
-            Shell.Check($"kill -KILL {server}");
-            Assert.That(read.Wait(TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
-            Assert.Multiple(() =>
-            {
-                Assert.That(read.Result.ExitCode, Is.Zero, read.Result.StdErr);
-                Assert.That(read.Result.StdOut, Does.Contain("restarts: 1"), "answered by the next server");
-                Assert.That(MountIdOf(control), Is.EqualTo(before), "the same control mount, not a new one");
-                Assert.That(follower.WaitForExit(10_000), Is.True, "an events follower of the dead server ends");
-                Assert.That(File.ReadAllText(Path.Combine(work, "follower.err")), Does.Contain("Bad file descriptor"), "with EBADF: its open file was the dead server's");
-            });
-            File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
-            Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
-            Assert.That(MountIdOf(control), Is.EqualTo(before), "an upgrade keeps it as well");
-            Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
-            Assert.That(File.ReadAllText("/proc/self/mountinfo"), Does.Not.Contain(" " + control + " "), "a stop unmounts it");
-        }
-        finally
+        // The server stops mid-flight; a status read issued now waits in the kernel, then the server is killed.
+        int server = ServerOf(keeper.Pid);
+        Shell.Check($"kill -STOP {server}");
+        Task<ShellResult> read = Task.Run(() => Shell.Run($"cat '{status}'"));
+        Thread.Sleep(300);
+        Assert.That(read.IsCompleted, Is.False, "the read waits for a server");
+        Shell.Check($"kill -KILL {server}");
+        Assert.That(read.Wait(TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.Multiple(() =>
         {
-            Shell.Run($"umount -l '{control}' 2>/dev/null; umount -l '{mnt}' 2>/dev/null; rm -rf '{work}'");
-        }
+            Assert.That(read.Result.ExitCode, Is.Zero, read.Result.StdErr);
+            Assert.That(read.Result.StdOut, Does.Contain("restarts: 1"), "answered by the next server");
+            Assert.That(MountIdOf(control), Is.EqualTo(before), "the same control mount, not a new one");
+            Assert.That(follower.WaitForExit(10_000), Is.True, "an events follower of the dead server ends");
+            Assert.That(File.ReadAllText(Path.Combine(work, "follower.err")), Does.Contain("Bad file descriptor"), "with EBADF: its open file was the dead server's");
+        });
+        File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+        Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(MountIdOf(control), Is.EqualTo(before), "an upgrade keeps it as well");
+        Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
+        Assert.That(File.ReadAllText("/proc/self/mountinfo"), Does.Not.Contain(" " + control + " "), "a stop unmounts it");
     }
 
     [Test]
@@ -385,6 +355,30 @@ public sealed class LiveRestartTests
         {
             Shell.Run($"umount -l '{work}/ctl' 2>/dev/null; umount -l '{work}/mnt' 2>/dev/null; rm -rf '{work}'");
         }
+    }
+
+    /// <summary>A test's own directory under /var/tmp (a source directory, a mount point, a control directory); whatever is
+    /// mounted there is detached and the whole directory removed at the end, however the test ended.</summary>
+    private sealed class Rig : IDisposable
+    {
+        public Rig(string tag)
+        {
+            Work = Path.Combine("/var/tmp", $"inspatialfs-{tag}-" + Guid.NewGuid().ToString("N")[..8]);
+            Directory.CreateDirectory(Source);
+        }
+
+        public string Work { get; }
+
+        public string Source => Path.Combine(Work, "src");
+
+        public string MountPoint => Path.Combine(Work, "mnt");
+
+        public string Control => Path.Combine(Work, "ctl");
+
+        public void Deconstruct(out string work, out string source, out string mountPoint, out string control, out string status) =>
+            (work, source, mountPoint, control, status) = (Work, Source, MountPoint, Control, Path.Combine(Control, "status"));
+
+        public void Dispose() => Shell.Run($"umount -l '{Control}' 2>/dev/null; umount -l '{MountPoint}' 2>/dev/null; rm -rf '{Work}'");
     }
 
     /// <summary>Waits until the status says restart <paramref name="restart"/> serves; returns its handover (ms, as the server measured it).</summary>
