@@ -149,7 +149,7 @@ internal sealed partial class Instance
             }
 
             (string volume, string journal) = MemoryKeepNames(mount.Path);
-            memory.StartJournal(_config.StateDir, journal, e => _log.LogError("the journal of the memory mount {Path} failed ({Error}): a restart may lose its recent changes", mount.Path, e.Message));
+            memory.StartJournal(_config.StateDir, journal, MemoryJournalFailed(mount.Path));
             using SafeFd? data = memory.DuplicateDataVolume();
             if (data == null || !store.Store(volume, data))
             {
@@ -157,6 +157,9 @@ internal sealed partial class Instance
             }
         }
     }
+
+    private Action<Exception> MemoryJournalFailed(string path) =>
+        e => _log.LogError("the journal of the memory mount {Path} failed ({Error}): a restart may lose its recent changes", path, e.Message);
 
     /// <summary>The memory mount <paramref name="mount"/> as the previous server left it: its tmpfs from the store, its tree from the journal.</summary>
     private MemoryFileSystem AdoptMemory(MountConfig mount, long size)
@@ -167,7 +170,7 @@ internal sealed partial class Instance
         try
         {
             MemoryFileSystem memory = MemoryFileSystem.Adopt(data, _config.StateDir, journal, size, _config.Resources.Inodes ?? 0, out MemoryRestoreReport report,
-                e => _log.LogError("the journal of the memory mount {Path} failed ({Error}): a restart may lose its recent changes", mount.Path, e.Message));
+                MemoryJournalFailed(mount.Path));
             _log.LogInformation("memory mount {Path} taken over: {Nodes} nodes; {Dropped} without a name dropped, {Removed} data files no node claimed removed, {Recreated} missing data files recreated empty",
                 mount.Path, report.Nodes, report.DroppedNodes, report.RemovedDataFiles, report.RecreatedDataFiles);
             return memory;

@@ -43,47 +43,13 @@ internal sealed unsafe class DataVolume : IDisposable
     /// </summary>
     public int RemoveUnclaimed(Func<ulong, bool> keep)
     {
-        var how = new OpenHow
-        {
-            Flags = (ulong)(LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC),
-            Resolve = LibC.RESOLVE_BENEATH | LibC.RESOLVE_NO_SYMLINKS | LibC.RESOLVE_NO_MAGICLINKS | LibC.RESOLVE_NO_XDEV,
-        };
-        int dir;
-        fixed (byte* dot = ".\0"u8)
-        {
-            dir = LibC.openat2(_root.Fd, dot, &how);
-        }
-        if (dir < 0)
-        {
-            return 0;
-        }
         var unclaimed = new List<ulong>();
-        try
+        foreach (byte[] name in DirectoryNames.Read(_root.Fd))
         {
-            byte[] buffer = new byte[32 * 1024];
-            fixed (byte* b = buffer)
+            if (name.Length == NameLength && ulong.TryParse(name, System.Globalization.NumberStyles.AllowHexSpecifier, null, out ulong id) && !keep(id))
             {
-                nint n;
-                while ((n = LibC.getdents64(dir, b, buffer.Length)) > 0)
-                {
-                    for (int pos = 0; pos + 19 < n;)
-                    {
-                        ushort recordLength = *(ushort*)(b + pos + 16);
-                        var name = new ReadOnlySpan<byte>(b + pos + 19, recordLength - 19);
-                        int end = name.IndexOf((byte)0);
-                        name = end >= 0 ? name[..end] : name;
-                        if (name.Length == NameLength && ulong.TryParse(name, System.Globalization.NumberStyles.AllowHexSpecifier, null, out ulong id) && !keep(id))
-                        {
-                            unclaimed.Add(id);
-                        }
-                        pos += recordLength;
-                    }
-                }
+                unclaimed.Add(id);
             }
-        }
-        finally
-        {
-            LibC.close(dir);
         }
         foreach (ulong id in unclaimed)
         {

@@ -111,32 +111,10 @@ internal static unsafe class CopyUp
     public static int CleanWorkDirectory(SafeFd work)
     {
         int removed = 0;
-        Span<byte> dotZ = [(byte)'.', 0];
-        int dir;
-        fixed (byte* dot = dotZ) dir = openat(work.Fd, dot, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-        if (dir < 0) return 0;
-        using var handle = new SafeFd(dir);
-        byte[] buffer = new byte[16384];
-        var names = new List<byte[]>();
-        fixed (byte* b = buffer)
+        foreach (byte[] found in DirectoryNames.Read(work.Fd))
         {
-            nint n;
-            while ((n = getdents64(dir, b, buffer.Length)) > 0)
-            {
-                for (int pos = 0; pos + 19 < n;)
-                {
-                    ushort recLen = *(ushort*)(b + pos + 16);
-                    var name = new ReadOnlySpan<byte>(b + pos + 19, recLen - 19);
-                    int z = name.IndexOf((byte)0);
-                    if (z >= 0) name = name[..z];
-                    if (name.StartsWith("#isfs-"u8)) names.Add([.. name, 0]);
-                    pos += recLen;
-                }
-            }
-        }
-
-        foreach (byte[] name in names)
-        {
+            if (!found.AsSpan().StartsWith("#isfs-"u8)) continue;
+            byte[] name = [.. found, 0];
             fixed (byte* p = name)
             {
                 if (unlinkat(work.Fd, p, 0) == 0) removed++;
