@@ -90,12 +90,17 @@ public sealed class RuntimeWrittenObjects : IDisposable
         }
     }
 
-    /// <summary>Appends the marks not yet saved (the timer, and Dispose); an I/O error keeps them for the next round.</summary>
+    /// <summary>
+    /// Appends the marks not yet saved (the timer, and Dispose); an I/O error keeps them for the next round. The
+    /// emptiness check is inside the lock: a flush that finds the timer's in flight waits for its write, rather than
+    /// returning (and letting the process exit) while the marks the timer took are not yet on disk.
+    /// </summary>
     public void Flush()
     {
-        if (_journal is null || _unsaved.IsEmpty) return;
+        if (_journal is null) return;
         lock (_flushGate)
         {
+            if (_unsaved.IsEmpty) return;
             var text = new StringBuilder();
             var taken = new List<InodeIdentity>();
             while (_unsaved.TryDequeue(out InodeIdentity id))

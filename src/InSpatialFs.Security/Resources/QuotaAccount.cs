@@ -15,12 +15,13 @@ namespace InSpatialFs.Security.Resources;
 /// Growth is reserved before an operation (<see cref="TryCharge"/>: EDQUOT, or ENOSPC for memory, charges nothing)
 /// and settled after it against the blocks the object really holds (<see cref="Settle"/>). The ledger survives a
 /// restart through <see cref="Save"/>/<see cref="Load"/> (persistent identities only).
-/// Lock order: a leaf lock (_ledger); the byte and inode totals are lock-free.
+/// Lock order: _saving (saves only) before _gate, a leaf lock (_ledger); the byte and inode totals are lock-free.
 /// </summary>
 public sealed class QuotaAccount
 {
     private readonly Dictionary<InodeIdentity, ObjectCharge> _ledger = [];
     private readonly Lock _gate = new();
+    private readonly Lock _saving = new(); // outer to _gate; held across the file write, never on the data path
     private long _bytes;
     private long _inodes;
     private volatile bool _dirty;
@@ -150,11 +151,32 @@ public sealed class QuotaAccount
         _dirty = true;
     }
 
-    /// <summary>Writes the ledger of persistent objects to <paramref name="path"/> (a new file renamed over the old one) when it changed.</summary>
+    /// <summary>
+    /// Writes the ledger of persistent objects to <paramref name="path"/> (a new file renamed over the old one) when it
+    /// changed. One save at a time: a save that finds another in flight waits for it, so that when any call returns, the
+    /// state as of its start is on disk (the last save before a restart must not return while the timer's is half
+    /// written and then lose it to the exit). A failed save leaves the ledger dirty for the next one.
+    /// </summary>
     public void Save(string path)
     {
-        if (!_dirty) return;
-        _dirty = false;
+        lock (_saving)
+        {
+            if (!_dirty) return;
+            _dirty = false; // before the snapshot: a change after it sets the flag again
+            try
+            {
+                WriteLedger(path);
+            }
+            catch
+            {
+                _dirty = true;
+                throw;
+            }
+        }
+    }
+
+    private void WriteLedger(string path)
+    {
         var text = new StringBuilder();
         lock (_gate)
         {

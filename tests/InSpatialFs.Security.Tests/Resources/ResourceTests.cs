@@ -55,6 +55,62 @@ public sealed class ResourceTests
     }
 
     [Test]
+    public void A_ledger_save_that_returns_has_written_what_was_charged_before_it_even_with_the_timer_saving_too()
+    {
+        // The daemon's last save at a stop raced the 2-second timer's: it found the ledger clean (the timer had taken the
+        // flag), returned, and the process exited before the timer's write was renamed into place.
+        string dir = Directory.CreateTempSubdirectory("inspatialfs-ledger-").FullName;
+        try
+        {
+            using var g = new ResourceGovernor(new ResourceLimits { DiskBytes = 1L << 40 }, dir);
+            QuotaAccount data = g.Account("/data");
+            using var stop = new CancellationTokenSource();
+            var timer = Task.Run(() =>
+            {
+                while (!stop.IsCancellationRequested) g.SaveQuotas();
+            });
+            for (ulong i = 1; i <= 300; i++)
+            {
+                var obj = new InodeIdentity(1, i, 0, Persistent: true);
+                data.Created(obj);
+                data.Settle(obj, 4096, 0);
+                g.SaveQuotas();
+                using var next = new ResourceGovernor(new ResourceLimits { DiskBytes = 1L << 40 }, dir);
+                Assert.That(next.Account("/data").Bytes, Is.EqualTo(4096 * (long)i), $"save {i}");
+            }
+
+            stop.Cancel();
+            timer.Wait();
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void A_ledger_save_that_failed_is_made_again_by_the_next_one()
+    {
+        string dir = Directory.CreateTempSubdirectory("inspatialfs-ledger-").FullName;
+        try
+        {
+            using var g = new ResourceGovernor(new ResourceLimits { DiskBytes = 1L << 40 });
+            QuotaAccount data = g.Account("/data");
+            var obj = new InodeIdentity(1, 7, 0, Persistent: true);
+            data.Created(obj);
+            data.Settle(obj, 8192, 0);
+            Assert.Throws<DirectoryNotFoundException>(() => data.Save(Path.Combine(dir, "missing", "ledger")));
+            string ledger = Path.Combine(dir, "ledger");
+            data.Save(ledger);
+            Assert.That(File.ReadAllText(ledger), Is.EqualTo("1 7 0 0 8192 1\n"), "the change is still owed to the disk after a failed save");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void Container_ops_over_the_rate_are_delayed_not_failed()
     {
         string mine = File.ReadAllLines("/proc/self/cgroup").Select(l => l.Split(':')).First(p => p[1] == "memory")[2];
