@@ -15,6 +15,14 @@ public interface IFuseFileSystem
     /// <summary>Called once INIT has been answered, with what was negotiated, before any other request.</summary>
     void Initialized(FuseConnectionInfo connection);
 
+    /// <summary>
+    /// Called before each reply is written to the kernel, after the method that produced it: state the kernel will rely
+    /// on once it has the reply (node ids, handles) is made durable here, in one write for the whole request.
+    /// </summary>
+    void BeforeReply()
+    {
+    }
+
     Errno Lookup(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, out FuseEntryOut entry);
 
     /// <summary>FORGET and each item of BATCH_FORGET. No reply is sent.</summary>

@@ -84,6 +84,7 @@ public sealed partial class ProtocolServer
 
         // Counted before the send so that whoever sees the reply also sees the count; taken back if it fails.
         Volatile.Write(ref reader.SplicedReplies, reader.SplicedReplies + 1);
+        _fs.BeforeReply();
         Errno sent = pipes.SendReply((ISpliceChannel)reader.Channel, reader.Request.Unique, reader.ReplyBuffer.Span, out bool nothingSent);
         if (sent == Errno.OK)
         {

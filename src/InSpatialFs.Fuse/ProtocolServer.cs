@@ -345,6 +345,7 @@ public sealed partial class ProtocolServer : IDisposable
 
     private void Send(Reader reader, ulong unique, ReadOnlySpan<byte> header, ReadOnlySpan<byte> body)
     {
+        _fs.BeforeReply();
         Errno e = reader.Channel.Write(header, body);
         if (e == Errno.OK)
         {

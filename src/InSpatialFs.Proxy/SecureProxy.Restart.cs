@@ -115,6 +115,12 @@ public sealed partial class SecureProxy
         return report with { OwnerRecords = owner, DiscardedTailBytes = log.DiscardedTailBytes };
     }
 
+    /// <summary>Node ids and handles a reply is about to give the kernel reach the journal first (one write per request).</summary>
+    public void BeforeReply() => _journal?.Commit();
+
+    /// <summary>Writes what the journal holds back (forgotten nodes): before a hand-over.</summary>
+    public void FlushJournal() => _journal?.Flush();
+
     /// <summary>Adds the daemon's own records (kept across compactions), e.g. the INIT parameters once negotiated.</summary>
     public void JournalOwnerRecord(ushort type, byte[] payload)
     {

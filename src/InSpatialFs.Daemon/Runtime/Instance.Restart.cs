@@ -339,6 +339,7 @@ internal sealed partial class Instance
         Security.WaitIdle(TimeSpan.FromSeconds(2)); // events, incidents and alerts of this server are out
         WaitUntil(() => _server?.HandlersIdle != false, TimeSpan.FromSeconds(2));
         Security.Resources.SaveQuotas(); // the next server starts from this ledger exactly (after a crash: its last save, ≤ 2 s old)
+        Proxy.FlushJournal(); // forgotten nodes too: an upgrade leaks nothing
         LibC.ExitImmediately(HandOverExitCode); // no unmount, no flush of what the next server owns now
     }
 

@@ -19,7 +19,7 @@ public delegate void StateRecordHandler(ushort type, ReadOnlySpan<byte> payload)
 /// The file holds a header and then records with sequence numbers 1, 2, 3, ... (<see cref="StateLogFormat"/>); on open
 /// a torn tail is cut off before anything is appended after it. <see cref="Rewrite"/> replaces the whole log with a
 /// compact set of records (a new file renamed over the old one), so the log grows with live state, not with history.
-/// Not thread-safe by itself beyond <see cref="Append"/>, which serialises writers with a lock.
+/// Appends, stages and rewrites are serialised by one lock.
 /// </summary>
 public sealed class StateLog : IDisposable
 {
@@ -27,9 +27,13 @@ public sealed class StateLog : IDisposable
     private readonly string _directoryPath;
     private readonly string _name;
     private readonly Lock _lock = new();
+    private const int StagedKept = 4096;
+    private const int RewriteChunk = 256 << 10;
     private SafeFileHandle _file;
     private long _length;
     private ulong _nextSequence;
+    private byte[] _staged = new byte[StagedKept];
+    private int _stagedBytes, _stagedCount;
 
     private StateLog(SafeFd directory, string directoryPath, string name, SafeFileHandle file, long length, ulong nextSequence)
     {
@@ -105,8 +109,52 @@ public sealed class StateLog : IDisposable
         }
     }
 
-    /// <summary>Appends one record with one write(2). Throws <see cref="IOException"/> when the write fails (disk full).</summary>
+    /// <summary>
+    /// Appends one record, together with any staged before it, with one write(2). Throws <see cref="IOException"/> when
+    /// the write fails (disk full); the staged records are then lost with it.
+    /// </summary>
     public void Append(ushort type, ReadOnlySpan<byte> payload)
+    {
+        lock (_lock)
+        {
+            StageLocked(type, payload);
+            WriteStagedLocked();
+        }
+    }
+
+    /// <summary>
+    /// Encodes a record and keeps it in memory, numbered in order, until the next <see cref="Append"/> or
+    /// <see cref="WriteStaged"/> writes it with the others in one write(2): several records of one request (or records
+    /// whose loss in a crash costs nothing but a leak) then cost one write instead of one each. A process killed before
+    /// then loses them; the log stays a readable prefix.
+    /// </summary>
+    public void Stage(ushort type, ReadOnlySpan<byte> payload)
+    {
+        lock (_lock)
+        {
+            StageLocked(type, payload);
+        }
+    }
+
+    /// <summary>Writes the staged records (one write(2)); nothing when none are staged.</summary>
+    public void WriteStaged()
+    {
+        lock (_lock)
+        {
+            WriteStagedLocked();
+        }
+    }
+
+    /// <summary>Records staged and not yet written.</summary>
+    public int StagedCount
+    {
+        get
+        {
+            lock (_lock) return _stagedCount;
+        }
+    }
+
+    private void StageLocked(ushort type, ReadOnlySpan<byte> payload)
     {
         if (payload.Length > StateLogFormat.MaxPayload)
         {
@@ -114,26 +162,50 @@ public sealed class StateLog : IDisposable
         }
 
         int size = StateLogFormat.RecordSize(payload.Length);
-        byte[] rented = ArrayPool<byte>.Shared.Rent(size);
+        if (_staged.Length - _stagedBytes < size)
+        {
+            Array.Resize(ref _staged, Math.Max(_staged.Length * 2, _stagedBytes + size));
+        }
+
+        StateLogFormat.WriteRecord(_staged.AsSpan(_stagedBytes, size), _nextSequence, type, payload);
+        _stagedBytes += size;
+        _stagedCount++;
+        _nextSequence++;
+    }
+
+    private void WriteStagedLocked()
+    {
+        if (_stagedBytes == 0)
+        {
+            return;
+        }
+
+        int bytes = _stagedBytes, count = _stagedCount;
+        _stagedBytes = 0;
+        _stagedCount = 0;
         try
         {
-            lock (_lock)
-            {
-                StateLogFormat.WriteRecord(rented.AsSpan(0, size), _nextSequence, type, payload);
-                RandomAccess.Write(_file, rented.AsSpan(0, size), _length);
-                _length += size;
-                _nextSequence++;
-            }
+            RandomAccess.Write(_file, _staged.AsSpan(0, bytes), _length);
         }
-        finally
+        catch
         {
-            ArrayPool<byte>.Shared.Return(rented);
+            // Lost, and their numbers freed: the next record continues the sequence where the file's last one ended
+            // (a partly written tail is overwritten by it, as _length did not move).
+            _nextSequence -= (ulong)count;
+            throw;
+        }
+
+        _length += bytes;
+        if (_staged.Length > StagedKept)
+        {
+            _staged = new byte[StagedKept]; // one big record (an owner's) does not pin its buffer
         }
     }
 
     /// <summary>
     /// Replaces the log with <paramref name="records"/> (the live state, as its owner sees it now): written to a new
     /// file that is renamed over the old one, so a kill during the rewrite leaves either the old log or the new one.
+    /// Records staged and not yet written are dropped: the owner's live state already holds what they changed.
     /// </summary>
     public void Rewrite(IEnumerable<(ushort Type, byte[] Payload)> records)
     {
@@ -150,27 +222,45 @@ public sealed class StateLog : IDisposable
                 WriteHeader(next);
                 long length = StateLogFormat.HeaderSize;
                 ulong sequence = 1;
-                var buffer = new ArrayBufferWriter<byte>();
-                foreach ((ushort type, byte[] payload) in records)
+                // A buffer of its own, reused: a growing one would go through the large-object heap on every compaction.
+                byte[] buffer = ArrayPool<byte>.Shared.Rent(RewriteChunk);
+                try
                 {
-                    int size = StateLogFormat.RecordSize(payload.Length);
-                    StateLogFormat.WriteRecord(buffer.GetSpan(size)[..size], sequence++, type, payload);
-                    buffer.Advance(size);
-                    if (buffer.WrittenCount >= 1 << 20)
+                    int used = 0;
+                    foreach ((ushort type, byte[] payload) in records)
                     {
-                        RandomAccess.Write(next, buffer.WrittenSpan, length);
-                        length += buffer.WrittenCount;
-                        buffer.Clear();
+                        int size = StateLogFormat.RecordSize(payload.Length);
+                        if (buffer.Length - used < size)
+                        {
+                            RandomAccess.Write(next, buffer.AsSpan(0, used), length);
+                            length += used;
+                            used = 0;
+                            if (buffer.Length < size)
+                            {
+                                ArrayPool<byte>.Shared.Return(buffer);
+                                buffer = ArrayPool<byte>.Shared.Rent(size);
+                            }
+                        }
+
+                        StateLogFormat.WriteRecord(buffer.AsSpan(used, size), sequence++, type, payload);
+                        used += size;
                     }
+
+                    RandomAccess.Write(next, buffer.AsSpan(0, used), length);
+                    length += used;
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
 
-                RandomAccess.Write(next, buffer.WrittenSpan, length);
-                length += buffer.WrittenCount;
                 RenameOver(temporary);
                 _file.Dispose();
                 _file = next;
                 _length = length;
                 _nextSequence = sequence;
+                _stagedBytes = 0; // staged changes are part of the live state just written
+                _stagedCount = 0;
             }
             catch
             {

@@ -15,7 +15,20 @@ namespace InSpatialFs.Proxy.Nodes;
 ///
 /// The journal also keeps a mirror of the live records, so the log is rewritten from it (compacted) once it has grown to
 /// several times the live state: the log's size follows what the kernel holds, not the history of the container.
-/// One lock serialises appends, the mirror and rewrites; every call is one write(2) to the page cache.
+/// One lock serialises appends, the mirror and rewrites.
+///
+/// What is written when (each write is one write(2) to the page cache, holding every record staged before it):
+/// <list type="bullet">
+/// <item>A request's intent (<see cref="Applied"/>) and the owner's records are written at once: the change they
+/// announce must not reach the backend before them.</item>
+/// <item>What a reply tells the kernel or settles with it (<see cref="Entered"/>, <see cref="Moved"/>,
+/// <see cref="Opened"/>, <see cref="Released"/>) is staged and written by <see cref="Commit"/>, which the server calls
+/// before every reply: a create's node and handle are one write, not two.</item>
+/// <item>A forgotten node (<see cref="Left"/>; FORGET has no reply) is staged and written with the next write, or once
+/// <see cref="LazyKept"/> are waiting. A kill loses at most that many: the next server then keeps nodes the kernel no
+/// longer refers to (a bounded leak; node ids are never handed out twice, and a lookup that finds such a node again
+/// simply reuses it). A hand-over writes them (<see cref="Flush"/>).</item>
+/// </list>
 /// </summary>
 internal sealed class SessionJournal : IDisposable
 {
@@ -30,6 +43,9 @@ internal sealed class SessionJournal : IDisposable
     private const int NodeFixed = 8 + 8 + 4 + 1 + 8 + 8 + 4; // id, parent, mount, flags, device, inode, generation
     private const int HandleSize = 8 + 8 + 4 + 1 + 4;        // fh, node, flags, is-directory, backing id
 
+    /// <summary>Forgotten nodes that may wait for the next write (what a kill may leak).</summary>
+    internal const int LazyKept = 64;
+
     private readonly StateLog _log;
     private readonly Lock _lock = new();
     private readonly Dictionary<ulong, byte[]> _nodes = [];
@@ -39,6 +55,8 @@ internal sealed class SessionJournal : IDisposable
     private long _appendedSinceRewrite;
     private ulong _highestNode, _highestFh; // ever handed out: a rewrite keeps them, so a successor never reuses one
     private bool _failed;
+    private int _replyOwed;   // staged records a reply depends on: Commit writes them (read without the lock)
+    private int _lazyStaged;  // staged records nothing depends on
 
     public SessionJournal(StateLog log, IEnumerable<(ushort Type, byte[] Payload)> ownerRecords)
     {
@@ -103,7 +121,7 @@ internal sealed class SessionJournal : IDisposable
         {
             _highestNode = Math.Max(_highestNode, node.NodeId);
             _nodes[node.NodeId] = record;
-            AppendLocked(NodeEntered, record);
+            StageLocked(NodeEntered, record, replyDepends: true);
         }
     }
 
@@ -127,7 +145,7 @@ internal sealed class SessionJournal : IDisposable
             BinaryPrimitives.WriteUInt64LittleEndian(move, node.NodeId);
             BinaryPrimitives.WriteUInt64LittleEndian(move[8..], node.Parent?.NodeId ?? 0);
             name.CopyTo(move[16..]);
-            AppendLocked(NodeMoved, move);
+            StageLocked(NodeMoved, move, replyDepends: true);
         }
     }
 
@@ -139,7 +157,7 @@ internal sealed class SessionJournal : IDisposable
         {
             if (_nodes.Remove(nodeId))
             {
-                AppendLocked(NodeLeft, record);
+                StageLocked(NodeLeft, record, replyDepends: false);
             }
         }
     }
@@ -173,7 +191,7 @@ internal sealed class SessionJournal : IDisposable
         {
             _highestFh = Math.Max(_highestFh, fh);
             _handles[fh] = record;
-            AppendLocked(HandleOpened, record);
+            StageLocked(HandleOpened, record, replyDepends: true);
         }
     }
 
@@ -185,12 +203,63 @@ internal sealed class SessionJournal : IDisposable
         {
             if (_handles.Remove(fh))
             {
-                AppendLocked(HandleReleased, record);
+                // Owed before RELEASE's reply: a successor that restored a released passthrough handle would hand its
+                // closed (perhaps reused) backing id to the next open of the file.
+                StageLocked(HandleReleased, record, replyDepends: true);
             }
         }
     }
 
-    private void AppendLocked(ushort type, ReadOnlySpan<byte> payload)
+    /// <summary>Writes the staged records a reply depends on (and any others with them); the server calls it before every reply.</summary>
+    public void Commit()
+    {
+        if (Volatile.Read(ref _replyOwed) == 0)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            // _replyOwed is cleared only after the write: a racing reply either waits here or finds its record written.
+            WriteLocked(type: 0, payload: default, staged: true);
+        }
+    }
+
+    /// <summary>Writes every staged record (a hand-over, shutdown).</summary>
+    public void Flush()
+    {
+        lock (_lock)
+        {
+            WriteLocked(type: 0, payload: default, staged: true);
+        }
+    }
+
+    /// <summary>Writes a record now, with every record staged before it.</summary>
+    private void AppendLocked(ushort type, ReadOnlySpan<byte> payload) => WriteLocked(type, payload, staged: false);
+
+    private void StageLocked(ushort type, ReadOnlySpan<byte> payload, bool replyDepends)
+    {
+        if (_failed)
+        {
+            return;
+        }
+
+        _log.Stage(type, payload);
+        if (replyDepends)
+        {
+            _replyOwed++;
+        }
+        else if (++_lazyStaged >= LazyKept)
+        {
+            WriteLocked(type: 0, payload: default, staged: true);
+            return;
+        }
+
+        CompactIfDue(1);
+    }
+
+    /// <param name="staged">Only the staged records; otherwise <paramref name="type"/> and <paramref name="payload"/> after them.</param>
+    private void WriteLocked(ushort type, ReadOnlySpan<byte> payload, bool staged)
     {
         if (_failed)
         {
@@ -199,17 +268,48 @@ internal sealed class SessionJournal : IDisposable
 
         try
         {
-            _log.Append(type, payload);
-            // Compact once the history is several times the live state (and never for a few records).
-            if (++_appendedSinceRewrite > 4096 + 2L * (_nodes.Count + _handles.Count))
+            if (staged)
             {
-                RewriteLocked();
+                _log.WriteStaged();
             }
+            else
+            {
+                _log.Append(type, payload);
+            }
+
+            Volatile.Write(ref _replyOwed, 0);
+            _lazyStaged = 0;
+            CompactIfDue(staged ? 0 : 1);
         }
         catch (IOException e)
         {
-            _failed = true;
-            Failed?.Invoke(e);
+            Fail(e);
+        }
+    }
+
+    private void Fail(IOException e)
+    {
+        _failed = true;
+        Volatile.Write(ref _replyOwed, 0);
+        Failed?.Invoke(e);
+    }
+
+    /// <summary>Counts <paramref name="records"/> more and compacts once the history is several times the live state (never for a few records).</summary>
+    private void CompactIfDue(int records)
+    {
+        _appendedSinceRewrite += records;
+        if (_appendedSinceRewrite > 4096 + 2L * (_nodes.Count + _handles.Count))
+        {
+            try
+            {
+                RewriteLocked(); // the live state, staged changes included: what was staged is dropped, not owed
+                Volatile.Write(ref _replyOwed, 0);
+                _lazyStaged = 0;
+            }
+            catch (IOException e)
+            {
+                Fail(e);
+            }
         }
     }
 
@@ -261,7 +361,11 @@ internal sealed class SessionJournal : IDisposable
     /// <summary>Names are kept as the proxy's strings (UTF-16, lossless: <see cref="Security.Policy.ExactNames"/>).</summary>
     private static byte[] ExactNameBytes(string name) => MemoryMarshal.AsBytes(name.AsSpan()).ToArray();
 
-    public void Dispose() => _log.Dispose();
+    public void Dispose()
+    {
+        Flush();
+        _log.Dispose();
+    }
 
     // ---- replay ---------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ public sealed class SessionJournalTests
 {
     private string _dir = null!;
     private readonly Dictionary<ulong, ulong> _applied = [];
+    private readonly List<int> _atReplies = [];
 
     [SetUp]
     public void SetUp()
@@ -41,35 +42,60 @@ public sealed class SessionJournalTests
         journal.Start([root], [], Identity);
         expected.Add(Describe(live, handles));
 
+        // Every operation is a state a successor may find; what a reply depends on is written by the Commit before it
+        // (as the server does), so the state at each reply is one a successor must be able to find.
+        _atReplies.Clear();
+        void Done() => expected.Add(Describe(live, handles));
+        void Replied()
+        {
+            journal.Commit();
+            _atReplies.Add(expected.Count - 1);
+        }
+
         void Enter(ulong id, ProxyNode parent, string name)
         {
             var n = new ProxyNode(id, 0, 500 + id, parent, name);
             live[id] = n;
             journal.Entered(n, Identity(n));
-            expected.Add(Describe(live, handles));
+            Done();
         }
 
         Enter(2, root, "etc");
+        Replied();
         _applied[41] = 2; // the mkdir that made it, carried out
         journal.Applied(41, 2);
-        expected.Add(Describe(live, handles));
+        Done();
+        _atReplies.Add(expected.Count - 1); // an intent is written at once, before the change it announces
         Enter(3, live[2], "passwd");
+        Replied();
         Enter(4, root, "tmp");
+        Replied();
         Enter(5, live[4], "naïve \uDCFF name"); // an escaped invalid byte, kept exactly
+        Replied();
         var handle = new ProxyHandle(live[3], new NoFile(), LibC.O_RDWR) { BackingId = 9 };
         handles[7] = handle;
         journal.Opened(7, handle);
-        expected.Add(Describe(live, handles));
+        Done();
+        Replied();
         live[5].MoveTo(live[2], "moved");
         journal.Moved(live[5]);
-        expected.Add(Describe(live, handles));
+        Done();
+        Replied();
+        // A FORGET is held back (no reply depends on it) and goes out with the next write, here the RELEASE's; a
+        // create's node and handle are one write.
         live.Remove(4);
         journal.Left(4);
-        expected.Add(Describe(live, handles));
+        Done();
         handles.Remove(7);
         journal.Released(7);
-        expected.Add(Describe(live, handles));
+        Done();
+        Replied();
         Enter(6, live[2], "late");
+        var late = new ProxyHandle(live[6], new NoFile(), LibC.O_WRONLY) { BackingId = -1 };
+        handles[8] = late;
+        journal.Opened(8, late);
+        Done();
+        Replied();
         length = log.Length;
         return expected;
     }
@@ -103,7 +129,7 @@ public sealed class SessionJournalTests
         {
             Assert.That(Describe(replayed), Is.EqualTo(expected[^1]));
             Assert.That(replayed.HighestNodeId, Is.EqualTo(6));
-            Assert.That(replayed.HighestFh, Is.EqualTo(7), "a released fh is never handed out again");
+            Assert.That(replayed.HighestFh, Is.EqualTo(8));
             Assert.That(replayed.Nodes[5].Name, Is.EqualTo("moved"));
             Assert.That(replayed.Nodes[5].ParentId, Is.EqualTo(2));
             Assert.That(replayed.Malformed, Is.Zero);
@@ -131,7 +157,51 @@ public sealed class SessionJournalTests
             File.Delete(file);
         }
 
-        Assert.That(seen, Has.Count.EqualTo(expected.Count), "every prefix is reached by some cut");
+        Assert.That(seen, Is.SupersetOf(_atReplies), "the state at every reply is reached by some cut");
+    }
+
+    [Test]
+    public void A_reply_costs_one_write_and_a_forgotten_node_waits_for_the_next_one_or_a_bound()
+    {
+        var root = new ProxyNode(NodeTable.RootNodeId, 0, 1, null, "") { IsMountRoot = true };
+        using StateLog log = StateLog.Open(_dir, "session.log", (_, _) => { });
+        using var journal = new SessionJournal(log, []);
+        journal.Start([root], [], Identity);
+        long start = log.Length;
+
+        // A create: its node and its handle are staged, and written together by the commit before the reply.
+        var file = new ProxyNode(2, 0, 502, root, "f");
+        journal.Entered(file, Identity(file));
+        journal.Opened(3, new ProxyHandle(file, new NoFile(), LibC.O_RDWR));
+        Assert.That(log.Length, Is.EqualTo(start), "nothing written before the reply is due");
+        journal.Commit();
+        long afterCreate = log.Length;
+        Assert.That((afterCreate > start, log.StagedCount), Is.EqualTo((true, 0)), "both records in the write the commit made");
+        journal.Commit();
+        Assert.That(log.Length, Is.EqualTo(afterCreate), "a commit with nothing owed writes nothing");
+
+        // A release is owed before its reply (a passthrough handle's backing id must not come back); a forget has no
+        // reply and waits, up to a bound.
+        journal.Released(3);
+        journal.Commit();
+        long afterRelease = log.Length;
+        Assert.That((afterRelease > afterCreate, log.StagedCount), Is.EqualTo((true, 0)));
+        journal.Left(2);
+        journal.Commit();
+        Assert.That((log.Length, log.StagedCount), Is.EqualTo((afterRelease, 1)));
+        for (ulong id = 10; id < 10 + SessionJournal.LazyKept; id++)
+        {
+            var n = new ProxyNode(id, 0, id, root, "n" + id);
+            journal.Entered(n, Identity(n));
+            journal.Commit();
+            journal.Left(id);
+        }
+
+        Assert.That(log.StagedCount, Is.LessThan(SessionJournal.LazyKept), "never more than the bound is waiting (what a kill may leak)");
+        journal.Flush();
+        Assert.That(log.StagedCount, Is.Zero, "a hand-over writes them all");
+        SessionJournal.Replayed replayed = Replay(Path.Combine(_dir, "session.log"));
+        Assert.That((replayed.Nodes.Count, replayed.Handles.Count), Is.EqualTo((0, 0)));
     }
 
     [Test]

@@ -178,6 +178,29 @@ public sealed class StateLogTests
     }
 
     [Test]
+    public void Staged_records_reach_the_file_only_with_the_next_write_in_order_and_a_rewrite_drops_them()
+    {
+        string file = Path.Combine(_dir, "state.log");
+        OpenAndReplay(out _, log =>
+        {
+            long empty = log.Length;
+            log.Stage(Sample[0].Type, Sample[0].Payload);
+            log.Stage(Sample[1].Type, Sample[1].Payload);
+            Assert.That((new FileInfo(file).Length, log.StagedCount), Is.EqualTo((empty, 2)), "a kill now loses them");
+            log.Append(Sample[2].Type, Sample[2].Payload);
+            Assert.That((log.StagedCount, log.Length), Is.EqualTo((0, new FileInfo(file).Length)), "one write carried all three");
+            log.Stage(Sample[3].Type, Sample[3].Payload);
+            log.WriteStaged();
+            log.Stage(Sample[9].Type, Sample[9].Payload);
+            log.Rewrite(Sample.Take(4));
+            Assert.That(log.StagedCount, Is.Zero, "the rewrite's live state replaces what was staged");
+            log.Append(Sample[4].Type, Sample[4].Payload);
+        });
+
+        AssertPrefix(OpenAndReplay(out _), 5, "staged, appended, rewritten");
+    }
+
+    [Test]
     public void A_rewrite_killed_before_its_rename_leaves_the_old_log_in_force()
     {
         WriteSampleLog();
