@@ -63,8 +63,7 @@ public sealed unsafe partial class HostFileSystem
         uint parentMode;
         using (pl)
         {
-            e = StatFd(pl.Fd, out StatX pst);
-            parentMode = pst.Mode;
+            e = ParentModeFor(pl.Fd, caller, out parentMode);
             // Always O_EXCL: the kernel sends CREATE only for a negative entry, and O_EXCL guarantees the file we
             // chown to the caller is the one we just made, never an existing host file.
             if (e == Errno.OK) e = OpenBeneath(pl.Fd, nameZ, (flags & ~OpenFlagsStripped) | O_CREAT | O_EXCL | O_NOFOLLOW, mode & 0xFFF, out fd);
@@ -80,7 +79,7 @@ public sealed unsafe partial class HostFileSystem
 #pragma warning disable CA2000 // disposed on each failure below; on success the open file owns it
         var created = new SafeFd(fd);
 #pragma warning restore CA2000
-        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out StatX owned, out bool ownedCurrent);
+        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, null, out StatX owned, out bool ownedCurrent);
         if (e != Errno.OK && StatFd(fd, out StatX made) == Errno.OK)
         {
             RemoveUnowned(parent, nameZ[..(name.Length + 1)], made, S_IFREG);
@@ -133,8 +132,7 @@ public sealed unsafe partial class HostFileSystem
         {
             using (pl)
             {
-                e = StatFd(pl.Fd, out StatX pst);
-                parentMode = pst.Mode;
+                e = ParentModeFor(pl.Fd, caller, out parentMode);
                 ReadOnlySpan<byte> dot = "."u8;
                 Span<byte> dotZ = stackalloc byte[2];
                 dot.CopyTo(dotZ);
@@ -151,7 +149,7 @@ public sealed unsafe partial class HostFileSystem
 #pragma warning disable CA2000 // disposed on each failure below; on success the open file owns it
         var unnamed = new SafeFd(fd);
 #pragma warning restore CA2000
-        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, out _, out _);
+        e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, null, out _, out _);
         // An unnamed file cannot be reopened from a handle, so its node pins a descriptor.
         if (e == Errno.OK) e = AdoptOpenFd(fd, pin: true, null, out attr, out _);
         if (e != Errno.OK)

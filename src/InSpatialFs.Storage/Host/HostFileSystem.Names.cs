@@ -69,9 +69,8 @@ public sealed unsafe partial class HostFileSystem
         uint parentMode;
         using (pl)
         {
-            e = StatFd(pl.Fd, out StatX pst);
+            e = ParentModeFor(pl.Fd, caller, out parentMode);
             if (e != Errno.OK) return e;
-            parentMode = pst.Mode;
             int rc;
             fixed (byte* n = nameZ)
             fixed (byte* t = targetZ)
@@ -97,7 +96,11 @@ public sealed unsafe partial class HostFileSystem
             HostLog.CreatedNodeSwapped(_logger, Encoding.UTF8.GetString(name));
             return e != Errno.OK ? e : Errno.EACCES;
         }
-        e = TakeOwnership(fd, type, perm, caller, parentMode, out StatX owned, out bool ownedCurrent);
+        if (parentMode == ParentModeNotRead && type == S_IFDIR)
+        {
+            parentMode = st.Mode & S_ISGID; // a new directory is setgid exactly when its parent is (inode_init_owner)
+        }
+        e = TakeOwnership(fd, type, perm, caller, parentMode, &st, out StatX owned, out bool ownedCurrent);
         if (e != Errno.OK)
         {
             pathFd.Dispose();
@@ -132,7 +135,25 @@ public sealed unsafe partial class HostFileSystem
     /// daemon's umask and chown's clearing of set-id bits would otherwise change them).</summary>
     /// <param name="current">The node's attributes after the ownership step, when <paramref name="isCurrent"/>: no chmod
     /// followed the statx, so the caller can answer from it instead of a statx of its own.</param>
-    private static Errno TakeOwnership(int fd, uint type, uint perm, in Caller caller, uint parentMode, out StatX current, out bool isCurrent)
+    /// <summary>Stands for a parent mode that was not read (<see cref="ParentModeFor"/>): no setgid bit, no other bits.</summary>
+    private const uint ParentModeNotRead = 0;
+
+    /// <summary>
+    /// The parent directory's mode, which a create needs for one thing: its setgid bit (the new node's group, and a new
+    /// directory's own setgid bit). A caller with the daemon's own ids needs neither (no chown follows, and a directory
+    /// shows its inherited bit itself), so the statx is skipped and <see cref="ParentModeNotRead"/> returned.
+    /// </summary>
+    private static Errno ParentModeFor(int parentFd, in Caller caller, out uint parentMode)
+    {
+        parentMode = ParentModeNotRead;
+        if (caller.Uid == CreatorUid && caller.Gid == CreatorGid) return Errno.OK;
+        Errno e = StatFd(parentFd, out StatX pst);
+        if (e == Errno.OK) parentMode = pst.Mode;
+        return e;
+    }
+
+    /// <param name="known">The node's statx taken since it was made, or null: reused when no chown changes it.</param>
+    private static Errno TakeOwnership(int fd, uint type, uint perm, in Caller caller, uint parentMode, StatX* known, out StatX current, out bool isCurrent)
     {
         current = default;
         isCurrent = false;
@@ -145,7 +166,9 @@ public sealed unsafe partial class HostFileSystem
         bool owned = caller.Uid == CreatorUid && (gid == uint.MaxValue || gid == CreatorGid);
         if (!owned && fchownat(fd, &empty, caller.Uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return ErrnoExtensions.LastPInvoke();
         if (type == S_IFLNK) return Errno.OK;
-        Errno e = StatFd(fd, out current);
+        Errno e = Errno.OK;
+        if (owned && known != null) current = *known;
+        else e = StatFd(fd, out current);
         if (e != Errno.OK) return e;
         uint want = SetIdBits.NewNodePermissions(type, perm, parentMode);
         if ((current.Mode & 0xFFFu) != want)

@@ -112,6 +112,17 @@ public abstract partial class BackendContractTests
         });
         tmpOpen.Release();
 
+        // A caller with the daemon's own ids (a container's root): the host backend reads no parent mode then, and the
+        // group and a directory's bit still come from the setgid directory.
+        ulong rootFile = Touch(shared, "rf", 0x1A4, Root);
+        ulong rootSub = MkDir(shared, "rsub", 0x1ED, Root);
+        Assert.Multiple(() =>
+        {
+            Assert.That((Attr(rootFile).Gid, Attr(rootFile).Mode & 0xFFF), Is.EqualTo((55u, 0x1A4u)), "root's file");
+            Assert.That((Attr(rootSub).Gid, Attr(rootSub).Mode & 0xFFF), Is.EqualTo((55u, SetGid | 0x1EDu)), "root's directory");
+            Assert.That(Attr(MkDir(plain, "rd", 0x1ED, Root)).Mode & 0xFFF, Is.EqualTo(0x1EDu), "and no bit elsewhere");
+        });
+
         ulong mine = Touch(plain, "f", 0x1A4, User);
         ulong mineDir = MkDir(plain, "d", 0x1ED, User);
         Assert.That(Attr(mine).Gid, Is.EqualTo(1000u), "the positive control: elsewhere the caller's group");
