@@ -221,7 +221,7 @@ internal sealed class SessionJournal : IDisposable
         lock (_lock)
         {
             // _replyOwed is cleared only after the write: a racing reply either waits here or finds its record written.
-            WriteLocked(type: 0, payload: default, staged: true);
+            WriteStagedLocked();
         }
     }
 
@@ -230,12 +230,9 @@ internal sealed class SessionJournal : IDisposable
     {
         lock (_lock)
         {
-            WriteLocked(type: 0, payload: default, staged: true);
+            WriteStagedLocked();
         }
     }
-
-    /// <summary>Writes a record now, with every record staged before it.</summary>
-    private void AppendLocked(ushort type, ReadOnlySpan<byte> payload) => WriteLocked(type, payload, staged: false);
 
     private void StageLocked(ushort type, ReadOnlySpan<byte> payload, bool replyDepends)
     {
@@ -251,15 +248,15 @@ internal sealed class SessionJournal : IDisposable
         }
         else if (++_lazyStaged >= LazyKept)
         {
-            WriteLocked(type: 0, payload: default, staged: true);
+            WriteStagedLocked();
             return;
         }
 
         CompactIfDue(1);
     }
 
-    /// <param name="staged">Only the staged records; otherwise <paramref name="type"/> and <paramref name="payload"/> after them.</param>
-    private void WriteLocked(ushort type, ReadOnlySpan<byte> payload, bool staged)
+    /// <summary>Writes a record now, with every record staged before it (one write).</summary>
+    private void AppendLocked(ushort type, ReadOnlySpan<byte> payload)
     {
         if (_failed)
         {
@@ -268,23 +265,43 @@ internal sealed class SessionJournal : IDisposable
 
         try
         {
-            if (staged)
-            {
-                _log.WriteStaged();
-            }
-            else
-            {
-                _log.Append(type, payload);
-            }
-
-            Volatile.Write(ref _replyOwed, 0);
-            _lazyStaged = 0;
-            CompactIfDue(staged ? 0 : 1);
+            _log.Append(type, payload);
         }
         catch (IOException e)
         {
             Fail(e);
+            return;
         }
+
+        NothingStaged();
+        CompactIfDue(1);
+    }
+
+    private void WriteStagedLocked()
+    {
+        if (_failed)
+        {
+            return;
+        }
+
+        try
+        {
+            _log.WriteStaged();
+        }
+        catch (IOException e)
+        {
+            Fail(e);
+            return;
+        }
+
+        NothingStaged();
+        CompactIfDue(0); // the staged records were counted as they were staged
+    }
+
+    private void NothingStaged()
+    {
+        Volatile.Write(ref _replyOwed, 0);
+        _lazyStaged = 0;
     }
 
     private void Fail(IOException e)
@@ -303,8 +320,7 @@ internal sealed class SessionJournal : IDisposable
             try
             {
                 RewriteLocked(); // the live state, staged changes included: what was staged is dropped, not owed
-                Volatile.Write(ref _replyOwed, 0);
-                _lazyStaged = 0;
+                NothingStaged();
             }
             catch (IOException e)
             {
