@@ -232,6 +232,11 @@ public sealed unsafe partial class HostFileSystem
     /// <summary>As <see cref="AdoptPathFd"/> for a descriptor we keep as an open file (it is not taken).</summary>
     private Errno AdoptOpenFd(int openFd, bool pin, StatX* known, out FuseAttr attr, out HostNode? node)
     {
+        if (!pin)
+        {
+            Errno byHandle = TryAdoptByHandle(openFd, known, out attr, out node);
+            if (byHandle != Errno.EAGAIN) return byHandle;
+        }
         node = null;
         attr = default;
         Span<byte> fdName = stackalloc byte[16];
@@ -266,6 +271,46 @@ public sealed unsafe partial class HostFileSystem
         Errno r = AdoptPathFd(fd, known, out attr);
         if (r == Errno.OK) node = NodeOf(attr.Ino);
         return r;
+    }
+
+    /// <summary>
+    /// A created file's node straight from its open descriptor: the file handle names exactly this inode, so no O_PATH
+    /// descriptor is reopened through /proc/self/fd now (one openat per create, one close when the node goes). A later
+    /// request that needs the node's descriptor reopens it from the handle (<see cref="Borrow"/>), as for any node the
+    /// descriptor cache evicted. EAGAIN: no handle, or a mount not seen yet (its descriptor comes from an O_PATH
+    /// descriptor); the caller adopts through one.
+    /// </summary>
+    private Errno TryAdoptByHandle(int openFd, StatX* known, out FuseAttr attr, out HostNode? node)
+    {
+        attr = default;
+        node = null;
+        StatX st;
+        if (known != null)
+        {
+            st = *known;
+        }
+        else
+        {
+            Errno e = StatFd(openFd, out st);
+            if (e != Errno.OK) return e;
+        }
+        byte[]? handle = TryGetHandle(openFd, out int mountId);
+        if (handle == null) return Errno.EAGAIN;
+        (ulong, ulong) key = (DevOf(st), st.Ino);
+        lock (_nodeLock)
+        {
+            if (!_mountFds.ContainsKey(mountId)) return Errno.EAGAIN;
+            // Known already only when a racing LOOKUP of the new name adopted it first.
+            if (!_nodesByKey.TryGetValue(key, out node))
+            {
+                node = new HostNode(_nextNodeId++, key.Item1, key.Item2, st.Mode & S_IFMT, handle, mountId);
+                _nodesById[node.Id] = node;
+                _nodesByKey[key] = node;
+            }
+            EntryReturnedLocked(node);
+        }
+        attr = ToAttr(st, node.Id);
+        return Errno.OK;
     }
 
     private HostNode? NodeOf(ulong id)
@@ -319,29 +364,9 @@ public sealed unsafe partial class HostFileSystem
         SafeFd? pinned = node.Pinned;
         if (pinned != null) return FdLease.TryBorrow(pinned, out lease) ? Errno.OK : Errno.ESTALE;
         if (_cache.TryBorrow(node.Id, out lease)) return Errno.OK;
-        if (node.Handle == null)
+        Errno e = OpenByHandle(node, out int fd);
+        if (e != Errno.OK)
         {
-            lease = default;
-            return Errno.ESTALE;
-        }
-        SafeFd? mountFd;
-        lock (_nodeLock) mountFd = _mountFds.GetValueOrDefault(node.MountId);
-        if (mountFd == null)
-        {
-            lease = default;
-            return Errno.ESTALE;
-        }
-        int fd;
-        using (var ml = new FdLease(mountFd))
-        {
-            fixed (byte* h = node.Handle)
-            {
-                fd = open_by_handle_at(ml.Fd, h, O_PATH | O_CLOEXEC);
-            }
-        }
-        if (fd < 0)
-        {
-            Errno e = ErrnoExtensions.LastPInvoke();
             lease = default;
             return e;
         }
@@ -349,6 +374,25 @@ public sealed unsafe partial class HostFileSystem
         lease = _cache.AddAndBorrow(node.Id, new SafeFd(fd));
 #pragma warning restore CA2000
         return Errno.OK;
+    }
+
+    /// <summary>A new O_PATH descriptor of exactly the node's inode, from its file handle (ESTALE without one, or once
+    /// the inode is gone); the caller owns it.</summary>
+    private Errno OpenByHandle(HostNode node, out int fd)
+    {
+        fd = -1;
+        if (node.Handle == null) return Errno.ESTALE;
+        SafeFd? mountFd;
+        lock (_nodeLock) mountFd = _mountFds.GetValueOrDefault(node.MountId);
+        if (mountFd == null) return Errno.ESTALE;
+        using (var ml = new FdLease(mountFd))
+        {
+            fixed (byte* h = node.Handle)
+            {
+                fd = open_by_handle_at(ml.Fd, h, O_PATH | O_CLOEXEC);
+            }
+        }
+        return fd >= 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
     }
 
     /// <summary>Precondition: _nodeLock held.</summary>

@@ -234,13 +234,10 @@ public sealed unsafe partial class HostFileSystem
             cached?.Dispose();
             return;
         }
-        if (OpenBeneath(parentFd, nameZ, O_PATH | O_NOFOLLOW, 0, out int fd) != Errno.OK) return;
+        // Not cached (a created file's node has none until it is needed): its handle names exactly this inode, so
+        // there is no name to reopen and recheck. A node without a handle is always pinned, and returned above.
+        if (OpenByHandle(node, out int fd) != Errno.OK) return;
         var pinned = new SafeFd(fd);
-        if (StatFd(fd, out StatX again) != Errno.OK || again.Ino != node.HostIno || DevOf(again) != node.Dev)
-        {
-            pinned.Dispose();
-            return;
-        }
         lock (_nodeLock)
         {
             if (node.Pinned == null && _nodesById.ContainsKey(node.Id))

@@ -185,6 +185,42 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    public void A_created_file_keeps_no_descriptor_and_is_reached_through_its_handle()
+    {
+        int cached = _box.Fs.CachedDescriptorCount;
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new"), LibC.O_WRONLY, 0x1A4, User, out FuseAttr made, out IOpenFile w), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Retain(made.Ino), Is.True, "held as the kernel holds a created entry");
+        Assert.That(w.Write(0, B("fresh"), out int written), Is.EqualTo(Errno.OK));
+        Assert.That(written, Is.EqualTo(5));
+        Assert.That(w.Release(), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.CachedDescriptorCount, Is.EqualTo(cached), "the create reopened no O_PATH descriptor for its node");
+        Assert.That(_box.Fs.GetAttr(made.Ino, out FuseAttr a), Is.EqualTo(Errno.OK));
+        Assert.That((a.Size, a.Uid, a.Mode & 0xFFF), Is.EqualTo((5UL, 1000u, 0x1A4u)));
+        Assert.That(_box.Fs.CachedDescriptorCount, Is.EqualTo(cached + 1), "the first request that needs it opens it from the handle");
+        Assert.That(_box.ReadAll(made.Ino), Is.EqualTo("fresh"));
+        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("new"), out FuseAttr again), Is.EqualTo(Errno.OK));
+        Assert.That(again.Ino, Is.EqualTo(made.Ino), "a lookup of the name finds the created node");
+    }
+
+    [Test]
+    public void A_created_file_unlinked_while_open_stays_readable_through_its_node()
+    {
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("tmp"), LibC.O_RDWR, 0x180, User, out FuseAttr made, out IOpenFile rw), Is.EqualTo(Errno.OK));
+        Assert.That(rw.Write(0, B("scratch"), out _), Is.EqualTo(Errno.OK));
+        int cached = _box.Fs.CachedDescriptorCount;
+        // No descriptor is cached for the node: the unlink pins one opened from the handle before the name goes.
+        Assert.That(_box.Fs.Unlink(_box.Fs.RootIno, B("tmp")), Is.EqualTo(Errno.OK));
+        Assert.That(File.Exists(_box.Src("tmp")), Is.False);
+        Assert.That(_box.Fs.CachedDescriptorCount, Is.EqualTo(cached), "pinned to the node, not cached");
+        for (int i = 0; i < 200; i++) File.WriteAllText(_box.Src($"x{i}"), "");
+        for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        Assert.That(_box.Fs.GetAttr(made.Ino, out FuseAttr a), Is.EqualTo(Errno.OK), "the handle of an unlinked inode is stale: only the pin reaches it");
+        Assert.That((a.Nlink, a.Size), Is.EqualTo((0u, 7UL)));
+        Assert.That(_box.ReadAll(made.Ino), Is.EqualTo("scratch"));
+        Assert.That(rw.Release(), Is.EqualTo(Errno.OK));
+    }
+
+    [Test]
     [Category("Mount")]
     public void Create_and_mkdir_replies_carry_the_attributes_a_fresh_getattr_reads()
     {
