@@ -60,6 +60,20 @@ public static unsafe partial class LibC
     public static partial uint umask(uint mask);
 
     [LibraryImport(Lib, SetLastError = true)]
+    private static partial int nanosleep(TimeSpec* request, TimeSpec* remaining);
+
+    /// <summary>
+    /// Sleeps one short period with a single nanosleep(2). Thread.Sleep under NativeAOT waits on the thread's own
+    /// monitor (a condition variable: three futex calls per sleep), which a thread that polls every millisecond pays
+    /// a thousand times a second. Not interruptible by Thread.Interrupt; a signal ends it early.
+    /// </summary>
+    public static void SleepBriefly(int milliseconds)
+    {
+        var t = new TimeSpec { Sec = milliseconds / 1000, Nsec = milliseconds % 1000 * 1_000_000L };
+        nanosleep(&t, null);
+    }
+
+    [LibraryImport(Lib, SetLastError = true)]
     public static partial int fcntl(int fd, int cmd, int arg);
 
     [LibraryImport(Lib, SetLastError = true)]

@@ -14,6 +14,10 @@ internal sealed class ConsumerWakeup : IDisposable
 {
     private readonly ManualResetEventSlim _signal = new(false, spinCount: 0);
     private int _sleeping;
+    private long _signals;
+
+    /// <summary>Wake-ups that signalled a sleeping consumer (each one a futex call or more for the producer).</summary>
+    public long Signals => Interlocked.Read(ref _signals);
 
     /// <summary>Producer side, after the item is queued.</summary>
     public void Wake()
@@ -21,6 +25,7 @@ internal sealed class ConsumerWakeup : IDisposable
         Interlocked.MemoryBarrier();
         if (Volatile.Read(ref _sleeping) != 0 && Interlocked.Exchange(ref _sleeping, 0) != 0)
         {
+            Interlocked.Increment(ref _signals);
             _signal.Set();
         }
     }

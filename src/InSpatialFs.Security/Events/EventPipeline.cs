@@ -41,7 +41,7 @@ internal sealed class EventPipeline : IDisposable
     private readonly Action _drainSideWork;
     private readonly Action<Exception, FsEvent?> _onError;
     private int _queued, _waiting;
-    private long _recorded, _dropped, _processed, _waited, _overCapacity;
+    private long _recorded, _dropped, _processed, _waited, _overCapacity, _passes;
     private volatile bool _completed;
 
     /// <param name="capacity">Events queued at most before critical events wait (routine ones are dropped at 3/4 of it).</param>
@@ -74,6 +74,10 @@ internal sealed class EventPipeline : IDisposable
     /// <summary>Critical events queued over capacity after <see cref="CriticalWait"/> (a consumer that stalled).</summary>
     public long OverCapacity => Volatile.Read(ref _overCapacity);
     public int Queued => Volatile.Read(ref _queued);
+    /// <summary>Times a producer had to wake the sleeping consumer.</summary>
+    public long Wakeups => _wakeup.Signals;
+    /// <summary>Passes of the consumer's loop (each one a drain, then a sleep).</summary>
+    public long Passes => Volatile.Read(ref _passes);
 
     /// <summary>True for events analysis must see: never dropped.</summary>
     public bool IsCritical(FsEvent e) =>
@@ -154,6 +158,7 @@ internal sealed class EventPipeline : IDisposable
         Func<bool> hasWork = () => !_queue.IsEmpty || _hasSideWork() || _completed;
         while (true)
         {
+            Volatile.Write(ref _passes, _passes + 1);
             Guarded(_drainSideWork);
             int n = 0;
             while (n < BatchSize && _queue.TryDequeue(out FsEvent? e))
@@ -193,10 +198,16 @@ internal sealed class EventPipeline : IDisposable
                     return;
                 }
 
-                _wakeup.Sleep(hasWork, Timeout.Infinite);
+                // Only a whole quiet period ends a burst. While events keep coming the consumer polls once per period
+                // and nobody wakes it: a wake-up costs the request that makes it a futex call or three, and the
+                // consumer two context switches, where a poll costs one nanosleep.
+                if (n == 0)
+                {
+                    _wakeup.Sleep(hasWork, Timeout.Infinite);
+                }
             }
 
-            Thread.Sleep(CoalesceMs);
+            Interop.LibC.SleepBriefly(CoalesceMs);
         }
     }
 
