@@ -358,11 +358,17 @@ public sealed unsafe partial class HostFileSystem
         return Borrow(found, out lease);
     }
 
-    /// <summary>Borrows an O_PATH descriptor for a node: pinned, cached, or reopened from its file handle.</summary>
+    /// <summary>
+    /// Borrows a descriptor of exactly the node's inode for a metadata request: pinned, an open file's own (see
+    /// <see cref="HostNode.OpenFd"/>), cached, or reopened from its file handle. Callers use it only with *at calls and
+    /// AT_EMPTY_PATH, or reopen it through /proc/self/fd, which act on any descriptor as on an O_PATH one.
+    /// </summary>
     private Errno Borrow(HostNode node, out FdLease lease)
     {
         SafeFd? pinned = node.Pinned;
         if (pinned != null) return FdLease.TryBorrow(pinned, out lease) ? Errno.OK : Errno.ESTALE;
+        SafeFd? open = Volatile.Read(ref node.OpenFd);
+        if (open != null && FdLease.TryBorrow(open, out lease)) return Errno.OK; // else released meanwhile: go on
         if (_cache.TryBorrow(node.Id, out lease)) return Errno.OK;
         Errno e = OpenByHandle(node, out int fd);
         if (e != Errno.OK)

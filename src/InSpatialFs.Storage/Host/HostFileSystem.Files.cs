@@ -164,7 +164,11 @@ public sealed unsafe partial class HostFileSystem
     private Errno RegisterOpenFile(HostNode node, SafeFd fd, out IOpenFile file)
     {
         var open = new HostOpenFile(this, node, fd);
-        lock (_nodeLock) node.OpenHandles++;
+        lock (_nodeLock)
+        {
+            node.OpenHandles++;
+            if (node.Type == S_IFREG && node.OpenFd == null) node.OpenFd = fd;
+        }
         _files[open] = 0;
         file = open;
         return Errno.OK;
@@ -193,6 +197,7 @@ public sealed unsafe partial class HostFileSystem
         lock (_nodeLock)
         {
             file.Node.OpenHandles--;
+            if (file.Node.OpenFd == file.Fd) file.Node.OpenFd = null;
             DropIfUnusedLocked(file.Node);
         }
         return true;

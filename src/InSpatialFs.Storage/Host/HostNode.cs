@@ -25,4 +25,11 @@ internal sealed class HostNode(ulong id, ulong dev, ulong ino, uint type, byte[]
     public bool Aging;
     public int OpenHandles;
     public SafeFd? Pinned;
+    /// <summary>
+    /// The descriptor of one of the node's open files (regular files only), lent to the node's metadata requests while
+    /// that file is open: the GETXATTR the kernel sends before the first write, a SETATTR without a handle. A file
+    /// being written then needs no O_PATH descriptor of its own. Read without the lock; its owner may close it, which
+    /// a borrower sees as a failed borrow (<see cref="FdLease.TryBorrow"/>).
+    /// </summary>
+    public SafeFd? OpenFd;
 }

@@ -192,6 +192,13 @@ public sealed class HostFileSystemTests
         Assert.That(_box.Fs.Retain(made.Ino), Is.True, "held as the kernel holds a created entry");
         Assert.That(w.Write(0, B("fresh"), out int written), Is.EqualTo(Errno.OK));
         Assert.That(written, Is.EqualTo(5));
+        // While the file is open, its metadata requests (the GETXATTR the kernel sends before a write, a GETATTR, a
+        // SETATTR without a handle) borrow the open file's own descriptor.
+        Assert.That(_box.Fs.GetXattr(made.Ino, B("user.none"), new byte[64], out _), Is.EqualTo(Errno.ENODATA));
+        Assert.That(_box.Fs.GetAttr(made.Ino, out FuseAttr open), Is.EqualTo(Errno.OK));
+        Assert.That(open.Size, Is.EqualTo(5UL));
+        Assert.That(_box.Fs.SetXattr(made.Ino, B("user.k"), B("v"), 0), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.CachedDescriptorCount, Is.EqualTo(cached), "no O_PATH descriptor while the file is open");
         Assert.That(w.Release(), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.CachedDescriptorCount, Is.EqualTo(cached), "the create reopened no O_PATH descriptor for its node");
         Assert.That(_box.Fs.GetAttr(made.Ino, out FuseAttr a), Is.EqualTo(Errno.OK));
