@@ -23,6 +23,7 @@ public sealed class EventPipelineTests
         using EventPipeline pipeline = Pipeline(seen);
         const int Events = 2000;
         var pace = Stopwatch.StartNew();
+        long last = 0, longGaps = 0;
         for (int i = 0; i < Events; i++)
         {
             // One event every 100 µs, as requests arrive from a busy container: far less than the consumer's 1 ms
@@ -34,15 +35,21 @@ public sealed class EventPipelineTests
                 Thread.SpinWait(20);
             }
 
+            long now = pace.ElapsedTicks;
+            if (now - last > Stopwatch.Frequency / 1000)
+            {
+                longGaps++; // the test thread was descheduled for a whole period: the consumer may rightly sleep
+            }
+
+            last = now;
             Assert.That(pipeline.Record(Event((ulong)i)), Is.True);
         }
 
         Assert.That(pipeline.WaitIdle(TimeSpan.FromSeconds(30), () => true), Is.True);
         Assert.That(seen, Is.EqualTo(Enumerable.Range(0, Events).Select(i => (ulong)i)), "every event, in order");
-        TestContext.Out.WriteLine($"{pipeline.Wakeups} wake-ups, {pipeline.Passes} consumer passes for {Events} events over {pace.ElapsedMilliseconds} ms");
-        // A pause of the producer longer than a period (a descheduled test thread) costs one wake-up; the bound leaves
-        // room for a hundred of them.
-        Assert.That(pipeline.Wakeups, Is.LessThan(Events / 20));
+        TestContext.Out.WriteLine($"{pipeline.Wakeups} wake-ups, {pipeline.Passes} consumer passes, {longGaps} producer pauses over 1 ms, for {Events} events over {pace.ElapsedMilliseconds} ms");
+        // Only a quiet period puts the consumer to sleep: at most one wake-up per pause of the producer, plus the first.
+        Assert.That(pipeline.Wakeups, Is.LessThanOrEqualTo(longGaps + 5));
     }
 
     [Test]
