@@ -19,9 +19,10 @@ namespace InSpatialFs.Storage.Host;
 ///   single-name *at call on the parent's descriptor or an AT_EMPTY_PATH call on the node's own descriptor.
 ///   No host path string with more than one component is ever resolved.
 /// - Nodes are keyed by (st_dev, st_ino) and keep a file handle, not a descriptor; descriptors come from a
-///   bounded LRU cache that reopens with open_by_handle_at(O_PATH). Handles are only ever produced by us from
-///   nodes inside the tree; the container never supplies one.
-/// - OPEN and the xattr calls use one magic-link step: /proc/self/fd/N of an O_PATH descriptor we hold (borrowed,
+///   bounded LRU cache that reopens with open_by_handle_at(O_PATH), or, while a regular file is open, from that
+///   open file (HostNode.OpenFd). Handles are only ever produced by us from nodes inside the tree (a create takes
+///   its node's from the descriptor it created); the container never supplies one.
+/// - OPEN and the xattr calls use one magic-link step: /proc/self/fd/N of a descriptor we hold (borrowed,
 ///   so N cannot be closed and reused meanwhile). That link jumps to exactly the inode of our descriptor: no
 ///   name inside the host tree is resolved, so a swapped symlink cannot redirect it. It is the one place
 ///   RESOLVE_NO_MAGICLINKS is not used (it would refuse the step, ELOOP).
