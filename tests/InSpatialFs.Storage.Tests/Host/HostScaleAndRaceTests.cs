@@ -61,6 +61,58 @@ public sealed class HostScaleAndRaceTests
     }
 
     [Test]
+    public void Metadata_requests_racing_the_release_of_the_open_file_they_borrow_from_never_fail()
+    {
+        using var box = new HostSandbox();
+        File.WriteAllText(box.Src("f"), "");
+        ulong f = box.Lookup(box.Fs.RootIno, "f");
+        // Descriptor churn: a closed descriptor's number is reused at once, so a borrow that used a released open
+        // file's number would read this 12,345-byte file instead.
+        string other = box.Src("other");
+        File.WriteAllBytes(other, new byte[12345]);
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var deadline = Stopwatch.StartNew();
+        bool Running() => deadline.ElapsedMilliseconds < 1500;
+        long opens = 0, stats = 0;
+        var writer = new Thread(() =>
+        {
+            while (Running())
+            {
+                // Each open lends its descriptor to the node until its release.
+                if (box.Fs.Open(f, LibC.O_WRONLY, User, out IOpenFile w) != Errno.OK) { failures.Enqueue("open"); return; }
+                w.Write(0, "x"u8, out _);
+                w.Release();
+                Interlocked.Increment(ref opens);
+            }
+        });
+        var churn = new Thread(() =>
+        {
+            while (Running())
+            {
+                using var s = File.OpenRead(other);
+            }
+        });
+        writer.Start();
+        churn.Start();
+        var buffer = new byte[64];
+        while (Running())
+        {
+            Errno e = box.Fs.GetAttr(f, out FuseAttr a);
+            if (e != Errno.OK) failures.Enqueue($"getattr {e}");
+            else if (a.Size > 1) failures.Enqueue($"getattr read another file: size {a.Size}");
+            e = box.Fs.GetXattr(f, B("user.none"), buffer, out _);
+            if (e != Errno.ENODATA) failures.Enqueue($"getxattr {e}");
+            stats++;
+        }
+        writer.Join();
+        churn.Join();
+        TestContext.Out.WriteLine($"{opens} open/release cycles against {stats} getattr+getxattr pairs");
+        Assert.That(failures, Is.Empty);
+        Assert.That(opens, Is.GreaterThan(100), "the release raced the borrows many times");
+        Assert.That(stats, Is.GreaterThan(100));
+    }
+
+    [Test]
     public void Lookup_and_open_racing_a_dir_symlink_swap_never_yield_an_outside_file()
     {
         using var box = new HostSandbox();
