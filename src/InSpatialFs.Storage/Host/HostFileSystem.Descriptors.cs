@@ -116,9 +116,9 @@ public sealed unsafe partial class HostFileSystem
         if (name_to_handle_at(fd, &empty, buf, &mid, AT_EMPTY_PATH) != 0)
         {
             Errno e = ErrnoExtensions.LastPInvoke();
-            if (!_handleWarningLogged)
+            if (!_handlesRefused)
             {
-                _handleWarningLogged = true;
+                _handlesRefused = true;
                 HostLog.HandlesUnsupported(_logger, e);
             }
             mountId = -1;
@@ -232,7 +232,7 @@ public sealed unsafe partial class HostFileSystem
     /// <summary>As <see cref="AdoptPathFd"/> for a descriptor we keep as an open file (it is not taken).</summary>
     private Errno AdoptOpenFd(int openFd, bool pin, StatX* known, out FuseAttr attr, out HostNode? node)
     {
-        if (!pin)
+        if (!pin && !_handlesRefused)
         {
             Errno byHandle = TryAdoptByHandle(openFd, known, out attr, out node);
             if (byHandle != Errno.EAGAIN) return byHandle;

@@ -178,9 +178,9 @@ public sealed unsafe partial class HostFileSystem
     {
         if (Interlocked.Increment(ref _openHandleCount) <= MaxOpenHandles) return true;
         Interlocked.Decrement(ref _openHandleCount);
-        if (!_handleWarningLogged)
+        if (!_handleCapLogged)
         {
-            _handleWarningLogged = true;
+            _handleCapLogged = true;
             HostLog.HandleCapReached(_logger, MaxOpenHandles);
         }
         return false;

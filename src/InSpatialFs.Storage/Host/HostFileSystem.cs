@@ -65,7 +65,10 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
     private readonly Queue<HostNode> _aging = new(); // under _nodeLock
     private ulong _nextNodeId = 1;
     private int _openHandleCount;
-    private bool _handleWarningLogged;
+    /// <summary>Set once name_to_handle_at has failed: the create path then adopts through an O_PATH descriptor
+    /// at once, instead of asking for a handle twice per create (logged once).</summary>
+    private volatile bool _handlesRefused;
+    private bool _handleCapLogged;
 
     /// <param name="sourceDirectory">Host directory to serve (absolute).</param>
     /// <param name="readOnly">Refuse every write-class operation with EROFS.</param>
