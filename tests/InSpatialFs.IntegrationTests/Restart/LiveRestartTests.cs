@@ -150,6 +150,13 @@ public sealed class LiveRestartTests
                 TestContext.Out.WriteLine($"non-idempotent case seen: {l[(l.IndexOf("Resent", StringComparison.Ordinal))..]}");
             }
 
+            if (unexplained.Length > 0)
+            {
+                // The assertion message keeps only the tail; the whole keeper log (every server's lines around the
+                // failing operation) is what tells a lost change from a wrong answer.
+                TestContext.Out.WriteLine("keeper output:\n" + keeper.Output);
+            }
+
             Assert.Multiple(() =>
             {
                 Assert.That(unexplained, Is.Empty, "every operation of the loop succeeded:\n" + string.Join('\n', failed.Take(20)) + "\n" + keeper.Output[^Math.Min(keeper.Output.Length, 4000)..]);
