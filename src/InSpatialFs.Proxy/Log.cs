@@ -35,4 +35,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3009, Level = LogLevel.Information, Message = "a resent request the previous server had begun is answered as carried out: {Why}")]
     public static partial void ReplayedApplied(ILogger logger, string why);
+
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Information, Message = "node {NodeId} found again at {Name}, where a rename the previous server carried out before it died had moved it")]
+    public static partial void RefoundMoved(ILogger logger, ulong nodeId, string name);
 }

@@ -333,16 +333,17 @@ public sealed partial class SecureProxy
 
         long started = Stopwatch.GetTimestamp();
         IFileSystemBackend backend = BackendOf(fromDir);
-        InodeIdentity replaced = (flags & LibC.RENAME_EXCHANGE) == 0 ? ObjectFreedByRemoving(toDir, newName) : default;
-        bool resumed = NoteIntent(request);
-        err = backend.Rename(fromDir.Ino, name, toDir.Ino, newName, flags);
+        bool exchange = (flags & LibC.RENAME_EXCHANGE) != 0;
+        InodeIdentity replaced = exchange ? default : ObjectFreedByRemoving(toDir, newName);
+        bool resumed = NoteRename(request, fromDir, fromName, toDir, toName, flags, exchange ? IdentityAt(fromDir, name) : default);
+        err = resumed && exchange && ExchangeCarriedOut(request, toDir, newName) ? Errno.OK : backend.Rename(fromDir.Ino, name, toDir.Ino, newName, flags);
         err = ResumedRemoval(resumed, err);
         if (err == Errno.OK)
         {
             FreedObject(fromDir.Mount, replaced); // the file renamed over is gone with its charge (two names of one file: none)
 
             FollowMove(fromDir.Mount, toDir, toName, newName);
-            if ((flags & LibC.RENAME_EXCHANGE) != 0)
+            if (exchange)
             {
                 FollowMove(fromDir.Mount, fromDir, fromName, name);
             }

@@ -56,6 +56,7 @@ public sealed partial class SecureProxy
 
     private SessionJournal? _journal;
     private Dictionary<ulong, ulong> _applied = []; // from the previous server's journal; read-only once serving
+    private Dictionary<ulong, SessionJournal.RenameRecord> _renamesBegun = []; // likewise, by unique
     private readonly Dictionary<ulong, (int BackingId, int Opens)> _restoredBacking = [];
 
     /// <summary>Null when every mount can be found again after a restart; else why not (memory contents, overlay layers).</summary>
@@ -89,6 +90,7 @@ public sealed partial class SecureProxy
     {
         var replayed = new SessionJournal.Replayed();
         var owner = new List<(ushort, byte[])>();
+        var begun = new List<(ushort, byte[])>();
         StateLog log = StateLog.Open(stateDirectory, JournalFile, (type, payload) =>
         {
             if (type >= FirstOwnerRecord)
@@ -98,6 +100,10 @@ public sealed partial class SecureProxy
             else if (restore)
             {
                 replayed.Apply(type, payload);
+                if (SessionJournal.IsBegun(type))
+                {
+                    begun.Add((type, payload.ToArray()));
+                }
             }
         });
         RestartReport report = restore ? Restore(replayed) : new RestartReport();
@@ -105,6 +111,7 @@ public sealed partial class SecureProxy
         if (restore)
         {
             journal.Reserve(replayed.HighestNodeId, replayed.HighestFh);
+            journal.KeepBegun(begun); // a request resent to this server and not yet answered is resent again if it dies too
         }
 
         journal.Failed += e => Log.JournalFailed(_logger, e.Message);
@@ -138,6 +145,10 @@ public sealed partial class SecureProxy
 
         _nodes.ReserveIdsThrough(journal.HighestNodeId);
         _applied = journal.Applied;
+        foreach (SessionJournal.RenameRecord m in journal.Renames)
+        {
+            _renamesBegun[m.Unique] = m; // a unique is begun once per server: the newest record stands
+        }
         int nodes = found.Count(p => p.Value != null) - 1;
         int handles = 0, staleHandles = 0;
         foreach (SessionJournal.HandleRecord h in journal.Handles.Values)
@@ -190,11 +201,43 @@ public sealed partial class SecureProxy
         {
             SessionJournal.NodeRecord r = chain[i];
             ProxyNode? node = parent == null ? null : Refind(parent, r);
+            found[r.NodeId] = node; // settled before a detour through a rename, which may walk back up to it
+            node ??= RefindMoved(r, journal, found);
             found[r.NodeId] = node;
             parent = node;
         }
 
         return parent;
+    }
+
+    /// <summary>
+    /// A node not at its journaled name may have been moved by a rename the previous server carried out but died before
+    /// answering: the move of the node was to be journaled with the reply, so the journal still has the old name. The
+    /// kernel will resend the rename and, once it is answered, move its dentry to the new name with this node id; so the
+    /// node is looked for at the other end of each rename begun from (or, for an exchange, to) its name, newest first,
+    /// and accepted there only as the very object journaled (<see cref="Refind"/>).
+    /// </summary>
+    private ProxyNode? RefindMoved(SessionJournal.NodeRecord r, SessionJournal.Replayed journal, Dictionary<ulong, ProxyNode?> found)
+    {
+        for (int i = journal.Renames.Count - 1; i >= 0; i--)
+        {
+            SessionJournal.RenameRecord m = journal.Renames[i];
+            (ulong parentId, string name) = m.FromParent == r.ParentId && m.FromName == r.Name ? (m.ToParent, m.ToName)
+                : (m.Flags & LibC.RENAME_EXCHANGE) != 0 && m.ToParent == r.ParentId && m.ToName == r.Name ? (m.FromParent, m.FromName)
+                : (0UL, "");
+            if (parentId == 0 || r.IsMountRoot || Resolve(parentId, journal, found) is not ProxyNode parent)
+            {
+                continue;
+            }
+
+            if (Refind(parent, r with { ParentId = parentId, Name = name }) is ProxyNode moved)
+            {
+                Log.RefoundMoved(_logger, r.NodeId, name);
+                return moved;
+            }
+        }
+
+        return null;
     }
 
     private ProxyNode? Refind(ProxyNode parent, SessionJournal.NodeRecord r)
@@ -218,8 +261,7 @@ public sealed partial class SecureProxy
                 return null;
             }
 
-            InodeIdentity now = backend.IdentityOf(attr.Ino);
-            if (now.Device != r.Identity.Device || now.Inode != r.Identity.Inode || now.Generation != r.Identity.Generation)
+            if (!IsSameObject(backend.IdentityOf(attr.Ino), r.Identity))
             {
                 return null; // another file has the name now
             }
@@ -287,8 +329,47 @@ public sealed partial class SecureProxy
     {
         ulong unique = request.Unique & ~FuseConstants.UniqueResend;
         _journal?.Applied(unique, 0);
-        return (request.Unique & FuseConstants.UniqueResend) != 0 && _applied.ContainsKey(unique);
+        return IsResumed(request.Unique);
     }
+
+    /// <summary>
+    /// <see cref="NoteIntent"/> for a rename, with the move it makes (see <see cref="RefindMoved"/>) and, for an exchange,
+    /// the object at the source name (see <see cref="ExchangeCarriedOut"/>).
+    /// </summary>
+    private bool NoteRename(FuseRequest request, ProxyNode fromDir, string fromName, ProxyNode toDir, string toName, uint flags, InodeIdentity source)
+    {
+        _journal?.Renaming(request.Unique & ~FuseConstants.UniqueResend, fromDir.NodeId, fromName, toDir.NodeId, toName, flags, source);
+        return IsResumed(request.Unique);
+    }
+
+    /// <summary>
+    /// A resumed exchange finds both names in place whether or not the previous server swapped them; swapping again would
+    /// undo it. It was carried out when the target name now holds the object the source name held when it began.
+    /// </summary>
+    private bool ExchangeCarriedOut(FuseRequest request, ProxyNode toDir, ReadOnlySpan<byte> newName)
+    {
+        if (!_renamesBegun.TryGetValue(request.Unique & ~FuseConstants.UniqueResend, out SessionJournal.RenameRecord begun)
+            || begun.Source.IsNone || !IsSameObject(IdentityAt(toDir, newName), begun.Source))
+        {
+            return false;
+        }
+
+        Log.ReplayedApplied(_logger, "its names are swapped already");
+        return true;
+    }
+
+    /// <summary>The object at <paramref name="name"/> in <paramref name="dir"/>, or none.</summary>
+    private InodeIdentity IdentityAt(ProxyNode dir, ReadOnlySpan<byte> name)
+    {
+        IFileSystemBackend backend = BackendOf(dir);
+        return backend.Lookup(dir.Ino, name, out FuseAttr attr) == Errno.OK ? backend.IdentityOf(attr.Ino) : default;
+    }
+
+    private static bool IsSameObject(in InodeIdentity a, in InodeIdentity b) =>
+        !a.IsNone && a.Device == b.Device && a.Inode == b.Inode && a.Generation == b.Generation;
+
+    private bool IsResumed(ulong unique) =>
+        (unique & FuseConstants.UniqueResend) != 0 && _applied.ContainsKey(unique & ~FuseConstants.UniqueResend);
 
     /// <summary>
     /// A resumed removal or rename that finds its source gone was carried out by the previous server (it died between

@@ -19,7 +19,7 @@ namespace InSpatialFs.Proxy.Nodes;
 ///
 /// What is written when (each write is one write(2) to the page cache, holding every record staged before it):
 /// <list type="bullet">
-/// <item>A request's intent (<see cref="Applied"/>) and the owner's records are written at once: the change they
+/// <item>A request's intent (<see cref="Applied"/>, <see cref="Renaming"/>) and the owner's records are written at once: the change they
 /// announce must not reach the backend before them.</item>
 /// <item>What a reply tells the kernel or settles with it (<see cref="Entered"/>, <see cref="Moved"/>,
 /// <see cref="Opened"/>, <see cref="Released"/>) is staged and written by <see cref="Commit"/>, which the server calls
@@ -32,7 +32,8 @@ namespace InSpatialFs.Proxy.Nodes;
 /// </summary>
 internal sealed class SessionJournal : IDisposable
 {
-    internal const ushort NodeEntered = 1, NodeMoved = 2, NodeLeft = 3, HandleOpened = 4, HandleReleased = 5, RequestApplied = 6, IdFloor = 7;
+    internal const ushort NodeEntered = 1, NodeMoved = 2, NodeLeft = 3, HandleOpened = 4, HandleReleased = 5, RequestApplied = 6, IdFloor = 7,
+        RenameBegun = 8;
 
     /// <summary>Carried-out requests kept across rewrites: only ones in flight when a server dies matter.</summary>
     private const int AppliedKept = 256;
@@ -42,6 +43,7 @@ internal sealed class SessionJournal : IDisposable
 
     private const int NodeFixed = 8 + 8 + 4 + 1 + 8 + 8 + 4; // id, parent, mount, flags, device, inode, generation
     private const int HandleSize = 8 + 8 + 4 + 1 + 4;        // fh, node, flags, is-directory, backing id
+    private const int RenameFixed = 8 + 8 + 8 + 4 + 8 + 8 + 4 + 4; // unique, from parent, to parent, flags, source device, inode, generation, from-name length
 
     /// <summary>Forgotten nodes that may wait for the next write (what a kill may leak).</summary>
     internal const int LazyKept = 64;
@@ -51,7 +53,7 @@ internal sealed class SessionJournal : IDisposable
     private readonly Dictionary<ulong, byte[]> _nodes = [];
     private readonly Dictionary<ulong, byte[]> _handles = [];
     private readonly List<(ushort Type, byte[] Payload)> _ownerRecords;
-    private readonly Queue<byte[]> _applied = new();
+    private readonly Queue<(ushort Type, byte[] Payload)> _applied = new(); // RequestApplied or RenameBegun
     private long _appendedSinceRewrite;
     private ulong _highestNode, _highestFh; // ever handed out: a rewrite keeps them, so a successor never reuses one
     private bool _failed;
@@ -77,6 +79,34 @@ internal sealed class SessionJournal : IDisposable
             _highestNode = Math.Max(_highestNode, highestNode);
             _highestFh = Math.Max(_highestFh, highestFh);
         }
+    }
+
+    /// <summary>Whether records of <paramref name="type"/> announce a request's change (kept across rewrites, <see cref="KeepBegun"/>).</summary>
+    public static bool IsBegun(ushort type) => type is RequestApplied or RenameBegun;
+
+    /// <summary>
+    /// Keeps a predecessor's begun-change records (<see cref="IsBegun"/>), oldest first, as if begun here: the next
+    /// rewrite (<see cref="Start"/>) writes them again, so a successor of this server still knows them.
+    /// </summary>
+    public void KeepBegun(IEnumerable<(ushort Type, byte[] Payload)> records)
+    {
+        lock (_lock)
+        {
+            foreach ((ushort type, byte[] payload) in records)
+            {
+                KeepLocked(type, payload);
+            }
+        }
+    }
+
+    private void KeepLocked(ushort type, byte[] record)
+    {
+        if (_applied.Count == AppliedKept)
+        {
+            _applied.Dequeue();
+        }
+
+        _applied.Enqueue((type, record));
     }
 
     /// <summary>Replaces the log with <paramref name="nodes"/> and <paramref name="handles"/> (the proxy's tables at the start).</summary>
@@ -172,15 +202,41 @@ internal sealed class SessionJournal : IDisposable
         byte[] record = new byte[16];
         BinaryPrimitives.WriteUInt64LittleEndian(record, unique);
         BinaryPrimitives.WriteUInt64LittleEndian(record.AsSpan(8), nodeId);
+        Begin(RequestApplied, record);
+    }
+
+    /// <summary>
+    /// Rename <paramref name="unique"/> is about to move (<paramref name="fromParent"/>, <paramref name="fromName"/>) to
+    /// (<paramref name="toParent"/>, <paramref name="toName"/>). Besides what <see cref="Applied"/> tells, it lets a
+    /// successor find a node the dead server moved but had not yet journaled as moved (it died between the rename and the
+    /// reply): that node is no longer at its journaled name, and the kernel, once the resent rename is answered, moves
+    /// its dentry to the new name with the same node id. <paramref name="source"/> is the object at the source name (for an
+    /// exchange, where both names exist before and after, it tells whether the swap was carried out; else none).
+    /// </summary>
+    public void Renaming(ulong unique, ulong fromParent, string fromName, ulong toParent, string toName, uint flags, InodeIdentity source)
+    {
+        byte[] from = ExactNameBytes(fromName), to = ExactNameBytes(toName);
+        byte[] record = new byte[RenameFixed + from.Length + to.Length];
+        Span<byte> s = record;
+        BinaryPrimitives.WriteUInt64LittleEndian(s, unique);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[8..], fromParent);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[16..], toParent);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[24..], flags);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[28..], source.Device);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[36..], source.Inode);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[44..], source.Generation);
+        BinaryPrimitives.WriteInt32LittleEndian(s[48..], from.Length);
+        from.CopyTo(s[RenameFixed..]);
+        to.CopyTo(s[(RenameFixed + from.Length)..]);
+        Begin(RenameBegun, record);
+    }
+
+    private void Begin(ushort type, byte[] record)
+    {
         lock (_lock)
         {
-            if (_applied.Count == AppliedKept)
-            {
-                _applied.Dequeue();
-            }
-
-            _applied.Enqueue(record);
-            AppendLocked(RequestApplied, record);
+            KeepLocked(type, record);
+            AppendLocked(type, record);
         }
     }
 
@@ -341,7 +397,7 @@ internal sealed class SessionJournal : IDisposable
         records.Add((IdFloor, floor));
         records.AddRange(_nodes.Values.Select(n => (NodeEntered, n)));
         records.AddRange(_handles.Values.Select(h => (HandleOpened, h)));
-        records.AddRange(_applied.Select(a => (RequestApplied, a)));
+        records.AddRange(_applied);
         _log.Rewrite(records);
         _appendedSinceRewrite = 0;
     }
@@ -388,6 +444,9 @@ internal sealed class SessionJournal : IDisposable
     /// <summary>A node as the log last described it.</summary>
     internal readonly record struct NodeRecord(ulong NodeId, ulong ParentId, int Mount, bool IsMountRoot, InodeIdentity Identity, string Name);
 
+    /// <summary>A rename begun (<see cref="Renaming"/>), in its parents' node ids and the proxy's names.</summary>
+    internal readonly record struct RenameRecord(ulong Unique, ulong FromParent, string FromName, ulong ToParent, string ToName, uint Flags, InodeIdentity Source);
+
     /// <summary>An open handle as the log describes it.</summary>
     internal readonly record struct HandleRecord(ulong Fh, ulong NodeId, int Flags, bool IsDirectory, int BackingId);
 
@@ -403,6 +462,9 @@ internal sealed class SessionJournal : IDisposable
 
         /// <summary>Requests begun: their changes may be carried out (unique without the resend bit → 0, reserved).</summary>
         public Dictionary<ulong, ulong> Applied { get; } = [];
+
+        /// <summary>Renames begun, oldest first (also in <see cref="Applied"/>).</summary>
+        public List<RenameRecord> Renames { get; } = [];
 
         public ulong HighestNodeId { get; private set; }
 
@@ -451,6 +513,18 @@ internal sealed class SessionJournal : IDisposable
                 case RequestApplied when p.Length >= 16:
                     Applied[BinaryPrimitives.ReadUInt64LittleEndian(p)] = BinaryPrimitives.ReadUInt64LittleEndian(p[8..]);
                     break;
+                case RenameBegun when p.Length >= RenameFixed
+                    && BinaryPrimitives.ReadInt32LittleEndian(p[48..]) is int fromLength && fromLength >= 0 && fromLength <= p.Length - RenameFixed:
+                    {
+                        ulong unique = BinaryPrimitives.ReadUInt64LittleEndian(p);
+                        Applied[unique] = 0;
+                        var source = new InodeIdentity(BinaryPrimitives.ReadUInt64LittleEndian(p[28..]), BinaryPrimitives.ReadUInt64LittleEndian(p[36..]),
+                            BinaryPrimitives.ReadUInt32LittleEndian(p[44..]), Persistent: true);
+                        Renames.Add(new RenameRecord(unique, BinaryPrimitives.ReadUInt64LittleEndian(p[8..]), NameOf(p.Slice(RenameFixed, fromLength)),
+                            BinaryPrimitives.ReadUInt64LittleEndian(p[16..]), NameOf(p[(RenameFixed + fromLength)..]), BinaryPrimitives.ReadUInt32LittleEndian(p[24..]), source));
+                        break;
+                    }
+
                 case IdFloor when p.Length >= 16:
                     HighestNodeId = Math.Max(HighestNodeId, BinaryPrimitives.ReadUInt64LittleEndian(p));
                     HighestFh = Math.Max(HighestFh, BinaryPrimitives.ReadUInt64LittleEndian(p[8..]));
@@ -458,7 +532,7 @@ internal sealed class SessionJournal : IDisposable
                 case HandleReleased when p.Length >= 8:
                     Handles.Remove(BinaryPrimitives.ReadUInt64LittleEndian(p));
                     break;
-                case NodeEntered or NodeMoved or NodeLeft or HandleOpened or HandleReleased or RequestApplied or IdFloor:
+                case NodeEntered or NodeMoved or NodeLeft or HandleOpened or HandleReleased or RequestApplied or IdFloor or RenameBegun:
                     Malformed++;
                     break;
             }

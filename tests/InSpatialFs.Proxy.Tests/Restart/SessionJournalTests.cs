@@ -16,6 +16,7 @@ public sealed class SessionJournalTests
 {
     private string _dir = null!;
     private readonly Dictionary<ulong, ulong> _applied = [];
+    private readonly List<string> _renames = [];
     private readonly List<int> _atReplies = [];
 
     [SetUp]
@@ -37,6 +38,7 @@ public sealed class SessionJournalTests
         var live = new Dictionary<ulong, ProxyNode>();
         var handles = new Dictionary<ulong, ProxyHandle>();
         _applied.Clear();
+        _renames.Clear();
         using StateLog log = StateLog.Open(_dir, "session.log", (_, _) => { });
         using var journal = new SessionJournal(log, []);
         journal.Start([root], [], Identity);
@@ -77,6 +79,12 @@ public sealed class SessionJournalTests
         journal.Opened(7, handle);
         Done();
         Replied();
+        // A rename's intent carries the move (a successor looks for a node the dead server moved at its new name).
+        _applied[42] = 0;
+        _renames.Add($"42:4/naïve \uDCFF name>2/moved~{LibC.RENAME_NOREPLACE}#1005");
+        journal.Renaming(42, 4, "naïve \uDCFF name", 2, "moved", LibC.RENAME_NOREPLACE, Identity(live[5]));
+        Done();
+        _atReplies.Add(expected.Count - 1);
         live[5].MoveTo(live[2], "moved");
         journal.Moved(live[5]);
         Done();
@@ -101,7 +109,7 @@ public sealed class SessionJournalTests
     }
 
     private string Describe(Dictionary<ulong, ProxyNode> nodes, Dictionary<ulong, ProxyHandle> handles) =>
-        string.Join(",", _applied.OrderBy(a => a.Key).Select(a => $"{a.Key}={a.Value}")) + "/" + Describe0(nodes, handles);
+        string.Join(",", _applied.OrderBy(a => a.Key).Select(a => $"{a.Key}={a.Value}")) + "/" + string.Join(",", _renames) + "/" + Describe0(nodes, handles);
 
     private static string Describe0(Dictionary<ulong, ProxyNode> nodes, Dictionary<ulong, ProxyHandle> handles) =>
         string.Join(";", nodes.Values.OrderBy(n => n.NodeId).Select(n => $"{n.NodeId}<{n.Parent?.NodeId}:{n.Name}#{1000 + n.NodeId}")) + "|" +
@@ -109,6 +117,7 @@ public sealed class SessionJournalTests
 
     private static string Describe(SessionJournal.Replayed r) =>
         string.Join(",", r.Applied.OrderBy(a => a.Key).Select(a => $"{a.Key}={a.Value}")) + "/" +
+        string.Join(",", r.Renames.Select(m => $"{m.Unique}:{m.FromParent}/{m.FromName}>{m.ToParent}/{m.ToName}~{m.Flags}#{m.Source.Inode}")) + "/" +
         string.Join(";", r.Nodes.Values.OrderBy(n => n.NodeId).Select(n => $"{n.NodeId}<{n.ParentId}:{n.Name}#{n.Identity.Inode}")) + "|" +
         string.Join(";", r.Handles.Values.OrderBy(h => h.Fh).Select(h => $"{h.Fh}>{h.NodeId}/{h.Flags}/{h.BackingId}"));
 
