@@ -91,7 +91,7 @@ public sealed partial class SecureProxy
         var replayed = new SessionJournal.Replayed();
         var owner = new List<(ushort, byte[])>();
         var begun = new List<(ushort, byte[])>();
-        StateLog log = StateLog.Open(stateDirectory, JournalFile, (type, payload) =>
+        StateLog log = StateLog.Open(stateDirectory, JournalFile, mapped: true, replay: (type, payload) =>
         {
             if (type >= FirstOwnerRecord)
             {

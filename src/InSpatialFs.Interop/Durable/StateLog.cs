@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
 using Microsoft.Win32.SafeHandles;
 
 namespace InSpatialFs.Interop.Durable;
@@ -20,8 +21,14 @@ public delegate void StateRecordHandler(ushort type, ReadOnlySpan<byte> payload)
 /// a torn tail is cut off before anything is appended after it. <see cref="Rewrite"/> replaces the whole log with a
 /// compact set of records (a new file renamed over the old one), so the log grows with live state, not with history.
 /// Appends, stages and rewrites are serialised by one lock.
+///
+/// A log opened <c>mapped</c> appends by copying into a shared mapping of the file instead of write(2): no system call
+/// per append, and the same guarantee (the stores are in the page cache the moment they are made; a copy cut short by
+/// a kill leaves a record that fails its CRC, so the replay ends before it). The file then carries zero padding after
+/// its records, up to the mapped capacity, whose blocks are allocated in advance (fallocate): a full disk is an
+/// <see cref="IOException"/> when the log grows, never a SIGBUS on a store. For the log written on every request.
 /// </summary>
-public sealed class StateLog : IDisposable
+public sealed unsafe class StateLog : IDisposable
 {
     private readonly SafeFd _directory;
     private readonly string _directoryPath;
@@ -29,14 +36,21 @@ public sealed class StateLog : IDisposable
     private readonly Lock _lock = new();
     private const int StagedKept = 4096;
     private const int RewriteChunk = 256 << 10;
+    private const long MapChunk = 1 << 20;
+    private readonly bool _mapped;
+    private MemoryMappedFile? _map;
+    private MemoryMappedViewAccessor? _view;
+    private byte* _mappedBase;
+    private long _capacity;
     private SafeFileHandle _file;
     private long _length;
     private ulong _nextSequence;
     private byte[] _staged = new byte[StagedKept];
     private int _stagedBytes, _stagedCount;
 
-    private StateLog(SafeFd directory, string directoryPath, string name, SafeFileHandle file, long length, ulong nextSequence)
+    private StateLog(SafeFd directory, string directoryPath, string name, SafeFileHandle file, long length, ulong nextSequence, bool mapped)
     {
+        _mapped = mapped;
         _directory = directory;
         _directoryPath = directoryPath;
         _name = name;
@@ -59,8 +73,9 @@ public sealed class StateLog : IDisposable
     /// (reached through <see cref="TrustedPath"/>: no symlinks, trusted owner), hands every intact record to
     /// <paramref name="replay"/>, and cuts off a torn tail. A file that is not a state log (wrong magic or version) is
     /// refused with <see cref="InvalidDataException"/> and left as it is.
+    /// With <paramref name="mapped"/>, appends go through a shared mapping of the file (see the class comment).
     /// </summary>
-    public static StateLog Open(string directoryPath, string name, StateRecordHandler replay)
+    public static StateLog Open(string directoryPath, string name, StateRecordHandler replay, bool mapped = false)
     {
         ArgumentNullException.ThrowIfNull(replay);
         SafeFd directory = TrustedPath.OpenDirectory(directoryPath, create: true);
@@ -88,17 +103,35 @@ public sealed class StateLog : IDisposable
                 }
 
                 intact = StateLogFormat.Replay(content, replay, out next);
+                if (mapped)
+                {
+                    size = intact + content.AsSpan((int)intact).TrimEnd((byte)0).Length; // its zero padding is not a torn tail
+                }
             }
 
-            if (intact < size)
+            // Cut the torn tail (and a mapped log's padding): nothing after the records may be read as one later.
+            if (intact < RandomAccess.GetLength(file))
             {
                 RandomAccess.SetLength(file, intact);
             }
 
-            var log = new StateLog(directory, directoryPath, name, file, intact, next)
+            var log = new StateLog(directory, directoryPath, name, file, intact, next, mapped)
             {
                 DiscardedTailBytes = Math.Max(0, size - intact),
             };
+            if (mapped)
+            {
+                try
+                {
+                    log.MapLocked(intact);
+                }
+                catch
+                {
+                    log.Dispose();
+                    throw;
+                }
+            }
+
             return log;
         }
         catch
@@ -185,7 +218,19 @@ public sealed class StateLog : IDisposable
         _stagedCount = 0;
         try
         {
-            RandomAccess.Write(_file, _staged.AsSpan(0, bytes), _length);
+            if (_mapped)
+            {
+                if (_length + bytes > _capacity)
+                {
+                    MapLocked(_length + bytes);
+                }
+
+                _staged.AsSpan(0, bytes).CopyTo(new Span<byte>(_mappedBase + _length, bytes));
+            }
+            else
+            {
+                RandomAccess.Write(_file, _staged.AsSpan(0, bytes), _length);
+            }
         }
         catch
         {
@@ -217,11 +262,11 @@ public sealed class StateLog : IDisposable
             // trusted directory (never followed), then created afresh with O_EXCL.
             RemoveEntry(temporary);
             SafeFileHandle next = TrustedPath.OpenFile(_directory, _directoryPath, temporary, LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL);
+            long length = StateLogFormat.HeaderSize;
+            ulong sequence = 1;
             try
             {
                 WriteHeader(next);
-                long length = StateLogFormat.HeaderSize;
-                ulong sequence = 1;
                 // A buffer of its own, reused: a growing one would go through the large-object heap on every compaction.
                 byte[] buffer = ArrayPool<byte>.Shared.Rent(RewriteChunk);
                 try
@@ -255,25 +300,77 @@ public sealed class StateLog : IDisposable
                 }
 
                 RenameOver(temporary);
-                _file.Dispose();
-                _file = next;
-                _length = length;
-                _nextSequence = sequence;
-                _stagedBytes = 0; // staged changes are part of the live state just written
-                _stagedCount = 0;
             }
             catch
             {
                 next.Dispose();
                 throw;
             }
+
+            Unmap();
+            _file.Dispose();
+            _file = next;
+            _length = length;
+            _nextSequence = sequence;
+            _stagedBytes = 0; // staged changes are part of the live state just written
+            _stagedCount = 0;
+            if (_mapped)
+            {
+                MapLocked(length); // when this throws (disk full), the next append maps again, or reports the failure
+            }
         }
     }
 
     public void Dispose()
     {
+        lock (_lock)
+        {
+            Unmap();
+        }
+
         _file.Dispose();
         _directory.Dispose();
+    }
+
+    /// <summary>
+    /// Maps the file with room for at least <paramref name="needed"/> bytes (1 MiB, doubling), its blocks allocated
+    /// first: an <see cref="IOException"/> on a full disk here, never a SIGBUS on a store into a hole later.
+    /// </summary>
+    private void MapLocked(long needed)
+    {
+        long capacity = MapChunk;
+        while (capacity < needed)
+        {
+            capacity *= 2;
+        }
+
+        Unmap();
+        if (LibC.fallocate((int)_file.DangerousGetHandle(), 0, 0, capacity) != 0)
+        {
+            throw new IOException($"cannot reserve {capacity} bytes for the state log {Path.Combine(_directoryPath, _name)}: {ErrnoExtensions.LastPInvoke()}");
+        }
+
+        _map = MemoryMappedFile.CreateFromFile(_file, null, capacity, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+        _view = _map.CreateViewAccessor(0, capacity, MemoryMappedFileAccess.ReadWrite);
+        byte* pointer = null;
+        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+        _mappedBase = pointer + _view.PointerOffset;
+        _capacity = capacity;
+    }
+
+    private void Unmap()
+    {
+        if (_view != null)
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+            _view = null;
+        }
+
+        _map?.Dispose();
+        _map = null;
+        _mappedBase = null;
+        _capacity = 0;
     }
 
     private static void WriteHeader(SafeFileHandle file)

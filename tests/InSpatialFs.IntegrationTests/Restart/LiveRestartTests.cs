@@ -139,7 +139,8 @@ public sealed class LiveRestartTests
             TestContext.Out.WriteLine($"stall per upgrade (ms): median {Median(upgradeStalls)}, max {upgradeStalls.Max()}");
             string[] resent = [.. keeper.Output.Split('\n').Where(l => l.Contains("not answered by it", StringComparison.Ordinal))];
             TestContext.Out.WriteLine($"requests resent to the servers: {resent.Length} ({string.Join(", ", resent.Select(l => l.Split("Resent request ")[1].Split(' ')[0]).GroupBy(o => o).Select(g => $"{g.Count()} {g.Key}"))}); " +
-                $"answered as carried out by the previous server: {keeper.Output.Split('\n').Count(l => l.Contains("answered as carried out", StringComparison.Ordinal))}");
+                $"answered as carried out by the previous server: {keeper.Output.Split('\n').Count(l => l.Contains("answered as carried out", StringComparison.Ordinal))}; " +
+                $"nodes found again at the name a carried-out rename gave them: {keeper.Output.Split('\n').Count(l => l.Contains("where a rename the previous server carried out", StringComparison.Ordinal))}");
             // The one documented non-idempotent case seen here: a removal the dead server carried out, resent and answered
             // ENOENT by the next one (README, "Restarts under the live mount"). Each is reported; anything else fails.
             string[] notIdempotent = [.. keeper.Output.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"Resent request (UNLINK|RMDIR|RENAME) \(unique \d+\) answered: ENOENT"))];

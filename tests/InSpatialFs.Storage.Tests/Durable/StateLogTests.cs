@@ -7,8 +7,9 @@ namespace InSpatialFs.Storage.Tests.Durable;
 /// The state log a restarted server adopts a live connection from: whatever a kill leaves of the file, replay gives
 /// exactly a prefix of what was appended — a torn or damaged record is detected and ignored, never misread.
 /// </summary>
-[TestFixture]
-public sealed class StateLogTests
+[TestFixture(false)]
+[TestFixture(true)]
+public sealed class StateLogTests(bool mapped)
 {
     private string _dir = null!;
 
@@ -44,7 +45,7 @@ public sealed class StateLogTests
     private List<(ushort Type, byte[] Payload)> OpenAndReplay(out long discarded, Action<StateLog>? then = null)
     {
         var seen = new List<(ushort, byte[])>();
-        using StateLog log = StateLog.Open(_dir, "state.log", (type, payload) => seen.Add((type, payload.ToArray())));
+        using StateLog log = StateLog.Open(_dir, "state.log", (type, payload) => seen.Add((type, payload.ToArray())), mapped);
         discarded = log.DiscardedTailBytes;
         then?.Invoke(log);
         return seen;
@@ -59,7 +60,28 @@ public sealed class StateLogTests
                 log.Append(type, payload);
             }
         });
-        return File.ReadAllBytes(Path.Combine(_dir, "state.log"));
+        return Records(File.ReadAllBytes(Path.Combine(_dir, "state.log")));
+    }
+
+    /// <summary>The records of a log file: a mapped log's file carries zero padding after them (checked to be zeros).</summary>
+    private byte[] Records(byte[] file)
+    {
+        if (!mapped)
+        {
+            return file;
+        }
+
+        long end = RecordEnds()[^1];
+        Assert.That(file.AsSpan((int)end).IndexOfAnyExcept((byte)0), Is.EqualTo(-1), "only zeros after the records");
+        return file[..(int)end];
+    }
+
+    /// <summary>How many records a successor would read from the file as it is now (what a kill would leave).</summary>
+    private int Persisted()
+    {
+        int count = 0;
+        StateLogFormat.Replay(File.ReadAllBytes(Path.Combine(_dir, "state.log")), (_, _) => count++, out _);
+        return count;
     }
 
     /// <summary>The end offset of each sample record in the file (the header is 16 bytes).</summary>
@@ -108,7 +130,9 @@ public sealed class StateLogTests
             var replayed = OpenAndReplay(out long discarded, log => log.Append(9, next));
 
             AssertPrefix(replayed, wholeRecords, $"cut at {cut}");
-            Assert.That(discarded, Is.EqualTo(cut < StateLogFormat.HeaderSize ? 0 : cut - intact), $"cut at {cut}: discarded tail");
+            // A mapped log counts a torn tail up to its last non-zero byte (zeros after records are its padding).
+            long torn = cut < StateLogFormat.HeaderSize ? 0 : mapped ? whole.AsSpan((int)intact, (int)(cut - intact)).TrimEnd((byte)0).Length : cut - intact;
+            Assert.That(discarded, Is.EqualTo(torn), $"cut at {cut}: discarded tail");
 
             // What was appended after the cut follows the intact prefix (the torn tail was cut off, not written after).
             var again = OpenAndReplay(out long discardedAgain);
@@ -163,32 +187,30 @@ public sealed class StateLogTests
     [Test]
     public void Rewrite_replaces_history_with_live_state_and_appends_continue_after_it()
     {
-        WriteSampleLog();
-        long before = new FileInfo(Path.Combine(_dir, "state.log")).Length;
+        long before = WriteSampleLog().Length, after = 0;
         OpenAndReplay(out _, log =>
         {
             log.Rewrite(Sample.Take(2));
             Assert.That(log.RecordCount, Is.EqualTo(2));
             log.Append(Sample[2].Type, Sample[2].Payload);
+            after = log.Length;
         });
 
         AssertPrefix(OpenAndReplay(out _), 3, "after rewrite");
-        Assert.That(new FileInfo(Path.Combine(_dir, "state.log")).Length, Is.LessThan(before));
+        Assert.That(after, Is.LessThan(before));
         Assert.That(File.Exists(Path.Combine(_dir, "state.log.new")), Is.False, "the new file was renamed over the old one");
     }
 
     [Test]
     public void Staged_records_reach_the_file_only_with_the_next_write_in_order_and_a_rewrite_drops_them()
     {
-        string file = Path.Combine(_dir, "state.log");
         OpenAndReplay(out _, log =>
         {
-            long empty = log.Length;
             log.Stage(Sample[0].Type, Sample[0].Payload);
             log.Stage(Sample[1].Type, Sample[1].Payload);
-            Assert.That((new FileInfo(file).Length, log.StagedCount), Is.EqualTo((empty, 2)), "a kill now loses them");
+            Assert.That((Persisted(), log.StagedCount), Is.EqualTo((0, 2)), "a kill now loses them");
             log.Append(Sample[2].Type, Sample[2].Payload);
-            Assert.That((log.StagedCount, log.Length), Is.EqualTo((0, new FileInfo(file).Length)), "one write carried all three");
+            Assert.That((log.StagedCount, Persisted()), Is.EqualTo((0, 3)), "one write carried all three");
             log.Stage(Sample[3].Type, Sample[3].Payload);
             log.WriteStaged();
             log.Stage(Sample[9].Type, Sample[9].Payload);
@@ -236,6 +258,61 @@ public sealed class StateLogTests
             int[] values = replayed.Where(r => r.Type == t).Select(r => BitConverter.ToInt32(r.Payload)).ToArray();
             Assert.That(values, Is.EqualTo(Enumerable.Range(0, PerThread)), $"thread {t}'s records in its own order");
         }
+    }
+
+    [Test]
+    public void What_an_append_returned_for_is_in_the_file_while_the_log_is_still_open_as_a_kill_leaves_it()
+    {
+        OpenAndReplay(out _, log =>
+        {
+            for (int i = 0; i < Sample.Length; i++)
+            {
+                log.Append(Sample[i].Type, Sample[i].Payload);
+                Assert.That(Persisted(), Is.EqualTo(i + 1), $"record {i} readable by a successor as soon as Append returned");
+            }
+        });
+    }
+
+    [Test]
+    public void A_log_grows_past_its_first_mapping_and_replays_whole()
+    {
+        byte[] payload = new byte[3000];
+        const int Count = 1000; // about 3 MiB: two growths of a mapped log
+        OpenAndReplay(out _, log =>
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                BitConverter.TryWriteBytes(payload, i);
+                log.Append(7, payload);
+            }
+        });
+
+        var replayed = OpenAndReplay(out long discarded);
+        Assert.That(replayed.Select(r => BitConverter.ToInt32(r.Payload)), Is.EqualTo(Enumerable.Range(0, Count)));
+        Assert.That(discarded, Is.Zero, "a mapped log's padding is not a torn tail");
+    }
+
+    [Test]
+    public void A_mapped_log_appends_without_a_write_system_call()
+    {
+        // /proc/thread-self/io counts the bytes this thread passed to write(2) and its kin (wchar).
+        static long WrittenByThisThread() => long.Parse(File.ReadAllLines("/proc/thread-self/io").First(l => l.StartsWith("wchar:", StringComparison.Ordinal))[6..]);
+        byte[] payload = new byte[100];
+        long written = 0;
+        OpenAndReplay(out _, log =>
+        {
+            log.Append(1, payload); // the first append maps nothing new: the log was mapped when opened
+            long before = WrittenByThisThread();
+            for (int i = 0; i < 1000; i++)
+            {
+                log.Append(1, payload);
+            }
+
+            written = WrittenByThisThread() - before;
+        });
+
+        // Positive control in the unmapped fixture: the same appends write 120 KB.
+        Assert.That(written, mapped ? Is.Zero : Is.GreaterThanOrEqualTo(1000L * StateLogFormat.RecordSize(payload.Length)));
     }
 
     [Test]
