@@ -83,10 +83,16 @@ public sealed class ResumedRenameTests
         ulong t = Looked(first, dir, "t");
         ulong x = Looked(first, dir, "x");
         Assert.That(first.Rename(Request(RenameUnique), dir, ProxyHarness.N("t"), dir, ProxyHarness.N(to), flags), Is.EqualTo(Errno.OK));
+        KillSnapshot(state, killed);
+        return (dir, t, x, killed);
+    }
+
+    /// <summary>The journal as a server killed now leaves it (the running one goes on writing to its own).</summary>
+    private static void KillSnapshot(string state, string killed)
+    {
         Directory.CreateDirectory(killed, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.Copy(Path.Combine(state, SecureProxy.JournalFile), Path.Combine(killed, SecureProxy.JournalFile));
         File.SetUnixFileMode(Path.Combine(killed, SecureProxy.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        return (dir, t, x, killed);
     }
 
     private static string ReadAll(SecureProxy proxy, ulong node)
@@ -182,9 +188,7 @@ public sealed class ResumedRenameTests
         (ulong dir, ulong t, _, string killed) = KilledAfterRename(0, "f");
         SecureProxy second = Server(killed, restore: true, out _);
         string killedAgain = Path.Combine(_work, "killed-again");
-        Directory.CreateDirectory(killedAgain, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.Copy(Path.Combine(killed, SecureProxy.JournalFile), Path.Combine(killedAgain, SecureProxy.JournalFile));
-        File.SetUnixFileMode(Path.Combine(killedAgain, SecureProxy.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        KillSnapshot(killed, killedAgain);
         Assert.That(second, Is.Not.Null);
 
         SecureProxy third = Server(killedAgain, restore: true, out RestartReport report);
