@@ -38,4 +38,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3010, Level = LogLevel.Information, Message = "node {NodeId} found again at {Name}, where a rename the previous server carried out before it died had moved it")]
     public static partial void RefoundMoved(ILogger logger, ulong nodeId, string name);
+
+    [LoggerMessage(EventId = 3011, Level = LogLevel.Information, Message = "the restart journal in {StateDirectory} cannot be mapped with its blocks reserved (no fallocate, or a full disk): it is written with one write(2) per request instead")]
+    public static partial void JournalUnmapped(ILogger logger, string stateDirectory);
 }

@@ -106,6 +106,11 @@ public sealed partial class SecureProxy
                 }
             }
         });
+        if (!log.IsMapped)
+        {
+            Log.JournalUnmapped(_logger, stateDirectory);
+        }
+
         RestartReport report = restore ? Restore(replayed) : new RestartReport();
         var journal = new SessionJournal(log, restore ? owner : []);
         if (restore)

@@ -25,8 +25,9 @@ public delegate void StateRecordHandler(ushort type, ReadOnlySpan<byte> payload)
 /// A log opened <c>mapped</c> appends by copying into a shared mapping of the file instead of write(2): no system call
 /// per append, and the same guarantee (the stores are in the page cache the moment they are made; a copy cut short by
 /// a kill leaves a record that fails its CRC, so the replay ends before it). The file then carries zero padding after
-/// its records, up to the mapped capacity, whose blocks are allocated in advance (fallocate): a full disk is an
-/// <see cref="IOException"/> when the log grows, never a SIGBUS on a store. For the log written on every request.
+/// its records, up to the mapped capacity, whose blocks are allocated in advance (fallocate), so a store never meets a
+/// hole on a full disk (SIGBUS). Where the file cannot be mapped so (a filesystem without fallocate, a full disk), the
+/// log goes on with write(2) (<see cref="IsMapped"/>). For the log written on every request.
 /// </summary>
 public sealed unsafe class StateLog : IDisposable
 {
@@ -37,7 +38,7 @@ public sealed unsafe class StateLog : IDisposable
     private const int StagedKept = 4096;
     private const int RewriteChunk = 256 << 10;
     private const long MapChunk = 1 << 20;
-    private readonly bool _mapped;
+    private bool _mapped; // cleared for good when the file cannot be mapped (see TryMapLocked)
     private MemoryMappedFile? _map;
     private MemoryMappedViewAccessor? _view;
     private byte* _mappedBase;
@@ -121,15 +122,7 @@ public sealed unsafe class StateLog : IDisposable
             };
             if (mapped)
             {
-                try
-                {
-                    log.MapLocked(intact);
-                }
-                catch
-                {
-                    log.Dispose();
-                    throw;
-                }
+                log.TryMapLocked(intact);
             }
 
             return log;
@@ -218,13 +211,8 @@ public sealed unsafe class StateLog : IDisposable
         _stagedCount = 0;
         try
         {
-            if (_mapped)
+            if (_mapped && (_length + bytes <= _capacity || TryMapLocked(_length + bytes)))
             {
-                if (_length + bytes > _capacity)
-                {
-                    MapLocked(_length + bytes);
-                }
-
                 _staged.AsSpan(0, bytes).CopyTo(new Span<byte>(_mappedBase + _length, bytes));
             }
             else
@@ -316,7 +304,7 @@ public sealed unsafe class StateLog : IDisposable
             _stagedCount = 0;
             if (_mapped)
             {
-                MapLocked(length); // when this throws (disk full), the next append maps again, or reports the failure
+                TryMapLocked(length);
             }
         }
     }
@@ -330,6 +318,35 @@ public sealed unsafe class StateLog : IDisposable
 
         _file.Dispose();
         _directory.Dispose();
+    }
+
+    /// <summary>Whether appends go through a mapping (false once the file could not be mapped: appends use write(2)).</summary>
+    public bool IsMapped
+    {
+        get
+        {
+            lock (_lock) return _mapped;
+        }
+    }
+
+    /// <summary>
+    /// Maps the file with room for at least <paramref name="needed"/> bytes, or, when it cannot (a filesystem without
+    /// fallocate, a full disk), goes on with write(2) from here for good: the log keeps its guarantee either way, and
+    /// write(2) reports a full disk to the owner as it always did. False in that case.
+    /// </summary>
+    private bool TryMapLocked(long needed)
+    {
+        try
+        {
+            MapLocked(needed);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Unmap();
+            _mapped = false;
+            return false;
+        }
     }
 
     /// <summary>

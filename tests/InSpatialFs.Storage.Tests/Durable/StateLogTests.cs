@@ -316,6 +316,41 @@ public sealed class StateLogTests(bool mapped)
     }
 
     [Test]
+    public void A_log_on_a_filesystem_without_fallocate_goes_on_with_write_and_loses_nothing()
+    {
+        // ramfs allocates nothing ahead (fallocate: EOPNOTSUPP), so a mapped log cannot reserve its blocks there.
+        Directory.CreateDirectory(_dir);
+        string fs = Path.Combine(_dir, "ramfs");
+        Directory.CreateDirectory(fs);
+        var mount = System.Diagnostics.Process.Start("mount", ["-t", "ramfs", "-o", "mode=0700", "none", fs])!;
+        mount.WaitForExit();
+        Assert.That(mount.ExitCode, Is.Zero, "mounting a ramfs (the tests run as root)");
+        try
+        {
+            string state = Path.Combine(fs, "state");
+            var seen = new List<(ushort, byte[])>();
+            using (StateLog log = StateLog.Open(state, "state.log", (_, _) => { }, mapped))
+            {
+                Assert.That(log.IsMapped, Is.False, "positive control: this filesystem refuses the reservation");
+                foreach ((ushort type, byte[] payload) in Sample)
+                {
+                    log.Append(type, payload);
+                }
+            }
+
+            using (StateLog.Open(state, "state.log", (type, payload) => seen.Add((type, payload.ToArray())), mapped))
+            {
+            }
+
+            AssertPrefix(seen, Sample.Length, "replayed from ramfs");
+        }
+        finally
+        {
+            System.Diagnostics.Process.Start("umount", ["-l", fs])!.WaitForExit();
+        }
+    }
+
+    [Test]
     public void The_log_file_is_private_to_its_owner()
     {
         WriteSampleLog();
