@@ -319,9 +319,11 @@ public sealed class StateLogTests(bool mapped)
     public void A_log_on_a_filesystem_without_fallocate_goes_on_with_write_and_loses_nothing()
     {
         // ramfs allocates nothing ahead (fallocate: EOPNOTSUPP), so a mapped log cannot reserve its blocks there.
-        Directory.CreateDirectory(_dir);
+        // The state directory's ancestors must not be writable by others, whatever the umask (CI runs with 0).
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Directory.CreateDirectory(_dir, Private);
         string fs = Path.Combine(_dir, "ramfs");
-        Directory.CreateDirectory(fs);
+        Directory.CreateDirectory(fs, Private);
         var mount = System.Diagnostics.Process.Start("mount", ["-t", "ramfs", "-o", "mode=0700", "none", fs])!;
         mount.WaitForExit();
         Assert.That(mount.ExitCode, Is.Zero, "mounting a ramfs (the tests run as root)");
