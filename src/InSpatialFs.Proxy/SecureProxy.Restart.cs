@@ -152,7 +152,7 @@ public sealed partial class SecureProxy
         _applied = journal.Applied;
         foreach (SessionJournal.RenameRecord m in journal.Renames)
         {
-            _renamesBegun[m.Unique] = m; // a unique is begun once per server: the newest record stands
+            _renamesBegun[m.Unique] = m; // a unique is journaled once (a resumed rename keeps its first record)
         }
         int nodes = found.Count(p => p.Value != null) - 1;
         int handles = 0, staleHandles = 0;
@@ -343,7 +343,15 @@ public sealed partial class SecureProxy
     /// </summary>
     private bool NoteRename(FuseRequest request, ProxyNode fromDir, string fromName, ProxyNode toDir, string toName, uint flags, InodeIdentity source)
     {
-        _journal?.Renaming(request.Unique & ~FuseConstants.UniqueResend, fromDir.NodeId, fromName, toDir.NodeId, toName, flags, source);
+        ulong unique = request.Unique & ~FuseConstants.UniqueResend;
+        if (IsResumed(request.Unique) && _renamesBegun.ContainsKey(unique))
+        {
+            // The first server's record is carried in this journal already (KeepBegun) and must stand: taken now, after
+            // that server's exchange, the source would be the other object, and a successor would swap the names back.
+            return true;
+        }
+
+        _journal?.Renaming(unique, fromDir.NodeId, fromName, toDir.NodeId, toName, flags, source);
         return IsResumed(request.Unique);
     }
 

@@ -202,6 +202,21 @@ public sealed class ResumedRenameTests
     }
 
     [Test]
+    public void An_exchange_resent_to_a_second_server_killed_before_its_reply_is_still_not_swapped_back_by_a_third()
+    {
+        (ulong dir, _, _, string killed) = KilledAfterRename(LibC.RENAME_EXCHANGE, "x");
+        SecureProxy second = Server(killed, restore: true, out _);
+        Assert.That(second.Rename(Request(RenameUnique | FuseConstants.UniqueResend), dir, ProxyHarness.N("t"), dir, ProxyHarness.N("x"), LibC.RENAME_EXCHANGE),
+            Is.EqualTo(Errno.OK), "the second server answers it as carried out");
+        string killedAgain = Path.Combine(_work, "killed-again");
+        KillSnapshot(killed, killedAgain); // and dies before the reply reaches the kernel: resent to a third
+
+        SecureProxy third = Server(killedAgain, restore: true, out _);
+        Assert.That(third.Rename(Request(RenameUnique | FuseConstants.UniqueResend), dir, ProxyHarness.N("t"), dir, ProxyHarness.N("x"), LibC.RENAME_EXCHANGE), Is.EqualTo(Errno.OK));
+        Assert.That(File.ReadAllText(Path.Combine(_source, "d", "x")), Is.EqualTo("renamed file"), "swapped once by the first server, never back");
+    }
+
+    [Test]
     public void A_file_the_host_renamed_without_a_begun_rename_is_not_searched_for_elsewhere()
     {
         // Positive control: the detour is only through a journaled rename. A node whose name changed by other means is
