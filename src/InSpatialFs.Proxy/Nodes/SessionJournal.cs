@@ -17,7 +17,8 @@ namespace InSpatialFs.Proxy.Nodes;
 /// several times the live state: the log's size follows what the kernel holds, not the history of the container.
 /// One lock serialises appends, the mirror and rewrites.
 ///
-/// What is written when (each write is one write(2) to the page cache, holding every record staged before it):
+/// What is written when (each write is one copy into the log's shared mapping, or one write(2) where the log could not
+/// be mapped: either way in the page cache at once, holding every record staged before it):
 /// <list type="bullet">
 /// <item>A request's intent (<see cref="Applied"/>, <see cref="Renaming"/>) and the owner's records are written at once: the change they
 /// announce must not reach the backend before them.</item>

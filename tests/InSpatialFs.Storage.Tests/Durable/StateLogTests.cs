@@ -1,5 +1,6 @@
 using System.Text;
 using InSpatialFs.Interop.Durable;
+using InSpatialFs.TestKit.Processes;
 
 namespace InSpatialFs.Storage.Tests.Durable;
 
@@ -324,9 +325,7 @@ public sealed class StateLogTests(bool mapped)
         Directory.CreateDirectory(_dir, Private);
         string fs = Path.Combine(_dir, "ramfs");
         Directory.CreateDirectory(fs, Private);
-        var mount = System.Diagnostics.Process.Start("mount", ["-t", "ramfs", "-o", "mode=0700", "none", fs])!;
-        mount.WaitForExit();
-        Assert.That(mount.ExitCode, Is.Zero, "mounting a ramfs (the tests run as root)");
+        Shell.Check($"mount -t ramfs -o mode=0700 none '{fs}'"); // the tests run as root
         try
         {
             string state = Path.Combine(fs, "state");
@@ -348,7 +347,7 @@ public sealed class StateLogTests(bool mapped)
         }
         finally
         {
-            System.Diagnostics.Process.Start("umount", ["-l", fs])!.WaitForExit();
+            Shell.Run($"umount -l '{fs}'");
         }
     }
 
