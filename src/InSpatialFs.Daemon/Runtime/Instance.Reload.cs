@@ -75,6 +75,7 @@ internal sealed partial class Instance
             message = $"{result.RuleSet!.Count} rules loaded" + (paths != null ? ", paths reloaded" : "")
                 + (dropped ? "; kernel caches dropped" : "; kernel caches still being dropped (30 s passed)");
             _log.LogInformation("policy reloaded: {Result}", message);
+            ReturnTransientMemory("reload");
             return Errno.OK;
         }
         finally

@@ -126,16 +126,6 @@ internal sealed partial class Instance
     }
 
     /// <summary>
-    /// The descriptor-store name of the private tmpfs of the memory mount at <paramref name="path"/>, and its journal's
-    /// file name: from a hash of the path (store names are short ASCII), so they stay the same for the same config.
-    /// </summary>
-    private static (string Volume, string Journal) MemoryKeepNames(string path)
-    {
-        string key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(path)))[..16];
-        return ($"memory-data.{key}", $"memory-{key}.log");
-    }
-
-    /// <summary>
     /// A fresh start with a store: each memory mount's metadata is journaled from now on and its private tmpfs is stored,
     /// so that the next server finds the contents (a container's /tmp is data, not cache).
     /// </summary>
@@ -148,7 +138,7 @@ internal sealed partial class Instance
                 continue;
             }
 
-            (string volume, string journal) = MemoryKeepNames(mount.Path);
+            (string volume, string journal) = MemoryKeepNames.For(mount.Path);
             memory.StartJournal(_config.StateDir, journal, MemoryJournalFailed(mount.Path));
             using SafeFd? data = memory.DuplicateDataVolume();
             if (data == null || !store.Store(volume, data))
@@ -164,9 +154,16 @@ internal sealed partial class Instance
     /// <summary>The memory mount <paramref name="mount"/> as the previous server left it: its tmpfs from the store, its tree from the journal.</summary>
     private MemoryFileSystem AdoptMemory(MountConfig mount, long size)
     {
-        (string volume, string journal) = MemoryKeepNames(mount.Path);
-        SafeFd? data = _store!.Take(volume)
-            ?? throw new InstanceStartException($"cannot take over the live mount {_config.Mountpoint}: the data of the memory mount {mount.Path} was not handed over");
+        (string volume, string journal) = MemoryKeepNames.For(mount.Path);
+        SafeFd? data = _store!.Take(volume);
+        if (data == null)
+        {
+            // A predecessor from before the names changed (an upgrade under the live mount) kept it under the old ones.
+            (volume, journal) = MemoryKeepNames.Legacy(mount.Path);
+            data = _store.Take(volume)
+                ?? throw new InstanceStartException($"cannot take over the live mount {_config.Mountpoint}: the data of the memory mount {mount.Path} was not handed over");
+        }
+
         try
         {
             MemoryFileSystem memory = MemoryFileSystem.Adopt(data, _config.StateDir, journal, size, _config.Resources.Inodes ?? 0, out MemoryRestoreReport report,

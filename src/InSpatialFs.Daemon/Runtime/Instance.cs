@@ -199,6 +199,26 @@ internal sealed partial class Instance : IDisposable
         }
 
         _statusTimer = new Timer(_ => Heartbeat(), null, period, period);
+        ReturnTransientMemory("start");
+    }
+
+    /// <summary>
+    /// Starting (and reloading) leaves megabytes of garbage: the parsed config and rule files, the command line, the
+    /// rule compiler's intermediate trees. An idle instance may never allocate enough for the GC to run again, so those
+    /// pages would stay resident for the container's life (about 3.5 MiB of an idle instance's 22). One aggressive
+    /// collection returns them to the kernel; it runs on the thread pool, after the mount answers, and pauses the
+    /// readers for a few milliseconds once.
+    /// </summary>
+    private void ReturnTransientMemory(string after)
+    {
+        ThreadPool.UnsafeQueueUserWorkItem(_ =>
+        {
+            long before = Environment.WorkingSet;
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            Log.TransientMemoryReturned(_log, after, (before - Environment.WorkingSet) / 1024,
+                System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }, null);
     }
 
     /// <summary>Serves until the container mount ends; returns the process exit code.</summary>
