@@ -56,14 +56,15 @@ static void drop_caches(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: fsmeta ROOT [FILES=20000] [DIRS=100]\n");
+        fprintf(stderr, "usage: fsmeta ROOT [FILES=20000] [DIRS=100] [READDIR_PASSES=1]\n");
         return 2;
     }
     const char *root = argv[1];
     long files = argc > 2 ? atol(argv[2]) : 20000;
     long dirs = argc > 3 ? atol(argv[3]) : 100;
-    if (files <= 0 || dirs <= 0) {
-        fprintf(stderr, "fsmeta: FILES and DIRS must be positive\n");
+    long readdir_passes = argc > 4 ? atol(argv[4]) : 1;
+    if (files <= 0 || dirs <= 0 || readdir_passes <= 0) {
+        fprintf(stderr, "fsmeta: FILES, DIRS and READDIR_PASSES must be positive\n");
         return 2;
     }
     char path[4096];
@@ -90,15 +91,18 @@ int main(int argc, char **argv) {
     }
     report("stat", now() - t, files);
 
+    // READDIR_PASSES listings of every directory: one pass over 100 directories takes ~10 ms, too short to time.
     t = begin("readdir");
     long seen = 0;
-    for (long d = 0; d < dirs; d++) {
-        snprintf(path, sizeof path, "%s/d%03ld", root, d);
-        DIR *dir = opendir(path);
-        if (!dir) die("opendir", path);
-        struct dirent *e;
-        while ((e = readdir(dir)) != NULL) seen++;
-        closedir(dir);
+    for (long pass = 0; pass < readdir_passes; pass++) {
+        for (long d = 0; d < dirs; d++) {
+            snprintf(path, sizeof path, "%s/d%03ld", root, d);
+            DIR *dir = opendir(path);
+            if (!dir) die("opendir", path);
+            struct dirent *e;
+            while ((e = readdir(dir)) != NULL) seen++;
+            closedir(dir);
+        }
     }
     report("readdir", now() - t, seen);
 

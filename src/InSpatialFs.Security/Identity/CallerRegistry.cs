@@ -157,14 +157,7 @@ public sealed class CallerRegistry : IDisposable
 
     private string? TryReadComm(int pid)
     {
-        try
-        {
-            return File.ReadAllText(Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture), "comm")).TrimEnd('\n');
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
+        return ProcFs.ReadText(Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture), "comm"), 64)?.TrimEnd('\n');
     }
 
     /// <summary>The caller already pinned for <paramref name="pid"/>, without pinning anew (no syscall; null when not cached).</summary>
@@ -208,8 +201,18 @@ public sealed class CallerRegistry : IDisposable
     public CallerInfo? Pin(int pid, Membership inherited = Membership.Host)
     {
         string dir = Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture));
-        int tgid = ProcFs.ReadTgid(dir) ?? pid;
-        Errno e = LibC.PidfdOpen(tgid, out SafeFd pidfd);
+        // A request names the calling thread. pidfd_open takes only a thread-group leader (ENOENT here, EINVAL on older
+        // kernels, for any other thread), so a first try with the pid itself settles the usual case, one thread or the
+        // main one, without reading /proc/PID/status for its Tgid.
+        int tgid = pid;
+        Errno e = LibC.PidfdOpen(pid, out SafeFd pidfd);
+        if (e != Errno.OK && ProcFs.ReadTgid(dir) is int leader && leader != pid)
+        {
+            pidfd.Dispose();
+            tgid = leader;
+            e = LibC.PidfdOpen(tgid, out pidfd);
+        }
+
         if (e != Errno.OK)
         {
             pidfd.Dispose();
@@ -218,14 +221,18 @@ public sealed class CallerRegistry : IDisposable
 
         try
         {
-            string stat = File.ReadAllText(Path.Combine(dir, "stat"));
-            ulong start = ProcFs.ParseStartTime(stat);
-            string processStat = tgid == pid ? stat : File.ReadAllText(Path.Combine(_procRoot, tgid.ToString(CultureInfo.InvariantCulture), "stat"));
-            string name = File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n');
-            CgroupPaths cg = CgroupPaths.Parse(File.ReadAllText(Path.Combine(dir, "cgroup")));
+            string? stat = ProcFs.ReadText(Path.Combine(dir, "stat"), ProcFs.StatMax);
+            string? processStat = tgid == pid ? stat : ProcFs.ReadText(Path.Combine(_procRoot, tgid.ToString(CultureInfo.InvariantCulture), "stat"), ProcFs.StatMax);
+            string? cgroups = ProcFs.ReadText(Path.Combine(dir, "cgroup"), CgroupMax);
+            if (stat is null || processStat is null || cgroups is null)
+            {
+                pidfd.Dispose();
+                return null; // gone
+            }
+
             string? root = ProcFs.TryReadLink(Path.Combine(dir, "root"));
-            var facts = new ProcessFacts(pid, tgid, start, ProcFs.ParseStartTime(processStat), ProcFs.ParseParentPid(processStat), cg, root,
-                Container.RootIsOnMount(dir, root), ProcFs.ReadNamespace(dir, "pid"), ProcFs.ReadNamespace(dir, "user"));
+            var facts = new ProcessFacts(pid, tgid, ProcFs.ParseStartTime(stat), ProcFs.ParseStartTime(processStat), ProcFs.ParseParentPid(processStat),
+                CgroupPaths.Parse(cgroups), root, Container.RootIsOnMount(dir, root), ProcFs.ReadNamespace(dir, "pid"), ProcFs.ReadNamespace(dir, "user"));
 
             // Everything above was read while the pid could still have changed hands; the pidfd proves it did not.
             if (LibC.PidfdHasExited(pidfd))
@@ -236,14 +243,18 @@ public sealed class CallerRegistry : IDisposable
 
             Membership membership = Container.Classify(facts, dir, _isPinnedMember);
             if (membership == Membership.Host) membership = inherited;
-            return new CallerInfo(facts, name, membership, pidfd) { Process = Processes.Resolve(tgid) };
+            // The name is stat's comm field: /proc/PID/comm holds the same text (both print the task's comm unescaped).
+            return new CallerInfo(facts, ProcFs.ParseComm(stat), membership, pidfd) { Process = Processes.Resolve(tgid) };
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+        catch (FormatException)
         {
             pidfd.Dispose();
             return null;
         }
     }
+
+    /// <summary>Room for /proc/PID/cgroup: one line per hierarchy (13 on a v1 hybrid host), each a controller list and a path.</summary>
+    private const int CgroupMax = 16 * 1024;
 
     /// <summary>The device (st_dev) of the container mount, once it is mounted (the root-directory fallback compares against it).</summary>
     public void SetMountDevice(uint major, uint minor) => Container.SetMountDevice(major, minor);
@@ -352,15 +363,7 @@ public sealed class CallerRegistry : IDisposable
     public bool StillSameProcess(CallerInfo c)
     {
         if (c.PidFd is null || c.HasExited) return false;
-        try
-        {
-            string stat = File.ReadAllText(Path.Combine(_procRoot, c.Pid.ToString(CultureInfo.InvariantCulture), "stat"));
-            return ParseStartTime(stat) == c.StartTime;
-        }
-        catch (Exception ex) when (ex is IOException or FormatException)
-        {
-            return false;
-        }
+        return ProcFs.ReadParentAndStart(_procRoot, c.Pid) is (_, ulong start) && start == c.StartTime;
     }
 
     public IReadOnlyCollection<CallerInfo> Snapshot() => _cache.Values.ToList();

@@ -53,7 +53,7 @@ public sealed class ProcessContextResolver
         bool consistent;
         for (int attempt = 0; ; attempt++)
         {
-            string? stat = ReadText(Path.Combine(dir, "stat"), 1024);
+            string? stat = ProcFs.ReadText(Path.Combine(dir, "stat"), ProcFs.StatMax);
             if (stat is null || !TryParseStat(stat, out comm, out ppid, out pgid, out sid, out tty, out start))
             {
                 return null;
@@ -140,14 +140,26 @@ public sealed class ProcessContextResolver
         }
 
         comm = stat[(open + 1)..close];
-        string[] f = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        // f[0] is field 3 (state).
-        return f.Length >= 20
-            && int.TryParse(f[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out ppid)
-            && int.TryParse(f[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out pgid)
-            && int.TryParse(f[3], NumberStyles.Integer, CultureInfo.InvariantCulture, out sid)
-            && long.TryParse(f[4], NumberStyles.Integer, CultureInfo.InvariantCulture, out tty)
-            && ulong.TryParse(f[19], NumberStyles.Integer, CultureInfo.InvariantCulture, out start);
+        // Walked in place (no Split): every new caller's ancestors have their stat parsed.
+        ReadOnlySpan<char> rest = stat.AsSpan(close + 1);
+        int field = 2;
+        bool ok = true;
+        foreach (Range r in rest.Split(' '))
+        {
+            ReadOnlySpan<char> f = rest[r];
+            if (f.IsEmpty) continue;
+            switch (++field)
+            {
+                case 4: ok &= int.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out ppid); break;
+                case 5: ok &= int.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out pgid); break;
+                case 6: ok &= int.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out sid); break;
+                case 7: ok &= long.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out tty); break;
+                case 22: return ok && ulong.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out start);
+                default: break;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>argv[0] and argv[1..] joined by spaces (NULs in /proc/PID/cmdline separate the arguments).</summary>
@@ -182,32 +194,12 @@ public sealed class ProcessContextResolver
         byte[] buffer = ArrayPool<byte>.Shared.Rent(MaxCmdline);
         try
         {
-            int n = ReadBytes(path, buffer.AsSpan(0, MaxCmdline));
+            int n = ProcFs.ReadBytes(path, buffer.AsSpan(0, MaxCmdline));
             return n < 0 ? ("", "") : SplitCmdline(buffer.AsSpan(0, n));
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>Reads up to the buffer's length from a /proc file (no FileStream: one open, a few reads); -1 when unreadable.</summary>
-    private static int ReadBytes(string path, Span<byte> buffer)
-    {
-        try
-        {
-            using SafeFileHandle handle = File.OpenHandle(path);
-            int total = 0, n;
-            while (total < buffer.Length && (n = RandomAccess.Read(handle, buffer[total..], total)) > 0)
-            {
-                total += n;
-            }
-
-            return total;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return -1;
         }
     }
 
@@ -217,7 +209,7 @@ public sealed class ProcessContextResolver
     /// <summary>Boot time (btime of /proc/stat) as Unix nanoseconds, read once.</summary>
     private static readonly Lazy<long> BootUnixNanos = new(() =>
     {
-        string? stat = ReadText("/proc/stat", 64 * 1024);
+        string? stat = ProcFs.ReadText("/proc/stat", 64 * 1024);
         foreach (string line in stat?.Split('\n') ?? [])
         {
             if (line.StartsWith("btime ", StringComparison.Ordinal) && long.TryParse(line.AsSpan(6), NumberStyles.Integer, CultureInfo.InvariantCulture, out long btime))
@@ -237,22 +229,26 @@ public sealed class ProcessContextResolver
         int vpid = 0;
         uint uid = 0;
         ulong eff = 0, prm = 0, inh = 0;
-        string? text = ReadText(path, 8192);
-        foreach (string line in text?.Split('\n') ?? [])
+        string? text = ProcFs.ReadText(path, ProcFs.StatusMax);
+        // "Key:\tvalue[\tvalue...]" lines, walked in place: about 60 lines, of which 5 are wanted.
+        ReadOnlySpan<char> all = text;
+        foreach (Range l in all.Split('\n'))
         {
-            string[] f = line.Split((char[])['\t', ' ', ':'], StringSplitOptions.RemoveEmptyEntries);
-            if (f.Length < 2)
+            ReadOnlySpan<char> line = all[l];
+            int colon = line.IndexOf(':');
+            if (colon <= 0)
             {
                 continue;
             }
 
-            switch (f[0])
+            ReadOnlySpan<char> key = line[..colon], value = line[(colon + 1)..].Trim();
+            switch (key)
             {
-                case "NSpid": _ = int.TryParse(f[^1], NumberStyles.Integer, CultureInfo.InvariantCulture, out vpid); break;
-                case "Uid" when f.Length > 2: _ = uint.TryParse(f[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out uid); break;
-                case "CapEff": _ = ulong.TryParse(f[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out eff); break;
-                case "CapPrm": _ = ulong.TryParse(f[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out prm); break;
-                case "CapInh": _ = ulong.TryParse(f[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out inh); break;
+                case "NSpid": _ = int.TryParse(value[(value.LastIndexOfAny('\t', ' ') + 1)..], NumberStyles.Integer, CultureInfo.InvariantCulture, out vpid); break;
+                case "Uid": _ = uint.TryParse(Second(value), NumberStyles.Integer, CultureInfo.InvariantCulture, out uid); break;
+                case "CapEff": _ = ulong.TryParse(value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out eff); break;
+                case "CapPrm": _ = ulong.TryParse(value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out prm); break;
+                case "CapInh": _ = ulong.TryParse(value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out inh); break;
                 default: break;
             }
         }
@@ -260,24 +256,24 @@ public sealed class ProcessContextResolver
         return new Status(vpid, uid, eff, prm, inh);
     }
 
-    private static long ReadLoginUid(string path)
+    /// <summary>The second of whitespace-separated values ("real effective saved fs" of Uid:): the effective one.</summary>
+    private static ReadOnlySpan<char> Second(ReadOnlySpan<char> values)
     {
-        string? text = ReadText(path, 32)?.Trim();
-        return text != null && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v != uint.MaxValue ? v : -1;
+        int first = values.IndexOfAny('\t', ' ');
+        if (first < 0)
+        {
+            return [];
+        }
+
+        ReadOnlySpan<char> rest = values[(first + 1)..].TrimStart();
+        int end = rest.IndexOfAny('\t', ' ');
+        return end < 0 ? rest : rest[..end];
     }
 
-    private static string? ReadText(string path, int max)
+    private static long ReadLoginUid(string path)
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(max);
-        try
-        {
-            int n = ReadBytes(path, buffer.AsSpan(0, max));
-            return n < 0 ? null : Encoding.UTF8.GetString(buffer, 0, n);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        string? text = ProcFs.ReadText(path, 32)?.Trim();
+        return text != null && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v != uint.MaxValue ? v : -1;
     }
 
     private static string? ReadLink(string path)

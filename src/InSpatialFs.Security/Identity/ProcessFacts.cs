@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using InSpatialFs.Interop;
@@ -39,19 +40,33 @@ internal static unsafe class ProcFs
     private const int MaxNamespaceDepth = 33;
 
     /// <summary>Field 22 of /proc/PID/stat; the comm field may hold spaces and parentheses, so count after the last ')'.</summary>
-    public static ulong ParseStartTime(string stat) => ulong.Parse(StatField(stat, 22), CultureInfo.InvariantCulture);
+    public static ulong ParseStartTime(string stat) => ulong.Parse(StatField(stat, 22), NumberStyles.None, CultureInfo.InvariantCulture);
 
     /// <summary>Field 4 of /proc/PID/stat (the parent pid).</summary>
-    public static int ParseParentPid(string stat) => int.Parse(StatField(stat, 4), CultureInfo.InvariantCulture);
+    public static int ParseParentPid(string stat) => int.Parse(StatField(stat, 4), NumberStyles.None, CultureInfo.InvariantCulture);
 
-    private static string StatField(string stat, int field)
+    /// <summary>Field 2 of /proc/PID/stat: comm, between the first '(' and the last ')' (it may hold both).</summary>
+    public static string ParseComm(string stat)
+    {
+        int open = stat.IndexOf('('), close = stat.LastIndexOf(')');
+        if (open < 0 || close < open) throw new FormatException("stat: no (comm)");
+        return stat[(open + 1)..close];
+    }
+
+    /// <summary>Field <paramref name="field"/> (1-based, 3 or later) of a stat line, counted after comm's last ')' without allocating.</summary>
+    public static ReadOnlySpan<char> StatField(string stat, int field)
     {
         int close = stat.LastIndexOf(')');
         if (close < 0) throw new FormatException("stat: no ')'");
-        string[] fields = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        // fields[0] is field 3 (state).
-        if (fields.Length <= field - 3) throw new FormatException("stat: too few fields");
-        return fields[field - 3];
+        int n = 2; // comm is field 2
+        foreach (Range r in stat.AsSpan(close + 1).Split(' '))
+        {
+            ReadOnlySpan<char> f = stat.AsSpan(close + 1)[r];
+            if (f.IsEmpty) continue;
+            if (++n == field) return f.TrimEnd('\n');
+        }
+
+        throw new FormatException("stat: too few fields");
     }
 
     /// <summary>(parent pid, start time) of a live pid, or null when it is gone or unreadable.</summary>
@@ -59,33 +74,73 @@ internal static unsafe class ProcFs
     {
         try
         {
-            string stat = File.ReadAllText(Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture), "stat"));
-            return (ParseParentPid(stat), ParseStartTime(stat));
+            return ReadText(Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture), "stat"), StatMax) is { } stat
+                ? (ParseParentPid(stat), ParseStartTime(stat))
+                : null;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+        catch (FormatException)
         {
             return null;
         }
     }
 
+    /// <summary>The Tgid: line of /proc/PID/status (a FUSE request names the calling thread), or null when unreadable.</summary>
     public static int? ReadTgid(string procDir)
     {
+        string? status = ReadText(Path.Combine(procDir, "status"), StatusMax);
+        int at = status is null ? -1 : status.IndexOf("\nTgid:", StringComparison.Ordinal);
+        if (at < 0) return null;
+        ReadOnlySpan<char> rest = status.AsSpan(at + 6);
+        int end = rest.IndexOf('\n');
+        return int.TryParse((end < 0 ? rest : rest[..end]).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int t) ? t : null;
+    }
+
+    /// <summary>Room for /proc/PID/stat (52 numbers and a comm of at most 64 bytes).</summary>
+    public const int StatMax = 1024;
+
+    /// <summary>Room for /proc/PID/status (about 1.5 KiB today).</summary>
+    public const int StatusMax = 8192;
+
+    /// <summary>
+    /// Reads a small /proc file whole, as text (null when it cannot be read: the process is gone). See <see cref="ReadBytes"/>.
+    /// </summary>
+    public static string? ReadText(string path, int max)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(max);
         try
         {
-            foreach (string line in File.ReadLines(Path.Combine(procDir, "status")))
+            int n = ReadBytes(path, buffer.AsSpan(0, max));
+            return n < 0 ? null : Encoding.UTF8.GetString(buffer, 0, n);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Reads a /proc file into <paramref name="buffer"/> (at most its length) with open, one read and close; -1 when it
+    /// cannot be opened or read. Every new caller has a dozen of these files read, so not through File.ReadAllText or
+    /// File.OpenHandle: .NET adds an fstat and a flock/unlock pair to each open (its FileShare emulation) and reads until
+    /// a read returns 0, 7 syscalls where 3 do. One read is enough: procfs renders these files whole and hands a read
+    /// all that fits (the text is cut at the buffer's length otherwise).
+    /// </summary>
+    public static int ReadBytes(string path, Span<byte> buffer)
+    {
+        int fd = LibC.open(path, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        try
+        {
+            fixed (byte* p = buffer)
             {
-                if (line.StartsWith("Tgid:", StringComparison.Ordinal)
-                    && int.TryParse(line.AsSpan(5).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int t))
-                {
-                    return t;
-                }
+                nint n = LibC.read(fd, p, buffer.Length);
+                return n < 0 ? -1 : (int)n;
             }
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        finally
         {
+            LibC.close(fd);
         }
-
-        return null;
     }
 
     public static string? TryReadLink(string path)

@@ -35,6 +35,27 @@ public sealed class CallerRegistryTests
     }
 
     [Test]
+    public void A_request_from_a_thread_other_than_the_main_one_is_pinned_as_its_process()
+    {
+        // FUSE names the calling thread; pidfd_open refuses a thread that does not lead its group, and the pin falls back
+        // to the Tgid of /proc/TID/status. This test host has many threads besides its main one.
+        int self = Environment.ProcessId;
+        int tid = Directory.EnumerateDirectories($"/proc/{self}/task").Select(d => int.Parse(Path.GetFileName(d), System.Globalization.CultureInfo.InvariantCulture))
+            .First(t => t != self);
+        using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+        CallerInfo? thread = reg.Resolve(tid);
+        CallerInfo? leader = reg.Resolve(self);
+        Assert.That(thread, Is.Not.Null);
+        Assert.Multiple(() =>
+        {
+            Assert.That((thread!.Pid, thread.Tgid), Is.EqualTo((tid, self)));
+            Assert.That(thread.Name, Is.EqualTo(File.ReadAllText($"/proc/{self}/task/{tid}/comm").TrimEnd('\n')), "the thread's own name, as /proc shows it");
+            Assert.That((leader!.Pid, leader.Tgid), Is.EqualTo((self, self)), "the main thread leads its group: pinned directly");
+            Assert.That(reg.StillSameProcess(thread), Is.True);
+        });
+    }
+
+    [Test]
     public void After_an_exec_open_the_caller_is_re_read_so_the_new_program_name_is_reported()
     {
         // sh waits for a line on stdin, then execs sleep in the same pid (like runc's init exec'ing the container process).
