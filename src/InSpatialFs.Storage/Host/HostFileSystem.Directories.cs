@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
@@ -51,6 +52,8 @@ public sealed unsafe partial class HostFileSystem
     /// READDIR ended at, so an open directory costs one descriptor, not a copy of its listing (a 100,000-entry
     /// directory open 40 times used to hold 40 copies). Cookies are the host filesystem's d_off values, which stay
     /// valid across creates and deletes as telldir/seekdir require; offset 0 rewinds, so rewinddir sees a fresh listing.
+    /// What one getdents read beyond a full reply is kept for the next READDIR at that cookie (at most one batch,
+    /// 32 KiB, per open directory): seeking back re-walked the directory on the host (tmpfs seeks by walking it).
     /// </summary>
     internal Errno ReadDir(HostOpenDirectory dir, long offset, IDirectoryEntrySink sink)
     {
@@ -63,42 +66,97 @@ public sealed unsafe partial class HostFileSystem
             int fd = lease.Fd;
             if (offset != dir.Position)
             {
+                DropPending(dir);
                 if (lseek(fd, offset, SEEK_SET) < 0) return ErrnoExtensions.LastPInvoke();
                 dir.Position = offset;
             }
-            fixed (byte* b = buf)
+            else if (dir.Pending is { } pending)
             {
-                while (true)
+                int length = dir.PendingLength;
+                dir.Pending = null;
+                try
                 {
-                    nint n = getdents64(fd, b, buf.Length);
-                    if (n < 0) return ErrnoExtensions.LastPInvoke();
-                    if (n == 0) return Errno.OK;
-                    for (int pos = 0; pos + 19 < n;)
+                    int stop = Emit(dir, fd, pending.AsSpan(0, length), sink, out Errno bad);
+                    if (bad != Errno.OK) return bad;
+                    if (stop >= 0)
                     {
-                        ulong dIno = *(ulong*)(b + pos);
-                        long dOff = *(long*)(b + pos + 8);
-                        ushort recLen = *(ushort*)(b + pos + 16);
-                        byte dType = b[pos + 18];
-                        if (recLen < 20 || pos + recLen > n) return Errno.EIO;
-                        var name = new ReadOnlySpan<byte>(b + pos + 19, recLen - 19);
-                        int z = name.IndexOf((byte)0);
-                        if (z >= 0) name = name[..z];
-                        pos += recLen;
-                        bool dot = name.SequenceEqual("."u8), dotDot = name.SequenceEqual(".."u8);
-                        uint type = (uint)dType << 12;
-                        // DT_UNKNOWN (some filesystems): one statx of that single name beneath the directory.
-                        if (type == 0 && StatName(fd, name, out StatX est) == Errno.OK) type = est.Mode & S_IFMT;
-                        ulong id = dot ? dir.Node.Id : dotDot ? 0 : KnownId(dir.Node.Dev, dIno);
-                        if (!sink.TryAdd(name, id, dot || dotDot ? S_IFDIR : type, dOff))
-                        {
-                            // The reply is full; getdents read ahead: the next READDIR seeks back to this entry's start.
-                            dir.Position = -1;
-                            return Errno.OK;
-                        }
-                        dir.Position = dOff;
+                        Keep(dir, pending.AsSpan(stop, length - stop));
+                        return Errno.OK;
                     }
                 }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(pending);
+                }
             }
+
+            while (true)
+            {
+                nint n;
+                fixed (byte* b = buf) n = getdents64(fd, b, buf.Length);
+                if (n < 0) return ErrnoExtensions.LastPInvoke();
+                if (n == 0) return Errno.OK;
+                int stop = Emit(dir, fd, buf.AsSpan(0, (int)n), sink, out Errno bad);
+                if (bad != Errno.OK) return bad;
+                if (stop >= 0)
+                {
+                    // The reply is full; getdents read ahead: keep the rest for the next READDIR, which starts there.
+                    Keep(dir, buf.AsSpan(stop, (int)n - stop));
+                    return Errno.OK;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Hands the getdents64 records in <paramref name="batch"/> to the sink, advancing the directory's position; returns
+    /// where the first record the sink refused starts, or -1 when it took all of them.
+    /// </summary>
+    private int Emit(HostOpenDirectory dir, int fd, ReadOnlySpan<byte> batch, IDirectoryEntrySink sink, out Errno error)
+    {
+        error = Errno.OK;
+        for (int pos = 0; pos + 19 < batch.Length;)
+        {
+            ulong dIno = BinaryPrimitives.ReadUInt64LittleEndian(batch[pos..]);
+            long dOff = BinaryPrimitives.ReadInt64LittleEndian(batch[(pos + 8)..]);
+            ushort recLen = BinaryPrimitives.ReadUInt16LittleEndian(batch[(pos + 16)..]);
+            byte dType = batch[pos + 18];
+            if (recLen < 20 || pos + recLen > batch.Length)
+            {
+                error = Errno.EIO;
+                return -1;
+            }
+
+            ReadOnlySpan<byte> name = batch.Slice(pos + 19, recLen - 19);
+            int z = name.IndexOf((byte)0);
+            if (z >= 0) name = name[..z];
+            bool dot = name.SequenceEqual("."u8), dotDot = name.SequenceEqual(".."u8);
+            uint type = (uint)dType << 12;
+            // DT_UNKNOWN (some filesystems): one statx of that single name beneath the directory.
+            if (type == 0 && StatName(fd, name, out StatX est) == Errno.OK) type = est.Mode & S_IFMT;
+            ulong id = dot ? dir.Node.Id : dotDot ? 0 : KnownId(dir.Node.Dev, dIno);
+            if (!sink.TryAdd(name, id, dot || dotDot ? S_IFDIR : type, dOff)) return pos;
+            dir.Position = dOff;
+            pos += recLen;
+        }
+
+        return -1;
+    }
+
+    private static void Keep(HostOpenDirectory dir, ReadOnlySpan<byte> rest)
+    {
+        byte[] kept = ArrayPool<byte>.Shared.Rent(rest.Length);
+        rest.CopyTo(kept);
+        dir.Pending = kept;
+        dir.PendingLength = rest.Length;
+    }
+
+    private static void DropPending(HostOpenDirectory dir)
+    {
+        if (dir.Pending is { } pending)
+        {
+            dir.Pending = null;
+            ArrayPool<byte>.Shared.Return(pending);
         }
     }
 
@@ -110,6 +168,7 @@ public sealed unsafe partial class HostFileSystem
     internal Errno ReleaseDir(HostOpenDirectory dir)
     {
         if (!_dirs.TryRemove(dir, out _)) return Errno.EBADF;
+        lock (dir.Gate) DropPending(dir);
         dir.Fd.Dispose();
         ReleaseHandleSlot();
         lock (_nodeLock)

@@ -112,7 +112,16 @@ internal sealed class HostOpenDirectory(HostFileSystem fs, HostNode node, SafeFd
 
     public readonly Lock Gate = new();
 
+    /// <summary>The cookie (d_off) after the last entry handed out: where the descriptor's getdents stream stands.</summary>
     public long Position;
+
+    /// <summary>
+    /// Entries getdents read ahead that the last reply had no room for (a pooled buffer; null when none): the next READDIR
+    /// at <see cref="Position"/> starts with them instead of seeking back and reading them again.
+    /// </summary>
+    public byte[]? Pending;
+
+    public int PendingLength;
 
     public Errno ReadDir(long offset, IDirectoryEntrySink sink) => Fs.ReadDir(this, offset, sink);
 

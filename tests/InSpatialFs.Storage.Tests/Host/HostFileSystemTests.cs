@@ -132,6 +132,34 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    public void Readdir_in_small_replies_hands_out_every_entry_once_and_a_seek_back_repeats_the_tail()
+    {
+        // Each small reply leaves entries getdents read ahead; the next READDIR at the cookie starts with them, and a
+        // cookie from earlier (seekdir) drops them and reads from there again.
+        for (int i = 0; i < 50; i++) File.WriteAllText(_box.Src($"f{i:D2}"), "");
+        Assert.That(_box.Fs.OpenDir(_box.Fs.RootIno, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
+        var all = new List<(string Name, ulong Ino, uint Mode, long Next)>();
+        long cookie = 0;
+        for (int round = 0; round < 100; round++)
+        {
+            var part = new ListingSink(7);
+            Assert.That(fh.ReadDir(cookie, part), Is.EqualTo(Errno.OK));
+            if (part.Entries.Count == 0) break;
+            all.AddRange(part.Entries);
+            cookie = part.Entries[^1].Next;
+        }
+
+        Assert.That(all.Select(e => e.Name), Is.EquivalentTo(new[] { ".", ".." }.Concat(Enumerable.Range(0, 50).Select(i => $"f{i:D2}"))));
+        var again = new ListingSink();
+        Assert.That(fh.ReadDir(all[9].Next, again), Is.EqualTo(Errno.OK));
+        Assert.That(again.Entries.Select(e => e.Name), Is.EqualTo(all.Skip(10).Select(e => e.Name)), "from the 10th entry's cookie: the rest, in order");
+        var rewound = new ListingSink();
+        Assert.That(fh.ReadDir(0, rewound), Is.EqualTo(Errno.OK));
+        Assert.That(rewound.Entries, Has.Count.EqualTo(52), "offset 0 rewinds");
+        Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
+    }
+
+    [Test]
     public void Unlink_rmdir_rename_and_rename_flags()
     {
         ulong root = _box.Fs.RootIno;
