@@ -5,12 +5,13 @@
 # VMs, so this is the comparison to quote; the wall-clock rate is printed next to it for reference only.
 #   targets:  bindfs, fuse-overlayfs, inspatialfs-host (proxied: `mount --source`, default policy: standard isolation,
 #             events and the built-in rules on), passthrough_hp if PASSTHROUGH_HP names its binary (optional).
-#   phases:   native/build/fsmeta create, stat, readdir, stat-cold, unlink over FILES files in 100 dirs, then
-#             `tar x` of a tarball of /usr/share/doc.
+#   phases:   native/build/fsmeta create, stat, readdir (READDIR_PASSES listings of each directory), stat-cold,
+#             unlink over FILES files in 100 dirs, then `tar x` of a tarball of /usr/share/doc, then spawn: SPAWN
+#             processes that each read one file (a new caller per process).
 # A second pass (STRACE=1, the default) runs the same workload with STRACE_FILES files under `strace -f`, and counts
 # per phase the FUSE requests (successful reads of /dev/fuse), the daemon's syscalls per request, and per opcode
 # the syscalls the serving thread made between reading a request and reading the next one.
-# Env: FILES (20000), ROUNDS (3), STRACE_FILES (2000), TARGETS, STRACE (1/0), PASSTHROUGH_HP (path),
+# Env: FILES (20000), ROUNDS (3), STRACE_FILES (2000), READDIR_PASSES (10), SPAWN (500), TARGETS, STRACE (1/0), PASSTHROUGH_HP (path),
 #      BASELINE_BIN (dir of an earlier build, target inspatialfs-base), INSPATIALFS_ARGS (extra mount flags for
 #      both, e.g. "--readers 1"), OUT (results dir).
 set -euo pipefail
@@ -20,6 +21,8 @@ FILES=${FILES:-20000}
 ROUNDS=${ROUNDS:-3}
 STRACE_FILES=${STRACE_FILES:-2000}
 STRACE=${STRACE:-1}
+READDIR_PASSES=${READDIR_PASSES:-10}
+SPAWN=${SPAWN:-500}
 TARGETS=${TARGETS:-"bindfs fuse-overlayfs inspatialfs-host"}
 [[ -n ${PASSTHROUGH_HP:-} ]] && TARGETS="$TARGETS passthrough_hp"
 # BASELINE_BIN: a directory holding an earlier build's inspatialfs, measured as target "inspatialfs-base" in the
@@ -115,7 +118,7 @@ sample() { DAEMON=$server_pid SAMPLES=$samples CTL=$(ctl_of) "$work/hook" "$1" "
 run_workload() { # $1 = files; writes $samples
   : > "$samples"
   mkdir -p "$mnt/meta"
-  DAEMON=$server_pid SAMPLES=$samples CTL=$(ctl_of) FSMETA_HOOK="$work/hook \"\$FSMETA_EVENT\" \"\$FSMETA_PHASE\"" native/build/fsmeta "$mnt/meta" "$1" 100 > "$work/fsmeta.out"
+  DAEMON=$server_pid SAMPLES=$samples CTL=$(ctl_of) FSMETA_HOOK="$work/hook \"\$FSMETA_EVENT\" \"\$FSMETA_PHASE\"" native/build/fsmeta "$mnt/meta" "$1" 100 "$READDIR_PASSES" > "$work/fsmeta.out"
   if [[ -f $tarball ]]; then
     mkdir -p "$mnt/untar"
     # A failed extraction is reported, not fatal: on a shared machine another program's drop_caches can make the
@@ -124,13 +127,22 @@ run_workload() { # $1 = files; writes $samples
     tar -C "$mnt/untar" -xf "$tarball" 2> "$work/tar.err" || echo "bench-cpu: tar x on $t: $(wc -l < "$work/tar.err") errors, first: $(head -1 "$work/tar.err")" >&2
     sample end untar
   fi
+  # spawn: SPAWN short-lived processes, each reading one small file. Every one is a caller the daemon has not seen
+  # (identified through /proc, with a process context for its events): what a shell script or a build pays per exec.
+  echo x > "$mnt/spawn-file"
+  sample begin spawn
+  local s e; s=$(date +%s.%N)
+  for ((i = 0; i < SPAWN; i++)); do cat "$mnt/spawn-file" > /dev/null; done
+  e=$(date +%s.%N)
+  sample end spawn
+  python3 -c "import sys; d=float(sys.argv[2])-float(sys.argv[1]); print('spawn\t%.3f\t%.0f' % (d, int(sys.argv[3])/d))" "$s" "$e" "$SPAWN" >> "$work/fsmeta.out"
 }
 
 mkdir -p "$OUT"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 threads_out=$OUT/cpu-$stamp.threads
 declare -A cpu rate ctx req   # [target,phase] = space-separated values, one per round
-phases="create stat readdir stat-cold unlink untar"
+phases="create stat readdir stat-cold unlink untar spawn"
 ticks=$(getconf CLK_TCK)
 targets=($TARGETS)
 for round in $(seq "$ROUNDS"); do

@@ -167,10 +167,11 @@ run_workloads() { # $1 = target
   done
   rm -f "$dir"/sw.* "$dir"/rr.* "$dir"/rw.*
   mkdir -p "$dir/meta"
-  # fsmeta runs the hook just before and after each timed phase: the server's CPU time is sampled there.
+  # fsmeta runs the hook just before and after each timed phase: the server's CPU time is sampled there. Its readdir
+  # phase lists every directory 10 times (one pass is ~10 ms, too short to time).
   local pid; pid=$(server_pid "$t"); local marks=$work/cpu-marks; : > "$marks"
   local hook=""; [[ -n $pid ]] && hook="printf '%s %s ' \"\$FSMETA_EVENT\" \"\$FSMETA_PHASE\" >> $marks; cut -d')' -f2 /proc/$pid/stat | awk '{print (\$12+\$13)/$(getconf CLK_TCK)}' >> $marks"
-  while IFS=$'\t' read -r phase secs rate; do record $t meta-$phase "$rate"; done < <(FSMETA_HOOK=$hook native/build/fsmeta "$dir/meta" "$FILES" 100)
+  while IFS=$'\t' read -r phase secs rate; do record $t meta-$phase "$rate"; done < <(FSMETA_HOOK=$hook native/build/fsmeta "$dir/meta" "$FILES" 100 10)
   # marks: "begin PHASE CPU" / "end PHASE CPU" lines, in order.
   while read -r event phase cpu; do
     if [[ $event == begin ]]; then c0=$cpu; else record $t "cpu:meta-$phase" "$(python3 -c "print('%.2f' % ($cpu - $c0))")"; fi
