@@ -53,7 +53,8 @@ public sealed unsafe partial class HostFileSystem
     /// directory open 40 times used to hold 40 copies). Cookies are the host filesystem's d_off values, which stay
     /// valid across creates and deletes as telldir/seekdir require; offset 0 rewinds, so rewinddir sees a fresh listing.
     /// What one getdents read beyond a full reply is kept for the next READDIR at that cookie (at most one batch,
-    /// 32 KiB, per open directory): seeking back re-walked the directory on the host (tmpfs seeks by walking it).
+    /// 32 KiB, per open directory, within <see cref="ReadAheadBudget"/> for all): seeking back re-walked the directory
+    /// on the host (tmpfs seeks by walking it).
     /// </summary>
     internal Errno ReadDir(HostOpenDirectory dir, long offset, IDirectoryEntrySink sink)
     {
@@ -74,6 +75,7 @@ public sealed unsafe partial class HostFileSystem
             {
                 int length = dir.PendingLength;
                 dir.Pending = null;
+                Interlocked.Add(ref _readAheadKept, -length);
                 try
                 {
                     int stop = Emit(dir, fd, pending.AsSpan(0, length), sink, out Errno bad);
@@ -143,19 +145,39 @@ public sealed unsafe partial class HostFileSystem
         return -1;
     }
 
-    private static void Keep(HostOpenDirectory dir, ReadOnlySpan<byte> rest)
+    /// <summary>
+    /// Bytes of read-ahead all open directories may keep together (4 MiB by default). A process could otherwise pin one
+    /// batch, up to 32 KiB, for every directory it opens and leaves half read; past the budget a directory seeks back
+    /// and reads again, as it did before read-ahead was kept.
+    /// </summary>
+    internal long ReadAheadBudget { get; set; } = 4 * 1024 * 1024;
+
+    private long _readAheadKept;
+
+    /// <summary>Bytes of read-ahead open directories keep now.</summary>
+    internal long ReadAheadKept => Interlocked.Read(ref _readAheadKept);
+
+    private void Keep(HostOpenDirectory dir, ReadOnlySpan<byte> rest)
     {
+        if (Interlocked.Add(ref _readAheadKept, rest.Length) > ReadAheadBudget)
+        {
+            Interlocked.Add(ref _readAheadKept, -rest.Length);
+            dir.Position = -1; // the next READDIR seeks back to the first entry not handed out
+            return;
+        }
+
         byte[] kept = ArrayPool<byte>.Shared.Rent(rest.Length);
         rest.CopyTo(kept);
         dir.Pending = kept;
         dir.PendingLength = rest.Length;
     }
 
-    private static void DropPending(HostOpenDirectory dir)
+    private void DropPending(HostOpenDirectory dir)
     {
         if (dir.Pending is { } pending)
         {
             dir.Pending = null;
+            Interlocked.Add(ref _readAheadKept, -dir.PendingLength);
             ArrayPool<byte>.Shared.Return(pending);
         }
     }

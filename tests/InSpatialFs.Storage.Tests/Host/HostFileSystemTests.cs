@@ -131,9 +131,11 @@ public sealed class HostFileSystemTests
         fh.Release();
     }
 
-    [Test]
-    public void Readdir_in_small_replies_hands_out_every_entry_once_and_a_seek_back_repeats_the_tail()
+    [TestCase(4 * 1024 * 1024, TestName = "Readdir_in_small_replies_hands_out_every_entry_once_and_a_seek_back_repeats_the_tail")]
+    [TestCase(0, TestName = "Readdir_in_small_replies_past_the_read_ahead_budget_seeks_back_and_still_hands_out_every_entry_once")]
+    public void Readdir_in_small_replies(long budget)
     {
+        _box.Fs.ReadAheadBudget = budget;
         // Each small reply leaves entries getdents read ahead; the next READDIR at the cookie starts with them, and a
         // cookie from earlier (seekdir) drops them and reads from there again.
         for (int i = 0; i < 50; i++) File.WriteAllText(_box.Src($"f{i:D2}"), "");
@@ -150,13 +152,18 @@ public sealed class HostFileSystemTests
         }
 
         Assert.That(all.Select(e => e.Name), Is.EquivalentTo(new[] { ".", ".." }.Concat(Enumerable.Range(0, 50).Select(i => $"f{i:D2}"))));
+        Assert.That(_box.Fs.ReadAheadKept, Is.Zero, "the last reply took the rest: nothing is kept");
         var again = new ListingSink();
         Assert.That(fh.ReadDir(all[9].Next, again), Is.EqualTo(Errno.OK));
         Assert.That(again.Entries.Select(e => e.Name), Is.EqualTo(all.Skip(10).Select(e => e.Name)), "from the 10th entry's cookie: the rest, in order");
         var rewound = new ListingSink();
         Assert.That(fh.ReadDir(0, rewound), Is.EqualTo(Errno.OK));
         Assert.That(rewound.Entries, Has.Count.EqualTo(52), "offset 0 rewinds");
+        var partial = new ListingSink(3);
+        Assert.That(fh.ReadDir(0, partial), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.ReadAheadKept, budget == 0 ? Is.Zero : Is.GreaterThan(0), "a reply that stopped early keeps the rest within the budget only");
         Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.ReadAheadKept, Is.Zero, "releasing the directory gives its read-ahead back");
     }
 
     [Test]
