@@ -165,7 +165,9 @@ public sealed partial class SecureProxy
         }
         else
         {
-            if (BackendOf(dir).Lookup(dir.Ino, name, out FuseAttr attr) != Errno.OK
+            IFileSystemBackend backend = BackendOf(dir);
+            Errno looked = item.Ino == 0 ? backend.LookupListed(dir.Ino, name, out FuseAttr attr) : backend.Lookup(dir.Ino, name, out attr);
+            if (looked != Errno.OK
                 || _nodes.AddLookup(dir.Mount, attr.Ino, dir, childName) is not { } node)
             {
                 return true; // removed since it was listed

@@ -45,6 +45,13 @@ public interface IFileSystemBackend : IDisposable
     Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr);
 
     /// <summary>
+    /// As <see cref="Lookup"/>, for a name a listing of this backend has just given without a node id (its
+    /// <see cref="DirectoryBatch.Entry"/> Ino was 0: no node for it was known). A backend may then skip looking for a
+    /// known node first; the answer must be the same.
+    /// </summary>
+    Errno LookupListed(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr) => Lookup(parent, name, out attr);
+
+    /// <summary>
     /// One more holder keeps node <paramref name="ino"/> alive. False when the backend has dropped it since the call
     /// that returned it (unlinked, or aged out while nobody held it): a lookup asks again.
     /// </summary>

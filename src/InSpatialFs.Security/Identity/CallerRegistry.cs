@@ -221,8 +221,9 @@ public sealed class CallerRegistry : IDisposable
 
         try
         {
-            string? stat = ProcFs.ReadText(Path.Combine(dir, "stat"), ProcFs.StatMax);
-            string? processStat = tgid == pid ? stat : ProcFs.ReadText(Path.Combine(_procRoot, tgid.ToString(CultureInfo.InvariantCulture), "stat"), ProcFs.StatMax);
+            var reads = new StatReads(_procRoot);
+            string? stat = reads.Read(pid);
+            string? processStat = tgid == pid ? stat : reads.Read(tgid);
             string? cgroups = ProcFs.ReadText(Path.Combine(dir, "cgroup"), CgroupMax);
             if (stat is null || processStat is null || cgroups is null)
             {
@@ -241,10 +242,10 @@ public sealed class CallerRegistry : IDisposable
                 return null;
             }
 
-            Membership membership = Container.Classify(facts, dir, _isPinnedMember);
+            Membership membership = Container.Classify(facts, dir, _isPinnedMember, reads);
             if (membership == Membership.Host) membership = inherited;
             // The name is stat's comm field: /proc/PID/comm holds the same text (both print the task's comm unescaped).
-            return new CallerInfo(facts, ProcFs.ParseComm(stat), membership, pidfd) { Process = Processes.Resolve(tgid) };
+            return new CallerInfo(facts, ProcFs.ParseComm(stat), membership, pidfd) { Process = Processes.Resolve(tgid, reads) };
         }
         catch (FormatException)
         {

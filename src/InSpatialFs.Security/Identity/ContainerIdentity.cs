@@ -105,7 +105,8 @@ public sealed class ContainerIdentity : IDisposable
     }
 
     /// <summary>Decides membership from a pin's facts. <paramref name="isPinnedMember"/> answers "is (pid, start time) a pinned member?".</summary>
-    internal Membership Classify(ProcessFacts f, string procDir, Func<int, ulong, bool> isPinnedMember)
+    /// <param name="reads">The pin's stat reads (ancestors' stat files are read through it), or null to read afresh.</param>
+    internal Membership Classify(ProcessFacts f, string procDir, Func<int, ulong, bool> isPinnedMember, StatReads? reads = null)
     {
         if (_cgroup is not null && f.Cgroups.All.Any(p => IsAtOrBelow(p, _cgroup))) return Membership.Cgroup;
 
@@ -116,7 +117,7 @@ public sealed class ContainerIdentity : IDisposable
             return Membership.PidNamespace;
         }
 
-        if (Ancestry(f, isPinnedMember) is Membership byAncestry) return byAncestry;
+        if (Ancestry(f, isPinnedMember, reads) is Membership byAncestry) return byAncestry;
 
         if (!HasProof && f.RootOnMount && f.UserNamespace == HostUserNamespace)
         {
@@ -128,7 +129,7 @@ public sealed class ContainerIdentity : IDisposable
     }
 
     /// <summary>Walks the parent chain (start times checked, so a reused pid never counts) up to the init or a pinned member.</summary>
-    private Membership? Ancestry(ProcessFacts f, Func<int, ulong, bool> isPinnedMember)
+    private Membership? Ancestry(ProcessFacts f, Func<int, ulong, bool> isPinnedMember, StatReads? reads)
     {
         ContainerInit? init = Init;
         if (init is not null && f.Tgid == init.Pid && f.ProcessStartTime == init.StartTime) return Membership.InitAncestry;
@@ -136,7 +137,7 @@ public sealed class ContainerIdentity : IDisposable
         ulong childStart = f.ProcessStartTime;
         for (int depth = 0; depth < 64 && pid > 1; depth++)
         {
-            if (ProcFs.ReadParentAndStart(_procRoot, pid) is not (int parent, ulong start) || start > childStart) return null;
+            if (ProcFs.ReadParentAndStart(_procRoot, pid, reads) is not (int parent, ulong start) || start > childStart) return null;
             if (init is not null && pid == init.Pid && start == init.StartTime) return Membership.InitAncestry;
             if (isPinnedMember(pid, start)) return Membership.MemberAncestry;
             childStart = start;

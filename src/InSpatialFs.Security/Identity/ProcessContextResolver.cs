@@ -35,9 +35,12 @@ public sealed class ProcessContextResolver
     public int Count => _cache.Count;
 
     /// <summary>The context of process <paramref name="pid"/> with its ancestors, or null when it cannot be read.</summary>
-    public ProcessContext? Resolve(int pid) => Resolve(pid, ProcessContext.MaxAncestors);
+    public ProcessContext? Resolve(int pid) => Resolve(pid, ProcessContext.MaxAncestors, null);
 
-    private ProcessContext? Resolve(int pid, int ancestorsLeft)
+    /// <summary>As <see cref="Resolve(int)"/> within a pin: stat files that pin read already are not read again.</summary>
+    internal ProcessContext? Resolve(int pid, StatReads reads) => Resolve(pid, ProcessContext.MaxAncestors, reads);
+
+    private ProcessContext? Resolve(int pid, int ancestorsLeft, StatReads? reads)
     {
         if (pid <= 0)
         {
@@ -53,7 +56,8 @@ public sealed class ProcessContextResolver
         bool consistent;
         for (int attempt = 0; ; attempt++)
         {
-            string? stat = ProcFs.ReadText(Path.Combine(dir, "stat"), ProcFs.StatMax);
+            // The retry reads afresh: it is there to see what execve changed since the first read.
+            string? stat = attempt == 0 && reads is not null ? reads.Read(pid) : ProcFs.ReadText(Path.Combine(dir, "stat"), ProcFs.StatMax);
             if (stat is null || !TryParseStat(stat, out comm, out ppid, out pgid, out sid, out tty, out start))
             {
                 return null;
@@ -97,7 +101,7 @@ public sealed class ProcessContextResolver
             Cwd = ReadLink(Path.Combine(dir, "cwd")) is { } cwd ? (cwd.EndsWith('/') ? cwd : cwd + "/") : "",
             LoginUid = ReadLoginUid(Path.Combine(dir, "loginuid")),
             Uid = status.Uid,
-            Parent = ancestorsLeft > 0 && ppid > 0 && ppid != pid ? Resolve(ppid, ancestorsLeft - 1) : null,
+            Parent = ancestorsLeft > 0 && ppid > 0 && ppid != pid ? Resolve(ppid, ancestorsLeft - 1, reads) : null,
             Accounts = Accounts,
         };
 

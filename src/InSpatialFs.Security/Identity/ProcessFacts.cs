@@ -70,11 +70,11 @@ internal static unsafe class ProcFs
     }
 
     /// <summary>(parent pid, start time) of a live pid, or null when it is gone or unreadable.</summary>
-    public static (int ParentPid, ulong StartTime)? ReadParentAndStart(string procRoot, int pid)
+    public static (int ParentPid, ulong StartTime)? ReadParentAndStart(string procRoot, int pid, StatReads? reads = null)
     {
         try
         {
-            return ReadText(Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture), "stat"), StatMax) is { } stat
+            return (reads is null ? ReadStat(procRoot, pid) : reads.Read(pid)) is { } stat
                 ? (ParseParentPid(stat), ParseStartTime(stat))
                 : null;
         }
@@ -83,6 +83,10 @@ internal static unsafe class ProcFs
             return null;
         }
     }
+
+    /// <summary>/proc/PID/stat as text, or null when the process is gone.</summary>
+    public static string? ReadStat(string procRoot, int pid) =>
+        ReadText(Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture), "stat"), StatMax);
 
     /// <summary>The Tgid: line of /proc/PID/status (a FUSE request names the calling thread), or null when unreadable.</summary>
     public static int? ReadTgid(string procDir)
@@ -219,4 +223,42 @@ internal static unsafe class ProcFs
     }
 
     private static ulong Device(in StatX st) => ((ulong)st.DevMajor << 32) | st.DevMinor;
+}
+
+/// <summary>
+/// The /proc/PID/stat texts one pin has read, so that its steps (identity, the ancestry proof, the process context and
+/// its parent) read each process's stat once: a new caller's own stat and its parent's were read twice before. A pin
+/// lasts microseconds and every step wants the same instant's facts; nothing outlives the pin.
+/// </summary>
+internal sealed class StatReads(string procRoot)
+{
+    private const int Kept = 8;
+    private readonly int[] _pids = new int[Kept];
+    private readonly string?[] _stats = new string?[Kept];
+    private int _count;
+
+    /// <summary>Reads made (misses), for tests.</summary>
+    public int Reads { get; private set; }
+
+    /// <summary>The stat text of <paramref name="pid"/> as first read during this pin (null when it was gone).</summary>
+    public string? Read(int pid)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            if (_pids[i] == pid) return _stats[i];
+        }
+
+        string? stat = ProcFs.ReadStat(procRoot, pid);
+        Reads++;
+        Remember(pid, stat);
+        return stat;
+    }
+
+    /// <summary>Records a stat text read elsewhere in this pin.</summary>
+    public void Remember(int pid, string? stat)
+    {
+        if (_count == Kept) return; // deeper ancestry chains are read as before
+        _pids[_count] = pid;
+        _stats[_count++] = stat;
+    }
 }

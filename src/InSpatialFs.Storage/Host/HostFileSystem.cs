@@ -135,7 +135,16 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
 
     // ---------------------------------------------------------------- lookup and node lifetime
 
-    public Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr)
+    public Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr) => LookupName(parent, name, knownFirst: true, out attr);
+
+    /// <summary>
+    /// A name READDIRPLUS lists with no known node (the kernel had not looked it up, or dropped it: a cold cache) has no
+    /// node for the first statx of <see cref="Lookup"/> to find, so it goes straight to openat2; adopting the descriptor
+    /// still finds a node that became known meanwhile. 3 syscalls per such entry instead of 4.
+    /// </summary>
+    public Errno LookupListed(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr) => LookupName(parent, name, knownFirst: false, out attr);
+
+    private Errno LookupName(ulong parent, ReadOnlySpan<byte> name, bool knownFirst, out FuseAttr attr)
     {
         attr = default;
         Span<byte> nameZ = stackalloc byte[NameMax + 1];
@@ -150,17 +159,20 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
             // single component beneath the parent's descriptor answers those. It cannot leave the parent (no '/', no
             // "..", AT_SYMLINK_NOFOLLOW), and the attributes and the node key come from the same call. Unknown names
             // take the openat2 path, which yields the descriptor the new node's file handle is read from.
-            StatX st;
-            int rc;
-            fixed (byte* n = nameZ) rc = statx(pl.Fd, n, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st);
-            if (rc != 0)
+            if (knownFirst)
             {
-                e = ErrnoExtensions.LastPInvoke();
-                if (e == Errno.ENOENT) return e;
-            }
-            else if (TryLookupKnown(st, out attr))
-            {
-                return Errno.OK;
+                StatX st;
+                int rc;
+                fixed (byte* n = nameZ) rc = statx(pl.Fd, n, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st);
+                if (rc != 0)
+                {
+                    e = ErrnoExtensions.LastPInvoke();
+                    if (e == Errno.ENOENT) return e;
+                }
+                else if (TryLookupKnown(st, out attr))
+                {
+                    return Errno.OK;
+                }
             }
             e = OpenBeneath(pl.Fd, nameZ, O_PATH | O_NOFOLLOW, 0, out fd);
         }

@@ -41,4 +41,46 @@ public sealed class ProcessContextResolverTests
             child.WaitForExit();
         }
     }
+
+    [Test]
+    public void Within_a_pin_each_stat_file_is_read_once()
+    {
+        using Process child = Process.Start(new ProcessStartInfo("sleep", ["30"]) { UseShellExecute = false })!;
+        try
+        {
+            var resolver = new ProcessContextResolver();
+            Assert.That(resolver.Resolve(Environment.ProcessId), Is.Not.Null, "the parent's context is cached before the pin");
+            ProcessContext? c = null;
+            var sw = Stopwatch.StartNew();
+            StatReads reads;
+            do
+            {
+                // The pin's identity step reads the caller's stat first; the context must not read it again, nor the
+                // parent's more than once (its cached context is found by reading its stat once).
+                reads = new StatReads("/proc");
+                Assert.That(reads.Read(child.Id), Is.Not.Null);
+                c = resolver.Resolve(child.Id, reads);
+            }
+            while (c is not { Name: "sleep" } && sw.ElapsedMilliseconds < 5000 && WaitBriefly());
+
+            Assert.That(c, Is.Not.Null);
+            Assert.That(c!.Parent?.Pid, Is.EqualTo(Environment.ProcessId));
+            Assert.That(reads.Reads, Is.EqualTo(2), "the child's stat (read by the pin) and the parent's, once each");
+            Assert.That(reads.Read(child.Id), Is.Not.Null);
+            Assert.That(reads.Read(Environment.ProcessId), Is.Not.Null);
+            Assert.That(reads.Reads, Is.EqualTo(2), "read again within the pin: from what the pin kept");
+            Assert.That(new StatReads("/proc").Read(int.MaxValue), Is.Null, "positive control: a pid that does not exist reads as gone");
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+        }
+    }
+
+    private static bool WaitBriefly()
+    {
+        Thread.Sleep(10);
+        return true;
+    }
 }

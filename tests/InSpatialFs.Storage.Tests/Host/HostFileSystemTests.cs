@@ -35,6 +35,29 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    public void A_listed_name_is_looked_up_without_the_known_node_probe_and_answers_as_Lookup_does()
+    {
+        File.WriteAllText(_box.Src("fresh"), "abc");
+        File.WriteAllText(_box.Src("seen"), "abcd");
+        File.CreateSymbolicLink(_box.Src("out"), "/etc");
+        IFileSystemBackend fs = _box.Fs;
+        Assert.That(fs.Lookup(fs.RootIno, B("seen"), out FuseAttr seen), Is.EqualTo(Errno.OK));
+        Assert.Multiple(() =>
+        {
+            Assert.That(fs.LookupListed(fs.RootIno, B("fresh"), out FuseAttr fresh), Is.EqualTo(Errno.OK));
+            Assert.That((fresh.Size, fresh.Mode & LibC.S_IFMT), Is.EqualTo((3UL, LibC.S_IFREG)));
+            Assert.That(fs.Lookup(fs.RootIno, B("fresh"), out FuseAttr again), Is.EqualTo(Errno.OK));
+            Assert.That(again.Ino, Is.EqualTo(fresh.Ino), "the node it made is the one Lookup finds");
+            Assert.That(fs.LookupListed(fs.RootIno, B("seen"), out FuseAttr seenListed), Is.EqualTo(Errno.OK));
+            Assert.That(seenListed.Ino, Is.EqualTo(seen.Ino), "a node known meanwhile is found when its descriptor is adopted");
+            Assert.That(fs.LookupListed(fs.RootIno, B("out"), out FuseAttr link), Is.EqualTo(Errno.OK));
+            Assert.That(link.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFLNK), "a symlink is the link itself, never followed out of the tree");
+            Assert.That(fs.LookupListed(fs.RootIno, B("missing"), out _), Is.EqualTo(Errno.ENOENT));
+            Assert.That(fs.LookupListed(fs.RootIno, B(".."), out _), Is.EqualTo(fs.Lookup(fs.RootIno, B(".."), out _)).And.Not.EqualTo(Errno.OK));
+        });
+    }
+
+    [Test]
     [Category("Mount")]
     public void Create_write_read_and_release_round_trip_with_caller_ownership()
     {
