@@ -29,6 +29,7 @@ public sealed class CallerRegistry : IDisposable
     private readonly SafeFd _epoll;
     private readonly bool _background;
     private readonly Func<int, ulong, bool> _isPinnedMember;
+    private readonly Func<ulong> _oldestMemberStart;
     private Thread? _watcher;
     private volatile bool _disposed;
 
@@ -36,6 +37,7 @@ public sealed class CallerRegistry : IDisposable
     {
         Container = new ContainerIdentity(mountpoint, containerCgroup, procRoot);
         _isPinnedMember = IsMemberProcess;
+        _oldestMemberStart = OldestMemberStart;
         Capacity = capacity;
         _procRoot = procRoot;
         Processes = new ProcessContextResolver(procRoot);
@@ -242,7 +244,7 @@ public sealed class CallerRegistry : IDisposable
                 return null;
             }
 
-            Membership membership = Container.Classify(facts, dir, _isPinnedMember, reads);
+            Membership membership = Container.Classify(facts, dir, _isPinnedMember, _oldestMemberStart, reads);
             if (membership == Membership.Host) membership = inherited;
             // The name is stat's comm field: /proc/PID/comm holds the same text (both print the task's comm unescaped).
             return new CallerInfo(facts, ProcFs.ParseComm(stat), membership, pidfd) { Process = Processes.Resolve(tgid, reads) };
@@ -275,7 +277,7 @@ public sealed class CallerRegistry : IDisposable
             if (c.HasExited) continue;
             string dir = Path.Combine(_procRoot, c.Pid.ToString(CultureInfo.InvariantCulture));
             var facts = new ProcessFacts(c.Pid, c.Tgid, c.StartTime, c.ProcessStartTime, c.ParentPid, c.Cgroups, c.Root, c.RootOnMount, c.PidNamespace, c.UserNamespace);
-            c.Membership = Container.Classify(facts, dir, _isPinnedMember);
+            c.Membership = Container.Classify(facts, dir, _isPinnedMember, _oldestMemberStart);
             NoteMember(c);
         }
 
@@ -288,6 +290,18 @@ public sealed class CallerRegistry : IDisposable
     }
 
     private bool IsMemberProcess(int tgid, ulong start) => _memberProcesses.TryGetValue(tgid, out var m) && m.Start == start;
+
+    /// <summary>The earliest start time of a live pinned member (ulong.MaxValue when there is none): bounds ancestry walks.</summary>
+    private ulong OldestMemberStart()
+    {
+        ulong oldest = ulong.MaxValue;
+        foreach (KeyValuePair<int, (ulong Start, Membership Basis)> kv in _memberProcesses)
+        {
+            oldest = Math.Min(oldest, kv.Value.Start);
+        }
+
+        return oldest;
+    }
 
     /// <summary>
     /// Every live process /proc shows that is a container member, pinned afresh (not cached; the caller disposes them):

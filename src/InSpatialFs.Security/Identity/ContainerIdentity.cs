@@ -105,8 +105,10 @@ public sealed class ContainerIdentity : IDisposable
     }
 
     /// <summary>Decides membership from a pin's facts. <paramref name="isPinnedMember"/> answers "is (pid, start time) a pinned member?".</summary>
+    /// <param name="oldestMemberStart">The earliest start time among pinned members (ulong.MaxValue when none), asked
+    /// only if the ancestry is walked.</param>
     /// <param name="reads">The pin's stat reads (ancestors' stat files are read through it), or null to read afresh.</param>
-    internal Membership Classify(ProcessFacts f, string procDir, Func<int, ulong, bool> isPinnedMember, StatReads? reads = null)
+    internal Membership Classify(ProcessFacts f, string procDir, Func<int, ulong, bool> isPinnedMember, Func<ulong> oldestMemberStart, StatReads? reads = null)
     {
         if (_cgroup is not null && f.Cgroups.All.Any(p => IsAtOrBelow(p, _cgroup))) return Membership.Cgroup;
 
@@ -117,7 +119,7 @@ public sealed class ContainerIdentity : IDisposable
             return Membership.PidNamespace;
         }
 
-        if (Ancestry(f, isPinnedMember, reads) is Membership byAncestry) return byAncestry;
+        if (Ancestry(f, isPinnedMember, oldestMemberStart, reads) is Membership byAncestry) return byAncestry;
 
         if (!HasProof && f.RootOnMount && f.UserNamespace == HostUserNamespace)
         {
@@ -128,16 +130,23 @@ public sealed class ContainerIdentity : IDisposable
         return Membership.Host;
     }
 
-    /// <summary>Walks the parent chain (start times checked, so a reused pid never counts) up to the init or a pinned member.</summary>
-    private Membership? Ancestry(ProcessFacts f, Func<int, ulong, bool> isPinnedMember, StatReads? reads)
+    /// <summary>
+    /// Walks the parent chain (start times checked, so a reused pid never counts) up to the init or a pinned member. A
+    /// parent starts no later than its child, so the walk ends at the first ancestor that started before the init and
+    /// every pinned member (none of them can be it or above it), and is not taken at all when there is neither: a host
+    /// process then costs no read of its ancestors' stat files.
+    /// </summary>
+    private Membership? Ancestry(ProcessFacts f, Func<int, ulong, bool> isPinnedMember, Func<ulong> oldestMemberStart, StatReads? reads)
     {
         ContainerInit? init = Init;
         if (init is not null && f.Tgid == init.Pid && f.ProcessStartTime == init.StartTime) return Membership.InitAncestry;
+        ulong floor = Math.Min(init?.StartTime ?? ulong.MaxValue, oldestMemberStart());
+        if (floor == ulong.MaxValue) return null;
         int pid = f.ParentPid;
         ulong childStart = f.ProcessStartTime;
         for (int depth = 0; depth < 64 && pid > 1; depth++)
         {
-            if (ProcFs.ReadParentAndStart(_procRoot, pid, reads) is not (int parent, ulong start) || start > childStart) return null;
+            if (ProcFs.ReadParentAndStart(_procRoot, pid, reads) is not (int parent, ulong start) || start > childStart || start < floor) return null;
             if (init is not null && pid == init.Pid && start == init.StartTime) return Membership.InitAncestry;
             if (isPinnedMember(pid, start)) return Membership.MemberAncestry;
             childStart = start;

@@ -265,4 +265,38 @@ public sealed class MembershipProofTests
         Assert.That(reg.RecordInit(int.MaxValue - 1), Does.StartWith("container-init"));
         Assert.That(reg.Container.HasProof, Is.False);
     }
+
+    [Test]
+    public void The_ancestry_walk_stops_at_the_first_ancestor_older_than_every_member_and_is_skipped_without_members()
+    {
+        using var reg = new CallerRegistry("/nonexistent-root", null, backgroundSweep: false);
+        Process shell = Start("sh", "-c", "sleep 60 & wait");
+        int child = Descendant(shell.Id, "sleep");
+        CallerInfo c = reg.Pin(child)!;
+        CallerInfo parent = reg.Pin(shell.Id)!;
+        CallerInfo self = reg.Pin(Environment.ProcessId)!;
+        var facts = new ProcessFacts(c.Pid, c.Tgid, c.StartTime, c.ProcessStartTime, c.ParentPid, c.Cgroups, c.Root, c.RootOnMount, c.PidNamespace, c.UserNamespace);
+        string dir = $"/proc/{child}";
+        Assert.That(c.ParentPid, Is.EqualTo(shell.Id));
+
+        (Membership, int) Classify(Func<int, ulong, bool> isMember, ulong oldest)
+        {
+            var reads = new StatReads("/proc");
+            return (reg.Container.Classify(facts, dir, isMember, () => oldest, reads), reads.Reads);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Classify((_, _) => false, ulong.MaxValue), Is.EqualTo((Membership.Host, 0)), "no init and no member: no ancestor is read");
+            Assert.That(Classify((_, _) => false, parent.ProcessStartTime + 1), Is.EqualTo((Membership.Host, 1)),
+                "the parent started before every member: the walk ends there");
+            Assert.That(Classify((pid, start) => pid == self.Tgid && start == self.ProcessStartTime, self.ProcessStartTime), Is.EqualTo((Membership.MemberAncestry, 2)),
+                "positive control: a member two levels up is found by the walk");
+            Assert.That(Classify((pid, start) => pid == shell.Id && start == parent.ProcessStartTime, parent.ProcessStartTime), Is.EqualTo((Membership.MemberAncestry, 1)),
+                "the parent as the oldest member (equal start times are still checked)");
+        });
+        c.Dispose();
+        parent.Dispose();
+        self.Dispose();
+    }
 }
