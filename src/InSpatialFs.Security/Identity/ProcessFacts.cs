@@ -250,15 +250,12 @@ internal sealed class StatReads(string procRoot)
 
         string? stat = ProcFs.ReadStat(procRoot, pid);
         Reads++;
-        Remember(pid, stat);
-        return stat;
-    }
+        if (_count < Kept) // past that (a deep ancestry walk), reads are not kept, as before
+        {
+            _pids[_count] = pid;
+            _stats[_count++] = stat;
+        }
 
-    /// <summary>Records a stat text read elsewhere in this pin.</summary>
-    public void Remember(int pid, string? stat)
-    {
-        if (_count == Kept) return; // deeper ancestry chains are read as before
-        _pids[_count] = pid;
-        _stats[_count++] = stat;
+        return stat;
     }
 }
