@@ -18,8 +18,9 @@ internal static class BackgroundServer
     /// <summary>Variables a detached server must not inherit: the caller's systemd notification and socket-activation state.</summary>
     private static readonly string[] NotInherited = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", ReadinessPipe.Variable];
 
+    /// <param name="keeper">The keeper to start the server under (it takes the readiness pipe over), or null for none.</param>
     /// <returns>0 once mounted; 1 with the server's last log lines on stderr when it exited or never mounted.</returns>
-    public static unsafe int Start(string who, IReadOnlyList<string> serverArgs, string mountpoint, string stateDir)
+    public static unsafe int Start(string who, IReadOnlyList<string> serverArgs, string mountpoint, string stateDir, string? keeper = null)
     {
         // The log is created beneath the checked state directory without following symlinks (0600, root's own).
         const string LogName = "daemon.log";
@@ -51,8 +52,10 @@ internal static class BackgroundServer
         using (var readyWrite = new SafeFd(ends[1]))
         {
             const int ReadyFdInChild = 3;
-            string program = Environment.ProcessPath ?? "/proc/self/exe";
-            string[] argv = [program, .. serverArgs];
+            string self = Environment.ProcessPath ?? "/proc/self/exe";
+            // The keeper directly, not this binary becoming it: one start of the .NET server fewer (10-20 ms).
+            string program = keeper ?? self;
+            string[] argv = keeper != null ? [keeper, "--", self, .. serverArgs] : [self, .. serverArgs];
             string[] environment = [.. Environment.GetEnvironmentVariables().Keys.Cast<string>()
                 .Where(k => !NotInherited.Contains(k))
                 .Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}"),

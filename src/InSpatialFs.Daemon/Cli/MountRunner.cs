@@ -2,6 +2,7 @@ using InSpatialFs.Daemon.Config;
 using InSpatialFs.Daemon.Hosting;
 using InSpatialFs.Daemon.Runtime;
 using InSpatialFs.Interop;
+using InSpatialFs.Security.Rules;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Daemon.Cli;
@@ -11,7 +12,14 @@ internal static class MountRunner
 {
     public static int Run(MountRequest request)
     {
+        if (KeeperLaunch.UnderServiceManager)
+        {
+            // Under the keeper (or systemd) this process is the server: parse the built-in rules while the config is read.
+            RuleLoader.PrepareBuiltIns();
+        }
+
         InstanceConfig config;
+        string keeper = "";
         if (DescriptorStore.HandsOverLiveMount())
         {
             ConfigRules.LiveMountpoints = [.. File.ReadLines("/proc/self/mountinfo").Select(MountInfoEntry.Parse)
@@ -35,19 +43,23 @@ internal static class MountRunner
             return ExitCodes.UsageError;
         }
 
+        bool kept = !request.NoKeeper && KeeperLaunch.Unkept(config, out keeper) is null;
         if (request.Background)
         {
-            // The same command line without --background, in its own session; it re-reads exactly what was checked here.
+            // The same command line without --background, in its own session (under the keeper when it gets one); it
+            // re-reads exactly what was checked here.
             string[] args = [.. Environment.GetCommandLineArgs().Skip(1).Where(a => a is not ("--background" or "-b"))];
-            return BackgroundServer.Start("inspatialfs", args, config.Mountpoint, config.StateDir);
+            return BackgroundServer.Start("inspatialfs", args, config.Mountpoint, config.StateDir, kept ? keeper : null);
         }
 
-        if (!request.NoKeeper && KeeperLaunch.Unkept(config, out string keeper) is null)
+        if (kept)
         {
             // Returns only when the keeper could not be started: then serve as before, without restarts.
             Errno failed = KeeperLaunch.Become(keeper);
             Console.Error.WriteLine($"inspatialfs: cannot start {keeper} ({failed}); serving without it: the mount ends with this server");
         }
+
+        RuleLoader.PrepareBuiltIns(); // this process serves; the instance's start steps run while they parse
 
         using ILoggerFactory logs = DaemonLogging.Create(level);
         ILogger log = logs.CreateLogger("inspatialfs");

@@ -22,7 +22,7 @@ internal static class KeeperLaunch
     public static string? Unkept(InstanceConfig config, out string keeper)
     {
         keeper = Path.Combine(Path.GetDirectoryName(Environment.ProcessPath) ?? "/", KeeperName);
-        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NOTIFY_SOCKET")))
+        if (UnderServiceManager)
         {
             return "under a service manager";
         }
@@ -34,6 +34,9 @@ internal static class KeeperLaunch
 
         return File.Exists(keeper) ? null : $"{keeper} is not installed";
     }
+
+    /// <summary>Started by the keeper or by systemd (both hand over NOTIFY_SOCKET): this process serves, never becomes a keeper.</summary>
+    public static bool UnderServiceManager => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NOTIFY_SOCKET"));
 
     /// <summary>Replaces this process with the keeper running this same command line; returns only if exec failed.</summary>
     public static Errno Become(string keeper)

@@ -15,6 +15,9 @@ public sealed class RuleEngineOptions
 
     public bool IncludeBuiltIns { get; init; } = true;
 
+    /// <summary>Read the built-in rules' embedded tests (false for a serving engine: only <c>rules test</c> runs them).</summary>
+    public bool BuiltInTests { get; init; } = true;
+
     /// <summary>Text appended to every rule's output (Falco's <c>-p</c>), e.g. " container=%container.id user=%user.name".</summary>
     public string? AppendOutput { get; init; }
 
@@ -66,7 +69,7 @@ public sealed class RuleEngine : IRuleEngine
     public static RuleEngine Create(IEnumerable<RuleSource> sources, RuleEngineOptions? options = null)
     {
         options ??= new RuleEngineOptions();
-        RuleLoadResult result = RuleLoader.Load(sources, options.IncludeBuiltIns, options.AppendOutput);
+        RuleLoadResult result = RuleLoader.Load(sources, options.IncludeBuiltIns, options.AppendOutput, options.BuiltInTests);
         if (result.RuleSet == null)
         {
             throw new RuleLoadException(result.Diagnostics);
@@ -107,7 +110,7 @@ public sealed class RuleEngine : IRuleEngine
 
     public RuleLoadResult Reload(IEnumerable<RuleSource> sources)
     {
-        RuleLoadResult result = RuleLoader.Load(sources, _options.IncludeBuiltIns, _options.AppendOutput);
+        RuleLoadResult result = RuleLoader.Load(sources, _options.IncludeBuiltIns, _options.AppendOutput, _options.BuiltInTests);
         lock (_reloadGate)
         {
             if (result.RuleSet == null)

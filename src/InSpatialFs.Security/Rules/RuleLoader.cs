@@ -34,6 +34,14 @@ public static class RuleLoader
 
     private static readonly Lazy<IReadOnlyList<RuleSource>> BuiltIns = new(ReadBuiltIns);
 
+    private static readonly Lazy<IReadOnlyList<RuleSource>> BuiltInsWithoutTests = new(() => [.. BuiltIns.Value.Select(WithoutTests)]);
+
+    /// <summary>
+    /// The built-in files parsed ahead (without tests) by <see cref="PrepareBuiltIns"/>, or null. Taken by the next load
+    /// that wants them, and by that load only: a reload parses afresh, and the specs are not kept alive in between.
+    /// </summary>
+    private static Task<ParsedFiles>? _preparedBuiltIns;
+
     /// <summary>The embedded rule files, in name order.</summary>
     public static IReadOnlyList<RuleSource> BuiltInSources => BuiltIns.Value;
 
@@ -43,12 +51,15 @@ public static class RuleLoader
     /// <param name="sources">Rule files in load order (later ones override earlier ones).</param>
     /// <param name="includeBuiltIns">Load the embedded rules first (Falco's <c>-r</c> semantics when false: only the files given).</param>
     /// <param name="appendOutput">Text appended to every rule's output (Falco's <c>-p</c>), with its own <c>%fields</c>.</param>
-    public static RuleLoadResult Load(IEnumerable<RuleSource> sources, bool includeBuiltIns = true, string? appendOutput = null)
+    /// <param name="builtInTests">Read the built-in rules' embedded tests. A serving engine leaves them out: it never runs
+    /// them (`rules test` and the test suite do), and they are almost half of the text it would otherwise parse at every
+    /// start. The tests of the files given are always read, so a bad one is reported wherever the file is loaded.</param>
+    public static RuleLoadResult Load(IEnumerable<RuleSource> sources, bool includeBuiltIns = true, string? appendOutput = null, bool builtInTests = true)
     {
         var diagnostics = new DiagnosticBag();
         try
         {
-            return LoadCore(sources, includeBuiltIns, appendOutput, diagnostics);
+            return LoadCore(sources, includeBuiltIns, appendOutput, builtInTests, diagnostics);
         }
         catch (Exception ex) when (ex is not (OutOfMemoryException or StackOverflowException))
         {
@@ -58,11 +69,41 @@ public static class RuleLoader
         }
     }
 
-    private static RuleLoadResult LoadCore(IEnumerable<RuleSource> sources, bool includeBuiltIns, string? appendOutput, DiagnosticBag diagnostics)
+    /// <summary>
+    /// Starts parsing the built-in files (without tests) on a thread of their own, for a server that loads its rules
+    /// shortly: the steps of its start before the rules then run meanwhile. Does nothing when a parse already waits.
+    /// </summary>
+    public static void PrepareBuiltIns()
     {
-        var reader = new RuleReader(diagnostics);
+        if (Volatile.Read(ref _preparedBuiltIns) != null)
+        {
+            return;
+        }
+
+        var parse = new Task<ParsedFiles>(() => ParseAll(BuiltInsWithoutTests.Value), TaskCreationOptions.LongRunning);
+        if (Interlocked.CompareExchange(ref _preparedBuiltIns, parse, null) == null)
+        {
+            parse.Start(TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>A parse started by <see cref="PrepareBuiltIns"/> waits for the next load (tests).</summary>
+    internal static bool BuiltInsPrepared => Volatile.Read(ref _preparedBuiltIns) != null;
+
+    /// <summary>Files parsed apart from a load, with the diagnostics their reading gave.</summary>
+    private sealed record ParsedFiles(List<RuleFileSpec> Files, IReadOnlyList<RuleDiagnostic> Diagnostics);
+
+    private static ParsedFiles ParseAll(IEnumerable<RuleSource> sources)
+    {
+        var diagnostics = new DiagnosticBag();
         var files = new List<RuleFileSpec>();
-        foreach (RuleSource source in (includeBuiltIns ? BuiltInSources : []).Concat(sources))
+        Read(sources, new RuleReader(diagnostics, readTests: false), files, diagnostics);
+        return new ParsedFiles(files, diagnostics.Items);
+    }
+
+    private static void Read(IEnumerable<RuleSource> sources, RuleReader reader, List<RuleFileSpec> files, DiagnosticBag diagnostics)
+    {
+        foreach (RuleSource source in sources)
         {
             if (source.ReadError != null)
             {
@@ -72,7 +113,24 @@ public static class RuleLoader
 
             files.Add(reader.Read(source.Name, source.Yaml));
         }
+    }
 
+    private static RuleLoadResult LoadCore(IEnumerable<RuleSource> sources, bool includeBuiltIns, string? appendOutput, bool builtInTests, DiagnosticBag diagnostics)
+    {
+        var files = new List<RuleFileSpec>();
+        if (includeBuiltIns && !builtInTests && Interlocked.Exchange(ref _preparedBuiltIns, null) is { } prepared)
+        {
+            // A parse that failed inside the reader throws here, into Load's guard, as it would have read in place.
+            ParsedFiles builtIns = prepared.GetAwaiter().GetResult();
+            files.AddRange(builtIns.Files);
+            diagnostics.AddRange(builtIns.Diagnostics);
+        }
+        else if (includeBuiltIns)
+        {
+            Read(builtInTests ? BuiltInSources : BuiltInsWithoutTests.Value, new RuleReader(diagnostics, readTests: builtInTests), files, diagnostics);
+        }
+
+        Read(sources, new RuleReader(diagnostics), files, diagnostics);
         CollectedRules collected = new RuleCollector(diagnostics).Collect(files);
         var compiler = new RuleCompiler(collected, diagnostics, appendOutput);
         List<CompiledRule> rules = compiler.CompileAll();
@@ -88,6 +146,36 @@ public static class RuleLoader
 
     public static RuleLoadResult LoadFiles(IEnumerable<string> paths, bool includeBuiltIns = true, string? appendOutput = null) =>
         Load(paths.Select(RuleSource.FromFile), includeBuiltIns, appendOutput);
+
+    /// <summary>
+    /// A built-in file with its rules' <c>tests:</c> blocks blanked, line for line, so every position stays where it was.
+    /// Our own files only, written in one layout (a <c>tests:</c> key on its own line, its block indented deeper); the
+    /// reader skips the key's value anyway, and ServingLoadTests checks that each file loads to the same rules either way.
+    /// </summary>
+    internal static RuleSource WithoutTests(RuleSource builtIn)
+    {
+        string[] lines = builtIn.Yaml.Split('\n');
+        int blockIndent = -1;
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string line = lines[i];
+            int indent = line.Length - line.TrimStart(' ').Length;
+            if (blockIndent >= 0 && (line.Trim().Length == 0 || indent > blockIndent))
+            {
+                lines[i] = "";
+                continue;
+            }
+
+            blockIndent = -1;
+            if (indent > 0 && line.Trim() == "tests:")
+            {
+                lines[i] = "";
+                blockIndent = indent;
+            }
+        }
+
+        return builtIn with { Yaml = string.Join('\n', lines) };
+    }
 
     private static IReadOnlyList<RuleSource> ReadBuiltIns()
     {

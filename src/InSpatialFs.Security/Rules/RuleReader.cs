@@ -40,10 +40,17 @@ internal sealed partial class RuleReader
     ];
 
     private readonly DiagnosticBag _diagnostics;
+    private readonly bool _readTests;
     private string _file = "";
     private SourceLines _lines = new("");
 
-    public RuleReader(DiagnosticBag diagnostics) => _diagnostics = diagnostics;
+    /// <param name="readTests">Read rules' <c>tests:</c> (false: the key is noted and its value left unread; a serving
+    /// engine never runs them, only <c>rules test</c> does).</param>
+    public RuleReader(DiagnosticBag diagnostics, bool readTests = true)
+    {
+        _diagnostics = diagnostics;
+        _readTests = readTests;
+    }
 
     public RuleFileSpec Read(string file, string yamlText)
     {
@@ -475,7 +482,7 @@ internal sealed partial class RuleReader
             case "exceptions": rule.Exceptions = ReadExceptions(v); break;
             case "actions": rule.Actions = ReadActions(v); break;
             case "mode": rule.Mode = ReadMode(v); break;
-            case "tests": rule.Tests = ReadTests(v); break;
+            case "tests" when _readTests: rule.Tests = ReadTests(v); break;
             case "threshold": rule.Threshold = ReadThreshold(v); break;
             case "sequence": rule.Sequence = ReadSequence(v); break;
             case "suppress": rule.Suppress = ReadSuppress(v); break;
