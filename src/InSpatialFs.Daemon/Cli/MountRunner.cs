@@ -12,7 +12,7 @@ internal static class MountRunner
 {
     public static int Run(MountRequest request)
     {
-        if (KeeperLaunch.UnderServiceManager)
+        if (KeeperLaunch.UnderServiceManager && !request.Background)
         {
             // Under the keeper (or systemd) this process is the server: parse the built-in rules while the config is read.
             RuleLoader.PrepareBuiltIns();
@@ -43,7 +43,7 @@ internal static class MountRunner
             return ExitCodes.UsageError;
         }
 
-        bool kept = !request.NoKeeper && KeeperLaunch.Unkept(config, out keeper) is null;
+        bool kept = !request.NoKeeper && KeeperLaunch.Unkept(config, out keeper, detached: request.Background) is null;
         if (request.Background)
         {
             // The same command line without --background, in its own session (under the keeper when it gets one); it

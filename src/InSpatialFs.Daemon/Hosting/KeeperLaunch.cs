@@ -19,10 +19,12 @@ internal static class KeeperLaunch
     /// only in the server). A memory mount whose data the kernel will not put in a private tmpfs is refused later, by
     /// the server, which then says so in `status` and runs on without restarts.
     /// </summary>
-    public static string? Unkept(InstanceConfig config, out string keeper)
+    /// <param name="detached">For a server started detached (mount --background), which does not inherit this process's
+    /// service manager: only the mount decides.</param>
+    public static string? Unkept(InstanceConfig config, out string keeper, bool detached = false)
     {
         keeper = Path.Combine(Path.GetDirectoryName(Environment.ProcessPath) ?? "/", KeeperName);
-        if (UnderServiceManager)
+        if (UnderServiceManager && !detached)
         {
             return "under a service manager";
         }

@@ -135,8 +135,9 @@ public sealed class MountHelperTests
         Assert.That(started.ExitCode, Is.Zero, started.ToString());
         Assert.That(File.ReadAllText(Path.Combine(_work, "mnt", "etc", "hostname")), Is.EqualTo("box\n"), "served the moment the starter returned");
 
-        // A host mount is kept: the starter's child became inspatialfs-keeper, which leads the new session and starts the
-        // server in it (see Restart/LiveRestartTests). instance.pid names the keeper: the process to stop.
+        // A host mount is kept: the starter started inspatialfs-keeper (its own NOTIFY_SOCKET does not keep it from that:
+        // the detached server never sees it), which leads the new session and starts the server in it (see
+        // Restart/LiveRestartTests). instance.pid names the keeper: the process to stop.
         string keeper = InstancePid(state).ToString(System.Globalization.CultureInfo.InvariantCulture);
         Assert.That(File.ReadAllText($"/proc/{keeper}/comm").Trim(), Is.EqualTo("inspatialfs-kee"), "instance.pid names the keeper");
         int pid = int.Parse(Shell.Check($"pgrep -P {keeper}").Trim(), System.Globalization.CultureInfo.InvariantCulture);
