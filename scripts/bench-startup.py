@@ -8,7 +8,8 @@ and its RSS growth per 100,000 live nodes (files created and then looked up, so 
 each and the server must keep it). Rounds rotate the order; the table gives medians.
 
 usage: bench-startup.py WORKDIR [ROUNDS] [TARGETS...]
-targets: fuse-overlayfs bindfs inspatialfs-memory inspatialfs-host inspatialfs-overlay
+targets: fuse-overlayfs bindfs inspatialfs-memory inspatialfs-host inspatialfs-host-background inspatialfs-overlay
+(inspatialfs-host-background is `mount --background`, as mount(8) and fstab start it: it returns once mounted.)
 """
 import glob, os, shutil, signal, statistics, subprocess, sys, time
 
@@ -52,6 +53,8 @@ class Target:
             return [BIN, "mount", "--memory", "--memory-size", "1GiB", "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
         if n == "inspatialfs-host":
             return [BIN, "mount", "--source", self.backing, "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
+        if n == "inspatialfs-host-background":
+            return [BIN, "mount", "--background", "--source", self.backing, "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
         if n == "inspatialfs-overlay":
             return [BIN, "overlay-mount", "-o", f"lowerdir={w}/lower,upperdir={self.backing},workdir={w}/ovwork", self.mnt]
         raise SystemExit(f"bench-startup: unknown target {n}")
@@ -62,20 +65,26 @@ class Target:
         if self.name == "inspatialfs-overlay":
             # overlay-mount returns once mounted; the server it started runs the instance file it wrote.
             return newest_pid("inspatialfs mount --config .*/overlay-instance.yaml", full=True)
-        if self.keeper_pid():
-            # A kept mount: `inspatialfs mount` became inspatialfs-keeper (same pid), and its child is the server.
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+        keeper = self.keeper_pid()
+        if keeper:
+            # A kept mount: `inspatialfs mount` became inspatialfs-keeper (same pid; with --background, the keeper was
+            # started detached and instance.pid names it), and its child is the server.
+            with open(f"/proc/{keeper}/task/{keeper}/children") as f:
                 children = f.read().split()
-            return int(children[0]) if children else self.proc.pid
+            return int(children[0]) if children else keeper
         return self.proc.pid
 
     def keeper_pid(self):
         """The keeper holding this instance's descriptors, or None (its RSS is part of the instance's cost)."""
-        if self.proc is None or self.name not in ("inspatialfs-memory", "inspatialfs-host"):
+        if self.proc is None or self.name not in ("inspatialfs-memory", "inspatialfs-host", "inspatialfs-host-background"):
             return None
+        pid = self.proc.pid
+        if self.name == "inspatialfs-host-background":
+            with open(f"{self.work}/state/instance.pid") as f:
+                pid = int(f.read().split()[0])
         try:
-            with open(f"/proc/{self.proc.pid}/comm") as f:
-                return self.proc.pid if f.read().strip() == "inspatialfs-kee" else None
+            with open(f"/proc/{pid}/comm") as f:
+                return pid if f.read().strip() == "inspatialfs-kee" else None
         except OSError:
             return None
 
@@ -135,7 +144,7 @@ def live_nodes_growth(t, pid):
 def main():
     work = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    names = sys.argv[3:] or ["fuse-overlayfs", "bindfs", "inspatialfs-memory", "inspatialfs-host", "inspatialfs-overlay"]
+    names = sys.argv[3:] or ["fuse-overlayfs", "bindfs", "inspatialfs-memory", "inspatialfs-host", "inspatialfs-host-background", "inspatialfs-overlay"]
     names = [n for n in names if not n.startswith(("fuse-", "bindfs")) or shutil.which(n.split()[0])]
     start, idle, anon, per_nodes = {}, {}, {}, {}
     for r in range(rounds):

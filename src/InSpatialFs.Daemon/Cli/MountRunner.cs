@@ -2,7 +2,6 @@ using InSpatialFs.Daemon.Config;
 using InSpatialFs.Daemon.Hosting;
 using InSpatialFs.Daemon.Runtime;
 using InSpatialFs.Interop;
-using InSpatialFs.Security.Rules;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Daemon.Cli;
@@ -12,12 +11,6 @@ internal static class MountRunner
 {
     public static int Run(MountRequest request)
     {
-        if (KeeperLaunch.UnderServiceManager && !request.Background)
-        {
-            // Under the keeper (or systemd) this process is the server: parse the built-in rules while the config is read.
-            RuleLoader.PrepareBuiltIns();
-        }
-
         InstanceConfig config;
         string keeper = "";
         if (DescriptorStore.HandsOverLiveMount())
@@ -58,8 +51,6 @@ internal static class MountRunner
             Errno failed = KeeperLaunch.Become(keeper);
             Console.Error.WriteLine($"inspatialfs: cannot start {keeper} ({failed}); serving without it: the mount ends with this server");
         }
-
-        RuleLoader.PrepareBuiltIns(); // this process serves; the instance's start steps run while they parse
 
         using ILoggerFactory logs = DaemonLogging.Create(level);
         ILogger log = logs.CreateLogger("inspatialfs");

@@ -78,7 +78,4 @@ public sealed class DiagnosticBag
 
     public void Warning(string code, SourcePosition at, string message) =>
         _items.Add(new RuleDiagnostic(code, DiagnosticSeverity.Warning, at.File, at.Line, at.Column, message));
-
-    /// <summary>Diagnostics another bag gathered (files read apart from this load), in their order.</summary>
-    public void AddRange(IEnumerable<RuleDiagnostic> items) => _items.AddRange(items);
 }

@@ -36,12 +36,6 @@ public static class RuleLoader
 
     private static readonly Lazy<IReadOnlyList<RuleSource>> BuiltInsWithoutTests = new(() => [.. BuiltIns.Value.Select(WithoutTests)]);
 
-    /// <summary>
-    /// The built-in files parsed ahead (without tests) by <see cref="PrepareBuiltIns"/>, or null. Taken by the next load
-    /// that wants them, and by that load only: a reload parses afresh, and the specs are not kept alive in between.
-    /// </summary>
-    private static Task<ParsedFiles>? _preparedBuiltIns;
-
     /// <summary>The embedded rule files, in name order.</summary>
     public static IReadOnlyList<RuleSource> BuiltInSources => BuiltIns.Value;
 
@@ -69,38 +63,6 @@ public static class RuleLoader
         }
     }
 
-    /// <summary>
-    /// Starts parsing the built-in files (without tests) on a thread of their own, for a server that loads its rules
-    /// shortly: the steps of its start before the rules then run meanwhile. Does nothing when a parse already waits.
-    /// </summary>
-    public static void PrepareBuiltIns()
-    {
-        if (Volatile.Read(ref _preparedBuiltIns) != null)
-        {
-            return;
-        }
-
-        var parse = new Task<ParsedFiles>(() => ParseAll(BuiltInsWithoutTests.Value), TaskCreationOptions.LongRunning);
-        if (Interlocked.CompareExchange(ref _preparedBuiltIns, parse, null) == null)
-        {
-            parse.Start(TaskScheduler.Default);
-        }
-    }
-
-    /// <summary>A parse started by <see cref="PrepareBuiltIns"/> waits for the next load (tests).</summary>
-    internal static bool BuiltInsPrepared => Volatile.Read(ref _preparedBuiltIns) != null;
-
-    /// <summary>Files parsed apart from a load, with the diagnostics their reading gave.</summary>
-    private sealed record ParsedFiles(List<RuleFileSpec> Files, IReadOnlyList<RuleDiagnostic> Diagnostics);
-
-    private static ParsedFiles ParseAll(IEnumerable<RuleSource> sources)
-    {
-        var diagnostics = new DiagnosticBag();
-        var files = new List<RuleFileSpec>();
-        Read(sources, new RuleReader(diagnostics, readTests: false), files, diagnostics);
-        return new ParsedFiles(files, diagnostics.Items);
-    }
-
     private static void Read(IEnumerable<RuleSource> sources, RuleReader reader, List<RuleFileSpec> files, DiagnosticBag diagnostics)
     {
         foreach (RuleSource source in sources)
@@ -118,14 +80,7 @@ public static class RuleLoader
     private static RuleLoadResult LoadCore(IEnumerable<RuleSource> sources, bool includeBuiltIns, string? appendOutput, bool builtInTests, DiagnosticBag diagnostics)
     {
         var files = new List<RuleFileSpec>();
-        if (includeBuiltIns && !builtInTests && Interlocked.Exchange(ref _preparedBuiltIns, null) is { } prepared)
-        {
-            // A parse that failed inside the reader throws here, into Load's guard, as it would have read in place.
-            ParsedFiles builtIns = prepared.GetAwaiter().GetResult();
-            files.AddRange(builtIns.Files);
-            diagnostics.AddRange(builtIns.Diagnostics);
-        }
-        else if (includeBuiltIns)
+        if (includeBuiltIns)
         {
             Read(builtInTests ? BuiltInSources : BuiltInsWithoutTests.Value, new RuleReader(diagnostics, readTests: builtInTests), files, diagnostics);
         }

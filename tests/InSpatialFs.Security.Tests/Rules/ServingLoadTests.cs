@@ -4,12 +4,11 @@ namespace InSpatialFs.Security.Tests.Rules;
 
 /// <summary>
 /// How a server loads its rules: the built-in files without their embedded tests (blanked line for line before the
-/// YAML is parsed), and parsed ahead on a thread of their own while the start goes on. Either must give exactly the
-/// rules a full load gives.
+/// YAML is parsed). That must give exactly the rules a full load gives.
 /// </summary>
 public sealed class ServingLoadTests
 {
-    // Appends to a built-in rule's condition: a parse handed to two loads, or changed by the first, would show here.
+    // Appends to a built-in rule's condition (the built-in rule must still be there to take it).
     private static readonly RuleSource Extra = new("extra.yaml",
         "- rule: Symlink to sensitive path\n  condition: and not proc.name = prefetch-test\n  override: {condition: append}\n");
 
@@ -53,35 +52,6 @@ public sealed class ServingLoadTests
         RuleLoadResult lean = RuleLoader.Load([Extra], builtInTests: false);
         Assert.That(Describe(lean), Is.EqualTo(Describe(full)));
         Assert.That(lean.RuleSet!.Rules.Sum(r => r.Tests.Count), Is.Zero);
-    }
-
-    [Test]
-    public void Built_ins_parsed_ahead_load_as_they_do_in_place_and_serve_one_load_only()
-    {
-        Assert.That(RuleLoader.BuiltInsPrepared, Is.False, "no earlier test left a parse waiting");
-        string inPlace = Describe(RuleLoader.Load([Extra], builtInTests: false));
-
-        RuleLoader.PrepareBuiltIns();
-        RuleLoader.PrepareBuiltIns(); // a second call while one waits starts nothing new
-        Assert.That(RuleLoader.BuiltInsPrepared, Is.True);
-        string ahead = Describe(RuleLoader.Load([Extra], builtInTests: false));
-        Assert.That(RuleLoader.BuiltInsPrepared, Is.False, "the load took the parse");
-        string afterwards = Describe(RuleLoader.Load([Extra], builtInTests: false));
-
-        Assert.That(inPlace, Does.Contain("prefetch-test"), "positive control: the append is in the rule");
-        Assert.That(ahead, Is.EqualTo(inPlace));
-        Assert.That(afterwards, Is.EqualTo(inPlace));
-    }
-
-    [Test]
-    public void A_parse_ahead_waits_for_a_load_that_wants_it()
-    {
-        RuleLoader.PrepareBuiltIns();
-        Assert.That(RuleLoader.Load([Extra], includeBuiltIns: false).Succeeded, Is.False, "the append has no built-in rule to go to");
-        Assert.That(RuleLoader.Load([Extra]).RuleSet!.Rules.Sum(r => r.Tests.Count), Is.GreaterThan(0), "a load with tests reads them itself");
-        Assert.That(RuleLoader.BuiltInsPrepared, Is.True);
-        Assert.That(RuleLoader.Load([Extra], builtInTests: false).Succeeded, Is.True);
-        Assert.That(RuleLoader.BuiltInsPrepared, Is.False);
     }
 
     private static string Describe(RuleLoadResult result)
