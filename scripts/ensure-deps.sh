@@ -4,8 +4,9 @@ set -euo pipefail
 
 need_pkgs=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-# python3-prometheus-client: the metrics tests check the exposition with the official Prometheus client parser; jq: the README runc walk-through.
-for pkg in fuse3 runc busybox-static fio gcc libc6-dev sqlite3 git attr stress-ng podman fuse-overlayfs python3-prometheus-client jq; do
+# python3-prometheus-client: the metrics tests check the exposition with the official Prometheus client parser; jq: the README runc walk-through;
+# strace: a test checks which process execs the keeper, before any thread.
+for pkg in fuse3 runc busybox-static fio gcc libc6-dev sqlite3 git attr stress-ng podman fuse-overlayfs python3-prometheus-client jq strace; do
   have "$pkg" || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then

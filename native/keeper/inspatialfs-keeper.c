@@ -283,7 +283,9 @@ static void child_exited(int status) {
     else if (nstored == 0) stop = "no stored descriptors";     // a start-up failure does not loop
     else if (!signaled && !(code != 0 && child_ready)) stop = code == 0 ? "clean exit" : "exited before READY=1";
     if (stop) {
-        if (code != 0) say("server pid %d %s; not restarting (%s); closing %d stored descriptors", (int)pid, how, stop, nstored);
+        // A server that failed to start has said why on the same stderr (a config error, exit 2): one line, not two.
+        int failed_start = !signaled && !child_ready && nstored == 0;
+        if (code != 0 && !failed_start) say("server pid %d %s; not restarting (%s); closing %d stored descriptors", (int)pid, how, stop, nstored);
         store_clear();
         exit(code);
     }

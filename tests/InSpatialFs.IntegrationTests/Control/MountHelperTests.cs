@@ -155,4 +155,39 @@ public sealed class MountHelperTests
         Assert.That(environment, Does.Contain("NOTIFY_SOCKET=@inspatialfs-keeper-"), "but its keeper");
         Assert.That(manager.Available, Is.Zero, "nothing reached the starter's notification socket");
     }
+
+    [Test]
+    public void A_kept_foreground_mount_becomes_the_keeper_before_the_runtime_starts()
+    {
+        // The quick form execs inspatialfs-keeper from native/keeper/early-keeper.c, linked into the binary, before the
+        // .NET runtime has made its first thread. Positive control: the same host mount from a config file is decided by
+        // the managed code, after the runtime started (and still gets its keeper).
+        string state = Path.Combine(_work, "state");
+        string config = Path.Combine(_work, "instance.yaml");
+        File.WriteAllText(config, $"name: {Name}\nmountpoint: {_work}/mnt\nmounts:\n  - path: /\n    source: {_work}/src\n");
+        Assert.That(ThreadsBeforeTheKeeper(["--source", $"{_work}/src", "--name", Name, "--state-dir", state, $"{_work}/mnt"]), Is.Zero);
+        Assert.That(ThreadsBeforeTheKeeper(["--config", config, "--state-dir", state]), Is.GreaterThan(0));
+    }
+
+    /// <summary>Threads the first process made before it exec'd the keeper, from an strace of a whole mount's life.</summary>
+    private int ThreadsBeforeTheKeeper(string[] mountArgs)
+    {
+        string trace = Path.Combine(_work, "trace");
+        string output = Path.Combine(_work, "out");
+        string args = string.Join(' ', mountArgs.Select(a => $"'{a}'"));
+        ShellResult run = Shell.Run($"""
+            strace -f -qq -e trace=execve,clone,clone3 -o '{trace}' '{DaemonProcess.Binary}' mount {args} </dev/null >'{output}' 2>&1 &
+            for i in $(seq 1 400); do grep -q ' {_work}/mnt fuse' /proc/mounts && break; sleep 0.05; done
+            cat '{_work}/mnt/etc/hostname'
+            umount '{_work}/mnt'
+            wait
+            """, TimeSpan.FromSeconds(90));
+        Assert.That(run.StdOut, Does.Contain("box"), run + File.ReadAllText(output));
+        string[] lines = File.ReadAllLines(trace);
+        string first = lines[0].Split(' ')[0] + " ";
+        string[] ofFirst = [.. lines.Where(l => l.StartsWith(first, StringComparison.Ordinal))];
+        int keeper = Array.FindIndex(ofFirst, l => l.Contains("execve(\"", StringComparison.Ordinal) && l.Contains("/inspatialfs-keeper\"", StringComparison.Ordinal));
+        Assert.That(keeper, Is.GreaterThan(0), "the process became the keeper:\n" + string.Join("\n", lines.Take(8)));
+        return ofFirst.Take(keeper).Count(l => l.Contains("clone", StringComparison.Ordinal));
+    }
 }
