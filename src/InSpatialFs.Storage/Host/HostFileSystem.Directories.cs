@@ -52,9 +52,9 @@ public sealed unsafe partial class HostFileSystem
     /// READDIR ended at, so an open directory costs one descriptor, not a copy of its listing (a 100,000-entry
     /// directory open 40 times used to hold 40 copies). Cookies are the host filesystem's d_off values, which stay
     /// valid across creates and deletes as telldir/seekdir require; offset 0 rewinds, so rewinddir sees a fresh listing.
-    /// What one getdents read beyond a full reply is kept for the next READDIR at that cookie (at most one batch,
-    /// 32 KiB, per open directory, within <see cref="ReadAheadBudget"/> for all): seeking back re-walked the directory
-    /// on the host (tmpfs seeks by walking it).
+    /// A getdents batch that a full reply did not take to its end is kept for the next READDIR, at that cookie or at any
+    /// earlier one in the batch (at most one batch, 32 KiB, per open directory, within <see cref="ReadAheadBudget"/> for
+    /// all): seeking back re-walked the directory on the host (tmpfs seeks by walking it, ext4 rebuilds its hash tree).
     /// </summary>
     internal Errno ReadDir(HostOpenDirectory dir, long offset, IDirectoryEntrySink sink)
     {
@@ -65,31 +65,25 @@ public sealed unsafe partial class HostFileSystem
         lock (dir.Gate)
         {
             int fd = lease.Fd;
-            if (offset != dir.Position)
+            if (offset != dir.Position && !ResumeInKept(dir, offset))
             {
                 DropPending(dir);
                 if (lseek(fd, offset, SEEK_SET) < 0) return ErrnoExtensions.LastPInvoke();
                 dir.Position = offset;
             }
-            else if (dir.Pending is { } pending)
+
+            if (dir.Pending is { } pending)
             {
-                int length = dir.PendingLength;
-                dir.Pending = null;
-                Interlocked.Add(ref _readAheadKept, -length);
-                try
+                int start = dir.PendingStart, length = dir.PendingLength;
+                int stop = Emit(dir, fd, pending.AsSpan(start, length - start), sink, out Errno bad);
+                if (bad == Errno.OK && stop >= 0)
                 {
-                    int stop = Emit(dir, fd, pending.AsSpan(0, length), sink, out Errno bad);
-                    if (bad != Errno.OK) return bad;
-                    if (stop >= 0)
-                    {
-                        Keep(dir, pending.AsSpan(stop, length - stop));
-                        return Errno.OK;
-                    }
+                    dir.PendingStart = start + stop; // the reply is full again: the rest waits in the same batch
+                    return Errno.OK;
                 }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(pending);
-                }
+
+                DropPending(dir); // handed out to its end (the stream goes on from the descriptor), or unreadable
+                if (bad != Errno.OK) return bad;
             }
 
             while (true)
@@ -102,8 +96,9 @@ public sealed unsafe partial class HostFileSystem
                 if (bad != Errno.OK) return bad;
                 if (stop >= 0)
                 {
-                    // The reply is full; getdents read ahead: keep the rest for the next READDIR, which starts there.
-                    Keep(dir, buf.AsSpan(stop, (int)n - stop));
+                    // The reply is full; getdents read ahead: keep the batch for the next READDIR, which starts at stop
+                    // (or earlier in it, when the proxy could not fit all it was given).
+                    Keep(dir, buf.AsSpan(0, (int)n), stop);
                     return Errno.OK;
                 }
             }
@@ -157,19 +152,54 @@ public sealed unsafe partial class HostFileSystem
     /// <summary>Bytes of read-ahead open directories keep now.</summary>
     internal long ReadAheadKept => Interlocked.Read(ref _readAheadKept);
 
-    private void Keep(HostOpenDirectory dir, ReadOnlySpan<byte> rest)
+    private void Keep(HostOpenDirectory dir, ReadOnlySpan<byte> batch, int resumeAt)
     {
-        if (Interlocked.Add(ref _readAheadKept, rest.Length) > ReadAheadBudget)
+        if (Interlocked.Add(ref _readAheadKept, batch.Length) > ReadAheadBudget)
         {
-            Interlocked.Add(ref _readAheadKept, -rest.Length);
+            Interlocked.Add(ref _readAheadKept, -batch.Length);
             dir.Position = -1; // the next READDIR seeks back to the first entry not handed out
             return;
         }
 
-        byte[] kept = ArrayPool<byte>.Shared.Rent(rest.Length);
-        rest.CopyTo(kept);
+        byte[] kept = ArrayPool<byte>.Shared.Rent(batch.Length);
+        batch.CopyTo(kept);
         dir.Pending = kept;
-        dir.PendingLength = rest.Length;
+        dir.PendingLength = batch.Length;
+        dir.PendingStart = resumeAt;
+    }
+
+    /// <summary>
+    /// A READDIR at a cookie of the kept batch: the proxy lists in batches and the reply may end before the last entry
+    /// it was given, so the kernel asks again from an entry this stream has passed. Resumes after that entry (false:
+    /// not in the batch; the caller seeks). On ext4 every seek into a hashed directory rebuilds its readdir tree.
+    /// </summary>
+    private static bool ResumeInKept(HostOpenDirectory dir, long offset)
+    {
+        if (dir.Pending is not { } kept)
+        {
+            return false;
+        }
+
+        ReadOnlySpan<byte> batch = kept.AsSpan(0, dir.PendingLength);
+        for (int pos = 0; pos + 19 < batch.Length;)
+        {
+            long dOff = BinaryPrimitives.ReadInt64LittleEndian(batch[(pos + 8)..]);
+            ushort recLen = BinaryPrimitives.ReadUInt16LittleEndian(batch[(pos + 16)..]);
+            if (recLen < 20 || pos + recLen > batch.Length)
+            {
+                return false;
+            }
+
+            pos += recLen;
+            if (dOff == offset)
+            {
+                dir.PendingStart = pos;
+                dir.Position = offset;
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void DropPending(HostOpenDirectory dir)

@@ -116,12 +116,17 @@ internal sealed class HostOpenDirectory(HostFileSystem fs, HostNode node, SafeFd
     public long Position;
 
     /// <summary>
-    /// Entries getdents read ahead that the last reply had no room for (a pooled buffer; null when none): the next READDIR
-    /// at <see cref="Position"/> starts with them instead of seeking back and reading them again.
+    /// The last getdents batch, kept while part of it is still to be handed out (a pooled buffer; null when none). The
+    /// next READDIR at <see cref="Position"/> starts at <see cref="PendingStart"/>; one at a cookie inside the batch (a
+    /// reply that had no room for entries this stream already handed to the proxy) starts after that entry. Either way
+    /// nothing is sought back and read again.
     /// </summary>
     public byte[]? Pending;
 
     public int PendingLength;
+
+    /// <summary>Where in <see cref="Pending"/> the entries not yet handed out begin.</summary>
+    public int PendingStart;
 
     public Errno ReadDir(long offset, IDirectoryEntrySink sink) => Fs.ReadDir(this, offset, sink);
 

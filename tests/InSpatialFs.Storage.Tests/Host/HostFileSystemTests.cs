@@ -189,6 +189,35 @@ public sealed class HostFileSystemTests
         Assert.That(_box.Fs.ReadAheadKept, Is.Zero, "releasing the directory gives its read-ahead back");
     }
 
+    [TestCase(4 * 1024 * 1024, true, TestName = "Readdir_at_a_cookie_the_stream_passed_inside_the_kept_batch_resumes_there_without_reading_again")]
+    [TestCase(0, false, TestName = "Readdir_at_a_cookie_the_stream_passed_with_no_read_ahead_kept_seeks_and_reads_again")]
+    public void Readdir_at_a_passed_cookie(long budget, bool fromKeptBatch)
+    {
+        _box.Fs.ReadAheadBudget = budget;
+        for (int i = 0; i < 50; i++) File.WriteAllText(_box.Src($"f{i:D2}"), "");
+        Assert.That(_box.Fs.OpenDir(_box.Fs.RootIno, out IOpenDirectory probe), Is.EqualTo(Errno.OK));
+        var order = new ListingSink();
+        Assert.That(probe.ReadDir(0, order), Is.EqualTo(Errno.OK));
+        probe.Release();
+        List<string> names = [.. order.Entries.Select(e => e.Name)];
+
+        // The proxy was handed 7 entries and its reply had room for 4: the kernel asks again from the 4th one's cookie,
+        // which this stream has passed. A name deleted on the host meanwhile tells the two paths apart: the kept batch
+        // is what getdents read (POSIX leaves entries changed after opendir unspecified), a seek reads the host again.
+        Assert.That(_box.Fs.OpenDir(_box.Fs.RootIno, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
+        var handed = new ListingSink(7);
+        Assert.That(fh.ReadDir(0, handed), Is.EqualTo(Errno.OK));
+        Assert.That(handed.Entries.Select(e => e.Name), Is.EqualTo(names.Take(7)));
+        string deleted = names[30];
+        File.Delete(_box.Src(deleted));
+        var rest = new ListingSink();
+        Assert.That(fh.ReadDir(handed.Entries[3].Next, rest), Is.EqualTo(Errno.OK));
+        IEnumerable<string> expected = names.Skip(4);
+        Assert.That(rest.Entries.Select(e => e.Name), Is.EqualTo(fromKeptBatch ? expected : expected.Where(n => n != deleted)));
+        Assert.That(fh.Release(), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.ReadAheadKept, Is.Zero);
+    }
+
     [Test]
     public void Unlink_rmdir_rename_and_rename_flags()
     {
