@@ -43,6 +43,8 @@ public sealed class SourceStampTests
         File.WriteAllText(Path.Combine(tree, "Directory.Packages.props"), "<Project />");
         File.WriteAllText(Path.Combine(tree, "src", "A", "A.cs"), "class A {}");
         File.WriteAllText(Path.Combine(tree, "src", "A", "rules.yaml"), "- rule: r");
+        Directory.CreateDirectory(Path.Combine(tree, "native", "keeper"));
+        File.WriteAllText(Path.Combine(tree, "native", "keeper", "early-keeper.c"), "int x;");
         string first = Stamp(tree);
 
         File.WriteAllText(Path.Combine(tree, "src", "A", "obj", "A.dll"), "output");
@@ -55,7 +57,11 @@ public sealed class SourceStampTests
         Assert.That(edited, Does.Match("^[0-9a-f]{16}$"));
 
         File.WriteAllText(Path.Combine(tree, "src", "A", "rules.yaml"), "- rule: s");
-        Assert.That(Stamp(tree), Is.Not.EqualTo(edited), "an embedded rule file changes it");
+        string ruleEdited = Stamp(tree);
+        Assert.That(ruleEdited, Is.Not.EqualTo(edited), "an embedded rule file changes it");
+
+        File.WriteAllText(Path.Combine(tree, "native", "keeper", "early-keeper.c"), "int y;");
+        Assert.That(Stamp(tree), Is.Not.EqualTo(ruleEdited), "the C file linked into the binary changes it");
     }
 
     [Test]
