@@ -50,6 +50,8 @@ __attribute__((constructor)) static void become_keeper_early(int argc, char **ar
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0 || n >= (ssize_t)sizeof self - 1) return;
     self[n] = '\0';
+    static const char deleted[] = " (deleted)";  // replaced under us (an upgrade): the keeper could not start this path
+    if ((size_t)n >= sizeof deleted - 1 && strcmp(self + n - (sizeof deleted - 1), deleted) == 0) return;
     const char *slash = strrchr(self, '/');
     if (!slash || (size_t)(slash - self) + sizeof "/" KEEPER_NAME > sizeof keeper) return;
     memcpy(keeper, self, (size_t)(slash - self));
