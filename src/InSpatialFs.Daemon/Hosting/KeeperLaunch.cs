@@ -38,7 +38,7 @@ internal static class KeeperLaunch
     }
 
     /// <summary>Started by the keeper or by systemd (both hand over NOTIFY_SOCKET): this process serves, never becomes a keeper.</summary>
-    public static bool UnderServiceManager => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NOTIFY_SOCKET"));
+    private static bool UnderServiceManager => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NOTIFY_SOCKET"));
 
     /// <summary>Replaces this process with the keeper running this same command line; returns only if exec failed.</summary>
     public static Errno Become(string keeper)
