@@ -114,15 +114,14 @@ public sealed unsafe partial class HostFileSystem
         error = Errno.OK;
         for (int pos = 0; pos + 19 < batch.Length;)
         {
-            ulong dIno = BinaryPrimitives.ReadUInt64LittleEndian(batch[pos..]);
-            long dOff = BinaryPrimitives.ReadInt64LittleEndian(batch[(pos + 8)..]);
-            ushort recLen = BinaryPrimitives.ReadUInt16LittleEndian(batch[(pos + 16)..]);
-            byte dType = batch[pos + 18];
-            if (recLen < 20 || pos + recLen > batch.Length)
+            if (!RecordAt(batch, pos, out long dOff, out int recLen))
             {
                 error = Errno.EIO;
                 return -1;
             }
+
+            ulong dIno = BinaryPrimitives.ReadUInt64LittleEndian(batch[pos..]);
+            byte dType = batch[pos + 18];
 
             ReadOnlySpan<byte> name = batch.Slice(pos + 19, recLen - 19);
             int z = name.IndexOf((byte)0);
@@ -183,9 +182,7 @@ public sealed unsafe partial class HostFileSystem
         ReadOnlySpan<byte> batch = kept.AsSpan(0, dir.PendingLength);
         for (int pos = 0; pos + 19 < batch.Length;)
         {
-            long dOff = BinaryPrimitives.ReadInt64LittleEndian(batch[(pos + 8)..]);
-            ushort recLen = BinaryPrimitives.ReadUInt16LittleEndian(batch[(pos + 16)..]);
-            if (recLen < 20 || pos + recLen > batch.Length)
+            if (!RecordAt(batch, pos, out long dOff, out int recLen))
             {
                 return false;
             }
@@ -200,6 +197,17 @@ public sealed unsafe partial class HostFileSystem
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// The cookie and length of the getdents64 record at <paramref name="pos"/> (which has its 19-byte header in the
+    /// batch); false when its length is too short or runs past the batch.
+    /// </summary>
+    private static bool RecordAt(ReadOnlySpan<byte> batch, int pos, out long dOff, out int recLen)
+    {
+        dOff = BinaryPrimitives.ReadInt64LittleEndian(batch[(pos + 8)..]);
+        recLen = BinaryPrimitives.ReadUInt16LittleEndian(batch[(pos + 16)..]);
+        return recLen >= 20 && pos + recLen <= batch.Length;
     }
 
     private void DropPending(HostOpenDirectory dir)
