@@ -38,6 +38,10 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int open(string path, int flags, uint mode);
 
+    /// <summary>dup2(2): makes <paramref name="newFd"/> a copy of <paramref name="oldFd"/> (closing what it was).</summary>
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int dup2(int oldFd, int newFd);
+
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint read(int fd, byte* buf, nint count);
 

@@ -22,24 +22,16 @@ internal static class BackgroundServer
     /// <returns>0 once mounted; 1 with the server's last log lines on stderr when it exited or never mounted.</returns>
     public static unsafe int Start(string who, IReadOnlyList<string> serverArgs, string mountpoint, string stateDir, string? keeper = null)
     {
-        // The log is created beneath the checked state directory without following symlinks (0600, root's own).
-        const string LogName = "daemon.log";
-        string log = Path.Combine(stateDir, LogName);
-        using SafeFileHandle? logFile = OpenLog(who, stateDir, LogName);
-        using SafeFd? devNull = LibC.OpenFd("/dev/null", LibC.O_RDONLY, 0, out SafeFd opened) == Errno.OK ? opened : null;
-        if (logFile is null || devNull is null)
+        string log = Path.Combine(stateDir, ServerStdio.LogName);
+        using ServerStdio? stdio = ServerStdio.Open(who, stateDir);
+        if (stdio is null)
         {
-            if (devNull is null)
-            {
-                Console.Error.WriteLine($"{who}: cannot open /dev/null");
-            }
-
             return ExitCodes.RuntimeFailure;
         }
 
         // mountinfo shows the resolved path; resolve before the mount exists (afterwards it would ask the new server).
         string resolved = LibC.RealPath(mountpoint) ?? mountpoint;
-        long logStart = RandomAccess.GetLength(logFile);
+        long logStart = RandomAccess.GetLength(stdio.Log);
         int* ends = stackalloc int[2];
         if (LibC.pipe2(ends, LibC.O_CLOEXEC) != 0)
         {
@@ -60,8 +52,8 @@ internal static class BackgroundServer
                 .Where(k => !NotInherited.Contains(k))
                 .Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}"),
                 $"{ReadinessPipe.Variable}={ReadyFdInChild}"];
-            int logFd = (int)logFile.DangerousGetHandle();
-            Errno spawned = LibC.SpawnDetached(program, argv, environment, [devNull.Fd, logFd, logFd, readyWrite.Fd], out pid);
+            int logFd = (int)stdio.Log.DangerousGetHandle();
+            Errno spawned = LibC.SpawnDetached(program, argv, environment, [stdio.Stdin.Fd, logFd, logFd, readyWrite.Fd], out pid);
             if (spawned != Errno.OK)
             {
                 Console.Error.WriteLine($"{who}: could not start the server ({program}): {spawned}");
@@ -79,26 +71,11 @@ internal static class BackgroundServer
                 return ExitCodes.RuntimeFailure;
             case false:
                 Console.Error.WriteLine($"{who}: the server exited before {mountpoint} was mounted:");
-                Console.Error.Write(Tail(log, logStart));
+                Console.Error.Write(ServerStdio.Tail(log, logStart));
                 return ExitCodes.RuntimeFailure;
             case null:
                 Console.Error.WriteLine($"{who}: {mountpoint} was not mounted within {ReadyWithin.TotalSeconds:0} s (server pid {pid}, log {log})");
                 return ExitCodes.RuntimeFailure;
-        }
-    }
-
-    /// <summary>The server's log, created beneath the checked state directory (0600, no symlinks followed); null after saying why not.</summary>
-    private static SafeFileHandle? OpenLog(string who, string stateDir, string name)
-    {
-        try
-        {
-            using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
-            return TrustedPath.OpenFile(dir, stateDir, name, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"{who}: cannot prepare the log under {stateDir}: {e.Message}");
-            return null;
         }
     }
 
@@ -140,21 +117,4 @@ internal static class BackgroundServer
     private static string Unescape(string field) =>
         field.Replace("\\040", " ", StringComparison.Ordinal).Replace("\\011", "\t", StringComparison.Ordinal)
              .Replace("\\012", "\n", StringComparison.Ordinal).Replace("\\134", "\\", StringComparison.Ordinal);
-
-    /// <summary>What this start wrote to the log (not an earlier instance's lines), at most its last 15 lines.</summary>
-    private static string Tail(string log, long from)
-    {
-        try
-        {
-            using var stream = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            stream.Seek(Math.Min(from, stream.Length), SeekOrigin.Begin);
-            using var reader = new StreamReader(stream);
-            string[] lines = reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            return string.Join('\n', lines.TakeLast(15)) + "\n";
-        }
-        catch (IOException)
-        {
-            return "";
-        }
-    }
 }

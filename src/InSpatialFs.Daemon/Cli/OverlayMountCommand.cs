@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using InSpatialFs.Daemon.Config;
+using InSpatialFs.Daemon.Hosting;
 using InSpatialFs.Interop;
 
 namespace InSpatialFs.Daemon.Cli;
@@ -96,7 +97,37 @@ internal static partial class OverlayMountCommand
             return MountRunner.Run(new MountRequest { ConfigFile = configPath });
         }
 
+        if (ReadinessPipe.TakeEarlyDetached())
+        {
+            return ServeDetached(configPath, mountpoint, stateDir);
+        }
+
         return BackgroundServer.Start("inspatialfs-overlay", ["mount", "--config", configPath], mountpoint, stateDir);
+    }
+
+    /// <summary>
+    /// native/keeper/early-detach.c forked before the runtime started: this process is already the detached server, and
+    /// its parent returns once it serves. Its output goes to the log from here on, as a spawned server's did; should it
+    /// end before serving, its caller still learns why, as from <see cref="BackgroundServer"/>.
+    /// </summary>
+    private static int ServeDetached(string configPath, string mountpoint, string stateDir)
+    {
+        string log = Path.Combine(stateDir, ServerStdio.LogName);
+        long logStart;
+        using (ServerStdio? stdio = ServerStdio.Open("inspatialfs-overlay", stateDir))
+        {
+            if (stdio is null)
+            {
+                return ExitCodes.RuntimeFailure;
+            }
+
+            logStart = RandomAccess.GetLength(stdio.Log);
+            ReadinessPipe.DetachStdio(stdio);
+        }
+
+        int code = MountRunner.Run(new MountRequest { ConfigFile = configPath });
+        ReadinessPipe.ReportUnready(() => $"inspatialfs-overlay: the server exited before {mountpoint} was mounted:\n{ServerStdio.Tail(log, logStart)}");
+        return code;
     }
 
     /// <summary>The instance config: the per-container part, then the system profile's policy.</summary>

@@ -8,13 +8,73 @@ namespace InSpatialFs.Daemon.Hosting;
 /// the mount serves: the starter passes the write end of a pipe as a descriptor named by $INSPATIALFS_READY_FD, and the
 /// server writes one byte to it once INIT is answered, then closes it. The starter returns at that instant instead of
 /// polling the mount table, and an exit before it shows as end of file on the pipe.
+/// A server that detached itself (native/keeper/early-detach.c) moves its stdio to its log before it starts serving
+/// (<see cref="DetachStdio"/>), keeping only a copy of its caller's stderr to say why it failed, until it serves.
 /// </summary>
 internal static class ReadinessPipe
 {
     public const string Variable = "INSPATIALFS_READY_FD";
 
+    /// <summary>Set (to 1) by native/keeper/early-detach.c in the forked child: this process is already the detached server.</summary>
+    public const string EarlyDetachedVariable = "INSPATIALFS_EARLY_DETACHED";
+
     /// <summary>The byte the server writes when it serves.</summary>
     public const byte ReadyByte = (byte)'R';
+
+    // The caller's stderr, held by a detached server until it serves (-1: none).
+    private static int _callerStderr = -1;
+
+    /// <summary>True (once: the variable is removed) when native code detached this process before the runtime started.</summary>
+    public static bool TakeEarlyDetached()
+    {
+        bool detached = Environment.GetEnvironmentVariable(EarlyDetachedVariable) == "1";
+        Environment.SetEnvironmentVariable(EarlyDetachedVariable, null); // not inherited by anything this process starts
+        return detached;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="stdio"/> this process's stdin, stdout and stderr, keeping a close-on-exec copy of the
+    /// caller's stderr until the ready byte (<see cref="ReportUnready"/>). Call it before anything writes to the
+    /// console: .NET's console streams and the console logger hold duplicates of the descriptors they first saw, and a
+    /// duplicate of the caller's pipe would keep the caller waiting for end of file after it returned.
+    /// </summary>
+    public static void DetachStdio(ServerStdio stdio)
+    {
+        _callerStderr = LibC.fcntl(2, LibC.F_DUPFD_CLOEXEC, 3);
+        int log = (int)stdio.Log.DangerousGetHandle();
+        _ = LibC.dup2(stdio.Stdin.Fd, 0);
+        _ = LibC.dup2(log, 1);
+        _ = LibC.dup2(log, 2);
+        // Console.Out and Console.Error, if already made, still write to what 1 and 2 were: make them anew. They live as
+        // long as the process.
+#pragma warning disable CA2000
+        Console.SetOut(new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = true });
+        Console.SetError(new StreamWriter(Console.OpenStandardError()) { AutoFlush = true });
+#pragma warning restore CA2000
+    }
+
+    /// <summary>A detached server that ended before it served: tells its caller why (no-op once it served, or when not detached).</summary>
+    public static unsafe void ReportUnready(Func<string> message)
+    {
+        int fd = Interlocked.Exchange(ref _callerStderr, -1);
+        if (fd < 0)
+        {
+            return;
+        }
+
+        byte[] text = System.Text.Encoding.UTF8.GetBytes(message());
+        fixed (byte* p = text)
+        {
+            for (nint done = 0; done < text.Length;)
+            {
+                nint n = LibC.write(fd, p + done, text.Length - done);
+                if (n <= 0) break;
+                done += n;
+            }
+        }
+
+        _ = LibC.close(fd);
+    }
 
     /// <summary>Writes the ready byte to the descriptor the starter passed (once; no-op when none was passed).</summary>
     public static unsafe void SignalReady()
@@ -26,6 +86,11 @@ internal static class ReadinessPipe
         }
 
         Environment.SetEnvironmentVariable(Variable, null); // not inherited by anything this process starts
+        if (Interlocked.Exchange(ref _callerStderr, -1) is int callerStderr and >= 0)
+        {
+            _ = LibC.close(callerStderr); // before the byte: once its caller returns, nothing here holds the caller's pipe
+        }
+
         if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int fd) || fd < 3)
         {
             return;

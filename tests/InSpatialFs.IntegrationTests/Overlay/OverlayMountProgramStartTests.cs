@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Globalization;
+using InSpatialFs.TestKit.Processes;
+
+namespace InSpatialFs.IntegrationTests.Overlay;
+
+/// <summary>
+/// How `inspatialfs-overlay` starts (issue 14): native/keeper/early-detach.c forks before the .NET runtime starts, so the
+/// mount program and its server are one process and one runtime start. Driven as containers/storage drives it: the
+/// program's stdout and stderr are pipes read to end of file, and it must return once the mount serves.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[Category("Mount")]
+public sealed class OverlayMountProgramStartTests
+{
+    private string _work = "";
+    private string _id = "";
+
+    private string Target => Path.Combine(_work, _id, "merged");
+
+    private string StateDir => Path.Combine("/var/lib/inspatialfs", _id);
+
+    private static string Program => Path.Combine(DaemonProcess.RepoRoot, "bin", "inspatialfs-overlay");
+
+    [SetUp]
+    public void Layers()
+    {
+        DaemonProcess.RequireMountable();
+        _work = Directory.CreateTempSubdirectory("isfs-ovstart-").FullName;
+        _id = "isfs-ovstart-" + Guid.NewGuid().ToString("N")[..8];
+        foreach (string d in new[] { "lower", "upper", "work", Path.Combine(_id, "merged") }) Directory.CreateDirectory(Path.Combine(_work, d));
+        File.WriteAllText(Path.Combine(_work, "lower", "from-the-image"), "lower\n");
+    }
+
+    [TearDown]
+    public void Unmount()
+    {
+        Shell.Run($"umount '{Target}' 2>/dev/null; for i in $(seq 1 100); do grep -q ' /run/inspatialfs/{_id} ' /proc/mounts || break; sleep 0.05; done; " +
+            $"umount -l '/run/inspatialfs/{_id}' 2>/dev/null; rm -rf '{_work}' '{StateDir}'");
+    }
+
+    /// <summary>Runs the mount program with piped stdout and stderr, read to end of file (as containers/storage reads them).</summary>
+    private (int Exit, string Output, TimeSpan Took) MountProgram(string options)
+    {
+        var info = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in new[] { "-o", options, Target }) info.ArgumentList.Add(a);
+        var clock = Stopwatch.StartNew();
+        using var process = System.Diagnostics.Process.Start(info)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(), stderr = process.StandardError.ReadToEndAsync();
+        // End of file on both pipes, not only the exit: a server still holding them would keep its engine waiting.
+        bool ended = Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(60));
+        Assert.That(ended, Is.True, "the caller's pipes reached end of file");
+        process.WaitForExit();
+        return (process.ExitCode, stdout.Result + stderr.Result, clock.Elapsed);
+    }
+
+    [Test]
+    public void The_mount_program_becomes_its_own_server_and_returns_once_it_serves()
+    {
+        string options = $"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work";
+        (int exit, string output, _) = MountProgram(options);
+
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output, Is.Empty, "a successful start prints nothing; the server's lines are in its log");
+        Assert.That(File.ReadAllText(Path.Combine(Target, "from-the-image")), Is.EqualTo("lower\n"), "serving when it returned");
+
+        int server = int.Parse(File.ReadAllText(Path.Combine(StateDir, "instance.pid")).Trim(), CultureInfo.InvariantCulture);
+        // One runtime start: the server is the mount program's own process (forked before the runtime), not a second
+        // `inspatialfs mount --config ...` it spawned.
+        Assert.That(File.ReadAllText($"/proc/{server}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries),
+            Is.EqualTo(new[] { Program, "-o", options, Target }));
+        Assert.That(File.ReadAllText($"/proc/{server}/stat").Split(' ')[5], Is.EqualTo(server.ToString(CultureInfo.InvariantCulture)), "it leads its own session");
+        Assert.That(new FileInfo($"/proc/{server}/fd/0").LinkTarget, Is.EqualTo("/dev/null"));
+        Assert.That(new FileInfo($"/proc/{server}/fd/1").LinkTarget, Is.EqualTo(Path.Combine(StateDir, "daemon.log")));
+        Assert.That(new FileInfo($"/proc/{server}/fd/2").LinkTarget, Is.EqualTo(Path.Combine(StateDir, "daemon.log")));
+        // The caller's pipes ended (above). Of the server's other pipes, the runtime's own hold both ends, and one
+        // inherited from the test host is open here too; a readiness pipe left open would be neither.
+        HashSet<string> inherited = [.. PipesOf("self")];
+        string[] leftover = [.. PipesOf(server.ToString(CultureInfo.InvariantCulture)).GroupBy(p => p).Where(g => g.Count() == 1 && !inherited.Contains(g.Key)).Select(g => g.Key)];
+        Assert.That(leftover, Is.Empty, "the readiness pipe is closed once used");
+        Assert.That(File.ReadAllText($"/proc/{server}/environ"), Does.Not.Contain("INSPATIALFS_EARLY_DETACHED").And.Not.Contain("INSPATIALFS_READY_FD"));
+        Assert.That(File.ReadAllText(Path.Combine(StateDir, "daemon.log")), Does.Contain($"serving {Target}"), "its log went to STATE_DIR/daemon.log");
+    }
+
+    private static IEnumerable<string> PipesOf(string pid) =>
+        Directory.GetFiles($"/proc/{pid}/fd").Select(fd => new FileInfo(fd).LinkTarget ?? "").Where(t => t.StartsWith("pipe:", StringComparison.Ordinal));
+
+    [Test]
+    public void A_server_that_cannot_mount_tells_the_caller_why_with_its_exit_code()
+    {
+        (int exit, string output, _) = MountProgram($"lowerdir={_work}/no-such-layer,upperdir={_work}/upper,workdir={_work}/work");
+
+        Assert.That(exit, Is.EqualTo(2), output);
+        Assert.That(output, Does.Contain($"the server exited before {Target} was mounted"));
+        Assert.That(output, Does.Contain($"lower directory {_work}/no-such-layer does not exist"), "the server's own reason, from its log");
+        Assert.That(File.ReadAllText("/proc/mounts"), Does.Not.Contain(Target));
+        // Positive control for the same layers, named rightly.
+        Assert.That(MountProgram($"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work").Exit, Is.Zero);
+    }
+
+    [Test]
+    public void A_bad_command_line_is_refused_before_anything_detaches()
+    {
+        (int exit, string output, _) = MountProgram($"upperdir={_work}/upper,workdir={_work}/work");
+
+        Assert.That(exit, Is.EqualTo(2));
+        Assert.That(output, Does.Contain("-o lowerdir=DIR[:DIR...] is required"));
+        Assert.That(Directory.Exists(StateDir), Is.False, "no instance was prepared");
+    }
+}
