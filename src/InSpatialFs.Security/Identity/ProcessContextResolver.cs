@@ -19,6 +19,9 @@ public sealed class ProcessContextResolver
 
     private readonly string _procRoot;
     private readonly ConcurrentDictionary<(int Pid, ulong Start, string Comm), ProcessContext> _cache = new();
+    // The cache's size, kept apart: ConcurrentDictionary.Count takes every bucket lock (up to 1024 at this capacity), and
+    // every new caller asks. Approximate under races, which is all a capacity bound needs.
+    private int _count;
 
     public ProcessContextResolver(string procRoot = "/proc", AccountNames? accounts = null, int capacity = 8192)
     {
@@ -110,12 +113,19 @@ public sealed class ProcessContextResolver
             return context; // not cached: the next process that names it as parent reads it again
         }
 
-        if (_cache.Count >= Capacity)
+        if (Volatile.Read(ref _count) >= Capacity)
         {
             _cache.Clear();
+            Volatile.Write(ref _count, 0);
         }
 
-        return _cache.GetOrAdd((pid, start, comm), context);
+        if (_cache.TryAdd((pid, start, comm), context))
+        {
+            Interlocked.Increment(ref _count);
+            return context;
+        }
+
+        return _cache.TryGetValue((pid, start, comm), out ProcessContext? winner) ? winner : context;
     }
 
     /// <summary>argv[0]'s base name and comm (its first 15 characters) name the same program.</summary>

@@ -43,6 +43,23 @@ public sealed class ProcessContextResolverTests
     }
 
     [Test]
+    public void The_cache_stays_within_its_capacity()
+    {
+        // This process and its ancestors are cached as one resolve reads them (more than two on any host: the test
+        // host, its runner, init...).
+        var roomy = new ProcessContextResolver(capacity: 100);
+        Assert.That(roomy.Resolve(Environment.ProcessId), Is.Not.Null);
+        Assert.That(roomy.Count, Is.GreaterThan(2), "positive control: a resolve caches the ancestry");
+
+        var tight = new ProcessContextResolver(capacity: 2);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.That(tight.Resolve(Environment.ProcessId)?.Pid, Is.EqualTo(Environment.ProcessId), "a full cache is cleared, never refused");
+            Assert.That(tight.Count, Is.LessThanOrEqualTo(2));
+        }
+    }
+
+    [Test]
     public void Within_a_pin_each_stat_file_is_read_once()
     {
         using Process child = Process.Start(new ProcessStartInfo("sleep", ["30"]) { UseShellExecute = false })!;
