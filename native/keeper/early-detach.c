@@ -106,6 +106,8 @@ __attribute__((constructor)) static void detach_overlay_mount_early(int argc, ch
     for (int i = first; i < argc; i++)
         if (stays_in_foreground(argv[i])) return;
 
+    // A caller that ignores SIGCHLD would have the child reaped unseen, and its exit status lost to the parent.
+    signal(SIGCHLD, SIG_DFL);
     int ends[2];
     if (pipe2(ends, O_CLOEXEC) != 0) return;  // the managed code starts the server the old way
     if (ends[0] < 3 || ends[1] < 3) {  // the caller closed a standard descriptor: the log would later take its number
