@@ -63,8 +63,10 @@ class Target:
         if self.name in ("fuse-overlayfs", "bindfs"):
             return newest_pid(self.name)
         if self.name == "inspatialfs-overlay":
-            # overlay-mount returns once mounted; the server it started runs the instance file it wrote.
-            return newest_pid("inspatialfs mount --config .*/overlay-instance.yaml", full=True)
+            # overlay-mount returns once mounted, and its server is the process it forked before the runtime started
+            # (same command line). A build before 2026-12-05 spawned `inspatialfs mount --config .../overlay-instance.yaml`.
+            return newest_pid(f"overlay-mount -o .* {self.mnt}$", full=True) or \
+                newest_pid("inspatialfs mount --config .*/overlay-instance.yaml", full=True)
         keeper = self.keeper_pid()
         if keeper:
             # A kept mount: `inspatialfs mount` became inspatialfs-keeper (same pid; with --background, the keeper was
