@@ -103,6 +103,8 @@ __attribute__((constructor)) static void detach_overlay_mount_early(int argc, ch
     if (strcmp(base ? base + 1 : argv[0], PROGRAM) == 0) first = 1;
     else if (argc >= 3 && strcmp(argv[1], "overlay-mount") == 0) first = 2;
     else return;
+    // Only this constructor says that a process is already detached: never a variable the caller passed.
+    unsetenv(DETACHED_VARIABLE);
     for (int i = first; i < argc; i++)
         if (stays_in_foreground(argv[i])) return;
 

@@ -45,12 +45,15 @@ internal static class ReadinessPipe
         _ = LibC.dup2(stdio.Stdin.Fd, 0);
         _ = LibC.dup2(log, 1);
         _ = LibC.dup2(log, 2);
-        // Console.Out and Console.Error, if already made, still write to what 1 and 2 were: make them anew. They live as
-        // long as the process.
+        // Console.Out and Console.Error, if already made, write to duplicates of what 1 and 2 were: make them anew (they
+        // live as long as the process) and close the earlier ones. (Made only now, the earlier ones are the log's.)
+        TextWriter earlierOut = Console.Out, earlierError = Console.Error;
 #pragma warning disable CA2000
         Console.SetOut(new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = true });
         Console.SetError(new StreamWriter(Console.OpenStandardError()) { AutoFlush = true });
 #pragma warning restore CA2000
+        earlierOut.Dispose();
+        earlierError.Dispose();
     }
 
     /// <summary>A detached server that ended before it served: tells its caller why (no-op once it served, or when not detached).</summary>
