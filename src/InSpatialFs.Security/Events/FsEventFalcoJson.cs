@@ -43,10 +43,11 @@ public static partial class FsEventJson
             return;
         }
 
-        w.WriteString(FalcoK.ProcExe, c.Exe);
-        w.WriteString(FalcoK.ProcExePath, c.ExePath);
-        w.WriteString(FalcoK.ProcCmdLine, c.CmdLine);
-        w.WriteString(FalcoK.ProcCwd, c.Cwd);
+        ProcessContext.EncodedStrings own = c.Encoded;
+        w.WriteString(FalcoK.ProcExe, own.Exe);
+        w.WriteString(FalcoK.ProcExePath, own.ExePath);
+        w.WriteString(FalcoK.ProcCmdLine, own.CmdLine);
+        w.WriteString(FalcoK.ProcCwd, own.Cwd);
         w.WriteNumber(FalcoK.ProcTty, c.Tty);
         w.WriteNumber(FalcoK.ProcPPid, c.PPid);
         w.WriteNumber(FalcoK.ProcSid, c.Sid);
@@ -56,14 +57,15 @@ public static partial class FsEventJson
         if (c.Accounts?.GroupName(e.Gid) is string group) w.WriteString(FalcoK.GroupName, group);
         if (c.Parent is { } parent)
         {
-            w.WriteString(FalcoK.ProcPName, parent.Name);
-            w.WriteString(FalcoK.ProcPExePath, parent.ExePath);
-            w.WriteString(FalcoK.ProcPCmdLine, parent.CmdLine);
+            ProcessContext.EncodedStrings p = parent.Encoded;
+            w.WriteString(FalcoK.ProcPName, p.Name);
+            w.WriteString(FalcoK.ProcPExePath, p.ExePath);
+            w.WriteString(FalcoK.ProcPCmdLine, p.CmdLine);
         }
 
         for (int level = 2; level <= WrittenAncestors && c.Ancestor(level) is { } a; level++)
         {
-            w.WriteString(FalcoK.AName[level], a.Name);
+            w.WriteString(FalcoK.AName[level], a.Encoded.Name);
         }
     }
 

@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace InSpatialFs.Security.Identity;
 
 /// <summary>
@@ -55,6 +57,23 @@ public sealed class ProcessContext
     public string CmdLine => _cmdLine ??= Args.Length == 0 ? Name : Name + " " + Args;
 
     private string? _cmdLine;
+
+    /// <summary>
+    /// The strings every event of this process writes (its own, and as a parent or ancestor of others), escaped and
+    /// encoded as JSON once: the event consumer otherwise transcodes and escapes them again for each event.
+    /// </summary>
+    internal EncodedStrings Encoded => _encoded ??= new EncodedStrings(this);
+
+    private EncodedStrings? _encoded;
+
+    internal sealed class EncodedStrings(ProcessContext c)
+    {
+        public JsonEncodedText Name { get; } = JsonEncodedText.Encode(c.Name);
+        public JsonEncodedText Exe { get; } = JsonEncodedText.Encode(c.Exe);
+        public JsonEncodedText ExePath { get; } = JsonEncodedText.Encode(c.ExePath);
+        public JsonEncodedText CmdLine { get; } = JsonEncodedText.Encode(c.CmdLine);
+        public JsonEncodedText Cwd { get; } = JsonEncodedText.Encode(c.Cwd);
+    }
 
     /// <summary>The ancestor <paramref name="level"/> up (0: this process, 1: the parent), or null.</summary>
     public ProcessContext? Ancestor(int level)
