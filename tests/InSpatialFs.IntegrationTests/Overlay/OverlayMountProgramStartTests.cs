@@ -100,6 +100,24 @@ public sealed class OverlayMountProgramStartTests
     }
 
     [Test]
+    public void A_symlink_planted_as_its_log_is_not_followed()
+    {
+        // The detached server opens its own log now: a link at STATE_DIR/daemon.log must not lead its output elsewhere.
+        // (Positive control: the first test, where the same start logs to STATE_DIR/daemon.log.)
+        string victim = Path.Combine(_work, "victim");
+        File.WriteAllText(victim, "untouched\n");
+        Directory.CreateDirectory(StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.CreateSymbolicLink(Path.Combine(StateDir, "daemon.log"), victim);
+
+        (int exit, string output, _) = MountProgram($"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work");
+
+        Assert.That(exit, Is.Not.Zero, output);
+        Assert.That(output, Does.Contain("cannot prepare the log"));
+        Assert.That(File.ReadAllText(victim), Is.EqualTo("untouched\n"));
+        Assert.That(File.ReadAllText("/proc/mounts"), Does.Not.Contain(Target), "nothing serves without its log");
+    }
+
+    [Test]
     public void A_bad_command_line_is_refused_before_anything_detaches()
     {
         (int exit, string output, _) = MountProgram($"upperdir={_work}/upper,workdir={_work}/work");
