@@ -111,6 +111,30 @@ public sealed partial class SecureProxy
         return openFlags;
     }
 
-    /// <summary>FOPEN_CACHE_DIR (the kernel keeps the listing) and KEEP_CACHE (an opendir does not drop it) for long-cached directories.</summary>
-    private FopenFlags DirectoryCacheFlags(ProxyNode node) => LongCached(node) ? FopenFlags.CacheDir | FopenFlags.KeepCache : 0;
+    /// <summary>
+    /// FOPEN_CACHE_DIR (the kernel keeps the listing this open reads) and KEEP_CACHE (this open does not drop the listing
+    /// an earlier one cached). Long-cached directories always get both. Any other directory gets CACHE_DIR, and
+    /// KEEP_CACHE only when its change stamp and the cache generation are what they were at its previous OPENDIR: the
+    /// kernel's copy then still is the directory, even after a change made on the host behind the mount, and a policy
+    /// change that would list it differently bumps the generation. (Changes through the mount the kernel notices
+    /// itself: they reset its copy.) So every OPENDIR still reaches the proxy, and a listing is as fresh as its opendir.
+    /// </summary>
+    private FopenFlags DirectoryCacheFlags(ProxyNode node, IOpenDirectory directory)
+    {
+        if (LongCached(node))
+        {
+            return FopenFlags.CacheDir | FopenFlags.KeepCache;
+        }
+
+        ulong stamp = directory.ChangeStamp;
+        if (stamp == DirectoryStamp.Unknown)
+        {
+            Volatile.Write(ref node.ListingStamp, DirectoryStamp.Unknown);
+            return 0;
+        }
+
+        stamp = DirectoryStamp.Known(stamp ^ ((ulong)CacheGeneration * 0x9E3779B97F4A7C15UL));
+        ulong previous = Interlocked.Exchange(ref node.ListingStamp, stamp);
+        return previous == stamp ? FopenFlags.CacheDir | FopenFlags.KeepCache : FopenFlags.CacheDir;
+    }
 }

@@ -34,7 +34,7 @@ public sealed partial class SecureProxy
         err = BackendOf(node).OpenDir(node.Ino, out IOpenDirectory directory);
         if (err == Errno.OK)
         {
-            open = new FuseOpenOut { Fh = _handles.Add(new ProxyHandle(node, directory, flags)), OpenFlags = DirectoryCacheFlags(node) };
+            open = new FuseOpenOut { Fh = _handles.Add(new ProxyHandle(node, directory, flags)), OpenFlags = DirectoryCacheFlags(node, directory) };
         }
 
         return Complete(e, err, started);

@@ -50,5 +50,12 @@ public interface IOpenDirectory
 
     Errno FsyncDir(bool dataOnly);
 
+    /// <summary>
+    /// A value that differs from the one taken at any earlier open whenever the directory's entries may have changed in
+    /// between, or 0 when the backend cannot tell (then the kernel keeps no listing from one open to the next). Taken
+    /// at open: a listing the kernel cached under one stamp is reused by a later open only if the stamps match.
+    /// </summary>
+    ulong ChangeStamp { get; }
+
     Errno Release();
 }

@@ -6,7 +6,10 @@ using InSpatialFs.Storage;
 
 namespace InSpatialFs.Proxy.Tests;
 
-/// <summary>Which answers the kernel may keep for long (issue 14): read-only mounts and read-only policy paths, not the rest.</summary>
+/// <summary>
+/// Which answers the kernel may keep for long (issue 14): read-only mounts and read-only policy paths, not the rest; and
+/// listings of writable directories, kept from one open to the next while the directory and the policy are unchanged.
+/// </summary>
 public sealed class KernelCacheTimeoutTests
 {
     private const ulong Root = 1;
@@ -33,7 +36,7 @@ public sealed class KernelCacheTimeoutTests
         Assert.That(h.Proxy.OpenDir(h.Request, roRoot.NodeId, 0, out FuseOpenOut dir), Is.EqualTo(Errno.OK));
         Assert.That(dir.OpenFlags & (FopenFlags.CacheDir | FopenFlags.KeepCache), Is.EqualTo(FopenFlags.CacheDir | FopenFlags.KeepCache));
 
-        // The control: the writable mount keeps the 1 s timeouts and the kernel's default page and listing handling.
+        // The control: the writable mount keeps the 1 s timeouts and the kernel's default page handling.
         (ulong w, ulong fh) = h.Create(Root, "w");
         h.Proxy.Release(h.Request, w, fh, 0);
         Assert.That(h.Lookup(Root, "w", out FuseEntryOut writable), Is.EqualTo(Errno.OK));
@@ -42,8 +45,39 @@ public sealed class KernelCacheTimeoutTests
         Assert.That(writableNegative.EntryValid, Is.EqualTo(1UL));
         Assert.That(h.Proxy.Open(h.Request, w, LibC.O_RDONLY, 0, out FuseOpenOut wOpen), Is.EqualTo(Errno.OK));
         Assert.That(wOpen.OpenFlags & FopenFlags.KeepCache, Is.EqualTo((FopenFlags)0));
-        Assert.That(h.Proxy.OpenDir(h.Request, Root, 0, out FuseOpenOut rootDir), Is.EqualTo(Errno.OK));
-        Assert.That(rootDir.OpenFlags & FopenFlags.CacheDir, Is.EqualTo((FopenFlags)0));
+    }
+
+    [Test]
+    public void A_writable_directory_keeps_its_cached_listing_only_while_it_and_the_policy_are_unchanged()
+    {
+        var h = new ProxyHarness(("/", false));
+        ulong d = h.MkDir(Root, "d");
+        FopenFlags OpenDir()
+        {
+            Assert.That(h.Proxy.OpenDir(h.Request, d, 0, out FuseOpenOut open), Is.EqualTo(Errno.OK));
+            Assert.That(h.Proxy.ReleaseDir(h.Request, d, open.Fh), Is.EqualTo(Errno.OK));
+            return open.OpenFlags & (FopenFlags.CacheDir | FopenFlags.KeepCache);
+        }
+
+        const FopenFlags Fill = FopenFlags.CacheDir, Keep = FopenFlags.CacheDir | FopenFlags.KeepCache;
+        Assert.That(OpenDir(), Is.EqualTo(Fill), "the first open: the kernel may cache what it lists, and drops anything older");
+        Assert.That(OpenDir(), Is.EqualTo(Keep), "unchanged since: the kernel keeps its copy");
+        Assert.That(OpenDir(), Is.EqualTo(Keep));
+
+        (ulong f, ulong fh) = h.Create(d, "f");
+        h.Proxy.Release(h.Request, f, fh, 0);
+        Assert.That(OpenDir(), Is.EqualTo(Fill), "a name added: the copy is dropped");
+        Assert.That(OpenDir(), Is.EqualTo(Keep));
+
+        Assert.That(h.Proxy.Rename(h.Request, d, ProxyHarness.N("f"), d, ProxyHarness.N("g"), 0), Is.EqualTo(Errno.OK));
+        Assert.That(OpenDir(), Is.EqualTo(Fill), "a name renamed");
+        Assert.That(h.Proxy.Unlink(h.Request, d, ProxyHarness.N("g")), Is.EqualTo(Errno.OK));
+        Assert.That(OpenDir(), Is.EqualTo(Fill), "a name removed");
+        Assert.That(OpenDir(), Is.EqualTo(Keep));
+
+        h.Proxy.InvalidateKernelCaches("test", TimeSpan.Zero);
+        Assert.That(OpenDir(), Is.EqualTo(Fill), "a policy change: what the old policy listed is not kept");
+        Assert.That(OpenDir(), Is.EqualTo(Keep));
     }
 
     [Test]

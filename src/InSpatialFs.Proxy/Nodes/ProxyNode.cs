@@ -70,6 +70,12 @@ internal sealed class ProxyNode
     /// </summary>
     public volatile bool ReadOnlyClass;
 
+    /// <summary>
+    /// A directory's change stamp (<see cref="Storage.IOpenDirectory.ChangeStamp"/>) at its last OPENDIR, mixed with
+    /// the cache generation of then: a later OPENDIR that finds the same lets the kernel keep the listing it cached.
+    /// </summary>
+    public ulong ListingStamp;
+
     /// <summary>Where the node was last seen (hard links: the last name used). Null for the root.</summary>
     public ProxyNode? Parent { get; private set; }
 

@@ -35,8 +35,11 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             return e;
         }
+        // The stamp is taken after the open and before any getdents: whatever a listing of this open shows is at least
+        // as new as the stamp, so an unchanged stamp at a later open means the kernel's copy is still the directory.
+        ulong stamp = StatFd(fd, out StatX st) == Errno.OK ? DirectoryStamp.FromStat(st) : DirectoryStamp.Unknown;
 #pragma warning disable CA2000 // the open directory owns the descriptor; the proxy releases the directory
-        var open = new HostOpenDirectory(this, node, new SafeFd(fd));
+        var open = new HostOpenDirectory(this, node, new SafeFd(fd), stamp);
 #pragma warning restore CA2000
         lock (_nodeLock) node.OpenHandles++;
         _dirs[open] = 0;

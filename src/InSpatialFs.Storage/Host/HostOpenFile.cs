@@ -102,8 +102,10 @@ internal sealed unsafe class HostOpenFile(HostFileSystem fs, HostNode node, Safe
 /// An open directory of a host backend: its own O_RDONLY descriptor, read with getdents64 as READDIR asks (no copy
 /// of the listing). <see cref="Position"/> is the host cookie the descriptor stands at (-1: unknown, seek before reading).
 /// </summary>
-internal sealed class HostOpenDirectory(HostFileSystem fs, HostNode node, SafeFd fd) : IOpenDirectory
+internal sealed class HostOpenDirectory(HostFileSystem fs, HostNode node, SafeFd fd, ulong changeStamp) : IOpenDirectory
 {
+    public ulong ChangeStamp { get; } = changeStamp;
+
     public HostFileSystem Fs { get; } = fs;
 
     public HostNode Node { get; } = node;

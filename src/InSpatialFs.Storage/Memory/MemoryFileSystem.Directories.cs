@@ -26,7 +26,7 @@ public sealed partial class MemoryFileSystem
             }
             Interlocked.Increment(ref node.OpenCount); // a directory has no data file: nothing else to open
             Interlocked.Increment(ref _openHandles);
-            directory = new OpenDirectory(this, node);
+            directory = new OpenDirectory(this, node, DirectoryStamp.FromVersion(node.Directory!.Version));
             return Errno.OK;
         }
         finally

@@ -38,8 +38,11 @@ public sealed partial class MemoryFileSystem
         public SafeFd? DuplicatePassthroughFd() => Fs.OfferPassthrough ? Node.Data?.DuplicateForPassthrough() : null;
     }
 
-    private sealed class OpenDirectory(MemoryFileSystem fs, MemoryNode node) : OpenHandle(fs, node, LibC.O_RDONLY | LibC.O_DIRECTORY), IOpenDirectory
+    private sealed class OpenDirectory(MemoryFileSystem fs, MemoryNode node, ulong changeStamp) : OpenHandle(fs, node, LibC.O_RDONLY | LibC.O_DIRECTORY), IOpenDirectory
     {
+        /// <summary>Every change goes through this backend, so the directory's version is exact.</summary>
+        public ulong ChangeStamp { get; } = changeStamp;
+
         public Errno ReadDir(long offset, IDirectoryEntrySink sink) => Fs.ReadDir(this, offset, sink);
 
         public Errno FsyncDir(bool dataOnly) => Fs.CheckHandle(this);

@@ -356,8 +356,8 @@ public sealed partial class MemoryFileSystem
             {
                 return Errno.EINVAL;
             }
-            source.Node = other;
-            target.Node = moving;
+            oldDir.Directory!.Repoint(source, other);
+            newDir.Directory!.Repoint(target, moving);
             if (oldDir != newDir)
             {
                 MoveDirectoryLink(moving, oldDir, newDir);

@@ -62,7 +62,7 @@ internal sealed class MemoryNode
 internal sealed class DirectoryEntry(byte[] name, MemoryNode node, long cookie)
 {
     public byte[] Name { get; } = name;
-    public MemoryNode Node { get; set; } = node;
+    public MemoryNode Node { get; internal set; } = node;
     public long Cookie { get; } = cookie;
 }
 
@@ -94,6 +94,9 @@ internal sealed class MemoryDirectory
 
     public int Count => _byName.Count;
 
+    /// <summary>Bumped by every change to the entries (add, remove, an entry pointed at another node): the change stamp.</summary>
+    public long Version { get; private set; }
+
     public DirectoryEntry? Find(ReadOnlySpan<byte> name) => _bySpan.TryGetValue(name, out var entry) ? entry : null;
 
     public DirectoryEntry Add(ReadOnlySpan<byte> name, MemoryNode node)
@@ -101,6 +104,7 @@ internal sealed class MemoryDirectory
         var entry = new DirectoryEntry(name.ToArray(), node, _nextCookie++);
         _byName.Add(entry.Name, entry);
         _ordered.Add(entry);
+        Version++;
         return entry;
     }
 
@@ -111,12 +115,21 @@ internal sealed class MemoryDirectory
         _byName.Add(entry.Name, entry);
         _ordered.Add(entry);
         _nextCookie = Math.Max(_nextCookie, cookie + 1);
+        Version++;
     }
 
     public void Remove(DirectoryEntry entry)
     {
         _byName.Remove(entry.Name);
         _ordered.Remove(entry);
+        Version++;
+    }
+
+    /// <summary>Points a name at another node (RENAME_EXCHANGE).</summary>
+    public void Repoint(DirectoryEntry entry, MemoryNode node)
+    {
+        entry.Node = node;
+        Version++;
     }
 
     /// <summary>Entries whose cookie is greater than <paramref name="cookie"/>, in cookie order.</summary>

@@ -25,7 +25,10 @@ public sealed partial class OverlayFileSystem
         if (h.Released) return Errno.EBADF;
         lock (h.Gate)
         {
-            if (offset == 0) h.Listing = MergedEntries(h.Node); // rewinddir sees a fresh listing
+            // The first READDIR serves the listing taken at OPENDIR (its change stamp describes it); a later one from 0 is
+            // a rewinddir and sees a fresh listing.
+            if (offset == 0 && !h.Fresh) h.Listing = MergedEntries(h.Node);
+            h.Fresh = false;
             if (offset < 1 && !sink.TryAdd("."u8, h.Node.Id, S_IFDIR, 1)) return Errno.OK;
             if (offset < 2 && !sink.TryAdd(".."u8, 0, S_IFDIR, 2)) return Errno.OK;
             for (long i = Math.Max(0, offset - 2); i < h.Listing.Count; i++)

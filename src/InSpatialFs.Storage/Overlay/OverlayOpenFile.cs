@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage.Direct;
@@ -69,7 +71,34 @@ internal sealed class OverlayOpenDirectory : IOpenDirectory
         _fs = fs;
         Node = node;
         Listing = listing;
+        ChangeStamp = StampOf(node, listing);
         fs.Opened(node);
+    }
+
+    /// <summary>
+    /// A hash of the merged listing taken at open, which the first READDIR from offset 0 serves as it is: the stamp
+    /// describes exactly what the kernel may cache from this open.
+    /// </summary>
+    public ulong ChangeStamp { get; }
+
+    /// <summary>No READDIR has used <see cref="Listing"/> yet (guarded by <see cref="Gate"/>).</summary>
+    public bool Fresh = true;
+
+    private static ulong StampOf(OverlayNode node, List<(byte[] Name, uint Type)> listing)
+    {
+        var hash = new XxHash3();
+        Span<byte> word = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(word, node.Id);
+        hash.Append(word);
+        foreach ((byte[] name, uint type) in listing)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(word, type);
+            BinaryPrimitives.WriteUInt32LittleEndian(word[4..], (uint)name.Length);
+            hash.Append(word);
+            hash.Append(name);
+        }
+
+        return DirectoryStamp.Known(hash.GetCurrentHashAsUInt64());
     }
 
     public OverlayNode Node { get; }

@@ -119,6 +119,50 @@ public sealed class KernelCacheTests
         TestContext.Out.WriteLine($"cold stat: {lookups1 - lookups0} lookups, {getattrs1 - getattrs0} getattrs; warm stat and find: none");
     }
 
+    /// <summary>
+    /// A writable host directory: the kernel keeps its listing from one `ls` to the next while nothing changes (no
+    /// READDIR reaches the daemon), and a change made on the host behind the mount (add, remove, rename; on ext4 and on
+    /// tmpfs, whose unlink can leave the directory's ctime as it was) shows in the very next `ls`.
+    /// </summary>
+    [TestCase("/var/tmp")]
+    [TestCase("/dev/shm")]
+    public void A_writable_listing_is_kept_between_opens_and_a_change_on_the_host_shows_in_the_next_ls(string baseDirectory)
+    {
+        _rules = Path.Combine("/var/tmp", "inspatialfs-kc-rules-" + Guid.NewGuid().ToString("N")[..8] + ".yaml");
+        File.WriteAllText(_rules, HarmlessRules);
+        using ControlledMount m = ControlledMount.Start(baseDirectory, withSource: true, "--rules", _rules);
+        string host = Path.Combine(m.Source, "w"), through = Path.Combine(m.MountPoint, "w");
+        Shell.Check($"mkdir '{host}' && touch '{host}/a' '{host}/b'");
+        Thread.Sleep(100); // past the moment a just-changed directory gets no stamp
+        string[] Ls() => Shell.Check($"ls '{through}'").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        long ReadDirs() => m.StatusValue("kernel_readdirs");
+
+        Assert.That(Ls(), Is.EqualTo(new[] { "a", "b" }));
+        AssertAWarmPassIsQuiet(() => [ReadDirs()], () => Assert.That(Ls(), Is.EqualTo(new[] { "a", "b" })), (x, y) => x.SequenceEqual(y),
+            "an unchanged writable directory lists from the kernel's cache");
+
+        void ChangedOnHost(string change, string[] expected)
+        {
+            // Two listings of the unchanged directory, the last change well past: the kernel holds a kept copy again.
+            Thread.Sleep(100);
+            Ls();
+            Ls();
+            long before = ReadDirs();
+            Shell.Check(change);
+            Assert.That(Ls(), Is.EqualTo(expected), "the next ls after: " + change);
+            Assert.That(ReadDirs(), Is.GreaterThan(before), "the listing was asked again after: " + change);
+        }
+
+        ChangedOnHost($"touch '{host}/c'", ["a", "b", "c"]);
+        ChangedOnHost($"rm '{host}/a'", ["b", "c"]);
+        ChangedOnHost($"mv '{host}/b' '{host}/b2'", ["b2", "c"]);
+        ChangedOnHost($"rm '{host}/c'", ["b2"]);
+
+        // Through the mount the kernel drops its own copy.
+        Shell.Check($"touch '{through}/d'");
+        Assert.That(Ls(), Is.EqualTo(new[] { "b2", "d" }));
+    }
+
     [Test]
     public void A_reload_that_forbids_a_cached_file_refuses_its_next_stat_and_cat_at_once()
     {
