@@ -126,7 +126,7 @@ public sealed partial class OverlayFileSystem
         {
             while (pending.TryDequeue(out OverlayNode? d))
             {
-                foreach ((byte[] name, uint type) in MergedEntries(d))
+                foreach ((byte[] name, uint type, _) in MergedEntries(d))
                 {
                     if (--budget < 0) return Errno.EXDEV;
                     if (Resolve(d, name, out Resolved found) != Errno.OK) continue;

@@ -33,18 +33,28 @@ public sealed partial class OverlayFileSystem
             if (offset < 2 && !sink.TryAdd(".."u8, 0, S_IFDIR, 2)) return Errno.OK;
             for (long i = Math.Max(0, offset - 2); i < h.Listing.Count; i++)
             {
-                (byte[] name, uint type) = h.Listing[(int)i];
-                if (!sink.TryAdd(name, 0, type, i + 3)) break;
+                MergedEntry entry = h.Listing[(int)i];
+                if (!sink.TryAdd(entry.Name, KnownNodeId(entry.Top), entry.Type, i + 3)) break;
             }
         }
 
         return Errno.OK;
     }
 
-    /// <summary>The merged entries of a directory node (without "." and "..").</summary>
-    private List<(byte[] Name, uint Type)> MergedEntries(OverlayNode dir)
+    /// <summary>
+    /// The node of the merged tree that <paramref name="top"/> answers for, if there is one (0 otherwise): the proxy then
+    /// lists the name as a node the kernel already holds, without a lookup through every layer.
+    /// </summary>
+    private ulong KnownNodeId(LayerObject top)
     {
-        var result = new List<(byte[], uint)>();
+        if (top.Ino == 0) return 0;
+        lock (_tree) return _byTop.TryGetValue(top, out OverlayNode? node) && !node.Removed ? node.Id : 0;
+    }
+
+    /// <summary>The merged entries of a directory node (without "." and "..").</summary>
+    private List<MergedEntry> MergedEntries(OverlayNode dir)
+    {
+        var result = new List<MergedEntry>();
         var seen = new HashSet<byte[]>(ByteNameComparer.Instance); // shown, or hidden by a whiteout above
         foreach (LayerObject d in DirectoriesOf(dir))
         {
@@ -54,7 +64,7 @@ public sealed partial class OverlayFileSystem
             listing.ReadDir(0, sink);
             listing.Release();
             bool xattrWhiteouts = OverlayFormat.HasXattr(layer, d.Ino, OverlayFormat.WhiteoutsMarkerXattrs, valueMustBeY: false);
-            foreach ((byte[] name, uint type) in sink.Entries)
+            foreach ((byte[] name, uint type, ulong ino) in sink.Entries)
             {
                 if (OverlayFormat.IsAufsName(name))
                 {
@@ -65,7 +75,7 @@ public sealed partial class OverlayFileSystem
 
                 if (!seen.Add(name)) continue;
                 if ((type == S_IFCHR || (xattrWhiteouts && type == S_IFREG)) && IsWhiteoutEntry(d, name)) continue;
-                if (result.Count < MaxMergedEntries) result.Add((name, type));
+                if (result.Count < MaxMergedEntries) result.Add(new MergedEntry(name, type, new LayerObject(d.Layer, ino)));
             }
         }
 
@@ -80,14 +90,14 @@ public sealed partial class OverlayFileSystem
         return whiteout;
     }
 
-    /// <summary>Collects a layer's entries (names copied, "." and ".." left out).</summary>
+    /// <summary>Collects a layer's entries (names copied, "." and ".." left out; ino is the layer's node id, 0 if unknown).</summary>
     private sealed class NameSink(int limit) : IDirectoryEntrySink
     {
-        public List<(byte[] Name, uint Type)> Entries { get; } = [];
+        public List<(byte[] Name, uint Type, ulong Ino)> Entries { get; } = [];
 
         public bool TryAdd(ReadOnlySpan<byte> name, ulong ino, uint mode, long nextOffset)
         {
-            if (!name.SequenceEqual("."u8) && !name.SequenceEqual(".."u8)) Entries.Add((name.ToArray(), mode & S_IFMT));
+            if (!name.SequenceEqual("."u8) && !name.SequenceEqual(".."u8)) Entries.Add((name.ToArray(), mode & S_IFMT, ino));
             return Entries.Count < limit;
         }
     }

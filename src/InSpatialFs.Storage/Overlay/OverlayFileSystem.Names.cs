@@ -175,7 +175,7 @@ public sealed partial class OverlayFileSystem
         var sink = new NameSink(int.MaxValue);
         listing.ReadDir(0, sink);
         listing.Release();
-        foreach ((byte[] n, uint _) in sink.Entries)
+        foreach ((byte[] n, _, _) in sink.Entries)
         {
             _layers[0].Unlink(upperDir, n);
         }

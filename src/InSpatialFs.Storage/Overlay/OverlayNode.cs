@@ -4,6 +4,13 @@ namespace InSpatialFs.Storage.Overlay;
 internal readonly record struct LayerObject(int Layer, ulong Ino);
 
 /// <summary>
+/// One name of a merged listing: its type, and the layer object that answers for it when that layer's backend already
+/// knew it at listing time (<see cref="LayerObject.Ino"/> 0 otherwise), so a READDIR can name a known node without
+/// resolving the name through the layers again.
+/// </summary>
+internal readonly record struct MergedEntry(byte[] Name, uint Type, LayerObject Top);
+
+/// <summary>
 /// A node of the merged tree. <see cref="Top"/> is the object that answers for it (attributes, data, link target):
 /// the topmost layer that has the name. A directory also merges <see cref="Below"/>: the same-named directories of
 /// the lower layers, top to bottom, down to the first opaque one. The node holds each of those layer objects (one

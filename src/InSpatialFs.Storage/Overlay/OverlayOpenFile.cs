@@ -66,7 +66,7 @@ internal sealed class OverlayOpenDirectory : IOpenDirectory
     private readonly OverlayFileSystem _fs;
     private int _released;
 
-    public OverlayOpenDirectory(OverlayFileSystem fs, OverlayNode node, List<(byte[] Name, uint Type)> listing)
+    public OverlayOpenDirectory(OverlayFileSystem fs, OverlayNode node, List<MergedEntry> listing)
     {
         _fs = fs;
         Node = node;
@@ -84,13 +84,13 @@ internal sealed class OverlayOpenDirectory : IOpenDirectory
     /// <summary>No READDIR has used <see cref="Listing"/> yet (guarded by <see cref="Gate"/>).</summary>
     public bool Fresh = true;
 
-    private static ulong StampOf(OverlayNode node, List<(byte[] Name, uint Type)> listing)
+    private static ulong StampOf(OverlayNode node, List<MergedEntry> listing)
     {
         var hash = new XxHash3();
         Span<byte> word = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(word, node.Id);
         hash.Append(word);
-        foreach ((byte[] name, uint type) in listing)
+        foreach ((byte[] name, uint type, _) in listing)
         {
             BinaryPrimitives.WriteUInt32LittleEndian(word, type);
             BinaryPrimitives.WriteUInt32LittleEndian(word[4..], (uint)name.Length);
@@ -104,7 +104,7 @@ internal sealed class OverlayOpenDirectory : IOpenDirectory
     public OverlayNode Node { get; }
 
     /// <summary>Replaced under <see cref="Gate"/> when a READDIR starts over.</summary>
-    public List<(byte[] Name, uint Type)> Listing;
+    public List<MergedEntry> Listing;
 
     public readonly Lock Gate = new();
 

@@ -84,3 +84,56 @@ public sealed class OverlayCopyUpModeTests
         }
     }
 }
+
+/// <summary>
+/// A merged listing names the nodes the overlay already knows (the proxy then lists them without resolving each name
+/// through every layer again), and gives 0 for names nobody looked up yet.
+/// </summary>
+[TestFixture]
+[Category("Mount")]
+public sealed class OverlayListingTests
+{
+    private sealed class Inos : IDirectoryEntrySink
+    {
+        public Dictionary<string, ulong> ByName { get; } = [];
+
+        public bool TryAdd(ReadOnlySpan<byte> name, ulong ino, uint mode, long nextOffset)
+        {
+            ByName[System.Text.Encoding.UTF8.GetString(name)] = ino;
+            return true;
+        }
+    }
+
+    [Test]
+    public void A_merged_listing_gives_the_node_id_of_each_name_already_looked_up_and_0_for_the_rest()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "isfs-overlay-listing-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            foreach (string sub in new[] { "lower/d", "upper", "work" }) Directory.CreateDirectory(Path.Combine(root, sub));
+            foreach (string f in new[] { "seen-lower", "unseen-lower" }) File.WriteAllText(Path.Combine(root, "lower/d", f), f);
+            var layers = new OverlayLayers([Path.Combine(root, "lower")], Path.Combine(root, "upper"), Path.Combine(root, "work"));
+            using var fs = new OverlayFileSystem(layers, NullLogger.Instance);
+            Assert.That(fs.Lookup(fs.RootIno, "d"u8, out Fuse.Abi.FuseAttr d), Is.EqualTo(Interop.Errno.OK));
+            Assert.That(fs.Create(d.Ino, "made-upper"u8, Interop.LibC.O_RDWR | Interop.LibC.O_CREAT | Interop.LibC.O_EXCL, 0x1A4, new Caller(0, 0, 1), out Fuse.Abi.FuseAttr made, out IOpenFile r),
+                Is.EqualTo(Interop.Errno.OK), "a create copies d up: it merges both layers");
+            Assert.That(fs.Retain(made.Ino), Is.True, "held, as the proxy holds every node the kernel has");
+            r.Release();
+            Assert.That(fs.Lookup(d.Ino, "seen-lower"u8, out Fuse.Abi.FuseAttr seen), Is.EqualTo(Interop.Errno.OK));
+            Assert.That(fs.Retain(seen.Ino), Is.True);
+
+            var listed = new Inos();
+            Assert.That(fs.OpenDir(d.Ino, out IOpenDirectory dir), Is.EqualTo(Interop.Errno.OK));
+            Assert.That(dir.ReadDir(0, listed), Is.EqualTo(Interop.Errno.OK));
+            dir.Release();
+
+            Assert.That(listed.ByName["seen-lower"], Is.EqualTo(seen.Ino), "a lower name looked up: its node");
+            Assert.That(listed.ByName["made-upper"], Is.EqualTo(made.Ino), "an upper name made through the overlay: its node");
+            Assert.That(listed.ByName["unseen-lower"], Is.Zero, "a name nobody looked up has no node yet");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+}
