@@ -141,6 +141,16 @@ public sealed class KernelCacheTests
         AssertAWarmPassIsQuiet(() => [ReadDirs()], () => Assert.That(Ls(), Is.EqualTo(new[] { "a", "b" })), (x, y) => x.SequenceEqual(y),
             "an unchanged writable directory lists from the kernel's cache");
 
+        // A listing from the kernel's copy still opens the directory through the proxy: each `ls` is decided and recorded.
+        static int OpenDirsOfW(List<System.Text.Json.JsonElement> all) =>
+            all.Count(e => e.GetProperty("evt.op").GetString() == "opendir" && e.GetProperty("fs.path").GetString() == "/w");
+        int opened = OpenDirsOfW(m.Events());
+        long readDirs = ReadDirs();
+        for (int i = 0; i < 3; i++) Ls();
+        Assert.That(OpenDirsOfW(m.WaitForEvents(all => OpenDirsOfW(all) >= opened + 3, TimeSpan.FromSeconds(10))), Is.EqualTo(opened + 3),
+            "an opendir event for each of 3 listings");
+        TestContext.Out.WriteLine($"3 listings: {ReadDirs() - readDirs} READDIR requests (0 when served from the kernel's copy)");
+
         void ChangedOnHost(string change, string[] expected)
         {
             // Two listings of the unchanged directory, the last change well past: the kernel holds a kept copy again.
