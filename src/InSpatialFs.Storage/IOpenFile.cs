@@ -52,8 +52,9 @@ public interface IOpenDirectory
 
     /// <summary>
     /// A value that differs from the one taken at any earlier open whenever the directory's entries may have changed in
-    /// between, or 0 when the backend cannot tell (then the kernel keeps no listing from one open to the next). Taken
-    /// at open: a listing the kernel cached under one stamp is reused by a later open only if the stamps match.
+    /// between, or 0 when the backend cannot tell (then the kernel keeps no listing from one open to the next). It
+    /// describes the directory as it was before this open listed anything: ask before the first ReadDir (after it, a
+    /// backend may answer 0). A listing the kernel cached under one stamp is reused by a later open only if they match.
     /// </summary>
     ulong ChangeStamp { get; }
 

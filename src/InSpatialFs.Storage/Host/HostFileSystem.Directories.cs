@@ -35,16 +35,33 @@ public sealed unsafe partial class HostFileSystem
             ReleaseHandleSlot();
             return e;
         }
-        // The stamp is taken after the open and before any getdents: whatever a listing of this open shows is at least
-        // as new as the stamp, so an unchanged stamp at a later open means the kernel's copy is still the directory.
-        ulong stamp = StatFd(fd, out StatX st) == Errno.OK ? DirectoryStamp.FromStat(st) : DirectoryStamp.Unknown;
 #pragma warning disable CA2000 // the open directory owns the descriptor; the proxy releases the directory
-        var open = new HostOpenDirectory(this, node, new SafeFd(fd), stamp);
+        var open = new HostOpenDirectory(this, node, new SafeFd(fd));
 #pragma warning restore CA2000
         lock (_nodeLock) node.OpenHandles++;
         _dirs[open] = 0;
         directory = open;
         return Errno.OK;
+    }
+
+    /// <summary>
+    /// The open directory's change stamp, from a statx of its descriptor, taken on first asking and only before any
+    /// getdents (then whatever this open lists is at least as new as the stamp, so an unchanged stamp at a later open
+    /// means the kernel's copy is still the directory); asked after a READDIR, Unknown. Not taken at open: the overlay's
+    /// own listings of its layers never ask for it.
+    /// </summary>
+    internal ulong ChangeStampOf(HostOpenDirectory dir)
+    {
+        lock (dir.Gate)
+        {
+            if (dir.Stamped) return dir.Stamp;
+            dir.Stamped = true;
+            if (dir.Listed || !FdLease.TryBorrow(dir.Fd, out FdLease lease)) return dir.Stamp = DirectoryStamp.Unknown;
+            using (lease)
+            {
+                return dir.Stamp = StatFd(lease.Fd, out StatX st) == Errno.OK ? DirectoryStamp.FromStat(st) : DirectoryStamp.Unknown;
+            }
+        }
     }
 
     [ThreadStatic]
@@ -67,6 +84,7 @@ public sealed unsafe partial class HostFileSystem
         using (lease)
         lock (dir.Gate)
         {
+            dir.Listed = true;
             int fd = lease.Fd;
             if (offset != dir.Position && !ResumeInKept(dir, offset))
             {

@@ -102,9 +102,17 @@ internal sealed unsafe class HostOpenFile(HostFileSystem fs, HostNode node, Safe
 /// An open directory of a host backend: its own O_RDONLY descriptor, read with getdents64 as READDIR asks (no copy
 /// of the listing). <see cref="Position"/> is the host cookie the descriptor stands at (-1: unknown, seek before reading).
 /// </summary>
-internal sealed class HostOpenDirectory(HostFileSystem fs, HostNode node, SafeFd fd, ulong changeStamp) : IOpenDirectory
+internal sealed class HostOpenDirectory(HostFileSystem fs, HostNode node, SafeFd fd) : IOpenDirectory
 {
-    public ulong ChangeStamp { get; } = changeStamp;
+    public ulong ChangeStamp => Fs.ChangeStampOf(this);
+
+    /// <summary>A READDIR has read from the descriptor (guarded by <see cref="Gate"/>): too late to take a stamp.</summary>
+    public bool Listed;
+
+    /// <summary>The change stamp once taken (<see cref="Stamped"/>; guarded by <see cref="Gate"/>).</summary>
+    public ulong Stamp;
+
+    public bool Stamped;
 
     public HostFileSystem Fs { get; } = fs;
 
