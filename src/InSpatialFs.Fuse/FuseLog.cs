@@ -79,4 +79,10 @@ internal static partial class FuseLog
 
     [LoggerMessage(1044, LogLevel.Warning, "Reader {Reader}: splicing READ data failed ({Errno}), {Count} time(s) so far; answered by copy")]
     public static partial void SpliceDataFailed(ILogger logger, int reader, Errno errno, long count);
+
+    [LoggerMessage(1060, LogLevel.Information, "FUSE over io_uring: {Entries} ring entries on {Queues} queues ({PerQueue} per queue)")]
+    public static partial void RingsStarted(ILogger logger, int entries, int queues, int perQueue);
+
+    [LoggerMessage(1061, LogLevel.Warning, "FUSE over io_uring not used, requests stay on /dev/fuse: {Reason}")]
+    public static partial void RingsUnavailable(ILogger logger, string reason);
 }

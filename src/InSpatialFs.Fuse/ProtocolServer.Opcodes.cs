@@ -156,6 +156,11 @@ public sealed partial class ProtocolServer
 
         ProtocolServerOptions o = s._options;
         ulong wanted = (ulong)o.WantedFlags & ~(ulong)FuseInitFlags.InitExt;
+        if (o.IoUring)
+        {
+            wanted |= (ulong)FuseInitFlags.OverIoUring; // the rings start after this reply (ProtocolServer.Ring.cs)
+        }
+
         if ((wanted & (ulong)FuseInitFlags.WritebackCache) != 0)
         {
             wanted &= ~(ulong)FuseInitFlags.Passthrough;

@@ -60,17 +60,23 @@ public sealed partial class ProtocolServer
         finally
         {
             reader.Dispose();
-            if (Interlocked.Decrement(ref _running) == 0)
+            ReaderEnded();
+        }
+    }
+
+    /// <summary>A reader thread (of /dev/fuse or of a ring) ends: the last one completes <see cref="Completion"/>.</summary>
+    private void ReaderEnded()
+    {
+        if (Interlocked.Decrement(ref _running) == 0)
+        {
+            Exception? failure = Volatile.Read(ref _failure);
+            if (failure is null)
             {
-                Exception? failure = Volatile.Read(ref _failure);
-                if (failure is null)
-                {
-                    _completion.TrySetResult();
-                }
-                else
-                {
-                    _completion.TrySetException(failure);
-                }
+                _completion.TrySetResult();
+            }
+            else
+            {
+                _completion.TrySetException(failure);
             }
         }
     }
@@ -103,10 +109,11 @@ public sealed partial class ProtocolServer
             Volatile.Write(ref _resendResult, (int)resend);
         }
 
-        while (Volatile.Read(ref _readersMade) < Math.Min(InitialReaders, _readers.Length) && StartAnotherReader())
+        while (Volatile.Read(ref _readersMade) < Math.Min(InitialReaders, _deviceReaders) && StartAnotherReader())
         {
         }
 
+        StartRings(connection);
         return true;
     }
 
@@ -137,7 +144,7 @@ public sealed partial class ProtocolServer
     private bool StartAnotherReader()
     {
         int index = Interlocked.Increment(ref _readersMade) - 1;
-        if (index >= _readers.Length || Volatile.Read(ref _stopping) != 0)
+        if (index >= _deviceReaders || Volatile.Read(ref _stopping) != 0)
         {
             Interlocked.Decrement(ref _readersMade);
             return false;
@@ -197,7 +204,7 @@ public sealed partial class ProtocolServer
                 // Only while readers can still be added: at the limit (at once on a mount with the default two readers)
                 // a request costs no shared-counter update.
                 int made = Volatile.Read(ref _readersMade);
-                bool counted = made < _readers.Length;
+                bool counted = made < _deviceReaders;
                 if (counted && Interlocked.Increment(ref _busy) >= made)
                 {
                     StartAnotherReader();
@@ -221,7 +228,7 @@ public sealed partial class ProtocolServer
     /// <summary>OK with length ≥ 0 for a frame, OK with -1 for "try again", otherwise the errno that ends the reader.</summary>
     private Errno ReadFrame(Reader reader, out int length)
     {
-        Errno e = reader.Channel.Read(reader.RequestBuffer.Span, out length);
+        Errno e = reader.Channel.Read(reader.RequestBuffer.Span, out reader.FrameOffset, out length);
         switch (e)
         {
             case Errno.OK:
@@ -246,11 +253,19 @@ public sealed partial class ProtocolServer
     }
 
     /// <summary>One reader thread's state. Buffers are native (see <see cref="NativeBuffer"/>) and reused for every request.</summary>
-    private sealed class Reader(int index, IFuseChannel channel, ProtocolServerOptions options) : IDisposable
+    /// <param name="requestBuffer">The channel's own buffer (a ring entry's, registered with the kernel), or null for a new one.</param>
+    private sealed class Reader(int index, IFuseChannel channel, ProtocolServerOptions options, NativeBuffer? requestBuffer = null) : IDisposable
     {
         public readonly int Index = index;
         public readonly IFuseChannel Channel = channel;
-        public readonly NativeBuffer RequestBuffer = new(options.RequestBufferSize);
+        public readonly NativeBuffer RequestBuffer = requestBuffer ?? new(options.RequestBufferSize);
+        private readonly bool _ownsRequestBuffer = requestBuffer is null;
+
+        /// <summary>The ring entry this reader serves (a ring reader; null on /dev/fuse).</summary>
+        public FuseRingChannel? Ring;
+
+        /// <summary>Where the last frame read starts in <see cref="RequestBuffer"/> (0 on /dev/fuse).</summary>
+        public int FrameOffset;
         public readonly NativeBuffer ReplyBuffer = new(options.ReplyBufferSize);
         public readonly FuseRequest Request = new();
         public readonly Lock InFlightGate = new();
@@ -289,7 +304,11 @@ public sealed partial class ProtocolServer
         public void Dispose()
         {
             Pipes?.Dispose();
-            RequestBuffer.Dispose();
+            if (_ownsRequestBuffer)
+            {
+                RequestBuffer.Dispose();
+            }
+
             ReplyBuffer.Dispose();
         }
     }

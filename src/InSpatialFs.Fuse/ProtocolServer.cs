@@ -30,7 +30,9 @@ public sealed partial class ProtocolServer : IDisposable
     private readonly IFuseFileSystem _fs;
     private readonly ProtocolServerOptions _options;
     private readonly ILogger _logger;
+    /// <summary>The /dev/fuse readers (slots 0.._deviceReaders-1), then the ring readers (ProtocolServer.Ring.cs).</summary>
     private readonly Reader?[] _readers;
+    private readonly int _deviceReaders;
     private readonly FuseNotifier _notifier;
     private readonly IFuseSplicedRead? _splicedRead;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -59,7 +61,9 @@ public sealed partial class ProtocolServer : IDisposable
             throw new ArgumentException($"the adopted connection negotiated max_write {adopted.MaxWrite}, more than this server's buffers hold ({options.MaxWrite})", nameof(options));
         }
 
-        _readers = new Reader?[options.ReaderThreads];
+        _deviceReaders = options.ReaderThreads;
+        _plannedRingQueues = options.IoUring ? FuseRingChannel.PossibleCpus() : 0;
+        _readers = new Reader?[options.ReaderThreads + (options.IoUring ? _plannedRingQueues * options.RingThreadsPerQueue : 0)];
         _notifier = new FuseNotifier(transport);
         _splicedRead = fileSystem as IFuseSplicedRead;
     }
@@ -171,7 +175,7 @@ public sealed partial class ProtocolServer : IDisposable
     /// <summary>Parses one frame with checked lengths, calls its handler and answers (or not, per the opcode).</summary>
     private void Dispatch(Reader reader, int length)
     {
-        ReadOnlySpan<byte> frame = reader.RequestBuffer.Span[..length];
+        ReadOnlySpan<byte> frame = reader.RequestBuffer.Span.Slice(reader.FrameOffset, length);
         if (length < InHeaderSize)
         {
             // Too short to trust even the unique: nothing to answer.

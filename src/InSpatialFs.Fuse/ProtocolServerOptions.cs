@@ -22,6 +22,17 @@ public sealed record ProtocolServerOptions
     /// <summary>Dedicated OS threads blocked in read(2), each on its own cloned descriptor (1..64).</summary>
     public int ReaderThreads { get; init; } = DefaultReaderThreads;
 
+    /// <summary>
+    /// Serve over io_uring (FUSE_OVER_IO_URING, 7.42) when the kernel offers it at INIT: after INIT, each of the
+    /// kernel's ring queues (one per possible CPU) gets <see cref="RingThreadsPerQueue"/> threads, each with its own
+    /// io_uring and one ring entry. The /dev/fuse readers stay for what the kernel still sends there (FORGET,
+    /// INTERRUPT, and every request until all queues have an entry).
+    /// </summary>
+    public bool IoUring { get; init; }
+
+    /// <summary>Ring threads per queue (1..8): how many requests issued from one CPU are served at once.</summary>
+    public int RingThreadsPerQueue { get; init; } = 2;
+
     /// <summary>Largest WRITE payload (init_out.max_write); 1 MiB with max_pages 256.</summary>
     public uint MaxWrite { get; init; } = 1 << 20;
 
@@ -54,6 +65,11 @@ public sealed record ProtocolServerOptions
             throw new ArgumentOutOfRangeException(nameof(ReaderThreads), ReaderThreads, "1..64 reader threads");
         }
 
+        if (RingThreadsPerQueue is < 1 or > 8)
+        {
+            throw new ArgumentOutOfRangeException(nameof(RingThreadsPerQueue), RingThreadsPerQueue, "1..8 ring threads per queue");
+        }
+
         if (MaxWrite is < 4096 or > 16 << 20)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxWrite), MaxWrite, "max_write must be 4 KiB..16 MiB");
@@ -72,6 +88,9 @@ public sealed record ProtocolServerOptions
 
     /// <summary>Read buffer per reader: the kernel refuses reads smaller than max(8192, 80 + max_write).</summary>
     internal int RequestBufferSize => Math.Max(FuseConstants.MinReadBuffer, (int)MaxWrite + 4096);
+
+    /// <summary>A ring entry's payload: the kernel refuses less than max(8 KiB, max_write, max_pages pages).</summary>
+    internal int RingPayloadSize => Math.Max(FuseConstants.MinReadBuffer, Math.Max((int)MaxWrite, MaxPages * 4096));
 
     /// <summary>Reply buffer per reader: out header plus the largest READ/READDIR body (max_pages pages or max_write).</summary>
     internal int ReplyBufferSize => Math.Max(MaxPages * 4096, (int)MaxWrite) + 4096;

@@ -50,6 +50,7 @@ public enum Errno
     ENOTSUP = 95,
     ECONNABORTED = 103,
     ENOTCONN = 107,
+    ECANCELED = 125,
     ETIMEDOUT = 110,
     ESTALE = 116,
     EDQUOT = 122,

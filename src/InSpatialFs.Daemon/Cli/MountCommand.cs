@@ -26,6 +26,7 @@ internal sealed record MountRequest
     public string LogLevel { get; init; } = "info";
     public int Readers { get; init; }
     public bool NoPassthrough { get; init; }
+    public bool IoUring { get; init; }
     public string? DirectFallback { get; init; }
     /// <summary>--cache-timeout: seconds the kernel may keep answers of read-only nodes (null: the proxy's default, an hour).</summary>
     public int? CacheTimeout { get; init; }
@@ -69,6 +70,13 @@ internal static class MountCommand
         var rules = new Option<string[]>("--rules") { Description = "Extra rule file (YAML) on top of the built-in rules; repeatable." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning, error or critical.", DefaultValueFactory = _ => "info" };
         var readers = new Option<int>("--readers") { Description = "Kernel reader threads (default: 2 per core, at least 2)." };
+        var ioUring = new Option<bool>("--io-uring")
+        {
+            Description = "Take requests over io_uring (FUSE over io_uring, one ring entry per CPU queue and reader) instead of " +
+                "read(2)/write(2) on /dev/fuse: one system call per request instead of two. Needs a kernel with " +
+                "/sys/module/fuse/parameters/enable_uring set to Y (the start fails otherwise), and serves without the keeper: " +
+                "the kernel cannot hand the requests a dead server held on its rings to a new one.",
+        };
         var noPassthrough = new Option<bool>("--no-passthrough") { Description = "Never use kernel passthrough; DirectFS files are served through the daemon." };
         var directFallback = new Option<string?>("--direct-fallback")
         {
@@ -115,7 +123,7 @@ internal static class MountCommand
         var command = new Command("mount", "Mount a container filesystem and serve it until SIGTERM/SIGINT or an outside unmount: in the foreground, or with --background return once mounted.")
         {
             mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
-            stateDir, control, noControl, noKeeper, name, rules, logLevel, readers, noPassthrough, directFallback, cacheTimeout, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
+            stateDir, control, noControl, noKeeper, name, rules, logLevel, readers, ioUring, noPassthrough, directFallback, cacheTimeout, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
             options, background,
         };
         command.SetAction(parse => MountRunner.Run(new MountRequest
@@ -141,6 +149,7 @@ internal static class MountCommand
             LogLevel = parse.GetValue(logLevel) ?? "info",
             Readers = parse.GetValue(readers),
             NoPassthrough = parse.GetValue(noPassthrough),
+            IoUring = parse.GetValue(ioUring),
             DirectFallback = parse.GetValue(directFallback),
             CacheTimeout = parse.GetValue(cacheTimeout),
             AllowRelax = parse.GetValue(allowRelax),

@@ -20,7 +20,7 @@ internal static class MountOptionString
 
     public static readonly string Help =
         "Mount options, comma-separated (mount(8) and fstab form): config=FILE, source=DIR, memory, memory_size=SIZE, direct, ro, " +
-        "isolation=LEVEL, name=NAME, state_dir=DIR, control=DIR, no_control, no_keeper, rules=FILE, log_level=LEVEL; generic ones " +
+        "isolation=LEVEL, name=NAME, state_dir=DIR, control=DIR, no_control, no_keeper, io_uring, rules=FILE, log_level=LEVEL; generic ones " +
         "(defaults, nofail, _netdev, noauto, x-*, comment=...) are accepted without effect; others are refused.";
 
     public static MountRequest Apply(MountRequest request, IEnumerable<string> groups)
@@ -46,6 +46,7 @@ internal static class MountOptionString
                 "control" => r with { Control = Need(option, value) },
                 "no_control" => r with { NoControl = Flag(option, value) },
                 "no_keeper" => r with { NoKeeper = Flag(option, value) },
+                "io_uring" => r with { IoUring = Flag(option, value) },
                 "rules" => r with { RuleFiles = [.. r.RuleFiles, Need(option, value)] },
                 "log_level" => r with { LogLevel = Need(option, value) },
                 _ => throw Refused($"-o {option}: unknown option '{key}' ({Help})"),

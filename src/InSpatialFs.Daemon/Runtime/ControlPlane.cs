@@ -91,6 +91,8 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "isolation", FsEventJson.LevelName(_instance.Config.Isolation));
         Line(sb, "mountpoint", _instance.Config.Mountpoint);
         Line(sb, "uptime", $"{(long)uptime.TotalSeconds}s");
+        Line(sb, "transport", _instance.Transport);
+        Line(sb, "ring_requests", _instance.RingRequests);
         Line(sb, "restart_mode", _instance.RestartMode);
         Line(sb, "restarts", _instance.Restarts);
         Line(sb, "last_handover_ms", _instance.LastHandover is TimeSpan h ? ((long)h.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) : "none");

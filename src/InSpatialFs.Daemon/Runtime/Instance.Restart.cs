@@ -57,6 +57,9 @@ internal sealed partial class Instance
     /// <summary>Bytes of the restart journals: the proxy's node and handle tables plus each kept memory mount's tree.</summary>
     public long JournalBytes => (Proxy?.JournalBytes ?? 0) + (Mounts?.Entries.Sum(m => (m.Backend as MemoryFileSystem)?.JournalBytes ?? 0) ?? 0);
 
+    /// <summary>Why an io_uring instance is not kept: the kernel resends what a dead server held on /dev/fuse, not on its rings.</summary>
+    private const string IoUringRefusal = "--io-uring: requests a dead server held on its io_uring cannot be handed to a new server";
+
     /// <summary>The store, and whether a previous server's live connection is handed to this one (its session descriptor).</summary>
     private bool TakeStore()
     {
@@ -77,11 +80,11 @@ internal sealed partial class Instance
     {
         if (_store == null)
         {
-            RestartMode = Proxy.RestartRefusal() is string why ? $"off ({why})" : "off (no keeper and no descriptor store: the mount ends with this server)";
+            RestartMode = (_options.IoUring ? IoUringRefusal : Proxy.RestartRefusal()) is string why ? $"off ({why})" : "off (no keeper and no descriptor store: the mount ends with this server)";
             return null;
         }
 
-        if (Proxy.RestartRefusal() is string refusal)
+        if ((_options.IoUring ? IoUringRefusal : Proxy.RestartRefusal()) is string refusal)
         {
             if (adopting)
             {

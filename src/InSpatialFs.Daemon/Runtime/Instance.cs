@@ -88,6 +88,18 @@ internal sealed partial class Instance : IDisposable
     /// <summary>FUSE requests of the container mount per opcode slot (see <see cref="ProtocolServer.RequestCounts"/>).</summary>
     public long[] FuseRequests => _server?.RequestCounts() ?? [];
 
+    /// <summary>How the container mount takes its requests (status `transport`).</summary>
+    public string Transport => _server switch
+    {
+        null => "none",
+        { RingEntries: > 0 } s => $"io_uring ({s.RingEntries} ring entries on {s.RingQueues} queues)",
+        { RingUnavailable: string why } => $"/dev/fuse (io_uring not used: {why})",
+        _ => "/dev/fuse",
+    };
+
+    /// <summary>Requests the container mount took over io_uring.</summary>
+    public long RingRequests => _server?.RingRequests ?? 0;
+
     /// <summary>All rule files in load order: the config's, then --rules.</summary>
     public IReadOnlyList<string> RuleFiles => [.. _config.Rules.Files, .. _options.ExtraRuleFiles];
 
@@ -118,6 +130,11 @@ internal sealed partial class Instance : IDisposable
         // Signals first: a SIGTERM while starting (systemd stop right after start, or a quick Ctrl-C) must stop the
         // instance through its own unmount, not kill the process with the default action and leave a dead mount.
         InstallSignals();
+        if (_options.IoUring && InSpatialFs.Fuse.Transport.FuseRingSupport.Unavailable() is string noRing)
+        {
+            throw new InstanceStartException($"--io-uring: {noRing}");
+        }
+
         bool adopting = TakeStore();
         PreparePaths(adopting);
         Mounts = BuildMounts(adopting);
@@ -159,7 +176,8 @@ internal sealed partial class Instance : IDisposable
             Security.Callers.SetMountDevice(0, connection);
         }
 
-        _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough, cacheSymlinks: !Security.Controls.RestrictSymlinks, adopt: adopt);
+        _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough, cacheSymlinks: !Security.Controls.RestrictSymlinks, adopt: adopt,
+            ioUring: _options.IoUring);
         if (_stopRequested.IsSet)
         {
             _server.Stop(); // the signal came before there was a server to stop
@@ -270,7 +288,7 @@ internal sealed partial class Instance : IDisposable
     private const uint ControlMaxWrite = 64 * 1024;
 
     private ProtocolServer Serve(FuseMount mount, IFuseFileSystem fs, int readers, bool passthrough, bool cacheSymlinks, uint? maxWrite = null,
-        FuseSessionParameters? adopt = null)
+        FuseSessionParameters? adopt = null, bool ioUring = false)
     {
         // No EXPORT_SUPPORT: nothing exports this filesystem over NFS, and without it the kernel never asks us to
         // look up "." or "..", names the proxy refuses.
@@ -294,6 +312,11 @@ internal sealed partial class Instance : IDisposable
         if (!cacheSymlinks)
         {
             options = options with { WantedFlags = options.WantedFlags & ~FuseInitFlags.CacheSymlinks };
+        }
+
+        if (ioUring)
+        {
+            options = options with { IoUring = true };
         }
 
         if (adopt is { } negotiated)

@@ -8,6 +8,9 @@ internal sealed record InstanceOptions
     /// <summary>Kernel reader threads of the container mount (0 = the protocol server's default).</summary>
     public int ReaderThreads { get; init; }
 
+    /// <summary>Serve the container mount over io_uring (--io-uring); the control mount stays on /dev/fuse.</summary>
+    public bool IoUring { get; init; }
+
     /// <summary>Negotiate FUSE passthrough for DirectFS mounts.</summary>
     public bool Passthrough { get; init; } = true;
 

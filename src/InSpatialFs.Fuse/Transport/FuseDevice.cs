@@ -7,7 +7,7 @@ namespace InSpatialFs.Fuse.Transport;
 /// The /dev/fuse side of one connection: the session descriptor, clones for extra reader threads, notifications
 /// and the passthrough backing ioctls. Created by <see cref="FuseMount"/>; owns every descriptor it hands out.
 /// </summary>
-public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
+public sealed class FuseDevice : IFuseTransport, IFuseRingTransport, IBackingRegistrar, IDisposable
 {
     private const string DevicePath = "/dev/fuse";
 
@@ -75,6 +75,12 @@ public sealed class FuseDevice : IFuseTransport, IBackingRegistrar, IDisposable
             _channels.Add(channel);
             return channel;
         }
+    }
+
+    public IFuseChannel OpenRingChannel(int queue, int payloadCapacity)
+    {
+        Errno e = FuseRingChannel.TryCreate(_session, queue, payloadCapacity, out FuseRingChannel? channel);
+        return e == Errno.OK ? channel! : throw new IOException($"cannot make an io_uring for FUSE ring queue {queue}: {e}");
     }
 
     /// <summary>

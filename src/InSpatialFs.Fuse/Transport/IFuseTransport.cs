@@ -33,6 +33,27 @@ public interface IFuseChannel : IDisposable
     /// </summary>
     Errno Read(Span<byte> buffer, out int length);
 
+    /// <summary>
+    /// As <see cref="Read(Span{byte}, out int)"/>, with the frame at <paramref name="offset"/> in the buffer: 0 for
+    /// /dev/fuse; an io_uring entry lays its headers in front of a payload that sits at a fixed place.
+    /// </summary>
+    Errno Read(Span<byte> buffer, out int offset, out int length)
+    {
+        offset = 0;
+        return Read(buffer, out length);
+    }
+
     /// <summary>Writes one reply as a single gather of header and body (one writev).</summary>
     Errno Write(ReadOnlySpan<byte> header, ReadOnlySpan<byte> body);
+}
+
+/// <summary>A transport that can also serve requests over io_uring (FUSE_OVER_IO_URING): /dev/fuse on a kernel built with it.</summary>
+public interface IFuseRingTransport
+{
+    /// <summary>
+    /// One ring entry for <paramref name="queue"/> whose payload holds <paramref name="payloadCapacity"/> bytes (at least
+    /// the kernel's max(8 KiB, max_write, max_pages pages)); nothing is registered before its first read. Throws
+    /// IOException when the io_uring cannot be made (io_uring disabled by sysctl or a seccomp filter, ENOMEM).
+    /// </summary>
+    IFuseChannel OpenRingChannel(int queue, int payloadCapacity);
 }

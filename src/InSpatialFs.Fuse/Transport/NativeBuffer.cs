@@ -22,6 +22,16 @@ internal sealed unsafe class NativeBuffer : IDisposable
 
     public int Length { get; }
 
+    /// <summary>The start of the buffer (stable for its life: a ring entry registers it with the kernel).</summary>
+    public byte* Pointer
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_pointer == null, this);
+            return _pointer;
+        }
+    }
+
     public Span<byte> Span
     {
         get
@@ -30,6 +40,12 @@ internal sealed unsafe class NativeBuffer : IDisposable
             return new Span<byte>(_pointer, Length);
         }
     }
+
+    /// <summary>
+    /// Gives the memory up without freeing it: for a buffer the kernel may still write into (a ring entry whose command
+    /// had not completed), where a leak is the safe end.
+    /// </summary>
+    public void Abandon() => _pointer = null; // the finalizer frees only a non-null pointer
 
     public void Dispose()
     {

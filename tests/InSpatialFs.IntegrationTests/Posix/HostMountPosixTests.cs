@@ -22,6 +22,16 @@ public abstract class HostBackedPosixSuite : PosixSuite
     /// <summary>Extra mount options that select the backend flavour (e.g. --direct).</summary>
     protected abstract string[] BackendArguments { get; }
 
+    /// <summary>Runs before the daemon starts (a kernel switch the flavour needs).</summary>
+    protected virtual void BeforeMount()
+    {
+    }
+
+    /// <summary>Runs after the daemon has stopped.</summary>
+    protected virtual void AfterUnmount()
+    {
+    }
+
     /// <summary>The host directory behind the mount.</summary>
     protected string Source { get; private set; } = "";
 
@@ -29,6 +39,7 @@ public abstract class HostBackedPosixSuite : PosixSuite
     public void MountHostDirectory()
     {
         DaemonProcess.RequireMountable();
+        BeforeMount();
         _work = Directory.CreateTempSubdirectory("inspatialfs-hostposix-").FullName;
         Source = Path.Combine(_work, "source");
         _mount = Path.Combine(_work, "mnt");
@@ -59,6 +70,8 @@ public abstract class HostBackedPosixSuite : PosixSuite
             Shell.Run($"rm -rf '{_work}'");
         }
 
+        AfterUnmount();
+
         Assert.That(exit, Is.Zero, "clean unmount exits 0:\n" + output);
     }
 }
@@ -77,4 +90,21 @@ public sealed class HostMountPosixTests : HostBackedPosixSuite
 public sealed class DirectMountPosixTests : HostBackedPosixSuite
 {
     protected override string[] BackendArguments => ["--direct"];
+}
+
+/// <summary>
+/// The POSIX suite through the proxied host backend with requests over io_uring (--io-uring): every request but FORGET
+/// and INTERRUPT reaches the daemon through its ring entries, so the whole suite runs on the ring transport.
+/// </summary>
+[TestFixture]
+[Category("Mount")]
+public sealed class IoUringHostMountPosixTests : HostBackedPosixSuite
+{
+    private FuseIoUringSwitch? _switch;
+
+    protected override string[] BackendArguments => ["--io-uring"];
+
+    protected override void BeforeMount() => _switch = FuseIoUringSwitch.Set(on: true);
+
+    protected override void AfterUnmount() => _switch?.Dispose();
 }

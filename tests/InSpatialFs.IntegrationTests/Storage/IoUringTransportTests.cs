@@ -1,0 +1,112 @@
+using System.Globalization;
+using InSpatialFs.TestKit.Processes;
+
+namespace InSpatialFs.IntegrationTests.Storage;
+
+/// <summary>
+/// `inspatialfs mount --io-uring` as an operator runs it: coreutils on the mount get their answers through the ring
+/// entries (status says so and counts them), policy and events hold as on /dev/fuse, the instance is not kept (the
+/// kernel cannot resend what a dead server held on a ring), and a kernel with the switch off refuses the start.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[Category("Mount")]
+public sealed class IoUringTransportTests
+{
+    private static string Field(string status, string key) =>
+        status.Split('\n').First(l => l.StartsWith(key + ": ", StringComparison.Ordinal))[(key.Length + 2)..];
+
+    [Test]
+    public void Coreutils_on_an_io_uring_mount_are_served_by_the_rings_under_the_same_policy()
+    {
+        DaemonProcess.RequireMountable();
+        using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
+        using ControlledMount m = ControlledMount.Start("/var/tmp", withSource: true, "--io-uring", "--forbid", "/secret/**", "--readonly", "/etc/**");
+        Directory.CreateDirectory(Path.Combine(m.Source, "secret"));
+        File.WriteAllText(Path.Combine(m.Source, "secret", "key"), "hidden");
+        Directory.CreateDirectory(Path.Combine(m.Source, "etc"));
+        File.WriteAllText(Path.Combine(m.Source, "etc", "conf"), "kept");
+
+        // The rings take over once every queue has an entry: a few requests first.
+        string status = m.Status();
+        for (int i = 0; i < 200 && long.Parse(Field(status, "ring_requests"), CultureInfo.InvariantCulture) == 0; i++)
+        {
+            Shell.Check($"stat '{m.MountPoint}' > /dev/null");
+            status = m.Status();
+        }
+
+        Assert.That(Field(status, "transport"), Does.StartWith("io_uring ("), status);
+        Assert.That(Field(status, "restart_mode"), Does.StartWith("off (--io-uring"), status);
+        Assert.That(File.ReadAllText($"/proc/{m.Daemon.Pid}/comm").Trim(), Is.EqualTo("inspatialfs"), "served without the keeper");
+
+        long before = m.StatusValue("ring_requests");
+        string mnt = m.MountPoint;
+        Shell.Check($"mkdir -p '{mnt}/work/a/b' && dd if=/dev/urandom of='{mnt}/work/blob' bs=64k count=64 status=none && "
+            + $"cp '{mnt}/work/blob' '{mnt}/work/a/b/copy' && cmp '{mnt}/work/blob' '{mnt}/work/a/b/copy' && "
+            + $"mv '{mnt}/work/a/b/copy' '{mnt}/work/moved' && ln -s moved '{mnt}/work/link' && "
+            + $"test \"$(readlink '{mnt}/work/link')\" = moved && ls -lR '{mnt}/work' > /dev/null && "
+            + $"for i in $(seq 100); do echo $i > '{mnt}/work/a/f'$i; done && test $(ls '{mnt}/work/a' | wc -l) = 101 && "
+            + $"rm -r '{mnt}/work/a' && test ! -e '{mnt}/work/a'");
+        Assert.That(File.ReadAllBytes(Path.Combine(m.Source, "work", "moved")), Is.EqualTo(File.ReadAllBytes(Path.Combine(m.Source, "work", "blob"))));
+
+        // The policy is the proxy's, whatever carries the request.
+        (int readSecret, _, string secretErr) = Shell.Run($"cat '{mnt}/secret/key'");
+        Assert.That(readSecret, Is.Not.Zero);
+        Assert.That(secretErr, Does.Contain("Permission denied"));
+        (int writeEtc, _, string etcErr) = Shell.Run($"echo x > '{mnt}/etc/conf'");
+        Assert.That(writeEtc, Is.Not.Zero);
+        Assert.That(etcErr, Does.Contain("Read-only file system"));
+        Assert.That(File.ReadAllText(Path.Combine(m.Source, "etc", "conf")), Is.EqualTo("kept"));
+
+        long served = m.StatusValue("ring_requests") - before;
+        Assert.That(served, Is.GreaterThan(300), "the work above went through the rings:\n" + m.Status());
+        // And so are the events: the refused read is recorded as on any mount.
+        static bool RefusedSecret(System.Text.Json.JsonElement e) =>
+            e.GetProperty("evt.decision").GetString() == "deny" && e.GetProperty("fs.path").GetString()!.StartsWith("/secret", StringComparison.Ordinal);
+        List<System.Text.Json.JsonElement> events = m.WaitForEvents(es => es.Any(RefusedSecret), TimeSpan.FromSeconds(10));
+        Assert.That(events.Any(RefusedSecret), Is.True, "a deny event for the refused read");
+
+        Assert.That(m.Stop(), Is.Zero, m.Daemon.Output);
+        Assert.That(Mounts.IsFuse(m.MountPoint), Is.False);
+    }
+
+    [Test]
+    public void Io_uring_on_a_kernel_with_the_switch_off_refuses_to_start_and_mounts_nothing()
+    {
+        DaemonProcess.RequireMountable();
+        using FuseIoUringSwitch off = FuseIoUringSwitch.Set(on: false);
+        string work = Directory.CreateTempSubdirectory("inspatialfs-uring-off-").FullName;
+        try
+        {
+            string mnt = Path.Combine(work, "mnt");
+            var failure = Assert.Throws<InvalidOperationException>(() =>
+                DaemonProcess.Start(mnt, ["--memory", "--io-uring", "--no-control", "--state-dir", Path.Combine(work, "state")], TimeSpan.FromSeconds(20)).Dispose());
+            Assert.That(failure!.Message, Does.Contain("exited: True"));
+            Assert.That(failure.Message, Does.Contain("enable_uring is N"));
+            Assert.That(failure.Message, Does.Contain("echo Y > /sys/module/fuse/parameters/enable_uring"));
+            Assert.That(Mounts.IsFuse(mnt), Is.False);
+        }
+        finally
+        {
+            Shell.Run($"rm -rf '{work}'");
+        }
+    }
+
+    [Test]
+    public void The_mount_option_io_uring_is_the_flag()
+    {
+        DaemonProcess.RequireMountable();
+        using FuseIoUringSwitch off = FuseIoUringSwitch.Set(on: false);
+        string work = Directory.CreateTempSubdirectory("inspatialfs-uring-opt-").FullName;
+        try
+        {
+            (int exit, _, string err) = Shell.Run($"'{DaemonProcess.Binary}' mount --memory -o io_uring --no-control --state-dir '{work}/state' '{work}/mnt'");
+            Assert.That(exit, Is.Not.Zero);
+            Assert.That(err, Does.Contain("--io-uring: FUSE over io_uring is off"));
+        }
+        finally
+        {
+            Shell.Run($"rm -rf '{work}'");
+        }
+    }
+}
