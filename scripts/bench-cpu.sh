@@ -4,7 +4,9 @@
 # /proc/PID/stat before and after the phase). CPU-seconds are far steadier than throughput on these shared 2-core
 # VMs, so this is the comparison to quote; the wall-clock rate is printed next to it for reference only.
 #   targets:  bindfs, fuse-overlayfs, inspatialfs-host (proxied: `mount --source`, default policy: standard isolation,
-#             events and the built-in rules on), passthrough_hp if PASSTHROUGH_HP names its binary (optional).
+#             events and the built-in rules on), inspatialfs-uring (the same with --io-uring: requests over io_uring;
+#             the run turns /sys/module/fuse/parameters/enable_uring on and puts it back after; kernels without it
+#             leave the target out), passthrough_hp if PASSTHROUGH_HP names its binary (optional).
 #   phases:   native/build/fsmeta create, stat, readdir (READDIR_PASSES listings of each directory), stat-cold,
 #             unlink over FILES files in 100 dirs, then `tar x` of a tarball of /usr/share/doc, then spawn: SPAWN
 #             processes that each read one file (a new caller per process).
@@ -23,7 +25,10 @@ STRACE_FILES=${STRACE_FILES:-2000}
 STRACE=${STRACE:-1}
 READDIR_PASSES=${READDIR_PASSES:-10}
 SPAWN=${SPAWN:-500}
-TARGETS=${TARGETS:-"bindfs fuse-overlayfs inspatialfs-host"}
+uring_switch=/sys/module/fuse/parameters/enable_uring
+default_targets="bindfs fuse-overlayfs inspatialfs-host"
+[[ -f $uring_switch ]] && default_targets="$default_targets inspatialfs-uring"
+TARGETS=${TARGETS:-$default_targets}
 [[ -n ${PASSTHROUGH_HP:-} ]] && TARGETS="$TARGETS passthrough_hp"
 # BASELINE_BIN: a directory holding an earlier build's inspatialfs, measured as target "inspatialfs-base" in the
 # same run (before/after comparisons under the same load).
@@ -49,7 +54,12 @@ cleanup() {
   [[ -n $daemon_pid ]] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
   mountpoint -q "$mnt" && umount -l "$mnt" || true
 }
-trap 'cleanup; umount -l "$work" 2>/dev/null || true' EXIT
+uring_before=
+if [[ " $TARGETS " == *" inspatialfs-uring "* ]]; then
+  [[ -f $uring_switch ]] || { echo "bench-cpu: this kernel has no FUSE over io_uring ($uring_switch)" >&2; exit 1; }
+  uring_before=$(cat "$uring_switch"); echo Y > "$uring_switch"
+fi
+trap 'cleanup; umount -l "$work" 2>/dev/null || true; [[ -n $uring_before ]] && echo "$uring_before" > "$uring_switch" || true' EXIT
 
 tarball=$work/tree.tar
 [[ -f $tarball ]] || tar -C /usr/share -cf "$tarball" doc 2>/dev/null || true
@@ -61,10 +71,11 @@ mount_target() { # $1 = target; every daemon runs in the foreground so $daemon_p
     bindfs) bindfs -f -o allow_other "$backing" "$mnt" & daemon_pid=$! ;;
     fuse-overlayfs) mkdir -p "$work/lower" "$work/work"
       fuse-overlayfs -f -o "lowerdir=$work/lower,upperdir=$backing,workdir=$work/work" "$mnt" & daemon_pid=$! ;;
-    inspatialfs-host|inspatialfs-base)
-      local exe=bin/inspatialfs; [[ $1 == inspatialfs-base ]] && exe=$BASELINE_BIN/inspatialfs
+    inspatialfs-host|inspatialfs-base|inspatialfs-uring)
+      local exe=bin/inspatialfs extra=(); [[ $1 == inspatialfs-base ]] && exe=$BASELINE_BIN/inspatialfs
+      [[ $1 == inspatialfs-uring ]] && extra=(--io-uring)
       "$exe" mount --source "$backing" --name bench-cpu --state-dir "$work/state" \
-        --control "$work/ctl" --log-level warning ${INSPATIALFS_ARGS:-} "$mnt" & daemon_pid=$! ;;
+        --control "$work/ctl" --log-level warning "${extra[@]}" ${INSPATIALFS_ARGS:-} "$mnt" & daemon_pid=$! ;;
     passthrough_hp) "$PASSTHROUGH_HP" --foreground "$backing" "$mnt" >/dev/null 2>&1 & daemon_pid=$! ;;
     *) echo "bench-cpu: unknown target $1" >&2; return 1 ;;
   esac
@@ -203,6 +214,8 @@ threads_out=  # the strace pass's thread times are the tracer's doing
 straceout=$OUT/cpu-$stamp.syscalls.tsv
 : > "$straceout"
 for t in "${targets[@]}"; do
+  # The per-request split reads request boundaries from reads of /dev/fuse; a ring serves them in io_uring_enter.
+  [[ $t == inspatialfs-uring ]] && { echo "==> strace pass: $t left out (its requests do not pass through read(2))" >&2; continue; }
   echo "==> strace pass: $t ($STRACE_FILES files)" >&2
   mount_target "$t" || continue
   strace -f -y -ttt -qq -s 8 -xx -o "$work/strace.out" -p "$server_pid" 2>/dev/null & tracer_pid=$!

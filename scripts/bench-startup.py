@@ -8,8 +8,11 @@ and its RSS growth per 100,000 live nodes (files created and then looked up, so 
 each and the server must keep it). Rounds rotate the order; the table gives medians.
 
 usage: bench-startup.py WORKDIR [ROUNDS] [TARGETS...]
-targets: fuse-overlayfs bindfs inspatialfs-memory inspatialfs-host inspatialfs-host-background inspatialfs-overlay
-(inspatialfs-host-background is `mount --background`, as mount(8) and fstab start it: it returns once mounted.)
+targets: fuse-overlayfs bindfs inspatialfs-memory inspatialfs-host inspatialfs-host-background inspatialfs-host-uring
+         inspatialfs-overlay
+(inspatialfs-host-background is `mount --background`, as mount(8) and fstab start it: it returns once mounted.
+inspatialfs-host-uring is `mount --io-uring`: requests over io_uring, no keeper; it is measured only on a kernel with
+FUSE over io_uring, whose switch the run turns on and puts back.)
 """
 import glob, os, shutil, signal, statistics, subprocess, sys, time
 
@@ -53,6 +56,8 @@ class Target:
             return [BIN, "mount", "--memory", "--memory-size", "1GiB", "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
         if n == "inspatialfs-host":
             return [BIN, "mount", "--source", self.backing, "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
+        if n == "inspatialfs-host-uring":
+            return [BIN, "mount", "--source", self.backing, "--io-uring", "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
         if n == "inspatialfs-host-background":
             return [BIN, "mount", "--background", "--source", self.backing, "--log-level", "warning", "--state-dir", f"{w}/state", self.mnt]
         if n == "inspatialfs-overlay":
@@ -143,11 +148,33 @@ def live_nodes_growth(t, pid):
     return (after - before) / 1024 * (100000 / NODES)
 
 
+URING_SWITCH = "/sys/module/fuse/parameters/enable_uring"
+
+
 def main():
     work = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    names = sys.argv[3:] or ["fuse-overlayfs", "bindfs", "inspatialfs-memory", "inspatialfs-host", "inspatialfs-host-background", "inspatialfs-overlay"]
+    names = sys.argv[3:] or ["fuse-overlayfs", "bindfs", "inspatialfs-memory", "inspatialfs-host", "inspatialfs-host-background",
+                             "inspatialfs-host-uring", "inspatialfs-overlay"]
     names = [n for n in names if not n.startswith(("fuse-", "bindfs")) or shutil.which(n.split()[0])]
+    uring_before = None
+    if "inspatialfs-host-uring" in names:
+        if os.path.exists(URING_SWITCH):
+            with open(URING_SWITCH) as f:
+                uring_before = f.read().strip()
+            with open(URING_SWITCH, "w") as f:
+                f.write("Y")
+        else:
+            names.remove("inspatialfs-host-uring")
+    try:
+        measure(work, rounds, names)
+    finally:
+        if uring_before is not None:
+            with open(URING_SWITCH, "w") as f:
+                f.write(uring_before)
+
+
+def measure(work, rounds, names):
     start, idle, anon, per_nodes = {}, {}, {}, {}
     for r in range(rounds):
         shift = r % len(names)
