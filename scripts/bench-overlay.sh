@@ -7,14 +7,20 @@
 #           IMAGE true` start to exit with each as the overlay (podman's own kernel overlay driver for "kernel").
 #   columns: seconds per phase (median of ROUNDS rounds, targets rotated each round) and, for the FUSE servers, the
 #            server's CPU-seconds (user+system from /proc/PID/stat) per phase.
-# Env: ROUNDS (3), FILES (8000 files of 4-16 KiB in 200 dirs in the lower layer), PODMAN_RUNS (5 per round).
+#   inspatialfs-uring is inspatialfs-overlay with -o io_uring (requests over io_uring; podman gets it as
+#           overlay.mountopt): in the default targets on a kernel with FUSE over io_uring, whose switch
+#           (/sys/module/fuse/parameters/enable_uring) the run turns on and puts back after.
+# Env: ROUNDS (3), FILES (8000 files of 4-16 KiB in 200 dirs in the lower layer), PODMAN_RUNS (5 per round), TARGETS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 ROUNDS=${ROUNDS:-3}
 FILES=${FILES:-8000}
 PODMAN_RUNS=${PODMAN_RUNS:-5}
-TARGETS=(kernel fuse-overlayfs inspatialfs)
+uring_switch=/sys/module/fuse/parameters/enable_uring
+default_targets="kernel fuse-overlayfs inspatialfs"
+[[ -f $uring_switch ]] && default_targets="$default_targets inspatialfs-uring"
+read -r -a TARGETS <<< "${TARGETS:-$default_targets}"
 [[ -x bin/inspatialfs-overlay ]] || { echo "bench-overlay: run 'make build' first" >&2; exit 1; }
 for p in fuse-overlayfs podman runc; do command -v $p >/dev/null || { echo "bench-overlay: $p is missing (make deps)" >&2; exit 1; }; done
 
@@ -23,7 +29,13 @@ rm -rf "$work"; mkdir -p "$work"
 lower=$work/lower mnt=$work/bench/merged profile=$work/overlay.yaml
 printf 'isolation: standard\npaths:\n  forbidden: [/etc/shadow]\n' > "$profile"
 export INSPATIALFS_OVERLAY_CONFIG=$profile
+uring_before=
+if [[ " ${TARGETS[*]} " == *" inspatialfs-uring "* ]]; then
+  [[ -f $uring_switch ]] || { echo "bench-overlay: this kernel has no FUSE over io_uring ($uring_switch)" >&2; exit 1; }
+  uring_before=$(cat "$uring_switch"); echo Y > "$uring_switch"
+fi
 cleanup() {
+  [[ -n $uring_before ]] && echo "$uring_before" > "$uring_switch"
   mountpoint -q "$mnt" && umount "$mnt" 2>/dev/null || true
   for t in "${TARGETS[@]}"; do podman_cmd "$t" rm -af >/dev/null 2>&1 || true; done
   umount -R "$work"/podman-*/storage/overlay 2>/dev/null || true
@@ -51,7 +63,7 @@ server_pid() { # the FUSE server behind $mnt
   case $1 in
     kernel) echo "" ;;
     fuse-overlayfs) pgrep -n -f "fuse-overlayfs.*$mnt" || echo "" ;;
-    inspatialfs) cat /var/lib/inspatialfs/bench/instance.pid 2>/dev/null || echo "" ;;
+    inspatialfs|inspatialfs-uring) cat /var/lib/inspatialfs/bench/instance.pid 2>/dev/null || echo "" ;;
   esac
 }
 fresh_upper() { rm -rf "$work/upper" "$work/work"; mkdir -p "$work/upper" "$work/work" "$mnt"; }
@@ -61,6 +73,7 @@ do_mount() { # $1 target: lower + the (fresh) upper, mounted at $mnt
     kernel) mount -t overlay overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
     fuse-overlayfs) fuse-overlayfs -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
     inspatialfs) bin/inspatialfs-overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
+    inspatialfs-uring) bin/inspatialfs-overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work,io_uring" "$mnt" ;;
   esac
 }
 podman_cmd() { # $1 target, rest: podman arguments, on a storage of that target's own
@@ -69,6 +82,7 @@ podman_cmd() { # $1 target, rest: podman arguments, on a storage of that target'
   case $t in
     fuse-overlayfs) opts+=(--storage-opt overlay.mount_program=/usr/bin/fuse-overlayfs) ;;
     inspatialfs) opts+=(--storage-opt "overlay.mount_program=$root/bin/inspatialfs-overlay") ;;
+    inspatialfs-uring) opts+=(--storage-opt "overlay.mount_program=$root/bin/inspatialfs-overlay" --storage-opt overlay.mountopt=io_uring) ;;
   esac
   podman "${opts[@]}" "$@"
 }
@@ -100,7 +114,8 @@ untar() { mkdir -p "$mnt/untar" && tar -C "$mnt/untar" -xf "$work/tree.tar"; }
 podman_runs() { for _ in $(seq "$PODMAN_RUNS"); do podman_cmd "$1" run --rm --runtime runc --network none --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 localhost/bench:1 true; done; }
 
 for round in $(seq "$ROUNDS"); do
-  order=("${TARGETS[@]:$(( (round - 1) % 3 ))}" "${TARGETS[@]:0:$(( (round - 1) % 3 ))}")
+  shift_by=$(( (round - 1) % ${#TARGETS[@]} ))
+  order=("${TARGETS[@]:$shift_by}" "${TARGETS[@]:0:$shift_by}")
   echo "==> round $round: ${order[*]}"
   for t in "${order[@]}"; do
     fresh_upper

@@ -27,7 +27,7 @@ internal static partial class OverlayMountCommand
 
     public static Command Create()
     {
-        var options = new Option<string[]>("-o") { Description = "Mount options, comma-separated: lowerdir=L1:L2 (topmost first), upperdir=DIR, workdir=DIR; others (volatile, context=...) are accepted and ignored.", AllowMultipleArgumentsPerToken = false };
+        var options = new Option<string[]>("-o") { Description = "Mount options, comma-separated: lowerdir=L1:L2 (topmost first), upperdir=DIR, workdir=DIR, io_uring (requests over io_uring, as mount --io-uring: needs /sys/module/fuse/parameters/enable_uring Y); others (volatile, context=...) are accepted and ignored.", AllowMultipleArgumentsPerToken = false };
         var foreground = new Option<bool>("-f", "--foreground") { Description = "Serve in the foreground instead of returning once mounted." };
         var target = new Argument<string>("TARGET") { Description = "Where to mount the merged tree (containers/storage passes .../overlay/ID/merged)." };
         var command = new Command("overlay-mount", "Mount program for container engines (fuse-overlayfs's command line): stacks image layers under a writable layer, served through the secure proxy.")
@@ -41,6 +41,7 @@ internal static partial class OverlayMountCommand
     private static int Run(string[] optionGroups, bool foreground, string target)
     {
         string? lower = null, upper = null, work = null;
+        bool ioUring = false; // an overlay instance is never kept, so io_uring takes nothing from it (see mount --io-uring)
         foreach (string option in optionGroups.SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
         {
             int eq = option.IndexOf('=', StringComparison.Ordinal);
@@ -50,6 +51,7 @@ internal static partial class OverlayMountCommand
                 case "lowerdir": lower = value; break;
                 case "upperdir": upper = value; break;
                 case "workdir": work = value; break;
+                case "io_uring": ioUring = true; break;
                 default:
                     if (Environment.GetEnvironmentVariable("INSPATIALFS_DEBUG") != null) Console.Error.WriteLine($"inspatialfs-overlay: ignoring option '{option}'");
                     break;
@@ -94,15 +96,16 @@ internal static partial class OverlayMountCommand
 
         if (foreground)
         {
-            return MountRunner.Run(new MountRequest { ConfigFile = configPath });
+            return MountRunner.Run(new MountRequest { ConfigFile = configPath, IoUring = ioUring });
         }
 
         if (ReadinessPipe.TakeEarlyDetached())
         {
-            return ServeDetached(configPath, mountpoint, stateDir);
+            return ServeDetached(configPath, mountpoint, stateDir, ioUring);
         }
 
-        return BackgroundServer.Start("inspatialfs-overlay", ["mount", "--config", configPath], mountpoint, stateDir);
+        string[] args = ioUring ? ["mount", "--config", configPath, "--io-uring"] : ["mount", "--config", configPath];
+        return BackgroundServer.Start("inspatialfs-overlay", args, mountpoint, stateDir);
     }
 
     /// <summary>
@@ -110,7 +113,7 @@ internal static partial class OverlayMountCommand
     /// its parent returns once it serves. Its output goes to the log from here on, as a spawned server's did; should it
     /// end before serving, its caller still learns why, as from <see cref="BackgroundServer"/>.
     /// </summary>
-    private static int ServeDetached(string configPath, string mountpoint, string stateDir)
+    private static int ServeDetached(string configPath, string mountpoint, string stateDir, bool ioUring)
     {
         string log = Path.Combine(stateDir, ServerStdio.LogName);
         long logStart;
@@ -125,7 +128,7 @@ internal static partial class OverlayMountCommand
             ReadinessPipe.DetachStdio(stdio);
         }
 
-        int code = MountRunner.Run(new MountRequest { ConfigFile = configPath });
+        int code = MountRunner.Run(new MountRequest { ConfigFile = configPath, IoUring = ioUring });
         ReadinessPipe.ReportUnready(() => $"inspatialfs-overlay: the server exited before {mountpoint} was mounted:\n{ServerStdio.Tail(log, logStart)}");
         return code;
     }

@@ -126,4 +126,30 @@ public sealed class OverlayMountProgramStartTests
         Assert.That(output, Does.Contain("-o lowerdir=DIR[:DIR...] is required"));
         Assert.That(Directory.Exists(StateDir), Is.False, "no instance was prepared");
     }
+
+    [Test]
+    public void With_io_uring_the_container_mount_takes_its_requests_over_the_rings()
+    {
+        using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
+        (int exit, string output, _) = MountProgram($"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work,io_uring");
+        Assert.That(exit, Is.Zero, output);
+
+        File.WriteAllText(Path.Combine(Target, "copied-up"), "upper\n");
+        Assert.That(File.ReadAllText(Path.Combine(Target, "from-the-image")), Is.EqualTo("lower\n"));
+        Assert.That(File.ReadAllText(Path.Combine(_work, "upper", "copied-up")), Is.EqualTo("upper\n"));
+        string status = File.ReadAllText(Path.Combine("/run/inspatialfs", _id, "status"));
+        Assert.That(status, Does.Contain("transport: io_uring ("), status);
+        Assert.That(status, Does.Match(@"ring_requests: [1-9]"), status);
+    }
+
+    [Test]
+    public void With_io_uring_on_a_kernel_with_the_switch_off_the_caller_learns_why_and_nothing_is_mounted()
+    {
+        using FuseIoUringSwitch off = FuseIoUringSwitch.Set(on: false);
+        (int exit, string output, _) = MountProgram($"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work,io_uring");
+
+        Assert.That(exit, Is.Not.Zero, output);
+        Assert.That(output, Does.Contain("FUSE over io_uring is off"));
+        Assert.That(File.ReadAllText("/proc/mounts"), Does.Not.Contain(Target));
+    }
 }

@@ -84,6 +84,30 @@ public sealed class PodmanMountProgramTests
     }
 
     [Test]
+    public void With_overlay_mountopt_io_uring_the_container_is_served_over_io_uring()
+    {
+        using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
+        // storage.conf's [storage.options.overlay] mountopt = "io_uring" as a flag: containers/storage passes it to the mount program.
+        ShellResult run = Shell.Run($"INSPATIALFS_OVERLAY_CONFIG='{_profile}' {Podman} --storage-opt overlay.mountopt=io_uring " +
+            $"run -d --name u1 {RunFlags} localhost/isfs-test:2 sh -c 'echo ring > /srv/mine; sleep 30'", TimeSpan.FromMinutes(2));
+        Assert.That(run.ExitCode, Is.Zero, run.ToString());
+        try
+        {
+            Assert.That(ControlFiles.Eventually(() => P("exec u1 cat /srv/mine").StdOut.Contains("ring", StringComparison.Ordinal), TimeSpan.FromSeconds(20)), Is.True);
+            string status = File.ReadAllText(Path.Combine("/run/inspatialfs", InstanceOf("u1"), "status"));
+            Assert.That(status, Does.Contain("transport: io_uring ("), status);
+            Assert.That(P("exec u1 cat /srv/keep").StdOut.Trim(), Is.EqualTo("keep"));
+            ShellResult secret = P("exec u1 cat /etc/secret");
+            Assert.That(secret.ExitCode, Is.Not.Zero, "the profile's policy holds on the rings: " + secret);
+            Assert.That(secret.StdOut, Does.Not.Contain("classified"));
+        }
+        finally
+        {
+            P("rm -f u1");
+        }
+    }
+
+    [Test]
     public void Two_containers_of_one_image_do_not_see_each_others_writes()
     {
         PCheck($"run -d --name a1 {RunFlags} localhost/isfs-test:2 sh -c 'echo from-a > /srv/mine; sleep 30'");
