@@ -37,7 +37,7 @@ internal static class MountRunner
         }
 
         // io_uring: requests a dead server held on its rings cannot be resent to a new one, so no keeper (Instance.Restart.cs).
-        bool kept = !request.NoKeeper && !request.IoUring && KeeperLaunch.Unkept(config, out keeper, detached: request.Background) is null;
+        bool kept = !request.NoKeeper && !request.IoUring && !config.IoUring && KeeperLaunch.Unkept(config, out keeper, detached: request.Background) is null;
         if (request.Background)
         {
             // The same command line without --background, in its own session (under the keeper when it gets one); it
@@ -63,7 +63,7 @@ internal static class MountRunner
             {
                 ReaderThreads = request.Readers,
                 Passthrough = !request.NoPassthrough,
-                IoUring = request.IoUring,
+                IoUring = request.IoUring || config.IoUring,
                 DirectFallback = request.DirectFallback == "copy" ? InSpatialFs.Proxy.Direct.DirectMode.Proxied : InSpatialFs.Proxy.Direct.DirectMode.Spliced,
                 Control = !request.NoControl,
                 AllowRelax = request.AllowRelax,

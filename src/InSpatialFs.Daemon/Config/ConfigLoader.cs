@@ -17,7 +17,7 @@ namespace InSpatialFs.Daemon.Config;
 public static partial class ConfigLoader
 {
     private static readonly string[] TopKeys =
-        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs", "host_users", "incidents", "metrics_listen"];
+        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs", "host_users", "incidents", "metrics_listen", "io_uring"];
     private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory", "overlay"];
     private static readonly string[] OverlayKeys = ["lower", "upper", "work"];
     private static readonly string[] MemoryKeys = ["size"];
@@ -189,6 +189,7 @@ public static partial class ConfigLoader
                 HostUsers = Optional(root, "host_users") is { } hu ? HostUsers(hu) : new HostUsersConfig(),
                 Incidents = Optional(root, "incidents") is { } inc ? Incidents(inc) : new IncidentsConfig(),
                 MetricsListen = Optional(root, "metrics_listen") is { } ml ? MetricsListen(ml) : null,
+                IoUring = Optional(root, "io_uring") is { } iu && Bool(iu, "io_uring"),
             };
         }
 

@@ -63,6 +63,7 @@ public static class ConfigSchema
         ["state_dir"] = () => AbsolutePath("Journal and incidents directory (default /var/lib/inspatialfs/NAME)."),
         ["isolation"] = () => Choice("Isolation level.", "standard", "enhanced", "maximum"),
         ["metrics_listen"] = () => Str(@"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$", "Serve Prometheus metrics over HTTP at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9464)."),
+        ["io_uring"] = () => Flag("Take the container mount's requests over FUSE over io_uring (as mount --io-uring): needs /sys/module/fuse/parameters/enable_uring Y; the instance is then not kept across a server crash."),
         ["mounts[].path"] = () => AbsolutePath("Namespace path of the mount, absolute and normalized; one mount must be at /."),
         ["mounts[].source"] = () => AbsolutePath("Host directory served (reached only through descriptors)."),
         ["mounts[].readonly"] = () => Flag("Write-class operations get EROFS."),

@@ -57,6 +57,7 @@ public static class ConfigWriter
             ("rate", c.Incidents.Rate?.ToString("0.############", CultureInfo.InvariantCulture)), ("max_burst", Number(c.Incidents.MaxBurst)),
             ("rotate_bytes", Number(c.Incidents.RotateBytes)), ("keep", Number(c.Incidents.Keep))]);
         if (c.MetricsListen is { } listen) root.Add("metrics_listen", Quoted(listen));
+        if (c.IoUring) root.Add("io_uring", Plain("true"));
 
         using var writer = new StringWriter(CultureInfo.InvariantCulture);
         writer.Write("# The effective configuration of '" + c.Name.Replace("\n", " ", StringComparison.Ordinal) + "' (defaults and overrides applied); `inspatialfs config validate` accepts it.\n");

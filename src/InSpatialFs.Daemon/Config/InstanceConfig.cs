@@ -32,6 +32,8 @@ public sealed record InstanceConfig
     public IncidentsConfig Incidents { get; init; } = new();
     /// <summary>`metrics_listen: ADDRESS:PORT` — serve the metrics over HTTP at /metrics there; null: only the control file.</summary>
     public string? MetricsListen { get; init; }
+    /// <summary>`io_uring: true` — the container mount takes its requests over io_uring, as `mount --io-uring`.</summary>
+    public bool IoUring { get; init; }
 
     /// <summary>Base of the default state directories (systemd's StateDirectory=).</summary>
     public const string StateRoot = "/var/lib/inspatialfs";

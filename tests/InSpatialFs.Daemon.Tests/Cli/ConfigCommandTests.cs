@@ -78,6 +78,7 @@ public sealed class ConfigCommandTests
         host_users: { root: read-only, others: none }
         incidents: { rate: 0.5, max_burst: 7, rotate_bytes: 4MiB, keep: 2 }
         metrics_listen: 127.0.0.1:9464
+        io_uring: true
         """;
 
     [Test]
@@ -158,6 +159,7 @@ public sealed class ConfigCommandTests
     [TestCase("mountpoint: $D/mnt\nmounts: [{ path: /, source: $D/root }]\nisolation: extreme\n", 3, 12, "isolation: 'extreme'")]
     [TestCase("mountpoint: $D/mnt\nmounts: [{ path: /, source: $D/root }]\nresources: { disk: lots }\n", 3, 20, "resources.disk")]
     [TestCase("mountpoint: $D/mnt\nmounts: [{ path: /, source: $D/root }]\nmetrics_listen: localhost:80\n", 3, 17, "metrics_listen")]
+    [TestCase("mountpoint: $D/mnt\nmounts: [{ path: /, source: $D/root }]\nio_uring: maybe\n", 3, 11, "io_uring")]
     [TestCase("mountpoint: $D/mnt\nmounts: [{ path: /, source: $D/root }]\nmistake: 1\n", 3, 1, "unknown key 'mistake'")]
     public void Validate_refuses_a_bad_config_with_its_position_and_exit_2(string yaml, int line, int column, string reason)
     {

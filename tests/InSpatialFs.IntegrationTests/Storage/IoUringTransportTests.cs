@@ -109,4 +109,35 @@ public sealed class IoUringTransportTests
             Shell.Run($"rm -rf '{work}'");
         }
     }
+
+    [Test]
+    public void The_config_key_io_uring_is_the_flag_for_an_instance_started_from_its_file()
+    {
+        DaemonProcess.RequireMountable();
+        using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
+        string work = Directory.CreateTempSubdirectory("inspatialfs-uring-config-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(work, "source"));
+            string config = Path.Combine(work, "instance.yaml");
+            File.WriteAllText(config, $"name: uring-config\nmountpoint: {work}/mnt\ncontrol: {work}/ctl\nstate_dir: {work}/state\n" +
+                $"mounts:\n  - {{ path: /, source: {work}/source }}\nio_uring: true\n");
+            using DaemonProcess daemon = DaemonProcess.Start(Path.Combine(work, "mnt"), ["--config", config], appendMountPoint: false);
+            File.WriteAllText(Path.Combine(work, "mnt", "f"), "x");
+            string status = File.ReadAllText(Path.Combine(work, "ctl", "status"));
+            for (int i = 0; i < 100 && !Field(status, "transport").StartsWith("io_uring", StringComparison.Ordinal); i++)
+            {
+                Thread.Sleep(50); // the rings start right after INIT, on the thread that answered it
+                status = File.ReadAllText(Path.Combine(work, "ctl", "status"));
+            }
+
+            Assert.That(Field(status, "transport"), Does.StartWith("io_uring ("), status);
+            Assert.That(Field(status, "restart_mode"), Does.StartWith("off (--io-uring"), status);
+            Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
+        }
+        finally
+        {
+            Shell.Run($"rm -rf '{work}'");
+        }
+    }
 }
