@@ -63,6 +63,12 @@ internal sealed class DescriptorCache : IDisposable
         get { lock (_lock) { return _map.Count; } }
     }
 
+    /// <summary>A descriptor of <paramref name="id"/> is cached now (a moment's answer; its order is not touched).</summary>
+    public bool Contains(ulong id)
+    {
+        lock (_lock) { return _map.ContainsKey(id); }
+    }
+
     /// <summary>Borrows the cached descriptor of <paramref name="id"/>, marking it most recently used.</summary>
     public bool TryBorrow(ulong id, out FdLease lease)
     {

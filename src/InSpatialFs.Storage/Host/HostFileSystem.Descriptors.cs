@@ -384,7 +384,10 @@ public sealed unsafe partial class HostFileSystem
 
     /// <summary>A new O_PATH descriptor of exactly the node's inode, from its file handle (ESTALE without one, or once
     /// the inode is gone); the caller owns it.</summary>
-    private Errno OpenByHandle(HostNode node, out int fd)
+    private Errno OpenByHandle(HostNode node, out int fd) => OpenByHandle(node, O_PATH, out fd);
+
+    /// <summary>As above, opened with <paramref name="flags"/> (an open file's own descriptor, straight from the handle).</summary>
+    private Errno OpenByHandle(HostNode node, int flags, out int fd)
     {
         fd = -1;
         if (node.Handle == null) return Errno.ESTALE;
@@ -395,7 +398,7 @@ public sealed unsafe partial class HostFileSystem
         {
             fixed (byte* h = node.Handle)
             {
-                fd = open_by_handle_at(ml.Fd, h, O_PATH | O_CLOEXEC);
+                fd = open_by_handle_at(ml.Fd, h, flags | O_CLOEXEC);
             }
         }
         return fd >= 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();

@@ -128,6 +128,9 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
     /// <summary>Descriptors currently held by the node cache (diagnostics and tests).</summary>
     public int CachedDescriptorCount => _cache.Count;
 
+    /// <summary>The node's O_PATH descriptor is in the cache now (tests).</summary>
+    internal bool HasCachedDescriptor(ulong ino) => _cache.Contains(ino);
+
     /// <summary>Nodes currently known (held, open, or unheld and waiting in the aging queue).</summary>
     public int NodeCount => _nodesById.Count;
 

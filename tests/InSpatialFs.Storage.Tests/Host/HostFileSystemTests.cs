@@ -272,6 +272,41 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    public void Opening_a_file_whose_descriptor_was_evicted_opens_it_from_its_handle_without_taking_a_cache_slot()
+    {
+        File.WriteAllText(_box.Src("cold"), "from the handle");
+        ulong ino = _box.Lookup(_box.Fs.RootIno, "cold");
+        void EvictAll(string prefix)
+        {
+            for (int i = 0; i < 200; i++) File.WriteAllText(_box.Src($"{prefix}{i}"), "");
+            for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"{prefix}{i}");
+        }
+
+        EvictAll("e");
+        Assert.That(_box.Fs.HasCachedDescriptor(ino), Is.False, "evicted");
+        Assert.That(_box.ReadAll(ino), Is.EqualTo("from the handle"));
+        Assert.That(_box.Fs.HasCachedDescriptor(ino), Is.False, "opened straight from its handle: no O_PATH descriptor taken (none evicted for it)");
+        Assert.That(_box.Fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.HasCachedDescriptor(ino), Is.True, "positive control: a metadata request caches one");
+
+        // The open flags are the request's: O_TRUNC empties the file.
+        Assert.That(_box.Fs.Open(ino, LibC.O_WRONLY | LibC.O_TRUNC, User, out IOpenFile w), Is.EqualTo(Errno.OK));
+        Assert.That(w.Write(0, B("rewritten"), out _), Is.EqualTo(Errno.OK));
+        Assert.That(w.Release(), Is.EqualTo(Errno.OK));
+        Assert.That(File.ReadAllText(_box.Src("cold")), Is.EqualTo("rewritten"));
+
+        // The handle names the inode, not the name: renamed on the host, it is still this file ...
+        File.Move(_box.Src("cold"), _box.Src("moved"));
+        EvictAll("f");
+        Assert.That(_box.ReadAll(ino), Is.EqualTo("rewritten"));
+        // ... and once the inode is gone (replaced under its name), the node is stale, not the new file.
+        File.Delete(_box.Src("moved"));
+        File.WriteAllText(_box.Src("moved"), "a different file");
+        EvictAll("g");
+        Assert.That(_box.Fs.Open(ino, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.ESTALE));
+    }
+
+    [Test]
     public void A_created_file_keeps_no_descriptor_and_is_reached_through_its_handle()
     {
         int cached = _box.Fs.CachedDescriptorCount;
