@@ -53,15 +53,21 @@ public sealed partial class ProtocolServer
         }
         catch (Exception ex)
         {
-            FuseLog.ReaderCrashed(_logger, ex, reader.Index);
-            Interlocked.CompareExchange(ref _failure, ex, null);
-            Stop();
+            ReaderCrashed(reader, ex);
         }
         finally
         {
             reader.Dispose();
             ReaderEnded();
         }
+    }
+
+    /// <summary>A reader thread (of /dev/fuse or of a ring) threw: the connection fails with that exception.</summary>
+    private void ReaderCrashed(Reader reader, Exception ex)
+    {
+        FuseLog.ReaderCrashed(_logger, ex, reader.Index);
+        Interlocked.CompareExchange(ref _failure, ex, null);
+        Stop();
     }
 
     /// <summary>A reader thread (of /dev/fuse or of a ring) ends: the last one completes <see cref="Completion"/>.</summary>

@@ -126,9 +126,7 @@ public sealed partial class ProtocolServer
         }
         catch (Exception ex)
         {
-            FuseLog.ReaderCrashed(_logger, ex, reader.Index);
-            Interlocked.CompareExchange(ref _failure, ex, null);
-            Stop();
+            ReaderCrashed(reader, ex);
         }
         finally
         {

@@ -16,6 +16,21 @@ public sealed class IoUringTransportTests
     private static string Field(string status, string key) =>
         status.Split('\n').First(l => l.StartsWith(key + ": ", StringComparison.Ordinal))[(key.Length + 2)..];
 
+    /// <summary>Runs <paramref name="test"/> in a fresh work directory, removed after.</summary>
+    private static void InWorkDirectory(string prefix, Action<string> test)
+    {
+        DaemonProcess.RequireMountable();
+        string work = Directory.CreateTempSubdirectory(prefix).FullName;
+        try
+        {
+            test(work);
+        }
+        finally
+        {
+            Shell.Run($"rm -rf '{work}'");
+        }
+    }
+
     [Test]
     public void Coreutils_on_an_io_uring_mount_are_served_by_the_rings_under_the_same_policy()
     {
@@ -71,13 +86,10 @@ public sealed class IoUringTransportTests
     }
 
     [Test]
-    public void Io_uring_on_a_kernel_with_the_switch_off_refuses_to_start_and_mounts_nothing()
-    {
-        DaemonProcess.RequireMountable();
-        using FuseIoUringSwitch off = FuseIoUringSwitch.Set(on: false);
-        string work = Directory.CreateTempSubdirectory("inspatialfs-uring-off-").FullName;
-        try
+    public void Io_uring_on_a_kernel_with_the_switch_off_refuses_to_start_and_mounts_nothing() =>
+        InWorkDirectory("inspatialfs-uring-off-", work =>
         {
+            using FuseIoUringSwitch off = FuseIoUringSwitch.Set(on: false);
             string mnt = Path.Combine(work, "mnt");
             var failure = Assert.Throws<InvalidOperationException>(() =>
                 DaemonProcess.Start(mnt, ["--memory", "--io-uring", "--no-control", "--state-dir", Path.Combine(work, "state")], TimeSpan.FromSeconds(20)).Dispose());
@@ -85,39 +97,23 @@ public sealed class IoUringTransportTests
             Assert.That(failure.Message, Does.Contain("enable_uring is N"));
             Assert.That(failure.Message, Does.Contain("echo Y > /sys/module/fuse/parameters/enable_uring"));
             Assert.That(Mounts.IsFuse(mnt), Is.False);
-        }
-        finally
-        {
-            Shell.Run($"rm -rf '{work}'");
-        }
-    }
+        });
 
     [Test]
-    public void The_mount_option_io_uring_is_the_flag()
-    {
-        DaemonProcess.RequireMountable();
-        using FuseIoUringSwitch off = FuseIoUringSwitch.Set(on: false);
-        string work = Directory.CreateTempSubdirectory("inspatialfs-uring-opt-").FullName;
-        try
+    public void The_mount_option_io_uring_is_the_flag() =>
+        InWorkDirectory("inspatialfs-uring-opt-", work =>
         {
+            using FuseIoUringSwitch off = FuseIoUringSwitch.Set(on: false);
             (int exit, _, string err) = Shell.Run($"'{DaemonProcess.Binary}' mount --memory -o io_uring --no-control --state-dir '{work}/state' '{work}/mnt'");
             Assert.That(exit, Is.Not.Zero);
             Assert.That(err, Does.Contain("--io-uring: FUSE over io_uring is off"));
-        }
-        finally
-        {
-            Shell.Run($"rm -rf '{work}'");
-        }
-    }
+        });
 
     [Test]
-    public void The_config_key_io_uring_is_the_flag_for_an_instance_started_from_its_file()
-    {
-        DaemonProcess.RequireMountable();
-        using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
-        string work = Directory.CreateTempSubdirectory("inspatialfs-uring-config-").FullName;
-        try
+    public void The_config_key_io_uring_is_the_flag_for_an_instance_started_from_its_file() =>
+        InWorkDirectory("inspatialfs-uring-config-", work =>
         {
+            using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
             Directory.CreateDirectory(Path.Combine(work, "source"));
             string config = Path.Combine(work, "instance.yaml");
             File.WriteAllText(config, $"name: uring-config\nmountpoint: {work}/mnt\ncontrol: {work}/ctl\nstate_dir: {work}/state\n" +
@@ -134,10 +130,5 @@ public sealed class IoUringTransportTests
             Assert.That(Field(status, "transport"), Does.StartWith("io_uring ("), status);
             Assert.That(Field(status, "restart_mode"), Does.StartWith("off (--io-uring"), status);
             Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
-        }
-        finally
-        {
-            Shell.Run($"rm -rf '{work}'");
-        }
-    }
+        });
 }
