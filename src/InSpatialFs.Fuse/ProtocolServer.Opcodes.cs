@@ -156,9 +156,9 @@ public sealed partial class ProtocolServer
 
         ProtocolServerOptions o = s._options;
         ulong wanted = (ulong)o.WantedFlags & ~(ulong)FuseInitFlags.InitExt;
-        if (o.IoUring)
+        if (o.IoUring && (offered & (ulong)FuseInitFlags.OverIoUring) != 0 && s.PrepareRings())
         {
-            wanted |= (ulong)FuseInitFlags.OverIoUring; // the rings start after this reply (ProtocolServer.Ring.cs)
+            wanted |= (ulong)FuseInitFlags.OverIoUring; // the rings register after this reply (ProtocolServer.Ring.cs)
         }
 
         if ((wanted & (ulong)FuseInitFlags.WritebackCache) != 0)

@@ -89,11 +89,14 @@ internal sealed partial class Instance : IDisposable
     public long[] FuseRequests => _server?.RequestCounts() ?? [];
 
     /// <summary>How the container mount takes its requests (status `transport`).</summary>
+    /// <remarks>A ring that could not be made or registered leaves the kernel on /dev/fuse unless it had switched already
+    /// (every queue had an entry): then the requests the rings answered tell which.</remarks>
     public string Transport => _server switch
     {
         null => "none",
+        { RingUnavailable: string why, RingRequests: 0 } => $"/dev/fuse (io_uring not used: {why})",
+        { RingUnavailable: string why } s => $"io_uring ({s.RingEntries} ring entries on {s.RingQueues} queues; not all: {why})",
         { RingEntries: > 0 } s => $"io_uring ({s.RingEntries} ring entries on {s.RingQueues} queues)",
-        { RingUnavailable: string why } => $"/dev/fuse (io_uring not used: {why})",
         _ => "/dev/fuse",
     };
 

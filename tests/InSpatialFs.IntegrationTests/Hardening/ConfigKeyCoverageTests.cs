@@ -61,6 +61,7 @@ public sealed class ConfigKeyCoverageTests
         ["mounts[].overlay.upper"] = [Overlay],
         ["mounts[].overlay.work"] = [Overlay],
         ["metrics_listen"] = ["OperatorOutputTests.Metrics_listen_serves_the_exposition_to_a_scraper_and_nothing_else", "OperatorOutputTests.A_metrics_listen_address_in_use_refuses_the_start"],
+        ["io_uring"] = ["IoUringTransportTests.The_config_key_io_uring_is_the_flag_for_an_instance_started_from_its_file"],
     };
 
     private const string Limits = "IncidentLimitsTests.A_source_over_its_rate_limit_is_counted_as_suppressed_and_the_file_rotates_and_survives_a_restart";

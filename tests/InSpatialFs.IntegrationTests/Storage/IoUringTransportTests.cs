@@ -131,4 +131,37 @@ public sealed class IoUringTransportTests
             Assert.That(Field(status, "restart_mode"), Does.StartWith("off (--io-uring"), status);
             Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
         });
+
+    [Test]
+    public void Where_the_host_refuses_io_uring_the_mount_serves_on_dev_fuse_and_status_says_why() =>
+        InWorkDirectory("inspatialfs-uring-refused-", work =>
+        {
+            const string Disabled = "/proc/sys/kernel/io_uring_disabled";
+            if (!File.Exists(Disabled)) Assert.Ignore($"no {Disabled} on this kernel");
+            using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
+            string before = File.ReadAllText(Disabled).Trim();
+            File.WriteAllText(Disabled, "2"); // io_uring_setup fails with EPERM for every process, as under a seccomp filter
+            try
+            {
+                Directory.CreateDirectory(Path.Combine(work, "source"));
+                using DaemonProcess daemon = DaemonProcess.Start(Path.Combine(work, "mnt"),
+                    ["--source", Path.Combine(work, "source"), "--io-uring", "--control", Path.Combine(work, "ctl"), "--state-dir", Path.Combine(work, "state")]);
+                File.WriteAllText(Path.Combine(work, "mnt", "f"), "still served");
+                Assert.That(File.ReadAllText(Path.Combine(work, "source", "f")), Is.EqualTo("still served"));
+                string status = File.ReadAllText(Path.Combine(work, "ctl", "status"));
+                for (int i = 0; i < 100 && !Field(status, "transport").StartsWith("/dev/fuse (", StringComparison.Ordinal); i++)
+                {
+                    Thread.Sleep(50);
+                    status = File.ReadAllText(Path.Combine(work, "ctl", "status"));
+                }
+
+                Assert.That(Field(status, "transport"), Does.StartWith("/dev/fuse (io_uring not used: cannot make an io_uring").And.Contain("EPERM"), status);
+                Assert.That(Field(status, "ring_requests"), Is.EqualTo("0"));
+                Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
+            }
+            finally
+            {
+                File.WriteAllText(Disabled, before);
+            }
+        });
 }
