@@ -365,11 +365,7 @@ public sealed unsafe partial class HostFileSystem
     /// </summary>
     private Errno Borrow(HostNode node, out FdLease lease)
     {
-        SafeFd? pinned = node.Pinned;
-        if (pinned != null) return FdLease.TryBorrow(pinned, out lease) ? Errno.OK : Errno.ESTALE;
-        SafeFd? open = Volatile.Read(ref node.OpenFd);
-        if (open != null && FdLease.TryBorrow(open, out lease)) return Errno.OK; // else released meanwhile: go on
-        if (_cache.TryBorrow(node.Id, out lease)) return Errno.OK;
+        if (TryBorrowHeld(node, out lease, out Errno held)) return held;
         Errno e = OpenByHandle(node, out int fd);
         if (e != Errno.OK)
         {
@@ -380,6 +376,24 @@ public sealed unsafe partial class HostFileSystem
         lease = _cache.AddAndBorrow(node.Id, new SafeFd(fd));
 #pragma warning restore CA2000
         return Errno.OK;
+    }
+
+    /// <summary>
+    /// A descriptor the node holds already (pinned, an open file's own, or cached): true with <paramref name="result"/> set
+    /// (ESTALE for a pin already closed), false when it holds none and one must come from its handle.
+    /// </summary>
+    private bool TryBorrowHeld(HostNode node, out FdLease lease, out Errno result)
+    {
+        result = Errno.OK;
+        SafeFd? pinned = node.Pinned;
+        if (pinned != null)
+        {
+            if (!FdLease.TryBorrow(pinned, out lease)) result = Errno.ESTALE;
+            return true;
+        }
+        SafeFd? open = Volatile.Read(ref node.OpenFd);
+        if (open != null && FdLease.TryBorrow(open, out lease)) return true; // else released meanwhile: go on
+        return _cache.TryBorrow(node.Id, out lease);
     }
 
     /// <summary>A new O_PATH descriptor of exactly the node's inode, from its file handle (ESTALE without one, or once

@@ -25,24 +25,20 @@ public sealed unsafe partial class HostFileSystem
         if (node.Type != S_IFREG) return Errno.EACCES;
         if (!ReserveHandle()) return Errno.EMFILE;
         Errno e;
-        int fd;
-        if (node.Pinned is null && Volatile.Read(ref node.OpenFd) is null && !_cache.Contains(node.Id) && node.Handle is not null)
+        int fd = -1;
+        if (TryBorrowHeld(node, out FdLease l, out e))
+        {
+            if (e == Errno.OK)
+            {
+                using (l) e = ReopenNode(l.Fd, flags & ~OpenFlagsStripped, out fd);
+            }
+        }
+        else
         {
             // No descriptor of the node is held (a file not opened for a while, its O_PATH one evicted): open the file
             // straight from its handle, one open_by_handle_at, instead of an O_PATH one (taking a cache slot, so closing
             // the oldest) and a reopen through /proc/self/fd. The handle names exactly this inode, as the O_PATH one did.
             e = OpenByHandle(node, flags & ~OpenFlagsStripped, out fd);
-        }
-        else
-        {
-            e = Borrow(node, out FdLease l);
-            if (e != Errno.OK)
-            {
-                ReleaseHandleSlot();
-                return e;
-            }
-
-            using (l) e = ReopenNode(l.Fd, flags & ~OpenFlagsStripped, out fd);
         }
 
         if (e != Errno.OK)
