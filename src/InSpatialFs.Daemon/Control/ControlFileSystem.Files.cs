@@ -27,7 +27,10 @@ internal sealed partial class ControlFileSystem
 
         byte[] snapshot = file is ControlFile.Control or ControlFile.Events ? [] : Encoding.UTF8.GetBytes(_plane.Render(file));
         ulong fh = (ulong)Interlocked.Increment(ref _nextFh);
-        _open[fh] = new OpenControlFile(file, snapshot, NonBlocking: (flags & LibC.O_NONBLOCK) != 0);
+        _open[fh] = new OpenControlFile(file, snapshot, NonBlocking: (flags & LibC.O_NONBLOCK) != 0)
+        {
+            Events = file == ControlFile.Events ? new EventCursor(_plane.Events) : null,
+        };
         open = new FuseOpenOut { Fh = fh, OpenFlags = FopenFlags.DirectIo };
         return Errno.OK;
     }
@@ -124,22 +127,11 @@ internal sealed partial class ControlFileSystem
         }
     }
 
-    /// <summary>
-    /// Reads the event log at this reader's position (its file offset plus the skew it gained when it fell behind
-    /// the kept window and was moved to the next whole line); false when nothing arrived within <paramref name="wait"/>.
-    /// </summary>
-    private bool TryReadEvents(OpenControlFile open, long offset, Span<byte> buffer, TimeSpan wait, out int bytesRead)
+    /// <summary>Reads the event log at this reader's position; false when nothing arrived within <paramref name="wait"/>.</summary>
+    private static bool TryReadEvents(OpenControlFile open, long offset, Span<byte> buffer, TimeSpan wait, out int bytesRead)
     {
-        long position = offset + Volatile.Read(ref open.Skew);
-        bytesRead = _plane.Events.Read(ref position, buffer, wait, open.AtLineStart);
-        Volatile.Write(ref open.Skew, position - offset);
-        if (bytesRead == 0)
-        {
-            return false;
-        }
-
-        open.AtLineStart = buffer[bytesRead - 1] == (byte)'\n';
-        return true;
+        bytesRead = open.Events!.Read(offset, buffer, wait);
+        return bytesRead > 0;
     }
 
     public Errno Write(FuseRequest request, ulong nodeId, ulong fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)

@@ -298,10 +298,7 @@ internal sealed partial class ControlFileSystem : IFuseFileSystem
         /// <summary>control: lines seen on this open (for positioned refusals).</summary>
         public int LineNumber;
 
-        /// <summary>events: log position minus file offset, grown when a reader that fell behind the kept window is moved forward.</summary>
-        public long Skew;
-
-        /// <summary>events: whether the last byte this reader got ended a line.</summary>
-        public volatile bool AtLineStart = true;
+        /// <summary>events: this reader's place in the log (null for the other files).</summary>
+        public EventCursor? Events { get; init; }
     }
 }

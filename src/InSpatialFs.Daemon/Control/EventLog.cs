@@ -66,8 +66,11 @@ internal sealed class EventLog
     /// when it was mid-line (<paramref name="readerAtLineStart"/> false), so no line is glued to a stranger's tail —
     /// and <paramref name="position"/> comes back as the log position of the first byte returned (the caller keeps
     /// that skew for its next read, so it never re-reads the window). Returns the count (0 = nothing new within the wait).
+    /// When the destination cut a line longer than itself, <paramref name="restOfLine"/> is a copy of that line's
+    /// remaining bytes up to and including its newline (see <see cref="EventCursor"/>: the window may overwrite them
+    /// before the reader comes back); otherwise null.
     /// </summary>
-    public int Read(ref long position, Span<byte> destination, TimeSpan wait, bool readerAtLineStart = true)
+    public int Read(ref long position, Span<byte> destination, TimeSpan wait, bool readerAtLineStart, out byte[]? restOfLine)
     {
         lock (_gate)
         {
@@ -95,13 +98,13 @@ internal sealed class EventLog
                 {
                     // Ends the reader's partial line; the newline stands one byte before the data in the reader's offsets.
                     destination[0] = (byte)'\n';
-                    int copied = Copy(position, destination[1..]);
+                    int copied = Copy(position, destination[1..], out restOfLine);
                     position--;
                     return copied + 1;
                 }
             }
 
-            return Copy(position, destination);
+            return Copy(position, destination, out restOfLine);
         }
     }
 
@@ -110,27 +113,52 @@ internal sealed class EventLog
     /// when the destination cannot take everything (the log itself always ends on a line end): a reader's position
     /// then stays at a line start, so if the window later overtakes it, no half line is ever handed out.
     /// </summary>
-    private int Copy(long offset, Span<byte> destination)
+    private int Copy(long offset, Span<byte> destination, out byte[]? restOfLine)
     {
+        restOfLine = null;
         long available = Math.Max(0, _end - offset);
         int count = (int)Math.Min(destination.Length, available);
-        for (int done = 0; done < count;)
-        {
-            int at = (int)((offset + done) % _ring.Length);
-            int n = Math.Min(count - done, _ring.Length - at);
-            _ring.AsSpan(at, n).CopyTo(destination.Slice(done, n));
-            done += n;
-        }
+        CopyOut(offset, destination[..count]);
 
         if (count < available)
         {
             int lastNewline = destination[..count].LastIndexOf((byte)'\n');
             if (lastNewline >= 0)
             {
-                count = lastNewline + 1; // a line longer than the whole buffer still goes out in pieces
+                count = lastNewline + 1;
+            }
+            else
+            {
+                restOfLine = RestOfLine(offset + count); // a line longer than the whole buffer goes out in pieces
             }
         }
 
         return count;
+    }
+
+    /// <summary>A copy of the bytes from <paramref name="from"/> (inside the window, mid-line) to the end of that line; the caller holds _gate.</summary>
+    private byte[] RestOfLine(long from)
+    {
+        long end = from;
+        while (_ring[(int)(end % _ring.Length)] != (byte)'\n')
+        {
+            end++; // the log always ends on a newline, so this stops inside the window
+        }
+
+        var rest = new byte[end + 1 - from];
+        CopyOut(from, rest);
+        return rest;
+    }
+
+    /// <summary>Fills <paramref name="destination"/> from log position <paramref name="from"/> (inside the window), across the ring's wrap.</summary>
+    private void CopyOut(long from, Span<byte> destination)
+    {
+        for (int done = 0; done < destination.Length;)
+        {
+            int at = (int)((from + done) % _ring.Length);
+            int n = Math.Min(destination.Length - done, _ring.Length - at);
+            _ring.AsSpan(at, n).CopyTo(destination.Slice(done, n));
+            done += n;
+        }
     }
 }
