@@ -130,13 +130,17 @@ public sealed unsafe partial class HostFileSystem
     }
 
     /// <summary>Finds or makes the node for a fresh O_PATH descriptor, adds one kernel reference, and takes the descriptor.</summary>
-    private Errno AdoptPathFd(SafeFd pathFd, out FuseAttr attr) => AdoptPathFd(pathFd, null, out attr);
+    private Errno AdoptPathFd(SafeFd pathFd, out FuseAttr attr) => AdoptPathFd(pathFd, null, out attr, out _);
+
+    private Errno AdoptPathFd(SafeFd pathFd, StatX* current, out FuseAttr attr) => AdoptPathFd(pathFd, current, out attr, out _);
 
     /// <summary>As above; <paramref name="current"/>, when not null, is a statx of this very inode taken after its last
-    /// change by us (a create's ownership step), which saves the statx here.</summary>
-    private Errno AdoptPathFd(SafeFd pathFd, StatX* current, out FuseAttr attr)
+    /// change by us (a create's ownership step), which saves the statx here. <paramref name="wasKnown"/>: the inode
+    /// already had a node.</summary>
+    private Errno AdoptPathFd(SafeFd pathFd, StatX* current, out FuseAttr attr, out bool wasKnown)
     {
         attr = default;
+        wasKnown = false;
         StatX st;
         if (current != null)
         {
@@ -156,6 +160,7 @@ public sealed unsafe partial class HostFileSystem
         {
             if (_nodesByKey.TryGetValue(key, out HostNode? known))
             {
+                wasKnown = true;
                 EntryReturnedLocked(known);
                 attr = ToAttr(st, known.Id);
                 if (known.Pinned == null) _cache.Add(known.Id, pathFd);

@@ -35,6 +35,41 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
+    public void A_run_of_unknown_names_switches_lookups_to_openat2_first_and_known_names_switch_them_back_with_the_same_answers()
+    {
+        for (int i = 0; i < 40; i++) File.WriteAllText(_box.Src($"f{i}"), new string('x', i));
+        Directory.CreateDirectory(_box.Src("d"));
+        File.CreateSymbolicLink(_box.Src("out"), "/etc");
+        Assert.That(_box.Fs.LookupTriesKnownFirst, Is.True, "a new mount starts with the known-node probe");
+
+        // A cold walk: every name is new to the backend.
+        var first = new ulong[40];
+        for (int i = 0; i < 40; i++)
+        {
+            Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B($"f{i}"), out FuseAttr a), Is.EqualTo(Errno.OK));
+            Assert.That(a.Size, Is.EqualTo((ulong)i));
+            first[i] = a.Ino;
+        }
+
+        Assert.That(_box.Fs.LookupTriesKnownFirst, Is.False, "40 unknown names in a row: the probe is skipped");
+        // In that mode every kind of answer is still the same: a missing name, a directory, a symlink not followed.
+        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("missing"), out _), Is.EqualTo(Errno.ENOENT));
+        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("d"), out FuseAttr dir), Is.EqualTo(Errno.OK));
+        Assert.That(dir.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFDIR));
+        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("out"), out FuseAttr link), Is.EqualTo(Errno.OK));
+        Assert.That(link.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFLNK));
+
+        // A warm walk: the same names again find their nodes, whichever way they are asked.
+        for (int i = 0; i < 40; i++)
+        {
+            Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B($"f{i}"), out FuseAttr a), Is.EqualTo(Errno.OK));
+            Assert.That(a.Ino, Is.EqualTo(first[i]), $"f{i} keeps its node");
+        }
+
+        Assert.That(_box.Fs.LookupTriesKnownFirst, Is.True, "known names in a row bring the probe back");
+    }
+
+    [Test]
     public void A_listed_name_is_looked_up_without_the_known_node_probe_and_answers_as_Lookup_does()
     {
         File.WriteAllText(_box.Src("fresh"), "abc");
