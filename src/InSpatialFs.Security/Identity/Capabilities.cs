@@ -14,7 +14,18 @@ internal static class Capabilities
         "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
     ];
 
+    // Processes share a handful of sets (a root shell's full set, an unprivileged one's empty set, a container's bounded
+    // one): each new process would otherwise build the same three strings again. Bounded, as the masks are the callers'.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, string> Known = new();
+    private const int KnownMax = 256;
+
     /// <summary>The names of the set bits, space separated (empty for none).</summary>
-    public static string Names(ulong set) =>
-        set == 0 ? "" : string.Join(' ', Enumerable.Range(0, ByBit.Length).Where(b => (set & (1UL << b)) != 0).Select(b => ByBit[b]));
+    public static string Names(ulong set)
+    {
+        if (set == 0) return "";
+        if (Known.TryGetValue(set, out string? names)) return names;
+        names = string.Join(' ', Enumerable.Range(0, ByBit.Length).Where(b => (set & (1UL << b)) != 0).Select(b => ByBit[b]));
+        if (Known.Count < KnownMax) Known.TryAdd(set, names);
+        return names;
+    }
 }

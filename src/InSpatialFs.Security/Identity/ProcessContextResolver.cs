@@ -99,9 +99,9 @@ public sealed class ProcessContextResolver
             CapInheritable = Capabilities.Names(status.CapInh),
             Name = comm,
             Exe = exe,
-            ExePath = ReadLink(Path.Combine(dir, "exe")) ?? "",
+            ExePath = ProcFs.TryReadLink(Path.Combine(dir, "exe")) ?? "",
             Args = args,
-            Cwd = ReadLink(Path.Combine(dir, "cwd")) is { } cwd ? (cwd.EndsWith('/') ? cwd : cwd + "/") : "",
+            Cwd = ProcFs.TryReadLink(Path.Combine(dir, "cwd")) is { } cwd ? (cwd.EndsWith('/') ? cwd : cwd + "/") : "",
             LoginUid = ReadLoginUid(Path.Combine(dir, "loginuid")),
             Uid = status.Uid,
             Parent = ancestorsLeft > 0 && ppid > 0 && ppid != pid ? Resolve(ppid, ancestorsLeft - 1, reads) : null,
@@ -290,15 +290,4 @@ public sealed class ProcessContextResolver
         return text != null && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v != uint.MaxValue ? v : -1;
     }
 
-    private static string? ReadLink(string path)
-    {
-        try
-        {
-            return new FileInfo(path).LinkTarget;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
 }

@@ -147,7 +147,31 @@ internal static unsafe class ProcFs
         }
     }
 
+    /// <summary>
+    /// The target of a /proc symlink (exe, cwd, root) with one readlink(2); null when it cannot be read (the process is
+    /// gone). Not through FileInfo.LinkTarget: that normalises the path and allocates on the way, for each of the three
+    /// links every new caller has read.
+    /// </summary>
     public static string? TryReadLink(string path)
+    {
+        const int Room = 4096; // PATH_MAX: procfs renders no longer target
+        int length = Encoding.UTF8.GetByteCount(path);
+        Span<byte> pathZ = length < 512 ? stackalloc byte[length + 1] : new byte[length + 1];
+        Encoding.UTF8.GetBytes(path, pathZ);
+        pathZ[length] = 0;
+        byte* target = stackalloc byte[Room];
+        nint n;
+        fixed (byte* p = pathZ)
+        {
+            n = LibC.readlinkat(LibC.AT_FDCWD, p, target, Room);
+        }
+
+        if (n < 0) return null;
+        if (n == Room) return LongLinkTarget(path); // possibly cut: the runtime's way, which grows its buffer
+        return Encoding.UTF8.GetString(target, (int)n);
+    }
+
+    private static string? LongLinkTarget(string path)
     {
         try
         {

@@ -8,6 +8,38 @@ namespace InSpatialFs.Security.Tests.Identity;
 public sealed class ProcessContextResolverTests
 {
     [Test]
+    public void Links_are_read_whole_up_to_the_longest_target_a_symlink_can_hold_and_a_missing_one_is_null()
+    {
+        string dir = Directory.CreateTempSubdirectory("links-").FullName;
+        try
+        {
+            string longest = "/" + new string('t', 4094); // 4095 bytes: PATH_MAX less its terminating NUL
+            File.CreateSymbolicLink(Path.Combine(dir, "long"), longest);
+            File.CreateSymbolicLink(Path.Combine(dir, "named"), "/tmp/caf\u00e9 x");
+            Assert.Multiple(() =>
+            {
+                Assert.That(ProcFs.TryReadLink(Path.Combine(dir, "long")), Is.EqualTo(longest));
+                Assert.That(ProcFs.TryReadLink(Path.Combine(dir, "named")), Is.EqualTo("/tmp/caf\u00e9 x"), "UTF-8 targets decode");
+                Assert.That(ProcFs.TryReadLink(Path.Combine(dir, "missing")), Is.Null);
+                Assert.That(ProcFs.TryReadLink("/proc/self/exe"), Is.EqualTo(new FileInfo("/proc/self/exe").LinkTarget), "as the runtime reads it");
+            });
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void Capability_names_are_the_same_text_however_often_a_set_is_asked()
+    {
+        const ulong chownAndKill = (1UL << 0) | (1UL << 5);
+        Assert.That(Capabilities.Names(chownAndKill), Is.EqualTo("CAP_CHOWN CAP_KILL"));
+        Assert.That(Capabilities.Names(chownAndKill), Is.EqualTo("CAP_CHOWN CAP_KILL"), "a remembered set");
+        Assert.That(Capabilities.Names(0), Is.Empty);
+    }
+
+    [Test]
     public void A_process_s_fields_come_from_its_stat_status_cmdline_and_links()
     {
         string cwd = Directory.CreateTempSubdirectory("pcr-").FullName;
