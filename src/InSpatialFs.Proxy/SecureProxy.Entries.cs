@@ -109,6 +109,30 @@ public sealed partial class SecureProxy
         return err;
     }
 
+    /// <summary>
+    /// The end of MKNOD, MKDIR and SYMLINK once the backend answered: a create a restarted server finds already made
+    /// counts as made, the new entry is registered and charged to the quota (or the inode reserved for it refunded), and
+    /// the event completes.
+    /// </summary>
+    private Errno NewEntryMade(FsEvent e, Errno err, bool resumed, ProxyNode dir, ReadOnlySpan<byte> name, string childName, ref FuseAttr attr,
+        long started, out FuseEntryOut entry)
+    {
+        entry = default;
+        err = ResumedCreate(resumed, err, dir, name, ref attr);
+        if (err == Errno.OK)
+        {
+            Register(dir, dir.Mount, childName, ref attr, out entry);
+            e.Object = IdentityOfEntry(entry);
+            ChargedNewObject(dir.Mount, entry);
+        }
+        else
+        {
+            RefundInode(dir.Mount);
+        }
+
+        return Complete(e, err, started);
+    }
+
     /// <summary>Lookups of one name before ESTALE when its node is dropped each time before it is retained.</summary>
     private const int MaxLookupAttempts = 4;
 
@@ -125,19 +149,7 @@ public sealed partial class SecureProxy
         long started = Stopwatch.GetTimestamp();
         bool resumed = NoteIntent(request);
         err = BackendOf(dir).MkNod(dir.Ino, name, mode, rdev, CallerOf(request), out FuseAttr attr);
-        err = ResumedCreate(resumed, err, dir, name, ref attr);
-        if (err == Errno.OK)
-        {
-            Register(dir, dir.Mount, childName, ref attr, out entry);
-            e.Object = IdentityOfEntry(entry);
-            ChargedNewObject(dir.Mount, entry);
-        }
-        else
-        {
-            RefundInode(dir.Mount);
-        }
-
-        return Complete(e, err, started);
+        return NewEntryMade(e, err, resumed, dir, name, childName, ref attr, started, out entry);
     }
 
     public Errno MkDir(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, uint mode, uint umask, out FuseEntryOut entry)
@@ -153,19 +165,7 @@ public sealed partial class SecureProxy
         long started = Stopwatch.GetTimestamp();
         bool resumed = NoteIntent(request);
         err = BackendOf(dir).MkDir(dir.Ino, name, mode, CallerOf(request), out FuseAttr attr);
-        err = ResumedCreate(resumed, err, dir, name, ref attr);
-        if (err == Errno.OK)
-        {
-            Register(dir, dir.Mount, childName, ref attr, out entry);
-            e.Object = IdentityOfEntry(entry);
-            ChargedNewObject(dir.Mount, entry);
-        }
-        else
-        {
-            RefundInode(dir.Mount);
-        }
-
-        return Complete(e, err, started);
+        return NewEntryMade(e, err, resumed, dir, name, childName, ref attr, started, out entry);
     }
 
     public Errno Symlink(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, out FuseEntryOut entry)
@@ -197,19 +197,7 @@ public sealed partial class SecureProxy
         long started = Stopwatch.GetTimestamp();
         bool resumed = NoteIntent(request);
         err = BackendOf(dir).Symlink(dir.Ino, name, target, CallerOf(request), out FuseAttr attr);
-        err = ResumedCreate(resumed, err, dir, name, ref attr);
-        if (err == Errno.OK)
-        {
-            Register(dir, dir.Mount, childName, ref attr, out entry);
-            e.Object = IdentityOfEntry(entry);
-            ChargedNewObject(dir.Mount, entry);
-        }
-        else
-        {
-            RefundInode(dir.Mount);
-        }
-
-        return Complete(e, err, started);
+        return NewEntryMade(e, err, resumed, dir, name, childName, ref attr, started, out entry);
     }
 
     public Errno Link(FuseRequest request, ulong nodeId, ulong newParent, ReadOnlySpan<byte> newName, out FuseEntryOut entry)
