@@ -15,14 +15,16 @@ namespace InSpatialFs.Security.Policy;
 ///
 /// With a journal path, marks of objects that keep their identity across a restart (host files) are appended to it
 /// (at most a second after the write, and at the end) and read back at start: a file written before a daemon restart
-/// is still refused after it. A crash loses at most the last second of marks.
+/// is still refused after it. A crash loses at most the last second of marks. The journal is one of the daemon's own
+/// files: opened once, beneath its checked state directory and never through a symlink (<see cref="TrustedPath"/>);
+/// a journal that fails those checks stops the start, as the event journal's does.
 /// </summary>
 public sealed class RuntimeWrittenObjects : IDisposable
 {
     private static readonly TimeSpan FlushInterval = TimeSpan.FromSeconds(1);
     private readonly ConcurrentDictionary<InodeIdentity, byte> _objects = new();
     private readonly ConcurrentQueue<InodeIdentity> _unsaved = new();
-    private readonly string? _journal;
+    private readonly FileStream? _journal;
     private readonly Timer? _flusher;
     private readonly Lock _flushGate = new();
     private volatile bool _overflowed;
@@ -32,11 +34,40 @@ public sealed class RuntimeWrittenObjects : IDisposable
     public RuntimeWrittenObjects(int capacity = 1 << 20, string? journalPath = null)
     {
         Capacity = capacity;
-        _journal = journalPath;
         if (journalPath is not null)
         {
-            Load(journalPath);
+            _journal = OpenJournal(journalPath);
+            try
+            {
+                Load(_journal);
+            }
+            catch
+            {
+                _journal.Dispose();
+                throw;
+            }
+
             _flusher = new Timer(_ => Flush(), null, FlushInterval, FlushInterval);
+        }
+    }
+
+    /// <summary>The journal read-write and appending (created 0600); throws <see cref="UnsafePathException"/> for a planted one.</summary>
+    private static FileStream OpenJournal(string journalPath)
+    {
+        string directoryPath = Path.GetDirectoryName(Path.GetFullPath(journalPath)) ?? "/";
+        using SafeFd directory = TrustedPath.OpenDirectory(directoryPath, create: true);
+#pragma warning disable CA2000 // the handle moves into the stream; disposed here if the stream cannot take it
+        Microsoft.Win32.SafeHandles.SafeFileHandle file = TrustedPath.OpenFile(directory, directoryPath, Path.GetFileName(journalPath),
+            LibC.O_RDWR | LibC.O_APPEND | LibC.O_CREAT);
+#pragma warning restore CA2000
+        try
+        {
+            return new FileStream(file, FileAccess.ReadWrite, bufferSize: 0);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
         }
     }
 
@@ -111,9 +142,7 @@ public sealed class RuntimeWrittenObjects : IDisposable
 
             try
             {
-                var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite };
-                using var stream = new FileStream(_journal, options);
-                stream.Write(Encoding.ASCII.GetBytes(text.ToString()));
+                _journal.Write(Encoding.ASCII.GetBytes(text.ToString())); // O_APPEND: at the end whatever the position
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -122,10 +151,11 @@ public sealed class RuntimeWrittenObjects : IDisposable
         }
     }
 
-    private void Load(string path)
+    private void Load(FileStream journal)
     {
-        if (!File.Exists(path)) return;
-        foreach (string line in File.ReadLines(path))
+        journal.Position = 0;
+        using var reader = new StreamReader(journal, Encoding.ASCII, detectEncodingFromByteOrderMarks: false, leaveOpen: true);
+        while (reader.ReadLine() is string line)
         {
             string[] f = line.Split(' ');
             if (f.Length == 3 && ulong.TryParse(f[0], CultureInfo.InvariantCulture, out ulong dev) && ulong.TryParse(f[1], CultureInfo.InvariantCulture, out ulong ino)
@@ -142,5 +172,6 @@ public sealed class RuntimeWrittenObjects : IDisposable
     {
         _flusher?.Dispose();
         Flush();
+        lock (_flushGate) _journal?.Dispose();
     }
 }

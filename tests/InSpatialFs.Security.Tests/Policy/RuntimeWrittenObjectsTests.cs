@@ -9,6 +9,37 @@ public sealed class RuntimeWrittenObjectsTests
     private const int Marks = 5000;
 
     [Test]
+    public void A_journal_name_planted_as_a_symlink_or_a_hard_link_stops_the_start_and_the_file_it_leads_to_is_untouched()
+    {
+        string dir = Directory.CreateTempSubdirectory("inspatialfs-written-").FullName;
+        try
+        {
+            string victim = Path.Combine(dir, "victim");
+            File.WriteAllText(victim, "precious\n");
+            string journal = Path.Combine(dir, "written");
+            File.CreateSymbolicLink(journal, victim);
+            Assert.Throws<UnsafePathException>(() => new RuntimeWrittenObjects(journalPath: journal).Dispose(), "a symlink");
+            File.Delete(journal);
+            using (var ln = System.Diagnostics.Process.Start("ln", [victim, journal])) ln.WaitForExit();
+            Assert.Throws<UnsafePathException>(() => new RuntimeWrittenObjects(journalPath: journal).Dispose(), "a second name of another file");
+            Assert.That(File.ReadAllText(victim), Is.EqualTo("precious\n"));
+
+            File.Delete(journal);
+            using (var marks = new RuntimeWrittenObjects(journalPath: journal))
+            {
+                marks.Add(new InodeIdentity(1, 2, 0, Persistent: true));
+            }
+
+            Assert.That(File.GetUnixFileMode(journal), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite), "positive control: a fresh journal, 0600");
+            Assert.That(File.ReadAllText(journal), Is.EqualTo("1 2 0\n"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void A_flush_that_returns_has_appended_every_mark_made_before_it_even_with_the_timer_flushing_too()
     {
         // The last flush at a stop found the queue empty (the timer had just taken it) and returned; the process could
