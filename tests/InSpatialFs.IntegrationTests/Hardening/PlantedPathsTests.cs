@@ -118,6 +118,8 @@ public sealed class PlantedPathsTests
         new object[] { "incidents.jsonl -> file", "ln -s \"$F\" \"$S/incidents.jsonl\"", "symbolic link" },
         new object[] { "instance.pid -> file", "ln -s \"$F\" \"$S/instance.pid\"", "symbolic link" },
         new object[] { "instance.pid hard link of file", "ln \"$F\" \"$S/instance.pid\"", "hard links" },
+        new object[] { "runtime-written.marks -> file", "ln -s \"$F\" \"$S/runtime-written.marks\"", "symbolic link" },
+        new object[] { "runtime-written.marks hard link of file", "ln \"$F\" \"$S/runtime-written.marks\"", "hard links" },
         new object[] { "incidents.jsonl is a fifo", "mkfifo \"$S/incidents.jsonl\"", "fifo" },
         new object[] { "incidents.jsonl writable by others", "echo x > \"$S/incidents.jsonl\" && chmod 0666 \"$S/incidents.jsonl\"", "writable by group or others" },
     ];
