@@ -150,16 +150,20 @@ public static unsafe class TrustedPath
         }
     }
 
-    /// <summary>A state file opened for appending (created 0600), for the incident store and the event journal.</summary>
-    public static FileStream OpenAppendStream(string directoryPath, string name, int bufferSize)
+    /// <summary>
+    /// A state file opened for appending (created 0600), for the incident store, the event journal and the runtime-written
+    /// marks; <paramref name="access"/> ReadWrite also lets its owner read back what is there (writes still append).
+    /// </summary>
+    public static FileStream OpenAppendStream(string directoryPath, string name, int bufferSize, FileAccess access = FileAccess.Write)
     {
         using SafeFd dir = OpenDirectory(directoryPath, create: true);
+        int mode = access == FileAccess.Write ? LibC.O_WRONLY : LibC.O_RDWR;
 #pragma warning disable CA2000 // the handle moves into the returned stream; the catch below closes it on every failure
-        SafeFileHandle file = OpenFile(dir, directoryPath, name, LibC.O_WRONLY | LibC.O_APPEND | LibC.O_CREAT);
+        SafeFileHandle file = OpenFile(dir, directoryPath, name, mode | LibC.O_APPEND | LibC.O_CREAT);
 #pragma warning restore CA2000
         try
         {
-            var stream = new FileStream(file, FileAccess.Write, bufferSize);
+            var stream = new FileStream(file, access, bufferSize);
             stream.Seek(0, SeekOrigin.End); // O_APPEND writes at the end anyway; keep Position truthful
             return stream;
         }

@@ -36,7 +36,9 @@ public sealed class RuntimeWrittenObjects : IDisposable
         Capacity = capacity;
         if (journalPath is not null)
         {
-            _journal = OpenJournal(journalPath);
+            // Read-write and appending, created 0600; a planted journal throws UnsafePathException.
+            _journal = TrustedPath.OpenAppendStream(Path.GetDirectoryName(Path.GetFullPath(journalPath)) ?? "/", Path.GetFileName(journalPath),
+                bufferSize: 0, FileAccess.ReadWrite);
             try
             {
                 Load(_journal);
@@ -48,26 +50,6 @@ public sealed class RuntimeWrittenObjects : IDisposable
             }
 
             _flusher = new Timer(_ => Flush(), null, FlushInterval, FlushInterval);
-        }
-    }
-
-    /// <summary>The journal read-write and appending (created 0600); throws <see cref="UnsafePathException"/> for a planted one.</summary>
-    private static FileStream OpenJournal(string journalPath)
-    {
-        string directoryPath = Path.GetDirectoryName(Path.GetFullPath(journalPath)) ?? "/";
-        using SafeFd directory = TrustedPath.OpenDirectory(directoryPath, create: true);
-#pragma warning disable CA2000 // the handle moves into the stream; disposed here if the stream cannot take it
-        Microsoft.Win32.SafeHandles.SafeFileHandle file = TrustedPath.OpenFile(directory, directoryPath, Path.GetFileName(journalPath),
-            LibC.O_RDWR | LibC.O_APPEND | LibC.O_CREAT);
-#pragma warning restore CA2000
-        try
-        {
-            return new FileStream(file, FileAccess.ReadWrite, bufferSize: 0);
-        }
-        catch
-        {
-            file.Dispose();
-            throw;
         }
     }
 
