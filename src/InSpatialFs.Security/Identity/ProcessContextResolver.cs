@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
@@ -12,6 +11,13 @@ namespace InSpatialFs.Security.Identity;
 /// is a new key, so an exec'd process gets a fresh context. Each read is bounded (cmdline at 4 KiB); a process that
 /// is gone gives null rather than an error. The cache holds at most <see cref="Capacity"/> processes and is
 /// cleared when full (contexts already handed out stay valid).
+/// <para>
+/// A context whose comm and arguments disagree (a process caught inside execve, or renamed without one) is read once
+/// more after a millisecond. If they still disagree it is kept apart with the arguments it was read with, and reused
+/// only while /proc/PID/cmdline still reads the same: a process that was mid-exec has new arguments by then and is read
+/// afresh, while one that is simply named so (a renamed worker) costs one cmdline read, not a sleep and a dozen reads,
+/// for every child that names it as parent.
+/// </para>
 /// </summary>
 public sealed class ProcessContextResolver
 {
@@ -19,6 +25,8 @@ public sealed class ProcessContextResolver
 
     private readonly string _procRoot;
     private readonly ConcurrentDictionary<(int Pid, ulong Start, string Comm), ProcessContext> _cache = new();
+    // Contexts whose comm and arguments disagreed on two reads, with the raw cmdline they were read with.
+    private readonly ConcurrentDictionary<(int Pid, ulong Start, string Comm), (ProcessContext Context, byte[] Cmdline)> _unsettled = new();
     // The cache's size, kept apart: ConcurrentDictionary.Count takes every bucket lock (up to 1024 at this capacity), and
     // every new caller asks. Approximate under races, which is all a capacity bound needs.
     private int _count;
@@ -36,6 +44,9 @@ public sealed class ProcessContextResolver
     public AccountNames? Accounts { get; set; }
 
     public int Count => _cache.Count;
+
+    /// <summary>Contexts kept apart because their comm and arguments disagree (see the class remarks).</summary>
+    public int UnsettledCount => _unsettled.Count;
 
     /// <summary>The context of process <paramref name="pid"/> with its ancestors, or null when it cannot be read.</summary>
     public ProcessContext? Resolve(int pid) => Resolve(pid, ProcessContext.MaxAncestors, null);
@@ -57,6 +68,7 @@ public sealed class ProcessContextResolver
         ulong start;
         string exe, args;
         bool consistent;
+        byte[] cmdline;
         for (int attempt = 0; ; attempt++)
         {
             // The retry reads afresh: it is there to see what execve changed since the first read.
@@ -71,11 +83,16 @@ public sealed class ProcessContextResolver
                 return known;
             }
 
-            // Caught inside execve (the new name is set before the new arguments are): read once more shortly. A script
-            // run through its interpreter, or a child renamed without an exec (busybox's applets), stays inconsistent
-            // and is kept as /proc shows it, uncached.
-            (exe, args) = ReadCmdline(Path.Combine(dir, "cmdline"));
-            consistent = Consistent(comm, exe);
+            // Caught inside execve (the new name is set before the new arguments are): read once more shortly. A process
+            // renamed without an exec stays inconsistent and is kept apart (see the class remarks).
+            cmdline = ReadCmdlineBytes(Path.Combine(dir, "cmdline"));
+            if (_unsettled.TryGetValue((pid, start, comm), out var unsettled) && cmdline.AsSpan().SequenceEqual(unsettled.Cmdline))
+            {
+                return unsettled.Context;
+            }
+
+            (exe, args) = SplitCmdline(cmdline);
+            consistent = Consistent(comm, cmdline);
             if (consistent || attempt == 1)
             {
                 break;
@@ -108,15 +125,21 @@ public sealed class ProcessContextResolver
             Accounts = Accounts,
         };
 
-        if (!consistent)
-        {
-            return context; // not cached: the next process that names it as parent reads it again
-        }
-
         if (Volatile.Read(ref _count) >= Capacity)
         {
             _cache.Clear();
+            _unsettled.Clear();
             Volatile.Write(ref _count, 0);
+        }
+
+        if (!consistent)
+        {
+            if (_unsettled.TryAdd((pid, start, comm), (context, cmdline)))
+            {
+                Interlocked.Increment(ref _count);
+            }
+
+            return context;
         }
 
         if (_cache.TryAdd((pid, start, comm), context))
@@ -128,10 +151,38 @@ public sealed class ProcessContextResolver
         return _cache.TryGetValue((pid, start, comm), out ProcessContext? winner) ? winner : context;
     }
 
-    /// <summary>argv[0]'s base name and comm (its first 15 characters) name the same program.</summary>
-    internal static bool Consistent(string comm, string argv0)
+    /// <summary>
+    /// comm (its first 15 bytes) names the program /proc/PID/cmdline shows: argv[0]'s base name, or for a script run
+    /// through its interpreter the script's, which the kernel passes as argv[1] (argv[2] after the one option a
+    /// <c>#!</c> line may give) and makes the comm: <c>#!/bin/sh</c> in ./entrypoint.sh runs as
+    /// "/bin/sh ./entrypoint.sh" named "entrypoint.sh".
+    /// </summary>
+    internal static bool Consistent(string comm, ReadOnlySpan<byte> cmdline)
     {
-        string name = Path.GetFileName(argv0).TrimStart('-');
+        for (int i = 0; i < 3 && !cmdline.IsEmpty; i++)
+        {
+            int end = cmdline.IndexOf((byte)0);
+            ReadOnlySpan<byte> arg = end < 0 ? cmdline : cmdline[..end];
+            if (SameProgram(comm, Encoding.UTF8.GetString(arg), isArgv0: i == 0))
+            {
+                return true;
+            }
+
+            cmdline = end < 0 ? [] : cmdline[(end + 1)..];
+        }
+
+        return false;
+    }
+
+    private static bool SameProgram(string comm, string arg, bool isArgv0)
+    {
+        // A login shell's argv[0] starts with '-'; a later argument that does is an option, never the script.
+        if (!isArgv0 && arg.StartsWith('-'))
+        {
+            return false;
+        }
+
+        string name = Path.GetFileName(arg).TrimStart('-');
         if (name.Length == 0)
         {
             return false;
@@ -203,18 +254,12 @@ public sealed class ProcessContextResolver
         return (exe, Encoding.UTF8.GetString(rest));
     }
 
-    private static (string, string) ReadCmdline(string path)
+    /// <summary>/proc/PID/cmdline's bytes (at most <see cref="MaxCmdline"/>); empty when it cannot be read.</summary>
+    private static byte[] ReadCmdlineBytes(string path)
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(MaxCmdline);
-        try
-        {
-            int n = ProcFs.ReadBytes(path, buffer.AsSpan(0, MaxCmdline));
-            return n < 0 ? ("", "") : SplitCmdline(buffer.AsSpan(0, n));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        Span<byte> buffer = stackalloc byte[MaxCmdline];
+        int n = ProcFs.ReadBytes(path, buffer);
+        return n <= 0 ? [] : buffer[..n].ToArray();
     }
 
     /// <summary>USER_HZ: /proc/PID/stat counts in clock ticks of 1/100 s on Linux.</summary>

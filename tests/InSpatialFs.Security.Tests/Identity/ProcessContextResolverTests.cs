@@ -127,6 +127,88 @@ public sealed class ProcessContextResolverTests
         }
     }
 
+    [Test]
+    public void A_script_run_through_its_interpreter_is_cached_as_any_process_is()
+    {
+        // #!/bin/sh in a script: the kernel runs "/bin/sh SCRIPT" and names the process after the script, so comm and
+        // argv[0] differ for as long as it runs. Every child it starts names it as parent.
+        string dir = Directory.CreateTempSubdirectory("pcr-script-").FullName;
+        string script = Path.Combine(dir, "entrypoint.sh");
+        File.WriteAllText(script, "#!/bin/sh\nsleep 30\necho done\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        using Process child = Process.Start(new ProcessStartInfo(script) { UseShellExecute = false })!;
+        try
+        {
+            var resolver = new ProcessContextResolver();
+            Assert.That(resolver.Resolve(Environment.ProcessId), Is.Not.Null, "the ancestors first (the test host's own name may disagree with its argv[0])");
+            int unsettledAncestors = resolver.UnsettledCount;
+            ProcessContext? first = null;
+            var sw = Stopwatch.StartNew();
+            while ((first = resolver.Resolve(child.Id)) is not { Name: "entrypoint.sh" } && sw.ElapsedMilliseconds < 5000) Thread.Sleep(10);
+            Assert.That(first, Is.Not.Null);
+            Assert.That((first!.Exe, first.Args), Is.EqualTo(("/bin/sh", script)), "argv as /proc shows it");
+            Assert.That(resolver.Resolve(child.Id), Is.SameAs(first), "cached: read once, not at every child's request");
+            Assert.That(resolver.UnsettledCount, Is.EqualTo(unsettledAncestors), "a script is a settled process, not one caught inside execve");
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void A_renamed_process_is_reused_while_its_arguments_read_the_same_and_read_afresh_once_they_change()
+    {
+        // A /proc of one process (pid 4242, no parent) whose comm names no argument: renamed without an exec, or caught
+        // inside one.
+        string proc = Directory.CreateTempSubdirectory("pcr-proc-").FullName;
+        string dir = Path.Combine(proc, "4242");
+        Directory.CreateDirectory(dir);
+        string fields = string.Join(' ', Enumerable.Range(3, 50).Select(i => i switch { 3 => "S", 4 => "0", 22 => "777", _ => "0" }));
+        File.WriteAllText(Path.Combine(dir, "stat"), $"4242 (worker-7) {fields}\n");
+        File.WriteAllText(Path.Combine(dir, "status"), "Name:\tworker-7\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\n");
+        File.WriteAllText(Path.Combine(dir, "loginuid"), "4294967295");
+        File.CreateSymbolicLink(Path.Combine(dir, "exe"), "/usr/bin/python3");
+        File.CreateSymbolicLink(Path.Combine(dir, "cwd"), "/srv");
+        File.WriteAllBytes(Path.Combine(dir, "cmdline"), "python3\0pool.py\0"u8.ToArray());
+        try
+        {
+            var resolver = new ProcessContextResolver(proc);
+            ProcessContext? first = resolver.Resolve(4242);
+            Assert.That(first, Is.Not.Null);
+            Assert.That((first!.Name, first.Exe, first.Args, first.Uid, first.Cwd), Is.EqualTo(("worker-7", "python3", "pool.py", 1000u, "/srv/")));
+            Assert.That(resolver.UnsettledCount, Is.EqualTo(1), "kept apart: comm and arguments disagree");
+            Assert.That(resolver.Resolve(4242), Is.SameAs(first), "the same arguments: the context is reused");
+
+            // execve finished meanwhile (or the process changed its arguments): read afresh, not the kept context.
+            File.WriteAllBytes(Path.Combine(dir, "cmdline"), "worker-7\0--serve\0"u8.ToArray());
+            ProcessContext? after = resolver.Resolve(4242);
+            Assert.That(after, Is.Not.SameAs(first));
+            Assert.That((after!.Exe, after.Args), Is.EqualTo(("worker-7", "--serve")));
+            Assert.That(resolver.Resolve(4242), Is.SameAs(after), "now consistent: cached as any process is");
+        }
+        finally
+        {
+            Directory.Delete(proc, recursive: true);
+        }
+    }
+
+    [TestCase("entrypoint.sh", "/bin/sh\0./entrypoint.sh\0", true)]
+    [TestCase("run.py", "/usr/bin/python3\0-u\0/app/run.py\0", true)]
+    [TestCase("bash", "-bash\0", true)]
+    [TestCase("sleep", "sleep\030\0", true)]
+    [TestCase("averyveryverylo", "/opt/averyveryverylongname\0", true)]
+    [TestCase("cat", "\0", false)]
+    [TestCase("cat", "", false)]
+    [TestCase("u", "/bin/sh\0-u\0", false)]
+    [TestCase("evil", "/bin/sh\0-c\0x\0/tmp/evil\0", false)]
+    public void Comm_names_argv0_or_the_script_its_interpreter_was_given(string comm, string cmdline, bool consistent)
+    {
+        Assert.That(ProcessContextResolver.Consistent(comm, System.Text.Encoding.UTF8.GetBytes(cmdline)), Is.EqualTo(consistent));
+    }
+
     private static bool WaitBriefly()
     {
         Thread.Sleep(10);
