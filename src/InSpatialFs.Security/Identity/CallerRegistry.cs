@@ -134,11 +134,21 @@ public sealed class CallerRegistry : IDisposable
     {
         if (!_execPending.TryGetValue(pid, out long deadline)) return cached;
         string? name = TryReadComm(pid);
-        bool changed = name is not null && name != cached.Name;
+        // The image as well as the name: a program that execs another of the same name (a copied "sh" run from /tmp)
+        // keeps its comm, and would otherwise keep the old proc.exepath and cmdline in its events and rules.
+        string? image = cached.Process is { ExePath.Length: > 0 } ? ProcFs.TryReadLink(Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture), "exe")) : null;
+        bool renamed = name is not null && name != cached.Name;
+        bool newImage = image is not null && image != cached.Process!.ExePath;
+        bool changed = renamed || newImage;
         if (!changed && Environment.TickCount64 < deadline && name is not null) return cached;
 
-        if (_execPending.TryRemove(pid, out _)) _execPendingCount = _execPending.Count;
+        // execve sets the new image before the new name: a new image under the old name is either that or an exec of a
+        // same-named program, so the window stays open until the name changes too or the window ends.
+        if ((!changed || renamed) && _execPending.TryRemove(pid, out _)) _execPendingCount = _execPending.Count;
         if (!changed) return cached;
+
+        // The process context is cached by (pid, start, comm), which an exec of a same-named program does not change.
+        if (cached.Process is { } old) Processes.Forget(old);
 
         // The same process after execve: a member stays one whatever its new root (a chroot before the exec sheds nothing).
 #pragma warning disable CA2000 // the pin goes into the cache (which disposes it when forgotten) or is disposed below when another won

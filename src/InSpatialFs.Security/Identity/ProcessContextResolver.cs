@@ -151,6 +151,17 @@ public sealed class ProcessContextResolver
         return _cache.TryGetValue((pid, start, comm), out ProcessContext? winner) ? winner : context;
     }
 
+    /// <summary>Drops <paramref name="context"/> from the cache (its process exec'd a program of the same name).</summary>
+    public void Forget(ProcessContext context)
+    {
+        var key = (context.Pid, context.StartTime, context.Name);
+        if (_cache.TryRemove(new KeyValuePair<(int, ulong, string), ProcessContext>(key, context)) ||
+            (_unsettled.TryGetValue(key, out var kept) && kept.Context == context && _unsettled.TryRemove(key, out _)))
+        {
+            Interlocked.Decrement(ref _count);
+        }
+    }
+
     /// <summary>
     /// comm (its first 15 bytes) names the program /proc/PID/cmdline shows: argv[0]'s base name, or for a script run
     /// through its interpreter the script's, which the kernel passes as argv[1] (argv[2] after the one option a

@@ -91,6 +91,50 @@ public sealed class CallerRegistryTests
     }
 
     [Test]
+    public void After_an_exec_open_of_a_program_with_the_same_name_the_new_image_is_reported()
+    {
+        // A copy of the shell at another path, named "sh" as the running one is: the exec keeps the comm, so only the
+        // image (/proc/PID/exe) shows that another program now runs in this pid.
+        string dir = Directory.CreateTempSubdirectory("reg-exec-").FullName;
+        string copy = Path.Combine(dir, "sh");
+        File.Copy(File.ResolveLinkTarget("/bin/sh", returnFinalTarget: true)?.FullName ?? "/bin/sh", copy);
+        File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add($"read line; exec {copy} -c 'sleep 30; :'");
+        using Process child = Process.Start(info)!;
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+            CallerInfo before = reg.Resolve(child.Id)!;
+            Assert.That(before.Name, Is.EqualTo("sh"));
+            Assert.That(before.Process?.ExePath, Is.Not.EqualTo(copy), "positive control: the shell it started as");
+
+            reg.NoteExec(child.Id);
+            child.StandardInput.WriteLine("go");
+            child.StandardInput.Flush();
+            var clock = Stopwatch.StartNew();
+            CallerInfo now = before;
+            while (now.Process?.ExePath != copy && clock.Elapsed < TimeSpan.FromSeconds(1.5))
+            {
+                now = reg.Resolve(child.Id)!;
+                Thread.Sleep(5);
+            }
+
+            Assert.That(now.Name, Is.EqualTo("sh"), "the same name");
+            Assert.That(now.Process?.ExePath, Is.EqualTo(copy), "the new image, not the cached context of the old one");
+            Assert.That(now.Process?.Args, Is.EqualTo("-c sleep 30; :"));
+            Assert.That(reg.Processes.Resolve(child.Id)?.ExePath, Is.EqualTo(copy), "the context cache holds the new image too");
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void An_exec_mark_expires_even_when_the_process_makes_no_further_request()
     {
         using Process child = StartSleep();
