@@ -160,6 +160,11 @@ public sealed partial class ProtocolServer
         {
             wanted |= (ulong)FuseInitFlags.OverIoUring; // the rings register after this reply (ProtocolServer.Ring.cs)
         }
+        else if (o.IoUring && (offered & (ulong)FuseInitFlags.OverIoUring) == 0)
+        {
+            // Said before the reply: once it is sent, other readers serve requests while this one is still in AfterInit.
+            s.RingsUnavailable(NotOffered);
+        }
 
         if ((wanted & (ulong)FuseInitFlags.WritebackCache) != 0)
         {

@@ -83,9 +83,9 @@ public sealed partial class ProtocolServer
 
         if ((connection.ReplyFlags & (ulong)FuseInitFlags.OverIoUring) == 0)
         {
-            if ((connection.KernelFlags & (ulong)FuseInitFlags.OverIoUring) == 0)
+            if ((connection.KernelFlags & (ulong)FuseInitFlags.OverIoUring) == 0 && RingUnavailable is null)
             {
-                RingsUnavailable("the kernel did not offer FUSE_OVER_IO_URING at INIT (is /sys/module/fuse/parameters/enable_uring Y?)");
+                RingsUnavailable(NotOffered); // an adopted connection (no INIT of ours): said here
             }
 
             foreach (FuseRingChannel unused in _preparedRings ?? [])
@@ -117,6 +117,8 @@ public sealed partial class ProtocolServer
 
         FuseLog.RingsStarted(_logger, RingEntries, queues, _options.RingThreadsPerQueue);
     }
+
+    private const string NotOffered = "the kernel did not offer FUSE_OVER_IO_URING at INIT (is /sys/module/fuse/parameters/enable_uring Y?)";
 
     private void RingsUnavailable(string reason)
     {
