@@ -40,7 +40,7 @@ public sealed class CallerRegistry : IDisposable
         _oldestMemberStart = OldestMemberStart;
         Capacity = capacity;
         _procRoot = procRoot;
-        Processes = new ProcessContextResolver(procRoot);
+        Processes = new ProcessContextResolver(procRoot) { MayHaveExeced = pid => _execPendingCount != 0 && _execPending.ContainsKey(pid) };
         int ep = LibC.epoll_create1(LibC.EPOLL_CLOEXEC);
         _epoll = new SafeFd(ep);
         if (backgroundSweep)
@@ -133,24 +133,37 @@ public sealed class CallerRegistry : IDisposable
     private CallerInfo? RefreshAfterExec(int pid, CallerInfo cached)
     {
         if (!_execPending.TryGetValue(pid, out long deadline)) return cached;
-        string? name = TryReadComm(pid);
-        // The image as well as the name: a program that execs another of the same name (a copied "sh" run from /tmp)
-        // keeps its comm, and would otherwise keep the old proc.exepath and cmdline in its events and rules.
-        string? image = cached.Process is { ExePath.Length: > 0 } ? ProcFs.TryReadLink(Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture), "exe")) : null;
-        bool renamed = name is not null && name != cached.Name;
-        bool newImage = image is not null && image != cached.Process!.ExePath;
+        (bool renamed, bool newImage, bool gone) = Changes(pid, cached);
         bool changed = renamed || newImage;
-        if (!changed && Environment.TickCount64 < deadline && name is not null) return cached;
+        if (!changed && Environment.TickCount64 < deadline && !gone) return cached;
 
         // execve sets the new image before the new name: a new image under the old name is either that or an exec of a
         // same-named program, so the window stays open until the name changes too or the window ends.
         if ((!changed || renamed) && _execPending.TryRemove(pid, out _)) _execPendingCount = _execPending.Count;
-        if (!changed) return cached;
+#pragma warning disable CA2000 // a new pin is owned by the cache (Repin puts it there or disposes it)
+        return changed ? Repin(pid, cached) : cached;
+#pragma warning restore CA2000
+    }
 
+    /// <summary>
+    /// What an exec changed since <paramref name="cached"/> was pinned: the name, or the image alone (a program that
+    /// execs another of the same name, a copied "sh" run from /tmp, keeps its comm and would otherwise keep the old
+    /// proc.exepath and cmdline in its events and rules). gone: /proc no longer shows the process.
+    /// </summary>
+    private (bool Renamed, bool NewImage, bool Gone) Changes(int pid, CallerInfo cached)
+    {
+        string? name = TryReadComm(pid);
+        string? image = cached.Process is { ExePath.Length: > 0 } ? ProcFs.TryReadLink(Path.Combine(_procRoot, pid.ToString(CultureInfo.InvariantCulture), "exe")) : null;
+        return (name is not null && name != cached.Name, image is not null && image != cached.Process!.ExePath, name is null);
+    }
+
+    /// <summary>The same process after execve, pinned anew in place of <paramref name="cached"/>.</summary>
+    private CallerInfo? Repin(int pid, CallerInfo cached)
+    {
         // The process context is cached by (pid, start, comm), which an exec of a same-named program does not change.
         if (cached.Process is { } old) Processes.Forget(old);
 
-        // The same process after execve: a member stays one whatever its new root (a chroot before the exec sheds nothing).
+        // A member stays one whatever its new root (a chroot before the exec sheds nothing).
 #pragma warning disable CA2000 // the pin goes into the cache (which disposes it when forgotten) or is disposed below when another won
         CallerInfo? fresh = Pin(pid, cached.Membership);
 #pragma warning restore CA2000
@@ -350,11 +363,18 @@ public sealed class CallerRegistry : IDisposable
         int n = 0;
         if (_execPendingCount != 0)
         {
-            // Exec marks of processes that made no request after their exec (or exited) expire here.
+            // Exec marks of processes that made no request after their exec (or exited) expire here, with a last look: a
+            // process whose children reach the mount while it makes no request of its own is still seen as its new image.
             long now = Environment.TickCount64;
             foreach (KeyValuePair<int, long> kv in _execPending)
             {
-                if (now >= kv.Value) _execPending.TryRemove(kv);
+                if (now >= kv.Value && _execPending.TryRemove(kv) && _cache.TryGetValue(kv.Key, out CallerInfo? c) && !c.HasExited)
+                {
+                    (bool renamed, bool newImage, _) = Changes(kv.Key, c);
+#pragma warning disable CA2000 // a new pin is owned by the cache (Repin puts it there or disposes it)
+                    if (renamed || newImage) _ = Repin(kv.Key, c);
+#pragma warning restore CA2000
+                }
             }
 
             _execPendingCount = _execPending.Count;

@@ -80,7 +80,12 @@ public sealed class ProcessContextResolver
 
             if (_cache.TryGetValue((pid, start, comm), out ProcessContext? known))
             {
-                return known;
+                if (!ImageMayHaveChanged(pid, known, dir))
+                {
+                    return known;
+                }
+
+                Forget(known); // a program of the same name now runs in this pid: read it afresh
             }
 
             // Caught inside execve (the new name is set before the new arguments are): read once more shortly. A process
@@ -150,6 +155,17 @@ public sealed class ProcessContextResolver
 
         return _cache.TryGetValue((pid, start, comm), out ProcessContext? winner) ? winner : context;
     }
+
+    /// <summary>
+    /// Pids that opened a file for exec a moment ago (set by the caller registry). The cache key survives an exec of a
+    /// same-named program, so for these pids a hit is checked against /proc/PID/exe: a child's request may name the
+    /// exec'd process as parent before that process makes a request of its own.
+    /// </summary>
+    public Func<int, bool>? MayHaveExeced { get; set; }
+
+    private bool ImageMayHaveChanged(int pid, ProcessContext known, string dir) =>
+        known.ExePath.Length > 0 && MayHaveExeced?.Invoke(pid) == true &&
+        ProcFs.TryReadLink(Path.Combine(dir, "exe")) is string image && image != known.ExePath;
 
     /// <summary>Drops <paramref name="context"/> from the cache (its process exec'd a program of the same name).</summary>
     public void Forget(ProcessContext context)

@@ -135,6 +135,53 @@ public sealed class CallerRegistryTests
     }
 
     [Test]
+    public void A_child_names_its_parent_s_new_image_before_the_parent_makes_a_request_of_its_own()
+    {
+        // The exec'd copy of the shell starts `sleep` and never asks anything itself: the first the registry hears after
+        // the exec is the child's pin, whose ancestry names the parent, cached before the exec under the same key.
+        string dir = Directory.CreateTempSubdirectory("reg-exec-").FullName;
+        string copy = Path.Combine(dir, "sh");
+        File.Copy(File.ResolveLinkTarget("/bin/sh", returnFinalTarget: true)?.FullName ?? "/bin/sh", copy);
+        File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add($"read line; exec {copy} -c 'sleep 30; :'");
+        using Process parent = Process.Start(info)!;
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null, backgroundSweep: false);
+            Assert.That(reg.Resolve(parent.Id)!.Process?.ExePath, Is.Not.EqualTo(copy));
+            reg.NoteExec(parent.Id);
+            parent.StandardInput.WriteLine("go");
+            parent.StandardInput.Flush();
+            int child = 0;
+            var clock = Stopwatch.StartNew();
+            while (child == 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                string children = File.ReadAllText($"/proc/{parent.Id}/task/{parent.Id}/children").Trim();
+                child = children.Length > 0 ? int.Parse(children.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) : 0;
+                Thread.Sleep(5);
+            }
+
+            Assert.That(child, Is.Not.Zero, "the exec'd shell started sleep");
+            Assert.That(File.ReadAllText($"/proc/{child}/comm").Trim(), Is.EqualTo("sleep").Or.EqualTo("sh"));
+            CallerInfo sleeper = reg.Resolve(child)!;
+            Assert.That(sleeper.Process?.Parent?.ExePath, Is.EqualTo(copy), "proc.pexepath: the parent's new image");
+            Assert.That(reg.Cached(parent.Id)?.Process?.ExePath, Is.Not.EqualTo(copy), "the parent's own pin is refreshed by its own requests, or by the sweep");
+
+            Thread.Sleep(CallerRegistry.ExecRefreshWindow + TimeSpan.FromMilliseconds(100));
+            reg.Sweep();
+            Assert.That(reg.Cached(parent.Id)?.Process?.ExePath, Is.EqualTo(copy), "the sweep that ends the window looks once more");
+        }
+        finally
+        {
+            parent.Kill(entireProcessTree: true);
+            parent.WaitForExit();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void An_exec_mark_expires_even_when_the_process_makes_no_further_request()
     {
         using Process child = StartSleep();
