@@ -90,19 +90,28 @@ public sealed class CallerRegistryTests
         }
     }
 
-    [Test]
-    public void After_an_exec_open_of_a_program_with_the_same_name_the_new_image_is_reported()
+    /// <summary>
+    /// /bin/sh that waits for a line on stdin, then execs a copy of itself (DIR/sh, so named "sh" as before) which
+    /// starts `sleep 30` and waits for it.
+    /// </summary>
+    private static Process StartShellThatExecsACopyOfItself(out string dir, out string copy)
     {
-        // A copy of the shell at another path, named "sh" as the running one is: the exec keeps the comm, so only the
-        // image (/proc/PID/exe) shows that another program now runs in this pid.
-        string dir = Directory.CreateTempSubdirectory("reg-exec-").FullName;
-        string copy = Path.Combine(dir, "sh");
+        dir = Directory.CreateTempSubdirectory("reg-exec-").FullName;
+        copy = Path.Combine(dir, "sh");
         File.Copy(File.ResolveLinkTarget("/bin/sh", returnFinalTarget: true)?.FullName ?? "/bin/sh", copy);
         File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserExecute);
         var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
         info.ArgumentList.Add("-c");
         info.ArgumentList.Add($"read line; exec {copy} -c 'sleep 30; :'");
-        using Process child = Process.Start(info)!;
+        return Process.Start(info)!;
+    }
+
+    [Test]
+    public void After_an_exec_open_of_a_program_with_the_same_name_the_new_image_is_reported()
+    {
+        // A copy of the shell at another path, named "sh" as the running one is: the exec keeps the comm, so only the
+        // image (/proc/PID/exe) shows that another program now runs in this pid.
+        using Process child = StartShellThatExecsACopyOfItself(out string dir, out string copy);
         try
         {
             using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
@@ -139,14 +148,7 @@ public sealed class CallerRegistryTests
     {
         // The exec'd copy of the shell starts `sleep` and never asks anything itself: the first the registry hears after
         // the exec is the child's pin, whose ancestry names the parent, cached before the exec under the same key.
-        string dir = Directory.CreateTempSubdirectory("reg-exec-").FullName;
-        string copy = Path.Combine(dir, "sh");
-        File.Copy(File.ResolveLinkTarget("/bin/sh", returnFinalTarget: true)?.FullName ?? "/bin/sh", copy);
-        File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserExecute);
-        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
-        info.ArgumentList.Add("-c");
-        info.ArgumentList.Add($"read line; exec {copy} -c 'sleep 30; :'");
-        using Process parent = Process.Start(info)!;
+        using Process parent = StartShellThatExecsACopyOfItself(out string dir, out string copy);
         try
         {
             using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null, backgroundSweep: false);
