@@ -78,6 +78,9 @@ public sealed class CallerInfo : IDisposable
     public bool IsContainerMember => _membership != Membership.Host;
     public SafeFd? PidFd { get; }
 
+    /// <summary>Environment.TickCount64 from which a cache hit looks at the name and image again (CallerRegistry.ImageRecheck).</summary>
+    internal long NextImageCheck;
+
     /// <summary>proc.* fields of the process (read once when it was pinned); null when /proc could not be read.</summary>
     public ProcessContext? Process { get; internal set; }
 

@@ -6,7 +6,8 @@ namespace InSpatialFs.Security.Identity;
 
 /// <summary>
 /// Pid → <see cref="CallerInfo"/> for the request path. A hit is one dictionary read (no syscall, no
-/// allocation); a miss pins the process and reads /proc once. Pid reuse: every pinned pidfd is watched by
+/// allocation), except once per <see cref="ImageRecheck"/> per process, when its name and image are looked at again
+/// (an exec the mount never saw); a miss pins the process and reads /proc once. Pid reuse: every pinned pidfd is watched by
 /// an epoll thread, and the entry is dropped the moment the pidfd polls readable (the process exited).
 /// That happens before the pid can even be reaped and freed, and a freed pid is only handed out again after
 /// the kernel's cyclic allocator comes round (pid_max), so a new process is never served from an old entry.
@@ -33,8 +34,10 @@ public sealed class CallerRegistry : IDisposable
     private Thread? _watcher;
     private volatile bool _disposed;
 
-    public CallerRegistry(string? mountpoint, string? containerCgroup, int capacity = 4096, string procRoot = "/proc", bool backgroundSweep = true)
+    public CallerRegistry(string? mountpoint, string? containerCgroup, int capacity = 4096, string procRoot = "/proc", bool backgroundSweep = true,
+        TimeSpan? imageRecheck = null)
     {
+        ImageRecheck = imageRecheck ?? DefaultImageRecheck;
         Container = new ContainerIdentity(mountpoint, containerCgroup, procRoot);
         _isPinnedMember = IsMemberProcess;
         _oldestMemberStart = OldestMemberStart;
@@ -109,10 +112,31 @@ public sealed class CallerRegistry : IDisposable
         if (_cache.TryGetValue(pid, out CallerInfo? c))
         {
             // ConcurrentDictionary.IsEmpty takes every bucket lock; a volatile count keeps the common case lock-free.
-            return _execPendingCount == 0 ? c : RefreshAfterExec(pid, c);
+            if (_execPendingCount != 0) return RefreshAfterExec(pid, c);
+            return Environment.TickCount64 < Volatile.Read(ref c.NextImageCheck) ? c : RecheckImage(pid, c);
         }
 
         return ResolveSlow(pid);
+    }
+
+    /// <summary>
+    /// How often a cached caller's name and image are looked at again without an exec open on the mount: an exec that
+    /// opens nothing on it (a memfd's fexecve, a binary on a host bind mount, a host process running a host binary) is
+    /// noticed within this time. One comm read and one readlink per interval per active process; a hit in between is one
+    /// dictionary read.
+    /// </summary>
+    public static readonly TimeSpan DefaultImageRecheck = TimeSpan.FromMilliseconds(200);
+
+    public TimeSpan ImageRecheck { get; }
+
+    private CallerInfo? RecheckImage(int pid, CallerInfo cached)
+    {
+        // First, so the other requests of this process meanwhile take the hit path.
+        Volatile.Write(ref cached.NextImageCheck, Environment.TickCount64 + (long)ImageRecheck.TotalMilliseconds);
+        (bool renamed, bool newImage, _) = Changes(pid, cached);
+#pragma warning disable CA2000 // a new pin is owned by the cache (Repin puts it there or disposes it)
+        return renamed || newImage ? Repin(pid, cached) : cached;
+#pragma warning restore CA2000
     }
 
     /// <summary>How long after an exec open (FMODE_EXEC) a cached caller is re-checked for a changed comm.</summary>
@@ -270,7 +294,11 @@ public sealed class CallerRegistry : IDisposable
             Membership membership = Container.Classify(facts, dir, _isPinnedMember, _oldestMemberStart, reads);
             if (membership == Membership.Host) membership = inherited;
             // The name is stat's comm field: /proc/PID/comm holds the same text (both print the task's comm unescaped).
-            return new CallerInfo(facts, ProcFs.ParseComm(stat), membership, pidfd) { Process = Processes.Resolve(tgid, reads) };
+            return new CallerInfo(facts, ProcFs.ParseComm(stat), membership, pidfd)
+            {
+                Process = Processes.Resolve(tgid, reads),
+                NextImageCheck = Environment.TickCount64 + (long)ImageRecheck.TotalMilliseconds,
+            };
         }
         catch (FormatException)
         {

@@ -38,4 +38,28 @@ public sealed class ExecIdentityTests
             Assert.That(SecuredMount.Str(marker, "proc.cmdline"), Does.Contain("read line"), "the new arguments");
         });
     }
+
+    [Test]
+    public void An_exec_the_mount_never_sees_is_noticed_within_the_recheck_interval()
+    {
+        // The shell reads one file, then execs python3 from the host (no exec open on the mount, as a memfd's fexecve or
+        // a binary on a bind mount would be), which waits past the interval and reads another.
+        using SecuredMount mount = SecuredMount.Start("standard");
+        Assert.That(mount.Sh("echo a > data/first && echo b > data/second").ExitCode, Is.Zero);
+        double wait = 2 * CallerRegistryInterval.TotalSeconds;
+        ShellResult run = mount.Sh($"exec /bin/sh -c \"read line < $M/data/first; exec python3 -c 'import time; time.sleep({wait.ToString(System.Globalization.CultureInfo.InvariantCulture)}); open(\\\"$M/data/second\\\").read()'\"");
+        Assert.That(run.ExitCode, Is.Zero, run.ToString());
+
+        var first = mount.WaitForEvent(e => SecuredMount.Str(e, "evt.op") == "open" && SecuredMount.Str(e, "fs.path") == "/data/first", "open of /data/first");
+        var second = mount.WaitForEvent(e => SecuredMount.Str(e, "evt.op") == "open" && SecuredMount.Str(e, "fs.path") == "/data/second", "open of /data/second");
+        Assert.Multiple(() =>
+        {
+            Assert.That(SecuredMount.Str(second, "proc.pid"), Is.EqualTo(SecuredMount.Str(first, "proc.pid")), "one process throughout");
+            Assert.That(SecuredMount.Str(first, "proc.name"), Is.EqualTo("sh"), "positive control: the shell read the first");
+            Assert.That(SecuredMount.Str(second, "proc.name"), Is.EqualTo("python3"), "the program that read the second");
+            Assert.That(SecuredMount.Str(second, "proc.exepath"), Does.Contain("python3"));
+        });
+    }
+
+    private static TimeSpan CallerRegistryInterval => InSpatialFs.Security.Identity.CallerRegistry.DefaultImageRecheck;
 }

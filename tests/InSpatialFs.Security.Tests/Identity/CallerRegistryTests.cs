@@ -206,17 +206,22 @@ public sealed class CallerRegistryTests
         }
     }
 
-    [Test]
-    public void Without_an_exec_open_a_cached_caller_is_never_re_read()
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Without_an_exec_open_a_cached_caller_is_re_read_only_once_the_recheck_interval_has_passed(bool intervalPassed)
     {
+        // An exec the mount never sees (here sleep from the host's /usr/bin, as a memfd's fexecve or a binary on a bind
+        // mount would be): until the interval passes a hit is one dictionary read; after it, the new program is seen.
         var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
         info.ArgumentList.Add("-c");
         info.ArgumentList.Add("read line; exec sleep 30");
         using Process child = Process.Start(info)!;
         try
         {
-            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null,
+                imageRecheck: intervalPassed ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromHours(1));
             CallerInfo first = reg.Resolve(child.Id)!;
+            Assert.That(first.Name, Is.EqualTo("sh"));
             child.StandardInput.WriteLine("go");
             child.StandardInput.Flush();
             var clock = Stopwatch.StartNew();
@@ -225,7 +230,17 @@ public sealed class CallerRegistryTests
                 Thread.Sleep(5);
             }
 
-            Assert.That(reg.Resolve(child.Id), Is.SameAs(first), "the hit path stays one dictionary read");
+            Thread.Sleep(100);
+            CallerInfo now = reg.Resolve(child.Id)!;
+            if (intervalPassed)
+            {
+                Assert.That((now.Name, now.Process?.Args), Is.EqualTo(("sleep", "30")), "the program the process runs now");
+                Assert.That(reg.Resolve(child.Id), Is.SameAs(now), "and cached again");
+            }
+            else
+            {
+                Assert.That(now, Is.SameAs(first), "within the interval the hit path stays one dictionary read");
+            }
         }
         finally
         {
