@@ -373,9 +373,10 @@ public sealed partial class SecureProxy
         }
 
         long started = Stopwatch.GetTimestamp();
-        err = BackendOf(dir).Create(dir.Ino, name, flags, mode, CallerOf(request), out FuseAttr attr, out IOpenFile file);
+        err = BackendOf(dir).Create(dir.Ino, name, flags, mode, CallerOf(request), out FuseAttr attr, out IOpenFile file, out bool created);
         if (err == Errno.OK)
         {
+            e.IsNew = created; // an existing file opened (and maybe truncated) by a CREATE is not a new one
             Register(dir, dir.Mount, childName, ref attr, out entry);
             e.Object = IdentityOfEntry(entry);
             ChargedNewObject(dir.Mount, entry);

@@ -86,7 +86,12 @@ public interface IFileSystemBackend : IDisposable
     /// <summary>flags are open(2) flags; O_TRUNC must truncate (ATOMIC_O_TRUNC is negotiated).</summary>
     Errno Open(ulong ino, int flags, in Caller caller, out IOpenFile file);
 
-    Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file);
+    /// <summary>
+    /// <paramref name="created"/>: this call made the file. False when the name already existed and, without O_EXCL,
+    /// was opened as open(2) would (a creator the kernel did not see came first); rules then see a truncation, not a
+    /// new file.
+    /// </summary>
+    Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file, out bool created);
 
     /// <summary>O_TMPFILE: an unnamed file in <paramref name="parent"/> (nlink 0 until linked).</summary>
     Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file);

@@ -20,7 +20,7 @@ public sealed class KernelCacheTimeoutTests
     {
         var h = new ProxyHarness(("/", false), ("/ro", true));
         Storage.Memory.MemoryFileSystem ro = h.Backends[1];
-        Assert.That(ro.Create(ro.RootIno, ProxyHarness.N("f"), LibC.O_RDWR, 0x1A4, default(Caller), out FuseAttr made, out IOpenFile made2), Is.EqualTo(Errno.OK));
+        Assert.That(ro.Create(ro.RootIno, ProxyHarness.N("f"), LibC.O_RDWR, 0x1A4, default(Caller), out FuseAttr made, out IOpenFile made2, out _), Is.EqualTo(Errno.OK));
         made2.Release();
 
         Assert.That(h.Lookup(Root, "ro", out FuseEntryOut roRoot), Is.EqualTo(Errno.OK));

@@ -109,7 +109,7 @@ public sealed class PolicyOnObjectsPropertyTests
 
     private static ulong File(MemoryFileSystem fs, ulong parent, string name)
     {
-        Assert.That(fs.Create(parent, Encoding.UTF8.GetBytes(name), LibC.O_RDWR, 0x1A4, new Caller(0, 0, 0), out FuseAttr attr, out IOpenFile open), Is.EqualTo(Errno.OK));
+        Assert.That(fs.Create(parent, Encoding.UTF8.GetBytes(name), LibC.O_RDWR, 0x1A4, new Caller(0, 0, 0), out FuseAttr attr, out IOpenFile open, out _), Is.EqualTo(Errno.OK));
         open.Write(0, "secret content"u8, out _);
         open.Release();
         return attr.Ino;

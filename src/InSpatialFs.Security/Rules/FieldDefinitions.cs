@@ -160,7 +160,8 @@ internal static class FieldDefinitions
         Flag("evt.mode.setgid", e => (e.Mode & SIsgid) != 0);
         Flag("evt.mode.other_write", e => (e.Mode & SIwoth) != 0);
         Txt("evt.mode.type", (FsEvent e, out bool p) => Present(ModeType(e.Mode), out p), ModeTypeNames);
-        Flag("evt.is_trunc", e => e.Op == FsOp.Truncate || (e.Op is FsOp.Open or FsOp.Create && (e.Flags & OTrunc) != 0));
+        // O_TRUNC on a CREATE that made the file truncates nothing: `> new.log` or pip writing new files is no overwrite.
+        Flag("evt.is_trunc", e => e.Op == FsOp.Truncate || (e.Op == FsOp.Open && (e.Flags & OTrunc) != 0) || (e.Op == FsOp.Create && !e.IsNew && (e.Flags & OTrunc) != 0));
 
         // ---- evt.arg.*: the arguments of the system call the operation stands for.
         Txt("evt.arg.name", (FsEvent e, out bool p) => Nullable(NameArg(e), out p));

@@ -51,10 +51,11 @@ public sealed unsafe partial class HostFileSystem
 #pragma warning restore CA2000
     }
 
-    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
+    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file, out bool created)
     {
         attr = default;
         file = null!;
+        created = false;
         if (ReadOnly) return Errno.EROFS;
         Span<byte> nameZ = stackalloc byte[NameMax + 1];
         Errno e = CheckName(name, nameZ);
@@ -86,7 +87,7 @@ public sealed unsafe partial class HostFileSystem
             return e == Errno.EEXIST && (flags & O_EXCL) == 0 ? OpenExisting(parent, name, flags, caller, out attr, out file) : e;
         }
 #pragma warning disable CA2000 // disposed on each failure below; on success the open file owns it
-        var created = new SafeFd(fd);
+        var newFile = new SafeFd(fd);
 #pragma warning restore CA2000
         e = TakeOwnership(fd, S_IFREG, mode & 0xFFF, caller, parentMode, null, out StatX owned, out bool ownedCurrent);
         if (e != Errno.OK && StatFd(fd, out StatX made) == Errno.OK)
@@ -97,11 +98,13 @@ public sealed unsafe partial class HostFileSystem
         else attr = default;
         if (e != Errno.OK)
         {
-            created.Dispose();
+            newFile.Dispose();
             ReleaseHandleSlot();
             return e;
         }
-        return RegisterOpenFile(NodeOf(attr.Ino)!, created, out file);
+        e = RegisterOpenFile(NodeOf(attr.Ino)!, newFile, out file);
+        created = e == Errno.OK;
+        return e;
     }
 
     private Errno OpenExisting(ulong parent, ReadOnlySpan<byte> name, int flags, in Caller caller, out FuseAttr attr, out IOpenFile file)

@@ -36,7 +36,7 @@ public sealed unsafe partial class HostFileSystem
         if (type == S_IFREG || type == 0)
         {
             // A regular file is created with O_EXCL so the descriptor we chown is the file we made.
-            Errno e = Create(parent, name, O_WRONLY | O_EXCL, mode & 0xFFF, caller, out attr, out IOpenFile made);
+            Errno e = Create(parent, name, O_WRONLY | O_EXCL, mode & 0xFFF, caller, out attr, out IOpenFile made, out _);
             if (e == Errno.OK) made.Release();
             return e;
         }

@@ -63,10 +63,11 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
+    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file, out bool created)
     {
         attr = default;
         file = null!;
+        created = false;
         var bad = EntryName.Check(name);
         if (bad != Errno.OK)
         {
@@ -120,6 +121,7 @@ public sealed partial class MemoryFileSystem
                 return error;
             }
             FillAttr(node, out attr);
+            created = existing is null;
             return Errno.OK;
         }
         finally

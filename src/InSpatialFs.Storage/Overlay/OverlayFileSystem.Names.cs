@@ -75,17 +75,22 @@ public sealed partial class OverlayFileSystem
         return e != Errno.OK ? e : Made(dir, name, _layers[0].Symlink(dir.Top.Ino, name, target, caller, out attr), ref attr);
     }
 
-    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
+    public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file, out bool created)
     {
         attr = default;
         file = null!;
+        created = false;
         Errno e = PrepareNewName(parent, name, out OverlayNode dir, out _);
         // Without O_EXCL a name that exists is opened as open(2) would (copied up by Open if written); keep in sync
         // with HostFileSystem.Create and MemoryFileSystem.Create.
         if (e == Errno.EEXIST && (flags & O_EXCL) == 0) return OpenExisting(parent, name, flags, caller, out attr, out file);
         if (e != Errno.OK) return e;
-        e = Made(dir, name, _layers[0].Create(dir.Top.Ino, name, flags, mode, caller, out attr, out IOpenFile layerFile), ref attr);
-        if (e != Errno.OK) return e;
+        e = Made(dir, name, _layers[0].Create(dir.Top.Ino, name, flags, mode, caller, out attr, out IOpenFile layerFile, out created), ref attr);
+        if (e != Errno.OK)
+        {
+            created = false;
+            return e;
+        }
         TryNode(attr.Ino, out OverlayNode? node);
         file = new OverlayOpenFile(this, node!, 0, layerFile);
         return Errno.OK;

@@ -33,6 +33,9 @@ namespace InSpatialFs.IntegrationTests.Rules;
 ///   file of that name in a directory of the served tree (the only release_agent write a filesystem can see).
 /// - The credential read comes before the hard link to /etc/shadow: once the inode has a second name, the proxy
 ///   reports opens of it under the newest name.
+/// - The benign run writes 120 new files and a new log with `>` (O_CREAT|O_TRUNC, as pip and shell redirections do):
+///   a create that makes the file truncates nothing, so neither "Mass overwrite" nor "Log file tampering" may fire.
+///   The attacks truncate existing files the same way and must.
 /// - Files the attacks work on (500 directories, 100 + 100 + 200 files, a log, a shell history) are put in the
 ///   image from the host before the run, so their set-up is not itself an event burst.
 /// </summary>
@@ -90,6 +93,9 @@ public sealed class AttackFamiliesTests
         find /etc > /dev/null
         echo 'echo hi' > /tmp/job.sh && sh /tmp/job.sh > /dev/null
         i=0; while [ $i -lt 200 ]; do : < /work/app/b.txt; i=$((i+1)); done
+        i=0; while [ $i -lt 120 ]; do echo out > /work/app/gen$i; i=$((i+1)); done
+        echo started > /var/log/new-app.log
+        rm /work/app/gen*
         rm /work/app/c /work/app/d /work/app/b.txt /work/app/logs/app.log /tmp/copy /tmp/job.sh
         rmdir /work/app/logs /work/app
         echo benign-done

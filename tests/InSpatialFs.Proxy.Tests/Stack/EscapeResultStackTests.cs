@@ -88,10 +88,10 @@ public sealed class EscapeResultStackTests
         public Errno Link(ulong ino, ulong newParent, ReadOnlySpan<byte> newName, out FuseAttr attr) => inner.Link(ino, newParent, newName, out attr);
         public Errno Open(ulong ino, int flags, in Caller caller, out IOpenFile file) => inner.Open(ino, flags, caller, out file);
 
-        public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file)
+        public Errno Create(ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file, out bool created)
         {
-            (attr, file) = (default, null!);
-            return Trap(name) ? BackendResult.EscapeRefused : inner.Create(parent, name, flags, mode, caller, out attr, out file);
+            (attr, file, created) = (default, null!, false);
+            return Trap(name) ? BackendResult.EscapeRefused : inner.Create(parent, name, flags, mode, caller, out attr, out file, out created);
         }
 
         public Errno TmpFile(ulong parent, int flags, uint mode, in Caller caller, out FuseAttr attr, out IOpenFile file) => inner.TmpFile(parent, flags, mode, caller, out attr, out file);

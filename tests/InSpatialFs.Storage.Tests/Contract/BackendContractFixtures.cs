@@ -70,7 +70,7 @@ public sealed class OverlayCopyUpModeTests
             foreach (string name in new[] { "shared", "plain" })
             {
                 Assert.That(fs.Lookup(fs.RootIno, System.Text.Encoding.UTF8.GetBytes(name), out Fuse.Abi.FuseAttr dir), Is.EqualTo(Interop.Errno.OK));
-                Assert.That(fs.Create(dir.Ino, "f"u8, Interop.LibC.O_RDWR | Interop.LibC.O_CREAT | Interop.LibC.O_EXCL, 0x1A4, new Caller(0, 0, 1), out Fuse.Abi.FuseAttr f, out IOpenFile r),
+                Assert.That(fs.Create(dir.Ino, "f"u8, Interop.LibC.O_RDWR | Interop.LibC.O_CREAT | Interop.LibC.O_EXCL, 0x1A4, new Caller(0, 0, 1), out Fuse.Abi.FuseAttr f, out IOpenFile r, out _),
                     Is.EqualTo(Interop.Errno.OK), "a create copies the directory up");
                 r.Release();
             }
@@ -115,7 +115,7 @@ public sealed class OverlayListingTests
             var layers = new OverlayLayers([Path.Combine(root, "lower")], Path.Combine(root, "upper"), Path.Combine(root, "work"));
             using var fs = new OverlayFileSystem(layers, NullLogger.Instance);
             Assert.That(fs.Lookup(fs.RootIno, "d"u8, out Fuse.Abi.FuseAttr d), Is.EqualTo(Interop.Errno.OK));
-            Assert.That(fs.Create(d.Ino, "made-upper"u8, Interop.LibC.O_RDWR | Interop.LibC.O_CREAT | Interop.LibC.O_EXCL, 0x1A4, new Caller(0, 0, 1), out Fuse.Abi.FuseAttr made, out IOpenFile r),
+            Assert.That(fs.Create(d.Ino, "made-upper"u8, Interop.LibC.O_RDWR | Interop.LibC.O_CREAT | Interop.LibC.O_EXCL, 0x1A4, new Caller(0, 0, 1), out Fuse.Abi.FuseAttr made, out IOpenFile r, out _),
                 Is.EqualTo(Interop.Errno.OK), "a create copies d up: it merges both layers");
             Assert.That(fs.Retain(made.Ino), Is.True, "held, as the proxy holds every node the kernel has");
             r.Release();

@@ -32,7 +32,7 @@ public abstract partial class BackendContractTests
             Assert.That(Kernel(Fs.MkDir(RootIno, bad, 0x1ED, Root, out _)), Is.EqualTo(expected), "mkdir");
             Assert.That(Kernel(Fs.MkNod(RootIno, bad, LibC.S_IFIFO | 0x1A4, 0, Root, out _)), Is.EqualTo(expected), "mkfifo");
             Assert.That(Kernel(Fs.MkNod(RootIno, bad, LibC.S_IFREG | 0x1A4, 0, Root, out _)), Is.EqualTo(expected), "mknod regular");
-            Assert.That(Kernel(Fs.Create(RootIno, bad, LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, Root, out _, out _)), Is.EqualTo(expected), "create");
+            Assert.That(Kernel(Fs.Create(RootIno, bad, LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, Root, out _, out _, out _)), Is.EqualTo(expected), "create");
             Assert.That(Kernel(Fs.Symlink(RootIno, bad, N("target"), Root, out _)), Is.EqualTo(expected), "symlink");
             Assert.That(Kernel(Fs.Link(file, RootIno, bad, out _)), Is.EqualTo(expected), "link");
             Assert.That(Kernel(Fs.Unlink(RootIno, bad)), Is.EqualTo(expected), "unlink");
@@ -67,7 +67,7 @@ public abstract partial class BackendContractTests
                 Assert.That(Fs.Lookup(parent, N("x"), out _), Is.EqualTo(expected), "lookup");
                 Assert.That(Fs.MkDir(parent, N("x"), 0x1ED, Root, out _), Is.EqualTo(expected), "mkdir");
                 Assert.That(Fs.MkNod(parent, N("x"), LibC.S_IFIFO | 0x1A4, 0, Root, out _), Is.EqualTo(expected), "mkfifo");
-                Assert.That(Fs.Create(parent, N("x"), LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, Root, out _, out _), Is.EqualTo(expected), "create");
+                Assert.That(Fs.Create(parent, N("x"), LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, Root, out _, out _, out _), Is.EqualTo(expected), "create");
                 Assert.That(Fs.Symlink(parent, N("x"), N("t"), Root, out _), Is.EqualTo(expected), "symlink");
                 Assert.That(Fs.Link(other, parent, N("x"), out _), Is.EqualTo(expected), "link");
                 Assert.That(Fs.Unlink(parent, N("x")), Is.EqualTo(expected), "unlink");
@@ -92,7 +92,7 @@ public abstract partial class BackendContractTests
         Assert.Multiple(() =>
         {
             Assert.That(Fs.MkDir(dir, N("x"), 0x1ED, Root, out _), Is.EqualTo(Errno.ENOENT));
-            Assert.That(Fs.Create(dir, N("x"), LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, Root, out _, out _), Is.EqualTo(Errno.ENOENT));
+            Assert.That(Fs.Create(dir, N("x"), LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, Root, out _, out _, out _), Is.EqualTo(Errno.ENOENT));
             Assert.That(Fs.Symlink(dir, N("x"), N("t"), Root, out _), Is.EqualTo(Errno.ENOENT));
         });
     }
@@ -132,15 +132,16 @@ public abstract partial class BackendContractTests
                 Assert.That(Fs.MkNod(RootIno, N(name), LibC.S_IFREG | 0x1A4, 0, Root, out _), Is.EqualTo(Errno.EEXIST), $"mknod {name}");
                 Assert.That(Fs.Symlink(RootIno, N(name), N("t"), Root, out _), Is.EqualTo(Errno.EEXIST), $"symlink {name}");
                 Assert.That(Fs.Link(file, RootIno, N(name), out _), Is.EqualTo(Errno.EEXIST), $"link {name}");
-                Assert.That(Fs.Create(RootIno, N(name), LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, Root, out _, out _), Is.EqualTo(Errno.EEXIST), $"create {name}");
+                Assert.That(Fs.Create(RootIno, N(name), LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, Root, out _, out _, out _), Is.EqualTo(Errno.EEXIST), $"create {name}");
             });
         }
 
         // Drift fixed: the host backend refused these with EEXIST; open(2) without O_EXCL opens what is there.
-        Assert.That(Fs.Create(RootIno, N("d"), LibC.O_RDWR | LibC.O_CREAT, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EISDIR));
-        Assert.That(Fs.Create(RootIno, N("f"), LibC.O_RDWR | LibC.O_CREAT, 0x1FF, User, out FuseAttr again, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(Fs.Create(RootIno, N("d"), LibC.O_RDWR | LibC.O_CREAT, 0x1A4, User, out _, out _, out _), Is.EqualTo(Errno.EISDIR));
+        Assert.That(Fs.Create(RootIno, N("f"), LibC.O_RDWR | LibC.O_CREAT, 0x1FF, User, out FuseAttr again, out IOpenFile r, out bool created), Is.EqualTo(Errno.OK));
         Assert.Multiple(() =>
         {
+            Assert.That(created, Is.False, "an existing file opened by create is not reported as made (rules see a truncation)");
             Assert.That(again.Ino, Is.EqualTo(file));
             Assert.That(again.Uid, Is.Zero, "an existing file is not given to the caller");
             Assert.That(again.Mode & 0xFFF, Is.EqualTo(0x1A4u), "nor re-moded");

@@ -79,8 +79,9 @@ public abstract partial class BackendContractTests
 
     protected (ulong Ino, IOpenFile Fh) Create(ulong parent, string name, uint mode = 0x1A4, Caller? caller = null, int flags = LibC.O_RDWR)
     {
-        Assert.That(Fs.Create(parent, N(name), flags | LibC.O_CREAT | LibC.O_EXCL, mode, caller ?? Root, out FuseAttr a, out IOpenFile r),
+        Assert.That(Fs.Create(parent, N(name), flags | LibC.O_CREAT | LibC.O_EXCL, mode, caller ?? Root, out FuseAttr a, out IOpenFile r, out bool created),
             Is.EqualTo(Errno.OK), $"create {name}");
+        Assert.That(created, Is.True, $"create {name} made the file");
         return (Held(a.Ino), r);
     }
 

@@ -26,7 +26,7 @@ public sealed class HostEscapeTests
         Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B(".."), out _), Is.EqualTo(BackendResult.EscapeRefused));
         Assert.That(_box.Fs.Lookup(sub, B(".."), out _), Is.EqualTo(BackendResult.EscapeRefused));
         Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("../outside"), out _), Is.EqualTo(BackendResult.EscapeRefused));
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("../outside/new"), LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(BackendResult.EscapeRefused));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("../outside/new"), LibC.O_RDWR, 0x1A4, User, out _, out _, out _), Is.EqualTo(BackendResult.EscapeRefused));
         Assert.That(_box.Fs.MkDir(_box.Fs.RootIno, B("../outside/d"), 0x1ED, User, out _), Is.EqualTo(BackendResult.EscapeRefused));
         Assert.That(File.Exists(Path.Combine(_box.Outside, "new")), Is.False);
     }
@@ -62,9 +62,9 @@ public sealed class HostEscapeTests
             Assert.That(_box.Fs.Lookup(etc.Ino, B("passwd"), out _), Is.Not.EqualTo(Errno.OK));
             Assert.That(_box.Fs.Open(pw.Ino, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EACCES));
             Assert.That(_box.Fs.GetXattr(pw.Ino, B("user.x"), new byte[4], out _), Is.Not.EqualTo(Errno.OK));
-            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("passwd"), LibC.O_RDWR | LibC.O_TRUNC | LibC.O_EXCL, 0x1A4, User, out _, out _),
+            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("passwd"), LibC.O_RDWR | LibC.O_TRUNC | LibC.O_EXCL, 0x1A4, User, out _, out _, out _),
                 Is.EqualTo(Errno.EEXIST), "create never follows an existing link");
-            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("passwd"), LibC.O_RDWR | LibC.O_TRUNC, 0x1A4, User, out _, out _),
+            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("passwd"), LibC.O_RDWR | LibC.O_TRUNC, 0x1A4, User, out _, out _, out _),
                 Is.EqualTo(Errno.EACCES), "without O_EXCL the existing name is opened as a node: a link is never opened");
         });
         Assert.That(File.ReadAllText("/etc/passwd"), Does.StartWith("root:"));

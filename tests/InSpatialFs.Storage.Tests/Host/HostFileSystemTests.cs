@@ -96,7 +96,7 @@ public sealed class HostFileSystemTests
     [Category("Mount")]
     public void Create_write_read_and_release_round_trip_with_caller_ownership()
     {
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, User, out FuseAttr a, out IOpenFile r, out _), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.Retain(a.Ino), Is.True); // held past its release, as the proxy holds what the kernel has
         Assert.That(r.Write(0, B("payload"), out int w), Is.EqualTo(Errno.OK));
         Assert.That(w, Is.EqualTo(7));
@@ -111,10 +111,10 @@ public sealed class HostFileSystemTests
             Assert.That(st.Gid, Is.EqualTo(1000u));
             Assert.That(st.Mode & 0xFFF, Is.EqualTo(0x1A4u), "exact mode despite the daemon's umask");
             Assert.That(File.ReadAllText(_box.Src("new.txt")), Is.EqualTo("payload"));
-            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR | LibC.O_EXCL, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EEXIST));
+            Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR | LibC.O_EXCL, 0x1A4, User, out _, out _, out _), Is.EqualTo(Errno.EEXIST));
         });
         // Without O_EXCL an existing name is opened (a racing creator was first), untouched and not re-owned.
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, new Caller(2000, 2000, 1), out FuseAttr again, out IOpenFile r2), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new.txt"), LibC.O_RDWR, 0x1A4, new Caller(2000, 2000, 1), out FuseAttr again, out IOpenFile r2, out _), Is.EqualTo(Errno.OK));
         Assert.Multiple(() =>
         {
             Assert.That(again.Ino, Is.EqualTo(a.Ino));
@@ -128,7 +128,7 @@ public sealed class HostFileSystemTests
     [Category("Mount")]
     public void Setuid_bit_survives_the_chown_to_the_caller()
     {
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("suid"), LibC.O_RDWR, 0x9ED, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("suid"), LibC.O_RDWR, 0x9ED, User, out FuseAttr a, out IOpenFile r, out _), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.Retain(a.Ino), Is.True);
         r.Release();
         Assert.That(_box.Fs.GetAttr(a.Ino, out FuseAttr st), Is.EqualTo(Errno.OK));
@@ -345,7 +345,7 @@ public sealed class HostFileSystemTests
     public void A_created_file_keeps_no_descriptor_and_is_reached_through_its_handle()
     {
         int cached = _box.Fs.CachedDescriptorCount;
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new"), LibC.O_WRONLY, 0x1A4, User, out FuseAttr made, out IOpenFile w), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("new"), LibC.O_WRONLY, 0x1A4, User, out FuseAttr made, out IOpenFile w, out _), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.Retain(made.Ino), Is.True, "held as the kernel holds a created entry");
         Assert.That(w.Write(0, B("fresh"), out int written), Is.EqualTo(Errno.OK));
         Assert.That(written, Is.EqualTo(5));
@@ -369,7 +369,7 @@ public sealed class HostFileSystemTests
     [Test]
     public void A_created_file_unlinked_while_open_stays_readable_through_its_node()
     {
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("tmp"), LibC.O_RDWR, 0x180, User, out FuseAttr made, out IOpenFile rw), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("tmp"), LibC.O_RDWR, 0x180, User, out FuseAttr made, out IOpenFile rw, out _), Is.EqualTo(Errno.OK));
         Assert.That(rw.Write(0, B("scratch"), out _), Is.EqualTo(Errno.OK));
         int cached = _box.Fs.CachedDescriptorCount;
         // No descriptor is cached for the node: the unlink pins one opened from the handle before the name goes.
@@ -388,12 +388,12 @@ public sealed class HostFileSystemTests
     [Category("Mount")]
     public void Create_and_mkdir_replies_carry_the_attributes_a_fresh_getattr_reads()
     {
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("f"), LibC.O_RDWR, 0x1A4, User, out FuseAttr created, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("f"), LibC.O_RDWR, 0x1A4, User, out FuseAttr created, out IOpenFile r, out _), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.GetAttr(created.Ino, out FuseAttr fresh), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.MkDir(_box.Fs.RootIno, B("d"), 0x1ED, User, out FuseAttr made), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.GetAttr(made.Ino, out FuseAttr freshDir), Is.EqualTo(Errno.OK));
         // A mode the umask-free create cannot give directly (set-id bits chown clears) takes the chmod path.
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("s"), LibC.O_RDWR, 0x9ED /* 04755 */, User, out FuseAttr setuid, out IOpenFile rs), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("s"), LibC.O_RDWR, 0x9ED /* 04755 */, User, out FuseAttr setuid, out IOpenFile rs, out _), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.GetAttr(setuid.Ino, out FuseAttr freshSetuid), Is.EqualTo(Errno.OK));
         Assert.Multiple(() =>
         {
@@ -508,7 +508,7 @@ public sealed class HostFileSystemTests
     {
         File.WriteAllText(_box.Src("src"), "abcdefgh");
         ulong a = _box.Lookup(_box.Fs.RootIno, "src");
-        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("dst"), LibC.O_RDWR, 0x1A4, User, out FuseAttr d, out IOpenFile dr), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.Create(_box.Fs.RootIno, B("dst"), LibC.O_RDWR, 0x1A4, User, out FuseAttr d, out IOpenFile dr, out _), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.Open(a, LibC.O_RDONLY, User, out IOpenFile ar), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.CopyFileRange(ar, 2, dr, 0, 4, out long copied), Is.EqualTo(Errno.OK));
         Assert.That(copied, Is.EqualTo(4));
@@ -595,7 +595,7 @@ public sealed class HostFileSystemTests
             fhs.Add(r);
         }
         Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out _), Is.EqualTo(Errno.EMFILE));
-        Assert.That(box.Fs.Create(box.Fs.RootIno, B("g"), LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EMFILE));
+        Assert.That(box.Fs.Create(box.Fs.RootIno, B("g"), LibC.O_RDWR, 0x1A4, User, out _, out _, out _), Is.EqualTo(Errno.EMFILE));
         fhs[0].Release();
         Assert.That(box.Fs.Open(ino, LibC.O_RDONLY, User, out IOpenFile again), Is.EqualTo(Errno.OK));
         Assert.That(box.Fs.OpenHandleCount, Is.EqualTo(3));
@@ -614,7 +614,7 @@ public sealed class HostFileSystemTests
         {
             Assert.That(ro.Fs.Open(f, LibC.O_RDWR, User, out _), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.Open(f, LibC.O_RDONLY | LibC.O_TRUNC, User, out _), Is.EqualTo(Errno.EROFS));
-            Assert.That(ro.Fs.Create(root, B("n"), LibC.O_RDWR, 0x1A4, User, out _, out _), Is.EqualTo(Errno.EROFS));
+            Assert.That(ro.Fs.Create(root, B("n"), LibC.O_RDWR, 0x1A4, User, out _, out _, out _), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.MkDir(root, B("d"), 0x1ED, User, out _), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.MkNod(root, B("p"), LibC.S_IFIFO | 0x1A4, 0, User, out _), Is.EqualTo(Errno.EROFS));
             Assert.That(ro.Fs.Symlink(root, B("s"), B("f"), User, out _), Is.EqualTo(Errno.EROFS));
@@ -681,7 +681,7 @@ public sealed class HostKillPrivTests
     public void Truncate_with_kill_suidgid_clears_setuid_and_exec_setgid()
     {
         using var box = new HostSandbox();
-        Assert.That(box.Fs.Create(box.Fs.RootIno, B("s"), LibC.O_RDWR, 0xDED /* 06755 */, User, out FuseAttr a, out IOpenFile r), Is.EqualTo(Errno.OK));
+        Assert.That(box.Fs.Create(box.Fs.RootIno, B("s"), LibC.O_RDWR, 0xDED /* 06755 */, User, out FuseAttr a, out IOpenFile r, out _), Is.EqualTo(Errno.OK));
         Assert.That(box.Fs.Retain(a.Ino), Is.True);
         r.Release();
         var change = new AttrChange { Size = 0, KillSetId = true };

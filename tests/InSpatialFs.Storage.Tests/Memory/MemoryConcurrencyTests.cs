@@ -27,7 +27,7 @@ public sealed class MemoryConcurrencyTests
                 {
                     case 0:
                     case 1:
-                        var error = fs.Create(shared, Fs.N(name), LibC.O_CREAT | LibC.O_RDWR, 0x1A4, Fs.Root, out var attr, out var open);
+                        var error = fs.Create(shared, Fs.N(name), LibC.O_CREAT | LibC.O_RDWR, 0x1A4, Fs.Root, out var attr, out var open, out _);
                         if (error != Errno.OK)
                         {
                             if (error != Errno.EISDIR)

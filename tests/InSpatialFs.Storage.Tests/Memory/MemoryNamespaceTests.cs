@@ -92,7 +92,7 @@ public sealed class MemoryNamespaceTests
             Assert.That(_fs.Unlink(_fs.RootIno, Fs.N("d")), Is.EqualTo(Errno.EISDIR));
             Assert.That(_fs.RmDir(dir, Fs.N("f")), Is.EqualTo(Errno.ENOTDIR));
             Assert.That(_fs.RmDir(_fs.RootIno, Fs.N("d")), Is.EqualTo(Errno.ENOTEMPTY));
-            Assert.That(_fs.Create(_fs.RootIno, Fs.N("d"), LibC.O_CREAT | LibC.O_EXCL | LibC.O_RDWR, 0x1A4, Fs.Root, out _, out _), Is.EqualTo(Errno.EEXIST));
+            Assert.That(_fs.Create(_fs.RootIno, Fs.N("d"), LibC.O_CREAT | LibC.O_EXCL | LibC.O_RDWR, 0x1A4, Fs.Root, out _, out _, out _), Is.EqualTo(Errno.EEXIST));
         });
     }
 
@@ -275,7 +275,7 @@ public sealed class MemoryNamespaceTests
         Assert.That(_fs.OpenDir(dir, out IOpenDirectory fh), Is.EqualTo(Errno.OK));
         Assert.That(_fs.RmDir(_fs.RootIno, Fs.N("d")), Is.EqualTo(Errno.OK));
         Assert.That(_fs.Attr(dir).Nlink, Is.Zero);
-        Assert.That(_fs.Create(dir, Fs.N("x"), LibC.O_CREAT | LibC.O_RDWR, 0x1A4, Fs.Root, out _, out _), Is.EqualTo(Errno.ENOENT));
+        Assert.That(_fs.Create(dir, Fs.N("x"), LibC.O_CREAT | LibC.O_RDWR, 0x1A4, Fs.Root, out _, out _, out _), Is.EqualTo(Errno.ENOENT));
         var sink = new CollectingSink();
         Assert.That(fh.ReadDir(0, sink), Is.EqualTo(Errno.OK));
         Assert.That(sink.Entries.Select(e => e.Name), Is.EqualTo(new[] { ".", ".." }));

@@ -37,7 +37,7 @@ internal static class Fs
 
     public static (ulong Ino, IOpenFile Fh) Create(this MemoryFileSystem fs, ulong parent, string name, uint mode = 0x1A4, Caller? caller = null, int flags = LibC.O_RDWR)
     {
-        Assert.That(fs.Create(parent, N(name), flags | LibC.O_CREAT, mode, caller ?? Root, out var attr, out var open), Is.EqualTo(Errno.OK), $"create {name}");
+        Assert.That(fs.Create(parent, N(name), flags | LibC.O_CREAT, mode, caller ?? Root, out var attr, out var open, out _), Is.EqualTo(Errno.OK), $"create {name}");
         return (attr.Ino, open);
     }
 
