@@ -64,8 +64,8 @@ public sealed class FsEvent
     /// <summary>fs.link_target: the contents of a symlink being created.</summary>
     public string? LinkTarget;
     /// <summary>
-    /// Where a symlink leads, its chain followed inside the namespace (the proxy fills it for symlink and readlink):
-    /// an absolute path, or "/.." when the chain climbs above the root or is too long. Not a rule field.
+    /// fs.link_resolved: where a symlink leads, its chain followed inside the namespace (the proxy fills it for symlink
+    /// and readlink): an absolute path, or "/.." when the chain climbs above the root or is too long.
     /// </summary>
     public string? LinkResolved;
     /// <summary>fs.xattr: the xattr name for xattr ops.</summary>

@@ -31,6 +31,7 @@ public static partial class FsEventJson
         public static readonly JsonEncodedText FsName = JsonEncodedText.Encode("fs.name");
         public static readonly JsonEncodedText FsTarget = JsonEncodedText.Encode("fs.target");
         public static readonly JsonEncodedText FsLinkTarget = JsonEncodedText.Encode("fs.link_target");
+        public static readonly JsonEncodedText FsLinkResolved = JsonEncodedText.Encode("fs.link_resolved");
         public static readonly JsonEncodedText FsXattr = JsonEncodedText.Encode("fs.xattr");
         public static readonly JsonEncodedText FsIsNew = JsonEncodedText.Encode("fs.is_new");
         public static readonly JsonEncodedText ProcPid = JsonEncodedText.Encode("proc.pid");
@@ -64,6 +65,7 @@ public static partial class FsEventJson
         w.WriteString(K.FsName, ExactNames.ForDisplay(e.Name));
         if (e.Target != null) w.WriteString(K.FsTarget, ExactNames.ForDisplay(e.Target));
         if (e.LinkTarget != null) w.WriteString(K.FsLinkTarget, ExactNames.ForDisplay(e.LinkTarget));
+        if (e.LinkResolved != null) w.WriteString(K.FsLinkResolved, ExactNames.ForDisplay(e.LinkResolved));
         if (e.XattrName != null) w.WriteString(K.FsXattr, ExactNames.ForDisplay(e.XattrName));
         w.WriteBoolean(K.FsIsNew, e.IsNew);
         w.WriteNumber(K.ProcPid, e.Pid);
@@ -129,6 +131,7 @@ public static partial class FsEventJson
                     case "fs.path": e.Path = v.GetString()!; break;
                     case "fs.target": e.Target = v.GetString(); break;
                     case "fs.link_target": e.LinkTarget = v.GetString(); break;
+                    case "fs.link_resolved": e.LinkResolved = v.GetString(); break;
                     case "fs.xattr": e.XattrName = v.GetString(); break;
                     case "fs.is_new": e.IsNew = v.GetBoolean(); break;
                     case "proc.pid": e.Pid = v.GetInt32(); break;

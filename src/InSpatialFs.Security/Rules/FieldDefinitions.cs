@@ -205,6 +205,7 @@ internal static class FieldDefinitions
         Alias("fs.path.targetraw", "fs.path.target");
         Txt("fs.target", (FsEvent e, out bool p) => Nullable(e.Target, out p));
         Txt("fs.link_target", (FsEvent e, out bool p) => Nullable(e.LinkTarget, out p));
+        Txt("fs.link_resolved", (FsEvent e, out bool p) => Nullable(e.LinkResolved, out p));
         Txt("fs.xattr", (FsEvent e, out bool p) => Nullable(e.XattrName, out p));
         Flag("fs.is_new", e => e.IsNew);
 

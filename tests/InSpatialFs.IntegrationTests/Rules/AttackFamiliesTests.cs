@@ -36,6 +36,8 @@ namespace InSpatialFs.IntegrationTests.Rules;
 /// - The benign run writes 120 new files and a new log with `>` (O_CREAT|O_TRUNC, as pip and shell redirections do):
 ///   a create that makes the file truncates nothing, so neither "Mass overwrite" nor "Log file tampering" may fire.
 ///   The attacks truncate existing files the same way and must.
+/// - The benign run also makes a link that climbs three directories and stays inside the tree (as distribution docs
+///   link their licences); the traversal attack's link climbs above the root.
 /// - Files the attacks work on (500 directories, 100 + 100 + 200 files, a log, a shell history) are put in the
 ///   image from the host before the run, so their set-up is not itself an event burst.
 /// </summary>
@@ -85,6 +87,7 @@ public sealed class AttackFamiliesTests
         cat /work/app/a.txt /etc/passwd /etc/group > /dev/null
         mv /work/app/a.txt /work/app/b.txt
         ln -s b.txt /work/app/c
+        mkdir -p /work/app/doc/pkg/sub && ln -s ../../../b.txt /work/app/doc/pkg/sub/LICENSE && cat /work/app/doc/pkg/sub/LICENSE > /dev/null
         ln /work/app/b.txt /work/app/d
         cp /work/app/b.txt /tmp/copy && cat /tmp/copy > /dev/null
         echo line >> /work/app/logs/app.log
@@ -97,6 +100,7 @@ public sealed class AttackFamiliesTests
         echo started > /var/log/new-app.log
         rm /work/app/gen*
         rm /work/app/c /work/app/d /work/app/b.txt /work/app/logs/app.log /tmp/copy /tmp/job.sh
+        rm /work/app/doc/pkg/sub/LICENSE && rmdir /work/app/doc/pkg/sub /work/app/doc/pkg /work/app/doc
         rmdir /work/app/logs /work/app
         echo benign-done
         """;

@@ -195,6 +195,16 @@ public sealed class FalcoLanguageTests
     }
 
     [Test]
+    public void Where_a_new_link_leads_survives_the_journal_so_a_replay_decides_as_the_daemon_did()
+    {
+        var e = new FsEvent { Op = FsOp.Symlink, Path = "/srv/www/x", LinkTarget = "../../../../etc/passwd", LinkResolved = "/.." };
+        FsEvent roundTrip = FsEventJson.Parse(FsEventJson.ToJsonLine(e));
+        Assert.That(roundTrip.LinkResolved, Is.EqualTo("/.."));
+        Assert.That(Matches("fs.link_resolved = \"/..\" and fs.link_target contains \"../../../\"", roundTrip), Is.True);
+        Assert.That(Matches("fs.link_resolved exists", new FsEvent { Op = FsOp.Open, Path = "/etc/passwd" }), Is.False, "only links have it");
+    }
+
+    [Test]
     public void Positions_inside_a_folded_condition_are_exact()
     {
         const string yaml = """
