@@ -38,6 +38,8 @@ namespace InSpatialFs.IntegrationTests.Rules;
 ///   The attacks truncate existing files the same way and must.
 /// - The benign run also makes a link that climbs three directories and stays inside the tree (as distribution docs
 ///   link their licences); the traversal attack's link climbs above the root.
+/// - It also links into /etc as images do (/usr/lib/ssl/certs -> /etc/ssl/certs) and to the kernel's mount table;
+///   only links to credentials, secrets and kernel interfaces are "Symlink to sensitive path".
 /// - Files the attacks work on (500 directories, 100 + 100 + 200 files, a log, a shell history) are put in the
 ///   image from the host before the run, so their set-up is not itself an event burst.
 /// </summary>
@@ -88,6 +90,7 @@ public sealed class AttackFamiliesTests
         mv /work/app/a.txt /work/app/b.txt
         ln -s b.txt /work/app/c
         mkdir -p /work/app/doc/pkg/sub && ln -s ../../../b.txt /work/app/doc/pkg/sub/LICENSE && cat /work/app/doc/pkg/sub/LICENSE > /dev/null
+        ln -s /etc/ssl/certs /work/app/certs && ln -s ../../proc/self/mounts /work/app/mtab
         ln /work/app/b.txt /work/app/d
         cp /work/app/b.txt /tmp/copy && cat /tmp/copy > /dev/null
         echo line >> /work/app/logs/app.log
@@ -99,7 +102,7 @@ public sealed class AttackFamiliesTests
         i=0; while [ $i -lt 120 ]; do echo out > /work/app/gen$i; i=$((i+1)); done
         echo started > /var/log/new-app.log
         rm /work/app/gen*
-        rm /work/app/c /work/app/d /work/app/b.txt /work/app/logs/app.log /tmp/copy /tmp/job.sh
+        rm /work/app/certs /work/app/mtab /work/app/c /work/app/d /work/app/b.txt /work/app/logs/app.log /tmp/copy /tmp/job.sh
         rm /work/app/doc/pkg/sub/LICENSE && rmdir /work/app/doc/pkg/sub /work/app/doc/pkg /work/app/doc
         rmdir /work/app/logs /work/app
         echo benign-done
