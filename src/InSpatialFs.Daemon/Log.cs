@@ -29,6 +29,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 5011, Level = LogLevel.Debug, Message = "metrics request ended early: {Error}")]
     public static partial void MetricsRequestFailed(ILogger logger, string error);
 
+    [LoggerMessage(EventId = 5013, Level = LogLevel.Debug, Message = "kept the control directory {Directory}: {Reason}")]
+    public static partial void ControlDirectoryKept(ILogger logger, string directory, string reason);
+
     [LoggerMessage(EventId = 5012, Level = LogLevel.Debug, Message = "after {Phase}: a full collection returned {KiB} KiB of transient memory in {Milliseconds:F1} ms")]
     public static partial void TransientMemoryReturned(ILogger logger, string phase, long kib, double milliseconds);
 }

@@ -455,8 +455,13 @@ internal sealed partial class Instance : IDisposable
         _controlFs?.Close(); // followers (cat events, ctl events --follow) get end-of-file instead of holding the server
         _controlServer?.Stop();
         _controlServer?.Completion.Wait(TimeSpan.FromSeconds(5));
-        _controlMount?.Dispose();
-        _controlMount = null;
+        if (_controlMount != null)
+        {
+            _controlMount.Dispose();
+            _controlMount = null;
+            OwnPaths.RemoveControlDirectory(_config.Control, _log);
+        }
+
         _mount?.Dispose();
         _mount = null;
         Security?.WaitIdle(TimeSpan.FromSeconds(5));

@@ -33,6 +33,40 @@ internal static class OwnPaths
 
     public static void PrepareMountpoint(string path, ILogger log) => Open(path, log).Dispose();
 
+    /// <summary>
+    /// At a clean stop, after the control mount is detached: removes the control directory when it is one of the daemon's
+    /// own (directly below /run/inspatialfs) and empty. Without this every container ever started leaves an empty
+    /// directory there until reboot. A directory elsewhere is the operator's and stays. Handover and crashes never come
+    /// here, so a successor finds its mountpoint in place; the caller still holds the state-directory lock, so an instance
+    /// of the same name cannot have prepared the directory anew. rmdir never follows a symlink, and the parent is walked
+    /// with the same checks as at start.
+    /// </summary>
+    public static unsafe void RemoveControlDirectory(string path, ILogger log)
+    {
+        string? parent = System.IO.Path.GetDirectoryName(path);
+        if (parent != InstanceConfig.ControlRoot)
+        {
+            return;
+        }
+
+        try
+        {
+            using SafeFd dir = TrustedPath.OpenDirectory(parent, create: false);
+            byte[] name = System.Text.Encoding.UTF8.GetBytes(System.IO.Path.GetFileName(path) + "\0");
+            fixed (byte* n = name)
+            {
+                if (LibC.unlinkat(dir.Fd, n, LibC.AT_REMOVEDIR) != 0)
+                {
+                    Log.ControlDirectoryKept(log, path, ErrnoExtensions.LastPInvoke().ToString());
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.ControlDirectoryKept(log, path, e.Message);
+        }
+    }
+
     /// <summary>True for the base directories that earlier versions created world-writable.</summary>
     public static bool IsBaseDirectory(string path) => path is InstanceConfig.StateRoot or InstanceConfig.ControlRoot;
 

@@ -76,4 +76,30 @@ public sealed class DefaultBaseDirectoriesTests
             Is.EqualTo(new[] { "700 root", "600 root", "600 root" }));
         Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
     }
+
+    [Test]
+    public void A_clean_stop_removes_its_default_control_directory_and_leaves_one_the_operator_chose()
+    {
+        string mnt = Path.Combine(_work, "mnt");
+        string control = Path.Combine(ControlRoot, _name);
+        using (DaemonProcess daemon = DaemonProcess.Start(mnt, ["--memory", "--name", _name]))
+        {
+            Assert.That(ControlServes(control), Is.True, daemon.Output);
+            Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
+        }
+
+        Assert.That(Directory.Exists(control), Is.False, "every container ever started would leave an empty directory in /run/inspatialfs");
+
+        string chosen = Path.Combine(_work, "control");
+        using (DaemonProcess daemon = DaemonProcess.Start(mnt, ["--memory", "--name", _name, "--control", chosen]))
+        {
+            Assert.That(ControlServes(chosen), Is.True, daemon.Output);
+            Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
+        }
+
+        Assert.That(Directory.Exists(chosen) && !Mounts.IsFuse(chosen), Is.True, "a control directory outside /run/inspatialfs is the operator's: it stays, unmounted");
+    }
+
+    private static bool ControlServes(string control) =>
+        Shell.Run($"for i in $(seq 100); do [ -e '{control}/status' ] && exit 0; sleep 0.1; done; exit 1").ExitCode == 0;
 }
