@@ -38,6 +38,7 @@ namespace InSpatialFs.IntegrationTests.Rules;
 ///   The attacks truncate existing files the same way and must.
 /// - The benign run also makes a link that climbs three directories and stays inside the tree (as distribution docs
 ///   link their licences); the traversal attack's link climbs above the root.
+/// - It empties a scratch directory of 250 files in /tmp, as builds do: no wiper.
 /// - It also links into /etc as images do (/usr/lib/ssl/certs -> /etc/ssl/certs) and to the kernel's mount table;
 ///   only links to credentials, secrets and kernel interfaces are "Symlink to sensitive path".
 /// - Files the attacks work on (500 directories, 100 + 100 + 200 files, a log, a shell history) are put in the
@@ -101,6 +102,7 @@ public sealed class AttackFamiliesTests
         i=0; while [ $i -lt 200 ]; do : < /work/app/b.txt; i=$((i+1)); done
         i=0; while [ $i -lt 120 ]; do echo out > /work/app/gen$i; i=$((i+1)); done
         echo started > /var/log/new-app.log
+        mkdir -p /tmp/build && i=0; while [ $i -lt 250 ]; do : > /tmp/build/o$i; i=$((i+1)); done; rm -rf /tmp/build
         rm /work/app/gen*
         rm /work/app/certs /work/app/mtab /work/app/c /work/app/d /work/app/b.txt /work/app/logs/app.log /tmp/copy /tmp/job.sh
         rm /work/app/doc/pkg/sub/LICENSE && rmdir /work/app/doc/pkg/sub /work/app/doc/pkg /work/app/doc
