@@ -60,6 +60,6 @@ internal static class CommandLine
         }
     }
 
-    /// <summary>Commands added by later layers (ctl, rules, config, oci-spec, overlay-mount).</summary>
-    private static IEnumerable<Command> ExtraCommands() => [CtlCommand.Create(), RulesCommand.Create(), ConfigCommand.Create(), OciSpecCommand.Create(), OverlayMountCommand.Create()];
+    /// <summary>Commands added by later layers (ctl, rules, config, oci-spec, overlay-mount, prune).</summary>
+    private static IEnumerable<Command> ExtraCommands() => [CtlCommand.Create(), RulesCommand.Create(), ConfigCommand.Create(), OciSpecCommand.Create(), OverlayMountCommand.Create(), PruneCommand.Create()];
 }

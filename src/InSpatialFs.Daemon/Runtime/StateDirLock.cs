@@ -53,6 +53,14 @@ internal sealed class StateDirLock : IDisposable
                 $"state directory {stateDirPath} is in use by another instance{holder}; give this one its own --name or --state-dir");
         }
 
+        // `inspatialfs prune` holds the lock while it removes a stopped instance's directory; a start that waited for it
+        // holds a lock file that is no longer linked, in a directory that is gone (StatePruner).
+        if (LinkCount(held) == 0)
+        {
+            held.Dispose();
+            throw new InstanceStartException($"state directory {stateDirPath} was removed by `inspatialfs prune` while this instance started; start it again");
+        }
+
         using (SafeFileHandle pidFile = TrustedPath.OpenFile(stateDir, stateDirPath, PidFileName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC))
         {
             RandomAccess.Write(pidFile, Encoding.ASCII.GetBytes(InstancePid().ToString(CultureInfo.InvariantCulture) + "\n"), 0);
@@ -68,6 +76,13 @@ internal sealed class StateDirLock : IDisposable
     private static int InstancePid() =>
         int.TryParse(Environment.GetEnvironmentVariable("INSPATIALFS_KEEPER_PID"), NumberStyles.None, CultureInfo.InvariantCulture, out int keeper)
         && keeper == LibC.getppid() ? keeper : Environment.ProcessId;
+
+    private static unsafe uint LinkCount(SafeFileHandle file)
+    {
+        StatX st;
+        byte empty = 0;
+        return LibC.statx((int)file.DangerousGetHandle(), &empty, LibC.AT_EMPTY_PATH, LibC.STATX_BASIC_STATS, &st) == 0 ? st.Nlink : 1;
+    }
 
     /// <summary>The pid the holder wrote, read without following symlinks and bounded (a planted file cannot flood us).</summary>
     private static int? ReadHolder(SafeFd stateDir, string stateDirPath)

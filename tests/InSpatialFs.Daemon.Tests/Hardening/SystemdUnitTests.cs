@@ -14,6 +14,37 @@ public sealed class SystemdUnitTests
 {
     private static string UnitPath => Path.Combine(DaemonProcess.RepoRoot, "scripts", "systemd", "inspatialfs@.service");
 
+    [TestCase("inspatialfs-prune.service")]
+    [TestCase("inspatialfs-prune.timer")]
+    [Category("Mount")]
+    public void The_prune_units_pass_systemd_analyze_verify(string unit)
+    {
+        if (!Shell.Has("systemd-analyze"))
+        {
+            Assert.Ignore("systemd-analyze is not installed");
+        }
+
+        string dir = Path.Combine(Path.GetTempPath(), "isfs-unit-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            // A timer is verified with the service it starts; the service's ExecStart must exist.
+            foreach (string name in new[] { "inspatialfs-prune.service", "inspatialfs-prune.timer" })
+            {
+                string text = File.ReadAllText(Path.Combine(DaemonProcess.RepoRoot, "scripts", "systemd", name));
+                File.WriteAllText(Path.Combine(dir, name), text.Replace("/usr/local/bin/inspatialfs", DaemonProcess.Binary, StringComparison.Ordinal));
+            }
+
+            ShellResult verified = Shell.Run($"systemd-analyze verify '{Path.Combine(dir, unit)}'");
+            Assert.That((verified.ExitCode, verified.Both.Trim()), Is.EqualTo((0, "")), verified.ToString());
+            Assert.That(File.ReadAllText(Path.Combine(dir, "inspatialfs-prune.service")), Does.Contain($"ExecStart={DaemonProcess.Binary} prune --older-than 7d"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Test]
     [Category("Mount")]
     public void The_unit_passes_systemd_analyze_verify_and_a_broken_copy_does_not()

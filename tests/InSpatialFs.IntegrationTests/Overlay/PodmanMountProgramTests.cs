@@ -36,6 +36,10 @@ public sealed class PodmanMountProgramTests
     private string InstanceOf(string container) =>
         Path.GetFileName(Path.GetDirectoryName(PCheck($"inspect -f '{{{{.GraphDriver.Data.MergedDir}}}}' {container}").Trim())!)!;
 
+    /// <summary>The same for a stopped container, which has no MergedDir: its upper directory is the layer's "diff".</summary>
+    private string LayerOf(string container) =>
+        Path.GetFileName(Path.GetDirectoryName(PCheck($"inspect -f '{{{{.GraphDriver.Data.UpperDir}}}}' {container}").Trim())!)!;
+
     [OneTimeSetUp]
     public void Images()
     {
@@ -63,6 +67,9 @@ public sealed class PodmanMountProgramTests
         if (_work.Length == 0) return;
         P("rm -af", TimeSpan.FromMinutes(2));
         P("rmi -af", TimeSpan.FromMinutes(2));
+        // Every container and image layer mounted here left a state directory; their layers are gone now, so prune
+        // removes them (before the storage directory goes, which it takes as proof that the engine removed them).
+        Shell.Run($"'{DaemonProcess.Binary}' prune", TimeSpan.FromMinutes(2));
         Shell.Run($"umount -R '{_work}/storage/overlay' 2>/dev/null; rm -rf '{_work}'", TimeSpan.FromMinutes(2));
     }
 
@@ -104,6 +111,34 @@ public sealed class PodmanMountProgramTests
         finally
         {
             P("rm -f u1");
+        }
+    }
+
+    [Test]
+    public void After_podman_rm_prune_removes_that_containers_state_and_keeps_a_stopped_ones()
+    {
+        PCheck($"run --name gone1 {RunFlags} localhost/isfs-test:2 sh -c 'echo x > /srv/mine'");
+        PCheck($"run --name stays1 {RunFlags} localhost/isfs-test:2 sh -c 'echo y > /srv/mine'");
+        string gone = LayerOf("gone1"), stays = LayerOf("stays1");
+        Assert.That(gone, Has.Length.EqualTo(64), "a layer id");
+        try
+        {
+            Assert.That(Directory.Exists($"/var/lib/inspatialfs/{gone}") && Directory.Exists($"/var/lib/inspatialfs/{stays}"), Is.True, "each container's mount kept its state");
+            PCheck("rm gone1");
+
+            ShellResult pruned = Shell.Run($"'{DaemonProcess.Binary}' prune -v", TimeSpan.FromMinutes(2));
+            Assert.That(pruned.ExitCode, Is.Zero, pruned.ToString());
+            Assert.That(pruned.StdOut, Does.Contain($"removed {gone} (").And.Contain($"/overlay/{gone} is gone"), pruned.ToString());
+            Assert.That(pruned.StdOut, Does.Contain($"kept {stays}: stopped"), pruned.ToString());
+            Assert.That(Directory.Exists($"/var/lib/inspatialfs/{gone}"), Is.False);
+
+            // The stopped container starts again on the record it kept.
+            PCheck("start -a stays1");
+            Assert.That(File.Exists($"/var/lib/inspatialfs/{stays}/events.jsonl"), Is.True);
+        }
+        finally
+        {
+            P("rm -f gone1 stays1");
         }
     }
 

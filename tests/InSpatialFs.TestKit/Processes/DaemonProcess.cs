@@ -139,6 +139,8 @@ public sealed class DaemonProcess : IDisposable
             info.ArgumentList.Add(a);
         }
 
+        NoteDefaultStateDirectory(mountPoint, info.ArgumentList);
+
         if (appendMountPoint)
         {
             info.ArgumentList.Add(mountPoint);
@@ -166,6 +168,56 @@ public sealed class DaemonProcess : IDisposable
         }
 
         return daemon;
+    }
+
+    /// <summary>State directories below /var/lib/inspatialfs that instances started by this test run created.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> CreatedStateDirectories = new();
+
+    /// <summary>
+    /// An instance started without --state-dir or --config keeps its state in /var/lib/inspatialfs/NAME (NAME from --name,
+    /// else the mountpoint's base name), which outlives it by design. When this run made that directory, it is noted
+    /// for <see cref="RemoveCreatedStateDirectories"/>: tests that restart an instance of the same name still find its record.
+    /// </summary>
+    private static void NoteDefaultStateDirectory(string mountPoint, IList<string> arguments)
+    {
+        if (arguments.Contains("--state-dir") || arguments.Contains("--config") || arguments.Any(a => a.StartsWith("--state-dir=", StringComparison.Ordinal)))
+        {
+            return;
+        }
+
+        int at = arguments.IndexOf("--name");
+        string name = at >= 0 && at + 1 < arguments.Count ? arguments[at + 1] : Path.GetFileName(mountPoint.TrimEnd('/'));
+        string dir = Path.Combine("/var/lib/inspatialfs", name);
+        if (name.Length > 0 && !name.Contains('/', StringComparison.Ordinal) && !Directory.Exists(dir))
+        {
+            CreatedStateDirectories.TryAdd(dir, true);
+        }
+    }
+
+    /// <summary>
+    /// At the end of a test run: removes the state directories this run's instances created (see
+    /// <see cref="NoteDefaultStateDirectory"/>), each under its instance lock so that a daemon still running keeps its own.
+    /// Without this every run left hundreds of them (gigabytes of journals) behind.
+    /// </summary>
+    public static int RemoveCreatedStateDirectories()
+    {
+        int removed = 0;
+        foreach (string dir in CreatedStateDirectories.Keys)
+        {
+            if (!Directory.Exists(dir))
+            {
+                continue;
+            }
+
+            ShellResult r = Shell.Run($"[ -f '{dir}/instance.lock' ] && flock -n '{dir}/instance.lock' rm -rf '{dir}'");
+            if (r.ExitCode == 0)
+            {
+                removed++;
+            }
+        }
+
+        CreatedStateDirectories.Clear();
+        return removed;
     }
 
     /// <summary>Sends SIGTERM and waits; returns the exit code (or -1 when it did not exit in time).</summary>
