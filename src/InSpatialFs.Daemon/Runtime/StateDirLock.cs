@@ -85,7 +85,7 @@ internal sealed class StateDirLock : IDisposable
     }
 
     /// <summary>The pid the holder wrote, read without following symlinks and bounded (a planted file cannot flood us).</summary>
-    private static int? ReadHolder(SafeFd stateDir, string stateDirPath)
+    internal static int? ReadHolder(SafeFd stateDir, string stateDirPath)
     {
         try
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using InSpatialFs.Interop;
+using Microsoft.Win32.SafeHandles;
 using YamlDotNet.RepresentationModel;
 
 namespace InSpatialFs.Daemon.Runtime;
@@ -75,31 +76,45 @@ internal static unsafe class StatePruner
             return new PruneEntry(name, PruneOutcome.NotInstanceState, $"owned by uid {st.Uid} with mode {Convert.ToString(st.Mode & 0xFFF, 8)}: not the daemon's", 0);
         }
 
-        int lockFd = OpenAt(dir.Fd, StateDirLock.LockFileName, LibC.O_RDWR | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, out error);
-        if (lockFd < 0)
+        if (StatAt(dir.Fd, StateDirLock.LockFileName) == Errno.ENOENT)
         {
-            return new PruneEntry(name, PruneOutcome.NotInstanceState, $"no {StateDirLock.LockFileName} ({error})", 0);
+            return new PruneEntry(name, PruneOutcome.NotInstanceState, $"no {StateDirLock.LockFileName}", 0);
         }
 
-        // Held until this method returns, after the removal: see the class remarks.
-        using var held = new SafeFd(lockFd);
-        if ((Stat(held.Fd).Mode & LibC.S_IFMT) != LibC.S_IFREG)
+        SafeFileHandle? held = null;
+        try
         {
-            return new PruneEntry(name, PruneOutcome.NotInstanceState, $"{StateDirLock.LockFileName} is not a regular file", 0);
+            // As the daemon opens it: no symlink, a regular file with one link, root's, not writable by others. Held
+            // until the decision is carried out, the removal included: see the class remarks.
+            held = TrustedPath.OpenFile(dir, path, StateDirLock.LockFileName, LibC.O_RDWR);
+            return Decide(root, dir, held, stateRoot, name, olderThan, dryRun, now, st);
+        }
+        catch (UnsafePathException e) when (held is null)
+        {
+            return new PruneEntry(name, PruneOutcome.NotInstanceState, e.Message, 0);
+        }
+        finally
+        {
+            held?.Dispose();
+        }
+    }
+
+    private static PruneEntry Decide(SafeFd root, SafeFd dir, SafeFileHandle held, string stateRoot, string name, TimeSpan olderThan, bool dryRun, DateTimeOffset now, StatX st)
+    {
+        string path = Path.Combine(stateRoot, name);
+        int? holder = StateDirLock.ReadHolder(dir, path);
+        if (LibC.flock((int)held.DangerousGetHandle(), LibC.LOCK_EX | LibC.LOCK_NB) != 0)
+        {
+            return new PruneEntry(name, PruneOutcome.Running, "locked by a running instance" + (holder is int p ? $" (pid {p})" : ""), 0);
         }
 
-        if (LibC.flock(held.Fd, LibC.LOCK_EX | LibC.LOCK_NB) != 0)
-        {
-            return new PruneEntry(name, PruneOutcome.Running, "locked by a running instance" + HolderText(dir.Fd), 0);
-        }
-
-        if (LiveInstanceProcess(dir.Fd) is int pid)
+        if (holder is int pid && IsLiveInstanceProcess(pid))
         {
             return new PruneEntry(name, PruneOutcome.Running, $"its instance process {pid} is alive (between two servers)", 0);
         }
 
         (long bytes, long newest) = Measure(dir.Fd, 0);
-        string? why = OrphanedLayer(dir.Fd) is string layer ? $"its overlay layer {layer} is gone" : null;
+        string? why = OrphanedLayer(dir, path) is string layer ? $"its overlay layer {layer} is gone" : null;
         TimeSpan unchanged = now - DateTimeOffset.FromUnixTimeSeconds(Math.Max(newest, st.Mtime.Sec));
         if (why is null && unchanged >= olderThan)
         {
@@ -137,9 +152,9 @@ internal static unsafe class StatePruner
     /// <c>overlay/ID</c>) when it is gone while the storage directory above it is still there: the engine removed the
     /// container or image. A storage directory that is missing too (an unmounted disk) proves nothing.
     /// </summary>
-    private static string? OrphanedLayer(int dirFd)
+    private static string? OrphanedLayer(SafeFd dir, string path)
     {
-        string? text = ReadSmallFile(dirFd, OverlayConfigName, 256 * 1024);
+        string? text = ReadSmallFile(dir, path, OverlayConfigName, 256 * 1024);
         if (text is null)
         {
             return null;
@@ -167,31 +182,22 @@ internal static unsafe class StatePruner
         return StatPath(layer) == Errno.ENOENT && StatPath(storage) == Errno.OK ? layer : null;
     }
 
-    /// <summary>The pid in instance.pid when that process is alive (not a zombie) and is one of ours (its name starts with "inspatialfs").</summary>
-    private static int? LiveInstanceProcess(int dirFd)
+    /// <summary>True when the process is alive (not a zombie) and is one of ours (its name starts with "inspatialfs").</summary>
+    private static bool IsLiveInstanceProcess(int pid)
     {
-        if (!int.TryParse(ReadSmallFile(dirFd, StateDirLock.PidFileName, 32)?.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || pid <= 0)
-        {
-            return null;
-        }
-
         try
         {
             // "PID (comm) STATE ...": a zombie (Z) or dead (X) process serves nothing, whoever has yet to reap it.
             string stat = File.ReadAllText($"/proc/{pid}/stat");
             int open = stat.IndexOf('(', StringComparison.Ordinal), close = stat.LastIndexOf(')');
             bool ours = open >= 0 && close > open && stat.AsSpan(open + 1, close - open - 1).StartsWith("inspatialfs", StringComparison.Ordinal);
-            bool alive = close + 2 < stat.Length && stat[close + 2] is not ('Z' or 'X');
-            return ours && alive ? pid : null;
+            return ours && close + 2 < stat.Length && stat[close + 2] is not ('Z' or 'X');
         }
         catch (IOException)
         {
-            return null; // no such process
+            return false; // no such process
         }
     }
-
-    private static string HolderText(int dirFd) =>
-        int.TryParse(ReadSmallFile(dirFd, StateDirLock.PidFileName, 32)?.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) ? $" (pid {pid})" : "";
 
     /// <summary>Bytes allocated below the directory and the newest modification time (Unix seconds) of anything in it.</summary>
     private static (long Bytes, long Newest) Measure(int dirFd, int depth)
@@ -274,44 +280,39 @@ internal static unsafe class StatePruner
         return null;
     }
 
-    /// <summary>A small regular file's text, read without following a link and bounded; null when absent or not a file.</summary>
-    private static string? ReadSmallFile(int dirFd, string name, int max)
+    /// <summary>A small state file's text, opened as the daemon opens its own (<see cref="TrustedPath.OpenFile"/>) and bounded; null when absent or refused.</summary>
+    private static string? ReadSmallFile(SafeFd dir, string path, string name, int max)
     {
-        int fd = OpenAt(dirFd, name, LibC.O_RDONLY | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, out _);
-        if (fd < 0)
+        try
         {
-            return null;
-        }
-
-        using var file = new SafeFd(fd);
-        if ((Stat(file.Fd).Mode & LibC.S_IFMT) != LibC.S_IFREG)
-        {
-            return null;
-        }
-
-        byte[] buffer = new byte[max];
-        int total = 0;
-        fixed (byte* b = buffer)
-        {
-            nint n;
-            while (total < max && (n = LibC.read(file.Fd, b + total, max - total)) > 0)
+            using SafeFileHandle file = TrustedPath.OpenFile(dir, path, name, LibC.O_RDONLY);
+            byte[] buffer = new byte[max];
+            int total = 0, n;
+            while (total < max && (n = RandomAccess.Read(file, buffer.AsSpan(total), total)) > 0)
             {
-                total += (int)n;
+                total += n;
             }
-        }
 
-        return Encoding.UTF8.GetString(buffer, 0, total);
+            return Encoding.UTF8.GetString(buffer, 0, total);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static string Age(TimeSpan t) =>
         t.TotalDays >= 1 ? $"{(int)t.TotalDays}d" : t.TotalHours >= 1 ? $"{(int)t.TotalHours}h" : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m" : $"{Math.Max(0, (int)t.TotalSeconds)}s";
 
-    private static Errno StatPath(string path)
+    private static Errno StatPath(string path) => StatAt(LibC.AT_FDCWD, path);
+
+    /// <summary>Whether <paramref name="name"/> exists (relative to <paramref name="dirFd"/>), without following a final symlink.</summary>
+    private static Errno StatAt(int dirFd, string name)
     {
         StatX st;
-        fixed (byte* p = NulTerminated(path))
+        fixed (byte* p = NulTerminated(name))
         {
-            return LibC.statx(LibC.AT_FDCWD, p, LibC.AT_SYMLINK_NOFOLLOW, LibC.STATX_BASIC_STATS, &st) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+            return LibC.statx(dirFd, p, LibC.AT_SYMLINK_NOFOLLOW, LibC.STATX_BASIC_STATS, &st) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
         }
     }
 

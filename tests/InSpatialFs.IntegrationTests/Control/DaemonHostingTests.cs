@@ -87,7 +87,7 @@ public sealed class DaemonHostingTests
         }
 
         // env -u keeps a JOURNAL_STREAM of the test runner itself (run under systemd) out of the plain case.
-        ShellResult r = Shell.Run($"env -u INVOCATION_ID {(journal ? "" : "-u JOURNAL_STREAM")} timeout -s TERM 4 '{DaemonProcess.Binary}' mount --memory --no-control '{mnt}'", TimeSpan.FromSeconds(30), environment: env);
+        ShellResult r = Shell.Run($"env -u INVOCATION_ID {(journal ? "" : "-u JOURNAL_STREAM")} timeout -s TERM 4 '{DaemonProcess.Binary}' mount --memory --no-control --state-dir '{_work}/state-mnt' '{mnt}'", TimeSpan.FromSeconds(30), environment: env);
         string[] lines = r.Both.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(lines, Is.Not.Empty, r.ToString());
         Assert.That(lines.Any(l => l.Contains("serving", StringComparison.Ordinal)), Is.True, r.ToString());

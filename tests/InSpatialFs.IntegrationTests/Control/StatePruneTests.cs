@@ -59,7 +59,10 @@ public sealed class StatePruneTests
         // Not the daemon's: a directory without instance.lock, and a symlink to a directory that looks like state.
         Shell.Check($"mkdir -m 0700 '{Root}/notours' && echo keep > '{Root}/notours/file' && " +
             $"mkdir -m 0700 '{_work}/target' && : > '{_work}/target/instance.lock' && echo precious > '{_work}/target/data' && " +
-            $"find '{_work}/target' -exec touch -h -d '10 days ago' {{}} + && ln -s '{_work}/target' '{Root}/link'");
+            $"find '{_work}/target' -exec touch -h -d '10 days ago' {{}} + && ln -s '{_work}/target' '{Root}/link' && " +
+            // Old enough, but open to others (anyone could have planted it), or with its lock a symlink to a file elsewhere.
+            $"mkdir -m 0777 '{Root}/open' && : > '{Root}/open/instance.lock' && find '{Root}/open' -exec touch -h -d '10 days ago' {{}} + && " +
+            $"mkdir -m 0700 '{Root}/linklock' && ln -s '{_work}/target/data' '{Root}/linklock/instance.lock' && find '{Root}/linklock' -exec touch -h -d '10 days ago' {{}} +");
 
         ShellResult dry = Prune($"--state-root '{Root}' --dry-run");
         Assert.That(dry.ExitCode, Is.Zero, dry.ToString());
@@ -70,10 +73,12 @@ public sealed class StatePruneTests
         Assert.That(pruned.ExitCode, Is.Zero, pruned.ToString());
         Assert.That(pruned.StdOut, Does.Contain("removed old (").And.Contain("removed 1 state directory"), pruned.ToString());
         Assert.That(pruned.StdOut, Does.Contain("kept recent: stopped, changed").And.Contain("kept running: locked by a running instance (pid")
-            .And.Contain("kept notours: no instance.lock").And.Contain("kept link: not a directory"), pruned.ToString());
+            .And.Contain("kept notours: no instance.lock").And.Contain("kept link: not a directory")
+            .And.Contain("kept open: owned by uid 0 with mode 777: not the daemon's").And.Contain($"kept linklock: {Root}/linklock/instance.lock is a symbolic link (refused)"), pruned.ToString());
         Assert.That(Directory.Exists(Path.Combine(Root, "old")), Is.False);
         Assert.That(File.ReadAllText(Path.Combine(_work, "target", "data")), Is.EqualTo("precious\n"), "a planted symlink is never followed");
         Assert.That(File.ReadAllText(Path.Combine(Root, "notours", "file")), Is.EqualTo("keep\n"));
+        Assert.That(Directory.Exists(Path.Combine(Root, "open")) && Directory.Exists(Path.Combine(Root, "linklock")), Is.True);
         Assert.That(new DirectoryInfo(Path.Combine(Root, "link")).LinkTarget, Is.EqualTo(Path.Combine(_work, "target")));
 
         // --older-than 0: every stopped instance's state goes; a running one's never does.
