@@ -29,6 +29,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 5011, Level = LogLevel.Debug, Message = "metrics request ended early: {Error}")]
     public static partial void MetricsRequestFailed(ILogger logger, string error);
 
+    [LoggerMessage(EventId = 5014, Level = LogLevel.Warning, Message = "{Reason}; starting on a new one")]
+    public static partial void StateDirectoryRemovedWhileStarting(ILogger logger, string reason);
+
     [LoggerMessage(EventId = 5013, Level = LogLevel.Debug, Message = "kept the control directory {Directory}: {Reason}")]
     public static partial void ControlDirectoryKept(ILogger logger, string directory, string reason);
 

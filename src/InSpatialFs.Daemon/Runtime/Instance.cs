@@ -400,9 +400,20 @@ internal sealed partial class Instance : IDisposable
     /// </summary>
     private void PreparePaths(bool adopting)
     {
-        using (SafeFd stateDir = OwnPaths.OpenStateDirectory(_config.StateDir, _log))
+        for (int attempt = 0; ; attempt++)
         {
-            _owned.Add(StateDirLock.Acquire(stateDir, _config.StateDir));
+            using SafeFd stateDir = OwnPaths.OpenStateDirectory(_config.StateDir, _log);
+            try
+            {
+                _owned.Add(StateDirLock.Acquire(stateDir, _config.StateDir));
+                break;
+            }
+            catch (StateDirectoryRemovedException e) when (attempt == 0)
+            {
+                // Prune judged the stopped instance's state expendable and removed it under the lock this start waited
+                // for; a start a moment later would have found no directory and made one, so this one does too.
+                Log.StateDirectoryRemovedWhileStarting(_log, e.Message);
+            }
         }
 
         if (!adopting) // an adopted mount is live, not stale: its connection is what this server takes over

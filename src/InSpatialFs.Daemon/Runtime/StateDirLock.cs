@@ -58,7 +58,7 @@ internal sealed class StateDirLock : IDisposable
         if (LinkCount(held) == 0)
         {
             held.Dispose();
-            throw new InstanceStartException($"state directory {stateDirPath} was removed by `inspatialfs prune` while this instance started; start it again");
+            throw new StateDirectoryRemovedException(stateDirPath);
         }
 
         using (SafeFileHandle pidFile = TrustedPath.OpenFile(stateDir, stateDirPath, PidFileName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC))
@@ -102,3 +102,10 @@ internal sealed class StateDirLock : IDisposable
 
     public void Dispose() => _lock.Dispose();
 }
+
+/// <summary>
+/// `inspatialfs prune` removed the state directory while this start waited for its lock: the start makes it afresh
+/// (<see cref="Instance"/>), as it would have had prune finished a moment earlier.
+/// </summary>
+internal sealed class StateDirectoryRemovedException(string stateDirPath)
+    : IOException($"state directory {stateDirPath} was removed by `inspatialfs prune` while this instance started");

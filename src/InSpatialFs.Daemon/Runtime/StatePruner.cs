@@ -34,7 +34,7 @@ internal sealed record PruneEntry(string Name, PruneOutcome Outcome, string Reas
 /// a link and never followed; entries not owned by root (or this user), writable by others, or without an
 /// <c>instance.lock</c> are not the daemon's to judge and stay. The instance lock is taken (flock, without waiting) and
 /// held until the directory is gone: a running instance holds it, and one that starts meanwhile waits for it, then sees
-/// its lock file unlinked and refuses to start (<see cref="StateDirLock"/>). An instance between two servers (a live
+/// its lock file unlinked and starts on a new directory (<see cref="StateDirLock"/>). An instance between two servers (a live
 /// restart) has let go of the lock for a moment; its keeper named in <c>instance.pid</c> is still alive, which counts as
 /// running too.
 /// </para>

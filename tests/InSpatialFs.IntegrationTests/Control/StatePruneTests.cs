@@ -92,21 +92,27 @@ public sealed class StatePruneTests
     }
 
     [Test]
-    public void A_start_that_waited_while_prune_removed_its_directory_refuses_with_a_clear_error()
+    public void A_start_that_waited_while_prune_removed_its_directory_starts_on_a_new_one()
     {
-        using (Start("raced")) { }
+        using (DaemonProcess first = Start("raced"))
+        {
+            File.WriteAllText(Path.Combine(first.MountPoint, "before"), "x");
+        }
+
         string dir = Path.Combine(Root, "raced");
+        Assert.That(File.ReadAllText(Path.Combine(dir, "events.jsonl")), Does.Contain("/before"));
         // Stands in for prune: holds the instance lock, removes the directory, lets go.
         using var holder = Process.Start("flock", [Path.Combine(dir, "instance.lock"), "sh", "-c", $"sleep 2; rm -rf '{dir}'"]);
         Assert.That(ControlFilesEventually(() => Shell.Run($"flock -n '{dir}/instance.lock' true").ExitCode != 0), Is.True, "the lock is held");
 
-        var error = Assert.Throws<InvalidOperationException>(() => Start("raced").Dispose());
-        Assert.That(error!.Message, Does.Contain("exited: True").And.Contain($"state directory {dir} was removed by `inspatialfs prune` while this instance started; start it again"));
-        holder.WaitForExit();
-        Assert.That(Mounts.IsFuse(Path.Combine(_work, "mnt-raced")), Is.False, "nothing mounted");
-
         using DaemonProcess again = Start("raced");
-        Assert.That(File.Exists(Path.Combine(dir, "instance.lock")), Is.True, "started again, it makes its directory afresh");
+        holder.WaitForExit();
+        Assert.That(again.Output, Does.Contain($"state directory {dir} was removed by `inspatialfs prune` while this instance started; starting on a new one"));
+        File.WriteAllText(Path.Combine(again.MountPoint, "after"), "y");
+        Assert.That(ControlFilesEventually(() => File.Exists(Path.Combine(dir, "events.jsonl")) && File.ReadAllText(Path.Combine(dir, "events.jsonl")).Contains("/after", StringComparison.Ordinal)),
+            Is.True, "the new directory holds the new journal");
+        Assert.That(File.ReadAllText(Path.Combine(dir, "events.jsonl")), Does.Not.Contain("/before"), "not the removed one's");
+        Assert.That(Shell.Run($"flock -n '{dir}/instance.lock' true").ExitCode, Is.Not.Zero, "and the instance holds the new directory's lock");
     }
 
     [Test]
