@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using InSpatialFs.Daemon.Config;
 using InSpatialFs.Daemon.Hosting;
+using InSpatialFs.Daemon.Runtime;
 using InSpatialFs.Interop;
 
 namespace InSpatialFs.Daemon.Cli;
@@ -80,13 +81,13 @@ internal static partial class OverlayMountCommand
         {
             using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
             // The handle has its own using: closed even if the stream around it cannot be made (a second close is a no-op).
-            using (Microsoft.Win32.SafeHandles.SafeFileHandle handle = TrustedPath.OpenFile(dir, stateDir, "overlay-instance.yaml", LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC))
+            using (Microsoft.Win32.SafeHandles.SafeFileHandle handle = TrustedPath.OpenFile(dir, stateDir, StatePruner.OverlayConfigName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC))
             using (var file = new FileStream(handle, FileAccess.Write))
             {
                 file.Write(Encoding.UTF8.GetBytes(config));
             }
 
-            configPath = Path.Combine(stateDir, "overlay-instance.yaml");
+            configPath = Path.Combine(stateDir, StatePruner.OverlayConfigName);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

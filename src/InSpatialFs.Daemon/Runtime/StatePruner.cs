@@ -41,6 +41,7 @@ internal sealed record PruneEntry(string Name, PruneOutcome Outcome, string Reas
 /// </summary>
 internal static unsafe class StatePruner
 {
+    /// <summary>The instance config the overlay mount program writes into each state directory; prune reads its mountpoint.</summary>
     public const string OverlayConfigName = "overlay-instance.yaml";
 
     /// <summary>Deeper than any state directory the daemon writes (it writes flat ones); a deeper tree is not ours.</summary>
