@@ -74,6 +74,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
         (_entryValidSec, _entryValidNsec) = Split(options.EntryTimeout);
         (_attrValidSec, _attrValidNsec) = Split(options.AttrTimeout);
         InitCaching(options);
+        FollowCopyUps();
         AliasScan = MarkProtectedAliases();
     }
 
@@ -211,6 +212,7 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
 
         e.Result = (int)result;
         e.LatencyNanos = (long)Stopwatch.GetElapsedTime(started).TotalNanoseconds;
+        TakeCopiedObject(e);
         _gate.Record(e);
         return result;
     }

@@ -108,6 +108,12 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
 
     public void NoteLinkedObject(in InodeIdentity obj, string path) => ProtectedObjects.Mark(obj, Policy.Match(path));
 
+    public void ObjectCopied(in InodeIdentity original, in InodeIdentity copy)
+    {
+        ProtectedObjects.Carry(original, copy);
+        RuntimeWritten.Carry(original, copy);
+    }
+
     public Verdict Decide(FsEvent access)
     {
         ArgumentNullException.ThrowIfNull(access);

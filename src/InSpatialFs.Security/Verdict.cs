@@ -132,6 +132,12 @@ public interface ISecurityGate
     /// </summary>
     void NoteLinkedObject(in InodeIdentity obj, string path);
 
+    /// <summary>
+    /// <paramref name="copy"/> now is the file <paramref name="original"/> was (an overlay copy-up): every mark the
+    /// original has (a protected class, written at run time) is given to the copy.
+    /// </summary>
+    void ObjectCopied(in InodeIdentity original, in InodeIdentity copy);
+
     /// <summary>Where protected names can be (see <see cref="Policy.PathPolicy.ProtectedRoots"/>).</summary>
     IReadOnlyList<string> ProtectedRoots { get; }
 

@@ -38,6 +38,10 @@ internal sealed class RecordingGate : ISecurityGate
     {
     }
 
+    public void ObjectCopied(in InodeIdentity original, in InodeIdentity copy)
+    {
+    }
+
     public IReadOnlyList<string> ProtectedRoots => [];
 
     public OpenFileCharge TryOpenFile(uint pid) => OpenFileCharge.NotCounted;

@@ -208,4 +208,20 @@ internal sealed class NodeTable
             return _byBackendNode.TryGetValue((mount, ino), out node!);
         }
     }
+
+    /// <summary>
+    /// Backend node (mount, ino) was copied up (an overlay): if the kernel holds it, its node is the copy from now on, in
+    /// the journal too, so a server that takes over finds it by the identity its name now has.
+    /// </summary>
+    public void CopiedUp(int mount, ulong ino, in Interop.InodeIdentity copy)
+    {
+        lock (_gate)
+        {
+            if (_byBackendNode.TryGetValue((mount, ino), out ProxyNode? node))
+            {
+                node.CopiedTo(copy);
+                _journal?.Entered(node, copy);
+            }
+        }
+    }
 }

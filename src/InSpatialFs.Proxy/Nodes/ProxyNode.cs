@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage;
@@ -28,6 +29,9 @@ internal sealed class ProxyNode
     private PathCache? _cache;
     private InodeIdentity _identity;
     private volatile bool _identityKnown; // set after _identity is written: a reader never sees a torn identity
+    // The overlay copy-up's identity, which wins over _identity. A box, set whole: a reader never sees it torn, and
+    // only a copied-up node pays for one.
+    private volatile StrongBox<InodeIdentity>? _copy;
 
     public ProxyNode(ulong nodeId, int mount, ulong ino, ProxyNode? parent, string name)
     {
@@ -90,9 +94,17 @@ internal sealed class ProxyNode
     /// <summary>The node was found through a mount point: it is the root of <see cref="Mount"/>.</summary>
     public bool IsMountRoot { get; init; }
 
-    /// <summary>What the node is (asked of its backend once, then kept: a node never changes identity).</summary>
+    /// <summary>
+    /// What the node is: asked of its backend once, then kept, so a file deleted while open keeps its identity. The one
+    /// change is an overlay copy-up (<see cref="CopiedTo"/>).
+    /// </summary>
     public InodeIdentity IdentityFrom(IFileSystemBackend backend)
     {
+        if (_copy is { } copy)
+        {
+            return copy.Value;
+        }
+
         if (_identityKnown)
         {
             return _identity;
@@ -107,6 +119,9 @@ internal sealed class ProxyNode
 
         return id;
     }
+
+    /// <summary>The file now lives in <paramref name="copy"/> (an overlay copy-up): it is what the node is from now on.</summary>
+    public void CopiedTo(in InodeIdentity copy) => _copy = new StrongBox<InodeIdentity>(copy);
 
     public void MoveTo(ProxyNode parent, string name)
     {

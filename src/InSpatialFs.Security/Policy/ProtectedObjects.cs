@@ -27,6 +27,15 @@ public sealed class ProtectedObjects
         _count = _marks.Count;
     }
 
+    /// <summary>The copy of an object (overlay copy-up) gets the original's class.</summary>
+    public void Carry(in InodeIdentity original, in InodeIdentity copy)
+    {
+        if (_count != 0 && !original.IsNone && _marks.TryGetValue(original, out PathMatch mark))
+        {
+            Mark(copy, mark);
+        }
+    }
+
     /// <summary>The stricter of <paramref name="byName"/> and the object's mark.</summary>
     public PathMatch Apply(in InodeIdentity obj, PathMatch byName) =>
         _count != 0 && !obj.IsNone && _marks.TryGetValue(obj, out PathMatch mark) && Strictness(mark.Class) > Strictness(byName.Class) ? mark : byName;

@@ -86,6 +86,12 @@ public sealed class RuntimeWrittenObjects : IDisposable
         }
     }
 
+    /// <summary>The copy of a marked object (overlay copy-up) is marked too.</summary>
+    public void Carry(in InodeIdentity original, in InodeIdentity copy)
+    {
+        if (!original.IsNone && _objects.ContainsKey(original)) Add(copy);
+    }
+
     /// <summary>Marks an object (also used to reload the marks of persistent objects at start).</summary>
     public void Add(in InodeIdentity obj)
     {

@@ -9,6 +9,15 @@ namespace InSpatialFs.Storage.Overlay;
 public sealed partial class OverlayFileSystem
 {
     /// <summary>
+    /// A copy-up made a lower object an upper one: (overlay node id, the lower object's identity, the copy's). For the
+    /// container it is the same file, so whatever follows a file by identity (policy classes of hard-linked files,
+    /// runtime-written marks, the proxy's node) has to follow it to the copy: the lower identity no longer answers for
+    /// any name once the copy exists (its other names find the copy through the index). Raised on the thread that made
+    /// the copy, before the operation that needed it returns, and never under the overlay's locks.
+    /// </summary>
+    public event Action<ulong, InodeIdentity, InodeIdentity>? CopiedUp;
+
+    /// <summary>
     /// Makes <paramref name="node"/> an upper object, copying up its missing ancestors first (top-down, iteratively: the
     /// depth is the container's choice). EROFS for a read-only view.
     /// </summary>
@@ -16,6 +25,23 @@ public sealed partial class OverlayFileSystem
     {
         if (!HasUpper) return Errno.EROFS;
         if (node.Top.Layer == 0) return Errno.OK;
+        List<(ulong Node, InodeIdentity Before, InodeIdentity After)>? copied = null;
+        try
+        {
+            return EnsureUpperLocked(node, ref copied);
+        }
+        finally
+        {
+            // Raised outside the copy-up lock: the handlers take the proxy's locks, which are taken before ours.
+            if (copied != null && CopiedUp is { } handler)
+            {
+                foreach ((ulong id, InodeIdentity before, InodeIdentity after) in copied) handler(id, before, after);
+            }
+        }
+    }
+
+    private Errno EnsureUpperLocked(OverlayNode node, ref List<(ulong Node, InodeIdentity Before, InodeIdentity After)>? copied)
+    {
         lock (_copyUp)
         {
             var chain = new Stack<OverlayNode>();
@@ -28,7 +54,9 @@ public sealed partial class OverlayFileSystem
             {
                 if (n.Top.Layer == 0) continue; // copied up meanwhile (a hard link's other name)
                 if (n.Parent is not OverlayNode parent || parent.Top.Layer != 0) return Errno.EIO; // the root is always in the upper layer
+                InodeIdentity before = LayerOf(n.Top).IdentityOf(n.Top.Ino);
                 Errno e = CopyUpOne(n, parent.Top.Ino);
+                if (e == Errno.OK) (copied ??= []).Add((n.Id, before, _layers[0].IdentityOf(n.Top.Ino)));
                 if (e != Errno.OK)
                 {
                     OverlayLog.CopyUpFailed(_logger, OverlayFormat.Show(n.Name), e);

@@ -116,6 +116,45 @@ public sealed class OverlayFormatTests
         Assert.That(run.StdErr, Does.Contain("Operation not permitted"), run.ToString());
         Assert.That(run.StdOut, Does.Not.Contain("hello"));
         Assert.That(File.Exists(Path.Combine(Upper, "app", "tool")), Is.True, "the copy is in the upper layer");
+
+        // The kernel forgetting the node (memory pressure), and a restart of the container, must not forget the mark:
+        // it is on the copy the name now resolves to, not on the lower file the node first was.
+        File.WriteAllText("/proc/sys/vm/drop_caches", "2");
+        Assert.That(Shell.Run($"'{Mnt}/app/tool' hello").StdOut, Does.Not.Contain("hello"), "after the kernel dropped the node");
+        Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
+        using DaemonProcess again = Start(extra: "exec: { runtime_written: deny }");
+        ShellResult rerun = Shell.Run($"'{Mnt}/app/tool' hello");
+        Assert.That(rerun.StdOut, Does.Not.Contain("hello"), "after a remount: " + rerun);
+        Assert.That(rerun.StdErr, Does.Contain("Operation not permitted"), rerun.ToString());
+        Assert.That(Shell.Run($"'{Mnt}/app/other'").ExitCode, Is.Zero, "positive control: the untouched image program still runs");
+    }
+
+    [Test]
+    public void A_protected_files_other_name_keeps_its_class_when_a_rename_copies_it_up()
+    {
+        // An image that links /etc/shadow as /opt/s and /etc/passwd as /opt/p. Renaming /opt copies its tree up, and the
+        // copies are new host files: the class must move with them, now and after the kernel forgot the nodes.
+        Shell.Check($"""
+            set -e
+            mkdir -p '{L2}/etc' '{L2}/opt'
+            echo 'root:SECRET:1::::::' > '{L2}/etc/shadow'; echo 'root:x:0:0::/root:/bin/sh' > '{L2}/etc/passwd'
+            ln '{L2}/etc/shadow' '{L2}/opt/s'; ln '{L2}/etc/passwd' '{L2}/opt/p'; echo free > '{L2}/opt/free'
+            """);
+        using DaemonProcess daemon = Start(extra: "paths: { forbidden: [/etc/shadow], readonly: [/etc/passwd] }");
+        Assert.That(Shell.Run($"cat '{Mnt}/opt/s'").ExitCode, Is.Not.Zero, "the other name is forbidden before the rename");
+        Shell.Check($"mv '{Mnt}/opt' '{Mnt}/opt2'");
+        Assert.That(File.Exists(Path.Combine(Upper, "opt2", "s")), Is.True, "positive control: the rename copied the alias up");
+        Assert.That(File.ReadAllText(Path.Combine(Mnt, "opt2", "free")), Is.EqualTo("free\n"), "positive control: an unprotected file is readable");
+        for (int round = 0; round < 2; round++)
+        {
+            string when = round == 0 ? "after the rename" : "after the kernel dropped its nodes";
+            ShellResult read = Shell.Run($"cat '{Mnt}/opt2/s'");
+            Assert.That(read.StdOut, Does.Not.Contain("SECRET"), when + ": " + read);
+            ShellResult write = Shell.Run($"echo 'evil::0:0::/:/bin/sh' >> '{Mnt}/opt2/p'");
+            Assert.That(write.ExitCode, Is.Not.Zero, when + ": " + write);
+            Assert.That(File.ReadAllText(Path.Combine(Mnt, "etc", "passwd")), Does.Not.Contain("evil"), when);
+            File.WriteAllText("/proc/sys/vm/drop_caches", "2");
+        }
     }
 
     [Test]
