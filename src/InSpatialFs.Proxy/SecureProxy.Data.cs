@@ -5,6 +5,7 @@ using InSpatialFs.Interop;
 using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Security;
 using InSpatialFs.Security.Events;
+using InSpatialFs.Security.Identity;
 using InSpatialFs.Storage;
 using InSpatialFs.Storage.Direct;
 using InSpatialFs.Storage.Memory;
@@ -210,6 +211,12 @@ public sealed partial class SecureProxy
         long started = Stopwatch.GetTimestamp();
         err = file.Fallocate(mode, offset, length);
         EndGrowth(handle.Node, quota);
+        // A local filesystem drops set-id bits on fallocate by a caller without CAP_FSETID (file_modified), as on a write;
+        // FUSE flags writes for that, never fallocate, and the host kernel sees only the daemon's CAP_FSETID.
+        if (err == Errno.OK && HasSetIdBits(handle.Node) && !ThreadCapabilities.HasEffective(request.Pid, ThreadCapabilities.Fsetid))
+        {
+            KillSetIdBits(handle.Node, CallerOf(request));
+        }
 
         return Complete(e, err, started);
     }

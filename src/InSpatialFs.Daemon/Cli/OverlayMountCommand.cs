@@ -43,7 +43,7 @@ internal static partial class OverlayMountCommand
     {
         string? lower = null, upper = null, work = null;
         bool ioUring = false; // an overlay instance is never kept, so io_uring takes nothing from it (see mount --io-uring)
-        foreach (string option in optionGroups.SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+        foreach (string option in optionGroups.SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries)))
         {
             int eq = option.IndexOf('=', StringComparison.Ordinal);
             string key = eq < 0 ? option : option[..eq], value = eq < 0 ? "" : option[(eq + 1)..];
@@ -150,7 +150,22 @@ internal static partial class OverlayMountCommand
     }
 
     /// <summary>A YAML double-quoted scalar (engine paths are plain, but nothing in them can break the document).</summary>
-    private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+    /// <summary>
+    /// A YAML double-quoted scalar holding exactly <paramref name="s"/>: a path may hold any byte but NUL, and a line break
+    /// (YAML folds them), tab or other control character left as it is would change the path the instance uses.
+    /// </summary>
+    private static string Quote(string s)
+    {
+        var sb = new StringBuilder(s.Length + 2).Append('"');
+        foreach (char c in s)
+        {
+            if (c is '"' or '\\') sb.Append('\\').Append(c);
+            else if (char.IsControl(c) || c is '\u2028' or '\u2029') sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
+            else sb.Append(c);
+        }
+
+        return sb.Append('"').ToString();
+    }
 
     private static int Usage(string message)
     {

@@ -283,6 +283,27 @@ public static partial class ConfigLoader
             return (result, sourceNodes);
         }
 
+        /// <summary>
+        /// Which writable layer overlaps another layer, or null. An upper directory inside a lower one writes the container's
+        /// changes into a shared image (and shows them to itself twice); a work directory inside the upper one shows the
+        /// container the copies in flight and the hard-link index. Lower layers may overlap one another: they are only read.
+        /// </summary>
+        private static string? OverlappingLayers(List<string> lower, string? upper, string? work)
+        {
+            foreach ((string name, string? dir) in new[] { ("upper", upper), ("work", work) })
+            {
+                if (dir is null) continue;
+                foreach (string l in lower)
+                {
+                    if (ConfigRules.Inside(dir, l) || ConfigRules.Inside(l, dir)) return $"the {name} directory {dir} and the lower directory {l} overlap";
+                }
+            }
+
+            return upper != null && work != null && (ConfigRules.Inside(work, upper) || ConfigRules.Inside(upper, work))
+                ? $"the upper directory {upper} and the work directory {work} overlap"
+                : null;
+        }
+
         /// <summary>`overlay: { lower: [DIR, ...], upper: DIR, work: DIR }`: lower directories top first; upper and work together or neither.</summary>
         private Storage.Overlay.OverlayLayers Overlay(YamlNode node, string path)
         {
@@ -303,6 +324,11 @@ public static partial class ConfigLoader
             if ((upper is null) != (work is null)) throw Fail(node, $"overlay of mount '{path}': upper and work go together (work is where copies are made atomically)");
             if (upper != null && !Directory.Exists(upper)) throw Fail(Optional(map, "upper")!, $"upper directory {upper} does not exist");
             if (work != null && !Directory.Exists(work)) throw Fail(Optional(map, "work")!, $"work directory {work} does not exist");
+            if (OverlappingLayers(lower, upper, work) is string overlap)
+            {
+                throw Fail(node, $"overlay of mount '{path}': {overlap}; the layers must be separate directory trees (the kernel's overlayfs refuses this too)");
+            }
+
             return new Storage.Overlay.OverlayLayers(lower, upper, work);
         }
 

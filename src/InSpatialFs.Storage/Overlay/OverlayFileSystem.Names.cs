@@ -243,15 +243,28 @@ public sealed partial class OverlayFileSystem
                 if (e == Errno.OK) ReleaseLayer(0, whiteout.Ino);
             }
 
+            // A directory that now sits where a lower layer has one of the same name must not merge it (its entries were
+            // never this directory's): with an exchange, that holds for both sides.
             if (moving.IsDirectory && LowerHas(to, newName))
             {
                 _layers[0].SetXattr(moving.Top.Ino, OverlayFormat.OpaqueXattr, "y"u8, 0);
+            }
+
+            bool exchanged = replaced != null && (flags & RENAME_EXCHANGE) != 0;
+            if (exchanged && replaced!.IsDirectory && LowerHas(from, name))
+            {
+                _layers[0].SetXattr(replaced.Top.Ino, OverlayFormat.OpaqueXattr, "y"u8, 0);
             }
 
             lock (_tree)
             {
                 moving.Parent = to;
                 moving.Name = newName.ToArray();
+                if (exchanged)
+                {
+                    replaced!.Parent = from;
+                    replaced.Name = name.ToArray();
+                }
             }
 
             return e;

@@ -158,6 +158,31 @@ public sealed class OverlayFormatTests
     }
 
     [Test]
+    public void Exchanging_a_new_directory_with_an_image_directory_keeps_the_image_entries_out_of_it()
+    {
+        Shell.Check($"mkdir -p '{L2}/xsub' && echo image > '{L2}/xsub/f'");
+        const string Exchange = "python3 -c 'import ctypes,sys; l=ctypes.CDLL(None,use_errno=True); " +
+            "sys.exit(0 if l.renameat2(-100,b\"xsub\",-100,b\"newdir\",2)==0 else ctypes.get_errno())'";
+        using (DaemonProcess daemon = Start())
+        {
+            Shell.Check($"cd '{Mnt}' && mkdir newdir && echo mine > newdir/m && {Exchange}");
+            for (int round = 0; round < 2; round++)
+            {
+                string when = round == 0 ? "after the exchange" : "after the kernel dropped its nodes";
+                Assert.That(Shell.Check($"ls -A '{Mnt}/xsub'").Trim(), Is.EqualTo("m"), when + ": the directory swapped in holds only its own entry");
+                Assert.That(Shell.Check($"ls -A '{Mnt}/newdir'").Trim(), Is.EqualTo("f"), when + ": the image directory took the other name");
+                File.WriteAllText("/proc/sys/vm/drop_caches", "2");
+            }
+
+            Assert.That(daemon.Stop(), Is.Zero, daemon.Output);
+        }
+
+        using DaemonProcess again = Start();
+        Assert.That(Shell.Check($"ls -A '{Mnt}/xsub'").Trim(), Is.EqualTo("m"), "after a remount the lower f stays out");
+        Assert.That(Shell.Check($"ls -A '{Mnt}/newdir'").Trim(), Is.EqualTo("f"));
+    }
+
+    [Test]
     public void Layers_merge_whiteouts_hide_and_opaque_directories_stop_the_merge()
     {
         using DaemonProcess daemon = Start();

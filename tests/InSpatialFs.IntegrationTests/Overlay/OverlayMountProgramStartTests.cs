@@ -118,6 +118,46 @@ public sealed class OverlayMountProgramStartTests
     }
 
     [Test]
+    public void Overlapping_layers_are_refused_and_nothing_is_written_into_the_image()
+    {
+        Directory.CreateDirectory(Path.Combine(_work, "lower", "up"));
+        Directory.CreateDirectory(Path.Combine(_work, "upper", "w"));
+        foreach (string options in new[]
+        {
+            $"lowerdir={_work}/lower,upperdir={_work}/lower/up,workdir={_work}/work", // the container would write into the image
+            $"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/upper/w", // the container would see the work area
+        })
+        {
+            (int exit, string output, _) = MountProgram(options);
+            Assert.That(exit, Is.EqualTo(2), options + ": " + output);
+            Assert.That(output, Does.Contain("overlap").And.Contain("separate directory trees"), options);
+            Assert.That(File.ReadAllText("/proc/mounts"), Does.Not.Contain(Target), options);
+        }
+
+        Assert.That(Directory.GetFileSystemEntries(Path.Combine(_work, "lower", "up")), Is.Empty, "the image is untouched");
+        Assert.That(MountProgram($"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work").Exit, Is.Zero, "positive control: separate layers mount");
+    }
+
+    [Test]
+    public void Layer_paths_are_taken_exactly_as_given_spaces_and_line_breaks_included()
+    {
+        // A layer whose name holds a line break, and one that ends in a space: the instance config the mount program writes
+        // must name exactly these directories (folded or trimmed, they would name others: "odd lower" exists as a decoy).
+        string odd = Path.Combine(_work, "odd\n  lower"), decoy = Path.Combine(_work, "odd lower"), spaced = Path.Combine(_work, "upper ");
+        foreach (string d in new[] { odd, decoy, spaced }) Directory.CreateDirectory(d);
+        File.WriteAllText(Path.Combine(odd, "which"), "odd\n");
+        File.WriteAllText(Path.Combine(decoy, "which"), "decoy\n");
+
+        (int exit, string output, _) = MountProgram($"lowerdir={odd},upperdir={spaced},workdir={_work}/work");
+
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(File.ReadAllText(Path.Combine(Target, "which")), Is.EqualTo("odd\n"), "the layer named, not the decoy");
+        File.WriteAllText(Path.Combine(Target, "written"), "x");
+        Assert.That(File.Exists(Path.Combine(spaced, "written")), Is.True, "the upper directory named, trailing space and all");
+        Assert.That(File.Exists(Path.Combine(_work, "upper", "written")), Is.False);
+    }
+
+    [Test]
     public void A_bad_command_line_is_refused_before_anything_detaches()
     {
         (int exit, string output, _) = MountProgram($"upperdir={_work}/upper,workdir={_work}/work");

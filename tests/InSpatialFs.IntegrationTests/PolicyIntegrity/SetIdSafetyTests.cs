@@ -43,26 +43,31 @@ public sealed class SetIdSafetyTests
     [Test]
     public void Overwriting_a_setuid_root_file_on_a_direct_mount_clears_the_bit_on_the_host()
     {
-        foreach (string name in new[] { "suid-cat", "suid-trunc", "sgid-x", "plain" })
+        foreach (string name in new[] { "suid-cat", "suid-trunc", "suid-falloc", "suid-falloc-root", "sgid-x", "plain" })
         {
             File.WriteAllText(Path.Combine(_data, name), "original\n");
         }
 
-        Shell.Check($"cd '{_data}' && chmod 4755 suid-cat suid-trunc && chmod 2755 sgid-x && chmod 0755 plain");
+        Shell.Check($"cd '{_data}' && chmod 4755 suid-cat suid-trunc suid-falloc suid-falloc-root && chmod 2755 sgid-x && chmod 0755 plain");
         using RuncBundle bundle = RuncBundle.Create(_rootfs.MountPoint, ["/bin/sh", "-c", """
             grep CapEff /proc/self/status
             cat /bin/busybox > /data/suid-cat; echo "cat=$?"
             : > /data/suid-trunc; echo "trunc=$?"
+            fallocate -l 65536 /data/suid-falloc; echo "falloc=$?"
             echo payload >> /data/sgid-x; echo "append=$?"
             echo payload > /data/plain; echo "plain=$?"
             """]);
         ShellResult run = bundle.Run(TimeSpan.FromSeconds(60));
         string capEff = run.StdOut.Split('\n').Single(l => l.StartsWith("CapEff:", StringComparison.Ordinal))[7..].Trim();
         Assert.That(Convert.ToUInt64(capEff, 16) & (1UL << 4), Is.Zero, "precondition: container root has no CAP_FSETID");
-        Assert.That(run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.SupersetOf(new[] { "cat=0", "trunc=0", "append=0", "plain=0" }), run.ToString());
+        Assert.That(run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.SupersetOf(new[] { "cat=0", "trunc=0", "falloc=0", "append=0", "plain=0" }), run.ToString());
 
         Assert.That(HostMode("suid-cat"), Is.EqualTo("755"), "the setuid bit went with the overwrite");
         Assert.That(HostMode("suid-trunc"), Is.EqualTo("755"), "O_TRUNC by a caller without CAP_FSETID clears it too");
+        Assert.That(HostMode("suid-falloc"), Is.EqualTo("755"), "fallocate changes the file too (a local filesystem drops the bit)");
+        Assert.That(new FileInfo(Path.Combine(_data, "suid-falloc")).Length, Is.EqualTo(65536), "the fallocate itself went through");
+        Shell.Check($"fallocate -l 65536 '{_rootfs.MountPoint}/data/suid-falloc-root'");
+        Assert.That(HostMode("suid-falloc-root"), Is.EqualTo("4755"), "positive control: a caller with CAP_FSETID (host root) keeps it, as on a local filesystem");
         Assert.That(HostMode("sgid-x"), Is.EqualTo("755"), "setgid with group execute goes as well");
         Assert.That(HostMode("plain"), Is.EqualTo("755"), "positive control: ordinary modes are untouched");
         Assert.That(new FileInfo(Path.Combine(_data, "suid-cat")).Length, Is.EqualTo(new FileInfo("/bin/busybox").Length), "the write itself went through");
