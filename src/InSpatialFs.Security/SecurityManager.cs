@@ -52,6 +52,15 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
         var runtimeWritten = new RuntimeWrittenObjects(journalPath: options.StateDir is null ? null : Path.Combine(options.StateDir, "runtime-written.marks"));
         _ownsCallers = callers is null;
         callers ??= new CallerRegistry(options.Mountpoint, options.ContainerCgroup);
+        if (options.Membership.InitPid is int init && callers.RecordInit(init) is string refused)
+        {
+            // Going on would fall back to the weakest proof (any process whose root is the mount): a typo must not widen
+            // who counts as the container.
+            runtimeWritten.Dispose();
+            if (_ownsCallers) callers.Dispose();
+            throw new InvalidOperationException($"container.init_pid cannot be used ({refused}); the instance does not start with a weaker membership proof");
+        }
+
         Incidents = new IncidentStore(options.StateDir, _log, options.Incidents);
         _responder = new Responder(callers, freezer ?? TryCreateFreezer(), options.ContainerCgroup, _log, (what, error) => _raiser!.OnResponseFailure(what, error));
         _responder.AnswersChanged = why => CachedAnswersChanged?.Invoke(why);
@@ -63,7 +72,6 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             : null, _log);
 
         foreach (string w in controls.Warnings) SecurityLog.Relaxation(_log, w);
-        if (options.Membership.InitPid is int init && callers.RecordInit(init) is string refused) SecurityLog.ResponseRefused(_log, refused);
 
         _pipeline = new EventPipeline(options.EventQueueCapacity, e => rules?.MustSee(e) == true, Process, AfterBatch,
             () => _analysis.HasInlineDetections, _analysis.DrainInlineDetections, (ex, e) => SecurityLog.ConsumerFailed(_log, ex, e?.Seq ?? 0));

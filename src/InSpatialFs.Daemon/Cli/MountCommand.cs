@@ -65,11 +65,12 @@ internal static class MountCommand
         var stateDir = new Option<string?>("--state-dir") { Description = "Where incidents.jsonl and the event journal live (default /var/lib/inspatialfs/NAME)." };
         var control = new Option<string?>("--control") { Description = "Control directory mount (default /run/inspatialfs/NAME)." };
         var noControl = new Option<bool>("--no-control") { Description = "Do not mount the control directory." };
-        var noKeeper = new Option<bool>("--no-keeper") { Description = "Serve without inspatialfs-keeper: the mount then dies with the server (without it a crashed or upgraded server is restarted underneath the live mount; host and DirectFS mounts only)." };
+        var noKeeper = new Option<bool>("--no-keeper") { Description = "Serve without inspatialfs-keeper: the mount then dies with the server (without it a crashed or upgraded server is restarted underneath the live mount; host, DirectFS and memory mounts: a memory mount's files are kept in descriptors the keeper holds)." };
         var name = new Option<string?>("--name") { Description = "Instance name, one path component: 1-64 of letters, digits, '-', '_', '.' (default: the config's name, else the mountpoint's base name). Also moves the default control and state directories." };
         var rules = new Option<string[]>("--rules") { Description = "Extra rule file (YAML) on top of the built-in rules; repeatable." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning, error or critical.", DefaultValueFactory = _ => "info" };
         var readers = new Option<int>("--readers") { Description = "Kernel reader threads (default: 2 per core, at least 2)." };
+        readers.Validators.Add(r => AtLeast(r, 1, "--readers: a number of threads, 1 or more"));
         var ioUring = new Option<bool>("--io-uring")
         {
             Description = "Take requests over io_uring (FUSE over io_uring, one ring entry per CPU queue and reader) instead of " +
@@ -90,13 +91,7 @@ internal static class MountCommand
             Description = "Seconds the kernel may cache names, attributes, file data and listings of read-only mounts, read-only image " +
                 "layers and read-only policy paths (default 3600; a reload drops them at once). 1 or less: the 1 s of every other node.",
         };
-        cacheTimeout.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int?>() is < 0)
-            {
-                r.AddError("--cache-timeout: seconds, 0 or more");
-            }
-        });
+        cacheTimeout.Validators.Add(r => AtLeast(r, 0, "--cache-timeout: seconds, 0 or more"));
         var relax = new Option<string[]>("--relax")
         {
             Description = "Explicitly relax one control of the isolation level (printed as a warning at start and shown in status): " +
@@ -161,5 +156,18 @@ internal static class MountCommand
             Background = parse.GetValue(background),
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Refuses a number below <paramref name="minimum"/>. Read from the token: a value that is no number has the parser's
+    /// own error already, and asking the result for its value would throw instead of reporting it.
+    /// </summary>
+    private static void AtLeast(System.CommandLine.Parsing.OptionResult r, int minimum, string error)
+    {
+        if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int value)
+            && value < minimum)
+        {
+            r.AddError(error);
+        }
     }
 }

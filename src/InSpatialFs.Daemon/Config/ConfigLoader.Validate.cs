@@ -37,6 +37,11 @@ public static partial class ConfigLoader
             {
                 var stream = new YamlStream();
                 stream.Load(new StringReader(File.ReadAllText(path)));
+                if (stream.Documents.Count == 0)
+                {
+                    return (null, errors); // empty, or only comments: the first error says so
+                }
+
                 root = stream.Documents[0].RootNode;
             }
             catch (Exception e) when (e is IOException or YamlException or UnauthorizedAccessException)

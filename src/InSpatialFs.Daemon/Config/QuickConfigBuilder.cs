@@ -44,6 +44,7 @@ public static class QuickConfigBuilder
         string mountpoint = HostPath(options.Mountpoint, "MOUNTPOINT");
         if (options.Source != null == options.Memory) throw Fail("give exactly one of --source HOSTDIR or --memory");
         if (options.Direct && options.Source == null) throw Fail("--direct needs --source");
+        if (options.SourceReadOnly && options.Source == null) throw Fail("--read-only (-o ro) needs --source: a memory mount starts empty, so a read-only one would stay empty");
 
         var mounts = new List<MountConfig>();
         if (options.Source != null)

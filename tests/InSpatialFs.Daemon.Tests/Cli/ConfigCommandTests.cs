@@ -92,6 +92,19 @@ public sealed class ConfigCommandTests
     }
 
     [Test]
+    public void Validate_reports_an_empty_or_comment_only_file_as_empty_with_exit_2()
+    {
+        foreach ((string name, string text) in new[] { ("empty.yaml", ""), ("comments.yaml", "# only a comment\n\n"), ("blank.yaml", "\n\n\n") })
+        {
+            string config = Write(name, text);
+            ShellResult r = Config($"validate '{config}'");
+            Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
+            Assert.That(r.StdErr, Does.Contain($"{config}:1:1: the configuration is empty"), r.ToString());
+            Assert.That(r.StdErr, Does.Not.Contain("Exception"), r.ToString());
+        }
+    }
+
+    [Test]
     public void Validate_positions_every_missing_rule_file_and_exits_2()
     {
         Write("extra.yaml", GoodRules);

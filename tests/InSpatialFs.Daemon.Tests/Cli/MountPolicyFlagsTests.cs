@@ -44,3 +44,21 @@ public sealed class MountPolicyFlagsTests
         Assert.That(() => MountRunner.BuildConfig(r), Throws.TypeOf<ConfigException>().With.Message.Contains("--resource"));
     }
 }
+
+/// <summary>Numeric mount flags: a value that is no number, or out of range, is a usage error (exit 2), never a crash.</summary>
+public sealed class MountNumericFlagsTests
+{
+    [TestCase("--cache-timeout", "abc", "abc")]
+    [TestCase("--cache-timeout", "-1", "--cache-timeout: seconds, 0 or more")]
+    [TestCase("--readers", "0", "--readers: a number of threads, 1 or more")]
+    [TestCase("--readers", "-3", "--readers: a number of threads, 1 or more")]
+    public void A_bad_number_is_a_usage_error(string flag, string value, string expected)
+    {
+        if (!File.Exists(InSpatialFs.TestKit.Processes.DaemonProcess.Binary)) Assert.Ignore("run `make build` first");
+        string mountpoint = Path.Combine(Path.GetTempPath(), "isfs-numeric-" + Guid.NewGuid().ToString("N")[..8]);
+        var r = InSpatialFs.TestKit.Processes.Shell.Run($"'{InSpatialFs.TestKit.Processes.DaemonProcess.Binary}' mount --memory {flag} {value} '{mountpoint}'", TimeSpan.FromMinutes(1));
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
+        Assert.That(r.StdErr, Does.Contain(expected).And.Not.Contain("Unhandled exception"), r.ToString());
+        Assert.That(Directory.Exists(mountpoint), Is.False, "nothing was mounted or made");
+    }
+}

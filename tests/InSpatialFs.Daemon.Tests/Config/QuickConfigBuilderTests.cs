@@ -67,6 +67,7 @@ public sealed class QuickConfigBuilderTests
             Assert.That(Reason(new QuickOptions { Mountpoint = "/srv/x" }), Does.Contain("exactly one of --source"));
             Assert.That(Reason(new QuickOptions { Mountpoint = "/srv/x", Source = _src, Memory = true }), Does.Contain("exactly one of --source"));
             Assert.That(Reason(new QuickOptions { Mountpoint = "/srv/x", Memory = true, Direct = true }), Does.Contain("--direct needs --source"));
+            Assert.That(Reason(new QuickOptions { Mountpoint = "/srv/x", Memory = true, SourceReadOnly = true }), Does.Contain("--read-only (-o ro) needs --source"));
             Assert.That(Reason(new QuickOptions { Mountpoint = "srv/x", Source = _src }), Does.Contain("MOUNTPOINT 'srv/x' must be absolute"));
             Assert.That(Reason(new QuickOptions { Mountpoint = "/srv/x", Source = _src + "/missing" }), Does.Contain("does not exist"));
             Assert.That(Reason(new QuickOptions { Mountpoint = "/srv/x", Source = _src, MemoryAt = ["/tmp"] }), Does.Contain("PATH:SIZE"));

@@ -44,4 +44,35 @@ public sealed class InitPidConfigTests
             Shell.Run($"kill {init}; rm -f '{pidFile}'");
         }
     }
+
+    [Test]
+    public void An_init_pid_that_cannot_be_used_stops_the_start_rather_than_weakening_membership()
+    {
+        DaemonProcess.RequireMountable();
+        string work = Path.Combine("/var/tmp", "isfs-badinit-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(Path.Combine(work, "mnt"));
+        int gone = int.Parse(Shell.Check("sh -c 'echo $$'").Trim(), CultureInfo.InvariantCulture); // exited by now
+        try
+        {
+            foreach (int pid in new[] { 1, gone })
+            {
+                File.WriteAllText(Path.Combine(work, "c.yaml"), $$"""
+                    name: badinit
+                    mountpoint: {{work}}/mnt
+                    state_dir: {{work}}/state
+                    control: {{work}}/ctl
+                    mounts: [ { path: /, memory: { size: 8MiB } } ]
+                    container: { init_pid: {{pid}} }
+                    """);
+                ShellResult r = Shell.Run($"'{DaemonProcess.Binary}' mount -b --config '{work}/c.yaml'", TimeSpan.FromMinutes(1));
+                Assert.That(r.ExitCode, Is.Not.Zero, $"init_pid {pid}: {r}");
+                Assert.That(r.StdOut + r.StdErr, Does.Contain("container.init_pid cannot be used"), $"init_pid {pid}: {r}");
+                Assert.That(File.ReadAllText("/proc/mounts"), Does.Not.Contain($" {work}/mnt "), $"init_pid {pid}: nothing is served");
+            }
+        }
+        finally
+        {
+            Shell.Run($"umount -l '{work}/mnt' 2>/dev/null; rm -rf '{work}'");
+        }
+    }
 }
