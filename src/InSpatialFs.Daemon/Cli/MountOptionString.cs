@@ -20,7 +20,9 @@ internal static class MountOptionString
 
     public static readonly string Help =
         "Mount options, comma-separated (mount(8) and fstab form): config=FILE, source=DIR, memory, memory_size=SIZE, direct, ro, " +
-        "isolation=LEVEL, name=NAME, state_dir=DIR, control=DIR, no_control, no_keeper, io_uring, rules=FILE, log_level=LEVEL; generic ones " +
+        "isolation=LEVEL, name=NAME, state_dir=DIR, control=DIR, no_control, no_keeper, io_uring, rules=FILE, log_level=LEVEL, " +
+        "memory_at=PATH:SIZE, forbid=PATTERN, readonly=PATTERN, allow=PATTERN, resource=KEY=VALUE, exec_runtime_written=allow|alert|deny, " +
+        "suspend_on=SEVERITY (memory_at, forbid, readonly, allow and resource repeatable, as their flags; a pattern cannot hold a comma); generic ones " +
         "(defaults, nofail, _netdev, noauto, x-*, comment=...) are accepted without effect; others are refused.";
 
     public static MountRequest Apply(MountRequest request, IEnumerable<string> groups)
@@ -49,6 +51,13 @@ internal static class MountOptionString
                 "io_uring" => r with { IoUring = Flag(option, value) },
                 "rules" => r with { RuleFiles = [.. r.RuleFiles, Need(option, value)] },
                 "log_level" => r with { LogLevel = Need(option, value) },
+                "memory_at" => r with { MemoryAt = [.. r.MemoryAt, Need(option, value)] },
+                "forbid" => r with { Forbid = [.. r.Forbid, Need(option, value)] },
+                "readonly" => r with { ReadOnly = [.. r.ReadOnly, Need(option, value)] },
+                "allow" => r with { Allow = [.. r.Allow, Need(option, value)] },
+                "resource" => r with { Resources = [.. r.Resources, Need(option, value)] },
+                "exec_runtime_written" => r with { ExecRuntimeWritten = Choice(option, Need(option, value), "allow", "alert", "deny") },
+                "suspend_on" => r with { SuspendOn = Choice(option, Need(option, value), "info", "low", "medium", "high", "critical") },
                 _ => throw Refused($"-o {option}: unknown option '{key}' ({Help})"),
             };
         }
@@ -61,6 +70,9 @@ internal static class MountOptionString
 
     private static bool Flag(string option, string? value) =>
         value == null ? true : throw Refused($"-o {option}: takes no value");
+
+    private static string Choice(string option, string value, params string[] choices) =>
+        choices.Contains(value) ? value : throw Refused($"-o {option}: one of {string.Join(", ", choices)}");
 
     private static string Level(string option, string level) =>
         level is "standard" or "enhanced" or "maximum" ? level : throw Refused($"-o {option}: the level is one of standard, enhanced, maximum");

@@ -67,14 +67,23 @@ internal sealed partial class ControlFileSystem
 
         if (open.File == ControlFile.Control)
         {
-            // The replies to the commands written on this open file (`ctl` opens read-write: writes, then reads why).
+            // The replies to the commands written on this open file (`ctl` opens read-write: writes, then reads why). They
+            // are read as a stream, from where the last read stopped, not at the file offset: on one open file the writes
+            // moved that offset (`exec 3<> control; echo reload >&3; read -r reply <&3` would start inside the reply).
             lock (open)
             {
                 byte[] reply = Encoding.UTF8.GetBytes(open.Replies.ToString());
-                if (offset < reply.Length)
+                if (open.RepliesRead < reply.Length)
                 {
-                    bytesRead = Math.Min(buffer.Length, reply.Length - (int)offset);
-                    reply.AsSpan((int)offset, bytesRead).CopyTo(buffer);
+                    bytesRead = Math.Min(buffer.Length, reply.Length - open.RepliesRead);
+                    reply.AsSpan(open.RepliesRead, bytesRead).CopyTo(buffer);
+                    open.RepliesRead += bytesRead;
+                }
+
+                if (open.RepliesRead == reply.Length)
+                {
+                    open.Replies.Clear(); // all read: room for the next replies (the store is bounded)
+                    open.RepliesRead = 0;
                 }
             }
 
@@ -155,8 +164,14 @@ internal sealed partial class ControlFileSystem
                 data = newline < 0 ? [] : data[(newline + 1)..];
                 if (open.Discarding)
                 {
+                    // The rest of a line refused as too long: dropped up to its newline; the lines after it are run.
                     open.Discarding = newline < 0;
-                    return Errno.EINVAL;
+                    if (open.Discarding || data.IsEmpty)
+                    {
+                        return Errno.EINVAL;
+                    }
+
+                    continue;
                 }
 
                 if (open.PendingLength + piece.Length > ControlCommand.MaxLineBytes)

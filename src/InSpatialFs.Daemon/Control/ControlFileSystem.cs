@@ -295,6 +295,9 @@ internal sealed partial class ControlFileSystem : IFuseFileSystem
         /// <summary>control: "ok: MESSAGE" or "refused: LINE:COLUMN: REASON" per command written on this open, read back by the writer.</summary>
         public StringBuilder Replies { get; } = new();
 
+        /// <summary>control: bytes of <see cref="Replies"/> already read (replies are a stream, whatever the file offset).</summary>
+        public int RepliesRead;
+
         /// <summary>control: lines seen on this open (for positioned refusals).</summary>
         public int LineNumber;
 

@@ -65,6 +65,10 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
                 return _instance.ReloadRules(out message);
             case ControlVerb.Upgrade:
                 return _instance.HandOver(command.Argument, out message);
+            case ControlVerb.Ack when security.Incidents.Get(command.Argument!) is { Status: Security.Incidents.IncidentStatus.Resolved }:
+                // Acknowledging would reopen it (an acknowledged incident is still open work).
+                message = $"incident {command.Argument} is resolved already";
+                return Errno.EINVAL;
             case ControlVerb.Ack:
                 message = security.Acknowledge(command.Argument!) ? $"incident {command.Argument} acknowledged" : $"no incident {command.Argument}";
                 return message.StartsWith("no ", StringComparison.Ordinal) ? Errno.EINVAL : Errno.OK;

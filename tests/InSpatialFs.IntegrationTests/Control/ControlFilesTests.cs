@@ -259,6 +259,35 @@ public sealed partial class ControlFilesTests
         Assert.That(IncidentLine(id), Does.Contain("\"status\":\"acknowledged\""));
         Shell.Check($"echo 'resolve {id}' > '{_control}/control'");
         Assert.That(IncidentLine(id), Does.Contain("\"status\":\"resolved\""));
+        ShellResult reopen = Shell.Run($"echo 'ack {id}' > '{_control}/control'");
+        Assert.That(reopen.ExitCode, Is.Not.Zero, "a resolved incident is not acknowledged back: " + reopen);
+        Assert.That(IncidentLine(id), Does.Contain("\"status\":\"resolved\""));
+    }
+
+    [Test]
+    public void Replies_are_read_back_on_the_same_open_file_whatever_its_offset()
+    {
+        // A shell holding the file open read-write: the write moves the file offset past where the reply starts.
+        string reply = Shell.Check($"exec 3<> '{_control}/control'; echo reload >&3; head -c 4096 <&3; exec 3>&-");
+        Assert.That(reply, Does.StartWith("ok: "), reply);
+        // Two commands, then two reads: each reply once, in order.
+        string two = Shell.Check($"exec 3<> '{_control}/control'; printf 'reload\\nreload\\n' >&3; cat <&3; exec 3>&-");
+        Assert.That(two.Split('\n', StringSplitOptions.RemoveEmptyEntries), Has.Length.EqualTo(2).And.All.StartWith("ok: "), two);
+    }
+
+    [Test]
+    public void After_a_too_long_line_the_commands_that_follow_its_newline_run()
+    {
+        string before = Cat("rules");
+        string script = "import os; fd = os.open('" + _control + "/control', os.O_RDWR)\n" +
+            "try:\n    os.write(fd, b'x' * 5000)\nexcept OSError as e:\n    print('first', e.errno)\n" +
+            "os.write(fd, b'tail of it\\nreload\\n'); print('second ok')\n" +
+            "print(os.read(fd, 4096).decode())";
+        ShellResult r = Shell.Run($"python3 -c \"{script}\"");
+        Assert.That(r.StdOut, Does.Contain("first 22"), "the too-long line fails with EINVAL: " + r);
+        Assert.That(r.StdOut, Does.Contain("second ok").And.Contain("ok: "), "the rest of it is dropped, and reload runs: " + r);
+        Assert.That(r.StdOut, Does.Contain("refused: 1:1: a command line longer than 4096 bytes"), r.ToString());
+        Assert.That(Cat("rules"), Is.Not.EqualTo(before), "the reload counter moved");
     }
 
     private string IncidentLine(string id) => Cat("incidents").Split('\n').Single(l => l.Contains($"\"id\":\"{id}\"", StringComparison.Ordinal));

@@ -100,6 +100,22 @@ public sealed class MountHelperTests
     }
 
     [Test]
+    public void Policy_options_of_an_fstab_line_take_effect_as_their_flags_do()
+    {
+        string fstab = Path.Combine(_work, "fstab");
+        File.WriteAllText(fstab, $"{_work}/src  {_work}/mnt  fuse.inspatialfs  " +
+            $"forbid=/etc/secret,readonly=/etc/hostname,memory_at=/scratch:1MiB,resource=inodes=1000,name={Name},no_control  0 0\n");
+        ShellResult mounted = Shell.Run($"timeout 60 mount -T '{fstab}' '{_work}/mnt'", TimeSpan.FromSeconds(90));
+        Assert.That(mounted.ExitCode, Is.Zero, mounted.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(_work, "mnt", "etc", "hostname")), Is.EqualTo("box\n"), "positive control: an allowed read");
+        Assert.That(Shell.Run($"cat '{_work}/mnt/etc/secret'").StdOut, Does.Not.Contain("classified"), "forbid= applies");
+        Assert.That(Shell.Run($"echo x >> '{_work}/mnt/etc/hostname'").ExitCode, Is.Not.Zero, "readonly= applies");
+        Shell.Check($"echo fits > '{_work}/mnt/scratch/small'");
+        Assert.That(Shell.Run($"head -c 2M /dev/zero > '{_work}/mnt/scratch/big'").StdErr, Does.Contain("No space left"), "memory_at= mounts a 1 MiB memory mount");
+        Assert.That(File.Exists(Path.Combine(_work, "src", "scratch", "small")), Is.False, "the scratch files are not in the host directory");
+    }
+
+    [Test]
     public void An_unknown_option_or_a_bad_config_is_refused_on_the_terminal_and_nothing_is_mounted()
     {
         ShellResult typo = Shell.Run($"timeout 60 mount -t fuse.inspatialfs '{_work}/src' '{_work}/mnt' -o isolaton=maximum", TimeSpan.FromSeconds(90));
