@@ -26,7 +26,7 @@ internal static partial class CtlCommand
         });
         // `ctl list --json`; each command with data has its own --json (commands that only act have none).
         var json = new Option<bool>("--json") { Description = "With 'ctl list': a JSON array of the running instances." };
-        var command = new Command("ctl", "Inspect and steer a running instance through its control files.") { name, json };
+        var command = new Command("ctl", "Inspect and steer a running instance through its control files. 'inspatialfs ctl list' lists the running instances.") { name, json };
 
         command.Subcommands.Add(Reader("status", "State, isolation level, uptime, mounts, counters and warnings (--json: typed values, uptime_seconds).", name, ControlFileName.Status));
         command.Subcommands.Add(Reader("policy", "The effective policy (YAML; --json: the same document as JSON).", name, ControlFileName.Policy));
@@ -56,7 +56,7 @@ internal static partial class CtlCommand
         {
             ("suspend", "Freeze the container (its cgroup) and hold it until resumed."),
             ("resume", "Thaw the container and lift process blocks."),
-            ("reload", "Re-read rule files: validate fully, then swap atomically."),
+            ("reload", "Re-read the rule files and the config's paths: (the policy classes): validate fully, then swap atomically."),
         })
         {
             var c = new Command(verb, help);

@@ -31,6 +31,26 @@ internal sealed partial class Instance
     }
 
     /// <summary>
+    /// What changed in the config file beyond paths: and takes a restart (reload applies paths: only, and the rule files
+    /// the instance started with): said in the reply, so an edit is not believed in force when it is not.
+    /// </summary>
+    private string NotReloaded(InstanceConfig now)
+    {
+        var changed = new List<string>();
+        if (!now.Rules.Files.SequenceEqual(_config.Rules.Files) || now.Rules.BuiltIns != _config.Rules.BuiltIns) changed.Add("rules");
+        if (now.Isolation != _config.Isolation) changed.Add("isolation");
+        if (now.Controls != _config.Controls) changed.Add("controls");
+        if (now.Resources != _config.Resources) changed.Add("resources");
+        if (now.Exec != _config.Exec) changed.Add("exec");
+        if (now.Response != _config.Response) changed.Add("response");
+        if (!now.Mounts.Select(Shape).SequenceEqual(_config.Mounts.Select(Shape))) changed.Add("mounts");
+        return changed.Count == 0 ? "" : $"; not applied until a restart: {string.Join(", ", changed)} changed in the config";
+
+        // A mount as text: its overlay's layer lists are lists (compared by reference in the record).
+        static string Shape(MountConfig m) => m with { Overlay = null } + (m.Overlay is { } o ? $" {string.Join(':', o.Lower)} {o.Upper} {o.Work}" : "");
+    }
+
+    /// <summary>
     /// SIGHUP and the `reload` command: re-read the config file's `paths:` (when started from one) and the rule files,
     /// validate both fully, swap them in, then drop what the kernel cached before returning, so nothing the new policy
     /// refuses is still answered from a cache. A file that does not load changes nothing.
@@ -41,11 +61,14 @@ internal sealed partial class Instance
         try
         {
             PathsConfig? paths = null;
+            string notReloaded = "";
             if (_options.ReloadConfig is { } reread)
             {
                 try
                 {
-                    paths = reread().Paths;
+                    InstanceConfig now = reread();
+                    paths = now.Paths;
+                    notReloaded = NotReloaded(now);
                 }
                 catch (Exception e) when (e is ConfigException or IOException or UnauthorizedAccessException)
                 {
@@ -73,8 +96,9 @@ internal sealed partial class Instance
             // before the command returns.
             bool dropped = Proxy.InvalidateKernelCaches("policy reloaded", TimeSpan.FromSeconds(30));
             message = $"{result.RuleSet!.Count} rules loaded" + (paths != null ? ", paths reloaded" : "")
-                + (dropped ? "; kernel caches dropped" : "; kernel caches still being dropped (30 s passed)");
+                + (dropped ? "; kernel caches dropped" : "; kernel caches still being dropped (30 s passed)") + notReloaded;
             _log.LogInformation("policy reloaded: {Result}", message);
+            if (notReloaded.Length > 0) _log.LogWarning("reload: {NotReloaded}", notReloaded.TrimStart(';', ' '));
             ReturnTransientMemory("reload");
             return Errno.OK;
         }

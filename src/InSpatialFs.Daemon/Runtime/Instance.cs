@@ -148,10 +148,7 @@ internal sealed partial class Instance : IDisposable
         _owned.Add(Security);
         Security.Incidents.Added += Alerts.Publish;
         Security.Callers.Processes.Accounts = new AccountNames((path, max) => ContainerFiles.Read(Mounts, path, max));
-        foreach (string warning in Security.Warnings)
-        {
-            _log.LogWarning("relaxation: {Warning}", warning);
-        }
+        // Each relaxation is logged once, by the security manager (event 4001), as it resolves the controls.
 
         Proxy = new SecureProxy(Mounts, Security, ProxyOptionsFor(), Logs.CreateLogger("InSpatialFs.Proxy"));
         _owned.Add(Proxy); // its invalidation thread stops once the servers have

@@ -239,6 +239,7 @@ public sealed class KernelCacheTests
             ShellResult reload = Shell.Run($"'{DaemonProcess.Binary}' ctl '{control}' reload", TimeSpan.FromSeconds(60));
             Assert.That(reload.ExitCode, Is.Zero, "ctl reload: " + reload);
             Assert.That(reload.Both, Does.Contain("paths reloaded").And.Contain("kernel caches dropped"));
+            Assert.That(reload.Both, Does.Not.Contain("not applied"), "only paths: changed");
 
             Assert.That(Shell.Check($"ls '{d}'").Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[] { "open.txt" }),
                 "the listing is asked again at once, and the forbidden names are gone from it");
@@ -250,6 +251,12 @@ public sealed class KernelCacheTests
             Assert.That(stat.ExitCode, Is.Not.Zero, "stat of the now forbidden file: " + stat);
             Assert.That(stat.StdErr, Does.Contain("Permission denied"));
             Assert.That(Shell.Check($"cat '{d}/open.txt'").Trim(), Is.EqualTo("o"), "what the new paths do not name still reads");
+
+            // An edit reload cannot apply is said, not silently left out.
+            File.WriteAllText(config, Config("/d/hidden.txt, /d/secret-dir, /d/secret-dir/**") + "\nisolation: maximum\n");
+            ShellResult partly = Shell.Run($"'{DaemonProcess.Binary}' ctl '{control}' reload", TimeSpan.FromSeconds(60));
+            Assert.That(partly.ExitCode, Is.Zero, partly.ToString());
+            Assert.That(partly.Both, Does.Contain("not applied until a restart: isolation changed in the config"), partly.ToString());
         }
         finally
         {
