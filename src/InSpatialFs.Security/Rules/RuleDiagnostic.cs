@@ -39,6 +39,8 @@ public static class RuleDiagnosticCodes
     public const string EngineVersion = "R025";
     /// <summary>Warning: a rule matches only operations that become events rarely (lookup, access: when denied) or never (read, getattr, ...).</summary>
     public const string QuietOperations = "R026";
+    /// <summary>Warning: a new rule lacks desc, output or priority, which Falco's loader requires (ours fills them in).</summary>
+    public const string IncompleteRule = "R027";
 }
 
 /// <summary>A load error or warning with its position (1-based line and column; 0 when unknown).</summary>

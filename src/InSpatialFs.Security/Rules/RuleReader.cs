@@ -30,6 +30,9 @@ internal sealed partial class RuleReader
     ];
 
     /// <summary>Keys an override may append to (Falco's, plus actions and tests of ours).</summary>
+    /// <summary>What Falco's loader requires of a rule that is not an append or override (priority is kept as severity).</summary>
+    private static readonly string[] FalcoRequiredKeys = ["desc", "output", "severity"];
+
     private static readonly HashSet<string> Appendable = ["condition", "output", "desc", "tags", "exceptions", "actions", "tests"];
 
     /// <summary>Keys an override may replace (Falco's, plus ours).</summary>
@@ -442,6 +445,14 @@ internal sealed partial class RuleReader
         if (!rule.IsOverride && rule.Condition == null && rule.Sequence == null && rule.Keys.Count > 0 && !IsEnableOnly(rule))
         {
             _diagnostics.Error(RuleDiagnosticCodes.BadItem, rule.At, $"rule '{name}' has neither condition nor sequence");
+        }
+        else if (!rule.IsOverride && (rule.Condition != null || rule.Sequence != null)
+            && FalcoRequiredKeys.Where(k => !rule.Keys.Contains(k)).ToList() is { Count: > 0 } missing)
+        {
+            // Falco refuses such a file; loading it here would let a rule file pass our check and fail Falco's.
+            _diagnostics.Warning(RuleDiagnosticCodes.IncompleteRule, rule.At,
+                $"rule '{name}' has no {string.Join(", ", missing.Select(k => k == "severity" ? "priority" : k))}: Falco's loader requires them " +
+                "(here the output defaults to the rule name with the event, and the severity to medium)");
         }
 
         return rule;

@@ -116,7 +116,7 @@ public sealed class ConditionCompilerTests
     [Test]
     public void Unused_lists_and_macros_are_warnings_not_errors()
     {
-        RuleLoadResult r = Load("- list: l\n  items: [a]\n- macro: m\n  condition: evt.op = open\n- rule: r\n  condition: evt.op = unlink\n");
+        RuleLoadResult r = Load("- list: l\n  items: [a]\n- macro: m\n  condition: evt.op = open\n- rule: r\n  condition: evt.op = unlink\n  desc: d\n  output: o\n  priority: WARNING\n");
         Assert.That(r.Succeeded, Is.True);
         Assert.That(r.Diagnostics.Select(d => (d.Code, d.Severity)), Is.EquivalentTo(new[]
         {

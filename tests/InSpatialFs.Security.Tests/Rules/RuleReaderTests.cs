@@ -6,12 +6,28 @@ public sealed class RuleReaderTests
 {
     private static RuleFileSpec Read(string yaml, DiagnosticBag bag) => new RuleReader(bag).Read("f.yaml", yaml);
 
+    /// <summary>The diagnostics a test is about: the minimal rules here leave out desc, output and priority (R027, tested below).</summary>
+    private static IEnumerable<RuleDiagnostic> Besides(DiagnosticBag bag) => bag.Items.Where(d => d.Code != RuleDiagnosticCodes.IncompleteRule);
+
+    [Test]
+    public void A_rule_without_desc_output_or_priority_is_warned_of_as_Falco_refuses_it()
+    {
+        var bag = new DiagnosticBag();
+        Read("- rule: r\n  condition: evt.op = open\n  desc: d\n", bag);
+        RuleDiagnostic d = bag.Items.Single();
+        Assert.That((d.Code, d.IsError, d.Line), Is.EqualTo((RuleDiagnosticCodes.IncompleteRule, false, 1)));
+        Assert.That(d.Message, Does.Contain("has no output, priority"));
+        var complete = new DiagnosticBag();
+        Read("- rule: r\n  condition: evt.op = open\n  desc: d\n  output: o\n  priority: WARNING\n- rule: r\n  condition: evt.op = unlink\n  override: { condition: replace }\n", complete);
+        Assert.That(complete.Items, Is.Empty, "positive control: a complete rule, and an override, need no more");
+    }
+
     [Test]
     public void Items_carry_file_line_and_column()
     {
         var bag = new DiagnosticBag();
         RuleFileSpec spec = Read("- list: l\n  items: [a]\n\n- rule: r\n  condition: evt.op = open\n", bag);
-        Assert.That(bag.Items, Is.Empty);
+        Assert.That(Besides(bag), Is.Empty);
         Assert.That(spec.Items[0].At, Is.EqualTo(new SourcePosition("f.yaml", 1, 3)));
         Assert.That(spec.Items[1].At, Is.EqualTo(new SourcePosition("f.yaml", 4, 3)));
         Assert.That(((RuleSpec)spec.Items[1]).Condition!.Value.At, Is.EqualTo(new SourcePosition("f.yaml", 5, 14)));
@@ -64,7 +80,7 @@ public sealed class RuleReaderTests
     {
         var bag = new DiagnosticBag();
         Read("- rule: r\n  condition: evt.op = open\n  actions: [alert, explode]\n  suppress: soon\n  colour: red\n", bag);
-        Assert.That(bag.Items.Select(d => (d.Code, d.Line)), Is.EquivalentTo(new[]
+        Assert.That(Besides(bag).Select(d => (d.Code, d.Line)), Is.EquivalentTo(new[]
         {
             (RuleDiagnosticCodes.UnknownAction, 3),
             (RuleDiagnosticCodes.BadDuration, 4),
@@ -95,7 +111,7 @@ public sealed class RuleReaderTests
                     - {repeat: 3, every: 1s, event: {evt.op: read, fs.path: "/c%i"}}
                   expect: no_match
             """, bag);
-        Assert.That(bag.Items, Is.Empty);
+        Assert.That(Besides(bag), Is.Empty);
         RuleTestSpec test = ((RuleSpec)spec.Items[0]).Tests!.Single();
         Assert.That(test.Events, Has.Count.EqualTo(5));
         Assert.That(test.ExpectMatch, Is.False);
