@@ -55,6 +55,14 @@ static char program[PATH_MAX];  // what the next start executes
 static char **child_argv;       // PROGRAM ARGS... (slot 0 is replaced by `program` in the child)
 static pid_t child;             // the current server, 0 when none
 static int child_ready, child_stopping, stop_requested;
+// Some server reached READY=1: the mount is live, and its users wait on it. A later server that fails before READY=1
+// (a full disk, a port taken in the gap, a broken upgrade) is then retried, on the program of the last server that
+// served, with a growing pause, up to TAKEOVER_TRIES times in a row, rather than the mount being dropped at once.
+#define TAKEOVER_TRIES 20
+#define TAKEOVER_PAUSE_MAX_S 15
+static int ever_ready, failed_takeovers;
+static char running[PATH_MAX];        // the program the current server runs
+static char ready_program[PATH_MAX];  // the program of the last server that reached READY=1
 static unsigned long restarts, crashes, max_restarts = 20, window_s = 60;
 static uint64_t *restart_times;  // ring of the last max_restarts crash restart times
 static uint64_t handover_since;
@@ -183,6 +191,7 @@ static void start_child(void) {
     if (pid == 0) exec_child();
     child = pid;
     child_ready = child_stopping = 0;
+    strcpy(running, program);
 }
 
 static void set_next_program(const char *path) {
@@ -219,7 +228,34 @@ static void handle_message(char *text, int *fds, int nfds) {
         if (fdstore) store_add(fds[i], name ? name : "stored"); else close_fd(fds[i]);
     if (exec_path) set_next_program(exec_path);
     if (stopping) child_stopping = 1;
-    if (ready && !child_ready) { child_ready = 1; release_ready_fd(1); }  // ready_fd is open only for the first server
+    if (ready && !child_ready) {
+        child_ready = 1;
+        ever_ready = 1;
+        failed_takeovers = 0;
+        strcpy(ready_program, running);
+        release_ready_fd(1);  // ready_fd is open only for the first server
+    }
+}
+
+// Notifications from anyone but the server, logged at most once per IGNORED_LOG_SECONDS with how many came meanwhile:
+// any local user can send to the abstract address (it is listed in /proc/net/unix), and a line per datagram would let
+// them fill the disk the log is on.
+#define IGNORED_LOG_SECONDS 10
+static unsigned long ignored_unlogged;
+static int ignored_logged;
+static struct timespec ignored_logged_at;
+
+static void note_ignored(pid_t sender, const char *why) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (ignored_logged && now.tv_sec - ignored_logged_at.tv_sec < IGNORED_LOG_SECONDS) { ignored_unlogged++; return; }
+    if (ignored_unlogged > 0)
+        say("notification from pid %d ignored (%s); %lu more ignored since the last such line", (int)sender, why, ignored_unlogged);
+    else
+        say("notification from pid %d ignored (%s)", (int)sender, why);
+    ignored_unlogged = 0;
+    ignored_logged = 1;
+    ignored_logged_at = now;
 }
 
 // Reads every queued notification. Only the current server's are heeded (systemd's NotifyAccess=main): the
@@ -257,7 +293,7 @@ static void drain_notify(void) {
         if (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) drop = "truncated";
         else if (child == 0 || sender != child) drop = "not from the server";
         if (drop) {
-            say("notification from pid %d ignored (%s)", (int)sender, drop);
+            note_ignored(sender, drop);
             for (int i = 0; i < nfds; i++) close_fd(fds[i]);
             continue;
         }
@@ -281,7 +317,9 @@ static void child_exited(int status) {
     else if (stop_requested) stop = "stop requested";
     else if (!signaled && code == EXIT_HANDOVER) stop = NULL;  // planned handover: restart
     else if (nstored == 0) stop = "no stored descriptors";     // a start-up failure does not loop
-    else if (!signaled && !(code != 0 && child_ready)) stop = code == 0 ? "clean exit" : "exited before READY=1";
+    else if (!signaled && code == 0 && !child_stopping) stop = "clean exit";
+    else if (!signaled && code != 0 && !child_ready && !ever_ready) stop = "exited before READY=1";
+    else if (!signaled && code != 0 && !child_ready && ++failed_takeovers > TAKEOVER_TRIES) stop = "no server took over the live mount";
     if (stop) {
         // A server that failed to start has said why on the same stderr (a config error, exit 2): one line, not two.
         int failed_start = !signaled && !child_ready && nstored == 0;
@@ -301,6 +339,18 @@ static void child_exited(int status) {
         }
         restart_times[crashes % max_restarts] = died;
         crashes++;
+    }
+    if (!signaled && code != 0 && !child_ready) {
+        // A failed takeover of the live mount: retried after a pause, on the last program that served.
+        unsigned pause_s = failed_takeovers >= 5 ? TAKEOVER_PAUSE_MAX_S : 1u << (failed_takeovers - 1);
+        if (pause_s > TAKEOVER_PAUSE_MAX_S) pause_s = TAKEOVER_PAUSE_MAX_S;
+        if (strcmp(program, ready_program) != 0) {
+            say("server pid %d (%s) %s before taking over; the next one runs %s again, the last that served", (int)pid, running, how, ready_program);
+            strcpy(program, ready_program);
+        }
+        say("server pid %d %s before taking over the live mount (try %d of %d); retrying in %u s", (int)pid, how, failed_takeovers, TAKEOVER_TRIES, pause_s);
+        struct timespec pause = {(time_t)pause_s, 0};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
     }
     handover_since = died;
     restarts++;

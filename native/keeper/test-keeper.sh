@@ -219,6 +219,24 @@ run "store:probe,exec:$tmp/next-server,ready,exit:75|checkfds:probe,stopping,exi
 check "keeper exits 0 (got $rc)" test $rc -eq 0
 check "next start ran next-server with the same ARGS" grep -qx "switched $tmp/next-server arg1" "$tmp/log"
 
+echo "== a server that fails to take over the live mount is retried after a pause, on the last program that served"
+reset
+run 'store:probe,ready,exit:9|exit:4|exit:4|checkfds:probe,ready,stopping,exit:0'; rc=$?
+check "keeper exits 0 (got $rc)" test $rc -eq 0
+check "four starts: the crash, two failed takeovers, the one that serves" test "$(starts)" -eq 4
+check "the pauses grow" bash -c "grep -q 'try 1 of 20); retrying in 1 s' '$tmp/err' && grep -q 'try 2 of 20); retrying in 2 s' '$tmp/err'"
+reset
+cat >"$tmp/broken-server" <<EOF
+#!/bin/sh
+echo "broken \$0" >>"$tmp/log"
+exit 4
+EOF
+chmod 0755 "$tmp/broken-server"
+run "store:probe,ready,exec:$tmp/broken-server,exit:75|exit:4|checkfds:probe,ready,stopping,exit:0"; rc=$?
+check "keeper exits 0 after a broken upgrade (got $rc)" test $rc -eq 0
+check "the broken program ran once" test "$(grep -c '^broken' "$tmp/log")" -eq 1
+check "then the last program that served took over again" bash -c "test \$(grep -c '^start ' '$tmp/log') -eq 2 && grep -q 'runs $tmp/child.py again' '$tmp/err'"
+
 echo "== X_INSPATIALFS_EXEC refused: relative, group-writable, not executable"
 reset
 cp "$tmp/next-server" "$tmp/gw-server"; chmod 0775 "$tmp/gw-server"
@@ -240,11 +258,17 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.connect("\0" + sys.argv[1][1:])
 fd = os.open("/dev/null", os.O_RDONLY)
 socket.send_fds(s, [b"FDSTORE=1\nFDNAME=intruder\nSTOPPING=1\nX_INSPATIALFS_EXEC=/bin/true\n"], [fd])
+for _ in range(2000):  # a flood: logged once, not once per datagram
+    try:
+        s.send(b"x")
+    except BlockingIOError:
+        pass
 EOF
   touch "$tmp/go"; wait $kpid; rc=$?
   check "keeper exits 0 (got $rc)" test $rc -eq 0
   check "restarted with only the server's descriptor" test "$(starts)" -eq 2
   check "intruder logged" grep -q 'ignored (not from the server)' "$tmp/err"
+  check "the flood after it is not a line per datagram ($(grep -c 'ignored' "$tmp/err") lines)" test "$(grep -c 'ignored' "$tmp/err")" -le 2
 else bad "child never came up"; kill $kpid; wait $kpid; fi
 
 echo "== readiness pipe: the launcher gets 'R' after READY=1, end of file after a failed start"

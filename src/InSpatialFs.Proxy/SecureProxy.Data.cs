@@ -104,13 +104,21 @@ public sealed partial class SecureProxy
     {
         bytesWritten = 0;
 
-        // The handle was admitted for writing at OPEN; the first WRITE is still an event of its own
-        // (rules on overwrites key on it), later ones are only counted and reported at RELEASE.
-        if (Volatile.Read(ref handle.WriteRecorded) == 0 && Interlocked.Exchange(ref handle.WriteRecorded, 1) == 0)
+        // The handle was admitted for writing at OPEN; the first WRITE is still an event of its own (rules on overwrites
+        // key on it), and so is the first after anything that may change the answer (a policy reload, a blocked process:
+        // the cache generation moves). Writes in between are only counted and reported at RELEASE. A refusal holds: the
+        // writes after it are decided as well, so a repeated write cannot pass where the first was refused.
+        long generation = CacheGeneration;
+        long decidedAt = Volatile.Read(ref handle.WritesDecidedAt);
+        if (Volatile.Read(ref handle.WriteRefused) != 0
+            || (decidedAt != generation && Interlocked.CompareExchange(ref handle.WritesDecidedAt, generation, decidedAt) == decidedAt))
         {
+            // Held refused while deciding: a write racing this one is decided too, not counted through.
+            Volatile.Write(ref handle.WriteRefused, 1);
             FsEvent e = NewEvent(request, FsOp.Write, handle.Node);
             e.Size = data.Length;
             Errno denied = Admit(request, e, _mounts[handle.Node.Mount], out _);
+            Volatile.Write(ref handle.WriteRefused, denied != Errno.OK ? 1 : 0);
             if (denied != Errno.OK)
             {
                 return denied;

@@ -52,7 +52,7 @@ public sealed partial class SecureProxy
         e.Mode = change.Mode;
         e.Size = (long)change.Size;
         e.Flags = (int)change.Valid;
-        Errno err = Admit(request, e, _mounts[node.Mount], out _);
+        Errno err = Admit(request, e, _mounts[node.Mount], out Verdict verdict);
         if (err != Errno.OK)
         {
             return err;
@@ -77,6 +77,11 @@ public sealed partial class SecureProxy
 
         long started = Stopwatch.GetTimestamp();
         AttrChange backendChange = ToAttrChange(change, (valid & FattrFlags.Fh) != 0 && _handles.TryGet(change.Fh, out ProxyHandle handle) ? handle.File : null);
+        if (verdict.DropSetId && op == FsOp.Truncate)
+        {
+            backendChange = backendChange with { KillSetId = true }; // see Verdict.DropSetId
+        }
+
         FuseAttr a = default;
         if ((valid & FattrFlags.Mode) != 0 && WriteKillsSetId(change.Mode) && OffersPassthrough(_mounts[node.Mount]))
         {
@@ -161,7 +166,7 @@ public sealed partial class SecureProxy
         e.Flags = flags;
         e.IsWrite = (flags & LibC.O_ACCMODE) != LibC.O_RDONLY || (flags & LibC.O_TRUNC) != 0;
         e.IsExec = (flags & LibC.FMODE_EXEC) != 0;
-        Errno err = Admit(request, e, _mounts[node.Mount], out _);
+        Errno err = Admit(request, e, _mounts[node.Mount], out Verdict verdict);
         if (err != Errno.OK)
         {
             return err;
@@ -174,9 +179,11 @@ public sealed partial class SecureProxy
 
         long started = Stopwatch.GetTimestamp();
         err = BackendOf(node).Open(node.Ino, flags & ~LibC.FMODE_EXEC, CallerOf(request), out IOpenFile file);
-        if (err == Errno.OK && (openFlags & FuseConstants.OpenKillSuidgid) != 0 && (flags & LibC.O_TRUNC) != 0)
+        if (err == Errno.OK && (((openFlags & FuseConstants.OpenKillSuidgid) != 0 && (flags & LibC.O_TRUNC) != 0) || verdict.DropSetId))
         {
-            KillSetIdBits(node, CallerOf(request)); // the backend truncated as the daemon, which keeps the bits
+            // The backend truncated as the daemon, which keeps the bits; and a container member's open for writing drops
+            // them at once under refuse_setuid (Verdict.DropSetId), before any write could land, whatever its capabilities.
+            KillSetIdBits(node, CallerOf(request));
         }
 
         if (err == Errno.OK)

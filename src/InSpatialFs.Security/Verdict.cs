@@ -93,8 +93,10 @@ public readonly record struct VerdictReason(ReasonKind Kind, string? Detail = nu
 /// The answer to "may this operation run?", carrying everything decided: the decision, the policy class of the path
 /// (null when the decision came before the path was classified: a blocked process, a suspended container, host_users),
 /// the typed reason, the throttle delay and whether the access is an exec. Denials carry EACCES, EPERM or EROFS, never ENOSYS.
+/// <see cref="DropSetId"/>: an allowed write by a container member under refuse_setuid, which must leave no set-id bit
+/// on the file even when the caller holds CAP_FSETID (the kernel would keep it then; the control promises it goes).
 /// </summary>
-public readonly record struct Verdict(Decision Decision, Errno Error, PathClass? Class, VerdictReason Why, TimeSpan Delay, bool IsExec = false)
+public readonly record struct Verdict(Decision Decision, Errno Error, PathClass? Class, VerdictReason Why, TimeSpan Delay, bool IsExec = false, bool DropSetId = false)
 {
     public static readonly Verdict Allow = new(Decision.Allow, Errno.OK, null, VerdictReason.None, TimeSpan.Zero);
     public static readonly Verdict AllowDirect = new(Decision.AllowDirect, Errno.OK, null, VerdictReason.None, TimeSpan.Zero);

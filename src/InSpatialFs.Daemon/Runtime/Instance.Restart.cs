@@ -30,6 +30,9 @@ internal sealed partial class Instance
 
     /// <summary>The control connection's session descriptor and its clones in the store.</summary>
     private const string ControlSessionName = "control", ControlClonePrefix = "control-clone.";
+
+    /// <summary>The metrics_listen socket, kept for the next server (see the metrics block of StartCore).</summary>
+    private const string MetricsSocketName = "metrics";
     private const int SessionRecordSize = 4 * 3 + 8 * 2 + 4 * 2;
 
     private DescriptorStore? _store;
@@ -352,13 +355,28 @@ internal sealed partial class Instance
         }
     }
 
-    /// <summary>The binary an upgrade runs as root: absolute, a regular file, executable, root's or ours, writable by nobody else.</summary>
+    /// <summary>
+    /// The binary an upgrade runs as root, now and at every later restart of the keeper: absolute, a regular file,
+    /// executable, root's or ours, writable by nobody else, and so is every directory above it (no symlink, none another
+    /// user's or writable by others, as the daemon's own paths; a sticky /tmp may be crossed). Otherwise whoever can
+    /// rename in one of them could put another file at that path after the check.
+    /// </summary>
     private static bool IsTrustedExecutable(string path, out string why)
     {
         why = "";
         if (!Path.IsPathFullyQualified(path))
         {
             why = "is not an absolute path";
+            return false;
+        }
+
+        try
+        {
+            using SafeFd directory = TrustedPath.OpenDirectory(Path.GetDirectoryName(path) ?? "/", create: false);
+        }
+        catch (Exception e) when (e is UnsafePathException or IOException or ArgumentException)
+        {
+            why = $"lies where others could replace it ({e.Message})";
             return false;
         }
 

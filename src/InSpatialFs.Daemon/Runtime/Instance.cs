@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using InSpatialFs.Daemon.Config;
 using InSpatialFs.Daemon.Control;
@@ -159,9 +160,19 @@ internal sealed partial class Instance : IDisposable
         _owned.Add(ControlPlane);
         if (_config.MetricsListen is { } listen)
         {
-            // Bound before anything is mounted: an address in use refuses the start instead of serving without metrics.
-            var metrics = new MetricsListener(listen, ControlPlane.Metrics, Logs.CreateLogger("InSpatialFs.Metrics"));
+            // A restarted or upgraded server serves on the socket its predecessor kept in the descriptor store: there is
+            // no moment without a listener in which another local user could take the port and make this start fail.
+            // A first start binds before anything is mounted: an address in use refuses it instead of serving without
+            // metrics.
+            Socket? kept = _store?.Take(MetricsSocketName) is { } fd ? MetricsListener.Adopt(fd, listen) : null;
+            var metrics = new MetricsListener(kept ?? MetricsListener.Bind(listen), ControlPlane.Metrics, Logs.CreateLogger("InSpatialFs.Metrics"));
             _owned.Add(metrics);
+            if (kept is null && _store is { } store)
+            {
+                store.Remove(MetricsSocketName); // one that listened elsewhere (metrics_listen changed)
+                store.Store(MetricsSocketName, metrics.Descriptor);
+            }
+
             Log.MetricsListening(_log, metrics.Endpoint.ToString());
         }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using InSpatialFs.Interop;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Daemon.Runtime;
@@ -16,32 +17,71 @@ internal sealed class MetricsListener : IDisposable
     private const int MaxRequestBytes = 8192;
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly TcpListener _listener;
+    private readonly Socket _listener;
     private readonly Func<string> _render;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
-    public MetricsListener(string endpoint, Func<string> render, ILogger log)
+    /// <summary>Serves on <paramref name="listening"/>: a socket bound and listening (<see cref="Bind"/>, or one a previous
+    /// server of this instance kept in the descriptor store).</summary>
+    public MetricsListener(Socket listening, Func<string> render, ILogger log)
     {
+        _listener = listening;
         _render = render;
         _log = log;
-        _listener = new TcpListener(IPEndPoint.Parse(endpoint));
-        _listener.Start(backlog: 16); // throws SocketException (address in use, not local): the caller refuses to start
-        Endpoint = (IPEndPoint)_listener.LocalEndpoint;
+        Endpoint = (IPEndPoint)_listener.LocalEndPoint!;
         _loop = Task.Run(AcceptLoop);
     }
 
+    /// <summary>Binds and listens on <paramref name="endpoint"/>; throws SocketException (address in use, not local).</summary>
+    public static Socket Bind(string endpoint)
+    {
+        IPEndPoint at = IPEndPoint.Parse(endpoint);
+        var socket = new Socket(at.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(at);
+            socket.Listen(16);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A socket a previous server kept, if it listens on <paramref name="endpoint"/> (else null, and it is closed).</summary>
+    public static Socket? Adopt(SafeFd kept, string endpoint)
+    {
+#pragma warning disable CA2000 // the handle moves into the socket, which owns it from here (disposed below or by the caller)
+        var socket = new Socket(new SafeSocketHandle(kept.DangerousGetHandle(), ownsHandle: true));
+#pragma warning restore CA2000
+        kept.SetHandleAsInvalid(); // the socket owns the descriptor now
+        IPEndPoint want = IPEndPoint.Parse(endpoint);
+        if (socket.LocalEndPoint is IPEndPoint at && at.Address.Equals(want.Address) && (want.Port == 0 || at.Port == want.Port))
+        {
+            return socket;
+        }
+
+        socket.Dispose(); // metrics_listen changed: the old address is let go
+        return null;
+    }
+
     public IPEndPoint Endpoint { get; }
+
+    /// <summary>The listening descriptor (for the descriptor store: the next server serves on the same socket).</summary>
+    public SafeFd Descriptor => new((int)_listener.Handle, ownsHandle: false);
 
     private async Task AcceptLoop()
     {
         while (!_stop.IsCancellationRequested)
         {
-            TcpClient client;
+            Socket client;
             try
             {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token).ConfigureAwait(false);
+                client = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
             {
@@ -52,15 +92,14 @@ internal sealed class MetricsListener : IDisposable
         }
     }
 
-    private async Task Serve(TcpClient client)
+    private async Task Serve(Socket client)
     {
-        using (client)
+        using (var stream = new NetworkStream(client, ownsSocket: true))
         {
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
                 timeout.CancelAfter(RequestTimeout);
-                NetworkStream stream = client.GetStream();
                 byte[] buffer = new byte[MaxRequestBytes];
                 int length = 0;
                 while (length < buffer.Length)
@@ -95,7 +134,7 @@ internal sealed class MetricsListener : IDisposable
     public void Dispose()
     {
         _stop.Cancel();
-        _listener.Stop();
+        _listener.Dispose();
         try
         {
             _loop.Wait(TimeSpan.FromSeconds(2));

@@ -46,8 +46,15 @@ internal sealed class ProxyHandle
 
     public long BytesWritten;
 
-    /// <summary>0 until the first WRITE was recorded as an event (later writes are only counted).</summary>
-    public int WriteRecorded;
+    /// <summary>
+    /// The proxy's cache generation when this handle's writes were last decided (a WRITE event), -1 before its first
+    /// WRITE: writes are decided again once it moves (a policy reload, a blocked process), and only counted meanwhile.
+    /// </summary>
+    public long WritesDecidedAt = -1;
+
+    /// <summary>The last decision refused a write: every later write on the handle is decided too (and refused while
+    /// the policy stands), never waved through as counted.</summary>
+    public int WriteRefused;
 
     /// <summary>The open counted against the open-files cap.</summary>
     public bool CountedOpen;

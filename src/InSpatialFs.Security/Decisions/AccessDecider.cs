@@ -115,6 +115,14 @@ internal sealed class AccessDecider
 
         if (PrivilegeControls.Check(Controls, a, m.Class) is VerdictReason refused) return Deny(a, Errno.EPERM, refused, m.Class);
 
+        // restrict_symlinks: a link whose chain lands on a forbidden path is refused when made and when read, as one that
+        // leaves the namespace (the proxy resolved the chain into fs.link_resolved; "/.." stands for leaving).
+        if (Controls.RestrictSymlinks && a.Op is FsOp.Symlink or FsOp.ReadLink && a.LinkResolved is string to && to != "/.."
+            && policy.Match(to).Class == PathClass.Forbidden)
+        {
+            return Deny(a, Errno.EPERM, PrivilegeControls.SymlinkToForbidden, m.Class);
+        }
+
         // Exec control follows the object (its identity), not the name it has now. The loader and interpreters read
         // code with plain read-opens, so at the deny setting those are refused too (CodeLoaders says who they are);
         // at alert, an exec is allowed and the consumer raises the incident.
@@ -159,7 +167,10 @@ internal sealed class AccessDecider
         }
 
         a.Decision = decision;
-        return new Verdict(decision, Errno.OK, m.Class, a.Why, delay, exec);
+        // A container write to an existing file: under refuse_setuid its set-id bits go, with or without CAP_FSETID
+        // (standard's OCI fragment grants it, and a kept bit would be code of the container's choosing run as root).
+        bool dropSetId = member && write && Controls.RefuseSetuid && a.Op is FsOp.Open or FsOp.Truncate;
+        return new Verdict(decision, Errno.OK, m.Class, a.Why, delay, exec, dropSetId);
     }
 
     /// <summary>Fills level, caller, proc.name and container.id (a cache hit is one dictionary read; <paramref name="pinNew"/> pins a caller not seen yet).</summary>

@@ -7,12 +7,10 @@ namespace InSpatialFs.Security.Outputs;
 /// <summary>
 /// Falco's file output with rotation: JSON lines appended to <c>path</c>; past <c>maxBytes</c> the file becomes
 /// <c>path.1</c> (older ones shift to .2 ... .keep, the oldest is removed). The file is the daemon's own: created
-/// mode 0600, opened with O_NOFOLLOW (a symlink planted at the path is refused, not followed).
+/// mode 0600 in a directory only root controls, so the names rotation moves cannot be swapped by anyone else.
 /// </summary>
 public sealed class FileAlertChannel : AlertChannel
 {
-    private const uint Mode = 0x180; // 0600
-
     private readonly string _path;
     private readonly long _maxBytes;
     private readonly int _keep;
@@ -26,28 +24,13 @@ public sealed class FileAlertChannel : AlertChannel
         _keep = Math.Max(1, keep);
     }
 
-    private FileStream Open()
-    {
-        int fd = LibC.open(_path, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, Mode);
-        if (fd < 0)
-        {
-            Errno e = ErrnoExtensions.LastPInvoke();
-            throw new IOException($"cannot open {_path}: {e}");
-        }
-
-#pragma warning disable CA2000 // the stream owns it from here; closed below if the stream could not be made
-        var handle = new SafeFileHandle(fd, ownsHandle: true);
-#pragma warning restore CA2000
-        try
-        {
-            return new FileStream(handle, FileAccess.Write, 1);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-    }
+    /// <summary>
+    /// As the daemon opens its own files (<see cref="TrustedPath"/>): every directory on the way root's and writable by
+    /// nobody else, no symlink, and the file a regular one of root's with one link, or created 0600. The file holds
+    /// incidents with command lines; a directory another user controls could have it read, moved or replaced by a link.
+    /// </summary>
+    private FileStream Open() =>
+        TrustedPath.OpenAppendStream(Path.GetDirectoryName(_path) ?? "/", Path.GetFileName(_path), bufferSize: 1);
 
     protected override Task SendAsync(Alert alert, CancellationToken cancel)
     {

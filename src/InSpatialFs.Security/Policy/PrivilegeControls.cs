@@ -16,7 +16,7 @@ public static class PrivilegeControls
     public static readonly VerdictReason Setuid = Control("setuid"), Device = Control("device_node"), FifoSocket = Control("fifo_socket");
     public static readonly VerdictReason SecurityXattr = Control("security_xattr"), XattrWrite = Control("xattr_write");
     public static readonly VerdictReason HardlinkOwner = Control("hardlink_not_owner"), HardlinkClass = Control("hardlink_not_allowed");
-    public static readonly VerdictReason SymlinkEscape = Control("symlink_escape");
+    public static readonly VerdictReason SymlinkEscape = Control("symlink_escape"), SymlinkToForbidden = Control("symlink_to_forbidden");
 
     /// <summary>exec.runtime_written: deny, for an exec and for a loader's or interpreter's read of such code.</summary>
     public static readonly VerdictReason RuntimeWrittenExec = new(ReasonKind.ExecDenied, "exec_runtime_written"),

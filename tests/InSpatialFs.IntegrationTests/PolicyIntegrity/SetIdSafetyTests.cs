@@ -41,6 +41,38 @@ public sealed class SetIdSafetyTests
     private string HostMode(string name) => Shell.Check($"stat -c %a '{_data}/{name}'").Trim();
 
     [Test]
+    public void Under_refuse_setuid_a_container_write_drops_the_bit_even_with_CAP_FSETID()
+    {
+        // The kernel keeps set-id bits for a writer with CAP_FSETID (Docker's set, and the standard OCI fragment, grant it).
+        // refuse_setuid promises the container cannot leave a set-id file of its own content: the bit goes at its open.
+        foreach (string name in new[] { "fsetid-cat", "fsetid-append", "fsetid-trunc" })
+        {
+            File.WriteAllText(Path.Combine(_data, name), "original\n");
+        }
+
+        Shell.Check($"cd '{_data}' && chmod 4755 fsetid-cat fsetid-append && chmod 2755 fsetid-trunc");
+        using RuncBundle bundle = RuncBundle.Create(_rootfs.MountPoint, ["/bin/sh", "-c", """
+            grep CapEff /proc/self/status
+            cat /bin/busybox > /data/fsetid-cat; echo "cat=$?"
+            echo payload >> /data/fsetid-append; echo "append=$?"
+            truncate -s 0 /data/fsetid-trunc; echo "trunc=$?"
+            """], config =>
+        {
+            var caps = new System.Text.Json.Nodes.JsonArray([.. new[] { "CAP_FSETID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER" }.Select(c => System.Text.Json.Nodes.JsonValue.Create(c))]);
+            System.Text.Json.Nodes.JsonObject capabilities = config["process"]!["capabilities"]!.AsObject();
+            foreach (string set in new[] { "bounding", "effective", "permitted" }) capabilities[set] = caps.DeepClone();
+        });
+        ShellResult run = bundle.Run(TimeSpan.FromSeconds(60));
+        string capEff = run.StdOut.Split('\n').Single(l => l.StartsWith("CapEff:", StringComparison.Ordinal))[7..].Trim();
+        Assert.That(Convert.ToUInt64(capEff, 16) & (1UL << 4), Is.Not.Zero, "precondition: this container root has CAP_FSETID");
+        Assert.That(run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.SupersetOf(new[] { "cat=0", "append=0", "trunc=0" }), run.ToString());
+        Assert.That(HostMode("fsetid-cat"), Is.EqualTo("755"), "an overwrite");
+        Assert.That(HostMode("fsetid-append"), Is.EqualTo("755"), "an append");
+        Assert.That(HostMode("fsetid-trunc"), Is.EqualTo("755"), "a truncate by path (setgid with group execute)");
+        Assert.That(File.ReadAllText(Path.Combine(_data, "fsetid-append")), Is.EqualTo("original\npayload\n"), "the writes themselves went through");
+    }
+
+    [Test]
     public void Overwriting_a_setuid_root_file_on_a_direct_mount_clears_the_bit_on_the_host()
     {
         foreach (string name in new[] { "suid-cat", "suid-trunc", "suid-falloc", "suid-falloc-root", "sgid-x", "plain" })

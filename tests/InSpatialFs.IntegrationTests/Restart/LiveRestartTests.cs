@@ -330,6 +330,69 @@ public sealed class LiveRestartTests
     }
 
     [Test]
+    public void The_metrics_socket_is_kept_so_no_one_can_take_the_port_while_the_server_restarts()
+    {
+        using var rig = new Rig("rmx");
+        (string work, string source, string mnt, string control, string status) = rig;
+        int port = FreeTcpPort();
+        string config = Path.Combine(work, "instance.yaml");
+        File.WriteAllText(config, $$"""
+            name: rmx-{{Path.GetFileName(work)[^8..]}}
+            mountpoint: {{mnt}}
+            control: {{control}}
+            state_dir: {{work}}/state
+            mounts: [ { path: /, source: {{source}} } ]
+            metrics_listen: 127.0.0.1:{{port}}
+            """);
+        using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--config", config], appendMountPoint: false);
+        WaitUntilServing(control, keeper);
+        // The listening socket's inode: a server that bound the port anew would have another one.
+        string SocketInode() => File.ReadLines("/proc/net/tcp").Skip(1).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f[1] == $"0100007F:{port:X4}" && f[3] == "0A").Select(f => f[9]).FirstOrDefault() ?? ""; // LISTEN
+        string before = SocketInode();
+        Assert.That(before, Is.Not.Empty, "positive control: the first server listens");
+        Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+        Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+        Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(SocketInode(), Is.EqualTo(before), "the same socket served through a kill and an upgrade");
+        Assert.That(Shell.Check($"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read().decode())\""),
+            Does.Contain("inspatialfs_"), "and it answers");
+        Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
+    }
+
+    private static int FreeTcpPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Test]
+    public void An_upgrade_binary_in_a_directory_another_user_controls_is_refused()
+    {
+        using var rig = new Rig("ub");
+        (string work, string source, string mnt, string control, string status) = rig;
+        using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "ub-" + Path.GetFileName(work)[^8..],
+            "--control", control, "--state-dir", Path.Combine(work, "state")]);
+        WaitUntilServing(control, keeper);
+        // A root-owned, 0755 copy of the binary, but in a directory user 1000 owns: it could rename another file there
+        // after the check, and the keeper would run that as root at the next restart.
+        string theirs = Path.Combine(work, "theirs"), ours = Path.Combine(work, "ours");
+        Shell.Check($"mkdir -m 0755 '{theirs}' '{ours}' && chown 1000:1000 '{theirs}' && chmod 0755 '{work}' && " +
+            $"cp '{DaemonProcess.Binary}' '{theirs}/inspatialfs' && cp '{DaemonProcess.Binary}' '{ours}/inspatialfs'");
+        ShellResult refused = Shell.Run($"'{DaemonProcess.Binary}' ctl '{control}' upgrade '{theirs}/inspatialfs'", TimeSpan.FromSeconds(60));
+        Assert.That(refused.ExitCode, Is.Not.Zero, refused.ToString());
+        Assert.That(refused.Both, Does.Contain("lies where others could replace it").And.Contain("theirs"), refused.ToString());
+        Assert.That(RestartsNow(status), Is.EqualTo("0"), "no handover happened");
+        // Positive control: the same binary in a directory only root controls.
+        ShellResult accepted = Shell.Run($"'{DaemonProcess.Binary}' ctl '{control}' upgrade '{ours}/inspatialfs'", TimeSpan.FromSeconds(60));
+        Assert.That(accepted.ExitCode, Is.Zero, accepted.ToString());
+        Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
+    }
+
+    [Test]
     public void An_overlay_mount_is_not_kept_and_says_why()
     {
         string work = Path.Combine("/var/tmp", "inspatialfs-rm-" + Guid.NewGuid().ToString("N")[..8]);
