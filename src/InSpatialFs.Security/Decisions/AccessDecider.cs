@@ -115,10 +115,12 @@ internal sealed class AccessDecider
 
         if (PrivilegeControls.Check(Controls, a, m.Class) is VerdictReason refused) return Deny(a, Errno.EPERM, refused, m.Class);
 
-        // restrict_symlinks: a link whose chain lands on a forbidden path is refused when made and when read, as one that
-        // leaves the namespace (the proxy resolved the chain into fs.link_resolved; "/.." stands for leaving).
+        // restrict_symlinks: a link whose chain lands on a path the config forbids is refused when made and when read, as
+        // one that leaves the namespace (the proxy resolved the chain into fs.link_resolved; "/.." stands for leaving).
+        // Not a path only the level's default leaves out (maximum): a link inside the namespace is no escape, and the
+        // open through it is decided on its own.
         if (Controls.RestrictSymlinks && a.Op is FsOp.Symlink or FsOp.ReadLink && a.LinkResolved is string to && to != "/.."
-            && policy.Match(to).Class == PathClass.Forbidden)
+            && policy.Match(to) is { Class: PathClass.Forbidden, Why.Kind: ReasonKind.ForbiddenPath })
         {
             return Deny(a, Errno.EPERM, PrivilegeControls.SymlinkToForbidden, m.Class);
         }
