@@ -61,6 +61,8 @@ static int child_ready, child_stopping, stop_requested;
 #define TAKEOVER_TRIES 20
 #define TAKEOVER_PAUSE_MAX_S 15
 static int ever_ready, failed_takeovers;
+static uint64_t restart_at;  // a failed takeover's pause: the next start is due then (0: none pending)
+static int paused_code;      // the exit code of the server whose takeover failed (the keeper's, if stopped meanwhile)
 static char running[PATH_MAX];        // the program the current server runs
 static char ready_program[PATH_MAX];  // the program of the last server that reached READY=1
 static unsigned long restarts, crashes, max_restarts = 20, window_s = 60;
@@ -329,7 +331,8 @@ static void child_exited(int status) {
     }
     // Budget: more than max_restarts crash restarts within window_s means a loop, not a crash. The ring holds the
     // times of the last max_restarts of them; if the oldest is inside the window, this one is one too many. Planned
-    // handovers (exit 75, an upgrade) do not count: a new server that fails before READY=1 already ends the loop.
+    // handovers (exit 75, an upgrade) do not count: a new server that fails before READY=1 is retried at most
+    // TAKEOVER_TRIES times in a row, with pauses.
     if (signaled || code != EXIT_HANDOVER) {
         if (max_restarts == 0 || (crashes >= max_restarts && died - restart_times[crashes % max_restarts] < window_s * 1000000000ull)) {
             say("server pid %d %s; giving up after %lu restarts within %lu s; closing %d stored descriptors",
@@ -340,6 +343,9 @@ static void child_exited(int status) {
         restart_times[crashes % max_restarts] = died;
         crashes++;
     }
+    handover_since = died;
+    restarts++;
+    say("server pid %d %s; restart %lu with %d stored descriptors", (int)pid, how, restarts, nstored);
     if (!signaled && code != 0 && !child_ready) {
         // A failed takeover of the live mount: retried after a pause, on the last program that served.
         unsigned pause_s = failed_takeovers >= 5 ? TAKEOVER_PAUSE_MAX_S : 1u << (failed_takeovers - 1);
@@ -349,13 +355,11 @@ static void child_exited(int status) {
             strcpy(program, ready_program);
         }
         say("server pid %d %s before taking over the live mount (try %d of %d); retrying in %u s", (int)pid, how, failed_takeovers, TAKEOVER_TRIES, pause_s);
-        struct timespec pause = {(time_t)pause_s, 0};
-        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+        // Not a sleep here: the loop keeps serving signals meanwhile (a stop during the pause ends the keeper then).
+        restart_at = died + pause_s * 1000000000ull;
+        paused_code = code;
     }
-    handover_since = died;
-    restarts++;
-    say("server pid %d %s; restart %lu with %d stored descriptors", (int)pid, how, restarts, nstored);
-    start_child();  // at once: requests queue on the connection meanwhile
+    if (restart_at == 0) start_child();  // at once: requests queue on the connection meanwhile
 }
 
 static void reap(void) {
@@ -459,11 +463,22 @@ int main(int argc, char **argv) {
     start_child();
     for (;;) {
         struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = nsock, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
+        uint64_t now = now_ns();
+        int timeout = restart_at == 0 ? -1 : restart_at <= now ? 0 : (int)((restart_at - now + 999999) / 1000000);
+        if (poll(p, 2, timeout) < 0) {
             if (errno != EINTR) say("poll: %s", strerror(errno));
             continue;
         }
         if (p[1].revents) drain_notify();  // before signals: a SIGCHLD's decision needs the messages sent before it
         if (p[0].revents) handle_signals(sfd);
+        if (restart_at != 0 && stop_requested) {
+            say("stop requested while waiting to retry; closing %d stored descriptors", nstored);
+            store_clear();
+            exit(paused_code);
+        }
+        if (restart_at != 0 && now_ns() >= restart_at) {
+            restart_at = 0;
+            start_child();
+        }
     }
 }

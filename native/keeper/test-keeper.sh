@@ -237,6 +237,16 @@ check "keeper exits 0 after a broken upgrade (got $rc)" test $rc -eq 0
 check "the broken program ran once" test "$(grep -c '^broken' "$tmp/log")" -eq 1
 check "then the last program that served took over again" bash -c "test \$(grep -c '^start ' '$tmp/log') -eq 2 && grep -q 'runs $tmp/child.py again' '$tmp/err'"
 
+echo "== a stop during a retry pause ends the keeper then, not after the pause"
+reset
+KEEPER_TEST_PLAN='store:probe,ready,exit:9|exit:4|stopping,exit:0' timeout 60 "$keeper" -- "$tmp/child.py" 2>"$tmp/err" &
+kpid=$!
+for _ in $(seq 1 200); do grep -q 'retrying in 1 s' "$tmp/err" 2>/dev/null && break; sleep 0.01; done
+kill -TERM $kpid; wait $kpid; rc=$?
+check "keeper exits with the failed server's code (got $rc)" test $rc -eq 4
+check "no start after the stop" test "$(starts)" -eq 2
+check "it says why" grep -q 'stop requested while waiting to retry' "$tmp/err"
+
 echo "== X_INSPATIALFS_EXEC refused: relative, group-writable, not executable"
 reset
 cp "$tmp/next-server" "$tmp/gw-server"; chmod 0775 "$tmp/gw-server"
