@@ -1,4 +1,5 @@
 using InSpatialFs.Interop;
+using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 
 namespace InSpatialFs.Daemon.Hosting;
@@ -32,8 +33,13 @@ internal sealed class ServerStdio : IDisposable
         {
             try
             {
-                using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
-                log = TrustedPath.OpenFile(dir, stateDir, LogName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND);
+                // As the server itself opens it (Runtime.OwnPaths): what an earlier version left open below the default
+                // base is tightened and said here, on the starter's terminal, rather than refused.
+                using (ILoggerFactory logs = DaemonLogging.Create(LogLevel.Warning))
+                using (SafeFd dir = Runtime.OwnPaths.OpenStateDirectory(stateDir, logs.CreateLogger("InSpatialFs.Daemon")))
+                {
+                    log = TrustedPath.OpenFile(dir, stateDir, LogName, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND);
+                }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

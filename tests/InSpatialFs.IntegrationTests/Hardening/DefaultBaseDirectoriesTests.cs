@@ -78,6 +78,18 @@ public sealed class DefaultBaseDirectoriesTests
     }
 
     [Test]
+    public void A_background_start_tightens_an_open_base_as_the_foreground_start_does()
+    {
+        Shell.Check($"mkdir -p {StateRoot} && chmod 0777 {StateRoot}");
+        ShellResult started = Shell.Run($"timeout -s KILL 60 '{DaemonProcess.Binary}' mount -b --memory --name {_name} '{_work}/mnt'", TimeSpan.FromSeconds(90));
+        Assert.That(started.ExitCode, Is.Zero, started.ToString());
+        Assert.That(started.Both, Does.Contain($"{StateRoot} was writable by group or others (mode 0777").And.Contain("tightened to 0755"), started.ToString());
+        Assert.That(Shell.Check($"stat -c %a {StateRoot}").Trim(), Is.EqualTo("755"));
+        Assert.That(Mounts.IsFuse(Path.Combine(_work, "mnt")), Is.True, "and it serves");
+        Shell.Check($"umount '{_work}/mnt'");
+    }
+
+    [Test]
     public void A_clean_stop_removes_its_default_control_directory_and_leaves_one_the_operator_chose()
     {
         string mnt = Path.Combine(_work, "mnt");
