@@ -21,11 +21,20 @@ internal sealed class EventPipeline : IDisposable
     private const int BatchSize = 512;
 
     /// <summary>
-    /// After a wake-up the consumer waits this long before draining, so a burst is analysed and journalled as one
-    /// batch (one write) instead of one wake-up, one batch and one write per event. Bounds detection latency of
-    /// asynchronous rules; decisions and inline rules do not wait for it.
+    /// After a wake-up the consumer waits this long before draining, and polls at this period while events keep
+    /// coming, so a burst is analysed and journalled as one batch (one write) instead of one wake-up, one batch and
+    /// one write per event. Bounds detection latency of asynchronous rules; decisions and inline rules do not wait
+    /// for it.
     /// </summary>
-    private const int CoalesceMs = 1;
+    private const int CoalesceMs = 2;
+
+    /// <summary>
+    /// Empty polls in a row that end a burst (about 10 ms without an event): only then does the consumer sleep until a
+    /// producer wakes it. A container that starts a process every millisecond or two (a shell loop, a build) makes two
+    /// or three events per process and then none for a while; with one empty poll ending the burst, every process cost
+    /// the request that recorded its first event a futex wake and the consumer two context switches.
+    /// </summary>
+    private const int QuietPolls = 5;
 
     private const int SetIdBits = 0xC00; // S_ISUID | S_ISGID
 
@@ -156,6 +165,7 @@ internal sealed class EventPipeline : IDisposable
     private void ConsumeLoop()
     {
         Func<bool> hasWork = () => !_queue.IsEmpty || _hasSideWork() || _completed;
+        int emptyPolls = 0;
         while (true)
         {
             Volatile.Write(ref _passes, _passes + 1);
@@ -183,8 +193,15 @@ internal sealed class EventPipeline : IDisposable
                 }
             }
 
-            long dropped = Dropped;
-            Guarded(() => _afterBatch(dropped));
+            try
+            {
+                _afterBatch(Dropped);
+            }
+            catch (Exception ex)
+            {
+                _onError(ex, null); // as Guarded, without a closure per pass
+            }
+
             Interlocked.Add(ref _processed, n);
             if (n == BatchSize)
             {
@@ -201,10 +218,16 @@ internal sealed class EventPipeline : IDisposable
                 // Only a whole quiet period ends a burst. While events keep coming the consumer polls once per period
                 // and nobody wakes it: a wake-up costs the request that makes it a futex call or three, and the
                 // consumer two context switches, where a poll costs one nanosleep.
-                if (n == 0)
+                if (n == 0 && ++emptyPolls >= QuietPolls)
                 {
+                    emptyPolls = 0;
                     _wakeup.Sleep(hasWork, Timeout.Infinite);
                 }
+            }
+
+            if (n > 0)
+            {
+                emptyPolls = 0;
             }
 
             Interop.LibC.SleepBriefly(CoalesceMs);

@@ -8,9 +8,10 @@ namespace InSpatialFs.Security.Identity;
 /// Pid → <see cref="CallerInfo"/> for the request path. A hit is one dictionary read (no syscall, no
 /// allocation), except once per <see cref="ImageRecheck"/> per process, when its name and image are looked at again
 /// (an exec the mount never saw); a miss pins the process and reads /proc once. Pid reuse: every pinned pidfd is watched by
-/// an epoll thread, and the entry is dropped the moment the pidfd polls readable (the process exited).
-/// That happens before the pid can even be reaped and freed, and a freed pid is only handed out again after
-/// the kernel's cyclic allocator comes round (pid_max), so a new process is never served from an old entry.
+/// an epoll thread, and the entry is dropped within <see cref="ExitBatch"/> of the pidfd polling readable (the process
+/// exited). A freed pid is only handed out again after the kernel's cyclic allocator comes round (pid_max, with every
+/// pid in between taken by a new process), which takes far longer than that, so a new process is never served from
+/// an old entry.
 /// <see cref="Sweep"/> (every second, and on a full cache) is the backstop; responses re-check the pidfd
 /// and start time before they act.
 /// pid 0 (kernel-initiated requests) is never a container member and is not cached.
@@ -53,13 +54,20 @@ public sealed class CallerRegistry : IDisposable
         }
     }
 
+    /// <summary>
+    /// How long the exit watcher lets exits gather after it handled some: a container that runs one short process after
+    /// another (a shell loop, a build) would otherwise wake it, two context switches, for every process that ends.
+    /// </summary>
+    public static readonly TimeSpan ExitBatch = TimeSpan.FromMilliseconds(10);
+
     /// <summary>Evicts callers as their pidfds report exit (epoll data = the cached pid).</summary>
     private unsafe void WatchExits()
     {
-        EpollEvent* events = stackalloc EpollEvent[64];
+        const int MaxEvents = 256;
+        EpollEvent* events = stackalloc EpollEvent[MaxEvents];
         while (!_disposed)
         {
-            int n = LibC.epoll_wait(_epoll.Fd, events, 64, 200);
+            int n = LibC.epoll_wait(_epoll.Fd, events, MaxEvents, 200);
             for (int i = 0; i < n; i++)
             {
                 int pid = (int)events[i].Data;
@@ -67,6 +75,11 @@ public sealed class CallerRegistry : IDisposable
                 {
                     Forget(c);
                 }
+            }
+
+            if (n > 0 && n < MaxEvents)
+            {
+                LibC.SleepBriefly((int)ExitBatch.TotalMilliseconds);
             }
         }
     }

@@ -53,6 +53,43 @@ public sealed class EventPipelineTests
     }
 
     [Test]
+    public void Short_lived_processes_one_after_another_do_not_wake_the_consumer_for_each()
+    {
+        var seen = new ConcurrentQueue<ulong>();
+        using EventPipeline pipeline = Pipeline(seen);
+        const int Processes = 300;
+        var pace = Stopwatch.StartNew();
+        long last = 0, longGaps = 0;
+        ulong seq = 0;
+        for (int i = 0; i < Processes; i++)
+        {
+            // A shell loop in the container: each process makes its two events (open, release) and is gone; the next
+            // one starts about 1.5 ms later (fork and exec). Each pause outlasts the consumer's poll period.
+            long due = (i + 1) * Stopwatch.Frequency * 3 / 2000;
+            while (pace.ElapsedTicks < due)
+            {
+                Thread.SpinWait(20);
+            }
+
+            long now = pace.ElapsedTicks;
+            if (now - last > Stopwatch.Frequency / 100)
+            {
+                longGaps++; // the test thread was descheduled for a whole quiet period: the consumer may rightly sleep
+            }
+
+            last = now;
+            Assert.That(pipeline.Record(Event(seq++)), Is.True);
+            Assert.That(pipeline.Record(Event(seq++)), Is.True);
+        }
+
+        Assert.That(pipeline.WaitIdle(TimeSpan.FromSeconds(30), () => true), Is.True);
+        Assert.That(seen.Count, Is.EqualTo(2 * Processes));
+        TestContext.Out.WriteLine($"{pipeline.Wakeups} wake-ups, {pipeline.Passes} consumer passes, {longGaps} producer pauses over 10 ms, for {Processes} processes over {pace.ElapsedMilliseconds} ms");
+        // One empty poll ending the burst made this one wake-up per process.
+        Assert.That(pipeline.Wakeups, Is.LessThanOrEqualTo(longGaps + 5));
+    }
+
+    [Test]
     public void An_idle_consumer_sleeps_until_the_next_event_wakes_it()
     {
         var seen = new ConcurrentQueue<ulong>();
