@@ -133,7 +133,7 @@ internal sealed class AccessDecider
             if (Controls.RuntimeWrittenExec == RuntimeWrittenExec.Deny)
             {
                 if (exec) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenExec, m.Class);
-                if (!write && CodeLoaders.IsLoaderOrInterpreter(caller?.Name)) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted, m.Class);
+                if (!write && CodeLoaders.IsLoaderOrInterpreter(caller)) return Deny(a, Errno.EPERM, PrivilegeControls.RuntimeWrittenInterpreted, m.Class);
             }
             else if (exec)
             {

@@ -154,6 +154,28 @@ public sealed class ExecByContentTests
     }
 
     [Test]
+    public void A_shell_run_under_another_name_is_still_a_shell()
+    {
+        // The kernel names a process after the path it was exec'd by, so a symlink or hard link gives an interpreter any
+        // name; busybox picks its applet from argv[0] (or argv[1] after a name starting with "busybox"), and a shell's
+        // `exec -a` sets argv[0] at will. None of that may turn the shell into a reader the maximum level lets through.
+        ShellResult run = RunInContainer("""
+            cd /work
+            printf 'echo named-script-ran\n' > s
+            ln -s /bin/busybox busybox2 && ./busybox2 sh s; echo "busybox-prefix=$?"
+            ln -s /bin/busybox runner && ./runner sh s; echo "symlink=$?"
+            ln /bin/busybox hl; echo "hardlink-made=$?"
+            (exec -a sh /bin/cat s); echo "argv0=$?"
+            ./busybox2 cat s > /dev/null; echo "cat-through-link=$?"
+            cat s > /dev/null; echo "cat=$?"
+            """);
+        string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Does.Not.Contain("named-script-ran"), "a renamed shell ran the written script: " + run);
+        Assert.That(lines, Does.Contain("cat=0").And.Contain("cat-through-link=0"), "positive control: other applets read it: " + run);
+        Assert.That(lines, Does.Contain("hardlink-made=1"), "no hard link to a code loader: " + run);
+    }
+
+    [Test]
     public void A_file_written_before_a_daemon_restart_is_still_refused_after_it()
     {
         ShellResult before = RunInContainer("cp /bin/busybox /work/kept && chmod 0755 /work/kept && /work/kept true; echo \"exec=$?\"");

@@ -101,6 +101,16 @@ public sealed class SecurityManagerTests
         {
             Assert.That(CodeLoaders.IsLoaderOrInterpreter(name), Is.False, name);
         }
+
+        // By image and applet, whatever the comm a link's name gave the process.
+        Assert.That(CodeLoaders.RunsLoader("/m/usr/bin/python3.11", "/tmp/p", "/tmp/script.py"), Is.True, "python through a symlink named p");
+        Assert.That(CodeLoaders.RunsLoader("/m/lib/ld-linux-x86-64.so.2 (deleted)", "/tmp/y", "./f"), Is.True, "ld.so through a symlink");
+        Assert.That(CodeLoaders.RunsLoader("/m/bin/busybox", "./busybox2", "sh s"), Is.True, "busybox's own name, with a suffix");
+        Assert.That(CodeLoaders.RunsLoader("/m/bin/busybox", "sh", "s"), Is.True, "exec -a sh /bin/cat s");
+        Assert.That(CodeLoaders.RunsLoader("/m/bin/busybox", "-sh", ""), Is.True, "a login shell");
+        Assert.That(CodeLoaders.RunsLoader("/m/bin/busybox", "cat", "s"), Is.False, "positive control: busybox's cat");
+        Assert.That(CodeLoaders.RunsLoader("/m/bin/busybox", "busybox", "cat s"), Is.False, "positive control: busybox cat");
+        Assert.That(CodeLoaders.RunsLoader("/m/usr/bin/cat", "sh", "s"), Is.False, "argv[0] chooses nothing in a single-purpose binary");
     }
 
     [Test]
