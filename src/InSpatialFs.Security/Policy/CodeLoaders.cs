@@ -25,6 +25,8 @@ public static class CodeLoaders
         // busybox run by its own name ("busybox sh f") is a shell; its applets run through links carry their own names.
         "busybox", "ld.so", "sh", "ash", "hush", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish",
         "node", "nodejs", "awk", "gawk", "mawk", "nawk",
+        // Recipe runners: the commands a makefile holds run as the file says (busybox's mim is one applet away from sh).
+        "make", "gmake", "mim",
     ];
 
     private static readonly string[] Prefixes = ["ld-linux", "ld-musl", "python", "perl", "ruby", "php", "lua", "tclsh", "wish", "pwsh"];

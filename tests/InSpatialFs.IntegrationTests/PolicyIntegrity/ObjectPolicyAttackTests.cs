@@ -166,6 +166,8 @@ public sealed class ExecByContentTests
             ln -s /bin/busybox runner && ./runner sh s; echo "symlink=$?"
             ln /bin/busybox hl; echo "hardlink-made=$?"
             (exec -a sh /bin/cat s); echo "argv0=$?"
+            printf 'all:\n\techo named-script-ran\n' > m
+            busybox mim -f m; echo "mim=$?"
             ./busybox2 cat s > /dev/null; echo "cat-through-link=$?"
             cat s > /dev/null; echo "cat=$?"
             """);

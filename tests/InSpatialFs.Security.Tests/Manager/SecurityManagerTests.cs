@@ -92,7 +92,7 @@ public sealed class SecurityManagerTests
             reader.Kill();
         }
 
-        foreach (string name in new[] { "sh", "bash", "dash", "busybox", "ld-linux-x86-64", "ld-musl-x86_64.", "python3.11", "perl", "node" })
+        foreach (string name in new[] { "sh", "bash", "dash", "busybox", "ld-linux-x86-64", "ld-musl-x86_64.", "python3.11", "perl", "node", "mim", "make" })
         {
             Assert.That(CodeLoaders.IsLoaderOrInterpreter(name), Is.True, name);
         }
