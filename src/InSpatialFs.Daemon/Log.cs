@@ -29,6 +29,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 5011, Level = LogLevel.Debug, Message = "metrics request ended early: {Error}")]
     public static partial void MetricsRequestFailed(ILogger logger, string error);
 
+    [LoggerMessage(EventId = 5015, Level = LogLevel.Information, Message = "{Log} passed {SizeMiB} MiB (cap {CapMiB} MiB): its {Bytes} bytes so far moved to {Rotated}, the log starts again")]
+    public static partial void LogRotated(ILogger logger, string log, long sizeMiB, long capMiB, string rotated, long bytes);
+
+    [LoggerMessage(EventId = 5016, Level = LogLevel.Warning, Message = "{Log} is past its cap and could not be rotated: {Error}")]
+    public static partial void LogRotationFailed(ILogger logger, string log, string error);
+
     [LoggerMessage(EventId = 5014, Level = LogLevel.Warning, Message = "{Reason}; starting on a new one")]
     public static partial void StateDirectoryRemovedWhileStarting(ILogger logger, string reason);
 

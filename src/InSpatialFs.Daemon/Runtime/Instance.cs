@@ -37,6 +37,7 @@ internal sealed partial class Instance : IDisposable
     private readonly InstanceOptions _options;
     private readonly ILogger _log;
     private readonly List<IDisposable> _owned = [];
+    private LogFileGuard? _logGuard;
     private readonly List<PosixSignalRegistration> _signals = [];
     private readonly SystemdNotifier _notifier = new();
     private readonly ManualResetEventSlim _stopRequested = new(false);
@@ -227,6 +228,9 @@ internal sealed partial class Instance : IDisposable
             _probe = new MountProbe(_config.Mountpoint, watchdog / 4);
         }
 
+        // A detached server's log is a file in the state directory: the heartbeat keeps it under its cap.
+        _logGuard = LogFileGuard.ForStateDirectory(_config.StateDir, _log);
+        _logGuard?.Check();
         _statusTimer = new Timer(_ => Heartbeat(), null, period, period);
         ReturnTransientMemory("start");
     }
@@ -439,6 +443,7 @@ internal sealed partial class Instance : IDisposable
 
     private void Heartbeat()
     {
+        _logGuard?.Check();
         SecurityCounters c = Security.Counters();
         _notifier.Status($"ops={c.Decisions} denials={c.Denials} incidents={c.Incidents} dropped={c.EventsDropped}{(c.Suspended ? " SUSPENDED" : "")}");
         if (_notifier.WatchdogInterval is not TimeSpan watchdog || _probe == null)

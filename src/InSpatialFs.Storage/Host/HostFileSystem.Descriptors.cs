@@ -29,7 +29,11 @@ public sealed unsafe partial class HostFileSystem
     /// <summary>Logs the refused name (the host side's record) and returns the result the proxy turns into an event.</summary>
     private Errno RefuseEscape(ReadOnlySpan<byte> name, Errno cause)
     {
-        HostLog.EscapeRefused(_logger, Encoding.UTF8.GetString(name), cause);
+        if (_escapeLines.Allow(out long notLogged))
+        {
+            if (notLogged > 0) HostLog.EscapesNotLogged(_logger, notLogged, _escapeLines.Burst);
+            HostLog.EscapeRefused(_logger, Encoding.UTF8.GetString(name), cause);
+        }
         return BackendResult.EscapeRefused;
     }
 

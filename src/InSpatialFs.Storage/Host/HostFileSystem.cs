@@ -49,6 +49,8 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
     private const int OpenFlagsStripped = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | FMODE_EXEC | O_DIRECT;
 
     private readonly ILogger _logger;
+    // A container can try an escape in a loop: the log says so a bounded number of times (the events record each try).
+    private readonly LogThrottle _escapeLines = new(20, TimeSpan.FromMinutes(1));
     private readonly SafeFd _rootFd;
     private readonly SafeFd _procFdDir;
     private readonly DescriptorCache _cache;

@@ -12,6 +12,9 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Host name {Name} refused by RESOLVE_BENEATH ({Errno}): escape attempt")]
     public static partial void EscapeRefused(ILogger logger, string name, Errno errno);
 
+    [LoggerMessage(EventId = 2105, Level = LogLevel.Warning, Message = "{Count} more escape attempts refused and not logged (at most {Burst} lines a minute; the events record each)")]
+    public static partial void EscapesNotLogged(ILogger logger, long count, int burst);
+
     [LoggerMessage(EventId = 2102, Level = LogLevel.Warning, Message = "File handles unsupported on a host filesystem ({Errno}); its nodes pin O_PATH descriptors")]
     public static partial void HandlesUnsupported(ILogger logger, Errno errno);
 

@@ -59,7 +59,13 @@ public sealed partial class OverlayFileSystem
                 if (e == Errno.OK) (copied ??= []).Add((n.Id, before, _layers[0].IdentityOf(n.Top.Ino)));
                 if (e != Errno.OK)
                 {
-                    OverlayLog.CopyUpFailed(_logger, OverlayFormat.Show(n.Name), e);
+                    // A full upper layer fails every write that needs a copy-up: the log says so a bounded number of times.
+                    if (_copyUpFailureLines.Allow(out long notLogged))
+                    {
+                        if (notLogged > 0) OverlayLog.CopyUpFailuresNotLogged(_logger, notLogged, _copyUpFailureLines.Burst);
+                        OverlayLog.CopyUpFailed(_logger, OverlayFormat.Show(n.Name), e);
+                    }
+
                     return e;
                 }
             }

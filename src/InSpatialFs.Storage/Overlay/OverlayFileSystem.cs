@@ -43,6 +43,7 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
     private readonly SafeFd? _work;
     private readonly SafeFd? _index;
     private readonly ILogger _logger;
+    private readonly LogThrottle _copyUpFailureLines = new(20, TimeSpan.FromMinutes(1));
     private readonly Lock _tree = new();
     private readonly Lock _copyUp = new();
     private readonly Dictionary<ulong, OverlayNode> _nodes = [];

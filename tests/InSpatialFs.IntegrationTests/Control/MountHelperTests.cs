@@ -173,6 +173,45 @@ public sealed class MountHelperTests
     }
 
     [Test]
+    public void A_background_servers_log_past_its_cap_moves_to_daemon_log_1_and_starts_again()
+    {
+        string state = Path.Combine(_work, "state");
+        string log = Path.Combine(state, "daemon.log"), rotated = log + ".1";
+        Directory.CreateDirectory(state);
+        string start = $"timeout 60 '{DaemonProcess.Binary}' mount --background --name {Name} --state-dir '{state}' --source '{_work}/src' '{_work}/mnt' </dev/null";
+
+        // Positive control: a log under the cap (16 MiB) is appended to.
+        File.WriteAllBytes(log, new byte[1 << 20]);
+        ShellResult first = Shell.Run(start, TimeSpan.FromSeconds(90));
+        Assert.That(first.ExitCode, Is.Zero, first.ToString());
+        Assert.That(File.Exists(rotated), Is.False, "nothing rotated under the cap");
+        Shell.Check($"umount '{_work}/mnt'");
+        Assert.That(WaitUntil(() => !File.Exists($"/proc/{InstancePid(state)}")), Is.True, "the first server ended");
+
+        // Lines left by earlier runs (or provoked by a container) past the cap: the server moves them aside as it starts.
+        using (FileStream f = File.Open(log, FileMode.Append))
+        {
+            f.Write(new byte[17 << 20]);
+        }
+
+        long before = new FileInfo(log).Length;
+        ShellResult second = Shell.Run(start, TimeSpan.FromSeconds(90));
+        Assert.That(second.ExitCode, Is.Zero, second.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(_work, "mnt", "etc", "hostname")), Is.EqualTo("box\n"), "it serves");
+        Assert.That(WaitUntil(() => File.Exists(rotated) && new FileInfo(rotated).Length >= before), Is.True, "the lines so far are in daemon.log.1");
+        Assert.That(WaitUntil(() => File.ReadAllText(log).Contains("moved to daemon.log.1", StringComparison.Ordinal)), Is.True,
+            "the log started again and says where the earlier lines went: " + File.ReadAllText(log));
+        Assert.That(new FileInfo(log).Length, Is.LessThan(1 << 20), "the log started again");
+        Assert.That(Convert.ToString((int)File.GetUnixFileMode(rotated), 8), Is.EqualTo("600"), "daemon.log.1 is the daemon's own file");
+    }
+
+    private static bool WaitUntil(Func<bool> condition)
+    {
+        for (int i = 0; i < 200 && !condition(); i++) Thread.Sleep(50);
+        return condition();
+    }
+
+    [Test]
     public void A_kept_foreground_mount_becomes_the_keeper_before_the_runtime_starts()
     {
         // The quick form execs inspatialfs-keeper from native/keeper/early-keeper.c, linked into the binary, before the

@@ -48,6 +48,34 @@ public sealed class HostEscapeTests
     }
 
     [Test]
+    public void An_escape_tried_in_a_loop_is_logged_a_bounded_number_of_times()
+    {
+        var lines = new CountingLogger();
+        using var box = new HostSandbox(logger: lines);
+        for (int i = 0; i < 500; i++)
+        {
+            Assert.That(box.Fs.Lookup(box.Fs.RootIno, B(".."), out _), Is.EqualTo(BackendResult.EscapeRefused), "every try is refused");
+        }
+
+        Assert.That(lines.Count(2101), Is.EqualTo(20), "the first 20 in a minute are logged, the rest counted for the next line");
+    }
+
+    /// <summary>Counts log lines by event id.</summary>
+    private sealed class CountingLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> _byId = new();
+
+        public int Count(int eventId) => _byId.GetValueOrDefault(eventId);
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            => _byId.AddOrUpdate(eventId.Id, 1, (_, n) => n + 1);
+    }
+
+    [Test]
     public void Symlink_to_etc_is_looked_up_and_opened_as_the_link_only()
     {
         File.CreateSymbolicLink(_box.Src("etc"), "/etc");

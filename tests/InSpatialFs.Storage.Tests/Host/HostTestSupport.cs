@@ -9,7 +9,7 @@ namespace InSpatialFs.Storage.Tests.Host;
 /// <summary>A temp directory holding "outside" (never to be reached) and "src" (the served tree).</summary>
 internal sealed class HostSandbox : IDisposable
 {
-    public HostSandbox(bool readOnly = false, int cache = 64, int maxHandles = 64, bool direct = false)
+    public HostSandbox(bool readOnly = false, int cache = 64, int maxHandles = 64, bool direct = false, Microsoft.Extensions.Logging.ILogger? logger = null)
     {
         Root = Path.Combine(Path.GetTempPath(), "isfs-host-" + Guid.NewGuid().ToString("N"));
         Outside = Path.Combine(Root, "outside");
@@ -17,7 +17,7 @@ internal sealed class HostSandbox : IDisposable
         Directory.CreateDirectory(Outside);
         Directory.CreateDirectory(Source);
         File.WriteAllText(Path.Combine(Outside, "secret"), "OUTSIDE-SECRET");
-        Fs = new HostFileSystem(Source, readOnly, NullLogger.Instance, cache, maxHandles, direct);
+        Fs = new HostFileSystem(Source, readOnly, logger ?? NullLogger.Instance, cache, maxHandles, direct);
     }
 
     public string Root { get; }
