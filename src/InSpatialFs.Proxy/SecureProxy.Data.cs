@@ -27,6 +27,12 @@ public sealed partial class SecureProxy
             return Errno.EBADF;
         }
 
+        Errno refused = ReadsAdmitted(request, handle);
+        if (refused != Errno.OK)
+        {
+            return refused;
+        }
+
         Errno err = file.Read(offset, buffer, out bytesRead);
         if (err == Errno.OK)
         {
@@ -35,6 +41,32 @@ public sealed partial class SecureProxy
         }
 
         return err;
+    }
+
+    /// <summary>
+    /// Reads were decided at OPEN; once anything may have changed that answer (a policy reload, a blocked process: the
+    /// cache generation moves) the next READ on a handle opened before it is decided again, as a WRITE is, and a refusal
+    /// holds for the handle. A file forbidden by a reload thus stops being readable through a descriptor opened while it
+    /// was allowed, wherever the daemon serves the reads (kernel passthrough files are read by the kernel alone).
+    /// One generation compare per READ otherwise. A refusal is an event (op read), an allowed re-decision is not.
+    /// </summary>
+    private Errno ReadsAdmitted(FuseRequest request, ProxyHandle handle)
+    {
+        long generation = CacheGeneration;
+        long decidedAt = Volatile.Read(ref handle.ReadsDecidedAt);
+        if (Volatile.Read(ref handle.ReadRefused) == 0
+            && (decidedAt == generation || Interlocked.CompareExchange(ref handle.ReadsDecidedAt, generation, decidedAt) != decidedAt))
+        {
+            return Errno.OK;
+        }
+
+        // Held refused while deciding: a read racing this one is decided too, not waved through.
+        Volatile.Write(ref handle.ReadRefused, 1);
+        FsEvent e = NewEvent(request, FsOp.Read, handle.Node);
+        e.Flags = handle.Flags;
+        Errno denied = Admit(request, e, _mounts[handle.Node.Mount], out _);
+        Volatile.Write(ref handle.ReadRefused, denied != Errno.OK ? 1 : 0);
+        return denied;
     }
 
     public bool SplicedReadsWanted => _spliceDirectReads;
@@ -57,6 +89,10 @@ public sealed partial class SecureProxy
         if (offset < 0)
         {
             result = Errno.EINVAL;
+        }
+        else if ((result = ReadsAdmitted(request, handle)) != Errno.OK)
+        {
+            // refused since the open (see ReadsAdmitted)
         }
         else if (!SplicedReadSource.TryLease(spliced.SpliceDescriptor, offset, size, out source))
         {

@@ -359,6 +359,7 @@ public sealed partial class SecureProxy
     {
         entry = default;
         open = default;
+        long generation = CacheGeneration; // before the decision (see ProxyHandle.ReadsDecidedAt)
         Errno err = BeginCreate(request, parent, name, FsOp.Create, mode | LibC.S_IFREG, out ProxyNode dir, out string childName, out FsEvent e);
         if (err != Errno.OK)
         {
@@ -381,7 +382,7 @@ public sealed partial class SecureProxy
             e.Object = IdentityOfEntry(entry);
             ChargedNewObject(dir.Mount, entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            err = Opened(node, file, file.OpenFlags, flags, DirectForWrite(node, e), counted, out open);
+            err = Opened(node, file, file.OpenFlags, flags, DirectForWrite(node, e), counted, generation, out open);
         }
 
         if (err != Errno.OK)
@@ -401,6 +402,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
+        long generation = CacheGeneration; // before the decision (see ProxyHandle.ReadsDecidedAt)
         FsEvent e = NewEvent(request, FsOp.TmpFile, dir);
         e.Flags = flags;
         e.Mode = mode | LibC.S_IFREG;
@@ -431,7 +433,7 @@ public sealed partial class SecureProxy
             e.Object = IdentityOfEntry(entry);
             ChargedNewObject(dir.Mount, entry);
             _nodes.TryGet(entry.NodeId, out ProxyNode node);
-            err = Opened(node, file, file.OpenFlags, flags, DirectForWrite(node, e), counted, out open);
+            err = Opened(node, file, file.OpenFlags, flags, DirectForWrite(node, e), counted, generation, out open);
         }
 
         if (err != Errno.OK)

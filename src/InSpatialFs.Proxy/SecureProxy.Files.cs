@@ -162,6 +162,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
+        long generation = CacheGeneration; // before the decision: a reload meanwhile makes the first READ decide again
         FsEvent e = NewEvent(request, FsOp.Open, node);
         e.Flags = flags;
         e.IsWrite = (flags & LibC.O_ACCMODE) != LibC.O_RDONLY || (flags & LibC.O_TRUNC) != 0;
@@ -188,7 +189,7 @@ public sealed partial class SecureProxy
 
         if (err == Errno.OK)
         {
-            err = Opened(node, file, KeepCacheIfFixed(node, flags, file.OpenFlags), flags, DirectForWrite(node, e), counted, out open);
+            err = Opened(node, file, KeepCacheIfFixed(node, flags, file.OpenFlags), flags, DirectForWrite(node, e), counted, generation, out open);
         }
 
         if (err != Errno.OK)
@@ -236,10 +237,11 @@ public sealed partial class SecureProxy
     /// passthrough takes later read-only opens into passthrough (their policy check is the OPEN itself); a write
     /// that the level wants mediated cannot join and gets ETXTBSY, as writing a running executable does.
     /// </summary>
-    private Errno Opened(ProxyNode node, IOpenFile file, FopenFlags openFlags, int flags, Decision decision, bool counted, out FuseOpenOut open)
+    /// <param name="decidedAt">The cache generation sampled before the open was decided (see <see cref="ProxyHandle.ReadsDecidedAt"/>).</param>
+    private Errno Opened(ProxyNode node, IOpenFile file, FopenFlags openFlags, int flags, Decision decision, bool counted, long decidedAt, out FuseOpenOut open)
     {
         open = default;
-        var handle = new ProxyHandle(node, file, flags) { CountedOpen = counted };
+        var handle = new ProxyHandle(node, file, flags) { CountedOpen = counted, ReadsDecidedAt = decidedAt };
         // The kernel keeps its own reference to a registered file, so our descriptor is closed either way.
         bool mayPassthrough = OffersPassthrough(_mounts[node.Mount]) && _passthrough != null;
         using (SafeFd? passthroughFd = mayPassthrough ? file.DuplicatePassthroughFd() : null)

@@ -299,7 +299,8 @@ public sealed partial class SecureProxy
         // The create, the exclusivity check and the truncation happened when the file was first opened.
         int flags = h.Flags & ~(LibC.O_CREAT | LibC.O_EXCL | LibC.O_TRUNC);
         bool reopened = backend.Open(node.Ino, flags, new Caller(0, 0, 0), out IOpenFile file) == Errno.OK;
-        var handle = new ProxyHandle(node, reopened ? file : StaleOpenFile.Instance, h.Flags);
+        // Decided by an earlier server, perhaps under an earlier config: the first READ here is decided again.
+        var handle = new ProxyHandle(node, reopened ? file : StaleOpenFile.Instance, h.Flags) { ReadsDecidedAt = -1 };
         if (h.BackingId > 0)
         {
             // The kernel still has the backing file: its reads and writes never come here. Count the open so that the

@@ -56,6 +56,15 @@ internal sealed class ProxyHandle
     /// the policy stands), never waved through as counted.</summary>
     public int WriteRefused;
 
+    /// <summary>
+    /// The proxy's cache generation when this handle's reads were decided (at OPEN, then again at the first READ after
+    /// it moved): a policy reload or a blocked process decides the reads of handles opened before it anew.
+    /// </summary>
+    public long ReadsDecidedAt;
+
+    /// <summary>The last decision refused reading: every later read on the handle is decided too.</summary>
+    public int ReadRefused;
+
     /// <summary>The open counted against the open-files cap.</summary>
     public bool CountedOpen;
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using InSpatialFs.TestKit.Processes;
 using static InSpatialFs.IntegrationTests.Security.ControlFiles;
 
@@ -76,6 +77,43 @@ public sealed class PolicyReloadAttackTests
         Assert.That(lines.Where(l => l.StartsWith("after", StringComparison.Ordinal)), Has.Exactly(3).EqualTo("after errno 30"), "EROFS every time: " + r);
         Assert.That(File.ReadAllText(Path.Combine(_work, "src", "w", "z")), Does.Not.Contain("after"), "nothing written after the reload");
         Assert.That(File.ReadAllText(Path.Combine(_work, "src", "w", "z")), Does.Contain("before"), "positive control: the write before it went through");
+    }
+
+    [Test]
+    public void A_file_a_reload_forbids_stops_being_readable_through_a_descriptor_opened_before_it()
+    {
+        string config = Path.Combine(_work, "instance.yaml");
+        File.WriteAllText(config, Config("/nothing"));
+        Shell.Check($"head -c 4194304 /dev/urandom > '{_work}/src/w/big' && cp '{_work}/src/w/big' '{_work}/src/w/other'");
+        using DaemonProcess daemon = DaemonProcess.Start(Mnt, ["--config", config], appendMountPoint: false);
+        WaitUntilServing(Control, daemon);
+        // Two files opened and read while allowed; the reload forbids one. Each read reports its errno.
+        string script = $$"""
+            import os, subprocess, sys
+            big = os.open('{{Mnt}}/w/big', os.O_RDONLY)
+            other = os.open('{{Mnt}}/w/other', os.O_RDONLY)
+            def read(fd, at):
+                try:
+                    return 'ok %d' % len(os.pread(fd, 65536, at))
+                except OSError as e:
+                    return 'errno %d' % e.errno
+            print('before', read(big, 0), read(other, 0))
+            open('{{config}}', 'w').write(sys.argv[1])
+            r = subprocess.run(['{{DaemonProcess.Binary}}', 'ctl', '{{Control}}', 'reload'], capture_output=True, text=True)
+            print('reload', r.returncode)
+            for at in (3 << 20, 0, 3 << 20):
+                print('after', read(big, at))
+            print('other', read(other, 3 << 20))
+            """;
+        File.WriteAllText(Path.Combine(_work, "r.py"), script);
+        File.WriteAllText(Path.Combine(_work, "next.yaml"), Config("/nothing").Replace("\"/secret/**\"]", "\"/secret/**\", \"/w/big\"]", StringComparison.Ordinal));
+        ShellResult r = Shell.Run($"python3 '{_work}/r.py' \"$(cat '{_work}/next.yaml')\"", TimeSpan.FromSeconds(90));
+        string[] lines = r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Does.Contain("before ok 65536 ok 65536").And.Contain("reload 0"), r.ToString());
+        Assert.That(lines.Where(l => l.StartsWith("after", StringComparison.Ordinal)), Has.Exactly(3).EqualTo("after errno 13"), "EACCES every time: " + r);
+        Assert.That(lines, Does.Contain("other ok 65536"), "positive control: a file the reload left allowed reads on: " + r);
+        JsonObject denial = WaitForEvent(Control, ev => Str(ev, "evt.op") == "read" && Str(ev, "fs.path") == "/w/big" && Str(ev, "evt.decision") == "deny", "the refused read");
+        Assert.That(Str(denial, "policy.class"), Is.EqualTo("forbidden"));
     }
 
     [Test]
