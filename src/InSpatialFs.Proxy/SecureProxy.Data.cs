@@ -27,7 +27,7 @@ public sealed partial class SecureProxy
             return Errno.EBADF;
         }
 
-        Errno refused = ReadsAdmitted(request, handle);
+        Errno refused = ReadsAdmitted(request, handle, FsOp.Read);
         if (refused != Errno.OK)
         {
             return refused;
@@ -48,9 +48,10 @@ public sealed partial class SecureProxy
     /// cache generation moves) the next READ on a handle opened before it is decided again, as a WRITE is, and a refusal
     /// holds for the handle. A file forbidden by a reload thus stops being readable through a descriptor opened while it
     /// was allowed, wherever the daemon serves the reads (kernel passthrough files are read by the kernel alone).
-    /// One generation compare per READ otherwise. A refusal is an event (op read), an allowed re-decision is not.
+    /// One generation compare per READ otherwise. A refusal is an event (<paramref name="op"/>: read, or readdir for a
+    /// directory handle's listing), an allowed re-decision is not.
     /// </summary>
-    private Errno ReadsAdmitted(FuseRequest request, ProxyHandle handle)
+    private Errno ReadsAdmitted(FuseRequest request, ProxyHandle handle, FsOp op)
     {
         long generation = CacheGeneration;
         long decidedAt = Volatile.Read(ref handle.ReadsDecidedAt);
@@ -62,7 +63,7 @@ public sealed partial class SecureProxy
 
         // Held refused while deciding: a read racing this one is decided too, not waved through.
         Volatile.Write(ref handle.ReadRefused, 1);
-        FsEvent e = NewEvent(request, FsOp.Read, handle.Node);
+        FsEvent e = NewEvent(request, op, handle.Node);
         e.Flags = handle.Flags;
         Errno denied = Admit(request, e, _mounts[handle.Node.Mount], out _);
         Volatile.Write(ref handle.ReadRefused, denied != Errno.OK ? 1 : 0);
@@ -90,7 +91,7 @@ public sealed partial class SecureProxy
         {
             result = Errno.EINVAL;
         }
-        else if ((result = ReadsAdmitted(request, handle)) != Errno.OK)
+        else if ((result = ReadsAdmitted(request, handle, FsOp.Read)) != Errno.OK)
         {
             // refused since the open (see ReadsAdmitted)
         }

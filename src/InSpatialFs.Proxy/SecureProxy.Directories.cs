@@ -22,6 +22,7 @@ public sealed partial class SecureProxy
             return Errno.ENOENT;
         }
 
+        long generation = CacheGeneration; // before the decision (see ProxyHandle.ReadsDecidedAt)
         FsEvent e = NewEvent(request, FsOp.OpenDir, node);
         e.Flags = flags;
         Errno err = Admit(request, e, _mounts[node.Mount], out _);
@@ -34,7 +35,8 @@ public sealed partial class SecureProxy
         err = BackendOf(node).OpenDir(node.Ino, out IOpenDirectory directory);
         if (err == Errno.OK)
         {
-            open = new FuseOpenOut { Fh = _handles.Add(new ProxyHandle(node, directory, flags)), OpenFlags = DirectoryCacheFlags(node, directory) };
+            var handle = new ProxyHandle(node, directory, flags) { ReadsDecidedAt = generation };
+            open = new FuseOpenOut { Fh = _handles.Add(handle), OpenFlags = DirectoryCacheFlags(node, directory) };
         }
 
         return Complete(e, err, started);
@@ -49,6 +51,12 @@ public sealed partial class SecureProxy
         if (!_handles.TryGet(fh, out ProxyHandle handle) || handle.Directory is not { } directory)
         {
             return Errno.EBADF;
+        }
+
+        Errno refused = ReadsAdmitted(request, handle, FsOp.ReadDir);
+        if (refused != Errno.OK)
+        {
+            return refused;
         }
 
         ProxyNode dir = handle.Node;

@@ -292,7 +292,7 @@ public sealed partial class SecureProxy
                 return false;
             }
 
-            _handles.Restore(h.Fh, new ProxyHandle(node, directory, h.Flags));
+            _handles.Restore(h.Fh, new ProxyHandle(node, directory, h.Flags) { ReadsDecidedAt = -1 });
             return true;
         }
 

@@ -105,6 +105,21 @@ public sealed class PolicyReloadAttackTests
                 print('after', read(big, at))
             print('other', read(other, 3 << 20))
             """;
+        // The same for a directory listed through a descriptor opened before the reload forbade it.
+        string listing = $$"""
+            import os, subprocess, sys
+            d = os.open('{{Mnt}}/w/dir', os.O_RDONLY | os.O_DIRECTORY)
+            def ls():
+                try:
+                    os.lseek(d, 0, os.SEEK_SET)
+                    return 'ok %d' % len(os.listdir(d))
+                except OSError as e:
+                    return 'errno %d' % e.errno
+            print('dir-before', ls())
+            open('{{config}}', 'w').write(sys.argv[1])
+            print('reload', subprocess.run(['{{DaemonProcess.Binary}}', 'ctl', '{{Control}}', 'reload'], capture_output=True).returncode)
+            print('dir-after', ls())
+            """;
         File.WriteAllText(Path.Combine(_work, "r.py"), script);
         File.WriteAllText(Path.Combine(_work, "next.yaml"), Config("/nothing").Replace("\"/secret/**\"]", "\"/secret/**\", \"/w/big\"]", StringComparison.Ordinal));
         ShellResult r = Shell.Run($"python3 '{_work}/r.py' \"$(cat '{_work}/next.yaml')\"", TimeSpan.FromSeconds(90));
@@ -114,6 +129,16 @@ public sealed class PolicyReloadAttackTests
         Assert.That(lines, Does.Contain("other ok 65536"), "positive control: a file the reload left allowed reads on: " + r);
         JsonObject denial = WaitForEvent(Control, ev => Str(ev, "evt.op") == "read" && Str(ev, "fs.path") == "/w/big" && Str(ev, "evt.decision") == "deny", "the refused read");
         Assert.That(Str(denial, "policy.class"), Is.EqualTo("forbidden"));
+
+        File.WriteAllText(config, Config("/nothing"));
+        Assert.That(Ctl(Control, "reload").ExitCode, Is.Zero);
+        Shell.Check($"mkdir '{_work}/src/w/dir' && touch '{_work}/src/w/dir/a' '{_work}/src/w/dir/b'");
+        File.WriteAllText(Path.Combine(_work, "l.py"), listing);
+        File.WriteAllText(Path.Combine(_work, "next.yaml"), Config("/nothing").Replace("\"/secret/**\"]", "\"/secret/**\", \"/w/dir\"]", StringComparison.Ordinal));
+        r = Shell.Run($"python3 '{_work}/l.py' \"$(cat '{_work}/next.yaml')\"", TimeSpan.FromSeconds(90));
+        lines = r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Does.Contain("dir-before ok 2").And.Contain("reload 0"), r.ToString());
+        Assert.That(lines, Does.Contain("dir-after errno 13"), "the listing through the old descriptor is refused: " + r);
     }
 
     [Test]
