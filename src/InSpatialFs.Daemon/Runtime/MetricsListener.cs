@@ -10,12 +10,20 @@ namespace InSpatialFs.Daemon.Runtime;
 /// `metrics_listen: ADDRESS:PORT`: a minimal HTTP/1.1 endpoint for Prometheus — `GET /metrics` answers the same text
 /// as the `metrics` control file, anything else 404 (405 for other methods); one request per connection. Requests
 /// are bounded (8 KiB of headers, 5 s to send them), so a slow or hostile client holds one accept loop turn at most
-/// 5 s and never a FUSE thread. Bind to loopback unless the network in between is trusted: there is no authentication.
+/// 5 s and never a FUSE thread, and at most <see cref="MaxConnections"/> are served at once: past that the listener
+/// stops accepting until one ends (further clients wait in the kernel's backlog), so connections that send nothing
+/// cannot take the descriptors the container's files need. Bind to loopback unless the network in between is trusted:
+/// there is no authentication.
 /// </summary>
 internal sealed class MetricsListener : IDisposable
 {
     private const int MaxRequestBytes = 8192;
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>Connections served at once (a scraper needs one).</summary>
+    public const int MaxConnections = 16;
+
+    private readonly SemaphoreSlim _slots = new(MaxConnections, MaxConnections);
 
     private readonly Socket _listener;
     private readonly Func<string> _render;
@@ -81,6 +89,7 @@ internal sealed class MetricsListener : IDisposable
             Socket client;
             try
             {
+                await _slots.WaitAsync(_stop.Token).ConfigureAwait(false);
                 client = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
@@ -88,7 +97,17 @@ internal sealed class MetricsListener : IDisposable
                 return;
             }
 
-            _ = Task.Run(() => Serve(client));
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await Serve(client).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _slots.Release();
+                }
+            });
         }
     }
 

@@ -257,6 +257,58 @@ public sealed class OperatorOutputTests
     }
 
     [Test]
+    public void Clients_that_connect_and_send_nothing_hold_at_most_a_few_descriptors_of_the_daemon()
+    {
+        int before = Directory.GetFiles($"/proc/{_daemon!.Pid}/fd").Length;
+        var idle = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            for (int i = 0; i < 200; i++)
+            {
+                var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                idle.Add(s);
+                // Connects complete in the kernel's backlog even when the daemon does not accept; past the backlog they
+                // wait, which a non-blocking connect does not.
+                s.Blocking = false;
+                try
+                {
+                    s.Connect(IPAddress.Loopback, _port);
+                }
+                catch (System.Net.Sockets.SocketException)
+                {
+                }
+            }
+
+            Thread.Sleep(1000);
+            int held = Directory.GetFiles($"/proc/{_daemon.Pid}/fd").Length - before;
+            Assert.That(held, Is.LessThanOrEqualTo(MetricsConnectionsServedAtOnce + 4), "idle connections the daemon took in");
+        }
+        finally
+        {
+            foreach (System.Net.Sockets.Socket s in idle) s.Dispose();
+        }
+
+        // Once they are gone, a scraper is served again.
+        string body = "";
+        Assert.That(ControlFiles.Eventually(() => (body = TryScrape()) .Contains("inspatialfs_operations_total", StringComparison.Ordinal), TimeSpan.FromSeconds(15)), Is.True, body);
+    }
+
+    /// <summary>The daemon's MetricsListener.MaxConnections.</summary>
+    private const int MetricsConnectionsServedAtOnce = 16;
+
+    private string TryScrape()
+    {
+        try
+        {
+            return Scrape("/metrics", out _, out _);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return e.Message;
+        }
+    }
+
+    [Test]
     public void Metrics_parse_with_the_prometheus_client_and_follow_its_conventions()
     {
         Shell.Check($"ls -la '{_mount}' '{_mount}/markers' > /dev/null; touch '{_mount}/tmp/t1'");
