@@ -17,10 +17,22 @@ for proj in tests/*.Tests/*.csproj tests/InSpatialFs.IntegrationTests/*.csproj; 
   [[ -e $proj ]] || continue
   name=$(basename "$proj" .csproj)
   echo "==> $name"
+  # dotnet test's own status, taken in the same statement: with pipefail a failing pipeline followed by `|| true` would
+  # leave PIPESTATUS describing `true`, and a crashed or hung test host (the run aborted, its remaining tests never run)
+  # would still sum to "N passed, 0 failed".
   dotnet test "$proj" -c "$config" --no-build --nologo -v:q "${filter_args[@]}" \
     --logger "trx;LogFileName=$name.trx" --results-directory "$results" \
-    --blame-hang-timeout 10m 2>&1 | grep -vE '^\s*$|Microsoft \(R\)|Copyright \(C\)|An issue was encountered verifying workloads' || true
-  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+    --blame-hang-timeout 10m 2>&1 | grep -vE '^\s*$|Microsoft \(R\)|Copyright \(C\)|An issue was encountered verifying workloads'
+  codes=("${PIPESTATUS[@]}")
+  if [[ ${codes[0]} -ne 0 ]]; then
+    status=1
+    echo "==> $name: dotnet test exited with ${codes[0]}"
+  fi
+  # A run the test host did not finish: its TRX says so even where the counters look clean.
+  if grep -q '<ResultSummary outcome="\(Aborted\|Error\|Timeout\)"' "$results/$name.trx" 2>/dev/null; then
+    status=1
+    echo "==> $name: the test run did not complete ($(grep -o '<ResultSummary outcome="[A-Za-z]*"' "$results/$name.trx" | head -1))"
+  fi
 done
 
 # Sum the TRX counters: the single source of truth for the closing line.
@@ -40,6 +52,6 @@ for trx in "$results"/*.trx; do
        failed == 2 { done = sub(/<\/Message>.*/, ""); if (++lines <= 30) print "    " $0; if (done) failed = 0 }' "$trx" | head -200
 done
 if [[ -z ${passed:-} ]]; then passed=0; failed=1; skipped=0; fi
-if (( status != 0 && failed == 0 )); then failed=1; fi   # a crashed test host counts as a failure
+if (( status != 0 && failed == 0 )); then failed=1; fi   # a crashed or aborted test host counts as a failure
 if (( skipped > 0 )); then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
 (( failed == 0 ))
