@@ -346,9 +346,12 @@ static void child_exited(int status) {
     handover_since = died;
     restarts++;
     say("server pid %d %s; restart %lu with %d stored descriptors", (int)pid, how, restarts, nstored);
-    if (!signaled && code != 0 && !child_ready) {
+    // A handover (exit 75) is planned, also from a server that had not sent READY=1 yet (an upgrade asked for just after a
+    // restart): its successor starts at once. Counting it as a failed takeover left the keeper waiting with no server,
+    // and the mount's callers with it.
+    if (!signaled && code != 0 && code != EXIT_HANDOVER && !child_ready) {
         // A failed takeover of the live mount: retried after a pause, on the last program that served.
-        unsigned pause_s = failed_takeovers >= 5 ? TAKEOVER_PAUSE_MAX_S : 1u << (failed_takeovers - 1);
+        unsigned pause_s = failed_takeovers >= 5 ? TAKEOVER_PAUSE_MAX_S : failed_takeovers < 1 ? 1u : 1u << (failed_takeovers - 1);
         if (pause_s > TAKEOVER_PAUSE_MAX_S) pause_s = TAKEOVER_PAUSE_MAX_S;
         if (strcmp(program, ready_program) != 0) {
             say("server pid %d (%s) %s before taking over; the next one runs %s again, the last that served", (int)pid, running, how, ready_program);
@@ -464,7 +467,8 @@ int main(int argc, char **argv) {
     for (;;) {
         struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = nsock, .events = POLLIN}};
         uint64_t now = now_ns();
-        int timeout = restart_at == 0 ? -1 : restart_at <= now ? 0 : (int)((restart_at - now + 999999) / 1000000);
+        uint64_t wait_ms = restart_at == 0 || restart_at <= now ? 0 : (restart_at - now + 999999) / 1000000;
+        int timeout = restart_at == 0 ? -1 : wait_ms > INT_MAX ? INT_MAX : (int)wait_ms;  // never negative: -1 is "forever"
         if (poll(p, 2, timeout) < 0) {
             if (errno != EINTR) say("poll: %s", strerror(errno));
             continue;

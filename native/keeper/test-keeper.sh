@@ -237,6 +237,16 @@ check "keeper exits 0 after a broken upgrade (got $rc)" test $rc -eq 0
 check "the broken program ran once" test "$(grep -c '^broken' "$tmp/log")" -eq 1
 check "then the last program that served took over again" bash -c "test \$(grep -c '^start ' '$tmp/log') -eq 2 && grep -q 'runs $tmp/child.py again' '$tmp/err'"
 
+echo "== a handover (exit 75) before READY=1 starts the next server at once (an upgrade just after a restart)"
+reset
+start=$(date +%s%N)
+run 'store:probe,ready,kill9|exit:75|checkfds:probe,ready,stopping,exit:0'; rc=$?
+took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "keeper exits 0 (got $rc)" test $rc -eq 0
+check "three starts: the crash, the early handover, the one that serves" test "$(starts)" -eq 3
+check "not taken for a failed takeover" bash -c "! grep -q 'before taking over' '$tmp/err'"
+check "no pause (took ${took_ms} ms)" test "$took_ms" -lt 5000
+
 echo "== a stop during a retry pause ends the keeper then, not after the pause"
 reset
 KEEPER_TEST_PLAN='store:probe,ready,exit:9|exit:4|stopping,exit:0' timeout 60 "$keeper" -- "$tmp/child.py" 2>"$tmp/err" &

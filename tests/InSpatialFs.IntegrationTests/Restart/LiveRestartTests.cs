@@ -121,7 +121,7 @@ public sealed class LiveRestartTests
             for (int u = 1; u <= Upgrades; u++)
             {
                 Thread.Sleep(random.Next(300, 900));
-                File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+                RequestUpgrade(control, keeper);
                 upgradeStalls.Add(WaitForServer(status, Kills + u, container, keeper));
             }
 
@@ -274,7 +274,7 @@ public sealed class LiveRestartTests
         Assert.That(charged, Does.Contain("bytes=7").And.Contain("inodes=1/10"), "the positive control: the write was charged");
 
         // An upgrade right after the write: the ledger goes with the handover, not on the 2-second timer.
-        File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+        RequestUpgrade(control, keeper);
         Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
         Assert.That(Field(status, "quota"), Is.EqualTo(charged), "the next server starts from the same charges");
         ShellResult over = Shell.Run($"head -c 700000 /dev/zero > '{mnt}/b'");
@@ -322,7 +322,7 @@ public sealed class LiveRestartTests
             Assert.That(follower.WaitForExit(10_000), Is.True, "an events follower of the dead server ends");
             Assert.That(File.ReadAllText(Path.Combine(work, "follower.err")), Does.Contain("Bad file descriptor"), "with EBADF: its open file was the dead server's");
         });
-        File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+        RequestUpgrade(control, keeper);
         Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
         Assert.That(MountIdOf(control), Is.EqualTo(before), "an upgrade keeps it as well");
         Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
@@ -353,7 +353,7 @@ public sealed class LiveRestartTests
         Assert.That(before, Is.Not.Empty, "positive control: the first server listens");
         Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
         Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
-        File.WriteAllText(Path.Combine(control, "control"), "upgrade\n");
+        RequestUpgrade(control, keeper);
         Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
         Assert.That(SocketInode(), Is.EqualTo(before), "the same socket served through a kill and an upgrade");
         Assert.That(Shell.Check($"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read().decode())\""),
@@ -485,6 +485,13 @@ public sealed class LiveRestartTests
         return -1;
     }
 
+    /// <summary>`upgrade` through the control file, by a writer killed after 10 s (see <see cref="Field"/>).</summary>
+    private static void RequestUpgrade(string control, DaemonProcess keeper)
+    {
+        ShellResult write = Shell.Run($"timeout -s KILL 10 sh -c 'echo upgrade > \"{control}/control\"'", TimeSpan.FromSeconds(20));
+        Assert.That(write.ExitCode, Is.Zero, $"upgrade not taken: {write}\n{keeper.Output}");
+    }
+
     private static int ServerOf(int keeper)
     {
         string child = Shell.Run($"pgrep -P {keeper}").StdOut.Trim();
@@ -505,8 +512,20 @@ public sealed class LiveRestartTests
         }
     }
 
-    private static string Field(string statusFile, string key) =>
-        File.ReadAllLines(statusFile).Select(l => l.Split(": ", 2)).FirstOrDefault(p => p[0] == key) is [_, string v] ? v : "";
+    /// <summary>
+    /// One field of the status file, read by a `cat` that is killed after 5 s: a read the kernel holds because no server
+    /// answers (a keeper that lost its server) must fail the test with the keeper's output, not hang the run.
+    /// </summary>
+    private static string Field(string statusFile, string key)
+    {
+        ShellResult read = Shell.Run($"timeout -s KILL 5 cat '{statusFile}'", TimeSpan.FromSeconds(15));
+        if (read.ExitCode != 0)
+        {
+            throw new IOException($"status unreadable ({read.ExitCode}): {read.StdErr.Trim()}");
+        }
+
+        return read.StdOut.Split('\n').Select(l => l.Split(": ", 2)).FirstOrDefault(p => p[0] == key) is [_, string v] ? v : "";
+    }
 
     private static long Median(List<long> values)
     {
