@@ -16,6 +16,21 @@ public sealed class EventPipelineTests
 
     private static FsEvent Event(ulong seq) => new() { Seq = seq, Op = FsOp.GetAttr, Path = "/x" };
 
+    /// <summary>Spins until <paramref name="due"/> ticks of <paramref name="pace"/>; true when more than <paramref name="gap"/>
+    /// ticks passed since the last call (the test thread was descheduled).</summary>
+    private static bool PaceTo(Stopwatch pace, long due, ref long last, long gap)
+    {
+        while (pace.ElapsedTicks < due)
+        {
+            Thread.SpinWait(20);
+        }
+
+        long now = pace.ElapsedTicks;
+        bool paused = now - last > gap;
+        last = now;
+        return paused;
+    }
+
     [Test]
     public void A_steady_stream_of_events_is_processed_in_order_with_almost_no_wake_ups()
     {
@@ -29,19 +44,11 @@ public sealed class EventPipelineTests
             // One event every 100 µs, as requests arrive from a busy container: far less than the consumer's 1 ms
             // period, so each period drains a few events and finds the queue empty again. Waking the consumer each
             // time it found the queue empty cost one wake-up per period, about Events / 10.
-            long due = (i + 1) * Stopwatch.Frequency / 10_000;
-            while (pace.ElapsedTicks < due)
-            {
-                Thread.SpinWait(20);
-            }
-
-            long now = pace.ElapsedTicks;
-            if (now - last > Stopwatch.Frequency / 1000)
+            if (PaceTo(pace, (i + 1) * Stopwatch.Frequency / 10_000, ref last, Stopwatch.Frequency / 1000))
             {
                 longGaps++; // the test thread was descheduled for a whole period: the consumer may rightly sleep
             }
 
-            last = now;
             Assert.That(pipeline.Record(Event((ulong)i)), Is.True);
         }
 
@@ -65,19 +72,11 @@ public sealed class EventPipelineTests
         {
             // A shell loop in the container: each process makes its two events (open, release) and is gone; the next
             // one starts about 1.5 ms later (fork and exec). Each pause outlasts the consumer's poll period.
-            long due = (i + 1) * Stopwatch.Frequency * 3 / 2000;
-            while (pace.ElapsedTicks < due)
-            {
-                Thread.SpinWait(20);
-            }
-
-            long now = pace.ElapsedTicks;
-            if (now - last > Stopwatch.Frequency / 100)
+            if (PaceTo(pace, (i + 1) * Stopwatch.Frequency * 3 / 2000, ref last, Stopwatch.Frequency / 100))
             {
                 longGaps++; // the test thread was descheduled for a whole quiet period: the consumer may rightly sleep
             }
 
-            last = now;
             Assert.That(pipeline.Record(Event(seq++)), Is.True);
             Assert.That(pipeline.Record(Event(seq++)), Is.True);
         }
