@@ -90,9 +90,11 @@ internal sealed unsafe class LogFileGuard
         {
             int targetFd = (int)target.DangerousGetHandle();
             long copied = 0;
-            while (true)
+            // What the log held when it was found past the cap: a writer that keeps appending is not chased (its lines
+            // after this point are the ones the truncation may drop).
+            while (copied < size)
             {
-                nint n = LibC.copy_file_range(source.Fd, null, targetFd, null, 1 << 20, 0);
+                nint n = LibC.copy_file_range(source.Fd, null, targetFd, null, (nint)Math.Min(size - copied, 1 << 20), 0);
                 if (n < 0)
                 {
                     throw new IOException($"cannot copy the log to {RotatedName}: {ErrnoExtensions.LastPInvoke()}");
