@@ -125,7 +125,13 @@ public sealed class QuotaAccount
                 {
                     long now = Math.Max(0, allocatedNow - c.Baseline);
                     delta += now - c.Charged;
-                    c.Charged = now;
+                    if (now != c.Charged)
+                    {
+                        // The ledger changed even when the total did not (a reservation that matched the allocation
+                        // exactly, as a large coalesced WRITE's does): it is owed to the disk all the same.
+                        c.Charged = now;
+                        _dirty = true;
+                    }
                 }
             }
         }

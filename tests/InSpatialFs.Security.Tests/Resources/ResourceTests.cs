@@ -89,6 +89,32 @@ public sealed class ResourceTests
     }
 
     [Test]
+    public void A_charge_whose_reservation_matched_exactly_is_still_saved()
+    {
+        // A WRITE reserves its size and the file grows by just that: the total does not move at the settle, but the
+        // object's charge in the ledger does, and a restart reads the ledger, not the total.
+        string dir = Directory.CreateTempSubdirectory("inspatialfs-ledger-").FullName;
+        try
+        {
+            using var g = new ResourceGovernor(new ResourceLimits { DiskBytes = 1L << 40 }, dir);
+            QuotaAccount data = g.Account("/data");
+            var obj = new InodeIdentity(1, 9, 0, Persistent: true);
+            data.Created(obj);
+            data.Settle(obj, 4096, 0);
+            g.SaveQuotas();
+            Assert.That(data.TryCharge(262144, 0), Is.EqualTo(Errno.OK), "the reservation of the next write");
+            data.Settle(obj, 4096 + 262144, 262144);
+            g.SaveQuotas();
+            using var next = new ResourceGovernor(new ResourceLimits { DiskBytes = 1L << 40 }, dir);
+            Assert.That(next.Account("/data").Bytes, Is.EqualTo(4096 + 262144L), "what was charged before the restart");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void A_ledger_save_that_failed_is_made_again_by_the_next_one()
     {
         string dir = Directory.CreateTempSubdirectory("inspatialfs-ledger-").FullName;
