@@ -8,6 +8,7 @@ using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Incidents;
 using InSpatialFs.Security.Rules;
 using InSpatialFs.Proxy.Direct;
+using InSpatialFs.Storage.Memory;
 using InSpatialFs.Storage.Mounts;
 
 namespace InSpatialFs.Daemon.Runtime;
@@ -152,6 +153,14 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         foreach (string warning in _instance.Security.Warnings)
         {
             Line(sb, "warning", warning);
+        }
+
+        foreach (MountEntry m in _instance.Mounts.Entries)
+        {
+            if (m.Backend is MemoryFileSystem { JournalFailure: string why })
+            {
+                Line(sb, "warning", $"memory mount {m.Path}: its journal cannot be written ({why}): changes to names, modes, owners and xattrs get ENOSPC until it can");
+            }
         }
 
         return sb.ToString();

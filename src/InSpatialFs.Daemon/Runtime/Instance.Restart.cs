@@ -145,7 +145,7 @@ internal sealed partial class Instance
             }
 
             (string volume, string journal) = MemoryKeepNames.For(mount.Path);
-            memory.StartJournal(_config.StateDir, journal, MemoryJournalFailed(mount.Path));
+            memory.StartJournal(_config.StateDir, journal, MemoryJournalFailed(mount.Path), MemoryJournalRecovered(mount.Path));
             using SafeFd? data = memory.DuplicateDataVolume();
             if (data == null || !store.Store(volume, data))
             {
@@ -155,7 +155,11 @@ internal sealed partial class Instance
     }
 
     private Action<Exception> MemoryJournalFailed(string path) =>
-        e => _log.LogError("the journal of the memory mount {Path} failed ({Error}): a restart may lose its recent changes", path, e.Message);
+        e => _log.LogError("the journal of the memory mount {Path} failed ({Error}): new names, removals, renames, links, modes, owners and xattrs there get ENOSPC until it can be written again (retried each second)",
+            path, e.Message);
+
+    private Action MemoryJournalRecovered(string path) =>
+        () => _log.LogWarning("the journal of the memory mount {Path} is written again: changes there go through", path);
 
     /// <summary>The memory mount <paramref name="mount"/> as the previous server left it: its tmpfs from the store, its tree from the journal.</summary>
     private MemoryFileSystem AdoptMemory(MountConfig mount, long size)
@@ -173,7 +177,7 @@ internal sealed partial class Instance
         try
         {
             MemoryFileSystem memory = MemoryFileSystem.Adopt(data, _config.StateDir, journal, size, _config.Resources.Inodes ?? 0, out MemoryRestoreReport report,
-                MemoryJournalFailed(mount.Path));
+                MemoryJournalFailed(mount.Path), MemoryJournalRecovered(mount.Path));
             _log.LogInformation("memory mount {Path} taken over: {Nodes} nodes; {Dropped} without a name dropped, {Removed} data files no node claimed removed, {Recreated} missing data files recreated empty",
                 mount.Path, report.Nodes, report.DroppedNodes, report.RemovedDataFiles, report.RecreatedDataFiles);
             return memory;

@@ -23,14 +23,24 @@ public sealed partial class MemoryFileSystem
     /// <summary>Bytes in the metadata journal (0 when not kept).</summary>
     public long JournalBytes => _journal?.Length ?? 0;
 
+    /// <summary>Why the journal cannot be written now (its disk is full), or null: see <see cref="RefusedWhileUnjournaled"/>.</summary>
+    public string? JournalFailure => _journal is { HasFailed: true } journal ? journal.FailedBecause ?? "write failed" : null;
+
+    /// <summary>How often a refused change tries to write the whole tree again while the journal cannot be written.</summary>
+    internal static readonly TimeSpan JournalRetryInterval = TimeSpan.FromSeconds(1);
+
+    private long _journalRetryAtMs;
+    private Action? _journalRecovered;
+
     /// <summary>A new descriptor of the private tmpfs holding the file data, for the keeper (null without one).</summary>
     public SafeFd? DuplicateDataVolume() => _volume?.DuplicateRoot();
 
     /// <summary>
     /// Journals the tree from now on, in <paramref name="name"/> in <paramref name="stateDirectory"/>, starting from the
-    /// whole tree as it is. <paramref name="failed"/> is told once if an append fails (a restart may then lose changes).
+    /// whole tree as it is. <paramref name="failed"/> is told when an append fails (changes a restart would lose are then
+    /// refused, see <see cref="RefusedWhileUnjournaled"/>), <paramref name="recovered"/> when the journal is whole again.
     /// </summary>
-    public void StartJournal(string stateDirectory, string name, Action<Exception>? failed = null)
+    public void StartJournal(string stateDirectory, string name, Action<Exception>? failed = null, Action? recovered = null)
     {
         if (KeepRefusal is string why)
         {
@@ -38,7 +48,7 @@ public sealed partial class MemoryFileSystem
         }
 
         MemoryJournal journal = MemoryJournal.Open(stateDirectory, name, replay: null);
-        Attach(journal, failed);
+        Attach(journal, failed, recovered);
     }
 
     /// <summary>
@@ -47,7 +57,7 @@ public sealed partial class MemoryFileSystem
     /// missing gets an empty one (reported). Throws <see cref="InvalidDataException"/> when the journal holds no tree.
     /// </summary>
     public static MemoryFileSystem Adopt(SafeFd dataVolume, string stateDirectory, string name, long sizeLimit, long inodeLimit,
-        out MemoryRestoreReport report, Action<Exception>? failed = null)
+        out MemoryRestoreReport report, Action<Exception>? failed = null, Action? recovered = null)
     {
         var replayed = new MemoryJournal.Replayed();
         MemoryJournal journal = MemoryJournal.Open(stateDirectory, name, replayed);
@@ -62,7 +72,7 @@ public sealed partial class MemoryFileSystem
             }
 
             report = fs.Rebuild(replayed, device);
-            fs.Attach(journal, failed);
+            fs.Attach(journal, failed, recovered);
             return fs;
         }
         catch
@@ -73,8 +83,9 @@ public sealed partial class MemoryFileSystem
         }
     }
 
-    private void Attach(MemoryJournal journal, Action<Exception>? failed)
+    private void Attach(MemoryJournal journal, Action<Exception>? failed, Action? recovered)
     {
+        _journalRecovered = recovered;
         if (failed != null)
         {
             journal.Failed += failed;
@@ -204,6 +215,38 @@ public sealed partial class MemoryFileSystem
         {
             _volume!.Remove(id);
         }
+    }
+
+    /// <summary>
+    /// Namespace write lock held, before a change a successor must find (a name, a link, a mode or owner, an xattr).
+    /// While the journal cannot be written (the state disk is full), such a change would be acknowledged and then be
+    /// missing after a restart (a created file gone, a removed one back, a chmod undone), so it gets ENOSPC instead, as a
+    /// full disk gives. At most once per <see cref="JournalRetryInterval"/> a refused change first tries to write the
+    /// whole tree again; once that succeeds the journal is whole and changes go through. The change whose own record
+    /// first failed was already made and is served; file data (in the private tmpfs) is not refused.
+    /// </summary>
+    private Errno RefusedWhileUnjournaled()
+    {
+        if (_journal is not { HasFailed: true } journal)
+        {
+            return Errno.OK;
+        }
+
+        long now = Environment.TickCount64;
+        if (now < _journalRetryAtMs)
+        {
+            return Errno.ENOSPC;
+        }
+
+        _journalRetryAtMs = now + (long)JournalRetryInterval.TotalMilliseconds;
+        journal.Rewrite(_nodes.Values, _nextId, _device);
+        if (journal.HasFailed)
+        {
+            return Errno.ENOSPC;
+        }
+
+        _journalRecovered?.Invoke();
+        return Errno.OK;
     }
 
     /// <summary>Lets go of the namespace write lock, first committing what changed under it as one journal record.</summary>

@@ -101,6 +101,11 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterWriteLock();
         try
         {
+            var refused = RefusedWhileUnjournaled();
+            if (refused != Errno.OK)
+            {
+                return refused;
+            }
             var error = GetDirectory(parent, out var dir);
             if (error != Errno.OK)
             {
@@ -162,6 +167,11 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterWriteLock();
         try
         {
+            var refused = RefusedWhileUnjournaled();
+            if (refused != Errno.OK)
+            {
+                return refused;
+            }
             var error = GetLiveDirectory(parent, out var oldDir);
             if (error == Errno.OK)
             {
@@ -190,6 +200,11 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterWriteLock();
         try
         {
+            var refused = RefusedWhileUnjournaled();
+            if (refused != Errno.OK)
+            {
+                return refused;
+            }
             if (!_nodes.TryGetValue(ino, out var node))
             {
                 return Errno.ENOENT;
@@ -265,6 +280,11 @@ public sealed partial class MemoryFileSystem
         if (dir.Directory!.Find(name) is not null)
         {
             return Errno.EEXIST;
+        }
+        error = RefusedWhileUnjournaled();
+        if (error != Errno.OK)
+        {
+            return error;
         }
         if (!TryReserve(EntryBytes(name)))
         {

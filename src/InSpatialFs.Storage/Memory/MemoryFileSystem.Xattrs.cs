@@ -29,6 +29,11 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterWriteLock();
         try
         {
+            var refused = RefusedWhileUnjournaled();
+            if (refused != Errno.OK)
+            {
+                return refused;
+            }
             if (!_nodes.TryGetValue(ino, out var node))
             {
                 return Errno.ENOENT;
@@ -169,6 +174,11 @@ public sealed partial class MemoryFileSystem
         _namespace.EnterWriteLock();
         try
         {
+            var refused = RefusedWhileUnjournaled();
+            if (refused != Errno.OK)
+            {
+                return refused;
+            }
             if (!_nodes.TryGetValue(ino, out var node))
             {
                 return Errno.ENOENT;

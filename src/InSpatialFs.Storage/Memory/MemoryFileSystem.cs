@@ -226,6 +226,15 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
         _namespace.EnterWriteLock();
         try
         {
+            // Permissions and ownership must survive a restart; times and size (the data file's) are not refused.
+            if (change.Mode.HasValue || change.ChangesOwner || change.KillSetId)
+            {
+                var refused = RefusedWhileUnjournaled();
+                if (refused != Errno.OK)
+                {
+                    return refused;
+                }
+            }
             if (!_nodes.TryGetValue(ino, out var node))
             {
                 return Errno.ENOENT;

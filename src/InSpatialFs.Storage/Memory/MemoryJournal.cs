@@ -31,6 +31,9 @@ internal sealed class MemoryJournal : IDisposable
 
     public bool HasFailed { get; private set; }
 
+    /// <summary>Why the last append or rewrite failed, while <see cref="HasFailed"/>.</summary>
+    public string? FailedBecause { get; private set; }
+
     public long Length => _log.Length;
 
     /// <summary>Records appended since the last rewrite (the caller rewrites when this outgrows the live tree).</summary>
@@ -94,6 +97,7 @@ internal sealed class MemoryJournal : IDisposable
         catch (IOException e)
         {
             HasFailed = true;
+            FailedBecause = e.Message;
             Failed?.Invoke(e);
         }
         finally
@@ -144,9 +148,11 @@ internal sealed class MemoryJournal : IDisposable
             _log.Rewrite(records);
             _appendedSinceRewrite = 0;
             HasFailed = false;
+            FailedBecause = null;
         }
         catch (IOException e)
         {
+            FailedBecause = e.Message;
             if (!HasFailed)
             {
                 HasFailed = true;
