@@ -30,8 +30,11 @@ internal static partial class Log
     [LoggerMessage(EventId = 3006, Level = LogLevel.Error, Message = "kernel cache invalidation failed; cached answers may outlive the change until their timeout")]
     public static partial void InvalidationFailed(ILogger logger, Exception error);
 
-    [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "the restart journal cannot be written ({Error}): a restart of the server from now on may not find the files the kernel holds")]
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "the restart journal cannot be written ({Error}): until it can (retried each second), a restart of the server may not find the files the kernel holds")]
     public static partial void JournalFailed(ILogger logger, string error);
+
+    [LoggerMessage(EventId = 3012, Level = LogLevel.Warning, Message = "the restart journal is written again: a restart finds what the kernel holds")]
+    public static partial void JournalRecovered(ILogger logger);
 
     [LoggerMessage(EventId = 3009, Level = LogLevel.Information, Message = "a resent request the previous server had begun is answered as carried out: {Why}")]
     public static partial void ReplayedApplied(ILogger logger, string why);

@@ -81,6 +81,9 @@ public sealed partial class SecureProxy
     /// <summary>Bytes in the journal now (status).</summary>
     public long JournalBytes => _journal?.Length ?? 0;
 
+    /// <summary>Why the session journal cannot be written now (its disk is full), or null (status).</summary>
+    public string? JournalFailure => _journal?.FailedBecause;
+
     /// <summary>
     /// Opens the journal in <paramref name="stateDirectory"/>; with <paramref name="restore"/> first rebuilds the tables
     /// from it (an adopted connection), else starts it empty. From then on every node and handle the kernel gets is
@@ -115,11 +118,12 @@ public sealed partial class SecureProxy
         var journal = new SessionJournal(log, restore ? owner : []);
         if (restore)
         {
-            journal.Reserve(replayed.HighestNodeId, replayed.HighestFh);
+            journal.Reserve(replayed.HighestNodeId + SessionJournal.TakeoverIdGap, replayed.HighestFh + SessionJournal.TakeoverIdGap);
             journal.KeepBegun(begun); // a request resent to this server and not yet answered is resent again if it dies too
         }
 
         journal.Failed += e => Log.JournalFailed(_logger, e.Message);
+        journal.Recovered += () => Log.JournalRecovered(_logger);
         journal.Start(_nodes.Snapshot(), _handles.Snapshot(), IdentityOf);
         _nodes.Journal(journal, IdentityOf);
         _handles.Journal(journal);
@@ -148,7 +152,7 @@ public sealed partial class SecureProxy
             Resolve(id, journal, found);
         }
 
-        _nodes.ReserveIdsThrough(journal.HighestNodeId);
+        _nodes.ReserveIdsThrough(journal.HighestNodeId + SessionJournal.TakeoverIdGap);
         _applied = journal.Applied;
         foreach (SessionJournal.RenameRecord m in journal.Renames)
         {
@@ -168,7 +172,7 @@ public sealed partial class SecureProxy
             }
         }
 
-        _handles.ReserveThrough(journal.HighestFh);
+        _handles.ReserveThrough(journal.HighestFh + SessionJournal.TakeoverIdGap);
         return new RestartReport
         {
             Nodes = nodes, StaleNodes = journal.Nodes.Count - nodes, Handles = handles, StaleHandles = staleHandles,

@@ -31,4 +31,7 @@ internal static partial class SecurityLog
 
     [LoggerMessage(4009, LogLevel.Error, "{What} failed")]
     public static partial void ResponseFailed(ILogger log, Exception ex, string what);
+
+    [LoggerMessage(4010, LogLevel.Error, "the {File} cannot be written ({Error}): {Consequence} ({NotLogged} more failures since the last line)")]
+    public static partial void RecordWriteFailed(ILogger log, string file, string error, string consequence, long notLogged);
 }

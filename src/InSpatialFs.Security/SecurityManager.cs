@@ -32,6 +32,7 @@ public delegate void EventLineHandler(FsEvent e, ReadOnlySpan<byte> jsonLine);
 public sealed class SecurityManager : ISecurityGate, IDisposable
 {
     private readonly ILogger _log;
+    private readonly Interop.Diagnostics.LogThrottle _incidentFailureLines = new(1, TimeSpan.FromMinutes(1));
     private readonly AccessDecider _decider;
     private readonly DecisionCounters _counters = new();
     private readonly EventPipeline _pipeline;
@@ -211,14 +212,18 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
     private void AfterBatch(long dropped)
     {
         _analysis.AfterBatch(dropped);
+        _sinks.Flush();
         try
         {
-            _sinks.Flush();
             Incidents.Flush();
         }
-        catch (IOException ex)
+        catch (IOException ex) when (_incidentFailureLines.Allow(out long notLogged))
         {
-            SecurityLog.ResponseFailed(_log, ex, "journal flush");
+            // Kept and written again at the next flush: an incident is not lost to a full disk while the daemon runs.
+            SecurityLog.RecordWriteFailed(_log, "incident log " + IncidentStore.FileName, ex.Message, "incidents are kept and written once it can be", notLogged);
+        }
+        catch (IOException)
+        {
         }
     }
 

@@ -77,6 +77,11 @@ internal static class MountRunner
         catch (InstanceStartException e)
         {
             log.LogCritical("{Message}", e.Message);
+            if (e.InnerException is { } cause)
+            {
+                log.LogDebug(cause, "where the start failed"); // --log-level debug: the stack, for a bug report
+            }
+
             return ExitCodes.RuntimeFailure;
         }
 

@@ -155,6 +155,11 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
             Line(sb, "warning", warning);
         }
 
+        if (_instance.Proxy.JournalFailure is string journalFailure)
+        {
+            Line(sb, "warning", $"the restart journal cannot be written ({journalFailure}): until it can, a restart may not find the files the kernel holds");
+        }
+
         foreach (MountEntry m in _instance.Mounts.Entries)
         {
             if (m.Backend is MemoryFileSystem { JournalFailure: string why })

@@ -49,6 +49,19 @@ internal sealed class SessionJournal : IDisposable
     /// <summary>Forgotten nodes that may wait for the next write (what a kill may leak).</summary>
     internal const int LazyKept = 64;
 
+    /// <summary>
+    /// How far past the journaled floor a server that takes over starts its node ids and file handles. Every id reaches
+    /// the log before the reply that hands it out, except while the log cannot be written (a full state disk): ids
+    /// handed out then are unknown to a successor, which must still never give one of them to another object (the
+    /// kernel would send a dead server's node id or fh to a different file). Retried every <see cref="RetryInterval"/>,
+    /// such a spell would have to hand out this many before a successor could collide. Ids are st_ino, so the gap is
+    /// kept well below 2^32: 256 takeovers before inode numbers need 64 bits.
+    /// </summary>
+    internal const ulong TakeoverIdGap = 1UL << 24;
+
+    /// <summary>How often, while the log cannot be written, a change tries to write the whole live state again.</summary>
+    internal static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(1);
+
     private readonly StateLog _log;
     private readonly Lock _lock = new();
     private readonly Dictionary<ulong, byte[]> _nodes = [];
@@ -58,6 +71,8 @@ internal sealed class SessionJournal : IDisposable
     private long _appendedSinceRewrite;
     private ulong _highestNode, _highestFh; // ever handed out: a rewrite keeps them, so a successor never reuses one
     private bool _failed;
+    private string? _failedBecause;
+    private long _retryAtMs;
     private int _replyOwed;   // staged records a reply depends on: Commit writes them (read without the lock)
     private int _lazyStaged;  // staged records nothing depends on
 
@@ -67,8 +82,23 @@ internal sealed class SessionJournal : IDisposable
         _ownerRecords = [.. ownerRecords];
     }
 
-    /// <summary>Raised once when an append fails (disk full): from then on a restart may not find what the kernel holds.</summary>
+    /// <summary>Raised when a write fails (disk full): until <see cref="Recovered"/> a restart may not find what the kernel holds.</summary>
     public event Action<Exception>? Failed;
+
+    /// <summary>Raised when a rewrite of the whole live state succeeded after <see cref="Failed"/>: the log is whole again.</summary>
+    public event Action? Recovered;
+
+    /// <summary>Why the log cannot be written now, or null.</summary>
+    public string? FailedBecause
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _failed ? _failedBecause ?? "write failed" : null;
+            }
+        }
+    }
 
     public long Length => _log.Length;
 
@@ -130,7 +160,16 @@ internal sealed class SessionJournal : IDisposable
                 _highestFh = Math.Max(_highestFh, fh);
             }
 
-            RewriteLocked();
+            try
+            {
+                RewriteLocked();
+            }
+            catch (IOException e)
+            {
+                // A server taking over a live mount on a full state disk serves on (the container keeps its filesystem)
+                // and writes the log once there is room; dying here would end the mount when the keeper gives up.
+                Fail(e);
+            }
         }
     }
 
@@ -295,6 +334,7 @@ internal sealed class SessionJournal : IDisposable
     {
         if (_failed)
         {
+            TryRecoverLocked(); // the mirror already holds this change: a rewrite writes it
             return;
         }
 
@@ -317,6 +357,7 @@ internal sealed class SessionJournal : IDisposable
     {
         if (_failed)
         {
+            TryRecoverLocked(); // the record is already among those a rewrite writes (owner records, begun changes)
             return;
         }
 
@@ -364,8 +405,36 @@ internal sealed class SessionJournal : IDisposable
     private void Fail(IOException e)
     {
         _failed = true;
+        _failedBecause = e.Message;
+        _retryAtMs = Environment.TickCount64 + (long)RetryInterval.TotalMilliseconds;
         Volatile.Write(ref _replyOwed, 0);
         Failed?.Invoke(e);
+    }
+
+    /// <summary>While failed, at most once per <see cref="RetryInterval"/>: writes the whole live state (the mirror) again.</summary>
+    private void TryRecoverLocked()
+    {
+        long now = Environment.TickCount64;
+        if (now < _retryAtMs)
+        {
+            return;
+        }
+
+        _retryAtMs = now + (long)RetryInterval.TotalMilliseconds;
+        try
+        {
+            RewriteLocked();
+        }
+        catch (IOException e)
+        {
+            _failedBecause = e.Message;
+            return;
+        }
+
+        _failed = false;
+        _failedBecause = null;
+        NothingStaged();
+        Recovered?.Invoke();
     }
 
     /// <summary>Counts <paramref name="records"/> more and compacts once the history is several times the live state (never for a few records).</summary>

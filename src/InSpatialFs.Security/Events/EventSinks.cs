@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using InSpatialFs.Interop.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace InSpatialFs.Security.Events;
@@ -7,9 +8,9 @@ namespace InSpatialFs.Security.Events;
 /// <summary>
 /// Where analysed events go, on the consumer thread: the journal (<c>events.jsonl</c>) and any number of subscribers
 /// (alert outputs, the control plane's event stream), added and removed at run time. Each event is serialised once and
-/// the same bytes go to every sink. The journal is the record of what happened: a failure to write it is the
-/// consumer's (the pipeline logs it with the event's sequence number); a subscriber's failure is its own, logged, and
-/// the other subscribers still get the event.
+/// the same bytes go to every sink. A journal that cannot be written (a full state disk) loses its lines, said in the
+/// log at most once a minute, and the subscribers still get every event; a subscriber's failure is its own, logged,
+/// and the other subscribers still get the event.
 /// </summary>
 internal sealed class EventSinks : IDisposable
 {
@@ -19,6 +20,7 @@ internal sealed class EventSinks : IDisposable
     private volatile EventLineHandler[] _subscribers = [];
     private readonly ArrayBufferWriter<byte> _line = new(1024);
     private readonly Utf8JsonWriter _lineWriter;
+    private readonly LogThrottle _journalFailureLines = new(1, TimeSpan.FromMinutes(1));
 
     public EventSinks(EventJournal? journal, ILogger log)
     {
@@ -45,7 +47,18 @@ internal sealed class EventSinks : IDisposable
         }
 
         ReadOnlySpan<byte> line = JsonLine(e);
-        _journal?.WriteLine(line);
+        if (_journal != null)
+        {
+            try
+            {
+                _journal.WriteLine(line);
+            }
+            catch (IOException ex)
+            {
+                JournalFailed(ex);
+            }
+        }
+
         foreach (EventLineHandler s in subscribers)
         {
             try
@@ -60,7 +73,26 @@ internal sealed class EventSinks : IDisposable
     }
 
     /// <summary>After a batch: the journal's buffered lines to the file.</summary>
-    public void Flush() => _journal?.Flush();
+    public void Flush()
+    {
+        try
+        {
+            _journal?.Flush();
+        }
+        catch (IOException ex)
+        {
+            JournalFailed(ex);
+        }
+    }
+
+    private void JournalFailed(IOException ex)
+    {
+        if (_journalFailureLines.Allow(out long notLogged))
+        {
+            SecurityLog.RecordWriteFailed(_log, "event journal " + EventJournal.FileName, ex.Message,
+                "its lines are lost until it can be written; alert outputs and the event stream still get every event", notLogged);
+        }
+    }
 
     private ReadOnlySpan<byte> JsonLine(FsEvent e)
     {

@@ -4,6 +4,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
+using InSpatialFs.Interop.Diagnostics;
 using InSpatialFs.Storage.Posix;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;

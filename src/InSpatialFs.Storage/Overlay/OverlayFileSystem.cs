@@ -1,5 +1,6 @@
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
+using InSpatialFs.Interop.Diagnostics;
 using InSpatialFs.Storage.Host;
 using Microsoft.Extensions.Logging;
 using static InSpatialFs.Interop.LibC;

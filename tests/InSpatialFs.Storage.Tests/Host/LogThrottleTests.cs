@@ -1,3 +1,5 @@
+using InSpatialFs.Interop.Diagnostics;
+
 namespace InSpatialFs.Storage.Tests.Host;
 
 /// <summary>The bound on log lines a container can provoke: a burst per window, then one line saying how many were left out.</summary>

@@ -1,4 +1,4 @@
-namespace InSpatialFs.Storage;
+namespace InSpatialFs.Interop.Diagnostics;
 
 /// <summary>
 /// Bounds a log line a container can provoke at will (a refused escape, a failed copy-up): at most <see cref="Burst"/>

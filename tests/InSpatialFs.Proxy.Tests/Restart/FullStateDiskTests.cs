@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
+using InSpatialFs.Proxy.Nodes;
+using InSpatialFs.Storage.Host;
+using InSpatialFs.Storage.Mounts;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace InSpatialFs.Proxy.Tests.Restart;
+
+/// <summary>
+/// The restart journal on a full state disk. Node ids and file handles handed out while it cannot be written are
+/// unknown to a successor, which must still never give one of them to another file (the kernel would send the dead
+/// server's id for it); a server taking over a live mount on a full disk must serve rather than die (the keeper would
+/// give up and the container lose its filesystem); and once there is room the journal is whole again.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[Category("Mount")]
+public sealed class FullStateDiskTests
+{
+    private string _work = "";
+    private string _source = "";
+    private string _state = "";
+    private readonly List<IDisposable> _owned = [];
+
+    [SetUp]
+    public void SetUp()
+    {
+        _work = Directory.CreateTempSubdirectory("isfs-fullstate-").FullName;
+        _source = Path.Combine(_work, "source");
+        Directory.CreateDirectory(_source);
+        for (int i = 0; i < 2000; i++)
+        {
+            File.WriteAllText(Path.Combine(_source, "n" + i), "");
+        }
+
+        _state = Path.Combine(_work, "state");
+        Directory.CreateDirectory(_state);
+        // Smaller than the 1 MiB the log reserves ahead, so it is written with write(2) and the disk filling shows at once.
+        using var mount = Process.Start("mount", ["-t", "tmpfs", "-o", "size=256k,mode=700", "isfs-test", _state])!;
+        mount.WaitForExit();
+        if (mount.ExitCode != 0) Assert.Ignore("cannot mount tmpfs here");
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        foreach (IDisposable d in Enumerable.Reverse(_owned))
+        {
+            d.Dispose();
+        }
+
+        using (var umount = Process.Start("umount", ["-l", _state])!)
+        {
+            umount.WaitForExit();
+        }
+
+        Directory.Delete(_work, recursive: true);
+    }
+
+    private SecureProxy Server(string state, bool restore, out RestartReport report)
+    {
+        var host = new HostFileSystem(_source, readOnly: false, NullLogger.Instance);
+        var proxy = new SecureProxy(MountTable.Create([new MountEntry("/", host, ReadOnly: false, Direct: false, MountKind.Host)]),
+            new RecordingGate(), new ProxyOptions(), NullLogger.Instance);
+        _owned.Add(host);
+        _owned.Add(proxy);
+        report = proxy.OpenJournal(state, restore);
+        return proxy;
+    }
+
+    private static FuseRequest Request()
+    {
+        var r = new FuseRequest();
+        r.Reset(9, opcode: 0, nodeId: 1, uid: 0, gid: 0, pid: 4242);
+        return r;
+    }
+
+    private static ulong Looked(SecureProxy proxy, string name)
+    {
+        Assert.That(proxy.Lookup(Request(), NodeTable.RootNodeId, ProxyHarness.N(name), out FuseEntryOut entry), Is.EqualTo(Errno.OK), name);
+        proxy.BeforeReply();
+        return entry.NodeId;
+    }
+
+    private static ulong Opened(SecureProxy proxy, ulong node)
+    {
+        Assert.That(proxy.Open(Request(), node, LibC.O_RDONLY, 0, out FuseOpenOut open), Is.EqualTo(Errno.OK));
+        proxy.BeforeReply();
+        return open.Fh;
+    }
+
+    private static void Snapshot(string state, string to)
+    {
+        Directory.CreateDirectory(to, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.Copy(Path.Combine(state, SecureProxy.JournalFile), Path.Combine(to, SecureProxy.JournalFile));
+        File.SetUnixFileMode(Path.Combine(to, SecureProxy.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    private void FillState()
+    {
+        using var fill = new FileStream(Path.Combine(_state, "filler"), FileMode.CreateNew);
+        try
+        {
+            while (true) fill.Write(new byte[16 << 10]);
+        }
+        catch (IOException)
+        {
+            // full
+        }
+    }
+
+    [Test]
+    public void Ids_handed_out_unjournaled_are_never_reused_a_takeover_on_a_full_disk_serves_and_the_journal_recovers()
+    {
+        SecureProxy first = Server(_state, restore: false, out _);
+        ulong journaled = Looked(first, "n0");
+        FillState();
+        int i = 1;
+        while (first.JournalFailure == null && i < 2000)
+        {
+            Looked(first, "n" + i++);
+        }
+
+        Assert.That(first.JournalFailure, Is.Not.Null, "the journal ran out of room");
+        // What the kernel holds from here on is not in the journal: the dead server's last ids and handles.
+        ulong lastNode = 0, lastFh = 0;
+        for (int k = 0; k < 20; k++)
+        {
+            lastNode = Looked(first, "n" + i++);
+            lastFh = Opened(first, lastNode);
+        }
+
+        string killed = Path.Combine(_work, "killed");
+        Snapshot(_state, killed);
+
+        SecureProxy next = Server(killed, restore: true, out _);
+        ulong fresh = Looked(next, "n" + i++);
+        Assert.That(fresh, Is.GreaterThan(lastNode), "a successor never gives a node id the dead server handed out to another file");
+        Assert.That(fresh - journaled, Is.GreaterThan(SessionJournal.TakeoverIdGap));
+        Assert.That(Opened(next, fresh), Is.GreaterThan(lastFh), "nor a file handle");
+
+        // A server taking over the live mount while the disk is still full serves on.
+        SecureProxy takeover = null!;
+        Assert.DoesNotThrow(() => takeover = Server(_state, restore: true, out _));
+        Assert.That(takeover.JournalFailure, Is.Not.Null);
+        ulong afterTakeover = Looked(takeover, "n" + i++);
+
+        File.Delete(Path.Combine(_state, "filler"));
+        Thread.Sleep(SessionJournal.RetryInterval + TimeSpan.FromMilliseconds(100));
+        ulong afterRoom = Looked(takeover, "n" + i++);
+        Assert.That(takeover.JournalFailure, Is.Null, "room again: the whole live state was written");
+
+        string later = Path.Combine(_work, "later");
+        Snapshot(_state, later);
+        SecureProxy successor = Server(later, restore: true, out RestartReport report);
+        Assert.That(report.StaleNodes, Is.Zero);
+        Assert.That(successor.GetAttr(Request(), afterTakeover, null, out _), Is.EqualTo(Errno.OK), "a node handed out while the journal could not be written");
+        Assert.That(successor.GetAttr(Request(), afterRoom, null, out _), Is.EqualTo(Errno.OK));
+    }
+}
