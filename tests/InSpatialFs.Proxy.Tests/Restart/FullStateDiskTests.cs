@@ -1,11 +1,8 @@
-using System.Diagnostics;
 using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Proxy.Nodes;
-using InSpatialFs.Storage.Host;
-using InSpatialFs.Storage.Mounts;
-using Microsoft.Extensions.Logging.Abstractions;
+using InSpatialFs.TestKit.Processes;
 
 namespace InSpatialFs.Proxy.Tests.Restart;
 
@@ -21,55 +18,36 @@ namespace InSpatialFs.Proxy.Tests.Restart;
 public sealed class FullStateDiskTests
 {
     private string _work = "";
-    private string _source = "";
     private string _state = "";
-    private readonly List<IDisposable> _owned = [];
+    private SmallDisk _disk = null!;
+    private RestartServers _servers = null!;
 
     [SetUp]
     public void SetUp()
     {
         _work = Directory.CreateTempSubdirectory("isfs-fullstate-").FullName;
-        _source = Path.Combine(_work, "source");
-        Directory.CreateDirectory(_source);
+        string source = Path.Combine(_work, "source");
+        Directory.CreateDirectory(source);
         for (int i = 0; i < 2000; i++)
         {
-            File.WriteAllText(Path.Combine(_source, "n" + i), "");
+            File.WriteAllText(Path.Combine(source, "n" + i), "");
         }
 
+        _servers = new RestartServers(source);
         _state = Path.Combine(_work, "state");
-        Directory.CreateDirectory(_state);
         // Smaller than the 1 MiB the log reserves ahead, so it is written with write(2) and the disk filling shows at once.
-        using var mount = Process.Start("mount", ["-t", "tmpfs", "-o", "size=256k,mode=700", "isfs-test", _state])!;
-        mount.WaitForExit();
-        if (mount.ExitCode != 0) Assert.Ignore("cannot mount tmpfs here");
+        _disk = SmallDisk.Mount(_state, "256k");
     }
 
     [TearDown]
     public void TearDown()
     {
-        foreach (IDisposable d in Enumerable.Reverse(_owned))
-        {
-            d.Dispose();
-        }
-
-        using (var umount = Process.Start("umount", ["-l", _state])!)
-        {
-            umount.WaitForExit();
-        }
-
+        _servers.Dispose();
+        _disk?.Dispose();
         Directory.Delete(_work, recursive: true);
     }
 
-    private SecureProxy Server(string state, bool restore, out RestartReport report)
-    {
-        var host = new HostFileSystem(_source, readOnly: false, NullLogger.Instance);
-        var proxy = new SecureProxy(MountTable.Create([new MountEntry("/", host, ReadOnly: false, Direct: false, MountKind.Host)]),
-            new RecordingGate(), new ProxyOptions(), NullLogger.Instance);
-        _owned.Add(host);
-        _owned.Add(proxy);
-        report = proxy.OpenJournal(state, restore);
-        return proxy;
-    }
+    private SecureProxy Server(string state, bool restore, out RestartReport report) => _servers.Start(state, restore, out report);
 
     private static FuseRequest Request()
     {
@@ -92,32 +70,12 @@ public sealed class FullStateDiskTests
         return open.Fh;
     }
 
-    private static void Snapshot(string state, string to)
-    {
-        Directory.CreateDirectory(to, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.Copy(Path.Combine(state, SecureProxy.JournalFile), Path.Combine(to, SecureProxy.JournalFile));
-        File.SetUnixFileMode(Path.Combine(to, SecureProxy.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
-    }
-
-    private void FillState()
-    {
-        using var fill = new FileStream(Path.Combine(_state, "filler"), FileMode.CreateNew);
-        try
-        {
-            while (true) fill.Write(new byte[16 << 10]);
-        }
-        catch (IOException)
-        {
-            // full
-        }
-    }
-
     [Test]
     public void Ids_handed_out_unjournaled_are_never_reused_a_takeover_on_a_full_disk_serves_and_the_journal_recovers()
     {
         SecureProxy first = Server(_state, restore: false, out _);
         ulong journaled = Looked(first, "n0");
-        FillState();
+        _disk.Fill();
         int i = 1;
         while (first.JournalFailure == null && i < 2000)
         {
@@ -134,7 +92,7 @@ public sealed class FullStateDiskTests
         }
 
         string killed = Path.Combine(_work, "killed");
-        Snapshot(_state, killed);
+        RestartServers.KillSnapshot(_state, killed);
 
         SecureProxy next = Server(killed, restore: true, out _);
         ulong fresh = Looked(next, "n" + i++);
@@ -148,13 +106,13 @@ public sealed class FullStateDiskTests
         Assert.That(takeover.JournalFailure, Is.Not.Null);
         ulong afterTakeover = Looked(takeover, "n" + i++);
 
-        File.Delete(Path.Combine(_state, "filler"));
+        _disk.MakeRoom();
         Thread.Sleep(SessionJournal.RetryInterval + TimeSpan.FromMilliseconds(100));
         ulong afterRoom = Looked(takeover, "n" + i++);
         Assert.That(takeover.JournalFailure, Is.Null, "room again: the whole live state was written");
 
         string later = Path.Combine(_work, "later");
-        Snapshot(_state, later);
+        RestartServers.KillSnapshot(_state, later);
         SecureProxy successor = Server(later, restore: true, out RestartReport report);
         Assert.That(report.StaleNodes, Is.Zero);
         Assert.That(successor.GetAttr(Request(), afterTakeover, null, out _), Is.EqualTo(Errno.OK), "a node handed out while the journal could not be written");

@@ -25,7 +25,7 @@ public sealed class ResumedRenameTests
     private const ulong RenameUnique = 77;
     private string _work = "";
     private string _source = "";
-    private readonly List<IDisposable> _owned = [];
+    private RestartServers _servers = null!;
 
     [SetUp]
     public void SetUp()
@@ -35,30 +35,17 @@ public sealed class ResumedRenameTests
         Directory.CreateDirectory(Path.Combine(_source, "d"));
         File.WriteAllText(Path.Combine(_source, "d", "t"), "renamed file");
         File.WriteAllText(Path.Combine(_source, "d", "x"), "exchanged file");
+        _servers = new RestartServers(_source);
     }
 
     [TearDown]
     public void TearDown()
     {
-        foreach (IDisposable d in Enumerable.Reverse(_owned))
-        {
-            d.Dispose();
-        }
-
+        _servers.Dispose();
         Directory.Delete(_work, recursive: true);
     }
 
-    private SecureProxy Server(string state, bool restore, out RestartReport report)
-    {
-        var host = new HostFileSystem(_source, readOnly: false, NullLogger.Instance);
-        var proxy = new SecureProxy(MountTable.Create([new MountEntry("/", host, ReadOnly: false, Direct: false, MountKind.Host)]),
-            new RecordingGate(), new ProxyOptions(), NullLogger.Instance);
-        _owned.Add(host);
-        _owned.Add(proxy);
-        Directory.CreateDirectory(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        report = proxy.OpenJournal(state, restore);
-        return proxy;
-    }
+    private SecureProxy Server(string state, bool restore, out RestartReport report) => _servers.Start(state, restore, out report);
 
     private static FuseRequest Request(ulong unique)
     {
@@ -87,13 +74,7 @@ public sealed class ResumedRenameTests
         return (dir, t, x, killed);
     }
 
-    /// <summary>The journal as a server killed now leaves it (the running one goes on writing to its own).</summary>
-    private static void KillSnapshot(string state, string killed)
-    {
-        Directory.CreateDirectory(killed, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.Copy(Path.Combine(state, SecureProxy.JournalFile), Path.Combine(killed, SecureProxy.JournalFile));
-        File.SetUnixFileMode(Path.Combine(killed, SecureProxy.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
-    }
+    private static void KillSnapshot(string state, string killed) => RestartServers.KillSnapshot(state, killed);
 
     private static string ReadAll(SecureProxy proxy, ulong node)
     {

@@ -1,5 +1,6 @@
 using System.Text;
 using InSpatialFs.Security.Events;
+using InSpatialFs.TestKit.Processes;
 using static InSpatialFs.Security.Tests.Manager.TestEvents;
 
 namespace InSpatialFs.Security.Tests.Manager;
@@ -51,51 +52,26 @@ public sealed class EventSinksTests
     public void A_journal_on_a_full_disk_does_not_keep_events_from_the_subscribers()
     {
         string state = Path.Combine(_dir, "state");
-        Directory.CreateDirectory(state);
-        using (var mount = System.Diagnostics.Process.Start("mount", ["-t", "tmpfs", "-o", "size=128k,mode=700", "isfs-test", state])!)
+        using SmallDisk disk = SmallDisk.Mount(state, "128k");
+        int seen = 0;
+        using (var sm = new SecurityManager(Demo(IsolationLevel.Standard, state) with { NeverSuspend = true }))
         {
-            mount.WaitForExit();
-            if (mount.ExitCode != 0) Assert.Ignore("cannot mount tmpfs here");
-        }
-
-        try
-        {
-            int seen = 0;
-            using (var sm = new SecurityManager(Demo(IsolationLevel.Standard, state) with { NeverSuspend = true }))
+            using IDisposable subscriber = sm.Subscribe(_ => seen++);
+            disk.Fill();
+            for (int i = 0; i < 2000; i++)
             {
-                using IDisposable subscriber = sm.Subscribe(_ => seen++);
-                using (var fill = new FileStream(Path.Combine(state, "filler"), FileMode.CreateNew))
-                {
-                    try
-                    {
-                        while (true) fill.Write(new byte[4096]);
-                    }
-                    catch (IOException)
-                    {
-                        // full
-                    }
-                }
-
-                for (int i = 0; i < 2000; i++)
-                {
-                    sm.Record(Ev(FsOp.GetAttr, "/tmp/f" + i));
-                }
-
-                Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(10)), Is.True);
-                Assert.That(seen, Is.EqualTo(2000), "every event reached the subscriber while the journal could not be written");
-                File.Delete(Path.Combine(state, "filler"));
-                sm.Record(Ev(FsOp.GetAttr, "/tmp/after-room"));
-                Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(10)), Is.True);
+                sm.Record(Ev(FsOp.GetAttr, "/tmp/f" + i));
             }
 
-            Assert.That(seen, Is.EqualTo(2001));
-            Assert.That(File.ReadAllText(Path.Combine(state, EventJournal.FileName)), Does.Contain("/tmp/after-room"), "room again: the journal takes lines");
+            Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(10)), Is.True);
+            Assert.That(seen, Is.EqualTo(2000), "every event reached the subscriber while the journal could not be written");
+            disk.MakeRoom();
+            sm.Record(Ev(FsOp.GetAttr, "/tmp/after-room"));
+            Assert.That(sm.WaitIdle(TimeSpan.FromSeconds(10)), Is.True);
         }
-        finally
-        {
-            using var umount = System.Diagnostics.Process.Start("umount", ["-l", state])!;
-            umount.WaitForExit();
-        }
+
+        Assert.That(seen, Is.EqualTo(2001));
+        Assert.That(File.ReadAllText(Path.Combine(state, EventJournal.FileName)), Does.Contain("/tmp/after-room"), "room again: the journal takes lines");
     }
 
     [Test]

@@ -3,6 +3,7 @@ using System.Text;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Interop;
 using InSpatialFs.Storage.Memory;
+using InSpatialFs.TestKit.Processes;
 
 namespace InSpatialFs.Storage.Tests.Memory;
 
@@ -110,77 +111,52 @@ public sealed class MemoryKeepingTests
     [Category("Mount")]
     public void While_the_journal_cannot_be_written_changes_get_ENOSPC_and_a_successor_finds_every_acknowledged_one()
     {
-        Directory.CreateDirectory(_state);
-        using (var mount = System.Diagnostics.Process.Start("mount", ["-t", "tmpfs", "-o", "size=2m,mode=700", "isfs-test", _state]))
+        using SmallDisk disk = SmallDisk.Mount(_state, "2m");
+        var failures = new List<string>();
+        int recoveries = 0;
+        var fs = new MemoryFileSystem(Size);
+        fs.StartJournal(_state, Log, e => failures.Add(e.Message), () => recoveries++);
+        ulong root = fs.RootIno;
+        ulong kept = fs.MkDir(root, "kept");
+        (ulong data, IOpenFile d) = fs.Create(root, "data");
+        disk.Fill(); // what the log had reserved ahead is all its appends have left
+
+        // Long names fill the log's reserve in a few thousand records; the first change whose record does not fit
+        // is already made (and acknowledged), every later one is refused.
+        var acknowledged = new List<string>();
+        Errno refused = Errno.OK;
+        for (int i = 0; i < 100_000 && refused == Errno.OK; i++)
         {
-            mount.WaitForExit();
-            if (mount.ExitCode != 0) Assert.Ignore("cannot mount tmpfs here");
+            string name = i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture) + new string('n', 200);
+            refused = fs.MkDir(root, Fs.N(name), 0x1ED, Fs.Root, out _);
+            if (refused == Errno.OK) acknowledged.Add(name);
         }
 
-        try
+        Assert.That(refused, Is.EqualTo(Errno.ENOSPC), "a new name once the journal cannot be written");
+        Assert.That(failures, Has.Count.EqualTo(1), "told once");
+        Assert.That(fs.JournalFailure, Is.Not.Null);
+        Assert.That(fs.RmDir(root, Fs.N("kept")), Is.EqualTo(Errno.ENOSPC), "a removal a successor would undo");
+        Assert.That(fs.Rename(root, Fs.N("kept"), root, Fs.N("moved"), 0), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(fs.Link(data, kept, Fs.N("link"), out _), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(fs.SetAttr(data, new AttrChange { Mode = 0x1FF }, Fs.Root, out _), Is.EqualTo(Errno.ENOSPC), "a chmod a successor would undo");
+        Assert.That(fs.SetXattr(data, Fs.N("user.k"), Fs.N("v"), 0), Is.EqualTo(Errno.ENOSPC));
+        Assert.That(d.Write(0, Fs.N("still written"), out _), Is.EqualTo(Errno.OK), "file data lives in the tmpfs, not the journal");
+
+        disk.MakeRoom();
+        Assert.That(fs.MkDir(root, Fs.N("too-soon"), 0x1ED, Fs.Root, out _), Is.EqualTo(Errno.ENOSPC), "retried at most once a second");
+        Thread.Sleep(MemoryFileSystem.JournalRetryInterval + TimeSpan.FromMilliseconds(100));
+        Assert.That(fs.MkDir(root, Fs.N("after"), 0x1ED, Fs.Root, out _), Is.EqualTo(Errno.OK), "room again: the whole tree is written and the change goes through");
+        Assert.That(fs.JournalFailure, Is.Null);
+        Assert.That(recoveries, Is.EqualTo(1));
+        Assert.That(fs.SetAttr(data, new AttrChange { Mode = 0x180 }, Fs.Root, out _), Is.EqualTo(Errno.OK));
+        Assert.That(d.Release(), Is.EqualTo(Errno.OK));
+        string before = Describe(fs);
+
+        using MemoryFileSystem next = Adopt(Die(fs), out _);
+        Assert.That(Describe(next), Is.EqualTo(before), "every acknowledged change, the one whose record first failed too");
+        foreach (string name in acknowledged.Append("after").Append("kept"))
         {
-            var failures = new List<string>();
-            int recoveries = 0;
-            var fs = new MemoryFileSystem(Size);
-            fs.StartJournal(_state, Log, e => failures.Add(e.Message), () => recoveries++);
-            ulong root = fs.RootIno;
-            ulong kept = fs.MkDir(root, "kept");
-            (ulong data, IOpenFile d) = fs.Create(root, "data");
-            string filler = Path.Combine(_state, "filler");
-            using (var fill = new FileStream(filler, FileMode.CreateNew))
-            {
-                try
-                {
-                    while (true) fill.Write(new byte[64 << 10]);
-                }
-                catch (IOException)
-                {
-                    // the disk is full; what the log had reserved ahead is all its appends have left
-                }
-            }
-
-            // Long names fill the log's reserve in a few thousand records; the first change whose record does not fit
-            // is already made (and acknowledged), every later one is refused.
-            var acknowledged = new List<string>();
-            Errno refused = Errno.OK;
-            for (int i = 0; i < 100_000 && refused == Errno.OK; i++)
-            {
-                string name = i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture) + new string('n', 200);
-                refused = fs.MkDir(root, Fs.N(name), 0x1ED, Fs.Root, out _);
-                if (refused == Errno.OK) acknowledged.Add(name);
-            }
-
-            Assert.That(refused, Is.EqualTo(Errno.ENOSPC), "a new name once the journal cannot be written");
-            Assert.That(failures, Has.Count.EqualTo(1), "told once");
-            Assert.That(fs.JournalFailure, Is.Not.Null);
-            Assert.That(fs.RmDir(root, Fs.N("kept")), Is.EqualTo(Errno.ENOSPC), "a removal a successor would undo");
-            Assert.That(fs.Rename(root, Fs.N("kept"), root, Fs.N("moved"), 0), Is.EqualTo(Errno.ENOSPC));
-            Assert.That(fs.Link(data, kept, Fs.N("link"), out _), Is.EqualTo(Errno.ENOSPC));
-            Assert.That(fs.SetAttr(data, new AttrChange { Mode = 0x1FF }, Fs.Root, out _), Is.EqualTo(Errno.ENOSPC), "a chmod a successor would undo");
-            Assert.That(fs.SetXattr(data, Fs.N("user.k"), Fs.N("v"), 0), Is.EqualTo(Errno.ENOSPC));
-            Assert.That(d.Write(0, Fs.N("still written"), out _), Is.EqualTo(Errno.OK), "file data lives in the tmpfs, not the journal");
-
-            File.Delete(filler);
-            Assert.That(fs.MkDir(root, Fs.N("too-soon"), 0x1ED, Fs.Root, out _), Is.EqualTo(Errno.ENOSPC), "retried at most once a second");
-            Thread.Sleep(MemoryFileSystem.JournalRetryInterval + TimeSpan.FromMilliseconds(100));
-            Assert.That(fs.MkDir(root, Fs.N("after"), 0x1ED, Fs.Root, out _), Is.EqualTo(Errno.OK), "room again: the whole tree is written and the change goes through");
-            Assert.That(fs.JournalFailure, Is.Null);
-            Assert.That(recoveries, Is.EqualTo(1));
-            Assert.That(fs.SetAttr(data, new AttrChange { Mode = 0x180 }, Fs.Root, out _), Is.EqualTo(Errno.OK));
-            Assert.That(d.Release(), Is.EqualTo(Errno.OK));
-            string before = Describe(fs);
-
-            using MemoryFileSystem next = Adopt(Die(fs), out _);
-            Assert.That(Describe(next), Is.EqualTo(before), "every acknowledged change, the one whose record first failed too");
-            foreach (string name in acknowledged.Append("after").Append("kept"))
-            {
-                Assert.That(next.Lookup(root, Fs.N(name), out _), Is.EqualTo(Errno.OK), name);
-            }
-        }
-        finally
-        {
-            using var umount = System.Diagnostics.Process.Start("umount", ["-l", _state]);
-            umount.WaitForExit();
+            Assert.That(next.Lookup(root, Fs.N(name), out _), Is.EqualTo(Errno.OK), name);
         }
     }
 
