@@ -57,6 +57,11 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint pwrite(int fd, byte* buf, nint count, long offset);
 
+    public const uint MFD_CLOEXEC = 1;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int memfd_create(byte* name, uint flags);
+
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int ioctl(int fd, ulong request, void* arg);
 

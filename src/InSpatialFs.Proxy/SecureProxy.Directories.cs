@@ -19,7 +19,7 @@ public sealed partial class SecureProxy
         open = default;
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         long generation = CacheGeneration; // before the decision (see ProxyHandle.ReadsDecidedAt)

@@ -206,7 +206,7 @@ public sealed partial class SecureProxy
 
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         Errno err = ResolveChild(newParent, newName, out ProxyNode dir, out string childName, out string newPath);
@@ -399,7 +399,7 @@ public sealed partial class SecureProxy
         open = default;
         if (!_nodes.TryGet(parent, out ProxyNode dir))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         long generation = CacheGeneration; // before the decision (see ProxyHandle.ReadsDecidedAt)
@@ -450,7 +450,7 @@ public sealed partial class SecureProxy
         childName = path = "";
         if (!_nodes.TryGet(parent, out dir))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         Errno err = CheckName(name);

@@ -22,7 +22,7 @@ public sealed partial class SecureProxy
         Interlocked.Increment(ref _getAttrRequests);
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         Errno err = BackendOf(node).GetAttr(node.Ino, out FuseAttr a);
@@ -39,7 +39,7 @@ public sealed partial class SecureProxy
         attr = default;
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         string path = _nodes.PathOf(node);
@@ -130,7 +130,7 @@ public sealed partial class SecureProxy
         length = 0;
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         // Read first: the decision needs where the link leads (its chain, followed inside the namespace).
@@ -159,7 +159,7 @@ public sealed partial class SecureProxy
         open = default;
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         long generation = CacheGeneration; // before the decision: a reload meanwhile makes the first READ decide again
@@ -361,7 +361,7 @@ public sealed partial class SecureProxy
     {
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         FsEvent e = NewEvent(request, FsOp.Access, node);

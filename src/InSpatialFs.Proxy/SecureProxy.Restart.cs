@@ -89,7 +89,7 @@ public sealed partial class SecureProxy
     /// from it (an adopted connection), else starts it empty. From then on every node and handle the kernel gets is
     /// journaled before the reply. Call once, before serving.
     /// </summary>
-    public RestartReport OpenJournal(string stateDirectory, bool restore)
+    public RestartReport OpenJournal(string stateDirectory, bool restore, SessionMemo? memo = null)
     {
         var replayed = new SessionJournal.Replayed();
         var owner = new List<(ushort, byte[])>();
@@ -114,11 +114,16 @@ public sealed partial class SecureProxy
             Log.JournalUnmapped(_logger, stateDirectory);
         }
 
-        RestartReport report = restore ? Restore(replayed) : new RestartReport();
+        // Above every id a predecessor handed out: the memo's ceiling where it kept one (exact, whatever the journal
+        // missed); else past the journal's floor by the gap (ids handed out while the journal could not be written).
+        (ulong nodeFloor, ulong fhFloor) = memo is { NodeCeiling: > 0 } m
+            ? (Math.Max(m.NodeCeiling, replayed.HighestNodeId), Math.Max(m.FhCeiling, replayed.HighestFh))
+            : (replayed.HighestNodeId + SessionJournal.TakeoverIdGap, replayed.HighestFh + SessionJournal.TakeoverIdGap);
+        RestartReport report = restore ? Restore(replayed, nodeFloor, fhFloor) : new RestartReport();
         var journal = new SessionJournal(log, restore ? owner : []);
         if (restore)
         {
-            journal.Reserve(replayed.HighestNodeId + SessionJournal.TakeoverIdGap, replayed.HighestFh + SessionJournal.TakeoverIdGap);
+            journal.Reserve(nodeFloor, fhFloor);
             journal.KeepBegun(begun); // a request resent to this server and not yet answered is resent again if it dies too
         }
 
@@ -127,6 +132,12 @@ public sealed partial class SecureProxy
         journal.Start(_nodes.Snapshot(), _handles.Snapshot(), IdentityOf);
         _nodes.Journal(journal, IdentityOf);
         _handles.Journal(journal);
+        if (memo != null)
+        {
+            _nodes.ReserveIn(memo);
+            _handles.ReserveIn(memo);
+        }
+
         _journal = journal;
         return report with { OwnerRecords = owner, DiscardedTailBytes = log.DiscardedTailBytes };
     }
@@ -144,7 +155,7 @@ public sealed partial class SecureProxy
         _journal?.SetOwnerRecord(type, payload);
     }
 
-    private RestartReport Restore(SessionJournal.Replayed journal)
+    private RestartReport Restore(SessionJournal.Replayed journal, ulong nodeFloor, ulong fhFloor)
     {
         var found = new Dictionary<ulong, ProxyNode?> { [NodeTable.RootNodeId] = _nodes.Root };
         foreach (ulong id in journal.Nodes.Keys)
@@ -152,7 +163,7 @@ public sealed partial class SecureProxy
             Resolve(id, journal, found);
         }
 
-        _nodes.ReserveIdsThrough(journal.HighestNodeId + SessionJournal.TakeoverIdGap);
+        _nodes.ReserveIdsThrough(nodeFloor);
         _applied = journal.Applied;
         foreach (SessionJournal.RenameRecord m in journal.Renames)
         {
@@ -172,7 +183,7 @@ public sealed partial class SecureProxy
             }
         }
 
-        _handles.ReserveThrough(journal.HighestFh + SessionJournal.TakeoverIdGap);
+        _handles.ReserveThrough(fhFloor);
         return new RestartReport
         {
             Nodes = nodes, StaleNodes = journal.Nodes.Count - nodes, Handles = handles, StaleHandles = staleHandles,

@@ -14,7 +14,7 @@ public sealed partial class SecureProxy
     {
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         FsEvent e = NewEvent(request, FsOp.SetXattr, node);
@@ -36,7 +36,7 @@ public sealed partial class SecureProxy
         size = 0;
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         // security.capability is asked on every write unless HANDLE_KILLPRIV_V2 is on; it is a plain read.
@@ -46,14 +46,14 @@ public sealed partial class SecureProxy
     public Errno ListXattr(FuseRequest request, ulong nodeId, Span<byte> buffer, out int size)
     {
         size = 0;
-        return _nodes.TryGet(nodeId, out ProxyNode node) ? BackendOf(node).ListXattr(node.Ino, buffer, out size) : Errno.ENOENT;
+        return _nodes.TryGet(nodeId, out ProxyNode node) ? BackendOf(node).ListXattr(node.Ino, buffer, out size) : UnknownNode;
     }
 
     public Errno RemoveXattr(FuseRequest request, ulong nodeId, ReadOnlySpan<byte> name)
     {
         if (!_nodes.TryGet(nodeId, out ProxyNode node))
         {
-            return Errno.ENOENT;
+            return UnknownNode;
         }
 
         FsEvent e = NewEvent(request, FsOp.RemoveXattr, node);

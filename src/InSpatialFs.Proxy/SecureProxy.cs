@@ -27,6 +27,13 @@ namespace InSpatialFs.Proxy;
 /// </summary>
 public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDisposable
 {
+    /// <summary>
+    /// The answer for a node id the table does not hold. The kernel sends no id after its FORGET, so such an id is one a
+    /// previous server handed out and this one could not find again (a restart without the journal): ESTALE, on which
+    /// the VFS walks the path again with revalidation and finds the file by name.
+    /// </summary>
+    private const Errno UnknownNode = Errno.ESTALE;
+
     private readonly MountTable _table;
     private readonly MountEntry[] _mounts;
     private readonly QuotaAccount?[] _quotas;

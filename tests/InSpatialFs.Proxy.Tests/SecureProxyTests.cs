@@ -167,6 +167,6 @@ public sealed class SecureProxyTests
         Assert.That(h.Lookup(Root, "a/b", out _), Is.EqualTo(Errno.EACCES));
         Assert.That(h.Lookup(Root, "", out _), Is.EqualTo(Errno.EACCES));
         Assert.That(h.Lookup(Root, new string('x', 256), out _), Is.EqualTo(Errno.ENAMETOOLONG));
-        Assert.That(h.Lookup(999, "x", out _), Is.EqualTo(Errno.ENOENT), "unknown parent nodeid");
+        Assert.That(h.Lookup(999, "x", out _), Is.EqualTo(Errno.ESTALE), "unknown parent nodeid");
     }
 }

@@ -6,6 +6,7 @@ using InSpatialFs.Fuse.Transport;
 using InSpatialFs.Interop;
 using InSpatialFs.Daemon.Config;
 using InSpatialFs.Proxy;
+using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Storage.Mounts;
 using InSpatialFs.Storage.Memory;
 using Microsoft.Extensions.Logging;
@@ -31,11 +32,15 @@ internal sealed partial class Instance
     /// <summary>The control connection's session descriptor and its clones in the store.</summary>
     private const string ControlSessionName = "control", ControlClonePrefix = "control-clone.";
 
+    /// <summary>The session memo (INIT parameters and id ceilings, see <see cref="SessionMemo"/>) in the store.</summary>
+    private const string MemoName = "session-memo";
+
     /// <summary>The metrics_listen socket, kept for the next server (see the metrics block of StartCore).</summary>
     private const string MetricsSocketName = "metrics";
     private const int SessionRecordSize = 4 * 3 + 8 * 2 + 4 * 2;
 
     private DescriptorStore? _store;
+    private SessionMemo? _memo;
     private SafeFd? _inheritedSession;
     private SafeFd? _inheritedControl;
     private FuseSessionParameters? _adoptControl;
@@ -108,20 +113,41 @@ internal sealed partial class Instance
             KeepMemoryMounts(_store);
         }
 
-        RestartReport report = Proxy.OpenJournal(_config.StateDir, restore: adopting);
+        // The memo rides in the store, not on the state disk: a predecessor's (adopting), else a new one kept from now on
+        // (a fresh mount, or a predecessor from before memos: ids are then reserved past its journal's floor).
+        _memo = adopting ? SessionMemo.Adopt(_store.Take(MemoName)) : null;
+        if (_memo == null)
+        {
+            _memo = SessionMemo.Create();
+            if (!_store.Store(MemoName, _memo.Descriptor))
+            {
+                _log.LogError("the descriptor store refused the session memo: a restart then depends on the journal in {StateDir} alone", _config.StateDir);
+            }
+        }
+
+        _owned.Add(_memo);
+        RestartReport report = Proxy.OpenJournal(_config.StateDir, restore: adopting, _memo);
         if (!adopting)
         {
             return null;
         }
 
         Restored = report;
-        (ushort _, byte[] payload) = report.OwnerRecords.LastOrDefault(r => r.Type == SessionRecord);
+        byte[]? payload = report.OwnerRecords.LastOrDefault(r => r.Type == SessionRecord).Item2;
+        if (payload is not { Length: >= SessionRecordSize } && _memo.Parameters(0) is { Length: >= SessionRecordSize } kept)
+        {
+            // The journal lost them (its state directory was removed, or a disk failed): the memo kept them.
+            _log.LogWarning("the journal in {StateDir} has no connection parameters; taking over with the ones the descriptor store kept ({Nodes} nodes found again: the kernel's others answer ESTALE until looked up anew)",
+                _config.StateDir, report.Nodes);
+            payload = kept;
+        }
+
         if (payload is not { Length: >= SessionRecordSize })
         {
             throw new InstanceStartException($"cannot take over the live mount {_config.Mountpoint}: the journal in {_config.StateDir} has no connection parameters");
         }
 
-        (ushort _, byte[] control) = report.OwnerRecords.LastOrDefault(r => r.Type == ControlSessionRecord);
+        byte[]? control = report.OwnerRecords.LastOrDefault(r => r.Type == ControlSessionRecord).Item2 ?? _memo.Parameters(1);
         if (_inheritedControl != null && control is { Length: >= SessionRecordSize })
         {
             _adoptControl = Decode(control);
@@ -244,6 +270,7 @@ internal sealed partial class Instance
         if (!adopting)
         {
             Proxy.JournalOwnerRecord(SessionRecord, Encode(connection.Parameters));
+            _memo?.SetParameters(0, Encode(connection.Parameters));
             _storingClones = true;
             StoreDescriptors(store, _mount, DescriptorStore.SessionName, DescriptorStore.ClonePrefix);
         }
@@ -254,6 +281,7 @@ internal sealed partial class Instance
             {
                 // A control mount made by this server (a fresh start, or a predecessor that did not keep one): kept from now on.
                 Proxy.JournalOwnerRecord(ControlSessionRecord, Encode(control.Parameters));
+                _memo?.SetParameters(1, Encode(control.Parameters));
                 store.Remove(ControlSessionName); // a dead predecessor's, if any
                 StoreDescriptors(store, _controlMount, ControlSessionName, ControlClonePrefix);
             }

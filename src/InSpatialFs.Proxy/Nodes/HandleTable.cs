@@ -75,6 +75,9 @@ internal sealed class HandleTable
     private readonly ConcurrentDictionary<ulong, ProxyHandle> _handles = new();
     private long _next;
     private SessionJournal? _journal;
+    private SessionMemo? _memo;
+    private long _ceiling; // handles below it are reserved in the memo
+    private readonly Lock _ceilingGate = new();
 
     public int Count => _handles.Count;
 
@@ -84,9 +87,17 @@ internal sealed class HandleTable
     /// <summary>From now on opens and releases are logged before the reply (set once, before serving).</summary>
     public void Journal(SessionJournal journal) => _journal = journal;
 
+    /// <summary>From now on new handles are reserved in <paramref name="memo"/> before they are used (set once, before serving).</summary>
+    public void ReserveIn(SessionMemo memo) => _memo = memo;
+
     public ulong Add(ProxyHandle handle)
     {
         ulong fh = (ulong)Interlocked.Increment(ref _next);
+        if (_memo != null && (long)fh >= Volatile.Read(ref _ceiling))
+        {
+            RaiseCeiling((long)fh);
+        }
+
         _handles[fh] = handle;
         _journal?.Opened(fh, handle);
         return fh;
@@ -97,6 +108,19 @@ internal sealed class HandleTable
     {
         _handles[fh] = handle;
         ReserveThrough(fh);
+    }
+
+    private void RaiseCeiling(long fh)
+    {
+        lock (_ceilingGate)
+        {
+            if (fh >= _ceiling)
+            {
+                long ceiling = fh + (long)SessionMemo.Block;
+                _memo!.RaiseFhCeiling((ulong)ceiling); // before the handle is used: a successor starts above it
+                Volatile.Write(ref _ceiling, ceiling);
+            }
+        }
     }
 
     public void ReserveThrough(ulong fh)

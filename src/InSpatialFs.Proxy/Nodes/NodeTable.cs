@@ -21,6 +21,8 @@ internal sealed class NodeTable
     private readonly IFileSystemBackend[] _backends; // by mount index
     private readonly Lock _gate = new();
     private ulong _nextId = RootNodeId + 1;
+    private SessionMemo? _memo;
+    private ulong _ceiling; // ids below it are reserved in the memo
     private long _renameEpoch;
     private SessionJournal? _journal;
 
@@ -97,6 +99,12 @@ internal sealed class NodeTable
             if (!isMountRoot && !_backends[mount].Retain(ino) && !keepIfGone)
             {
                 return null;
+            }
+
+            if (_memo != null && _nextId >= _ceiling)
+            {
+                _ceiling = _nextId + SessionMemo.Block;
+                _memo.RaiseNodeCeiling(_ceiling); // before the id is used: a successor starts above it
             }
 
             node = new ProxyNode(_nextId++, mount, ino, parent, name) { LookupCount = 1, IsMountRoot = isMountRoot };
@@ -193,6 +201,16 @@ internal sealed class NodeTable
     }
 
     /// <summary>Node ids up to <paramref name="highest"/> were handed out by an earlier server: new ones start above.</summary>
+    /// <summary>From now on new ids are reserved in <paramref name="memo"/> before they are used (set once, before serving).</summary>
+    public void ReserveIn(SessionMemo memo)
+    {
+        lock (_gate)
+        {
+            _memo = memo;
+            _ceiling = 0;
+        }
+    }
+
     public void ReserveIdsThrough(ulong highest)
     {
         lock (_gate)

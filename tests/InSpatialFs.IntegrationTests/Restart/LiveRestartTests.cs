@@ -215,6 +215,40 @@ public sealed class LiveRestartTests
         replaced.Kill();
     }
 
+    /// <summary>
+    /// An operator's cleanup removed the state directory (journal and all) under a live mount, then the server died: the
+    /// next one takes over with the connection parameters the descriptor store kept, the container keeps its
+    /// filesystem, and no node id the kernel still holds is given to another file (the store keeps the id ceiling too).
+    /// </summary>
+    [Test]
+    public void A_removed_state_directory_does_not_end_the_mount_at_the_next_restart_nor_lend_a_held_node_id()
+    {
+        using var rig = new Rig("sd");
+        (string work, string source, string mnt, string control, string status) = rig;
+        Directory.CreateDirectory(Path.Combine(source, "d"));
+        File.WriteAllText(Path.Combine(source, "a"), "kept data");
+        string state = Path.Combine(work, "state");
+        using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "sd-" + Path.GetFileName(work)[^8..],
+            "--control", control, "--state-dir", state]);
+        WaitUntilServing(control, keeper);
+        using var holder = System.Diagnostics.Process.Start("/bin/sh", ["-c", $"cd '{mnt}/d' && exec sleep 60"])!;
+        Thread.Sleep(300);
+        long held = long.Parse(Shell.Check($"stat -c %i '{mnt}/d' '{mnt}/a' | sort -n | tail -1").Trim(), CultureInfo.InvariantCulture);
+
+        Directory.Delete(state, recursive: true);
+        Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+        Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(Shell.Check($"timeout -s KILL 10 cat '{mnt}/a'").Trim(), Is.EqualTo("kept data"), "the container keeps its filesystem");
+        Shell.Check($"timeout -s KILL 10 sh -c 'echo x > \"{mnt}/new\"'");
+        long fresh = long.Parse(Shell.Check($"stat -c %i '{mnt}/new'").Trim(), CultureInfo.InvariantCulture);
+        Assert.Multiple(() =>
+        {
+            Assert.That(fresh, Is.GreaterThan(held), "a new file never gets a node id the kernel still holds for another");
+            Assert.That(keeper.Output, Does.Contain("taking over with the ones the descriptor store kept"));
+        });
+        holder.Kill();
+    }
+
     [Test]
     public void A_memory_mount_keeps_its_contents_through_kills_and_an_upgrade()
     {

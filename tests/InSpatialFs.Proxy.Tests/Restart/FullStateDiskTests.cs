@@ -118,4 +118,36 @@ public sealed class FullStateDiskTests
         Assert.That(successor.GetAttr(Request(), afterTakeover, null, out _), Is.EqualTo(Errno.OK), "a node handed out while the journal could not be written");
         Assert.That(successor.GetAttr(Request(), afterRoom, null, out _), Is.EqualTo(Errno.OK));
     }
+
+    /// <summary>With the session memo the descriptor store keeps, the successor starts just above every id and handle
+    /// the dead server reserved, journaled or not: no 2^24 gap, so inode numbers stay small.</summary>
+    [Test]
+    public void With_the_session_memo_a_successor_starts_above_every_id_handed_out_without_the_gap()
+    {
+        using SessionMemo memo = SessionMemo.Create();
+        SecureProxy first = _servers.Start(_state, restore: false, out _, memo);
+        Looked(first, "n0");
+        _disk.Fill();
+        int i = 1;
+        while (first.JournalFailure == null && i < 2000)
+        {
+            Looked(first, "n" + i++);
+        }
+
+        Assert.That(first.JournalFailure, Is.Not.Null, "the journal ran out of room");
+        ulong lastNode = 0, lastFh = 0;
+        for (int k = 0; k < 20; k++)
+        {
+            lastNode = Looked(first, "n" + i++);
+            lastFh = Opened(first, lastNode);
+        }
+
+        string killed = Path.Combine(_work, "killed");
+        RestartServers.KillSnapshot(_state, killed);
+        SecureProxy next = _servers.Start(killed, restore: true, out _, memo);
+        ulong fresh = Looked(next, "n" + i++);
+        Assert.That(fresh, Is.GreaterThan(lastNode), "never a node id the dead server handed out");
+        Assert.That(fresh - lastNode, Is.LessThanOrEqualTo(SessionMemo.Block + 1), "just above the reserved block");
+        Assert.That(Opened(next, fresh), Is.GreaterThan(lastFh), "nor a file handle");
+    }
 }

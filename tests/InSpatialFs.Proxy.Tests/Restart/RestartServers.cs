@@ -14,7 +14,7 @@ internal sealed class RestartServers(string source) : IDisposable
     private readonly List<IDisposable> _owned = [];
 
     /// <summary>A server with its journal in <paramref name="state"/> (made 0700 if missing); <paramref name="restore"/>: take over from it.</summary>
-    public SecureProxy Start(string state, bool restore, out RestartReport report)
+    public SecureProxy Start(string state, bool restore, out RestartReport report, SessionMemo? memo = null)
     {
         var host = new HostFileSystem(source, readOnly: false, NullLogger.Instance);
         var proxy = new SecureProxy(MountTable.Create([new MountEntry("/", host, ReadOnly: false, Direct: false, MountKind.Host)]),
@@ -22,7 +22,7 @@ internal sealed class RestartServers(string source) : IDisposable
         _owned.Add(host);
         _owned.Add(proxy);
         Directory.CreateDirectory(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        report = proxy.OpenJournal(state, restore);
+        report = proxy.OpenJournal(state, restore, memo);
         return proxy;
     }
 

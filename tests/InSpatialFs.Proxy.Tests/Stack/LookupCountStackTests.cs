@@ -7,7 +7,7 @@ namespace InSpatialFs.Proxy.Tests.Stack;
 
 /// <summary>
 /// The kernel's references: every LOOKUP, CREATE, MKDIR and READDIRPLUS entry is one, FORGET (and BATCH_FORGET) gives
-/// them back, and a node id the kernel no longer holds is unknown (ENOENT for GETATTR, never reused). An unlinked
+/// them back, and a node id the kernel no longer holds is unknown (ESTALE for GETATTR, never reused). An unlinked
 /// file stays readable through its open handle until RELEASE.
 /// </summary>
 [TestFixture(Backend.Memory)]
@@ -33,8 +33,8 @@ public sealed class LookupCountStackTests(Backend backend)
         k.Forget(node, 1);
         Assert.That(k.Attr(node).Ino, Is.EqualTo(node), "one reference left: still known");
         k.Forget(node, 1);
-        Assert.That(k.GetAttr(node).Error, Is.EqualTo(Errno.ENOENT), "both references given back: unknown");
-        Assert.That(k.Open(node, LibC.O_RDONLY).Error, Is.EqualTo(Errno.ENOENT));
+        Assert.That(k.GetAttr(node).Error, Is.EqualTo(Errno.ESTALE), "both references given back: unknown");
+        Assert.That(k.Open(node, LibC.O_RDONLY).Error, Is.EqualTo(Errno.ESTALE));
         Assert.That(h.LiveNodes, Is.EqualTo(1));
 
         ulong again = k.NodeOf(Root, "f");
@@ -68,7 +68,7 @@ public sealed class LookupCountStackTests(Backend backend)
         Assert.That(k.Attr(node).Nlink, Is.Zero, "one lookup left");
         k.Forget(node, 1);
         k.Call(FuseOpcode.StatFs, Root); // the FORGET above is processed (one reader, in order)
-        Assert.That(k.GetAttr(node).Error, Is.EqualTo(Errno.ENOENT));
+        Assert.That(k.GetAttr(node).Error, Is.EqualTo(Errno.ESTALE));
         Assert.That(BackendNodes(h), Is.EqualTo(held - 1), "the last FORGET released it in the backend too");
     }
 
@@ -83,10 +83,10 @@ public sealed class LookupCountStackTests(Backend backend)
         ulong b = k.NodeOf(Root, "b");
         h.Kernel.Send(FuseOpcode.BatchForget, 0, FuseArgs.Of(new FuseBatchForgetIn { Count = 2 })
             .Struct(new FuseForgetOne { NodeId = a, Nlookup = 2 }).Struct(new FuseForgetOne { NodeId = b, Nlookup = 1 }));
-        Assert.That(k.GetAttr(b).Error, Is.EqualTo(Errno.ENOENT), "b had one reference");
+        Assert.That(k.GetAttr(b).Error, Is.EqualTo(Errno.ESTALE), "b had one reference");
         Assert.That(k.Attr(a).Ino, Is.EqualTo(a), "a had three: one is left");
         k.Forget(a, 1);
-        Assert.That(k.GetAttr(a).Error, Is.EqualTo(Errno.ENOENT));
+        Assert.That(k.GetAttr(a).Error, Is.EqualTo(Errno.ESTALE));
     }
 
     [Test]
@@ -109,7 +109,7 @@ public sealed class LookupCountStackTests(Backend backend)
             k.Forget(e.Entry.NodeId, 1);
         }
 
-        Assert.That(listed.Select(e => k.GetAttr(e.Entry.NodeId).Error), Is.All.EqualTo(Errno.ENOENT));
+        Assert.That(listed.Select(e => k.GetAttr(e.Entry.NodeId).Error), Is.All.EqualTo(Errno.ESTALE));
         Assert.That(h.LiveNodes, Is.EqualTo(before));
     }
 
@@ -143,6 +143,6 @@ public sealed class LookupCountStackTests(Backend backend)
         Assert.That(k.Read(file, fh, 0, 100).Error, Is.EqualTo(Errno.EBADF), "after RELEASE the handle is gone");
         Assert.That(h.OpenHandles, Is.Zero);
         k.Forget(file, 1);
-        Assert.That(k.GetAttr(file).Error, Is.EqualTo(Errno.ENOENT), "and after FORGET the node");
+        Assert.That(k.GetAttr(file).Error, Is.EqualTo(Errno.ESTALE), "and after FORGET the node");
     }
 }
