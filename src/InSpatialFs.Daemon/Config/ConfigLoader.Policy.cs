@@ -144,6 +144,18 @@ public static partial class ConfigLoader
             };
         }
 
+        private EventsConfig Events(YamlNode node)
+        {
+            var map = Mapping(node, "events");
+            CheckKeys(map, "events", EventsKeys);
+            return new EventsConfig
+            {
+                Journal = Optional(map, "journal") is not { } j || Bool(j, "events.journal"),
+                RotateBytes = Optional(map, "rotate_bytes") is { } s ? Size(s, "events.rotate_bytes") : null,
+                Keep = Optional(map, "keep") is { } k ? (int)Math.Min(Count(k, "events.keep"), 1000) : null,
+            };
+        }
+
         /// <summary>`metrics_listen: 127.0.0.1:9464`: an IP address literal and a port (no host names: nothing is resolved at start).</summary>
         private string MetricsListen(YamlNode node)
         {

@@ -17,7 +17,7 @@ namespace InSpatialFs.Daemon.Config;
 public static partial class ConfigLoader
 {
     private static readonly string[] TopKeys =
-        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs", "host_users", "incidents", "metrics_listen", "io_uring"];
+        ["name", "mountpoint", "control", "mounts", "isolation", "paths", "resources", "exec", "controls", "response", "state_dir", "container", "rules", "outputs", "host_users", "incidents", "events", "metrics_listen", "io_uring"];
     private static readonly string[] MountKeys = ["path", "source", "readonly", "direct", "memory", "overlay"];
     private static readonly string[] OverlayKeys = ["lower", "upper", "work"];
     private static readonly string[] MemoryKeys = ["size"];
@@ -33,6 +33,7 @@ public static partial class ConfigLoader
     private static readonly string[] ContainerKeys = ["cgroup", "init_pid"];
     private static readonly string[] HostUsersKeys = ["root", "others"];
     private static readonly string[] IncidentsKeys = ["rate", "max_burst", "rotate_bytes", "keep"];
+    private static readonly string[] EventsKeys = ["journal", "rotate_bytes", "keep"];
     private static readonly string[] RulesKeys = ["files", "builtins"];
 
     /// <summary>
@@ -45,7 +46,7 @@ public static partial class ConfigLoader
         {
             ["mounts"] = MountKeys, ["paths"] = PathsKeys, ["resources"] = ResourceKeys, ["exec"] = ExecKeys, ["controls"] = ControlsKeys,
             ["response"] = ResponseKeys, ["container"] = ContainerKeys, ["rules"] = RulesKeys, ["host_users"] = HostUsersKeys,
-            ["incidents"] = IncidentsKeys,
+            ["incidents"] = IncidentsKeys, ["events"] = EventsKeys,
         };
         var keys = new List<string>();
         foreach (string top in TopKeys)
@@ -78,7 +79,7 @@ public static partial class ConfigLoader
         ("resources", ResourceKeys), ("exec", ExecKeys), ("controls", ControlsKeys), ("response", ResponseKeys), ("container", ContainerKeys),
         ("rules", RulesKeys), ("outputs", OutputsKeys), ("outputs.retry", RetryKeys), ("outputs.file", FileOutputKeys),
         ("outputs.syslog", SyslogKeys), ("outputs.http", HttpKeys), ("outputs.otlp", OtlpKeys), ("host_users", HostUsersKeys),
-        ("incidents", IncidentsKeys),
+        ("incidents", IncidentsKeys), ("events", EventsKeys),
     ];
 
     /// <summary>Config files larger than this are refused before parsing (a config is a page, not megabytes).</summary>
@@ -188,6 +189,7 @@ public static partial class ConfigLoader
                 Outputs = Optional(root, "outputs") is { } ou ? Outputs(ou) : OutputsConfig.None,
                 HostUsers = Optional(root, "host_users") is { } hu ? HostUsers(hu) : new HostUsersConfig(),
                 Incidents = Optional(root, "incidents") is { } inc ? Incidents(inc) : new IncidentsConfig(),
+                Events = Optional(root, "events") is { } ev ? Events(ev) : new EventsConfig(),
                 MetricsListen = Optional(root, "metrics_listen") is { } ml ? MetricsListen(ml) : null,
                 IoUring = Optional(root, "io_uring") is { } iu && Bool(iu, "io_uring"),
             };

@@ -119,6 +119,9 @@ public static class ConfigSchema
         ["incidents.max_burst"] = () => Count("Burst of incidents per source."),
         ["incidents.rotate_bytes"] = () => Size("Rotate incidents.jsonl past this size."),
         ["incidents.keep"] = () => Count("Rotated incident files kept."),
+        ["events.journal"] = () => Flag("Write every event to STATE_DIR/events.jsonl (default true); alert outputs, the events control file and incidents do not depend on it."),
+        ["events.rotate_bytes"] = () => Size("Rotate events.jsonl past this size (default 64MiB)."),
+        ["events.keep"] = () => Count("Rotated event journals kept (default 4)."),
     };
 
     private static readonly Dictionary<string, string[]> Required = new(StringComparer.Ordinal)

@@ -56,6 +56,8 @@ public static class ConfigWriter
         Section(root, "incidents", [
             ("rate", c.Incidents.Rate?.ToString("0.############", CultureInfo.InvariantCulture)), ("max_burst", Number(c.Incidents.MaxBurst)),
             ("rotate_bytes", Number(c.Incidents.RotateBytes)), ("keep", Number(c.Incidents.Keep))]);
+        Section(root, "events", [
+            ("journal", c.Events.Journal ? null : "false"), ("rotate_bytes", Number(c.Events.RotateBytes)), ("keep", Number(c.Events.Keep))]);
         if (c.MetricsListen is { } listen) root.Add("metrics_listen", Quoted(listen));
         if (c.IoUring) root.Add("io_uring", Plain("true"));
 

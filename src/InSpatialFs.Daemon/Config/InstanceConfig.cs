@@ -30,6 +30,8 @@ public sealed record InstanceConfig
     public OutputsConfig Outputs { get; init; } = OutputsConfig.None;
     public HostUsersConfig HostUsers { get; init; } = new();
     public IncidentsConfig Incidents { get; init; } = new();
+
+    public EventsConfig Events { get; init; } = new();
     /// <summary>`metrics_listen: ADDRESS:PORT` — serve the metrics over HTTP at /metrics there; null: only the control file.</summary>
     public string? MetricsListen { get; init; }
     /// <summary>`io_uring: true` — the container mount takes its requests over io_uring, as `mount --io-uring`.</summary>
@@ -141,6 +143,17 @@ public sealed record HostUsersConfig
 {
     public HostAccess Root { get; init; } = HostAccess.Full;
     public HostAccess Others { get; init; } = HostAccess.NoQuotaWrites;
+}
+
+/// <summary>
+/// `events:` — the event journal STATE_DIR/events.jsonl: whether it is written (alert outputs, the events control file
+/// and incidents do not depend on it), its rotation size and how many rotated files are kept; null takes the default.
+/// </summary>
+public sealed record EventsConfig
+{
+    public bool Journal { get; init; } = true;
+    public long? RotateBytes { get; init; }
+    public int? Keep { get; init; }
 }
 
 /// <summary>`incidents:` — per-source rate limit and rotation of incidents.jsonl; null takes the default.</summary>

@@ -79,10 +79,13 @@ public sealed record SecurityOptions
 
     /// <summary>Capacity of the event queue between Record and the analyser (drops past it are counted).</summary>
     public int EventQueueCapacity { get; init; } = 65536;
+    public const long DefaultJournalRotateBytes = 64L << 20;
+    public const int DefaultJournalKeep = 4;
+
     /// <summary>events.jsonl is rotated past this size.</summary>
-    public long JournalRotateBytes { get; init; } = 64L << 20;
+    public long JournalRotateBytes { get; init; } = DefaultJournalRotateBytes;
     /// <summary>Rotated journals kept (events.jsonl.1 .. .N).</summary>
-    public int JournalKeep { get; init; } = 4;
+    public int JournalKeep { get; init; } = DefaultJournalKeep;
     /// <summary>Whether to write events.jsonl at all.</summary>
     public bool JournalEvents { get; init; } = true;
 

@@ -3,7 +3,7 @@ using InSpatialFs.Security.Identity;
 
 namespace InSpatialFs.Daemon.Tests.Config;
 
-/// <summary>container.init_pid, host_users and incidents: parsed, defaulted and refused with positions.</summary>
+/// <summary>container.init_pid, host_users, incidents and events: parsed, defaulted and refused with positions.</summary>
 [TestFixture]
 public sealed class MembershipAndIncidentConfigTests
 {
@@ -37,6 +37,16 @@ public sealed class MembershipAndIncidentConfigTests
             Assert.That((cfg.HostUsers.Root, cfg.HostUsers.Others), Is.EqualTo((HostAccess.ReadOnly, HostAccess.None)));
             Assert.That(cfg.Incidents, Is.EqualTo(new IncidentsConfig { Rate = 0.5, MaxBurst = 7, RotateBytes = 2L << 20, Keep = 3 }));
         });
+    }
+
+    [Test]
+    public void Events_keys_load_and_default_to_a_journal_of_64_MiB_keeping_4()
+    {
+        Assert.That(Load("events: { journal: false, rotate_bytes: 1MiB, keep: 1 }\n").Events,
+            Is.EqualTo(new EventsConfig { Journal = false, RotateBytes = 1L << 20, Keep = 1 }));
+        Assert.That(Load("").Events, Is.EqualTo(new EventsConfig()));
+        Assert.That(Refused("events: { journal: maybe }\n").Message, Does.Contain("events.journal: 'maybe'"));
+        Assert.That(Refused("events: { rotate: 3 }\n").Message, Does.Contain("unknown key 'rotate' in events; valid keys: journal, rotate_bytes, keep"));
     }
 
     [Test]
