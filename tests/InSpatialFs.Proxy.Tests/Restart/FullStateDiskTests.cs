@@ -70,11 +70,12 @@ public sealed class FullStateDiskTests
         return open.Fh;
     }
 
-    [Test]
-    public void Ids_handed_out_unjournaled_are_never_reused_a_takeover_on_a_full_disk_serves_and_the_journal_recovers()
+    /// <summary>
+    /// Fills the disk, looks names up until the journal fails, then hands out 20 more node ids and handles the journal
+    /// misses, and "kills" the server: its journal as it is now, copied. Returns the last id and handle and the next name.
+    /// </summary>
+    private (ulong LastNode, ulong LastFh, int Next, string Killed) DiesWithIdsTheJournalMissed(SecureProxy first)
     {
-        SecureProxy first = Server(_state, restore: false, out _);
-        ulong journaled = Looked(first, "n0");
         _disk.Fill();
         int i = 1;
         while (first.JournalFailure == null && i < 2000)
@@ -83,7 +84,6 @@ public sealed class FullStateDiskTests
         }
 
         Assert.That(first.JournalFailure, Is.Not.Null, "the journal ran out of room");
-        // What the kernel holds from here on is not in the journal: the dead server's last ids and handles.
         ulong lastNode = 0, lastFh = 0;
         for (int k = 0; k < 20; k++)
         {
@@ -93,6 +93,15 @@ public sealed class FullStateDiskTests
 
         string killed = Path.Combine(_work, "killed");
         RestartServers.KillSnapshot(_state, killed);
+        return (lastNode, lastFh, i, killed);
+    }
+
+    [Test]
+    public void Ids_handed_out_unjournaled_are_never_reused_a_takeover_on_a_full_disk_serves_and_the_journal_recovers()
+    {
+        SecureProxy first = Server(_state, restore: false, out _);
+        ulong journaled = Looked(first, "n0");
+        (ulong lastNode, ulong lastFh, int i, string killed) = DiesWithIdsTheJournalMissed(first);
 
         SecureProxy next = Server(killed, restore: true, out _);
         ulong fresh = Looked(next, "n" + i++);
@@ -127,23 +136,7 @@ public sealed class FullStateDiskTests
         using SessionMemo memo = SessionMemo.Create();
         SecureProxy first = _servers.Start(_state, restore: false, out _, memo);
         Looked(first, "n0");
-        _disk.Fill();
-        int i = 1;
-        while (first.JournalFailure == null && i < 2000)
-        {
-            Looked(first, "n" + i++);
-        }
-
-        Assert.That(first.JournalFailure, Is.Not.Null, "the journal ran out of room");
-        ulong lastNode = 0, lastFh = 0;
-        for (int k = 0; k < 20; k++)
-        {
-            lastNode = Looked(first, "n" + i++);
-            lastFh = Opened(first, lastNode);
-        }
-
-        string killed = Path.Combine(_work, "killed");
-        RestartServers.KillSnapshot(_state, killed);
+        (ulong lastNode, ulong lastFh, int i, string killed) = DiesWithIdsTheJournalMissed(first);
         SecureProxy next = _servers.Start(killed, restore: true, out _, memo);
         ulong fresh = Looked(next, "n" + i++);
         Assert.That(fresh, Is.GreaterThan(lastNode), "never a node id the dead server handed out");
