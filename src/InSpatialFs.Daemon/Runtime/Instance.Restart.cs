@@ -203,7 +203,13 @@ internal sealed partial class Instance
         try
         {
             MemoryFileSystem memory = MemoryFileSystem.Adopt(data, _config.StateDir, journal, size, _config.Resources.Inodes ?? 0, out MemoryRestoreReport report,
-                MemoryJournalFailed(mount.Path), MemoryJournalRecovered(mount.Path));
+                MemoryJournalFailed(mount.Path), MemoryJournalRecovered(mount.Path), orphansIfNoTree: true);
+            if (report.TreeLost)
+            {
+                _log.LogError("the journal of the memory mount {Path} in {StateDir} holds no tree (the directory was removed or the file emptied): its names are lost; its {Files} data files are kept in its lost+found, named by id (root, 0600)",
+                    mount.Path, _config.StateDir, report.LostAndFound);
+            }
+
             _log.LogInformation("memory mount {Path} taken over: {Nodes} nodes; {Dropped} without a name dropped, {Removed} data files no node claimed removed, {Recreated} missing data files recreated empty",
                 mount.Path, report.Nodes, report.DroppedNodes, report.RemovedDataFiles, report.RecreatedDataFiles);
             return memory;

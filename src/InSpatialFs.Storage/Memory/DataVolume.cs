@@ -41,16 +41,24 @@ internal sealed unsafe class DataVolume : IDisposable
     /// Removes every data file whose node <paramref name="keep"/> does not claim (files of nodes created or freed by a
     /// server that died before its journal said so); the number removed.
     /// </summary>
-    public int RemoveUnclaimed(Func<ulong, bool> keep)
+    /// <summary>The ids of the data files in the volume.</summary>
+    public List<ulong> Ids()
     {
-        var unclaimed = new List<ulong>();
+        var ids = new List<ulong>();
         foreach (byte[] name in DirectoryNames.Read(_root.Fd))
         {
-            if (name.Length == NameLength && ulong.TryParse(name, System.Globalization.NumberStyles.AllowHexSpecifier, null, out ulong id) && !keep(id))
+            if (name.Length == NameLength && ulong.TryParse(name, System.Globalization.NumberStyles.AllowHexSpecifier, null, out ulong id))
             {
-                unclaimed.Add(id);
+                ids.Add(id);
             }
         }
+
+        return ids;
+    }
+
+    public int RemoveUnclaimed(Func<ulong, bool> keep)
+    {
+        List<ulong> unclaimed = Ids().FindAll(id => !keep(id));
         foreach (ulong id in unclaimed)
         {
             Remove(id);

@@ -2,8 +2,11 @@ using InSpatialFs.Interop;
 
 namespace InSpatialFs.Storage.Memory;
 
-/// <summary>What a successor found of a kept memory filesystem.</summary>
-public sealed record MemoryRestoreReport(int Nodes, int DroppedNodes, int RecreatedDataFiles, int RemovedDataFiles);
+/// <summary>
+/// What a successor found of a kept memory filesystem. <paramref name="TreeLost"/>: the journal held no tree (its names
+/// were lost with it), so the <paramref name="LostAndFound"/> data files are in /lost+found.
+/// </summary>
+public sealed record MemoryRestoreReport(int Nodes, int DroppedNodes, int RecreatedDataFiles, int RemovedDataFiles, bool TreeLost = false, int LostAndFound = 0);
 
 // Kept across a restart of the server: the file data is in the private tmpfs, whose descriptor the keeper holds
 // (DuplicateDataVolume), and the metadata in a journal (MemoryJournal) written before each write lock is let go, so
@@ -57,7 +60,7 @@ public sealed partial class MemoryFileSystem
     /// missing gets an empty one (reported). Throws <see cref="InvalidDataException"/> when the journal holds no tree.
     /// </summary>
     public static MemoryFileSystem Adopt(SafeFd dataVolume, string stateDirectory, string name, long sizeLimit, long inodeLimit,
-        out MemoryRestoreReport report, Action<Exception>? failed = null, Action? recovered = null)
+        out MemoryRestoreReport report, Action<Exception>? failed = null, Action? recovered = null, bool orphansIfNoTree = false)
     {
         var replayed = new MemoryJournal.Replayed();
         MemoryJournal journal = MemoryJournal.Open(stateDirectory, name, replayed);
@@ -68,7 +71,18 @@ public sealed partial class MemoryFileSystem
             fs.KernelDataError = Errno.OK;
             if (replayed.Device is not ulong device || !replayed.Nodes.ContainsKey(RootId))
             {
-                throw new InvalidDataException($"the memory journal {name} in {stateDirectory} holds no tree");
+                if (!orphansIfNoTree)
+                {
+                    throw new InvalidDataException($"the memory journal {name} in {stateDirectory} holds no tree");
+                }
+
+                // The names are gone (the state directory was removed, the log emptied), the bytes are not: every data
+                // file becomes /lost+found/ID, and the journal starts again from that tree.
+                List<ulong> orphans = fs._volume.Ids();
+                replayed = MemoryJournal.Replayed.Orphans(orphans, fs._device);
+                report = fs.Rebuild(replayed, fs._device) with { TreeLost = true, LostAndFound = orphans.Count };
+                fs.Attach(journal, failed, recovered);
+                return fs;
             }
 
             report = fs.Rebuild(replayed, device);

@@ -44,7 +44,7 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
     public const int MaxXattrNameLength = XattrName.MaxLength;
     public const int MaxXattrValueLength = XattrName.MaxValueLength;
 
-    private const ulong RootId = 1;
+    internal const ulong RootId = 1;
 
     private const uint BlockSize = 4096;
     private const int DirentBogoSize = 20; // what tmpfs reports per entry as a directory's size

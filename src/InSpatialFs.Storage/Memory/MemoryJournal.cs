@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using InSpatialFs.Interop;
 using InSpatialFs.Interop.Durable;
 
 namespace InSpatialFs.Storage.Memory;
@@ -247,6 +248,30 @@ internal sealed class MemoryJournal : IDisposable
         public ulong NextId { get; private set; }
 
         public ulong? Device { get; private set; }
+
+        /// <summary>
+        /// The tree of a volume whose log holds none: the root and /lost+found with one file per data file, named by
+        /// its id (root's, 0600, times now). Ids are the data files' own, so their bytes stay theirs.
+        /// </summary>
+        public static Replayed Orphans(IReadOnlyCollection<ulong> dataIds, ulong device)
+        {
+            var tree = new Replayed { Device = device };
+            Timestamp now = Timestamp.Now();
+            ulong lostFound = dataIds.Count == 0 ? MemoryFileSystem.RootId + 1 : Math.Max(dataIds.Max(), MemoryFileSystem.RootId) + 1;
+            tree.NextId = lostFound;
+            tree.Nodes[MemoryFileSystem.RootId] = new NodeState(MemoryFileSystem.RootId, LibC.S_IFDIR | 0x1ED, 0, 0, 0, false, now, now, now, MemoryFileSystem.NodeOverheadBytes, null, null);
+            tree.Nodes[lostFound] = new NodeState(lostFound, LibC.S_IFDIR | 0x1C0, 0, 0, 0, false, now, now, now, MemoryFileSystem.NodeOverheadBytes, null, null);
+            tree.Entries[(MemoryFileSystem.RootId, "lost+found")] = new EntryState(MemoryFileSystem.RootId, MemoryDirectory.FirstEntryCookie, lostFound, "lost+found"u8.ToArray());
+            long cookie = MemoryDirectory.FirstEntryCookie - 1;
+            foreach (ulong id in dataIds.Order())
+            {
+                tree.Nodes[id] = new NodeState(id, LibC.S_IFREG | 0x180, 0, 0, 0, true, now, now, now, MemoryFileSystem.NodeOverheadBytes, null, null);
+                byte[] name = System.Text.Encoding.ASCII.GetBytes(id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                tree.Entries[(lostFound, Convert.ToHexString(name))] = new EntryState(lostFound, ++cookie, id, name);
+            }
+
+            return tree;
+        }
 
         /// <summary>Applies one record's items. A record passed its checksum, so an item that does not parse is refused (another format).</summary>
         public void Apply(ReadOnlySpan<byte> p)

@@ -160,6 +160,45 @@ public sealed class MemoryKeepingTests
         }
     }
 
+    /// <summary>The journal is gone (its state directory was removed): the names are lost, the bytes are kept in /lost+found.</summary>
+    [Test]
+    public void Without_its_journal_a_successor_keeps_every_data_file_in_lost_found()
+    {
+        MemoryFileSystem fs = Kept();
+        ulong etc = fs.MkDir(fs.RootIno, "etc");
+        (ulong passwd, IOpenFile p) = fs.Create(etc, "passwd");
+        fs.WriteAt(passwd, p, 0, Fs.N("root:x:0:0"));
+        Assert.That(p.Release(), Is.EqualTo(Errno.OK));
+        (ulong big, IOpenFile b) = fs.Create(fs.RootIno, "big");
+        byte[] bytes = RandomNumberGenerator.GetBytes(200_000);
+        fs.WriteAt(big, b, 0, bytes);
+        Assert.That(b.Release(), Is.EqualTo(Errno.OK));
+        SafeFd volume = Die(fs);
+        File.Delete(Path.Combine(_state, Log));
+
+        using (SafeFd again = new(LibC.fcntl(volume.Fd, LibC.F_DUPFD_CLOEXEC, 0)))
+        {
+            Assert.Throws<InvalidDataException>(() => Adopt(again, out _), "without the fallback: no tree, no successor");
+        }
+
+        using MemoryFileSystem next = MemoryFileSystem.Adopt(volume, _state, Log, Size, 0, out MemoryRestoreReport report, orphansIfNoTree: true);
+        Assert.That((report.TreeLost, report.LostAndFound), Is.EqualTo((true, 2)));
+        Assert.That(next.Lookup(next.RootIno, "lost+found", out FuseAttr lostFound), Is.EqualTo(Errno.OK));
+        Assert.That(next.Lookup(lostFound.Ino, passwd.ToString(System.Globalization.CultureInfo.InvariantCulture), out FuseAttr kept), Is.EqualTo(Errno.OK));
+        Assert.That(ReadAll(next, kept.Ino), Is.EqualTo(Fs.N("root:x:0:0")), "the bytes, under the old id");
+        Assert.That(next.Lookup(lostFound.Ino, big.ToString(System.Globalization.CultureInfo.InvariantCulture), out FuseAttr bigAttr), Is.EqualTo(Errno.OK));
+        Assert.That(ReadAll(next, bigAttr.Ino), Is.EqualTo(bytes));
+        Assert.That(bigAttr.Mode, Is.EqualTo(LibC.S_IFREG | 0x180u), "root's, 0600: no one else reads what the names no longer say");
+
+        // The successor journals from this tree: a further successor finds it.
+        (ulong fresh, IOpenFile f) = next.Create(next.RootIno, "after");
+        Assert.That(fresh, Is.GreaterThan(big), "no id of a data file is handed out again");
+        Assert.That(f.Release(), Is.EqualTo(Errno.OK));
+        string tree = Describe(next);
+        using MemoryFileSystem third = Adopt(Die(next), out _);
+        Assert.That(Describe(third), Is.EqualTo(tree));
+    }
+
     [Test]
     public void Names_gone_and_files_open_without_a_name_are_not_carried_over_and_their_pages_go_back()
     {
@@ -275,6 +314,14 @@ public sealed class MemoryKeepingTests
     }
 
     /// <summary>The whole tree as the kernel would see it: readdir order and cookies, ids, attributes, targets, xattrs, bytes.</summary>
+    private static byte[] ReadAll(MemoryFileSystem fs, ulong ino)
+    {
+        Assert.That(fs.Open(ino, LibC.O_RDONLY, Fs.Root, out IOpenFile file), Is.EqualTo(Errno.OK));
+        byte[] data = fs.ReadAt(ino, file, 0, (int)fs.Attr(ino).Size);
+        Assert.That(file.Release(), Is.EqualTo(Errno.OK));
+        return data;
+    }
+
     private static string Describe(MemoryFileSystem fs, bool data = true)
     {
         var text = new StringBuilder();
