@@ -18,17 +18,47 @@ public sealed partial class OverlayFileSystem
     public event Action<ulong, InodeIdentity, InodeIdentity>? CopiedUp;
 
     /// <summary>
-    /// Makes <paramref name="node"/> an upper object, copying up its missing ancestors first (top-down, iteratively: the
-    /// depth is the container's choice). EROFS for a read-only view.
+    /// Makes <paramref name="node"/> an upper object under the name it was last resolved by, copying up its missing
+    /// ancestors first. For an operation that knows the node only by id (a write, a setattr): every name of a file is
+    /// one of its names. EROFS for a read-only view.
     /// </summary>
     private Errno EnsureUpper(OverlayNode node)
     {
         if (!HasUpper) return Errno.EROFS;
         if (node.Top.Layer == 0) return Errno.OK;
+        OverlayNode? parent;
+        byte[] name;
+        lock (_tree)
+        {
+            (parent, name) = (node.Parent, node.Name);
+        }
+
+        return parent is null ? Errno.EIO : EnsureUpperAt(node, parent, name); // the root is always in the upper layer
+    }
+
+    /// <summary>
+    /// Makes <paramref name="node"/> an upper object as <paramref name="name"/> in <paramref name="parent"/>, copying up
+    /// the missing ancestors first (top-down, iteratively: the depth is the container's choice). For an operation that
+    /// goes on to use that very name (a rename, a directory's tree): a lower file with several names has one node, and
+    /// another caller resolving another of its names moves the node's last-seen name meanwhile. When the file was
+    /// already copied up through another name, the copy is linked in under this one too. EROFS for a read-only view.
+    /// </summary>
+    private Errno EnsureUpperAt(OverlayNode node, OverlayNode parent, byte[] name)
+    {
+        if (!HasUpper) return Errno.EROFS;
+        if (node.Top.Layer == 0)
+        {
+            lock (_tree)
+            {
+                // An upper node last seen under this very name has it in the upper layer (the common case: no lookup).
+                if (node.Parent == parent && node.Name.AsSpan().SequenceEqual(name)) return Errno.OK;
+            }
+        }
+
         List<(ulong Node, InodeIdentity Before, InodeIdentity After)>? copied = null;
         try
         {
-            return EnsureUpperLocked(node, ref copied);
+            return EnsureUpperLocked(node, parent, name, ref copied);
         }
         finally
         {
@@ -40,22 +70,36 @@ public sealed partial class OverlayFileSystem
         }
     }
 
-    private Errno EnsureUpperLocked(OverlayNode node, ref List<(ulong Node, InodeIdentity Before, InodeIdentity After)>? copied)
+    private Errno EnsureUpperLocked(OverlayNode node, OverlayNode parent, byte[] name, ref List<(ulong Node, InodeIdentity Before, InodeIdentity After)>? copied)
     {
         lock (_copyUp)
         {
-            var chain = new Stack<OverlayNode>();
-            for (OverlayNode? n = node; n != null && n.Top.Layer != 0; n = n.Parent)
+            // The ancestors are directories, whose one name is their last-seen one; taken together under the tree lock so
+            // a step never pairs one name's parent with another name.
+            var chain = new Stack<(OverlayNode Node, OverlayNode? Parent, byte[] Name)>();
+            lock (_tree)
             {
-                chain.Push(n);
+                chain.Push((node, parent, name));
+                for (OverlayNode? n = parent; n != null && n.Top.Layer != 0; n = n.Parent)
+                {
+                    chain.Push((n, n.Parent, n.Name));
+                }
             }
 
-            while (chain.TryPop(out OverlayNode? n))
+            while (chain.TryPop(out (OverlayNode Node, OverlayNode? Parent, byte[] Name) step))
             {
-                if (n.Top.Layer == 0) continue; // copied up meanwhile (a hard link's other name)
-                if (n.Parent is not OverlayNode parent || parent.Top.Layer != 0) return Errno.EIO; // the root is always in the upper layer
+                (OverlayNode n, OverlayNode? above, byte[] at) = step;
+                if (above is null || above.Top.Layer != 0) return Errno.EIO; // the root is always in the upper layer
+                Errno e;
+                if (n.Top.Layer == 0)
+                {
+                    // Copied up meanwhile through another name (a hard link): this name needs the copy too.
+                    if (n == node && (e = LinkCopyAs(n, above, at)) != Errno.OK) return e;
+                    continue;
+                }
+
                 InodeIdentity before = LayerOf(n.Top).IdentityOf(n.Top.Ino);
-                Errno e = CopyUpOne(n, parent.Top.Ino);
+                e = CopyUpOne(n, above.Top.Ino, at);
                 if (e == Errno.OK) (copied ??= []).Add((n.Id, before, _layers[0].IdentityOf(n.Top.Ino)));
                 if (e != Errno.OK)
                 {
@@ -63,7 +107,7 @@ public sealed partial class OverlayFileSystem
                     if (_copyUpFailureLines.Allow(out long notLogged))
                     {
                         if (notLogged > 0) OverlayLog.CopyUpFailuresNotLogged(_logger, notLogged, _copyUpFailureLines.Burst);
-                        OverlayLog.CopyUpFailed(_logger, OverlayFormat.Show(n.Name), e);
+                        OverlayLog.CopyUpFailed(_logger, OverlayFormat.Show(at), e);
                     }
 
                     return e;
@@ -74,7 +118,39 @@ public sealed partial class OverlayFileSystem
         return Errno.OK;
     }
 
-    private Errno CopyUpOne(OverlayNode node, ulong upperParent)
+    /// <summary>
+    /// The upper copy of <paramref name="node"/> (a file copied up through another of its names) gets
+    /// <paramref name="name"/> in <paramref name="parent"/>'s upper directory, unless that name is there already.
+    /// </summary>
+    private unsafe Errno LinkCopyAs(OverlayNode node, OverlayNode parent, byte[] name)
+    {
+        if (_layers[0].Lookup(parent.Top.Ino, name, out FuseAttr there) == Errno.OK)
+        {
+            ReleaseLayer(0, there.Ino);
+            return Errno.OK;
+        }
+
+        if (node.IsDirectory) return Errno.EIO; // a directory has one name, and it is in the upper layer
+        Errno e = _layers[0].BorrowForCopy(node.Top.Ino, out FdLease copy);
+        if (e != Errno.OK) return e;
+        using (copy)
+        {
+            e = _layers[0].BorrowForCopy(parent.Top.Ino, out FdLease dir);
+            if (e != Errno.OK) return e;
+            using (dir)
+            {
+                Span<byte> nameZ = stackalloc byte[name.Length + 1];
+                name.CopyTo(nameZ);
+                byte empty = 0;
+                fixed (byte* target = nameZ)
+                {
+                    return linkat(copy.Fd, &empty, dir.Fd, target, AT_EMPTY_PATH) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+                }
+            }
+        }
+    }
+
+    private Errno CopyUpOne(OverlayNode node, ulong upperParent, byte[] name)
     {
         HostFileSystem upper = _layers[0], lower = LayerOf(node.Top);
         Errno e = lower.GetAttr(node.Top.Ino, out FuseAttr a);
@@ -84,11 +160,11 @@ public sealed partial class OverlayFileSystem
         switch (a.Mode & S_IFMT)
         {
             case S_IFDIR:
-                e = upper.MkDir(upperParent, node.Name, a.Mode & 0xFFF, owner, out made);
+                e = upper.MkDir(upperParent, name, a.Mode & 0xFFF, owner, out made);
                 break;
             case S_IFREG:
-                e = CopyUp.File(lower, node.Top.Ino, upper, upperParent, node.Name, _work!);
-                if (e == Errno.OK) e = upper.Lookup(upperParent, node.Name, out made);
+                e = CopyUp.File(lower, node.Top.Ino, upper, upperParent, name, _work!);
+                if (e == Errno.OK) e = upper.Lookup(upperParent, name, out made);
                 else made = default;
                 if (e == Errno.OK && a.Nlink > 1) IndexCopy(lower.IdentityOf(node.Top.Ino), made.Ino); // its other names find it
                 break;
@@ -97,12 +173,12 @@ public sealed partial class OverlayFileSystem
                 Span<byte> target = stackalloc byte[4096];
                 e = lower.ReadLink(node.Top.Ino, target, out int length);
                 made = default;
-                if (e == Errno.OK) e = upper.Symlink(upperParent, node.Name, target[..length], owner, out made);
+                if (e == Errno.OK) e = upper.Symlink(upperParent, name, target[..length], owner, out made);
                 break;
             }
 
             default:
-                e = upper.MkNod(upperParent, node.Name, a.Mode, a.Rdev, owner, out made);
+                e = upper.MkNod(upperParent, name, a.Mode, a.Rdev, owner, out made);
                 break;
         }
 
@@ -166,7 +242,7 @@ public sealed partial class OverlayFileSystem
                     if (Resolve(d, name, out Resolved found) != Errno.OK) continue;
                     OverlayNode child = Adopt(d, name, found, hold: true);
                     visited.Add(child);
-                    if ((e = EnsureUpper(child)) != Errno.OK) return e;
+                    if ((e = EnsureUpperAt(child, d, name)) != Errno.OK) return e;
                     if (type == S_IFDIR) pending.Enqueue(child);
                 }
 
