@@ -154,7 +154,8 @@ public sealed partial class OverlayFileSystem
             {
                 if (directory) RemoveWhiteoutsIn(node.Top.Ino);
                 e = directory ? _layers[0].RmDir(dir.Top.Ino, name) : _layers[0].Unlink(dir.Top.Ino, name);
-                if (e != Errno.OK) return e;
+                // A hard link copied up through another of its names after this one resolved: this name is only below.
+                if (e != Errno.OK && !(e == Errno.ENOENT && lowerHas && !directory)) return e;
             }
 
             if (lowerHas)

@@ -82,5 +82,27 @@ public sealed class OverlayHardLinkCopyUpTests
         }
     }
 
+    [Test]
+    public void Unlinking_a_hard_link_whose_other_name_was_copied_up_meanwhile_whites_it_out()
+    {
+        using OverlayFileSystem fs = Mount();
+        ulong etc = Lookup(fs, fs.RootIno, "etc"), opt = Lookup(fs, fs.RootIno, "opt");
+        Lookup(fs, opt, "p");
+        bool interfered = false;
+        fs.CopiedUp += (_, _, _) =>
+        {
+            if (interfered) return;
+            interfered = true; // the unlink copies /opt up; then another caller's chmod copies the file up as /etc/passwd
+            Assert.That(fs.SetAttr(Lookup(fs, etc, "passwd"), new AttrChange { Mode = 0x1A0 }, new Caller(0, 0, 1), out _), Is.EqualTo(Errno.OK));
+        };
+
+        Assert.That(fs.Unlink(opt, "p"u8), Is.EqualTo(Errno.OK));
+
+        Assert.That(interfered, Is.True, "the other caller ran inside the unlink");
+        Assert.That(fs.Lookup(opt, "p"u8, out _), Is.EqualTo(Errno.ENOENT), "the name is gone");
+        Assert.That(Shell.Check($"stat -c '%F %t:%T' '{_root}/upper/opt/p'").Trim(), Is.EqualTo("character special file 0:0"), "a whiteout hides the lower name");
+        Assert.That(File.ReadAllText(Path.Combine(_root, "upper/etc/passwd")), Does.StartWith("root:x"), "positive control: the other name keeps the copy");
+    }
+
     private static string Inode(string path) => Shell.Check($"stat -c %i '{path}'").Trim();
 }
