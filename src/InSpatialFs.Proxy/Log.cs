@@ -42,6 +42,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 3010, Level = LogLevel.Information, Message = "node {NodeId} found again at {Name}, where a rename the previous server carried out before it died had moved it")]
     public static partial void RefoundMoved(ILogger logger, ulong nodeId, string name);
 
+    [LoggerMessage(EventId = 3013, Level = LogLevel.Error, Message = "{Reason}: kept as {SetAside}; taking over with a fresh journal and the connection parameters the descriptor store kept")]
+    public static partial void JournalSetAside(ILogger logger, string reason, string setAside);
+
     [LoggerMessage(EventId = 3011, Level = LogLevel.Information, Message = "the restart journal in {StateDirectory} cannot be mapped with its blocks reserved (no fallocate, or a full disk): it is written with one write(2) per request instead")]
     public static partial void JournalUnmapped(ILogger logger, string stateDirectory);
 }

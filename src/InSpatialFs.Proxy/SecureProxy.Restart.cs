@@ -36,6 +36,9 @@ public sealed record RestartReport
 
     /// <summary>Bytes of a torn tail cut off the log (a write the dead server did not finish: its request is resent).</summary>
     public long DiscardedTailBytes { get; init; }
+
+    /// <summary>The name a damaged journal was kept under when the takeover went on without it (null: it was whole).</summary>
+    public string? DamagedJournalSetAside { get; init; }
 }
 
 /// <summary>
@@ -92,9 +95,8 @@ public sealed partial class SecureProxy
     public RestartReport OpenJournal(string stateDirectory, bool restore, SessionMemo? memo = null)
     {
         var replayed = new SessionJournal.Replayed();
-        var owner = new List<(ushort, byte[])>();
-        var begun = new List<(ushort, byte[])>();
-        StateLog log = StateLog.Open(stateDirectory, JournalFile, mapped: true, replay: (type, payload) =>
+        List<(ushort, byte[])> owner = [], begun = [];
+        void Replay(ushort type, ReadOnlySpan<byte> payload)
         {
             if (type >= FirstOwnerRecord)
             {
@@ -108,7 +110,25 @@ public sealed partial class SecureProxy
                     begun.Add((type, payload.ToArray()));
                 }
             }
-        });
+        }
+
+        string? damaged = null;
+        StateLog log;
+        try
+        {
+            log = StateLog.Open(stateDirectory, JournalFile, mapped: true, replay: Replay);
+        }
+        catch (InvalidDataException e) when (restore && memo?.Parameters(0) is { Length: > 0 })
+        {
+            // A takeover of a live mount whose journal is not one (a damaged header): the memo kept what the connection
+            // needs, so the container keeps its mount (its nodes answer ESTALE until looked up anew, as without a
+            // journal) instead of every successor failing until the keeper gives up and the mount is aborted.
+            damaged = StateLog.SetAside(stateDirectory, JournalFile);
+            Log.JournalSetAside(_logger, e.Message, damaged);
+            (replayed, owner, begun) = (new SessionJournal.Replayed(), [], []); // nothing read from it is trusted
+            log = StateLog.Open(stateDirectory, JournalFile, mapped: true, replay: Replay);
+        }
+
         if (!log.IsMapped)
         {
             Log.JournalUnmapped(_logger, stateDirectory);
@@ -139,7 +159,7 @@ public sealed partial class SecureProxy
         }
 
         _journal = journal;
-        return report with { OwnerRecords = owner, DiscardedTailBytes = log.DiscardedTailBytes };
+        return report with { OwnerRecords = owner, DiscardedTailBytes = log.DiscardedTailBytes, DamagedJournalSetAside = damaged };
     }
 
     /// <summary>Node ids and handles a reply is about to give the kernel reach the journal first (one write per request).</summary>

@@ -204,6 +204,11 @@ internal sealed partial class Instance
         {
             MemoryFileSystem memory = MemoryFileSystem.Adopt(data, _config.StateDir, journal, size, _config.Resources.Inodes ?? 0, out MemoryRestoreReport report,
                 MemoryJournalFailed(mount.Path), MemoryJournalRecovered(mount.Path), orphansIfNoTree: true);
+            if (report.DamagedJournalSetAside is { } aside)
+            {
+                _log.LogError("the journal of the memory mount {Path} in {StateDir} is damaged: kept as {SetAside}", mount.Path, _config.StateDir, aside);
+            }
+
             if (report.TreeLost)
             {
                 _log.LogError("the journal of the memory mount {Path} in {StateDir} holds no tree (the directory was removed or the file emptied): its names are lost; its {Files} data files are kept in its lost+found, named by id (root, 0600)",

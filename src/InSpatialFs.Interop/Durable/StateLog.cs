@@ -136,6 +136,36 @@ public sealed unsafe class StateLog : IDisposable
     }
 
     /// <summary>
+    /// Renames <paramref name="name"/> in the state directory to <c>NAME.damaged-UTCTIME</c> (never over another file) and
+    /// returns the new name: a log <see cref="Open"/> refused is kept for a post-mortem while a fresh one takes its place.
+    /// </summary>
+    public static string SetAside(string directoryPath, string name)
+    {
+        using SafeFd directory = TrustedPath.OpenDirectory(directoryPath, create: false);
+        string stamp = name + ".damaged-" + DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        byte[] from = System.Text.Encoding.UTF8.GetBytes(name + "\0");
+        for (int n = 0; ; n++)
+        {
+            string aside = n == 0 ? stamp : FormattableString.Invariant($"{stamp}.{n}"); // two in one second (a restart loop)
+            byte[] to = System.Text.Encoding.UTF8.GetBytes(aside + "\0");
+            fixed (byte* f = from)
+            fixed (byte* t = to)
+            {
+                if (LibC.renameat2(directory.Fd, f, directory.Fd, t, LibC.RENAME_NOREPLACE) == 0)
+                {
+                    return aside;
+                }
+            }
+
+            Errno error = ErrnoExtensions.LastPInvoke();
+            if (error != Errno.EEXIST || n == 99)
+            {
+                throw new IOException($"cannot set {Path.Combine(directoryPath, name)} aside: {error}");
+            }
+        }
+    }
+
+    /// <summary>
     /// Appends one record, together with any staged before it, with one write(2). Throws <see cref="IOException"/> when
     /// the write fails (disk full); the staged records are then lost with it.
     /// </summary>

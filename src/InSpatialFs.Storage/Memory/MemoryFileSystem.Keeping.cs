@@ -1,12 +1,15 @@
 using InSpatialFs.Interop;
+using InSpatialFs.Interop.Durable;
 
 namespace InSpatialFs.Storage.Memory;
 
 /// <summary>
 /// What a successor found of a kept memory filesystem. <paramref name="TreeLost"/>: the journal held no tree (its names
-/// were lost with it), so the <paramref name="LostAndFound"/> data files are in /lost+found.
+/// were lost with it), so the <paramref name="LostAndFound"/> data files are in /lost+found. <paramref name="DamagedJournalSetAside"/>:
+/// the name a damaged journal was kept under (its tree is then lost as well).
 /// </summary>
-public sealed record MemoryRestoreReport(int Nodes, int DroppedNodes, int RecreatedDataFiles, int RemovedDataFiles, bool TreeLost = false, int LostAndFound = 0);
+public sealed record MemoryRestoreReport(int Nodes, int DroppedNodes, int RecreatedDataFiles, int RemovedDataFiles, bool TreeLost = false, int LostAndFound = 0,
+    string? DamagedJournalSetAside = null);
 
 // Kept across a restart of the server: the file data is in the private tmpfs, whose descriptor the keeper holds
 // (DuplicateDataVolume), and the metadata in a journal (MemoryJournal) written before each write lock is let go, so
@@ -63,7 +66,20 @@ public sealed partial class MemoryFileSystem
         out MemoryRestoreReport report, Action<Exception>? failed = null, Action? recovered = null, bool orphansIfNoTree = false)
     {
         var replayed = new MemoryJournal.Replayed();
-        MemoryJournal journal = MemoryJournal.Open(stateDirectory, name, replayed);
+        MemoryJournal journal;
+        string? setAside = null;
+        try
+        {
+            journal = MemoryJournal.Open(stateDirectory, name, replayed);
+        }
+        catch (InvalidDataException) when (orphansIfNoTree)
+        {
+            // Not a journal (a damaged header or record): kept for a post-mortem, and the tree is lost as without one.
+            setAside = StateLog.SetAside(stateDirectory, name);
+            replayed = new MemoryJournal.Replayed();
+            journal = MemoryJournal.Open(stateDirectory, name, replayed);
+        }
+
         var fs = new MemoryFileSystem(sizeLimit, inodeLimit, kernelData: false);
         try
         {
@@ -80,7 +96,7 @@ public sealed partial class MemoryFileSystem
                 // file becomes /lost+found/ID, and the journal starts again from that tree.
                 List<ulong> orphans = fs._volume.Ids();
                 replayed = MemoryJournal.Replayed.Orphans(orphans, fs._device);
-                report = fs.Rebuild(replayed, fs._device) with { TreeLost = true, LostAndFound = orphans.Count };
+                report = fs.Rebuild(replayed, fs._device) with { TreeLost = true, LostAndFound = orphans.Count, DamagedJournalSetAside = setAside };
                 fs.Attach(journal, failed, recovered);
                 return fs;
             }

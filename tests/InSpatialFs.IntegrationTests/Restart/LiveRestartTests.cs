@@ -250,6 +250,44 @@ public sealed class LiveRestartTests
     }
 
     /// <summary>
+    /// The restart journal's header was damaged (a bad disk block, a stray write), then the server died: the next one
+    /// keeps the damaged file aside and takes over with the parameters the descriptor store kept, where before every
+    /// successor refused the file until the keeper gave up (about 4.5 minutes) and the container's mount was aborted.
+    /// </summary>
+    [Test]
+    public void A_damaged_restart_journal_is_kept_aside_and_the_next_server_takes_over()
+    {
+        using var rig = new Rig("dj");
+        (string work, string source, string mnt, string control, string status) = rig;
+        File.WriteAllText(Path.Combine(source, "a"), "kept data");
+        string state = Path.Combine(work, "state");
+        using DaemonProcess keeper = DaemonProcess.Start(mnt, ["--source", source, "--name", "dj-" + Path.GetFileName(work)[^8..],
+            "--control", control, "--state-dir", state]);
+        WaitUntilServing(control, keeper);
+        Assert.That(Shell.Check($"cat '{mnt}/a'").Trim(), Is.EqualTo("kept data"), "positive control: served before");
+
+        Shell.Check($"printf 'XXXXXXXX' | dd of='{state}/session.log' bs=1 seek=0 conv=notrunc status=none");
+        Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+        Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(Shell.Check($"timeout -s KILL 10 cat '{mnt}/a'").Trim(), Is.EqualTo("kept data"), "the container keeps its filesystem");
+        Shell.Check($"timeout -s KILL 10 sh -c 'echo x > \"{mnt}/new\"'");
+        string[] aside = Directory.GetFiles(state, "session.log.damaged-*");
+        Assert.Multiple(() =>
+        {
+            Assert.That(aside, Has.Length.EqualTo(1), "the damaged journal is kept");
+            Assert.That(File.ReadAllText(aside[0])[..8], Is.EqualTo("XXXXXXXX"), "as it was");
+            Assert.That(keeper.Output, Does.Contain("not an InSpatialFs state log"));
+            Assert.That(keeper.Output, Does.Contain("taking over with a fresh journal"));
+        });
+
+        // The fresh journal serves the next restart as usual.
+        Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+        Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+        Assert.That(Shell.Check($"timeout -s KILL 10 cat '{mnt}/new'").Trim(), Is.EqualTo("x"));
+        Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
+    }
+
+    /// <summary>
     /// A memory mount whose state directory was removed, then its server killed: the names were only in the journal, the
     /// bytes are in the tmpfs the keeper holds. The next server takes over and keeps every file's bytes in lost+found
     /// (before: no takeover, minutes of retries, then the whole container mount aborted).

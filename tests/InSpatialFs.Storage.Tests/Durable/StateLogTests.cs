@@ -186,6 +186,28 @@ public sealed class StateLogTests(bool mapped)
     }
 
     [Test]
+    public void A_damaged_log_set_aside_keeps_its_bytes_and_a_fresh_log_opens_in_its_place()
+    {
+        WriteSampleLog();
+        string path = Path.Combine(_dir, "state.log");
+        byte[] damaged = File.ReadAllBytes(path);
+        damaged[0] ^= 0x20;
+        File.WriteAllBytes(path, damaged);
+
+        string first = StateLog.SetAside(_dir, "state.log");
+        File.WriteAllBytes(path, damaged); // the same damage again within the second: a second name, nothing overwritten
+        string second = StateLog.SetAside(_dir, "state.log");
+
+        Assert.That(first, Does.StartWith("state.log.damaged-"));
+        Assert.That(second, Is.Not.EqualTo(first));
+        Assert.That(File.ReadAllBytes(Path.Combine(_dir, first)), Is.EqualTo(damaged), "kept as it was");
+        Assert.That(File.ReadAllBytes(Path.Combine(_dir, second)), Is.EqualTo(damaged));
+        Assert.That(File.Exists(path), Is.False);
+        Assert.That(OpenAndReplay(out _), Is.Empty, "a fresh log in its place");
+        Assert.That(() => StateLog.SetAside(_dir, "absent.log"), Throws.TypeOf<IOException>().With.Message.Contains("ENOENT"));
+    }
+
+    [Test]
     public void Rewrite_replaces_history_with_live_state_and_appends_continue_after_it()
     {
         long before = WriteSampleLog().Length, after = 0;

@@ -160,9 +160,13 @@ public sealed class MemoryKeepingTests
         }
     }
 
-    /// <summary>The journal is gone (its state directory was removed): the names are lost, the bytes are kept in /lost+found.</summary>
-    [Test]
-    public void Without_its_journal_a_successor_keeps_every_data_file_in_lost_found()
+    /// <summary>
+    /// The journal is gone (its state directory was removed) or damaged (its header): the names are lost, the bytes are
+    /// kept in /lost+found, and a damaged journal is kept aside for a post-mortem.
+    /// </summary>
+    [TestCase(false, TestName = "Without_its_journal_a_successor_keeps_every_data_file_in_lost_found")]
+    [TestCase(true, TestName = "With_a_damaged_journal_a_successor_keeps_it_aside_and_every_data_file_in_lost_found")]
+    public void Without_a_readable_journal(bool damaged)
     {
         MemoryFileSystem fs = Kept();
         ulong etc = fs.MkDir(fs.RootIno, "etc");
@@ -174,7 +178,11 @@ public sealed class MemoryKeepingTests
         fs.WriteAt(big, b, 0, bytes);
         Assert.That(b.Release(), Is.EqualTo(Errno.OK));
         SafeFd volume = Die(fs);
-        File.Delete(Path.Combine(_state, Log));
+        string journal = Path.Combine(_state, Log);
+        byte[] bad = File.ReadAllBytes(journal);
+        bad[1] ^= 0x40;
+        if (damaged) File.WriteAllBytes(journal, bad);
+        else File.Delete(journal);
 
         using (SafeFd again = new(LibC.fcntl(volume.Fd, LibC.F_DUPFD_CLOEXEC, 0)))
         {
@@ -183,6 +191,16 @@ public sealed class MemoryKeepingTests
 
         using MemoryFileSystem next = MemoryFileSystem.Adopt(volume, _state, Log, Size, 0, out MemoryRestoreReport report, orphansIfNoTree: true);
         Assert.That((report.TreeLost, report.LostAndFound), Is.EqualTo((true, 2)));
+        if (damaged)
+        {
+            Assert.That(report.DamagedJournalSetAside, Does.StartWith(Log + ".damaged-"));
+            Assert.That(File.ReadAllBytes(Path.Combine(_state, report.DamagedJournalSetAside!)), Is.EqualTo(bad), "kept as it was");
+        }
+        else
+        {
+            Assert.That(report.DamagedJournalSetAside, Is.Null);
+        }
+
         Assert.That(next.Lookup(next.RootIno, "lost+found", out FuseAttr lostFound), Is.EqualTo(Errno.OK));
         Assert.That(next.Lookup(lostFound.Ino, passwd.ToString(System.Globalization.CultureInfo.InvariantCulture), out FuseAttr kept), Is.EqualTo(Errno.OK));
         Assert.That(ReadAll(next, kept.Ino), Is.EqualTo(Fs.N("root:x:0:0")), "the bytes, under the old id");
