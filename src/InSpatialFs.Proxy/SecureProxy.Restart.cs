@@ -8,6 +8,7 @@ using InSpatialFs.Security.Policy;
 using InSpatialFs.Storage;
 using InSpatialFs.Storage.Memory;
 using InSpatialFs.Storage.Mounts;
+using InSpatialFs.Storage.Overlay;
 
 namespace InSpatialFs.Proxy;
 
@@ -46,8 +47,9 @@ public sealed record RestartReport
 /// (<see cref="SessionJournal"/>), and a new server rebuilds them from that journal before it serves the connection
 /// it adopts. Node ids are found again by name under their parents and accepted only when the object there is the one
 /// journaled (device, inode, file-handle hash): a name the host changed meanwhile never lends an old id to another file.
-/// Handles are reopened (without O_CREAT, O_EXCL, O_TRUNC: the create and the truncation already happened). Only host
-/// mounts can be found again this way; <see cref="RestartRefusal"/> says why an instance cannot restart.
+/// Handles are reopened (without O_CREAT, O_EXCL, O_TRUNC: the create and the truncation already happened). Host and
+/// overlay mounts are found again this way (an overlay's copy also by its origin mark: <see cref="Refind"/>), memory
+/// mounts from their own journal; <see cref="RestartRefusal"/> says why an instance cannot restart.
 /// </summary>
 public sealed partial class SecureProxy
 {
@@ -62,7 +64,7 @@ public sealed partial class SecureProxy
     private Dictionary<ulong, SessionJournal.RenameRecord> _renamesBegun = []; // likewise, by unique
     private readonly Dictionary<ulong, (int BackingId, int Opens)> _restoredBacking = [];
 
-    /// <summary>Null when every mount can be found again after a restart; else why not (memory contents, overlay layers).</summary>
+    /// <summary>Null when every mount can be found again after a restart; else why not (a memory mount that cannot be kept).</summary>
     public string? RestartRefusal()
     {
         foreach (MountEntry m in _mounts)
@@ -72,7 +74,7 @@ public sealed partial class SecureProxy
                 return $"the memory mount at {m.Path} cannot be kept: {why}";
             }
 
-            if (m.Kind is not (MountKind.Host or MountKind.Direct or MountKind.Memory))
+            if (m.Kind is not (MountKind.Host or MountKind.Direct or MountKind.Memory or MountKind.Overlay))
             {
                 return $"the {m.Kind.ToString().ToLowerInvariant()} mount at {m.Path} cannot be rebuilt by a new server (its nodes live only in this process)";
             }
@@ -301,9 +303,10 @@ public sealed partial class SecureProxy
                 return null;
             }
 
-            if (!IsSameObject(backend.IdentityOf(attr.Ino), r.Identity))
+            if (!IsSameObject(backend.IdentityOf(attr.Ino), r.Identity)
+                && !(backend is OverlayFileSystem overlay && overlay.IsCopyOf(attr.Ino, r.Identity)))
             {
-                return null; // another file has the name now
+                return null; // another file has the name now (not the copy an overlay made of the journaled one)
             }
 
             ino = attr.Ino;

@@ -39,6 +39,12 @@ internal sealed record MountRequest
     public IReadOnlyList<string> Options { get; init; } = [];
     /// <summary>Return once mounted and leave the server running detached (the FUSE-tool default; `mount` without it serves in the foreground).</summary>
     public bool Background { get; init; }
+
+    /// <summary>
+    /// The command line (after the program) a kept server is started with, when it is not this process's own: the overlay
+    /// mount program's (fuse-overlayfs's syntax, under another program name) becomes `mount --config FILE`.
+    /// </summary>
+    public IReadOnlyList<string>? ServerArguments { get; init; }
 }
 
 internal static class MountCommand

@@ -49,7 +49,7 @@ internal static class MountRunner
         if (kept)
         {
             // Returns only when the keeper could not be started: then serve as before, without restarts.
-            Errno failed = KeeperLaunch.Become(keeper);
+            Errno failed = KeeperLaunch.Become(keeper, request.ServerArguments);
             Console.Error.WriteLine($"inspatialfs: cannot start {keeper} ({failed}); serving without it: the mount ends with this server");
         }
 

@@ -28,7 +28,7 @@ internal static partial class OverlayMountCommand
 
     public static Command Create()
     {
-        var options = new Option<string[]>("-o") { Description = "Mount options, comma-separated: lowerdir=L1:L2 (topmost first), upperdir=DIR, workdir=DIR, io_uring (requests over io_uring, as mount --io-uring: needs /sys/module/fuse/parameters/enable_uring Y); others (volatile, context=...) are accepted and ignored.", AllowMultipleArgumentsPerToken = false };
+        var options = new Option<string[]>("-o") { Description = "Mount options, comma-separated: lowerdir=L1:L2 (topmost first), upperdir=DIR, workdir=DIR, io_uring (requests over io_uring, as mount --io-uring: needs /sys/module/fuse/parameters/enable_uring Y), no_keeper (serve without the keeper: about 20 ms sooner, but a dead server ends the container's mount); others (volatile, context=...) are accepted and ignored.", AllowMultipleArgumentsPerToken = false };
         var foreground = new Option<bool>("-f", "--foreground") { Description = "Serve in the foreground instead of returning once mounted." };
         var target = new Argument<string>("TARGET") { Description = "Where to mount the merged tree (containers/storage passes .../overlay/ID/merged)." };
         var command = new Command("overlay-mount", "Mount program for container engines (fuse-overlayfs's command line): stacks image layers under a writable layer, served through the secure proxy.")
@@ -42,7 +42,8 @@ internal static partial class OverlayMountCommand
     private static int Run(string[] optionGroups, bool foreground, string target)
     {
         string? lower = null, upper = null, work = null;
-        bool ioUring = false; // an overlay instance is never kept, so io_uring takes nothing from it (see mount --io-uring)
+        bool ioUring = false; // requests on io_uring rings cannot be resent, so an io_uring instance is not kept (see mount --io-uring)
+        bool noKeeper = false; // the server is this process (one runtime start, about 20 ms sooner); a dead server ends the mount
         foreach (string option in optionGroups.SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries)))
         {
             int eq = option.IndexOf('=', StringComparison.Ordinal);
@@ -53,6 +54,7 @@ internal static partial class OverlayMountCommand
                 case "upperdir": upper = value; break;
                 case "workdir": work = value; break;
                 case "io_uring": ioUring = true; break;
+                case "no_keeper": noKeeper = true; break;
                 default:
                     if (Environment.GetEnvironmentVariable("INSPATIALFS_DEBUG") != null) Console.Error.WriteLine($"inspatialfs-overlay: ignoring option '{option}'");
                     break;
@@ -97,15 +99,15 @@ internal static partial class OverlayMountCommand
 
         if (foreground)
         {
-            return MountRunner.Run(new MountRequest { ConfigFile = configPath, IoUring = ioUring });
+            return MountRunner.Run(Request(configPath, ioUring, noKeeper));
         }
 
         if (ReadinessPipe.TakeEarlyDetached())
         {
-            return ServeDetached(configPath, mountpoint, stateDir, ioUring);
+            return ServeDetached(configPath, mountpoint, stateDir, ioUring, noKeeper);
         }
 
-        string[] args = ioUring ? ["mount", "--config", configPath, "--io-uring"] : ["mount", "--config", configPath];
+        string[] args = ["mount", "--config", configPath, .. ioUring ? ["--io-uring"] : Array.Empty<string>(), .. noKeeper ? ["--no-keeper"] : Array.Empty<string>()];
         return BackgroundServer.Start("inspatialfs-overlay", args, mountpoint, stateDir);
     }
 
@@ -114,7 +116,7 @@ internal static partial class OverlayMountCommand
     /// its parent returns once it serves. Its output goes to the log from here on, as a spawned server's did; should it
     /// end before serving, its caller still learns why, as from <see cref="BackgroundServer"/>.
     /// </summary>
-    private static int ServeDetached(string configPath, string mountpoint, string stateDir, bool ioUring)
+    private static int ServeDetached(string configPath, string mountpoint, string stateDir, bool ioUring, bool noKeeper)
     {
         string log = Path.Combine(stateDir, ServerStdio.LogName);
         long logStart;
@@ -129,10 +131,22 @@ internal static partial class OverlayMountCommand
             ReadinessPipe.DetachStdio(stdio);
         }
 
-        int code = MountRunner.Run(new MountRequest { ConfigFile = configPath, IoUring = ioUring });
+        int code = MountRunner.Run(Request(configPath, ioUring, noKeeper));
         ReadinessPipe.ReportUnready(() => $"inspatialfs-overlay: the server exited before {mountpoint} was mounted:\n{ServerStdio.Tail(log, logStart)}");
         return code;
     }
+
+    /// <summary>
+    /// The mount as `inspatialfs mount --config FILE` would make it; a kept server is started with that command line,
+    /// since the keeper runs this binary under its own name, not as the mount program.
+    /// </summary>
+    private static MountRequest Request(string configPath, bool ioUring, bool noKeeper) => new()
+    {
+        ConfigFile = configPath,
+        IoUring = ioUring,
+        NoKeeper = noKeeper,
+        ServerArguments = ioUring ? ["mount", "--config", configPath, "--io-uring"] : ["mount", "--config", configPath],
+    };
 
     /// <summary>The instance config: the per-container part, then the system profile's policy.</summary>
     private static string Compose(string name, string mountpoint, string stateDir, string[] lower, string? upper, string? work, string profile)

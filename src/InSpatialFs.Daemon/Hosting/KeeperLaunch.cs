@@ -15,8 +15,8 @@ internal static class KeeperLaunch
     /// <summary>
     /// Why this mount runs without a keeper, or null when it should get one: not under one already (or under systemd,
     /// which keeps the descriptors itself or not at all), the keeper installed next to this binary, and only mounts a new
-    /// server can find again (host directories, and memory mounts through their journal and kept tmpfs; overlay nodes live
-    /// only in the server). A memory mount whose data the kernel will not put in a private tmpfs is refused later, by
+    /// server can find again (host directories; memory mounts through their journal and kept tmpfs; overlays through their
+    /// layers, copies by their origin mark). A memory mount whose data the kernel will not put in a private tmpfs is refused later, by
     /// the server, which then says so in `status` and runs on without restarts.
     /// </summary>
     /// <param name="detached">For a server started detached (mount --background), which does not inherit this process's
@@ -29,7 +29,7 @@ internal static class KeeperLaunch
             return "under a service manager";
         }
 
-        if (config.Mounts.FirstOrDefault(m => m.Kind is not (MountSourceKind.Host or MountSourceKind.Memory)) is { } other)
+        if (config.Mounts.FirstOrDefault(m => m.Kind is not (MountSourceKind.Host or MountSourceKind.Memory or MountSourceKind.Overlay)) is { } other)
         {
             return $"the {other.Kind.ToString().ToLowerInvariant()} mount at {other.Path} cannot be rebuilt by a new server";
         }
@@ -40,11 +40,16 @@ internal static class KeeperLaunch
     /// <summary>Started by the keeper or by systemd (both hand over NOTIFY_SOCKET): this process serves, never becomes a keeper.</summary>
     private static bool UnderServiceManager => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NOTIFY_SOCKET"));
 
-    /// <summary>Replaces this process with the keeper running this same command line; returns only if exec failed.</summary>
-    public static Errno Become(string keeper)
+    /// <summary>
+    /// Replaces this process with the keeper running this same command line (or <paramref name="serverArguments"/>: the
+    /// keeper runs the server as this binary, not under the name it was called by); returns only if exec failed. A
+    /// readiness pipe this process was given goes to the keeper, which reports the first server's mount through it.
+    /// </summary>
+    public static Errno Become(string keeper, IReadOnlyList<string>? serverArguments = null)
     {
         string self = Environment.ProcessPath ?? "/proc/self/exe";
-        string[] argv = [keeper, "--", self, .. Environment.GetCommandLineArgs().Skip(1)];
+        string[] argv = [keeper, "--", self, .. serverArguments ?? Environment.GetCommandLineArgs().Skip(1)];
+        ReadinessPipe.KeepAcrossExec();
         string[] environment = [.. Environment.GetEnvironmentVariables().Keys.Cast<string>().Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}")];
         return LibC.Execute(keeper, argv, environment);
     }

@@ -79,6 +79,26 @@ internal static class ReadinessPipe
         _ = LibC.close(fd);
     }
 
+    /// <summary>
+    /// Before this process execs the keeper: the readiness pipe (when one was passed, and is one) stays open across the
+    /// exec. The early-detached overlay mount program's is close-on-exec, so without this the keeper would find the
+    /// number naming nothing (or another descriptor) and its caller would see the pipe end without the ready byte.
+    /// </summary>
+    public static unsafe void KeepAcrossExec()
+    {
+        if (!int.TryParse(Environment.GetEnvironmentVariable(Variable), NumberStyles.None, CultureInfo.InvariantCulture, out int fd) || fd < 3)
+        {
+            return;
+        }
+
+        StatX st;
+        byte empty = 0;
+        if (LibC.statx(fd, &empty, LibC.AT_EMPTY_PATH, 0x1u /* STATX_TYPE */, &st) == 0 && (st.Mode & LibC.S_IFMT) == LibC.S_IFIFO)
+        {
+            _ = LibC.fcntl(fd, LibC.F_SETFD, 0);
+        }
+    }
+
     /// <summary>Writes the ready byte to the descriptor the starter passed (once; no-op when none was passed).</summary>
     public static unsafe void SignalReady()
     {

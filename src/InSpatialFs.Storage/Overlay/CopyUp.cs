@@ -17,8 +17,13 @@ internal static unsafe class CopyUp
 {
     public const string WorkSubdirectory = "work";
 
-    /// <summary>The copy of <paramref name="lowerIno"/> becomes <paramref name="name"/> in the upper directory <paramref name="upperParent"/>.</summary>
-    public static Errno File(HostFileSystem lower, ulong lowerIno, HostFileSystem upper, ulong upperParent, ReadOnlySpan<byte> name, SafeFd work)
+    /// <summary>
+    /// The copy of <paramref name="lowerIno"/> becomes <paramref name="name"/> in the upper directory
+    /// <paramref name="upperParent"/>, carrying <paramref name="origin"/> (<see cref="OverlayFormat.OriginXattr"/>) from
+    /// before it has a name; where the upper filesystem takes no such xattr the copy goes without it.
+    /// </summary>
+    public static Errno File(HostFileSystem lower, ulong lowerIno, HostFileSystem upper, ulong upperParent, ReadOnlySpan<byte> name, SafeFd work,
+        ReadOnlySpan<byte> origin)
     {
         Errno e = lower.ReopenForCopy(lowerIno, O_RDONLY, out SafeFd source);
         using (source)
@@ -39,7 +44,20 @@ internal static unsafe class CopyUp
             times[0] = new TimeSpec { Sec = st.Atime.Sec, Nsec = st.Atime.Nsec };
             times[1] = new TimeSpec { Sec = st.Mtime.Sec, Nsec = st.Mtime.Nsec };
             if (utimensat_raw(copy.Fd, &empty, times, AT_EMPTY_PATH) != 0) return ErrnoExtensions.LastPInvoke();
+            SetOrigin(copy.Fd, origin);
             return Publish(copy.Fd, upper, upperParent, name, work);
+        }
+    }
+
+    /// <summary>Best effort: a copy without it is only not recognised by a server that takes over (see OriginXattr).</summary>
+    internal static void SetOrigin(int fd, ReadOnlySpan<byte> origin)
+    {
+        byte empty = 0;
+        fixed (byte* name = OverlayFormat.OriginXattrZ)
+        fixed (byte* value = origin)
+        {
+            var args = new XattrArgs { Value = (ulong)value, Size = (uint)origin.Length };
+            setxattrat(fd, &empty, AT_EMPTY_PATH, name, &args);
         }
     }
 

@@ -99,7 +99,7 @@ public sealed partial class OverlayFileSystem
                 }
 
                 InodeIdentity before = LayerOf(n.Top).IdentityOf(n.Top.Ino);
-                e = CopyUpOne(n, above.Top.Ino, at);
+                e = CopyUpOne(n, above.Top.Ino, at, before);
                 if (e == Errno.OK) (copied ??= []).Add((n.Id, before, _layers[0].IdentityOf(n.Top.Ino)));
                 if (e != Errno.OK)
                 {
@@ -150,8 +150,9 @@ public sealed partial class OverlayFileSystem
         }
     }
 
-    private Errno CopyUpOne(OverlayNode node, ulong upperParent, byte[] name)
+    private Errno CopyUpOne(OverlayNode node, ulong upperParent, byte[] name, in InodeIdentity lowerIdentity)
     {
+        byte[] origin = OverlayFormat.OriginValue(lowerIdentity);
         HostFileSystem upper = _layers[0], lower = LayerOf(node.Top);
         Errno e = lower.GetAttr(node.Top.Ino, out FuseAttr a);
         if (e != Errno.OK) return e;
@@ -161,9 +162,10 @@ public sealed partial class OverlayFileSystem
         {
             case S_IFDIR:
                 e = upper.MkDir(upperParent, name, a.Mode & 0xFFF, owner, out made);
+                if (e == Errno.OK) upper.SetXattr(made.Ino, OverlayFormat.OriginXattr, origin, 0); // best effort, as for files
                 break;
             case S_IFREG:
-                e = CopyUp.File(lower, node.Top.Ino, upper, upperParent, name, _work!);
+                e = CopyUp.File(lower, node.Top.Ino, upper, upperParent, name, _work!, origin);
                 if (e == Errno.OK) e = upper.Lookup(upperParent, name, out made);
                 else made = default;
                 if (e == Errno.OK && a.Nlink > 1) IndexCopy(lower.IdentityOf(node.Top.Ino), made.Ino); // its other names find it
@@ -200,6 +202,19 @@ public sealed partial class OverlayFileSystem
         LayerObject[] below = (a.Mode & S_IFMT) == S_IFDIR ? [node.Top, .. node.Below] : [];
         Retarget(node, new LayerObject(0, made.Ino), below);
         return Errno.OK;
+    }
+
+    /// <summary>
+    /// True when node <paramref name="ino"/> answers from an upper object the overlay copied from
+    /// <paramref name="original"/> (<see cref="OverlayFormat.OriginXattr"/>): for a server that takes over, the node its
+    /// predecessor journaled under the lower object's identity.
+    /// </summary>
+    public bool IsCopyOf(ulong ino, in InodeIdentity original)
+    {
+        if (original.IsNone || !TryNode(ino, out OverlayNode? node) || node.Top.Layer != 0) return false;
+        Span<byte> value = stackalloc byte[32];
+        return _layers[0].GetXattr(node.Top.Ino, OverlayFormat.OriginXattr, value, out int length) == Errno.OK
+            && value[..length].SequenceEqual(OverlayFormat.OriginValue(original));
     }
 
     /// <summary>User-visible extended attributes go with a copy (the overlay's own never do).</summary>

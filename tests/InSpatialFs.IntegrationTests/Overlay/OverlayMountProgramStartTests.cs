@@ -56,7 +56,7 @@ public sealed class OverlayMountProgramStartTests
     }
 
     [Test]
-    public void The_mount_program_becomes_its_own_server_and_returns_once_it_serves()
+    public void The_mount_program_becomes_the_keeper_of_its_server_and_returns_once_it_serves()
     {
         string options = $"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work";
         (int exit, string output, _) = MountProgram(options);
@@ -65,22 +65,48 @@ public sealed class OverlayMountProgramStartTests
         Assert.That(output, Is.Empty, "a successful start prints nothing; the server's lines are in its log");
         Assert.That(File.ReadAllText(Path.Combine(Target, "from-the-image")), Is.EqualTo("lower\n"), "serving when it returned");
 
+        // The mount program's own process (forked before the runtime) became the keeper (exec, same pid), which runs the
+        // server as `inspatialfs mount --config` of the instance config it wrote: a dead server is restarted under the
+        // live mount, as for `inspatialfs mount`.
+        int keeper = int.Parse(File.ReadAllText(Path.Combine(StateDir, "instance.pid")).Trim(), CultureInfo.InvariantCulture);
+        string bin = Path.GetDirectoryName(DaemonProcess.Binary)!;
+        Assert.That(File.ReadAllText($"/proc/{keeper}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries),
+            Is.EqualTo(new[] { Path.Combine(bin, "inspatialfs-keeper"), "--", Path.Combine(bin, "inspatialfs"), "mount", "--config", Path.Combine(StateDir, "overlay-instance.yaml") }));
+        int server = int.Parse(Shell.Check($"pgrep -P {keeper}").Trim(), CultureInfo.InvariantCulture);
+        Assert.That(File.ReadAllText(Path.Combine("/run/inspatialfs", _id, "status")), Does.Contain("restart_mode: keeper"));
+        foreach (int pid in new[] { keeper, server })
+        {
+            Assert.That(File.ReadAllText($"/proc/{pid}/stat").Split(' ')[5], Is.EqualTo(keeper.ToString(CultureInfo.InvariantCulture)), "its own session, led by the keeper");
+            Assert.That(new FileInfo($"/proc/{pid}/fd/0").LinkTarget, Is.EqualTo("/dev/null"));
+            Assert.That(new FileInfo($"/proc/{pid}/fd/1").LinkTarget, Is.EqualTo(Path.Combine(StateDir, "daemon.log")));
+            Assert.That(new FileInfo($"/proc/{pid}/fd/2").LinkTarget, Is.EqualTo(Path.Combine(StateDir, "daemon.log")));
+            // The caller's pipes ended (above). Of the other pipes, the runtime's own hold both ends, and one inherited
+            // from the test host is open here too; a readiness pipe left open would be neither.
+            HashSet<string> inherited = [.. PipesOf("self")];
+            string[] leftover = [.. PipesOf(pid.ToString(CultureInfo.InvariantCulture)).GroupBy(p => p).Where(g => g.Count() == 1 && !inherited.Contains(g.Key)).Select(g => g.Key)];
+            Assert.That(leftover, Is.Empty, "the readiness pipe is closed once used");
+            Assert.That(File.ReadAllText($"/proc/{pid}/environ"), Does.Not.Contain("INSPATIALFS_EARLY_DETACHED"));
+        }
+
+        Assert.That(File.ReadAllText($"/proc/{server}/environ"), Does.Not.Contain("INSPATIALFS_READY_FD"), "the keeper reports the mount, not the server");
+        Assert.That(File.ReadAllText(Path.Combine(StateDir, "daemon.log")), Does.Contain($"serving {Target}"), "its log went to STATE_DIR/daemon.log");
+    }
+
+    [Test]
+    public void With_no_keeper_the_mount_program_is_its_own_server_one_runtime_start()
+    {
+        string options = $"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work,no_keeper";
+        (int exit, string output, _) = MountProgram(options);
+
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(File.ReadAllText(Path.Combine(Target, "from-the-image")), Is.EqualTo("lower\n"), "serving when it returned");
         int server = int.Parse(File.ReadAllText(Path.Combine(StateDir, "instance.pid")).Trim(), CultureInfo.InvariantCulture);
-        // One runtime start: the server is the mount program's own process (forked before the runtime), not a second
-        // `inspatialfs mount --config ...` it spawned.
+        // The server is the mount program's own process (forked before the runtime), not a keeper's child.
         Assert.That(File.ReadAllText($"/proc/{server}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries),
             Is.EqualTo(new[] { Program, "-o", options, Target }));
-        Assert.That(File.ReadAllText($"/proc/{server}/stat").Split(' ')[5], Is.EqualTo(server.ToString(CultureInfo.InvariantCulture)), "it leads its own session");
-        Assert.That(new FileInfo($"/proc/{server}/fd/0").LinkTarget, Is.EqualTo("/dev/null"));
-        Assert.That(new FileInfo($"/proc/{server}/fd/1").LinkTarget, Is.EqualTo(Path.Combine(StateDir, "daemon.log")));
-        Assert.That(new FileInfo($"/proc/{server}/fd/2").LinkTarget, Is.EqualTo(Path.Combine(StateDir, "daemon.log")));
-        // The caller's pipes ended (above). Of the server's other pipes, the runtime's own hold both ends, and one
-        // inherited from the test host is open here too; a readiness pipe left open would be neither.
-        HashSet<string> inherited = [.. PipesOf("self")];
-        string[] leftover = [.. PipesOf(server.ToString(CultureInfo.InvariantCulture)).GroupBy(p => p).Where(g => g.Count() == 1 && !inherited.Contains(g.Key)).Select(g => g.Key)];
-        Assert.That(leftover, Is.Empty, "the readiness pipe is closed once used");
+        Assert.That(Shell.Run($"pgrep -P {server}").StdOut.Trim(), Is.Empty, "no keeper, no second server");
+        Assert.That(File.ReadAllText(Path.Combine("/run/inspatialfs", _id, "status")), Does.Contain("restart_mode: off"));
         Assert.That(File.ReadAllText($"/proc/{server}/environ"), Does.Not.Contain("INSPATIALFS_EARLY_DETACHED").And.Not.Contain("INSPATIALFS_READY_FD"));
-        Assert.That(File.ReadAllText(Path.Combine(StateDir, "daemon.log")), Does.Contain($"serving {Target}"), "its log went to STATE_DIR/daemon.log");
     }
 
     private static IEnumerable<string> PipesOf(string pid) =>

@@ -23,7 +23,8 @@ public sealed class LiveRestartTests
     private const int Upgrades = 5;
 
     // One iteration per line of output per operation ("<iteration> <op> <rc>"); FAIL lines for a wrong checksum. The loop
-    // runs until /work/stop appears (the test writes it through the host image) and prints its totals.
+    // runs until /data/stop appears (the test writes it through the host directory) and prints its totals. On an overlay
+    // root, /work holds image files l.N, and iteration N appends to l.N: a copy-up per iteration, under the kills too.
     private const string Loop = """
         #!/bin/sh
         i=0; fails=0; verified=0
@@ -33,8 +34,9 @@ public sealed class LiveRestartTests
           dd if=/dev/urandom of=$d/kept bs=65536 count=16 2>/dev/null; md5sum < $d/kept > $d/kept.md5
         done
         touch /scratch/ready
-        while [ ! -e /work/stop ]; do
+        while [ ! -e /data/stop ]; do
           i=$((i+1))
+          if [ -e /work/l.$i ]; then op copy-up sh -c "echo $i >> /work/l.$i && grep -qx $i /work/l.$i"; fi
           for d in /work /data/loop /scratch/loop; do
             op write dd if=/dev/urandom of=$d/t.$i bs=4096 count=8 conv=fsync 2>/dev/null
             a=$(md5sum < $d/t.$i); op read test -n "$a"
@@ -70,8 +72,9 @@ public sealed class LiveRestartTests
         }
     }
 
-    [Test]
-    public void A_container_loop_survives_20_kills_and_5_upgrades_of_its_server_with_every_operation_and_checksum_intact()
+    [TestCase(false, TestName = "A_container_loop_survives_20_kills_and_5_upgrades_of_its_server_with_every_operation_and_checksum_intact")]
+    [TestCase(true, TestName = "A_container_loop_on_an_overlay_root_survives_20_kills_and_5_upgrades_of_its_server_copy_ups_included")]
+    public void Kill_loop(bool overlayRoot)
     {
         string work = Path.Combine("/var/tmp", "inspatialfs-rs-" + Guid.NewGuid().ToString("N")[..8]);
         string image = Path.Combine(work, "image"), data = Path.Combine(work, "data"), mountPoint = Path.Combine(work, "rootfs");
@@ -84,6 +87,20 @@ public sealed class LiveRestartTests
             Directory.CreateDirectory(Path.Combine(image, "data"));
             Directory.CreateDirectory(Path.Combine(image, "scratch"));
             File.WriteAllText(Path.Combine(image, "loop.sh"), Loop.Replace("\r", "", StringComparison.Ordinal) + "\n");
+            string root = $"source: {image}";
+            if (overlayRoot)
+            {
+                // The image is the lower layer (as containers/storage hands it to a mount program), with files to copy up.
+                for (int n = 1; n <= 2000; n++)
+                {
+                    File.WriteAllText(Path.Combine(image, "work", FormattableString.Invariant($"l.{n}")), "image\n");
+                }
+
+                Directory.CreateDirectory(Path.Combine(work, "upper"));
+                Directory.CreateDirectory(Path.Combine(work, "ovwork"));
+                root = $"overlay: {{ lower: [{image}], upper: {work}/upper, work: {work}/ovwork }}";
+            }
+
             string config = Path.Combine(work, "instance.yaml");
             File.WriteAllText(config, $"""
                 name: rs-{Path.GetFileName(work)[^8..]}
@@ -91,7 +108,7 @@ public sealed class LiveRestartTests
                 control: {control}
                 state_dir: {work}/state
                 mounts:
-                  - {"{"} path: /,     source: {image} {"}"}
+                  - {"{"} path: /, {root} {"}"}
                   - {"{"} path: /usr,  source: {image}/usr, readonly: true, direct: true {"}"}
                   - {"{"} path: /data, source: {data}, direct: true {"}"}
                   - {"{"} path: /scratch, memory: {"{"} size: 256MiB {"}"} {"}"}
@@ -126,7 +143,7 @@ public sealed class LiveRestartTests
             }
 
             Thread.Sleep(1000);
-            File.WriteAllText(Path.Combine(image, "work", "stop"), "");
+            File.WriteAllText(Path.Combine(data, "stop"), "");
             Assert.That(container.Wait(TimeSpan.FromMinutes(3)), Is.True, "the loop ends once asked");
             ShellResult run = container.Result;
             string[] lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -166,6 +183,15 @@ public sealed class LiveRestartTests
                 Assert.That(totals, Does.Match(@"iterations=\d+ verified=(\d+) fails=" + removalsFailed));
                 Assert.That(int.Parse(Field(status, "restarts"), CultureInfo.InvariantCulture), Is.EqualTo(Kills + Upgrades));
             });
+            if (overlayRoot)
+            {
+                int copyUps = lines.Count(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\d+ copy-up 0$"));
+                TestContext.Out.WriteLine($"copy-ups through the kills: {copyUps}");
+                Assert.That(copyUps, Is.GreaterThan(Kills), "image files were copied up while the servers were killed");
+                Assert.That(File.ReadAllText(Path.Combine(work, "upper", "work", "l.1")), Is.EqualTo("image\n1\n"), "the copy in the upper layer");
+                Assert.That(File.ReadAllText(Path.Combine(image, "work", "l.1")), Is.EqualTo("image\n"), "the image is untouched");
+            }
+
             Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
         }
         finally
@@ -492,8 +518,13 @@ public sealed class LiveRestartTests
         Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
     }
 
+    /// <summary>
+    /// An overlay mount (a container engine's image root) is kept like a host mount: its nodes are found again by name
+    /// through the layers, copies by their origin. Before, it ran without a keeper and a dead server ended the mount.
+    /// The kill loop above drives it under load; this shows the wiring: the keeper, a kill, an upgrade, an open file.
+    /// </summary>
     [Test]
-    public void An_overlay_mount_is_not_kept_and_says_why()
+    public void An_overlay_mount_is_kept_through_a_kill_and_an_upgrade_with_its_open_file()
     {
         string work = Path.Combine("/var/tmp", "inspatialfs-rm-" + Guid.NewGuid().ToString("N")[..8]);
         foreach (string d in new[] { "lower", "upper", "ow" })
@@ -501,6 +532,7 @@ public sealed class LiveRestartTests
             Directory.CreateDirectory(Path.Combine(work, d));
         }
 
+        File.WriteAllText(Path.Combine(work, "lower", "image-file"), "image\n");
         try
         {
             string config = Path.Combine(work, "instance.yaml");
@@ -512,15 +544,29 @@ public sealed class LiveRestartTests
                 mounts:
                   - { path: /, overlay: { lower: [{{work}}/lower], upper: {{work}}/upper, work: {{work}}/ow } }
                 """);
-            using DaemonProcess daemon = DaemonProcess.Start(Path.Combine(work, "mnt"), ["--config", config], appendMountPoint: false);
-            WaitUntilServing(Path.Combine(work, "ctl"), daemon);
-            string mode = Field(Path.Combine(work, "ctl", "status"), "restart_mode");
-            Assert.That(mode, Does.StartWith("off (").And.Contain("overlay mount at /"), "an overlay's nodes live only in the server");
-            Assert.That(Shell.Run($"pgrep -P {daemon.Pid}").StdOut.Trim(), Is.Empty, "no keeper: the daemon is the server itself");
-            File.WriteAllText(Path.Combine(work, "mnt", "x"), "x");
-            ShellResult upgrade = Shell.Run($"echo upgrade > '{work}/ctl/control'");
-            Assert.That(upgrade.ExitCode, Is.Not.Zero, "an upgrade is refused where it cannot keep the mount");
-            Assert.That(File.ReadAllText(Path.Combine(work, "mnt", "x")), Is.EqualTo("x"), "and nothing happened to it");
+            using DaemonProcess keeper = DaemonProcess.Start(Path.Combine(work, "mnt"), ["--config", config], appendMountPoint: false);
+            string control = Path.Combine(work, "ctl"), status = Path.Combine(control, "status"), mnt = Path.Combine(work, "mnt");
+            WaitUntilServing(control, keeper);
+            Assert.That(Field(status, "restart_mode"), Is.EqualTo("keeper"), keeper.Output);
+            // A shell holding the image file open for appending (copied up by that open) across both hand-overs.
+            Shell.Check($"mkfifo '{work}/go1' '{work}/go2'");
+            using var holder = System.Diagnostics.Process.Start("/bin/sh", ["-c",
+                $"exec 3>>'{mnt}/image-file'; echo one >&3; read go < '{work}/go1'; echo two >&3; read go < '{work}/go2'; echo three >&3"])!;
+            string copy = Path.Combine(work, "upper", "image-file");
+            Assert.That(Eventually(() => File.Exists(copy) && File.ReadAllText(copy).EndsWith("one\n", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.True);
+
+            Shell.Check($"kill -KILL {ServerOf(keeper.Pid)}");
+            Assert.That(Eventually(() => RestartsNow(status) == "1", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+            Shell.Check($"echo > '{work}/go1'");
+            RequestUpgrade(control, keeper);
+            Assert.That(Eventually(() => RestartsNow(status) == "2", TimeSpan.FromSeconds(20)), Is.True, keeper.Output);
+            Shell.Check($"echo > '{work}/go2'");
+            Assert.That(holder.WaitForExit(10_000), Is.True);
+            Assert.That(holder.ExitCode, Is.Zero, "every write through the open file succeeded");
+            Assert.That(Shell.Check($"timeout -s KILL 10 cat '{mnt}/image-file'"), Is.EqualTo("image\none\ntwo\nthree\n"));
+            Assert.That(File.ReadAllText(Path.Combine(work, "lower", "image-file")), Is.EqualTo("image\n"), "the image is untouched");
+            Assert.That(keeper.Output, Does.Contain("1 open files found again, 0 nodes and 0 files not"));
+            Assert.That(keeper.Stop(), Is.Zero, keeper.Output);
         }
         finally
         {

@@ -1,5 +1,6 @@
 using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Storage.Host;
+using InSpatialFs.Storage.Overlay;
 using InSpatialFs.Storage.Mounts;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -23,6 +24,19 @@ internal sealed class RestartServers(string source) : IDisposable
         _owned.Add(proxy);
         Directory.CreateDirectory(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         report = proxy.OpenJournal(state, restore, memo);
+        return proxy;
+    }
+
+    /// <summary>As <see cref="Start"/> over an overlay whose one lower layer is the source directory.</summary>
+    public SecureProxy StartOverlay(string upper, string work, string state, bool restore, out RestartReport report)
+    {
+        var overlay = new OverlayFileSystem(new OverlayLayers([source], upper, work), NullLogger.Instance);
+        var proxy = new SecureProxy(MountTable.Create([new MountEntry("/", overlay, ReadOnly: false, Direct: false, MountKind.Overlay)]),
+            new RecordingGate(), new ProxyOptions(), NullLogger.Instance);
+        _owned.Add(overlay);
+        _owned.Add(proxy);
+        Directory.CreateDirectory(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        report = proxy.OpenJournal(state, restore);
         return proxy;
     }
 
