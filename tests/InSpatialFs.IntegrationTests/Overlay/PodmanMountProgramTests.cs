@@ -145,6 +145,39 @@ public sealed class PodmanMountProgramTests
         }
     }
 
+    /// <summary>
+    /// The daemon under a podman container dies (kill -9 of the server): the mount program's keeper starts another on
+    /// the live mount, and the container goes on, its files and the image's intact. Before, the container's root
+    /// was gone (ENOTCONN) with the server.
+    /// </summary>
+    [Test]
+    public void A_container_goes_on_when_the_server_of_its_root_is_killed()
+    {
+        PCheck($"run -d --name k1 {RunFlags} localhost/isfs-test:2 sh -c 'i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo $i > /srv/count || exit 3; [ \"$(cat /srv/count)\" = $i ] || exit 4; sleep 0.02; done'");
+        try
+        {
+            Assert.That(ControlFiles.Eventually(() => P("exec k1 cat /srv/count").StdOut.Trim() is { Length: > 0 } n && n != "1", TimeSpan.FromSeconds(20)), Is.True, "the loop runs");
+            string id = InstanceOf("k1"), status = Path.Combine("/run/inspatialfs", id, "status");
+            Assert.That(File.ReadAllText(status), Does.Contain("restart_mode: keeper"));
+            int keeper = int.Parse(File.ReadAllText($"/var/lib/inspatialfs/{id}/instance.pid").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            for (int kill = 1; kill <= 3; kill++)
+            {
+                Shell.Check($"kill -KILL $(pgrep -P {keeper})");
+                Assert.That(ControlFiles.Eventually(() => File.Exists(status) && File.ReadAllText(status).Contains($"restarts: {kill}\n", StringComparison.Ordinal), TimeSpan.FromSeconds(20)),
+                    Is.True, $"restart {kill}");
+            }
+
+            Assert.That(P("inspect -f '{{.State.Running}}' k1").StdOut.Trim(), Is.EqualTo("true"), "the container still runs");
+            Assert.That(P("exec k1 cat /srv/keep").StdOut.Trim(), Is.EqualTo("keep"), "the image layer");
+            PCheck("exec k1 touch /tmp/stop");
+            Assert.That(P("wait k1").StdOut.Trim(), Is.EqualTo("0"), "every write and read-back of its loop succeeded");
+        }
+        finally
+        {
+            P("rm -f k1");
+        }
+    }
+
     [Test]
     public void Two_containers_of_one_image_do_not_see_each_others_writes()
     {
