@@ -49,19 +49,9 @@ public sealed class FullStateDiskTests
 
     private SecureProxy Server(string state, bool restore, out RestartReport report) => _servers.Start(state, restore, out report);
 
-    private static FuseRequest Request()
-    {
-        var r = new FuseRequest();
-        r.Reset(9, opcode: 0, nodeId: 1, uid: 0, gid: 0, pid: 4242);
-        return r;
-    }
+    private static FuseRequest Request() => RestartServers.Request();
 
-    private static ulong Looked(SecureProxy proxy, string name)
-    {
-        Assert.That(proxy.Lookup(Request(), NodeTable.RootNodeId, ProxyHarness.N(name), out FuseEntryOut entry), Is.EqualTo(Errno.OK), name);
-        proxy.BeforeReply();
-        return entry.NodeId;
-    }
+    private static ulong Looked(SecureProxy proxy, string name) => RestartServers.Looked(proxy, NodeTable.RootNodeId, name);
 
     private static ulong Opened(SecureProxy proxy, ulong node)
     {

@@ -42,19 +42,9 @@ public sealed class OverlayTakeoverTests
     private SecureProxy Server(string state, bool restore, out RestartReport report) =>
         _servers.StartOverlay(Upper, Path.Combine(_work, "work"), state, restore, out report);
 
-    private static FuseRequest Request()
-    {
-        var r = new FuseRequest();
-        r.Reset(9, opcode: 0, nodeId: 1, uid: 0, gid: 0, pid: 4242);
-        return r;
-    }
+    private static FuseRequest Request() => RestartServers.Request();
 
-    private static ulong Looked(SecureProxy proxy, ulong parent, string name)
-    {
-        Assert.That(proxy.Lookup(Request(), parent, ProxyHarness.N(name), out FuseEntryOut entry), Is.EqualTo(Errno.OK), name);
-        proxy.BeforeReply();
-        return entry.NodeId;
-    }
+    private static ulong Looked(SecureProxy proxy, ulong parent, string name) => RestartServers.Looked(proxy, parent, name);
 
     [TestCase(false, TestName = "A_node_copied_up_after_the_journal_last_saw_it_is_found_again_as_its_copy")]
     [TestCase(true, TestName = "A_new_file_where_a_journaled_lower_node_was_is_not_taken_for_it")]

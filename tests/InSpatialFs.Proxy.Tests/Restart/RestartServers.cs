@@ -1,3 +1,6 @@
+using InSpatialFs.Fuse;
+using InSpatialFs.Fuse.Abi;
+using InSpatialFs.Interop;
 using InSpatialFs.Proxy.Nodes;
 using InSpatialFs.Storage.Host;
 using InSpatialFs.Storage.Overlay;
@@ -38,6 +41,22 @@ internal sealed class RestartServers(string source) : IDisposable
         Directory.CreateDirectory(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         report = proxy.OpenJournal(state, restore);
         return proxy;
+    }
+
+    /// <summary>A request from root (pid 4242), as the servers' callers in these tests make them.</summary>
+    public static FuseRequest Request()
+    {
+        var r = new FuseRequest();
+        r.Reset(9, opcode: 0, nodeId: 1, uid: 0, gid: 0, pid: 4242);
+        return r;
+    }
+
+    /// <summary>LOOKUP of <paramref name="name"/> in <paramref name="parent"/>, answered (its records journaled): the node id.</summary>
+    public static ulong Looked(SecureProxy proxy, ulong parent, string name)
+    {
+        Assert.That(proxy.Lookup(Request(), parent, ProxyHarness.N(name), out FuseEntryOut entry), Is.EqualTo(Errno.OK), name);
+        proxy.BeforeReply();
+        return entry.NodeId;
     }
 
     /// <summary>The journal as a server killed now leaves it, copied to <paramref name="to"/> (the running one goes on writing to its own).</summary>
