@@ -252,7 +252,20 @@ public sealed unsafe partial class HostFileSystem
     public Errno Rename(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
     {
         Errno bad = RenameFlags.Check(flags); // before names and EROFS, as do_renameat2
-        if (bad != Errno.OK) return bad;
+        return bad != Errno.OK ? bad : RenameChecked(parent, name, newParent, newName, flags);
+    }
+
+    /// <summary>
+    /// A rename that leaves a whiteout (a 0/0 character device) at the old name in the same step (RENAME_WHITEOUT): for
+    /// the overlay, whose lower layers still have that name, so that no instant shows both names (a kill between a
+    /// rename and a separate mknod would bring the lower object back under the old name). Never for the container: the
+    /// public <see cref="Rename"/> refuses the flag. EINVAL where the filesystem cannot make whiteouts.
+    /// </summary>
+    internal Errno RenameLeavingWhiteout(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags) =>
+        (flags & RenameFlags.Exchange) != 0 ? Errno.EINVAL : RenameChecked(parent, name, newParent, newName, flags | RenameFlags.Whiteout);
+
+    private Errno RenameChecked(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
+    {
         if (ReadOnly) return Errno.EROFS;
         Span<byte> oldZ = stackalloc byte[NameMax + 1];
         Span<byte> newZ = stackalloc byte[NameMax + 1];

@@ -236,12 +236,23 @@ public sealed partial class OverlayFileSystem
             }
 
             if (replaced is { IsDirectory: true } && (flags & RENAME_EXCHANGE) == 0) RemoveWhiteoutsIn(replaced.Top.Ino);
-            e = _layers[0].Rename(from.Top.Ino, name, to.Top.Ino, newName, flags);
-            if (e != Errno.OK) return e;
-            if (sourceLowerHas)
+            // Where a lower layer still has the old name, the whiteout that hides it comes with the rename itself, as the
+            // kernel's overlayfs makes it: a kill between a rename and a separate mknod would show the lower object under
+            // the old name again, and the kernel's resent rename would then move that one over the renamed file.
+            e = sourceLowerHas ? _layers[0].RenameLeavingWhiteout(from.Top.Ino, name, to.Top.Ino, newName, flags) : Errno.EINVAL;
+            if (e == Errno.EINVAL) // not asked for, or an upper filesystem without whiteouts: two steps
             {
-                e = _layers[0].MkNod(from.Top.Ino, name, S_IFCHR, 0, Server, out FuseAttr whiteout);
-                if (e == Errno.OK) ReleaseLayer(0, whiteout.Ino);
+                e = _layers[0].Rename(from.Top.Ino, name, to.Top.Ino, newName, flags);
+                if (e != Errno.OK) return e;
+                if (sourceLowerHas)
+                {
+                    e = _layers[0].MkNod(from.Top.Ino, name, S_IFCHR, 0, Server, out FuseAttr whiteout);
+                    if (e == Errno.OK) ReleaseLayer(0, whiteout.Ino);
+                }
+            }
+            else if (e != Errno.OK)
+            {
+                return e;
             }
 
             // A directory that now sits where a lower layer has one of the same name must not merge it (its entries were
