@@ -264,6 +264,32 @@ public sealed unsafe partial class HostFileSystem
     internal Errno RenameLeavingWhiteout(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags) =>
         (flags & RenameFlags.Exchange) != 0 ? Errno.EINVAL : RenameChecked(parent, name, newParent, newName, flags | RenameFlags.Whiteout);
 
+    /// <summary>
+    /// Moves <paramref name="name"/> out of the layer into <paramref name="work"/> (a directory on the same filesystem,
+    /// outside the layer) as <paramref name="temporaryZ"/>, leaving a whiteout at the name in the same step
+    /// (RENAME_WHITEOUT): the overlay's removal of an upper object a lower layer also has, which must never show the
+    /// lower object again, not even to a successor of a server killed mid-removal. The caller removes what it moved
+    /// out. EINVAL where the filesystem cannot make whiteouts.
+    /// </summary>
+    internal Errno MoveOutLeavingWhiteout(ulong parent, ReadOnlySpan<byte> name, SafeFd work, ReadOnlySpan<byte> temporaryZ)
+    {
+        if (ReadOnly) return Errno.EROFS;
+        Span<byte> nameZ = stackalloc byte[NameMax + 1];
+        Errno e = CheckName(name, nameZ);
+        if (e != Errno.OK) return e;
+        e = BorrowNode(parent, out _, out FdLease pl);
+        if (e != Errno.OK) return e;
+        using (pl)
+        {
+            PinIfLastName(pl.Fd, nameZ);
+            fixed (byte* n = nameZ)
+            fixed (byte* t = temporaryZ)
+            {
+                return renameat2(pl.Fd, n, work.Fd, t, RenameFlags.Whiteout) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+            }
+        }
+    }
+
     private Errno RenameChecked(ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags)
     {
         if (ReadOnly) return Errno.EROFS;

@@ -91,17 +91,50 @@ internal static unsafe class CopyUp
         return ftruncate(destination, size) == 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
     }
 
+    /// <summary>Bytes of <see cref="TemporaryName"/>, its NUL included.</summary>
+    public const int TemporaryNameLength = 31;
+
+    /// <summary>A random "#isfs-..." name, NUL-terminated, for the work directory (<see cref="CleanWorkDirectory"/> removes leftovers).</summary>
+    public static void TemporaryName(Span<byte> name)
+    {
+        "#isfs-"u8.CopyTo(name);
+        Span<byte> random = stackalloc byte[12];
+        RandomNumberGenerator.Fill(random);
+        for (int i = 0; i < random.Length; i++) name[6 + i * 2] = (byte)('a' + (random[i] & 0xF));
+        for (int i = 0; i < random.Length; i++) name[7 + i * 2] = (byte)('a' + (random[i] >> 4));
+        name[30] = 0;
+    }
+
+    /// <summary>
+    /// Removes <paramref name="nameZ"/> (NUL-terminated) from the work directory: a file, or a directory moved out of the
+    /// upper layer by a removal, which holds only whiteouts (it was empty in the merged view).
+    /// </summary>
+    public static bool RemoveFromWork(SafeFd work, ReadOnlySpan<byte> nameZ)
+    {
+        fixed (byte* p = nameZ)
+        {
+            if (unlinkat(work.Fd, p, 0) == 0) return true;
+            if (ErrnoExtensions.LastPInvoke() is not (Errno.EISDIR or Errno.EPERM)) return false;
+            int dir = openat(work.Fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+            if (dir < 0) return false;
+            using (var inside = new SafeFd(dir))
+            {
+                foreach (byte[] entry in DirectoryNames.Read(inside.Fd))
+                {
+                    byte[] entryZ = [.. entry, 0];
+                    fixed (byte* e = entryZ) unlinkat(inside.Fd, e, 0);
+                }
+            }
+
+            return unlinkat(work.Fd, p, AT_REMOVEDIR) == 0;
+        }
+    }
+
     /// <summary>Links the unnamed copy into the work directory under a random name and renames it into place.</summary>
     private static Errno Publish(int copy, HostFileSystem upper, ulong upperParent, ReadOnlySpan<byte> name, SafeFd work)
     {
-        Span<byte> temporary = stackalloc byte[32];
-        "#isfs-"u8.CopyTo(temporary);
-        Span<byte> random = stackalloc byte[12];
-        RandomNumberGenerator.Fill(random);
-        for (int i = 0; i < random.Length; i++) temporary[6 + i * 2] = (byte)('a' + (random[i] & 0xF));
-        for (int i = 0; i < random.Length; i++) temporary[7 + i * 2] = (byte)('a' + (random[i] >> 4));
-        temporary[30] = 0;
-        temporary = temporary[..31];
+        Span<byte> temporary = stackalloc byte[TemporaryNameLength];
+        TemporaryName(temporary);
         byte empty = 0;
         fixed (byte* t = temporary)
         {
@@ -132,11 +165,7 @@ internal static unsafe class CopyUp
         foreach (byte[] found in DirectoryNames.Read(work.Fd))
         {
             if (!found.AsSpan().StartsWith("#isfs-"u8)) continue;
-            byte[] name = [.. found, 0];
-            fixed (byte* p = name)
-            {
-                if (unlinkat(work.Fd, p, 0) == 0) removed++;
-            }
+            if (RemoveFromWork(work, [.. found, 0])) removed++; // a copy cut short, or an object a removal moved out
         }
 
         return removed;

@@ -150,6 +150,14 @@ public sealed partial class OverlayFileSystem
             if (directory && MergedEntries(node).Count != 0) return Errno.ENOTEMPTY;
             if ((e = EnsureUpper(dir)) != Errno.OK) return e;
             bool lowerHas = LowerHas(dir, name);
+            if (node.Top.Layer == 0 && lowerHas && (e = MoveOutLeavingWhiteout(dir, name)) is not (Errno.EINVAL or Errno.EXDEV or Errno.EPERM or Errno.ENOENT))
+            {
+                // One step: the name became a whiteout as the object left the layer. Where the upper filesystem cannot
+                // (or may not) make whiteouts that way, or the name is only below (a hard link copied up through another
+                // name meanwhile), the two steps below answer (their own errors stand then).
+                return e;
+            }
+
             if (node.Top.Layer == 0)
             {
                 if (directory) RemoveWhiteoutsIn(node.Top.Ino);
@@ -172,6 +180,23 @@ public sealed partial class OverlayFileSystem
         {
             Release(node.Id);
         }
+    }
+
+    /// <summary>
+    /// The removal of an upper object that a lower layer also names, in one step, as the kernel's overlayfs makes it: the
+    /// object moves to the work directory and a whiteout takes its name at once (RENAME_WHITEOUT), then the object is
+    /// removed there. In two steps (unlink or rmdir, then mknod) a kill between them left the lower object showing again,
+    /// and a directory's lower entries with it, so the kernel's resent rmdir then failed with ENOTEMPTY. EINVAL: no work
+    /// directory, or an upper filesystem without whiteouts.
+    /// </summary>
+    private Errno MoveOutLeavingWhiteout(OverlayNode dir, ReadOnlySpan<byte> name)
+    {
+        if (_work is null) return Errno.EINVAL;
+        Span<byte> temporary = stackalloc byte[CopyUp.TemporaryNameLength];
+        CopyUp.TemporaryName(temporary);
+        Errno e = _layers[0].MoveOutLeavingWhiteout(dir.Top.Ino, name, _work, temporary);
+        if (e == Errno.OK) CopyUp.RemoveFromWork(_work, temporary); // a leftover goes at the next mount
+        return e;
     }
 
     /// <summary>Before an upper directory is removed: the whiteouts it holds (it is empty in the merged view).</summary>
@@ -240,7 +265,7 @@ public sealed partial class OverlayFileSystem
             // kernel's overlayfs makes it: a kill between a rename and a separate mknod would show the lower object under
             // the old name again, and the kernel's resent rename would then move that one over the renamed file.
             e = sourceLowerHas ? _layers[0].RenameLeavingWhiteout(from.Top.Ino, name, to.Top.Ino, newName, flags) : Errno.EINVAL;
-            if (e == Errno.EINVAL) // not asked for, or an upper filesystem without whiteouts: two steps
+            if (e is Errno.EINVAL or Errno.EPERM) // not asked for, or an upper filesystem without (permitted) whiteouts: two steps
             {
                 e = _layers[0].Rename(from.Top.Ino, name, to.Top.Ino, newName, flags);
                 if (e != Errno.OK) return e;

@@ -72,6 +72,74 @@ public sealed class OverlayRenameWhiteoutTests
     }
 
     /// <summary>
+    /// Removing an upper object that a lower layer also has (a copied-up file; a copied-up directory emptied in the
+    /// merged view) turns its name into a whiteout in one step: the object moves to the work directory with
+    /// RENAME_WHITEOUT. In two steps (unlink or rmdir, then mknod) there was an instant with neither, which showed the
+    /// lower object again; a server killed there left a directory's deleted lower entries back and the resent rmdir
+    /// failing with ENOTEMPTY. The observer checks that a name once in the upper layer never leaves it.
+    /// </summary>
+    [Test]
+    public void Removing_an_upper_object_over_a_lower_one_never_lets_the_lower_one_show()
+    {
+        const int Each = 400;
+        string root = Path.Combine(Path.GetTempPath(), "isfs-overlay-rm-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            foreach (string d in new[] { "lower", "upper", "work" }) Directory.CreateDirectory(Path.Combine(root, d));
+            for (int i = 0; i < Each; i++)
+            {
+                File.WriteAllText(Path.Combine(root, "lower", $"f{i}"), "x");
+                Directory.CreateDirectory(Path.Combine(root, "lower", $"d{i}"));
+                File.WriteAllText(Path.Combine(root, "lower", $"d{i}", "x"), "x");
+            }
+
+            using var fs = new OverlayFileSystem(new OverlayLayers([Path.Combine(root, "lower")], Path.Combine(root, "upper"), Path.Combine(root, "work")), NullLogger.Instance);
+            var owner = new Caller(0, 0, 1);
+            int done = 0, scans = 0;
+            string? lost = null;
+            var observer = new Thread(() =>
+            {
+                var seen = new HashSet<string>();
+                while (Volatile.Read(ref done) == 0 && lost == null)
+                {
+                    if (Snapshot(Path.Combine(root, "upper")) is not { } names) continue;
+                    scans++;
+                    lost = seen.FirstOrDefault(n => !names.Contains(n));
+                    seen.UnionWith(names);
+                }
+            });
+            observer.Start();
+            for (int i = 0; i < Each; i++)
+            {
+                byte[] f = Encoding.UTF8.GetBytes($"f{i}"), d = Encoding.UTF8.GetBytes($"d{i}");
+                Assert.That(fs.Lookup(fs.RootIno, f, out Fuse.Abi.FuseAttr file), Is.EqualTo(Errno.OK));
+                Assert.That(fs.SetAttr(file.Ino, new AttrChange { Mode = 0x180 }, owner, out _), Is.EqualTo(Errno.OK), "copies the file up");
+                Assert.That(fs.Unlink(fs.RootIno, f), Is.EqualTo(Errno.OK));
+                Assert.That(fs.Lookup(fs.RootIno, d, out Fuse.Abi.FuseAttr dir), Is.EqualTo(Errno.OK));
+                Assert.That(fs.SetAttr(dir.Ino, new AttrChange { Mode = 0x1C0 }, owner, out _), Is.EqualTo(Errno.OK), "copies the directory up");
+                Assert.That(fs.Unlink(dir.Ino, "x"u8), Is.EqualTo(Errno.OK), "a whiteout inside the upper directory");
+                Assert.That(fs.RmDir(fs.RootIno, d), Is.EqualTo(Errno.OK));
+            }
+
+            Volatile.Write(ref done, 1);
+            observer.Join();
+            Assert.That(lost, Is.Null, $"{lost} left the upper layer for an instant: the lower one showed ({scans} listings)");
+            Assert.That(scans, Is.GreaterThan(10), "positive control: the observer listed the directory while the removals ran");
+            foreach (string n in new[] { "f0", $"d{Each - 1}" })
+            {
+                Assert.That(Shell.Check($"stat -c '%F %t:%T' '{root}/upper/{n}'").Trim(), Is.EqualTo("character special file 0:0"), n);
+            }
+
+            Assert.That(fs.Lookup(fs.RootIno, "d0"u8, out _), Is.EqualTo(Errno.ENOENT));
+            Assert.That(Directory.EnumerateFileSystemEntries(Path.Combine(root, "work", "work")), Is.Empty, "nothing left in the work directory");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// The directory's names as of one instant: read by a single getdents64 (the directory's lock is held through it, so
     /// no rename lands in the middle), or null when it did not fit in one. A listing in several calls is no snapshot:
     /// it can show a name made after an earlier call passed another name's place.
