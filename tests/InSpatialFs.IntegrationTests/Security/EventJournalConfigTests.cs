@@ -36,6 +36,19 @@ public sealed class EventJournalConfigTests
         ShellResult work = mount.Sh("for i in $(seq 1 300); do echo x > \"$M/tmp/f$i\"; done");
         Assert.That(work.ExitCode, Is.Zero, work.ToString());
         Assert.That(Eventually(() => File.Exists(Journal(mount) + ".2"), TimeSpan.FromSeconds(10)), Is.True, "300 creates are far more than 3 × 16 KiB of events");
+        // The consumer may still be writing (and rotating: .1 is renamed to .2 before the journal becomes .1): wait until
+        // the files stay as they are.
+        string Files() => string.Join(' ', Enumerable.Range(0, 4).Select(n => n == 0 ? Journal(mount) : Journal(mount) + "." + n)
+            .Select(f => File.Exists(f) ? new FileInfo(f).Length.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-"));
+        string settled = "";
+        Assert.That(Eventually(() =>
+        {
+            string now = Files();
+            bool same = now == settled;
+            settled = now;
+            Thread.Sleep(300);
+            return same && File.Exists(Journal(mount) + ".1");
+        }, TimeSpan.FromSeconds(20)), Is.True, "the journal settles");
         Assert.Multiple(() =>
         {
             Assert.That(File.Exists(Journal(mount) + ".3"), Is.False, "keep: 2");
