@@ -107,8 +107,7 @@ internal static partial class OverlayMountCommand
             return ServeDetached(configPath, mountpoint, stateDir, ioUring, noKeeper);
         }
 
-        string[] args = ["mount", "--config", configPath, .. ioUring ? ["--io-uring"] : Array.Empty<string>(), .. noKeeper ? ["--no-keeper"] : Array.Empty<string>()];
-        return BackgroundServer.Start("inspatialfs-overlay", args, mountpoint, stateDir);
+        return BackgroundServer.Start("inspatialfs-overlay", [.. MountArguments(configPath, ioUring, noKeeper)], mountpoint, stateDir);
     }
 
     /// <summary>
@@ -145,8 +144,12 @@ internal static partial class OverlayMountCommand
         ConfigFile = configPath,
         IoUring = ioUring,
         NoKeeper = noKeeper,
-        ServerArguments = ioUring ? ["mount", "--config", configPath, "--io-uring"] : ["mount", "--config", configPath],
+        ServerArguments = MountArguments(configPath, ioUring, noKeeper),
     };
+
+    /// <summary>`mount --config FILE` with the flags the mount program's options stand for.</summary>
+    private static string[] MountArguments(string configPath, bool ioUring, bool noKeeper) =>
+        ["mount", "--config", configPath, .. ioUring ? ["--io-uring"] : Array.Empty<string>(), .. noKeeper ? ["--no-keeper"] : Array.Empty<string>()];
 
     /// <summary>The instance config: the per-container part, then the system profile's policy.</summary>
     private static string Compose(string name, string mountpoint, string stateDir, string[] lower, string? upper, string? work, string profile)

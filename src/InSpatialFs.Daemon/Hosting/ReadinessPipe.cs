@@ -84,19 +84,28 @@ internal static class ReadinessPipe
     /// exec. The early-detached overlay mount program's is close-on-exec, so without this the keeper would find the
     /// number naming nothing (or another descriptor) and its caller would see the pipe end without the ready byte.
     /// </summary>
-    public static unsafe void KeepAcrossExec()
+    public static void KeepAcrossExec()
     {
-        if (!int.TryParse(Environment.GetEnvironmentVariable(Variable), NumberStyles.None, CultureInfo.InvariantCulture, out int fd) || fd < 3)
+        if (PipeNamedBy(Environment.GetEnvironmentVariable(Variable)) is int fd)
         {
-            return;
+            _ = LibC.fcntl(fd, LibC.F_SETFD, 0);
+        }
+    }
+
+    /// <summary>
+    /// The descriptor <paramref name="value"/> (the variable's) names, when it is a pipe: a number that names some other
+    /// descriptor (a stale variable) is left alone.
+    /// </summary>
+    private static unsafe int? PipeNamedBy(string? value)
+    {
+        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int fd) || fd < 3)
+        {
+            return null;
         }
 
         StatX st;
         byte empty = 0;
-        if (LibC.statx(fd, &empty, LibC.AT_EMPTY_PATH, 0x1u /* STATX_TYPE */, &st) == 0 && (st.Mode & LibC.S_IFMT) == LibC.S_IFIFO)
-        {
-            _ = LibC.fcntl(fd, LibC.F_SETFD, 0);
-        }
+        return LibC.statx(fd, &empty, LibC.AT_EMPTY_PATH, 0x1u /* STATX_TYPE */, &st) == 0 && (st.Mode & LibC.S_IFMT) == LibC.S_IFIFO ? fd : null;
     }
 
     /// <summary>Writes the ready byte to the descriptor the starter passed (once; no-op when none was passed).</summary>
@@ -114,15 +123,7 @@ internal static class ReadinessPipe
             _ = LibC.close(callerStderr); // before the byte: once its caller returns, nothing here holds the caller's pipe
         }
 
-        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int fd) || fd < 3)
-        {
-            return;
-        }
-
-        // Only a pipe: a number that names some other descriptor (a stale variable) is left alone.
-        StatX st;
-        byte empty = 0;
-        if (LibC.statx(fd, &empty, LibC.AT_EMPTY_PATH, 0x1u /* STATX_TYPE */, &st) != 0 || (st.Mode & LibC.S_IFMT) != LibC.S_IFIFO)
+        if (PipeNamedBy(value) is not int fd)
         {
             return;
         }

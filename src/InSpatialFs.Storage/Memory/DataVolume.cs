@@ -37,10 +37,6 @@ internal sealed unsafe class DataVolume : IDisposable
         return dup >= 0 ? new SafeFd(dup) : null;
     }
 
-    /// <summary>
-    /// Removes every data file whose node <paramref name="keep"/> does not claim (files of nodes created or freed by a
-    /// server that died before its journal said so); the number removed.
-    /// </summary>
     /// <summary>The ids of the data files in the volume.</summary>
     public List<ulong> Ids()
     {
@@ -56,6 +52,10 @@ internal sealed unsafe class DataVolume : IDisposable
         return ids;
     }
 
+    /// <summary>
+    /// Removes every data file whose node <paramref name="keep"/> does not claim (files of nodes created or freed by a
+    /// server that died before its journal said so); the number removed.
+    /// </summary>
     public int RemoveUnclaimed(Func<ulong, bool> keep)
     {
         List<ulong> unclaimed = Ids().FindAll(id => !keep(id));

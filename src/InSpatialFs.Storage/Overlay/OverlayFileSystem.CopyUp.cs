@@ -43,7 +43,7 @@ public sealed partial class OverlayFileSystem
     /// another caller resolving another of its names moves the node's last-seen name meanwhile. When the file was
     /// already copied up through another name, the copy is linked in under this one too. EROFS for a read-only view.
     /// </summary>
-    private Errno EnsureUpperAt(OverlayNode node, OverlayNode parent, byte[] name)
+    private Errno EnsureUpperAt(OverlayNode node, OverlayNode parent, ReadOnlySpan<byte> name)
     {
         if (!HasUpper) return Errno.EROFS;
         if (node.Top.Layer == 0)
@@ -51,14 +51,14 @@ public sealed partial class OverlayFileSystem
             lock (_tree)
             {
                 // An upper node last seen under this very name has it in the upper layer (the common case: no lookup).
-                if (node.Parent == parent && node.Name.AsSpan().SequenceEqual(name)) return Errno.OK;
+                if (node.Parent == parent && node.Name.AsSpan().SequenceEqual(name)) return Errno.OK; // no allocation either
             }
         }
 
         List<(ulong Node, InodeIdentity Before, InodeIdentity After)>? copied = null;
         try
         {
-            return EnsureUpperLocked(node, parent, name, ref copied);
+            return EnsureUpperLocked(node, parent, name.ToArray(), ref copied);
         }
         finally
         {

@@ -240,11 +240,11 @@ public sealed partial class OverlayFileSystem
             }
 
             // Everything that moves goes up first: a directory with lower parts with its whole tree.
-            e = moving.IsDirectory && (moving.Top.Layer != 0 || moving.Below.Length > 0) ? EnsureUpperTree(moving) : EnsureUpperAt(moving, from, name.ToArray());
+            e = moving.IsDirectory && (moving.Top.Layer != 0 || moving.Below.Length > 0) ? EnsureUpperTree(moving) : EnsureUpperAt(moving, from, name);
             if (e != Errno.OK) return e;
             if (replaced != null && (flags & RENAME_EXCHANGE) != 0)
             {
-                e = replaced.IsDirectory && (replaced.Top.Layer != 0 || replaced.Below.Length > 0) ? EnsureUpperTree(replaced) : EnsureUpperAt(replaced, to, newName.ToArray());
+                e = replaced.IsDirectory && (replaced.Top.Layer != 0 || replaced.Below.Length > 0) ? EnsureUpperTree(replaced) : EnsureUpperAt(replaced, to, newName);
                 if (e != Errno.OK) return e;
             }
 

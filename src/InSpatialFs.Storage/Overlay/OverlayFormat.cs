@@ -19,6 +19,7 @@ internal static class OverlayFormat
     public static readonly byte[][] WhiteoutXattrs = ["trusted.overlay.whiteout"u8.ToArray(), "user.overlay.whiteout"u8.ToArray()];
     public static readonly byte[][] WhiteoutsMarkerXattrs = ["trusted.overlay.whiteouts"u8.ToArray(), "user.overlay.whiteouts"u8.ToArray()];
     public static readonly byte[] AufsPrefix = ".wh."u8.ToArray();
+    public static readonly byte[] AufsOpaque = ".wh..wh..opq"u8.ToArray();
 
     /// <summary>
     /// Ours, on each copy the overlay makes: the identity of the lower object copied (<see cref="OriginValue"/>), so that
@@ -26,10 +27,10 @@ internal static class OverlayFormat
     /// the lower object (a kill between the copy-up and the reply). Under trusted.overlay. it is the format's own: never
     /// shown to the container, never copied, and not a name the kernel's overlayfs reads.
     /// </summary>
-    public static readonly byte[] OriginXattr = "trusted.overlay.isfs.origin"u8.ToArray();
+    public static ReadOnlySpan<byte> OriginXattr => OriginXattrZ[..^1];
 
     /// <summary><see cref="OriginXattr"/> NUL-terminated, for the system call.</summary>
-    internal static readonly byte[] OriginXattrZ = "trusted.overlay.isfs.origin\0"u8.ToArray();
+    internal static ReadOnlySpan<byte> OriginXattrZ => "trusted.overlay.isfs.origin\0"u8;
 
     /// <summary>The value of <see cref="OriginXattr"/>: device, inode (8 bytes each) and generation (4), little-endian.</summary>
     public static byte[] OriginValue(in InodeIdentity lower)
@@ -40,7 +41,6 @@ internal static class OverlayFormat
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(value.AsSpan(16), lower.Generation);
         return value;
     }
-    public static readonly byte[] AufsOpaque = ".wh..wh..opq"u8.ToArray();
 
     /// <summary>Extended attributes of the format itself: never shown to the container, never set by it.</summary>
     public static bool IsPrivateXattr(ReadOnlySpan<byte> name) =>

@@ -59,7 +59,11 @@ public sealed class OverlayTakeoverTests
         if (replacedByNewFile)
         {
             Assert.That(first.Unlink(Request(), NodeTable.RootNodeId, ProxyHarness.N("f")), Is.EqualTo(Errno.OK));
-            Assert.That(first.Create(Request(), NodeTable.RootNodeId, ProxyHarness.N("f"), LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, 0, out _, out _), Is.EqualTo(Errno.OK));
+            Assert.That(first.Create(Request(), NodeTable.RootNodeId, ProxyHarness.N("f"), LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, 0, out FuseEntryOut created, out _), Is.EqualTo(Errno.OK));
+            // The container forging the mark on its new file, so that a successor takes it for the journaled one: refused.
+            byte[] forged = new byte[20];
+            Assert.That(first.SetXattr(Request(), created.NodeId, ProxyHarness.N("trusted.overlay.isfs.origin"), forged, 0), Is.EqualTo(Errno.EPERM));
+            Assert.That(first.SetXattr(Request(), created.NodeId, ProxyHarness.N("user.note"), forged, 0), Is.EqualTo(Errno.OK), "positive control: an xattr of its own");
         }
         else
         {
