@@ -7,7 +7,10 @@
 // the container waits for all of it.
 //
 // Here the process detaches before the runtime exists: it forks, and
-//  - the child (in its own session, signals as a fresh process has them) goes on into the runtime and is the whole
+//  - the child (in its own session, signals as a fresh process has them), for a kept mount (the default), execs
+//    inspatialfs-keeper at once, which starts the server as `inspatialfs overlay-mount` with the same options; that
+//    server then goes as below (its keeper, not the server, writes the ready byte, on READY=1). With -o no_keeper or
+//    io_uring, or without an installed keeper, the child goes on into the runtime and is the whole
 //    overlay mount program and then its server, in one start. Until it serves, its stdio is still the caller's, so a
 //    bad option or a failed mount is reported on the caller's stderr with the usual exit code. When it serves it moves
 //    its stdio to its log (the caller's pipes see end of file) and writes one byte to the readiness pipe
@@ -29,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "early-common.h"
+
 #define PROGRAM "inspatialfs-overlay"
 #define READY_VARIABLE "INSPATIALFS_READY_FD"
 // Tells the managed overlay mount program that this process is already the detached server.
@@ -46,6 +51,36 @@ static const char *const not_inherited[] = {
 static int stays_in_foreground(const char *arg) {
     return strcmp(arg, "-f") == 0 || strncmp(arg, "--foreground", 12) == 0 || strcmp(arg, "-h") == 0 ||
            strcmp(arg, "-?") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "--version") == 0 || arg[0] == '@';
+}
+
+// Options after which the managed code decides whether the mount is kept (no_keeper, io_uring: never). A substring
+// is enough: a path that merely contains one only costs the slower start, in which the managed code decides exactly.
+static int keeper_decided_later(const char *arg) { return strstr(arg, "no_keeper") != NULL || strstr(arg, "io_uring") != NULL; }
+
+// The kept mount (the default): this child becomes inspatialfs-keeper at once, and the keeper starts the server as
+// `inspatialfs overlay-mount ARGS` (the same options; restarted the same way). So the runtime starts once, in the
+// server, instead of once here to exec the keeper and once more in the server. The server's stdio is the caller's until
+// it serves, so a bad option or profile is reported to the caller as without a keeper, and the keeper's exit status
+// (the server's, when it fails before serving) reaches the parent. Returns only when there is no keeper to exec.
+static void become_keeper(int argc, char **argv, int first, int ready) {
+    for (int i = first; i < argc; i++)
+        if (keeper_decided_later(argv[i])) return;
+    char self[PATH_MAX], keeper[PATH_MAX];
+    if (!early_keeper_next_to_self(self, keeper)) return;
+    char **keeper_argv = calloc((size_t)(argc - first) + 5, sizeof *keeper_argv);
+    if (!keeper_argv) return;
+    keeper_argv[0] = keeper;
+    keeper_argv[1] = "--";
+    keeper_argv[2] = self;
+    keeper_argv[3] = "overlay-mount";
+    for (int i = first; i < argc; i++) keeper_argv[i - first + 4] = argv[i];
+    int flags = fcntl(ready, F_GETFD);
+    if (flags >= 0 && fcntl(ready, F_SETFD, flags & ~FD_CLOEXEC) == 0) {  // the keeper's now: it writes the ready byte
+        extern char **environ;
+        execve(keeper, keeper_argv, environ);
+        fcntl(ready, F_SETFD, flags);
+    }
+    free(keeper_argv);  // exec failed: the managed code starts the keeper later, or serves without it and says why
 }
 
 static long long now_ms(void) {
@@ -107,6 +142,11 @@ __attribute__((constructor)) static void detach_overlay_mount_early(int argc, ch
     unsetenv(DETACHED_VARIABLE);
     for (int i = first; i < argc; i++)
         if (stays_in_foreground(argv[i])) return;
+    if (early_started_by_keeper()) {
+        // The kept server (become_keeper below started the keeper, which started this): detached already, by its keeper.
+        setenv(DETACHED_VARIABLE, "1", 1);
+        return;
+    }
 
     // A caller that ignores SIGCHLD would have the child reaped unseen, and its exit status lost to the parent.
     signal(SIGCHLD, SIG_DFL);
@@ -142,5 +182,6 @@ __attribute__((constructor)) static void detach_overlay_mount_early(int argc, ch
     char fd[16];
     snprintf(fd, sizeof fd, "%d", ends[1]);
     setenv(READY_VARIABLE, fd, 1);
+    become_keeper(argc, argv, first, ends[1]);
     setenv(DETACHED_VARIABLE, "1", 1);
 }

@@ -12,12 +12,9 @@
 // response file, an option added later -- falls through to the managed code, which decides as it always has. So an
 // unknown command line costs the old start, never a wrong keeper.
 #define _GNU_SOURCE
-#include <limits.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#define KEEPER_NAME "inspatialfs-keeper"
+#include "early-common.h"
 
 static const char *const quick_form_options[] = {
     "--source", "--memory", "--memory-size", "--memory-at", "--read-only", "--isolation", "--forbid", "--readonly",
@@ -47,16 +44,7 @@ __attribute__((constructor)) static void become_keeper_early(int argc, char **ar
     }
 
     char self[PATH_MAX], keeper[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0 || n >= (ssize_t)sizeof self - 1) return;
-    self[n] = '\0';
-    static const char deleted[] = " (deleted)";  // replaced under us (an upgrade): the keeper could not start this path
-    if ((size_t)n >= sizeof deleted - 1 && strcmp(self + n - (sizeof deleted - 1), deleted) == 0) return;
-    const char *slash = strrchr(self, '/');
-    if (!slash || (size_t)(slash - self) + sizeof "/" KEEPER_NAME > sizeof keeper) return;
-    memcpy(keeper, self, (size_t)(slash - self));
-    strcpy(keeper + (slash - self), "/" KEEPER_NAME);
-    if (access(keeper, X_OK) != 0) return;  // not installed: the managed code serves without it and says so
+    if (!early_keeper_next_to_self(self, keeper)) return;  // not installed: the managed code serves without it and says so
 
     char **keeper_argv = calloc((size_t)argc + 3, sizeof *keeper_argv);
     if (!keeper_argv) return;

@@ -41,7 +41,8 @@ static const char usage_text[] =
     "again with the descriptors (LISTEN_FDS, LISTEN_FDNAMES), so the mount survives. It stops after STOPPING=1,\n"
     "after SIGTERM/SIGINT (forwarded to the server), or after more than N restarts within SECONDS\n"
     "(default 20 in 60). SIGHUP and SIGUSR2 are forwarded to the server as they are.\n"
-    "X_INSPATIALFS_EXEC=/path switches the program for the next start.\n";
+    "X_INSPATIALFS_EXEC=/path switches the program for the next start; X_INSPATIALFS_STDIO=1 with one descriptor\n"
+    "makes it the keeper's stdout and stderr.\n";
 
 struct stored { int fd; char name[256]; };
 static struct stored store[STORE_MAX];
@@ -210,9 +211,19 @@ static void set_next_program(const char *path) {
     say("the next server will run %s", program);
 }
 
+// X_INSPATIALFS_STDIO=1 with one descriptor (the server's log): the keeper's stdout and stderr from now on, stdin
+// /dev/null. A keeper its caller started directly (the overlay mount program's) holds the caller's pipes until then,
+// and the caller would wait for their end of file as long as the keeper lives.
+static void take_stdio(int fd) {
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) say("X_INSPATIALFS_STDIO=1: %s", strerror(errno));
+    if (null >= 0) close_fd(null);
+    close_fd(fd);
+}
+
 // One notification from the current server: KEY=VALUE lines, the fds it carried (ours now; stored or closed).
 static void handle_message(char *text, int *fds, int nfds) {
-    int ready = 0, stopping = 0, fdstore = 0, fdremove = 0;
+    int ready = 0, stopping = 0, fdstore = 0, fdremove = 0, stdio = 0;
     const char *name = NULL, *exec_path = NULL;
     for (char *line = text, *next; line; line = next) {
         if ((next = strchr(line, '\n'))) *next++ = '\0';
@@ -222,10 +233,13 @@ static void handle_message(char *text, int *fds, int nfds) {
         else if (strcmp(line, "FDSTOREREMOVE=1") == 0) fdremove = 1;
         else if (strncmp(line, "FDNAME=", 7) == 0) name = line + 7;
         else if (strncmp(line, "X_INSPATIALFS_EXEC=", 19) == 0) exec_path = line + 19;
+        else if (strcmp(line, "X_INSPATIALFS_STDIO=1") == 0) stdio = 1;
         // STATUS=, MAINPID=, WATCHDOG=1, RELOADING=1, ...: nothing to do
     }
     if (name && !valid_name(name) && (fdstore || fdremove)) { say("invalid FDNAME=%s ignored", name); fdstore = fdremove = 0; }
     if (fdremove) { if (name) store_remove(name); else say("FDSTOREREMOVE=1 without FDNAME= ignored"); }
+    if (stdio && !fdstore && nfds == 1) { take_stdio(fds[0]); nfds = 0; }
+    else if (stdio) say("X_INSPATIALFS_STDIO=1 wants exactly one descriptor and no FDSTORE=1; ignored");
     for (int i = 0; i < nfds; i++)
         if (fdstore) store_add(fds[i], name ? name : "stored"); else close_fd(fds[i]);
     if (exec_path) set_next_program(exec_path);

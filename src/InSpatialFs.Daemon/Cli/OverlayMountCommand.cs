@@ -69,6 +69,15 @@ internal static partial class OverlayMountCommand
         string name = upper == null ? "ro-" + id[..Math.Min(id.Length, 61)] : id;
         if (ConfigRules.NameProblem(name) is string problem) return Usage($"cannot name the instance after {mountpoint}: {problem}");
 
+        string stateDir = InstanceConfig.DefaultStateDir(name);
+        string configPath = Path.Combine(stateDir, StatePruner.OverlayConfigName);
+        // A kept server restarted by its keeper takes over the live mount with the config its predecessor served (a profile
+        // changed meanwhile applies to the next container, not to this one in mid-life); rebuilt only if it is gone.
+        if (DescriptorStore.HandsOverLiveMount() && File.Exists(configPath) && ReadinessPipe.TakeEarlyDetached())
+        {
+            return ServeDetached(configPath, mountpoint, stateDir, ioUring, noKeeper);
+        }
+
         string profilePath = Environment.GetEnvironmentVariable(ProfileEnvironment) ?? DefaultProfile;
         string profile = File.Exists(profilePath) ? File.ReadAllText(profilePath) : "";
         if (InstanceKey().Match(profile) is { Success: true } m)
@@ -76,9 +85,7 @@ internal static partial class OverlayMountCommand
             return Usage($"{profilePath}: '{m.Groups[1].Value}' is chosen per container by the mount program; the profile holds policy only (isolation, paths, resources, rules, ...)");
         }
 
-        string stateDir = InstanceConfig.DefaultStateDir(name);
         string config = Compose(name, mountpoint, stateDir, lower.Split(':', StringSplitOptions.RemoveEmptyEntries), upper, work, profile);
-        string configPath;
         try
         {
             using SafeFd dir = TrustedPath.OpenDirectory(stateDir, create: true);
@@ -88,8 +95,6 @@ internal static partial class OverlayMountCommand
             {
                 file.Write(Encoding.UTF8.GetBytes(config));
             }
-
-            configPath = Path.Combine(stateDir, StatePruner.OverlayConfigName);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -128,6 +133,7 @@ internal static partial class OverlayMountCommand
 
             logStart = RandomAccess.GetLength(stdio.Log);
             ReadinessPipe.DetachStdio(stdio);
+            KeeperLaunch.ShareStdio(stdio.Log);
         }
 
         int code = MountRunner.Run(Request(configPath, ioUring, noKeeper));

@@ -1,3 +1,5 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using InSpatialFs.Daemon.Config;
 using InSpatialFs.Interop;
 
@@ -35,6 +37,40 @@ internal static class KeeperLaunch
         }
 
         return File.Exists(keeper) ? null : $"{keeper} is not installed";
+    }
+
+    /// <summary>
+    /// Makes <paramref name="log"/> the stdout and stderr of the keeper that started this process (X_INSPATIALFS_STDIO=1;
+    /// nothing when not started by inspatialfs-keeper). A keeper its caller started directly (native/keeper/early-detach.c)
+    /// otherwise holds the caller's pipes for its whole life, and writes its restart lines where nobody reads them.
+    /// </summary>
+    public static void ShareStdio(SafeHandle log)
+    {
+        string? notify = Environment.GetEnvironmentVariable("NOTIFY_SOCKET");
+        if (string.IsNullOrEmpty(notify) || string.IsNullOrEmpty(Environment.GetEnvironmentVariable("INSPATIALFS_KEEPER_PID")))
+        {
+            return;
+        }
+
+        bool added = false;
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+            socket.Connect(new UnixDomainSocketEndPoint(notify[0] == '@' ? "\0" + notify[1..] : notify));
+            log.DangerousAddRef(ref added);
+            _ = LibC.SendFds((int)socket.Handle, "X_INSPATIALFS_STDIO=1\n"u8, [(int)log.DangerousGetHandle()]);
+        }
+        catch (SocketException)
+        {
+            // The keeper is gone: it cannot hold anything either.
+        }
+        finally
+        {
+            if (added)
+            {
+                log.DangerousRelease();
+            }
+        }
     }
 
     /// <summary>Started by the keeper or by systemd (both hand over NOTIFY_SOCKET): this process serves, never becomes a keeper.</summary>

@@ -40,8 +40,10 @@ internal static class ReadinessPipe
     /// </summary>
     public static void DetachStdio(ServerStdio stdio)
     {
-        _callerStderr = LibC.fcntl(2, LibC.F_DUPFD_CLOEXEC, 3);
         int log = (int)stdio.Log.DangerousGetHandle();
+        // A server its keeper restarted writes to the log already (the keeper's stdio, X_INSPATIALFS_STDIO): no caller
+        // to tell, and a failure's tail would only be copied into the log it came from.
+        _callerStderr = SameFile(2, log) ? -1 : LibC.fcntl(2, LibC.F_DUPFD_CLOEXEC, 3);
         _ = LibC.dup2(stdio.Stdin.Fd, 0);
         _ = LibC.dup2(log, 1);
         _ = LibC.dup2(log, 2);
@@ -54,6 +56,27 @@ internal static class ReadinessPipe
 #pragma warning restore CA2000
         earlierOut.Dispose();
         earlierError.Dispose();
+    }
+
+    private static unsafe bool SameFile(int a, int b)
+    {
+        StatX x, y;
+        byte empty = 0;
+        const uint basicStats = 0x7ffu; // STATX_BASIC_STATS: dev and ino are always filled
+        return LibC.statx(a, &empty, LibC.AT_EMPTY_PATH, basicStats, &x) == 0 && LibC.statx(b, &empty, LibC.AT_EMPTY_PATH, basicStats, &y) == 0
+            && x.Ino == y.Ino && x.DevMajor == y.DevMajor && x.DevMinor == y.DevMinor;
+    }
+
+    /// <summary>
+    /// Closes this server's copy of its caller's stderr: it serves, and its caller (or its keeper, on its behalf) is about
+    /// to be told so; from then on nothing here may hold the caller's pipe. Idempotent.
+    /// </summary>
+    public static void ReleaseCallerStderr()
+    {
+        if (Interlocked.Exchange(ref _callerStderr, -1) is int callerStderr and >= 0)
+        {
+            _ = LibC.close(callerStderr);
+        }
     }
 
     /// <summary>A detached server that ended before it served: tells its caller why (no-op once it served, or when not detached).</summary>
@@ -118,10 +141,7 @@ internal static class ReadinessPipe
         }
 
         Environment.SetEnvironmentVariable(Variable, null); // not inherited by anything this process starts
-        if (Interlocked.Exchange(ref _callerStderr, -1) is int callerStderr and >= 0)
-        {
-            _ = LibC.close(callerStderr); // before the byte: once its caller returns, nothing here holds the caller's pipe
-        }
+        ReleaseCallerStderr(); // before the byte: once its caller returns, nothing here holds the caller's pipe
 
         if (PipeNamedBy(value) is not int fd)
         {

@@ -219,6 +219,7 @@ internal sealed partial class Instance : IDisposable
         string mode = Mounts.Entries.Any(m => m.Direct) ? $", direct: {Proxy.DirectMode.DisplayName()}" : "";
         _log.LogInformation("serving {Mountpoint} ({Level} isolation{Mode}); control files in {Control}",
             _config.Mountpoint, FsEventJson.LevelName(_config.Isolation), mode, _options.Control ? _config.Control : "(none)");
+        ReadinessPipe.ReleaseCallerStderr(); // a keeper reports READY=1 to this server's caller: nothing here holds its pipe then
         _notifier.Ready($"serving {_config.Mountpoint}");
         ReadinessPipe.SignalReady();
         _serving = true; // SIGHUP reloads from here on (the rules exist)

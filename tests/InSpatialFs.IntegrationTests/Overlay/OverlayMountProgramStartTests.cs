@@ -41,9 +41,10 @@ public sealed class OverlayMountProgramStartTests
     }
 
     /// <summary>Runs the mount program with piped stdout and stderr, read to end of file (as containers/storage reads them).</summary>
-    private (int Exit, string Output, TimeSpan Took) MountProgram(string options)
+    private (int Exit, string Output, TimeSpan Took) MountProgram(string options, string? profile = null)
     {
         var info = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.Environment["INSPATIALFS_OVERLAY_CONFIG"] = profile ?? Path.Combine(_work, "no-profile.yaml");
         foreach (string a in new[] { "-o", options, Target }) info.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
         using var process = System.Diagnostics.Process.Start(info)!;
@@ -65,14 +66,16 @@ public sealed class OverlayMountProgramStartTests
         Assert.That(output, Is.Empty, "a successful start prints nothing; the server's lines are in its log");
         Assert.That(File.ReadAllText(Path.Combine(Target, "from-the-image")), Is.EqualTo("lower\n"), "serving when it returned");
 
-        // The mount program's own process (forked before the runtime) became the keeper (exec, same pid), which runs the
-        // server as `inspatialfs mount --config` of the instance config it wrote: a dead server is restarted under the
-        // live mount, as for `inspatialfs mount`.
+        // The mount program's own process (forked before the runtime) became the keeper (exec before the runtime started,
+        // same pid), which runs the server as `inspatialfs overlay-mount` with the same options: one runtime start, and a
+        // dead server is restarted under the live mount, as for `inspatialfs mount`.
         int keeper = int.Parse(File.ReadAllText(Path.Combine(StateDir, "instance.pid")).Trim(), CultureInfo.InvariantCulture);
         string bin = Path.GetDirectoryName(DaemonProcess.Binary)!;
+        string[] serverCommand = [Path.Combine(bin, "inspatialfs"), "overlay-mount", "-o", options, Target];
         Assert.That(File.ReadAllText($"/proc/{keeper}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries),
-            Is.EqualTo(new[] { Path.Combine(bin, "inspatialfs-keeper"), "--", Path.Combine(bin, "inspatialfs"), "mount", "--config", Path.Combine(StateDir, "overlay-instance.yaml") }));
+            Is.EqualTo((string[])[Path.Combine(bin, "inspatialfs-keeper"), "--", .. serverCommand]));
         int server = int.Parse(Shell.Check($"pgrep -P {keeper}").Trim(), CultureInfo.InvariantCulture);
+        Assert.That(File.ReadAllText($"/proc/{server}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(serverCommand));
         Assert.That(File.ReadAllText(Path.Combine("/run/inspatialfs", _id, "status")), Does.Contain("restart_mode: keeper"));
         foreach (int pid in new[] { keeper, server })
         {
@@ -90,6 +93,77 @@ public sealed class OverlayMountProgramStartTests
 
         Assert.That(File.ReadAllText($"/proc/{server}/environ"), Does.Not.Contain("INSPATIALFS_READY_FD"), "the keeper reports the mount, not the server");
         Assert.That(File.ReadAllText(Path.Combine(StateDir, "daemon.log")), Does.Contain($"serving {Target}"), "its log went to STATE_DIR/daemon.log");
+
+        // A crash: the keeper starts the same command again on the live mount, and says so in the log (its stdio is the
+        // log the server handed it, not the caller's pipes).
+        Shell.Check($"kill -9 {server}");
+        WaitForStatus("restarts: 1");
+        Assert.That(File.ReadAllText(Path.Combine(Target, "from-the-image")), Is.EqualTo("lower\n"));
+        int successor = int.Parse(Shell.Check($"pgrep -P {keeper}").Trim(), CultureInfo.InvariantCulture);
+        Assert.That(File.ReadAllText($"/proc/{successor}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(serverCommand));
+        Assert.That(File.ReadAllText(Path.Combine(StateDir, "daemon.log")), Does.Contain($"inspatialfs-keeper: server pid {server} killed by signal 9; restart 1"));
+    }
+
+    /// <summary>Waits (up to 30 s) until the instance's status file holds <paramref name="line"/>; returns the status.</summary>
+    private string WaitForStatus(string line)
+    {
+        string status = "";
+        for (var clock = Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(30); Thread.Sleep(50))
+        {
+            try
+            {
+                if ((status = File.ReadAllText(Path.Combine("/run/inspatialfs", _id, "status"))).Contains(line, StringComparison.Ordinal)) return status;
+            }
+            catch (IOException)
+            {
+                // between two servers
+            }
+        }
+
+        Assert.Fail($"status never showed '{line}':\n{status}");
+        return status;
+    }
+
+    [Test]
+    public void A_restarted_server_serves_the_config_it_was_started_with_not_a_profile_edited_since()
+    {
+        string profile = Path.Combine(_work, "profile.yaml");
+        File.WriteAllText(profile, "isolation: standard\n");
+        string options = $"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work";
+        (int exit, string output, _) = MountProgram(options, profile);
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(WaitForStatus("restarts: 0"), Does.Contain("isolation: standard"));
+
+        // The operator tightens the profile for new containers; this container's server then crashes.
+        File.WriteAllText(profile, "isolation: maximum\n");
+        int keeper = int.Parse(File.ReadAllText(Path.Combine(StateDir, "instance.pid")).Trim(), CultureInfo.InvariantCulture);
+        Shell.Check($"kill -9 $(pgrep -P {keeper})");
+        Assert.That(WaitForStatus("restarts: 1"), Does.Contain("isolation: standard"), "a takeover is not a reconfiguration");
+        Assert.That(File.ReadAllText(Path.Combine(StateDir, "overlay-instance.yaml")), Does.Contain("isolation: standard"));
+
+        // Positive control: the next container's mount program reads the edited profile.
+        Shell.Check($"umount '{Target}'; for i in $(seq 1 100); do kill -0 {keeper} 2>/dev/null || break; sleep 0.05; done");
+        (exit, output, _) = MountProgram(options, profile);
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(WaitForStatus("restarts: 0"), Does.Contain("isolation: maximum"));
+    }
+
+    [Test]
+    public void A_profile_that_asks_for_io_uring_is_served_unkept_and_its_keeper_ends_with_it()
+    {
+        using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
+        string profile = Path.Combine(_work, "profile.yaml");
+        File.WriteAllText(profile, "io_uring: true\n");
+        (int exit, string output, _) = MountProgram($"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work", profile);
+        Assert.That(exit, Is.Zero, output);
+        string status = WaitForStatus("restarts: 0");
+        Assert.That(status, Does.Contain("transport: io_uring (").And.Contain("restart_mode: off (--io-uring"), status);
+
+        // Requests held on the rings cannot be resent: the dead server is not replaced, and its keeper does not linger.
+        int keeper = int.Parse(File.ReadAllText(Path.Combine(StateDir, "instance.pid")).Trim(), CultureInfo.InvariantCulture);
+        Shell.Check($"kill -9 $(pgrep -P {keeper}); for i in $(seq 1 200); do kill -0 {keeper} 2>/dev/null || break; sleep 0.05; done");
+        Assert.That(Directory.Exists($"/proc/{keeper}"), Is.False, "the keeper ended with its unkept server");
+        Assert.That(File.ReadAllText(Path.Combine(StateDir, "daemon.log")), Does.Contain("not restarting (no stored descriptors)"));
     }
 
     [Test]

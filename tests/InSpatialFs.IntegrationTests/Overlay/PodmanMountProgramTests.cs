@@ -65,8 +65,9 @@ public sealed class PodmanMountProgramTests
     public void Cleanup()
     {
         if (_work.Length == 0) return;
-        // Kept servers run as `inspatialfs mount --config /var/lib/inspatialfs/LAYER/...` under their keepers: the layer
-        // ids, taken before the engine removes the layers, say which ones to wait for below.
+        // Kept servers run as `inspatialfs overlay-mount -o ... STORAGE/...` under their keepers (as `inspatialfs mount
+        // --config /var/lib/inspatialfs/LAYER/...` when the keeper was started after the runtime): the layer ids, taken
+        // before the engine removes the layers, say which ones to wait for below.
         string layers = Shell.Run($"ls '{_work}/storage/overlay' 2>/dev/null").StdOut.Replace('\n', ' ');
         P("rm -af", TimeSpan.FromMinutes(2));
         P("rmi -af", TimeSpan.FromMinutes(2));
@@ -75,7 +76,7 @@ public sealed class PodmanMountProgramTests
         // A server whose mount podman just took away may still be shutting down, holding its lock: prune keeps a running
         // instance's state, so wait for those first (the pattern's [e] keeps this shell's own command line out of it).
         Shell.Run($"for i in $(seq 1 300); do busy=; for id in {layers}; do pgrep -f \"/var/lib/inspatialfs/(ro-)?$id/overlay-instanc[e]\" > /dev/null && busy=1; done; " +
-            $"pgrep -f 'inspatialfs-overlay.*{_work}/storag[e]/' > /dev/null && busy=1; [ -z \"$busy\" ] && break; sleep 0.1; done", TimeSpan.FromMinutes(1));
+            $"pgrep -f 'inspatialfs(-overlay| overlay-mount).*{_work}/storag[e]/' > /dev/null && busy=1; [ -z \"$busy\" ] && break; sleep 0.1; done", TimeSpan.FromMinutes(1));
         Shell.Run($"'{DaemonProcess.Binary}' prune", TimeSpan.FromMinutes(2));
         Shell.Run($"umount -R '{_work}/storage/overlay' 2>/dev/null; rm -rf '{_work}'", TimeSpan.FromMinutes(2));
     }
