@@ -23,7 +23,7 @@ bad() { echo "  FAIL: $*"; failed=$((failed + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 starts() { [[ -f $tmp/log ]] && grep -c '^start ' "$tmp/log" || echo 0; }
 wait_file() { for _ in $(seq 1 200); do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1; }
-reset() { rm -f "$tmp"/log "$tmp"/up "$tmp"/go "$tmp"/probe-* "$tmp"/addr "$tmp"/err; }
+reset() { rm -f "$tmp"/log "$tmp"/up "$tmp"/go "$tmp"/probe-* "$tmp"/addr "$tmp"/err "$tmp"/keeper-stdio; }
 
 # The child: KEEPER_TEST_PLAN is "steps of start 0|steps of start 1|..." (the last one repeats); steps are
 # comma-separated and run in order. A failed check sends STOPPING=1 and exits 99, so the keeper exits 99 at once.
@@ -91,6 +91,12 @@ for step in plan[min(restarts, len(plan) - 1)].split(","):
         expect(os.environ.get("LISTEN_FDS") == arg, "LISTEN_FDS=%s, want %s" % (os.environ.get("LISTEN_FDS"), arg))
         expect(all(os.path.exists("/proc/self/fd/%d" % fd) for fd in range(3, 3 + int(arg))), "fds 3.. open")
         expect(not leaked(), "leaked descriptors %r" % leaked())
+    elif op == "stdio":  # stdio:N hands N descriptors of the file keeper-stdio as the keeper's stdio
+        fds = [os.open(T + "/keeper-stdio", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) for _ in range(int(arg or 1))]
+        send("X_INSPATIALFS_STDIO=1\n", fds); [os.close(fd) for fd in fds]
+    elif op == "stdiois":  # the keeper's stdio as inherited: stdin /dev/null, stdout and stderr keeper-stdio
+        expect(os.readlink("/proc/self/fd/0") == "/dev/null", "stdin %s" % os.readlink("/proc/self/fd/0"))
+        for fd in (1, 2): expect(os.readlink("/proc/self/fd/%d" % fd) == T + "/keeper-stdio", "fd %d %s" % (fd, os.readlink("/proc/self/fd/%d" % fd)))
     elif op == "remove": send("FDSTOREREMOVE=1\nFDNAME=%s\n" % arg)
     elif op == "ready": send("READY=1\nSTATUS=serving\nMAINPID=%d\n" % os.getpid())
     elif op == "stopping": send("STOPPING=1\n")
@@ -319,6 +325,15 @@ print("  (launcher checks passed)")
 EOF
 check "readiness pipe" test $rc -eq 0
 check "the server never saw INSPATIALFS_READY_FD nor the pipe" bash -c "! grep -q 'CHILD CHECK FAILED' '$tmp/err'"
+
+echo "== X_INSPATIALFS_STDIO=1: the server's log becomes the keeper's stdout and stderr (and its next server's)"
+reset
+run 'check0,store:probe,stdio:1,ready,kill9|restarts:1,stdiois,stdio:2,stopping,exit:0' </dev/zero; rc=$?
+check "keeper exits 0 (got $rc)" test $rc -eq 0
+check "the restart line went to the handed file" grep -q 'killed by signal 9; restart 1 with 1 stored descriptors' "$tmp/keeper-stdio"
+check "and not to the keeper's first stderr" bash -c "! grep -q 'restart 1' '$tmp/err'"
+check "two descriptors are refused" grep -q 'X_INSPATIALFS_STDIO=1 wants exactly one descriptor' "$tmp/keeper-stdio"
+check "no child check failed" bash -c "! grep -q 'CHILD CHECK FAILED' '$tmp/err' '$tmp/keeper-stdio'"
 
 echo "== twenty names: handed back in order"
 reset
