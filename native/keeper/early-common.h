@@ -2,6 +2,7 @@
 #ifndef INSPATIALFS_EARLY_COMMON_H
 #define INSPATIALFS_EARLY_COMMON_H
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,9 +23,13 @@ static inline int early_keeper_next_to_self(char *self, char *keeper) {
     return access(keeper, X_OK) == 0;
 }
 
-// Started by inspatialfs-keeper, which names its notify socket and itself in the environment: this process is the server.
+// Started by inspatialfs-keeper, which names its notify socket and itself in the environment: this process is the
+// server. Believed only from the parent (a variable inherited further down names some other process).
 static inline int early_started_by_keeper(void) {
     const char *notify = getenv("NOTIFY_SOCKET"), *keeper = getenv("INSPATIALFS_KEEPER_PID");
-    return notify && *notify && keeper && *keeper;
+    if (!notify || !*notify || !keeper || !*keeper) return 0;
+    char *end;
+    long pid = strtol(keeper, &end, 10);
+    return *end == '\0' && pid > 0 && pid == (long)getppid();
 }
 #endif

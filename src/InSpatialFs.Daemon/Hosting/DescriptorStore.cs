@@ -60,7 +60,7 @@ internal sealed class DescriptorStore : IDisposable
         var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         try
         {
-            socket.Connect(new UnixDomainSocketEndPoint(notify[0] == '@' ? "\0" + notify[1..] : notify));
+            socket.Connect(SystemdNotifier.EndPointOf(notify));
         }
         catch (SocketException)
         {

@@ -56,7 +56,7 @@ internal static class KeeperLaunch
         try
         {
             using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-            socket.Connect(new UnixDomainSocketEndPoint(notify[0] == '@' ? "\0" + notify[1..] : notify));
+            socket.Connect(SystemdNotifier.EndPointOf(notify));
             log.DangerousAddRef(ref added);
             _ = LibC.SendFds((int)socket.Handle, "X_INSPATIALFS_STDIO=1\n"u8, [(int)log.DangerousGetHandle()]);
         }

@@ -21,8 +21,7 @@ internal sealed class SystemdNotifier : IDisposable
         watchdogPid ??= Environment.GetEnvironmentVariable("WATCHDOG_PID");
         if (!string.IsNullOrEmpty(notifySocket))
         {
-            string address = notifySocket[0] == '@' ? "\0" + notifySocket[1..] : notifySocket;
-            _endpoint = new UnixDomainSocketEndPoint(address);
+            _endpoint = EndPointOf(notifySocket);
             _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         }
 
@@ -32,6 +31,10 @@ internal sealed class SystemdNotifier : IDisposable
             WatchdogInterval = TimeSpan.FromMicroseconds(usec);
         }
     }
+
+    /// <summary>$NOTIFY_SOCKET's socket: a path, or an abstract name written with a leading '@'.</summary>
+    public static UnixDomainSocketEndPoint EndPointOf(string notifySocket) =>
+        new(notifySocket[0] == '@' ? "\0" + notifySocket[1..] : notifySocket);
 
     public bool Enabled => _socket != null;
 

@@ -41,10 +41,11 @@ public sealed class OverlayMountProgramStartTests
     }
 
     /// <summary>Runs the mount program with piped stdout and stderr, read to end of file (as containers/storage reads them).</summary>
-    private (int Exit, string Output, TimeSpan Took) MountProgram(string options, string? profile = null)
+    private (int Exit, string Output, TimeSpan Took) MountProgram(string options, string? profile = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.Environment["INSPATIALFS_OVERLAY_CONFIG"] = profile ?? Path.Combine(_work, "no-profile.yaml");
+        foreach ((string key, string value) in environment ?? new Dictionary<string, string>()) info.Environment[key] = value;
         foreach (string a in new[] { "-o", options, Target }) info.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
         using var process = System.Diagnostics.Process.Start(info)!;
@@ -52,7 +53,12 @@ public sealed class OverlayMountProgramStartTests
         // End of file on both pipes, not only the exit: a server still holding them would keep its engine waiting.
         bool ended = Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(60));
         Assert.That(ended, Is.True, "the caller's pipes reached end of file");
-        process.WaitForExit();
+        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        {
+            process.Kill();
+            Assert.Fail("the mount program did not return (it serves in its caller's foreground)");
+        }
+
         return (process.ExitCode, stdout.Result + stderr.Result, clock.Elapsed);
     }
 
@@ -102,6 +108,20 @@ public sealed class OverlayMountProgramStartTests
         int successor = int.Parse(Shell.Check($"pgrep -P {keeper}").Trim(), CultureInfo.InvariantCulture);
         Assert.That(File.ReadAllText($"/proc/{successor}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(serverCommand));
         Assert.That(File.ReadAllText(Path.Combine(StateDir, "daemon.log")), Does.Contain($"inspatialfs-keeper: server pid {server} killed by signal 9; restart 1"));
+
+        // An upgrade (the server hands over and exits 75): the same command again, on the same live mount.
+        using (FileStream open = File.OpenRead(Path.Combine(Target, "from-the-image")))
+        {
+            Shell.Check($"timeout -s KILL 10 sh -c 'echo upgrade > /run/inspatialfs/{_id}/control'");
+            WaitForStatus("restarts: 2");
+            var buffer = new byte[6];
+            Assert.That(open.Read(buffer), Is.EqualTo(6), "a file open before the upgrade reads after it");
+            Assert.That(buffer, Is.EqualTo("lower\n"u8.ToArray()));
+        }
+
+        int upgraded = int.Parse(Shell.Check($"pgrep -P {keeper}").Trim(), CultureInfo.InvariantCulture);
+        Assert.That(upgraded, Is.Not.EqualTo(successor));
+        Assert.That(File.ReadAllText($"/proc/{upgraded}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(serverCommand));
     }
 
     /// <summary>Waits (up to 30 s) until the instance's status file holds <paramref name="line"/>; returns the status.</summary>
@@ -164,6 +184,24 @@ public sealed class OverlayMountProgramStartTests
         Shell.Check($"kill -9 $(pgrep -P {keeper}); for i in $(seq 1 200); do kill -0 {keeper} 2>/dev/null || break; sleep 0.05; done");
         Assert.That(Directory.Exists($"/proc/{keeper}"), Is.False, "the keeper ended with its unkept server");
         Assert.That(File.ReadAllText(Path.Combine(StateDir, "daemon.log")), Does.Contain("not restarting (no stored descriptors)"));
+    }
+
+    [Test]
+    public void A_caller_whose_environment_names_a_keeper_that_is_not_its_parent_still_gets_a_detached_kept_mount()
+    {
+        // A keeper's variables inherited further down (a caller started somewhere under a kept server) do not make the
+        // mount program take itself for that keeper's server: it would serve in the caller's foreground and never return.
+        (int exit, string output, _) = MountProgram($"lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work", environment: new Dictionary<string, string>
+        {
+            ["NOTIFY_SOCKET"] = "@inspatialfs-keeper-1-0000000000000000",
+            ["INSPATIALFS_KEEPER_PID"] = "1",
+        });
+
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(File.ReadAllText(Path.Combine(Target, "from-the-image")), Is.EqualTo("lower\n"));
+        int keeper = int.Parse(File.ReadAllText(Path.Combine(StateDir, "instance.pid")).Trim(), CultureInfo.InvariantCulture);
+        Assert.That(File.ReadAllText($"/proc/{keeper}/cmdline"), Does.StartWith(Path.Combine(Path.GetDirectoryName(DaemonProcess.Binary)!, "inspatialfs-keeper")));
+        Assert.That(WaitForStatus("restart_mode: keeper"), Does.Contain("restarts: 0"));
     }
 
     [Test]
