@@ -68,8 +68,10 @@ class Target:
         if self.name in ("fuse-overlayfs", "bindfs"):
             return newest_pid(self.name)
         if self.name == "inspatialfs-overlay":
-            # overlay-mount returns once mounted, and its server is the process it forked before the runtime started
-            # (same command line). A build before 2026-12-05 spawned `inspatialfs mount --config .../overlay-instance.yaml`.
+            # overlay-mount returns once mounted. Its server runs the same command line: since 2026-12-06 as the child
+            # of the keeper the mount program became (whose command line holds it too: the newest of the two is the
+            # server); from 2026-12-05 as the process the mount program forked. Before that it was spawned as
+            # `inspatialfs mount --config .../overlay-instance.yaml`.
             return newest_pid(f"overlay-mount -o .* {self.mnt}$", full=True) or \
                 newest_pid("inspatialfs mount --config .*/overlay-instance.yaml", full=True)
         keeper = self.keeper_pid()
@@ -83,9 +85,15 @@ class Target:
 
     def keeper_pid(self):
         """The keeper holding this instance's descriptors, or None (its RSS is part of the instance's cost)."""
-        if self.proc is None or self.name not in ("inspatialfs-memory", "inspatialfs-host", "inspatialfs-host-background"):
+        if self.proc is None or self.name not in ("inspatialfs-memory", "inspatialfs-host", "inspatialfs-host-background", "inspatialfs-overlay"):
             return None
         pid = self.proc.pid
+        if self.name == "inspatialfs-overlay":
+            server = self.server_pid()
+            if server is None:
+                return None
+            with open(f"/proc/{server}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])  # the server's parent: its keeper, when kept
         if self.name == "inspatialfs-host-background":
             with open(f"{self.work}/state/instance.pid") as f:
                 pid = int(f.read().split()[0])
