@@ -7,10 +7,12 @@
 // same environment). The server then reads and checks the command line, and its errors reach the same stderr with the
 // same exit code (the keeper exits with a server's code when it fails before serving).
 //
-// It only acts when every option is one of the quick-form options below, which all make host or memory mounts (the
-// kinds a new server can rebuild). Anything else -- --config, --direct, -o, --background, --no-keeper, help, a
-// response file, an option added later -- falls through to the managed code, which decides as it always has. So an
-// unknown command line costs the old start, never a wrong keeper.
+// It only acts when every option is one of the options below: the quick form's, which all make host or memory mounts,
+// and --config, whose mounts (host, memory, overlay) a new server can rebuild as well. A config that cannot be kept
+// after all (`io_uring: true`, a memory mount the kernel will not give a private tmpfs) is served unkept under the
+// keeper: the server stores no descriptors, and a keeper with none ends with its server. Anything else -- --direct,
+// -o, --background, --no-keeper, --io-uring, help, a response file, an option added later -- falls through to the
+// managed code, which decides as it always has. So an unknown command line costs the old start, never a wrong keeper.
 #define _GNU_SOURCE
 #include <stdlib.h>
 
@@ -20,7 +22,7 @@ static const char *const quick_form_options[] = {
     "--source", "--memory", "--memory-size", "--memory-at", "--read-only", "--isolation", "--forbid", "--readonly",
     "--allow", "--state-dir", "--control", "--no-control", "--name", "--rules", "--log-level", "--readers",
     "--no-passthrough", "--cache-timeout", "--relax", "--resource", "--exec-runtime-written", "--suspend-on",
-    "--allow-relax", NULL,
+    "--allow-relax", "--config", NULL,
 };
 
 // An option of the list, alone or as --option=value / --option:value.

@@ -214,14 +214,15 @@ public sealed class MountHelperTests
     [Test]
     public void A_kept_foreground_mount_becomes_the_keeper_before_the_runtime_starts()
     {
-        // The quick form execs inspatialfs-keeper from native/keeper/early-keeper.c, linked into the binary, before the
-        // .NET runtime has made its first thread. Positive control: the same host mount from a config file is decided by
-        // the managed code, after the runtime started (and still gets its keeper).
+        // The quick form and --config exec inspatialfs-keeper from native/keeper/early-keeper.c, linked into the binary,
+        // before the .NET runtime has made its first thread. Positive control: the same host mount with --direct is
+        // decided by the managed code, after the runtime started (and still gets its keeper).
         string state = Path.Combine(_work, "state");
         string config = Path.Combine(_work, "instance.yaml");
         File.WriteAllText(config, $"name: {Name}\nmountpoint: {_work}/mnt\nmounts:\n  - path: /\n    source: {_work}/src\n");
         Assert.That(ThreadsBeforeTheKeeper(["--source", $"{_work}/src", "--name", Name, "--state-dir", state, $"{_work}/mnt"]), Is.Zero);
-        Assert.That(ThreadsBeforeTheKeeper(["--config", config, "--state-dir", state]), Is.GreaterThan(0));
+        Assert.That(ThreadsBeforeTheKeeper(["--config", config, "--state-dir", state]), Is.Zero);
+        Assert.That(ThreadsBeforeTheKeeper(["--source", $"{_work}/src", "--direct", "--name", Name, "--state-dir", state, $"{_work}/mnt"]), Is.GreaterThan(0));
     }
 
     /// <summary>Threads the first process made before it exec'd the keeper, from an strace of a whole mount's life.</summary>

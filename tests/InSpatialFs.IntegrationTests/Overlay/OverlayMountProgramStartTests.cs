@@ -187,6 +187,30 @@ public sealed class OverlayMountProgramStartTests
     }
 
     [Test]
+    public void The_keeper_is_execd_before_the_runtime_starts_so_the_runtime_starts_once()
+    {
+        // From an strace of the whole instance's life: the process that execs the keeper (the child the mount program
+        // forked in its constructor) made no thread before, that is, started no runtime; the only runtime is the server's.
+        string trace = Path.Combine(_work, "trace");
+        ShellResult run = Shell.Run($"""
+            strace -f -qq -e trace=execve,clone,clone3 -o '{trace}' '{Program}' -o 'lowerdir={_work}/lower,upperdir={_work}/upper,workdir={_work}/work' '{Target}' </dev/null >/dev/null 2>&1 &
+            for i in $(seq 1 400); do grep -q ' {Target} fuse' /proc/mounts && break; sleep 0.05; done
+            cat '{Target}/from-the-image'
+            umount '{Target}'
+            wait
+            """, TimeSpan.FromSeconds(90));
+        Assert.That(run.StdOut, Does.Contain("lower"), run.ToString());
+        string[] lines = File.ReadAllLines(trace);
+        string? execsKeeper = lines.FirstOrDefault(l => l.Contains("execve(\"", StringComparison.Ordinal) && l.Contains("/inspatialfs-keeper\"", StringComparison.Ordinal));
+        Assert.That(execsKeeper, Is.Not.Null, "a process became the keeper:\n" + string.Join("\n", lines.Take(8)));
+        string pid = execsKeeper!.Split(' ')[0] + " ";
+        string[] before = [.. lines.Where(l => l.StartsWith(pid, StringComparison.Ordinal)).TakeWhile(l => l != execsKeeper)];
+        Assert.That(before.Count(l => l.Contains("clone", StringComparison.Ordinal)), Is.Zero, string.Join("\n", before));
+        Assert.That(lines.Count(l => l.Contains("execve(\"", StringComparison.Ordinal) && !l.Contains("= -1", StringComparison.Ordinal)), Is.EqualTo(3),
+            "three programs ran: the mount program, the keeper and the server:\n" + string.Join("\n", lines.Where(l => l.Contains("execve", StringComparison.Ordinal))));
+    }
+
+    [Test]
     public void A_caller_whose_environment_names_a_keeper_that_is_not_its_parent_still_gets_a_detached_kept_mount()
     {
         // A keeper's variables inherited further down (a caller started somewhere under a kept server) do not make the
