@@ -48,10 +48,14 @@ public sealed unsafe class StateLog : IDisposable
     private ulong _nextSequence;
     private byte[] _staged = new byte[StagedKept];
     private int _stagedBytes, _stagedCount;
+    private readonly long _reserveAhead; // a write(2) log's blocks allocated past its end (0: none); see ReserveRunsOut
+    private long _reservedTo;
+    private bool _reserveRunsOut;
 
-    private StateLog(SafeFd directory, string directoryPath, string name, SafeFileHandle file, long length, ulong nextSequence, bool mapped)
+    private StateLog(SafeFd directory, string directoryPath, string name, SafeFileHandle file, long length, ulong nextSequence, bool mapped, long reserveAhead)
     {
         _mapped = mapped;
+        _reserveAhead = mapped ? 0 : reserveAhead;
         _directory = directory;
         _directoryPath = directoryPath;
         _name = name;
@@ -76,7 +80,9 @@ public sealed unsafe class StateLog : IDisposable
     /// refused with <see cref="InvalidDataException"/> and left as it is.
     /// With <paramref name="mapped"/>, appends go through a shared mapping of the file (see the class comment).
     /// </summary>
-    public static StateLog Open(string directoryPath, string name, StateRecordHandler replay, bool mapped = false)
+    /// <param name="reserveAhead">For a write(2) log: keep this many bytes allocated past its end (fallocate, the size
+    /// unchanged), so that the disk filling up is seen while its records still fit (<see cref="ReserveRunsOut"/>).</param>
+    public static StateLog Open(string directoryPath, string name, StateRecordHandler replay, bool mapped = false, long reserveAhead = 0)
     {
         ArgumentNullException.ThrowIfNull(replay);
         SafeFd directory = TrustedPath.OpenDirectory(directoryPath, create: true);
@@ -116,7 +122,7 @@ public sealed unsafe class StateLog : IDisposable
                 RandomAccess.SetLength(file, intact);
             }
 
-            var log = new StateLog(directory, directoryPath, name, file, intact, next, mapped)
+            var log = new StateLog(directory, directoryPath, name, file, intact, next, mapped, reserveAhead)
             {
                 DiscardedTailBytes = Math.Max(0, size - intact),
             };
@@ -124,6 +130,8 @@ public sealed unsafe class StateLog : IDisposable
             {
                 log.TryMapLocked(intact);
             }
+
+            log.ReserveLocked(); // not shared yet: no lock needed
 
             return log;
         }
@@ -263,6 +271,45 @@ public sealed unsafe class StateLog : IDisposable
         {
             _staged = new byte[StagedKept]; // one big record (an owner's) does not pin its buffer
         }
+
+        ReserveLocked();
+    }
+
+    /// <summary>
+    /// A log opened with a reserve could not allocate more of it (the disk is full): the records written so far are in,
+    /// and the next ones fit only in what is left of it (a quarter of the reserve or more). Its owner stops making
+    /// changes that need a record, rather than learn of the full disk from a record that is lost. Cleared when a later
+    /// append or <see cref="Rewrite"/> could reserve again.
+    /// </summary>
+    public bool ReserveRunsOut
+    {
+        get
+        {
+            lock (_lock) return _reserveRunsOut;
+        }
+    }
+
+    /// <summary>Tops the reserve up once less than a quarter of it is left. Only a full disk (or quota) counts as running out.</summary>
+    private void ReserveLocked()
+    {
+        if (_reserveAhead == 0 || _reservedTo - _length >= _reserveAhead / 4)
+        {
+            return;
+        }
+
+        if (LibC.fallocate((int)_file.DangerousGetHandle(), LibC.FALLOC_FL_KEEP_SIZE, _length, _reserveAhead) == 0)
+        {
+            _reservedTo = _length + _reserveAhead;
+            _reserveRunsOut = false;
+        }
+        else if (ErrnoExtensions.LastPInvoke() is Errno.ENOSPC or Errno.EDQUOT)
+        {
+            _reserveRunsOut = true;
+        }
+        else
+        {
+            _reservedTo = long.MaxValue; // no fallocate here (EOPNOTSUPP): a write(2) log as without a reserve
+        }
     }
 
     /// <summary>
@@ -336,6 +383,9 @@ public sealed unsafe class StateLog : IDisposable
             {
                 TryMapLocked(length);
             }
+
+            _reservedTo = 0; // a new file: nothing of it is reserved yet
+            ReserveLocked();
         }
     }
 

@@ -21,6 +21,13 @@ internal sealed class MemoryJournal : IDisposable
     /// <summary>A rewrite splits the tree into records of about this size (a record may hold up to 1 MiB).</summary>
     private const int RewriteChunk = 256 * 1024;
 
+    /// <summary>
+    /// Blocks kept allocated past the log's end. A change's record is far smaller than a quarter of it, so the disk filling
+    /// up shows while records still fit (<see cref="StateLog.ReserveRunsOut"/>): the change whose record took the
+    /// reserve's end is in the log like every other, and the changes after it are refused before they are made.
+    /// </summary>
+    private const long Reserve = 256 * 1024;
+
     private readonly StateLog _log;
     private readonly ArrayBufferWriter<byte> _batch = new();
     private long _appendedSinceRewrite;
@@ -52,7 +59,7 @@ internal sealed class MemoryJournal : IDisposable
             {
                 replay?.Apply(payload);
             }
-        });
+        }, reserveAhead: Reserve);
         return new MemoryJournal(log);
     }
 
@@ -93,6 +100,7 @@ internal sealed class MemoryJournal : IDisposable
             if (!HasFailed)
             {
                 _log.Append(BatchRecord, _batch.WrittenSpan);
+                FailIfReserveRunsOut();
             }
         }
         catch (IOException e)
@@ -148,6 +156,12 @@ internal sealed class MemoryJournal : IDisposable
         {
             _log.Rewrite(records);
             _appendedSinceRewrite = 0;
+            if (_log.ReserveRunsOut)
+            {
+                FailIfReserveRunsOut(); // written whole, with no room for what comes next: still failed
+                return;
+            }
+
             HasFailed = false;
             FailedBecause = null;
         }
@@ -159,6 +173,22 @@ internal sealed class MemoryJournal : IDisposable
                 HasFailed = true;
                 Failed?.Invoke(e);
             }
+        }
+    }
+
+    /// <summary>The disk has no room left to reserve: failed from here on (the records so far are all in).</summary>
+    private void FailIfReserveRunsOut()
+    {
+        if (!_log.ReserveRunsOut)
+        {
+            return;
+        }
+
+        FailedBecause = $"no room left in the state directory to reserve {Reserve / 1024} KiB ahead of the journal";
+        if (!HasFailed)
+        {
+            HasFailed = true;
+            Failed?.Invoke(new IOException(FailedBecause));
         }
     }
 

@@ -352,13 +352,15 @@ public sealed class StateLogTests(bool mapped)
         {
             string state = Path.Combine(fs, "state");
             var seen = new List<(ushort, byte[])>();
-            using (StateLog log = StateLog.Open(state, "state.log", (_, _) => { }, mapped))
+            using (StateLog log = StateLog.Open(state, "state.log", (_, _) => { }, mapped, reserveAhead: mapped ? 0 : 64 * 1024))
             {
                 Assert.That(log.IsMapped, Is.False, "positive control: this filesystem refuses the reservation");
                 foreach ((ushort type, byte[] payload) in Sample)
                 {
                     log.Append(type, payload);
                 }
+
+                Assert.That(log.ReserveRunsOut, Is.False, "no fallocate is not a full disk");
             }
 
             using (StateLog.Open(state, "state.log", (type, payload) => seen.Add((type, payload.ToArray())), mapped))
@@ -380,5 +382,57 @@ public sealed class StateLogTests(bool mapped)
         UnixFileMode mode = File.GetUnixFileMode(Path.Combine(_dir, "state.log"));
         Assert.That(mode, Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
         Assert.That(File.GetUnixFileMode(_dir), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute));
+    }
+}
+
+/// <summary>
+/// A write(2) log's reserve (the memory journal's): the disk filling up shows while records still fit, so its owner can
+/// stop before a record is lost rather than after.
+/// </summary>
+[TestFixture]
+public sealed class StateLogReserveTests
+{
+    private string _dir = null!;
+
+    [SetUp]
+    public void SetUp() => _dir = Path.Combine(Path.GetTempPath(), "isfs-statelog-" + Guid.NewGuid().ToString("N"));
+
+    [TearDown]
+    public void TearDown()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    [Test]
+    [NonParallelizable]
+    [Category("Mount")]
+    public void A_reserve_says_the_disk_is_full_while_appends_still_fit_and_clears_once_there_is_room()
+    {
+        using SmallDisk disk = SmallDisk.Mount(_dir, "1m");
+        byte[] payload = new byte[300];
+        using StateLog log = StateLog.Open(_dir, "state.log", (_, _) => { }, reserveAhead: 64 * 1024);
+        Assert.That(log.ReserveRunsOut, Is.False, "reserved at open");
+        disk.Fill();
+
+        int appended = 0;
+        while (!log.ReserveRunsOut && appended < 10_000)
+        {
+            log.Append(1, payload); // throws, failing the test, if a record met the full disk before the reserve said so
+            appended++;
+        }
+
+        Assert.That(log.ReserveRunsOut, Is.True);
+        Assert.That(appended * StateLogFormat.RecordSize(payload.Length), Is.GreaterThan(32 * 1024), "the reserve took the records after the disk filled");
+        for (int i = 0; i < 40; i++)
+        {
+            log.Append(1, payload); // what is left of the reserve (a quarter of it or more) still takes records
+        }
+
+        disk.MakeRoom();
+        log.Append(1, payload);
+        Assert.That(log.ReserveRunsOut, Is.False, "topped up again once there is room");
     }
 }

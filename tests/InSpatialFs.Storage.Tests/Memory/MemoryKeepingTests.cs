@@ -121,8 +121,8 @@ public sealed class MemoryKeepingTests
         (ulong data, IOpenFile d) = fs.Create(root, "data");
         disk.Fill(); // what the log had reserved ahead is all its appends have left
 
-        // Long names fill the log's reserve in a few thousand records; the first change whose record does not fit
-        // is already made (and acknowledged), every later one is refused.
+        // Long names fill the log's reserve in a few thousand records; once it cannot be topped up, the change whose
+        // record took it is in the log, and every later one is refused.
         var acknowledged = new List<string>();
         Errno refused = Errno.OK;
         for (int i = 0; i < 100_000 && refused == Errno.OK; i++)
@@ -158,6 +158,44 @@ public sealed class MemoryKeepingTests
         {
             Assert.That(next.Lookup(root, Fs.N(name), out _), Is.EqualTo(Errno.OK), name);
         }
+    }
+
+    /// <summary>
+    /// The server dies while the state disk is still full: what the journal holds is every change that was acknowledged.
+    /// Without the reserve the first change whose record did not fit was made, acknowledged, and then missing here.
+    /// </summary>
+    [Test]
+    [NonParallelizable]
+    [Category("Mount")]
+    public void A_server_that_dies_while_its_state_disk_is_full_loses_no_acknowledged_change()
+    {
+        using SmallDisk disk = SmallDisk.Mount(_state, "2m");
+        var failures = new List<string>();
+        var fs = new MemoryFileSystem(Size);
+        fs.StartJournal(_state, Log, e => failures.Add(e.Message));
+        ulong root = fs.RootIno;
+        disk.Fill();
+
+        var acknowledged = new List<string>();
+        Errno refused = Errno.OK;
+        for (int i = 0; i < 100_000 && refused == Errno.OK; i++)
+        {
+            string name = i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture) + new string('n', 200);
+            refused = fs.MkDir(root, Fs.N(name), 0x1ED, Fs.Root, out _);
+            if (refused == Errno.OK) acknowledged.Add(name);
+        }
+
+        Assert.That(refused, Is.EqualTo(Errno.ENOSPC));
+        string before = Describe(fs);
+
+        SafeFd volume = Die(fs);
+        disk.MakeRoom(); // for the successor's own journal; the dead server's is as it left it
+        using MemoryFileSystem next = Adopt(volume, out _);
+        Assert.That(next.Lookup(root, Fs.N(acknowledged[^1]), out _), Is.EqualTo(Errno.OK), "the last acknowledged name");
+        Assert.That(Describe(next), Is.EqualTo(before), "every acknowledged change");
+        Assert.That(acknowledged, Has.Count.GreaterThan(100), "the reserve took records after the disk filled");
+        Assert.That(failures, Has.Count.EqualTo(1));
+        Assert.That(failures[0], Does.Contain("reserve"), "seen while records still fit, not from a record that did not");
     }
 
     /// <summary>
