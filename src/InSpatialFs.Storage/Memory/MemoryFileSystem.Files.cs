@@ -37,6 +37,11 @@ public sealed partial class MemoryFileSystem
             }
             if (truncate && node.IsRegular)
             {
+                var refused = RefusedIfItDropsCapability(node);
+                if (refused != Errno.OK)
+                {
+                    return refused;
+                }
                 var now = Timestamp.Now();
                 var resized = ResizeLocked(node, 0);
                 if (resized != Errno.OK)
@@ -97,6 +102,11 @@ public sealed partial class MemoryFileSystem
                 }
                 if ((flags & LibC.O_TRUNC) != 0 && node.IsRegular)
                 {
+                    var refused = RefusedIfItDropsCapability(node);
+                    if (refused != Errno.OK)
+                    {
+                        return refused;
+                    }
                     var resized = ResizeLocked(node, 0);
                     if (resized != Errno.OK)
                     {
@@ -203,6 +213,12 @@ public sealed partial class MemoryFileSystem
 
     private Errno Write(OpenFile open, long offset, ReadOnlySpan<byte> data, out int bytesWritten)
     {
+        bytesWritten = 0;
+        var refused = RefusedIfWriteDropsCapability(open);
+        if (refused != Errno.OK)
+        {
+            return refused;
+        }
         var error = WriteLocked(open, offset, data, out bytesWritten, out var capable);
         if (capable is not null)
         {

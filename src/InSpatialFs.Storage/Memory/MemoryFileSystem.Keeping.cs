@@ -1,5 +1,6 @@
 using InSpatialFs.Interop;
 using InSpatialFs.Interop.Durable;
+using InSpatialFs.Storage.Posix;
 
 namespace InSpatialFs.Storage.Memory;
 
@@ -277,6 +278,33 @@ public sealed partial class MemoryFileSystem
 
         _journalRecovered?.Invoke();
         return Errno.OK;
+    }
+
+    /// <summary>
+    /// Namespace write lock held, before a write, truncate or chown of <paramref name="node"/>: each drops its
+    /// security.capability (as the kernel does), a metadata change a successor must find. Made while the journal cannot
+    /// be written, a restart would give the changed file its capability back; so it is refused as the other such changes.
+    /// </summary>
+    private Errno RefusedIfItDropsCapability(MemoryNode node) =>
+        node.Xattrs is not null && FindXattr(node, XattrName.Capability) >= 0 ? RefusedWhileUnjournaled() : Errno.OK;
+
+    /// <summary>No lock held: <see cref="RefusedIfItDropsCapability"/> for a write through <paramref name="open"/>, before any byte moves.</summary>
+    private Errno RefusedIfWriteDropsCapability(OpenFile open)
+    {
+        if (_journal is not { HasFailed: true })
+        {
+            return Errno.OK; // read without the lock: a journal failing after this is still written to (its reserve)
+        }
+
+        _namespace.EnterWriteLock();
+        try
+        {
+            return GetFileHandle(open, out var handle) == Errno.OK ? RefusedIfItDropsCapability(handle.Node) : Errno.OK;
+        }
+        finally
+        {
+            EndWrite();
+        }
     }
 
     /// <summary>Lets go of the namespace write lock, first committing what changed under it as one journal record.</summary>

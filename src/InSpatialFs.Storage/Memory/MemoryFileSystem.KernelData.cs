@@ -216,6 +216,11 @@ public sealed unsafe partial class MemoryFileSystem
         {
             return false;
         }
+        error = RefusedIfWriteDropsCapability(outFile);
+        if (error != Errno.OK)
+        {
+            return true;
+        }
         MemoryNode target;
         _namespace.EnterReadLock();
         try

@@ -239,6 +239,14 @@ public sealed partial class MemoryFileSystem : IFileSystemBackend
             {
                 return Errno.ENOENT;
             }
+            if ((change.ChangesOwner && SetIdBits.ClearedByChown(node.Type)) || (change.Size.HasValue && node.IsRegular))
+            {
+                var refused = RefusedIfItDropsCapability(node); // see the drop below
+                if (refused != Errno.OK)
+                {
+                    return refused;
+                }
+            }
             var now = Timestamp.Now();
             if (change.Size is ulong size)
             {

@@ -29,6 +29,7 @@ internal sealed class MemoryJournal : IDisposable
     private const long Reserve = 256 * 1024;
 
     private readonly StateLog _log;
+    private bool _reserveOnly; // failed for want of a reserve only: what is left of it still takes records
     private readonly ArrayBufferWriter<byte> _batch = new();
     private long _appendedSinceRewrite;
 
@@ -97,7 +98,9 @@ internal sealed class MemoryJournal : IDisposable
         {
             // Counted even while failed: the owner's next rewrite (a whole snapshot) is what recovers from a failure.
             _appendedSinceRewrite++;
-            if (!HasFailed)
+            // Failed only for want of a reserve, the log still takes records: a change begun before the failure (a
+            // capability dropped after its write) is journaled, and only changes begun after it are refused.
+            if (!HasFailed || _reserveOnly)
             {
                 _log.Append(BatchRecord, _batch.WrittenSpan);
                 FailIfReserveRunsOut();
@@ -105,9 +108,13 @@ internal sealed class MemoryJournal : IDisposable
         }
         catch (IOException e)
         {
-            HasFailed = true;
+            _reserveOnly = false;
             FailedBecause = e.Message;
-            Failed?.Invoke(e);
+            if (!HasFailed)
+            {
+                HasFailed = true;
+                Failed?.Invoke(e);
+            }
         }
         finally
         {
@@ -163,6 +170,7 @@ internal sealed class MemoryJournal : IDisposable
             }
 
             HasFailed = false;
+            _reserveOnly = false;
             FailedBecause = null;
         }
         catch (IOException e)
@@ -188,6 +196,7 @@ internal sealed class MemoryJournal : IDisposable
         if (!HasFailed)
         {
             HasFailed = true;
+            _reserveOnly = true;
             Failed?.Invoke(new IOException(FailedBecause));
         }
     }

@@ -119,6 +119,10 @@ public sealed class MemoryKeepingTests
         ulong root = fs.RootIno;
         ulong kept = fs.MkDir(root, "kept");
         (ulong data, IOpenFile d) = fs.Create(root, "data");
+        // A binary with a file capability: a write, truncate or chown drops it, a change a successor must find.
+        (ulong capable, IOpenFile c) = fs.Create(root, "ping");
+        Assert.That(c.Write(0, Fs.N("original"), out _), Is.EqualTo(Errno.OK));
+        Assert.That(fs.SetXattr(capable, Fs.N("security.capability"), CapNetRaw, 0), Is.EqualTo(Errno.OK));
         disk.Fill(); // what the log had reserved ahead is all its appends have left
 
         // Long names fill the log's reserve in a few thousand records; once it cannot be topped up, the change whose
@@ -141,6 +145,14 @@ public sealed class MemoryKeepingTests
         Assert.That(fs.SetAttr(data, new AttrChange { Mode = 0x1FF }, Fs.Root, out _), Is.EqualTo(Errno.ENOSPC), "a chmod a successor would undo");
         Assert.That(fs.SetXattr(data, Fs.N("user.k"), Fs.N("v"), 0), Is.EqualTo(Errno.ENOSPC));
         Assert.That(d.Write(0, Fs.N("still written"), out _), Is.EqualTo(Errno.OK), "file data lives in the tmpfs, not the journal");
+        // ...but not into a file whose capability the write would drop: a successor would give the changed bytes the
+        // capability back. Nor a truncate (by setattr or by opening with O_TRUNC), nor a kernel copy into it.
+        Assert.That(c.Write(0, Fs.N("replaced"), out _), Is.EqualTo(Errno.ENOSPC), "a write that drops a capability");
+        Assert.That(fs.SetAttr(capable, new AttrChange { Size = 0 }, Fs.Root, out _), Is.EqualTo(Errno.ENOSPC), "a truncate that drops it");
+        Assert.That(fs.Open(capable, LibC.O_WRONLY | LibC.O_TRUNC, Fs.Root, out _), Is.EqualTo(Errno.ENOSPC), "O_TRUNC");
+        Assert.That(fs.CopyFileRange(d, 0, c, 0, 4, out _), Is.EqualTo(Errno.ENOSPC), "copy_file_range into it");
+        Assert.That(fs.SetAttr(data, new AttrChange { Size = 1 }, Fs.Root, out _), Is.EqualTo(Errno.OK), "positive control: a truncate of a file without one");
+        Assert.That(d.Write(0, Fs.N("still written"), out _), Is.EqualTo(Errno.OK));
 
         disk.MakeRoom();
         Assert.That(fs.MkDir(root, Fs.N("too-soon"), 0x1ED, Fs.Root, out _), Is.EqualTo(Errno.ENOSPC), "retried at most once a second");
@@ -150,6 +162,7 @@ public sealed class MemoryKeepingTests
         Assert.That(recoveries, Is.EqualTo(1));
         Assert.That(fs.SetAttr(data, new AttrChange { Mode = 0x180 }, Fs.Root, out _), Is.EqualTo(Errno.OK));
         Assert.That(d.Release(), Is.EqualTo(Errno.OK));
+        Assert.That(c.Release(), Is.EqualTo(Errno.OK));
         string before = Describe(fs);
 
         using MemoryFileSystem next = Adopt(Die(fs), out _);
@@ -158,7 +171,14 @@ public sealed class MemoryKeepingTests
         {
             Assert.That(next.Lookup(root, Fs.N(name), out _), Is.EqualTo(Errno.OK), name);
         }
+
+        byte[] value = new byte[64];
+        Assert.That(next.GetXattr(capable, Fs.N("security.capability"), value, out _), Is.EqualTo(Errno.OK), "the capability, on the bytes it was given for");
+        Assert.That(ReadAll(next, capable), Is.EqualTo(Fs.N("original")));
     }
+
+    /// <summary>A valid VFS_CAP_REVISION_2 security.capability value (effective, cap_net_raw permitted).</summary>
+    private static readonly byte[] CapNetRaw = [0x01, 0, 0, 0x02, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
     /// <summary>
     /// The server dies while the state disk is still full: what the journal holds is every change that was acknowledged.
