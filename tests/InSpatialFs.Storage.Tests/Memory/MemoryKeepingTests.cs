@@ -127,14 +127,7 @@ public sealed class MemoryKeepingTests
 
         // Long names fill the log's reserve in a few thousand records; once it cannot be topped up, the change whose
         // record took it is in the log, and every later one is refused.
-        var acknowledged = new List<string>();
-        Errno refused = Errno.OK;
-        for (int i = 0; i < 100_000 && refused == Errno.OK; i++)
-        {
-            string name = i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture) + new string('n', 200);
-            refused = fs.MkDir(root, Fs.N(name), 0x1ED, Fs.Root, out _);
-            if (refused == Errno.OK) acknowledged.Add(name);
-        }
+        List<string> acknowledged = MakeDirectoriesUntilRefused(fs, root, out Errno refused);
 
         Assert.That(refused, Is.EqualTo(Errno.ENOSPC), "a new name once the journal cannot be written");
         Assert.That(failures, Has.Count.EqualTo(1), "told once");
@@ -177,6 +170,21 @@ public sealed class MemoryKeepingTests
         Assert.That(ReadAll(next, capable), Is.EqualTo(Fs.N("original")));
     }
 
+    /// <summary>Directories with long names (a few thousand fill a journal's reserve) until one is refused; the names that were not.</summary>
+    private static List<string> MakeDirectoriesUntilRefused(MemoryFileSystem fs, ulong root, out Errno refused)
+    {
+        var acknowledged = new List<string>();
+        refused = Errno.OK;
+        for (int i = 0; i < 100_000 && refused == Errno.OK; i++)
+        {
+            string name = i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture) + new string('n', 200);
+            refused = fs.MkDir(root, Fs.N(name), 0x1ED, Fs.Root, out _);
+            if (refused == Errno.OK) acknowledged.Add(name);
+        }
+
+        return acknowledged;
+    }
+
     /// <summary>A valid VFS_CAP_REVISION_2 security.capability value (effective, cap_net_raw permitted).</summary>
     private static readonly byte[] CapNetRaw = [0x01, 0, 0, 0x02, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
@@ -196,14 +204,7 @@ public sealed class MemoryKeepingTests
         ulong root = fs.RootIno;
         disk.Fill();
 
-        var acknowledged = new List<string>();
-        Errno refused = Errno.OK;
-        for (int i = 0; i < 100_000 && refused == Errno.OK; i++)
-        {
-            string name = i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture) + new string('n', 200);
-            refused = fs.MkDir(root, Fs.N(name), 0x1ED, Fs.Root, out _);
-            if (refused == Errno.OK) acknowledged.Add(name);
-        }
+        List<string> acknowledged = MakeDirectoriesUntilRefused(fs, root, out Errno refused);
 
         Assert.That(refused, Is.EqualTo(Errno.ENOSPC));
         string before = Describe(fs);
