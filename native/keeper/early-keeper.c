@@ -8,11 +8,17 @@
 // same exit code (the keeper exits with a server's code when it fails before serving).
 //
 // It only acts when every option is one of the options below: the quick form's, which all make host or memory mounts,
-// and --config, whose mounts (host, memory, overlay) a new server can rebuild as well. A config that cannot be kept
-// after all (`io_uring: true`, a memory mount the kernel will not give a private tmpfs) is served unkept under the
-// keeper: the server stores no descriptors, and a keeper with none ends with its server. Anything else -- --direct,
-// -o, --background, --no-keeper, --io-uring, help, a response file, an option added later -- falls through to the
-// managed code, which decides as it always has. So an unknown command line costs the old start, never a wrong keeper.
+// and --config, whose mounts (host, memory, overlay) a new server can rebuild as well; and -o (mount(8)'s options,
+// which the server applies) unless it names no_keeper or io_uring. A config that cannot be kept after all
+// (`io_uring: true`, a memory mount the kernel will not give a private tmpfs) is served unkept under the keeper: the
+// server stores no descriptors, and a keeper with none ends with its server. Anything else -- --direct, --no-keeper,
+// --io-uring, help, a response file, an option added later -- falls through to the managed code, which decides as it
+// always has. So an unknown command line costs the old start, never a wrong keeper.
+//
+// `mount --background` (mount(8)'s fuse.inspatialfs helper, fstab) is detached here as the overlay mount program is
+// (early-common.h): the parent returns once the keeper says the mount serves, the detached child execs the keeper
+// on the same command line without --background, and the server moves its stdio to its log once it knows where that
+// is (until then a bad option or config reaches the caller's stderr, with its exit code).
 #define _GNU_SOURCE
 #include <stdlib.h>
 
@@ -34,26 +40,49 @@ static int quick_form_option(const char *arg) {
 }
 
 __attribute__((constructor)) static void become_keeper_early(int argc, char **argv, char **envp) {
+    (void)envp;
     if (argc < 3 || !argv || strcmp(argv[1], "mount") != 0) return;
     const char *base = strrchr(argv[0], '/');
     if (strcmp(base ? base + 1 : argv[0], "inspatialfs-overlay") == 0) return;  // the overlay mount program's "mount" is a target
-    const char *notify = getenv("NOTIFY_SOCKET");
-    if (notify && *notify) return;  // started by the keeper or by systemd: this process is the server
+    // A server its keeper started: whether it is detached from a caller (the keeper of `mount --background`) is in the
+    // environment the keeper passed on. For anyone else only these constructors say so: never a variable the caller passed.
+    if (early_started_by_keeper()) return;
+    unsetenv(DETACHED_VARIABLE);
+    int background = 0;
+    char **args = calloc((size_t)argc, sizeof *args);  // the command line for the server: mount ARGS, without --background
+    if (!args) return;
+    int count = 0;
+    args[count++] = "mount";
     for (int i = 2; i < argc; i++) {
         // Values (a directory, a size, the mountpoint) do not start with '-'; a value that does is not ours to judge.
-        if (argv[i][0] == '@') return;  // a response file: its options are unknown here
-        if (argv[i][0] == '-' && !quick_form_option(argv[i])) return;
+        if (argv[i][0] == '@') goto managed;  // a response file: its options are unknown here
+        if (strcmp(argv[i], "--background") == 0 || strcmp(argv[i], "-b") == 0) {
+            background = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {  // mount(8)'s options: the server applies them
+            if (early_keeping_decided_later(argv[i + 1])) goto managed;
+            args[count++] = argv[i++];
+        } else if (argv[i][0] == '-' && !quick_form_option(argv[i])) {
+            goto managed;
+        }
+        args[count++] = argv[i];
     }
 
-    char self[PATH_MAX], keeper[PATH_MAX];
-    if (!early_keeper_next_to_self(self, keeper)) return;  // not installed: the managed code serves without it and says so
+    if (background) {
+        // mount --background (mount(8), fstab): detach here, and the detached child becomes the keeper, whose server
+        // tells the caller why it failed, or the keeper says it serves. Its own server (restarted or not) is not
+        // started with --background, so it never gets here.
+        int ready = early_detach("inspatialfs", argv[argc - 1]);
+        if (ready < 0) goto managed;
+        setenv(DETACHED_VARIABLE, "1", 1);
+        early_exec_keeper(args, count, ready);
+        // No keeper to exec: this detached process serves without one, as the managed code decides and says.
+        goto managed;
+    }
 
-    char **keeper_argv = calloc((size_t)argc + 3, sizeof *keeper_argv);
-    if (!keeper_argv) return;
-    keeper_argv[0] = keeper;
-    keeper_argv[1] = "--";
-    keeper_argv[2] = self;
-    for (int i = 1; i < argc; i++) keeper_argv[i + 2] = argv[i];
-    execve(keeper, keeper_argv, envp);
-    free(keeper_argv);  // exec failed: the managed code tries once more and reports why
+    const char *notify = getenv("NOTIFY_SOCKET");
+    if (!(notify && *notify)) early_exec_keeper(args, count, -1);  // set: started by the keeper or by systemd, the server
+managed:
+    free(args);  // the managed code decides, as it always has
 }

@@ -36,9 +36,14 @@ internal static class MountRunner
             return ExitCodes.UsageError;
         }
 
+        // Detached before the runtime started (native/keeper/early-keeper.c): this process is the server of `mount
+        // --background`, started by its keeper, whose caller waits for the keeper's ready byte. Taken (the variable
+        // removed) whatever comes next, so nothing this process starts inherits it.
+        bool detached = ReadinessPipe.TakeEarlyDetached();
+
         // io_uring: requests a dead server held on its rings cannot be resent to a new one, so no keeper (Instance.Restart.cs).
         bool kept = !request.NoKeeper && !request.IoUring && !config.IoUring && KeeperLaunch.Unkept(config, out keeper, detached: request.Background) is null;
-        if (request.Background)
+        if (request.Background && !detached)
         {
             // The same command line without --background, in its own session (under the keeper when it gets one); it
             // re-reads exactly what was checked here.
@@ -46,6 +51,16 @@ internal static class MountRunner
             return BackgroundServer.Start("inspatialfs", args, config.Mountpoint, config.StateDir, kept ? keeper : null);
         }
 
+        // A detached process serves itself: under its keeper (which keeps it), or, where early-keeper.c found no keeper
+        // to exec, alone (becoming one here would run the server with --background again).
+        return detached
+            ? ServerStdio.ServeDetached("inspatialfs", config.StateDir, config.Mountpoint, () => Serve(request, config, level, kept: false, keeper))
+            : Serve(request, config, level, kept, keeper);
+    }
+
+    /// <summary>Becomes the keeper when <paramref name="kept"/>, else starts the instance and serves until it ends.</summary>
+    private static int Serve(MountRequest request, InstanceConfig config, LogLevel level, bool kept, string keeper)
+    {
         if (kept)
         {
             // Returns only when the keeper could not be started: then serve as before, without restarts.

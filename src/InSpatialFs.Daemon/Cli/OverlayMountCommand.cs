@@ -116,30 +116,11 @@ internal static partial class OverlayMountCommand
     }
 
     /// <summary>
-    /// native/keeper/early-detach.c forked before the runtime started: this process is already the detached server, and
-    /// its parent returns once it serves. Its output goes to the log from here on, as a spawned server's did; should it
-    /// end before serving, its caller still learns why, as from <see cref="BackgroundServer"/>.
+    /// native/keeper/early-detach.c forked before the runtime started: this process is already the detached server (its
+    /// keeper's, or its own), and its parent returns once it serves.
     /// </summary>
-    private static int ServeDetached(string configPath, string mountpoint, string stateDir, bool ioUring, bool noKeeper)
-    {
-        string log = Path.Combine(stateDir, ServerStdio.LogName);
-        long logStart;
-        using (ServerStdio? stdio = ServerStdio.Open("inspatialfs-overlay", stateDir))
-        {
-            if (stdio is null)
-            {
-                return ExitCodes.RuntimeFailure;
-            }
-
-            logStart = RandomAccess.GetLength(stdio.Log);
-            ReadinessPipe.DetachStdio(stdio);
-            KeeperLaunch.ShareStdio(stdio.Log);
-        }
-
-        int code = MountRunner.Run(Request(configPath, ioUring, noKeeper));
-        ReadinessPipe.ReportUnready(() => $"inspatialfs-overlay: the server exited before {mountpoint} was mounted:\n{ServerStdio.Tail(log, logStart)}");
-        return code;
-    }
+    private static int ServeDetached(string configPath, string mountpoint, string stateDir, bool ioUring, bool noKeeper) =>
+        ServerStdio.ServeDetached("inspatialfs-overlay", stateDir, mountpoint, () => MountRunner.Run(Request(configPath, ioUring, noKeeper)));
 
     /// <summary>
     /// The mount as `inspatialfs mount --config FILE` would make it; a kept server is started with that command line,

@@ -1,3 +1,4 @@
+using InSpatialFs.Daemon.Cli;
 using InSpatialFs.Interop;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
@@ -23,6 +24,33 @@ internal sealed class ServerStdio : IDisposable
     public SafeFd Stdin { get; }
 
     public SafeFileHandle Log { get; }
+
+    /// <summary>
+    /// Runs <paramref name="serve"/> as a server detached from its caller before the runtime started
+    /// (native/keeper/early-*.c): its stdio moves to the log in <paramref name="stateDir"/> (and its keeper's with it),
+    /// as a spawned server's did; should it end before serving, its caller still learns why, from the log's new lines.
+    /// </summary>
+    public static int ServeDetached(string who, string stateDir, string mountpoint, Func<int> serve)
+    {
+        ArgumentNullException.ThrowIfNull(serve);
+        string log = Path.Combine(stateDir, LogName);
+        long logStart;
+        using (ServerStdio? stdio = Open(who, stateDir))
+        {
+            if (stdio is null)
+            {
+                return ExitCodes.RuntimeFailure;
+            }
+
+            logStart = RandomAccess.GetLength(stdio.Log);
+            ReadinessPipe.DetachStdio(stdio);
+            KeeperLaunch.ShareStdio(stdio.Log);
+        }
+
+        int code = serve();
+        ReadinessPipe.ReportUnready(() => $"{who}: the server exited before {mountpoint} was mounted:\n{Tail(log, logStart)}");
+        return code;
+    }
 
     /// <summary>Both opened, or null after saying why not on stderr (prefixed with <paramref name="who"/>).</summary>
     public static ServerStdio? Open(string who, string stateDir)
