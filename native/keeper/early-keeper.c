@@ -7,13 +7,13 @@
 // same environment). The server then reads and checks the command line, and its errors reach the same stderr with the
 // same exit code (the keeper exits with a server's code when it fails before serving).
 //
-// It only acts when every option is one of the options below: the quick form's, which all make host or memory mounts,
-// and --config, whose mounts (host, memory, overlay) a new server can rebuild as well; and -o (mount(8)'s options,
-// which the server applies) unless it names no_keeper or io_uring. A config that cannot be kept after all
+// It only acts when every option is one of the options below: the quick form's, which all make host (DirectFS too) or
+// memory mounts, and --config, whose mounts (host, memory, overlay) a new server can rebuild as well; and -o (mount(8)'s
+// options, which the server applies) unless it names no_keeper or io_uring. A config that cannot be kept after all
 // (`io_uring: true`, a memory mount the kernel will not give a private tmpfs) is served unkept under the keeper: the
-// server stores no descriptors, and a keeper with none ends with its server. Anything else -- --direct, --no-keeper,
-// --io-uring, help, a response file, an option added later -- falls through to the managed code, which decides as it
-// always has. So an unknown command line costs the old start, never a wrong keeper.
+// server stores no descriptors, and a keeper with none ends with its server. Anything else -- --no-keeper, --io-uring,
+// help, a response file, an option added later -- falls through to the managed code, which decides as it always has.
+// So an unknown command line costs the old start, never a wrong keeper.
 //
 // `mount --background` (mount(8)'s fuse.inspatialfs helper, fstab) is detached here as the overlay mount program is
 // (early-common.h): the parent returns once the keeper says the mount serves, the detached child execs the keeper
@@ -28,7 +28,7 @@ static const char *const quick_form_options[] = {
     "--source", "--memory", "--memory-size", "--memory-at", "--read-only", "--isolation", "--forbid", "--readonly",
     "--allow", "--state-dir", "--control", "--no-control", "--name", "--rules", "--log-level", "--readers",
     "--no-passthrough", "--cache-timeout", "--relax", "--resource", "--exec-runtime-written", "--suspend-on",
-    "--allow-relax", "--config", NULL,
+    "--allow-relax", "--config", "--direct", NULL,
 };
 
 // An option of the list, alone or as --option=value / --option:value.

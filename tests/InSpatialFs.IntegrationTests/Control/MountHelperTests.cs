@@ -214,9 +214,9 @@ public sealed class MountHelperTests
     [Test]
     public void A_kept_foreground_mount_becomes_the_keeper_before_the_runtime_starts()
     {
-        // The quick form and --config exec inspatialfs-keeper from native/keeper/early-keeper.c, linked into the binary,
-        // before the .NET runtime has made its first thread. Positive control: the same host mount with --direct is
-        // decided by the managed code, after the runtime started (and still gets its keeper).
+        // The quick form (DirectFS too) and --config exec inspatialfs-keeper from native/keeper/early-keeper.c, linked
+        // into the binary, before the .NET runtime has made its first thread. Positive control: the same host mount from
+        // a response file is decided by the managed code, after the runtime started (and still gets its keeper).
         string state = Path.Combine(_work, "state");
         string config = Path.Combine(_work, "instance.yaml");
         File.WriteAllText(config, $"name: {Name}\nmountpoint: {_work}/mnt\nmounts:\n  - path: /\n    source: {_work}/src\n");
@@ -224,7 +224,10 @@ public sealed class MountHelperTests
         Assert.That(ThreadsBeforeTheKeeper(["--config", config, "--state-dir", state]), Is.Zero);
         // mount --background (mount(8), fstab) with mount(8)'s -o: detached and the keeper exec'd before the runtime too.
         Assert.That(ThreadsBeforeTheKeeper(["--background", "--source", $"{_work}/src", "--name", Name, "--state-dir", state, "-o", "isolation=enhanced", $"{_work}/mnt"]), Is.Zero);
-        Assert.That(ThreadsBeforeTheKeeper(["--source", $"{_work}/src", "--direct", "--name", Name, "--state-dir", state, $"{_work}/mnt"]), Is.GreaterThan(0));
+        Assert.That(ThreadsBeforeTheKeeper(["--source", $"{_work}/src", "--direct", "--name", Name, "--state-dir", state, $"{_work}/mnt"]), Is.Zero);
+        string responses = Path.Combine(_work, "args.rsp");
+        File.WriteAllLines(responses, ["--source", $"{_work}/src", "--name", Name, "--state-dir", state, $"{_work}/mnt"]);
+        Assert.That(ThreadsBeforeTheKeeper([$"@{responses}"]), Is.GreaterThan(0));
     }
 
     /// <summary>
