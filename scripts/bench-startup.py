@@ -5,7 +5,9 @@ For every target: the time from exec until the mount answers (a stat of the moun
 device: the kernel holds that stat until the server has answered INIT), the server's RSS after one idle second
 (and its anonymous part, what each further instance of the same binary adds),
 and its RSS growth per 100,000 live nodes (files created and then looked up, so the kernel holds a reference to
-each and the server must keep it). Rounds rotate the order; the table gives medians.
+each and the server must keep it), right after that burst and again once the server has been quiet for QUIET_S seconds
+(ours gives back what the GC kept committed after a burst: IdleMemoryReturn). Rounds rotate the order; the table gives
+medians.
 
 usage: bench-startup.py WORKDIR [ROUNDS] [TARGETS...]
 targets: fuse-overlayfs bindfs inspatialfs-memory inspatialfs-host inspatialfs-host-background inspatialfs-host-uring
@@ -19,6 +21,7 @@ import glob, os, shutil, signal, statistics, subprocess, sys, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("INSPATIALFS_BIN") or os.path.join(ROOT, "bin", "inspatialfs")
 NODES = int(os.environ.get("NODES", "100000"))
+QUIET_S = float(os.environ.get("QUIET_S", "6"))
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -142,7 +145,8 @@ class Target:
 
 
 def live_nodes_growth(t, pid):
-    """RSS growth (MiB) per 100,000 files created and then stat'ed (each one a node the kernel holds)."""
+    """RSS growth (MiB) per 100,000 files created and then stat'ed (each one a node the kernel holds): right after, and
+    after QUIET_S seconds without requests."""
     before = rss_kib(pid)
     dirs = 100
     for d in range(dirs):
@@ -153,7 +157,10 @@ def live_nodes_growth(t, pid):
     for i in range(NODES):
         os.stat(os.path.join(t.mnt, f"d{i % dirs:03d}", f"f{i:06d}"))
     after = rss_kib(pid)
-    return (after - before) / 1024 * (100000 / NODES)
+    time.sleep(QUIET_S)
+    quiet = rss_kib(pid)
+    scale = 100000 / NODES / 1024
+    return (after - before) * scale, (quiet - before) * scale
 
 
 URING_SWITCH = "/sys/module/fuse/parameters/enable_uring"
@@ -200,10 +207,11 @@ def measure(work, rounds, names):
                     per_nodes[n] = live_nodes_growth(t, pid)
             finally:
                 t.stop()
-    print("target\tstart_ms\tidle_rss_mib\tidle_anon_mib\trss_mib_per_100k_nodes")
+    print("target\tstart_ms\tidle_rss_mib\tidle_anon_mib\trss_mib_per_100k_nodes\tsame_once_quiet")
     for n in names:
         if n in start:
-            print(f"{n}\t{statistics.median(start[n]):.1f}\t{statistics.median(idle[n]):.1f}\t{statistics.median(anon[n]):.1f}\t{per_nodes.get(n, float('nan')):.1f}")
+            burst, quiet = per_nodes.get(n, (float('nan'), float('nan')))
+            print(f"{n}\t{statistics.median(start[n]):.1f}\t{statistics.median(idle[n]):.1f}\t{statistics.median(anon[n]):.1f}\t{burst:.1f}\t{quiet:.1f}")
 
 
 if __name__ == "__main__":

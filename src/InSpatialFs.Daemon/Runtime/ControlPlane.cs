@@ -130,6 +130,11 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "fuse_requests", _instance.FuseRequests.Sum());
         Line(sb, "live_nodes", _instance.Proxy.LiveNodes);
         Line(sb, "open_handles", _instance.Proxy.OpenHandles);
+        // Resident memory, the GC's part of it as of its last collection, and the collections run to give back what a
+        // burst of work left committed (see IdleMemoryReturn).
+        Line(sb, "memory_rss_kib", Environment.WorkingSet / 1024);
+        Line(sb, "gc_committed_kib", GC.GetGCMemoryInfo().TotalCommittedBytes / 1024);
+        Line(sb, "memory_returns", _instance.IdleMemoryReturns);
         // What reached the daemon rather than the kernel's caches, and what the last cache drop found cached.
         Line(sb, "kernel_lookups", _instance.Proxy.LookupRequests);
         Line(sb, "kernel_getattrs", _instance.Proxy.GetAttrRequests);

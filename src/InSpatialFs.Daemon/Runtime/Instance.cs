@@ -48,6 +48,9 @@ internal sealed partial class Instance : IDisposable
     private ProtocolServer? _controlServer;
     private ControlFileSystem? _controlFs;
     private Timer? _statusTimer;
+    private Timer? _idleMemoryTimer;
+    private readonly IdleMemoryReturn _idleMemory = new();
+    private int _collecting; // 1 while a full collection of ReturnMemory runs: a slow one is not stacked on
     private MountProbe? _probe;
     private bool _watchdogWithheld;
 
@@ -234,6 +237,7 @@ internal sealed partial class Instance : IDisposable
         _logGuard?.Check();
         _statusTimer = new Timer(_ => Heartbeat(), null, period, period);
         ReturnTransientMemory("start");
+        _idleMemoryTimer = new Timer(_ => ReturnIdleMemory(), null, IdleMemoryReturn.CheckInterval, IdleMemoryReturn.CheckInterval);
     }
 
     /// <summary>
@@ -243,17 +247,39 @@ internal sealed partial class Instance : IDisposable
     /// collection returns them to the kernel; it runs on the thread pool, after the mount answers, and pauses the
     /// readers for a few milliseconds once.
     /// </summary>
-    private void ReturnTransientMemory(string after)
+    private void ReturnTransientMemory(string after) =>
+        ThreadPool.UnsafeQueueUserWorkItem(_ => ReturnMemory(after), null);
+
+    /// <summary>After a burst of work, once the instance is quiet: see <see cref="IdleMemoryReturn"/>.</summary>
+    private void ReturnIdleMemory()
     {
-        ThreadPool.UnsafeQueueUserWorkItem(_ =>
+        if (_server == null) return;
+        long requests = 0;
+        foreach (long n in _server.RequestCounts()) requests += n;
+        if (_idleMemory.ShouldReturn(GC.GetGCMemoryInfo().TotalCommittedBytes, requests)) ReturnMemory("a burst of work");
+    }
+
+    /// <summary>One aggressive, compacting collection, which decommits what the GC no longer needs.</summary>
+    private void ReturnMemory(string after)
+    {
+        if (Interlocked.Exchange(ref _collecting, 1) == 1) return;
+        try
         {
             long before = Environment.WorkingSet;
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
             GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            _idleMemory.Returned(GC.GetGCMemoryInfo().TotalCommittedBytes);
             Log.TransientMemoryReturned(_log, after, (before - Environment.WorkingSet) / 1024,
                 System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        }, null);
+        }
+        finally
+        {
+            Volatile.Write(ref _collecting, 0);
+        }
     }
+
+    /// <summary>Full collections run because a burst of work had left memory committed (status <c>memory_returns</c>).</summary>
+    public long IdleMemoryReturns => _idleMemory.IdleReturns;
 
     /// <summary>Serves until the container mount ends; returns the process exit code.</summary>
     public int WaitForExit()
@@ -475,6 +501,8 @@ internal sealed partial class Instance : IDisposable
     {
         _statusTimer?.Dispose();
         _statusTimer = null;
+        _idleMemoryTimer?.Dispose();
+        _idleMemoryTimer = null;
         _probe?.Dispose();
         _probe = null;
         _controlFs?.Close(); // followers (cat events, ctl events --follow) get end-of-file instead of holding the server
