@@ -252,6 +252,9 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         p.Single("inspatialfs_open_files", "gauge", "Files the container holds open.", c.OpenFiles);
         p.Single("inspatialfs_live_nodes", "gauge", "Nodes the kernel holds.", _instance.Proxy.LiveNodes);
         p.Single("inspatialfs_open_handles", "gauge", "Open file and directory handles.", _instance.Proxy.OpenHandles);
+        p.Single("inspatialfs_resident_memory_bytes", "gauge", "The server's resident memory.", Environment.WorkingSet);
+        p.Single("inspatialfs_gc_committed_bytes", "gauge", "Memory the GC had committed after its last collection.", GC.GetGCMemoryInfo().TotalCommittedBytes);
+        p.Single("inspatialfs_memory_returns_total", "counter", "Full collections run to give back what a burst of work left committed.", _instance.IdleMemoryReturns);
         p.Single("inspatialfs_server_restarts_total", "counter", "Servers before this one on the same live mount (restarts after a crash and upgrades).", _instance.Restarts);
         p.Single("inspatialfs_last_handover_seconds", "gauge", "From the previous server's end to this one serving (0 for a fresh mount).",
             _instance.LastHandover?.TotalSeconds ?? 0);

@@ -61,7 +61,13 @@ public sealed class IdleMemoryReturnTests
 
         // Quiet and not grown since: no further collection.
         Thread.Sleep(TimeSpan.FromSeconds(5));
-        Assert.That(Returns(control), Is.EqualTo(1));
+        Assert.Multiple(() =>
+        {
+            Assert.That(Returns(control), Is.EqualTo(1));
+            string metrics = File.ReadAllText(Path.Combine(control, "metrics"));
+            Assert.That(metrics, Does.Contain("\ninspatialfs_memory_returns_total{name=\"idlemem\"} 1\n"), metrics);
+            Assert.That(metrics, Does.Match("\ninspatialfs_resident_memory_bytes\\{name=\"idlemem\"\\} [1-9][0-9]*\n"));
+        });
     }
 
     private static string D(int d) => "d" + d.ToString("D3", CultureInfo.InvariantCulture);
