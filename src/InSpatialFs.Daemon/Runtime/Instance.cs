@@ -256,7 +256,7 @@ internal sealed partial class Instance : IDisposable
         if (_server == null) return;
         long requests = 0;
         foreach (long n in _server.RequestCounts()) requests += n;
-        if (_idleMemory.ShouldReturn(GC.GetGCMemoryInfo().TotalCommittedBytes, requests)) ReturnMemory("a burst of work");
+        if (_idleMemory.ShouldReturn(GC.GetGCMemoryInfo().TotalCommittedBytes, requests, Proxy.LiveNodes)) ReturnMemory("going quiet");
     }
 
     /// <summary>One aggressive, compacting collection, which decommits what the GC no longer needs.</summary>
@@ -268,7 +268,7 @@ internal sealed partial class Instance : IDisposable
             long before = Environment.WorkingSet;
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
             GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-            _idleMemory.Returned(GC.GetGCMemoryInfo().TotalCommittedBytes);
+            _idleMemory.Returned(GC.GetGCMemoryInfo().TotalCommittedBytes, Proxy.LiveNodes);
             Log.TransientMemoryReturned(_log, after, (before - Environment.WorkingSet) / 1024,
                 System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }

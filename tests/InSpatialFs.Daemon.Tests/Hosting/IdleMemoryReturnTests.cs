@@ -10,13 +10,13 @@ public sealed class IdleMemoryReturnTests
     public void A_grown_heap_is_returned_only_once_an_interval_was_quiet()
     {
         var idle = new IdleMemoryReturn();
-        idle.Returned(10 * MiB); // what the collection after start left
+        idle.Returned(10 * MiB, 0); // what the collection after start left
         Assert.Multiple(() =>
         {
-            Assert.That(idle.ShouldReturn(80 * MiB, 0), Is.False, "the first check only learns the request count");
-            Assert.That(idle.ShouldReturn(80 * MiB, 50_000), Is.False, "busy: 50,000 requests in the interval");
-            Assert.That(idle.ShouldReturn(80 * MiB, 50_000 + IdleMemoryReturn.QuietRequests), Is.False, "still at the quiet bound");
-            Assert.That(idle.ShouldReturn(80 * MiB, 50_000 + (2 * IdleMemoryReturn.QuietRequests) - 1), Is.True, "quiet, and 70 MiB grown");
+            Assert.That(idle.ShouldReturn(80 * MiB, 0, 0), Is.False, "the first check only learns the request count");
+            Assert.That(idle.ShouldReturn(80 * MiB, 50_000, 0), Is.False, "busy: 50,000 requests in the interval");
+            Assert.That(idle.ShouldReturn(80 * MiB, 50_000 + IdleMemoryReturn.QuietRequests, 0), Is.False, "still at the quiet bound");
+            Assert.That(idle.ShouldReturn(80 * MiB, 50_000 + (2 * IdleMemoryReturn.QuietRequests) - 1, 0), Is.True, "quiet, and 70 MiB grown");
             Assert.That(idle.IdleReturns, Is.EqualTo(1));
         });
     }
@@ -25,12 +25,12 @@ public sealed class IdleMemoryReturnTests
     public void A_quiet_instance_whose_heap_did_not_grow_is_left_alone()
     {
         var idle = new IdleMemoryReturn();
-        idle.Returned(10 * MiB);
-        idle.ShouldReturn(10 * MiB, 7);
+        idle.Returned(10 * MiB, 0);
+        idle.ShouldReturn(10 * MiB, 7, 0);
         Assert.Multiple(() =>
         {
-            Assert.That(idle.ShouldReturn(10 * MiB + IdleMemoryReturn.GrowthThreshold - 1, 7), Is.False, "grown by less than the threshold");
-            Assert.That(idle.ShouldReturn(10 * MiB + IdleMemoryReturn.GrowthThreshold, 7), Is.True, "grown by the threshold");
+            Assert.That(idle.ShouldReturn(10 * MiB + IdleMemoryReturn.GrowthThreshold - 1, 7, 0), Is.False, "grown by less than the threshold");
+            Assert.That(idle.ShouldReturn(10 * MiB + IdleMemoryReturn.GrowthThreshold, 7, 0), Is.True, "grown by the threshold");
         });
     }
 
@@ -38,15 +38,31 @@ public sealed class IdleMemoryReturnTests
     public void Each_collection_moves_the_baseline_so_a_quiet_instance_pays_once_per_growth()
     {
         var idle = new IdleMemoryReturn();
-        idle.Returned(10 * MiB);
-        idle.ShouldReturn(60 * MiB, 0);
-        Assert.That(idle.ShouldReturn(60 * MiB, 0), Is.True);
-        idle.Returned(30 * MiB); // what the collection left: the live heap
+        idle.Returned(10 * MiB, 0);
+        idle.ShouldReturn(60 * MiB, 0, 0);
+        Assert.That(idle.ShouldReturn(60 * MiB, 0, 0), Is.True);
+        idle.Returned(30 * MiB, 0); // what the collection left: the live heap
         Assert.Multiple(() =>
         {
-            Assert.That(idle.ShouldReturn(40 * MiB, 0), Is.False, "10 MiB past the new baseline");
-            Assert.That(idle.ShouldReturn(30 * MiB + IdleMemoryReturn.GrowthThreshold, 0), Is.True, "a new burst's growth");
+            Assert.That(idle.ShouldReturn(40 * MiB, 0, 0), Is.False, "10 MiB past the new baseline");
+            Assert.That(idle.ShouldReturn(30 * MiB + IdleMemoryReturn.GrowthThreshold, 0, 0), Is.True, "a new burst's growth");
             Assert.That(idle.IdleReturns, Is.EqualTo(2));
         });
+    }
+
+    [Test]
+    public void Nodes_the_kernel_let_go_of_are_returned_once_quiet_even_without_growth()
+    {
+        var idle = new IdleMemoryReturn();
+        idle.Returned(60 * MiB, 100_000); // after the burst: 100,000 nodes live
+        idle.ShouldReturn(60 * MiB, 0, 100_000);
+        Assert.Multiple(() =>
+        {
+            Assert.That(idle.ShouldReturn(60 * MiB, 0, 100_000 - IdleMemoryReturn.NodesDropped + 1), Is.False, "too few forgotten");
+            Assert.That(idle.ShouldReturn(60 * MiB, 10_000, 1), Is.False, "busy");
+            Assert.That(idle.ShouldReturn(60 * MiB, 10_000, 1), Is.True, "quiet, and the kernel let go of nearly every node");
+        });
+        idle.Returned(20 * MiB, 1);
+        Assert.That(idle.ShouldReturn(20 * MiB, 10_000, 1), Is.False, "the baseline moved to what is live now");
     }
 }
