@@ -131,7 +131,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "live_nodes", _instance.Proxy.LiveNodes);
         Line(sb, "open_handles", _instance.Proxy.OpenHandles);
         // Resident memory, the GC's part of it as of its last collection, and the collections run to give back what a
-        // burst of work left committed (see IdleMemoryReturn).
+        // burst of work or the nodes the kernel let go of left resident (see IdleMemoryReturn).
         Line(sb, "memory_rss_kib", Environment.WorkingSet / 1024);
         Line(sb, "gc_committed_kib", GC.GetGCMemoryInfo().TotalCommittedBytes / 1024);
         Line(sb, "memory_returns", _instance.IdleMemoryReturns);
@@ -254,7 +254,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         p.Single("inspatialfs_open_handles", "gauge", "Open file and directory handles.", _instance.Proxy.OpenHandles);
         p.Single("inspatialfs_resident_memory_bytes", "gauge", "The server's resident memory.", Environment.WorkingSet);
         p.Single("inspatialfs_gc_committed_bytes", "gauge", "Memory the GC had committed after its last collection.", GC.GetGCMemoryInfo().TotalCommittedBytes);
-        p.Single("inspatialfs_memory_returns_total", "counter", "Full collections run to give back what a burst of work left committed.", _instance.IdleMemoryReturns);
+        p.Single("inspatialfs_memory_returns_total", "counter", "Full collections run, once quiet, to give back what a burst of work or forgotten nodes left resident.", _instance.IdleMemoryReturns);
         p.Single("inspatialfs_server_restarts_total", "counter", "Servers before this one on the same live mount (restarts after a crash and upgrades).", _instance.Restarts);
         p.Single("inspatialfs_last_handover_seconds", "gauge", "From the previous server's end to this one serving (0 for a fresh mount).",
             _instance.LastHandover?.TotalSeconds ?? 0);

@@ -250,7 +250,7 @@ internal sealed partial class Instance : IDisposable
     private void ReturnTransientMemory(string after) =>
         ThreadPool.UnsafeQueueUserWorkItem(_ => ReturnMemory(after), null);
 
-    /// <summary>After a burst of work, once the instance is quiet: see <see cref="IdleMemoryReturn"/>.</summary>
+    /// <summary>After a burst of work or of nodes the kernel let go of, once the instance is quiet: see <see cref="IdleMemoryReturn"/>.</summary>
     private void ReturnIdleMemory()
     {
         if (_server == null) return;
@@ -278,7 +278,7 @@ internal sealed partial class Instance : IDisposable
         }
     }
 
-    /// <summary>Full collections run because a burst of work had left memory committed (status <c>memory_returns</c>).</summary>
+    /// <summary>Full collections run once quiet after a burst of work or of forgotten nodes (status <c>memory_returns</c>).</summary>
     public long IdleMemoryReturns => _idleMemory.IdleReturns;
 
     /// <summary>Serves until the container mount ends; returns the process exit code.</summary>
