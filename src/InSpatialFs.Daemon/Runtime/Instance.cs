@@ -253,10 +253,7 @@ internal sealed partial class Instance : IDisposable
     /// <summary>After a burst of work or of nodes the kernel let go of, once the instance is quiet: see <see cref="IdleMemoryReturn"/>.</summary>
     private void ReturnIdleMemory()
     {
-        if (_server == null) return;
-        long requests = 0;
-        foreach (long n in _server.RequestCounts()) requests += n;
-        if (_idleMemory.ShouldReturn(GC.GetGCMemoryInfo().TotalCommittedBytes, requests, Proxy.LiveNodes)) ReturnMemory("going quiet");
+        if (_idleMemory.ShouldReturn(GC.GetGCMemoryInfo().TotalCommittedBytes, FuseRequests.Sum(), Proxy.LiveNodes)) ReturnMemory("going quiet");
     }
 
     /// <summary>One aggressive, compacting collection, which decommits what the GC no longer needs.</summary>
