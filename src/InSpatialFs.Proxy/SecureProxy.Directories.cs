@@ -174,7 +174,7 @@ public sealed partial class SecureProxy
         else
         {
             IFileSystemBackend backend = BackendOf(dir);
-            Errno looked = item.Ino == 0 ? backend.LookupListed(dir.Ino, name, out FuseAttr attr) : backend.Lookup(dir.Ino, name, out attr);
+            Errno looked = backend.Lookup(dir.Ino, name, out FuseAttr attr);
             if (looked != Errno.OK
                 || _nodes.AddLookup(dir.Mount, attr.Ino, dir, childName) is not { } node)
             {

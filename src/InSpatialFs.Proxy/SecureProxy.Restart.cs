@@ -151,8 +151,8 @@ public sealed partial class SecureProxy
 
         journal.Failed += e => Log.JournalFailed(_logger, e.Message);
         journal.Recovered += () => Log.JournalRecovered(_logger);
-        journal.Start(_nodes.Snapshot(), _handles.Snapshot(), IdentityOf);
-        _nodes.Journal(journal, IdentityOf);
+        journal.Start(_nodes.Snapshot(), _handles.Snapshot(), JournaledIdentityOf);
+        _nodes.Journal(journal, JournaledIdentityOf);
         _handles.Journal(journal);
         if (memo != null)
         {

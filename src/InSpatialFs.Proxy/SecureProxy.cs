@@ -155,6 +155,8 @@ public sealed partial class SecureProxy : IFuseFileSystem, IFuseSplicedRead, IDi
 
     private InodeIdentity IdentityOf(ProxyNode node) => node.IdentityFrom(BackendOf(node));
 
+    private InodeIdentity JournaledIdentityOf(ProxyNode node) => node.JournaledIdentityFrom(BackendOf(node));
+
     /// <summary>The identity of the node an entry reply just registered.</summary>
     private InodeIdentity IdentityOfEntry(in FuseEntryOut entry) => _nodes.TryGet(entry.NodeId, out ProxyNode node) ? IdentityOf(node) : default;
 

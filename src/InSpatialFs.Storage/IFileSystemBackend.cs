@@ -42,14 +42,15 @@ public interface IFileSystemBackend : IDisposable
     /// <summary>What node <paramref name="ino"/> is, independent of its names (<see cref="InodeIdentity.IsNone"/> when unknown).</summary>
     InodeIdentity IdentityOf(ulong ino);
 
-    Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr);
-
     /// <summary>
-    /// As <see cref="Lookup"/>, for a name a listing of this backend has just given without a node id (its
-    /// <see cref="DirectoryBatch.Entry"/> Ino was 0: no node for it was known). A backend may then skip looking for a
-    /// known node first; the answer must be the same.
+    /// <see cref="IdentityOf"/> for the restart journal, with no system call: a host node a lookup made from a name has a
+    /// file handle not proven yet to name its inode (see HostFileSystem.Lookup), and proving it for the journal would
+    /// cost two system calls per new node. The successor compares a journaled identity with a proven one before it
+    /// trusts the record, so an unproven one can only make it drop a node whose handle was wrong (stale here too).
     /// </summary>
-    Errno LookupListed(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr) => Lookup(parent, name, out attr);
+    InodeIdentity JournaledIdentityOf(ulong ino) => IdentityOf(ino);
+
+    Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr);
 
     /// <summary>
     /// One more holder keeps node <paramref name="ino"/> alive. False when the backend has dropped it since the call

@@ -120,6 +120,10 @@ internal sealed class ProxyNode
         return id;
     }
 
+    /// <summary>The identity for the restart journal: the one known already, else the backend's journaled one (not kept).</summary>
+    public InodeIdentity JournaledIdentityFrom(IFileSystemBackend backend) =>
+        _copy is { } copy ? copy.Value : _identityKnown ? _identity : backend.JournaledIdentityOf(Ino);
+
     /// <summary>The file now lives in <paramref name="copy"/> (an overlay copy-up): it is what the node is from now on.</summary>
     public void CopiedTo(in InodeIdentity copy) => _copy = new StrongBox<InodeIdentity>(copy);
 

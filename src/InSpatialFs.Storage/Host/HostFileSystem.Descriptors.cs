@@ -174,6 +174,7 @@ public sealed unsafe partial class HostFileSystem
         }
         byte[]? handle = TryGetHandle(pathFd.Fd, out int mountId);
         SafeFd? newMountFd = null;
+        (ulong, long)? newLayout = null;
         if (handle != null)
         {
             bool knownMount;
@@ -183,13 +184,18 @@ public sealed unsafe partial class HostFileSystem
                 // First node seen on another mount inside the tree (normally that mount's root directory).
                 newMountFd = OpenMountFd(pathFd.Fd, st.Mode & S_IFMT);
                 if (newMountFd == null) handle = null; // no usable mount descriptor: this node pins its own
+                else newLayout = HandleLayoutOf(newMountFd.Fd, handle, st);
             }
         }
         HostNode node;
         SafeFd? surplus = null;
         lock (_nodeLock)
         {
-            if (newMountFd != null && _mountFds.TryAdd(mountId, newMountFd)) newMountFd = null;
+            if (newMountFd != null && _mountFds.TryAdd(mountId, newMountFd))
+            {
+                if (newLayout is { } layout) _decodedMounts[mountId] = layout;
+                newMountFd = null;
+            }
             if (_nodesByKey.TryGetValue(key, out HostNode? raced))
             {
                 node = raced;
@@ -322,6 +328,122 @@ public sealed unsafe partial class HostFileSystem
         return Errno.OK;
     }
 
+    /// <summary>
+    /// A node for a name <see cref="Lookup"/> found unknown, from a file handle taken by that name beneath the parent's
+    /// descriptor (name_to_handle_at without AT_SYMLINK_FOLLOW: the single checked component, never a symlink's
+    /// target) instead of an O_PATH descriptor. The handle and <paramref name="st"/> come from two calls, between which
+    /// the name may have been replaced. Where the handle gives its inode number (<see cref="HandleInodes"/>: ext4,
+    /// tmpfs) the two are compared at once; elsewhere the handle is unproven (<see cref="HostNode.HandleCheck"/>) until
+    /// the first descriptor opened from it shows the inode <paramref name="st"/> named (<see cref="ProveHandle"/>).
+    /// False: take the openat2 path (no handles here, another mount whose descriptor that path opens, or a name
+    /// replaced between the two calls).
+    /// </summary>
+    private bool TryAdoptByName(int parentFd, ReadOnlySpan<byte> nameZ, in StatX st, out FuseAttr attr)
+    {
+        attr = default;
+        if (_handlesRefused) return false;
+        BetweenStatAndHandle?.Invoke();
+        byte* buf = stackalloc byte[8 + MAX_HANDLE_SZ];
+        *(uint*)buf = MAX_HANDLE_SZ;
+        int mountId;
+        fixed (byte* n = nameZ)
+        {
+            if (name_to_handle_at(parentFd, n, buf, &mountId, 0) != 0) return false; // the openat2 path reports why
+        }
+        byte[] handle = new ReadOnlySpan<byte>(buf, 8 + (int)*(uint*)buf).ToArray();
+        (ulong, ulong) key = (DevOf(st), st.Ino);
+        HostNode? node;
+        lock (_nodeLock)
+        {
+            if (!_mountFds.ContainsKey(mountId)) return false;
+            int check = HostNode.HandleUnproven;
+            if (_decodedMounts.TryGetValue(mountId, out (ulong Dev, long FsMagic) layout))
+            {
+                // Replaced in between: the openat2 path resolves the name afresh.
+                if (layout.Dev != key.Item1 || !HandleInodes.TryInodeOf(layout.FsMagic, handle, out ulong handleIno) || handleIno != st.Ino) return false;
+                check = HostNode.HandleProven;
+            }
+            // Known already only when a racing lookup of the same inode adopted it first.
+            if (!_nodesByKey.TryGetValue(key, out node))
+            {
+                node = new HostNode(_nextNodeId++, key.Item1, key.Item2, st.Mode & S_IFMT, handle, mountId) { HandleCheck = check };
+                _nodesById[node.Id] = node;
+                _nodesByKey[key] = node;
+            }
+            EntryReturnedLocked(node);
+        }
+        attr = ToAttr(st, node.Id);
+        return true;
+    }
+
+    /// <summary>
+    /// The layout by which handles of a mount give their inode number, if its filesystem's is known
+    /// (<see cref="HandleInodes"/>) and the first node seen on it (normally its root) bears it out: that node's
+    /// <paramref name="handle"/> decodes to its own inode number in <paramref name="st"/>.
+    /// </summary>
+    private static (ulong Dev, long FsMagic)? HandleLayoutOf(int mountFd, byte[] handle, in StatX st)
+    {
+        StatFsBuf fs;
+        if (fstatfs(mountFd, &fs) != 0) return null;
+        return HandleInodes.TryInodeOf(fs.Type, handle, out ulong ino) && ino == st.Ino ? (DevOf(st), fs.Type) : null;
+    }
+
+    /// <summary>Whether the handles of the source's own mount are decoded (tests).</summary>
+    internal bool DecodesRootMountHandles
+    {
+        get
+        {
+            lock (_nodeLock) return _decodedMounts.ContainsKey(_root.MountId);
+        }
+        set
+        {
+            // Tests: off, this mount is served as a filesystem whose handle layout is not known.
+            lock (_nodeLock)
+            {
+                if (!value) _decodedMounts.Remove(_root.MountId);
+            }
+        }
+    }
+
+    /// <summary>Tests: runs between the statx and the name_to_handle_at of <see cref="TryAdoptByName"/> (to replace the name there).</summary>
+    internal Action? BetweenStatAndHandle { get; set; }
+
+    /// <summary>
+    /// Proves an unproven handle with <paramref name="fd"/>, just opened from it: the inode must be the node's (device,
+    /// inode number, type). If it is not, the name was replaced while the lookup took the handle: the node answers ESTALE
+    /// from now on and leaves the key index, so the next lookup of either inode makes a node of its own.
+    /// </summary>
+    private Errno ProveHandle(HostNode node, int fd)
+    {
+        Errno e = StatFd(fd, out StatX st);
+        if (e != Errno.OK) return e;
+        if (DevOf(st) == node.Dev && st.Ino == node.HostIno && (st.Mode & S_IFMT) == node.Type)
+        {
+            Volatile.Write(ref node.HandleCheck, HostNode.HandleProven);
+            return Errno.OK;
+        }
+        Volatile.Write(ref node.HandleCheck, HostNode.HandleWrong);
+        lock (_nodeLock)
+        {
+            if (_nodesByKey.TryGetValue((node.Dev, node.HostIno), out HostNode? current) && current == node)
+                _nodesByKey.Remove((node.Dev, node.HostIno));
+        }
+        HostLog.HandleReplaced(_logger, node.Id);
+        return Errno.ESTALE;
+    }
+
+    /// <summary>True once the node's handle is proven to name its inode (opening and proving it now if need be).</summary>
+    private bool HandleProvenNow(HostNode node)
+    {
+        int check = Volatile.Read(ref node.HandleCheck);
+        if (check != HostNode.HandleUnproven) return check == HostNode.HandleProven;
+        if (OpenByHandle(node, O_PATH, out int fd) != Errno.OK) return false;
+#pragma warning disable CA2000 // the descriptor cache owns it from here
+        _cache.Add(node.Id, new SafeFd(fd));
+#pragma warning restore CA2000
+        return true;
+    }
+
     private HostNode? NodeOf(ulong id)
     {
         return _nodesById.GetValueOrDefault(id);
@@ -414,6 +536,11 @@ public sealed unsafe partial class HostFileSystem
     {
         fd = -1;
         if (node.Handle == null) return Errno.ESTALE;
+        int check = Volatile.Read(ref node.HandleCheck);
+        if (check == HostNode.HandleWrong) return Errno.ESTALE;
+        // An unproven handle is proven with an O_PATH descriptor first, which opens nothing: real flags on another inode
+        // could truncate it, or block this thread on a fifo.
+        if (check == HostNode.HandleUnproven && flags != O_PATH && !HandleProvenNow(node)) return Errno.ESTALE;
         SafeFd? mountFd;
         lock (_nodeLock) mountFd = _mountFds.GetValueOrDefault(node.MountId);
         if (mountFd == null) return Errno.ESTALE;
@@ -424,7 +551,18 @@ public sealed unsafe partial class HostFileSystem
                 fd = open_by_handle_at(ml.Fd, h, flags | O_CLOEXEC);
             }
         }
-        return fd >= 0 ? Errno.OK : ErrnoExtensions.LastPInvoke();
+        if (fd < 0) return ErrnoExtensions.LastPInvoke();
+        if (check == HostNode.HandleUnproven && flags == O_PATH)
+        {
+            Errno proof = ProveHandle(node, fd);
+            if (proof != Errno.OK)
+            {
+                close(fd);
+                fd = -1;
+                return proof;
+            }
+        }
+        return Errno.OK;
     }
 
     /// <summary>Precondition: _nodeLock held.</summary>

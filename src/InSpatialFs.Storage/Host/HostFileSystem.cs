@@ -16,13 +16,16 @@ namespace InSpatialFs.Storage.Host;
 ///
 /// Security structure:
 /// - The source root is opened once, O_PATH|O_DIRECTORY. Every name is resolved one component at a time with
-///   openat2(parentFd, name, O_PATH|O_NOFOLLOW, RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS); every operation is a
-///   single-name *at call on the parent's descriptor or an AT_EMPTY_PATH call on the node's own descriptor.
-///   No host path string with more than one component is ever resolved.
+///   openat2(parentFd, name, O_PATH|O_NOFOLLOW, RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS), or, for a lookup, with
+///   statx and name_to_handle_at of that single checked component (no '/', no "..", no symlink followed); every
+///   operation is a single-name *at call on the parent's descriptor or an AT_EMPTY_PATH call on the node's own
+///   descriptor. No host path string with more than one component is ever resolved.
 /// - Nodes are keyed by (st_dev, st_ino) and keep a file handle, not a descriptor; descriptors come from a
 ///   bounded LRU cache that reopens with open_by_handle_at(O_PATH), or, while a regular file is open, from that
 ///   open file (HostNode.OpenFd). Handles are only ever produced by us from nodes inside the tree (a create takes
-///   its node's from the descriptor it created); the container never supplies one.
+///   its node's from the descriptor it created, a lookup by the name it just statx'd); the container never supplies
+///   one. A handle a lookup took by name is checked against that statx (HostNode.HandleCheck) before any descriptor
+///   opened from it is used.
 /// - OPEN and the xattr calls use one magic-link step: /proc/self/fd/N of a descriptor we hold (borrowed,
 ///   so N cannot be closed and reused meanwhile). That link jumps to exactly the inode of our descriptor: no
 ///   name inside the host tree is resolved, so a swapped symlink cannot redirect it. It is the one place
@@ -59,6 +62,8 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
     private readonly ConcurrentDictionary<ulong, HostNode> _nodesById = new(); // reads lock-free; writes under _nodeLock
     private readonly Dictionary<(ulong Dev, ulong Ino), HostNode> _nodesByKey = [];
     private readonly Dictionary<int, SafeFd> _mountFds = [];
+    // Mounts whose handles give their inode number (HandleInodes): the device and statfs type; under _nodeLock.
+    private readonly Dictionary<int, (ulong Dev, long FsMagic)> _decodedMounts = [];
     // Open files and directories, closed at Dispose if the kernel never released them (an aborted mount).
     private readonly ConcurrentDictionary<HostOpenFile, byte> _files = new();
     private readonly ConcurrentDictionary<HostOpenDirectory, byte> _dirs = new();
@@ -109,7 +114,11 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
         _nodesById[_root.Id] = _root;
         _nodesByKey[(_root.Dev, _root.HostIno)] = _root;
 #pragma warning disable CA2000 // kept in the mount table (disposed with the file system)
-        if (handle != null && OpenMountFd(_rootFd.Fd, S_IFDIR) is { } rootMountFd) _mountFds[mountId] = rootMountFd;
+        if (handle != null && OpenMountFd(_rootFd.Fd, S_IFDIR) is { } rootMountFd)
+        {
+            _mountFds[mountId] = rootMountFd;
+            if (HandleLayoutOf(rootMountFd.Fd, handle, st) is { } layout) _decodedMounts[mountId] = layout;
+        }
 #pragma warning restore CA2000
         HostLog.Serving(logger, sourceDirectory, Kind, readOnly, descriptorCacheCapacity, maxOpenHandles);
     }
@@ -123,10 +132,16 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
     public ulong RootIno => _root.Id;
 
     /// <summary>(st_dev, st_ino) and a hash of the file handle, which carries the inode generation; persistent when the
-    /// filesystem gives handles (the same file after a restart), else generation 0.</summary>
-    public InodeIdentity IdentityOf(ulong ino) => TryGetNode(ino, out HostNode? node)
-        ? new InodeIdentity(node.Dev, node.HostIno, node.Handle is byte[] h ? InodeIdentity.HashHandle(h) : 0, Persistent: node.Handle != null)
+    /// filesystem gives handles (the same file after a restart), else generation 0. A node whose handle is not proven yet
+    /// is proven first (one open_by_handle_at and statx), so the identity names exactly one inode, or none.</summary>
+    public InodeIdentity IdentityOf(ulong ino) => TryGetNode(ino, out HostNode? node) && (node.Handle == null || HandleProvenNow(node))
+        ? IdentityOf(node)
         : default;
+
+    public InodeIdentity JournaledIdentityOf(ulong ino) => TryGetNode(ino, out HostNode? node) ? IdentityOf(node) : default;
+
+    private static InodeIdentity IdentityOf(HostNode node) =>
+        new(node.Dev, node.HostIno, node.Handle is byte[] h ? InodeIdentity.HashHandle(h) : 0, Persistent: node.Handle != null);
 
     /// <summary>Descriptors currently held by the node cache (diagnostics and tests).</summary>
     public int CachedDescriptorCount => _cache.Count;
@@ -141,16 +156,15 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
 
     // ---------------------------------------------------------------- lookup and node lifetime
 
-    public Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr) => LookupName(parent, name, knownFirst: true, out attr);
-
     /// <summary>
-    /// A name READDIRPLUS lists with no known node (the kernel had not looked it up, or dropped it: a cold cache) has no
-    /// node for the first statx of <see cref="Lookup"/> to find, so it goes straight to openat2; adopting the descriptor
-    /// still finds a node that became known meanwhile. 3 syscalls per such entry instead of 4.
+    /// One statx of the single component beneath the parent's descriptor answers a lookup of a known node (the kernel
+    /// re-validating a name whose entry timeout passed): it cannot leave the parent (no '/', no "..",
+    /// AT_SYMLINK_NOFOLLOW), and the attributes and the node key come from the same call. An unknown name (a cold cache:
+    /// a walk after drop_caches, a fresh mount, a listing) then takes its file handle by name beneath the same
+    /// descriptor (<see cref="TryAdoptByName"/>): 2 system calls, and no descriptor opened, kept or closed for it. The
+    /// openat2 path is left for what that cannot do (another mount, a filesystem without handles).
     /// </summary>
-    public Errno LookupListed(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr) => LookupName(parent, name, knownFirst: false, out attr);
-
-    private Errno LookupName(ulong parent, ReadOnlySpan<byte> name, bool knownFirst, out FuseAttr attr)
+    public Errno Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr)
     {
         attr = default;
         Span<byte> nameZ = stackalloc byte[NameMax + 1];
@@ -161,59 +175,25 @@ public sealed unsafe partial class HostFileSystem : IFileSystemBackend
         int fd;
         using (pl)
         {
-            // Most lookups re-validate a name the kernel already holds (its entry timeout passed): one statx of the
-            // single component beneath the parent's descriptor answers those. It cannot leave the parent (no '/', no
-            // "..", AT_SYMLINK_NOFOLLOW), and the attributes and the node key come from the same call. Unknown names
-            // take the openat2 path, which yields the descriptor the new node's file handle is read from. While
-            // lookups keep finding unknown names (a cold cache: a walk after drop_caches, a fresh mount) that statx is
-            // wasted, so they go straight to openat2 until known names come back (see LookupsFindKnown).
-            if (knownFirst && LookupsFindKnown)
+            StatX st;
+            int rc;
+            fixed (byte* n = nameZ) rc = statx(pl.Fd, n, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st);
+            if (rc != 0)
             {
-                StatX st;
-                int rc;
-                fixed (byte* n = nameZ) rc = statx(pl.Fd, n, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st);
-                if (rc != 0)
-                {
-                    e = ErrnoExtensions.LastPInvoke();
-                    if (e == Errno.ENOENT) return e;
-                }
-                else if (TryLookupKnown(st, out attr))
-                {
-                    NoteLookupFound(known: true);
-                    return Errno.OK;
-                }
+                e = ErrnoExtensions.LastPInvoke();
+                if (e == Errno.ENOENT) return e;
+            }
+            else if (TryLookupKnown(st, out attr) || TryAdoptByName(pl.Fd, nameZ, st, out attr))
+            {
+                return Errno.OK;
             }
             e = OpenBeneath(pl.Fd, nameZ, O_PATH | O_NOFOLLOW, 0, out fd);
         }
         if (e != Errno.OK) return e;
 #pragma warning disable CA2000 // AdoptPathFd takes ownership (the node keeps it or it is disposed there)
-        e = AdoptPathFd(new SafeFd(fd), null, out attr, out bool wasKnown);
+        return AdoptPathFd(new SafeFd(fd), out attr);
 #pragma warning restore CA2000
-        if (e == Errno.OK && knownFirst) NoteLookupFound(wasKnown);
-        return e;
     }
-
-    /// <summary>
-    /// Recent lookups of existing names, known nodes counting up and unknown ones down, kept within
-    /// ±<see cref="LookupOrderMemory"/>: a run of that many unknown names switches lookups to openat2 first (3 syscalls
-    /// for an unknown name instead of 4), and as many known ones switch back (1 syscall instead of 2). Updated without
-    /// a lock: a lost update only delays the switch.
-    /// </summary>
-    private int _lookupsKnownScore;
-
-    private const int LookupOrderMemory = 16;
-
-    private bool LookupsFindKnown => Volatile.Read(ref _lookupsKnownScore) >= 0;
-
-    private void NoteLookupFound(bool known)
-    {
-        int score = Volatile.Read(ref _lookupsKnownScore);
-        int next = known ? Math.Min(score + 1, LookupOrderMemory - 1) : Math.Max(score - 1, -LookupOrderMemory);
-        if (next != score) Volatile.Write(ref _lookupsKnownScore, next);
-    }
-
-    /// <summary>Whether lookups try the known-node statx first (tests).</summary>
-    internal bool LookupTriesKnownFirst => LookupsFindKnown;
 
     /// <summary>Answers a lookup of an already known node by the key in <paramref name="st"/>; false if none is known.</summary>
     private bool TryLookupKnown(in StatX st, out FuseAttr attr)

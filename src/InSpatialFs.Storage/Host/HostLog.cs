@@ -23,4 +23,8 @@ internal static partial class HostLog
 
     [LoggerMessage(EventId = 2104, Level = LogLevel.Warning, Message = "Created node {Name} changed identity before it could be chowned; left as root")]
     public static partial void CreatedNodeSwapped(ILogger logger, string name);
+
+    // Debug: a container can provoke it at will (renaming a name over and over while it is looked up).
+    [LoggerMessage(EventId = 2106, Level = LogLevel.Debug, Message = "Node {Node}: its name was replaced while the lookup took its file handle; the node answers ESTALE")]
+    public static partial void HandleReplaced(ILogger logger, ulong node);
 }

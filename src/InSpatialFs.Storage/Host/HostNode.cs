@@ -19,6 +19,16 @@ internal sealed class HostNode(ulong id, ulong dev, ulong ino, uint type, byte[]
     /// <summary>struct file_handle bytes (header included), or null when the filesystem cannot export handles.</summary>
     public byte[]? Handle { get; } = handle;
     public int MountId { get; } = mountId;
+
+    public const int HandleProven = 0, HandleUnproven = 1, HandleWrong = 2;
+
+    /// <summary>
+    /// Whether <see cref="Handle"/> is known to name this node's inode: proven when it was taken from a descriptor of
+    /// the inode (the usual case); unproven when a lookup took it by name after the statx that keyed the node (the name
+    /// may have been replaced in between), until a descriptor opened from it shows the inode; wrong once one showed
+    /// another inode (the node then answers ESTALE). Written without the node lock: it only moves away from unproven.
+    /// </summary>
+    public int HandleCheck;
     /// <summary>Holders of the node id (Retain/Release): the proxy's node table, or an overlay's layer objects.</summary>
     public long Holds;
     /// <summary>Queued to be dropped if still unheld and closed when its turn comes (see HostFileSystem.EntryReturnedLocked).</summary>

@@ -119,6 +119,8 @@ public sealed partial class OverlayFileSystem : IFileSystemBackend
 
     public InodeIdentity IdentityOf(ulong ino) => TryNode(ino, out OverlayNode? n) ? _layers[n.Top.Layer].IdentityOf(n.Top.Ino) : default;
 
+    public InodeIdentity JournaledIdentityOf(ulong ino) => TryNode(ino, out OverlayNode? n) ? _layers[n.Top.Layer].JournaledIdentityOf(n.Top.Ino) : default;
+
     private static SafeFd OpenWorkSubdirectory(string work, string subdirectory)
     {
         // The work directory is the engine's (containers/storage makes it next to the upper one); copies are built in

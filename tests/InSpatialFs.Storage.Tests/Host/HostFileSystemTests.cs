@@ -35,12 +35,13 @@ public sealed class HostFileSystemTests
     }
 
     [Test]
-    public void A_run_of_unknown_names_switches_lookups_to_openat2_first_and_known_names_switch_them_back_with_the_same_answers()
+    public void A_cold_lookup_takes_its_handle_by_name_and_keeps_no_descriptor_with_the_answers_of_a_warm_one()
     {
         for (int i = 0; i < 40; i++) File.WriteAllText(_box.Src($"f{i}"), new string('x', i));
         Directory.CreateDirectory(_box.Src("d"));
         File.CreateSymbolicLink(_box.Src("out"), "/etc");
-        Assert.That(_box.Fs.LookupTriesKnownFirst, Is.True, "a new mount starts with the known-node probe");
+        int cached = _box.Fs.CachedDescriptorCount;
+        int open = HostSandbox.OpenDescriptorCount();
 
         // A cold walk: every name is new to the backend.
         var first = new ulong[40];
@@ -51,45 +52,94 @@ public sealed class HostFileSystemTests
             first[i] = a.Ino;
         }
 
-        Assert.That(_box.Fs.LookupTriesKnownFirst, Is.False, "40 unknown names in a row: the probe is skipped");
-        // In that mode every kind of answer is still the same: a missing name, a directory, a symlink not followed.
-        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("missing"), out _), Is.EqualTo(Errno.ENOENT));
-        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("d"), out FuseAttr dir), Is.EqualTo(Errno.OK));
-        Assert.That(dir.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFDIR));
-        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("out"), out FuseAttr link), Is.EqualTo(Errno.OK));
-        Assert.That(link.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFLNK));
+        Assert.Multiple(() =>
+        {
+            Assert.That(_box.Fs.CachedDescriptorCount, Is.EqualTo(cached), "no O_PATH descriptor opened and cached per new name");
+            Assert.That(HostSandbox.OpenDescriptorCount(), Is.EqualTo(open), "nor any other descriptor");
+            Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("missing"), out _), Is.EqualTo(Errno.ENOENT));
+            Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("d"), out FuseAttr dir), Is.EqualTo(Errno.OK));
+            Assert.That(dir.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFDIR));
+            Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("out"), out FuseAttr link), Is.EqualTo(Errno.OK));
+            Assert.That(link.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFLNK), "a symlink is the link itself, never followed out of the tree");
+            var target = new byte[64];
+            Assert.That(_box.Fs.ReadLink(link.Ino, target, out int length), Is.EqualTo(Errno.OK));
+            Assert.That(Encoding.UTF8.GetString(target, 0, length), Is.EqualTo("/etc"));
+        });
 
-        // A warm walk: the same names again find their nodes, whichever way they are asked.
+        // A warm walk finds the same nodes, and each handle opens its own file.
         for (int i = 0; i < 40; i++)
         {
             Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B($"f{i}"), out FuseAttr a), Is.EqualTo(Errno.OK));
             Assert.That(a.Ino, Is.EqualTo(first[i]), $"f{i} keeps its node");
+            Assert.That(_box.ReadAll(a.Ino), Is.EqualTo(new string('x', i)));
         }
+    }
 
-        Assert.That(_box.Fs.LookupTriesKnownFirst, Is.True, "known names in a row bring the probe back");
+    /// <summary>The statx of a cold lookup of "a" sees one file; the handle is then taken of the other, moved there.</summary>
+    private bool SwapAAndBBetweenStatAndHandle(out FuseAttr raced)
+    {
+        File.WriteAllText(_box.Src("a"), "A");
+        File.WriteAllText(_box.Src("b"), "BB");
+        bool swapped = false;
+        _box.Fs.BetweenStatAndHandle = () =>
+        {
+            if (swapped) return;
+            swapped = true;
+            File.Move(_box.Src("a"), _box.Src("tmp"));
+            File.Move(_box.Src("b"), _box.Src("a"));
+            File.Move(_box.Src("tmp"), _box.Src("b"));
+        };
+        Assert.That(_box.Fs.Lookup(_box.Fs.RootIno, B("a"), out raced), Is.EqualTo(Errno.OK));
+        _box.Fs.BetweenStatAndHandle = null;
+        return swapped;
     }
 
     [Test]
-    public void A_listed_name_is_looked_up_without_the_known_node_probe_and_answers_as_Lookup_does()
+    public void On_ext4_or_tmpfs_a_name_replaced_while_a_cold_lookup_takes_its_handle_is_seen_at_once_and_looked_up_afresh()
     {
-        File.WriteAllText(_box.Src("fresh"), "abc");
-        File.WriteAllText(_box.Src("seen"), "abcd");
-        File.CreateSymbolicLink(_box.Src("out"), "/etc");
-        IFileSystemBackend fs = _box.Fs;
-        Assert.That(fs.Lookup(fs.RootIno, B("seen"), out FuseAttr seen), Is.EqualTo(Errno.OK));
+        Assert.That(_box.Fs.DecodesRootMountHandles, Is.True, "the sandbox is on ext4 or tmpfs, whose handles hold the inode number");
+        Assert.That(SwapAAndBBetweenStatAndHandle(out FuseAttr looked), Is.True, "the name was replaced between the two calls");
         Assert.Multiple(() =>
         {
-            Assert.That(fs.LookupListed(fs.RootIno, B("fresh"), out FuseAttr fresh), Is.EqualTo(Errno.OK));
-            Assert.That((fresh.Size, fresh.Mode & LibC.S_IFMT), Is.EqualTo((3UL, LibC.S_IFREG)));
-            Assert.That(fs.Lookup(fs.RootIno, B("fresh"), out FuseAttr again), Is.EqualTo(Errno.OK));
-            Assert.That(again.Ino, Is.EqualTo(fresh.Ino), "the node it made is the one Lookup finds");
-            Assert.That(fs.LookupListed(fs.RootIno, B("seen"), out FuseAttr seenListed), Is.EqualTo(Errno.OK));
-            Assert.That(seenListed.Ino, Is.EqualTo(seen.Ino), "a node known meanwhile is found when its descriptor is adopted");
-            Assert.That(fs.LookupListed(fs.RootIno, B("out"), out FuseAttr link), Is.EqualTo(Errno.OK));
-            Assert.That(link.Mode & LibC.S_IFMT, Is.EqualTo(LibC.S_IFLNK), "a symlink is the link itself, never followed out of the tree");
-            Assert.That(fs.LookupListed(fs.RootIno, B("missing"), out _), Is.EqualTo(Errno.ENOENT));
-            Assert.That(fs.LookupListed(fs.RootIno, B(".."), out _), Is.EqualTo(fs.Lookup(fs.RootIno, B(".."), out _)).And.Not.EqualTo(Errno.OK));
+            Assert.That(looked.Size, Is.EqualTo(2UL), "the lookup answers the file the name holds now (BB), with its own attributes");
+            Assert.That(_box.ReadAll(looked.Ino), Is.EqualTo("BB"));
+            Assert.That(_box.ReadAll(_box.Lookup(_box.Fs.RootIno, "b")), Is.EqualTo("A"));
         });
+    }
+
+    [Test]
+    public void Elsewhere_a_name_replaced_while_a_cold_lookup_takes_its_handle_leaves_a_stale_node_and_never_opens_the_other_file()
+    {
+        _box.Fs.DecodesRootMountHandles = false; // as on a filesystem whose handle layout is not known (XFS, btrfs)
+        Assert.That(SwapAAndBBetweenStatAndHandle(out FuseAttr raced), Is.True, "the name was replaced between the two calls");
+        Assert.That(raced.Size, Is.EqualTo(1UL), "the attributes are those the statx saw: the file first named a");
+        Assert.That(_box.Fs.Retain(raced.Ino), Is.True);
+
+        Assert.Multiple(() =>
+        {
+            // The handle names the other file (BB): nothing may reach it through this node.
+            Assert.That(_box.Fs.Open(raced.Ino, LibC.O_WRONLY | LibC.O_TRUNC, User, out _), Is.EqualTo(Errno.ESTALE), "never truncates the other file");
+            Assert.That(_box.Fs.GetAttr(raced.Ino, out _), Is.EqualTo(Errno.ESTALE));
+            Assert.That(_box.Fs.IdentityOf(raced.Ino), Is.EqualTo(default(InodeIdentity)), "no identity mixing one inode's number and the other's handle");
+            Assert.That(File.ReadAllText(_box.Src("a")), Is.EqualTo("BB"), "the other file is untouched");
+        });
+
+        // Each inode gets a node of its own at its new name, with a handle proven by its first descriptor.
+        ulong a = _box.Lookup(_box.Fs.RootIno, "a");
+        ulong b = _box.Lookup(_box.Fs.RootIno, "b");
+        Assert.Multiple(() =>
+        {
+            Assert.That(new[] { a, b }, Has.None.EqualTo(raced.Ino));
+            Assert.That(_box.ReadAll(a), Is.EqualTo("BB"));
+            Assert.That(_box.ReadAll(b), Is.EqualTo("A"));
+            Assert.That(_box.Fs.IdentityOf(b).IsNone, Is.False);
+        });
+
+        // Positive control: without the swap the handle is proven by its first descriptor and the node serves.
+        File.WriteAllText(_box.Src("c"), "CCC");
+        ulong c = _box.Lookup(_box.Fs.RootIno, "c");
+        Assert.That(_box.Fs.GetAttr(c, out FuseAttr ca), Is.EqualTo(Errno.OK));
+        Assert.That(ca.Size, Is.EqualTo(3UL));
     }
 
     [Test]
@@ -293,12 +343,13 @@ public sealed class HostFileSystemTests
         File.WriteAllText(_box.Src("kept"), "other");
         ulong ino = _box.Lookup(_box.Fs.RootIno, "gone");
         _box.Lookup(_box.Fs.RootIno, "kept");
+        Assert.That(_box.Fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK)); // a metadata request caches its descriptor
         int cached = _box.Fs.CachedDescriptorCount;
         Assert.That(_box.Fs.Unlink(_box.Fs.RootIno, B("gone")), Is.EqualTo(Errno.OK));
         Assert.That(_box.Fs.CachedDescriptorCount, Is.EqualTo(cached - 1), "the cached descriptor moved to the node, none was reopened");
         // Evict everything else: only the pin can still reach the unlinked inode (its handle is stale now).
         for (int i = 0; i < 200; i++) File.WriteAllText(_box.Src($"x{i}"), "");
-        for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"x{i}");
+        for (int i = 0; i < 200; i++) _box.Fs.GetAttr(_box.Lookup(_box.Fs.RootIno, $"x{i}"), out _);
         Assert.That(_box.Fs.GetAttr(ino, out FuseAttr a), Is.EqualTo(Errno.OK));
         Assert.That(a.Nlink, Is.Zero);
         Assert.That(_box.ReadAll(ino), Is.EqualTo("still here"));
@@ -311,10 +362,11 @@ public sealed class HostFileSystemTests
     {
         File.WriteAllText(_box.Src("cold"), "from the handle");
         ulong ino = _box.Lookup(_box.Fs.RootIno, "cold");
+        Assert.That(_box.Fs.GetAttr(ino, out _), Is.EqualTo(Errno.OK)); // its handle proven, its descriptor cached
         void EvictAll(string prefix)
         {
             for (int i = 0; i < 200; i++) File.WriteAllText(_box.Src($"{prefix}{i}"), "");
-            for (int i = 0; i < 200; i++) _box.Lookup(_box.Fs.RootIno, $"{prefix}{i}");
+            for (int i = 0; i < 200; i++) _box.Fs.GetAttr(_box.Lookup(_box.Fs.RootIno, $"{prefix}{i}"), out _);
         }
 
         EvictAll("e");
