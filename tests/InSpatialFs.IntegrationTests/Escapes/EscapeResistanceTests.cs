@@ -1,3 +1,4 @@
+using InSpatialFs.Interop;
 using InSpatialFs.TestKit.Processes;
 
 namespace InSpatialFs.IntegrationTests.Escapes;
@@ -144,5 +145,72 @@ public sealed class EscapeResistanceTests
             $"for i in $(seq 50); do out=$(chroot '{_mount}' /bin/cat /race/dir/secret /race/evil/secret 2>/dev/null); " +
             $"case \"$out\" in *inside*) echo \"$out\"; exit 0;; esac; sleep 0.1; done; exit 1", TimeSpan.FromSeconds(30));
         Assert.That(settled.StdOut, Does.Contain("inside").And.Not.Contain(Marker), "the control: the real directory reads through the mount: " + settled);
+    }
+
+    [Test]
+    public unsafe void Files_swapped_while_their_names_are_first_looked_up_never_give_one_files_attributes_with_the_others_data()
+    {
+        // A cold lookup keys a new node by a statx of the name and takes its file handle by the name just after. Pairs of
+        // files of different sizes swap names without pause on the host side while the mount looks each name up for the
+        // first time: every open must read the data of the file whose size it reports.
+        const int Pairs = 300;
+        string dir = Path.Combine(_source, "swap");
+        Directory.CreateDirectory(dir);
+        for (int i = 0; i < Pairs; i++)
+        {
+            File.WriteAllText(Path.Combine(dir, $"a{i}"), "A");
+            File.WriteAllText(Path.Combine(dir, $"b{i}"), "BB");
+        }
+
+        int current = 0, swaps = 0;
+        bool done = false;
+        var racer = new Thread(() =>
+        {
+            while (!Volatile.Read(ref done))
+            {
+                int i = Volatile.Read(ref current);
+                byte[] a = System.Text.Encoding.UTF8.GetBytes(Path.Combine(dir, $"a{i}") + "\0");
+                byte[] b = System.Text.Encoding.UTF8.GetBytes(Path.Combine(dir, $"b{i}") + "\0");
+                fixed (byte* pa = a)
+                fixed (byte* pb = b)
+                {
+                    if (LibC.renameat2(LibC.AT_FDCWD, pa, LibC.AT_FDCWD, pb, LibC.RENAME_EXCHANGE) == 0) swaps++;
+                }
+            }
+        }) { IsBackground = true };
+        racer.Start();
+        var mismatches = new List<string>();
+        int opened = 0;
+        try
+        {
+            for (int i = 0; i < Pairs; i++)
+            {
+                Volatile.Write(ref current, i);
+                try
+                {
+                    using var f = new FileStream(Path.Combine(_mount, "swap", $"a{i}"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None);
+                    long size = f.Length; // fstat: the attributes the kernel holds for this node
+                    var data = new byte[8];
+                    int n = f.Read(data, 0, data.Length);
+                    string text = System.Text.Encoding.ASCII.GetString(data, 0, n);
+                    opened++;
+                    if (size != n || (text != "A" && text != "BB")) mismatches.Add($"a{i}: size {size}, data '{text}'");
+                }
+                catch (IOException)
+                {
+                    // ESTALE or ENOENT in the middle of a swap is an answer; a mixed file is not.
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref done, true);
+            racer.Join();
+        }
+
+        TestContext.Out.WriteLine($"{swaps} swaps, {opened} of {Pairs} names opened, {mismatches.Count} mixed");
+        Assert.That(mismatches, Is.Empty);
+        Assert.That(swaps, Is.GreaterThan(Pairs), "the names were swapping throughout");
+        Assert.That(opened, Is.GreaterThan(Pairs / 2), "the control: most names opened during the race");
     }
 }
