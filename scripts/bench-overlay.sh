@@ -10,7 +10,8 @@
 #   inspatialfs-uring is inspatialfs-overlay with -o io_uring (requests over io_uring; podman gets it as
 #           overlay.mountopt): in the default targets on a kernel with FUSE over io_uring, whose switch
 #           (/sys/module/fuse/parameters/enable_uring) the run turns on and puts back after.
-# Env: ROUNDS (3), FILES (8000 files of 4-16 KiB in 200 dirs in the lower layer), PODMAN_RUNS (5 per round), TARGETS.
+# Env: ROUNDS (3), FILES (8000 files of 4-16 KiB in 200 dirs in the lower layer), PODMAN_RUNS (5 per round), TARGETS,
+#      BASELINE_BIN (dir of an earlier build: its inspatialfs-overlay is target inspatialfs-base, in the same rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,6 +22,7 @@ uring_switch=/sys/module/fuse/parameters/enable_uring
 default_targets="kernel fuse-overlayfs inspatialfs"
 [[ -f $uring_switch ]] && default_targets="$default_targets inspatialfs-uring"
 read -r -a TARGETS <<< "${TARGETS:-$default_targets}"
+[[ -n ${BASELINE_BIN:-} ]] && TARGETS+=(inspatialfs-base)
 [[ -x bin/inspatialfs-overlay ]] || { echo "bench-overlay: run 'make build' first" >&2; exit 1; }
 for p in fuse-overlayfs podman runc; do command -v $p >/dev/null || { echo "bench-overlay: $p is missing (make deps)" >&2; exit 1; }; done
 
@@ -63,7 +65,12 @@ server_pid() { # the FUSE server behind $mnt
   case $1 in
     kernel) echo "" ;;
     fuse-overlayfs) pgrep -n -f "fuse-overlayfs.*$mnt" || echo "" ;;
-    inspatialfs|inspatialfs-uring) cat /var/lib/inspatialfs/bench/instance.pid 2>/dev/null || echo "" ;;
+    inspatialfs|inspatialfs-uring|inspatialfs-base) # instance.pid names the keeper; the server is its child
+      # (the file outlives the instance: a pid no longer running is none)
+      local keeper; keeper=$(cat /var/lib/inspatialfs/bench/instance.pid 2>/dev/null || true)
+      [[ -n $keeper && -d /proc/$keeper ]] || { echo ""; return; }
+      [[ $(cat "/proc/$keeper/comm" 2>/dev/null) == inspatialfs-kee ]] \
+        && awk '{ print $1 }' "/proc/$keeper/task/$keeper/children" 2>/dev/null || echo "$keeper" ;;
   esac
 }
 fresh_upper() { rm -rf "$work/upper" "$work/work"; mkdir -p "$work/upper" "$work/work" "$mnt"; }
@@ -74,6 +81,7 @@ do_mount() { # $1 target: lower + the (fresh) upper, mounted at $mnt
     fuse-overlayfs) fuse-overlayfs -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
     inspatialfs) bin/inspatialfs-overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
     inspatialfs-uring) bin/inspatialfs-overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work,io_uring" "$mnt" ;;
+    inspatialfs-base) "$BASELINE_BIN/inspatialfs-overlay" -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
   esac
 }
 podman_cmd() { # $1 target, rest: podman arguments, on a storage of that target's own
@@ -83,6 +91,7 @@ podman_cmd() { # $1 target, rest: podman arguments, on a storage of that target'
     fuse-overlayfs) opts+=(--storage-opt overlay.mount_program=/usr/bin/fuse-overlayfs) ;;
     inspatialfs) opts+=(--storage-opt "overlay.mount_program=$root/bin/inspatialfs-overlay") ;;
     inspatialfs-uring) opts+=(--storage-opt "overlay.mount_program=$root/bin/inspatialfs-overlay" --storage-opt overlay.mountopt=io_uring) ;;
+    inspatialfs-base) opts+=(--storage-opt "overlay.mount_program=$(realpath "$BASELINE_BIN")/inspatialfs-overlay") ;;
   esac
   podman "${opts[@]}" "$@"
 }
