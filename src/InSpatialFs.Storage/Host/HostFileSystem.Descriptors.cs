@@ -113,24 +113,46 @@ public sealed unsafe partial class HostFileSystem
 
     private byte[]? TryGetHandle(int fd, out int mountId)
     {
-        byte* buf = stackalloc byte[8 + MAX_HANDLE_SZ];
-        *(uint*)buf = MAX_HANDLE_SZ;
         byte empty = 0;
-        int mid;
-        if (name_to_handle_at(fd, &empty, buf, &mid, AT_EMPTY_PATH) != 0)
+        byte[]? handle = HandleAt(fd, &empty, AT_EMPTY_PATH, out mountId);
+        if (handle == null && !_handlesRefused)
         {
             Errno e = ErrnoExtensions.LastPInvoke();
-            if (!_handlesRefused)
-            {
-                _handlesRefused = true;
-                HostLog.HandlesUnsupported(_logger, e);
-            }
+            _handlesRefused = true;
+            HostLog.HandlesUnsupported(_logger, e);
+        }
+        return handle;
+    }
+
+    /// <summary>name_to_handle_at(dirFd, nameZ, flags): the struct file_handle bytes (header included), or null with errno set.</summary>
+    private static byte[]? HandleAt(int dirFd, byte* nameZ, int flags, out int mountId)
+    {
+        byte* buf = stackalloc byte[8 + MAX_HANDLE_SZ];
+        *(uint*)buf = MAX_HANDLE_SZ;
+        int mid;
+        if (name_to_handle_at(dirFd, nameZ, buf, &mid, flags) != 0)
+        {
             mountId = -1;
             return null;
         }
         mountId = mid;
-        uint len = *(uint*)buf;
-        return new ReadOnlySpan<byte>(buf, 8 + (int)len).ToArray();
+        return new ReadOnlySpan<byte>(buf, 8 + (int)*(uint*)buf).ToArray();
+    }
+
+    /// <summary>
+    /// Precondition: _nodeLock held. The node of <paramref name="key"/>, made and indexed from these facts if there is
+    /// none (a racing lookup or create may have made it first), with one kernel reference added.
+    /// </summary>
+    private HostNode FindOrAddNodeLocked((ulong Dev, ulong Ino) key, uint type, byte[] handle, int mountId, int handleCheck = HostNode.HandleProven)
+    {
+        if (!_nodesByKey.TryGetValue(key, out HostNode? node))
+        {
+            node = new HostNode(_nextNodeId++, key.Dev, key.Ino, type, handle, mountId) { HandleCheck = handleCheck };
+            _nodesById[node.Id] = node;
+            _nodesByKey[key] = node;
+        }
+        EntryReturnedLocked(node);
+        return node;
     }
 
     /// <summary>Finds or makes the node for a fresh O_PATH descriptor, adds one kernel reference, and takes the descriptor.</summary>
@@ -316,13 +338,7 @@ public sealed unsafe partial class HostFileSystem
         {
             if (!_mountFds.ContainsKey(mountId)) return Errno.EAGAIN;
             // Known already only when a racing LOOKUP of the new name adopted it first.
-            if (!_nodesByKey.TryGetValue(key, out node))
-            {
-                node = new HostNode(_nextNodeId++, key.Item1, key.Item2, st.Mode & S_IFMT, handle, mountId);
-                _nodesById[node.Id] = node;
-                _nodesByKey[key] = node;
-            }
-            EntryReturnedLocked(node);
+            node = FindOrAddNodeLocked(key, st.Mode & S_IFMT, handle, mountId);
         }
         attr = ToAttr(st, node.Id);
         return Errno.OK;
@@ -343,14 +359,10 @@ public sealed unsafe partial class HostFileSystem
         attr = default;
         if (_handlesRefused) return false;
         BetweenStatAndHandle?.Invoke();
-        byte* buf = stackalloc byte[8 + MAX_HANDLE_SZ];
-        *(uint*)buf = MAX_HANDLE_SZ;
+        byte[]? handle;
         int mountId;
-        fixed (byte* n = nameZ)
-        {
-            if (name_to_handle_at(parentFd, n, buf, &mountId, 0) != 0) return false; // the openat2 path reports why
-        }
-        byte[] handle = new ReadOnlySpan<byte>(buf, 8 + (int)*(uint*)buf).ToArray();
+        fixed (byte* n = nameZ) handle = HandleAt(parentFd, n, 0, out mountId);
+        if (handle == null) return false; // the openat2 path reports why
         (ulong, ulong) key = (DevOf(st), st.Ino);
         HostNode? node;
         lock (_nodeLock)
@@ -364,13 +376,7 @@ public sealed unsafe partial class HostFileSystem
                 check = HostNode.HandleProven;
             }
             // Known already only when a racing lookup of the same inode adopted it first.
-            if (!_nodesByKey.TryGetValue(key, out node))
-            {
-                node = new HostNode(_nextNodeId++, key.Item1, key.Item2, st.Mode & S_IFMT, handle, mountId) { HandleCheck = check };
-                _nodesById[node.Id] = node;
-                _nodesByKey[key] = node;
-            }
-            EntryReturnedLocked(node);
+            node = FindOrAddNodeLocked(key, st.Mode & S_IFMT, handle, mountId, check);
         }
         attr = ToAttr(st, node.Id);
         return true;
@@ -395,14 +401,12 @@ public sealed unsafe partial class HostFileSystem
         {
             lock (_nodeLock) return _decodedMounts.ContainsKey(_root.MountId);
         }
-        set
-        {
-            // Tests: off, this mount is served as a filesystem whose handle layout is not known.
-            lock (_nodeLock)
-            {
-                if (!value) _decodedMounts.Remove(_root.MountId);
-            }
-        }
+    }
+
+    /// <summary>Tests: serves the source's own mount as a filesystem whose handle layout is not known.</summary>
+    internal void StopDecodingRootMountHandles()
+    {
+        lock (_nodeLock) _decodedMounts.Remove(_root.MountId);
     }
 
     /// <summary>Tests: runs between the statx and the name_to_handle_at of <see cref="TryAdoptByName"/> (to replace the name there).</summary>

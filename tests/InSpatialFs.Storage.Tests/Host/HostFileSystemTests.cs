@@ -110,7 +110,7 @@ public sealed class HostFileSystemTests
     [Test]
     public void Elsewhere_a_name_replaced_while_a_cold_lookup_takes_its_handle_leaves_a_stale_node_and_never_opens_the_other_file()
     {
-        _box.Fs.DecodesRootMountHandles = false; // as on a filesystem whose handle layout is not known (XFS, btrfs)
+        _box.Fs.StopDecodingRootMountHandles(); // as on a filesystem whose handle layout is not known (XFS, btrfs)
         Assert.That(SwapAAndBBetweenStatAndHandle(out FuseAttr raced), Is.True, "the name was replaced between the two calls");
         Assert.That(raced.Size, Is.EqualTo(1UL), "the attributes are those the statx saw: the file first named a");
         Assert.That(_box.Fs.Retain(raced.Ino), Is.True);
