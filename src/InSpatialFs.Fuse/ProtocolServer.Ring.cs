@@ -140,6 +140,11 @@ public sealed partial class ProtocolServer
                 Errno e = ring.Read(reader.RequestBuffer.Span, out reader.FrameOffset, out int length);
                 if (e == Errno.OK)
                 {
+                    if (!_ringsServe)
+                    {
+                        _ringsServe = true; // the kernel's ring is ready: it sends /dev/fuse only forgets and interrupts now
+                    }
+
                     Dispatch(reader, length);
                 }
                 else if (e == Errno.ENODEV)

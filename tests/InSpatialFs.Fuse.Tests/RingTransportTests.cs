@@ -15,15 +15,27 @@ namespace InSpatialFs.Fuse.Tests;
 [Category("Mount")]
 public sealed class RingTransportTests
 {
-    /// <summary>"/" with "hello" (read-only text), "sink" (takes writes, counts the bytes) and "slow" (a READ that waits to be interrupted).</summary>
+    /// <summary>
+    /// "/" with "hello" (read-only text), "sink" (takes writes, counts the bytes), "slow" (a READ that waits to be
+    /// interrupted) and "f0".."f1999" (empty files that can be unlinked; the kernel then forgets their nodes).
+    /// </summary>
     private sealed class RingFileSystem : FuseFileSystemBase
     {
-        private const ulong Hello = 2, Sink = 3, Slow = 4;
+        private const ulong Hello = 2, Sink = 3, Slow = 4, FirstRemovable = 100;
+        public const int Removables = 2000;
         public static readonly byte[] Content = "hello over the ring\n"u8.ToArray();
 
         public readonly ManualResetEventSlim SlowReadStarted = new();
         public volatile bool SlowReadInterrupted;
         public long BytesWritten;
+        private readonly bool[] _removed = new bool[Removables];
+
+        /// <summary>Nodes of removable files the kernel forgot.</summary>
+        public int ForgottenRemovables;
+
+        private static int RemovableIndex(ulong parent, ReadOnlySpan<byte> name) =>
+            parent == FuseConstants.RootId && name.Length > 1 && name[0] == (byte)'f' &&
+            int.TryParse(name[1..], System.Globalization.NumberStyles.None, null, out int i) && i < Removables ? i : -1;
 
         private static FuseAttr AttrOf(ulong node) => node switch
         {
@@ -35,7 +47,9 @@ public sealed class RingTransportTests
         public override Errno Lookup(FuseRequest request, ulong parent, ReadOnlySpan<byte> name, out FuseEntryOut entry)
         {
             entry = default;
-            ulong node = parent != FuseConstants.RootId ? 0
+            int removable = RemovableIndex(parent, name);
+            ulong node = removable >= 0 ? (Volatile.Read(ref _removed[removable]) ? 0 : FirstRemovable + (ulong)removable)
+                : parent != FuseConstants.RootId ? 0
                 : name.SequenceEqual("hello"u8) ? Hello : name.SequenceEqual("sink"u8) ? Sink : name.SequenceEqual("slow"u8) ? Slow : 0;
             if (node == 0)
             {
@@ -49,7 +63,27 @@ public sealed class RingTransportTests
         public override Errno GetAttr(FuseRequest request, ulong nodeId, ulong? fh, out FuseAttrOut attr)
         {
             attr = new FuseAttrOut { Attr = AttrOf(nodeId) };
-            return nodeId is >= FuseConstants.RootId and <= Slow ? Errno.OK : Errno.ENOENT;
+            return nodeId is >= FuseConstants.RootId and <= Slow or >= FirstRemovable and < FirstRemovable + Removables ? Errno.OK : Errno.ENOENT;
+        }
+
+        public override Errno Unlink(FuseRequest request, ulong parent, ReadOnlySpan<byte> name)
+        {
+            int removable = RemovableIndex(parent, name);
+            if (removable < 0)
+            {
+                return Errno.EACCES;
+            }
+
+            Volatile.Write(ref _removed[removable], true);
+            return Errno.OK;
+        }
+
+        public override void Forget(ulong nodeId, ulong lookupCount)
+        {
+            if (nodeId is >= FirstRemovable and < FirstRemovable + Removables)
+            {
+                Interlocked.Increment(ref ForgottenRemovables);
+            }
         }
 
         public override Errno SetAttr(FuseRequest request, ulong nodeId, in FuseSetattrIn change, out FuseAttrOut attr)
@@ -176,6 +210,28 @@ public sealed class RingTransportTests
 
         // Every entry is back: more parallel callers than entries all get their answer.
         Parallel.For(0, 4 * mount.Server.RingEntries, _ => Assert.That(TestMount.Run("cat", Path.Combine(mount.Path, "hello")).ExitCode, Is.Zero));
+    }
+
+    [Test]
+    public void Forgets_of_an_unlink_loop_reach_the_file_system_in_batches_once_the_rings_serve()
+    {
+        var fs = new RingFileSystem();
+        using TestMount mount = StartOnRings(fs);
+        long[] before = mount.Server.RequestCounts();
+
+        // One rm of 2,000 names: a LOOKUP and an UNLINK each (on the rings), then the kernel forgets the node (on
+        // /dev/fuse). Read as they come, that is a FORGET frame and a reader woken per file.
+        string[] names = Enumerable.Range(0, RingFileSystem.Removables).Select(i => Path.Combine(mount.Path, "f" + i)).ToArray();
+        (int exit, _, string err) = TestMount.Run("rm", ["--", .. names]);
+        Assert.That(exit, Is.Zero, err);
+        SpinWait.SpinUntil(() => Volatile.Read(ref fs.ForgottenRemovables) == RingFileSystem.Removables, TimeSpan.FromSeconds(10));
+        Assert.That(Volatile.Read(ref fs.ForgottenRemovables), Is.EqualTo(RingFileSystem.Removables), "every unlinked node is forgotten");
+
+        long[] after = mount.Server.RequestCounts();
+        long frames = after[(int)FuseOpcode.Forget] - before[(int)FuseOpcode.Forget] +
+                      after[(int)FuseOpcode.BatchForget] - before[(int)FuseOpcode.BatchForget];
+        Assert.That(after[(int)FuseOpcode.Unlink] - before[(int)FuseOpcode.Unlink], Is.EqualTo(RingFileSystem.Removables));
+        Assert.That(frames, Is.LessThan(RingFileSystem.Removables / 4), "forget frames for 2,000 forgotten nodes");
     }
 
     [Test]
