@@ -75,7 +75,7 @@ internal static class MountCommand
         var name = new Option<string?>("--name") { Description = "Instance name, one path component: 1-64 of letters, digits, '-', '_', '.' (default: the config's name, else the mountpoint's base name). Also moves the default control and state directories." };
         var rules = new Option<string[]>("--rules") { Description = "Extra rule file (YAML) on top of the built-in rules; repeatable." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning, error or critical.", DefaultValueFactory = _ => "info" };
-        var readers = new Option<int>("--readers") { Description = "Kernel reader threads (default: 2 per core, at least 2)." };
+        var readers = new Option<int>("--readers") { Description = "Threads reading requests from /dev/fuse, each on its own cloned descriptor (1-64; default: one per CPU, 2 to 4). Up to two start at once, the rest when every reader is busy; with --io-uring they carry only FORGET and INTERRUPT once the rings serve." };
         readers.Validators.Add(r => AtLeast(r, 1, "--readers: a number of threads, 1 or more"));
         var ioUring = new Option<bool>("--io-uring")
         {
