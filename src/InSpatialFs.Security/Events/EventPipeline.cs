@@ -29,12 +29,24 @@ internal sealed class EventPipeline : IDisposable
     private const int CoalesceMs = 2;
 
     /// <summary>
-    /// Empty polls in a row that end a burst (about 10 ms without an event): only then does the consumer sleep until a
-    /// producer wakes it. A container that starts a process every millisecond or two (a shell loop, a build) makes two
-    /// or three events per process and then none for a while; with one empty poll ending the burst, every process cost
-    /// the request that recorded its first event a futex wake and the consumer two context switches.
+    /// The longest poll period. While each pass finds only a few events (<see cref="FewEvents"/>; a shell loop's
+    /// processes, a trickle of requests) the period doubles up to this, so the consumer wakes once per several
+    /// processes instead of once per process (a shell loop of `cat`s: one timer wake-up per process at 2 ms, each a
+    /// context switch and, on a VM whose idle CPUs halt, an exit to the hypervisor). A fuller pass goes back to
+    /// <see cref="CoalesceMs"/>. Asynchronous rules then see an event of such a trickle up to this much later.
     /// </summary>
-    private const int QuietPolls = 5;
+    private const int MaxCoalesceMs = 8;
+
+    /// <summary>A pass that drained fewer events than this lengthens the poll period (see <see cref="MaxCoalesceMs"/>).</summary>
+    private const int FewEvents = 32;
+
+    /// <summary>
+    /// Time without an event that ends a burst (in whole poll periods, at least this long): only then does the consumer
+    /// sleep until a producer wakes it. A container that starts a process every millisecond or two (a shell loop, a
+    /// build) makes two or three events per process and then none for a while; with one empty poll ending the burst,
+    /// every process cost the request that recorded its first event a futex wake and the consumer two context switches.
+    /// </summary>
+    private const int QuietMs = 10;
 
     private const int SetIdBits = 0xC00; // S_ISUID | S_ISGID
 
@@ -165,7 +177,7 @@ internal sealed class EventPipeline : IDisposable
     private void ConsumeLoop()
     {
         Func<bool> hasWork = () => !_queue.IsEmpty || _hasSideWork() || _completed;
-        int emptyPolls = 0;
+        int quietMs = 0, pauseMs = CoalesceMs;
         while (true)
         {
             Volatile.Write(ref _passes, _passes + 1);
@@ -205,6 +217,7 @@ internal sealed class EventPipeline : IDisposable
             Interlocked.Add(ref _processed, n);
             if (n == BatchSize)
             {
+                pauseMs = CoalesceMs;
                 continue; // behind: drain without pausing
             }
 
@@ -218,19 +231,21 @@ internal sealed class EventPipeline : IDisposable
                 // Only a whole quiet period ends a burst. While events keep coming the consumer polls once per period
                 // and nobody wakes it: a wake-up costs the request that makes it a futex call or three, and the
                 // consumer two context switches, where a poll costs one nanosleep.
-                if (n == 0 && ++emptyPolls >= QuietPolls)
+                if (n == 0 && (quietMs += pauseMs) >= QuietMs)
                 {
-                    emptyPolls = 0;
+                    quietMs = 0;
+                    pauseMs = CoalesceMs;
                     _wakeup.Sleep(hasWork, Timeout.Infinite);
                 }
             }
 
             if (n > 0)
             {
-                emptyPolls = 0;
+                quietMs = 0;
+                pauseMs = n < FewEvents ? Math.Min(2 * pauseMs, MaxCoalesceMs) : CoalesceMs;
             }
 
-            Interop.LibC.SleepBriefly(CoalesceMs);
+            Interop.LibC.SleepBriefly(pauseMs);
         }
     }
 
