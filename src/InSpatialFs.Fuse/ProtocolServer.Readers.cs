@@ -245,7 +245,7 @@ public sealed partial class ProtocolServer
     /// BATCH_FORGET. The price: an INTERRUPT (a signal to a caller whose request is running) may wait this long to be
     /// read. On /dev/fuse alone nothing pauses: there every request comes this way.
     /// </summary>
-    internal const int ForgetGatherMilliseconds = 2;
+    private const int ForgetGatherMilliseconds = 2;
 
     /// <summary>Set by the first request a ring serves: the kernel then sends /dev/fuse only forgets and interrupts.</summary>
     private volatile bool _ringsServe;
