@@ -33,6 +33,24 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int sched_setaffinity(int pid, nuint setSize, ulong* mask);
 
+    /// <summary>sched_getaffinity(2): the CPUs thread <paramref name="pid"/> may run on.</summary>
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int sched_getaffinity(int pid, nuint setSize, ulong* mask);
+
+    /// <summary>
+    /// Lets the calling thread run on every CPU the process's main thread may run on. A new thread gets the CPUs of the
+    /// thread that started it, so a thread started on a request (a ring reader pinned to its queue's CPU starts the
+    /// exit watcher when it pins the first caller) would otherwise stay on that one CPU for its life. False when the
+    /// mask could not be read or set; the thread then keeps what it has.
+    /// </summary>
+    public static bool RunOnProcessCpus()
+    {
+        const int Words = 16; // 1,024 CPUs
+        ulong* mask = stackalloc ulong[Words];
+        return sched_getaffinity(Environment.ProcessId, Words * sizeof(ulong), mask) == 0 &&
+               sched_setaffinity(0, Words * sizeof(ulong), mask) == 0;
+    }
+
     /// <summary>io_uring_setup(2): a new ring of <paramref name="entries"/> SQEs; the kernel fills in the offsets.</summary>
     public static int IoUringSetup(uint entries, IoUringParams* p) => (int)syscall(SYS_io_uring_setup, entries, (long)p, 0, 0, 0, 0);
 

@@ -91,6 +91,7 @@ internal sealed class KernelCacheInvalidator : IDisposable
 
     private void Run()
     {
+        LibC.RunOnProcessCpus(); // started by whichever thread asks first: perhaps a CPU-pinned ring reader
         while (true)
         {
             long target;

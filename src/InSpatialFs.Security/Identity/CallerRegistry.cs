@@ -63,6 +63,7 @@ public sealed class CallerRegistry : IDisposable
     /// <summary>Evicts callers as their pidfds report exit (epoll data = the cached pid).</summary>
     private unsafe void WatchExits()
     {
+        LibC.RunOnProcessCpus(); // started by whichever request thread pinned the first caller: perhaps a CPU-pinned ring reader
         const int MaxEvents = 256;
         EpollEvent* events = stackalloc EpollEvent[MaxEvents];
         while (!_disposed)

@@ -86,6 +86,34 @@ public sealed class IoUringTransportTests
     }
 
     [Test]
+    public void A_thread_started_on_a_ring_reader_may_run_on_every_cpu_the_daemon_may()
+    {
+        DaemonProcess.RequireMountable();
+        if (Environment.ProcessorCount < 2) Assert.Ignore("one CPU: a pinned thread and a free one look alike");
+        using FuseIoUringSwitch on = FuseIoUringSwitch.Set(on: true);
+        using ControlledMount m = ControlledMount.Start("/var/tmp", withSource: true, "--io-uring");
+        File.WriteAllText(Path.Combine(m.Source, "f"), "x");
+        // Every request after INIT waits for the rings, so the first caller the mount pins (the start's own check, or this
+        // cat) is pinned on a ring reader, and that reader starts the exit watcher: a thread that inherits its one CPU.
+        Shell.Check($"cat '{m.MountPoint}/f' > /dev/null");
+
+        string tasks = $"/proc/{m.Daemon.Pid}/task";
+        static string Cpus(string task) =>
+            File.ReadAllLines(Path.Combine(task, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
+        (string Name, string Cpus)[] Threads() =>
+            Directory.GetDirectories(tasks).Select(t => (File.ReadAllText(Path.Combine(t, "comm")).Trim(), Cpus(t))).ToArray();
+        SpinWait.SpinUntil(() => Threads().Any(t => t.Name == "caller-exits"), TimeSpan.FromSeconds(10));
+
+        string main = Cpus(Path.Combine(tasks, m.Daemon.Pid.ToString(CultureInfo.InvariantCulture)));
+        (string Name, string Cpus)[] threads = Threads();
+        string all = string.Join(", ", threads.Select(t => $"{t.Name}: {t.Cpus}"));
+        Assert.That(threads.Where(t => t.Name.StartsWith("fuse-ring-", StringComparison.Ordinal)).Select(t => t.Cpus),
+            Is.Not.Empty.And.All.Not.EqualTo(main), "each ring reader runs on its queue's CPU: " + all);
+        Assert.That(threads.Single(t => t.Name == "caller-exits").Cpus, Is.EqualTo(main), "the exit watcher: " + all);
+        Assert.That(m.Stop(), Is.Zero, m.Daemon.Output);
+    }
+
+    [Test]
     public void Io_uring_on_a_kernel_with_the_switch_off_refuses_to_start_and_mounts_nothing() =>
         InWorkDirectory("inspatialfs-uring-off-", work =>
         {
