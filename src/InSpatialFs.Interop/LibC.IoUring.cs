@@ -29,7 +29,7 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int munmap(void* addr, nuint length);
 
-    /// <summary>sched_setaffinity(2) for the calling thread (pid 0) with a one-word mask (CPUs 0..63).</summary>
+    /// <summary>sched_setaffinity(2): pid 0 is the calling thread; a one-word mask covers CPUs 0..63.</summary>
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int sched_setaffinity(int pid, nuint setSize, ulong* mask);
 
