@@ -20,7 +20,7 @@ public sealed partial class ProtocolServer
         var thread = new Thread(ReaderMain, maxStackSize: 1 << 20)
         {
             IsBackground = true,
-            Name = $"fuse-reader-{index}",
+            Name = $"{_options.ReaderThreadName}-{index}",
         };
         thread.Start(reader);
     }
@@ -88,7 +88,10 @@ public sealed partial class ProtocolServer
         }
     }
 
-    /// <summary>Readers started at INIT; the rest (up to ReaderThreads) start when every reader is busy.</summary>
+    /// <summary>
+    /// Readers started at INIT; the rest (up to ReaderThreads) start when every reader is busy. With pinned readers, one
+    /// for every CPU, so that each CPU has a reader to wake.
+    /// </summary>
     private const int InitialReaders = 2;
 
     /// <summary>Calls Initialized and starts the initial readers. False if the connection is being stopped.</summary>
@@ -116,7 +119,8 @@ public sealed partial class ProtocolServer
             Volatile.Write(ref _resendResult, (int)resend);
         }
 
-        while (Volatile.Read(ref _readersMade) < Math.Min(InitialReaders, _deviceReaders) && StartAnotherReader())
+        int initial = Math.Min(Math.Max(InitialReaders, _placement?.CpuCount ?? 0), _deviceReaders);
+        while (Volatile.Read(ref _readersMade) < initial && StartAnotherReader())
         {
         }
 
@@ -198,6 +202,8 @@ public sealed partial class ProtocolServer
     /// </summary>
     private void ServeLoop(Reader reader)
     {
+        ReaderPlacement? placement = _placement;
+        placement?.Enter(reader.Index, ref reader.PlacementApplied);
         while (true)
         {
             Errno e = ReadFrame(reader, out int length);
@@ -229,6 +235,7 @@ public sealed partial class ProtocolServer
                     }
                 }
 
+                placement?.AfterRequest(reader.Index, ref reader.PlacementApplied, ref reader.PlacementRequests);
                 if (_ringsServe && IsForget(reader, length))
                 {
                     LibC.SleepBriefly(ForgetGatherMilliseconds);
@@ -329,6 +336,10 @@ public sealed partial class ProtocolServer
 
         /// <summary>Requests that came back marked as resent (bit 63 of unique): read by an earlier server, unanswered.</summary>
         public long ResentRequests;
+
+        /// <summary>The placement generation this reader last moved to, and its requests since it last sampled (its own).</summary>
+        public int PlacementApplied;
+        public int PlacementRequests;
 
         /// <summary>Requests this reader read, per opcode (written by the reader only; see <see cref="RequestCounts"/>).</summary>
         public readonly long[] Requests = new long[OpTable.Length + 1];

@@ -64,9 +64,16 @@ public sealed partial class ProtocolServer : IDisposable
         _deviceReaders = options.ReaderThreads;
         _plannedRingQueues = options.IoUring ? FuseRingChannel.PossibleCpus() : 0;
         _readers = new Reader?[options.ReaderThreads + (options.IoUring ? _plannedRingQueues * options.RingThreadsPerQueue : 0)];
+        _placement = options.PinReaders && !options.IoUring ? ReaderPlacement.TryCreate(options.ReaderThreads) : null;
         _notifier = new FuseNotifier(transport);
         _splicedRead = fileSystem as IFuseSplicedRead;
     }
+
+    /// <summary>Where the /dev/fuse readers run (<see cref="ProtocolServerOptions.PinReaders"/>); null when they are never pinned.</summary>
+    private readonly ReaderPlacement? _placement;
+
+    /// <summary>For status: where the /dev/fuse readers run, or null when they are left to the scheduler.</summary>
+    public string? ReaderPlacementState => _placement?.Describe();
 
     /// <summary>What INIT negotiated; null until INIT has been answered.</summary>
     public FuseConnectionInfo? Connection => _connection;

@@ -30,6 +30,15 @@ public sealed record ProtocolServerOptions
     /// </summary>
     public bool IoUring { get; init; }
 
+    /// <summary>Reader threads are named this, a dash and their index (at most 12 characters: Linux keeps 15 of a name).</summary>
+    public string ReaderThreadName { get; init; } = "fuse-reader";
+
+    /// <summary>
+    /// Pin each /dev/fuse reader to a CPU of its own while every CPU has idle time (see <see cref="Transport.ReaderPlacement"/>).
+    /// Has no effect over io_uring, or with fewer readers than CPUs.
+    /// </summary>
+    public bool PinReaders { get; init; }
+
     /// <summary>Ring threads per queue (1..8): how many requests issued from one CPU are served at once.</summary>
     public int RingThreadsPerQueue { get; init; } = 2;
 
@@ -63,6 +72,11 @@ public sealed record ProtocolServerOptions
         if (ReaderThreads is < 1 or > 64)
         {
             throw new ArgumentOutOfRangeException(nameof(ReaderThreads), ReaderThreads, "1..64 reader threads");
+        }
+
+        if (ReaderThreadName.Length is 0 or > 12)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReaderThreadName), ReaderThreadName, "1..12 characters");
         }
 
         if (RingThreadsPerQueue is < 1 or > 8)

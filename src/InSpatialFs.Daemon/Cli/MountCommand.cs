@@ -26,6 +26,7 @@ internal sealed record MountRequest
     public string LogLevel { get; init; } = "info";
     public int Readers { get; init; }
     public bool NoPassthrough { get; init; }
+    public bool NoPinReaders { get; init; }
     public bool IoUring { get; init; }
     public string? DirectFallback { get; init; }
     /// <summary>--cache-timeout: seconds the kernel may keep answers of read-only nodes (null: the proxy's default, an hour).</summary>
@@ -84,6 +85,12 @@ internal static class MountCommand
                 "/sys/module/fuse/parameters/enable_uring set to Y (the start fails otherwise), and serves without the keeper: " +
                 "the kernel cannot hand the requests a dead server held on its rings to a new one.",
         };
+        var noPinReaders = new Option<bool>("--no-pin-readers")
+        {
+            Description = "Leave the /dev/fuse readers to the scheduler. By default, where there is a reader for every CPU, each is " +
+                "pinned to a CPU of its own while every CPU has idle time (about half of a caller's requests are then served on " +
+                "its own CPU, without waking another), and let go while some CPU is busy; status shows which (`readers`).",
+        };
         var noPassthrough = new Option<bool>("--no-passthrough") { Description = "Never use kernel passthrough; DirectFS files are served through the daemon." };
         var directFallback = new Option<string?>("--direct-fallback")
         {
@@ -124,7 +131,7 @@ internal static class MountCommand
         var command = new Command("mount", "Mount a container filesystem and serve it until SIGTERM/SIGINT or an outside unmount: in the foreground, or with --background return once mounted.")
         {
             mountPoint, config, memory, memorySize, source, direct, readOnlySource, memoryAt, isolation, forbid, readOnly, allow,
-            stateDir, control, noControl, noKeeper, name, rules, logLevel, readers, ioUring, noPassthrough, directFallback, cacheTimeout, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
+            stateDir, control, noControl, noKeeper, name, rules, logLevel, readers, ioUring, noPinReaders, noPassthrough, directFallback, cacheTimeout, relax, resources, execRuntimeWritten, suspendOn, allowRelax,
             options, background,
         };
         command.SetAction(parse => MountRunner.Run(new MountRequest
@@ -150,6 +157,7 @@ internal static class MountCommand
             LogLevel = parse.GetValue(logLevel) ?? "info",
             Readers = parse.GetValue(readers),
             NoPassthrough = parse.GetValue(noPassthrough),
+            NoPinReaders = parse.GetValue(noPinReaders),
             IoUring = parse.GetValue(ioUring),
             DirectFallback = parse.GetValue(directFallback),
             CacheTimeout = parse.GetValue(cacheTimeout),

@@ -78,6 +78,7 @@ internal static class MountRunner
             {
                 ReaderThreads = request.Readers,
                 Passthrough = !request.NoPassthrough,
+                PinReaders = !request.NoPinReaders,
                 IoUring = request.IoUring || config.IoUring,
                 DirectFallback = request.DirectFallback == "copy" ? InSpatialFs.Proxy.Direct.DirectMode.Proxied : InSpatialFs.Proxy.Direct.DirectMode.Spliced,
                 Control = !request.NoControl,

@@ -97,6 +97,7 @@ internal sealed class ControlPlane : IControlPlane, IDisposable
         Line(sb, "mountpoint", _instance.Config.Mountpoint);
         Line(sb, "uptime", $"{(long)uptime.TotalSeconds}s");
         Line(sb, "transport", _instance.Transport);
+        Line(sb, "readers", _instance.ReaderPlacement);
         Line(sb, "ring_requests", _instance.RingRequests);
         Line(sb, "restart_mode", _instance.RestartMode);
         Line(sb, "restarts", _instance.Restarts);

@@ -105,6 +105,16 @@ internal sealed partial class Instance : IDisposable
         _ => "/dev/fuse",
     };
 
+    /// <summary>Where the container mount's /dev/fuse readers run (status `readers`).</summary>
+    public string ReaderPlacement => _server switch
+    {
+        null => "none",
+        { RingEntries: > 0 } => "on any CPU (requests come over io_uring, whose threads are pinned to their queues' CPUs)",
+        { ReaderPlacementState: string placement } => placement,
+        _ when !_options.PinReaders => "on any CPU (--no-pin-readers)",
+        _ => "on any CPU (more CPUs than readers, or /proc/stat unreadable)",
+    };
+
     /// <summary>Requests the container mount took over io_uring.</summary>
     public long RingRequests => _server?.RingRequests ?? 0;
 
@@ -192,7 +202,7 @@ internal sealed partial class Instance : IDisposable
         }
 
         _server = Serve(_mount, Proxy, _options.ReaderThreads, _options.Passthrough, cacheSymlinks: !Security.Controls.RestrictSymlinks, adopt: adopt,
-            ioUring: _options.IoUring);
+            ioUring: _options.IoUring, pinReaders: _options.PinReaders);
         if (_stopRequested.IsSet)
         {
             _server.Stop(); // the signal came before there was a server to stop
@@ -207,7 +217,7 @@ internal sealed partial class Instance : IDisposable
             // Control files carry command lines of at most 4 KiB and text snapshots: 64 KiB requests (not the container
             // mount's 1 MiB) keep 16 readers' buffers at 2 MiB instead of 32 MiB of address space and GC budget.
             _controlServer = Serve(_controlMount, controlFs, readers: ControlFileSystem.MaxBlockedEventReaders + 4, passthrough: false, cacheSymlinks: true,
-                maxWrite: ControlMaxWrite, adopt: _adoptControl);
+                maxWrite: ControlMaxWrite, adopt: _adoptControl, readerThreadName: "ctl-reader");
         }
 
         WaitUntilConnected();
@@ -327,11 +337,11 @@ internal sealed partial class Instance : IDisposable
     private const uint ControlMaxWrite = 64 * 1024;
 
     private ProtocolServer Serve(FuseMount mount, IFuseFileSystem fs, int readers, bool passthrough, bool cacheSymlinks, uint? maxWrite = null,
-        FuseSessionParameters? adopt = null, bool ioUring = false)
+        FuseSessionParameters? adopt = null, bool ioUring = false, bool pinReaders = false, string readerThreadName = "fuse-reader")
     {
         // No EXPORT_SUPPORT: nothing exports this filesystem over NFS, and without it the kernel never asks us to
         // look up "." or "..", names the proxy refuses.
-        var options = new ProtocolServerOptions();
+        var options = new ProtocolServerOptions { ReaderThreadName = readerThreadName };
         options = options with { WantedFlags = options.WantedFlags & ~FuseInitFlags.ExportSupport };
         if (readers > 0)
         {
@@ -356,6 +366,11 @@ internal sealed partial class Instance : IDisposable
         if (ioUring)
         {
             options = options with { IoUring = true };
+        }
+
+        if (pinReaders)
+        {
+            options = options with { PinReaders = true };
         }
 
         if (adopt is { } negotiated)

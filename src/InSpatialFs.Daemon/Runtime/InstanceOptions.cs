@@ -11,6 +11,9 @@ internal sealed record InstanceOptions
     /// <summary>Serve the container mount over io_uring (--io-uring); the control mount stays on /dev/fuse.</summary>
     public bool IoUring { get; init; }
 
+    /// <summary>Pin the container mount's /dev/fuse readers one per CPU while every CPU has idle time (--no-pin-readers: never).</summary>
+    public bool PinReaders { get; init; } = true;
+
     /// <summary>Negotiate FUSE passthrough for DirectFS mounts.</summary>
     public bool Passthrough { get; init; } = true;
 
