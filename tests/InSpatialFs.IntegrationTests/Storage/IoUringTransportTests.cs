@@ -97,15 +97,11 @@ public sealed class IoUringTransportTests
         // cat) is pinned on a ring reader, and that reader starts the exit watcher: a thread that inherits its one CPU.
         Shell.Check($"cat '{m.MountPoint}/f' > /dev/null");
 
-        string tasks = $"/proc/{m.Daemon.Pid}/task";
-        static string Cpus(string task) =>
-            File.ReadAllLines(Path.Combine(task, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
-        (string Name, string Cpus)[] Threads() =>
-            Directory.GetDirectories(tasks).Select(t => (File.ReadAllText(Path.Combine(t, "comm")).Trim(), Cpus(t))).ToArray();
-        SpinWait.SpinUntil(() => Threads().Any(t => t.Name == "caller-exits"), TimeSpan.FromSeconds(10));
+        int pid = m.Daemon.Pid;
+        SpinWait.SpinUntil(() => ProcessThreads.Of(pid).Any(t => t.Name == "caller-exits"), TimeSpan.FromSeconds(10));
 
-        string main = Cpus(Path.Combine(tasks, m.Daemon.Pid.ToString(CultureInfo.InvariantCulture)));
-        (string Name, string Cpus)[] threads = Threads();
+        string main = ProcessThreads.Cpus(pid, pid);
+        (string Name, string Cpus)[] threads = ProcessThreads.Of(pid);
         string all = string.Join(", ", threads.Select(t => $"{t.Name}: {t.Cpus}"));
         Assert.That(threads.Where(t => t.Name.StartsWith("fuse-ring-", StringComparison.Ordinal)).Select(t => t.Cpus),
             Is.Not.Empty.And.All.Not.EqualTo(main), "each ring reader runs on its queue's CPU: " + all);

@@ -15,12 +15,6 @@ namespace InSpatialFs.IntegrationTests.Storage;
 [Category("Mount")]
 public sealed class ReaderPlacementTests
 {
-    private static string Cpus(string task) =>
-        File.ReadAllLines(Path.Combine(task, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
-
-    private static (string Name, string Cpus)[] Threads(int pid) =>
-        Directory.GetDirectories($"/proc/{pid}/task").Select(t => (File.ReadAllText(Path.Combine(t, "comm")).Trim(), Cpus(t))).ToArray();
-
     private static string Readers(ControlledMount m) =>
         m.Status().Split('\n').First(l => l.StartsWith("readers: ", StringComparison.Ordinal))["readers: ".Length..];
 
@@ -42,15 +36,15 @@ public sealed class ReaderPlacementTests
         RequireFewCpus();
         using ControlledMount m = ControlledMount.Start("/var/tmp", withSource: true);
         int pid = m.Daemon.ServerPid;
-        string all = Cpus($"/proc/{pid}/task/{pid}");
+        string all = ProcessThreads.Cpus(pid, pid);
         Lookups(m, 0, 50);
 
-        string[] Pinned() => Threads(pid).Where(t => t.Name.StartsWith("fuse-reader-", StringComparison.Ordinal)).Select(t => t.Cpus).ToArray();
-        string Shown() => string.Join(", ", Threads(pid).Select(t => $"{t.Name}: {t.Cpus}"));
+        string[] Pinned() => ProcessThreads.Of(pid).Where(t => t.Name.StartsWith("fuse-reader-", StringComparison.Ordinal)).Select(t => t.Cpus).ToArray();
+        string Shown() => ProcessThreads.Describe(pid);
         Assert.That(SpinWait.SpinUntil(() => Pinned().Length == Environment.ProcessorCount, TimeSpan.FromSeconds(10)), Is.True, Shown());
         Assert.That(Pinned(), Is.Unique.And.All.Not.Contain('-').And.All.Not.Contain(','), "one CPU each, each its own: " + Shown());
         Assert.That(Readers(m), Does.StartWith("pinned, one per CPU"));
-        Assert.That(Threads(pid).Where(t => t.Name.StartsWith("ctl-reader-", StringComparison.Ordinal)).Select(t => t.Cpus),
+        Assert.That(ProcessThreads.Of(pid).Where(t => t.Name.StartsWith("ctl-reader-", StringComparison.Ordinal)).Select(t => t.Cpus),
             Is.Not.Empty.And.All.EqualTo(all), "the control mount's readers: " + Shown());
 
         // A CPU-bound process on the first CPU: while requests come, a sample finds that CPU without idle time.
@@ -89,14 +83,14 @@ public sealed class ReaderPlacementTests
         RequireFewCpus();
         using ControlledMount m = ControlledMount.Start("/var/tmp", withSource: true, "--no-pin-readers");
         int pid = m.Daemon.ServerPid;
-        string all = Cpus($"/proc/{pid}/task/{pid}");
+        string all = ProcessThreads.Cpus(pid, pid);
         for (int round = 0; round < 3; round++)
         {
             Lookups(m, round);
         }
 
-        (string Name, string Cpus)[] readers = Threads(pid).Where(t => t.Name.StartsWith("fuse-reader-", StringComparison.Ordinal)).ToArray();
-        Assert.That(readers.Select(t => t.Cpus), Is.Not.Empty.And.All.EqualTo(all), string.Join(", ", readers.Select(t => $"{t.Name}: {t.Cpus}")));
+        (string Name, string Cpus)[] readers = ProcessThreads.Of(pid).Where(t => t.Name.StartsWith("fuse-reader-", StringComparison.Ordinal)).ToArray();
+        Assert.That(readers.Select(t => t.Cpus), Is.Not.Empty.And.All.EqualTo(all), ProcessThreads.Describe(pid));
         Assert.That(Readers(m), Is.EqualTo("on any CPU (--no-pin-readers)"));
         Assert.That(m.Stop(), Is.Zero, m.Daemon.Output);
     }
