@@ -37,6 +37,27 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int sched_getaffinity(int pid, nuint setSize, ulong* mask);
 
+    /// <summary>Words of the CPU masks below: 1,024 CPUs.</summary>
+    public const int CpuMaskWords = 16;
+
+    /// <summary>The CPUs the process's main thread may run on, into <paramref name="mask"/> (<see cref="CpuMaskWords"/> words).</summary>
+    public static bool GetProcessCpus(Span<ulong> mask)
+    {
+        fixed (ulong* m = mask)
+        {
+            return mask.Length == CpuMaskWords && sched_getaffinity(Environment.ProcessId, CpuMaskWords * sizeof(ulong), m) == 0;
+        }
+    }
+
+    /// <summary>Lets the calling thread run on the CPUs of <paramref name="mask"/> (<see cref="CpuMaskWords"/> words) only.</summary>
+    public static bool SetThreadCpus(ReadOnlySpan<ulong> mask)
+    {
+        fixed (ulong* m = mask)
+        {
+            return mask.Length == CpuMaskWords && sched_setaffinity(0, CpuMaskWords * sizeof(ulong), m) == 0;
+        }
+    }
+
     /// <summary>
     /// Lets the calling thread run on every CPU the process's main thread may run on. A new thread gets the CPUs of the
     /// thread that started it, so a thread started on a request (a ring reader pinned to its queue's CPU starts the
@@ -45,10 +66,8 @@ public static unsafe partial class LibC
     /// </summary>
     public static bool RunOnProcessCpus()
     {
-        const int Words = 16; // 1,024 CPUs
-        ulong* mask = stackalloc ulong[Words];
-        return sched_getaffinity(Environment.ProcessId, Words * sizeof(ulong), mask) == 0 &&
-               sched_setaffinity(0, Words * sizeof(ulong), mask) == 0;
+        Span<ulong> mask = stackalloc ulong[CpuMaskWords];
+        return GetProcessCpus(mask) && SetThreadCpus(mask);
     }
 
     /// <summary>io_uring_setup(2): a new ring of <paramref name="entries"/> SQEs; the kernel fills in the offsets.</summary>

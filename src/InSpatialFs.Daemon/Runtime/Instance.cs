@@ -112,7 +112,7 @@ internal sealed partial class Instance : IDisposable
         { RingEntries: > 0 } => "on any CPU (requests come over io_uring, whose threads are pinned to their queues' CPUs)",
         { ReaderPlacementState: string placement } => placement,
         _ when !_options.PinReaders => "on any CPU (--no-pin-readers)",
-        _ => "on any CPU (more CPUs than readers, or /proc/stat unreadable)",
+        _ => "on any CPU (one CPU, fewer readers than CPUs, or /proc/stat unreadable)",
     };
 
     /// <summary>Requests the container mount took over io_uring.</summary>
@@ -341,7 +341,7 @@ internal sealed partial class Instance : IDisposable
     {
         // No EXPORT_SUPPORT: nothing exports this filesystem over NFS, and without it the kernel never asks us to
         // look up "." or "..", names the proxy refuses.
-        var options = new ProtocolServerOptions { ReaderThreadName = readerThreadName };
+        var options = new ProtocolServerOptions { ReaderThreadName = readerThreadName, PinReaders = pinReaders };
         options = options with { WantedFlags = options.WantedFlags & ~FuseInitFlags.ExportSupport };
         if (readers > 0)
         {
@@ -366,11 +366,6 @@ internal sealed partial class Instance : IDisposable
         if (ioUring)
         {
             options = options with { IoUring = true };
-        }
-
-        if (pinReaders)
-        {
-            options = options with { PinReaders = true };
         }
 
         if (adopt is { } negotiated)

@@ -36,10 +36,7 @@ public sealed class ReaderPlacement
     /// <summary>A reader samples (if a window has passed) once per this many requests it answered.</summary>
     private const int SampleEveryRequests = 64;
 
-    private const int MaskWords = 16; // 1,024 CPUs, as LibC.RunOnProcessCpus
-
     private readonly int[] _cpus;
-    private readonly ulong[] _processMask;
     private readonly long[] _idleTicks;
     private readonly long[] _totalTicks;
     private readonly byte[] _statBuffer;
@@ -49,10 +46,9 @@ public sealed class ReaderPlacement
     private volatile bool _pinned = true;
     private volatile string _reason = "every CPU has idle time";
 
-    private ReaderPlacement(int[] cpus, ulong[] processMask)
+    private ReaderPlacement(int[] cpus)
     {
         _cpus = cpus;
-        _processMask = processMask;
         _idleTicks = new long[cpus.Length];
         _totalTicks = new long[cpus.Length];
         // A line of /proc/stat per CPU, about 60-100 bytes each, after the summary line; only the CPUs' lines are parsed.
@@ -65,20 +61,14 @@ public sealed class ReaderPlacement
     /// </summary>
     public static ReaderPlacement? TryCreate(int readers)
     {
-        ulong[] mask = new ulong[MaskWords];
-        unsafe
+        Span<ulong> mask = stackalloc ulong[LibC.CpuMaskWords];
+        if (!LibC.GetProcessCpus(mask))
         {
-            fixed (ulong* m = mask)
-            {
-                if (LibC.sched_getaffinity(Environment.ProcessId, MaskWords * sizeof(ulong), m) != 0)
-                {
-                    return null;
-                }
-            }
+            return null;
         }
 
         var cpus = new List<int>();
-        for (int cpu = 0; cpu < MaskWords * 64; cpu++)
+        for (int cpu = 0; cpu < LibC.CpuMaskWords * 64; cpu++)
         {
             if ((mask[cpu / 64] & (1UL << (cpu % 64))) != 0)
             {
@@ -91,7 +81,7 @@ public sealed class ReaderPlacement
             return null;
         }
 
-        var placement = new ReaderPlacement([.. cpus], mask);
+        var placement = new ReaderPlacement([.. cpus]);
         if (!placement.ReadIdle(out _, out _))
         {
             return null;
@@ -139,22 +129,20 @@ public sealed class ReaderPlacement
         }
     }
 
-    private unsafe void Place(int readerIndex, bool pinned)
+    /// <remarks>A refusal (a cpuset narrowed since) leaves the thread where it is: placement saves CPU, it decides nothing.</remarks>
+    private void Place(int readerIndex, bool pinned)
     {
-        ulong* mask = stackalloc ulong[MaskWords];
-        if (pinned)
+        if (!pinned)
         {
-            new Span<ulong>(mask, MaskWords).Clear();
-            int cpu = _cpus[readerIndex % _cpus.Length];
-            mask[cpu / 64] = 1UL << (cpu % 64);
-        }
-        else
-        {
-            _processMask.AsSpan().CopyTo(new Span<ulong>(mask, MaskWords));
+            _ = LibC.RunOnProcessCpus();
+            return;
         }
 
-        // A refusal (a cpuset narrowed since) leaves the thread where it is: placement saves CPU, it decides nothing.
-        _ = LibC.sched_setaffinity(0, MaskWords * sizeof(ulong), mask);
+        Span<ulong> mask = stackalloc ulong[LibC.CpuMaskWords];
+        mask.Clear();
+        int cpu = _cpus[readerIndex % _cpus.Length];
+        mask[cpu / 64] = 1UL << (cpu % 64);
+        _ = LibC.SetThreadCpus(mask);
     }
 
     /// <summary>One reader at a time, once a window has passed: reads the idle ticks and decides.</summary>
@@ -168,9 +156,7 @@ public sealed class ReaderPlacement
 
         try
         {
-            long[] previousIdle = (long[])_idleTicks.Clone();
-            long[] previousTotal = (long[])_totalTicks.Clone();
-            if (!ReadIdle(out int busiestCpu, out int leastIdlePercent, previousIdle, previousTotal))
+            if (!ReadIdle(out int busiestCpu, out int leastIdlePercent))
             {
                 return;
             }
@@ -195,13 +181,12 @@ public sealed class ReaderPlacement
         }
     }
 
-    private bool ReadIdle(out int busiestCpu, out int leastIdlePercent) => ReadIdle(out busiestCpu, out leastIdlePercent, null, null);
-
     /// <summary>
-    /// Reads /proc/stat's cpuN lines into the tick counters. With the previous counters: the CPU idle the smallest share
-    /// of the window since, and that share (100 when no CPU counted a tick: the window was too short to judge).
+    /// Reads /proc/stat's cpuN lines into the tick counters, and finds the CPU idle the smallest share of the window since
+    /// the last read, and that share (100 when no CPU counted a tick: the window was too short to judge). The first read,
+    /// against counters of zero, judges nothing; its caller ignores the answer.
     /// </summary>
-    private unsafe bool ReadIdle(out int busiestCpu, out int leastIdlePercent, long[]? previousIdle, long[]? previousTotal)
+    private unsafe bool ReadIdle(out int busiestCpu, out int leastIdlePercent)
     {
         busiestCpu = -1;
         leastIdlePercent = 100;
@@ -239,20 +224,16 @@ public sealed class ReaderPlacement
             }
 
             found++;
+            long idle = line.Idle - _idleTicks[slot];
+            long total = line.Total - _totalTicks[slot];
             _idleTicks[slot] = line.Idle;
             _totalTicks[slot] = line.Total;
-            if (previousIdle is null || previousTotal is null)
-            {
-                continue;
-            }
-
-            long total = line.Total - previousTotal[slot];
             if (total <= 0)
             {
                 continue;
             }
 
-            int idlePercent = (int)Math.Clamp((line.Idle - previousIdle[slot]) * 100 / total, 0, 100);
+            int idlePercent = (int)Math.Clamp(idle * 100 / total, 0, 100);
             if (idlePercent < leastIdlePercent)
             {
                 leastIdlePercent = idlePercent;
