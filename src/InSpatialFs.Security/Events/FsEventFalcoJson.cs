@@ -14,6 +14,7 @@ public static partial class FsEventJson
     private static class FalcoK
     {
         public static readonly JsonEncodedText EvtType = JsonEncodedText.Encode("evt.type");
+        public static readonly JsonEncodedText[] Type = [.. Enumerable.Range(0, FsOpNames.Count).Select(i => JsonEncodedText.Encode(Rules.SyscallMap.TypeOf((FsOp)i)))];
         public static readonly JsonEncodedText ProcExe = JsonEncodedText.Encode("proc.exe");
         public static readonly JsonEncodedText ProcExePath = JsonEncodedText.Encode("proc.exepath");
         public static readonly JsonEncodedText ProcCmdLine = JsonEncodedText.Encode("proc.cmdline");
@@ -36,7 +37,7 @@ public static partial class FsEventJson
 
     private static void WriteFalco(Utf8JsonWriter w, FsEvent e)
     {
-        w.WriteString(FalcoK.EvtType, Rules.SyscallMap.TypeOf(e.Op));
+        w.WriteString(FalcoK.EvtType, V.Of(FalcoK.Type, (int)e.Op, Rules.SyscallMap.TypeOf(e.Op)));
         ProcessContext? c = e.Process ?? e.Caller?.Process;
         if (c is null)
         {

@@ -43,26 +43,36 @@ public static partial class FsEventJson
         public static readonly JsonEncodedText PolicyClass = JsonEncodedText.Encode("policy.class");
     }
 
+    /// <summary>The values that come from a fixed set, encoded once: the writer then copies them as they are.</summary>
+    private static class V
+    {
+        public static readonly JsonEncodedText[] Op = [.. Enumerable.Range(0, FsOpNames.Count).Select(i => JsonEncodedText.Encode(((FsOp)i).Name()))];
+        public static readonly JsonEncodedText[] Decision = [.. Enum.GetValues<Decision>().Select(d => JsonEncodedText.Encode(DecisionName(d)))];
+        public static readonly JsonEncodedText[] Level = [.. Enum.GetValues<IsolationLevel>().Select(l => JsonEncodedText.Encode(LevelName(l)))];
+        public static readonly JsonEncodedText[] Class = [.. Enum.GetValues<PathClass>().Select(c => JsonEncodedText.Encode(ClassName(c)))];
+
+        public static JsonEncodedText Of(JsonEncodedText[] values, int index, string fallback) =>
+            (uint)index < (uint)values.Length ? values[index] : JsonEncodedText.Encode(fallback);
+    }
+
     /// <summary>Names go out in display form: invalid UTF-8 bytes as the text \xNN (JSON would fold them to U+FFFD).</summary>
     public static void Write(Utf8JsonWriter w, FsEvent e)
     {
         w.WriteStartObject();
-        Span<char> time = stackalloc char[TimeLength];
-        w.WriteString(K.EvtTime, time[..FormatTime(e.TimeUnixNanos, time)]);
+        Span<byte> time = stackalloc byte[TimeLength];
+        w.WriteString(K.EvtTime, time[..FormatTimeUtf8(e.TimeUnixNanos, time)]);
         w.WriteNumber(K.EvtSeq, e.Seq);
-        w.WriteString(K.EvtOp, e.Op.Name());
+        w.WriteString(K.EvtOp, V.Of(V.Op, (int)e.Op, e.Op.Name()));
         w.WriteNumber(K.EvtFlags, e.Flags);
         w.WriteNumber(K.EvtMode, e.Mode);
         w.WriteNumber(K.EvtRes, e.Result);
         w.WriteBoolean(K.EvtIsWrite, e.IsWrite);
         w.WriteBoolean(K.EvtIsExec, e.IsExec);
         w.WriteNumber(K.EvtSize, e.Size);
-        w.WriteString(K.EvtDecision, DecisionName(e.Decision));
+        w.WriteString(K.EvtDecision, V.Of(V.Decision, (int)e.Decision, DecisionName(e.Decision)));
         if (e.Reason != null) w.WriteString(K.EvtReason, e.Reason);
         w.WriteNumber(K.EvtLatencyNs, e.LatencyNanos);
-        w.WriteString(K.FsPath, ExactNames.ForDisplay(e.Path));
-        w.WriteString(K.FsDir, ExactNames.ForDisplay(e.Dir));
-        w.WriteString(K.FsName, ExactNames.ForDisplay(e.Name));
+        WritePath(w, e.Path);
         if (e.Target != null) w.WriteString(K.FsTarget, ExactNames.ForDisplay(e.Target));
         if (e.LinkTarget != null) w.WriteString(K.FsLinkTarget, ExactNames.ForDisplay(e.LinkTarget));
         if (e.LinkResolved != null) w.WriteString(K.FsLinkResolved, ExactNames.ForDisplay(e.LinkResolved));
@@ -73,10 +83,25 @@ public static partial class FsEventJson
         w.WriteNumber(K.UserUid, e.Uid);
         w.WriteNumber(K.UserGid, e.Gid);
         if (e.ContainerId != null) w.WriteString(K.ContainerId, e.ContainerId);
-        w.WriteString(K.ContainerLevel, LevelName(e.Level));
-        w.WriteString(K.PolicyClass, ClassName(e.PolicyClass));
+        w.WriteString(K.ContainerLevel, V.Of(V.Level, (int)e.Level, LevelName(e.Level)));
+        w.WriteString(K.PolicyClass, V.Of(V.Class, (int)e.PolicyClass, ClassName(e.PolicyClass)));
         WriteFalco(w, e);
         w.WriteEndObject();
+    }
+
+    /// <summary>
+    /// fs.path, fs.dir and fs.name: the last two are slices of the first (as <see cref="FsEvent.Dir"/> and
+    /// <see cref="FsEvent.Name"/> cut them), written without copying them out. A path with escaped bytes goes out in
+    /// display form, cut the same way.
+    /// </summary>
+    private static void WritePath(Utf8JsonWriter w, string path)
+    {
+        string shown = ExactNames.ForDisplay(path);
+        ReadOnlySpan<char> p = shown;
+        int slash = p.LastIndexOf('/');
+        w.WriteString(K.FsPath, p);
+        w.WriteString(K.FsDir, slash <= 0 ? "/" : p[..slash]);
+        w.WriteString(K.FsName, slash < 0 ? p : p[(slash + 1)..]);
     }
 
     public static string ToJsonLine(FsEvent e)
@@ -159,15 +184,25 @@ public static partial class FsEventJson
     /// <summary>RFC 3339 UTC with nanoseconds: 2026-11-27T12:00:00.000000001Z.</summary>
     public static string FormatTime(long unixNanos)
     {
-        Span<char> text = stackalloc char[TimeLength];
-        return new string(text[..FormatTime(unixNanos, text)]);
+        Span<byte> text = stackalloc byte[TimeLength];
+        return System.Text.Encoding.ASCII.GetString(text[..FormatTimeUtf8(unixNanos, text)]);
     }
 
-    /// <summary>Characters of the longest <see cref="FormatTime(long)"/> result ("yyyy-MM-ddTHH:mm:ss.nnnnnnnnnZ").</summary>
+    /// <summary>Bytes of the longest <see cref="FormatTime(long)"/> result ("yyyy-MM-ddTHH:mm:ss.nnnnnnnnnZ").</summary>
     private const int TimeLength = 30;
 
-    /// <summary>Formats into <paramref name="destination"/> (at least <see cref="TimeLength"/> chars) without allocating; returns the length.</summary>
-    private static int FormatTime(long unixNanos, Span<char> destination)
+    /// <summary>Length of the whole-second part, "yyyy-MM-ddTHH:mm:ss" (years 0001-9999).</summary>
+    private const int SecondsLength = 19;
+
+    /// <summary>
+    /// The last whole second formatted, per thread: events come many to a second, and formatting the date is most of the
+    /// cost of the time stamp (the consumer writes one per event).
+    /// </summary>
+    [ThreadStatic] private static long t_second;
+    [ThreadStatic] private static byte[]? t_secondText;
+
+    /// <summary>Formats into <paramref name="destination"/> (at least <see cref="TimeLength"/> bytes) without allocating; returns the length.</summary>
+    private static int FormatTimeUtf8(long unixNanos, Span<byte> destination)
     {
         long seconds = Math.DivRem(unixNanos, 1_000_000_000L, out long nanos);
         if (nanos < 0)
@@ -176,12 +211,26 @@ public static partial class FsEventJson
             nanos += 1_000_000_000L;
         }
 
-        DateTime t = DateTime.UnixEpoch.AddSeconds(seconds);
-        t.TryFormat(destination, out int n, "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture);
-        destination[n++] = '.';
-        nanos.TryFormat(destination[n..], out int m, "D9", CultureInfo.InvariantCulture);
-        n += m;
-        destination[n++] = 'Z';
+        byte[]? cached = t_secondText;
+        if (cached is null || t_second != seconds)
+        {
+            cached ??= t_secondText = new byte[SecondsLength];
+            DateTime t = DateTime.UnixEpoch.AddSeconds(seconds);
+            t.TryFormat(cached, out _, "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture);
+            t_second = seconds;
+        }
+
+        cached.CopyTo(destination);
+        int n = SecondsLength;
+        destination[n++] = (byte)'.';
+        for (int i = n + 8; i >= n; i--)
+        {
+            destination[i] = (byte)('0' + (int)(nanos % 10));
+            nanos /= 10;
+        }
+
+        n += 9;
+        destination[n++] = (byte)'Z';
         return n;
     }
 

@@ -135,8 +135,28 @@ public sealed record CgroupPaths(string? Freezer, string? Unified, IReadOnlyList
 {
     public static readonly CgroupPaths None = new(null, null, []);
 
-    /// <summary>Parses /proc/PID/cgroup ("ID:controllers:path" per line).</summary>
+    /// <summary>The text last parsed and what it gave (one object, so that both are read together).</summary>
+    private sealed record Parsed(string Text, CgroupPaths Paths);
+
+    private static volatile Parsed? s_last;
+
+    /// <summary>
+    /// Parses /proc/PID/cgroup ("ID:controllers:path" per line). The processes that come one after another (a shell's
+    /// children, a build's compilers) mostly share their cgroups, so the same text gives back the same (immutable) result.
+    /// </summary>
     public static CgroupPaths Parse(string text)
+    {
+        if (s_last is { } last && last.Text == text)
+        {
+            return last.Paths;
+        }
+
+        CgroupPaths parsed = ParseText(text);
+        s_last = new Parsed(text, parsed);
+        return parsed;
+    }
+
+    private static CgroupPaths ParseText(string text)
     {
         string? freezer = null, unified = null;
         var all = new List<string>();

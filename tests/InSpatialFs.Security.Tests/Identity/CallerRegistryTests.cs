@@ -314,4 +314,16 @@ public sealed class CallerRegistryTests
         CgroupPaths p = CgroupPaths.Parse("9:name=systemd:/a\n6:freezer:/ctr/web-1\n4:memory,cpu:/m\n0::/u/web-1\n");
         Assert.That((p.Freezer, p.Unified, p.All.Count), Is.EqualTo(("/ctr/web-1", "/u/web-1", 4)));
     }
+
+    [Test]
+    public void A_cgroup_file_read_again_gives_the_same_paths_and_a_different_one_its_own_after_it()
+    {
+        const string web = "6:freezer:/ctr/web-1\n0::/u/web-1\n", db = "6:freezer:/ctr/db-1\n0::/u/db-1\n";
+        CgroupPaths first = CgroupPaths.Parse(web), again = CgroupPaths.Parse(string.Concat("6:freezer:/ctr/web-1\n", "0::/u/web-1\n"));
+        Assert.That((again.Freezer, again.Unified), Is.EqualTo(("/ctr/web-1", "/u/web-1")), "an equal text (not the same string) gives the same paths");
+        Assert.That(again.All, Is.EqualTo(first.All));
+        CgroupPaths other = CgroupPaths.Parse(db);
+        Assert.That((other.Freezer, other.Unified), Is.EqualTo(("/ctr/db-1", "/u/db-1")), "the next process's own cgroups, not the last one's");
+        Assert.That((CgroupPaths.Parse(web).Freezer, CgroupPaths.Parse(web).Unified), Is.EqualTo(("/ctr/web-1", "/u/web-1")));
+    }
 }
