@@ -18,98 +18,146 @@ public sealed partial class SecureProxy
     /// The absolute namespace path <paramref name="target"/> leads to when it is the body of a link in
     /// <paramref name="linkDir"/>, following links inside the namespace; components past the last existing one are
     /// taken as written. Null when the chain climbs above the root with "..", or is longer than <see cref="MaxSymlinkHops"/>.
+    /// The walk goes down one component at a time from where it is (each component is looked up once), and keeps the
+    /// directories it went through, so ".." goes back up without a lookup.
     /// </summary>
     private string? ResolveSymlinkTarget(string linkDir, string target)
     {
-        var resolved = new List<string>();
-        if (target.Length == 0 || target[0] != '/')
+        var walk = new List<WalkStep>();
+        try
         {
-            resolved.AddRange(linkDir.Split('/', StringSplitOptions.RemoveEmptyEntries));
-        }
-
-        var pending = new Stack<string>(target.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse());
-        int hops = 0;
-        bool existing = true; // components still exist in the namespace (once one does not, the rest are lexical)
-        while (pending.TryPop(out string? component))
-        {
-            if (component == ".")
+            if (target.Length == 0 || target[0] != '/')
             {
-                continue;
+                foreach (string component in linkDir.Split('/', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    Descend(walk, component); // the link's own directories: taken as they are, not followed
+                }
             }
 
-            if (component == "..")
+            var pending = new Stack<string>(target.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse());
+            int hops = 0;
+            while (pending.TryPop(out string? component))
             {
-                if (resolved.Count == 0)
+                if (component == ".")
                 {
-                    return null; // above the root: the lexical rule already calls this leaving
+                    continue;
                 }
 
-                resolved.RemoveAt(resolved.Count - 1);
-                existing = true;
-                continue;
+                if (component == "..")
+                {
+                    if (walk.Count == 0)
+                    {
+                        return null; // above the root: the lexical rule already calls this leaving
+                    }
+
+                    Ascend(walk);
+                    continue;
+                }
+
+                Descend(walk, component);
+                if (LinkBody(walk[^1]) is not string body)
+                {
+                    continue;
+                }
+
+                if (++hops > MaxSymlinkHops)
+                {
+                    return null;
+                }
+
+                // Replace the link by its body: relative bodies continue from the link's directory.
+                Ascend(walk);
+                while (body.StartsWith('/') && walk.Count > 0)
+                {
+                    Ascend(walk);
+                }
+
+                foreach (string part in body.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse())
+                {
+                    pending.Push(part);
+                }
             }
 
-            resolved.Add(component);
-            if (!existing || LinkBodyAt(resolved) is not string body)
+            return "/" + string.Join('/', walk.Select(step => step.Name));
+        }
+        finally
+        {
+            while (walk.Count > 0)
             {
-                existing = existing && ExistsAt(resolved);
-                continue;
-            }
-
-            if (++hops > MaxSymlinkHops)
-            {
-                return null;
-            }
-
-            // Replace the link by its body: relative bodies continue from the link's directory.
-            resolved.RemoveAt(resolved.Count - 1);
-            if (body.StartsWith('/'))
-            {
-                resolved.Clear();
-            }
-
-            foreach (string part in body.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse())
-            {
-                pending.Push(part);
+                Ascend(walk);
             }
         }
-
-        return "/" + string.Join('/', resolved);
     }
 
-    /// <summary>The body of the symlink at <paramref name="components"/>, or null when that is no symlink (or nothing).</summary>
-    private string? LinkBodyAt(List<string> components)
+    /// <summary>
+    /// One component of a walk: what its name is in the namespace (Backend null: nothing there, or below something that
+    /// is no directory). Held: looked up with <see cref="LookupHeld"/>, given back when the walk leaves it.
+    /// </summary>
+    private readonly record struct WalkStep(string Name, string Path, IFileSystemBackend? Backend, ulong Ino, uint Mode, bool Held);
+
+    /// <summary>Goes down to <paramref name="name"/> from the walk's last step (the namespace root when it has none).</summary>
+    private void Descend(List<WalkStep> walk, string name)
     {
-        if (!TryWalk(components, out IFileSystemBackend? backend, out ulong ino, out FuseAttr attr))
+        IFileSystemBackend? backend;
+        ulong dir;
+        string path;
+        if (walk.Count == 0)
+        {
+            backend = _mounts[_table.Root.Index].Backend;
+            dir = backend.RootIno;
+            path = "/" + name;
+        }
+        else
+        {
+            WalkStep parent = walk[^1];
+            backend = (parent.Mode & LibC.S_IFMT) == LibC.S_IFDIR ? parent.Backend : null;
+            dir = parent.Ino;
+            path = parent.Path + "/" + name;
+        }
+
+        int mount = MountAt(path);
+        if (mount >= 0)
+        {
+            // The mount table answers for a mount point, whatever lies below it in the parent's backend.
+            IFileSystemBackend root = _mounts[mount].Backend;
+            walk.Add(root.GetAttr(root.RootIno, out FuseAttr rootAttr) == Errno.OK
+                ? new WalkStep(name, path, root, root.RootIno, rootAttr.Mode, false)
+                : new WalkStep(name, path, null, 0, 0, false));
+            return;
+        }
+
+        if (backend is null)
+        {
+            walk.Add(new WalkStep(name, path, null, 0, 0, false)); // below nothing, or below a file: taken as written
+            return;
+        }
+
+        walk.Add(LookupHeld(backend, dir, ExactNames.Encode(name), out FuseAttr attr) == Errno.OK
+            ? new WalkStep(name, path, backend, attr.Ino, attr.Mode, true)
+            : new WalkStep(name, path, null, 0, 0, false));
+    }
+
+    /// <summary>Leaves the walk's last step (giving back its hold).</summary>
+    private static void Ascend(List<WalkStep> walk)
+    {
+        WalkStep last = walk[^1];
+        walk.RemoveAt(walk.Count - 1);
+        if (last.Held)
+        {
+            ReleaseHeld(last.Backend!, last.Ino);
+        }
+    }
+
+    /// <summary>The body of the symlink a walk step found, or null when it found no symlink (or nothing).</summary>
+    private static string? LinkBody(WalkStep step)
+    {
+        if (step.Backend is null || (step.Mode & LibC.S_IFMT) != LibC.S_IFLNK)
         {
             return null;
         }
 
-        try
-        {
-            if ((attr.Mode & LibC.S_IFMT) != LibC.S_IFLNK)
-            {
-                return null;
-            }
-
-            Span<byte> buffer = stackalloc byte[4096];
-            return backend.ReadLink(ino, buffer, out int length) == Errno.OK ? ExactNames.Decode(buffer[..length]) : null;
-        }
-        finally
-        {
-            ReleaseHeld(backend, ino);
-        }
-    }
-
-    private bool ExistsAt(List<string> components)
-    {
-        if (!TryWalk(components, out IFileSystemBackend? backend, out ulong ino, out _))
-        {
-            return false;
-        }
-
-        ReleaseHeld(backend, ino);
-        return true;
+        Span<byte> buffer = stackalloc byte[4096];
+        return step.Backend.ReadLink(step.Ino, buffer, out int length) == Errno.OK ? ExactNames.Decode(buffer[..length]) : null;
     }
 
     /// <summary>
