@@ -161,40 +161,40 @@ public sealed partial class SecureProxy
     }
 
     /// <summary>
-    /// Looks a namespace path up from the root through the mount table and the backends, one component at a time,
-    /// without following links. On success the caller holds <paramref name="ino"/> in its backend (no hold for a mount
-    /// root) and gives it back with <see cref="ReleaseHeld"/>; each step holds its directory while it looks up the next.
+    /// Looks a namespace path up from the root through the mount table and the backends, one component at a time
+    /// (<see cref="Descend"/>), without following links. On success the caller holds <paramref name="ino"/> in its
+    /// backend (no hold for a mount root) and gives it back with <see cref="ReleaseHeld"/>.
     /// </summary>
     private bool TryWalk(List<string> components, out IFileSystemBackend backend, out ulong ino, out FuseAttr attr)
     {
         backend = _mounts[_table.Root.Index].Backend;
         ino = backend.RootIno;
-        attr = default;
-        string path = "";
-        for (int i = 0; i < components.Count; i++)
+        var walk = new List<WalkStep>(components.Count);
+        try
         {
-            path += "/" + components[i];
-            int mount = MountAt(path);
-            if (mount >= 0)
+            foreach (string component in components)
             {
-                ReleaseHeld(backend, ino);
-                backend = _mounts[mount].Backend;
-                ino = backend.RootIno;
-                continue;
+                Descend(walk, component);
             }
 
-            Errno err = LookupHeld(backend, ino, ExactNames.Encode(components[i]), out attr);
-            ReleaseHeld(backend, ino);
-            if (err != Errno.OK)
+            if (walk.Count > 0)
             {
-                return false;
-            }
+                WalkStep last = walk[^1];
+                if (last.Backend is null)
+                {
+                    attr = default;
+                    return false; // missing, or below a link or a file: the caller resolves up to here
+                }
 
-            ino = attr.Ino;
-            if (i < components.Count - 1 && (attr.Mode & LibC.S_IFMT) != LibC.S_IFDIR)
+                walk.RemoveAt(walk.Count - 1); // its hold is the caller's now
+                (backend, ino) = (last.Backend, last.Ino);
+            }
+        }
+        finally
+        {
+            while (walk.Count > 0)
             {
-                ReleaseHeld(backend, ino);
-                return false; // a link or a file in the middle: the caller resolves up to here
+                Ascend(walk);
             }
         }
 
