@@ -3,7 +3,9 @@
 
 For every target: the time from exec until the mount answers (a stat of the mountpoint returns with the new
 device: the kernel holds that stat until the server has answered INIT), the server's RSS after one idle second
-(and its anonymous part, what each further instance of the same binary adds),
+(and its anonymous part, what each further instance of the same binary adds), what it costs while idle (CPU time and
+context switches of all its threads, and its keeper's, over IDLE_S seconds in which nothing touches the mount: timers
+and polling threads that wake an idle server cost CPU and wake-ups for every container on the host),
 and its RSS growth per 100,000 live nodes (files created and then looked up, so the kernel holds a reference to
 each and the server must keep it), right after that burst and again once the server has been quiet for QUIET_S seconds
 (ours gives back what the GC kept committed after a burst: IdleMemoryReturn). Rounds rotate the order; the table gives
@@ -22,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("INSPATIALFS_BIN") or os.path.join(ROOT, "bin", "inspatialfs")
 NODES = int(os.environ.get("NODES", "100000"))
 QUIET_S = float(os.environ.get("QUIET_S", "6"))
+IDLE_S = float(os.environ.get("IDLE_S", "10"))
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -35,6 +38,29 @@ def rss_kib(pid, field="VmRSS"):
 # VmRSS counts every mapped page of the program image, and on this kernel the page cache holds a binary in large
 # folios that are mapped whole: a 14 MB NativeAOT image shows 11-12 MiB resident whatever the server touches, pages
 # shared by every instance of the binary. RssAnon (heap, stacks, buffers) is what each further instance adds.
+
+
+def cpu_and_switches(pids):
+    """CPU nanoseconds (schedstat) and context switches (voluntary and not) summed over every thread of these processes."""
+    ns = switches = 0
+    for pid in pids:
+        for task in glob.glob(f"/proc/{pid}/task/*"):
+            try:
+                with open(f"{task}/schedstat") as f:
+                    ns += int(f.read().split()[0])
+                with open(f"{task}/status") as f:
+                    switches += sum(int(l.split()[1]) for l in f if "ctxt_switches:" in l)
+            except OSError:
+                pass  # the thread ended meanwhile
+    return ns, switches
+
+
+def idle_cost(pids):
+    """CPU (ms per second) and context switches per second of an instance that nothing touches for IDLE_S seconds."""
+    ns0, sw0 = cpu_and_switches(pids)
+    time.sleep(IDLE_S)
+    ns1, sw1 = cpu_and_switches(pids)
+    return (ns1 - ns0) / 1e6 / IDLE_S, (sw1 - sw0) / IDLE_S
 
 
 def newest_pid(name, full=False):
@@ -190,7 +216,7 @@ def main():
 
 
 def measure(work, rounds, names):
-    start, idle, anon, per_nodes = {}, {}, {}, {}
+    start, idle, anon, per_nodes, idle_load = {}, {}, {}, {}, {}
     for r in range(rounds):
         shift = r % len(names)
         for n in names[shift:] + names[:shift]:
@@ -203,15 +229,18 @@ def measure(work, rounds, names):
                 keeper = t.keeper_pid()
                 idle.setdefault(n, []).append((rss_kib(pid) + (rss_kib(keeper) if keeper else 0)) / 1024)
                 anon.setdefault(n, []).append((rss_kib(pid, "RssAnon") + (rss_kib(keeper, "RssAnon") if keeper else 0)) / 1024)
-                if r == 0:  # the growth figure is steady; once is enough
+                if r == 0:  # the idle and growth figures are steady; once is enough
+                    idle_load[n] = idle_cost([p for p in (pid, keeper) if p])
                     per_nodes[n] = live_nodes_growth(t, pid)
             finally:
                 t.stop()
-    print("target\tstart_ms\tidle_rss_mib\tidle_anon_mib\trss_mib_per_100k_nodes\tsame_once_quiet")
+    print("target\tstart_ms\tidle_rss_mib\tidle_anon_mib\tidle_cpu_ms_per_s\tidle_switches_per_s\trss_mib_per_100k_nodes\tsame_once_quiet")
     for n in names:
         if n in start:
             burst, quiet = per_nodes.get(n, (float('nan'), float('nan')))
-            print(f"{n}\t{statistics.median(start[n]):.1f}\t{statistics.median(idle[n]):.1f}\t{statistics.median(anon[n]):.1f}\t{burst:.1f}\t{quiet:.1f}")
+            cpu, switches = idle_load.get(n, (float('nan'), float('nan')))
+            print(f"{n}\t{statistics.median(start[n]):.1f}\t{statistics.median(idle[n]):.1f}\t{statistics.median(anon[n]):.1f}\t{cpu:.3f}\t{switches:.1f}\t"
+                  f"{burst:.1f}\t{quiet:.1f}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,19 @@ public static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int epoll_wait(int epfd, EpollEvent* events, int maxevents, int timeoutMs);
 
+    public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
+
+    /// <summary>eventfd(2): a counter a thread can block on in an epoll set; another thread wakes it by adding to it.</summary>
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int eventfd(uint initval, int flags);
+
+    /// <summary>Adds one to an eventfd's counter (wakes whoever polls it).</summary>
+    public static void SignalEventFd(SafeFd eventFd)
+    {
+        ulong one = 1;
+        if (!eventFd.IsInvalid && !eventFd.IsClosed) write(eventFd.Fd, (byte*)&one, sizeof(ulong));
+    }
+
     /// <summary>pidfd_open(2): a descriptor that refers to this process for its lifetime (never to a reused pid).</summary>
     public static Errno PidfdOpen(int pid, out SafeFd fd)
     {

@@ -19,11 +19,20 @@ namespace InSpatialFs.Daemon.Runtime;
 /// 110 ms with 100,000 live nodes), hence the quiet interval; the bounds keep a container that pauses often from paying
 /// it more than once per 16 MiB of new committed memory or 16,384 forgotten nodes.
 /// </para>
+/// <para>
+/// An interval without a single request makes the next look come after <see cref="DormantCheckInterval"/> instead
+/// (<see cref="NextCheck"/>): an idle instance would otherwise wake every two seconds, with the thread pool behind the
+/// timer, for nothing. The first look that sees requests again only brings the short interval back; the interval after
+/// it decides, as before, so a burst that ends while dormant is returned at most this much later.
+/// </para>
 /// The decision is kept apart from the collection so that it can be tested without one.
 /// </summary>
 internal sealed class IdleMemoryReturn
 {
     public static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(2);
+
+    /// <summary>The interval between looks after one that saw no request at all.</summary>
+    public static readonly TimeSpan DormantCheckInterval = TimeSpan.FromSeconds(10);
 
     public const long GrowthThreshold = 16L << 20;
 
@@ -48,17 +57,32 @@ internal sealed class IdleMemoryReturn
         }
     }
 
+    private TimeSpan _nextCheck = CheckInterval;
+
+    /// <summary>When the next look should come (<see cref="CheckInterval"/>, or <see cref="DormantCheckInterval"/> after
+    /// an interval without requests).</summary>
+    public TimeSpan NextCheck
+    {
+        get
+        {
+            lock (_lock) return _nextCheck;
+        }
+    }
+
     /// <summary>
-    /// Called once per <see cref="CheckInterval"/> with the GC's committed bytes, the FUSE requests served so far and the
-    /// nodes the kernel holds; true when a collection should run now. The first call only learns the request count.
+    /// Called once per <see cref="NextCheck"/> with the GC's committed bytes, the FUSE requests served so far and the
+    /// nodes the kernel holds; true when a collection should run now. The first call only learns the request count, as
+    /// does the first after a dormant interval that saw requests (its count spans more than one short interval).
     /// </summary>
     public bool ShouldReturn(long committedBytes, long requestsServed, long liveNodes)
     {
         lock (_lock)
         {
-            bool quiet = _requestsAtLastCheck >= 0 && requestsServed - _requestsAtLastCheck < QuietRequests;
+            bool first = _requestsAtLastCheck < 0, wasDormant = _nextCheck == DormantCheckInterval;
+            long served = requestsServed - _requestsAtLastCheck;
             _requestsAtLastCheck = requestsServed;
-            if (!quiet) return false;
+            _nextCheck = !first && served == 0 ? DormantCheckInterval : CheckInterval;
+            if (first || (wasDormant && served > 0) || served >= QuietRequests) return false;
             if (committedBytes - _committedAfterReturn < GrowthThreshold && _nodesAtReturn - liveNodes < NodesDropped) return false;
             _idleReturns++;
             return true;

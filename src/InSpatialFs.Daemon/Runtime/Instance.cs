@@ -263,7 +263,18 @@ internal sealed partial class Instance : IDisposable
     /// <summary>After a burst of work or of nodes the kernel let go of, once the instance is quiet: see <see cref="IdleMemoryReturn"/>.</summary>
     private void ReturnIdleMemory()
     {
+        TimeSpan before = _idleMemory.NextCheck;
         if (_idleMemory.ShouldReturn(GC.GetGCMemoryInfo().TotalCommittedBytes, FuseRequests.Sum(), Proxy.LiveNodes)) ReturnMemory("going quiet");
+        TimeSpan next = _idleMemory.NextCheck;
+        if (next == before) return;
+        try
+        {
+            _idleMemoryTimer?.Change(next, next);
+        }
+        catch (ObjectDisposedException)
+        {
+            // stopping
+        }
     }
 
     /// <summary>One aggressive, compacting collection, which decommits what the GC no longer needs.</summary>

@@ -12,8 +12,8 @@ namespace InSpatialFs.Security.Identity;
 /// exited). A freed pid is only handed out again after the kernel's cyclic allocator comes round (pid_max, with every
 /// pid in between taken by a new process), which takes far longer than that, so a new process is never served from
 /// an old entry.
-/// <see cref="Sweep"/> (every second, and on a full cache) is the backstop; responses re-check the pidfd
-/// and start time before they act.
+/// <see cref="Sweep"/> (every <see cref="SweepBackstop"/>, every second while exec marks are open or without the exit
+/// watcher, and on a full cache) is the backstop; responses re-check the pidfd and start time before they act.
 /// pid 0 (kernel-initiated requests) is never a container member and is not cached.
 /// </summary>
 public sealed class CallerRegistry : IDisposable
@@ -29,6 +29,10 @@ public sealed class CallerRegistry : IDisposable
     private readonly string _procRoot;
     private readonly Timer? _sweeper;
     private readonly SafeFd _epoll;
+    // In the epoll set under WakeData: Dispose signals it, so the exit watcher can wait without a timeout (an idle
+    // instance then has no thread that wakes to look at a flag).
+    private readonly SafeFd _wake;
+    private const ulong WakeData = ulong.MaxValue;
     private readonly bool _background;
     private readonly Func<int, ulong, bool> _isPinnedMember;
     private readonly Func<ulong> _oldestMemberStart;
@@ -47,10 +51,21 @@ public sealed class CallerRegistry : IDisposable
         Processes = new ProcessContextResolver(procRoot) { MayHaveExeced = pid => _execPendingCount != 0 && _execPending.ContainsKey(pid) };
         int ep = LibC.epoll_create1(LibC.EPOLL_CLOEXEC);
         _epoll = new SafeFd(ep);
+        _wake = new SafeFd(LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK));
+        if (ep >= 0 && !_wake.IsInvalid)
+        {
+            var ev = new EpollEvent { Events = LibC.EPOLLIN, Data = WakeData };
+            unsafe
+            {
+                LibC.epoll_ctl(ep, LibC.EPOLL_CTL_ADD, _wake.Fd, &ev);
+            }
+        }
+
         if (backgroundSweep)
         {
-            _sweeper = new Timer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
             _background = ep >= 0;
+            TimeSpan period = _background ? SweepBackstop : SweepWhileMarked;
+            _sweeper = new Timer(_ => Sweep(), null, period, period);
         }
     }
 
@@ -60,6 +75,34 @@ public sealed class CallerRegistry : IDisposable
     /// </summary>
     public static readonly TimeSpan ExitBatch = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// How often the background sweep runs while the exit watcher evicts callers and no exec mark is open: it only
+    /// catches what the watcher could not (a pidfd epoll refused), and an idle instance should not wake every second
+    /// for it (with 50 containers, 50 servers).
+    /// </summary>
+    public static readonly TimeSpan SweepBackstop = TimeSpan.FromSeconds(10);
+
+    /// <summary>The sweep's period while exec marks are open (they expire there) or without the exit watcher.</summary>
+    public static readonly TimeSpan SweepWhileMarked = TimeSpan.FromSeconds(1);
+
+    // Guards the sweep timer's period changes (NoteExec speeds it up, a sweep with no mark left slows it down).
+    private readonly Lock _sweepPeriodGate = new();
+    private bool _sweepingFast;
+
+    private void SetSweepPeriod(bool marksOpen)
+    {
+        if (_sweeper is null || !_background) return;
+        lock (_sweepPeriodGate)
+        {
+            // The count is read again under the gate: a NoteExec that counted its mark before taking the gate is seen here,
+            // and one that takes the gate after this sets the fast period again.
+            if (marksOpen == _sweepingFast || _disposed || (!marksOpen && _execPendingCount != 0)) return;
+            _sweepingFast = marksOpen;
+            TimeSpan period = marksOpen ? SweepWhileMarked : SweepBackstop;
+            _sweeper.Change(period, period);
+        }
+    }
+
     /// <summary>Evicts callers as their pidfds report exit (epoll data = the cached pid).</summary>
     private unsafe void WatchExits()
     {
@@ -68,9 +111,11 @@ public sealed class CallerRegistry : IDisposable
         EpollEvent* events = stackalloc EpollEvent[MaxEvents];
         while (!_disposed)
         {
-            int n = LibC.epoll_wait(_epoll.Fd, events, MaxEvents, 200);
+            // Without a wake descriptor (eventfd refused), a timeout is what lets Dispose end the thread.
+            int n = LibC.epoll_wait(_epoll.Fd, events, MaxEvents, _wake.IsInvalid ? 200 : -1);
             for (int i = 0; i < n; i++)
             {
+                if (events[i].Data == WakeData) continue; // Dispose: the loop's condition ends it
                 int pid = (int)events[i].Data;
                 if (_cache.TryGetValue(pid, out CallerInfo? c) && c.HasExited && _cache.TryRemove(new KeyValuePair<int, CallerInfo>(pid, c)))
                 {
@@ -166,6 +211,7 @@ public sealed class CallerRegistry : IDisposable
         if (pid <= 0 || !_cache.ContainsKey(pid)) return;
         _execPending[pid] = Environment.TickCount64 + (long)ExecRefreshWindow.TotalMilliseconds;
         _execPendingCount = _execPending.Count;
+        SetSweepPeriod(marksOpen: true);
     }
 
     private CallerInfo? RefreshAfterExec(int pid, CallerInfo cached)
@@ -422,6 +468,8 @@ public sealed class CallerRegistry : IDisposable
             _execPendingCount = _execPending.Count;
         }
 
+        if (_execPendingCount == 0) SetSweepPeriod(marksOpen: false);
+
         foreach (KeyValuePair<int, CallerInfo> kv in _cache)
         {
             if (kv.Value.PidFd is null || kv.Value.HasExited)
@@ -463,9 +511,11 @@ public sealed class CallerRegistry : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        _sweeper?.Dispose();
+        lock (_sweepPeriodGate) _sweeper?.Dispose(); // not while SetSweepPeriod changes it
+        LibC.SignalEventFd(_wake);
         _watcher?.Join(TimeSpan.FromSeconds(1));
         _epoll.Dispose();
+        _wake.Dispose();
         foreach (CallerInfo c in _cache.Values) c.Dispose();
         _cache.Clear();
         Container.Dispose();

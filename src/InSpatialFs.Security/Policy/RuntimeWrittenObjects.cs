@@ -49,7 +49,8 @@ public sealed class RuntimeWrittenObjects : IDisposable
                 throw;
             }
 
-            _flusher = new Timer(_ => Flush(), null, FlushInterval, FlushInterval);
+            // Armed by the first unsaved mark, not periodic: an instance that writes nothing never wakes for it.
+            _flusher = new Timer(_ => FlushFromTimer(), null, Timeout.Infinite, Timeout.Infinite);
         }
     }
 
@@ -105,8 +106,36 @@ public sealed class RuntimeWrittenObjects : IDisposable
         if (_objects.TryAdd(obj, 0))
         {
             Interlocked.Increment(ref _count);
-            if (obj.Persistent && _journal is not null) _unsaved.Enqueue(obj);
+            if (obj.Persistent && _journal is not null)
+            {
+                _unsaved.Enqueue(obj);
+                ArmFlush();
+            }
         }
+    }
+
+    // 1 while the flush timer is set to run: the first unsaved mark after a flush sets it, the flush clears it.
+    private int _flushArmed;
+
+    private void ArmFlush()
+    {
+        if (Volatile.Read(ref _flushArmed) != 0 || Interlocked.Exchange(ref _flushArmed, 1) != 0) return;
+        try
+        {
+            _flusher?.Change(FlushInterval, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposing: its own Flush saves what is queued.
+        }
+    }
+
+    private void FlushFromTimer()
+    {
+        // Cleared before the queue is taken: a mark queued after this arms the timer again, one queued before is taken.
+        Volatile.Write(ref _flushArmed, 0);
+        Flush();
+        if (!_unsaved.IsEmpty) ArmFlush(); // a failed write put its marks back
     }
 
     /// <summary>

@@ -65,4 +65,24 @@ public sealed class IdleMemoryReturnTests
         idle.Returned(20 * MiB, 1);
         Assert.That(idle.ShouldReturn(20 * MiB, 10_000, 1), Is.False, "the baseline moved to what is live now");
     }
+
+    [Test]
+    public void An_interval_without_requests_spaces_the_looks_out_and_requests_bring_the_short_interval_back()
+    {
+        var idle = new IdleMemoryReturn();
+        idle.Returned(10 * MiB, 0);
+        Assert.That(idle.ShouldReturn(10 * MiB, 5, 0), Is.False);
+        Assert.That(idle.NextCheck, Is.EqualTo(IdleMemoryReturn.CheckInterval), "the first look only learns the count");
+        Assert.That(idle.ShouldReturn(10 * MiB, 5, 0), Is.False, "not grown");
+        Assert.That(idle.NextCheck, Is.EqualTo(IdleMemoryReturn.DormantCheckInterval), "no request in the interval");
+        Assert.That(idle.ShouldReturn(10 * MiB, 5, 0), Is.False);
+        Assert.That(idle.NextCheck, Is.EqualTo(IdleMemoryReturn.DormantCheckInterval), "still none");
+
+        // A burst while dormant: the look that sees it judges nothing (its count spans ten seconds) and shortens the
+        // interval; the next, quiet one returns the growth.
+        Assert.That(idle.ShouldReturn(80 * MiB, 5 + IdleMemoryReturn.QuietRequests - 1, 0), Is.False, "requests again, fewer than the quiet bound");
+        Assert.That(idle.NextCheck, Is.EqualTo(IdleMemoryReturn.CheckInterval));
+        Assert.That(idle.ShouldReturn(80 * MiB, 5 + IdleMemoryReturn.QuietRequests - 1, 0), Is.True, "quiet, and 70 MiB grown");
+        Assert.That(idle.NextCheck, Is.EqualTo(IdleMemoryReturn.DormantCheckInterval));
+    }
 }

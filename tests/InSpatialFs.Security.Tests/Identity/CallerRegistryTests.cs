@@ -267,6 +267,77 @@ public sealed class CallerRegistryTests
     }
 
     [Test]
+    public void An_idle_registry_does_not_wake_and_still_evicts_an_exit_at_once()
+    {
+        // The exit watcher waits on its epoll set without a timeout (it woke five times a second to look at a flag), and
+        // the background sweep, only a backstop behind it, runs every ten seconds while no exec mark is open.
+        using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+        using Process child = StartSleep();
+        Assert.That(reg.Resolve(child.Id), Is.Not.Null); // starts the watcher
+        Thread.Sleep(300);
+        long before = WatcherSwitches();
+        Thread.Sleep(1500);
+        long idle = WatcherSwitches() - before;
+        var sw = Stopwatch.StartNew();
+        child.Kill();
+        child.WaitForExit();
+        while (reg.Count > 0 && sw.ElapsedMilliseconds < 2000) Thread.Sleep(5);
+        Assert.Multiple(() =>
+        {
+            Assert.That(idle, Is.LessThanOrEqualTo(1), "context switches of the exit watchers in 1.5 idle seconds");
+            Assert.That(reg.Count, Is.Zero, "the exit was still seen");
+            Assert.That(sw.ElapsedMilliseconds, Is.LessThan(1000));
+        });
+        sw.Restart();
+        reg.Dispose();
+        Assert.That(sw.ElapsedMilliseconds, Is.LessThan(500), "Dispose wakes the watcher instead of waiting out a timeout");
+    }
+
+    /// <summary>Context switches of every "caller-exits" thread of this test host (other registries' watchers are idle too).</summary>
+    private static long WatcherSwitches()
+    {
+        long n = 0;
+        foreach (string task in Directory.EnumerateDirectories($"/proc/{Environment.ProcessId}/task"))
+        {
+            try
+            {
+                if (File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n') != "caller-exits") continue;
+                n += File.ReadLines(Path.Combine(task, "status")).Where(l => l.Contains("ctxt_switches:", StringComparison.Ordinal))
+                    .Sum(l => long.Parse(l[(l.IndexOf(':') + 1)..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+            }
+            catch (IOException)
+            {
+                // the thread ended meanwhile
+            }
+        }
+
+        return n;
+    }
+
+    [Test]
+    public void The_background_sweep_still_expires_an_exec_mark_of_a_process_that_makes_no_further_request()
+    {
+        using Process child = StartSleep();
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+            reg.Resolve(child.Id);
+            reg.NoteExec(child.Id);
+            Assert.That(reg.PendingExecs, Is.EqualTo(1));
+            var sw = Stopwatch.StartNew();
+            while (reg.PendingExecs > 0 && sw.Elapsed < CallerRegistry.SweepBackstop) Thread.Sleep(20);
+            Assert.That(reg.PendingExecs, Is.Zero);
+            Assert.That(sw.Elapsed, Is.LessThan(CallerRegistry.ExecRefreshWindow + CallerRegistry.SweepWhileMarked + TimeSpan.FromSeconds(1)),
+                "an open mark brings the one-second sweep back");
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+        }
+    }
+
+    [Test]
     public void Sweep_drops_exited_callers_without_the_background_watcher()
     {
         using var reg = new CallerRegistry(null, null, backgroundSweep: false);

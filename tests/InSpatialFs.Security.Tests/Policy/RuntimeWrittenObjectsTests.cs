@@ -74,4 +74,35 @@ public sealed class RuntimeWrittenObjectsTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Test]
+    public void The_timer_saves_marks_within_about_a_second_each_time_it_is_armed_again()
+    {
+        // The timer runs only when a mark waits (an idle instance never wakes for it): the first mark after each flush
+        // arms it again.
+        string dir = Directory.CreateTempSubdirectory("inspatialfs-written-").FullName;
+        try
+        {
+            string journal = Path.Combine(dir, "written");
+            using var marks = new RuntimeWrittenObjects(journalPath: journal);
+            for (ulong round = 1; round <= 3; round++)
+            {
+                marks.Add(new InodeIdentity(1, round, 0, Persistent: true));
+                long expected = Enumerable.Range(1, (int)round).Sum(i => $"1 {i} 0\n".Length);
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                while (new FileInfo(journal).Length < expected && sw.Elapsed < TimeSpan.FromSeconds(5)) Thread.Sleep(20);
+                Assert.That(new FileInfo(journal).Length, Is.EqualTo(expected), $"round {round}: saved by the timer, without a flush call");
+                Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(3)), $"round {round}");
+            }
+
+            marks.Add(new InodeIdentity(1, 99, 0, Persistent: false));
+            Thread.Sleep(1500);
+            Assert.That(new FileInfo(journal).Length, Is.EqualTo(Enumerable.Range(1, 3).Sum(i => $"1 {i} 0\n".Length)),
+                "a mark that does not outlive a restart is never journaled");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
