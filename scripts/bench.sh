@@ -9,7 +9,8 @@
 #              metadata phases of native/build/fsmeta (FILES files in 100 dirs), tar extract + read back.
 #   cost:      for every FUSE target, the server's CPU-seconds per phase (utime+stime of the daemon process, all
 #              threads; steadier than throughput on these VMs) and, in one extra pass with perf, its system calls per
-#              metadata operation; then start-up time, idle RSS and RSS per 100,000 live nodes (scripts/bench-startup.py).
+#              metadata operation; then start-up time, idle RSS, idle CPU and context switches, and RSS per 100,000 live nodes
+#              (scripts/bench-startup.py).
 #              inspatialfs-memory against native is the memory mount against tmpfs (the backing is a tmpfs).
 #   read-only: inspatialfs-ro (--read-only: long kernel caches) and inspatialfs-ro-1s (the same with --cache-timeout 1)
 #              run only the warm-stat and warm-find phases, over a tree of RO_FILES files made in the backing before
@@ -254,7 +255,7 @@ out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).tsv
   printf "syscalls/op\tmetadata"; for t in $TARGETS; do [[ $t == native ]] || printf "\t%s" "${syscalls[$t]:-}"; done; echo
 } | tee -a "$out" | column -t -s $'\t'
 
-# Per-instance cost: start-up, idle RSS, RSS per 100,000 live nodes, against the C peers.
+# Per-instance cost: start-up, idle RSS, idle CPU and context switches, RSS per 100,000 live nodes, against the C peers.
 echo "==> start-up and memory per instance" >&2
 echo
 python3 scripts/bench-startup.py "$work" "$ROUNDS" | tee -a "$out" | column -t -s $'\t'
