@@ -12,8 +12,8 @@ namespace InSpatialFs.Security.Identity;
 /// exited). A freed pid is only handed out again after the kernel's cyclic allocator comes round (pid_max, with every
 /// pid in between taken by a new process), which takes far longer than that, so a new process is never served from
 /// an old entry.
-/// <see cref="Sweep"/> (every <see cref="SweepBackstop"/>, every second while exec marks are open or without the exit
-/// watcher, and on a full cache) is the backstop; responses re-check the pidfd and start time before they act.
+/// <see cref="Sweep"/> (every <see cref="SweepBackstop"/>; every second while exec marks are open, without the exit
+/// watcher, or once a pin could not be watched; and on a full cache) is the backstop; responses re-check the pidfd and start time before they act.
 /// pid 0 (kernel-initiated requests) is never a container member and is not cached.
 /// </summary>
 public sealed class CallerRegistry : IDisposable
@@ -96,7 +96,7 @@ public sealed class CallerRegistry : IDisposable
         {
             // The count is read again under the gate: a NoteExec that counted its mark before taking the gate is seen here,
             // and one that takes the gate after this sets the fast period again.
-            if (marksOpen == _sweepingFast || _disposed || (!marksOpen && _execPendingCount != 0)) return;
+            if (marksOpen == _sweepingFast || _disposed || (!marksOpen && (_execPendingCount != 0 || _unwatchedPins))) return;
             _sweepingFast = marksOpen;
             TimeSpan period = marksOpen ? SweepWhileMarked : SweepBackstop;
             _sweeper.Change(period, period);
@@ -141,7 +141,34 @@ public sealed class CallerRegistry : IDisposable
         }
 
         var ev = new EpollEvent { Events = LibC.EPOLLIN, Data = (ulong)c.Pid };
-        LibC.epoll_ctl(_epoll.Fd, LibC.EPOLL_CTL_ADD, c.PidFd.Fd, &ev);
+        if (LibC.epoll_ctl(_epoll.Fd, LibC.EPOLL_CTL_ADD, c.PidFd.Fd, &ev) != 0) ReportUnwatchedPin();
+    }
+
+    /// <summary>
+    /// A pin the exit watcher could not watch (epoll refused its pidfd: ENOMEM, max_user_watches): from then on the
+    /// sweep stays at <see cref="SweepWhileMarked"/>, so such an entry leaves the cache within a second of its exit, as
+    /// every entry did before the backstop slowed down (with pid_max at 32,768, a container can cycle its pids in seconds).
+    /// </summary>
+    internal void ReportUnwatchedPin()
+    {
+        _unwatchedPins = true;
+        lock (_sweepPeriodGate)
+        {
+            if (_sweeper is null || _disposed || _sweepingFast) return;
+            _sweepingFast = true;
+            _sweeper.Change(SweepWhileMarked, SweepWhileMarked);
+        }
+    }
+
+    private volatile bool _unwatchedPins;
+
+    /// <summary>The background sweep's current period (null without one).</summary>
+    internal TimeSpan? SweepPeriod
+    {
+        get
+        {
+            lock (_sweepPeriodGate) return _sweeper is null ? null : _sweepingFast || !_background ? SweepWhileMarked : SweepBackstop;
+        }
     }
 
     private unsafe void Forget(CallerInfo c)

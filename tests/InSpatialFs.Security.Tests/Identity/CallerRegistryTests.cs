@@ -338,6 +338,36 @@ public sealed class CallerRegistryTests
     }
 
     [Test]
+    public void The_sweep_slows_down_only_while_every_pin_is_watched_and_no_exec_mark_is_open()
+    {
+        using Process child = StartSleep();
+        try
+        {
+            using var reg = new CallerRegistry(mountpoint: null, containerCgroup: null);
+            reg.Resolve(child.Id);
+            Assert.That(reg.SweepPeriod, Is.EqualTo(CallerRegistry.SweepBackstop), "the exit watcher watches every pin");
+            reg.NoteExec(child.Id);
+            Assert.That(reg.SweepPeriod, Is.EqualTo(CallerRegistry.SweepWhileMarked), "an open exec mark");
+            Thread.Sleep(CallerRegistry.ExecRefreshWindow + TimeSpan.FromMilliseconds(100));
+            reg.Sweep();
+            Assert.That(reg.SweepPeriod, Is.EqualTo(CallerRegistry.SweepBackstop), "the mark expired");
+
+            // What Watch does when epoll refuses a pidfd: that entry's exit would go unseen, so the sweep stays fast.
+            reg.ReportUnwatchedPin();
+            Assert.That(reg.SweepPeriod, Is.EqualTo(CallerRegistry.SweepWhileMarked));
+            reg.NoteExec(child.Id);
+            Thread.Sleep(CallerRegistry.ExecRefreshWindow + TimeSpan.FromMilliseconds(100));
+            reg.Sweep();
+            Assert.That(reg.SweepPeriod, Is.EqualTo(CallerRegistry.SweepWhileMarked), "no slowing down once a pin went unwatched");
+        }
+        finally
+        {
+            child.Kill();
+            child.WaitForExit();
+        }
+    }
+
+    [Test]
     public void Sweep_drops_exited_callers_without_the_background_watcher()
     {
         using var reg = new CallerRegistry(null, null, backgroundSweep: false);
