@@ -89,16 +89,17 @@ public sealed class CallerRegistry : IDisposable
     private readonly Lock _sweepPeriodGate = new();
     private bool _sweepingFast;
 
-    private void SetSweepPeriod(bool marksOpen)
+    /// <summary>Every second (<paramref name="fast"/>: an exec mark opened, a pin went unwatched) or the backstop's period.</summary>
+    private void SetSweepPeriod(bool fast)
     {
         if (_sweeper is null || !_background) return;
         lock (_sweepPeriodGate)
         {
             // The count is read again under the gate: a NoteExec that counted its mark before taking the gate is seen here,
             // and one that takes the gate after this sets the fast period again.
-            if (marksOpen == _sweepingFast || _disposed || (!marksOpen && (_execPendingCount != 0 || _unwatchedPins))) return;
-            _sweepingFast = marksOpen;
-            TimeSpan period = marksOpen ? SweepWhileMarked : SweepBackstop;
+            if (fast == _sweepingFast || _disposed || (!fast && (_execPendingCount != 0 || _unwatchedPins))) return;
+            _sweepingFast = fast;
+            TimeSpan period = fast ? SweepWhileMarked : SweepBackstop;
             _sweeper.Change(period, period);
         }
     }
@@ -152,12 +153,7 @@ public sealed class CallerRegistry : IDisposable
     internal void ReportUnwatchedPin()
     {
         _unwatchedPins = true;
-        lock (_sweepPeriodGate)
-        {
-            if (_sweeper is null || _disposed || _sweepingFast) return;
-            _sweepingFast = true;
-            _sweeper.Change(SweepWhileMarked, SweepWhileMarked);
-        }
+        SetSweepPeriod(fast: true);
     }
 
     private volatile bool _unwatchedPins;
@@ -238,7 +234,7 @@ public sealed class CallerRegistry : IDisposable
         if (pid <= 0 || !_cache.ContainsKey(pid)) return;
         _execPending[pid] = Environment.TickCount64 + (long)ExecRefreshWindow.TotalMilliseconds;
         _execPendingCount = _execPending.Count;
-        SetSweepPeriod(marksOpen: true);
+        SetSweepPeriod(fast: true);
     }
 
     private CallerInfo? RefreshAfterExec(int pid, CallerInfo cached)
@@ -495,7 +491,7 @@ public sealed class CallerRegistry : IDisposable
             _execPendingCount = _execPending.Count;
         }
 
-        if (_execPendingCount == 0) SetSweepPeriod(marksOpen: false);
+        if (_execPendingCount == 0) SetSweepPeriod(fast: false);
 
         foreach (KeyValuePair<int, CallerInfo> kv in _cache)
         {
