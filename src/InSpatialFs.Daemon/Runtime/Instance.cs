@@ -8,6 +8,7 @@ using InSpatialFs.Fuse;
 using InSpatialFs.Fuse.Abi;
 using InSpatialFs.Fuse.Transport;
 using InSpatialFs.Interop;
+using InSpatialFs.Interop.Threading;
 using InSpatialFs.Proxy;
 using InSpatialFs.Proxy.Direct;
 using InSpatialFs.Security;
@@ -47,8 +48,8 @@ internal sealed partial class Instance : IDisposable
     private FuseMount? _controlMount;
     private ProtocolServer? _controlServer;
     private ControlFileSystem? _controlFs;
-    private Timer? _statusTimer;
-    private Timer? _idleMemoryTimer;
+    private HousekeepingJob? _statusTimer;
+    private HousekeepingJob? _idleMemoryTimer;
     private readonly IdleMemoryReturn _idleMemory = new();
     private int _collecting; // 1 while a full collection of ReturnMemory runs: a slow one is not stacked on
     private MountProbe? _probe;
@@ -245,9 +246,9 @@ internal sealed partial class Instance : IDisposable
         // A detached server's log is a file in the state directory: the heartbeat keeps it under its cap.
         _logGuard = LogFileGuard.ForStateDirectory(_config.StateDir, _log);
         _logGuard?.Check();
-        _statusTimer = new Timer(_ => Heartbeat(), null, period, period);
+        _statusTimer = Housekeeping.Shared.Schedule(Heartbeat, period, period);
         ReturnTransientMemory("start");
-        _idleMemoryTimer = new Timer(_ => ReturnIdleMemory(), null, IdleMemoryReturn.CheckInterval, IdleMemoryReturn.CheckInterval);
+        _idleMemoryTimer = Housekeeping.Shared.Schedule(ReturnIdleMemory, IdleMemoryReturn.CheckInterval, IdleMemoryReturn.CheckInterval);
     }
 
     /// <summary>
@@ -267,14 +268,7 @@ internal sealed partial class Instance : IDisposable
         if (_idleMemory.ShouldReturn(GC.GetGCMemoryInfo().TotalCommittedBytes, FuseRequests.Sum(), Proxy.LiveNodes)) ReturnMemory("going quiet");
         TimeSpan next = _idleMemory.NextCheck;
         if (next == before) return;
-        try
-        {
-            _idleMemoryTimer?.Change(next, next);
-        }
-        catch (ObjectDisposedException)
-        {
-            // stopping
-        }
+        _idleMemoryTimer?.Change(next, next);
     }
 
     /// <summary>One aggressive, compacting collection, which decommits what the GC no longer needs.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using InSpatialFs.Interop;
+using InSpatialFs.Interop.Threading;
 
 namespace InSpatialFs.Security.Identity;
 
@@ -27,7 +28,7 @@ public sealed class CallerRegistry : IDisposable
     // member stays one whichever of its threads was pinned and whether or not its pin is still cached.
     private readonly ConcurrentDictionary<int, (ulong Start, Membership Basis)> _memberProcesses = new();
     private readonly string _procRoot;
-    private readonly Timer? _sweeper;
+    private readonly HousekeepingJob? _sweeper;
     private readonly SafeFd _epoll;
     // In the epoll set under WakeData: Dispose signals it, so the exit watcher can wait without a timeout (an idle
     // instance then has no thread that wakes to look at a flag).
@@ -65,7 +66,7 @@ public sealed class CallerRegistry : IDisposable
         {
             _background = ep >= 0;
             TimeSpan period = _background ? SweepBackstop : SweepWhileMarked;
-            _sweeper = new Timer(_ => Sweep(), null, period, period);
+            _sweeper = Housekeeping.Shared.Schedule(() => Sweep(), period, period);
         }
     }
 
@@ -534,7 +535,7 @@ public sealed class CallerRegistry : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        lock (_sweepPeriodGate) _sweeper?.Dispose(); // not while SetSweepPeriod changes it
+        _sweeper?.Dispose();
         LibC.SignalEventFd(_wake);
         _watcher?.Join(TimeSpan.FromSeconds(1));
         _epoll.Dispose();

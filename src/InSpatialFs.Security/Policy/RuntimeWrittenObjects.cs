@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using InSpatialFs.Interop;
+using InSpatialFs.Interop.Threading;
 using InSpatialFs.Security.Events;
 
 namespace InSpatialFs.Security.Policy;
@@ -25,7 +26,7 @@ public sealed class RuntimeWrittenObjects : IDisposable
     private readonly ConcurrentDictionary<InodeIdentity, byte> _objects = new();
     private readonly ConcurrentQueue<InodeIdentity> _unsaved = new();
     private readonly FileStream? _journal;
-    private readonly Timer? _flusher;
+    private readonly HousekeepingJob? _flusher;
     private readonly Lock _flushGate = new();
     private volatile bool _overflowed;
     // ConcurrentDictionary.Count takes every bucket lock: on the request path the size is kept here instead.
@@ -50,7 +51,7 @@ public sealed class RuntimeWrittenObjects : IDisposable
             }
 
             // Armed by the first unsaved mark, not periodic: an instance that writes nothing never wakes for it.
-            _flusher = new Timer(_ => FlushFromTimer(), null, Timeout.Infinite, Timeout.Infinite);
+            _flusher = Housekeeping.Shared.Schedule(FlushFromTimer, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -120,14 +121,7 @@ public sealed class RuntimeWrittenObjects : IDisposable
     private void ArmFlush()
     {
         if (Volatile.Read(ref _flushArmed) != 0 || Interlocked.Exchange(ref _flushArmed, 1) != 0) return;
-        try
-        {
-            _flusher?.Change(FlushInterval, Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // Disposing: its own Flush saves what is queued.
-        }
+        _flusher?.Change(FlushInterval, Timeout.InfiniteTimeSpan); // nothing once disposed: Dispose's own Flush saves the queue
     }
 
     private void FlushFromTimer()

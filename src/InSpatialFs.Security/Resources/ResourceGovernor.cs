@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using InSpatialFs.Interop;
+using InSpatialFs.Interop.Threading;
 using InSpatialFs.Security.Events;
 using InSpatialFs.Security.Policy;
 
@@ -15,7 +16,7 @@ public sealed class ResourceGovernor : IDisposable
 {
     private static readonly TimeSpan SaveInterval = TimeSpan.FromSeconds(2);
     private readonly string? _stateDir;
-    private readonly Timer? _saver;
+    private readonly HousekeepingJob? _saver;
     private readonly RateLimiter? _ops;
     private readonly RateLimiter? _bytes;
     private readonly ConcurrentDictionary<string, QuotaAccount> _accounts = new(StringComparer.Ordinal);
@@ -28,7 +29,7 @@ public sealed class ResourceGovernor : IDisposable
         _stateDir = stateDir;
         if (stateDir != null && (limits.DiskBytes != null || limits.Inodes != null))
         {
-            _saver = new Timer(_ => SaveQuotas(), null, SaveInterval, SaveInterval);
+            _saver = Housekeeping.Shared.Schedule(SaveQuotas, SaveInterval, SaveInterval);
         }
 
         if (limits.OpsPerSecond is double ops) _ops = new RateLimiter(ops);
