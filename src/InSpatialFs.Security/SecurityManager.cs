@@ -58,6 +58,7 @@ public sealed class SecurityManager : ISecurityGate, IDisposable
             // Going on would fall back to the weakest proof (any process whose root is the mount): a typo must not widen
             // who counts as the container.
             runtimeWritten.Dispose();
+            resources.Dispose(); // its ledger job would otherwise stay on the housekeeping thread
             if (_ownsCallers) callers.Dispose();
             throw new InvalidOperationException($"container.init_pid cannot be used ({refused}); the instance does not start with a weaker membership proof");
         }
