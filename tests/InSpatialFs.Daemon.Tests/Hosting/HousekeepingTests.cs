@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 using InSpatialFs.Interop.Threading;
+using InSpatialFs.TestKit.Processes;
 
 namespace InSpatialFs.Daemon.Tests.Hosting;
 
@@ -85,10 +85,10 @@ public sealed class HousekeepingTests
         using HousekeepingJob job = house.Schedule(() => Interlocked.Increment(ref runs), TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(10));
         Thread.Sleep(300);
         Assert.That(Volatile.Read(ref runs), Is.EqualTo(1));
-        long before = Switches("hk-idle");
+        long before = ProcessThreads.ContextSwitches(Environment.ProcessId, "hk-idle");
         Assert.That(before, Is.GreaterThan(0), "the thread is there, by its name");
         Thread.Sleep(1500);
-        long idle = Switches("hk-idle") - before;
+        long idle = ProcessThreads.ContextSwitches(Environment.ProcessId, "hk-idle") - before;
         // A System.Threading.Timer firing costs 10-15 switches over four threads; here a job every 10 s costs one
         // wake-up, and between them the thread sleeps.
         Assert.That(idle, Is.Zero, "context switches of the housekeeping thread in 1.5 s between due times");
@@ -122,25 +122,5 @@ public sealed class HousekeepingTests
             // Due times are kept on Environment.TickCount64, a coarse clock (4 ms ticks here), the Stopwatch is precise.
             Assert.That(rc[0], Is.GreaterThanOrEqualTo(592), "a one-shot never runs early");
         });
-    }
-
-    /// <summary>Context switches of this test host's thread of that name (-1 if there is none).</summary>
-    private static long Switches(string name)
-    {
-        foreach (string task in Directory.EnumerateDirectories($"/proc/{Environment.ProcessId}/task"))
-        {
-            try
-            {
-                if (File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n') != name) continue;
-                return File.ReadLines(Path.Combine(task, "status")).Where(l => l.Contains("ctxt_switches:", StringComparison.Ordinal))
-                    .Sum(l => long.Parse(l[(l.IndexOf(':') + 1)..].Trim(), CultureInfo.InvariantCulture));
-            }
-            catch (IOException)
-            {
-                // a thread that ended meanwhile
-            }
-        }
-
-        return -1;
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using InSpatialFs.Security.Identity;
+using InSpatialFs.TestKit.Processes;
 
 namespace InSpatialFs.Security.Tests.Identity;
 
@@ -275,9 +276,9 @@ public sealed class CallerRegistryTests
         using Process child = StartSleep();
         Assert.That(reg.Resolve(child.Id), Is.Not.Null); // starts the watcher
         Thread.Sleep(300);
-        long before = WatcherSwitches();
+        long before = ProcessThreads.ContextSwitches(Environment.ProcessId, "caller-exits");
         Thread.Sleep(1500);
-        long idle = WatcherSwitches() - before;
+        long idle = ProcessThreads.ContextSwitches(Environment.ProcessId, "caller-exits") - before;
         var sw = Stopwatch.StartNew();
         child.Kill();
         child.WaitForExit();
@@ -291,27 +292,6 @@ public sealed class CallerRegistryTests
         sw.Restart();
         reg.Dispose();
         Assert.That(sw.ElapsedMilliseconds, Is.LessThan(500), "Dispose wakes the watcher instead of waiting out a timeout");
-    }
-
-    /// <summary>Context switches of every "caller-exits" thread of this test host (other registries' watchers are idle too).</summary>
-    private static long WatcherSwitches()
-    {
-        long n = 0;
-        foreach (string task in Directory.EnumerateDirectories($"/proc/{Environment.ProcessId}/task"))
-        {
-            try
-            {
-                if (File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n') != "caller-exits") continue;
-                n += File.ReadLines(Path.Combine(task, "status")).Where(l => l.Contains("ctxt_switches:", StringComparison.Ordinal))
-                    .Sum(l => long.Parse(l[(l.IndexOf(':') + 1)..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
-            }
-            catch (IOException)
-            {
-                // the thread ended meanwhile
-            }
-        }
-
-        return n;
     }
 
     [Test]

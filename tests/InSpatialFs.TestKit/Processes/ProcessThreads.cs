@@ -13,6 +13,30 @@ public static class ProcessThreads
     /// <summary>"name: cpus" of every thread, for assertion messages.</summary>
     public static string Describe(int pid) => string.Join(", ", Of(pid).Select(t => $"{t.Name}: {t.Cpus}"));
 
+    /// <summary>
+    /// Context switches (voluntary and not) of every thread of <paramref name="pid"/> named <paramref name="name"/>, added
+    /// up: 0 when there is none. How often an idle thread wakes.
+    /// </summary>
+    public static long ContextSwitches(int pid, string name)
+    {
+        long n = 0;
+        foreach (string task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                if (File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n') != name) continue;
+                n += File.ReadLines(Path.Combine(task, "status")).Where(l => l.Contains("ctxt_switches:", StringComparison.Ordinal))
+                    .Sum(l => long.Parse(l[(l.IndexOf(':') + 1)..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+            }
+            catch (IOException)
+            {
+                // the thread ended meanwhile
+            }
+        }
+
+        return n;
+    }
+
     private static string CpusOf(string task) =>
         File.ReadAllLines(Path.Combine(task, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
 }
