@@ -48,8 +48,8 @@ internal sealed partial class Instance : IDisposable
     private FuseMount? _controlMount;
     private ProtocolServer? _controlServer;
     private ControlFileSystem? _controlFs;
-    private HousekeepingJob? _statusTimer;
-    private HousekeepingJob? _idleMemoryTimer;
+    private HousekeepingJob? _heartbeat;
+    private HousekeepingJob? _idleMemoryCheck;
     private readonly IdleMemoryReturn _idleMemory = new();
     private int _collecting; // 1 while a full collection of ReturnMemory runs: a slow one is not stacked on
     private MountProbe? _probe;
@@ -246,9 +246,9 @@ internal sealed partial class Instance : IDisposable
         // A detached server's log is a file in the state directory: the heartbeat keeps it under its cap.
         _logGuard = LogFileGuard.ForStateDirectory(_config.StateDir, _log);
         _logGuard?.Check();
-        _statusTimer = Housekeeping.Shared.Schedule(Heartbeat, period, period);
+        _heartbeat = Housekeeping.Shared.Schedule(Heartbeat, period, period);
         ReturnTransientMemory("start");
-        _idleMemoryTimer = Housekeeping.Shared.Schedule(ReturnIdleMemory, IdleMemoryReturn.CheckInterval, IdleMemoryReturn.CheckInterval);
+        _idleMemoryCheck = Housekeeping.Shared.Schedule(ReturnIdleMemory, IdleMemoryReturn.CheckInterval, IdleMemoryReturn.CheckInterval);
     }
 
     /// <summary>
@@ -268,7 +268,7 @@ internal sealed partial class Instance : IDisposable
         if (_idleMemory.ShouldReturn(GC.GetGCMemoryInfo().TotalCommittedBytes, FuseRequests.Sum(), Proxy.LiveNodes)) ReturnMemory("going quiet");
         TimeSpan next = _idleMemory.NextCheck;
         if (next == before) return;
-        _idleMemoryTimer?.Change(next, next);
+        _idleMemoryCheck?.Change(next, next);
     }
 
     /// <summary>One aggressive, compacting collection, which decommits what the GC no longer needs.</summary>
@@ -511,10 +511,10 @@ internal sealed partial class Instance : IDisposable
 
     private void Shutdown()
     {
-        _statusTimer?.Dispose();
-        _statusTimer = null;
-        _idleMemoryTimer?.Dispose();
-        _idleMemoryTimer = null;
+        _heartbeat?.Dispose();
+        _heartbeat = null;
+        _idleMemoryCheck?.Dispose();
+        _idleMemoryCheck = null;
         _probe?.Dispose();
         _probe = null;
         _controlFs?.Close(); // followers (cat events, ctl events --follow) get end-of-file instead of holding the server

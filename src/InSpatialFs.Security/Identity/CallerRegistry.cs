@@ -86,7 +86,7 @@ public sealed class CallerRegistry : IDisposable
     /// <summary>The sweep's period while exec marks are open (they expire there) or without the exit watcher.</summary>
     public static readonly TimeSpan SweepWhileMarked = TimeSpan.FromSeconds(1);
 
-    // Guards the sweep timer's period changes (NoteExec speeds it up, a sweep with no mark left slows it down).
+    // Guards the sweep job's period changes (NoteExec speeds it up, a sweep with no mark left slows it down).
     private readonly Lock _sweepPeriodGate = new();
     private bool _sweepingFast;
 

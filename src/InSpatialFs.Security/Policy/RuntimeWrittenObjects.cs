@@ -51,7 +51,7 @@ public sealed class RuntimeWrittenObjects : IDisposable
             }
 
             // Armed by the first unsaved mark, not periodic: an instance that writes nothing never wakes for it.
-            _flusher = Housekeeping.Shared.Schedule(FlushFromTimer, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _flusher = Housekeeping.Shared.Schedule(FlushScheduled, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -115,7 +115,7 @@ public sealed class RuntimeWrittenObjects : IDisposable
         }
     }
 
-    // 1 while the flush timer is set to run: the first unsaved mark after a flush sets it, the flush clears it.
+    // 1 while the scheduled flush is armed: the first unsaved mark after a flush sets it, the flush clears it.
     private int _flushArmed;
 
     private void ArmFlush()
@@ -124,18 +124,18 @@ public sealed class RuntimeWrittenObjects : IDisposable
         _flusher?.Change(FlushInterval, Timeout.InfiniteTimeSpan); // nothing once disposed: Dispose's own Flush saves the queue
     }
 
-    private void FlushFromTimer()
+    private void FlushScheduled()
     {
-        // Cleared before the queue is taken: a mark queued after this arms the timer again, one queued before is taken.
+        // Cleared before the queue is taken: a mark queued after this arms the flush again, one queued before is taken.
         Volatile.Write(ref _flushArmed, 0);
         Flush();
         if (!_unsaved.IsEmpty) ArmFlush(); // a failed write put its marks back
     }
 
     /// <summary>
-    /// Appends the marks not yet saved (the timer, and Dispose); an I/O error keeps them for the next round. The
-    /// emptiness check is inside the lock: a flush that finds the timer's in flight waits for its write, rather than
-    /// returning (and letting the process exit) while the marks the timer took are not yet on disk.
+    /// Appends the marks not yet saved (the scheduled flush, and Dispose); an I/O error keeps them for the next round. The
+    /// emptiness check is inside the lock: a flush that finds the scheduled one in flight waits for its write, rather than
+    /// returning (and letting the process exit) while the marks the scheduled flush took are not yet on disk.
     /// </summary>
     public void Flush()
     {
